@@ -1,0 +1,1 @@
+"""``make bench``: each benchmark times ours and its anchor on the same data in the same run."""

@@ -1,0 +1,39 @@
+"""Run the benchmarks: ``python -m bench.run [--only NAME]``; results merged into ``bench/results.json``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from bench.results import RESULTS, merge
+
+# benchmark name -> module with a ``run() -> list[entry]`` function (one module may yield several names)
+BENCHMARKS: dict[str, str] = {
+    "gcj02_200k": "bench.bench_crs",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", help=f"one benchmark: {', '.join(BENCHMARKS)}")
+    args = parser.parse_args(argv)
+    if args.only and args.only not in BENCHMARKS:
+        print(f"unknown benchmark {args.only!r}; choose one of {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    wanted = [args.only] if args.only else list(BENCHMARKS)
+    modules = dict.fromkeys(BENCHMARKS[name] for name in wanted)
+    entries = []
+    for module in modules:
+        for item in importlib.import_module(module).run():
+            if item["name"] in wanted:
+                print(json.dumps(item, ensure_ascii=False))
+                entries.append(item)
+    merge(entries)
+    print(f"written {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""Application factory: ``create_app(config=None) -> Flask``. Wiring only; nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.engine import Connection
+
+from citygrid.config import Settings
+from citygrid.errors import Unavailable
+from citygrid.spatial import db
+from citygrid.webmap import api, health, pages
+from citygrid.webmap.context import Backend
+from citygrid.webmap.errors import register_error_handlers
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app.
+
+    Config keys
+    -----------
+    CITYGRID_SETTINGS : ``Settings`` (default: from the environment).
+    CITYGRID_BACKEND : a ready ``Backend`` (tests pass one whose connections roll back).
+    CITYGRID_CHECK_SCHEMA : refuse to start on a schema revision the code does not know (default True).
+
+    Raises ``SchemaMismatch`` at start-up when the database's schema is not the one this code knows.
+    A database that cannot be reached at start-up is tolerated (requests answer 503 until it is back).
+    """
+    app = Flask(__name__.rsplit(".", 1)[0], static_folder=None)
+    app.config.update(JSON_AS_ASCII=False, MAX_CONTENT_LENGTH=64 * 1024 * 1024)
+    app.json.ensure_ascii = False
+    app.config.update(config or {})
+    backend = app.config.get("CITYGRID_BACKEND") or _engine_backend(app.config.get("CITYGRID_SETTINGS"))
+    if app.config.get("CITYGRID_CHECK_SCHEMA", True) and backend.engine is not None:
+        try:
+            db.check_schema(backend.engine)
+        except Unavailable as exc:
+            log.warning("starting without a database: %s", exc)
+    app.extensions["citygrid"] = backend
+    register_error_handlers(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    return app
+
+
+def _engine_backend(settings: Settings | None) -> Backend:
+    settings = settings or Settings.from_env()
+    url = db.database_url(settings)
+    engine = db.make_engine(url, pool_size=10, max_overflow=10, pool_timeout=5,
+                            connect_args={"connect_timeout": 5})
+
+    @contextmanager
+    def connect() -> Iterator[Connection]:
+        with engine.begin() as conn:
+            yield conn
+
+    return Backend(engine=engine, connect=connect, database=url.database or "")

@@ -1,0 +1,68 @@
+"""Settings in one place: where the data lives and which database to use.
+
+Nothing here touches the database or the file system at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATABASE = "citygrid"
+DEFAULT_PG_PORT = 55432
+PG_SUPERUSER = "citygrid"
+# OS account that runs the embedded PostgreSQL server when citygrid is invoked as root
+# (initdb and postgres refuse to run as root).
+PG_OS_USER = "citygrid-pg"
+
+
+def project_root() -> Path:
+    """The checkout this package lives in (editable install), else the current directory."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def default_data_dir() -> Path:
+    """``$CITYGRID_DATA_DIR`` or ``<project>/data``."""
+    env = os.environ.get("CITYGRID_DATA_DIR")
+    return Path(env).resolve() if env else project_root() / "data"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a command or the web app needs to find its database.
+
+    Attributes
+    ----------
+    database : name of the database (one per city deployment); None means the URL's database with
+        ``DATABASE_URL``, else ``citygrid`` in the embedded cluster.
+    database_url : ``postgresql://…`` of an existing PostGIS server; when set the embedded cluster is unused
+        and ``database``, when given, replaces the URL's database name.
+    data_dir : directory holding the demo data and the embedded cluster (``pg/``, ``run/``, ``log/``).
+    pg_port : port of the embedded cluster (names its Unix socket; TCP only when asked).
+    """
+
+    database: str | None = None
+    database_url: str | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    pg_port: int = DEFAULT_PG_PORT
+
+    @classmethod
+    def from_env(cls, database: str | None = None) -> Settings:
+        """Build settings from the environment (``DATABASE_URL``, ``CITYGRID_DATA_DIR``, ``CITYGRID_PG_PORT``)."""
+        port = int(os.environ.get("CITYGRID_PG_PORT", DEFAULT_PG_PORT))
+        return cls(
+            database=database or os.environ.get("CITYGRID_DATABASE") or None,
+            database_url=os.environ.get("DATABASE_URL") or None,
+            data_dir=default_data_dir(),
+            pg_port=port,
+        )
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.data_dir / "demo"
+
+    @property
+    def taxonomy_dir(self) -> Path:
+        return self.data_dir / "taxonomy"

@@ -1,0 +1,145 @@
+"""Set up a deployment: server, database, schema, taxonomy, and the demo districts.
+
+Wiring-level code shared by the CLI, ``make`` and the tests: it composes the spatial, loaders and
+components_survey packages and owns the transactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from citygrid import __version__
+from citygrid.components_survey import store as survey_store
+from citygrid.components_survey.taxonomy import DEFAULT_SCHEME, DEFAULT_SCHEME_TITLE, read_scheme
+from citygrid.config import Settings
+from citygrid.errors import InvalidInput
+from citygrid.loaders.demo import OSM, OSM_LICENCE, VONNG, VONNG_LICENCE, DemoDistrict, demo_district
+from citygrid.loaders.vector import read_vector
+from citygrid.spatial import admin, db, store
+from citygrid.spatial.cluster import EmbeddedCluster
+from citygrid.spatial.crs import require_storage_crs
+
+
+def ensure_server(settings: Settings) -> None:
+    """Start the embedded cluster unless ``DATABASE_URL`` points at another server."""
+    if not settings.database_url:
+        EmbeddedCluster(settings).start()
+
+
+def init_deployment(settings: Settings, srid: int | None, name: str | None = None) -> dict[str, Any]:
+    """Create (or migrate) the deployment database and load the packaged taxonomy.
+
+    Parameters
+    ----------
+    settings : which server and database.
+    srid : EPSG code of the storage CRS (projected, metres); required for a new database, and must match
+        the recorded one for an existing database.
+    name : deployment name (the city), recorded once.
+
+    Returns ``{database, created, srid, schema_revision, taxonomy_loaded}``.
+    """
+    if srid is not None:
+        require_storage_crs(srid)
+    ensure_server(settings)
+    created = db.create_database(settings)
+    engine = db.make_engine(db.database_url(settings))
+    try:
+        with engine.connect() as conn:
+            revision = db.current_revision(conn)
+            stored_srid = db.deployment_srid(conn) if revision else None
+        if stored_srid is not None and srid is not None and stored_srid != srid:
+            raise InvalidInput(
+                f"database {db.database_url(settings).database} already stores geometry in EPSG:{stored_srid}; "
+                f"a deployment keeps one CRS (asked for EPSG:{srid}). Use another --database.",
+                field="srid",
+            )
+        if revision is None and srid is None:
+            raise InvalidInput("a new database needs --srid (e.g. 4548 for Beijing, 4547 for Zhengzhou)", field="srid")
+        if revision != db.head_revision():
+            db.upgrade(engine, srid=stored_srid or srid, name=name or "citygrid")
+        taxonomy_loaded = load_taxonomy(engine, settings, only_if_missing=True)
+        with engine.connect() as conn:
+            return {
+                "database": db.database_url(settings).database, "created": created,
+                "srid": db.deployment_srid(conn), "schema_revision": db.current_revision(conn),
+                "taxonomy_loaded": taxonomy_loaded,
+            }
+    finally:
+        engine.dispose()
+
+
+def load_taxonomy(engine: Engine, settings: Settings, *, only_if_missing: bool = False) -> bool:
+    """Load the packaged class scheme (``data/taxonomy``). Returns True when it was (re)loaded."""
+    with engine.begin() as conn:
+        if only_if_missing and survey_store.scheme_exists(conn, DEFAULT_SCHEME):
+            return False
+        classes = read_scheme(settings.taxonomy_dir)
+        survey_store.replace_scheme(
+            conn, DEFAULT_SCHEME, DEFAULT_SCHEME_TITLE, "data/taxonomy (see its README)", classes
+        )
+    return True
+
+
+def demo_settings(settings: Settings, demo: DemoDistrict) -> Settings:
+    """The demo's own database unless the user chose one (``--database`` or ``DATABASE_URL``)."""
+    if settings.database or settings.database_url:
+        return settings
+    return replace(settings, database=demo.database)
+
+
+def load_demo(settings: Settings, key: str, *, force: bool = False) -> dict[str, Any]:
+    """Set up the database of a demo district and load its real data, once.
+
+    Boundary and street/community points are GCJ-02 (converted to WGS84, then to the storage CRS); roads,
+    where the demo has them, are OpenStreetMap WGS84. Everything is written in one transaction.
+    Returns a summary with ``loaded`` False when the district was already there.
+    """
+    demo = demo_district(key)
+    settings = demo_settings(settings, demo)
+    init = init_deployment(settings, demo.srid, demo.deployment_name)
+    engine = db.make_engine(db.database_url(settings))
+    try:
+        with engine.begin() as conn:
+            if not force and store.district_row(conn, demo.code) and store.area_codes(conn, demo.code, "street"):
+                return {"database": init["database"], "district": demo.code, "loaded": False}
+            boundary = read_vector(demo.path(settings.demo_dir, demo.boundary), crs=demo.boundary_crs)
+            summary: dict[str, Any] = {"database": init["database"], "district": demo.code, "loaded": True}
+            summary["boundary"] = admin.import_district(
+                conn, boundary, code=demo.code, name=demo.name, source=VONNG, licence=VONNG_LICENCE, actor="load-demo"
+            )
+            areas = read_vector(demo.path(settings.demo_dir, demo.admin_codes), crs=demo.areas_crs)
+            for level in ("street", "community"):
+                summary[level] = admin.import_areas(
+                    conn, areas, district=demo.code, level=level, source=VONNG, licence=VONNG_LICENCE,
+                    actor="load-demo",
+                )
+            if demo.roads:
+                roads = read_vector(demo.path(settings.demo_dir, demo.roads), crs=demo.roads_crs)
+                summary["roads"] = admin.import_lines(
+                    conn, roads, district=demo.code, kind="road", class_field="highway", name_field="name",
+                    id_field="osm_id", source=OSM, licence=OSM_LICENCE, actor="load-demo",
+                )
+            return summary
+    finally:
+        engine.dispose()
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """Versions, schema revision, storage SRID and per-district counts (``citygrid status --json``)."""
+    engine = db.make_engine(db.database_url(settings))
+    try:
+        revision = db.check_schema(engine)
+        with engine.connect() as conn:
+            return {
+                "app_version": __version__,
+                **db.server_versions(conn),
+                "schema_revision": revision,
+                "srid": db.deployment_srid(conn),
+                "database": db.database_url(settings).database,
+                "districts": store.district_summaries(conn),
+            }
+    finally:
+        engine.dispose()

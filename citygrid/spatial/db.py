@@ -1,0 +1,172 @@
+"""Connections, database creation, migrations and the deployment record.
+
+A deployment is one city: one database whose storage CRS (a projected CRS, for Chinese cities a CGCS2000
+3-degree Gauss–Krüger zone) is chosen once at ``init`` and recorded in the ``deployment`` table.
+The embedded cluster is used unless ``DATABASE_URL`` names an existing PostGIS server.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from citygrid.config import DEFAULT_DATABASE, Settings
+from citygrid.errors import InvalidInput, SchemaMismatch, Unavailable
+from citygrid.spatial.cluster import EmbeddedCluster
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def validate_database_name(name: str) -> str:
+    """Return ``name`` if it is a plain lower-case PostgreSQL identifier, else raise ``InvalidInput``."""
+    if not _DB_NAME.match(name or ""):
+        raise InvalidInput(
+            f"database name {name!r} must be lower-case letters, digits and '_' (max 63), not starting with a digit",
+            field="database",
+        )
+    return name
+
+
+def database_url(settings: Settings) -> URL:
+    """SQLAlchemy URL of the deployment database (``DATABASE_URL`` or the embedded cluster's socket)."""
+    if settings.database_url:
+        url = make_url(settings.database_url)
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        if settings.database:
+            url = url.set(database=validate_database_name(settings.database))
+        return url
+    name = validate_database_name(settings.database or DEFAULT_DATABASE)
+    return make_url(EmbeddedCluster(settings).socket_url(name))
+
+
+def make_engine(url: URL | str, **kwargs: object) -> Engine:
+    """Engine with liveness checks on checkout, so a restarted server does not break a long-running app."""
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+@contextmanager
+def maintenance_connection(settings: Settings) -> Iterator[Connection]:
+    """Autocommit connection to the server's ``postgres`` database (to create or drop databases)."""
+    url = database_url(settings).set(database="postgres")
+    engine = make_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except sa.exc.OperationalError as exc:
+        raise Unavailable(f"cannot reach PostgreSQL at {url.render_as_string(hide_password=True)}: {exc.orig}") from exc
+    finally:
+        engine.dispose()
+
+
+def database_exists(settings: Settings) -> bool:
+    with maintenance_connection(settings) as conn:
+        name = database_url(settings).database
+        return conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is not None
+
+
+def create_database(settings: Settings) -> bool:
+    """Create the deployment database if missing. Returns True when it was created now."""
+    name = validate_database_name(database_url(settings).database or "")
+    if database_exists(settings):
+        return False
+    with maintenance_connection(settings) as conn:
+        # Identifiers cannot be bound; the name was validated against a strict pattern above.
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\''))
+    return True
+
+
+def drop_database(settings: Settings) -> None:
+    """Drop the deployment database (tests and ``db drop``); terminates other sessions first."""
+    name = validate_database_name(database_url(settings).database or "")
+    with maintenance_connection(settings) as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def alembic_config(connection: Connection | None = None, **attributes: object) -> Config:
+    """Alembic configuration pointing at the packaged migrations (no alembic.ini needed)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    cfg.attributes.update(attributes)
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration revision this code knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def known_revisions() -> set[str]:
+    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision recorded in the database (None when no migration has run)."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, srid: int, name: str) -> None:
+    """Apply every migration up to head in one transaction; ``srid`` fixes the geometry columns' CRS."""
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn, srid=srid, deployment_name=name), "head")
+
+
+def check_schema(engine: Engine) -> str:
+    """Return the schema revision, or raise when the code must not run on it.
+
+    Raises
+    ------
+    Unavailable : the database cannot be reached.
+    SchemaMismatch : no migrations applied, an unknown revision (newer code wrote it), or an old one.
+    """
+    try:
+        with engine.connect() as conn:
+            revision = current_revision(conn)
+    except sa.exc.OperationalError as exc:
+        raise Unavailable(f"database unreachable: {exc.orig}") from exc
+    if revision is None:
+        raise SchemaMismatch("the database has no citygrid schema; run `citygrid db init --srid EPSG` first")
+    if revision not in known_revisions():
+        raise SchemaMismatch(
+            f"database schema revision {revision} is unknown to citygrid {head_revision()}-era code; "
+            "upgrade citygrid or point it at the right database"
+        )
+    if revision != head_revision():
+        raise SchemaMismatch(
+            f"database schema revision {revision} is older than {head_revision()}; run `citygrid db init` to migrate"
+        )
+    return revision
+
+
+def deployment_info(conn: Connection) -> dict[str, object]:
+    """The deployment record: ``name``, ``srid``, ``created_at``."""
+    row = conn.execute(sa.text("SELECT name, srid, created_at FROM deployment")).mappings().first()
+    if row is None:
+        raise SchemaMismatch("deployment record missing; run `citygrid db init`")
+    return dict(row)
+
+
+def deployment_srid(conn: Connection) -> int:
+    """EPSG code of the storage CRS of this deployment."""
+    return int(deployment_info(conn)["srid"])
+
+
+def server_versions(conn: Connection) -> dict[str, str]:
+    """PostgreSQL and PostGIS versions as reported by the server."""
+    pg = conn.execute(sa.text("SHOW server_version")).scalar_one()
+    postgis = conn.execute(sa.text("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")).scalar()
+    return {"postgresql_version": str(pg), "postgis_version": str(postgis) if postgis else ""}

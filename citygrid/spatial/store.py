@@ -1,0 +1,212 @@
+"""SQL of the spatial package: districts, administrative areas, linear features, deployment status.
+
+Every statement uses bound parameters. Geometries cross the boundary as WKB in the deployment SRID
+(``srid`` arguments) or, for the web, as GeoJSON in EPSG:4326.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+# ------------------------------------------------------------------------------------------ districts
+_UPSERT_DISTRICT = sa.text(
+    """
+    INSERT INTO districts (district_code, name, source, licence, source_crs, geom, loaded_at)
+    VALUES (:code, :name, :source, :licence, :source_crs, ST_Multi(ST_GeomFromWKB(:wkb, :srid)), now())
+    ON CONFLICT (district_code) DO UPDATE
+       SET name = EXCLUDED.name, source = EXCLUDED.source, licence = EXCLUDED.licence,
+           source_crs = EXCLUDED.source_crs, geom = EXCLUDED.geom, loaded_at = now()
+    """
+)
+
+
+def upsert_district(
+    conn: Connection, *, code: str, name: str, wkb: bytes, srid: int, source: str, licence: str, source_crs: str
+) -> None:
+    """Insert or replace a district; ``wkb`` is a (Multi)Polygon in EPSG:``srid``."""
+    conn.execute(
+        _UPSERT_DISTRICT,
+        {"code": code, "name": name, "wkb": wkb, "srid": srid, "source": source, "licence": licence,
+         "source_crs": source_crs},
+    )
+
+
+def district_row(conn: Connection, code: str) -> dict[str, Any] | None:
+    """Name, provenance and area (m², in the storage CRS) of one district, or None."""
+    row = conn.execute(
+        sa.text(
+            "SELECT district_code AS code, name, source, licence, source_crs, loaded_at, ST_Area(geom) AS area_m2 "
+            "FROM districts WHERE district_code = :code"
+        ),
+        {"code": code},
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def district_wkb(conn: Connection, code: str) -> bytes | None:
+    """Boundary of a district as WKB in the storage CRS."""
+    return conn.execute(
+        sa.text("SELECT ST_AsBinary(geom) FROM districts WHERE district_code = :code"), {"code": code}
+    ).scalar()
+
+
+def district_summaries(conn: Connection) -> list[dict[str, Any]]:
+    """Per district: code, name, area_km2, streets, communities, roads, road_km (storage-CRS measures)."""
+    rows = conn.execute(
+        sa.text(
+            """
+            SELECT d.district_code AS code, d.name,
+                   round((ST_Area(d.geom) / 1e6)::numeric, 3)::float AS area_km2,
+                   (SELECT count(*) FROM admin_areas a
+                     WHERE a.district_code = d.district_code AND a.level = 'street') AS streets,
+                   (SELECT count(*) FROM admin_areas a
+                     WHERE a.district_code = d.district_code AND a.level = 'community') AS communities,
+                   (SELECT count(*) FROM lines l
+                     WHERE l.district_code = d.district_code AND l.kind = 'road') AS roads,
+                   (SELECT round((coalesce(sum(ST_Length(l.geom)), 0) / 1e3)::numeric, 3)::float FROM lines l
+                     WHERE l.district_code = d.district_code AND l.kind = 'road') AS road_km
+              FROM districts d
+             ORDER BY d.district_code
+            """
+        )
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def district_geojson(conn: Connection, code: str, simplify_m: float = 0.0) -> dict[str, Any] | None:
+    """One district as a GeoJSON Feature in EPSG:4326 (optionally simplified by ``simplify_m`` metres first)."""
+    row = conn.execute(
+        sa.text(
+            """
+            SELECT d.district_code AS code, d.name, d.source, d.licence, d.source_crs,
+                   round((ST_Area(d.geom) / 1e6)::numeric, 3)::float AS area_km2,
+                   ST_AsGeoJSON(ST_Transform(
+                       CASE WHEN :tol > 0 THEN ST_SimplifyPreserveTopology(d.geom, :tol) ELSE d.geom END,
+                       4326), 7) AS geometry
+              FROM districts d WHERE d.district_code = :code
+            """
+        ),
+        {"code": code, "tol": simplify_m},
+    ).mappings().first()
+    if row is None:
+        return None
+    props = {k: row[k] for k in ("code", "name", "source", "licence", "source_crs", "area_km2")}
+    return {"type": "Feature", "id": row["code"], "properties": props, "geometry": json.loads(row["geometry"])}
+
+
+# ------------------------------------------------------------------------------------------ admin areas
+_UPSERT_AREA = sa.text(
+    """
+    INSERT INTO admin_areas (district_code, code, level, parent_code, name, ur_code, point, geom,
+                             geom_derived, source, licence)
+    VALUES (:district, :code, :level, :parent, :name, :ur_code,
+            ST_GeomFromWKB(:point_wkb, :srid), ST_Multi(ST_GeomFromWKB(:geom_wkb, :srid)),
+            false, :source, :licence)
+    ON CONFLICT (district_code, code) DO UPDATE
+       SET level = EXCLUDED.level, parent_code = EXCLUDED.parent_code, name = EXCLUDED.name,
+           ur_code = EXCLUDED.ur_code, point = EXCLUDED.point, geom = EXCLUDED.geom,
+           geom_derived = false, source = EXCLUDED.source, licence = EXCLUDED.licence
+    """
+)
+
+
+def upsert_areas(conn: Connection, rows: Sequence[dict[str, Any]], srid: int) -> None:
+    """Insert or replace administrative areas. Each row: district, code, level, parent, name, ur_code,
+    point_wkb (Point or None), geom_wkb (Polygon/MultiPolygon or None), source, licence; geometry in ``srid``."""
+    if rows:
+        conn.execute(_UPSERT_AREA, [{**r, "srid": srid} for r in rows])
+
+
+def area_codes(conn: Connection, district: str, level: str) -> set[str]:
+    rows = conn.execute(
+        sa.text("SELECT code FROM admin_areas WHERE district_code = :d AND level = :level"),
+        {"d": district, "level": level},
+    )
+    return {r[0] for r in rows}
+
+
+def areas(conn: Connection, district: str, level: str | None = None) -> list[dict[str, Any]]:
+    """Administrative areas with their point as lon/lat (EPSG:4326), None where the area has no location."""
+    rows = conn.execute(
+        sa.text(
+            """
+            SELECT code, level, parent_code, name, ur_code, geom_derived,
+                   ST_X(ST_Transform(point, 4326)) AS lon, ST_Y(ST_Transform(point, 4326)) AS lat,
+                   geom IS NOT NULL AS has_polygon
+              FROM admin_areas
+             WHERE district_code = :d AND (CAST(:level AS text) IS NULL OR level = :level)
+             ORDER BY level DESC, code
+            """
+        ),
+        {"d": district, "level": level},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+# ------------------------------------------------------------------------------------------ lines
+def delete_lines(conn: Connection, district: str, kind: str, source: str) -> int:
+    """Remove the lines of one kind that came from one source (before re-importing that source)."""
+    return conn.execute(
+        sa.text("DELETE FROM lines WHERE district_code = :d AND kind = :k AND source = :s"),
+        {"d": district, "k": kind, "s": source},
+    ).rowcount
+
+
+def insert_lines(conn: Connection, rows: Iterable[dict[str, Any]], srid: int) -> None:
+    """Insert LineStrings (WKB in EPSG:``srid``): district, kind, class, name, source_id, source, licence, wkb."""
+    batch = [{**r, "srid": srid} for r in rows]
+    if batch:
+        conn.execute(
+            sa.text(
+                """
+                INSERT INTO lines (district_code, kind, class, name, source_id, source, licence, geom)
+                VALUES (:district, :kind, :class, :name, :source_id, :source, :licence, ST_GeomFromWKB(:wkb, :srid))
+                """
+            ),
+            batch,
+        )
+
+
+# ------------------------------------------------------------------------------------------ audit
+def audit(
+    conn: Connection, *, actor: str, action: str, object_kind: str, object_id: str,
+    district: str | None = None, before: Any = None, after: Any = None,
+) -> None:
+    """Append one row to the audit log in the caller's transaction."""
+    conn.execute(
+        sa.text(
+            """
+            INSERT INTO audit_log (district_code, actor, action, object_kind, object_id, before, after)
+            VALUES (:district, :actor, :action, :kind, :oid, CAST(:before AS jsonb), CAST(:after AS jsonb))
+            """
+        ),
+        {"district": district, "actor": actor, "action": action, "kind": object_kind, "oid": object_id,
+         "before": None if before is None else json.dumps(before, ensure_ascii=False, default=str),
+         "after": None if after is None else json.dumps(after, ensure_ascii=False, default=str)},
+    )
+
+
+def lines_geojson(conn: Connection, district: str, kind: str | None, simplify_m: float = 0.0) -> dict[str, Any]:
+    """Linear features of a district as a GeoJSON FeatureCollection in EPSG:4326 (built by PostGIS)."""
+    row = conn.execute(
+        sa.text(
+            """
+            SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object(
+                       'type', 'Feature', 'id', line_id,
+                       'properties', json_build_object('kind', kind, 'class', class, 'name', name,
+                                                       'source_id', source_id),
+                       'geometry', ST_AsGeoJSON(ST_Transform(
+                           CASE WHEN :tol > 0 THEN ST_Simplify(geom, :tol) ELSE geom END, 4326), 6)::json
+                   ) ORDER BY line_id), '[]'::json))
+              FROM lines
+             WHERE district_code = :d AND (CAST(:kind AS text) IS NULL OR kind = :kind)
+            """
+        ),
+        {"d": district, "kind": kind, "tol": simplify_m},
+    ).scalar_one()
+    return row

@@ -1,0 +1,125 @@
+"""Session-wide real PostGIS, a fresh database built by the migrations, and a rollback per test.
+
+The embedded cluster is started (or reused); with ``DATABASE_URL`` the suite runs on that server instead.
+If PostGIS cannot start, every database test fails with the reason: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Connection, Engine
+
+from citygrid import deploy
+from citygrid.config import Settings
+from citygrid.spatial import db
+from citygrid.spatial.cluster import EmbeddedCluster
+from citygrid.webmap.context import Backend
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+RUN_ID = os.getpid()
+
+
+@pytest.fixture(scope="session")
+def server_settings() -> Settings:
+    """Settings for the server under test; starts the embedded cluster unless DATABASE_URL is set."""
+    settings = Settings.from_env()
+    settings = replace(settings, database=None)
+    if not settings.database_url:
+        EmbeddedCluster(settings).start()
+    return settings
+
+
+@contextmanager
+def fresh_database(server: Settings, name: str, srid: int, deployment: str = "test") -> Iterator[Settings]:
+    """A new database built by the migrations; dropped afterwards."""
+    settings = replace(server, database=name)
+    db.drop_database(settings)
+    deploy.init_deployment(settings, srid, deployment)
+    try:
+        yield settings
+    finally:
+        db.drop_database(settings)
+
+
+@pytest.fixture(scope="session")
+def beijing_db(server_settings: Settings) -> Iterator[Settings]:
+    """A Beijing deployment (EPSG:4548) with the Chaoyang demo loaded once, committed."""
+    with fresh_database(server_settings, f"citygrid_test_bj_{RUN_ID}", 4548, "北京市 test") as settings:
+        deploy.load_demo(settings, "chaoyang")
+        yield settings
+
+
+@pytest.fixture(scope="session")
+def zhengzhou_db(server_settings: Settings) -> Iterator[Settings]:
+    """A Zhengzhou deployment (EPSG:4547) with the Guancheng demo (with OSM roads) loaded once."""
+    with fresh_database(server_settings, f"citygrid_test_zz_{RUN_ID}", 4547, "郑州市 test") as settings:
+        deploy.load_demo(settings, "guancheng")
+        yield settings
+
+
+@pytest.fixture(scope="session")
+def beijing_engine(beijing_db: Settings) -> Iterator[Engine]:
+    engine = db.make_engine(db.database_url(beijing_db))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def zhengzhou_engine(zhengzhou_db: Settings) -> Iterator[Engine]:
+    engine = db.make_engine(db.database_url(zhengzhou_db))
+    yield engine
+    engine.dispose()
+
+
+def _rolled_back(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        outer = conn.begin()
+        try:
+            yield conn
+        finally:
+            outer.rollback()
+
+
+@pytest.fixture
+def bj(beijing_engine: Engine) -> Iterator[Connection]:
+    """A connection to the Beijing test database inside a transaction rolled back after the test."""
+    yield from _rolled_back(beijing_engine)
+
+
+@pytest.fixture
+def zz(zhengzhou_engine: Engine) -> Iterator[Connection]:
+    """A connection to the Zhengzhou test database inside a transaction rolled back after the test."""
+    yield from _rolled_back(zhengzhou_engine)
+
+
+def rollback_backend(conn: Connection, database: str) -> Backend:
+    """A web backend whose request transactions are savepoints inside the test's transaction."""
+
+    @contextmanager
+    def connect() -> Iterator[Connection]:
+        savepoint = conn.begin_nested()
+        try:
+            yield conn
+        except Exception:
+            savepoint.rollback()
+            raise
+        else:
+            savepoint.commit()
+
+    return Backend(engine=None, connect=connect, database=database)
+
+
+@pytest.fixture
+def client(bj: Connection, beijing_db: Settings):
+    """Flask test client on the Beijing test database (rolled back after the test)."""
+    from citygrid.app import create_app
+
+    app = create_app({"CITYGRID_BACKEND": rollback_backend(bj, beijing_db.database or ""), "TESTING": True})
+    return app.test_client()

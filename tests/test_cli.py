@@ -1,0 +1,169 @@
+"""The ``citygrid`` CLI end to end on a real database: a user's own city from files, status, serve, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from citygrid.cli import cli
+from citygrid.config import Settings
+from citygrid.spatial import db
+from citygrid.spatial.cluster import ClusterPaths
+
+from .conftest import RUN_ID
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "data" / "demo"
+STATUS_KEYS = {"app_version", "postgresql_version", "postgis_version", "schema_revision", "srid", "districts"}
+DISTRICT_KEYS = {"code", "name", "area_km2", "streets", "communities", "roads", "road_km"}
+
+
+@pytest.fixture(scope="module")
+def cli_db(server_settings):
+    name = f"citygrid_test_cli_{RUN_ID}"
+    settings = Settings(database=name, database_url=server_settings.database_url,
+                        data_dir=server_settings.data_dir, pg_port=server_settings.pg_port)
+    db.drop_database(settings)
+    yield name
+    db.drop_database(settings)
+
+
+def run(*args: str, ok: bool = True):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output + result.stderr
+    return result
+
+
+def test_a_users_own_city_from_files(cli_db):
+    init = json.loads(run("--database", cli_db, "db", "init", "--srid", "4547", "--name", "郑州").output)
+    assert init["created"] is True and init["srid"] == 4547 and init["taxonomy_loaded"] is True
+    run("--database", cli_db, "districts", "import", str(DEMO / "guancheng" / "guancheng_410104.geojson"),
+        "--code", "410104", "--name", "管城回族区", "--crs", "gcj02")
+    codes = str(DEMO / "guancheng" / "guancheng_410104_admin_codes.csv")
+    street = json.loads(run("--database", cli_db, "areas", "import", codes, "--district", "410104",
+                            "--level", "street", "--crs", "gcj02").output)
+    community = json.loads(run("--database", cli_db, "areas", "import", codes, "--district", "410104",
+                               "--level", "community", "--crs", "gcj02").output)
+    assert street["rows"] == 13 and community["rows"] == 122 and community["without_location"] == 75
+    roads = json.loads(run("--database", cli_db, "lines", "import",
+                           str(DEMO / "zhengzhou_osm_roads" / "zhengzhou_jingkai_roads_osm.geojson"),
+                           "--district", "410104", "--kind", "road", "--class-field", "highway").output)
+    assert roads["lines_stored"] > 900
+
+    status = json.loads(run("--database", cli_db, "status", "--json").output)
+    assert set(status) >= STATUS_KEYS and status["srid"] == 4547 and status["schema_revision"] == db.head_revision()
+    (district,) = status["districts"]
+    assert set(district) >= DISTRICT_KEYS
+    assert (district["code"], district["streets"], district["communities"]) == ("410104", 13, 122)
+    assert district["roads"] == roads["lines_stored"] and 200 < district["area_km2"] < 230
+
+    # Idempotent init, and the same SRID is kept.
+    again = json.loads(run("--database", cli_db, "db", "init").output)
+    assert again["created"] is False and again["srid"] == 4547
+
+
+def test_district_of_another_zone_is_refused_with_the_right_crs(cli_db):
+    run("--database", cli_db, "db", "init", "--srid", "4547")
+    result = run("--database", cli_db, "districts", "import", str(DEMO / "chaoyang" / "chaoyang_110105.geojson"),
+                 "--code", "110105", "--name", "朝阳区", "--crs", "gcj02", ok=False)
+    assert result.exit_code == 2 and "EPSG:4548" in result.stderr
+
+
+def test_bad_rows_listed_with_lines(cli_db, tmp_path):
+    run("--database", cli_db, "db", "init", "--srid", "4547")
+    path = tmp_path / "bad.csv"
+    path.write_text("code,name,lon,lat\n4101049990,短,113.7,34.7\n410104999000,远,120,34.7\n", encoding="utf-8")
+    result = run("--database", cli_db, "areas", "import", str(path), "--district", "410104", "--level", "street",
+                 "--crs", "gcj02", ok=False)
+    assert result.exit_code == 2
+    assert "line=2" in result.stderr and "line=3" in result.stderr and "nothing was imported" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), [
+    (["--database", "Bad-Name", "status"], 2, "database name"),
+    (["districts", "import", "/nonexistent/x.shp", "--code", "110105", "--name", "x"], 2, "not found"),
+    (["districts", "import", str(DEMO / "chaoyang" / "chaoyang_110105.geojson"), "--code", "1", "--name", "x",
+      "--crs", "EPSG:99999999"], 2, "unknown CRS"),
+    (["load-demo", "shanghai"], 2, "unknown demo"),
+    (["--database", "citygrid_no_such_db", "status"], 5, "unreachable"),
+])
+def test_bad_invocations_exit_non_zero_with_a_message(args, code, needle):
+    result = run(*args, ok=False)
+    assert result.exit_code == code, result.output
+    assert needle in result.stderr and "Traceback" not in result.output + result.stderr
+
+
+def test_unknown_district_exits_3(cli_db, tmp_path):
+    run("--database", cli_db, "db", "init", "--srid", "4547")
+    path = tmp_path / "a.csv"
+    path.write_text("code,name\n999999001000,x\n", encoding="utf-8")
+    result = run("--database", cli_db, "areas", "import", str(path), "--district", "999999", "--level", "street",
+                 "--crs", "gcj02", ok=False)
+    assert result.exit_code == 3 and "unknown district" in result.stderr
+
+
+def test_db_status_reports_the_embedded_cluster():
+    result = run("db", "status", "--json", ok=False)
+    if os.environ.get("DATABASE_URL"):
+        assert result.exit_code == 2 and "not in use" in result.stderr
+    else:
+        info = json.loads(result.output)
+        assert result.exit_code == 0 and info["running"] and info["initialised"]
+        assert Path(info["socket_directory"]).exists() and info["port"] == Settings.from_env().pg_port
+
+
+def test_cluster_paths_fall_back_when_socket_path_too_long(tmp_path):
+    deep = tmp_path / ("x" * 120)
+    paths = ClusterPaths.for_data_dir(deep)
+    assert str(paths.base).startswith("/var/lib/citygrid/") and len(str(paths.run_dir)) < 100
+    assert ClusterPaths.for_data_dir(deep) == paths  # deterministic: every command finds the same cluster
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_prints_its_url_and_answers(beijing_db):
+    port = free_port()
+    cmd = [sys.executable, "-m", "citygrid.cli", "--database", beijing_db.database, "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in line
+        deadline = time.time() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    body = json.load(response)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert body["status"] == "ok" and body["srid"] == 4548
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_database_url_points_every_command_at_that_server(server_settings):
+    """Under DATABASE_URL (make test's second pass, over TCP) nothing uses the embedded socket."""
+    url = os.environ.get("DATABASE_URL")
+    resolved = db.database_url(Settings.from_env("citygrid_x"))
+    if url:
+        assert resolved.host == "127.0.0.1" and resolved.database == "citygrid_x"
+        assert "host=" not in resolved.render_as_string(hide_password=True)
+    else:
+        assert resolved.query.get("host") == str(ClusterPaths.for_data_dir(server_settings.data_dir).run_dir)

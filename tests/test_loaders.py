@@ -1,0 +1,115 @@
+"""Reading files: formats, CRS declaration, CSV coordinates and encodings, and the bad cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+
+from citygrid.errors import InvalidInput
+from citygrid.loaders.demo import DEMOS, demo_district
+from citygrid.loaders.vector import read_csv_points, read_vector
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "data" / "demo"
+
+
+def test_geojson_declared_gcj02_overrides_file_crs():
+    vf = read_vector(DEMO / "chaoyang" / "chaoyang_110105.geojson", crs="gcj02")
+    assert vf.source_crs.pseudo == "gcj02" and vf.crs_from == "user"
+    assert len(vf.frame) == 1
+
+
+def test_file_crs_used_when_not_declared():
+    vf = read_vector(DEMO / "zhengzhou_osm_roads" / "zhengzhou_jingkai_roads_osm.geojson")
+    assert vf.crs_from == "file" and vf.source_crs.crs.to_epsg() == 4326
+    assert len(vf.frame) == 1085
+
+
+def test_demo_csv_keeps_rows_without_coordinates():
+    vf = read_vector(DEMO / "chaoyang" / "chaoyang_110105_admin_codes.csv", crs="gcj02")
+    assert len(vf.frame) == 642
+    assert vf.frame.geometry.notna().sum() == 327
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InvalidInput, match="not found"):
+        read_vector(tmp_path / "nope.gpkg", crs="EPSG:4326")
+
+
+def test_garbage_file_is_refused(tmp_path):
+    path = tmp_path / "broken.geojson"
+    path.write_bytes(b"\x00\x01 not json at all {")
+    with pytest.raises(InvalidInput, match="GDAL cannot read"):
+        read_vector(path, crs="EPSG:4326")
+
+
+def test_shapefile_without_prj_needs_a_crs(tmp_path):
+    frame = gpd.GeoDataFrame({"name": ["a"]}, geometry=[shapely.Point(500000, 4400000)])
+    frame.to_file(tmp_path / "noprj.shp")
+    (tmp_path / "noprj.prj").unlink(missing_ok=True)
+    with pytest.raises(InvalidInput, match="does not say its CRS") as err:
+        read_vector(tmp_path / "noprj.shp")
+    assert err.value.details[0]["field"] == "crs"
+    assert read_vector(tmp_path / "noprj.shp", crs="EPSG:4548").source_crs.crs.to_epsg() == 4548
+
+
+def test_declared_crs_differs_from_file_is_warned(tmp_path):
+    frame = gpd.GeoDataFrame({"n": [1]}, geometry=[shapely.Point(116.4, 39.9)], crs=4326)
+    frame.to_file(tmp_path / "p.gpkg")
+    vf = read_vector(tmp_path / "p.gpkg", crs="EPSG:4490")
+    assert any("using the declared" in w for w in vf.warnings)
+
+
+def test_unknown_declared_crs(tmp_path):
+    with pytest.raises(InvalidInput, match="unknown CRS"):
+        read_vector(DEMO / "chaoyang" / "chaoyang_110105.geojson", crs="EPSG:0")
+
+
+def test_csv_in_gbk_is_detected(tmp_path):
+    path = tmp_path / "gbk.csv"
+    path.write_bytes("code,name,lon,lat\n110105001000,建外街道,116.45,39.91\n".encode("gbk"))
+    frame, encoding = read_csv_points(path)
+    assert encoding == "gb18030" and frame.loc[0, "name"] == "建外街道"
+    assert frame.geometry.iloc[0].x == pytest.approx(116.45)
+
+
+def test_csv_bad_encoding_named(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"code,name\n1,\xff\xfe\xfa\n")
+    with pytest.raises(InvalidInput) as err:
+        read_csv_points(path, encoding="utf-8")
+    assert err.value.details[0]["field"] == "encoding"
+
+
+def test_csv_non_numeric_coordinates_name_the_line(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("code,name,lon,lat\n1,a,116.4,39.9\n2,b,east,39.9\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="line 3"):
+        read_csv_points(path)
+
+
+def test_csv_named_coordinate_column_must_exist(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("code,name,X,Y\n1,a,1,2\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="column 'east'"):
+        read_csv_points(path, x_field="east")
+    frame, _ = read_csv_points(path)
+    assert frame.geometry.iloc[0].x == 1
+
+
+def test_directory_without_shapefile(tmp_path):
+    with pytest.raises(InvalidInput, match="directory"):
+        read_vector(tmp_path, crs="EPSG:4326")
+
+
+def test_demo_catalogue():
+    assert demo_district("zhengzhou") is DEMOS["guancheng"]
+    assert demo_district("110105") is DEMOS["chaoyang"]
+    with pytest.raises(InvalidInput, match="unknown demo"):
+        demo_district("shanghai")
+    for demo in DEMOS.values():
+        for rel in filter(None, (demo.boundary, demo.admin_codes, demo.roads)):
+            assert demo.path(DEMO, rel).exists()
