@@ -255,6 +255,127 @@ def lines_import(ctx: click.Context, file: Path, crs: str | None, layer: str | N
                                       actor="cli"))
 
 
+# ------------------------------------------------------------------------------------------ grids
+@cli.group(cls=CitygridGroup)
+def grids() -> None:
+    """Unit grids (万米单元网格), supervision grids (监督网格) and teams, in dated versions."""
+
+
+def _name_list(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    items = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not items:
+        raise InvalidInput("name at least one road class", field="road_classes")
+    return items
+
+
+@grids.command("generate")
+@click.option("--district", required=True)
+@click.option("--target-area-m2", type=float, default=None, help="Aimed-for unit-grid area (default 57,600).")
+@click.option("--min-area-m2", type=float, default=None, help="Smaller pieces are merged (default 10,000).")
+@click.option("--max-area-m2", type=float, default=None, help="Larger blocks are split (default 1.5 × target).")
+@click.option("--road-classes", default=None, help="Comma-separated road classes that bound blocks.")
+@click.option("--extend-m", type=float, default=None, help="Gap-closing tolerance for dangling road ends.")
+@click.option("--note", default="")
+@click.pass_context
+def grids_generate(ctx: click.Context, district: str, target_area_m2: float | None, min_area_m2: float | None,
+                   max_area_m2: float | None, road_classes: str | None, extend_m: float | None, note: str) -> None:
+    """Generate a draft grid version of unit grids from roads (or derived areas where there are none)."""
+    from citygrid.gridding import service as gridding
+    from citygrid.gridding.generate import GridParams
+
+    given = {"target_area_m2": target_area_m2, "min_area_m2": min_area_m2, "max_area_m2": max_area_m2,
+             "road_classes": _name_list(road_classes), "extend_m": extend_m}
+    params = GridParams(**{k: v for k, v in given.items() if v is not None})
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(gridding.generate(conn, district, params, author="cli", note=note))
+
+
+@grids.command("partition")
+@click.option("--district", required=True)
+@click.option("--supervision-grids", "n_groups", type=int, required=True)
+@click.option("--teams", type=int, default=None, help="Default: in Chaoyang's proportion (237 grids : 35 teams).")
+@click.option("--weights", default=None, help="Workload weights, e.g. components=1,cases=1,roads=1,area=1.")
+@click.option("--version", "version_id", type=int, default=None, help="Draft version (default: the newest).")
+@click.option("--respect-streets", is_flag=True, help="Strongly prefer group boundaries along street lines.")
+@click.option("--groups/--no-groups", "show_groups", default=False, help="Print every group.")
+@click.pass_context
+def grids_partition(ctx: click.Context, n_groups: int, district: str, teams: int | None, weights: str | None,
+                    version_id: int | None, respect_streets: bool, show_groups: bool) -> None:
+    """Group unit grids into contiguous, workload-balanced supervision grids and teams."""
+    from citygrid.gridding import service as gridding
+
+    with _transaction(_settings(ctx)) as conn:
+        summary = gridding.partition(conn, district, n_groups, teams, weights=gridding.parse_weights(weights),
+                                     version_id=version_id, respect_streets=respect_streets, author="cli")
+    if not show_groups:
+        summary.pop("groups")
+    _echo_json(summary)
+
+
+@grids.command("publish")
+@click.option("--district", required=True)
+@click.option("--version", "version_id", type=int, default=None)
+@click.option("--effective-from", type=click.DateTime(formats=["%Y-%m-%d"]), default=None)
+@click.pass_context
+def grids_publish(ctx: click.Context, district: str, version_id: int | None, effective_from) -> None:
+    """Make a draft the current version from a date (default today)."""
+    from citygrid.gridding import service as gridding
+
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(gridding.publish(conn, district, version_id, effective_from.date() if effective_from else None,
+                                    author="cli"))
+
+
+@grids.command("versions")
+@click.option("--district", required=True)
+@click.pass_context
+def grids_versions(ctx: click.Context, district: str) -> None:
+    """The dated history of a district's grid versions."""
+    from citygrid.gridding import store as gridding_store
+
+    with _transaction(_settings(ctx)) as conn:
+        rows = gridding_store.versions(conn, district)
+    _echo_json([{k: v for k, v in r.items() if k != "params"} for r in rows])
+
+
+@grids.command("stats")
+@click.option("--district", required=True)
+@click.option("--version", "version_id", type=int, default=None, help="Default: the current published version.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def grids_stats(ctx: click.Context, district: str, version_id: int | None, as_json: bool) -> None:
+    """Counts and quality of a grid version, recomputed from the stored geometry."""
+    from citygrid.gridding import service as gridding
+
+    with _transaction(_settings(ctx)) as conn:
+        info = gridding.stats(conn, district, version_id)
+    if as_json:
+        click.echo(json.dumps(info, ensure_ascii=False, default=str))
+    else:
+        for key, value in info.items():
+            click.echo(f"{key}: {value}")
+
+
+@grids.command("export")
+@click.option("--district", required=True)
+@click.option("--format", "fmt", type=click.Choice(["gpkg", "geojson", "shp"]), required=True)
+@click.option("--output", type=click.Path(path_type=Path), required=True)
+@click.option("--version", "version_id", type=int, default=None)
+@click.option("--kind", type=click.Choice(["unit", "supervision"]), default="unit")
+@click.option("--lonlat", is_flag=True, help="Write EPSG:4326 instead of the deployment CRS.")
+@click.pass_context
+def grids_export(ctx: click.Context, district: str, fmt: str, output: Path, version_id: int | None, kind: str,
+                 lonlat: bool) -> None:
+    """Write a grid version with codes and attributes to a GeoPackage, GeoJSON or Shapefile."""
+    from citygrid.gridding import service as gridding
+
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(gridding.export(conn, district, output, fmt, version_id=version_id, kind=kind,
+                                   to_lonlat=lonlat))
+
+
 # ------------------------------------------------------------------------------------------ demo, status, serve
 @cli.command("load-demo")
 @click.argument("demo", default="chaoyang")
@@ -263,10 +384,10 @@ def lines_import(ctx: click.Context, file: Path, crs: str | None, layer: str | N
 def load_demo(ctx: click.Context, demo: str, force: bool) -> None:
     """Set up and load a real demo district: chaoyang (Beijing) or guancheng (Zhengzhou)."""
     summary = deploy.load_demo(_settings(ctx), demo, force=force)
-    if summary["loaded"]:
+    if summary["loaded"] or summary.get("grids"):
         _echo_json(summary)
     else:
-        click.echo(f"{summary['district']} already loaded in {summary['database']}")
+        click.echo(f"{summary['district']} already loaded in {summary['database']}, with its grids")
 
 
 @cli.command("status")

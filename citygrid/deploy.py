@@ -9,13 +9,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from citygrid import __version__
 from citygrid.components_survey import store as survey_store
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME, DEFAULT_SCHEME_TITLE, read_scheme
 from citygrid.config import Settings
 from citygrid.errors import InvalidInput
+from citygrid.gridding import service as gridding
+from citygrid.gridding import store as gridding_store
+from citygrid.gridding.generate import GridParams
 from citygrid.loaders.demo import OSM, OSM_LICENCE, VONNG, VONNG_LICENCE, DemoDistrict, demo_district
 from citygrid.loaders.vector import read_vector
 from citygrid.spatial import admin, db, store
@@ -90,12 +93,13 @@ def demo_settings(settings: Settings, demo: DemoDistrict) -> Settings:
     return replace(settings, database=demo.database)
 
 
-def load_demo(settings: Settings, key: str, *, force: bool = False) -> dict[str, Any]:
+def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool = True) -> dict[str, Any]:
     """Set up the database of a demo district and load its real data, once.
 
     Boundary and street/community points are GCJ-02 (converted to WGS84, then to the storage CRS); roads,
-    where the demo has them, are OpenStreetMap WGS84. Everything is written in one transaction.
-    Returns a summary with ``loaded`` False when the district was already there.
+    where the demo has them, are OpenStreetMap WGS84. With ``grids`` the district then gets a published grid
+    version (unit grids with default parameters, supervision grids and teams) unless it has one.
+    Each step is one transaction. Returns a summary with ``loaded`` False when the data was already there.
     """
     demo = demo_district(key)
     settings = demo_settings(settings, demo)
@@ -103,28 +107,53 @@ def load_demo(settings: Settings, key: str, *, force: bool = False) -> dict[str,
     engine = db.make_engine(db.database_url(settings))
     try:
         with engine.begin() as conn:
-            if not force and store.district_row(conn, demo.code) and store.area_codes(conn, demo.code, "street"):
-                return {"database": init["database"], "district": demo.code, "loaded": False}
-            boundary = read_vector(demo.path(settings.demo_dir, demo.boundary), crs=demo.boundary_crs)
-            summary: dict[str, Any] = {"database": init["database"], "district": demo.code, "loaded": True}
-            summary["boundary"] = admin.import_district(
-                conn, boundary, code=demo.code, name=demo.name, source=VONNG, licence=VONNG_LICENCE, actor="load-demo"
-            )
-            areas = read_vector(demo.path(settings.demo_dir, demo.admin_codes), crs=demo.areas_crs)
-            for level in ("street", "community"):
-                summary[level] = admin.import_areas(
-                    conn, areas, district=demo.code, level=level, source=VONNG, licence=VONNG_LICENCE,
-                    actor="load-demo",
-                )
-            if demo.roads:
-                roads = read_vector(demo.path(settings.demo_dir, demo.roads), crs=demo.roads_crs)
-                summary["roads"] = admin.import_lines(
-                    conn, roads, district=demo.code, kind="road", class_field="highway", name_field="name",
-                    id_field="osm_id", source=OSM, licence=OSM_LICENCE, actor="load-demo",
-                )
-            return summary
+            already = bool(store.district_row(conn, demo.code) and store.area_codes(conn, demo.code, "street"))
+        summary: dict[str, Any] = {"database": init["database"], "district": demo.code, "loaded": False}
+        if force or not already:
+            summary.update(_load_demo_data(engine, settings, demo))
+        if grids:
+            with engine.begin() as conn:
+                summary["grids"] = ensure_demo_grids(conn, demo)
+        return summary
     finally:
         engine.dispose()
+
+
+def ensure_demo_grids(conn: Connection, demo: DemoDistrict) -> dict[str, Any] | None:
+    """Generate, group and publish the demo district's grids unless a version exists (None then)."""
+    if gridding_store.versions(conn, demo.code):
+        return None
+    generated = gridding.generate(conn, demo.code, GridParams(), author="load-demo", note="demo: default parameters")
+    groups, teams = gridding.default_group_counts(generated["unit_grids"])
+    grouped = gridding.partition(conn, demo.code, demo.supervision_grids or groups, demo.teams or teams,
+                                 author="load-demo")
+    gridding.publish(conn, demo.code, generated["version"], author="load-demo")
+    return {"version": generated["version"], "source": generated["source"], "unit_grids": generated["unit_grids"],
+            "supervision_grids": grouped["supervision_grids"], "teams": grouped["teams"],
+            "imbalance": grouped["imbalance"], "road_alignment": generated["road_alignment"]}
+
+
+def _load_demo_data(engine: Engine, settings: Settings, demo: DemoDistrict) -> dict[str, Any]:
+    """Boundary, streets/communities and roads of a demo district, in one transaction."""
+    with engine.begin() as conn:
+        boundary = read_vector(demo.path(settings.demo_dir, demo.boundary), crs=demo.boundary_crs)
+        summary: dict[str, Any] = {"loaded": True}
+        summary["boundary"] = admin.import_district(
+            conn, boundary, code=demo.code, name=demo.name, source=VONNG, licence=VONNG_LICENCE, actor="load-demo"
+        )
+        areas = read_vector(demo.path(settings.demo_dir, demo.admin_codes), crs=demo.areas_crs)
+        for level in ("street", "community"):
+            summary[level] = admin.import_areas(
+                conn, areas, district=demo.code, level=level, source=VONNG, licence=VONNG_LICENCE,
+                actor="load-demo",
+            )
+        if demo.roads:
+            roads = read_vector(demo.path(settings.demo_dir, demo.roads), crs=demo.roads_crs)
+            summary["roads"] = admin.import_lines(
+                conn, roads, district=demo.code, kind="road", class_field="highway", name_field="name",
+                id_field="osm_id", source=OSM, licence=OSM_LICENCE, actor="load-demo",
+            )
+        return summary
 
 
 def status(settings: Settings) -> dict[str, Any]:

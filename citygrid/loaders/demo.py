@@ -35,6 +35,10 @@ class DemoDistrict:
     boundary_crs: str = "gcj02"
     areas_crs: str = "gcj02"
     roads_crs: str = "EPSG:4326"
+    # Grouping of the demo grids: Chaoyang uses the seeds' 237 supervision grids in 35 teams; None means
+    # "in Chaoyang's proportions" (citygrid.gridding.service.default_group_counts).
+    supervision_grids: int | None = None
+    teams: int | None = None
 
     def path(self, demo_dir: Path, relative: str) -> Path:
         path = demo_dir / relative
@@ -49,6 +53,7 @@ DEMOS: dict[str, DemoDistrict] = {
         deployment_name="北京市 Beijing",
         boundary="chaoyang/chaoyang_110105.geojson",
         admin_codes="chaoyang/chaoyang_110105_admin_codes.csv",
+        supervision_grids=237, teams=35,
     ),
     "guancheng": DemoDistrict(
         key="guancheng", code="410104", name="管城回族区", database="citygrid_zhengzhou", srid=4547,

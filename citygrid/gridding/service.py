@@ -1,0 +1,300 @@
+"""Gridding operations as the CLI, the HTTP API and the tests call them: generate, partition, publish,
+stats, export. Each takes a connection inside the caller's transaction; nothing is written unless the whole
+operation succeeds (the caller commits).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from sqlalchemy.engine import Connection
+
+from citygrid.errors import Conflict, InvalidInput, NotFound
+from citygrid.gridding import metrics, store
+from citygrid.gridding import partition as part
+from citygrid.gridding.codes import PreviousGrid, assign_codes, band_height
+from citygrid.gridding.generate import GridParams, generate_unit_grids
+from citygrid.gridding.roads import choose_roads
+from citygrid.gridding.shapes import reading_order
+from citygrid.spatial import admin
+from citygrid.spatial import store as spatial_store
+from citygrid.spatial.db import deployment_srid
+
+# Chaoyang (seed 001): 8,070 unit grids, 237 supervision grids, 35 teams.
+UNITS_PER_SUPERVISION_GRID = 8070 / 237
+SUPERVISION_GRIDS_PER_TEAM = 237 / 35
+EXPORT_FORMATS = {"gpkg": "GPKG", "geojson": "GeoJSON", "shp": "ESRI Shapefile"}
+
+
+def _version(conn: Connection, district: str, version_id: int | None) -> dict[str, Any]:
+    row = store.version_row(conn, district, version_id)
+    if row is None:
+        if version_id is None:
+            raise NotFound(f"district {district} has no grid version; run `citygrid grids generate` first")
+        raise NotFound(f"district {district} has no grid version {version_id}")
+    return row
+
+
+def generate(conn: Connection, district: str, params: GridParams, *, author: str = "system",
+             note: str = "") -> dict[str, Any]:
+    """Generate a new draft version of unit grids for ``district`` and return its summary and quality."""
+    params.validate()
+    boundary = admin.district_boundary(conn, district)
+    srid = deployment_srid(conn)
+    areas = store.load_areas(conn, district)
+    road_geoms, road_classes = store.load_roads(conn, district)
+    result = generate_unit_grids(boundary, areas, params, road_geoms, road_classes)
+
+    previous_row = store.version_row(conn, district, None)
+    previous = []
+    if previous_row is not None:
+        previous = [PreviousGrid(g["code"], g["geom"])
+                    for g in store.unit_grids(conn, district, previous_row["version_id"])]
+    codes = assign_codes(district, result.polygons, result.street_codes, result.community_codes, previous,
+                         store.issued_serials(conn, district), band_height(params.target_area_m2))
+
+    version_id = store.next_version_id(conn, district)
+    quality = metrics.coverage(result.polygons, boundary)
+    chosen = result.chosen_roads if result.source == "roads" else None
+    quality["road_alignment"] = metrics.road_alignment(chosen, result.polygons, boundary)
+    areas_m2 = np.array([p.area for p in result.polygons])
+    summary = {
+        "district": district, "version": version_id, "source": result.source, "unit_grids": len(codes),
+        "area_m2": {"min": round(float(areas_m2.min()), 1), "median": round(float(np.median(areas_m2)), 1),
+                    "max": round(float(areas_m2.max()), 1)},
+        **quality, "notes": result.notes, "areas": result.plan.report, "derived_areas": result.plan.derived,
+        "reused_codes": len({c for c in codes} & {p.code for p in previous}),
+    }
+    store.create_version(conn, district=district, version_id=version_id, source=result.source, author=author,
+                         params={"generation": params.as_record(), "quality": quality, "notes": result.notes,
+                                 "areas": result.plan.report, "derived_areas": result.plan.derived},
+                         note=note, parent_version=previous_row["version_id"] if previous_row else None)
+    store.insert_unit_grids(conn, district, version_id, [
+        {"code": code, "street_code": street or None, "community_code": community,
+         "area_m2": poly.area, "wkb": shapely.to_wkb(poly), "attrs": {"source": result.source}}
+        for code, poly, street, community in zip(codes, result.polygons, result.street_codes,
+                                                 result.community_codes, strict=True)
+    ], srid)
+    previous_codes = {p.code for p in previous}
+    store.register_codes(conn, district, version_id, [c for c in codes if c not in previous_codes],
+                         sorted(previous_codes - set(codes)))
+    if result.plan.derived:
+        shapes: dict[str, Any] = {}
+        for cell in result.plan.cells:
+            if not cell.real:
+                for code in filter(None, (cell.community_code, cell.street_code)):
+                    shapes[code] = shapes[code].union(cell.geom) if code in shapes else cell.geom
+        store.save_derived_areas(conn, district, shapes, srid)
+    spatial_store.audit(conn, actor=author, action="generate", object_kind="grid_version",
+                        object_id=f"{district}/{version_id}", district=district,
+                        after={k: summary[k] for k in ("source", "unit_grids", "coverage_gap_ratio")})
+    return summary
+
+
+def default_group_counts(unit_grids: int) -> tuple[int, int]:
+    """Supervision grids and teams in Chaoyang's proportions (8,070 : 237 : 35)."""
+    groups = max(1, round(unit_grids / UNITS_PER_SUPERVISION_GRID))
+    return groups, max(1, round(groups / SUPERVISION_GRIDS_PER_TEAM))
+
+
+def parse_weights(text: str | None) -> dict[str, float]:
+    """``components=1,cases=2,roads=1,area=0.5`` -> dict (terms left out keep their default weight)."""
+    weights = dict(part.DEFAULT_WEIGHTS)
+    if not text:
+        return weights
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        if name not in weights:
+            raise InvalidInput(f"unknown workload term {name!r}; use {', '.join(weights)}", field="weights")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise InvalidInput(f"weight of {name} must be a number, not {value!r}", field="weights") from None
+        if not np.isfinite(weights[name]) or weights[name] < 0:
+            raise InvalidInput(f"weight of {name} must be a finite number ≥ 0", field="weights")
+    return weights
+
+
+def partition(conn: Connection, district: str, n_groups: int, n_teams: int | None = None, *,
+              weights: dict[str, float] | None = None, version_id: int | None = None,
+              respect_streets: bool = False, seed: int = 1, author: str = "system") -> dict[str, Any]:
+    """Group the unit grids of a draft version into contiguous supervision grids and teams.
+
+    Returns the summary: counts, imbalance (max/mean − 1), contiguity, weights used, and per group:
+    code, team, workload, area_m2, unit_grids, polsby_popper.
+    """
+    version = _version(conn, district, version_id if version_id is not None else _latest_id(conn, district))
+    if version["status"] != "draft":
+        raise Conflict(f"version {version['version_id']} of {district} is {version['status']}; "
+                       "generate a new draft to regroup it")
+    vid = version["version_id"]
+    grids = store.unit_grids(conn, district, vid)
+    if not grids:
+        raise NotFound(f"version {vid} has no unit grids")
+    if n_groups < 1:
+        raise InvalidInput("supervision_grids must be at least 1", field="supervision_grids")
+    if n_groups > len(grids):
+        raise InvalidInput(f"supervision_grids ({n_groups}) is more than the {len(grids)} unit grids",
+                           field="supervision_grids")
+    n_teams = n_teams if n_teams is not None else default_group_counts(len(grids))[1]
+    if not 1 <= n_teams <= n_groups:
+        raise InvalidInput(f"teams ({n_teams}) must be between 1 and supervision_grids ({n_groups})",
+                           field="teams")
+    polygons = [g["geom"] for g in grids]
+    graph = part.adjacency(polygons)
+    if respect_streets:
+        streets = np.array([g["street_code"] or "" for g in grids], dtype=object)
+        same = streets[graph.left] == streets[graph.right]
+        graph = part.Graph(graph.n, graph.left, graph.right, np.where(same, graph.length * 100, graph.length))
+    terms = store.workload_terms(conn, district, vid)
+    load, used = part.workload(terms, weights or dict(part.DEFAULT_WEIGHTS))
+    labels = part.partition(graph, load, n_groups, seed=seed)
+    groups = part.group_report(polygons, labels, load, graph)
+
+    # Codes in reading order of the groups; teams from the groups' own adjacency.
+    centres = shapely.point_on_surface(np.array([g["geom"] for g in groups], dtype=object))
+    order = reading_order(shapely.get_x(centres), shapely.get_y(centres), 1500.0)
+    group_code = {int(p): f"{district}S{rank + 1:04d}" for rank, p in enumerate(order)}
+    team_graph = part.quotient_graph(graph, labels)
+    group_load = np.array([g["workload"] for g in groups])
+    team_labels = part.partition(team_graph, group_load, n_teams, seed=seed)
+    team_order = reading_order(*_centres_of(groups, team_labels), 3000.0)
+    team_code = {int(t): f"{district}T{rank + 1:02d}" for rank, t in enumerate(team_order)}
+    street_of = _majority_street(grids, labels)
+
+    srid = deployment_srid(conn)
+    rows = [{"code": group_code[g["group"]], "team_code": team_code[int(team_labels[g["group"]])],
+             "street_code": street_of.get(g["group"]), "workload": g["workload"],
+             "wkb": shapely.to_wkb(g["geom"])} for g in groups]
+    store.replace_supervision(
+        conn, district, vid,
+        teams=[{"code": code, "name": f"第{rank + 1}分队"} for rank, code in enumerate(sorted(team_code.values()))],
+        groups=rows,
+        assignment={grid["code"]: group_code[int(label)] for grid, label in zip(grids, labels, strict=True)},
+        srid=srid,
+    )
+    summary = {
+        "district": district, "version": vid, "supervision_grids": n_groups, "teams": n_teams,
+        "weights": used, "respect_streets": respect_streets,
+        "imbalance": round(part.imbalance(labels, load), 4),
+        "team_imbalance": round(part.imbalance(team_labels, group_load), 4),
+        "contiguous": bool(all(g["contiguous"] for g in groups)),
+        "teams_contiguous": bool(part.contiguous_groups(team_graph, team_labels).all()),
+        "groups": sorted(({"code": group_code[g["group"]], "team": team_code[int(team_labels[g["group"]])],
+                           "workload": round(g["workload"], 3), "area_m2": round(g["area_m2"], 1),
+                           "unit_grids": g["unit_grids"], "polsby_popper": round(g["polsby_popper"], 3),
+                           "contiguous": g["contiguous"]} for g in groups), key=lambda r: r["code"]),
+    }
+    store.merge_version_params(conn, district, vid, {"partition": {k: v for k, v in summary.items() if k != "groups"}})
+    spatial_store.audit(conn, actor=author, action="partition", object_kind="grid_version",
+                        object_id=f"{district}/{vid}", district=district,
+                        after={k: summary[k] for k in ("supervision_grids", "teams", "imbalance", "contiguous")})
+    return summary
+
+
+def _latest_id(conn: Connection, district: str) -> int | None:
+    rows = store.versions(conn, district)
+    return rows[-1]["version_id"] if rows else None
+
+
+def _centres_of(groups: list[dict[str, Any]], team_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = int(team_labels.max()) + 1
+    xs, ys = np.zeros(n), np.zeros(n)
+    for t in range(n):
+        union = shapely.union_all([g["geom"] for g in groups if team_labels[g["group"]] == t])
+        point = union.point_on_surface()
+        xs[t], ys[t] = point.x, point.y
+    return xs, ys
+
+
+def _majority_street(grids: list[dict[str, Any]], labels: np.ndarray) -> dict[int, str | None]:
+    best: dict[int, dict[str, float]] = {}
+    for grid, label in zip(grids, labels, strict=True):
+        if grid["street_code"]:
+            tally = best.setdefault(int(label), {})
+            tally[grid["street_code"]] = tally.get(grid["street_code"], 0.0) + grid["geom"].area
+    return {label: max(tally, key=tally.get) for label, tally in best.items()}
+
+
+def publish(conn: Connection, district: str, version_id: int | None = None,
+            effective_from: dt.date | None = None, author: str = "system") -> dict[str, Any]:
+    """Make a draft the district's current grid version from ``effective_from`` (default today)."""
+    version = _version(conn, district, version_id if version_id is not None else _latest_id(conn, district))
+    if version["status"] != "draft":
+        raise Conflict(f"version {version['version_id']} is {version['status']}, not a draft")
+    start = effective_from or dt.date.today()
+    store.publish(conn, district, version["version_id"], start)
+    spatial_store.audit(conn, actor=author, action="publish", object_kind="grid_version",
+                        object_id=f"{district}/{version['version_id']}", district=district,
+                        after={"effective_from": start})
+    return {"district": district, "version": version["version_id"], "status": "published",
+            "effective_from": str(start)}
+
+
+def stats(conn: Connection, district: str, version_id: int | None = None) -> dict[str, Any]:
+    """Quality of a version, recomputed from the stored geometry (see ``grids stats``)."""
+    version = _version(conn, district, version_id)
+    vid = version["version_id"]
+    grids = store.unit_grids(conn, district, vid)
+    polygons = [g["geom"] for g in grids]
+    boundary = admin.district_boundary(conn, district)
+    quality = metrics.coverage(polygons, boundary)
+    alignment = None
+    if version["source"] == "roads":
+        classes = tuple(version["params"].get("generation", {}).get("road_classes", ()))
+        geoms, road_classes = store.load_roads(conn, district)
+        alignment = metrics.road_alignment(choose_roads(geoms, road_classes, classes), polygons, boundary)
+    partition_info = version["params"].get("partition", {})
+    return {
+        "version": vid, "status": version["status"], "source": version["source"],
+        "unit_grids": len(grids),
+        "supervision_grids": store.count_rows(conn, "supervision_grids", district, vid),
+        "teams": store.count_rows(conn, "supervision_teams", district, vid),
+        "coverage_gap_ratio": quality["coverage_gap_ratio"], "overlap_area_m2": quality["overlap_area_m2"],
+        "road_alignment": alignment,
+        "imbalance": partition_info.get("imbalance"), "contiguous": partition_info.get("contiguous"),
+    }
+
+
+def export(conn: Connection, district: str, path: Path, fmt: str, *, version_id: int | None = None,
+           kind: str = "unit", to_lonlat: bool = False) -> dict[str, Any]:
+    """Write a version's grids with codes and attributes to ``path`` (gpkg, geojson or shp).
+
+    Geometry is in the deployment CRS unless ``to_lonlat`` (EPSG:4326). Shapefiles get a ``.cpg`` saying
+    UTF-8 so Chinese names survive.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInput(f"format must be one of {', '.join(EXPORT_FORMATS)}", field="format")
+    if kind not in ("unit", "supervision"):
+        raise InvalidInput("kind must be unit or supervision", field="kind")
+    version = _version(conn, district, version_id)
+    vid = version["version_id"]
+    srid = deployment_srid(conn)
+    if kind == "unit":
+        rows = store.unit_grids(conn, district, vid)
+        frame = gpd.GeoDataFrame(
+            {"code": [r["code"] for r in rows], "street": [r["street_code"] for r in rows],
+             "community": [r["community_code"] for r in rows], "sup_code": [r["supervision_code"] for r in rows],
+             "area_m2": [round(r["area_m2"], 1) for r in rows], "version": vid},
+            geometry=[r["geom"] for r in rows], crs=f"EPSG:{srid}")
+    else:
+        feature_collection = store.grids_geojson(conn, district=district, version_id=vid, kind="supervision",
+                                                 bbox=None, limit=100_000, offset=0, srid=srid)
+        frame = gpd.GeoDataFrame.from_features(feature_collection["features"], crs="EPSG:4326").to_crs(srid)
+    names = {code["code"]: code["name"] for code in spatial_store.areas(conn, district)}
+    if "street" in frame:
+        frame["street_nm"] = frame["street"].map(names)
+        frame["comm_nm"] = frame["community"].map(names)
+    if to_lonlat:
+        frame = frame.to_crs(4326)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"encoding": "UTF-8"} if fmt == "shp" else {}
+    frame.to_file(path, driver=EXPORT_FORMATS[fmt], **options)
+    return {"path": str(path), "format": fmt, "features": len(frame), "version": vid,
+            "crs": "EPSG:4326" if to_lonlat else f"EPSG:{srid}"}

@@ -1,0 +1,272 @@
+"""SQL of the gridding package: grid versions, unit and supervision grids, teams, the code registry.
+
+Geometry crosses as WKB in the deployment CRS, or as GeoJSON in EPSG:4326 for the web. Bound parameters only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from citygrid.gridding.areas import AreaInput
+from citygrid.gridding.codes import code_prefix_of
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+# ------------------------------------------------------------------------------------------ inputs
+def load_areas(conn: Connection, district: str) -> list[AreaInput]:
+    """Streets and communities of a district with point/polygon in the deployment CRS."""
+    rows = conn.execute(sa.text(
+        """SELECT code, level, name, parent_code, ST_AsBinary(point) AS point, ST_AsBinary(geom) AS geom,
+                  geom_derived FROM admin_areas WHERE district_code = :d ORDER BY code"""
+    ), {"d": district}).mappings()
+    return [AreaInput(code=r["code"], level=r["level"], name=r["name"], parent_code=r["parent_code"],
+                      point=shapely.from_wkb(r["point"]) if r["point"] else None,
+                      polygon=shapely.from_wkb(r["geom"]) if r["geom"] else None, derived=r["geom_derived"])
+            for r in rows]
+
+
+def load_roads(conn: Connection, district: str) -> tuple[np.ndarray, np.ndarray]:
+    """Road LineStrings (deployment CRS) and their classes."""
+    rows = conn.execute(sa.text(
+        "SELECT ST_AsBinary(geom), class FROM lines WHERE district_code = :d AND kind = 'road' ORDER BY line_id"
+    ), {"d": district}).all()
+    geoms = np.array([shapely.from_wkb(r[0]) for r in rows], dtype=object)
+    return geoms, np.array([r[1] for r in rows], dtype=object)
+
+
+def save_derived_areas(conn: Connection, district: str, shapes: dict[str, Any], srid: int) -> None:
+    """Store derived street/community polygons (``geom_derived``), never over a real polygon."""
+    conn.execute(sa.text(
+        "UPDATE admin_areas SET geom = NULL WHERE district_code = :d AND geom_derived"), {"d": district})
+    rows = [{"d": district, "code": code, "wkb": shapely.to_wkb(geom), "srid": srid}
+            for code, geom in shapes.items() if geom is not None and not geom.is_empty]
+    if rows:
+        conn.execute(sa.text(
+            """UPDATE admin_areas
+                  SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_GeomFromWKB(:wkb, :srid)), 3)),
+                      geom_derived = true
+                WHERE district_code = :d AND code = :code AND (geom IS NULL OR geom_derived)"""
+        ), rows)
+
+
+# ------------------------------------------------------------------------------------------ versions
+def next_version_id(conn: Connection, district: str) -> int:
+    return conn.execute(sa.text(
+        "SELECT coalesce(max(version_id), 0) + 1 FROM grid_versions WHERE district_code = :d"), {"d": district}
+    ).scalar_one()
+
+
+def create_version(conn: Connection, *, district: str, version_id: int, source: str, author: str,
+                   params: dict[str, Any], note: str, parent_version: int | None) -> None:
+    conn.execute(sa.text(
+        """INSERT INTO grid_versions (district_code, version_id, status, source, parent_version, author, note, params)
+           VALUES (:d, :v, 'draft', :source, :parent, :author, :note, CAST(:params AS jsonb))"""
+    ), {"d": district, "v": version_id, "source": source, "parent": parent_version, "author": author,
+        "note": note, "params": _json(params)})
+
+
+def merge_version_params(conn: Connection, district: str, version_id: int, extra: dict[str, Any]) -> None:
+    conn.execute(sa.text(
+        """UPDATE grid_versions SET params = params || CAST(:extra AS jsonb)
+            WHERE district_code = :d AND version_id = :v"""
+    ), {"d": district, "v": version_id, "extra": _json(extra)})
+
+
+def versions(conn: Connection, district: str) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.text(
+        """SELECT v.version_id, v.status, v.source, v.parent_version, v.author, v.note, v.created_at,
+                  v.effective_from, v.effective_to, v.params,
+                  (SELECT count(*) FROM unit_grids u WHERE u.district_code = v.district_code
+                      AND u.version_id = v.version_id) AS unit_grids,
+                  (SELECT count(*) FROM supervision_grids s WHERE s.district_code = v.district_code
+                      AND s.version_id = v.version_id) AS supervision_grids,
+                  (SELECT count(*) FROM supervision_teams t WHERE t.district_code = v.district_code
+                      AND t.version_id = v.version_id) AS teams
+             FROM grid_versions v WHERE v.district_code = :d ORDER BY v.version_id"""
+    ), {"d": district}).mappings()
+    return [dict(r) for r in rows]
+
+
+def version_row(conn: Connection, district: str, version_id: int | None) -> dict[str, Any] | None:
+    """One version; ``None`` picks the newest published one, else the newest of any status."""
+    rows = versions(conn, district)
+    if version_id is not None:
+        return next((r for r in rows if r["version_id"] == version_id), None)
+    published = [r for r in rows if r["status"] == "published"]
+    return (published or rows or [None])[-1]
+
+
+def publish(conn: Connection, district: str, version_id: int, effective_from: Any) -> None:
+    """Publish a draft: the current published version ends where this one starts."""
+    conn.execute(sa.text(
+        """UPDATE grid_versions SET status = 'retired', effective_to = :start
+            WHERE district_code = :d AND status = 'published' AND version_id <> :v"""
+    ), {"d": district, "v": version_id, "start": effective_from})
+    conn.execute(sa.text(
+        """UPDATE grid_versions SET status = 'published', effective_from = :start
+            WHERE district_code = :d AND version_id = :v"""
+    ), {"d": district, "v": version_id, "start": effective_from})
+
+
+# ------------------------------------------------------------------------------------------ unit grids
+def insert_unit_grids(conn: Connection, district: str, version_id: int, rows: Sequence[dict[str, Any]],
+                      srid: int) -> None:
+    """Rows: code, street_code, community_code, area_m2, wkb (Polygon in EPSG:``srid``), attrs (dict)."""
+    conn.execute(sa.text(
+        """INSERT INTO unit_grids (district_code, version_id, code, street_code, community_code, area_m2, attrs, geom)
+           VALUES (:d, :v, :code, :street_code, :community_code, :area_m2, CAST(:attrs AS jsonb),
+                   ST_GeomFromWKB(:wkb, :srid))"""
+    ), [{**r, "d": district, "v": version_id, "srid": srid, "attrs": _json(r.get("attrs", {}))} for r in rows])
+
+
+def unit_grids(conn: Connection, district: str, version_id: int) -> list[dict[str, Any]]:
+    """Unit grids of a version with shapely geometry (deployment CRS), ordered by code."""
+    rows = conn.execute(sa.text(
+        """SELECT code, street_code, community_code, supervision_code, area_m2, ST_AsBinary(geom) AS wkb
+             FROM unit_grids WHERE district_code = :d AND version_id = :v ORDER BY code"""
+    ), {"d": district, "v": version_id}).mappings()
+    return [{**{k: r[k] for k in r if k != "wkb"}, "geom": shapely.from_wkb(r["wkb"])} for r in rows]
+
+
+def workload_terms(conn: Connection, district: str, version_id: int) -> dict[str, np.ndarray]:
+    """Per unit grid (ordered by code): current components, cases, road metres within 15 m, area m²."""
+    rows = conn.execute(sa.text(
+        """SELECT u.code, ST_Area(u.geom) AS area,
+                  (SELECT count(*) FROM components c WHERE c.district_code = u.district_code
+                      AND c.valid_to IS NULL AND ST_Intersects(c.geom, u.geom)) AS components,
+                  (SELECT count(*) FROM cases k WHERE k.district_code = u.district_code
+                      AND ST_Intersects(k.geom, u.geom)) AS cases,
+                  (SELECT coalesce(sum(ST_Length(ST_Intersection(l.geom, ST_Buffer(u.geom, 15)))), 0)
+                     FROM lines l WHERE l.district_code = u.district_code AND l.kind = 'road'
+                      AND ST_DWithin(l.geom, u.geom, 15)) AS roads
+             FROM unit_grids u WHERE u.district_code = :d AND u.version_id = :v ORDER BY u.code"""
+    ), {"d": district, "v": version_id}).mappings().all()
+    return {name: np.array([float(r[name]) for r in rows]) for name in ("components", "cases", "roads", "area")}
+
+
+# ------------------------------------------------------------------------------------------ supervision
+def replace_supervision(conn: Connection, district: str, version_id: int, teams: Sequence[dict[str, Any]],
+                        groups: Sequence[dict[str, Any]], assignment: dict[str, str], srid: int) -> None:
+    """Replace the supervision grids and teams of a draft version and point its unit grids at them.
+
+    teams: code, name; groups: code, team_code, street_code, workload, wkb; assignment: unit code -> group code.
+    """
+    params = {"d": district, "v": version_id}
+    conn.execute(sa.text("UPDATE unit_grids SET supervision_code = NULL WHERE district_code = :d AND version_id = :v"),
+                 params)
+    conn.execute(sa.text("DELETE FROM supervision_grids WHERE district_code = :d AND version_id = :v"), params)
+    conn.execute(sa.text("DELETE FROM supervision_teams WHERE district_code = :d AND version_id = :v"), params)
+    if teams:
+        conn.execute(sa.text(
+            "INSERT INTO supervision_teams (district_code, version_id, code, name) VALUES (:d, :v, :code, :name)"
+        ), [{**t, **params} for t in teams])
+    conn.execute(sa.text(
+        """INSERT INTO supervision_grids (district_code, version_id, code, team_code, street_code, workload, geom)
+           VALUES (:d, :v, :code, :team_code, :street_code, :workload,
+                   ST_Multi(ST_GeomFromWKB(:wkb, :srid)))"""
+    ), [{**g, **params, "srid": srid} for g in groups])
+    conn.execute(sa.text(
+        """UPDATE unit_grids u SET supervision_code = a.sup
+             FROM (SELECT unnest(CAST(:units AS text[])) AS unit, unnest(CAST(:sups AS text[])) AS sup) a
+            WHERE u.district_code = :d AND u.version_id = :v AND u.code = a.unit"""
+    ), {**params, "units": list(assignment), "sups": list(assignment.values())})
+
+
+def count_rows(conn: Connection, table: str, district: str, version_id: int) -> int:
+    """Rows of one version in ``unit_grids``, ``supervision_grids`` or ``supervision_teams``."""
+    if table not in ("unit_grids", "supervision_grids", "supervision_teams"):
+        raise ValueError(table)
+    return conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE district_code = :d AND version_id = :v"),
+                        {"d": district, "v": version_id}).scalar_one()
+
+
+# ------------------------------------------------------------------------------------------ code registry
+def issued_serials(conn: Connection, district: str) -> dict[str, int]:
+    """Highest unit-grid serial ever issued per prefix (retired codes included); see ``codes.code_prefix_of``."""
+    codes = conn.execute(sa.text(
+        "SELECT code FROM grid_codes WHERE district_code = :d AND kind = 'unit'"), {"d": district}).scalars()
+    issued: dict[str, int] = {}
+    for code in codes:
+        prefix, _ = code_prefix_of(code)
+        issued[prefix] = max(issued.get(prefix, 0), int(code[len(prefix):]))
+    return issued
+
+
+def register_codes(conn: Connection, district: str, version_id: int, codes: Sequence[str],
+                   retired: Sequence[str], kind: str = "unit") -> None:
+    """Record newly issued codes and retire the ones the new version dropped."""
+    if codes:
+        conn.execute(sa.text(
+            """INSERT INTO grid_codes (district_code, code, kind, first_version) VALUES (:d, :code, :kind, :v)
+               ON CONFLICT (district_code, kind, code) DO UPDATE SET retired_version = NULL"""
+        ), [{"d": district, "code": c, "kind": kind, "v": version_id} for c in codes])
+    if retired:
+        conn.execute(sa.text(
+            """UPDATE grid_codes SET retired_version = :v
+                WHERE district_code = :d AND kind = :kind AND code = ANY(CAST(:codes AS text[]))"""
+        ), {"d": district, "v": version_id, "kind": kind, "codes": list(retired)})
+
+
+# ------------------------------------------------------------------------------------------ web
+def grids_geojson(conn: Connection, *, district: str, version_id: int, kind: str,
+                  bbox: tuple[float, float, float, float] | None, limit: int, offset: int,
+                  srid: int) -> dict[str, Any]:
+    """A page of unit or supervision grids as a GeoJSON FeatureCollection in EPSG:4326.
+
+    ``bbox`` is (min_lon, min_lat, max_lon, max_lat) in EPSG:4326.
+    """
+    table = {"unit": "unit_grids", "supervision": "supervision_grids"}[kind]
+    props = ("'street_code', street_code, 'community_code', community_code, 'supervision_code', supervision_code, "
+             "'area_m2', round(area_m2::numeric, 1)") if kind == "unit" else (
+             "'team_code', team_code, 'street_code', street_code, 'workload', round(workload::numeric, 3), "
+             "'area_m2', round(ST_Area(geom)::numeric, 1)")
+    where = "district_code = :d AND version_id = :v"
+    params: dict[str, Any] = {"d": district, "v": version_id, "limit": limit, "offset": offset, "srid": srid}
+    if bbox is not None:
+        where += " AND geom && ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), :srid)"
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    total = conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {where}"), params).scalar_one()
+    features = conn.execute(sa.text(
+        f"""SELECT coalesce(json_agg(json_build_object(
+                   'type', 'Feature', 'id', code,
+                   'properties', json_build_object('code', code, 'version', version_id, {props}),
+                   'geometry', ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json) ORDER BY code), '[]'::json)
+              FROM (SELECT * FROM {table} WHERE {where} ORDER BY code LIMIT :limit OFFSET :offset) page"""
+    ), params).scalar_one()
+    return {"type": "FeatureCollection", "features": features, "total": total, "limit": limit, "offset": offset}
+
+
+def find_grid(conn: Connection, code: str) -> dict[str, Any] | None:
+    """A unit or supervision grid by code, in its newest published version (else newest version), as a
+    GeoJSON Feature in EPSG:4326."""
+    row = conn.execute(sa.text(
+        """WITH hits AS (
+               SELECT 'unit' AS kind, u.district_code, u.version_id, u.code, u.geom,
+                      json_build_object('street_code', u.street_code, 'community_code', u.community_code,
+                                        'supervision_code', u.supervision_code, 'area_m2', u.area_m2) AS extra
+                 FROM unit_grids u WHERE u.code = :code
+               UNION ALL
+               SELECT 'supervision', s.district_code, s.version_id, s.code, s.geom,
+                      json_build_object('team_code', s.team_code, 'street_code', s.street_code,
+                                        'workload', s.workload, 'area_m2', ST_Area(s.geom))
+                 FROM supervision_grids s WHERE s.code = :code)
+           SELECT h.kind, h.district_code, h.version_id, h.code, h.extra, v.status,
+                  ST_AsGeoJSON(ST_Transform(h.geom, 4326), 7) AS geometry
+             FROM hits h JOIN grid_versions v USING (district_code, version_id)
+            ORDER BY (v.status = 'published') DESC, h.version_id DESC LIMIT 1"""
+    ), {"code": code}).mappings().first()
+    if row is None:
+        return None
+    props = {"code": row["code"], "kind": row["kind"], "district_code": row["district_code"],
+             "version": row["version_id"], "version_status": row["status"], **row["extra"]}
+    return {"type": "Feature", "id": row["code"], "properties": props, "geometry": json.loads(row["geometry"])}
