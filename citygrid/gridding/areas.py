@@ -4,9 +4,10 @@ Where a district has only points for its streets/communities (Chaoyang, Guanchen
 community areas are the Voronoi cells of the community points inside the district, cut off at
 ``community_radius_m`` from the point (where points are sparse a Voronoi cell would stretch over tens of km²);
 what lies beyond stays with the street as street-level area (community ``None``). A street's area is the
-union of its communities' cells and that remainder, so communities nest in streets by construction. A street with no located
-community but a point of its own is one cell (community ``None``). Streets and communities with no location,
-or whose point duplicates another's, are reported and get no area: nothing is placed at random.
+union of its communities' cells and that remainder, so communities nest in streets by construction.
+A street with no located community but a point of its own is one cell (community ``None``). Streets and
+communities with no location, or whose point duplicates another's, are reported and get no area: nothing is
+placed at random.
 
 All geometry is in the deployment CRS (metres).
 """

@@ -6,8 +6,9 @@ whose communities have no location) carry community ``000`` and use the six digi
 serial (``000001``…): up to 999 they read as community 000, serial 001…999, and a large rural street can
 still be numbered. The code registry keeps every code unique either way.
 
-A grid that matches a grid of the previous version (intersection over union ≥ 0.98, same street and community) keeps its code; a new grid takes the next serial
-never issued in its community, so codes of retired grids are never reused.
+A grid that matches a grid of the previous version (intersection over union ≥ 0.98, same street and
+community) keeps its code; a new grid takes the next serial never issued under its prefix, so codes of
+retired grids are never reused.
 """
 
 from __future__ import annotations
