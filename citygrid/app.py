@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from citygrid.config import Settings
 from citygrid.errors import Unavailable
 from citygrid.spatial import db
-from citygrid.webmap import api, health, pages
+from citygrid.webmap import api, grids_api, health, pages
 from citygrid.webmap.context import Backend
 from citygrid.webmap.errors import register_error_handlers
 
@@ -46,6 +46,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(grids_api.bp)
     app.register_blueprint(pages.bp)
     return app
 

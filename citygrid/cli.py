@@ -317,15 +317,15 @@ def grids_partition(ctx: click.Context, n_groups: int, district: str, teams: int
 @grids.command("publish")
 @click.option("--district", required=True)
 @click.option("--version", "version_id", type=int, default=None)
-@click.option("--effective-from", type=click.DateTime(formats=["%Y-%m-%d"]), default=None)
+@click.option("--effective-from", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="When the version takes effect (default now).")
 @click.pass_context
 def grids_publish(ctx: click.Context, district: str, version_id: int | None, effective_from) -> None:
     """Make a draft the current version from a date (default today)."""
     from citygrid.gridding import service as gridding
 
     with _transaction(_settings(ctx)) as conn:
-        _echo_json(gridding.publish(conn, district, version_id, effective_from.date() if effective_from else None,
-                                    author="cli"))
+        _echo_json(gridding.publish(conn, district, version_id, effective_from, author="cli"))
 
 
 @grids.command("versions")

@@ -1,10 +1,10 @@
 """Unit-grid codes: 6-digit district + 3-digit street + 3-digit community + 3-digit serial (15 digits).
 
 This follows the one real example found (``320582110152102``, see data/taxonomy/README.md). Serials run
-west→east in north→south bands inside a community. Grids that belong to a street but to no community (a street
-whose communities have no location) carry community ``000`` and use the six digits after the street as their
-serial (``000001``…): up to 999 they read as community 000, serial 001…999, and a large rural street can
-still be numbered. The code registry keeps every code unique either way.
+west→east in north→south bands inside a community. Grids that belong to a street but to no community (land
+beyond the reach of any located community) take community digits from the reserved range 900–999, which no
+NBS community code uses (those stop at 399): the n-th such grid of a street is community ``900 + (n−1)//999``,
+serial ``(n−1) % 999 + 1``, so a large rural street can hold 99,900 grids and every code still decodes.
 
 A grid that matches a grid of the previous version (intersection over union ≥ 0.98, same street and
 community) keeps its code; a new grid takes the next serial never issued under its prefix, so codes of
@@ -32,16 +32,29 @@ class PreviousGrid:
     geom: BaseGeometry
 
 
-def code_prefix(district: str, street_code: str | None, community_code: str | None) -> tuple[str, int]:
-    """The prefix a grid's serial follows, and the serial's width.
+STREET_LEVEL_FIRST = 900
+PER_COMMUNITY = 999
+MAX_STREET_LEVEL = (1000 - STREET_LEVEL_FIRST) * PER_COMMUNITY
 
-    With a community: 12 digits (district, street = digits 7–9 of its code, community = digits 10–12) and a
-    3-digit serial. Without: 9 digits (district, street) and a 6-digit serial.
+
+def code_prefix(district: str, street_code: str | None, community_code: str | None) -> tuple[str, int]:
+    """The prefix a grid's running number follows, and the largest number it may reach.
+
+    With a community: 12 digits (district, street = digits 7–9 of its code, community = digits 10–12), up to
+    999. Without: 9 digits (district, street), up to 99,900 (see the module docstring).
     """
     street = street_code[6:9] if street_code and len(street_code) >= 9 else "000"
     if community_code and len(community_code) >= 12:
-        return f"{district}{street}{community_code[9:12]}", 3
-    return f"{district}{street}", 6
+        return f"{district}{street}{community_code[9:12]}", PER_COMMUNITY
+    return f"{district}{street}", MAX_STREET_LEVEL
+
+
+def format_code(prefix: str, number: int) -> str:
+    """15-digit code of the ``number``-th grid (1-based) under ``prefix`` (12 or 9 digits)."""
+    if len(prefix) == 12:
+        return f"{prefix}{number:03d}"
+    block, serial = divmod(number - 1, PER_COMMUNITY)
+    return f"{prefix}{STREET_LEVEL_FIRST + block:03d}{serial + 1:03d}"
 
 
 def assign_codes(
@@ -82,24 +95,27 @@ def assign_codes(
     next_serial = dict(issued_max)
     for c in codes:
         if c:
-            prefix, _ = code_prefix_of(c)
-            next_serial[prefix] = max(next_serial.get(prefix, 0), int(c[len(prefix):]))
+            prefix, number = parse_code(c)
+            next_serial[prefix] = max(next_serial.get(prefix, 0), number)
     for i in order:
         if codes[i] is not None:
             continue
-        prefix, width = prefixes[i]
+        prefix, limit = prefixes[i]
         serial = next_serial.get(prefix, 0) + 1
-        if serial >= 10**width:
-            raise Conflict(f"grid-code prefix {prefix} would need serial {serial}, more than {width} digits; "
+        if serial > limit:
+            raise Conflict(f"grid-code prefix {prefix} would need number {serial}, more than {limit}; "
                            "raise --target-area-m2 or split the community")
         next_serial[prefix] = serial
-        codes[i] = f"{prefix}{serial:0{width}d}"
+        codes[i] = format_code(prefix, serial)
     return [c for c in codes if c is not None]
 
 
-def code_prefix_of(code: str) -> tuple[str, int]:
-    """Inverse of ``code_prefix`` for a stored 15-digit code: community ``000`` means a street-level grid."""
-    return (code[:9], 6) if code[9:12] == "000" else (code[:12], 3)
+def parse_code(code: str) -> tuple[str, int]:
+    """Inverse of ``format_code``: (prefix, running number) of a stored 15-digit code."""
+    community = int(code[9:12])
+    if community >= STREET_LEVEL_FIRST:
+        return code[:9], (community - STREET_LEVEL_FIRST) * PER_COMMUNITY + int(code[12:15])
+    return code[:12], int(code[12:15])
 
 
 def band_height(target_area_m2: float) -> float:

@@ -122,8 +122,8 @@ def _metis(graph: Graph, nodes: np.ndarray, weights: np.ndarray, n_parts: int, s
     scale = 1000.0 / max(weights.mean(), 1e-12)
     vweights = np.maximum(1, np.round(weights * scale)).astype(int).tolist()
     options = pymetis.Options(contig=1, ufactor=METIS_UFACTOR, seed=seed, niter=20, ncuts=4)
-    result = pymetis.part_graph(n_parts, xadj=xadj, adjncy=adjncy, vweights=vweights, eweights=eweights,
-                                options=options)
+    result = pymetis.part_graph(n_parts, pymetis.CSRAdjacency(adj_starts=xadj, adjacent=adjncy),
+                                vweights=vweights, eweights=eweights, options=options)
     return np.asarray(result.vertex_part, dtype=int)
 
 

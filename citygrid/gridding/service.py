@@ -223,18 +223,26 @@ def _majority_street(grids: list[dict[str, Any]], labels: np.ndarray) -> dict[in
 
 
 def publish(conn: Connection, district: str, version_id: int | None = None,
-            effective_from: dt.date | None = None, author: str = "system") -> dict[str, Any]:
-    """Make a draft the district's current grid version from ``effective_from`` (default today)."""
+            effective_from: dt.datetime | dt.date | None = None, author: str = "system") -> dict[str, Any]:
+    """Make a draft the district's current grid version from ``effective_from`` (default now); the version it
+    replaces ends at that moment."""
     version = _version(conn, district, version_id if version_id is not None else _latest_id(conn, district))
     if version["status"] != "draft":
         raise Conflict(f"version {version['version_id']} is {version['status']}, not a draft")
-    start = effective_from or dt.date.today()
+    start = effective_from or dt.datetime.now(dt.UTC)
+    current = store.version_row(conn, district, None)
+    if current and current["status"] == "published" and current["effective_from"] is not None:
+        begun = current["effective_from"]
+        start_ts = start if isinstance(start, dt.datetime) else dt.datetime.combine(start, dt.time(), begun.tzinfo)
+        if start_ts <= begun:
+            raise InvalidInput(f"effective_from must be after {begun.isoformat()}, when version "
+                               f"{current['version_id']} took effect", field="effective_from")
     store.publish(conn, district, version["version_id"], start)
     spatial_store.audit(conn, actor=author, action="publish", object_kind="grid_version",
                         object_id=f"{district}/{version['version_id']}", district=district,
                         after={"effective_from": start})
     return {"district": district, "version": version["version_id"], "status": "published",
-            "effective_from": str(start)}
+            "effective_from": start.isoformat()}
 
 
 def stats(conn: Connection, district: str, version_id: int | None = None) -> dict[str, Any]:

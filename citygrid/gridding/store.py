@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from citygrid.gridding.areas import AreaInput
-from citygrid.gridding.codes import code_prefix_of
+from citygrid.gridding.codes import parse_code
 
 
 def _json(value: Any) -> str:
@@ -192,13 +192,13 @@ def count_rows(conn: Connection, table: str, district: str, version_id: int) -> 
 
 # ------------------------------------------------------------------------------------------ code registry
 def issued_serials(conn: Connection, district: str) -> dict[str, int]:
-    """Highest unit-grid serial ever issued per prefix (retired codes included); see ``codes.code_prefix_of``."""
+    """Highest running number ever issued per prefix (retired codes included); see ``codes.parse_code``."""
     codes = conn.execute(sa.text(
         "SELECT code FROM grid_codes WHERE district_code = :d AND kind = 'unit'"), {"d": district}).scalars()
     issued: dict[str, int] = {}
     for code in codes:
-        prefix, _ = code_prefix_of(code)
-        issued[prefix] = max(issued.get(prefix, 0), int(code[len(prefix):]))
+        prefix, number = parse_code(code)
+        issued[prefix] = max(issued.get(prefix, 0), number)
     return issued
 
 

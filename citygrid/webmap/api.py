@@ -2,45 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, jsonify, request
 
 from citygrid.components_survey import store as survey_store
-from citygrid.errors import InvalidInput, NotFound
+from citygrid.errors import NotFound
 from citygrid.spatial import store
 from citygrid.webmap.context import connection
+from citygrid.webmap.params import choice_arg, district_code, float_arg
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
-_DISTRICT = re.compile(r"^[0-9]{6}$")
-
-
-def _district_code(code: str) -> str:
-    if not _DISTRICT.match(code):
-        raise InvalidInput(f"district code {code!r} must be 6 digits", field="code")
-    return code
-
-
-def _float_arg(name: str, default: float, low: float, high: float) -> float:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a number, not {raw!r}", field=name) from None
-    if not low <= value <= high:
-        raise InvalidInput(f"{name} must be between {low:g} and {high:g}", field=name)
-    return value
-
-
-def _choice_arg(name: str, choices: tuple[str, ...]) -> str | None:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return None
-    if raw not in choices:
-        raise InvalidInput(f"{name} must be one of {', '.join(choices)}", field=name)
-    return raw
 
 
 @bp.get("/districts")
@@ -53,9 +23,9 @@ def list_districts():
 @bp.get("/districts/<code>")
 def get_district(code: str):
     """One district boundary as a GeoJSON Feature in EPSG:4326; ``?simplify=`` metres (0–1000)."""
-    tolerance = _float_arg("simplify", 0.0, 0.0, 1000.0)
+    tolerance = float_arg("simplify", 0.0, 0.0, 1000.0)
     with connection() as conn:
-        feature = store.district_geojson(conn, _district_code(code), tolerance)
+        feature = store.district_geojson(conn, district_code(code, 'code'), tolerance)
     if feature is None:
         raise NotFound(f"no district {code}")
     return jsonify(feature)
@@ -64,9 +34,9 @@ def get_district(code: str):
 @bp.get("/districts/<code>/areas")
 def get_areas(code: str):
     """Streets/communities as GeoJSON points (EPSG:4326); those with no location are listed in ``unlocated``."""
-    level = _choice_arg("level", ("street", "community"))
+    level = choice_arg("level", ("street", "community"))
     with connection() as conn:
-        if store.district_row(conn, _district_code(code)) is None:
+        if store.district_row(conn, district_code(code, 'code')) is None:
             raise NotFound(f"no district {code}")
         rows = store.areas(conn, code, level)
     features, unlocated = [], []
@@ -83,10 +53,10 @@ def get_areas(code: str):
 @bp.get("/districts/<code>/lines")
 def get_lines(code: str):
     """Roads, water lines and railways of a district as GeoJSON (EPSG:4326); ``kind``, ``simplify`` metres."""
-    kind = _choice_arg("kind", ("road", "water", "rail"))
-    tolerance = _float_arg("simplify", 0.0, 0.0, 1000.0)
+    kind = choice_arg("kind", ("road", "water", "rail"))
+    tolerance = float_arg("simplify", 0.0, 0.0, 1000.0)
     with connection() as conn:
-        if store.district_row(conn, _district_code(code)) is None:
+        if store.district_row(conn, district_code(code, 'code')) is None:
             raise NotFound(f"no district {code}")
         return jsonify(store.lines_geojson(conn, code, kind, tolerance))
 
@@ -94,7 +64,7 @@ def get_lines(code: str):
 @bp.get("/taxonomy")
 def get_taxonomy():
     """Component and event classes of every loaded scheme; filters ``kind`` and ``scheme``."""
-    kind = _choice_arg("kind", ("component", "event"))
+    kind = choice_arg("kind", ("component", "event"))
     scheme = request.args.get("scheme") or None
     with connection() as conn:
         rows = survey_store.taxonomy(conn, scheme=scheme, kind=kind)

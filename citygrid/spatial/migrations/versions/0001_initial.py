@@ -60,8 +60,8 @@ CREATE TABLE grid_versions (
     note           text NOT NULL DEFAULT '',
     params         jsonb NOT NULL DEFAULT '{}',
     created_at     timestamptz NOT NULL DEFAULT now(),
-    effective_from date,
-    effective_to   date,
+    effective_from timestamptz,
+    effective_to   timestamptz,
     PRIMARY KEY (district_code, version_id),
     CHECK (effective_to IS NULL OR effective_from IS NULL OR effective_to > effective_from)
 );

@@ -1,0 +1,69 @@
+"""Grid endpoints: pages of unit/supervision grids as GeoJSON (EPSG:4326), one grid by code, versions."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, jsonify, request
+
+from citygrid.errors import InvalidInput, NotFound
+from citygrid.gridding import service as gridding
+from citygrid.gridding import store as grid_store
+from citygrid.spatial.db import deployment_srid
+from citygrid.webmap.context import connection
+from citygrid.webmap.params import bbox_arg, choice_arg, district_code, int_arg
+
+bp = Blueprint("grids_v1", __name__, url_prefix="/api/v1/grids")
+_GRID_CODE = re.compile(r"^[0-9]{6}([0-9]{9}|S[0-9]{4})$")
+MAX_PAGE = 5000
+
+
+@bp.get("")
+def list_grids():
+    """``?district=&version=&kind=unit|supervision&bbox=&limit=&offset=``; version defaults to the current one."""
+    district = district_code(request.args.get("district"))
+    kind = choice_arg("kind", ("unit", "supervision"), "unit")
+    version_id = int_arg("version", None, 1, 1_000_000)
+    limit = int_arg("limit", 1000, 1, MAX_PAGE)
+    offset = int_arg("offset", 0, 0, 10_000_000)
+    bbox = bbox_arg()
+    with connection() as conn:
+        version = grid_store.version_row(conn, district, version_id)
+        if version is None:
+            raise NotFound(f"district {district} has no grid version" + (f" {version_id}" if version_id else ""))
+        page = grid_store.grids_geojson(conn, district=district, version_id=version["version_id"], kind=kind,
+                                        bbox=bbox, limit=limit, offset=offset, srid=deployment_srid(conn))
+    page["version"] = version["version_id"]
+    page["version_status"] = version["status"]
+    return jsonify(page)
+
+
+@bp.get("/<code>")
+def get_grid(code: str):
+    """One unit grid (15 digits) or supervision grid (district + S + 4 digits) as a GeoJSON Feature."""
+    if not _GRID_CODE.match(code):
+        raise InvalidInput(f"grid code {code!r} is neither a 15-digit unit-grid code nor a supervision-grid code",
+                           field="code")
+    with connection() as conn:
+        feature = grid_store.find_grid(conn, code)
+    if feature is None:
+        raise NotFound(f"no grid {code}")
+    return jsonify(feature)
+
+
+@bp.get("/versions")
+def list_versions():
+    """Dated history of a district's grid versions."""
+    district = district_code(request.args.get("district"))
+    with connection() as conn:
+        rows = grid_store.versions(conn, district)
+    return jsonify({"district": district, "versions": rows})
+
+
+@bp.get("/stats")
+def get_stats():
+    """Quality of a version (as ``citygrid grids stats``)."""
+    district = district_code(request.args.get("district"))
+    version_id = int_arg("version", None, 1, 1_000_000)
+    with connection() as conn:
+        return jsonify(gridding.stats(conn, district, version_id))

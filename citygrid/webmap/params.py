@@ -1,0 +1,75 @@
+"""Parsing and validating query parameters: every value is checked before it reaches the domain."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from flask import request
+
+from citygrid.errors import InvalidInput
+
+_DISTRICT = re.compile(r"^[0-9]{6}$")
+MAX_BBOX_DEGREES = 2.0
+
+
+def district_code(code: str | None, field: str = "district") -> str:
+    if not code:
+        raise InvalidInput(f"{field} is required (a 6-digit district code)", field=field)
+    if not _DISTRICT.match(code):
+        raise InvalidInput(f"district code {code!r} must be 6 digits", field=field)
+    return code
+
+
+def float_arg(name: str, default: float, low: float, high: float) -> float:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number, not {raw!r}", field=name) from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InvalidInput(f"{name} must be between {low:g} and {high:g}", field=name)
+    return value
+
+
+def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not re.fullmatch(r"-?[0-9]{1,9}", raw):
+        raise InvalidInput(f"{name} must be an integer, not {raw!r}", field=name)
+    value = int(raw)
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be between {low} and {high}", field=name)
+    return value
+
+
+def choice_arg(name: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    if raw not in choices:
+        raise InvalidInput(f"{name} must be one of {', '.join(choices)}", field=name)
+    return raw
+
+
+def bbox_arg(name: str = "bbox") -> tuple[float, float, float, float] | None:
+    """``min_lon,min_lat,max_lon,max_lat`` in EPSG:4326, at most 2° on a side."""
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return None
+    parts = raw.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise InvalidInput(f"{name} must be four numbers min_lon,min_lat,max_lon,max_lat", field=name) from None
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise InvalidInput(f"{name} must be four numbers min_lon,min_lat,max_lon,max_lat", field=name)
+    x0, y0, x1, y1 = values
+    if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
+        raise InvalidInput(f"{name} must be lon/lat (EPSG:4326) with min < max", field=name)
+    if x1 - x0 > MAX_BBOX_DEGREES or y1 - y0 > MAX_BBOX_DEGREES:
+        raise InvalidInput(f"{name} may span at most {MAX_BBOX_DEGREES:g}° on a side", field=name)
+    return values  # type: ignore[return-value]
