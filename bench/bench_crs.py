@@ -13,7 +13,7 @@ from citygrid.spatial.crs import gcj02_to_wgs84
 N = 200_000
 
 
-def run() -> list[dict]:
+def run(wanted: set[str]) -> list[dict]:
     rng = np.random.default_rng(2026)
     lon, lat = rng.uniform(116.2, 116.7, N), rng.uniform(39.7, 40.2, N)  # Beijing, GCJ-02
     t0 = time.perf_counter()
