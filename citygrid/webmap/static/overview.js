@@ -5,6 +5,7 @@
   var map = L.map("map", { preferCanvas: true, zoomControl: true });
   var layers = L.control.layers(null, null, { collapsed: false }).addTo(map);
   var current = [];
+  var unitRefresh = null;
 
   function popup(props, fields) {
     var dl = document.createElement("dl");
@@ -41,6 +42,25 @@
         });
         layers.addOverlay(layer, "Roads (OSM)"); current.push(layer);
       }
+      return getJSON("/api/v1/grids?kind=supervision&limit=5000&district=" + code).catch(function () { return null; });
+    }).then(function (sup) {
+      if (sup && sup.features.length) {
+        var palette = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c",
+                       "#008080", "#9a6324", "#800000", "#808000", "#000075"];
+        var layer = L.geoJSON(sup, {
+          style: function (f) {
+            var team = parseInt(String(f.properties.team_code).slice(-2), 10) || 0;
+            return { color: "#333", weight: 1, fillColor: palette[team % palette.length], fillOpacity: 0.25 };
+          },
+          onEachFeature: function (f, l) {
+            l.bindPopup(popup(f.properties, [["code", "监督网格"], ["team_code", "分队"], ["street_code", "街道"],
+                                             ["workload", "workload"], ["area_m2", "m²"]]));
+          }
+        }).addTo(map);
+        layers.addOverlay(layer, "Supervision grids (监督网格) v" + sup.version + ", by team");
+        current.push(layer);
+        addUnitGrids(code);
+      }
       return getJSON("/api/v1/districts/" + code + "/areas");
     }).then(function (areas) {
       ["street", "community"].forEach(function (level) {
@@ -58,6 +78,32 @@
         current.push(layer);
       });
     }).catch(function (err) { document.getElementById("summary").textContent = "error: " + err.message; });
+  }
+
+  // Unit grids are many: fetched for the visible box only, from zoom 14.
+  function addUnitGrids(code) {
+    var layer = L.geoJSON(null, {
+      style: { color: "#555", weight: 0.6, fill: true, fillOpacity: 0.02 },
+      onEachFeature: function (f, l) {
+        l.bindPopup(popup(f.properties, [["code", "单元网格"], ["street_code", "街道"], ["community_code", "社区"],
+                                         ["supervision_code", "监督网格"], ["area_m2", "m²"]]));
+      }
+    });
+    function refresh() {
+      layer.clearLayers();
+      if (map.getZoom() < 14 || !map.hasLayer(layer)) { return; }
+      var b = map.getBounds();
+      var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) { return v.toFixed(5); });
+      getJSON("/api/v1/grids?kind=unit&limit=5000&district=" + code + "&bbox=" + bbox.join(","))
+        .then(function (page) { layer.addData(page); }).catch(function () {});
+    }
+    if (unitRefresh) { map.off("moveend", unitRefresh); }  // the previous district's handler
+    unitRefresh = refresh;
+    map.on("moveend", refresh);
+    layer.on("add", refresh);
+    layers.addOverlay(layer, "Unit grids (单元网格, zoom ≥ 14)");
+    current.push(layer);
+    layer.addTo(map);
   }
 
   var select = document.getElementById("district");
