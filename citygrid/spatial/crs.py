@@ -214,21 +214,27 @@ def wgs84_to_gcj02(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.where(inside, lon + dlon, lon), np.where(inside, lat + dlat, lat)
 
 
-def gcj02_to_wgs84(lon: np.ndarray, lat: np.ndarray, tol_deg: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
-    """GCJ-02 lon/lat -> WGS84 lon/lat (EPSG:4326), exact inverse by fixed-point iteration.
+def _invert(forward, lon: np.ndarray, lat: np.ndarray, start_lon: np.ndarray, start_lat: np.ndarray,
+            tol_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Solve ``forward(x, y) = (lon, lat)`` by fixed-point iteration from (start_lon, start_lat).
 
-    The forward offset varies slowly (≈1e-5 per metre), so each iteration gains ~5 digits; the loop stops
-    when every point moves less than ``tol_deg`` (1e-10° ≈ 0.01 mm).
+    The offsets of GCJ-02 and BD-09 vary slowly (≈1e-5 per metre), so each step gains ~5 digits; stops when
+    every point moves less than ``tol_deg`` (1e-10° ≈ 0.01 mm).
     """
-    g_lon, g_lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    w_lon, w_lat = g_lon.copy(), g_lat.copy()
+    x, y = start_lon.copy(), start_lat.copy()
     for _ in range(30):
-        f_lon, f_lat = wgs84_to_gcj02(w_lon, w_lat)
-        step_lon, step_lat = g_lon - f_lon, g_lat - f_lat
-        w_lon, w_lat = w_lon + step_lon, w_lat + step_lat
+        f_lon, f_lat = forward(x, y)
+        step_lon, step_lat = lon - f_lon, lat - f_lat
+        x, y = x + step_lon, y + step_lat
         if step_lon.size == 0 or max(np.nanmax(np.abs(step_lon)), np.nanmax(np.abs(step_lat))) < tol_deg:
             break
-    return w_lon, w_lat
+    return x, y
+
+
+def gcj02_to_wgs84(lon: np.ndarray, lat: np.ndarray, tol_deg: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+    """GCJ-02 lon/lat -> WGS84 lon/lat (EPSG:4326), exact inverse of ``wgs84_to_gcj02`` by iteration."""
+    g_lon, g_lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    return _invert(wgs84_to_gcj02, g_lon, g_lat, g_lon, g_lat, tol_deg)
 
 
 def gcj02_to_bd09(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -240,16 +246,9 @@ def gcj02_to_bd09(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def bd09_to_gcj02(lon: np.ndarray, lat: np.ndarray, tol_deg: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
-    """BD-09 lon/lat -> GCJ-02 lon/lat (exact inverse by iteration of ``gcj02_to_bd09``)."""
+    """BD-09 lon/lat -> GCJ-02 lon/lat (exact inverse of ``gcj02_to_bd09`` by iteration)."""
     b_lon, b_lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    g_lon, g_lat = b_lon - 0.0065, b_lat - 0.006
-    for _ in range(30):
-        f_lon, f_lat = gcj02_to_bd09(g_lon, g_lat)
-        step_lon, step_lat = b_lon - f_lon, b_lat - f_lat
-        g_lon, g_lat = g_lon + step_lon, g_lat + step_lat
-        if step_lon.size == 0 or max(np.nanmax(np.abs(step_lon)), np.nanmax(np.abs(step_lat))) < tol_deg:
-            break
-    return g_lon, g_lat
+    return _invert(gcj02_to_bd09, b_lon, b_lat, b_lon - 0.0065, b_lat - 0.006, tol_deg)
 
 
 def pseudo_to_wgs84(pseudo: str, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
