@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from citygrid.config import Settings
 from citygrid.errors import Unavailable
 from citygrid.spatial import db
-from citygrid.webmap import api, grids_api, health, pages
+from citygrid.webmap import api, grids_api, health, imports_api, pages
 from citygrid.webmap.context import Backend
 from citygrid.webmap.errors import register_error_handlers
 
@@ -33,7 +33,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     A database that cannot be reached at start-up is tolerated (requests answer 503 until it is back).
     """
     app = Flask(__name__.rsplit(".", 1)[0], static_folder=None)
-    app.config.update(JSON_AS_ASCII=False, MAX_CONTENT_LENGTH=64 * 1024 * 1024)
+    app.config.update(JSON_AS_ASCII=False, MAX_CONTENT_LENGTH=512 * 1024 * 1024)
     app.json.ensure_ascii = False
     app.config.update(config or {})
     backend = app.config.get("CITYGRID_BACKEND") or _engine_backend(app.config.get("CITYGRID_SETTINGS"))
@@ -47,6 +47,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(grids_api.bp)
+    app.register_blueprint(imports_api.bp)
     app.register_blueprint(pages.bp)
     return app
 

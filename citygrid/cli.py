@@ -376,6 +376,71 @@ def grids_export(ctx: click.Context, district: str, fmt: str, output: Path, vers
                                    to_lonlat=lonlat))
 
 
+# ------------------------------------------------------------------------------------------ census
+@cli.group(cls=CitygridGroup)
+def census() -> None:
+    """Component censuses (部件普查): import with a row-by-row report, reconciliation, versions."""
+
+
+@census.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--district", required=True)
+@click.option("--crs", default=None, help="CRS when the file does not say (or to override): EPSG:4548, gcj02 …")
+@click.option("--encoding", default=None, help="Attribute encoding when there is no .cpg and detection fails.")
+@click.option("--layer", default=None)
+@click.option("--mapping", "mapping_file", type=click.Path(path_type=Path), default=None,
+              help="YAML with 'columns: {ObjID: 标识码, …}'.")
+@click.option("--x-field", default=None, help="CSV: x/longitude column.")
+@click.option("--y-field", default=None, help="CSV: y/latitude column.")
+@click.option("--dry-run", is_flag=True, help="Preview the reconciliation; change nothing.")
+@click.option("--partial", is_flag=True, help="The file updates part of the census: retire nothing.")
+@click.option("--max-bad-ratio", type=float, default=0.05, show_default=True,
+              help="Above this share of bad rows nothing is imported.")
+@click.option("--move-tolerance-m", type=float, default=5.0, show_default=True)
+@click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
+              help="Write the row report (CSV) here.")
+@click.pass_context
+def census_import(ctx: click.Context, file: Path, district: str, crs: str | None, encoding: str | None,
+                  layer: str | None, mapping_file: Path | None, x_field: str | None, y_field: str | None,
+                  dry_run: bool, partial: bool, max_bad_ratio: float, move_tolerance_m: float,
+                  report_path: Path | None) -> None:
+    """Import a census file (Shapefile/zip, GeoPackage, GeoJSON, CSV, anything GDAL reads)."""
+    from citygrid.components_survey import jobs
+    from citygrid.components_survey import store as survey
+    from citygrid.components_survey.census import CensusOptions, report_csv
+    from citygrid.components_survey.mapping import load_mapping_file
+
+    options = CensusOptions(district=district, crs=crs, encoding=encoding, layer=layer,
+                            mapping=load_mapping_file(mapping_file), x_field=x_field, y_field=y_field,
+                            dry_run=dry_run, partial=partial, max_bad_ratio=max_bad_ratio,
+                            move_tolerance_m=move_tolerance_m).validate()
+    engine = db.make_engine(db.database_url(_settings(ctx)))
+    try:
+        db.check_schema(engine)
+        job_id = jobs.new_job(engine, file, options, created_by="cli")
+        with click.progressbar(length=100, label=f"importing {file.name}", file=sys.stderr) as bar:
+            done = [0]
+
+            def progress(percent: float, counts: dict[str, int]) -> None:
+                bar.update(int(percent) - done[0])
+                done[0] = int(percent)
+
+            record = jobs.run_job(engine, job_id, file, options, progress)
+        with engine.connect() as conn:
+            problems = survey.report_rows(conn, job_id)
+    finally:
+        engine.dispose()
+    if report_path is not None:
+        report_path.write_text(report_csv(problems), encoding="utf-8")
+    record["report_rows"] = len(problems)
+    record["first_problems"] = problems[:20]
+    for key in ("params", "work_dir", "heartbeat_at"):
+        record.pop(key, None)
+    _echo_json(record)
+    if record["state"] == "rejected":
+        ctx.exit(2)
+
+
 # ------------------------------------------------------------------------------------------ demo, status, serve
 @cli.command("load-demo")
 @click.argument("demo", default="chaoyang")

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from citygrid.app import create_app
+from citygrid.spatial import db
 from citygrid.webmap.context import Backend
 
 STATIC = Path(__file__).resolve().parent.parent / "citygrid" / "webmap" / "static"
@@ -26,7 +27,7 @@ def assert_error(response, status: int, code: str):
 def test_healthz_reports_versions_revision_and_srid(client):
     body = client.get("/healthz").get_json()
     assert body["status"] == "ok" and body["database_reachable"] is True
-    assert body["schema_revision"] == "0001" and body["srid"] == 4548
+    assert body["schema_revision"] == db.head_revision() and body["srid"] == 4548
     assert body["postgis_version"].startswith("3") and body["postgresql_version"]
 
 

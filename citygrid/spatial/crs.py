@@ -300,3 +300,85 @@ def lonlat_bounds(geoms: np.ndarray, source: InputCrs) -> tuple[float, float, fl
         transformer = Transformer.from_crs(source.crs, CRS.from_epsg(WEB_EPSG), always_xy=True)
         geoms = _transform_xy(geoms, transformer.transform)
     return tuple(float(v) for v in shapely.total_bounds(geoms))  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------------ diagnosis
+LEGACY_DATUMS = ("Beijing 1954", "Xian 1980", "Xi'an 1980")
+INSIDE_SHARE = 0.8
+
+
+def datum_warning(source: InputCrs) -> str | None:
+    """A warning for Beijing 1954 / Xi'an 1980 input, which PROJ converts without a grid (ballpark)."""
+    datum = source.crs.geodetic_crs.datum.name if source.crs.geodetic_crs else ""
+    if any(name.lower() in datum.lower() for name in LEGACY_DATUMS):
+        return (f"{source.label} uses the {datum} datum; PROJ has no transformation grid for it here, so positions "
+                "may be off by tens of metres — survey-grade data should be delivered in CGCS2000")
+    return None
+
+
+def _gk_candidates(lon: float) -> list[tuple[int, str]]:
+    """CGCS2000 Gauss–Krüger CRSs a file about ``lon`` may really be in: the 3° and 6° zones at ``lon`` and
+    their neighbours (a wrong zone is a classic mistake), each with and without the zone-number prefix."""
+    home3, home6 = 3 * round(lon / 3), 6 * int(lon // 6) + 3
+    out = []
+    for cm3 in (home3, home3 - 3, home3 + 3):
+        if 75 <= cm3 <= 135:
+            out += [(4534 + (cm3 - 75) // 3, f"CGCS2000 3° Gauss–Krüger CM {cm3}°E"),
+                    (4513 + (cm3 - 75) // 3,
+                     f"CGCS2000 3° Gauss–Krüger zone {cm3 // 3} with the zone number prefixed")]
+    for cm6 in (home6, home6 - 6, home6 + 6):
+        if 75 <= cm6 <= 135:
+            out += [(4502 + (cm6 - 75) // 6, f"CGCS2000 6° Gauss–Krüger CM {cm6}°E"),
+                    (4491 + (cm6 - 75) // 6,
+                     f"CGCS2000 6° Gauss–Krüger zone {(cm6 + 3) // 6} with the zone number prefixed")]
+    return out
+
+
+def diagnose_placement(x: np.ndarray, y: np.ndarray, source: InputCrs, district, storage_epsg: int,
+                       district_lon: float, margin_m: float = 5000.0) -> str | None:
+    """None when most points land on the district; else a message saying what the coordinates look like.
+
+    Parameters
+    ----------
+    x, y : raw coordinates as read from the file (in ``source``).
+    district : district polygon in the storage CRS; ``district_lon`` its central longitude.
+
+    Tried in turn: swapped axes, degrees read as metres (or the reverse), GCJ-02 web coordinates, and the
+    Gauss–Krüger 3°/6° zones around the district with and without the zone number prefixed to the easting.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok][:2000], y[ok][:2000]
+    if len(x) == 0:
+        return None
+    near = district.buffer(margin_m)
+
+    def share(xs: np.ndarray, ys: np.ndarray, crs_in: InputCrs) -> float:
+        try:
+            pts = to_storage(shapely.points(xs, ys), crs_in, storage_epsg)
+        except Exception:  # a candidate CRS that cannot even take these numbers is simply not the answer
+            return 0.0
+        good = ~shapely.is_empty(pts) & np.isfinite(shapely.get_x(pts))
+        return float(np.mean(shapely.contains_xy(near, shapely.get_x(pts[good]), shapely.get_y(pts[good])))) \
+            if good.any() else 0.0
+
+    if share(x, y, source) >= 0.5:
+        return None
+    placed = to_storage(shapely.points(x[:200], y[:200]), source, storage_epsg)
+    finite = [p for p in placed if not p.is_empty and np.isfinite(p.x)]
+    where = (f"they land {np.median([district.distance(p) for p in finite]) / 1000:.0f} km from the district"
+             if finite else "they cannot be placed at all")
+    looks_like_degrees = bool(np.all(np.abs(x) <= 180) and np.all(np.abs(y) <= 90))
+    candidates: list[tuple[str, np.ndarray, np.ndarray, InputCrs]] = [
+        ("the x and y columns swapped", y, x, source)]
+    if looks_like_degrees:
+        candidates += [("degrees (EPSG:4490 CGCS2000 / EPSG:4326), not metres", x, y, parse_crs(CGCS2000_EPSG)),
+                       ("degrees with x and y swapped", y, x, parse_crs(CGCS2000_EPSG)),
+                       ("GCJ-02 web coordinates (declare --crs gcj02)", x, y, parse_crs("gcj02"))]
+    for epsg, label in _gk_candidates(district_lon):
+        candidates += [(f"EPSG:{epsg} ({label})", x, y, parse_crs(epsg)),
+                       (f"EPSG:{epsg} ({label}) with x and y swapped", y, x, parse_crs(epsg))]
+    for label, xs, ys, crs_in in candidates:
+        if share(xs, ys, crs_in) >= INSIDE_SHARE:
+            return f"read as {source.label}, {where}; they look like {label}"
+    return f"read as {source.label}, {where}; check the file's CRS (pass --crs)"

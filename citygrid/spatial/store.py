@@ -210,3 +210,24 @@ def lines_geojson(conn: Connection, district: str, kind: str | None, simplify_m:
         {"d": district, "kind": kind, "tol": simplify_m},
     ).scalar_one()
     return row
+
+
+def current_unit_grids(conn: Connection, district: str) -> tuple[int | None, list[dict[str, Any]]]:
+    """The unit grids (WKB, deployment CRS) of the district's newest published version, else its newest."""
+    version = conn.execute(
+        sa.text(
+            """SELECT version_id FROM grid_versions WHERE district_code = :d
+                ORDER BY (status = 'published') DESC, version_id DESC LIMIT 1"""
+        ),
+        {"d": district},
+    ).scalar()
+    if version is None:
+        return None, []
+    rows = conn.execute(
+        sa.text(
+            """SELECT code, supervision_code, street_code, community_code, ST_AsBinary(geom) AS wkb
+                 FROM unit_grids WHERE district_code = :d AND version_id = :v"""
+        ),
+        {"d": district, "v": version},
+    ).mappings()
+    return version, [dict(r) for r in rows]

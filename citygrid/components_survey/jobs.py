@@ -1,0 +1,123 @@
+"""Import jobs: a census import with a durable record (state, percent, counts, row report).
+
+The job row is written in its own transactions (so it survives a failed import); the import itself, its
+report and the job's final state commit together. A process killed half-way leaves the census untouched and
+the job, once its heartbeat is stale, reads as failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from citygrid.components_survey import store
+from citygrid.components_survey.census import CensusOptions, CensusResult, import_file
+from citygrid.errors import CitygridError, InvalidInput
+
+PROGRESS_EVERY_S = 1.0
+
+
+def new_job(engine: Engine, path: Path, options: CensusOptions, *, created_by: str, work_dir: str = "") -> str:
+    """Record a queued job for ``path``; returns its id."""
+    options.validate()
+    job_id = str(uuid.uuid4())
+    params = {k: v for k, v in options.__dict__.items() if k != "mapping"} | {"mapping": options.mapping,
+                                                                            "path": str(path)}
+    with engine.begin() as conn:
+        store.create_job(conn, options.district, job_id, "census", Path(path).name, params, created_by, work_dir)
+    return job_id
+
+
+def run_job(engine: Engine, job_id: str, path: Path, options: CensusOptions, progress=None) -> dict[str, Any]:
+    """Run a recorded job to its end; returns the final job record. Never raises for bad input: a file-level
+    problem ends the job ``failed`` with the message (and re-raises for the CLI to exit non-zero)."""
+    last = [0.0]
+
+    def heartbeat(percent: float, counts: dict[str, int]) -> None:
+        if progress:
+            progress(percent, counts)
+        if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+            last[0] = time.monotonic()
+            with engine.begin() as conn:
+                store.update_job(conn, job_id, state="running", percent=percent, counts=counts)
+
+    with engine.begin() as conn:
+        store.update_job(conn, job_id, state="running", percent=0)
+    try:
+        with engine.begin() as conn:
+            result: CensusResult = import_file(conn, path, options, heartbeat)
+            store.save_report(conn, options.district, job_id, result.problems)
+            preview = {"reconciliation": result.reconciliation, "warnings": result.warnings,
+                       "encoding": result.encoding, "source_crs": result.source_crs}
+            store.update_job(conn, job_id, state=result.state, percent=100, counts=result.counts,
+                             message="; ".join(result.warnings), preview=preview, finished=True)
+    except CitygridError as exc:
+        _fail(engine, job_id, exc.message, exc.details)
+        raise
+    except Exception as exc:  # anything unexpected still ends the job, then surfaces
+        _fail(engine, job_id, f"internal error: {type(exc).__name__}: {exc}", [])
+        raise
+    with engine.connect() as conn:
+        return store.job(conn, job_id) or {}
+
+
+def _fail(engine: Engine, job_id: str, message: str, details: list[dict[str, Any]]) -> None:
+    with engine.begin() as conn:
+        store.update_job(conn, job_id, state="failed", message=message,
+                         preview={"details": details[:50]} if details else None, finished=True)
+
+
+def start_in_background(engine: Engine, job_id: str, path: Path, options: CensusOptions) -> threading.Thread:
+    """Run a job on a daemon thread (the HTTP upload path); the job row tells how it went."""
+
+    def target() -> None:
+        with contextlib.suppress(Exception):  # the outcome is recorded in the job row by run_job
+            run_job(engine, job_id, path, options)
+
+    thread = threading.Thread(target=target, name=f"import-{job_id}", daemon=True)
+    thread.start()
+    return thread
+
+
+def parse_mapping_text(text: str | None) -> dict[str, str]:
+    """A mapping given inline (JSON object or YAML ``columns:``) in an upload form."""
+    if not text:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"mapping is neither JSON nor YAML: {exc}", field="mapping") from exc
+    if isinstance(data, dict) and "columns" in data:
+        data = data["columns"]
+    if not isinstance(data, dict):
+        raise InvalidInput("mapping must be an object of StandardName: column", field="mapping")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def job_json(job: dict[str, Any]) -> str:
+    return json.dumps(job, ensure_ascii=False, default=str)
+
+
+def bad_rows_geojson(rows: list[dict[str, Any]], srid: int) -> dict[str, Any]:
+    """Report rows of severity ``error`` as a GeoJSON FeatureCollection in EPSG:4326 (null geometry where the
+    row could not be placed). ``geom_wkt`` of the rows is in EPSG:``srid``."""
+    import shapely
+
+    from citygrid.spatial.crs import to_lonlat
+
+    errors = [r for r in rows if r["severity"] == "error"]
+    placed = [i for i, r in enumerate(errors) if r.get("geom_wkt")]
+    lonlat = to_lonlat(shapely.from_wkt([errors[i]["geom_wkt"] for i in placed]), srid) if placed else []
+    geometry: dict[int, Any] = {i: shapely.geometry.mapping(g) for i, g in zip(placed, lonlat, strict=True)}
+    features = [{"type": "Feature", "properties": {k: r[k] for k in ("line", "obj_id", "field", "reason")},
+                 "geometry": geometry.get(i)} for i, r in enumerate(errors)]
+    return {"type": "FeatureCollection", "features": features}

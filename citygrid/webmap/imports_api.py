@@ -1,0 +1,154 @@
+"""Census uploads as jobs: ``POST /api/v1/imports`` (multipart), progress, row report, bad rows, commit."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from citygrid.components_survey import jobs
+from citygrid.components_survey import store as survey
+from citygrid.components_survey.census import CensusOptions, report_csv
+from citygrid.config import Settings
+from citygrid.errors import Conflict, InvalidInput, NotFound, Unavailable
+from citygrid.spatial.db import deployment_srid
+from citygrid.webmap.context import backend, connection
+from citygrid.webmap.params import district_code
+
+bp = Blueprint("imports_v1", __name__, url_prefix="/api/v1/imports")
+ALLOWED_SUFFIXES = {".zip", ".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".gpkg", ".geojson",
+                    ".json", ".csv", ".txt", ".fgb", ".gml", ".kml"}
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_BAD_NAME = re.compile(r"[\\/\x00-\x1f]|^\.+$")
+
+
+def _job_id(text: str) -> str:
+    if not _UUID.match(text):
+        raise InvalidInput(f"{text!r} is not an import job id", field="job_id")
+    return text
+
+
+def _flag(name: str) -> bool:
+    raw = (request.form.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise InvalidInput(f"{name} must be true or false", field=name)
+
+
+def _number(name: str, default: float) -> float:
+    raw = (request.form.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number", field=name) from None
+
+
+def _imports_dir() -> Path:
+    """Where uploads are kept: ``CITYGRID_IMPORTS_DIR`` or ``data/imports``."""
+    if current_app.config.get("CITYGRID_IMPORTS_DIR"):
+        return Path(current_app.config["CITYGRID_IMPORTS_DIR"])
+    settings: Settings = current_app.config.get("CITYGRID_SETTINGS") or Settings.from_env()
+    return settings.data_dir / "imports"
+
+
+def _job_links(job_id: str) -> dict[str, str]:
+    return {"self": url_for("imports_v1.get_job", job_id=job_id),
+            "report": url_for("imports_v1.get_report", job_id=job_id),
+            "bad_rows": url_for("imports_v1.get_bad_rows", job_id=job_id)}
+
+
+def _start(path: Path, options: CensusOptions, work_dir: Path) -> str:
+    engine = backend().engine
+    if engine is None:
+        raise Unavailable("this server cannot run background imports (no database engine)")
+    job_id = jobs.new_job(engine, path, options, created_by="http", work_dir=str(work_dir))
+    jobs.start_in_background(engine, job_id, path, options)
+    return job_id
+
+
+@bp.post("")
+def upload():
+    """Multipart form: ``file`` (a zip, a Shapefile's parts, or one GeoPackage/GeoJSON/CSV), ``district``,
+    optional ``crs``, ``encoding``, ``layer``, ``mapping`` (JSON/YAML), ``x_field``, ``y_field``, ``dry_run``,
+    ``partial``, ``max_bad_ratio``, ``move_tolerance_m``. Answers 202 with the job."""
+    district = district_code(request.form.get("district"))
+    files = request.files.getlist("file")
+    if not files:
+        raise InvalidInput("upload at least one file in the 'file' field", field="file")
+    options = CensusOptions(
+        district=district, crs=request.form.get("crs") or None, encoding=request.form.get("encoding") or None,
+        layer=request.form.get("layer") or None, mapping=jobs.parse_mapping_text(request.form.get("mapping")),
+        x_field=request.form.get("x_field") or None, y_field=request.form.get("y_field") or None,
+        dry_run=_flag("dry_run"), partial=_flag("partial"), max_bad_ratio=_number("max_bad_ratio", 0.05),
+        move_tolerance_m=_number("move_tolerance_m", 5.0),
+    ).validate()
+    work_dir = _imports_dir() / str(uuid.uuid4())
+    saved: list[Path] = []
+    for storage in files:
+        name = Path(storage.filename or "").name
+        if not name or _BAD_NAME.search(name) or Path(name).suffix.lower() not in ALLOWED_SUFFIXES:
+            raise InvalidInput(f"file name {storage.filename!r} is not an accepted dataset file "
+                               f"({', '.join(sorted(ALLOWED_SUFFIXES))})", field="file")
+        work_dir.mkdir(parents=True, exist_ok=True)
+        target = work_dir / name
+        storage.save(target)
+        saved.append(target)
+    main = next((p for p in saved if p.suffix.lower() in (".zip", ".shp")), None) or saved[0]
+    job_id = _start(main, options, work_dir)
+    return jsonify({"job_id": job_id, "state": "queued", "links": _job_links(job_id)}), 202
+
+
+@bp.get("/<job_id>")
+def get_job(job_id: str):
+    with connection() as conn:
+        record = survey.job(conn, _job_id(job_id))
+    if record is None:
+        raise NotFound(f"no import job {job_id}")
+    record.pop("work_dir", None)
+    record.get("params", {}).pop("path", None)
+    return jsonify({**record, "links": _job_links(job_id)})
+
+
+@bp.get("/<job_id>/report.csv")
+def get_report(job_id: str):
+    with connection() as conn:
+        if survey.job(conn, _job_id(job_id)) is None:
+            raise NotFound(f"no import job {job_id}")
+        rows = survey.report_rows(conn, job_id)
+    return Response(report_csv(rows), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename=import-{job_id}-report.csv"})
+
+
+@bp.get("/<job_id>/bad.geojson")
+def get_bad_rows(job_id: str):
+    with connection() as conn:
+        if survey.job(conn, _job_id(job_id)) is None:
+            raise NotFound(f"no import job {job_id}")
+        rows = survey.report_rows(conn, job_id)
+        srid = deployment_srid(conn)
+    return jsonify(jobs.bad_rows_geojson(rows, srid))
+
+
+@bp.post("/<job_id>/commit")
+def commit_preview(job_id: str):
+    """Re-run a previewed (dry-run) import for real, as a new job on the same file."""
+    with connection() as conn:
+        record = survey.job(conn, _job_id(job_id))
+    if record is None:
+        raise NotFound(f"no import job {job_id}")
+    if record["state"] != "preview":
+        raise Conflict(f"job {job_id} is {record['state']}; only a preview can be committed")
+    params = dict(record["params"])
+    path = Path(params.pop("path"))
+    if not path.exists():
+        raise Conflict("the uploaded file of that preview is gone; upload it again")
+    fields = set(CensusOptions.__dataclass_fields__)
+    options = CensusOptions(**{k: v for k, v in params.items() if k in fields} | {"dry_run": False}).validate()
+    new_id = _start(path, options, Path(record["work_dir"] or path.parent))
+    return jsonify({"job_id": new_id, "state": "queued", "previewed_by": job_id, "links": _job_links(new_id)}), 202

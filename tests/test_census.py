@@ -1,0 +1,503 @@
+"""Census import: real file formats and encodings built here, CRS handling and diagnosis, every rejection
+reason, the threshold, reconciliation and versions, zip safety, jobs, HTTP upload."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+import sqlalchemy as sa
+
+from citygrid.components_survey import census, jobs
+from citygrid.components_survey import store as survey
+from citygrid.components_survey.census import CensusOptions, import_file
+from citygrid.errors import InvalidInput
+from citygrid.spatial import admin, crs, db
+
+DISTRICT = "110105"
+
+
+def scalar(conn, sql, **params):
+    return conn.execute(sa.text(sql), params).scalar_one()
+
+
+@pytest.fixture
+def points(bj):
+    """200 points inside Chaoyang (EPSG:4548), fixed seed."""
+    boundary = admin.district_boundary(bj, DISTRICT)
+    rng = np.random.default_rng(42)
+    minx, miny, maxx, maxy = boundary.bounds
+    x, y = rng.uniform(minx, maxx, 2000), rng.uniform(miny, maxy, 2000)
+    keep = shapely.contains_xy(boundary.buffer(-50), x, y)
+    return x[keep][:200], y[keep][:200]
+
+
+def census_frame(points, n=None, crs_code=4548, **overrides):
+    x, y = points
+    n = n or len(x)
+    classes = np.array(["0101", "0102", "0103", "0201"])[np.arange(n) % 4]
+    frame = gpd.GeoDataFrame({
+        "标识码": [f"{DISTRICT}{c}{i + 1:06d}" for i, c in enumerate(classes)],
+        "小类代码": classes,
+        "部件名称": ["上水井盖"] * n,
+        "主管部门": ["朝阳区水务局"] * n,
+        "初始日期": ["2023-05-01"] * n,
+        "备注": ["普查"] * n,
+    }, geometry=shapely.points(x[:n], y[:n]), crs=crs_code)
+    for column, values in overrides.items():
+        frame[column] = values
+    return frame
+
+
+ENGLISH = {"标识码": "ObjID", "小类代码": "ClassCode", "部件名称": "ObjName", "主管部门": "DeptName1",
+           "初始日期": "ORDate", "备注": "Note"}
+
+
+def english(frame):
+    """UTF-8 DBF field names are cut at 10 bytes (3 Chinese characters): use the standard names there."""
+    return frame.rename(columns=ENGLISH)
+
+
+def run(bj, path, **kwargs):
+    return import_file(bj, Path(path), CensusOptions(district=DISTRICT, **kwargs))
+
+
+def reasons(result):
+    return {p["line"]: p["reason"] for p in result.problems if p["severity"] == "error"}
+
+
+# ------------------------------------------------------------------------------------------ formats & encodings
+def test_geopackage_commits_and_places_every_point(bj, points, tmp_path):
+    census_frame(points).to_file(tmp_path / "c.gpkg")
+    result = run(bj, tmp_path / "c.gpkg")
+    assert result.state == "committed" and result.counts["new"] == 200 and result.counts["bad"] == 0
+    placed = scalar(bj, """SELECT count(*) FROM components WHERE district_code = :d AND valid_to IS NULL
+                           AND unit_grid_code IS NOT NULL AND supervision_code IS NOT NULL""", d=DISTRICT)
+    assert placed == 200
+    # The unit grid stored is the one that covers the point.
+    wrong = scalar(bj, """SELECT count(*) FROM components c JOIN unit_grids u
+                            ON u.district_code = c.district_code AND u.code = c.unit_grid_code
+                         WHERE NOT ST_Covers(u.geom, c.geom)""")
+    assert wrong == 0
+    assert scalar(bj, "SELECT obj_name FROM components LIMIT 1") == "上水井盖"
+
+
+def test_gbk_shapefile_without_cpg_is_detected(bj, points, tmp_path):
+    census_frame(points).to_file(tmp_path / "gbk.shp", encoding="GBK")
+    (tmp_path / "gbk.cpg").unlink(missing_ok=True)
+    result = run(bj, tmp_path / "gbk.shp")
+    assert result.encoding == "GB18030" and result.counts["bad"] == 0
+    assert scalar(bj, "SELECT dept_name1 FROM components LIMIT 1") == "朝阳区水务局"
+
+
+def test_cpg_is_honoured(bj, points, tmp_path):
+    english(census_frame(points)).to_file(tmp_path / "u.shp", encoding="UTF-8")
+    assert (tmp_path / "u.cpg").exists()
+    result = run(bj, tmp_path / "u.shp")
+    assert result.encoding == "UTF-8" and result.counts["bad"] == 0
+
+
+def test_record_with_bad_encoding_is_reported(bj, points, tmp_path):
+    frame = english(census_frame(points, n=20))
+    frame.loc[3, "Note"] = "XXXXXX"
+    frame.to_file(tmp_path / "mixed.shp", encoding="UTF-8")
+    dbf = tmp_path / "mixed.dbf"
+    data = dbf.read_bytes()
+    dbf.write_bytes(data.replace(b"XXXXXX", "测试".encode("gbk") + b"  "))
+    result = run(bj, tmp_path / "mixed.shp", max_bad_ratio=0.5)
+    assert "bad encoding" in reasons(result)[5]  # row index 3 = line 5
+    assert result.counts["bad"] == 1
+
+
+def test_csv_with_gcj02_lonlat(bj, points, tmp_path):
+    frame = census_frame(points, n=50).to_crs(4326)
+    lon, lat = crs.wgs84_to_gcj02(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy())
+    table = frame.drop(columns="geometry").assign(经度=lon, 纬度=lat)
+    table.to_csv(tmp_path / "c.csv", index=False, encoding="gbk")
+    result = run(bj, tmp_path / "c.csv", crs="gcj02")
+    assert result.state == "committed" and result.counts["new"] == 50
+    # Converted back to the true position: within centimetres of where the points were made.
+    x, y = points
+    stored = bj.execute(sa.text("SELECT ST_X(geom), ST_Y(geom) FROM components WHERE obj_id = :o"),
+                        {"o": frame.iloc[0]["标识码"]}).one()
+    assert abs(stored[0] - x[0]) < 0.05 and abs(stored[1] - y[0]) < 0.05
+
+
+def test_csv_without_crs_is_refused(bj, points, tmp_path):
+    census_frame(points, n=5).to_crs(4326).pipe(
+        lambda f: f.drop(columns="geometry").assign(lon=f.geometry.x, lat=f.geometry.y)
+    ).to_csv(tmp_path / "nocrs.csv", index=False)
+    with pytest.raises(InvalidInput, match="does not say its CRS"):
+        run(bj, tmp_path / "nocrs.csv")
+
+
+# ------------------------------------------------------------------------------------------ coordinates
+def test_zone_prefixed_gauss_kruger(bj, points, tmp_path):
+    frame = census_frame(points, n=30).to_crs(4527)  # 3° zone 39 with the zone number prefixed
+    assert frame.geometry.x.min() > 39_000_000
+    frame.to_file(tmp_path / "z.gpkg")
+    assert run(bj, tmp_path / "z.gpkg").counts["new"] == 30
+    with pytest.raises(InvalidInput, match="EPSG:4527"):
+        run(bj, tmp_path / "z.gpkg", crs="EPSG:4548")
+
+
+def test_swapped_axes_are_diagnosed(bj, points, tmp_path):
+    frame = census_frame(points, n=30)
+    frame.geometry = shapely.points(frame.geometry.y, frame.geometry.x)
+    frame.to_file(tmp_path / "s.gpkg")
+    with pytest.raises(InvalidInput, match="swapped"):
+        run(bj, tmp_path / "s.gpkg")
+
+
+def test_degrees_declared_as_metres_are_diagnosed(bj, points, tmp_path):
+    frame = census_frame(points, n=30).to_crs(4490).set_crs(4548, allow_override=True)
+    frame.to_file(tmp_path / "d.gpkg")
+    with pytest.raises(InvalidInput, match="degrees"):
+        run(bj, tmp_path / "d.gpkg")
+
+
+def test_wrong_zone_is_diagnosed(bj, points, tmp_path):
+    frame = census_frame(points, n=30).to_crs(4547).set_crs(4548, allow_override=True)  # CM 114 read as 117
+    frame.to_file(tmp_path / "w.gpkg")
+    with pytest.raises(InvalidInput, match="EPSG:4547"):
+        run(bj, tmp_path / "w.gpkg")
+
+
+def test_beijing_1954_accepted_with_a_datum_warning(bj, points, tmp_path):
+    census_frame(points, n=20).to_crs(2436).to_file(tmp_path / "b54.gpkg")
+    result = run(bj, tmp_path / "b54.gpkg")
+    assert result.counts["new"] == 20 and any("Beijing 1954" in w for w in result.warnings)
+
+
+# ------------------------------------------------------------------------------------------ every row reason
+def test_every_row_reason(bj, points, tmp_path):
+    frame = census_frame(points, n=40)
+    ids = list(frame["标识码"])
+    ids[1] = "12345"                                # format
+    ids[2] = "120105" + ids[2][6:]                  # another county
+    ids[3] = ids[3][:6] + "0101" + ids[3][10:]      # class digits differ from the class column (0201)
+    ids[4] = ids[0]                                 # duplicate of line 2
+    ids[5] = ids[5][:10] + "000000"                 # zero serial
+    frame["标识码"] = ids
+    frame.loc[6, "小类代码"] = "9999"                 # unknown class
+    frame.loc[7, "初始日期"] = "2023-13-45"           # bad date
+    frame.loc[8, "初始日期"] = "1066-10-14"           # implausible date
+    frame.loc[9, "备注"] = "长" * 600                  # too long
+    geoms = list(frame.geometry)
+    geoms[10] = shapely.Point(400000, 4400000)      # ~ tens of km outside
+    geoms[11] = shapely.LineString([(geoms[12].x, geoms[12].y), (geoms[12].x + 5, geoms[12].y)])
+    geoms[13] = None
+    frame = frame.set_geometry(gpd.GeoSeries(geoms, crs=4548))
+    frame.loc[14, "BGID"] = "110105999999999"        # warning only
+    frame.to_file(tmp_path / "bad.gpkg")
+    result = run(bj, tmp_path / "bad.gpkg", max_bad_ratio=1.0)
+    got = reasons(result)
+    assert "16 digits" in got[3]
+    assert "district code 110105" in got[4]
+    assert "do not match the class" in got[5]
+    assert "duplicate ObjID (first at line 2)" in got[6]
+    assert "serial 000000" in got[7]
+    assert "unknown component class '9999'" in got[8]
+    assert "bad date '2023-13-45'" in got[9] and "bad date '1066-10-14'" in got[10]
+    assert "longer than 500" in got[11]
+    assert "outside the district by" in got[12] and " m" in got[12]
+    assert "not a point (LineString)" in got[13]
+    assert "empty geometry" in got[15]
+    warnings = [p for p in result.problems if p["severity"] == "warning"]
+    assert len(warnings) == 1 and "BGID 110105999999999" in warnings[0]["reason"] and warnings[0]["line"] == 16
+    assert result.counts["bad"] == 12 and result.counts["good"] == 28
+    assert census.report_csv(result.problems).splitlines()[0] == "line,obj_id,field,severity,reason"
+
+
+def test_too_many_bad_rows_import_nothing(bj, points, tmp_path):
+    frame = census_frame(points, n=20)
+    frame.loc[:4, "小类代码"] = "9999"
+    frame.to_file(tmp_path / "t.gpkg")
+    result = run(bj, tmp_path / "t.gpkg", max_bad_ratio=0.1)
+    assert result.state == "rejected" and "nothing was imported" in result.warnings[-1]
+    assert survey.current_components(bj, DISTRICT) == 0
+    accepted = run(bj, tmp_path / "t.gpkg", max_bad_ratio=0.3)
+    assert accepted.state == "committed" and survey.current_components(bj, DISTRICT) == 15
+
+
+def test_missing_ids_are_generated_after_the_highest_serial(bj, points, tmp_path):
+    frame = census_frame(points, n=12)
+    frame.loc[[1, 5], "标识码"] = None  # class 0102 rows; line 11 keeps ObjID …0102000010
+    frame.to_file(tmp_path / "g.gpkg")
+    result = run(bj, tmp_path / "g.gpkg")
+    assert result.counts["generated_ids"] == 2
+    ids = set(bj.execute(sa.text("SELECT obj_id FROM components WHERE class_code = '0102'")).scalars())
+    assert ids == {f"{DISTRICT}0102000010", f"{DISTRICT}0102000011", f"{DISTRICT}0102000012"}
+
+
+# ------------------------------------------------------------------------------------------ reconciliation
+def test_dry_run_previews_and_writes_nothing(bj, points, tmp_path):
+    census_frame(points, n=10).to_file(tmp_path / "p.gpkg")
+    result = run(bj, tmp_path / "p.gpkg", dry_run=True)
+    assert result.state == "preview" and result.reconciliation["counts"]["new"] == 10
+    assert len(result.reconciliation["samples"]["new"]) == 10
+    assert survey.current_components(bj, DISTRICT) == 0
+
+
+def test_reconciliation_and_versions(bj, points, tmp_path):
+    first = census_frame(points, n=10)
+    first.to_file(tmp_path / "v1.gpkg")
+    run(bj, tmp_path / "v1.gpkg")
+    second = first.copy()
+    second.loc[0, "geometry"] = shapely.Point(second.geometry[0].x + 20, second.geometry[0].y)   # moved
+    second.loc[1, "geometry"] = shapely.Point(second.geometry[1].x + 2, second.geometry[1].y)    # within tolerance
+    second.loc[2, "主管部门"] = "朝阳区城管委"                                                     # changed
+    second = second.drop(index=3)                                                                 # retired
+    extra = census_frame(points, n=12).iloc[[11]]                                                 # new
+    second = gpd.GeoDataFrame(np.concatenate([second.values, extra.values]), columns=first.columns,
+                              geometry="geometry", crs=4548)
+    second.to_file(tmp_path / "v2.gpkg")
+    preview = run(bj, tmp_path / "v2.gpkg", dry_run=True)
+    assert preview.reconciliation["counts"] == {"new": 1, "moved": 1, "changed": 1, "unchanged": 7, "retired": 1}
+    result = run(bj, tmp_path / "v2.gpkg")
+    assert result.state == "committed"
+    assert survey.current_components(bj, DISTRICT) == 10
+    history = dict(bj.execute(sa.text("SELECT obj_id, count(*) FROM components GROUP BY 1")).all())
+    assert history[first.iloc[0]["标识码"]] == 2 and history[first.iloc[2]["标识码"]] == 2
+    assert history[first.iloc[1]["标识码"]] == 1
+    retired = bj.execute(sa.text("SELECT valid_to IS NOT NULL FROM components WHERE obj_id = :o"),
+                         {"o": first.iloc[3]["标识码"]}).scalar_one()
+    assert retired
+    old = bj.execute(sa.text("""SELECT dept_name1 FROM components WHERE obj_id = :o AND valid_to IS NOT NULL"""),
+                     {"o": first.iloc[2]["标识码"]}).scalar_one()
+    assert old == "朝阳区水务局"  # the old version is kept as it was
+
+
+def test_partial_update_retires_nothing(bj, points, tmp_path):
+    census_frame(points, n=10).to_file(tmp_path / "all.gpkg")
+    run(bj, tmp_path / "all.gpkg")
+    census_frame(points, n=3).to_file(tmp_path / "some.gpkg")
+    result = run(bj, tmp_path / "some.gpkg", partial=True)
+    assert result.reconciliation["counts"]["retired"] == 0 and survey.current_components(bj, DISTRICT) == 10
+
+
+# ------------------------------------------------------------------------------------------ mapping
+def test_mapping_file_and_its_errors(bj, points, tmp_path):
+    from citygrid.components_survey.mapping import load_mapping_file
+
+    frame = census_frame(points, n=5).rename(columns={"标识码": "编号X", "小类代码": "类"})
+    frame.to_file(tmp_path / "m.gpkg")
+    (tmp_path / "m.yaml").write_text("columns:\n  ObjID: 编号X\n  ClassCode: 类\n", encoding="utf-8")
+    result = run(bj, tmp_path / "m.gpkg", mapping=load_mapping_file(tmp_path / "m.yaml"))
+    assert result.counts["new"] == 5 and result.counts["generated_ids"] == 0
+    (tmp_path / "bad.yaml").write_text("columns:\n  Colour: 颜色\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="unknown attributes Colour"):
+        load_mapping_file(tmp_path / "bad.yaml")
+    with pytest.raises(InvalidInput, match="not in the file"):
+        run(bj, tmp_path / "m.gpkg", mapping={"ObjID": "nope"})
+    (tmp_path / "broken.yaml").write_text("columns: [", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="not valid YAML"):
+        load_mapping_file(tmp_path / "broken.yaml")
+
+
+# ------------------------------------------------------------------------------------------ files & zips
+def write_shapefile_zip(frame, tmp_path, name="c") -> Path:
+    frame.to_file(tmp_path / f"{name}.shp", encoding="GBK")
+    archive = tmp_path / f"{name}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for part in tmp_path.glob(f"{name}.*"):
+            if part.suffix != ".zip":
+                zf.write(part, f"census/{part.name}")
+    return archive
+
+
+def test_zipped_shapefile(bj, points, tmp_path):
+    archive = write_shapefile_zip(census_frame(points, n=12), tmp_path)
+    assert run(bj, archive).counts["new"] == 12
+
+
+@pytest.mark.parametrize(("entries", "needle"), [
+    ({"../evil.shp": b"x"}, "outside the archive"),
+    ({"/etc/evil.shp": b"x"}, "outside the archive"),
+    ({"bomb.csv": b"0" * 50_000_000}, "zip bomb"),
+    ({"a.gpkg": b"x", "b.gpkg": b"y"}, "several datasets"),
+    ({"readme.txt.md": b"x"}, "no vector file"),
+])
+def test_unsafe_or_unusable_zips(bj, tmp_path, entries, needle):
+    archive = tmp_path / "x.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    with pytest.raises(InvalidInput, match=needle):
+        run(bj, archive)
+
+
+@pytest.mark.parametrize(("name", "content", "needle"), [
+    ("fake.zip", b"not a zip", "not a zip"),
+    ("broken.gpkg", b"SQLite format 3\x00garbage", "GDAL cannot read"),
+    ("empty.geojson", b'{"type":"FeatureCollection","features":[]}', "no rows"),
+])
+def test_broken_files(bj, tmp_path, name, content, needle):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(InvalidInput, match=needle):
+        run(bj, tmp_path / name, crs="EPSG:4548")
+
+
+def test_shapefile_without_dbf(bj, points, tmp_path):
+    census_frame(points, n=3).to_file(tmp_path / "x.shp", encoding="GBK")
+    (tmp_path / "x.dbf").unlink()
+    with pytest.raises(InvalidInput, match=r"no \.dbf"):
+        run(bj, tmp_path / "x.shp")
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [({"max_bad_ratio": 2}, "max_bad_ratio"),
+                                               ({"move_tolerance_m": -1}, "move_tolerance_m"),
+                                               ({"encoding": "klingon"}, "encoding")])
+def test_bad_options(bj, points, tmp_path, kwargs, field):
+    census_frame(points, n=3).to_file(tmp_path / "o.shp", encoding="GBK")
+    with pytest.raises(InvalidInput) as err:
+        run(bj, tmp_path / "o.shp", **kwargs)
+    assert err.value.details[0]["field"] == field
+
+
+# ------------------------------------------------------------------------------------------ jobs (committed)
+@pytest.fixture
+def job_engine(beijing_db):
+    engine = db.make_engine(db.database_url(beijing_db))
+    yield engine
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM components WHERE district_code = :d"), {"d": DISTRICT})
+        conn.execute(sa.text("DELETE FROM import_jobs WHERE district_code = :d"), {"d": DISTRICT})
+    engine.dispose()
+
+
+def test_job_failure_leaves_the_census_as_it_was(job_engine, points, tmp_path, monkeypatch):
+    census_frame(points, n=10).to_file(tmp_path / "a.gpkg")
+    options = CensusOptions(district=DISTRICT)
+    jobs.run_job(job_engine, jobs.new_job(job_engine, tmp_path / "a.gpkg", options, created_by="t"),
+                 tmp_path / "a.gpkg", options)
+    census_frame(points, n=20).to_file(tmp_path / "b.gpkg")
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(survey, "commit_staging", crash)
+    job_id = jobs.new_job(job_engine, tmp_path / "b.gpkg", options, created_by="t")
+    with pytest.raises(RuntimeError):
+        jobs.run_job(job_engine, job_id, tmp_path / "b.gpkg", options)
+    with job_engine.connect() as conn:
+        assert survey.current_components(conn, DISTRICT) == 10
+        record = survey.job(conn, job_id)
+    assert record["state"] == "failed" and "disk on fire" in record["message"]
+
+
+def test_a_job_whose_process_died_reads_as_failed(job_engine, points, tmp_path):
+    census_frame(points, n=3).to_file(tmp_path / "s.gpkg")
+    job_id = jobs.new_job(job_engine, tmp_path / "s.gpkg", CensusOptions(district=DISTRICT), created_by="t")
+    with job_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE import_jobs SET state = 'running', heartbeat_at = now() - interval '1 hour'"
+                             " WHERE job_id = CAST(:j AS uuid)"), {"j": job_id})
+    with job_engine.connect() as conn:
+        record = survey.job(conn, job_id)
+    assert record["state"] == "failed" and "stopped without finishing" in record["message"]
+
+
+def test_file_level_error_ends_the_job_failed(job_engine, tmp_path):
+    (tmp_path / "x.gpkg").write_bytes(b"garbage")
+    options = CensusOptions(district=DISTRICT, crs="EPSG:4548")
+    job_id = jobs.new_job(job_engine, tmp_path / "x.gpkg", options, created_by="t")
+    with pytest.raises(InvalidInput):
+        jobs.run_job(job_engine, job_id, tmp_path / "x.gpkg", options)
+    with job_engine.connect() as conn:
+        assert survey.job(conn, job_id)["state"] == "failed"
+
+
+# ------------------------------------------------------------------------------------------ HTTP
+@pytest.fixture
+def http(beijing_db, job_engine, tmp_path):
+    from citygrid.app import create_app
+
+    app = create_app({"CITYGRID_SETTINGS": beijing_db, "CITYGRID_IMPORTS_DIR": tmp_path / "uploads",
+                      "TESTING": True})
+    return app.test_client()
+
+
+def wait_for(client, job_id, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        body = client.get(f"/api/v1/imports/{job_id}").get_json()
+        if body["state"] not in ("queued", "running"):
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_upload_progress_report_and_bad_rows(http, points, tmp_path):
+    frame = census_frame(points, n=30)
+    frame.loc[2, "小类代码"] = "9999"
+    frame.to_file(tmp_path / "up.gpkg")
+    with (tmp_path / "up.gpkg").open("rb") as fh:
+        response = http.post("/api/v1/imports", data={"district": DISTRICT, "file": (fh, "普查.gpkg")},
+                             content_type="multipart/form-data")
+    assert response.status_code == 202
+    job = wait_for(http, response.get_json()["job_id"])
+    assert job["state"] == "committed" and job["percent"] == 100 and job["counts"]["bad"] == 1
+    report = http.get(job["links"]["report"])
+    assert report.mimetype == "text/csv" and "unknown component class" in report.get_data(as_text=True)
+    bad = http.get(job["links"]["bad_rows"]).get_json()
+    lon, lat = bad["features"][0]["geometry"]["coordinates"]
+    assert 116.3 < lon < 116.7 and 39.7 < lat < 40.2
+
+
+def test_upload_preview_then_commit(http, points, tmp_path):
+    census_frame(points, n=6).to_file(tmp_path / "pv.gpkg")
+    with (tmp_path / "pv.gpkg").open("rb") as fh:
+        job_id = http.post("/api/v1/imports", data={"district": DISTRICT, "dry_run": "true", "file": (fh, "pv.gpkg")},
+                           content_type="multipart/form-data").get_json()["job_id"]
+    preview = wait_for(http, job_id)
+    assert preview["state"] == "preview" and preview["preview"]["reconciliation"]["counts"]["new"] == 6
+    committed = http.post(f"/api/v1/imports/{job_id}/commit")
+    assert committed.status_code == 202
+    assert wait_for(http, committed.get_json()["job_id"])["state"] == "committed"
+    assert http.post(f"/api/v1/imports/{committed.get_json()['job_id']}/commit").status_code == 409
+
+
+def test_upload_shapefile_parts(http, points, tmp_path):
+    census_frame(points, n=4).to_file(tmp_path / "parts.shp", encoding="GBK")
+    files = [((tmp_path / f"parts{s}").open("rb"), f"parts{s}") for s in (".shp", ".shx", ".dbf", ".prj", ".cpg")]
+    try:
+        response = http.post("/api/v1/imports", data={"district": DISTRICT, "file": files},
+                             content_type="multipart/form-data")
+    finally:
+        for fh, _ in files:
+            fh.close()
+    assert wait_for(http, response.get_json()["job_id"])["counts"]["new"] == 4
+
+
+@pytest.mark.parametrize(("data", "status", "needle"), [
+    ({}, 400, "district"),
+    ({"district": DISTRICT}, 400, "at least one file"),
+    ({"district": DISTRICT, "file": (io.BytesIO(b"x"), "../../etc/passwd")}, 400, "not an accepted"),
+    ({"district": DISTRICT, "file": (io.BytesIO(b"x"), "virus.exe")}, 400, "not an accepted"),
+    ({"district": DISTRICT, "max_bad_ratio": "lots", "file": (io.BytesIO(b"x"), "a.gpkg")}, 400, "number"),
+    ({"district": DISTRICT, "dry_run": "maybe", "file": (io.BytesIO(b"x"), "a.gpkg")}, 400, "true or false"),
+    ({"district": DISTRICT, "mapping": "[1, 2", "file": (io.BytesIO(b"x"), "a.gpkg")}, 400, "mapping"),
+])
+def test_bad_uploads(http, data, status, needle):
+    response = http.post("/api/v1/imports", data=data, content_type="multipart/form-data")
+    assert response.status_code == status and needle in response.get_json()["message"]
+
+
+def test_oversized_upload_is_413(http):
+    http.application.config["MAX_CONTENT_LENGTH"] = 1000
+    response = http.post("/api/v1/imports", data={"district": DISTRICT, "file": (io.BytesIO(b"0" * 5000), "a.csv")},
+                         content_type="multipart/form-data")
+    assert response.status_code == 413 and response.get_json()["error"] == "request_entity_too_large"
+
+
+@pytest.mark.parametrize(("url", "status"), [("/api/v1/imports/not-a-uuid", 400),
+                                             ("/api/v1/imports/00000000-0000-0000-0000-000000000000", 404),
+                                             ("/api/v1/imports/00000000-0000-0000-0000-000000000000/report.csv", 404)])
+def test_unknown_jobs(http, url, status):
+    assert http.get(url).status_code == status
