@@ -46,6 +46,7 @@ test: setup
 	  DATABASE_URL="$$url" $(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 bench: setup
+	@bash scripts/ensure_bench.sh
 	$(PY) -m bench.run $(if $(ONLY),--only $(ONLY),)
 
 stop:

@@ -84,11 +84,11 @@ def create_staging(conn: Connection, srid: int) -> None:
     conn.execute(sa.text("DROP TABLE IF EXISTS census_staging"))
     conn.execute(sa.text(
         f"""CREATE TEMP TABLE census_staging (
-                line integer PRIMARY KEY, obj_id text, class_code text NOT NULL, obj_name text,
+                line integer NOT NULL, obj_id text, class_code text NOT NULL, obj_name text,
                 dept_code1 text, dept_name1 text, dept_code2 text, dept_name2 text, dept_code3 text,
                 dept_name3 text, bgid_in_file text, obj_state text, or_date date, ch_date date,
                 data_source text, note text, unit_grid_code text, supervision_code text, attrs jsonb,
-                geom geometry(Point, {int(srid)}) NOT NULL, category text
+                geom geometry(Point, {int(srid)}) NOT NULL
             ) ON COMMIT DROP"""
     ))
 
@@ -127,28 +127,41 @@ def fill_missing_ids(conn: Connection, district: str) -> int:
     ), {"d": district}).rowcount
 
 
+def _categorised(tolerance_param: str = ":tol") -> str:
+    """SQL of staging rows with their category against the current census (one join, no rewrite)."""
+    differs = " OR ".join(f"s.{c} IS DISTINCT FROM c.{c}" for c in COMPARED)
+    return f"""SELECT s.*, CASE WHEN c.obj_id IS NULL THEN 'new'
+                                WHEN ST_Distance(s.geom, c.geom) > {tolerance_param} THEN 'moved'
+                                WHEN {differs} THEN 'changed'
+                                ELSE 'unchanged' END AS cat
+                 FROM census_staging s
+                 LEFT JOIN components c ON c.district_code = :d AND c.obj_id = s.obj_id AND c.valid_to IS NULL"""
+
+
 def reconcile(conn: Connection, district: str, tolerance_m: float, partial: bool, sample: int = 20
               ) -> dict[str, Any]:
     """Sort staging rows into new / moved / changed / unchanged and count current components that the file
-    no longer has (retired, unless ``partial``). Returns counts and up to ``sample`` ObjIDs per category."""
-    differs = " OR ".join(f"s.{c} IS DISTINCT FROM c.{c}" for c in COMPARED)
+    no longer has (retired, unless ``partial``). Returns counts and up to ``sample`` ObjIDs per category.
+    The categories are also kept (``census_categories``) for ``commit_staging``."""
+    conn.execute(sa.text("DROP TABLE IF EXISTS census_categories"))
     conn.execute(sa.text(
-        f"""UPDATE census_staging s SET category = CASE
-                   WHEN c.obj_id IS NULL THEN 'new'
-                   WHEN ST_Distance(s.geom, c.geom) > :tol THEN 'moved'
-                   WHEN {differs} THEN 'changed'
-                   ELSE 'unchanged' END
-              FROM census_staging s2
-              LEFT JOIN components c ON c.district_code = :d AND c.obj_id = s2.obj_id AND c.valid_to IS NULL
-             WHERE s.line = s2.line"""
+        f"""CREATE TEMP TABLE census_categories ON COMMIT DROP AS
+            SELECT k.line, k.cat FROM ({_categorised()}) k WHERE k.cat <> 'new'"""
     ), {"d": district, "tol": tolerance_m})
     counts = {k: 0 for k in ("new", "moved", "changed", "unchanged", "retired")}
     samples: dict[str, list[str]] = {k: [] for k in counts}
-    for category, n in conn.execute(sa.text("SELECT category, count(*) FROM census_staging GROUP BY 1")):
+    for category, n in conn.execute(sa.text("SELECT cat, count(*) FROM census_categories GROUP BY 1")):
         counts[category] = n
-    for category in ("new", "moved", "changed", "unchanged"):
+    counts["new"] = conn.execute(sa.text("SELECT count(*) FROM census_staging")).scalar_one() - sum(
+        counts[k] for k in ("moved", "changed", "unchanged"))
+    samples["new"] = conn.execute(sa.text(
+        """SELECT s.obj_id FROM census_staging s
+            WHERE NOT EXISTS (SELECT 1 FROM census_categories k WHERE k.line = s.line) ORDER BY s.line LIMIT :n"""
+    ), {"n": sample}).scalars().all()
+    for category in ("moved", "changed", "unchanged"):
         samples[category] = conn.execute(sa.text(
-            "SELECT obj_id FROM census_staging WHERE category = :c ORDER BY line LIMIT :n"
+            """SELECT s.obj_id FROM census_categories k JOIN census_staging s USING (line)
+                WHERE k.cat = :c ORDER BY k.line LIMIT :n"""
         ), {"c": category, "n": sample}).scalars().all()
     if not partial:
         retired_sql = """FROM components c WHERE c.district_code = :d AND c.valid_to IS NULL
@@ -160,14 +173,19 @@ def reconcile(conn: Connection, district: str, tolerance_m: float, partial: bool
 
 
 def commit_staging(conn: Connection, district: str, scheme: str, partial: bool, synthetic: bool) -> None:
-    """Close superseded versions and insert the new ones, all stamped with one moment."""
+    """Close superseded versions and insert the new ones, all stamped with one moment.
+
+    Rows are inserted in spatial order (PostGIS sorts geometry along a Hilbert curve): the GiST index then
+    grows page by page instead of
+    jumping around the district, which makes a bulk load markedly faster.
+    """
     now = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
     params = {"d": district, "now": now, "scheme": scheme, "synthetic": synthetic}
     conn.execute(sa.text(
         """UPDATE components c SET valid_to = :now
-             FROM census_staging s
+             FROM census_categories k JOIN census_staging s USING (line)
             WHERE c.district_code = :d AND c.valid_to IS NULL AND c.obj_id = s.obj_id
-              AND s.category IN ('moved', 'changed')"""
+              AND k.cat IN ('moved', 'changed')"""
     ), params)
     if not partial:
         conn.execute(sa.text(
@@ -185,8 +203,10 @@ def commit_staging(conn: Connection, district: str, scheme: str, partial: bool, 
                   s.supervision_code, s.bgid_in_file, s.obj_state, s.or_date, s.ch_date, s.data_source, s.note,
                   coalesce(s.attrs, '{}'), :synthetic, s.geom
              FROM census_staging s
+             LEFT JOIN census_categories k USING (line)
              LEFT JOIN taxonomy_classes t ON t.scheme = :scheme AND t.kind = 'component' AND t.code = s.class_code
-            WHERE s.category IN ('new', 'moved', 'changed')"""
+            WHERE k.cat IS NULL OR k.cat IN ('moved', 'changed')
+            ORDER BY s.geom"""
     ), params)
 
 
