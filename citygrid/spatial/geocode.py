@@ -14,6 +14,9 @@ from sqlalchemy.engine import Connection
 
 from citygrid.spatial import store
 
+_CACHE: dict[tuple, GridIndex] = {}
+_CACHE_SIZE = 8
+
 
 @dataclass
 class GridIndex:
@@ -43,6 +46,18 @@ class GridIndex:
             community_codes=np.array([r["community_code"] for r in rows], dtype=object),
             tree=shapely.STRtree(geoms),
         )
+
+    @classmethod
+    def cached(cls, conn: Connection, district: str) -> GridIndex:
+        """``for_district``, reused while the district's current grid version is unchanged (per database)."""
+        key = (conn.engine.url.render_as_string(hide_password=True), district, store.grid_revision(conn, district))
+        index = _CACHE.get(key)
+        if index is None:
+            index = cls.for_district(conn, district)
+            if len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = index
+        return index
 
     def __len__(self) -> int:
         return len(self.codes)

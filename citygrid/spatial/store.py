@@ -231,3 +231,18 @@ def current_unit_grids(conn: Connection, district: str) -> tuple[int | None, lis
         {"d": district, "v": version},
     ).mappings()
     return version, [dict(r) for r in rows]
+
+
+def grid_revision(conn: Connection, district: str) -> tuple:
+    """What identifies the content of the district's current grid version: id, grid count, version params."""
+    row = conn.execute(
+        sa.text(
+            """SELECT v.version_id, md5(v.params::text),
+                      (SELECT count(*) FROM unit_grids u WHERE u.district_code = v.district_code
+                          AND u.version_id = v.version_id)
+                 FROM grid_versions v WHERE v.district_code = :d
+                ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1"""
+        ),
+        {"d": district},
+    ).first()
+    return tuple(row) if row else (None,)

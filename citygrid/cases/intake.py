@@ -1,0 +1,131 @@
+"""Validate an incoming report (supervisor app, hotline, citizen, Open311) into a ``Report``.
+
+Every problem is collected and raised together as ``InvalidInput`` details (field + reason), so a client
+learns everything wrong with its request at once. Coordinates are lon/lat in WGS84, GCJ-02 or BD-09 as the
+client declares (default WGS84); nothing is written here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
+from citygrid.errors import InvalidInput
+
+SOURCES = ("supervisor", "hotline", "citizen", "open311", "camera", "import")
+INPUT_CRS = ("wgs84", "gcj02", "bd09")
+MAX_DESCRIPTION = 2000
+MAX_PHOTOS = 10
+_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
+_CODE = re.compile(r"^[0-9]{4}$")
+_OBJID = re.compile(r"^[0-9]{16}$")
+
+
+@dataclass(frozen=True)
+class Report:
+    """A validated report. ``lon``/``lat`` are in ``crs`` (wgs84 | gcj02 | bd09)."""
+
+    lon: float
+    lat: float
+    crs: str
+    kind: str
+    class_code: str
+    description: str
+    source: str
+    scheme: str = DEFAULT_SCHEME
+    photos: tuple[str, ...] = ()
+    component_obj_id: str | None = None
+    reported_at: dt.datetime | None = None
+    idempotency_key: str | None = None
+    address: str | None = None
+    synthetic: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _number(data: dict[str, Any], name: str, problems: list[dict[str, str]]) -> float | None:
+    raw = data.get(name)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        problems.append({"field": name, "reason": "required"})
+        return None
+    if isinstance(raw, bool):
+        problems.append({"field": name, "reason": "must be a number"})
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        problems.append({"field": name, "reason": f"must be a number, not {raw!r}"})
+        return None
+    if not math.isfinite(value):
+        problems.append({"field": name, "reason": "must be a finite number (not NaN or infinity)"})
+        return None
+    return value
+
+
+def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: str = "wgs84") -> Report:
+    """Validate a report given as a mapping (parsed JSON or form fields)."""
+    if not isinstance(data, dict):
+        raise InvalidInput("the report must be a JSON object", field="body")
+    problems: list[dict[str, str]] = []
+    lon = _number(data, "lon", problems)
+    lat = _number(data, "lat", problems)
+    crs = str(data.get("crs") or default_crs).lower().replace("-", "")
+    if crs not in INPUT_CRS:
+        problems.append({"field": "crs", "reason": f"must be one of {', '.join(INPUT_CRS)}"})
+    if lon is not None and lat is not None:
+        if not -90 <= lat <= 90 and -90 <= lon <= 90 and -180 <= lat <= 180:
+            problems.append({"field": "lat", "reason": f"latitude {lat} is out of range; lon and lat look swapped"})
+        elif not -90 <= lat <= 90:
+            problems.append({"field": "lat", "reason": f"latitude {lat} is outside -90…90"})
+        elif not -180 <= lon <= 180:
+            problems.append({"field": "lon", "reason": f"longitude {lon} is outside -180…180"})
+        elif 15 <= lon <= 55 and 70 <= lat <= 90:
+            problems.append({"field": "lat", "reason": "lon and lat look swapped (a point in China has lon ≈ 73–135)"})
+    kind = str(data.get("kind") or "event")
+    if kind not in ("component", "event"):
+        problems.append({"field": "kind", "reason": "must be component or event"})
+    class_code = str(data.get("class_code") or "").strip()
+    if not _CODE.match(class_code):
+        problems.append({"field": "class_code", "reason": "must be the 4-digit major+minor class code, e.g. 0102"})
+    description = str(data.get("description") or "").strip()
+    source = str(data.get("source") or default_source)
+    if source not in SOURCES:
+        problems.append({"field": "source", "reason": f"must be one of {', '.join(SOURCES)}"})
+    if len(description) > MAX_DESCRIPTION:
+        problems.append({"field": "description", "reason": f"longer than {MAX_DESCRIPTION} characters"})
+    if not description and source in ("hotline", "citizen", "open311"):
+        problems.append({"field": "description", "reason": "required for public reports"})
+    photos = data.get("photos") or []
+    if not isinstance(photos, list) or len(photos) > MAX_PHOTOS or not all(
+            isinstance(p, str) and 0 < len(p) <= 500 for p in photos):
+        problems.append({"field": "photos", "reason": f"a list of at most {MAX_PHOTOS} references (≤ 500 chars)"})
+        photos = []
+    obj_id = data.get("component_obj_id") or None
+    if obj_id is not None and not _OBJID.match(str(obj_id)):
+        problems.append({"field": "component_obj_id", "reason": "must be a 16-digit ObjID"})
+    key = data.get("idempotency_key") or None
+    if key is not None and not _KEY.match(str(key)):
+        problems.append({"field": "idempotency_key", "reason": "1–100 characters of A–Z a–z 0–9 _ . : -"})
+    reported_at = None
+    if data.get("reported_at"):
+        try:
+            reported_at = dt.datetime.fromisoformat(str(data["reported_at"]).replace("Z", "+00:00"))
+            if reported_at.tzinfo is None:
+                reported_at = reported_at.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+            if reported_at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
+                problems.append({"field": "reported_at", "reason": "is in the future"})
+        except ValueError:
+            problems.append({"field": "reported_at", "reason": "must be an ISO 8601 date-time"})
+    address = data.get("address") or None
+    if address is not None and len(str(address)) > 300:
+        problems.append({"field": "address", "reason": "longer than 300 characters"})
+    if problems:
+        raise InvalidInput(f"{len(problems)} problem(s) with the report", details=problems)
+    assert lon is not None and lat is not None
+    return Report(lon=lon, lat=lat, crs=crs, kind=kind, class_code=class_code, description=description,
+                  source=source, photos=tuple(photos), component_obj_id=str(obj_id) if obj_id else None,
+                  reported_at=reported_at, idempotency_key=str(key) if key else None,
+                  address=str(address) if address else None, synthetic=bool(data.get("synthetic", False)))

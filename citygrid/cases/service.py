@@ -1,0 +1,126 @@
+"""Case operations as every entry point calls them: submit a report, move a case through the workflow, read.
+
+Each takes a connection inside the caller's transaction; a report is stored with its first workflow event
+in that one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import shapely
+from sqlalchemy.engine import Connection
+
+from citygrid.cases import store
+from citygrid.cases.intake import Report
+from citygrid.cases.workflow import allowed_actions, next_state
+from citygrid.errors import Conflict, InvalidInput, NotFound
+from citygrid.spatial import crs
+from citygrid.spatial.db import deployment_srid
+from citygrid.spatial.geocode import GridIndex
+
+DUPLICATE_RADIUS_M = 50.0
+DUPLICATE_HOURS = 24.0
+COMPONENT_SEARCH_M = 30.0
+COMPONENT_MATCH_M = 50.0
+
+
+def _storage_point(report: Report, srid: int) -> shapely.Point:
+    source = crs.parse_crs({"wgs84": "EPSG:4326"}.get(report.crs, report.crs))
+    return crs.to_storage(np.array([shapely.Point(report.lon, report.lat)], dtype=object), source, srid)[0]
+
+
+def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: str = "citizen"
+           ) -> tuple[dict[str, Any], str]:
+    """Store a report as a case (or link it to an open duplicate); returns (case, outcome) where outcome is
+    ``created``, ``existing`` (same idempotency key) or ``duplicate`` (an open case of the same class nearby).
+
+    Raises ``InvalidInput`` for a point outside every district (with the distance), an unknown class, or a
+    named component that does not exist or lies too far from the point.
+    """
+    if report.idempotency_key and (existing := store.case_by_key(conn, None, report.idempotency_key)):
+        return case_view(conn, existing), "existing"
+    srid = deployment_srid(conn)
+    point = _storage_point(report, srid)
+    wkb = shapely.to_wkb(point)
+    district, distance = store.district_at(conn, wkb, srid)
+    if district is None:
+        where = f"{distance:.0f} m outside the nearest district" if distance is not None else "no district loaded"
+        raise InvalidInput(f"the point is {where}", field="lon")
+    if not store.class_exists(conn, report.scheme, report.kind, report.class_code):
+        raise InvalidInput(f"unknown {report.kind} class {report.class_code} in scheme {report.scheme}",
+                           field="class_code")
+    component = None
+    if report.component_obj_id:
+        component = store.component_near(conn, district, wkb, srid, obj_id=report.component_obj_id,
+                                         class_code=None, within_m=COMPONENT_MATCH_M)
+        if component is None:
+            raise InvalidInput(f"no current component {report.component_obj_id} in district {district}",
+                               field="component_obj_id")
+        if component["distance_m"] > COMPONENT_MATCH_M:
+            raise InvalidInput(f"component {report.component_obj_id} is {component['distance_m']:.0f} m from the "
+                               f"reported point (at most {COMPONENT_MATCH_M:.0f} m)", field="component_obj_id")
+    elif report.kind == "component":
+        component = store.component_near(conn, district, wkb, srid, obj_id=None, class_code=report.class_code,
+                                         within_m=COMPONENT_SEARCH_M)
+    at = report.reported_at
+    duplicate = store.open_duplicate(conn, district, report.kind, report.class_code, wkb, srid,
+                                     at.isoformat() if at else None, DUPLICATE_RADIUS_M, DUPLICATE_HOURS)
+    if duplicate is not None:
+        store.add_event(conn, district, duplicate, action="duplicate_report", from_status=None,
+                        to_status=store.get_case(conn, duplicate)["status"], actor=actor, role=role,
+                        note=(report.description or "")[:500])
+        return case_view(conn, duplicate), "duplicate"
+    index = GridIndex.cached(conn, district)
+    hit = int(index.assign(np.array([point.x]), np.array([point.y]))[0])
+    row = {
+        "district": district, "key": report.idempotency_key, "kind": report.kind, "scheme": report.scheme,
+        "class_code": report.class_code, "description": report.description, "source": report.source,
+        "reported_at": at.isoformat() if at else None,
+        "unit": index.codes[hit] if hit >= 0 else None,
+        "supervision": index.supervision_codes[hit] if hit >= 0 else None,
+        "community": index.community_codes[hit] if hit >= 0 else None,
+        "street": index.street_codes[hit] if hit >= 0 else None,
+        "component": component["obj_id"] if component else None, "synthetic": report.synthetic,
+        "attrs": {"photos": list(report.photos), "address": report.address, "input_crs": report.crs,
+                  "grid_version": index.version} | report.extra,
+        "wkb": wkb,
+    }
+    case_id = store.insert_case(conn, row, srid)
+    if case_id is None:  # a concurrent request with the same idempotency key stored it first
+        return case_view(conn, store.case_by_key(conn, district, report.idempotency_key)), "existing"
+    store.add_event(conn, district, case_id, action="report", from_status=None, to_status="reported",
+                    actor=actor, role=role, note=report.source)
+    return case_view(conn, case_id), "created"
+
+
+def transition(conn: Connection, case_id: int, action: str, *, actor: str, role: str, note: str = "",
+               expected_version: int | None = None) -> dict[str, Any]:
+    """Apply a workflow action. ``Conflict`` (409) when the status does not allow it or another change won."""
+    if not actor or len(actor) > 100:
+        raise InvalidInput("actor must be 1–100 characters", field="actor")
+    if len(note) > 2000:
+        raise InvalidInput("note longer than 2000 characters", field="note")
+    case = store.get_case(conn, case_id)
+    if case is None:
+        raise NotFound(f"no case {case_id}")
+    step = next_state(case["status"], action)
+    version = store.apply_transition(conn, case_id, case["status"], step.target, expected_version)
+    if version is None:
+        raise Conflict(f"case {case_id} changed meanwhile (now version {store.get_case(conn, case_id)['row_version']});"
+                       " reload it and try again")
+    store.add_event(conn, case["district_code"], case_id, action=action, from_status=case["status"],
+                    to_status=step.target, actor=actor, role=role, note=note)
+    return case_view(conn, case_id)
+
+
+def case_view(conn: Connection, case_id: int) -> dict[str, Any]:
+    """A case with its owners at report time, allowed actions and events (coordinates EPSG:4326)."""
+    case = store.get_case(conn, case_id)
+    if case is None:
+        raise NotFound(f"no case {case_id}")
+    case["owners"] = store.owners_at(conn, case["district_code"], case["unit_grid_code"], case["reported_at"])
+    case["actions"] = allowed_actions(case["status"])
+    case["events"] = store.events(conn, case["district_code"], case_id)
+    return case

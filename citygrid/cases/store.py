@@ -1,0 +1,173 @@
+"""SQL of the cases package: cases, their workflow events, duplicates, owners, nearest components.
+
+Points are WKB in the deployment CRS going in; the web gets lon/lat in EPSG:4326.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from citygrid.cases.workflow import OPEN_STATES
+
+_CASE_COLUMNS = """c.case_id, c.district_code, c.idempotency_key, c.kind, c.scheme, c.class_code, c.description,
+    c.source, c.reported_at, c.status, c.unit_grid_code, c.supervision_code, c.community_code, c.street_code,
+    c.component_obj_id, c.deadline_at, c.synthetic, c.row_version, c.attrs,
+    ST_X(ST_Transform(c.geom, 4326)) AS lon, ST_Y(ST_Transform(c.geom, 4326)) AS lat,
+    t.name AS class_name, t.major_name"""
+
+
+def district_at(conn: Connection, wkb: bytes, srid: int) -> tuple[str | None, float | None]:
+    """(district containing the point, None) or (None, metres to the nearest district)."""
+    row = conn.execute(sa.text(
+        """SELECT district_code, ST_Distance(geom, ST_GeomFromWKB(:wkb, :srid)) AS dist FROM districts
+            ORDER BY geom <-> ST_GeomFromWKB(:wkb, :srid) LIMIT 1"""
+    ), {"wkb": wkb, "srid": srid}).first()
+    if row is None:
+        return None, None
+    return (row[0], None) if row[1] == 0 else (None, float(row[1]))
+
+
+def class_exists(conn: Connection, scheme: str, kind: str, code: str) -> bool:
+    return conn.execute(sa.text(
+        "SELECT 1 FROM taxonomy_classes WHERE scheme = :s AND kind = :k AND code = :c"),
+        {"s": scheme, "k": kind, "c": code}).first() is not None
+
+
+def component_near(conn: Connection, district: str, wkb: bytes, srid: int, *, obj_id: str | None,
+                   class_code: str | None, within_m: float) -> dict[str, Any] | None:
+    """The current component named by ``obj_id`` (with its distance), or the nearest of ``class_code``
+    within ``within_m`` metres."""
+    if obj_id:
+        row = conn.execute(sa.text(
+            """SELECT obj_id, class_code, ST_Distance(geom, ST_GeomFromWKB(:wkb, :srid)) AS distance_m
+                 FROM components WHERE district_code = :d AND obj_id = :o AND valid_to IS NULL"""
+        ), {"d": district, "o": obj_id, "wkb": wkb, "srid": srid}).mappings().first()
+    else:
+        row = conn.execute(sa.text(
+            """SELECT obj_id, class_code, ST_Distance(geom, ST_GeomFromWKB(:wkb, :srid)) AS distance_m
+                 FROM components
+                WHERE district_code = :d AND class_code = :c AND valid_to IS NULL
+                  AND ST_DWithin(geom, ST_GeomFromWKB(:wkb, :srid), :r)
+                ORDER BY geom <-> ST_GeomFromWKB(:wkb, :srid) LIMIT 1"""
+        ), {"d": district, "c": class_code, "wkb": wkb, "srid": srid, "r": within_m}).mappings().first()
+    return dict(row) if row else None
+
+
+def open_duplicate(conn: Connection, district: str, kind: str, class_code: str, wkb: bytes, srid: int,
+                   at: Any, radius_m: float, hours: float) -> int | None:
+    """An open case of the same class within ``radius_m`` and ``hours`` of the report, nearest first."""
+    return conn.execute(sa.text(
+        f"""SELECT case_id FROM cases
+             WHERE district_code = :d AND kind = :k AND class_code = :c
+               AND status IN ({", ".join(f"'{s}'" for s in OPEN_STATES)})
+               AND ST_DWithin(geom, ST_GeomFromWKB(:wkb, :srid), :r)
+               AND reported_at BETWEEN coalesce(CAST(:at AS timestamptz), now()) - make_interval(secs => :h * 3600)
+                                   AND coalesce(CAST(:at AS timestamptz), now()) + make_interval(secs => :h * 3600)
+             ORDER BY geom <-> ST_GeomFromWKB(:wkb, :srid), case_id LIMIT 1"""
+    ), {"d": district, "k": kind, "c": class_code, "wkb": wkb, "srid": srid, "r": radius_m, "h": hours,
+        "at": at}).scalar()
+
+
+def case_by_key(conn: Connection, district: str | None, key: str) -> int | None:
+    return conn.execute(sa.text(
+        "SELECT case_id FROM cases WHERE idempotency_key = :k AND (CAST(:d AS text) IS NULL OR district_code = :d)"
+        " ORDER BY case_id LIMIT 1"), {"k": key, "d": district}).scalar()
+
+
+def insert_case(conn: Connection, row: dict[str, Any], srid: int) -> int | None:
+    """Insert a case; None when another request with the same idempotency key won the race."""
+    return conn.execute(sa.text(
+        """INSERT INTO cases (district_code, idempotency_key, kind, scheme, class_code, description, source,
+                              reported_at, status, unit_grid_code, supervision_code, community_code, street_code,
+                              component_obj_id, synthetic, attrs, geom)
+           VALUES (:district, :key, :kind, :scheme, :class_code, :description, :source,
+                   coalesce(CAST(:reported_at AS timestamptz), now()), 'reported', :unit, :supervision, :community,
+                   :street, :component, :synthetic, CAST(:attrs AS jsonb), ST_GeomFromWKB(:wkb, :srid))
+           ON CONFLICT (district_code, idempotency_key) DO NOTHING
+           RETURNING case_id"""
+    ), {**row, "attrs": json.dumps(row.get("attrs", {}), ensure_ascii=False), "srid": srid}).scalar()
+
+
+def add_event(conn: Connection, district: str, case_id: int, *, action: str, from_status: str | None,
+              to_status: str, actor: str, role: str, note: str = "") -> None:
+    conn.execute(sa.text(
+        """INSERT INTO case_events (district_code, case_id, seq, action, from_status, to_status, actor, role, note)
+           VALUES (:d, :c, (SELECT coalesce(max(seq), 0) + 1 FROM case_events WHERE district_code = :d
+                                                                           AND case_id = :c),
+                   :action, :from_status, :to_status, :actor, :role, :note)"""
+    ), {"d": district, "c": case_id, "action": action, "from_status": from_status, "to_status": to_status,
+        "actor": actor, "role": role, "note": note})
+
+
+def get_case(conn: Connection, case_id: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.text(
+        f"""SELECT {_CASE_COLUMNS} FROM cases c
+              LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
+             WHERE c.case_id = :id"""
+    ), {"id": case_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def events(conn: Connection, district: str, case_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.text(
+        """SELECT seq, at, action, from_status, to_status, actor, role, note FROM case_events
+            WHERE district_code = :d AND case_id = :c ORDER BY seq"""
+    ), {"d": district, "c": case_id}).mappings()
+    return [dict(r) for r in rows]
+
+
+def apply_transition(conn: Connection, case_id: int, from_status: str, to_status: str,
+                     expected_version: int | None) -> int | None:
+    """Move the case if it is still in ``from_status`` (and at ``expected_version`` when given); returns the
+    new row version, or None when another change got there first."""
+    return conn.execute(sa.text(
+        """UPDATE cases SET status = :to, row_version = row_version + 1
+            WHERE case_id = :id AND status = :from
+              AND (CAST(:v AS integer) IS NULL OR row_version = :v)
+            RETURNING row_version"""
+    ), {"id": case_id, "from": from_status, "to": to_status, "v": expected_version}).scalar()
+
+
+def owners_at(conn: Connection, district: str, unit_grid: str | None, at: Any) -> dict[str, dict[str, Any]]:
+    """Party per role (responsibility, management, enforcement, supervision) owning the grid at ``at``."""
+    if unit_grid is None:
+        return {}
+    rows = conn.execute(sa.text(
+        """SELECT o.role, p.code, p.name, p.kind FROM grid_ownership o
+             JOIN parties p ON p.district_code = o.district_code AND p.party_id = o.party_id
+            WHERE o.district_code = :d AND o.grid_kind = 'unit' AND o.grid_code = :g
+              AND o.valid @> CAST(coalesce(CAST(:at AS timestamptz), now()) AS timestamptz)"""
+    ), {"d": district, "g": unit_grid, "at": at}).mappings()
+    return {r["role"]: {"code": r["code"], "name": r["name"], "kind": r["kind"]} for r in rows}
+
+
+def list_cases(conn: Connection, *, district: str | None, status: str | None, kind: str | None,
+               class_code: str | None, start: Any, end: Any, bbox: tuple[float, float, float, float] | None,
+               unit_grid: str | None, supervision_grid: str | None, srid: int, limit: int, offset: int
+               ) -> list[dict[str, Any]]:
+    """Cases matching every given filter (all bound), newest first. ``bbox`` in EPSG:4326."""
+    where = ["(CAST(:district AS text) IS NULL OR c.district_code = :district)",
+             "(CAST(:status AS text) IS NULL OR c.status = :status)",
+             "(CAST(:kind AS text) IS NULL OR c.kind = :kind)",
+             "(CAST(:class_code AS text) IS NULL OR c.class_code = :class_code)",
+             "(CAST(:start AS timestamptz) IS NULL OR c.reported_at >= CAST(:start AS timestamptz))",
+             "(CAST(:end AS timestamptz) IS NULL OR c.reported_at < CAST(:end AS timestamptz))",
+             "(CAST(:unit AS text) IS NULL OR c.unit_grid_code = :unit)",
+             "(CAST(:sup AS text) IS NULL OR c.supervision_code = :sup)"]
+    params: dict[str, Any] = {"district": district, "status": status, "kind": kind, "class_code": class_code,
+                              "start": start, "end": end, "unit": unit_grid, "sup": supervision_grid,
+                              "limit": limit, "offset": offset, "srid": srid}
+    if bbox is not None:
+        where.append("c.geom && ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), :srid)")
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    rows = conn.execute(sa.text(
+        f"""SELECT {_CASE_COLUMNS} FROM cases c
+              LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
+             WHERE {" AND ".join(where)}
+             ORDER BY c.reported_at DESC, c.case_id DESC LIMIT :limit OFFSET :offset"""
+    ), params).mappings()
+    return [dict(r) for r in rows]

@@ -1,0 +1,97 @@
+"""Case endpoints: report (idempotent), read, list with filters, workflow transitions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, jsonify, request
+
+from citygrid.cases import service
+from citygrid.cases import store as case_store
+from citygrid.cases.intake import parse_report
+from citygrid.cases.workflow import STATES
+from citygrid.errors import InvalidInput
+from citygrid.spatial.db import deployment_srid
+from citygrid.webmap.context import connection
+from citygrid.webmap.params import bbox_arg, choice_arg, int_arg
+
+bp = Blueprint("cases_v1", __name__, url_prefix="/api/v1/cases")
+MAX_PAGE = 1000
+
+
+def json_body() -> dict:
+    """The request's JSON object, or a 400/415 that says what was wrong with it."""
+    if not request.is_json:
+        raise InvalidInput("send the body as JSON (Content-Type: application/json)", field="Content-Type")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise InvalidInput("the body is not valid JSON", field="body")
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object", field="body")
+    return data
+
+
+def _date_arg(name: str) -> str | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return dt.datetime.fromisoformat(raw.replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 date or date-time", field=name) from None
+
+
+@bp.post("")
+def report():
+    """Create a case from a report; ``Idempotency-Key`` header (or ``idempotency_key``) makes retries safe.
+    201 created, 200 when the key was seen before or the report joined an open duplicate."""
+    data = json_body()
+    if request.headers.get("Idempotency-Key"):
+        data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
+    parsed = parse_report(data)
+    with connection() as conn:
+        case, outcome = service.submit(conn, parsed, actor=str(data.get("actor") or "anonymous")[:100],
+                                       role=parsed.source)
+    return jsonify({"outcome": outcome, "case": case}), 201 if outcome == "created" else 200
+
+
+@bp.get("/<int:case_id>")
+def get_case(case_id: int):
+    with connection() as conn:
+        return jsonify(service.case_view(conn, case_id))
+
+
+@bp.get("")
+def list_cases():
+    """Filters: district, status, kind, class_code, start, end (ISO), bbox, unit_grid, supervision_grid;
+    ``limit`` ≤ 1000, ``offset``."""
+    district = request.args.get("district") or None
+    if district is not None and not (len(district) == 6 and district.isdigit()):
+        raise InvalidInput("district must be 6 digits", field="district")
+    class_code = request.args.get("class_code") or None
+    if class_code is not None and not (len(class_code) == 4 and class_code.isdigit()):
+        raise InvalidInput("class_code must be 4 digits", field="class_code")
+    with connection() as conn:
+        rows = case_store.list_cases(
+            conn, district=district, status=choice_arg("status", STATES),
+            kind=choice_arg("kind", ("component", "event")),
+            class_code=class_code, start=_date_arg("start"), end=_date_arg("end"), bbox=bbox_arg(),
+            unit_grid=request.args.get("unit_grid") or None,
+            supervision_grid=request.args.get("supervision_grid") or None, srid=deployment_srid(conn),
+            limit=int_arg("limit", 100, 1, MAX_PAGE), offset=int_arg("offset", 0, 0, 10_000_000))
+    return jsonify({"cases": rows, "count": len(rows)})
+
+
+@bp.post("/<int:case_id>/transitions")
+def transition(case_id: int):
+    """``{"action", "actor", "role", "note", "expected_version"}`` — 409 when the status does not allow the
+    action or the case changed since ``expected_version``."""
+    data = json_body()
+    version = data.get("expected_version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise InvalidInput("expected_version must be an integer", field="expected_version")
+    with connection() as conn:
+        case = service.transition(conn, case_id, str(data.get("action") or ""), actor=str(data.get("actor") or ""),
+                                  role=str(data.get("role") or "")[:50], note=str(data.get("note") or ""),
+                                  expected_version=version)
+    return jsonify(case)

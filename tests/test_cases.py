@@ -1,0 +1,295 @@
+"""Cases: intake validation, geocoding to grids (boundary rule), idempotency, duplicates, workflow with 409s,
+concurrency, Open311 GeoReport v2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+import sqlalchemy as sa
+
+from citygrid.cases import service
+from citygrid.cases.intake import parse_report
+from citygrid.cases.workflow import TRANSITIONS, allowed_actions, next_state
+from citygrid.errors import Conflict, InvalidInput
+from citygrid.spatial import crs
+from citygrid.spatial.geocode import GridIndex
+
+# A point well inside Chaoyang (WGS84) and the same place in GCJ-02.
+LON, LAT = 116.48, 39.93
+GCJ_LON, GCJ_LAT = (float(v[0]) for v in crs.wgs84_to_gcj02(np.array([LON]), np.array([LAT])))
+
+
+def payload(**overrides):
+    return {"lon": LON, "lat": LAT, "kind": "event", "class_code": "0102", "description": "暴露垃圾一堆",
+            "source": "supervisor", **overrides}
+
+
+# ------------------------------------------------------------------------------------------ intake validation
+@pytest.mark.parametrize(("data", "field", "needle"), [
+    ({"lon": None}, "lon", "required"),
+    ({"lat": "abc"}, "lat", "number"),
+    ({"lat": "NaN"}, "lat", "finite"),
+    ({"lon": float("inf")}, "lon", "finite"),
+    ({"lat": 95.0}, "lat", "outside -90"),
+    ({"lon": 190.0}, "lon", "outside -180"),
+    ({"lon": 39.93, "lat": 116.48}, "lat", "swapped"),
+    ({"crs": "utm"}, "crs", "one of"),
+    ({"kind": "thing"}, "kind", "component or event"),
+    ({"class_code": "12"}, "class_code", "4-digit"),
+    ({"description": "x" * 2001}, "description", "longer than"),
+    ({"description": "", "source": "hotline"}, "description", "required"),
+    ({"source": "pigeon"}, "source", "one of"),
+    ({"photos": "a.jpg"}, "photos", "list"),
+    ({"component_obj_id": "123"}, "component_obj_id", "16-digit"),
+    ({"idempotency_key": "has space"}, "idempotency_key", "characters"),
+    ({"reported_at": "yesterday"}, "reported_at", "ISO 8601"),
+    ({"reported_at": "2999-01-01T00:00:00+08:00"}, "reported_at", "future"),
+])
+def test_bad_reports_name_field_and_reason(data, field, needle):
+    with pytest.raises(InvalidInput) as err:
+        parse_report(payload(**data))
+    details = {d["field"]: d["reason"] for d in err.value.details}
+    assert field in details and needle in details[field]
+
+
+def test_all_problems_reported_at_once():
+    with pytest.raises(InvalidInput) as err:
+        parse_report({"lon": "x", "lat": None, "class_code": "1", "kind": "?"})
+    assert {d["field"] for d in err.value.details} >= {"lon", "lat", "class_code", "kind"}
+
+
+# ------------------------------------------------------------------------------------------ geocoding
+def test_report_is_placed_in_grid_supervision_grid_street_community(bj):
+    case, outcome = service.submit(bj, parse_report(payload()))
+    assert outcome == "created" and case["status"] == "reported" and case["district_code"] == "110105"
+    assert len(case["unit_grid_code"]) == 15 and case["supervision_code"].startswith("110105S")
+    assert case["street_code"] and case["unit_grid_code"][6:9] == case["street_code"][6:9]
+    covering = bj.execute(sa.text("""SELECT code FROM unit_grids WHERE district_code = '110105'
+                                     AND ST_Covers(geom, ST_Transform(ST_SetSRID(ST_MakePoint(:x, :y), 4326), 4548))
+                                     ORDER BY code LIMIT 1"""), {"x": LON, "y": LAT}).scalar()
+    assert case["unit_grid_code"] == covering
+    assert abs(case["lon"] - LON) < 1e-7 and abs(case["lat"] - LAT) < 1e-7
+    assert [e["action"] for e in case["events"]] == ["report"]
+
+
+def test_gcj02_report_lands_at_the_same_place(bj):
+    wgs, _ = service.submit(bj, parse_report(payload()))
+    gcj, _ = service.submit(bj, parse_report(payload(lon=GCJ_LON, lat=GCJ_LAT, crs="gcj02", class_code="0103")))
+    assert abs(gcj["lon"] - LON) < 1e-6 and abs(gcj["lat"] - LAT) < 1e-6
+    assert gcj["unit_grid_code"] == wgs["unit_grid_code"]
+
+
+def test_point_outside_every_district_says_how_far(bj):
+    with pytest.raises(InvalidInput, match=r"m outside the nearest district") as err:
+        service.submit(bj, parse_report(payload(lon=116.2, lat=39.9)))
+    assert err.value.details[0]["field"] == "lon"
+
+
+def test_unknown_class_is_refused(bj):
+    with pytest.raises(InvalidInput, match="unknown event class 0999"):
+        service.submit(bj, parse_report(payload(class_code="0999")))
+
+
+def test_boundary_rule_smallest_code_wins():
+    left, right = shapely.box(0, 0, 10, 10), shapely.box(10, 0, 20, 10)
+    index = GridIndex(version=1, codes=np.array(["A", "B"], dtype=object), supervision_codes=np.array(["S", "T"]),
+                      street_codes=np.array(["s", "s"]), community_codes=np.array(["c", "c"]),
+                      tree=shapely.STRtree([left, right]))
+    hits = index.assign(np.array([10.0, 5.0, 15.0, 30.0]), np.array([5.0, 5.0, 5.0, 5.0]))
+    assert hits.tolist() == [0, 0, 1, -1]
+
+
+def test_grid_index_agrees_with_postgis_contains(bj):
+    """The Python index (fast path) against PostGIS ST_Covers (exact path) on random points."""
+    index = GridIndex.for_district(bj, "110105")
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(445_000, 470_000, 300), rng.uniform(4_405_000, 4_440_000, 300)
+    ours = index.assign(x, y)
+    exact = bj.execute(sa.text(
+        """SELECT p.i, (SELECT min(u.code) FROM unit_grids u WHERE u.district_code = '110105'
+                          AND u.version_id = :v AND ST_Covers(u.geom, ST_SetSRID(ST_MakePoint(p.x, p.y), 4548)))
+             FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) WITH ORDINALITY AS p(x, y, i)
+            ORDER BY p.i"""), {"xs": x.tolist(), "ys": y.tolist(), "v": index.version}).all()
+    ours_codes = [index.codes[i] if i >= 0 else None for i in ours]
+    assert ours_codes == [row[1] for row in exact]
+
+
+# ------------------------------------------------------------------------------------------ idempotency, duplicates
+def test_idempotency_key_never_creates_a_second_case(bj):
+    first, outcome1 = service.submit(bj, parse_report(payload(idempotency_key="app-42:abc")))
+    again, outcome2 = service.submit(bj, parse_report(payload(idempotency_key="app-42:abc", description="重试")))
+    assert (outcome1, outcome2) == ("created", "existing") and first["case_id"] == again["case_id"]
+
+
+def test_same_class_nearby_is_linked_not_duplicated(bj):
+    first, _ = service.submit(bj, parse_report(payload()))
+    near, outcome = service.submit(bj, parse_report(payload(lon=LON + 0.0002, description="又一堆")))
+    assert outcome == "duplicate" and near["case_id"] == first["case_id"]
+    assert [e["action"] for e in near["events"]] == ["report", "duplicate_report"]
+    other_class, outcome = service.submit(bj, parse_report(payload(class_code="0104")))
+    far, outcome_far = service.submit(bj, parse_report(payload(lon=LON + 0.01)))
+    assert outcome == "created" and outcome_far == "created"
+    assert len({first["case_id"], other_class["case_id"], far["case_id"]}) == 3
+
+
+def test_component_report_links_the_component_named(bj):
+    with pytest.raises(InvalidInput, match="no current component"):
+        service.submit(bj, parse_report(payload(kind="component", class_code="0101",
+                                                component_obj_id="1101050101999999")))
+
+
+# ------------------------------------------------------------------------------------------ workflow
+def test_state_machine_tables():
+    assert next_state("reported", "accept").target == "accepted"
+    assert next_state("fed_back", "check_fail").target == "dispatched"
+    assert set(allowed_actions("closed")) == {"evaluate", "reopen"}
+    with pytest.raises(Conflict, match="'close' is not allowed on a reported case"):
+        next_state("reported", "close")
+    with pytest.raises(InvalidInput, match="unknown action"):
+        next_state("reported", "teleport")
+    assert all(t.sources for t in TRANSITIONS.values())
+
+
+def test_full_loop_with_rework_and_reopen(bj):
+    case, _ = service.submit(bj, parse_report(payload()))
+    steps = [("accept", "acceptor"), ("dispatch", "dispatcher"), ("feed_back", "unit"), ("check_fail", "supervisor"),
+             ("feed_back", "unit"), ("check_pass", "supervisor"), ("close", "acceptor"), ("reopen", "acceptor")]
+    for action, role in steps:
+        case = service.transition(bj, case["case_id"], action, actor=f"{role}-1", role=role, note=action)
+    assert case["status"] == "accepted" and case["row_version"] == 1 + len(steps)
+    events = case["events"]
+    assert [e["action"] for e in events] == ["report"] + [a for a, _ in steps]
+    assert events[4]["from_status"] == "fed_back" and events[4]["to_status"] == "dispatched"
+    assert all(e["actor"] and e["at"] for e in events)
+
+
+def test_invalid_transition_is_a_conflict_and_changes_nothing(bj):
+    case, _ = service.submit(bj, parse_report(payload()))
+    with pytest.raises(Conflict):
+        service.transition(bj, case["case_id"], "close", actor="a", role="acceptor")
+    assert service.case_view(bj, case["case_id"])["status"] == "reported"
+
+
+def test_stale_version_is_a_conflict(bj):
+    case, _ = service.submit(bj, parse_report(payload()))
+    service.transition(bj, case["case_id"], "accept", actor="a", role="acceptor", expected_version=1)
+    with pytest.raises(Conflict, match="changed meanwhile"):
+        service.transition(bj, case["case_id"], "dispatch", actor="b", role="dispatcher", expected_version=1)
+
+
+# ------------------------------------------------------------------------------------------ HTTP
+def test_http_report_idempotent_and_errors(client):
+    headers = {"Idempotency-Key": "k-1"}
+    first = client.post("/api/v1/cases", json=payload(description="<script>alert(1)</script>"), headers=headers)
+    again = client.post("/api/v1/cases", json=payload(), headers=headers)
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.get_json()["case"]["case_id"] == again.get_json()["case"]["case_id"]
+    assert client.post("/api/v1/cases", data="{not json", content_type="application/json").status_code == 400
+    assert client.post("/api/v1/cases", data="lon=1", content_type="text/plain").status_code == 400
+    assert client.post("/api/v1/cases", json=[1, 2]).status_code == 400
+    bad = client.post("/api/v1/cases", json=payload(lat="NaN"))
+    assert bad.status_code == 400 and bad.get_json()["details"][0]["field"] == "lat"
+
+
+def test_http_transitions_and_409(client):
+    case = client.post("/api/v1/cases", json=payload()).get_json()["case"]
+    url = f"/api/v1/cases/{case['case_id']}/transitions"
+    assert client.post(url, json={"action": "close", "actor": "x", "role": "acceptor"}).status_code == 409
+    ok = client.post(url, json={"action": "accept", "actor": "x", "role": "acceptor", "expected_version": 1})
+    assert ok.status_code == 200 and ok.get_json()["status"] == "accepted"
+    stale = client.post(url, json={"action": "dispatch", "actor": "x", "role": "dispatcher", "expected_version": 1})
+    assert stale.status_code == 409
+    assert client.post(url, json={"action": "dispatch", "actor": ""}).status_code == 400
+    missing = client.post("/api/v1/cases/999999999/transitions", json={"action": "accept", "actor": "x"})
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("query", ["status=lost", "kind=x", "class_code=abc", "district=1", "start=yesterday",
+                                   "limit=0", "limit=5000", "bbox=1,2", "status=open'--"])
+def test_http_case_filters_are_validated(client, query):
+    assert client.get(f"/api/v1/cases?{query}").status_code == 400
+
+
+def test_http_case_list_filters(client):
+    client.post("/api/v1/cases", json=payload())
+    listed = client.get("/api/v1/cases?district=110105&status=reported&class_code=0102").get_json()
+    assert listed["count"] >= 1 and all(c["status"] == "reported" for c in listed["cases"])
+    assert client.get("/api/v1/cases?status=closed&class_code=0102").get_json()["count"] == 0
+
+
+# ------------------------------------------------------------------------------------------ Open311
+def test_open311_services(client):
+    services = client.get("/open311/v2/services.json").get_json()
+    codes = {s["service_code"] for s in services}
+    assert {"E0102", "C0101"} <= codes and len(services) == 139
+    assert client.get("/open311/v2/services/E0102.json").get_json()["service_code"] == "E0102"
+    assert client.get("/open311/v2/services/E9999.json").status_code == 404
+    assert client.get("/open311/v2/services/X1.json").status_code == 400
+
+
+def test_open311_post_and_get_request_spec_example(client):
+    # The spec's POST example, form-encoded, moved to Chaoyang.
+    form = {"service_code": "E0102", "lat": str(LAT), "long": str(LON), "address_string": "朝阳区某路",
+            "email": "smit222@sfgov.edu", "first_name": "John", "description": "A large pothole at the curb."}
+    created = client.post("/open311/v2/requests.json", data=form)
+    assert created.status_code == 201
+    (token,) = created.get_json()
+    assert token["service_request_id"] and len(token["unit_grid_code"]) == 15
+    (request_view,) = client.get(f"/open311/v2/requests/{token['service_request_id']}.json").get_json()
+    assert request_view["status"] == "open" and request_view["service_code"] == "E0102"
+    assert request_view["supervision_grid_code"].startswith("110105S") and "owner" in request_view
+    listed = client.get("/open311/v2/requests.json?service_code=E0102&status=open").get_json()
+    assert any(r["service_request_id"] == token["service_request_id"] for r in listed)
+    boxed = client.get("/open311/v2/requests.json?bbox=116.47,39.92,116.49,39.94").get_json()
+    assert any(r["service_request_id"] == token["service_request_id"] for r in boxed)
+
+
+@pytest.mark.parametrize(("form", "field"), [
+    ({"service_code": "Z1", "lat": "39.9", "long": "116.4"}, "service_code"),
+    ({"service_code": "E0102", "lat": "", "long": "116.48", "description": "x"}, "lat"),
+    ({"service_code": "E0102", "lat": "39.93", "long": "116.48"}, "description"),
+    ({"service_code": "E0102", "address_string": "某路", "description": "x"}, "lat"),
+])
+def test_open311_bad_requests(client, form, field):
+    response = client.post("/open311/v2/requests.json", data=form)
+    assert response.status_code == 400
+    assert field in {d["field"] for d in response.get_json()["details"]}
+
+
+@pytest.mark.parametrize("query", ["status=pending", "start_date=last-week", "service_code=nope", "bbox=a,b,c,d"])
+def test_open311_bad_filters(client, query):
+    assert client.get(f"/open311/v2/requests.json?{query}").status_code == 400
+
+
+def test_two_concurrent_changes_one_wins_one_conflicts(beijing_engine):
+    """Two transactions change the same case at once: exactly one succeeds, the other gets 409 (Conflict)."""
+    import threading
+
+    with beijing_engine.begin() as conn:
+        case, _ = service.submit(conn, parse_report(payload(lon=LON + 0.02, idempotency_key="race-1")))
+    results: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def attempt(action: str) -> None:
+        try:
+            with beijing_engine.begin() as conn:
+                barrier.wait()
+                service.transition(conn, case["case_id"], action, actor=action, role="acceptor")
+            results.append("ok")
+        except Conflict:
+            results.append("conflict")
+
+    threads = [threading.Thread(target=attempt, args=(a,)) for a in ("accept", "reject")]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert sorted(results) == ["conflict", "ok"]
+        with beijing_engine.connect() as conn:
+            final = service.case_view(conn, case["case_id"])
+        assert final["status"] in ("accepted", "rejected") and len(final["events"]) == 2
+    finally:
+        with beijing_engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM cases WHERE case_id = :c"), {"c": case["case_id"]})
