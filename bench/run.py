@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "grids_generate_chaoyang": "bench.bench_grids",
     "grids_partition_237": "bench.bench_grids",
     "census_import_1m": "bench.bench_census",
+    "classify_eval": "bench.bench_classify",
 }
 
 

@@ -49,6 +49,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(grids_api.bp)
     app.register_blueprint(imports_api.bp)
     app.register_blueprint(cases_api.bp)
+    app.register_blueprint(cases_api.classify_bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(pages.bp)
     return app

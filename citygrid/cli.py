@@ -441,6 +441,49 @@ def census_import(ctx: click.Context, file: Path, district: str, crs: str | None
         ctx.exit(2)
 
 
+# ------------------------------------------------------------------------------------------ cases
+@cli.group(cls=CitygridGroup)
+def cases() -> None:
+    """Cases: classification of free text (and, to come, bulk import and history)."""
+
+
+@cases.command("classify")
+@click.argument("text")
+@click.option("--kind", type=click.Choice(["event", "component"]), default=None)
+@click.pass_context
+def cases_classify(ctx: click.Context, text: str, kind: str | None) -> None:
+    """Top three classes for a description, with probabilities."""
+    from dataclasses import asdict
+
+    from citygrid.cases.classify import classifier_for
+    from citygrid.components_survey import store as survey_store
+
+    settings = _settings(ctx)
+    with _transaction(settings) as conn:
+        classes = survey_store.taxonomy(conn, kind=kind)
+    model = None if kind else settings.data_dir / "models" / "cjt214.joblib"
+    _echo_json([asdict(p) for p in classifier_for(classes, model).top(text)])
+
+
+@cases.command("train-classifier")
+@click.pass_context
+def cases_train(ctx: click.Context) -> None:
+    """Retrain the text classifier on the stored, real (non-synthetic) cases that have a description."""
+    import sqlalchemy as sa
+
+    from citygrid.cases.classify import train
+
+    settings = _settings(ctx)
+    with _transaction(settings) as conn:
+        rows = conn.execute(sa.text(
+            """SELECT c.description, c.kind || '/' || c.class_code AS label, t.name FROM cases c
+                 JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
+                WHERE NOT c.synthetic AND length(c.description) > 0""")).all()
+    names = {r[1]: r[2] for r in rows}
+    _echo_json(train([r[0] for r in rows], [r[1] for r in rows], names,
+                     settings.data_dir / "models" / "cjt214.joblib"))
+
+
 # ------------------------------------------------------------------------------------------ demo, status, serve
 @cli.command("load-demo")
 @click.argument("demo", default="chaoyang")

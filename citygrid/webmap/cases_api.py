@@ -95,3 +95,31 @@ def transition(case_id: int):
                                   role=str(data.get("role") or "")[:50], note=str(data.get("note") or ""),
                                   expected_version=version)
     return jsonify(case)
+
+
+classify_bp = Blueprint("classify_v1", __name__, url_prefix="/api/v1")
+
+
+@classify_bp.post("/classify")
+def classify():
+    """``{"text": "…", "kind": "event"|"component"?, "scheme"?}`` → the top three classes with probabilities."""
+    from dataclasses import asdict
+
+    from flask import current_app
+
+    from citygrid.cases.classify import classifier_for
+    from citygrid.components_survey import store as survey_store
+    from citygrid.config import Settings
+
+    data = json_body()
+    kind = data.get("kind")
+    if kind not in (None, "event", "component"):
+        raise InvalidInput("kind must be event or component", field="kind")
+    scheme = str(data.get("scheme") or "cjt214")
+    settings = current_app.config.get("CITYGRID_SETTINGS") or Settings.from_env()
+    with connection() as conn:
+        classes = survey_store.taxonomy(conn, scheme=scheme, kind=kind)
+    model = None if kind else settings.data_dir / "models" / f"{scheme}.joblib"
+    classifier = classifier_for(classes, model)
+    return jsonify({"trained": classifier.trained,
+                    "top": [asdict(p) for p in classifier.top(str(data.get("text") or ""))]})
