@@ -10,11 +10,14 @@ from typing import Any
 
 import numpy as np
 import shapely
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from citygrid.cases import store
+from citygrid.cases.calendar import DeadlineTable, WorkingCalendar, load_rules
 from citygrid.cases.intake import Report
 from citygrid.cases.workflow import allowed_actions, next_state
+from citygrid.config import Settings
 from citygrid.errors import Conflict, InvalidInput, NotFound
 from citygrid.spatial import crs
 from citygrid.spatial.db import deployment_srid
@@ -96,8 +99,12 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
 
 
 def transition(conn: Connection, case_id: int, action: str, *, actor: str, role: str, note: str = "",
-               expected_version: int | None = None) -> dict[str, Any]:
-    """Apply a workflow action. ``Conflict`` (409) when the status does not allow it or another change won."""
+               expected_version: int | None = None,
+               rules: tuple[DeadlineTable, WorkingCalendar] | None = None) -> dict[str, Any]:
+    """Apply a workflow action. ``Conflict`` (409) when the status does not allow it or another change won.
+
+    Dispatching starts the disposal deadline: the class's rule (working hours or days) on the working
+    calendar (``rules``, default ``data/deadlines.yaml`` + ``data/calendar.yaml``)."""
     if not actor or len(actor) > 100:
         raise InvalidInput("actor must be 1–100 characters", field="actor")
     if len(note) > 2000:
@@ -112,6 +119,10 @@ def transition(conn: Connection, case_id: int, action: str, *, actor: str, role:
                        " reload it and try again")
     store.add_event(conn, case["district_code"], case_id, action=action, from_status=case["status"],
                     to_status=step.target, actor=actor, role=role, note=note)
+    if action == "dispatch":
+        table, calendar = rules or load_rules(Settings.from_env().data_dir)
+        started = conn.execute(text("SELECT now()")).scalar_one()
+        store.set_deadline(conn, case_id, table.rule_for(case["kind"], case["class_code"]).deadline(started, calendar))
     return case_view(conn, case_id)
 
 

@@ -171,3 +171,23 @@ def list_cases(conn: Connection, *, district: str | None, status: str | None, ki
              ORDER BY c.reported_at DESC, c.case_id DESC LIMIT :limit OFFSET :offset"""
     ), params).mappings()
     return [dict(r) for r in rows]
+
+
+def set_deadline(conn: Connection, case_id: int, deadline: Any) -> None:
+    conn.execute(sa.text("UPDATE cases SET deadline_at = :t WHERE case_id = :id"), {"t": deadline, "id": case_id})
+
+
+def deadline_lists(conn: Connection, district: str | None, within_hours: float, limit: int
+                   ) -> dict[str, list[dict[str, Any]]]:
+    """Dispatched cases past their deadline, and those due within ``within_hours`` (soonest first)."""
+    base = f"""SELECT {_CASE_COLUMNS} FROM cases c
+                 LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
+                WHERE c.status = 'dispatched' AND c.deadline_at IS NOT NULL
+                  AND (CAST(:d AS text) IS NULL OR c.district_code = :d)"""
+    params = {"d": district, "h": within_hours, "limit": limit}
+    overdue = conn.execute(sa.text(base + " AND c.deadline_at < now() ORDER BY c.deadline_at LIMIT :limit"),
+                           params).mappings()
+    soon = conn.execute(sa.text(base + """ AND c.deadline_at >= now()
+                                          AND c.deadline_at < now() + make_interval(secs => :h * 3600)
+                                        ORDER BY c.deadline_at LIMIT :limit"""), params).mappings()
+    return {"overdue": [dict(r) for r in overdue], "due_soon": [dict(r) for r in soon]}

@@ -55,6 +55,20 @@ def report():
     return jsonify({"outcome": outcome, "case": case}), 201 if outcome == "created" else 200
 
 
+@bp.get("/deadlines")
+def deadlines():
+    """Overdue dispatched cases and those due within ``within_hours`` (default 4)."""
+    district = request.args.get("district") or None
+    if district is not None and not (len(district) == 6 and district.isdigit()):
+        raise InvalidInput("district must be 6 digits", field="district")
+    from citygrid.webmap.params import float_arg
+
+    within = float_arg("within_hours", 4.0, 0.0, 24.0 * 30)
+    with connection() as conn:
+        lists = case_store.deadline_lists(conn, district, within, int_arg("limit", 200, 1, MAX_PAGE))
+    return jsonify({**lists, "within_hours": within})
+
+
 @bp.get("/<int:case_id>")
 def get_case(case_id: int):
     with connection() as conn:

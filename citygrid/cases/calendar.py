@@ -1,0 +1,156 @@
+"""Working time: disposal deadlines (处置时限) in working hours or working days, on a configurable calendar.
+
+A calendar is data (YAML): daily working periods, weekend days, public holidays and make-up working days
+(调休上班). No holiday list ships by default — China's list is published each year and differs by place — so
+the default calendar is "Monday–Friday, 08:30–12:00 and 13:30–17:30" and says so; a city adds its own file.
+Deadline rules per class are data too (``data/deadlines.yaml``). Times are timezone-aware (Asia/Shanghai).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from citygrid.errors import InvalidInput
+
+TZ = ZoneInfo("Asia/Shanghai")
+MAX_STEPS = 3650
+
+
+def _time(text: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"working period time {text!r} must be HH:MM", field="calendar") from None
+
+
+@dataclass(frozen=True)
+class WorkingCalendar:
+    """Working periods of a working day, weekend weekdays (0 = Monday), holidays and make-up working days."""
+
+    periods: tuple[tuple[dt.time, dt.time], ...] = ((dt.time(8, 30), dt.time(12, 0)),
+                                                    (dt.time(13, 30), dt.time(17, 30)))
+    weekend: frozenset[int] = frozenset({5, 6})
+    holidays: frozenset[dt.date] = frozenset()
+    makeup_workdays: frozenset[dt.date] = frozenset()
+    name: str = "default: Monday–Friday 08:30–12:00, 13:30–17:30, no public holidays configured"
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> WorkingCalendar:
+        try:
+            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise InvalidInput(f"calendar {path}: {exc}", field="calendar") from exc
+        if not isinstance(data, dict):
+            raise InvalidInput(f"calendar {path} must be a mapping", field="calendar")
+        periods = tuple((_time(a), _time(b)) for a, b in data.get("periods", [["08:30", "12:00"], ["13:30", "17:30"]]))
+        if any(a >= b for a, b in periods):
+            raise InvalidInput("each working period must start before it ends", field="calendar")
+        return cls(periods=periods, weekend=frozenset(data.get("weekend", [5, 6])),
+                   holidays=frozenset(dt.date.fromisoformat(str(d)) for d in data.get("holidays", [])),
+                   makeup_workdays=frozenset(dt.date.fromisoformat(str(d)) for d in data.get("makeup_workdays", [])),
+                   name=str(data.get("name", path.stem)))
+
+    def is_working_day(self, day: dt.date) -> bool:
+        if day in self.makeup_workdays:
+            return True
+        return day.weekday() not in self.weekend and day not in self.holidays
+
+    def _intervals(self, day: dt.date):
+        for start, end in self.periods:
+            yield dt.datetime.combine(day, start, TZ), dt.datetime.combine(day, end, TZ)
+
+    def add_working_hours(self, start: dt.datetime, hours: float) -> dt.datetime:
+        """The moment ``hours`` of working time after ``start`` (aware datetime)."""
+        if hours < 0:
+            raise InvalidInput("working hours must be ≥ 0", field="hours")
+        remaining = dt.timedelta(hours=hours)
+        moment = start.astimezone(TZ)
+        day = moment.date()
+        for _ in range(MAX_STEPS):
+            if self.is_working_day(day):
+                for begin, end in self._intervals(day):
+                    if end <= moment:
+                        continue
+                    begin = max(begin, moment)
+                    if begin + remaining <= end:
+                        return begin + remaining
+                    remaining -= end - begin
+            day += dt.timedelta(days=1)
+            moment = dt.datetime.combine(day, dt.time(0), TZ)
+        raise InvalidInput("no working time found within ten years: check the calendar", field="calendar")
+
+    def add_working_days(self, start: dt.datetime, days: int) -> dt.datetime:
+        """End of the ``days``-th working day after the day of ``start`` (the day itself does not count)."""
+        if days < 1:
+            raise InvalidInput("working days must be ≥ 1", field="days")
+        day = start.astimezone(TZ).date()
+        counted = 0
+        for _ in range(MAX_STEPS):
+            day += dt.timedelta(days=1)
+            if self.is_working_day(day):
+                counted += 1
+                if counted == days:
+                    return dt.datetime.combine(day, self.periods[-1][1], TZ)
+        raise InvalidInput("no working day found within ten years: check the calendar", field="calendar")
+
+
+@dataclass(frozen=True)
+class DeadlineRule:
+    working_hours: float | None = None
+    working_days: int | None = None
+    source: str = ""
+
+    def deadline(self, start: dt.datetime, calendar: WorkingCalendar) -> dt.datetime:
+        if self.working_hours is not None:
+            return calendar.add_working_hours(start, self.working_hours)
+        return calendar.add_working_days(start, self.working_days or 1)
+
+
+@dataclass(frozen=True)
+class DeadlineTable:
+    """Rule per ``kind/code`` with a default per kind."""
+
+    defaults: dict[str, DeadlineRule]
+    classes: dict[str, DeadlineRule] = field(default_factory=dict)
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> DeadlineTable:
+        try:
+            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise InvalidInput(f"deadline table {path}: {exc}", field="deadlines") from exc
+
+        def rule(value: dict[str, Any]) -> DeadlineRule:
+            hours, days = value.get("working_hours"), value.get("working_days")
+            if (hours is None) == (days is None):
+                raise InvalidInput(f"each deadline needs exactly one of working_hours/working_days: {value}",
+                                   field="deadlines")
+            return DeadlineRule(hours, days, str(value.get("source", "")))
+
+        return cls(defaults={k: rule(v) for k, v in data.get("defaults", {}).items()},
+                   classes={k: rule(v) for k, v in (data.get("classes") or {}).items()})
+
+    def rule_for(self, kind: str, code: str) -> DeadlineRule:
+        return self.classes.get(f"{kind}/{code}") or self.defaults.get(kind) or DeadlineRule(working_days=5)
+
+
+_RULES: dict[str, tuple[DeadlineTable, WorkingCalendar]] = {}
+
+
+def load_rules(data_dir: Path) -> tuple[DeadlineTable, WorkingCalendar]:
+    """``data/deadlines.yaml`` and ``data/calendar.yaml`` (the built-in defaults where a file is missing)."""
+    key = str(data_dir)
+    if key not in _RULES:
+        deadlines = data_dir / "deadlines.yaml"
+        calendar = data_dir / "calendar.yaml"
+        _RULES[key] = (
+            DeadlineTable.from_yaml(deadlines) if deadlines.exists() else DeadlineTable(defaults={}),
+            WorkingCalendar.from_yaml(calendar) if calendar.exists() else WorkingCalendar(),
+        )
+    return _RULES[key]
