@@ -17,6 +17,8 @@ BENCHMARKS: dict[str, str] = {
     "grids_partition_237": "bench.bench_grids",
     "census_import_1m": "bench.bench_census",
     "classify_eval": "bench.bench_classify",
+    "geocode_1m": "bench.bench_geocode",
+    "geocode_1m_postgis": "bench.bench_geocode",
 }
 
 

@@ -293,3 +293,26 @@ def test_two_concurrent_changes_one_wins_one_conflicts(beijing_engine):
     finally:
         with beijing_engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM cases WHERE case_id = :c"), {"c": case["case_id"]})
+
+
+def test_cell_table_fast_path_equals_exact_path(bj):
+    """The cell lookup table (fast path) and the exact point-in-polygon path give the same grid for random
+    points, for points on grid vertices and edges, and for points exactly on cell edges."""
+    from citygrid.spatial.geocode import CellTable
+
+    index = GridIndex.for_district(bj, "110105")
+    index.cells = CellTable.build(index.tree.geometries, 25.0)
+    rng = np.random.default_rng(11)
+    geoms = index.tree.geometries[:300]
+    vertices = shapely.get_coordinates(shapely.boundary(geoms))[::7]
+    x0, y0, size = index.cells.x0, index.cells.y0, index.cells.size
+    on_cell_edges = np.vstack([
+        np.column_stack([x0 + size * rng.integers(0, 1000, 2000), rng.uniform(4.40e6, 4.44e6, 2000)]),
+        np.column_stack([rng.uniform(445_000, 470_000, 2000), y0 + size * rng.integers(0, 1400, 2000)]),
+    ])
+    random = np.column_stack([rng.uniform(445_000, 470_000, 20_000), rng.uniform(4_405_000, 4_440_000, 20_000)])
+    pts = np.vstack([vertices, on_cell_edges, random, [[np.nan, 1.0], [1e12, 1e12]]])
+    fast = index.cells.lookup(pts[:, 0], pts[:, 1])
+    unsure = fast == -2
+    fast[unsure] = index.assign_exact(pts[unsure, 0], pts[unsure, 1])
+    assert np.array_equal(fast, index.assign_exact(pts[:, 0], pts[:, 1]))
