@@ -465,6 +465,27 @@ def cases_classify(ctx: click.Context, text: str, kind: str | None) -> None:
     _echo_json([asdict(p) for p in classifier_for(classes, model).top(text)])
 
 
+@cases.command("escalate-overdue")
+@click.option("--district", default=None)
+@click.pass_context
+def cases_escalate(ctx: click.Context, district: str | None) -> None:
+    """Escalate every overdue dispatched case one level (community -> street -> district)."""
+    from citygrid.cases import service as case_service
+    from citygrid.cases import store as case_store
+
+    escalated, skipped = [], []
+    with _transaction(_settings(ctx)) as conn:
+        for case_id in case_store.overdue_ids(conn, district):
+            try:
+                with conn.begin_nested():
+                    case_service.transition(conn, case_id, "escalate", actor="system", role="system",
+                                            note="overdue")
+                escalated.append(case_id)
+            except Conflict:
+                skipped.append(case_id)
+    _echo_json({"escalated": escalated, "already_at_top": skipped})
+
+
 @cases.command("train-classifier")
 @click.pass_context
 def cases_train(ctx: click.Context) -> None:

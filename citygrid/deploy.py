@@ -19,6 +19,7 @@ from citygrid.errors import InvalidInput
 from citygrid.gridding import service as gridding
 from citygrid.gridding import store as gridding_store
 from citygrid.gridding.generate import GridParams
+from citygrid.gridding.ownership import derive_default_ownership
 from citygrid.loaders.demo import OSM, OSM_LICENCE, VONNG, VONNG_LICENCE, DemoDistrict, demo_district
 from citygrid.loaders.vector import read_vector
 from citygrid.spatial import admin, db, store
@@ -128,7 +129,9 @@ def ensure_demo_grids(conn: Connection, demo: DemoDistrict) -> dict[str, Any] | 
     grouped = gridding.partition(conn, demo.code, demo.supervision_grids or groups, demo.teams or teams,
                                  author="load-demo")
     gridding.publish(conn, demo.code, generated["version"], author="load-demo")
-    return {"version": generated["version"], "source": generated["source"], "unit_grids": generated["unit_grids"],
+    owners = derive_default_ownership(conn, demo.code, generated["version"])
+    return {"ownership": owners, "version": generated["version"], "source": generated["source"],
+            "unit_grids": generated["unit_grids"],
             "supervision_grids": grouped["supervision_grids"], "teams": grouped["teams"],
             "imbalance": grouped["imbalance"], "road_alignment": generated["road_alignment"]}
 

@@ -316,3 +316,42 @@ def test_cell_table_fast_path_equals_exact_path(bj):
     unsure = fast == -2
     fast[unsure] = index.assign_exact(pts[unsure, 0], pts[unsure, 1])
     assert np.array_equal(fast, index.assign_exact(pts[:, 0], pts[:, 1]))
+
+
+# ------------------------------------------------------------------------------------------ dispatch, escalation
+def test_owners_at_report_time_and_dispatch_to_the_street_office(bj):
+    case, _ = service.submit(bj, parse_report(payload()))
+    owners = case["owners"]
+    assert owners["management"]["kind"] == "street_office" and owners["management"]["code"] == case["street_code"]
+    assert owners["responsibility"]["code"] in (case["community_code"], case["street_code"])
+    service.transition(bj, case["case_id"], "accept", actor="a", role="acceptor")
+    dispatched = service.transition(bj, case["case_id"], "dispatch", actor="d", role="dispatcher")
+    assert dispatched["attrs"]["dispatched_to"]["code"] == case["street_code"]
+    assert dispatched["attrs"]["dispatched_to"]["rule"] == "grid management"
+
+
+def test_dispatch_override_and_missing_owner(bj):
+    case, _ = service.submit(bj, parse_report(payload()))
+    service.transition(bj, case["case_id"], "accept", actor="a", role="acceptor")
+    rules = {"rules": {"event": "management"}, "overrides": {"event/0102": {"kind": "department", "code": "SW"}}}
+    with pytest.raises(Conflict, match="unknown party SW"):
+        service.responsible_party(bj, service.case_view(bj, case["case_id"]), rules)
+    bj.execute(sa.text("INSERT INTO parties (district_code, kind, code, name) VALUES ('110105', 'department', 'SW', "
+                       "'环卫中心')"))
+    assert service.responsible_party(bj, service.case_view(bj, case["case_id"]), rules)["name"] == "环卫中心"
+    bj.execute(sa.text("DELETE FROM grid_ownership WHERE grid_code = :g"), {"g": case["unit_grid_code"]})
+    with pytest.raises(Conflict, match="no responsible party"):
+        service.responsible_party(bj, service.case_view(bj, case["case_id"]), {"rules": {}, "overrides": {}})
+
+
+def test_escalation_climbs_levels_and_stops_at_district(bj):
+    case, _ = service.submit(bj, parse_report(payload()))
+    service.transition(bj, case["case_id"], "accept", actor="a", role="acceptor")
+    with pytest.raises(Conflict):
+        service.transition(bj, case["case_id"], "close", actor="a", role="acceptor")
+    one = service.transition(bj, case["case_id"], "escalate", actor="system", role="system")
+    two = service.transition(bj, case["case_id"], "escalate", actor="system", role="system")
+    assert (one["attrs"]["level"], two["attrs"]["level"]) == ("street", "district")
+    assert two["status"] == "accepted" and two["events"][-1]["note"] == "street -> district"
+    with pytest.raises(Conflict, match="already handled at district"):
+        service.transition(bj, case["case_id"], "escalate", actor="system", role="system")

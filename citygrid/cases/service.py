@@ -6,17 +6,19 @@ in that one transaction.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import shapely
+import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from citygrid.cases import store
 from citygrid.cases.calendar import DeadlineTable, WorkingCalendar, load_rules
 from citygrid.cases.intake import Report
-from citygrid.cases.workflow import allowed_actions, next_state
+from citygrid.cases.workflow import LEVELS, allowed_actions, next_state, target_status
 from citygrid.config import Settings
 from citygrid.errors import Conflict, InvalidInput, NotFound
 from citygrid.spatial import crs
@@ -113,17 +115,67 @@ def transition(conn: Connection, case_id: int, action: str, *, actor: str, role:
     if case is None:
         raise NotFound(f"no case {case_id}")
     step = next_state(case["status"], action)
-    version = store.apply_transition(conn, case_id, case["status"], step.target, expected_version)
+    target = target_status(step, case["status"])
+    if action == "escalate":
+        level = (case["attrs"] or {}).get("level", "community")
+        if level == LEVELS[-1]:
+            raise Conflict(f"case {case_id} is already handled at {level} level")
+        store.merge_attrs(conn, case_id, {"level": LEVELS[LEVELS.index(level) + 1]})
+        note = note or f"{level} -> {LEVELS[LEVELS.index(level) + 1]}"
+    if action == "dispatch":
+        store.merge_attrs(conn, case_id, {"dispatched_to": responsible_party(conn, case)})
+    version = store.apply_transition(conn, case_id, case["status"], target, expected_version)
     if version is None:
         raise Conflict(f"case {case_id} changed meanwhile (now version {store.get_case(conn, case_id)['row_version']});"
                        " reload it and try again")
     store.add_event(conn, case["district_code"], case_id, action=action, from_status=case["status"],
-                    to_status=step.target, actor=actor, role=role, note=note)
+                    to_status=target, actor=actor, role=role, note=note)
     if action == "dispatch":
         table, calendar = rules or load_rules(Settings.from_env().data_dir)
         started = conn.execute(text("SELECT now()")).scalar_one()
         store.set_deadline(conn, case_id, table.rule_for(case["kind"], case["class_code"]).deadline(started, calendar))
     return case_view(conn, case_id)
+
+
+def dispatch_rules(data_dir: Path) -> dict[str, Any]:
+    """``data/dispatch.yaml`` (rules by class, overrides), cached; the built-in default where missing."""
+    key = str(data_dir)
+    if key not in _DISPATCH:
+        path = data_dir / "dispatch.yaml"
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+        _DISPATCH[key] = {"rules": (data or {}).get("rules") or {"event": "management", "component": "management"},
+                          "overrides": (data or {}).get("overrides") or {}}
+    return _DISPATCH[key]
+
+
+_DISPATCH: dict[str, dict[str, Any]] = {}
+
+
+def responsible_party(conn: Connection, case: dict[str, Any], rules: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+    """The party a case goes to: an override for its class, else its class rule (a grid role at report time
+    or the linked component's owner), falling back to the grid's management subject.
+
+    Raises ``Conflict`` when nobody can be found (no ownership loaded for the grid)."""
+    rules = rules or dispatch_rules(Settings.from_env().data_dir)
+    kind, code = case["kind"], case["class_code"]
+    override = rules["overrides"].get(f"{kind}/{code}")
+    if override:
+        party = store.party(conn, case["district_code"], override.get("kind", "department"), override["code"])
+        if party is None:
+            raise Conflict(f"dispatch override for {kind}/{code} names unknown party {override['code']}")
+        return {**party, "rule": f"override {kind}/{code}"}
+    rule = next((rules["rules"][k] for k in (f"{kind}/{code}", f"{kind}/{code[:2]}", kind) if k in rules["rules"]),
+                "management")
+    if rule == "component_owner" and case.get("component_obj_id"):
+        owner = store.component_owner(conn, case["district_code"], case["component_obj_id"], case["reported_at"])
+        if owner and (owner.get("code") or owner.get("name")):
+            return {**owner, "kind": "department", "rule": "component_owner"}
+    owners = store.owners_at(conn, case["district_code"], case["unit_grid_code"], case["reported_at"])
+    for role in (rule, "management", "responsibility"):
+        if role in owners:
+            return {**owners[role], "role": role, "rule": f"grid {role}"}
+    raise Conflict(f"no responsible party for grid {case['unit_grid_code']}: load its ownership first")
 
 
 def case_view(conn: Connection, case_id: int) -> dict[str, Any]:

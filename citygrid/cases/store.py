@@ -191,3 +191,32 @@ def deadline_lists(conn: Connection, district: str | None, within_hours: float, 
                                           AND c.deadline_at < now() + make_interval(secs => :h * 3600)
                                         ORDER BY c.deadline_at LIMIT :limit"""), params).mappings()
     return {"overdue": [dict(r) for r in overdue], "due_soon": [dict(r) for r in soon]}
+
+
+def merge_attrs(conn: Connection, case_id: int, extra: dict[str, Any]) -> None:
+    conn.execute(sa.text("UPDATE cases SET attrs = attrs || CAST(:x AS jsonb) WHERE case_id = :id"),
+                 {"x": json.dumps(extra, ensure_ascii=False, default=str), "id": case_id})
+
+
+def party(conn: Connection, district: str, kind: str, code: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.text(
+        "SELECT code, name, kind FROM parties WHERE district_code = :d AND kind = :k AND code = :c"),
+        {"d": district, "k": kind, "c": code}).mappings().first()
+    return dict(row) if row else None
+
+
+def component_owner(conn: Connection, district: str, obj_id: str, at: Any) -> dict[str, Any] | None:
+    """DeptCode1/DeptName1 of the component version valid at ``at``."""
+    row = conn.execute(sa.text(
+        """SELECT dept_code1 AS code, dept_name1 AS name FROM components
+            WHERE district_code = :d AND obj_id = :o AND valid_from <= coalesce(CAST(:at AS timestamptz), now())
+              AND (valid_to IS NULL OR valid_to > coalesce(CAST(:at AS timestamptz), now()))
+            ORDER BY valid_from DESC LIMIT 1"""), {"d": district, "o": obj_id, "at": at}).mappings().first()
+    return dict(row) if row else None
+
+
+def overdue_ids(conn: Connection, district: str | None) -> list[int]:
+    return list(conn.execute(sa.text(
+        """SELECT case_id FROM cases WHERE status = 'dispatched' AND deadline_at < now()
+              AND (CAST(:d AS text) IS NULL OR district_code = :d) ORDER BY deadline_at"""), {"d": district}
+    ).scalars())

@@ -39,7 +39,10 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
     Transition("close", ("checked",), "closed", ("acceptor", "admin"), "结案"),
     Transition("evaluate", ("closed",), "evaluated", ("acceptor", "admin"), "评价"),
     Transition("reopen", ("closed", "evaluated", "rejected"), "accepted", ("acceptor", "admin"), "重新受理"),
+    # Escalation keeps the status and raises the handling level: community -> street -> district.
+    Transition("escalate", ("accepted", "dispatched", "fed_back"), "", ("dispatcher", "admin", "system"), "升级"),
 )}
+LEVELS = ("community", "street", "district")
 
 
 def next_state(status: str, action: str) -> Transition:
@@ -53,6 +56,11 @@ def next_state(status: str, action: str) -> Transition:
         raise Conflict(f"action {action!r} is not allowed on a {status} case; from {status} the actions are "
                        f"{', '.join(allowed) or 'none'}")
     return transition
+
+
+def target_status(transition: Transition, status: str) -> str:
+    """The status after ``transition`` (escalation keeps the current one)."""
+    return transition.target or status
 
 
 def allowed_actions(status: str) -> list[str]:

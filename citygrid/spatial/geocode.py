@@ -68,9 +68,11 @@ class CellTable:
         """Grid index per point, -1 outside, ``UNSURE`` where the exact test must decide (boundary cells,
         and points lying exactly on a cell edge, where a covered cell may share an edge with a neighbour)."""
         fx, fy = (x - self.x0) / self.size, (y - self.y0) / self.size
+        finite = np.isfinite(fx) & np.isfinite(fy) & (np.abs(fx) < 1e9) & (np.abs(fy) < 1e9)
+        fx, fy = np.where(finite, fx, -1.0), np.where(finite, fy, -1.0)
         col, row = np.floor(fx).astype(np.int64), np.floor(fy).astype(np.int64)
         rows, cols = self.table.shape
-        valid = (col >= 0) & (col < cols) & (row >= 0) & (row < rows) & np.isfinite(fx) & np.isfinite(fy)
+        valid = (col >= 0) & (col < cols) & (row >= 0) & (row < rows) & finite
         out = np.full(len(x), -1, dtype=np.int64)
         out[valid] = self.table[row[valid], col[valid]]
         on_edge = valid & ((fx == col) | (fy == row))
