@@ -249,7 +249,8 @@ def test_open311_post_and_get_request_spec_example(client):
     ({"service_code": "Z1", "lat": "39.9", "long": "116.4"}, "service_code"),
     ({"service_code": "E0102", "lat": "", "long": "116.48", "description": "x"}, "lat"),
     ({"service_code": "E0102", "lat": "39.93", "long": "116.48"}, "description"),
-    ({"service_code": "E0102", "address_string": "某路", "description": "x"}, "lat"),
+    ({"service_code": "E0102", "address_string": "某路", "description": "x"}, "address"),
+    ({"service_code": "E0102", "address_string": "北京市朝阳区建外街道", "description": "x"}, "address"),
 ])
 def test_open311_bad_requests(client, form, field):
     response = client.post("/open311/v2/requests.json", data=form)
@@ -355,3 +356,39 @@ def test_escalation_climbs_levels_and_stops_at_district(bj):
     assert two["status"] == "accepted" and two["events"][-1]["note"] == "street -> district"
     with pytest.raises(Conflict, match="already handled at district"):
         service.transition(bj, case["case_id"], "escalate", actor="system", role="system")
+
+
+# ------------------------------------------------------------------------------------------ addresses
+@pytest.mark.parametrize(("address", "name", "located"), [
+    ("朝阳区南郎家园小区门口", "南郎家园社区", True),     # core name inside a longer address
+    ("北京市朝阳区建外街道", "建外街道", False),           # known, but the source has no point for it
+    ("火星上", None, None),
+    ("北京市朝阳区朝外", None, None),                      # too short to trust a fuzzy match
+])
+def test_gazetteer(bj, address, name, located):
+    from citygrid.spatial.gazetteer import Gazetteer
+
+    match = Gazetteer.for_district(bj, "110105").locate(address)
+    if name is None:
+        assert match is None
+    else:
+        assert match.place.name == name and (match.place.x is not None) == located and 0 < match.confidence <= 1
+
+
+def test_duplicate_place_names_are_ambiguous(bj):
+    from citygrid.spatial.gazetteer import Gazetteer
+
+    bj.execute(sa.text("UPDATE admin_areas SET point = ST_SetSRID(ST_MakePoint(460000, 4420000), 4548) "
+                       "WHERE name = '楼梓庄村委会'"))
+    match = Gazetteer.for_district(bj, "110105").locate("楼梓庄村口")
+    assert match.ambiguous
+    with pytest.raises(InvalidInput, match="more than one place"):
+        service.submit(bj, parse_report({"address": "楼梓庄村口", "class_code": "0102", "description": "x"}))
+
+
+def test_report_located_by_address(bj):
+    case, _ = service.submit(bj, parse_report({"address": "朝阳区南郎家园小区门口", "class_code": "0102",
+                                               "description": "暴露垃圾", "source": "hotline"}))
+    located = case["attrs"]["located_by"]
+    assert located["place"] == "南郎家园社区" and located["confidence"] > 0.5
+    assert case["community_code"] is not None and case["unit_grid_code"]

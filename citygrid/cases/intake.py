@@ -27,10 +27,11 @@ _OBJID = re.compile(r"^[0-9]{16}$")
 
 @dataclass(frozen=True)
 class Report:
-    """A validated report. ``lon``/``lat`` are in ``crs`` (wgs84 | gcj02 | bd09)."""
+    """A validated report. ``lon``/``lat`` are in ``crs`` (wgs84 | gcj02 | bd09); both None when the report
+    is to be located by its ``address`` through the gazetteer."""
 
-    lon: float
-    lat: float
+    lon: float | None
+    lat: float | None
     crs: str
     kind: str
     class_code: str
@@ -70,8 +71,9 @@ def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: 
     if not isinstance(data, dict):
         raise InvalidInput("the report must be a JSON object", field="body")
     problems: list[dict[str, str]] = []
-    lon = _number(data, "lon", problems)
-    lat = _number(data, "lat", problems)
+    by_address = data.get("lon") in (None, "") and data.get("lat") in (None, "") and bool(data.get("address"))
+    lon = None if by_address else _number(data, "lon", problems)
+    lat = None if by_address else _number(data, "lat", problems)
     crs = str(data.get("crs") or default_crs).lower().replace("-", "")
     if crs not in INPUT_CRS:
         problems.append({"field": "crs", "reason": f"must be one of {', '.join(INPUT_CRS)}"})
@@ -124,7 +126,6 @@ def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: 
         problems.append({"field": "address", "reason": "longer than 300 characters"})
     if problems:
         raise InvalidInput(f"{len(problems)} problem(s) with the report", details=problems)
-    assert lon is not None and lat is not None
     return Report(lon=lon, lat=lat, crs=crs, kind=kind, class_code=class_code, description=description,
                   source=source, photos=tuple(photos), component_obj_id=str(obj_id) if obj_id else None,
                   reported_at=reported_at, idempotency_key=str(key) if key else None,

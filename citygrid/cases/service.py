@@ -23,6 +23,7 @@ from citygrid.config import Settings
 from citygrid.errors import Conflict, InvalidInput, NotFound
 from citygrid.spatial import crs
 from citygrid.spatial.db import deployment_srid
+from citygrid.spatial.gazetteer import Gazetteer
 from citygrid.spatial.geocode import GridIndex
 
 DUPLICATE_RADIUS_M = 50.0
@@ -47,7 +48,11 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
     if report.idempotency_key and (existing := store.case_by_key(conn, None, report.idempotency_key)):
         return case_view(conn, existing), "existing"
     srid = deployment_srid(conn)
-    point = _storage_point(report, srid)
+    located_by = None
+    if report.lon is None:
+        point, located_by = _locate_address(conn, report.address or "")
+    else:
+        point = _storage_point(report, srid)
     wkb = shapely.to_wkb(point)
     district, distance = store.district_at(conn, wkb, srid)
     if district is None:
@@ -89,7 +94,7 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
         "street": index.street_codes[hit] if hit >= 0 else None,
         "component": component["obj_id"] if component else None, "synthetic": report.synthetic,
         "attrs": {"photos": list(report.photos), "address": report.address, "input_crs": report.crs,
-                  "grid_version": index.version} | report.extra,
+                  "grid_version": index.version, "located_by": located_by} | report.extra,
         "wkb": wkb,
     }
     case_id = store.insert_case(conn, row, srid)
@@ -98,6 +103,26 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
     store.add_event(conn, district, case_id, action="report", from_status=None, to_status="reported",
                     actor=actor, role=role, note=report.source)
     return case_view(conn, case_id), "created"
+
+
+def _locate_address(conn: Connection, address: str) -> tuple[shapely.Point, dict[str, Any]]:
+    """Point (deployment CRS) of the best gazetteer match in any district, with how it was found."""
+    best = None
+    for district in store.district_codes(conn):
+        match = Gazetteer.for_district(conn, district).locate(address)
+        if match and (best is None or match.score > best.score):
+            best = match
+    if best is None:
+        raise InvalidInput(f"no street, community or road of the district is named in {address!r}; "
+                           "send lat and long", field="address")
+    if best.ambiguous:
+        raise InvalidInput(f"{best.place.name!r} names more than one place; add the street or send lat and long",
+                           field="address")
+    if best.place.x is None:
+        raise InvalidInput(f"{best.place.name} is known but has no location in the gazetteer; send lat and long",
+                           field="address")
+    return shapely.Point(best.place.x, best.place.y), {"place": best.place.name, "kind": best.place.kind,
+                                                       "code": best.place.code, "confidence": best.confidence}
 
 
 def transition(conn: Connection, case_id: int, action: str, *, actor: str, role: str, note: str = "",

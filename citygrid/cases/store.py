@@ -220,3 +220,7 @@ def overdue_ids(conn: Connection, district: str | None) -> list[int]:
         """SELECT case_id FROM cases WHERE status = 'dispatched' AND deadline_at < now()
               AND (CAST(:d AS text) IS NULL OR district_code = :d) ORDER BY deadline_at"""), {"d": district}
     ).scalars())
+
+
+def district_codes(conn: Connection) -> list[str]:
+    return list(conn.execute(sa.text("SELECT district_code FROM districts ORDER BY district_code")).scalars())

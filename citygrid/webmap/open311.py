@@ -84,8 +84,6 @@ def create_request():
             "description": form.get("description") or "", "address": form.get("address_string"),
             "source": "open311", "crs": form.get("crs") or "wgs84",
             "idempotency_key": request.headers.get("Idempotency-Key") or form.get("idempotency_key")}
-    if data["lon"] is None and data["lat"] is None and form.get("address_string"):
-        raise InvalidInput("locating by address alone is not supported yet; send lat and long", field="lat")
     parsed = parse_report(data, default_source="open311")
     with connection() as conn:
         case, outcome = service.submit(conn, parsed, actor="open311", role="citizen")
