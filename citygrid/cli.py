@@ -486,6 +486,38 @@ def cases_escalate(ctx: click.Context, district: str | None) -> None:
     _echo_json({"escalated": escalated, "already_at_top": skipped})
 
 
+@cases.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--mapping", "mapping_file", type=click.Path(path_type=Path), default=None,
+              help="YAML 'columns: {lon: 经度, lat: 纬度, class_code: 小类代码, …}'.")
+@click.option("--max-bad-ratio", type=float, default=0.05, show_default=True)
+@click.pass_context
+def cases_import(ctx: click.Context, file: Path, mapping_file: Path | None, max_bad_ratio: float) -> None:
+    """Import historic cases from a CSV (one transaction; rows with problems are reported by line)."""
+    from citygrid.cases.history import import_cases, load_mapping
+
+    with _transaction(_settings(ctx)) as conn:
+        result = import_cases(conn, file, mapping=load_mapping(mapping_file), max_bad_ratio=max_bad_ratio)
+    _echo_json({"state": result.state, "rows": result.rows, "imported": result.imported,
+                "problems": result.problems[:100], "problem_count": len(result.problems)})
+    if result.state == "rejected":
+        ctx.exit(2)
+
+
+@cases.command("synthesize")
+@click.option("--district", required=True)
+@click.option("--n", "count", type=click.IntRange(1, 5_000_000), default=20_000, show_default=True)
+@click.option("--seed", type=int, default=2026, show_default=True)
+@click.pass_context
+def cases_synthesize(ctx: click.Context, district: str, count: int, seed: int) -> None:
+    """Add a seeded SYNTHETIC year of cases (labelled synthetic) to a district."""
+    from citygrid.cases import synthetic
+
+    with _transaction(_settings(ctx)) as conn:
+        result = synthetic.generate(conn, district, count, seed=seed)
+    _echo_json({"cases": result.imported, "problems": len(result.problems), "synthetic": True})
+
+
 @cases.command("train-classifier")
 @click.pass_context
 def cases_train(ctx: click.Context) -> None:

@@ -53,6 +53,10 @@ def load_mapping_file(path: Path | None) -> dict[str, str]:
     if unknown:
         raise InvalidInput(f"mapping names unknown attributes {', '.join(map(str, unknown))}; "
                            f"known: {', '.join(STANDARD)}", field="mapping")
+    odd = [str(k) for k, v in columns.items() if not isinstance(v, str)]
+    if odd:
+        raise InvalidInput(f"column names for {', '.join(odd)} are not text (YAML reads no/yes/on as booleans "
+                           "and digits as numbers): quote them", field="mapping")
     return {str(k): str(v) for k, v in columns.items()}
 
 

@@ -39,6 +39,8 @@ class DemoDistrict:
     # "in Chaoyang's proportions" (citygrid.gridding.service.default_group_counts).
     supervision_grids: int | None = None
     teams: int | None = None
+    # Synthetic case history generated for the demo (citygrid.cases.synthetic), cases per year.
+    history_cases: int = 0
 
     def path(self, demo_dir: Path, relative: str) -> Path:
         path = demo_dir / relative
@@ -53,14 +55,14 @@ DEMOS: dict[str, DemoDistrict] = {
         deployment_name="北京市 Beijing",
         boundary="chaoyang/chaoyang_110105.geojson",
         admin_codes="chaoyang/chaoyang_110105_admin_codes.csv",
-        supervision_grids=237, teams=35,
+        supervision_grids=237, teams=35, history_cases=20_000,
     ),
     "guancheng": DemoDistrict(
         key="guancheng", code="410104", name="管城回族区", database="citygrid_zhengzhou", srid=4547,
         deployment_name="郑州市 Zhengzhou",
         boundary="guancheng/guancheng_410104.geojson",
         admin_codes="guancheng/guancheng_410104_admin_codes.csv",
-        roads="zhengzhou_osm_roads/zhengzhou_jingkai_roads_osm.geojson",
+        roads="zhengzhou_osm_roads/zhengzhou_jingkai_roads_osm.geojson", history_cases=8_000,
     ),
 }
 DEMO_ALIASES = {"zhengzhou": "guancheng", "beijing": "chaoyang", "110105": "chaoyang", "410104": "guancheng"}
