@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, str] = {
     "classify_eval": "bench.bench_classify",
     "geocode_1m": "bench.bench_geocode",
     "geocode_1m_postgis": "bench.bench_geocode",
+    "intake_http": "bench.bench_intake",
 }
 
 

@@ -58,7 +58,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _engine_backend(settings: Settings | None) -> Backend:
     settings = settings or Settings.from_env()
     url = db.database_url(settings)
-    engine = db.make_engine(url, pool_size=10, max_overflow=10, pool_timeout=5,
+    engine = db.make_engine(url, pool_size=20, max_overflow=40, pool_timeout=30,
                             connect_args={"connect_timeout": 5})
 
     @contextmanager

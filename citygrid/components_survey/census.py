@@ -338,7 +338,7 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
                                        "EPSG:4490, gcj02)", field="crs")
                 if (warning := crs.datum_warning(source)) is not None:
                     warnings.append(warning)
-                transformer = Transformer.from_crs(source.crs, CRS.from_epsg(srid), always_xy=True)
+                transformer = crs.transformer(source.crs, CRS.from_epsg(srid))
                 pts = [g for g in geoms[:2000] if g is not None and not g.is_empty and g.geom_type == "Point"]
                 if pts:
                     diagnosis = crs.diagnose_placement(shapely.get_x(np.array(pts)), shapely.get_y(np.array(pts)),

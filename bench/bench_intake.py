@@ -1,0 +1,126 @@
+"""``intake_http``: 50 concurrent clients posting reports over loopback for 60 s (``BENCH_INTAKE_SECONDS``)
+to ``citygrid serve`` on the bench database; throughput, p50/p95 latency, and acknowledged == stored. The
+anchor is the same load on ``GET /healthz`` (the server's floor) for a third of the time, same run.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import numpy as np
+import sqlalchemy as sa
+
+from bench.bench_census import DATABASE, _settings
+from bench.results import entry
+from citygrid import deploy
+from citygrid.spatial import db
+
+CLIENTS = 50
+CLASSES = ("0102", "0103", "0104", "0201", "0501", "0504", "0505", "0506")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _load(port: int, seconds: float, make_request) -> tuple[list[float], list[int], list[dict]]:
+    latencies: list[float] = []
+    statuses: list[int] = []
+    bodies: list[dict] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i = 0
+        while time.monotonic() < stop:
+            method, path, body, headers = make_request(k, i)
+            start = time.perf_counter()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                elapsed = time.perf_counter() - start
+                with lock:
+                    latencies.append(elapsed)
+                    statuses.append(response.status)
+                    if method == "POST" and response.status in (200, 201):
+                        bodies.append(json.loads(data))
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                with lock:
+                    statuses.append(0)
+            i += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, statuses, bodies
+
+
+def run(wanted: set[str]) -> list[dict]:
+    if "intake_http" not in wanted:
+        return []
+    seconds = float(os.environ.get("BENCH_INTAKE_SECONDS", "60"))
+    settings = _settings()
+    deploy.load_demo(settings, "chaoyang")
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "citygrid.cli", "--database", DATABASE, "serve", "--port",
+                               str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    run_id = uuid.uuid4().hex[:8]
+    rng = np.random.default_rng(2026)
+    lons, lats = rng.uniform(116.42, 116.56, 200_000), rng.uniform(39.88, 40.00, 200_000)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/healthz")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+
+        def report(k: int, i: int):
+            j = (k * 4000 + i) % len(lons)
+            body = json.dumps({"lon": float(lons[j]), "lat": float(lats[j]), "kind": "event",
+                               "class_code": CLASSES[(k + i) % len(CLASSES)], "description": "基准测试上报",
+                               "source": "supervisor"})
+            return "POST", "/api/v1/cases", body, {"Content-Type": "application/json",
+                                                   "Idempotency-Key": f"bench-{run_id}-{k}-{i}"}
+
+        floor, _, _ = _load(port, max(5.0, seconds / 3), lambda k, i: ("GET", "/healthz", None, {}))
+        latencies, statuses, bodies = _load(port, seconds, report)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    created = {b["case"]["case_id"] for b in bodies if b["outcome"] == "created"}
+    engine = db.make_engine(db.database_url(settings))
+    with engine.begin() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM cases WHERE idempotency_key LIKE :p"),
+                              {"p": f"bench-{run_id}-%"}).scalar_one()
+        conn.execute(sa.text("DELETE FROM cases WHERE idempotency_key LIKE :p"), {"p": f"bench-{run_id}-%"})
+    engine.dispose()
+    lat = np.array(latencies)
+    p95, floor_p95 = float(np.percentile(lat, 95)), float(np.percentile(np.array(floor), 95))
+    return [entry("intake_http", len(lat), p95, "GET /healthz p95 under the same 50 clients (server floor)",
+                  floor_p95, f"ours_s is the p95 latency of POST /api/v1/cases over {seconds:g} s with {CLIENTS} "
+                  "clients on `citygrid serve` (threaded development server; a production server is issue 9)",
+                  throughput_per_s=round(len(lat) / seconds, 1), p50_s=round(float(np.percentile(lat, 50)), 4),
+                  p95_s=round(p95, 4), errors=int(sum(1 for s in statuses if s not in (200, 201))),
+                  acknowledged_created=len(created), stored=int(stored),
+                  acknowledged_equals_stored=len(created) == int(stored), target_p95_s=0.05)]
