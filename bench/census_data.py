@@ -16,9 +16,8 @@ import shapely
 CLASSES = ("0101", "0102", "0103", "0104", "0105", "0106", "0116", "0117", "0201", "0301", "0401", "0402")
 
 
-def make_census(path: Path, n: int, boundary, district: str, srid: int, seed: int = 2026) -> Path:
-    """Write ``n`` synthetic components inside ``boundary`` (deployment CRS) to a GeoPackage at ``path``."""
-    rng = np.random.default_rng(seed)
+def random_points_inside(boundary, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` uniform random points inside ``boundary`` (rejection sampling in its bounding box)."""
     minx, miny, maxx, maxy = boundary.bounds
     xs, ys = [], []
     shapely.prepare(boundary)
@@ -27,7 +26,13 @@ def make_census(path: Path, n: int, boundary, district: str, srid: int, seed: in
         keep = shapely.contains_xy(boundary, x, y)
         xs.append(x[keep])
         ys.append(y[keep])
-    x, y = np.concatenate(xs)[:n], np.concatenate(ys)[:n]
+    return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
+
+
+def make_census(path: Path, n: int, boundary, district: str, srid: int, seed: int = 2026) -> Path:
+    """Write ``n`` synthetic components inside ``boundary`` (deployment CRS) to a GeoPackage at ``path``."""
+    rng = np.random.default_rng(seed)
+    x, y = random_points_inside(boundary, n, rng)
     classes = np.array(CLASSES)[rng.integers(0, len(CLASSES), n)]
     serial = pd.Series(classes).groupby(classes).cumcount().to_numpy() + 1
     frame = pd.DataFrame({

@@ -46,6 +46,7 @@ def test_garbage_file_is_refused(tmp_path):
         read_vector(path, crs="EPSG:4326")
 
 
+@pytest.mark.filterwarnings("ignore:'crs' was not provided")
 def test_shapefile_without_prj_needs_a_crs(tmp_path):
     frame = gpd.GeoDataFrame({"name": ["a"]}, geometry=[shapely.Point(500000, 4400000)])
     frame.to_file(tmp_path / "noprj.shp")

@@ -29,6 +29,17 @@ def _time(text: str) -> dt.time:
         raise InvalidInput(f"working period time {text!r} must be HH:MM", field="calendar") from None
 
 
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    """A YAML mapping from ``path``; ``InvalidInput`` naming ``what`` when it cannot be read or is not one."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"{what} {path}: {exc}", field=what) from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{what} {path} must be a mapping", field=what)
+    return data
+
+
 @dataclass(frozen=True)
 class WorkingCalendar:
     """Working periods of a working day, weekend weekdays (0 = Monday), holidays and make-up working days."""
@@ -42,12 +53,7 @@ class WorkingCalendar:
 
     @classmethod
     def from_yaml(cls, path: Path) -> WorkingCalendar:
-        try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise InvalidInput(f"calendar {path}: {exc}", field="calendar") from exc
-        if not isinstance(data, dict):
-            raise InvalidInput(f"calendar {path} must be a mapping", field="calendar")
+        data = _read_yaml(path, "calendar")
         periods = tuple((_time(a), _time(b)) for a, b in data.get("periods", [["08:30", "12:00"], ["13:30", "17:30"]]))
         if any(a >= b for a, b in periods):
             raise InvalidInput("each working period must start before it ends", field="calendar")
@@ -121,10 +127,7 @@ class DeadlineTable:
 
     @classmethod
     def from_yaml(cls, path: Path) -> DeadlineTable:
-        try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise InvalidInput(f"deadline table {path}: {exc}", field="deadlines") from exc
+        data = _read_yaml(path, "deadlines")
 
         def rule(value: dict[str, Any]) -> DeadlineRule:
             hours, days = value.get("working_hours"), value.get("working_days")

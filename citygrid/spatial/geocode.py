@@ -15,8 +15,6 @@ from sqlalchemy.engine import Connection
 from citygrid.spatial import store
 
 CELL_SIZE_M = 10.0
-# Below this many points the exact path is used: building the cell table (seconds) only pays off for batches.
-TABLE_MIN_POINTS = 20_000
 UNSURE = -2
 _CACHE: dict[tuple, GridIndex] = {}
 
@@ -35,6 +33,10 @@ class CellTable:
     y0: float
     size: float
     table: np.ndarray  # int32, shape (rows, cols)
+    # Candidate grids of each UNSURE cell, CSR-style: cells (sorted flat ids), starts, grid indexes.
+    cand_cells: np.ndarray | None = None
+    cand_starts: np.ndarray | None = None
+    cand_grids: np.ndarray | None = None
 
     @classmethod
     def build(cls, polygons: np.ndarray, size: float) -> CellTable:
@@ -62,7 +64,65 @@ class CellTable:
                                 sub_y[rr, cc] + half)
             covered = shapely.covers(poly, boxes)
             table[rr[covered] + r0, cc[covered] + c0] = index
-        return cls(x0=float(x0), y0=float(y0), size=size, table=table)
+        out = cls(x0=float(x0), y0=float(y0), size=size, table=table)
+        out._candidates(polygons)
+        return out
+
+    def _candidates(self, polygons: np.ndarray) -> None:
+        """For every UNSURE cell, the grids whose boundary passes within one cell of it.
+
+        Boundaries are sampled every half cell, so any cell a boundary touches is next to (3×3) a cell holding
+        a sample. A point in an UNSURE cell lies in a grid whose boundary crosses the cell (else the cell
+        would be covered by that grid), so these candidates always include the answer.
+        """
+        rows, cols = self.table.shape
+        dense = shapely.segmentize(shapely.boundary(polygons), self.size / 2)
+        coords, owner = shapely.get_coordinates(dense, return_index=True)
+        col = np.clip(((coords[:, 0] - self.x0) // self.size).astype(np.int64), 0, cols - 1)
+        row = np.clip(((coords[:, 1] - self.y0) // self.size).astype(np.int64), 0, rows - 1)
+        n = np.int64(len(polygons))
+        keys = np.unique((row * cols + col) * n + owner)  # (cell, grid) pairs as one sortable int64
+        cell, grid = keys // n, keys % n
+        spread = []
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                r, c = cell // cols + dr, cell % cols + dc
+                ok = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
+                spread.append((r[ok] * cols + c[ok]) * n + grid[ok])
+        keys = np.unique(np.concatenate(spread))
+        cell, grid = keys // n, keys % n
+        keep = self.table.ravel()[cell] == UNSURE
+        cell, grid = cell[keep], grid[keep]
+        cells, starts = np.unique(cell, return_index=True)
+        self.cand_cells, self.cand_starts, self.cand_grids = cells, np.append(starts, len(cell)), grid
+
+    def resolve(self, x: np.ndarray, y: np.ndarray, polygons: np.ndarray) -> np.ndarray | None:
+        """Grid index (smallest among those covering) for points in UNSURE cells, testing only the cell's
+        candidates; None when the table has no candidate index."""
+        if self.cand_cells is None:
+            return None
+        cols = self.table.shape[1]
+        cell = np.floor((y - self.y0) / self.size).astype(np.int64) * cols + \
+            np.floor((x - self.x0) / self.size).astype(np.int64)
+        slot = np.searchsorted(self.cand_cells, cell)
+        slot = np.minimum(slot, len(self.cand_cells) - 1)
+        known = self.cand_cells[slot] == cell
+        out = np.full(len(x), -1, dtype=np.int64)
+        if not known.any():
+            return out
+        pts = np.flatnonzero(known)
+        begin, end = self.cand_starts[slot[pts]], self.cand_starts[slot[pts] + 1]
+        counts = end - begin
+        point_idx = np.repeat(pts, counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        grid_idx = self.cand_grids[np.repeat(begin, counts) + offsets]
+        hit = shapely.intersects_xy(polygons[grid_idx], x[point_idx], y[point_idx])
+        point_idx, grid_idx = point_idx[hit], grid_idx[hit]
+        order = np.lexsort((grid_idx, point_idx))
+        point_idx, grid_idx = point_idx[order], grid_idx[order]
+        first = np.r_[True, point_idx[1:] != point_idx[:-1]] if len(point_idx) else np.zeros(0, dtype=bool)
+        out[point_idx[first]] = grid_idx[first]
+        return out
 
     def lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Grid index per point, -1 outside, ``UNSURE`` where the exact test must decide (boundary cells,
@@ -123,26 +183,34 @@ class GridIndex:
             _CACHE[key] = index
         return index
 
+    def with_table(self, size: float = CELL_SIZE_M) -> GridIndex:
+        """Build the cell table (seconds; worth it when many batches will be assigned with this index)."""
+        if self.cells is None and len(self) > 0:
+            self.cells = CellTable.build(self.tree.geometries, size)
+        return self
+
     def __len__(self) -> int:
         return len(self.codes)
 
     def assign(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Row index of the unit grid covering each point (x, y in the deployment CRS); -1 outside every grid.
 
-        Uses the cell lookup table (``CellTable``) for points in cells that lie wholly inside one grid and the
-        exact test (``assign_exact``) for the rest; the two agree (tested), the table is just faster.
+        With a cell table (``with_table``), points in cells that lie wholly inside one grid are answered by a
+        lookup and the rest by testing the cell's candidate grids; without one, by ``assign_exact``. The paths
+        agree (tested); the table is just faster for repeated large batches.
         """
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         if len(self) == 0 or len(x) == 0:
             return np.full(len(x), -1, dtype=np.int64)
         if self.cells is None:
-            if len(x) < TABLE_MIN_POINTS:
-                return self.assign_exact(x, y)
-            self.cells = CellTable.build(self.tree.geometries, CELL_SIZE_M)
+            return self.assign_exact(x, y)
         out = self.cells.lookup(x, y)
         unsure = out == UNSURE
         if unsure.any():
-            out[unsure] = self.assign_exact(x[unsure], y[unsure])
+            geoms = self.tree.geometries
+            shapely.prepare(geoms)
+            resolved = self.cells.resolve(x[unsure], y[unsure], geoms)
+            out[unsure] = resolved if resolved is not None else self.assign_exact(x[unsure], y[unsure])
         return out
 
     def assign_exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -115,23 +115,24 @@ def get_job(job_id: str):
     return jsonify({**record, "links": _job_links(job_id)})
 
 
-@bp.get("/<job_id>/report.csv")
-def get_report(job_id: str):
+def _report_rows(job_id: str) -> tuple[list[dict], int]:
+    """The row report of an existing job, and the deployment SRID its points are in."""
     with connection() as conn:
         if survey.job(conn, _job_id(job_id)) is None:
             raise NotFound(f"no import job {job_id}")
-        rows = survey.report_rows(conn, job_id)
+        return survey.report_rows(conn, job_id), deployment_srid(conn)
+
+
+@bp.get("/<job_id>/report.csv")
+def get_report(job_id: str):
+    rows, _ = _report_rows(job_id)
     return Response(report_csv(rows), mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename=import-{job_id}-report.csv"})
 
 
 @bp.get("/<job_id>/bad.geojson")
 def get_bad_rows(job_id: str):
-    with connection() as conn:
-        if survey.job(conn, _job_id(job_id)) is None:
-            raise NotFound(f"no import job {job_id}")
-        rows = survey.report_rows(conn, job_id)
-        srid = deployment_srid(conn)
+    rows, srid = _report_rows(job_id)
     return jsonify(jobs.bad_rows_geojson(rows, srid))
 
 
