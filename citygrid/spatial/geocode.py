@@ -96,11 +96,12 @@ class CellTable:
         cells, starts = np.unique(cell, return_index=True)
         self.cand_cells, self.cand_starts, self.cand_grids = cells, np.append(starts, len(cell)), grid
 
-    def resolve(self, x: np.ndarray, y: np.ndarray, polygons: np.ndarray) -> np.ndarray | None:
+    def resolve(self, x: np.ndarray, y: np.ndarray, polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Grid index (smallest among those covering) for points in UNSURE cells, testing only the cell's
-        candidates; None when the table has no candidate index."""
-        if self.cand_cells is None:
-            return None
+        candidates, and a mask of the points this could answer (the others — points on the edge of a
+        covered cell — are left to the exact path)."""
+        if self.cand_cells is None or len(self.cand_cells) == 0:
+            return np.full(len(x), -1, dtype=np.int64), np.zeros(len(x), dtype=bool)
         cols = self.table.shape[1]
         cell = np.floor((y - self.y0) / self.size).astype(np.int64) * cols + \
             np.floor((x - self.x0) / self.size).astype(np.int64)
@@ -109,7 +110,7 @@ class CellTable:
         known = self.cand_cells[slot] == cell
         out = np.full(len(x), -1, dtype=np.int64)
         if not known.any():
-            return out
+            return out, known
         pts = np.flatnonzero(known)
         begin, end = self.cand_starts[slot[pts]], self.cand_starts[slot[pts] + 1]
         counts = end - begin
@@ -122,7 +123,7 @@ class CellTable:
         point_idx, grid_idx = point_idx[order], grid_idx[order]
         first = np.r_[True, point_idx[1:] != point_idx[:-1]] if len(point_idx) else np.zeros(0, dtype=bool)
         out[point_idx[first]] = grid_idx[first]
-        return out
+        return out, known
 
     def lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Grid index per point, -1 outside, ``UNSURE`` where the exact test must decide (boundary cells,
@@ -209,8 +210,11 @@ class GridIndex:
         if unsure.any():
             geoms = self.tree.geometries
             shapely.prepare(geoms)
-            resolved = self.cells.resolve(x[unsure], y[unsure], geoms)
-            out[unsure] = resolved if resolved is not None else self.assign_exact(x[unsure], y[unsure])
+            ux, uy = x[unsure], y[unsure]
+            resolved, known = self.cells.resolve(ux, uy, geoms)
+            if not known.all():
+                resolved[~known] = self.assign_exact(ux[~known], uy[~known])
+            out[unsure] = resolved
         return out
 
     def assign_exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
