@@ -104,12 +104,18 @@ def upload():
     return jsonify({"job_id": job_id, "state": "queued", "links": _job_links(job_id)}), 202
 
 
-@bp.get("/<job_id>")
-def get_job(job_id: str):
+def _job(job_id: str) -> dict:
+    """An existing job's record (404 otherwise)."""
     with connection() as conn:
         record = survey.job(conn, _job_id(job_id))
     if record is None:
         raise NotFound(f"no import job {job_id}")
+    return record
+
+
+@bp.get("/<job_id>")
+def get_job(job_id: str):
+    record = _job(job_id)
     record.pop("work_dir", None)
     record.get("params", {}).pop("path", None)
     return jsonify({**record, "links": _job_links(job_id)})
@@ -117,9 +123,8 @@ def get_job(job_id: str):
 
 def _report_rows(job_id: str) -> tuple[list[dict], int]:
     """The row report of an existing job, and the deployment SRID its points are in."""
+    _job(job_id)
     with connection() as conn:
-        if survey.job(conn, _job_id(job_id)) is None:
-            raise NotFound(f"no import job {job_id}")
         return survey.report_rows(conn, job_id), deployment_srid(conn)
 
 
@@ -139,10 +144,7 @@ def get_bad_rows(job_id: str):
 @bp.post("/<job_id>/commit")
 def commit_preview(job_id: str):
     """Re-run a previewed (dry-run) import for real, as a new job on the same file."""
-    with connection() as conn:
-        record = survey.job(conn, _job_id(job_id))
-    if record is None:
-        raise NotFound(f"no import job {job_id}")
+    record = _job(job_id)
     if record["state"] != "preview":
         raise Conflict(f"job {job_id} is {record['state']}; only a preview can be committed")
     params = dict(record["params"])
