@@ -299,16 +299,19 @@ def grids_generate(ctx: click.Context, district: str, target_area_m2: float | No
 @click.option("--weights", default=None, help="Workload weights, e.g. components=1,cases=1,roads=1,area=1.")
 @click.option("--version", "version_id", type=int, default=None, help="Draft version (default: the newest).")
 @click.option("--respect-streets", is_flag=True, help="Strongly prefer group boundaries along street lines.")
+@click.option("--compact/--no-compact", default=True, show_default=True,
+              help="Weight adjacency by shared boundary length, so groups come out compact.")
 @click.option("--groups/--no-groups", "show_groups", default=False, help="Print every group.")
 @click.pass_context
 def grids_partition(ctx: click.Context, n_groups: int, district: str, teams: int | None, weights: str | None,
-                    version_id: int | None, respect_streets: bool, show_groups: bool) -> None:
+                    version_id: int | None, respect_streets: bool, compact: bool, show_groups: bool) -> None:
     """Group unit grids into contiguous, workload-balanced supervision grids and teams."""
     from citygrid.gridding import service as gridding
 
     with _transaction(_settings(ctx)) as conn:
         summary = gridding.partition(conn, district, n_groups, teams, weights=gridding.parse_weights(weights),
-                                     version_id=version_id, respect_streets=respect_streets, author="cli")
+                                     version_id=version_id, respect_streets=respect_streets, compact=compact,
+                                     author="cli")
     if not show_groups:
         summary.pop("groups")
     _echo_json(summary)

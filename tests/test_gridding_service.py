@@ -110,6 +110,17 @@ def test_changed_grids_get_fresh_codes_and_retired_ones_stay_retired(zz):
         assert number > issued_max.get(prefix, 0), code
 
 
+def test_compactness_option_changes_the_grouping(zz):
+    gridding.generate(zz, "410104", GridParams())
+    compact = gridding.partition(zz, "410104", 30, 5)
+    loose = gridding.partition(zz, "410104", 30, 5, compact=False)
+    assert compact["compact"] and not loose["compact"] and loose["contiguous"]
+    # Compact groups have shorter boundaries in total (METIS minimises the cut, weighted by length).
+    perimeter = [sum(np.sqrt(4 * np.pi * g["area_m2"] / g["polsby_popper"]) for g in s["groups"])
+                 for s in (compact, loose)]
+    assert perimeter[0] < perimeter[1]
+
+
 def test_published_version_cannot_be_regrouped(zz):
     with pytest.raises(Conflict, match="published"):
         gridding.partition(zz, "410104", 10, version_id=1)

@@ -123,8 +123,13 @@ def parse_weights(text: str | None) -> dict[str, float]:
 
 def partition(conn: Connection, district: str, n_groups: int, n_teams: int | None = None, *,
               weights: dict[str, float] | None = None, version_id: int | None = None,
-              respect_streets: bool = False, seed: int = 1, author: str = "system") -> dict[str, Any]:
+              respect_streets: bool = False, compact: bool = True, seed: int = 1,
+              author: str = "system") -> dict[str, Any]:
     """Group the unit grids of a draft version into contiguous supervision grids and teams.
+
+    ``compact``: weight adjacency by shared boundary length, so that METIS, minimising the cut, draws short
+    group boundaries (compact groups); off, every adjacency weighs the same. ``respect_streets``: adjacency
+    across a street line weighs 1/100, so group boundaries follow street lines where balance allows.
 
     Returns the summary: counts, imbalance (max/mean − 1), contiguity, weights used, and per group:
     code, team, workload, area_m2, unit_grids, polsby_popper.
@@ -148,6 +153,8 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
                            field="teams")
     polygons = [g["geom"] for g in grids]
     graph = part.adjacency(polygons)
+    if not compact:
+        graph = part.Graph(graph.n, graph.left, graph.right, np.ones_like(graph.length))
     if respect_streets:
         streets = np.array([g["street_code"] or "" for g in grids], dtype=object)
         same = streets[graph.left] == streets[graph.right]
@@ -181,7 +188,7 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
     )
     summary = {
         "district": district, "version": vid, "supervision_grids": n_groups, "teams": n_teams,
-        "weights": used, "respect_streets": respect_streets,
+        "weights": used, "respect_streets": respect_streets, "compact": compact,
         "imbalance": round(part.imbalance(labels, load), 4),
         "team_imbalance": round(part.imbalance(team_labels, group_load), 4),
         "contiguous": bool(all(g["contiguous"] for g in groups)),
