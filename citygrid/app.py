@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from citygrid.config import Settings
 from citygrid.errors import Unavailable
 from citygrid.spatial import db
-from citygrid.webmap import api, cases_api, grids_api, health, imports_api, open311, pages
+from citygrid.webmap import analysis_api, api, cases_api, grids_api, health, imports_api, open311, pages
 from citygrid.webmap.context import Backend
 from citygrid.webmap.errors import register_error_handlers
 
@@ -51,6 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(cases_api.bp)
     app.register_blueprint(cases_api.classify_bp)
     app.register_blueprint(open311.bp)
+    app.register_blueprint(analysis_api.bp)
     app.register_blueprint(pages.bp)
     return app
 

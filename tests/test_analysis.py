@@ -1,0 +1,57 @@
+"""Caseload per area: counts, normalisation, filters, formats, bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from citygrid.cases import synthetic
+
+
+@pytest.fixture
+def history(bj):
+    return synthetic.generate(bj, "110105", 300, seed=5)
+
+
+def test_caseload_counts_add_up_per_level(client, history):
+    totals = {}
+    for level in ("unit", "supervision", "community", "street"):
+        body = client.get(f"/api/v1/caseload?district=110105&level={level}").get_json()
+        totals[level] = body["total_cases"]
+        assert all(r["cases"] >= 0 for r in body["rows"])
+    assert totals["unit"] == totals["supervision"] == 300
+    assert totals["street"] == 300 and totals["community"] <= 300  # street-level land has no community
+
+
+def test_caseload_normalised_and_filtered(client, history):
+    rows = client.get("/api/v1/caseload?district=110105&level=supervision").get_json()["rows"]
+    busy = max(rows, key=lambda r: r["cases"])
+    assert busy["cases_per_km2"] == pytest.approx(busy["cases"] / busy["area_km2"], rel=1e-2)
+    assert busy["cases_per_100_components"] is None  # no census loaded here
+    only = client.get("/api/v1/caseload?district=110105&level=supervision&class_code=0102").get_json()
+    assert 0 < only["total_cases"] < 300
+    none = client.get("/api/v1/caseload?district=110105&synthetic=false").get_json()
+    assert none["total_cases"] == 0
+    window = client.get("/api/v1/caseload?district=110105&start=2026-10-01&end=2026-11-02").get_json()
+    assert 0 < window["total_cases"] < 300
+
+
+def test_caseload_geojson_and_csv(client, history):
+    geo = client.get("/api/v1/caseload?district=110105&level=supervision&format=geojson").get_json()
+    assert geo["type"] == "FeatureCollection" and len(geo["features"]) == 237
+    assert geo["features"][0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    text = client.get("/api/v1/caseload?district=110105&level=street&format=csv").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 43 and sum(int(r["cases"]) for r in rows) == 300
+
+
+@pytest.mark.parametrize(("query", "status"), [
+    ("", 400), ("district=110105&level=block", 400), ("district=110105&format=xml", 400),
+    ("district=110105&class_code=x", 400), ("district=110105&start=2026-12-01&end=2026-01-01", 400),
+    ("district=110105&start=soon", 400), ("district=110105&synthetic=maybe", 400),
+    ("district=110105&source=a;drop", 400), ("district=999999", 404),
+])
+def test_caseload_bad_input(client, query, status):
+    assert client.get(f"/api/v1/caseload?{query}").status_code == status
