@@ -13,6 +13,20 @@ have_postgis() {
   ls "/usr/share/postgresql/$major/extension/postgis.control" >/dev/null 2>&1
 }
 
+# Headless Chromium and CJK fonts for the browser tests and page screenshots (Debian packages).
+browser_pkgs=""
+command -v chromium >/dev/null || browser_pkgs="chromium"
+fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || browser_pkgs="$browser_pkgs fonts-noto-cjk"
+if [ -n "${browser_pkgs// /}" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing$browser_pkgs (Debian packages)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $browser_pkgs \
+      || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $browser_pkgs; }
+  else
+    echo "the browser tests need: sudo apt-get install -y$browser_pkgs" >&2
+  fi
+fi
+
 bin=$(pg_bin_dir || true)
 major=""
 if [ -n "$bin" ] && [ -x "$bin/initdb" ]; then

@@ -3,7 +3,8 @@
 (function () {
   "use strict";
   var map = L.map("map", { preferCanvas: true, zoomControl: true });
-  var layers = L.control.layers(null, null, { collapsed: false }).addTo(map);
+  window.citygrid = { map: map, ready: false };  // read by the browser tests
+  var layers = L.control.layers(null, null, { collapsed: window.innerWidth < 600 }).addTo(map);
   var current = [];
   var unitRefresh = null;
 
@@ -77,6 +78,7 @@
         layers.addOverlay(layer, level === "street" ? "Street points (街道)" : "Community points (社区)");
         current.push(layer);
       });
+      window.citygrid.ready = true;
     }).catch(function (err) { document.getElementById("summary").textContent = "error: " + err.message; });
   }
 
