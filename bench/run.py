@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "geocode_1m": "bench.bench_geocode",
     "geocode_1m_postgis": "bench.bench_geocode",
     "intake_http": "bench.bench_intake",
+    "kde_1m": "bench.bench_kde",
 }
 
 
