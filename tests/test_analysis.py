@@ -55,3 +55,28 @@ def test_caseload_geojson_and_csv(client, history):
 ])
 def test_caseload_bad_input(client, query, status):
     assert client.get(f"/api/v1/caseload?{query}").status_code == status
+
+
+def test_density_png_tif_and_json(client, history, tmp_path):
+    import rasterio
+
+    png = client.get("/api/v1/density.png?district=110105&cell_m=200&bandwidth_m=600")
+    assert png.status_code == 200 and png.data[:8] == b"\x89PNG\r\n\x1a\n"
+    meta = client.get("/api/v1/density.json?district=110105&cell_m=200").get_json()
+    (south, west), (north, east) = meta["bounds_lonlat"]
+    assert meta["points"] == 300 and 116.3 < west < east < 116.7 and 39.7 < south < north < 40.2
+    tif = client.get("/api/v1/density.tif?district=110105&cell_m=200&class_code=0102")
+    (tmp_path / "d.tif").write_bytes(tif.data)
+    with rasterio.open(tmp_path / "d.tif") as src:
+        assert src.crs.to_epsg() == 4548 and src.tags()["class_code"] == "0102" and src.tags()["cell_m"] == "200"
+
+
+@pytest.mark.parametrize("query", ["density.png?district=110105&cell_m=5", "density.png?district=110105&kernel=box",
+                                   "density.png?district=110105&bandwidth_m=1", "density.png?district=abc",
+                                   "density.json?district=110105&start=2026-12-01&end=2026-01-01"])
+def test_density_bad_input(client, query):
+    assert client.get(f"/api/v1/{query}").status_code == 400
+
+
+def test_density_unknown_format(client):
+    assert client.get("/api/v1/density.bmp?district=110105").status_code == 404

@@ -27,25 +27,17 @@ def caseload():
     district = district_code(request.args.get("district"))
     level = choice_arg("level", tuple(analysis_store.LEVELS), "unit")
     fmt = choice_arg("format", ("json", "geojson", "csv"), "json")
-    class_code = request.args.get("class_code") or None
-    if class_code is not None and not (len(class_code) == 4 and class_code.isdigit()):
-        raise InvalidInput("class_code must be 4 digits", field="class_code")
-    synthetic = choice_arg("synthetic", ("true", "false"))
     source = request.args.get("source") or None
     if source is not None and (len(source) > 30 or not source.isalnum()):
         raise InvalidInput("source must be a short word such as supervisor or hotline", field="source")
-    start, end = _date_arg("start"), _date_arg("end")
-    if start and end and start >= end:
-        raise InvalidInput("start must be before end", field="start")
+    filters = _case_filters()
+    start, end = filters["start"], filters["end"]
     with connection() as conn:
         version = grid_store.version_row(conn, district, None)
         if version is None:
             raise NotFound(f"district {district} has no grid version")
-        rows = analysis_store.caseload(
-            conn, district=district, version=version["version_id"], level=level, start=start, end=end,
-            kind=choice_arg("kind", ("event", "component")), class_code=class_code, source=source,
-            status=choice_arg("status", STATES), synthetic=None if synthetic is None else synthetic == "true",
-            with_geometry=fmt == "geojson")
+        rows = analysis_store.caseload(conn, district=district, version=version["version_id"], level=level,
+                                       source=source, with_geometry=fmt == "geojson", **filters)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=FIELDS, extrasaction="ignore")
@@ -59,3 +51,63 @@ def caseload():
                     for r in rows]
         return jsonify({"type": "FeatureCollection", "features": features, **meta})
     return jsonify({**meta, "rows": rows, "total_cases": sum(r["cases"] for r in rows)})
+
+
+def _case_filters() -> dict:
+    class_code = request.args.get("class_code") or None
+    if class_code is not None and not (len(class_code) == 4 and class_code.isdigit()):
+        raise InvalidInput("class_code must be 4 digits", field="class_code")
+    synthetic = choice_arg("synthetic", ("true", "false"))
+    start, end = _date_arg("start"), _date_arg("end")
+    if start and end and start >= end:
+        raise InvalidInput("start must be before end", field="start")
+    return {"start": start, "end": end, "kind": choice_arg("kind", ("event", "component")),
+            "class_code": class_code, "status": choice_arg("status", STATES),
+            "synthetic": None if synthetic is None else synthetic == "true"}
+
+
+@bp.get("/density.<fmt>")
+def density(fmt: str):
+    """Kernel density of the filtered cases: ``.png`` (overlay), ``.tif`` (GeoTIFF, deployment CRS) or
+    ``.json`` (the overlay's EPSG:4326 bounds and the parameters). ``cell_m`` (10–1000, default 50),
+    ``bandwidth_m`` (default 300), ``kernel`` gaussian|epanechnikov|quartic, plus the caseload filters."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import shapely
+
+    from citygrid.spatial import admin
+    from citygrid.spatial.analysis.density import KERNELS, kde, to_png, write_geotiff
+    from citygrid.spatial.crs import to_lonlat
+    from citygrid.spatial.db import deployment_srid
+    from citygrid.webmap.params import float_arg
+
+    if fmt not in ("png", "tif", "json"):
+        raise NotFound(f"no density format {fmt!r} (png, tif, json)")
+    district = district_code(request.args.get("district"))
+    cell = float_arg("cell_m", 50.0, 10.0, 1000.0)
+    bandwidth = float_arg("bandwidth_m", 300.0, cell, 5000.0)
+    kernel = choice_arg("kernel", KERNELS, "gaussian")
+    filters = _case_filters()
+    with connection() as conn:
+        boundary = admin.district_boundary(conn, district)
+        srid = deployment_srid(conn)
+        x, y = analysis_store.case_points(conn, district=district, **filters)
+    raster = kde(x, y, boundary.bounds, cell_m=cell, bandwidth_m=bandwidth, kernel=kernel, epsg=srid)
+    if fmt == "png":
+        return Response(to_png(raster), mimetype="image/png")
+    if fmt == "tif":
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_geotiff(raster, Path(tmp) / "density.tif", {"district": district, **{
+                k: v for k, v in filters.items() if v is not None}})
+            data = path.read_bytes()
+        return Response(data, mimetype="image/tiff",
+                        headers={"Content-Disposition": f"attachment; filename=density-{district}.tif"})
+    x0, y0, x1, y1 = raster.bounds
+    corners = to_lonlat(np.array([shapely.Point(x0, y0), shapely.Point(x1, y1)], dtype=object), srid)
+    return jsonify({"district": district, "points": raster.points, "cell_m": cell, "bandwidth_m": bandwidth,
+                    "kernel": kernel, "peak_per_km2": float(raster.values.max()) if raster.values.size else 0.0,
+                    "bounds_lonlat": [[corners[0].y, corners[0].x], [corners[1].y, corners[1].x]],
+                    "note": "the overlay is drawn between the corners' lon/lat; over one district the "
+                            "Gauss–Krüger to lon/lat distortion is below a cell"})

@@ -77,3 +77,23 @@ def caseload(conn: Connection, *, district: str, version: int, level: str, start
             item["geometry"] = json.loads(geometry) if geometry else None
         out.append(item)
     return out
+
+
+def case_points(conn: Connection, *, district: str, start: Any, end: Any, kind: str | None,
+                class_code: str | None, status: str | None, synthetic: bool | None) -> tuple[Any, Any]:
+    """x, y (deployment CRS) of the cases matching the filters, as numpy arrays."""
+    import numpy as np
+
+    rows = conn.execute(sa.text(
+        """SELECT ST_X(geom), ST_Y(geom) FROM cases
+            WHERE district_code = :d
+              AND (CAST(:start AS timestamptz) IS NULL OR reported_at >= CAST(:start AS timestamptz))
+              AND (CAST(:end AS timestamptz) IS NULL OR reported_at < CAST(:end AS timestamptz))
+              AND (CAST(:kind AS text) IS NULL OR kind = :kind)
+              AND (CAST(:cls AS text) IS NULL OR class_code = :cls)
+              AND (CAST(:status AS text) IS NULL OR status = :status)
+              AND (CAST(:synthetic AS boolean) IS NULL OR synthetic = :synthetic)"""
+    ), {"d": district, "start": start, "end": end, "kind": kind, "cls": class_code, "status": status,
+        "synthetic": synthetic}).all()
+    coords = np.array(rows, dtype=float).reshape(-1, 2)
+    return coords[:, 0], coords[:, 1]
