@@ -573,15 +573,25 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--prod", is_flag=True, help="gunicorn with workers for this machine, JSON access logs, graceful stop.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="With --prod: override the worker count.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, prod: bool, workers: int | None) -> None:
     """Serve the map and the API."""
     from citygrid.app import create_app
 
     settings = _settings(ctx)
     deploy.ensure_server(settings)
-    app = create_app({"CITYGRID_SETTINGS": settings})
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if prod:
+        from citygrid.webmap.prod import ProdServer
+
+        create_app({"CITYGRID_SETTINGS": settings})  # check the schema once before forking workers
+        click.echo(f"citygrid (gunicorn) is serving {db.database_url(settings).database} at http://{shown}:{port}/")
+        sys.stdout.flush()
+        ProdServer(lambda: create_app({"CITYGRID_SETTINGS": settings}), host, port, workers=workers).run()
+        return
+    app = create_app({"CITYGRID_SETTINGS": settings})
     click.echo(f"citygrid is serving {db.database_url(settings).database} at http://{shown}:{port}/  (Ctrl-C stops)")
     sys.stdout.flush()
     app.run(host=host, port=port, threaded=True, use_reloader=False)

@@ -167,3 +167,32 @@ def test_database_url_points_every_command_at_that_server(server_settings):
         assert "host=" not in resolved.render_as_string(hide_password=True)
     else:
         assert resolved.query.get("host") == str(ClusterPaths.for_data_dir(server_settings.data_dir).run_dir)
+
+
+def test_prod_server_logs_json_and_stops_gracefully(beijing_db):
+    import signal
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "citygrid.cli", "--database", beijing_db.database, "serve", "--prod", "--workers",
+           "2", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "gunicorn" in proc.stdout.readline()
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    assert json.load(response)["status"] == "ok"
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        access = [json.loads(line) for line in output.splitlines() if line.startswith('{"time"') and '"path"' in line]
+        assert any(a["path"] == "/healthz" and a["status"] == "200" for a in access)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
