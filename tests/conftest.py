@@ -10,7 +10,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Connection, Engine
@@ -21,8 +20,6 @@ from citygrid.spatial import db
 from citygrid.spatial.cluster import EmbeddedCluster
 from citygrid.webmap.context import Backend
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
 RUN_ID = os.getpid()
 
 
