@@ -289,3 +289,16 @@ def test_publish_cannot_start_before_the_current_version(zz):
         gridding.publish(zz, "410104", draft, dt.datetime(2001, 1, 1, tzinfo=dt.UTC))
     with pytest.raises(Conflict, match="not a draft"):
         gridding.publish(zz, "410104", 1)
+
+
+def test_grid_card(client, bj):
+    code = bj.execute(sa.text("SELECT code FROM unit_grids WHERE community_code IS NOT NULL LIMIT 1")).scalar_one()
+    card = client.get(f"/api/v1/grids/{code}/card").get_json()
+    assert card["code"] == code and card["street_name"] and card["community_name"]
+    assert card["supervision_code"].startswith("110105S") and card["team_code"].startswith("110105T")
+    assert card["owners"]["management"]["kind"] == "street_office"
+    assert card["owners"]["responsibility"]["kind"] == "community"
+    assert card["open_cases"] == 0 and card["components"] == 0
+    assert client.get("/api/v1/grids/12/card").status_code == 400
+    assert client.get("/api/v1/grids/110105999999999/card").status_code == 404
+    assert client.get("/api/v1/grids/999999999999999/card").status_code == 404

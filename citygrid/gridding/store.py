@@ -270,3 +270,35 @@ def find_grid(conn: Connection, code: str) -> dict[str, Any] | None:
     props = {"code": row["code"], "kind": row["kind"], "district_code": row["district_code"],
              "version": row["version_id"], "version_status": row["status"], **row["extra"]}
     return {"type": "Feature", "id": row["code"], "properties": props, "geometry": json.loads(row["geometry"])}
+
+
+def grid_card(conn: Connection, district: str, version_id: int, code: str) -> dict[str, Any] | None:
+    """A unit grid's card: codes, street/community names, supervision grid and team, owners per role now,
+    open and total cases (the web map's click-through)."""
+    row = conn.execute(sa.text(
+        """SELECT u.code, u.street_code, s_a.name AS street_name, u.community_code, c_a.name AS community_name,
+                  u.supervision_code, sg.team_code, round(CAST(u.area_m2 AS numeric), 1)::float AS area_m2,
+                  (SELECT count(*) FROM cases k WHERE k.district_code = u.district_code
+                      AND k.unit_grid_code = u.code
+                      AND k.status NOT IN ('closed', 'evaluated', 'rejected')) AS open_cases,
+                  (SELECT count(*) FROM cases k WHERE k.district_code = u.district_code
+                      AND k.unit_grid_code = u.code) AS all_cases,
+                  (SELECT count(*) FROM components m WHERE m.district_code = u.district_code
+                      AND m.unit_grid_code = u.code AND m.valid_to IS NULL) AS components
+             FROM unit_grids u
+             LEFT JOIN admin_areas s_a ON s_a.district_code = u.district_code AND s_a.code = u.street_code
+             LEFT JOIN admin_areas c_a ON c_a.district_code = u.district_code AND c_a.code = u.community_code
+             LEFT JOIN supervision_grids sg ON sg.district_code = u.district_code AND sg.version_id = u.version_id
+                                           AND sg.code = u.supervision_code
+            WHERE u.district_code = :d AND u.version_id = :v AND u.code = :code"""
+    ), {"d": district, "v": version_id, "code": code}).mappings().first()
+    if row is None:
+        return None
+    owners = conn.execute(sa.text(
+        """SELECT o.role, p.code, p.name, p.kind, lower(o.valid) AS since FROM grid_ownership o
+             JOIN parties p ON p.district_code = o.district_code AND p.party_id = o.party_id
+            WHERE o.district_code = :d AND o.grid_kind = 'unit' AND o.grid_code = :code AND o.valid @> now()
+            ORDER BY o.role"""
+    ), {"d": district, "code": code}).mappings()
+    by_role = {r["role"]: {k: r[k] for k in ("code", "name", "kind", "since")} for r in owners}
+    return {**dict(row), "version": version_id, "owners": by_role}

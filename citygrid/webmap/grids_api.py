@@ -51,6 +51,20 @@ def get_grid(code: str):
     return jsonify(feature)
 
 
+@bp.get("/<code>/card")
+def get_card(code: str):
+    """A unit grid's card in the current version: names, supervision grid and team, owners per role now,
+    open and total cases, components."""
+    if not re.fullmatch(r"[0-9]{15}", code):
+        raise InvalidInput(f"unit-grid code {code!r} must be 15 digits", field="code")
+    with connection() as conn:
+        version = grid_store.version_row(conn, code[:6], None)
+        card = grid_store.grid_card(conn, code[:6], version["version_id"], code) if version else None
+    if card is None:
+        raise NotFound(f"no unit grid {code} in the current version")
+    return jsonify(card)
+
+
 @bp.get("/versions")
 def list_versions():
     """Dated history of a district's grid versions."""
