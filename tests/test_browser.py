@@ -110,3 +110,24 @@ def test_overview_on_a_phone_screen(browser, server):
         page.screenshot(path=str(ARTIFACTS / "overview-phone.png"))
     finally:
         context.close()
+
+
+def test_clicking_a_unit_grid_shows_its_card_with_owners(browser, server):
+    context, page, errors, outside = open_page(browser, server + "/", viewport={"width": 1000, "height": 800})
+    try:
+        page.evaluate("() => { window.citygrid.map.setView([39.93, 116.48], 16); }")
+        page.wait_for_function("""() => { let n = 0; window.citygrid.map.eachLayer(l => {
+            if (l.feature && String(l.feature.id || '').length === 15) { n += 1; } }); return n > 0; }""",
+                               timeout=20_000)
+        page.evaluate("""() => { const map = window.citygrid.map; const centre = map.getCenter(); let done = false;
+            map.eachLayer(l => { if (!done && l.feature && String(l.feature.id || '').length === 15
+                                      && l.getBounds().contains(centre)) { l.openPopup(centre); done = true; } }); }""")
+        page.wait_for_selector(".cg-card dl", timeout=20_000)
+        page.wait_for_timeout(1500)  # the card must stay open (no pan-and-reload closing it)
+        assert page.locator(".cg-card dl").is_visible()
+        card = page.inner_text(".cg-card")
+        assert "管理主体" in card and "办事处" in card and "监督网格" in card
+        assert errors == [] and outside == []
+        page.screenshot(path=str(ARTIFACTS / "grid-card.png"))
+    finally:
+        context.close()

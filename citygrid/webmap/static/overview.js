@@ -82,13 +82,37 @@
     }).catch(function (err) { document.getElementById("summary").textContent = "error: " + err.message; });
   }
 
+  // The grid card: codes, names, supervision grid and team, owners per role, open cases.
+  function gridCard(gridCode) {
+    var box = document.createElement("div");
+    box.className = "cg-card";
+    box.textContent = gridCode + " …";
+    getJSON("/api/v1/grids/" + gridCode + "/card").then(function (card) {
+      var owners = card.owners || {};
+      var rows = {
+        code: card.code, street: card.street_name, community: card.community_name || "—",
+        supervision: card.supervision_code + " / " + card.team_code,
+        management: owners.management ? owners.management.name : "—",
+        responsibility: owners.responsibility ? owners.responsibility.name : "—",
+        enforcement: owners.enforcement ? owners.enforcement.name : "—",
+        cases: card.open_cases + " open / " + card.all_cases, area: card.area_m2 + " m²"
+      };
+      box.textContent = "";
+      box.appendChild(popup(rows, [["code", "单元网格"], ["street", "街道"], ["community", "社区"],
+                                   ["supervision", "监督网格 / 分队"], ["management", "管理主体"],
+                                   ["responsibility", "责任主体"], ["enforcement", "执法主体"],
+                                   ["cases", "案件"], ["area", "面积"]]));
+    }).catch(function (err) { box.textContent = "error: " + err.message; });
+    return box;
+  }
+
   // Unit grids are many: fetched for the visible box only, from zoom 14.
   function addUnitGrids(code) {
     var layer = L.geoJSON(null, {
       style: { color: "#555", weight: 0.6, fill: true, fillOpacity: 0.02 },
       onEachFeature: function (f, l) {
-        l.bindPopup(popup(f.properties, [["code", "单元网格"], ["street_code", "街道"], ["community_code", "社区"],
-                                         ["supervision_code", "监督网格"], ["area_m2", "m²"]]));
+        // No auto-pan: panning reloads the visible grids, which would close the popup just opened.
+        l.bindPopup(function () { return gridCard(f.properties.code); }, { autoPan: false, minWidth: 240, maxWidth: 320 });
       }
     });
     function refresh() {
