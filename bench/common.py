@@ -18,12 +18,8 @@ def demo_connection(database: str) -> Iterator[Connection]:
     """A connection to a demo database inside a transaction that is rolled back: benchmarks leave no trace."""
     engine = db.make_engine(db.database_url(Settings.from_env(database)))
     try:
-        with engine.connect() as conn:
-            tx = conn.begin()
-            try:
-                yield conn
-            finally:
-                tx.rollback()
+        with db.rolled_back(engine) as conn:
+            yield conn
     finally:
         engine.dispose()
 

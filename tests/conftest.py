@@ -75,25 +75,18 @@ def zhengzhou_engine(zhengzhou_db: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _rolled_back(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as conn:
-        outer = conn.begin()
-        try:
-            yield conn
-        finally:
-            outer.rollback()
-
-
 @pytest.fixture
 def bj(beijing_engine: Engine) -> Iterator[Connection]:
     """A connection to the Beijing test database inside a transaction rolled back after the test."""
-    yield from _rolled_back(beijing_engine)
+    with db.rolled_back(beijing_engine) as conn:
+        yield conn
 
 
 @pytest.fixture
 def zz(zhengzhou_engine: Engine) -> Iterator[Connection]:
     """A connection to the Zhengzhou test database inside a transaction rolled back after the test."""
-    yield from _rolled_back(zhengzhou_engine)
+    with db.rolled_back(zhengzhou_engine) as conn:
+        yield conn
 
 
 def rollback_backend(conn: Connection, database: str) -> Backend:

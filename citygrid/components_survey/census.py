@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from citygrid.components_survey import store
 from citygrid.components_survey.ids import check_obj_ids
-from citygrid.components_survey.mapping import STANDARD, resolve_columns
+from citygrid.components_survey.mapping import resolve_columns
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
 from citygrid.errors import InvalidInput
 from citygrid.loaders.archive import find_dataset, safe_extract
@@ -387,7 +387,3 @@ def report_csv(problems: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     frame.sort_values(["line", "field"]).to_csv(buffer, index=False)
     return buffer.getvalue()
-
-
-def standard_columns() -> tuple[str, ...]:
-    return STANDARD

@@ -11,7 +11,6 @@ All geometry is in the deployment CRS (metres).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -232,8 +231,3 @@ def generate_unit_grids(
         notes=notes,
         chosen_roads=chosen,
     )
-
-
-def expected_count(district_area_m2: float, params: GridParams) -> int:
-    """Rough number of unit grids the parameters ask for (for messages and checks)."""
-    return max(1, math.floor(district_area_m2 / params.target_area_m2))

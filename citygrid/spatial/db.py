@@ -170,3 +170,14 @@ def server_versions(conn: Connection) -> dict[str, str]:
     pg = conn.execute(sa.text("SHOW server_version")).scalar_one()
     postgis = conn.execute(sa.text("SELECT extversion FROM pg_extension WHERE extname = 'postgis'")).scalar()
     return {"postgresql_version": str(pg), "postgis_version": str(postgis) if postgis else ""}
+
+
+@contextmanager
+def rolled_back(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction that is always rolled back (tests, benchmarks, previews)."""
+    with engine.connect() as conn:
+        outer = conn.begin()
+        try:
+            yield conn
+        finally:
+            outer.rollback()
