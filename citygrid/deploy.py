@@ -21,7 +21,7 @@ from citygrid.errors import InvalidInput
 from citygrid.gridding import service as gridding
 from citygrid.gridding import store as gridding_store
 from citygrid.gridding.generate import GridParams
-from citygrid.gridding.ownership import derive_default_ownership
+from citygrid.gridding.ownership import derive_default_ownership, roles_without_owners
 from citygrid.loaders.demo import OSM, OSM_LICENCE, VONNG, VONNG_LICENCE, DemoDistrict, demo_district
 from citygrid.loaders.vector import read_vector
 from citygrid.spatial import admin, db, store
@@ -131,8 +131,13 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
 
 
 def ensure_demo_grids(conn: Connection, demo: DemoDistrict) -> dict[str, Any] | None:
-    """Generate, group and publish the demo district's grids unless a version exists (None then)."""
+    """Generate, group and publish the demo district's grids unless a version exists (None then; derived
+    owners are still added for roles that have none, so an older data directory gains new roles)."""
     if gridding_store.versions(conn, demo.code):
+        published = gridding_store.version_row(conn, demo.code, None)
+        missing = roles_without_owners(conn, demo.code)
+        if published and published["status"] == "published" and missing:
+            derive_default_ownership(conn, demo.code, published["version_id"], roles=missing)
         return None
     generated = gridding.generate(conn, demo.code, GridParams(), author="load-demo", note="demo: default parameters")
     groups, teams = gridding.default_group_counts(generated["unit_grids"])

@@ -9,6 +9,7 @@ import shapely
 import sqlalchemy as sa
 
 from citygrid.cases import service
+from citygrid.cases.escalation import EscalationRules
 from citygrid.cases.intake import parse_report
 from citygrid.cases.workflow import TRANSITIONS, allowed_actions, next_state
 from citygrid.errors import Conflict, InvalidInput
@@ -37,6 +38,7 @@ def payload(**overrides):
     ({"crs": "utm"}, "crs", "one of"),
     ({"kind": "thing"}, "kind", "component or event"),
     ({"class_code": "12"}, "class_code", "4-digit"),
+    ({"class_code": None, "description": ""}, "class_code", "required unless a description"),
     ({"description": "x" * 2001}, "description", "longer than"),
     ({"description": "", "source": "hotline"}, "description", "required"),
     ({"source": "pigeon"}, "source", "one of"),
@@ -159,7 +161,7 @@ def test_full_loop_with_rework_and_reopen(bj):
         case = service.transition(bj, case["case_id"], action, actor=f"{role}-1", role=role, note=action)
     assert case["status"] == "accepted" and case["row_version"] == 1 + len(steps)
     events = case["events"]
-    assert [e["action"] for e in events] == ["report"] + [a for a, _ in steps]
+    assert [e["action"] for e in events] == ["report"] + [a for a, _ in steps] + ["escalate"]  # reopen rule
     assert events[4]["from_status"] == "fed_back" and events[4]["to_status"] == "dispatched"
     assert all(e["actor"] and e["at"] for e in events)
 
@@ -356,6 +358,105 @@ def test_escalation_climbs_levels_and_stops_at_district(bj):
     assert two["status"] == "accepted" and two["events"][-1]["note"] == "street -> district"
     with pytest.raises(Conflict, match="already handled at district"):
         service.transition(bj, case["case_id"], "escalate", actor="system", role="system")
+
+
+def test_derived_owners_in_all_four_roles(bj):
+    case, _ = service.submit(bj, parse_report(payload()))
+    owners = case["owners"]
+    assert set(owners) == {"management", "responsibility", "enforcement", "supervision"}
+    assert owners["enforcement"]["kind"] == "team" and owners["enforcement"]["name"].endswith("综合执法队")
+    team = bj.execute(sa.text("SELECT t.name FROM supervision_grids s JOIN supervision_teams t USING "
+                              "(district_code, version_id) WHERE t.code = s.team_code AND s.code = :c"),
+                      {"c": case["supervision_code"]}).scalar_one()
+    assert owners["supervision"]["name"] == team
+
+
+def test_report_without_a_class_is_classified_and_flagged_for_review(bj):
+    case, outcome = service.submit(bj, parse_report(payload(class_code=None, kind=None,
+                                                            description="路口有小贩摆摊卖水果")))
+    assert outcome == "created" and (case["kind"], case["class_code"]) == ("event", "0501")
+    classification = case["attrs"]["classification"]
+    assert classification["by"] == "taxonomy" and len(classification["top"]) == 3
+    assert classification["top"][0]["code"] == "0501"
+    assert classification["needs_review"] == (classification["top"][0]["probability"] < service.REVIEW_BELOW)
+    fixed = service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
+                               class_code="0504")
+    assert (fixed["class_code"], fixed["status"]) == ("0504", "reported")
+    assert fixed["attrs"]["classification"]["needs_review"] is False
+    assert fixed["events"][-1]["note"] == "event/0501 -> event/0504"
+    with pytest.raises(InvalidInput, match="unknown event class '9999'"):
+        service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", class_code="9999")
+    with pytest.raises(InvalidInput, match="kind must be"):
+        service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", kind="x",
+                           class_code="0102")
+
+
+def test_component_kind_given_limits_classification(bj):
+    case, _ = service.submit(bj, parse_report(payload(class_code=None, kind="component",
+                                                      description="井盖丢失了很危险")))
+    assert (case["kind"], case["class_code"]) == ("component", "0101")
+
+
+def test_reclassify_is_refused_after_dispatch(bj):
+    case, _ = service.submit(bj, parse_report(payload()))
+    for action, role in (("accept", "acceptor"), ("dispatch", "dispatcher")):
+        service.transition(bj, case["case_id"], action, actor="a", role=role)
+    with pytest.raises(Conflict, match="'reclassify' is not allowed on a dispatched case"):
+        service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", class_code="0103")
+
+
+def test_emergency_classes_start_at_district_level(bj):
+    emergency, _ = service.submit(bj, parse_report(payload(class_code="0401", description="路面塌陷")))
+    ordinary, _ = service.submit(bj, parse_report(payload(class_code="0505", description="乱停车")))
+    assert emergency["attrs"]["level"] == "district" and ordinary["attrs"]["level"] == "community"
+
+
+def test_repeated_hand_backs_and_a_reopening_escalate_by_rule(bj):
+    case, _ = service.submit(bj, parse_report(payload()))
+    cid = case["case_id"]
+    steps = [("accept", "acceptor"), ("dispatch", "dispatcher"), ("hand_back", "unit"), ("dispatch", "dispatcher"),
+             ("hand_back", "unit")]
+    for action, role in steps:
+        case = service.transition(bj, cid, action, actor="a", role=role)
+    assert case["attrs"]["level"] == "street"
+    last = case["events"][-1]
+    assert (last["action"], last["actor"]) == ("escalate", "system") and "hand_back 2 time(s)" in last["note"]
+    for action, role in (("dispatch", "dispatcher"), ("feed_back", "unit"), ("check_pass", "supervisor"),
+                         ("close", "acceptor"), ("reopen", "acceptor")):
+        case = service.transition(bj, cid, action, actor="a", role=role)
+    assert case["attrs"]["level"] == "district" and case["status"] == "accepted"
+
+
+def test_no_rule_no_escalation(bj):
+    case, _ = service.submit(bj, parse_report(payload()))
+    for action, role in (("accept", "acceptor"), ("dispatch", "dispatcher"), ("hand_back", "unit")):
+        case = service.transition(bj, case["case_id"], action, actor="a", role=role,
+                                  escalation=EscalationRules())
+    assert case["attrs"]["level"] == "community"
+
+
+@pytest.mark.parametrize(("data", "needle"), [
+    ({"initial_level": {"event/04": "city"}}, "not one of community"),
+    ({"after": {"teleport": 2}}, "not one of hand_back"),
+    ({"after": {"hand_back": 0}}, "whole number"),
+    ({"after": {"hand_back": "two"}}, "whole number"),
+])
+def test_bad_escalation_rules_are_refused(data, needle):
+    with pytest.raises(InvalidInput, match=needle):
+        EscalationRules.from_mapping(data)
+
+
+def test_http_report_without_class_and_reclassify(client):
+    made = client.post("/api/v1/cases", json=payload(class_code=None, kind=None, description="这里有人乱贴小广告"))
+    assert made.status_code == 201
+    case = made.get_json()["case"]
+    assert case["class_code"] == "0201" and case["attrs"]["classification"]["top"][0]["code"] == "0201"
+    url = f"/api/v1/cases/{case['case_id']}/transitions"
+    bad = client.post(url, json={"action": "reclassify", "actor": "a", "role": "acceptor", "class_code": "x1"})
+    assert bad.status_code == 400 and bad.get_json()["details"][0]["field"] == "class_code"
+    ok = client.post(url, json={"action": "reclassify", "actor": "a", "role": "acceptor", "kind": "event",
+                                "class_code": "0202"})
+    assert ok.status_code == 200 and ok.get_json()["class_code"] == "0202"
 
 
 # ------------------------------------------------------------------------------------------ addresses

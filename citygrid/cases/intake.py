@@ -28,7 +28,8 @@ _OBJID = re.compile(r"^[0-9]{16}$")
 @dataclass(frozen=True)
 class Report:
     """A validated report. ``lon``/``lat`` are in ``crs`` (wgs84 | gcj02 | bd09); both None when the report
-    is to be located by its ``address`` through the gazetteer."""
+    is to be located by its ``address`` through the gazetteer. ``class_code`` is empty when the description
+    is to be classified (``kind`` empty too unless the client named it)."""
 
     lon: float | None
     lat: float | None
@@ -86,13 +87,17 @@ def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: 
             problems.append({"field": "lon", "reason": f"longitude {lon} is outside -180…180"})
         elif 15 <= lon <= 55 and 70 <= lat <= 90:
             problems.append({"field": "lat", "reason": "lon and lat look swapped (a point in China has lon ≈ 73–135)"})
-    kind = str(data.get("kind") or "event")
-    if kind not in ("component", "event"):
-        problems.append({"field": "kind", "reason": "must be component or event"})
     class_code = str(data.get("class_code") or "").strip()
-    if not _CODE.match(class_code):
-        problems.append({"field": "class_code", "reason": "must be the 4-digit major+minor class code, e.g. 0102"})
     description = str(data.get("description") or "").strip()
+    # Without a class code the description is classified at submission; the kind then stays open ("")
+    # unless the client gives it.
+    kind = str(data.get("kind") or ("event" if class_code or not description else ""))
+    if kind not in ("component", "event", ""):
+        problems.append({"field": "kind", "reason": "must be component or event"})
+    if class_code and not _CODE.match(class_code):
+        problems.append({"field": "class_code", "reason": "must be the 4-digit major+minor class code, e.g. 0102"})
+    elif not class_code and not description:
+        problems.append({"field": "class_code", "reason": "required unless a description is given to classify"})
     source = str(data.get("source") or default_source)
     if source not in SOURCES:
         problems.append({"field": "source", "reason": f"must be one of {', '.join(SOURCES)}"})

@@ -6,6 +6,7 @@ in that one transaction.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from citygrid.cases import store
 from citygrid.cases.calendar import DeadlineTable, WorkingCalendar, load_rules
+from citygrid.cases.escalation import COUNTED_ACTIONS, EscalationRules, load_escalation, next_level
 from citygrid.cases.intake import Report
 from citygrid.cases.workflow import LEVELS, allowed_actions, next_state, target_status
 from citygrid.config import Settings
@@ -30,6 +32,7 @@ DUPLICATE_RADIUS_M = 50.0
 DUPLICATE_HOURS = 24.0
 COMPONENT_SEARCH_M = 30.0
 COMPONENT_MATCH_M = 50.0
+REVIEW_BELOW = 0.5
 
 
 def _storage_point(report: Report, srid: int) -> shapely.Point:
@@ -58,6 +61,9 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
     if district is None:
         where = f"{distance:.0f} m outside the nearest district" if distance is not None else "no district loaded"
         raise InvalidInput(f"the point is {where}", field="lon")
+    classification = None
+    if not report.class_code:
+        report, classification = _classify(conn, report)
     if not store.class_exists(conn, report.scheme, report.kind, report.class_code):
         raise InvalidInput(f"unknown {report.kind} class {report.class_code} in scheme {report.scheme}",
                            field="class_code")
@@ -94,7 +100,9 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
         "street": index.street_codes[hit] if hit >= 0 else None,
         "component": component["obj_id"] if component else None, "synthetic": report.synthetic,
         "attrs": {"photos": list(report.photos), "address": report.address, "input_crs": report.crs,
-                  "grid_version": index.version, "located_by": located_by} | report.extra,
+                  "grid_version": index.version, "located_by": located_by,
+                  "level": load_escalation(Settings.from_env().data_dir).initial_level(report.kind, report.class_code)}
+                 | ({"classification": classification} if classification else {}) | report.extra,
         "wkb": wkb,
     }
     case_id = store.insert_case(conn, row, srid)
@@ -103,6 +111,23 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
     store.add_event(conn, district, case_id, action="report", from_status=None, to_status="reported",
                     actor=actor, role=role, note=report.source)
     return case_view(conn, case_id), "created"
+
+
+def _classify(conn: Connection, report: Report) -> tuple[Report, dict[str, Any]]:
+    """The report with the most probable class of its description, and how it was chosen: the top three,
+    the classifier (``trained`` model or ``taxonomy`` similarity) and ``needs_review`` when the best
+    probability is below ``REVIEW_BELOW`` (the acceptor confirms with the ``reclassify`` action)."""
+    from citygrid.cases.classify import classifier_for
+    from citygrid.components_survey import store as survey_store
+
+    classes = survey_store.taxonomy(conn, scheme=report.scheme, kind=report.kind or None)
+    model = None if report.kind else Settings.from_env().data_dir / "models" / f"{report.scheme}.joblib"
+    classifier = classifier_for(classes, model)
+    top = classifier.top(report.description)
+    best = top[0]
+    return replace(report, kind=best.kind, class_code=best.code), {
+        "by": "trained" if classifier.trained else "taxonomy", "needs_review": best.probability < REVIEW_BELOW,
+        "top": [{"kind": p.kind, "code": p.code, "name": p.name, "probability": p.probability} for p in top]}
 
 
 def _locate_address(conn: Connection, address: str) -> tuple[shapely.Point, dict[str, Any]]:
@@ -127,11 +152,16 @@ def _locate_address(conn: Connection, address: str) -> tuple[shapely.Point, dict
 
 def transition(conn: Connection, case_id: int, action: str, *, actor: str, role: str, note: str = "",
                expected_version: int | None = None,
-               rules: tuple[DeadlineTable, WorkingCalendar] | None = None) -> dict[str, Any]:
+               rules: tuple[DeadlineTable, WorkingCalendar] | None = None,
+               escalation: EscalationRules | None = None, kind: str | None = None,
+               class_code: str | None = None) -> dict[str, Any]:
     """Apply a workflow action. ``Conflict`` (409) when the status does not allow it or another change won.
 
     Dispatching starts the disposal deadline: the class's rule (working hours or days) on the working
-    calendar (``rules``, default ``data/deadlines.yaml`` + ``data/calendar.yaml``)."""
+    calendar (``rules``, default ``data/deadlines.yaml`` + ``data/calendar.yaml``). A hand-back, failed check
+    or reopening that reaches an escalation rule's count (``escalation``, default ``data/escalation.yaml``)
+    raises the case one level in the same transaction. ``reclassify`` takes the new ``kind`` and
+    ``class_code``."""
     if not actor or len(actor) > 100:
         raise InvalidInput("actor must be 1–100 characters", field="actor")
     if len(note) > 2000:
@@ -142,11 +172,22 @@ def transition(conn: Connection, case_id: int, action: str, *, actor: str, role:
     step = next_state(case["status"], action)
     target = target_status(step, case["status"])
     if action == "escalate":
-        level = (case["attrs"] or {}).get("level", "community")
-        if level == LEVELS[-1]:
+        level = (case["attrs"] or {}).get("level", LEVELS[0])
+        higher = next_level(level)
+        if higher is None:
             raise Conflict(f"case {case_id} is already handled at {level} level")
-        store.merge_attrs(conn, case_id, {"level": LEVELS[LEVELS.index(level) + 1]})
-        note = note or f"{level} -> {LEVELS[LEVELS.index(level) + 1]}"
+        store.merge_attrs(conn, case_id, {"level": higher})
+        note = note or f"{level} -> {higher}"
+    if action == "reclassify":
+        kind, class_code = kind or case["kind"], (class_code or "").strip()
+        if kind not in ("event", "component"):
+            raise InvalidInput("kind must be event or component", field="kind")
+        if not store.class_exists(conn, case["scheme"], kind, class_code):
+            raise InvalidInput(f"unknown {kind} class {class_code!r} in scheme {case['scheme']}", field="class_code")
+        store.set_class(conn, case_id, kind, class_code)
+        store.merge_attrs(conn, case_id, {"classification": {
+            **((case["attrs"] or {}).get("classification") or {}), "needs_review": False, "confirmed_by": actor}})
+        note = note or f"{case['kind']}/{case['class_code']} -> {kind}/{class_code}"
     if action == "dispatch":
         store.merge_attrs(conn, case_id, {"dispatched_to": responsible_party(conn, case)})
     version = store.apply_transition(conn, case_id, case["status"], target, expected_version)
@@ -159,7 +200,23 @@ def transition(conn: Connection, case_id: int, action: str, *, actor: str, role:
         table, calendar = rules or load_rules(Settings.from_env().data_dir)
         started = conn.execute(text("SELECT now()")).scalar_one()
         store.set_deadline(conn, case_id, table.rule_for(case["kind"], case["class_code"]).deadline(started, calendar))
+    if action in COUNTED_ACTIONS:
+        _escalate_by_rule(conn, case_id, action, escalation or load_escalation(Settings.from_env().data_dir))
     return case_view(conn, case_id)
+
+
+def _escalate_by_rule(conn: Connection, case_id: int, action: str, escalation: EscalationRules) -> None:
+    """Raise the case one level when ``action`` has now happened as often as a rule says (event by system)."""
+    case = store.get_case(conn, case_id)
+    times = sum(1 for e in store.events(conn, case["district_code"], case_id) if e["action"] == action)
+    reason = escalation.triggered(action, times)
+    level = (case["attrs"] or {}).get("level", LEVELS[0])
+    higher = next_level(level)
+    if reason is None or higher is None or "escalate" not in allowed_actions(case["status"]):
+        return
+    store.merge_attrs(conn, case_id, {"level": higher})
+    store.add_event(conn, case["district_code"], case_id, action="escalate", from_status=case["status"],
+                    to_status=case["status"], actor="system", role="system", note=f"{level} -> {higher} ({reason})")
 
 
 def dispatch_rules(data_dir: Path) -> dict[str, Any]:

@@ -193,6 +193,11 @@ def deadline_lists(conn: Connection, district: str | None, within_hours: float, 
     return {"overdue": [dict(r) for r in overdue], "due_soon": [dict(r) for r in soon]}
 
 
+def set_class(conn: Connection, case_id: int, kind: str, class_code: str) -> None:
+    conn.execute(sa.text("UPDATE cases SET kind = :k, class_code = :c WHERE case_id = :id"),
+                 {"k": kind, "c": class_code, "id": case_id})
+
+
 def merge_attrs(conn: Connection, case_id: int, extra: dict[str, Any]) -> None:
     conn.execute(sa.text("UPDATE cases SET attrs = attrs || CAST(:x AS jsonb) WHERE case_id = :id"),
                  {"x": json.dumps(extra, ensure_ascii=False, default=str), "id": case_id})

@@ -39,6 +39,8 @@ TRANSITIONS: dict[str, Transition] = {t.action: t for t in (
     Transition("close", ("checked",), "closed", ("acceptor", "admin"), "结案"),
     Transition("evaluate", ("closed",), "evaluated", ("acceptor", "admin"), "评价"),
     Transition("reopen", ("closed", "evaluated", "rejected"), "accepted", ("acceptor", "admin"), "重新受理"),
+    # Reclassification keeps the status: the acceptor confirms or corrects the class before dispatch.
+    Transition("reclassify", ("reported", "verified", "accepted"), "", ("acceptor", "admin"), "改类"),
     # Escalation keeps the status and raises the handling level: community -> street -> district.
     Transition("escalate", ("accepted", "dispatched", "fed_back"), "", ("dispatcher", "admin", "system"), "升级"),
 )}

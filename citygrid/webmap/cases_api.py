@@ -98,7 +98,8 @@ def list_cases():
 
 @bp.post("/<int:case_id>/transitions")
 def transition(case_id: int):
-    """``{"action", "actor", "role", "note", "expected_version"}`` — 409 when the status does not allow the
+    """``{"action", "actor", "role", "note", "expected_version"}`` (``reclassify`` also takes ``kind`` and
+    ``class_code``) — 409 when the status does not allow the
     action or the case changed since ``expected_version``."""
     data = json_body()
     version = data.get("expected_version")
@@ -107,7 +108,8 @@ def transition(case_id: int):
     with connection() as conn:
         case = service.transition(conn, case_id, str(data.get("action") or ""), actor=str(data.get("actor") or ""),
                                   role=str(data.get("role") or "")[:50], note=str(data.get("note") or ""),
-                                  expected_version=version)
+                                  expected_version=version, kind=data.get("kind") or None,
+                                  class_code=str(data.get("class_code") or ""))
     return jsonify(case)
 
 
