@@ -234,12 +234,14 @@ def current_unit_grids(conn: Connection, district: str) -> tuple[int | None, lis
 
 
 def grid_revision(conn: Connection, district: str) -> tuple:
-    """What identifies the content of the district's current grid version: id, grid count, version params."""
+    """What identifies the content of the district's current grid version: id, version params, and the grid
+    count of a draft (a published version is never edited, so it needs no count — saves ~1 ms a report)."""
     row = conn.execute(
         sa.text(
             """SELECT v.version_id, md5(v.params::text),
+                      CASE WHEN v.status <> 'published' THEN
                       (SELECT count(*) FROM unit_grids u WHERE u.district_code = v.district_code
-                          AND u.version_id = v.version_id)
+                          AND u.version_id = v.version_id) END
                  FROM grid_versions v WHERE v.district_code = :d
                 ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1"""
         ),

@@ -1,7 +1,8 @@
 """``citygrid serve --prod``: gunicorn with settings for this machine, JSON access logs and graceful shutdown.
 
 Workers: 2 × cores + 1 processes with a few threads each (the request work is part Python, part database
-waits). SIGTERM lets in-flight requests finish (``graceful_timeout``) before workers stop.
+waits), each warmed up (grid indexes built) before it takes requests. SIGTERM lets in-flight requests finish
+(``graceful_timeout``) before workers stop.
 """
 
 from __future__ import annotations
@@ -44,4 +45,22 @@ class ProdServer(BaseApplication):
         logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                             format='{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", '
                                    '"message": %(message)r}')
-        return self._factory()
+        app = self._factory()
+        warm_up(app)
+        return app
+
+
+def warm_up(app) -> None:
+    """Build each district's grid index and open a few pooled connections in a new worker before it takes
+    requests, so the first reports it serves do not wait seconds for them. Failures are logged, not fatal:
+    a worker without a database still serves ``/healthz`` with 503."""
+    from citygrid.cases import store as case_store
+    from citygrid.spatial.geocode import GridIndex
+    from citygrid.webmap.context import connection
+
+    try:
+        with app.app_context(), connection() as conn:
+            for district in case_store.district_codes(conn):
+                GridIndex.cached(conn, district)
+    except Exception as error:  # a worker must start even when the database is down
+        logging.getLogger("citygrid.prod").warning("warm-up skipped: %s", error)
