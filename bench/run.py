@@ -21,6 +21,8 @@ BENCHMARKS: dict[str, str] = {
     "geocode_1m_postgis": "bench.bench_geocode",
     "intake_http": "bench.bench_intake",
     "kde_1m": "bench.bench_kde",
+    "mvt_tile": "bench.bench_web",
+    "page_overview": "bench.bench_web",
 }
 
 

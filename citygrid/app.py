@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.engine import Connection
 
 from citygrid.config import Settings
 from citygrid.errors import Unavailable
 from citygrid.spatial import db
-from citygrid.webmap import analysis_api, api, cases_api, grids_api, health, imports_api, open311, pages
+from citygrid.webmap import (
+    analysis_api,
+    api,
+    cases_api,
+    grids_api,
+    health,
+    imports_api,
+    open311,
+    pages,
+    search_api,
+    tiles_api,
+)
 from citygrid.webmap.context import Backend
 from citygrid.webmap.errors import register_error_handlers
 
 log = logging.getLogger(__name__)
+
+
+class IsoJSONProvider(DefaultJSONProvider):
+    """JSON with dates and times in ISO 8601 (with their UTC offset), not Flask's HTTP-date format."""
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        if isinstance(o, dt.date | dt.datetime):
+            return o.isoformat()
+        return DefaultJSONProvider.default(o)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -33,6 +56,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     A database that cannot be reached at start-up is tolerated (requests answer 503 until it is back).
     """
     app = Flask(__name__.rsplit(".", 1)[0], static_folder=None)
+    app.json_provider_class = IsoJSONProvider
+    app.json = IsoJSONProvider(app)
     app.config.update(JSON_AS_ASCII=False, MAX_CONTENT_LENGTH=512 * 1024 * 1024)
     app.json.ensure_ascii = False
     app.config.update(config or {})
@@ -52,6 +77,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(cases_api.classify_bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(analysis_api.bp)
+    app.register_blueprint(tiles_api.bp)
+    app.register_blueprint(search_api.bp)
     app.register_blueprint(pages.bp)
     return app
 

@@ -66,3 +66,15 @@ class Settings:
     @property
     def taxonomy_dir(self) -> Path:
         return self.data_dir / "taxonomy"
+
+
+def basemap() -> dict[str, str] | None:
+    """The optional XYZ basemap of the map pages: ``$CITYGRID_BASEMAP_URL`` (a ``{z}/{x}/{y}`` template, e.g.
+    a tile server of the city's own) with ``$CITYGRID_BASEMAP_ATTRIBUTION``; None (no basemap) by default.
+    See ``docs/basemap.md``: Chinese web basemaps are drawn in GCJ-02 and sit 100–700 m off WGS84 data."""
+    url = os.environ.get("CITYGRID_BASEMAP_URL", "").strip()
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://", "/")) or "{z}" not in url or "{x}" not in url or "{y}" not in url:
+        raise ValueError("CITYGRID_BASEMAP_URL must be an http(s) or site-relative URL with {z}, {x} and {y}")
+    return {"url": url, "attribution": os.environ.get("CITYGRID_BASEMAP_ATTRIBUTION", "").strip()}

@@ -125,6 +125,10 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
                                     {"d": demo.code}).first():
                     made = synthetic.generate(conn, demo.code, demo.history_cases)
                     summary["synthetic_history"] = {"cases": made.imported, "problems": len(made.problems)}
+        with engine.begin() as conn:
+            # Fresh tables have no statistics until autovacuum gets to them; without them the planner picks
+            # nested loops over thousands of grids and ownership rows (minutes instead of milliseconds).
+            conn.execute(sa.text("ANALYZE"))
         return summary
     finally:
         engine.dispose()

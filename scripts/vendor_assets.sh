@@ -7,8 +7,36 @@ dest=citygrid/webmap/static/vendor
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 LEAFLET=1.9.4
-(cd "$work" && npm pack --silent "leaflet@$LEAFLET" >/dev/null && tar xzf "leaflet-$LEAFLET.tgz")
+VECTORGRID=1.3.0
+MARKERCLUSTER=1.5.3
+
+fetch() {  # fetch NAME VERSION -> unpacked in $work/NAME
+    (cd "$work" && npm pack --silent "$1@$2" >/dev/null && mkdir -p "$1" && tar xzf "${1//\//-}-$2.tgz" -C "$1")
+}
+
+fetch leaflet "$LEAFLET"
 mkdir -p "$dest/leaflet"
-cp "$work/package/dist/leaflet.js" "$work/package/dist/leaflet.css" "$work/package/LICENSE" "$dest/leaflet/"
-cp -r "$work/package/dist/images" "$dest/leaflet/"
-printf 'leaflet %s (BSD-2-Clause) from the npm registry\n' "$LEAFLET" > "$dest/VERSIONS"
+cp "$work/leaflet/package/dist/leaflet.js" "$work/leaflet/package/dist/leaflet.css" "$work/leaflet/package/LICENSE" \
+   "$dest/leaflet/"
+cp -r "$work/leaflet/package/dist/images" "$dest/leaflet/"
+
+fetch leaflet.vectorgrid "$VECTORGRID"
+mkdir -p "$dest/vectorgrid"
+cp "$work/leaflet.vectorgrid/package/dist/Leaflet.VectorGrid.bundled.min.js" "$dest/vectorgrid/"
+cp "$work/leaflet.vectorgrid/package/LICENSE" "$dest/vectorgrid/" 2>/dev/null \
+   || printf 'Leaflet.VectorGrid: Beerware licence (see the npm package), bundled with pbf and vector-tile (BSD-3-Clause)\n' \
+      > "$dest/vectorgrid/LICENSE"
+
+fetch leaflet.markercluster "$MARKERCLUSTER"
+mkdir -p "$dest/markercluster"
+cp "$work/leaflet.markercluster/package/dist/leaflet.markercluster.js" \
+   "$work/leaflet.markercluster/package/dist/MarkerCluster.css" \
+   "$work/leaflet.markercluster/package/dist/MarkerCluster.Default.css" \
+   "$work/leaflet.markercluster/package/MIT-LICENCE.txt" "$dest/markercluster/"
+
+{
+    printf 'leaflet %s (BSD-2-Clause) from the npm registry\n' "$LEAFLET"
+    printf 'leaflet.vectorgrid %s (Beerware; bundles pbf and @mapbox/vector-tile, BSD-3-Clause) from the npm registry\n' \
+        "$VECTORGRID"
+    printf 'leaflet.markercluster %s (MIT) from the npm registry\n' "$MARKERCLUSTER"
+} > "$dest/VERSIONS"

@@ -1,6 +1,8 @@
-"""The overview page in headless Chromium (Debian's ``chromium``, driven by Playwright): it loads with no
-console errors, makes no request that leaves the server, draws its layers, escapes stored text, and works on
-a 390 px phone screen. Screenshots are kept in ``tests/artifacts/``. Fails (never skips) without Chromium."""
+"""The pages in headless Chromium (Debian's ``chromium``, driven by Playwright): each loads with no console
+errors and makes no request that leaves the server, draws its layers (vector tiles included), escapes stored
+text, and works on a 390 px phone screen; clicks open grid and component cards, search finds things, the
+caseload slider and opacity work, a new case shows on the cases page, a supervisor locates themself.
+Screenshots are kept in ``tests/artifacts/``. Fails (never skips) without Chromium."""
 
 from __future__ import annotations
 
@@ -20,13 +22,21 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"]
 
 
+class Server(str):
+    """The server's base URL, carrying the settings it serves."""
+
+    settings: object
+
+
 @pytest.fixture(scope="module")
 def server(beijing_db):
     app = create_app({"CITYGRID_SETTINGS": beijing_db})
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
+    url = Server(f"http://127.0.0.1:{httpd.server_port}")
+    url.settings = beijing_db
+    yield url
     httpd.shutdown()
 
 
@@ -60,16 +70,37 @@ def drawn_features(page) -> int:
         window.citygrid.map.eachLayer(l => { if (l.feature) { n += 1; } }); return n; }""")
 
 
+def tile_features(page, layer: str) -> int:
+    """Features in the loaded vector tiles of ``window.citygrid.layers[layer]``."""
+    return page.evaluate("""(name) => { const layer = window.citygrid.layers[name]; let n = 0;
+        if (!layer || !layer._vectorTiles) { return 0; }
+        Object.values(layer._vectorTiles).forEach(t => { n += Object.keys(t._features || {}).length; }); return n; }""",
+                         layer)
+
+
+def click_map_centre(page) -> None:
+    box = page.locator(".folium-map").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
 def test_overview_loads_offline_with_its_layers(browser, server):
     ARTIFACTS.mkdir(exist_ok=True)
     context, page, errors, outside = open_page(browser, server + "/", viewport={"width": 1280, "height": 900})
     try:
         assert errors == [] and outside == []
+        page.hover(".leaflet-control-layers")
         labels = page.inner_text(".leaflet-control-layers")
-        for layer in ("District boundary", "Supervision grids", "Unit grids", "Street points", "Community points"):
+        for layer in ("District boundary", "Supervision grids", "Unit grids", "Components", "Street points",
+                      "Community points"):
             assert layer in labels
-        assert drawn_features(page) > 237 + 298  # supervision grids + community points at least
+        assert drawn_features(page) > 298  # community points at least
+        assert tile_features(page, "unitGrids") > 8000  # every Chaoyang unit grid is drawn at district zoom
+        assert "owners" in page.inner_text(".cg-legend")
         page.screenshot(path=str(ARTIFACTS / "overview.png"))
+        page.select_option("#role", "enforcement")
+        page.wait_for_function("document.querySelector('.cg-legend').textContent.includes('enforcement owners')")
+        assert "综合执法队" in page.inner_text(".cg-legend")
+        page.screenshot(path=str(ARTIFACTS / "overview-enforcement.png"))
     finally:
         context.close()
 
@@ -100,14 +131,17 @@ def test_clicking_a_point_shows_escaped_text(browser, server, beijing_engine):
             conn.execute(sa.text("UPDATE admin_areas SET name = :n WHERE code = '110105001024'"), {"n": old})
 
 
-def test_overview_on_a_phone_screen(browser, server):
-    context, page, errors, outside = open_page(browser, server + "/", viewport={"width": 390, "height": 844},
+@pytest.mark.parametrize("path", ["/", "/caseload", "/cases"])
+def test_every_page_on_a_phone_screen(browser, server, path):
+    context, page, errors, outside = open_page(browser, server + path, viewport={"width": 390, "height": 844},
                                                device_scale_factor=2, is_mobile=True, has_touch=True)
     try:
         assert errors == [] and outside == []
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390  # nothing forces horizontal scrolling
-        page.screenshot(path=str(ARTIFACTS / "overview-phone.png"))
+        map_height = page.locator(".folium-map").bounding_box()["height"]
+        assert map_height > 844 / 2  # the map, not the controls, fills the phone
+        page.screenshot(path=str(ARTIFACTS / f"phone-{path.strip('/') or 'overview'}.png"))
     finally:
         context.close()
 
@@ -116,18 +150,172 @@ def test_clicking_a_unit_grid_shows_its_card_with_owners(browser, server):
     context, page, errors, outside = open_page(browser, server + "/", viewport={"width": 1000, "height": 800})
     try:
         page.evaluate("() => { window.citygrid.map.setView([39.93, 116.48], 16); }")
-        page.wait_for_function("""() => { let n = 0; window.citygrid.map.eachLayer(l => {
-            if (l.feature && String(l.feature.id || '').length === 15) { n += 1; } }); return n > 0; }""",
+        page.wait_for_function("""() => { const l = window.citygrid.layers.unitGrids;
+            return l && Object.entries(l._vectorTiles).some(([key, t]) => key.endsWith(':16')
+                                                                    && Object.keys(t._features).length > 0); }""",
                                timeout=20_000)
-        page.evaluate("""() => { const map = window.citygrid.map; const centre = map.getCenter(); let done = false;
-            map.eachLayer(l => { if (!done && l.feature && String(l.feature.id || '').length === 15
-                                      && l.getBounds().contains(centre)) { l.openPopup(centre); done = true; } }); }""")
+        page.wait_for_timeout(300)
+        click_map_centre(page)  # a real click on the canvas tile
         page.wait_for_selector(".cg-card dl", timeout=20_000)
-        page.wait_for_timeout(1500)  # the card must stay open (no pan-and-reload closing it)
+        page.wait_for_timeout(1000)  # the card stays open
         assert page.locator(".cg-card dl").is_visible()
         card = page.inner_text(".cg-card")
-        assert "管理主体" in card and "办事处" in card and "监督网格" in card
+        for label in ("管理主体", "责任主体", "执法主体", "监督主体", "监督网格"):
+            assert label in card
+        assert "办事处" in card and "综合执法队" in card
         assert errors == [] and outside == []
         page.screenshot(path=str(ARTIFACTS / "grid-card.png"))
+    finally:
+        context.close()
+
+
+def test_search_finds_a_grid_a_case_and_an_address(browser, server, beijing_engine):
+    import sqlalchemy as sa
+
+    with beijing_engine.connect() as conn:
+        grid = conn.execute(sa.text("SELECT code FROM unit_grids ORDER BY code LIMIT 1")).scalar_one()
+    context, page, errors, outside = open_page(browser, server + "/", viewport={"width": 1000, "height": 800})
+    try:
+        for query, expected in ((grid, "unit_grid: " + grid), ("南郎家园", "community: 南郎家园社区")):
+            page.fill("#search", query)
+            page.click("#search-form button")
+            page.wait_for_function("(t) => document.getElementById('summary').textContent.includes(t)",
+                                   arg=expected, timeout=15_000)
+        page.fill("#search", "火星上的地址")
+        page.click("#search-form button")
+        page.wait_for_function("document.getElementById('summary').textContent.startsWith('nothing found')")
+        assert errors == [] and outside == []
+        page.screenshot(path=str(ARTIFACTS / "search.png"))
+    finally:
+        context.close()
+
+
+def test_a_component_is_drawn_from_tiles_and_its_card_shows_history(browser, server, beijing_engine):
+    import sqlalchemy as sa
+
+    obj_id = "1101050118999001"
+    with beijing_engine.begin() as conn:
+        for valid_from, valid_to, lon in (("2024-01-01", "2025-06-01", 116.4801), ("2025-06-01", None, 116.48)):
+            conn.execute(sa.text(
+                """INSERT INTO components (district_code, obj_id, valid_from, valid_to, scheme, class_code,
+                                           obj_name, obj_state, synthetic, geom)
+                   VALUES ('110105', :o, :f, CAST(:t AS timestamptz), 'cjt214', '0118', '<b>测试路灯</b>', '完好',
+                           true, ST_Transform(ST_SetSRID(ST_MakePoint(:lon, 39.93), 4326), 4548))"""
+            ), {"o": obj_id, "f": valid_from, "t": valid_to, "lon": lon})
+    try:
+        context, page, errors, outside = open_page(browser, server + "/", viewport={"width": 1000, "height": 800})
+        try:
+            page.evaluate("() => { window.citygrid.map.setView([39.93, 116.48], 18); }")
+            page.wait_for_function("""() => { const l = window.citygrid.layers.components;
+                return l && Object.values(l._vectorTiles).some(t => Object.keys(t._features).length > 0); }""",
+                                   timeout=20_000)
+            page.wait_for_timeout(300)
+            click_map_centre(page)
+            page.wait_for_selector(".cg-card ul li", timeout=20_000)
+            card = page.inner_text(".cg-card")
+            assert obj_id in card and "路灯" in card and "<b>测试路灯</b>" in card and "SYNTHETIC" in card
+            assert "2 versions" in card and page.locator(".cg-card li").count() == 2
+            assert errors == [] and outside == []
+            page.screenshot(path=str(ARTIFACTS / "component-card.png"))
+        finally:
+            context.close()
+    finally:
+        with beijing_engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM components WHERE obj_id = :o"), {"o": obj_id})
+
+
+@pytest.fixture(scope="module")
+def synthetic_history(beijing_engine):
+    """A small seeded SYNTHETIC case history in the test district for the caseload page (removed after)."""
+    import sqlalchemy as sa
+
+    from citygrid.cases import synthetic
+
+    with beijing_engine.begin() as conn:
+        synthetic.generate(conn, "110105", 600)
+    yield
+    with beijing_engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM cases WHERE district_code = '110105' AND synthetic"))
+
+
+def test_caseload_page_choropleth_density_and_month_slider(browser, server, synthetic_history):
+    context, page, errors, outside = open_page(browser, server + "/caseload", viewport={"width": 1280, "height": 900})
+    try:
+        assert errors == [] and outside == []
+        assert "SYNTHETIC" in page.inner_text("#summary")
+        page.wait_for_function("window.citygrid.layers.density && window.citygrid.layers.density._image "
+                               "&& window.citygrid.layers.density._image.complete")
+        assert tile_features(page, "choropleth") > 8000
+        assert page.locator(".leaflet-image-layer").count() == 1
+        page.screenshot(path=str(ARTIFACTS / "caseload.png"))
+        page.evaluate("""() => { const s = document.getElementById('month'); s.value = 2;
+            s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change')); }""")
+        page.wait_for_function("window.citygrid.ready")
+        label = page.inner_text("#month-label")
+        assert len(label) == 7 and label[4] == "-"  # YYYY-MM
+        assert label in page.inner_text(".cg-legend")
+        page.evaluate("""() => { const s = document.getElementById('opacity'); s.value = 20;
+            s.dispatchEvent(new Event('input')); }""")
+        assert page.evaluate("window.citygrid.layers.density.options.opacity") == pytest.approx(0.2)
+        page.select_option("#level", "community")
+        page.wait_for_function("window.citygrid.ready && window.citygrid.layers.choropleth.getLayers "
+                               "&& window.citygrid.layers.choropleth.getLayers().length > 100")
+        assert errors == [] and outside == []
+        page.screenshot(path=str(ARTIFACTS / "caseload-community-month.png"))
+    finally:
+        context.close()
+
+
+def test_new_case_appears_on_the_cases_page_with_escaped_text(browser, server, beijing_engine):
+    import sqlalchemy as sa
+
+    from citygrid.app import create_app
+
+    api = create_app({"CITYGRID_SETTINGS": server.settings}).test_client()
+    made = api.post("/api/v1/cases", json={"lon": 116.5012, "lat": 39.9187, "kind": "event", "class_code": "0505",
+                                           "description": "<script>alert('x')</script>乱停车", "source": "supervisor"})
+    case_id = made.get_json()["case"]["case_id"]
+    try:
+        context, page, errors, outside = open_page(browser, server + "/cases",
+                                                   viewport={"width": 1000, "height": 800})
+        try:
+            assert errors == [] and outside == []
+            page.evaluate("""(id) => { const group = window.citygrid.layers.cases; let target = null;
+                group.eachLayer(l => { if (l.caseId === id) { target = l; } });
+                if (!target) { throw new Error('case ' + id + ' not on the page'); }
+                group.zoomToShowLayer(target, () => target.openPopup()); }""", case_id)
+            page.wait_for_selector(".cg-card", timeout=15_000)
+            page.wait_for_function("!document.querySelector('.cg-card').textContent.includes('owners …')")
+            card = page.inner_text(".cg-card")
+            assert "<script>alert('x')</script>乱停车" in card and "机动车乱停放" in card and "reported" in card
+            assert "管理主体" in card and page.evaluate("window.__xss === undefined")
+            assert errors == []
+            page.screenshot(path=str(ARTIFACTS / "cases.png"))
+        finally:
+            context.close()
+    finally:
+        with beijing_engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM cases WHERE case_id = :c"), {"c": case_id})
+
+
+def test_supervisor_view_on_a_phone_with_locate_me(browser, server, beijing_engine):
+    import sqlalchemy as sa
+
+    with beijing_engine.connect() as conn:
+        team = conn.execute(sa.text("SELECT code FROM supervision_teams ORDER BY code LIMIT 1")).scalar_one()
+    context, page, errors, outside = open_page(
+        browser, server + f"/cases?team={team}", viewport={"width": 390, "height": 844}, device_scale_factor=2,
+        is_mobile=True, has_touch=True, geolocation={"latitude": 39.93, "longitude": 116.48},
+        permissions=["geolocation"])
+    try:
+        assert page.input_value("#team") == team
+        page.wait_for_function("window.citygrid.map.hasLayer && document.getElementById('summary').textContent")
+        assert f"team={team}" in page.url
+        page.click("#locate")
+        page.wait_for_function("document.getElementById('summary').textContent.startsWith('you are in unit grid')",
+                               timeout=15_000)
+        assert page.evaluate("window.citygrid.map.getZoom()") >= 16
+        assert errors == [] and outside == []
+        page.screenshot(path=str(ARTIFACTS / "cases-supervisor-phone.png"))
     finally:
         context.close()

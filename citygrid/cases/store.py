@@ -39,8 +39,8 @@ def class_exists(conn: Connection, scheme: str, kind: str, code: str) -> bool:
 
 def component_near(conn: Connection, district: str, wkb: bytes, srid: int, *, obj_id: str | None,
                    class_code: str | None, within_m: float) -> dict[str, Any] | None:
-    """The current component named by ``obj_id`` (with its distance), or the nearest of ``class_code``
-    within ``within_m`` metres."""
+    """The current component named by ``obj_id`` (with its distance), or the nearest of ``class_code`` (any
+    class when None) within ``within_m`` metres."""
     if obj_id:
         row = conn.execute(sa.text(
             """SELECT obj_id, class_code, ST_Distance(geom, ST_GeomFromWKB(:wkb, :srid)) AS distance_m
@@ -50,7 +50,7 @@ def component_near(conn: Connection, district: str, wkb: bytes, srid: int, *, ob
         row = conn.execute(sa.text(
             """SELECT obj_id, class_code, ST_Distance(geom, ST_GeomFromWKB(:wkb, :srid)) AS distance_m
                  FROM components
-                WHERE district_code = :d AND class_code = :c AND valid_to IS NULL
+                WHERE district_code = :d AND (CAST(:c AS text) IS NULL OR class_code = :c) AND valid_to IS NULL
                   AND ST_DWithin(geom, ST_GeomFromWKB(:wkb, :srid), :r)
                 ORDER BY geom <-> ST_GeomFromWKB(:wkb, :srid) LIMIT 1"""
         ), {"d": district, "c": class_code, "wkb": wkb, "srid": srid, "r": within_m}).mappings().first()
@@ -147,9 +147,11 @@ def owners_at(conn: Connection, district: str, unit_grid: str | None, at: Any) -
 
 def list_cases(conn: Connection, *, district: str | None, status: str | None, kind: str | None,
                class_code: str | None, start: Any, end: Any, bbox: tuple[float, float, float, float] | None,
-               unit_grid: str | None, supervision_grid: str | None, srid: int, limit: int, offset: int
-               ) -> list[dict[str, Any]]:
-    """Cases matching every given filter (all bound), newest first. ``bbox`` in EPSG:4326."""
+               unit_grid: str | None, supervision_grid: str | None, srid: int, limit: int, offset: int,
+               team: str | None = None, open_only: bool = False) -> list[dict[str, Any]]:
+    """Cases matching every given filter (all bound), newest first. ``bbox`` in EPSG:4326; ``team``: the
+    supervision grids of that team in the current grid version (a supervisor's own grids); ``open_only``:
+    not rejected, closed or evaluated."""
     where = ["(CAST(:district AS text) IS NULL OR c.district_code = :district)",
              "(CAST(:status AS text) IS NULL OR c.status = :status)",
              "(CAST(:kind AS text) IS NULL OR c.kind = :kind)",
@@ -157,10 +159,17 @@ def list_cases(conn: Connection, *, district: str | None, status: str | None, ki
              "(CAST(:start AS timestamptz) IS NULL OR c.reported_at >= CAST(:start AS timestamptz))",
              "(CAST(:end AS timestamptz) IS NULL OR c.reported_at < CAST(:end AS timestamptz))",
              "(CAST(:unit AS text) IS NULL OR c.unit_grid_code = :unit)",
-             "(CAST(:sup AS text) IS NULL OR c.supervision_code = :sup)"]
+             "(CAST(:sup AS text) IS NULL OR c.supervision_code = :sup)",
+             "(CAST(:open AS boolean) IS FALSE OR c.status NOT IN ('rejected', 'closed', 'evaluated'))",
+             """(CAST(:team AS text) IS NULL OR c.supervision_code IN (
+                    SELECT s.code FROM supervision_grids s WHERE s.district_code = c.district_code
+                       AND s.team_code = :team
+                       AND s.version_id = (SELECT v.version_id FROM grid_versions v
+                                            WHERE v.district_code = c.district_code
+                                            ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1)))"""]
     params: dict[str, Any] = {"district": district, "status": status, "kind": kind, "class_code": class_code,
                               "start": start, "end": end, "unit": unit_grid, "sup": supervision_grid,
-                              "limit": limit, "offset": offset, "srid": srid}
+                              "limit": limit, "offset": offset, "srid": srid, "team": team, "open": open_only}
     if bbox is not None:
         where.append("c.geom && ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), :srid)")
         params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
@@ -229,3 +238,16 @@ def overdue_ids(conn: Connection, district: str | None) -> list[int]:
 
 def district_codes(conn: Connection) -> list[str]:
     return list(conn.execute(sa.text("SELECT district_code FROM districts ORDER BY district_code")).scalars())
+
+
+def case_months(conn: Connection, district: str) -> list[str]:
+    """The months (YYYY-MM, Beijing time) in which the district has cases, oldest first."""
+    return list(conn.execute(sa.text(
+        """SELECT DISTINCT to_char(reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS m FROM cases
+            WHERE district_code = :d ORDER BY m"""), {"d": district}).scalars())
+
+
+def synthetic_count(conn: Connection, district: str) -> int:
+    """How many of the district's cases are synthetic (pages label them)."""
+    return conn.execute(sa.text("SELECT count(*) FROM cases WHERE district_code = :d AND synthetic"),
+                        {"d": district}).scalar_one()

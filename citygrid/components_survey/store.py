@@ -216,6 +216,24 @@ def current_components(conn: Connection, district: str) -> int:
     ).scalar_one()
 
 
+def component_history(conn: Connection, obj_id: str) -> list[dict[str, Any]]:
+    """Every version of a component (newest first) with its class name, owners, grids, import job and
+    position (lon/lat, EPSG:4326), and the number of cases that name it."""
+    rows = conn.execute(sa.text(
+        """SELECT c.district_code, c.obj_id, c.valid_from, c.valid_to, c.scheme, c.class_code, t.name AS class_name,
+                  c.obj_name, c.dept_code1, c.dept_name1, c.dept_code2, c.dept_name2, c.dept_code3, c.dept_name3,
+                  c.unit_grid_code, c.supervision_code, c.obj_state, c.or_date, c.ch_date, c.data_source, c.note,
+                  c.synthetic, CAST(c.import_job_id AS text) AS import_job_id,
+                  ST_X(ST_Transform(c.geom, 4326)) AS lon, ST_Y(ST_Transform(c.geom, 4326)) AS lat,
+                  (SELECT count(*) FROM cases k WHERE k.district_code = c.district_code
+                      AND k.component_obj_id = c.obj_id) AS cases
+             FROM components c
+             LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = 'component' AND t.code = c.class_code
+            WHERE c.obj_id = :o ORDER BY c.valid_from DESC"""
+    ), {"o": obj_id}).mappings()
+    return [dict(r) for r in rows]
+
+
 # ------------------------------------------------------------------------------------------ import jobs
 STALE_AFTER_S = 120
 

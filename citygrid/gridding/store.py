@@ -302,3 +302,28 @@ def grid_card(conn: Connection, district: str, version_id: int, code: str) -> di
     ), {"d": district, "code": code}).mappings()
     by_role = {r["role"]: {k: r[k] for k in ("code", "name", "kind", "since")} for r in owners}
     return {**dict(row), "version": version_id, "owners": by_role}
+
+
+def owner_counts(conn: Connection, district: str, version_id: int, role: str) -> list[dict[str, Any]]:
+    """The parties that own the version's unit grids in ``role`` now, with how many grids each (most first)."""
+    rows = conn.execute(sa.text(
+        """SELECT p.code, p.name, p.kind, count(*) AS grids
+             FROM unit_grids u
+             JOIN grid_ownership o ON o.district_code = u.district_code AND o.grid_kind = 'unit'
+                                  AND o.grid_code = u.code AND o.role = :role AND o.valid @> now()
+             JOIN parties p ON p.district_code = o.district_code AND p.party_id = o.party_id
+            WHERE u.district_code = :d AND u.version_id = :v
+            GROUP BY p.code, p.name, p.kind ORDER BY grids DESC, p.code"""
+    ), {"d": district, "v": version_id, "role": role}).mappings()
+    return [dict(r) for r in rows]
+
+
+def teams(conn: Connection, district: str, version_id: int) -> list[dict[str, Any]]:
+    """Supervision teams of a version with their supervision-grid count."""
+    rows = conn.execute(sa.text(
+        """SELECT t.code, t.name, count(s.code) AS supervision_grids FROM supervision_teams t
+             LEFT JOIN supervision_grids s ON s.district_code = t.district_code AND s.version_id = t.version_id
+                                          AND s.team_code = t.code
+            WHERE t.district_code = :d AND t.version_id = :v GROUP BY t.code, t.name ORDER BY t.code"""
+    ), {"d": district, "v": version_id}).mappings()
+    return [dict(r) for r in rows]

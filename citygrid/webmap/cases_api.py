@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from flask import Blueprint, jsonify, request
 
@@ -17,6 +18,12 @@ from citygrid.webmap.params import bbox_arg, choice_arg, int_arg
 
 bp = Blueprint("cases_v1", __name__, url_prefix="/api/v1/cases")
 MAX_PAGE = 1000
+MAX_GEOJSON = 5000
+_TEAM = re.compile(r"^[0-9]{6}T[0-9]{2,4}$")
+_UNIT = re.compile(r"^[0-9]{15}$")
+_SUPERVISION = re.compile(r"^[0-9]{6}S[0-9]{4}$")
+_MAP_FIELDS = ("case_id", "kind", "class_code", "class_name", "status", "source", "reported_at", "deadline_at",
+               "unit_grid_code", "supervision_code", "street_code", "community_code", "synthetic", "description")
 
 
 def json_body() -> dict:
@@ -77,22 +84,37 @@ def get_case(case_id: int):
 
 @bp.get("")
 def list_cases():
-    """Filters: district, status, kind, class_code, start, end (ISO), bbox, unit_grid, supervision_grid;
-    ``limit`` ≤ 1000, ``offset``."""
+    """Filters: district, status, open (true: not rejected/closed/evaluated), kind, class_code, start, end (ISO),
+    bbox, unit_grid, supervision_grid, team (a supervision team's own grids); ``limit`` ≤ 1000 (≤ 5000 as
+    GeoJSON), ``offset``; ``format`` json (full cases) or geojson (points with what a map popup shows)."""
     district = request.args.get("district") or None
     if district is not None and not (len(district) == 6 and district.isdigit()):
         raise InvalidInput("district must be 6 digits", field="district")
     class_code = request.args.get("class_code") or None
     if class_code is not None and not (len(class_code) == 4 and class_code.isdigit()):
         raise InvalidInput("class_code must be 4 digits", field="class_code")
+    team = request.args.get("team") or None
+    if team is not None and not _TEAM.match(team):
+        raise InvalidInput("team must be a supervision team code such as 110105T01", field="team")
+    codes = {name: request.args.get(name) or None for name in ("unit_grid", "supervision_grid")}
+    for name, pattern in (("unit_grid", _UNIT), ("supervision_grid", _SUPERVISION)):
+        if codes[name] is not None and not pattern.match(codes[name]):
+            raise InvalidInput(f"{name} {codes[name]!r} is not a grid code", field=name)
+    fmt = choice_arg("format", ("json", "geojson"), "json")
     with connection() as conn:
         rows = case_store.list_cases(
             conn, district=district, status=choice_arg("status", STATES),
             kind=choice_arg("kind", ("component", "event")),
             class_code=class_code, start=_date_arg("start"), end=_date_arg("end"), bbox=bbox_arg(),
-            unit_grid=request.args.get("unit_grid") or None,
-            supervision_grid=request.args.get("supervision_grid") or None, srid=deployment_srid(conn),
-            limit=int_arg("limit", 100, 1, MAX_PAGE), offset=int_arg("offset", 0, 0, 10_000_000))
+            unit_grid=codes["unit_grid"], supervision_grid=codes["supervision_grid"], srid=deployment_srid(conn),
+            limit=int_arg("limit", 100, 1, MAX_GEOJSON if fmt == "geojson" else MAX_PAGE),
+            offset=int_arg("offset", 0, 0, 10_000_000), team=team,
+            open_only=choice_arg("open", ("true", "false"), "false") == "true")
+    if fmt == "geojson":
+        features = [{"type": "Feature", "id": r["case_id"],
+                     "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+                     "properties": {k: r[k] for k in _MAP_FIELDS}} for r in rows if r["lon"] is not None]
+        return jsonify({"type": "FeatureCollection", "features": features, "count": len(features)})
     return jsonify({"cases": rows, "count": len(rows)})
 
 

@@ -81,3 +81,47 @@ def get_stats():
     version_id = int_arg("version", None, 1, 1_000_000)
     with connection() as conn:
         return jsonify(gridding.stats(conn, district, version_id))
+
+
+@bp.get("/owners")
+def list_owners():
+    """``?district=&role=`` — the parties owning the current version's unit grids in a role now, with their
+    grid counts (the map's legend when grids are coloured by owner)."""
+    from citygrid.gridding.ownership import ROLES
+
+    district = district_code(request.args.get("district"))
+    role = choice_arg("role", ROLES, "management")
+    with connection() as conn:
+        version = grid_store.version_row(conn, district, None)
+        if version is None:
+            raise NotFound(f"district {district} has no grid version")
+        owners = grid_store.owner_counts(conn, district, version["version_id"], role)
+    return jsonify({"district": district, "role": role, "version": version["version_id"], "owners": owners})
+
+
+@bp.get("/at")
+def grid_at():
+    """``?lon=&lat=`` (WGS84) — the current unit grid covering the point (the boundary rule of the geocoder),
+    with its card; ``code`` null outside every grid ("nothing there" is an answer, not an error)."""
+    import numpy as np
+    import shapely
+
+    from citygrid.cases import store as case_store
+    from citygrid.spatial import crs
+    from citygrid.spatial.geocode import GridIndex
+    from citygrid.webmap.params import float_arg
+
+    if "lon" not in request.args or "lat" not in request.args:
+        raise InvalidInput("lon and lat (WGS84) are required", field="lon" if "lon" not in request.args else "lat")
+    lon, lat = float_arg("lon", 0.0, -180.0, 180.0), float_arg("lat", 0.0, -90.0, 90.0)
+    with connection() as conn:
+        srid = deployment_srid(conn)
+        point = crs.to_storage(np.array([shapely.Point(lon, lat)], dtype=object), crs.parse_crs("EPSG:4326"), srid)[0]
+        for district in case_store.district_codes(conn):
+            index = GridIndex.cached(conn, district)
+            hit = int(index.assign(np.array([point.x]), np.array([point.y]))[0])
+            if hit >= 0:
+                card = grid_store.grid_card(conn, district, index.version, index.codes[hit])
+                return jsonify({"district": district, "code": index.codes[hit], "card": card})
+    return jsonify({"district": None, "code": None, "card": None,
+                    "message": f"no unit grid covers {lon:.6f}, {lat:.6f}"})

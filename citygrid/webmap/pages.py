@@ -1,23 +1,61 @@
-"""HTML pages. Every asset comes from this blueprint's static folder (vendored; no CDN, no tile server)."""
+"""HTML pages, built with Folium (``folium_pages``) and served with their vendored assets from this blueprint's
+static folder: no CDN, no tile server. Overview (grids by owner, search, grid and component cards), caseload
+(choropleth, density overlay, month slider) and cases (clusters, filters, a supervisor's own grids)."""
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, Response, render_template, url_for
 
+from citygrid.cases import store as case_store
+from citygrid.cases.workflow import STATES
+from citygrid.components_survey import store as survey_store
+from citygrid.config import basemap
+from citygrid.gridding import store as grid_store
+from citygrid.gridding.ownership import ROLES
 from citygrid.spatial import db, store
 from citygrid.webmap.context import connection
+from citygrid.webmap.folium_pages import build_page
 
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
+PAGES = (("overview", "/", "Overview 总览"), ("caseload", "/caseload", "Caseload 案件分布"),
+         ("cases", "/cases", "Cases 案件"))
+
+
+def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **context: Any) -> Response:
+    with connection() as conn:
+        districts = store.district_summaries(conn)
+        name = db.deployment_info(conn)["name"]
+        per_district = {}
+        for d in districts:
+            version = grid_store.version_row(conn, d["code"], None)
+            per_district[d["code"]] = {
+                "months": case_store.case_months(conn, d["code"]),
+                "synthetic_cases": case_store.synthetic_count(conn, d["code"]),
+                "teams": grid_store.teams(conn, d["code"], version["version_id"]) if version else [],
+            }
+        classes = [{"kind": c["kind"], "code": c["code"], "name": c["name"]} for c in survey_store.taxonomy(conn)]
+    header = render_template(f"{page}_header.html", deployment_name=name, districts=districts, pages=PAGES,
+                             page=page, classes=classes, statuses=STATES, roles=ROLES, **context)
+    html = build_page(title=f"citygrid — {name}", static_url=lambda path: url_for("pages.static", filename=path),
+                      plugins=plugins, scripts=(f"{page}.js",), header_html=header,
+                      footer_html=render_template("footer.html"),
+                      data={"page": page, "districts": [d["code"] for d in districts], "per_district": per_district,
+                            "basemap": basemap(), **data})
+    return Response(html, mimetype="text/html")
 
 
 @bp.get("/")
 def overview():
-    with connection() as conn:
-        districts = store.district_summaries(conn)
-        name = db.deployment_info(conn)["name"]
-    return render_template(
-        "overview.html", deployment_name=name, districts=districts,
-        districts_json=json.dumps([d["code"] for d in districts]),
-    )
+    return _page("overview", plugins=("vectorgrid",), data={})
+
+
+@bp.get("/caseload")
+def caseload():
+    return _page("caseload", plugins=("vectorgrid",), data={})
+
+
+@bp.get("/cases")
+def cases():
+    return _page("cases", plugins=("markercluster", "vectorgrid"), data={})

@@ -1,138 +1,198 @@
-// Overview map: district boundary, roads and street/community points, all from this server's API.
-// User-visible text is inserted with textContent only, so stored names cannot inject markup.
+// Overview: district, roads, streets and communities, unit grids coloured by their owner in a chosen role and
+// supervision grids by team (vector tiles), components from zoom 15 (vector tiles, by class), a search box, and
+// cards for a clicked grid or component. Everything comes from this server; text is inserted as text.
 (function () {
   "use strict";
-  var map = L.map("map", { preferCanvas: true, zoomControl: true });
-  window.citygrid = { map: map, ready: false };  // read by the browser tests
-  var layers = L.control.layers(null, null, { collapsed: window.innerWidth < 600 }).addTo(map);
-  var current = [];
-  var unitRefresh = null;
+  var cg = window.citygrid, map = cg.map;
+  var layers = L.control.layers(null, null, { collapsed: true }).addTo(map);
+  var legend = cg.legend(map);
+  var current = [], unitLayer = null, roadLayer = null, roadTolerance = null, highlight = null;
+  var select = document.getElementById("district"), role = document.getElementById("role");
+  cg.layers = {};
 
-  function popup(props, fields) {
-    var dl = document.createElement("dl");
-    dl.className = "cg-popup";
-    fields.forEach(function (f) {
-      var dt = document.createElement("dt"); dt.textContent = f[1];
-      var dd = document.createElement("dd"); dd.textContent = props[f[0]] == null ? "—" : String(props[f[0]]);
-      dl.appendChild(dt); dl.appendChild(dd);
-    });
-    return dl;
-  }
+  cg.basemap(map);
 
-  function getJSON(url) {
-    return fetch(url).then(function (r) {
-      if (!r.ok) { throw new Error(url + " → " + r.status); }
-      return r.json();
-    });
-  }
-
-  function show(code) {
+  function forget() {
     current.forEach(function (l) { map.removeLayer(l); layers.removeLayer(l); });
     current = [];
-    getJSON("/api/v1/districts/" + code + "?simplify=10").then(function (feature) {
-      var boundary = L.geoJSON(feature, { style: { color: "#1f3b57", weight: 2, fill: false } }).addTo(map);
-      layers.addOverlay(boundary, "District boundary"); current.push(boundary);
-      map.fitBounds(boundary.getBounds());
-      document.getElementById("summary").textContent = feature.properties.area_km2 + " km²";
-      return getJSON("/api/v1/districts/" + code + "/lines?kind=road&simplify=2");
-    }).then(function (roads) {
-      if (roads.features.length) {
-        var layer = L.geoJSON(roads, { style: { color: "#888", weight: 1.2 } }).addTo(map);
-        layer.eachLayer(function (l) {
-          l.bindPopup(popup(l.feature.properties, [["name", "名称"], ["class", "class"], ["source_id", "OSM"]]));
-        });
-        layers.addOverlay(layer, "Roads (OSM)"); current.push(layer);
-      }
-      return getJSON("/api/v1/grids?kind=supervision&limit=5000&district=" + code).catch(function () { return null; });
-    }).then(function (sup) {
-      if (sup && sup.features.length) {
-        var palette = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c",
-                       "#008080", "#9a6324", "#800000", "#808000", "#000075"];
-        var layer = L.geoJSON(sup, {
-          style: function (f) {
-            var team = parseInt(String(f.properties.team_code).slice(-2), 10) || 0;
-            return { color: "#333", weight: 1, fillColor: palette[team % palette.length], fillOpacity: 0.25 };
-          },
-          onEachFeature: function (f, l) {
-            l.bindPopup(popup(f.properties, [["code", "监督网格"], ["team_code", "分队"], ["street_code", "街道"],
-                                             ["workload", "workload"], ["area_m2", "m²"]]));
-          }
-        }).addTo(map);
-        layers.addOverlay(layer, "Supervision grids (监督网格) v" + sup.version + ", by team");
-        current.push(layer);
-        addUnitGrids(code);
-      }
-      return getJSON("/api/v1/districts/" + code + "/areas");
-    }).then(function (areas) {
-      ["street", "community"].forEach(function (level) {
-        var layer = L.geoJSON({ type: "FeatureCollection",
-                                features: areas.features.filter(function (f) { return f.properties.level === level; }) }, {
-          pointToLayer: function (f, latlng) {
-            return L.circleMarker(latlng, { radius: level === "street" ? 6 : 3,
-                                            color: level === "street" ? "#b03a2e" : "#2e86c1", weight: 1 });
-          },
-          onEachFeature: function (f, l) {
-            l.bindPopup(popup(f.properties, [["name", "名称"], ["code", "代码"], ["parent_code", "街道"]]));
-          }
-        }).addTo(map);
-        layers.addOverlay(layer, level === "street" ? "Street points (街道)" : "Community points (社区)");
-        current.push(layer);
-      });
-      window.citygrid.ready = true;
-    }).catch(function (err) { document.getElementById("summary").textContent = "error: " + err.message; });
+  }
+  function keep(layer, label, show) {
+    if (show !== false) { layer.addTo(map); }
+    layers.addOverlay(layer, label);
+    current.push(layer);
+    return layer;
   }
 
-  // The grid card: codes, names, supervision grid and team, owners per role, open cases.
-  function gridCard(gridCode) {
-    var box = document.createElement("div");
-    box.className = "cg-card";
-    box.textContent = gridCode + " …";
-    getJSON("/api/v1/grids/" + gridCode + "/card").then(function (card) {
-      var owners = card.owners || {};
-      var rows = {
-        code: card.code, street: card.street_name, community: card.community_name || "—",
-        supervision: card.supervision_code + " / " + card.team_code,
-        management: owners.management ? owners.management.name : "—",
-        responsibility: owners.responsibility ? owners.responsibility.name : "—",
-        enforcement: owners.enforcement ? owners.enforcement.name : "—",
-        cases: card.open_cases + " open / " + card.all_cases, area: card.area_m2 + " m²"
-      };
+  // The grid card: codes, names, supervision grid and team, owners per role, open cases. `url` answers with the
+  // card itself (/grids/<code>/card) or with {card} (/grids/at?lon&lat, the grid under a clicked point).
+  function gridCard(url, label) {
+    var box = cg.element("div", "cg-card", label + " …");
+    cg.getJSON(url).then(function (answer) {
+      if (answer.code === null) { box.textContent = answer.message; return; }
+      var card = answer.card || answer, owners = card.owners || {};
+      function owner(r) { return owners[r] ? owners[r].name : "—"; }
       box.textContent = "";
-      box.appendChild(popup(rows, [["code", "单元网格"], ["street", "街道"], ["community", "社区"],
-                                   ["supervision", "监督网格 / 分队"], ["management", "管理主体"],
-                                   ["responsibility", "责任主体"], ["enforcement", "执法主体"],
-                                   ["cases", "案件"], ["area", "面积"]]));
+      box.appendChild(cg.fields({
+        code: card.code, street: card.street_name, community: card.community_name,
+        supervision: card.supervision_code + " / " + card.team_code, management: owner("management"),
+        responsibility: owner("responsibility"), enforcement: owner("enforcement"), supervisor: owner("supervision"),
+        cases: card.open_cases + " open / " + card.all_cases, components: card.components, area: card.area_m2 + " m²"
+      }, [["code", "单元网格"], ["street", "街道"], ["community", "社区"], ["supervision", "监督网格 / 分队"],
+          ["management", "管理主体"], ["responsibility", "责任主体"], ["enforcement", "执法主体"],
+          ["supervisor", "监督主体"], ["cases", "案件"], ["components", "部件"], ["area", "面积"]]));
+    }).catch(function (err) { box.textContent = err.message; });
+    return box;
+  }
+
+  // A component's card: attributes of its current version and its history.
+  function componentCard(objId) {
+    var box = cg.element("div", "cg-card", objId + " …");
+    cg.getJSON("/api/v1/components/" + objId).then(function (c) {
+      var v = c.current || c.versions[0];
+      box.textContent = "";
+      if (v.synthetic) { box.appendChild(cg.element("div", "cg-synthetic", "SYNTHETIC census (demo)")); }
+      box.appendChild(cg.fields(v, [["obj_id", "标识码"], ["class_name", "部件"], ["class_code", "小类"],
+        ["obj_name", "名称"], ["dept_name1", "主管部门"], ["dept_name2", "权属单位"], ["dept_name3", "养护单位"],
+        ["obj_state", "状态"], ["unit_grid_code", "单元网格"], ["cases", "案件"]]));
+      box.appendChild(cg.element("strong", null, "History (" + c.versions.length + " version" +
+                                 (c.versions.length > 1 ? "s" : "") + ")"));
+      var list = cg.element("ul");
+      c.versions.forEach(function (h) {
+        list.appendChild(cg.element("li", null, String(h.valid_from).slice(0, 16) + " → " +
+          (h.valid_to ? String(h.valid_to).slice(0, 16) : "now") + " · " + (h.obj_state || "") + " " +
+          h.lon.toFixed(6) + ", " + h.lat.toFixed(6)));
+      });
+      box.appendChild(list);
     }).catch(function (err) { box.textContent = "error: " + err.message; });
     return box;
   }
 
-  // Unit grids are many: fetched for the visible box only, from zoom 14.
-  function addUnitGrids(code) {
-    var layer = L.geoJSON(null, {
-      style: { color: "#555", weight: 0.6, fill: true, fillOpacity: 0.02 },
-      onEachFeature: function (f, l) {
-        // No auto-pan: panning reloads the visible grids, which would close the popup just opened.
-        l.bindPopup(function () { return gridCard(f.properties.code); }, { autoPan: false, minWidth: 240, maxWidth: 320 });
-      }
-    });
-    function refresh() {
-      layer.clearLayers();
-      if (map.getZoom() < 14 || !map.hasLayer(layer)) { return; }
-      var b = map.getBounds();
-      var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) { return v.toFixed(5); });
-      getJSON("/api/v1/grids?kind=unit&limit=5000&district=" + code + "&bbox=" + bbox.join(","))
-        .then(function (page) { layer.addData(page); }).catch(function () {});
-    }
-    if (unitRefresh) { map.off("moveend", unitRefresh); }  // the previous district's handler
-    unitRefresh = refresh;
-    map.on("moveend", refresh);
-    layer.on("add", refresh);
-    layers.addOverlay(layer, "Unit grids (单元网格, zoom ≥ 14)");
-    current.push(layer);
-    layer.addTo(map);
+  function ownerKey(props) {
+    var r = role.value;
+    if (r === "team") { return props.supervision ? String(props.supervision) : ""; }
+    return props[r === "supervision" ? "supervision_owner" : r] || "";
   }
 
-  var select = document.getElementById("district");
+  function addUnitGrids(code) {
+    if (unitLayer) { map.removeLayer(unitLayer); layers.removeLayer(unitLayer); current.splice(current.indexOf(unitLayer), 1); }
+    var teamOf = {};
+    (cg.data.per_district[code].teams || []).forEach(function (t) { teamOf[t.code] = t; });
+    unitLayer = cg.tileLayer("unit_grids", function (p) {
+      var key = ownerKey(p);
+      return { weight: 0.5, color: "#444", fill: true, fillOpacity: 0.35,
+               fillColor: key ? cg.colourFor(key) : "#ccc" };
+    }, { minZoom: 10 });
+    unitLayer.once("load", function () { cg.ready = true; });
+    keep(unitLayer, "Unit grids (单元网格), coloured by owner");
+    cg.layers.unitGrids = unitLayer;
+    var r = role.value === "team" ? null : role.value;
+    if (r) {
+      cg.getJSON("/api/v1/grids/owners?district=" + code + "&role=" + r).then(function (o) {
+        legend.update(o.owners.map(function (p) {
+          var key = r === "supervision" ? p.code : p.code;
+          return [cg.colourFor(key), p.name + " (" + p.grids + ")"];
+        }), r + " owners");
+      }).catch(function () { legend.update([], ""); });
+    } else {
+      legend.update([], "coloured by supervision grid");
+    }
+  }
+
+  function refreshRoads(code) {
+    var z = map.getZoom(), tolerance = z < 13 ? 20 : (z < 15 ? 5 : 1);  // simplified per zoom (metres)
+    if (tolerance === roadTolerance && roadLayer) { return; }
+    roadTolerance = tolerance;
+    cg.getJSON("/api/v1/districts/" + code + "/lines?kind=road&simplify=" + tolerance).then(function (roads) {
+      if (roadLayer) { map.removeLayer(roadLayer); layers.removeLayer(roadLayer); current.splice(current.indexOf(roadLayer), 1); }
+      roadLayer = null;
+      if (!roads.features.length) { return; }
+      roadLayer = keep(L.geoJSON(roads, {
+        style: { color: "#888", weight: 1.2 }, bubblingMouseEvents: false,
+        onEachFeature: function (f, l) {
+          l.bindPopup(function () { return cg.fields(f.properties, [["name", "名称"], ["class", "class"], ["source_id", "OSM"]]); });
+        }
+      }), "Roads (OSM)");
+      roadLayer.bringToBack();
+    }).catch(function () {});
+  }
+
+  function show(code) {
+    forget();
+    unitLayer = null; roadLayer = null; roadTolerance = null;
+    cg.ready = false;
+    cg.boundary(map, code).then(function (b) {
+      current.push(b.layer); layers.addOverlay(b.layer, "District boundary");
+      document.getElementById("summary").textContent = b.feature.properties.area_km2 + " km²";
+      refreshRoads(code);
+      var teamColour = function (p) { return cg.colourFor(p.team); };
+      cg.layers.supervisionGrids = keep(cg.tileLayer("supervision_grids", function (p) {
+        return { weight: 1.6, color: teamColour(p), fill: false };
+      }, { minZoom: 8 }), "Supervision grids (监督网格), outlined by team");
+      addUnitGrids(code);
+      var components = cg.tileLayer("components", function (p) {
+        return { radius: 4, weight: 1, color: "#222", fill: true, fillOpacity: 0.9, fillColor: cg.colourFor("major" + p.major) };
+      }, { minZoom: 15 });
+      cg.layers.components = keep(components, "Components (部件, zoom ≥ 15)");
+      return cg.getJSON("/api/v1/districts/" + code + "/areas");
+    }).then(function (areas) {
+      ["street", "community"].forEach(function (level) {
+        keep(L.geoJSON({ type: "FeatureCollection",
+                         features: areas.features.filter(function (f) { return f.properties.level === level; }) }, {
+          pointToLayer: function (f, latlng) {
+            return L.circleMarker(latlng, { radius: level === "street" ? 6 : 3, bubblingMouseEvents: false,
+                                            color: level === "street" ? "#b03a2e" : "#2e86c1", weight: 1 });
+          },
+          onEachFeature: function (f, l) {
+            l.bindPopup(function () { return cg.fields(f.properties, [["name", "名称"], ["code", "代码"], ["parent_code", "街道"]]); });
+          }
+        }), level === "street" ? "Street points (街道)" : "Community points (社区)");
+      });
+    }).catch(function (err) { document.getElementById("summary").textContent = "error: " + err.message; });
+  }
+
+  // Search: a grid code, case ID, component ID or an address; the first result is shown.
+  document.getElementById("search-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var q = document.getElementById("search").value.trim(), summary = document.getElementById("summary");
+    if (!q) { return; }
+    cg.getJSON("/api/v1/search?q=" + encodeURIComponent(q) + "&district=" + select.value).then(function (found) {
+      if (highlight) { map.removeLayer(highlight); highlight = null; }
+      if (!found.results.length) { summary.textContent = "nothing found for " + q; return; }
+      var hit = found.results[0];
+      summary.textContent = hit.kind + ": " + hit.label;
+      if (hit.geometry) {
+        highlight = L.geoJSON(hit.geometry, { style: { color: "#ff0", weight: 4, fill: false } }).addTo(map);
+        map.fitBounds(highlight.getBounds(), { maxZoom: 17 });
+      } else {
+        map.setView([hit.lat, hit.lon], Math.max(map.getZoom(), 16));
+        highlight = L.circleMarker([hit.lat, hit.lon], { radius: 12, color: "#ff0", weight: 4, fill: false }).addTo(map);
+      }
+      var content = hit.kind === "unit_grid" ? gridCard("/api/v1/grids/" + hit.id + "/card", hit.id)
+        : hit.kind === "component" ? componentCard(hit.id)
+        : cg.fields(hit, [["kind", "kind"], ["label", "found"], ["confidence", "confidence"]]);
+      L.popup({ autoPan: false, minWidth: 220 }).setLatLng([hit.lat, hit.lon]).setContent(content).openOn(map);
+    }).catch(function (err) { summary.textContent = "error: " + err.message; });
+  });
+
+  // A click that no drawn feature took (points, roads): from zoom 15 the nearest component within 8 pixels,
+  // else the unit grid under the point (found by the server's geocoder, the boundary rule of the cases).
+  map.on("click", function (e) {
+    if (!unitLayer) { return; }
+    var at = "lon=" + e.latlng.lng.toFixed(7) + "&lat=" + e.latlng.lat.toFixed(7);
+    var popup = L.popup({ autoPan: false, minWidth: 240, maxWidth: 320 }).setLatLng(e.latlng);
+    function grid() {
+      popup.setContent(gridCard("/api/v1/grids/at?" + at, e.latlng.lat.toFixed(5) + ", " + e.latlng.lng.toFixed(5)))
+        .openOn(map);
+    }
+    if (map.getZoom() < 15 || !map.hasLayer(cg.layers.components)) { grid(); return; }
+    var metresPerPixel = 40075016.7 * Math.cos(e.latlng.lat * Math.PI / 180) / Math.pow(2, map.getZoom() + 8);
+    cg.getJSON("/api/v1/components/near?" + at + "&within_m=" + Math.max(1, 8 * metresPerPixel).toFixed(1))
+      .then(function (near) { if (near.component) { popup.setContent(componentCard(near.component.obj_id)).openOn(map); } else { grid(); } })
+      .catch(grid);
+  });
+
+  map.on("zoomend", function () { if (select.value) { refreshRoads(select.value); } });
+  role.addEventListener("change", function () { addUnitGrids(select.value); });
   select.addEventListener("change", function () { show(select.value); });
-  if (select.value) { show(select.value); } else { map.setView([39.92, 116.45], 10); }
+  if (select.value) { show(select.value); } else { map.setView([39.92, 116.45], 10); cg.ready = true; }
 })();

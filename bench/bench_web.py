@@ -1,0 +1,212 @@
+"""Web map benchmarks on the Chaoyang demo database.
+
+``mvt_tile``: p95 latency of unit-grid tiles (z14–z16) and component tiles (z15–z16, over 300,000 SYNTHETIC
+components made in a rolled-back transaction) through the app, cold (empty tile cache) and cached, vs the
+anchor of serving the same layer as one GeoJSON document (all current unit grids; all components), same run.
+
+``page_overview``: time from navigation to the overview page being interactive with every Chaoyang unit grid
+drawn (``window.citygrid.ready``: boundary drawn, all unit-grid tiles of the district view loaded), in headless
+Chromium against ``citygrid serve --prod``, cold (fresh server) and warm; the anchor is the same browser
+fetching and drawing the same unit grids as one GeoJSON layer on that page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import math
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import sqlalchemy as sa
+
+from bench.common import demo_connection
+from bench.results import entry
+from citygrid.spatial import tiles
+
+CENTRE = (116.48, 39.93)  # lon, lat inside Chaoyang
+COMPONENTS = 300_000
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _tile(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2 ** z
+    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+
+def _tiles(z: int, radius: int) -> list[tuple[int, int, int]]:
+    cx, cy = _tile(*CENTRE, z)
+    return [(z, cx + dx, cy + dy) for dx in range(-radius, radius + 1) for dy in range(-radius, radius + 1)]
+
+
+def _synthetic_components(conn) -> None:
+    """300,000 SYNTHETIC current components inside Chaoyang (seeded), in the caller's rolled-back transaction."""
+    # ST_GeneratePoints is seeded; classes are spread over the taxonomy by the point's number.
+    conn.execute(sa.text(
+        """WITH points AS (SELECT row_number() OVER () AS g, d.geom
+                             FROM (SELECT (ST_Dump(ST_GeneratePoints(geom, :n, 2026))).geom AS geom FROM districts
+                                    WHERE district_code = '110105') d),
+                classes AS (SELECT row_number() OVER (ORDER BY code) - 1 AS i, code, name FROM taxonomy_classes
+                             WHERE kind = 'component' AND scheme = 'cjt214'),
+                n AS (SELECT count(*) AS k FROM classes)
+           INSERT INTO components (district_code, obj_id, scheme, class_code, obj_name, synthetic, geom)
+           SELECT '110105', '110105' || c.code || lpad(p.g::text, 6, '0'), 'cjt214', c.code, c.name, true, p.geom
+             FROM points p, n JOIN classes c ON true WHERE c.i = (p.g * 7919) % n.k"""
+    ), {"n": COMPONENTS})
+    conn.execute(sa.text("ANALYZE components"))
+
+
+def _p95(values: list[float]) -> float:
+    return float(np.percentile(np.array(values), 95))
+
+
+def mvt_tile() -> dict:
+    from citygrid.app import create_app
+    from citygrid.webmap.context import Backend
+
+    with demo_connection("citygrid") as conn:
+        _synthetic_components(conn)
+
+        @contextmanager
+        def connect() -> Iterator:
+            savepoint = conn.begin_nested()
+            try:
+                yield conn
+            finally:
+                savepoint.rollback()
+
+        client = create_app({"CITYGRID_BACKEND": Backend(engine=None, connect=connect, database="citygrid"),
+                             "TESTING": True}).test_client()
+        timings: dict[str, dict[str, list[float]]] = {}
+        sizes: dict[str, list[int]] = {}
+        for layer, zooms in (("unit_grids", (14, 15, 16)), ("components", (15, 16))):
+            tiles.CACHE.clear()
+            cold, warm = [], []
+            for z in zooms:
+                for tz, tx, ty in _tiles(z, 3):
+                    url = f"/tiles/{layer}/{tz}/{tx}/{ty}.mvt"
+                    t0 = time.perf_counter()
+                    response = client.get(url)
+                    cold.append(time.perf_counter() - t0)
+                    assert response.status_code in (200, 204), (url, response.status_code)
+                    sizes.setdefault(layer, []).append(len(response.data))
+                    t0 = time.perf_counter()
+                    again = client.get(url)
+                    warm.append(time.perf_counter() - t0)
+                    assert again.headers["X-Tile-Cache"] == "hit"
+            timings[layer] = {"cold": cold, "cached": warm}
+        anchors = {}
+        t0 = time.perf_counter()
+        first = client.get("/api/v1/grids?kind=unit&district=110105&limit=5000")
+        second = client.get("/api/v1/grids?kind=unit&district=110105&limit=5000&offset=5000")
+        anchors["unit_grids"] = time.perf_counter() - t0
+        grid_count = len(first.get_json()["features"]) + len(second.get_json()["features"])
+        t0 = time.perf_counter()
+        document = conn.execute(sa.text(
+            """SELECT json_build_object('type', 'FeatureCollection', 'features', json_agg(json_build_object(
+                          'type', 'Feature', 'id', obj_id,
+                          'geometry', ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json,
+                          'properties', json_build_object('class_code', class_code, 'obj_name', obj_name))))::text
+                 FROM components WHERE district_code = '110105' AND valid_to IS NULL""")).scalar_one()
+        anchors["components"] = time.perf_counter() - t0
+    ours = _p95(timings["unit_grids"]["cold"] + timings["components"]["cold"])
+    anchor = anchors["unit_grids"] + anchors["components"]
+    return entry(
+        "mvt_tile", sum(len(t["cold"]) for t in timings.values()), ours,
+        "the same layers as one GeoJSON document each (all unit grids via /api/v1/grids; all components)", anchor,
+        "ours_s is the p95 of cold tiles (empty cache) over 7×7 tiles around central Chaoyang at each zoom: unit "
+        "grids z14–z16 and 300,000 SYNTHETIC components z15–z16; anchor_s is building both GeoJSON documents; "
+        "in-process (no network), same database and run",
+        unit_grids_cold_p95_s=round(_p95(timings["unit_grids"]["cold"]), 4),
+        unit_grids_cached_p95_s=round(_p95(timings["unit_grids"]["cached"]), 5),
+        components_cold_p95_s=round(_p95(timings["components"]["cold"]), 4),
+        components_cached_p95_s=round(_p95(timings["components"]["cached"]), 5),
+        unit_grids_geojson_s=round(anchors["unit_grids"], 4), unit_grids_geojson_features=grid_count,
+        unit_grids_geojson_mb=round((len(first.data) + len(second.data)) / 1e6, 2),
+        components_geojson_s=round(anchors["components"], 4),
+        components_geojson_mb=round(len(document) / 1e6, 1),
+        tile_kb_p95={layer: round(float(np.percentile(v, 95)) / 1024, 1) for layer, v in sizes.items()})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _prod_server() -> Iterator[str]:
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "citygrid.cli", "--database", "citygrid", "serve", "--prod",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with contextlib.suppress(OSError):
+                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                probe.request("GET", "/healthz")
+                if probe.getresponse().status == 200:
+                    break
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def page_overview() -> dict:
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    loads: list[float] = []
+    with _prod_server() as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            for _ in range(4):  # the first is cold (fresh server caches), the rest warm; no browser cache
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                page = context.new_page()
+                t0 = time.perf_counter()
+                page.goto(base + "/", wait_until="commit")
+                page.wait_for_function("window.citygrid && window.citygrid.ready", timeout=60_000, polling=20)
+                loads.append(time.perf_counter() - t0)
+                drawn = page.evaluate("""() => { let n = 0;
+                    Object.values(window.citygrid.layers.unitGrids._vectorTiles)
+                          .forEach(t => { n += Object.keys(t._features).length; }); return n; }""")
+                if _ == 0:
+                    anchor = page.evaluate("""async () => {
+                        const t0 = performance.now();
+                        const pages = await Promise.all([0, 5000].map(o =>
+                            fetch('/api/v1/grids?kind=unit&district=110105&limit=5000&offset=' + o)
+                              .then(r => r.json())));
+                        const layer = L.geoJSON(null, { style: { weight: 0.5, color: '#444', fillOpacity: 0.3 } });
+                        pages.forEach(p => layer.addData(p));
+                        layer.addTo(window.citygrid.map);
+                        await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+                        const n = layer.getLayers().length;
+                        window.citygrid.map.removeLayer(layer);
+                        return [(performance.now() - t0) / 1000, n]; }""")
+                context.close()
+        finally:
+            browser.close()
+    cold, warm = loads[0], float(np.median(loads[1:]))
+    return entry("page_overview", drawn, cold, "the same unit grids fetched and drawn as one GeoJSON layer "
+                 "(fetch + L.geoJSON) on that page", anchor[0],
+                 "ours_s: navigation until the overview is interactive with every unit grid of Chaoyang drawn from "
+                 "vector tiles, cold (fresh `serve --prod`, empty tile cache, no browser cache); warm_s: the median "
+                 "of three later loads (server tile cache warm, no browser cache); headless Chromium 1280×900",
+                 warm_s=round(warm, 3), unit_grids_drawn=drawn, anchor_features=anchor[1], target_s=2.0)
+
+
+def run(wanted: set[str]) -> list[dict]:
+    results = []
+    if "mvt_tile" in wanted:
+        results.append(mvt_tile())
+    if "page_overview" in wanted:
+        results.append(page_overview())
+    return results

@@ -1,0 +1,225 @@
+"""Mapbox Vector Tiles of the large layers (unit and supervision grids, components, cases), made by PostGIS
+(``ST_AsMVT``) and cached under a key that names what the tile was made from.
+
+The key holds the layer, the tile, its filters and the layer's **revision**: for grids the current version of
+every district (id, status, parameters, and the grid count of a draft) and the ownership counter (unit grids
+carry their owners per role), for cases and components their counters — ``layer_revisions`` rows that every
+committed change raises (migration 0004). The revision is read before the
+tile is made, so a tile is never older than its key: once an edit commits, every later request builds a new
+key and no stale tile can be served. The cache is per process, bounded in bytes, least recently used first.
+
+Tiles are addressed in the web's XYZ scheme (EPSG:3857 tile grid); the query selects rows through the
+tile envelope transformed to the deployment CRS (with a margin), so the GiST index on ``geom`` is used.
+All SQL of the tile layers is in this module, with bound parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from citygrid.errors import InvalidInput, NotFound
+
+EXTENT = 4096
+BUFFER = 64
+MAX_ZOOM = 22
+
+
+@dataclass(frozen=True)
+class TileLayer:
+    """One tile layer: the zoom it starts at, its attribute ``columns``, its rows (``select`` yields the
+    columns and ``geom``; ``{filters}`` is replaced by the layer's filter SQL) and the filters it accepts
+    (name → SQL condition with a bound parameter of that name)."""
+
+    name: str
+    minzoom: int
+    columns: tuple[str, ...]
+    select: str
+    filters: tuple[tuple[str, str], ...] = ()
+    revision_of: tuple[str, ...] = ("grids",)  # "grids" (current versions) and/or layer_revisions layers
+
+
+_CURRENT_VERSION = """(SELECT v.version_id FROM grid_versions v WHERE v.district_code = g.district_code
+                        ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1)"""
+_OWNERS = """LEFT JOIN LATERAL (
+            SELECT max(p.code) FILTER (WHERE o.role = 'management') AS management,
+                   max(p.name) FILTER (WHERE o.role = 'management') AS management_name,
+                   max(p.code) FILTER (WHERE o.role = 'responsibility') AS responsibility,
+                   max(p.name) FILTER (WHERE o.role = 'responsibility') AS responsibility_name,
+                   max(p.code) FILTER (WHERE o.role = 'enforcement') AS enforcement,
+                   max(p.name) FILTER (WHERE o.role = 'enforcement') AS enforcement_name,
+                   max(p.code) FILTER (WHERE o.role = 'supervision') AS supervision_owner,
+                   max(p.name) FILTER (WHERE o.role = 'supervision') AS supervision_owner_name
+              FROM grid_ownership o JOIN parties p USING (party_id)
+             WHERE o.district_code = g.district_code AND o.grid_kind = 'unit' AND o.grid_code = g.code
+               AND o.valid @> now()) owner ON true"""
+OWNER_COLUMNS = ("management", "management_name", "responsibility", "responsibility_name", "enforcement",
+                 "enforcement_name", "supervision_owner", "supervision_owner_name")
+
+# Each select names its table ``g``, yields the layer's columns and ``geom`` (storage CRS), and ends with
+# ``{where}``: the envelope test on ``g.geom`` (so the GiST index is used) and the request's filters.
+# Polygons are simplified to half a screen pixel (``:tolerance`` metres) before clipping.
+LAYERS: dict[str, TileLayer] = {layer.name: layer for layer in (
+    TileLayer("unit_grids", 10, ("code", "district", "street", "community", "supervision", "area_m2",
+                                 *OWNER_COLUMNS), f"""
+        SELECT g.code, g.district_code AS district, g.street_code AS street, g.community_code AS community,
+               g.supervision_code AS supervision, round(g.area_m2) AS area_m2, owner.*,
+               ST_SimplifyPreserveTopology(g.geom, :tolerance) AS geom
+          FROM unit_grids g {_OWNERS}
+         WHERE g.version_id = {_CURRENT_VERSION} {{where}}""", revision_of=("grids", "ownership")),
+    TileLayer("supervision_grids", 8, ("code", "district", "team", "street", "workload"), f"""
+        SELECT g.code, g.district_code AS district, g.team_code AS team, g.street_code AS street,
+               round(g.workload::numeric, 2)::float8 AS workload,
+               ST_SimplifyPreserveTopology(g.geom, :tolerance) AS geom
+          FROM supervision_grids g
+         WHERE g.version_id = {_CURRENT_VERSION} {{where}}"""),
+    TileLayer("components", 15, ("obj_id", "district", "class_code", "major", "class_name", "obj_name",
+                                 "obj_state", "unit_grid", "synthetic"), """
+        SELECT g.obj_id, g.district_code AS district, g.class_code, left(g.class_code, 2) AS major,
+               t.name AS class_name, g.obj_name, g.obj_state, g.unit_grid_code AS unit_grid, g.synthetic, g.geom
+          FROM components g
+          LEFT JOIN taxonomy_classes t ON t.scheme = g.scheme AND t.kind = 'component' AND t.code = g.class_code
+         WHERE g.valid_to IS NULL {where}""",
+              filters=(("class_code", "g.class_code = :class_code"),), revision_of=("components",)),
+    TileLayer("cases", 13, ("case_id", "district", "kind", "class_code", "class_name", "status", "synthetic",
+                            "reported", "unit_grid"), """
+        SELECT g.case_id, g.district_code AS district, g.kind, g.class_code, t.name AS class_name, g.status,
+               g.synthetic, to_char(g.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI') AS reported,
+               g.unit_grid_code AS unit_grid, g.geom
+          FROM cases g
+          LEFT JOIN taxonomy_classes t ON t.scheme = g.scheme AND t.kind = g.kind AND t.code = g.class_code
+         WHERE g.geom IS NOT NULL {where}""",
+              filters=(("status", "g.status = :status"), ("class_code", "g.class_code = :class_code"),
+                       ("open", "(CAST(:open AS boolean) IS FALSE OR g.status NOT IN ('rejected', 'closed', "
+                                "'evaluated'))")),
+              revision_of=("cases",)),
+)}
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    """``InvalidInput`` unless z is 0–22 and x, y lie in the zoom's 2^z × 2^z grid."""
+    if not 0 <= z <= MAX_ZOOM:
+        raise InvalidInput(f"zoom {z} is outside 0–{MAX_ZOOM}", field="z")
+    side = 1 << z
+    if not (0 <= x < side and 0 <= y < side):
+        raise InvalidInput(f"tile {x}/{y} does not exist at zoom {z} (0–{side - 1})", field="x" if x >= side else "y")
+
+
+def layer(name: str) -> TileLayer:
+    if name not in LAYERS:
+        raise NotFound(f"no tile layer {name!r}; layers: {', '.join(LAYERS)}")
+    return LAYERS[name]
+
+
+def revision(conn: Connection, tile_layer: TileLayer) -> str:
+    """What the layer's tiles are made from now (see the module docstring); changes with every commit."""
+    rows: list[tuple] = []
+    if "grids" in tile_layer.revision_of:
+        rows += conn.execute(sa.text(
+            """SELECT d.district_code, v.version_id, v.status, md5(v.params::text),
+                      CASE WHEN v.status <> 'published' THEN (SELECT count(*) FROM unit_grids u
+                           WHERE u.district_code = v.district_code AND u.version_id = v.version_id) END
+                 FROM districts d
+                 LEFT JOIN LATERAL (SELECT * FROM grid_versions v WHERE v.district_code = d.district_code
+                                     ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1) v ON true
+                ORDER BY 1""")).all()
+    counters = [name for name in tile_layer.revision_of if name != "grids"]
+    if counters:
+        rows += conn.execute(sa.text(
+            "SELECT layer, district_code, revision FROM layer_revisions WHERE layer = ANY(:l) ORDER BY 1, 2"),
+            {"l": counters}).all()
+    return hashlib.sha1(repr([tuple(r) for r in rows]).encode()).hexdigest()[:16]
+
+
+def simplify_tolerance(z: int, y: int) -> float:
+    """Half a screen pixel (256-pixel tiles) in ground metres at the latitude of tile row ``y`` of zoom ``z``."""
+    lat = math.atan(math.sinh(math.pi * (1 - 2 * (y + 0.5) / (1 << z))))
+    return 0.5 * 2 * math.pi * 6378137.0 / 256 / (1 << z) * math.cos(lat)
+
+
+def make_tile(conn: Connection, tile_layer: TileLayer, z: int, x: int, y: int, srid: int,
+              filters: dict[str, Any]) -> bytes:
+    """The MVT bytes of one tile (EPSG:3857 tile grid; rows in EPSG:``srid`` selected through the envelope).
+    Empty bytes below the layer's ``minzoom``."""
+    if z < tile_layer.minzoom:
+        return b""
+    conditions = "".join(f" AND {sql}" for name, sql in tile_layer.filters if filters.get(name) is not None)
+    where = "AND g.geom && (SELECT stored FROM bounds)" + conditions
+    columns = ", ".join(f"r.{name}" for name in tile_layer.columns)
+    # Rows picked by the envelope in the storage CRS (the GiST index), clipped and encoded in web mercator;
+    # only the clipped geometry reaches ST_AsMVT.
+    sql = f"""
+        WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS web,
+                               ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), :srid) AS stored),
+             rows AS ({tile_layer.select.format(where=where)})
+        SELECT ST_AsMVT(tile, :name, :extent, 'geom') FROM (
+            SELECT {columns}, ST_AsMVTGeom(ST_Transform(r.geom, 3857), bounds.web, :extent, :buffer, true) AS geom
+              FROM rows r, bounds
+        ) tile"""
+    params = {"z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "srid": srid, "name": tile_layer.name,
+              "extent": EXTENT, "buffer": BUFFER, "tolerance": simplify_tolerance(z, y),
+              **{k: v for k, v in filters.items() if v is not None}}
+    return bytes(conn.execute(sa.text(sql), params).scalar_one() or b"")
+
+
+class TileCache:
+    """Least-recently-used bytes of tiles by key, at most ``max_bytes`` in all; thread-safe."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return data
+
+    def put(self, key: tuple, data: bytes) -> None:
+        if len(data) > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = data
+            self._bytes += len(data)
+            while self._bytes > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= len(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+CACHE = TileCache()
+
+
+def cached_tile(conn: Connection, database: str, name: str, z: int, x: int, y: int, srid: int,
+                filters: dict[str, Any], cache: TileCache = CACHE) -> tuple[bytes, str, bool]:
+    """(tile bytes, cache key digest for an ETag, whether it came from the cache)."""
+    check_tile(z, x, y)
+    tile_layer = layer(name)
+    key = (database, name, z, x, y, revision(conn, tile_layer), tuple(sorted(filters.items())))
+    etag = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
+    data = cache.get(key)
+    if data is not None:
+        return data, etag, True
+    data = make_tile(conn, tile_layer, z, x, y, srid, filters)
+    cache.put(key, data)
+    return data, etag, False

@@ -1,0 +1,73 @@
+"""Build the HTML of a map page with Folium, pointed at the vendored assets (no CDN).
+
+Folium makes the document and the Leaflet map; its default asset lists name CDNs (jsDelivr, code.jquery.com,
+cdnjs…), so every page replaces them with the files under ``static/vendor`` — only Leaflet and the plugins a
+page names — and adds nothing else from outside. The page's own behaviour is in ``static/<page>.js``
+(loaded with ``defer``, so it runs after Folium's inline script has created the map), which finds the map in
+``window.citygrid.map``. Header and footer HTML come from Flask templates (auto-escaped); page data is a JSON
+script element, escaped so stored text cannot close it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import folium
+from branca.element import Element, MacroElement
+from jinja2 import Template
+
+# name -> (scripts, stylesheets) under static/vendor
+VENDOR: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "leaflet": (("vendor/leaflet/leaflet.js",), ("vendor/leaflet/leaflet.css",)),
+    "vectorgrid": (("vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",), ()),
+    "markercluster": (("vendor/markercluster/leaflet.markercluster.js",),
+                      ("vendor/markercluster/MarkerCluster.css", "vendor/markercluster/MarkerCluster.Default.css")),
+}
+
+
+class _Expose(MacroElement):
+    """Puts the Folium map in ``window.citygrid.map`` right after Folium creates it."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+    window.citygrid = Object.assign(window.citygrid || {}, {map: {{ this._parent.get_name() }}, ready: false});
+{% endmacro %}""")
+
+
+def json_script(element_id: str, data: Any) -> str:
+    """``<script type="application/json">`` holding ``data``; ``<``, ``>`` and ``&`` are escaped so no stored
+    text can end the element."""
+    text = json.dumps(data, ensure_ascii=False, default=str)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f'<script id="{element_id}" type="application/json">{text}</script>'
+
+
+def build_page(*, title: str, static_url: Callable[[str], str], plugins: Sequence[str], scripts: Sequence[str],
+               header_html: str, footer_html: str = "", data: dict[str, Any] | None = None,
+               centre: tuple[float, float] = (39.92, 116.45), zoom: int = 11) -> str:
+    """The page's HTML: a Folium map (EPSG:3857 display, ``centre`` as WGS84 lat, lon) with no tile layer,
+    the vendored ``plugins``, the page ``scripts`` (static paths), header/footer HTML and ``data`` as JSON
+    (element ``cg-data``)."""
+    # maxZoom on the map itself (Folium would put it on a tile layer, and there is none): clustering needs it.
+    page_map = folium.Map(location=list(centre), zoom_start=zoom, tiles=None, prefer_canvas=True,
+                          control_scale=True, maxZoom=19, minZoom=3)
+    page_map.default_js = [(f"vendor-{i}", static_url(path)) for i, path in
+                           enumerate(p for name in ("leaflet", *plugins) for p in VENDOR[name][0])]
+    page_map.default_css = [(f"vendor-css-{i}", static_url(path)) for i, path in
+                            enumerate(p for name in ("leaflet", *plugins) for p in VENDOR[name][1])]
+    page_map.add_child(_Expose())
+    root = page_map.get_root()
+    root.header.add_child(Element(
+        f'<title>{_escape(title)}</title><meta charset="utf-8"><link rel="icon" href="data:,">'
+        f'<link rel="stylesheet" href="{static_url("citygrid.css")}">'
+        + "".join(f'<script defer src="{static_url(path)}"></script>' for path in ("common.js", *scripts))))
+    root.html.add_child(Element(header_html), index=0)
+    root.html.add_child(Element(footer_html + json_script("cg-data", data or {})))
+    return root.render()
+
+
+def _escape(text: str) -> str:
+    from markupsafe import escape
+
+    return str(escape(text))

@@ -1,0 +1,103 @@
+"""Find things on the map: ``GET /api/v1/search?q=`` (grid code, case ID, component ID or an address) and
+``GET /api/v1/components/<obj_id>`` (a component's attributes, history and cases). Places come back as
+EPSG:4326 lon/lat."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import shapely
+from flask import Blueprint, jsonify, request
+
+from citygrid.cases import store as case_store
+from citygrid.components_survey import store as survey_store
+from citygrid.errors import InvalidInput, NotFound
+from citygrid.gridding import store as grid_store
+from citygrid.spatial.crs import to_lonlat
+from citygrid.spatial.db import deployment_srid
+from citygrid.spatial.gazetteer import Gazetteer
+from citygrid.webmap.context import connection
+from citygrid.webmap.params import district_code
+
+bp = Blueprint("search_v1", __name__, url_prefix="/api/v1")
+_GRID = re.compile(r"^[0-9]{6}([0-9]{9}|S[0-9]{4})$")
+_OBJ_ID = re.compile(r"^[0-9]{16}$")
+_CASE_ID = re.compile(r"^#?([0-9]{1,12})$")
+MAX_QUERY = 100
+
+
+@bp.get("/search")
+def search():
+    """What ``q`` names: a unit/supervision grid code, a 16-digit component ObjID, a case ID (digits, or #n)
+    or an address in ``district`` (default: every district). Returns ``results`` (kind, id, label, lon, lat,
+    and for grids the GeoJSON geometry); empty when nothing matches."""
+    query = (request.args.get("q") or "").strip()
+    if not query:
+        raise InvalidInput("q is required: a grid code, case ID, component ID or address", field="q")
+    if len(query) > MAX_QUERY:
+        raise InvalidInput(f"q is longer than {MAX_QUERY} characters", field="q")
+    district = request.args.get("district")
+    district = district_code(district) if district else None
+    results = []
+    with connection() as conn:
+        if _GRID.match(query) and (grid := grid_store.find_grid(conn, query)):
+            centre = shapely.geometry.shape(grid["geometry"]).representative_point()
+            results.append({"kind": f"{grid['properties']['kind']}_grid", "id": query, "label": query,
+                            "lon": centre.x, "lat": centre.y, "geometry": grid["geometry"]})
+        elif _OBJ_ID.match(query) and (versions := survey_store.component_history(conn, query)):
+            newest = versions[0]
+            results.append({"kind": "component", "id": query, "label": f"{newest['class_name'] or ''} {query}",
+                            "lon": newest["lon"], "lat": newest["lat"], "current": newest["valid_to"] is None})
+        elif (m := _CASE_ID.match(query)) and (case := case_store.get_case(conn, int(m.group(1)))):
+            results.append({"kind": "case", "id": case["case_id"],
+                            "label": f"#{case['case_id']} {case['class_name'] or ''} ({case['status']})",
+                            "lon": case["lon"], "lat": case["lat"]})
+        if not results:
+            districts = [district] if district else case_store.district_codes(conn)
+            srid = deployment_srid(conn)
+            for code in districts:
+                match = Gazetteer.for_district(conn, code).locate(query)
+                if match is None or match.place.x is None:
+                    continue
+                point = to_lonlat(np.array([shapely.Point(match.place.x, match.place.y)], dtype=object), srid)[0]
+                results.append({"kind": match.place.kind, "id": match.place.code, "label": match.place.name,
+                                "lon": point.x, "lat": point.y, "confidence": match.confidence,
+                                "ambiguous": match.ambiguous, "district": code})
+    results.sort(key=lambda r: -r.get("confidence", 1.0))
+    return jsonify({"q": query, "results": results})
+
+
+@bp.get("/components/near")
+def component_near():
+    """``?lon=&lat=`` (WGS84) ``&within_m=`` (0.1–200, default 10) — ``{"component": …}``, the nearest current
+    component with its distance in metres, or null when none is that close (the map's click on a drawn
+    component; "nothing there" is an answer, not an error)."""
+    from citygrid.spatial import crs
+    from citygrid.webmap.params import float_arg
+
+    if "lon" not in request.args or "lat" not in request.args:
+        raise InvalidInput("lon and lat (WGS84) are required", field="lon" if "lon" not in request.args else "lat")
+    lon, lat = float_arg("lon", 0.0, -180.0, 180.0), float_arg("lat", 0.0, -90.0, 90.0)
+    within = float_arg("within_m", 10.0, 0.1, 200.0)
+    with connection() as conn:
+        srid = deployment_srid(conn)
+        point = crs.to_storage(np.array([shapely.Point(lon, lat)], dtype=object), crs.parse_crs("EPSG:4326"), srid)[0]
+        wkb = shapely.to_wkb(point)
+        district, _ = case_store.district_at(conn, wkb, srid)
+        found = case_store.component_near(conn, district, wkb, srid, obj_id=None, class_code=None,
+                                          within_m=within) if district else None
+    return jsonify({"component": found, "within_m": within})
+
+
+@bp.get("/components/<obj_id>")
+def component(obj_id: str):
+    """A component by ObjID: its current (or last) version, every version (newest first) and its case count."""
+    if not _OBJ_ID.match(obj_id):
+        raise InvalidInput(f"component ID {obj_id!r} must be 16 digits", field="obj_id")
+    with connection() as conn:
+        versions = survey_store.component_history(conn, obj_id)
+    if not versions:
+        raise NotFound(f"no component {obj_id}")
+    return jsonify({"obj_id": obj_id, "current": versions[0] if versions[0]["valid_to"] is None else None,
+                    "versions": versions, "cases": versions[0]["cases"]})

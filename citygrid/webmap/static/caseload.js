@@ -1,0 +1,139 @@
+// Caseload: cases per unit grid, supervision grid, community or street for a month (slider) and class, as a
+// choropleth (unit and supervision grids drawn from vector tiles and joined by code; communities and streets
+// as GeoJSON), with the kernel-density raster as an overlay whose opacity is set by a slider.
+(function () {
+  "use strict";
+  var cg = window.citygrid, map = cg.map;
+  var layers = L.control.layers(null, null, { collapsed: true }).addTo(map);
+  var legend = cg.legend(map);
+  var ui = {};
+  ["district", "level", "class", "measure", "month", "opacity", "summary"].forEach(function (id) {
+    ui[id] = document.getElementById(id);
+  });
+  var monthLabel = document.getElementById("month-label");
+  var boundary = null, choropleth = null, density = null, months = [], request = 0, clickCard = null;
+  var RAMP = ["#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026"];
+  cg.layers = {};
+  cg.basemap(map);
+
+  function period() {
+    var i = parseInt(ui.month.value, 10);
+    if (!i || !months[i - 1]) { return { label: "all", query: "" }; }
+    var m = months[i - 1], y = parseInt(m.slice(0, 4), 10), n = parseInt(m.slice(5, 7), 10);
+    var next = n === 12 ? (y + 1) + "-01" : y + "-" + (n < 9 ? "0" : "") + (n + 1);
+    return { label: m, query: "&start=" + m + "-01&end=" + next + "-01" };
+  }
+
+  function filters() {
+    var cls = ui.class.value ? ui.class.value.split("/") : null;
+    return period().query + (cls ? "&kind=" + cls[0] + "&class_code=" + cls[1] : "");
+  }
+
+  // Quantile breaks of the non-zero values (at most RAMP.length classes).
+  function breaks(values) {
+    var v = values.filter(function (x) { return x > 0; }).sort(function (a, b) { return a - b; });
+    if (!v.length) { return []; }
+    var out = [];
+    for (var k = 1; k < RAMP.length; k++) {
+      var b = v[Math.min(v.length - 1, Math.floor(k * v.length / RAMP.length))];
+      if (b > v[0] && (!out.length || b > out[out.length - 1])) { out.push(b); }
+    }
+    out.smallest = v[0];
+    return out;
+  }
+  function colour(value, cuts) {
+    if (!(value > 0)) { return null; }
+    var i = 0;
+    while (i < cuts.length && value >= cuts[i]) { i++; }
+    return RAMP[Math.min(i + 1, RAMP.length - 1)];
+  }
+  function legendFor(cuts, measure) {
+    var entries = [["#fff", "0"]], bounds = cuts.smallest === undefined ? [] : [0].concat(cuts);
+    bounds.forEach(function (lower, i) {
+      var upper = cuts[i];
+      entries.push([RAMP[Math.min(i + 1, RAMP.length - 1)],
+                    upper === undefined ? "≥ " + (i ? lower : cuts.smallest) : (i ? lower : cuts.smallest) + " – < " + upper]);
+    });
+    legend.update(entries, measure + " (" + period().label + ")");
+  }
+
+  function draw() {
+    var code = ui.district.value, level = ui.level.value, measure = ui.measure.value, mine = ++request;
+    monthLabel.textContent = period().label;
+    cg.ready = false;
+    var withGeometry = level === "community" || level === "street";
+    cg.getJSON("/api/v1/caseload?district=" + code + "&level=" + level + filters() +
+               (withGeometry ? "&format=geojson" : "")).then(function (answer) {
+      if (mine !== request) { return; }
+      var rows = withGeometry ? answer.features.map(function (f) { return f.properties; }) : answer.rows;
+      var byCode = {}, total = 0;
+      rows.forEach(function (r) { byCode[r.code] = r; total += r.cases; });
+      var cuts = breaks(rows.map(function (r) { return r[measure]; }));
+      if (choropleth) { map.removeLayer(choropleth); layers.removeLayer(choropleth); }
+      function style(p) {
+        var row = byCode[p.code], fill = row ? colour(row[measure], cuts) : null;
+        return { weight: 0.4, color: "#666", fill: true, fillColor: fill || "#fff", fillOpacity: fill ? 0.75 : 0.2 };
+      }
+      function card(codeValue) {
+        var row = byCode[codeValue] || { code: codeValue };
+        return cg.fields(row, [["code", "code"], ["name", "name"], ["cases", "cases"], ["cases_per_km2", "per km²"],
+                               ["components", "components"], ["cases_per_100_components", "per 100 components"]]);
+      }
+      if (withGeometry) {
+        choropleth = L.geoJSON(answer, {
+          style: function (f) { return style(f.properties); },
+          onEachFeature: function (f, l) { l.bindPopup(function () { return card(f.properties.code); }); }
+        });
+      } else {
+        choropleth = cg.tileLayer(level === "unit" ? "unit_grids" : "supervision_grids", style, { minZoom: 8 });
+      }
+      clickCard = withGeometry ? null : function (found) {
+        return card(level === "unit" ? found.code : found.card.supervision_code);
+      };
+      choropleth.once("load", function () { cg.ready = true; });
+      if (withGeometry) { setTimeout(function () { cg.ready = true; }, 0); }
+      choropleth.addTo(map);
+      layers.addOverlay(choropleth, "Cases per " + level);
+      cg.layers.choropleth = choropleth;
+      legendFor(cuts, measure);
+      var synthetic = cg.data.per_district[code].synthetic_cases || 0;
+      ui.summary.textContent = total + " cases" + (synthetic ? " — the demo history is SYNTHETIC" : "");
+      ui.summary.className = synthetic ? "cg-synthetic" : "";
+      return cg.getJSON("/api/v1/density.json?district=" + code + filters());
+    }).then(function (info) {
+      if (!info || mine !== request) { return; }
+      if (density) { map.removeLayer(density); layers.removeLayer(density); }
+      density = L.imageOverlay("/api/v1/density.png?district=" + code + filters(), info.bounds_lonlat,
+                               { opacity: ui.opacity.value / 100, interactive: false });
+      density.addTo(map);
+      layers.addOverlay(density, "Case density (" + info.bandwidth_m + " m " + info.kernel + " kernel)");
+      cg.layers.density = density;
+    }).catch(function (err) { ui.summary.textContent = "error: " + err.message; cg.ready = true; });
+  }
+
+  function district() {
+    var code = ui.district.value;
+    months = cg.data.per_district[code].months || [];
+    ui.month.max = String(months.length);
+    ui.month.value = "0";
+    monthLabel.textContent = "all";
+    if (boundary) { map.removeLayer(boundary); }
+    cg.boundary(map, code).then(function (b) { boundary = b.layer; draw(); });
+  }
+
+  // Grids are drawn from tiles: a click asks the server which unit grid is under the point.
+  map.on("click", function (e) {
+    if (!clickCard) { return; }
+    var show = clickCard;
+    cg.getJSON("/api/v1/grids/at?lon=" + e.latlng.lng.toFixed(7) + "&lat=" + e.latlng.lat.toFixed(7))
+      .then(function (found) { if (found.code) { L.popup().setLatLng(e.latlng).setContent(show(found)).openOn(map); } })
+      .catch(function () {});
+  });
+
+  ui.month.addEventListener("input", function () { monthLabel.textContent = period().label; });
+  ui.month.addEventListener("change", draw);
+  ["level", "class", "measure"].forEach(function (id) { ui[id].addEventListener("change", draw); });
+  ui.opacity.addEventListener("input", function () { if (density) { density.setOpacity(ui.opacity.value / 100); } });
+  ui.district.addEventListener("change", district);
+  district();
+})();

@@ -1,0 +1,66 @@
+"""Vector tiles: ``GET /tiles/<layer>/<z>/<x>/<y>.mvt`` (Mapbox Vector Tile, XYZ scheme) and a TileJSON per
+layer. Tiles are cached server-side under a key that includes the layer's revision (``spatial.tiles``); the
+ETag is that key, so browsers revalidate (``no-cache``) and get 304 until an edit changes the layer."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from citygrid.errors import InvalidInput
+from citygrid.spatial import tiles
+from citygrid.spatial.db import deployment_srid
+from citygrid.webmap.context import backend, connection
+from citygrid.webmap.params import choice_arg
+
+bp = Blueprint("tiles", __name__, url_prefix="/tiles")
+_CLASS = re.compile(r"^[0-9]{4}$")
+_STATUSES = ("reported", "verified", "accepted", "rejected", "dispatched", "fed_back", "checked", "closed",
+             "evaluated")
+MVT_TYPE = "application/vnd.mapbox-vector-tile"
+
+
+def _filters(layer: tiles.TileLayer) -> dict[str, object]:
+    accepted = {name for name, _ in layer.filters}
+    unknown = sorted(set(request.args) - accepted)
+    if unknown:
+        raise InvalidInput(f"layer {layer.name} takes no parameter {unknown[0]!r}"
+                           + (f"; it takes {', '.join(sorted(accepted))}" if accepted else ""), field=unknown[0])
+    filters: dict[str, object] = {}
+    if "class_code" in request.args:
+        if not _CLASS.match(request.args["class_code"]):
+            raise InvalidInput("class_code must be 4 digits", field="class_code")
+        filters["class_code"] = request.args["class_code"]
+    if "status" in request.args:
+        filters["status"] = choice_arg("status", _STATUSES)
+    if "open" in request.args:
+        filters["open"] = choice_arg("open", ("true", "false")) == "true"
+    return filters
+
+
+@bp.get("/<name>/<int:z>/<int:x>/<int:y>.mvt")
+def tile(name: str, z: int, x: int, y: int):
+    layer = tiles.layer(name)
+    filters = _filters(layer)
+    tiles.check_tile(z, x, y)
+    with connection() as conn:
+        data, etag, hit = tiles.cached_tile(conn, backend().database, name, z, x, y, deployment_srid(conn), filters)
+    headers = {"ETag": f'"{etag}"', "Cache-Control": "no-cache", "X-Tile-Cache": "hit" if hit else "miss"}
+    if request.if_none_match.contains(etag):
+        return Response(status=304, headers=headers)
+    if not data:
+        return Response(status=204, headers=headers)
+    return Response(data, mimetype=MVT_TYPE, headers=headers)
+
+
+@bp.get("/<name>.json")
+def tilejson(name: str):
+    """TileJSON 3.0 of a layer: its tile URL template, zooms and attribute fields."""
+    layer = tiles.layer(name)
+    template = url_for("tiles.tile", name=name, z=0, x=0, y=0).replace("/0/0/0.mvt", "/{z}/{x}/{y}.mvt")
+    return jsonify({"tilejson": "3.0.0", "name": name, "tiles": [template], "minzoom": layer.minzoom,
+                    "maxzoom": tiles.MAX_ZOOM, "scheme": "xyz",
+                    "vector_layers": [{"id": name, "fields": {c: "" for c in layer.columns},
+                                       "minzoom": layer.minzoom, "maxzoom": tiles.MAX_ZOOM}],
+                    "filters": [f for f, _ in layer.filters]})
