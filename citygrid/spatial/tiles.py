@@ -123,11 +123,15 @@ def revision(conn: Connection, tile_layer: TileLayer) -> str:
     rows: list[tuple] = []
     if "grids" in tile_layer.revision_of:
         rows += conn.execute(sa.text(
-            """SELECT d.district_code, v.version_id, v.status, md5(v.params::text),
-                      CASE WHEN v.status <> 'published' THEN (SELECT count(*) FROM unit_grids u
-                           WHERE u.district_code = v.district_code AND u.version_id = v.version_id) END
+            """SELECT d.district_code, v.version_id, v.status,
+                      CASE WHEN v.status <> 'published' THEN
+                           (SELECT md5(p.params::text) FROM grid_versions p
+                             WHERE p.district_code = v.district_code AND p.version_id = v.version_id)
+                           || (SELECT count(*) FROM unit_grids u
+                                WHERE u.district_code = v.district_code AND u.version_id = v.version_id) END
                  FROM districts d
-                 LEFT JOIN LATERAL (SELECT * FROM grid_versions v WHERE v.district_code = d.district_code
+                 LEFT JOIN LATERAL (SELECT v.district_code, v.version_id, v.status FROM grid_versions v
+                                     WHERE v.district_code = d.district_code
                                      ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1) v ON true
                 ORDER BY 1""")).all()
     counters = [name for name in tile_layer.revision_of if name != "grids"]

@@ -77,12 +77,24 @@
     if (unitLayer) { map.removeLayer(unitLayer); layers.removeLayer(unitLayer); current.splice(current.indexOf(unitLayer), 1); }
     var teamOf = {};
     (cg.data.per_district[code].teams || []).forEach(function (t) { teamOf[t.code] = t; });
-    unitLayer = cg.tileLayer("unit_grids", function (p) {
+    function style(p) {
       var key = ownerKey(p);
       return { weight: 0.5, color: "#444", fill: true, fillOpacity: 0.35,
                fillColor: key ? cg.colourFor(key) : "#ccc" };
-    }, { minZoom: 10 });
-    unitLayer.once("load", function () { cg.ready = true; });
+    }
+    if (new URLSearchParams(window.location.search).get("unit_grids") === "geojson") {
+      // The whole layer as GeoJSON documents instead of tiles: the anchor of the page_overview benchmark.
+      unitLayer = L.geoJSON(null, { style: function (f) { return style(f.properties); }, interactive: false });
+      Promise.all([0, 5000].map(function (offset) {
+        return cg.getJSON("/api/v1/grids?kind=unit&limit=5000&offset=" + offset + "&district=" + code);
+      })).then(function (pages) {
+        pages.forEach(function (page) { unitLayer.addData(page); });
+        requestAnimationFrame(function () { cg.ready = true; });
+      });
+    } else {
+      unitLayer = cg.tileLayer("unit_grids", style, { minZoom: 10 });
+      unitLayer.once("load", function () { cg.ready = true; });
+    }
     keep(unitLayer, "Unit grids (单元网格), coloured by owner");
     cg.layers.unitGrids = unitLayer;
     var r = role.value === "team" ? null : role.value;
