@@ -548,7 +548,7 @@ def cases_train(ctx: click.Context) -> None:
 def load_demo(ctx: click.Context, demo: str, force: bool) -> None:
     """Set up and load a real demo district: chaoyang (Beijing) or guancheng (Zhengzhou)."""
     summary = deploy.load_demo(_settings(ctx), demo, force=force)
-    if summary["loaded"] or summary.get("grids") or summary.get("synthetic_history"):
+    if summary["loaded"] or summary.get("grids") or summary.get("synthetic_history") or summary.get("synthetic_census"):
         _echo_json(summary)
     else:
         click.echo(f"{summary['district']} already loaded in {summary['database']}, with its grids")

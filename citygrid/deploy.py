@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from citygrid import __version__
 from citygrid.cases import synthetic
 from citygrid.components_survey import store as survey_store
+from citygrid.components_survey import synthetic as synthetic_census
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME, DEFAULT_SCHEME_TITLE, read_scheme
 from citygrid.config import Settings
 from citygrid.errors import InvalidInput
@@ -97,13 +98,15 @@ def demo_settings(settings: Settings, demo: DemoDistrict) -> Settings:
 
 
 def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool = True,
-              history: bool = True) -> dict[str, Any]:
+              history: bool = True, census: bool = True) -> dict[str, Any]:
     """Set up the database of a demo district and load its real data, once.
 
     Boundary and street/community points are GCJ-02 (converted to WGS84, then to the storage CRS); roads,
     where the demo has them, are OpenStreetMap WGS84. With ``grids`` the district then gets a published grid
     version (unit grids with default parameters, supervision grids and teams, derived ownership) unless it
-    has one, and with ``history`` a seeded SYNTHETIC year of cases (``cases.synthetic``) unless it has one.
+    has one, with ``census`` a seeded SYNTHETIC component census (``components_survey.synthetic``) unless it
+    has components, and with ``history`` a seeded SYNTHETIC year of cases (``cases.synthetic``) unless it
+    has one.
     Each step is one transaction. Returns a summary with ``loaded`` False when the data was already there.
     """
     demo = demo_district(key)
@@ -119,6 +122,11 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
         if grids:
             with engine.begin() as conn:
                 summary["grids"] = ensure_demo_grids(conn, demo)
+        if grids and census:
+            with engine.begin() as conn:
+                if not survey_store.current_components(conn, demo.code):
+                    made_census = synthetic_census.generate(conn, demo.code)
+                    summary["synthetic_census"] = {"state": made_census.state, **made_census.counts}
         if grids and history and demo.history_cases:
             with engine.begin() as conn:
                 if not conn.execute(sa.text("SELECT 1 FROM cases WHERE district_code = :d AND synthetic LIMIT 1"),

@@ -49,7 +49,7 @@ def fresh_database(server: Settings, name: str, srid: int, deployment: str = "te
 def beijing_db(server_settings: Settings) -> Iterator[Settings]:
     """A Beijing deployment (EPSG:4548) with the Chaoyang demo loaded once, committed."""
     with fresh_database(server_settings, f"citygrid_test_bj_{RUN_ID}", 4548, "北京市 test") as settings:
-        deploy.load_demo(settings, "chaoyang", history=False)
+        deploy.load_demo(settings, "chaoyang", history=False, census=False)
         yield settings
 
 
@@ -57,7 +57,7 @@ def beijing_db(server_settings: Settings) -> Iterator[Settings]:
 def zhengzhou_db(server_settings: Settings) -> Iterator[Settings]:
     """A Zhengzhou deployment (EPSG:4547) with the Guancheng demo (with OSM roads) loaded once."""
     with fresh_database(server_settings, f"citygrid_test_zz_{RUN_ID}", 4547, "郑州市 test") as settings:
-        deploy.load_demo(settings, "guancheng", history=False)
+        deploy.load_demo(settings, "guancheng", history=False, census=False)
         yield settings
 
 

@@ -501,3 +501,36 @@ def test_oversized_upload_is_413(http):
                                              ("/api/v1/imports/00000000-0000-0000-0000-000000000000/report.csv", 404)])
 def test_unknown_jobs(http, url, status):
     assert http.get(url).status_code == status
+
+
+# ------------------------------------------------------------------------------------------ synthetic demo census
+def test_synthetic_census_spacing_and_sides():
+    from citygrid.components_survey.synthetic import census_points
+
+    frame = census_points([shapely.LineString([(0, 0), (1000, 0)])], seed=1)
+    lamps = frame[frame["class_code"] == "0118"]
+    assert len(lamps) == 25  # every 40 m
+    ys = lamps.geometry.y.to_numpy()
+    assert (abs(abs(ys) - 9) < 3).all() and (ys > 0).sum() in (12, 13)  # both sides of the road
+    assert set(frame["class_code"]) >= {"0118", "0104", "0402", "0305"}
+    assert frame["DeptName1"].str.endswith("（合成）").all()
+    again = census_points([shapely.LineString([(0, 0), (1000, 0)])], seed=1)
+    assert again.geometry.equals(frame.geometry)  # seeded
+
+
+def test_synthetic_census_is_imported_along_the_roads_and_labelled(zz):
+    from citygrid.components_survey import synthetic
+
+    result = synthetic.generate(zz, "410104")
+    assert result.state == "committed" and result.counts["bad"] == 0 and result.counts["good"] > 10_000
+    stats = zz.execute(sa.text(
+        """SELECT count(*) AS n, count(*) FILTER (WHERE synthetic) AS synthetic,
+                  count(*) FILTER (WHERE unit_grid_code IS NOT NULL) AS gridded
+             FROM components WHERE district_code = '410104' AND valid_to IS NULL""")).mappings().one()
+    assert stats["n"] == stats["synthetic"] == result.counts["good"]
+    assert stats["gridded"] > 0.95 * stats["n"]
+    far = zz.execute(sa.text(
+        """SELECT count(*) FROM (SELECT geom FROM components WHERE district_code = '410104' LIMIT 500) c
+            WHERE NOT EXISTS (SELECT 1 FROM lines l WHERE l.district_code = '410104' AND l.kind = 'road'
+                                AND ST_DWithin(l.geom, c.geom, 20))""")).scalar_one()
+    assert far == 0

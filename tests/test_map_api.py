@@ -1,0 +1,115 @@
+"""The endpoints behind the map pages: search, the grid under a point, owners per role, components and their
+history, case lists as GeoJSON with a supervisor's scope; the pages' HTML references nothing outside."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from citygrid.webmap.folium_pages import json_script
+
+LON, LAT = 116.48, 39.93
+
+
+def add_component(conn, obj_id: str, lon: float = LON, lat: float = LAT, valid_from: str = "2025-06-01",
+                  valid_to: str | None = None) -> None:
+    conn.execute(sa.text(
+        """INSERT INTO components (district_code, obj_id, valid_from, valid_to, scheme, class_code, obj_name, geom)
+           VALUES ('110105', :o, :f, CAST(:t AS timestamptz), 'cjt214', '0118', '路灯',
+                   ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 4548))"""
+    ), {"o": obj_id, "f": valid_from, "t": valid_to, "lon": lon, "lat": lat})
+
+
+def test_search_by_grid_case_component_and_address(client, bj):
+    grid = bj.execute(sa.text("SELECT code FROM unit_grids ORDER BY code LIMIT 1")).scalar_one()
+    hit = client.get(f"/api/v1/search?q={grid}").get_json()["results"][0]
+    assert hit["kind"] == "unit_grid" and hit["geometry"]["type"] == "Polygon"
+    case = client.post("/api/v1/cases", json={"lon": LON, "lat": LAT, "class_code": "0102",
+                                              "description": "暴露垃圾", "source": "supervisor"}).get_json()["case"]
+    found = client.get(f"/api/v1/search?q=%23{case['case_id']}").get_json()["results"][0]
+    assert found["kind"] == "case" and abs(found["lon"] - LON) < 1e-6
+    add_component(bj, "1101050118777001")
+    component = client.get("/api/v1/search?q=1101050118777001").get_json()["results"][0]
+    assert component["kind"] == "component" and component["current"] is True
+    place = client.get("/api/v1/search?q=南郎家园小区").get_json()["results"][0]
+    assert place["label"] == "南郎家园社区" and 0 < place["confidence"] <= 1
+    assert client.get("/api/v1/search?q=火星上的地址").get_json()["results"] == []
+
+
+@pytest.mark.parametrize(("query", "field"), [("", "q"), ("q=" + "x" * 101, "q"), ("q=a&district=12", "district")])
+def test_search_bad_requests(client, query, field):
+    answer = client.get(f"/api/v1/search?{query}")
+    assert answer.status_code == 400 and answer.get_json()["details"][0]["field"] == field
+
+
+@pytest.mark.parametrize("payload", ["1' OR '1'='1", "110105'; DROP TABLE cases;--", "%' UNION SELECT 1--"])
+def test_search_injection_payloads_find_nothing(client, payload):
+    answer = client.get("/api/v1/search", query_string={"q": payload})
+    assert answer.status_code == 200 and answer.get_json()["results"] == []
+
+
+def test_grid_under_a_point(client):
+    inside = client.get(f"/api/v1/grids/at?lon={LON}&lat={LAT}").get_json()
+    assert len(inside["code"]) == 15 and inside["card"]["owners"]["management"]["kind"] == "street_office"
+    outside = client.get("/api/v1/grids/at?lon=100&lat=30")
+    assert outside.status_code == 200 and outside.get_json()["code"] is None
+    for query in ("lon=116.48", "lon=abc&lat=39.9", "lon=200&lat=39.9", "lon=116.4&lat=NaN"):
+        assert client.get(f"/api/v1/grids/at?{query}").status_code == 400
+
+
+def test_owners_per_role(client):
+    enforcement = client.get("/api/v1/grids/owners?district=110105&role=enforcement").get_json()
+    assert enforcement["owners"] and all(o["name"].endswith("综合执法队") for o in enforcement["owners"])
+    total = sum(o["grids"] for o in enforcement["owners"])
+    management = client.get("/api/v1/grids/owners?district=110105&role=management").get_json()
+    assert sum(o["grids"] for o in management["owners"]) == total  # every grid has one owner per role
+    assert client.get("/api/v1/grids/owners?district=110105&role=king").status_code == 400
+    assert client.get("/api/v1/grids/owners?district=999999").status_code == 404
+
+
+def test_component_history_and_nearest(client, bj):
+    add_component(bj, "1101050118777002", lon=LON + 0.0002, valid_from="2024-01-01", valid_to="2025-01-01")
+    add_component(bj, "1101050118777002", lon=LON, valid_from="2025-01-01")
+    doc = client.get("/api/v1/components/1101050118777002").get_json()
+    assert len(doc["versions"]) == 2 and doc["current"]["valid_to"] is None
+    assert doc["versions"][0]["valid_from"] > doc["versions"][1]["valid_from"]  # newest first
+    near = client.get(f"/api/v1/components/near?lon={LON}&lat={LAT}&within_m=3").get_json()
+    assert near["component"]["obj_id"] == "1101050118777002" and near["component"]["distance_m"] < 1
+    far = client.get(f"/api/v1/components/near?lon={LON + 0.01}&lat={LAT}&within_m=3").get_json()
+    assert far["component"] is None
+    assert client.get("/api/v1/components/123").status_code == 400
+    assert client.get("/api/v1/components/1101050118000999").status_code == 404
+    assert client.get(f"/api/v1/components/near?lon={LON}&lat={LAT}&within_m=5000").status_code == 400
+
+
+def test_case_list_as_geojson_scoped_to_a_team(client, bj):
+    made = client.post("/api/v1/cases", json={"lon": LON, "lat": LAT, "class_code": "0505",
+                                              "description": "乱停车", "source": "supervisor"}).get_json()["case"]
+    team = bj.execute(sa.text("SELECT team_code FROM supervision_grids WHERE code = :c"),
+                      {"c": made["supervision_code"]}).scalar_one()
+    other = bj.execute(sa.text("SELECT code FROM supervision_teams WHERE code <> :t LIMIT 1"), {"t": team}).scalar_one()
+    own = client.get(f"/api/v1/cases?format=geojson&open=true&team={team}").get_json()
+    assert made["case_id"] in {f["id"] for f in own["features"]}
+    feature = next(f for f in own["features"] if f["id"] == made["case_id"])
+    assert feature["geometry"]["type"] == "Point" and feature["properties"]["status"] == "reported"
+    assert made["case_id"] not in {f["id"] for f in client.get(f"/api/v1/cases?format=geojson&team={other}")
+                                   .get_json()["features"]}
+    for query in ("team=T01", "team=110105T01'--", "unit_grid=12", "supervision_grid=110105X0001", "open=maybe",
+                  "format=kml", "limit=5001&format=geojson"):
+        assert client.get(f"/api/v1/cases?{query}").status_code == 400, query
+
+
+@pytest.mark.parametrize("path", ["/", "/caseload", "/cases"])
+def test_pages_reference_only_this_server(client, path):
+    html = client.get(path).get_data(as_text=True)
+    assert "citygrid" in html and 'id="cg-data"' in html
+    references = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert references and all(r.startswith(("/", "data:")) for r in references), references
+    assert "cdn" not in html.lower() and "jquery" not in html.lower()
+
+
+def test_page_data_cannot_close_its_script_element():
+    text = json_script("cg-data", {"name": "</script><script>alert(1)</script>"})
+    assert text.count("</script>") == 1 and "\\u003c/script\\u003e" in text
