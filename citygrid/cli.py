@@ -65,9 +65,9 @@ def _echo_json(data: Any) -> None:
 
 
 @contextmanager
-def _transaction(settings: Settings) -> Iterator[Connection]:
+def _transaction(settings: Settings, isolation: str | None = None) -> Iterator[Connection]:
     """One transaction on the deployment database, after checking its schema."""
-    engine = db.make_engine(db.database_url(settings))
+    engine = db.make_engine(db.database_url(settings), **({"isolation_level": isolation} if isolation else {}))
     try:
         db.check_schema(engine)
         with engine.begin() as conn:
@@ -552,6 +552,41 @@ def load_demo(ctx: click.Context, demo: str, force: bool) -> None:
         _echo_json(summary)
     else:
         click.echo(f"{summary['district']} already loaded in {summary['database']}, with its grids")
+
+
+@cli.command("backup")
+@click.argument("district")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), required=True,
+              help="The backup file to write (a zip).")
+@click.pass_context
+def backup_command(ctx: click.Context, district: str, out: Path) -> None:
+    """Back up every row of one district (one consistent snapshot) to a file."""
+    from citygrid import backup
+
+    if out.exists():
+        raise InvalidInput(f"{out} exists; choose another name (a backup never overwrites)", field="out")
+    partial = out.with_name(out.name + ".partial")
+    try:
+        with _transaction(_settings(ctx), isolation="REPEATABLE READ") as conn:
+            manifest = backup.backup(conn, district, partial)
+        partial.rename(out)
+    finally:
+        partial.unlink(missing_ok=True)
+    _echo_json({"file": str(out), "sha256": backup.digest(out), "district": district,
+                "schema_revision": manifest["schema_revision"],
+                "rows": {t: v["rows"] for t, v in manifest["tables"].items()}})
+
+
+@cli.command("restore")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--replace", is_flag=True, help="Overwrite the district when it exists.")
+@click.pass_context
+def restore_command(ctx: click.Context, file: Path, replace: bool) -> None:
+    """Restore a district from a backup, in one transaction (nothing changes if any step fails)."""
+    from citygrid import backup
+
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(backup.restore(conn, file, replace=replace))
 
 
 @cli.command("status")

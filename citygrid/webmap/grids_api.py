@@ -109,11 +109,9 @@ def grid_at():
     from citygrid.cases import store as case_store
     from citygrid.spatial import crs
     from citygrid.spatial.geocode import GridIndex
-    from citygrid.webmap.params import float_arg
+    from citygrid.webmap.params import lonlat_args
 
-    if "lon" not in request.args or "lat" not in request.args:
-        raise InvalidInput("lon and lat (WGS84) are required", field="lon" if "lon" not in request.args else "lat")
-    lon, lat = float_arg("lon", 0.0, -180.0, 180.0), float_arg("lat", 0.0, -90.0, 90.0)
+    lon, lat = lonlat_args()
     with connection() as conn:
         srid = deployment_srid(conn)
         point = crs.to_storage(np.array([shapely.Point(lon, lat)], dtype=object), crs.parse_crs("EPSG:4326"), srid)[0]

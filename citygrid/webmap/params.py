@@ -34,6 +34,14 @@ def float_arg(name: str, default: float, low: float, high: float) -> float:
     return value
 
 
+def lonlat_args() -> tuple[float, float]:
+    """The required ``lon`` and ``lat`` query parameters (WGS84 degrees, in range)."""
+    for name in ("lon", "lat"):
+        if not request.args.get(name):
+            raise InvalidInput("lon and lat (WGS84) are required", field=name)
+    return float_arg("lon", 0.0, -180.0, 180.0), float_arg("lat", 0.0, -90.0, 90.0)
+
+
 def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":

@@ -74,11 +74,9 @@ def component_near():
     component with its distance in metres, or null when none is that close (the map's click on a drawn
     component; "nothing there" is an answer, not an error)."""
     from citygrid.spatial import crs
-    from citygrid.webmap.params import float_arg
+    from citygrid.webmap.params import float_arg, lonlat_args
 
-    if "lon" not in request.args or "lat" not in request.args:
-        raise InvalidInput("lon and lat (WGS84) are required", field="lon" if "lon" not in request.args else "lat")
-    lon, lat = float_arg("lon", 0.0, -180.0, 180.0), float_arg("lat", 0.0, -90.0, 90.0)
+    lon, lat = lonlat_args()
     within = float_arg("within_m", 10.0, 0.1, 200.0)
     with connection() as conn:
         srid = deployment_srid(conn)

@@ -1,0 +1,189 @@
+"""Backup and restore of one district: every row of every table keyed by ``district_code``.
+
+A backup is a zip: ``manifest.json`` (format, schema revision, storage SRID, district, per table its columns,
+row count and checksum) and one ``<table>.copy`` per table in PostgreSQL's COPY text format, which carries
+every type (geometry as hex EWKB, JSON, ranges) exactly. Deployment-wide tables (taxonomy, deployment record)
+are not part of it; the restoring deployment must have the same schema revision, SRID and taxonomy.
+
+A restore is one transaction: the district's rows are deleted (children first) only with ``replace``, the
+backup is copied in (parents first, identity values kept), identity sequences are moved past the restored
+values, the checksums are verified, and the district's layer revisions are raised above anything seen before
+so no map tile cached from earlier data survives. Any failure leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from citygrid.errors import Conflict, InvalidInput, SchemaMismatch
+from citygrid.spatial import db
+
+FORMAT = "citygrid-district-backup/1"
+# Caches, not records: rebuilt by triggers, raised past their old values on restore.
+SKIPPED = ("layer_revisions",)
+
+
+def district_tables(conn: Connection) -> list[str]:
+    """Tables with a ``district_code`` column, parents before children (foreign keys among them)."""
+    tables = set(conn.execute(sa.text(
+        """SELECT c.table_name FROM information_schema.columns c
+             JOIN information_schema.tables t USING (table_schema, table_name)
+            WHERE c.table_schema = 'public' AND c.column_name = 'district_code' AND t.table_type = 'BASE TABLE'"""
+    )).scalars()) - set(SKIPPED)
+    edges = conn.execute(sa.text(
+        """SELECT DISTINCT child.relname, parent.relname FROM pg_constraint k
+             JOIN pg_class child ON child.oid = k.conrelid JOIN pg_class parent ON parent.oid = k.confrelid
+            WHERE k.contype = 'f'""")).all()
+    parents = {t: {p for c, p in edges if c == t and p in tables and p != t} for t in tables}
+    ordered: list[str] = []
+    while parents:
+        ready = sorted(t for t, ps in parents.items() if not ps - set(ordered))
+        if not ready:
+            raise RuntimeError(f"foreign keys form a cycle among {sorted(parents)}")
+        ordered.extend(ready)
+        for t in ready:
+            del parents[t]
+    return ordered
+
+
+def _columns(conn: Connection, table: str) -> list[str]:
+    """Stored columns in order (generated columns cannot be copied in)."""
+    return list(conn.execute(sa.text(
+        """SELECT column_name FROM information_schema.columns
+            WHERE table_schema = 'public' AND table_name = :t AND is_generated = 'NEVER'
+            ORDER BY ordinal_position"""), {"t": table}).scalars())
+
+
+def _checksum(conn: Connection, table: str, columns: list[str], district: str) -> tuple[int, str]:
+    """(rows, md5 of the rows' text in a stable order) of one district's rows in ``table``."""
+    listed = ", ".join(f'"{c}"' for c in columns)
+    row = conn.execute(sa.text(
+        f"""SELECT count(*), coalesce(md5(string_agg(r::text, E'\\n' ORDER BY r::text)), '')
+              FROM (SELECT {listed} FROM "{table}" WHERE district_code = :d) r"""), {"d": district}).one()
+    return int(row[0]), str(row[1])
+
+
+def _raw(conn: Connection) -> Any:
+    return conn.connection.driver_connection
+
+
+def backup(conn: Connection, district: str, path: Path) -> dict[str, Any]:
+    """Write the district's rows to ``path`` (a zip); returns the manifest. Run it in a REPEATABLE READ
+    transaction (the CLI does) so every table comes from one snapshot."""
+    if conn.execute(sa.text("SELECT 1 FROM districts WHERE district_code = :d"), {"d": district}).first() is None:
+        raise InvalidInput(f"no district {district} in this database", field="district")
+    manifest: dict[str, Any] = {"format": FORMAT, "district": district, "srid": db.deployment_srid(conn),
+                                "schema_revision": db.current_revision(conn), "tables": {}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for table in district_tables(conn):
+            columns = _columns(conn, table)
+            rows, checksum = _checksum(conn, table, columns, district)
+            listed = ", ".join(f'"{c}"' for c in columns)
+            with archive.open(f"{table}.copy", "w", force_zip64=True) as out, _raw(conn).cursor() as cursor, \
+                    cursor.copy(f'COPY (SELECT {listed} FROM "{table}" WHERE district_code = %s) TO STDOUT',
+                                (district,)) as copy:
+                for block in copy:
+                    out.write(bytes(block))
+            manifest["tables"][table] = {"columns": columns, "rows": rows, "md5": checksum}
+        archive.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
+    return manifest
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of a backup; ``InvalidInput`` when the file is not one."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+    except (OSError, zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{path} is not a citygrid district backup ({exc})", field="file") from exc
+    if manifest.get("format") != FORMAT:
+        raise InvalidInput(f"{path}: unknown backup format {manifest.get('format')!r} (expected {FORMAT})",
+                           field="file")
+    return manifest
+
+
+def _blocks(archive: zipfile.ZipFile, name: str, size: int = 1 << 20) -> Iterator[bytes]:
+    with archive.open(name) as member:
+        while block := member.read(size):
+            yield block
+
+
+def restore(conn: Connection, path: Path, *, replace: bool = False) -> dict[str, Any]:
+    """Restore a district backup inside the caller's transaction; returns rows per table.
+
+    Raises ``SchemaMismatch`` for another schema revision, ``InvalidInput`` for another SRID or a damaged
+    file (checksum), ``Conflict`` when the district exists and ``replace`` is not set.
+    """
+    manifest = read_manifest(path)
+    district = manifest["district"]
+    revision = db.current_revision(conn)
+    if manifest["schema_revision"] != revision:
+        raise SchemaMismatch(f"the backup is of schema revision {manifest['schema_revision']}, this database is at "
+                             f"{revision}: restore it into a deployment at the same revision")
+    if manifest["srid"] != db.deployment_srid(conn):
+        raise InvalidInput(f"the backup is stored in EPSG:{manifest['srid']}, this deployment in "
+                           f"EPSG:{db.deployment_srid(conn)}", field="file")
+    tables = district_tables(conn)
+    unknown = sorted(set(manifest["tables"]) - set(tables))
+    if unknown:
+        raise InvalidInput(f"the backup has tables this database does not: {', '.join(unknown)}", field="file")
+    exists = conn.execute(sa.text("SELECT 1 FROM districts WHERE district_code = :d"), {"d": district}).first()
+    if exists and not replace:
+        raise Conflict(f"district {district} exists in this database; restore with --replace to overwrite it")
+    old_revisions = dict(conn.execute(sa.text(
+        "SELECT layer, revision FROM layer_revisions WHERE district_code = :d"), {"d": district}).all())
+    for table in reversed(tables):
+        conn.execute(sa.text(f'DELETE FROM "{table}" WHERE district_code = :d'), {"d": district})
+    restored: dict[str, int] = {}
+    with zipfile.ZipFile(path) as archive:
+        for table in tables:
+            entry = manifest["tables"].get(table)
+            if entry is None:
+                continue
+            listed = ", ".join(f'"{c}"' for c in entry["columns"])
+            with _raw(conn).cursor() as cursor, cursor.copy(f'COPY "{table}" ({listed}) FROM STDIN') as copy:
+                for block in _blocks(archive, f"{table}.copy"):
+                    copy.write(block)
+            rows, checksum = _checksum(conn, table, entry["columns"], district)
+            if (rows, checksum) != (entry["rows"], entry["md5"]):
+                raise InvalidInput(f"{table}: restored {rows} rows whose checksum differs from the backup's "
+                                   f"({entry['rows']} rows): the file is damaged", field="file")
+            restored[table] = rows
+    _advance_identities(conn, tables)
+    for layer, value in old_revisions.items():
+        conn.execute(sa.text(
+            """INSERT INTO layer_revisions (district_code, layer, revision) VALUES (:d, :l, :r)
+               ON CONFLICT (district_code, layer) DO UPDATE
+               SET revision = GREATEST(layer_revisions.revision, EXCLUDED.revision), changed_at = now()"""),
+            {"d": district, "l": layer, "r": value + 1})
+    return {"district": district, "tables": restored, "rows": sum(restored.values())}
+
+
+def _advance_identities(conn: Connection, tables: list[str]) -> None:
+    """Move each identity sequence past the largest value now stored (restored rows kept their values)."""
+    identities = conn.execute(sa.text(
+        """SELECT table_name, column_name FROM information_schema.columns
+            WHERE table_schema = 'public' AND is_identity = 'YES' AND table_name = ANY(:t)"""),
+        {"t": tables}).all()
+    for table, column in identities:
+        conn.execute(sa.text(
+            f"""SELECT setval(pg_get_serial_sequence(:t, :c),
+                              GREATEST((SELECT max("{column}") FROM "{table}"), 1))"""), {"t": table, "c": column})
+
+
+def digest(path: Path) -> str:
+    """sha256 of a backup file (printed by the CLI so an operator can check a copy)."""
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
