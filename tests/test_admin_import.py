@@ -68,7 +68,7 @@ def test_guancheng_roads_clipped_and_attributed(zz):
 def test_reloading_the_demo_is_a_no_op(beijing_db):
     from citygrid import deploy
 
-    assert deploy.load_demo(beijing_db, "chaoyang", history=False)["loaded"] is False
+    assert deploy.load_demo(beijing_db, "chaoyang", history=False, census=False)["loaded"] is False
 
 
 def test_imports_are_audited(bj):

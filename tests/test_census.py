@@ -534,3 +534,54 @@ def test_synthetic_census_is_imported_along_the_roads_and_labelled(zz):
             WHERE NOT EXISTS (SELECT 1 FROM lines l WHERE l.district_code = '410104' AND l.kind = 'road'
                                 AND ST_DWithin(l.geom, c.geom, 20))""")).scalar_one()
     assert far == 0
+
+
+def restart_database(settings, engine) -> str:
+    """Restart the embedded server (or, on a server named by DATABASE_URL, drop every other connection to the
+    database, which is what a restart does to a client). Returns which it did."""
+    from citygrid.spatial.cluster import EmbeddedCluster
+
+    if not settings.database_url:
+        cluster = EmbeddedCluster(settings)
+        cluster.stop()
+        cluster.start()
+        return "restarted"
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    return "terminated"
+
+
+def test_database_restart_during_an_import_rolls_it_back_and_the_job_says_so(job_engine, beijing_db, tmp_path):
+    # no connection of this test may be open across the restart: the points come from a short one
+    with job_engine.connect() as conn:
+        boundary = admin.district_boundary(conn, DISTRICT).buffer(-50)
+    rng = np.random.default_rng(7)
+    x, y = rng.uniform(*boundary.bounds[::2], 4000), rng.uniform(*boundary.bounds[1::2], 4000)
+    keep = shapely.contains_xy(boundary, x, y)
+    points = x[keep][:200], y[keep][:200]
+    census_frame(points, n=10).to_file(tmp_path / "a.gpkg")
+    options = CensusOptions(district=DISTRICT)
+    jobs.run_job(job_engine, jobs.new_job(job_engine, tmp_path / "a.gpkg", options, created_by="t"),
+                 tmp_path / "a.gpkg", options)
+    census_frame(points, n=200).to_file(tmp_path / "b.gpkg")
+    small_chunks = CensusOptions(district=DISTRICT, chunk_size=100)
+    job_id = jobs.new_job(job_engine, tmp_path / "b.gpkg", small_chunks, created_by="t")
+    happened = []
+
+    def restart_once(percent, counts):  # after the first chunk is staged, inside the import's transaction
+        if not happened:
+            happened.append(restart_database(beijing_db, job_engine))
+
+    with pytest.raises(sa.exc.OperationalError):
+        jobs.run_job(job_engine, job_id, tmp_path / "b.gpkg", small_chunks, progress=restart_once)
+    assert happened
+    with job_engine.connect() as conn:
+        assert survey.current_components(conn, DISTRICT) == 10  # the census as it was
+        record = survey.job(conn, job_id)
+    assert record["state"] == "failed" and "connection was lost" in record["message"]
+    # and the same file imports completely once the database is back
+    again = jobs.new_job(job_engine, tmp_path / "b.gpkg", small_chunks, created_by="t")
+    assert jobs.run_job(job_engine, again, tmp_path / "b.gpkg", small_chunks)["state"] == "committed"
+    with job_engine.connect() as conn:
+        assert survey.current_components(conn, DISTRICT) == 200

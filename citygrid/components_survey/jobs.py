@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from citygrid.components_survey import store
@@ -22,6 +23,7 @@ from citygrid.components_survey.census import CensusOptions, CensusResult, impor
 from citygrid.errors import CitygridError, InvalidInput
 
 PROGRESS_EVERY_S = 1.0
+FAIL_RECORD_WAIT_S = 60.0
 
 
 def new_job(engine: Engine, path: Path, options: CensusOptions, *, created_by: str, work_dir: str = "") -> str:
@@ -61,6 +63,10 @@ def run_job(engine: Engine, job_id: str, path: Path, options: CensusOptions, pro
     except CitygridError as exc:
         _fail(engine, job_id, exc.message, exc.details)
         raise
+    except sa.exc.OperationalError as exc:  # the database went away (restart, network): nothing was committed
+        _fail(engine, job_id, "the database connection was lost during the import; nothing was imported "
+                              f"and the census is as it was ({str(exc.orig).strip().splitlines()[0]})", [])
+        raise
     except Exception as exc:  # anything unexpected still ends the job, then surfaces
         _fail(engine, job_id, f"internal error: {type(exc).__name__}: {exc}", [])
         raise
@@ -68,10 +74,21 @@ def run_job(engine: Engine, job_id: str, path: Path, options: CensusOptions, pro
         return store.job(conn, job_id) or {}
 
 
-def _fail(engine: Engine, job_id: str, message: str, details: list[dict[str, Any]]) -> None:
-    with engine.begin() as conn:
-        store.update_job(conn, job_id, state="failed", message=message,
-                         preview={"details": details[:50]} if details else None, finished=True)
+def _fail(engine: Engine, job_id: str, message: str, details: list[dict[str, Any]],
+          wait_s: float = FAIL_RECORD_WAIT_S) -> None:
+    """Record the job as failed. When the database itself went away (a restart), keep trying for ``wait_s``
+    seconds so the job says what happened; if it never comes back the stale heartbeat marks the job failed."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with engine.begin() as conn:
+                store.update_job(conn, job_id, state="failed", message=message,
+                                 preview={"details": details[:50]} if details else None, finished=True)
+            return
+        except sa.exc.OperationalError:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.5)
 
 
 def start_in_background(engine: Engine, job_id: str, path: Path, options: CensusOptions) -> threading.Thread:
