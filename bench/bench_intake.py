@@ -11,13 +11,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import shapely
@@ -25,6 +21,7 @@ import sqlalchemy as sa
 
 from bench.bench_census import DATABASE, _settings
 from bench.census_data import random_points_inside
+from bench.common import prod_server
 from bench.results import entry
 from citygrid import deploy
 from citygrid.spatial import admin, db
@@ -35,12 +32,6 @@ CLIENTS = 50
 # (6.8 million cases a year is 0.2/s on average; DOMAIN.md).
 RATE_PER_CLIENT = 1.0
 CLASSES = ("0102", "0103", "0104", "0201", "0501", "0504", "0505", "0506")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _load(port: int, seconds: float, make_request, rate_per_client: float | None = None
@@ -106,12 +97,6 @@ def run(wanted: set[str]) -> list[dict]:
     rate = float(os.environ.get("BENCH_INTAKE_RATE", str(RATE_PER_CLIENT)))
     settings = _settings()
     deploy.load_demo(settings, "chaoyang")
-    port = _free_port()
-    log_path = Path(__file__).parent / "work" / "intake_server.log"
-    log_path.parent.mkdir(exist_ok=True)
-    server_log = log_path.open("w")
-    server = subprocess.Popen([sys.executable, "-m", "citygrid.cli", "--database", DATABASE, "serve", "--prod",
-                               "--port", str(port)], stdout=server_log, stderr=subprocess.STDOUT, text=True)
     run_id = uuid.uuid4().hex[:8]
     engine = db.make_engine(db.database_url(settings))
     with engine.connect() as conn:
@@ -120,17 +105,7 @@ def run(wanted: set[str]) -> list[dict]:
     px, py = random_points_inside(boundary, 200_000, np.random.default_rng(2026))
     lonlat = to_lonlat(shapely.points(px, py), 4548)
     lons, lats = shapely.get_x(lonlat), shapely.get_y(lonlat)
-    try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-
+    with prod_server(DATABASE, "intake_server.log") as port:
         def reports(phase: str):
             def report(k: int, i: int):
                 j = (k * 4000 + i) % len(lons)
@@ -144,10 +119,6 @@ def run(wanted: set[str]) -> list[dict]:
         floor, _, _ = _load(port, max(5.0, seconds / 3), lambda k, i: ("GET", "/healthz", None, {}), rate)
         latencies, statuses, bodies = _load(port, seconds, reports("paced"), rate)
         saturated, saturated_statuses, saturated_bodies = _load(port, max(5.0, seconds / 3), reports("closed"))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        server_log.close()
     created = {b["case"]["case_id"] for b in bodies + saturated_bodies if b["outcome"] == "created"}
     engine = db.make_engine(db.database_url(settings))
     with engine.begin() as conn:

@@ -12,13 +12,8 @@ the unit grids from GeoJSON instead of tiles.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import math
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +21,7 @@ from contextlib import contextmanager
 import numpy as np
 import sqlalchemy as sa
 
-from bench.common import demo_connection
+from bench.common import demo_connection, prod_server
 from bench.results import entry
 from citygrid.spatial import tiles
 
@@ -134,32 +129,6 @@ def mvt_tile() -> dict:
         tile_kb_p95={layer: round(float(np.percentile(v, 95)) / 1024, 1) for layer, v in sizes.items()})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def _prod_server() -> Iterator[str]:
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "citygrid.cli", "--database", "citygrid", "serve", "--prod",
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            with contextlib.suppress(OSError):
-                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                probe.request("GET", "/healthz")
-                if probe.getresponse().status == 200:
-                    break
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def _time_to_ready(browser, url: str) -> tuple[float, int]:
     """Seconds from navigation to ``window.citygrid.ready`` in a fresh context (no browser cache), and the
     number of unit grids drawn."""
@@ -181,7 +150,8 @@ def page_overview() -> dict:
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium") or "/usr/bin/chromium"
-    with _prod_server() as base, sync_playwright() as p:
+    with prod_server("citygrid", "page_server.log") as port, sync_playwright() as p:
+        base = f"http://127.0.0.1:{port}"
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             cold, drawn = _time_to_ready(browser, base + "/")  # fresh server: empty tile cache

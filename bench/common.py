@@ -32,3 +32,58 @@ def timed(func: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
         result = func()
         best = min(best, time.perf_counter() - t0)
     return best, result
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(port: int, seconds: float = 60.0) -> None:
+    """Wait until ``GET /healthz`` answers 200 on ``port``; RuntimeError after ``seconds``."""
+    import http.client
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            probe.request("GET", "/healthz")
+            if probe.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server on port {port} did not become healthy in {seconds:g} s")
+
+
+def start_prod_server(database: str, port: int, log_name: str):
+    """``citygrid serve --prod`` on ``port`` in its own process group (so it can be killed whole), logging to
+    ``bench/work/<log_name>``; returns the Popen once the server is healthy."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    log_path = Path(__file__).parent / "work" / log_name
+    log_path.parent.mkdir(exist_ok=True)
+    with log_path.open("a") as log:
+        server = subprocess.Popen([sys.executable, "-m", "citygrid.cli", "--database", database, "serve", "--prod",
+                                   "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    wait_healthy(port)
+    return server
+
+
+@contextmanager
+def prod_server(database: str, log_name: str) -> Iterator[int]:
+    """A running ``serve --prod`` for the block; yields its port and stops it (SIGTERM) afterwards."""
+    port = free_port()
+    server = start_prod_server(database, port, log_name)
+    try:
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

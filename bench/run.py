@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, str] = {
     "geocode_1m": "bench.bench_geocode",
     "geocode_1m_postgis": "bench.bench_geocode",
     "intake_http": "bench.bench_intake",
+    "intake_soak": "bench.bench_soak",
     "kde_1m": "bench.bench_kde",
     "mvt_tile": "bench.bench_web",
     "page_overview": "bench.bench_web",

@@ -124,6 +124,16 @@ def test_idempotency_key_never_creates_a_second_case(bj):
     assert (outcome1, outcome2) == ("created", "existing") and first["case_id"] == again["case_id"]
 
 
+def test_a_retried_duplicate_report_is_linked_once(bj):
+    first, _ = service.submit(bj, parse_report(payload(lon=LON + 0.011)))
+    retry = payload(lon=LON + 0.0111, description="又一堆", idempotency_key="dup-retry-1")
+    linked, outcome = service.submit(bj, parse_report(retry))
+    again, again_outcome = service.submit(bj, parse_report(retry))
+    assert (outcome, again_outcome) == ("duplicate", "existing")
+    assert linked["case_id"] == again["case_id"] == first["case_id"]
+    assert [e["action"] for e in again["events"]].count("duplicate_report") == 1
+
+
 def test_same_class_nearby_is_linked_not_duplicated(bj):
     first, _ = service.submit(bj, parse_report(payload()))
     near, outcome = service.submit(bj, parse_report(payload(lon=LON + 0.0002, description="又一堆")))

@@ -84,10 +84,10 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
     duplicate = store.open_duplicate(conn, district, report.kind, report.class_code, wkb, srid,
                                      at.isoformat() if at else None, DUPLICATE_RADIUS_M, DUPLICATE_HOURS)
     if duplicate is not None:
-        store.add_event(conn, district, duplicate, action="duplicate_report", from_status=None,
-                        to_status=store.get_case(conn, duplicate)["status"], actor=actor, role=role,
-                        note=(report.description or "")[:500])
-        return case_view(conn, duplicate), "duplicate"
+        added = store.add_event(conn, district, duplicate, action="duplicate_report", from_status=None,
+                                to_status=store.get_case(conn, duplicate)["status"], actor=actor, role=role,
+                                note=(report.description or "")[:500], idempotency_key=report.idempotency_key)
+        return case_view(conn, duplicate), "duplicate" if added else "existing"
     index = GridIndex.cached(conn, district)
     hit = int(index.assign(np.array([point.x]), np.array([point.y]))[0])
     row = {

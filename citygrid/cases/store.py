@@ -73,9 +73,15 @@ def open_duplicate(conn: Connection, district: str, kind: str, class_code: str, 
 
 
 def case_by_key(conn: Connection, district: str | None, key: str) -> int | None:
+    """The case a report with this idempotency key created, or joined as a duplicate."""
     return conn.execute(sa.text(
-        "SELECT case_id FROM cases WHERE idempotency_key = :k AND (CAST(:d AS text) IS NULL OR district_code = :d)"
-        " ORDER BY case_id LIMIT 1"), {"k": key, "d": district}).scalar()
+        """SELECT case_id FROM (
+               SELECT case_id FROM cases WHERE idempotency_key = :k
+                  AND (CAST(:d AS text) IS NULL OR district_code = :d)
+               UNION ALL
+               SELECT case_id FROM case_events WHERE idempotency_key = :k
+                  AND (CAST(:d AS text) IS NULL OR district_code = :d)) hits
+            ORDER BY case_id LIMIT 1"""), {"k": key, "d": district}).scalar()
 
 
 def insert_case(conn: Connection, row: dict[str, Any], srid: int) -> int | None:
@@ -93,14 +99,17 @@ def insert_case(conn: Connection, row: dict[str, Any], srid: int) -> int | None:
 
 
 def add_event(conn: Connection, district: str, case_id: int, *, action: str, from_status: str | None,
-              to_status: str, actor: str, role: str, note: str = "") -> None:
-    conn.execute(sa.text(
-        """INSERT INTO case_events (district_code, case_id, seq, action, from_status, to_status, actor, role, note)
+              to_status: str, actor: str, role: str, note: str = "", idempotency_key: str | None = None) -> bool:
+    """Append an event; False when an event with this idempotency key exists already (a retried report)."""
+    return conn.execute(sa.text(
+        """INSERT INTO case_events (district_code, case_id, seq, action, from_status, to_status, actor, role, note,
+                                   idempotency_key)
            VALUES (:d, :c, (SELECT coalesce(max(seq), 0) + 1 FROM case_events WHERE district_code = :d
                                                                            AND case_id = :c),
-                   :action, :from_status, :to_status, :actor, :role, :note)"""
+                   :action, :from_status, :to_status, :actor, :role, :note, :key)
+           ON CONFLICT (district_code, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"""
     ), {"d": district, "c": case_id, "action": action, "from_status": from_status, "to_status": to_status,
-        "actor": actor, "role": role, "note": note})
+        "actor": actor, "role": role, "note": note, "key": idempotency_key}).rowcount == 1
 
 
 def get_case(conn: Connection, case_id: int) -> dict[str, Any] | None:
