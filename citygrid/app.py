@@ -29,6 +29,7 @@ from citygrid.webmap import (
 )
 from citygrid.webmap.context import Backend
 from citygrid.webmap.errors import register_error_handlers
+from citygrid.webmap.ratelimit import TokenBuckets
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         except Unavailable as exc:
             log.warning("starting without a database: %s", exc)
     app.extensions["citygrid"] = backend
+    app.extensions["citygrid_intake_buckets"] = TokenBuckets()  # per-client limits of the public intake
     register_error_handlers(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)

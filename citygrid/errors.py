@@ -59,6 +59,14 @@ class Forbidden(CitygridError):
 
 
 @dataclass
+class RateLimited(CitygridError):
+    """The client sent more requests than its limit allows; ``retry_after_s`` says when to try again."""
+
+    code: str = "rate_limited"
+    retry_after_s: float = 1.0
+
+
+@dataclass
 class Unavailable(CitygridError):
     """A dependency (the database) cannot be reached right now."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import sqlalchemy as sa
 from flask import Flask, jsonify
@@ -14,6 +15,7 @@ from citygrid.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    RateLimited,
     SchemaMismatch,
     Unavailable,
 )
@@ -25,6 +27,7 @@ STATUS: dict[type[CitygridError], int] = {
     NotFound: 404,
     Forbidden: 403,
     Conflict: 409,
+    RateLimited: 429,
     Unavailable: 503,
     SchemaMismatch: 503,
 }
@@ -46,7 +49,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CitygridError)
     def _domain(exc: CitygridError):
-        return jsonify(error_body(exc.code, exc.message, exc.details)), status_for(exc)
+        response = jsonify(error_body(exc.code, exc.message, exc.details))
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        return response, status_for(exc)
 
     @app.errorhandler(sa.exc.OperationalError)
     @app.errorhandler(sa.exc.InterfaceError)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from citygrid.cases import service
 from citygrid.cases import store as case_store
@@ -18,6 +18,7 @@ from citygrid.cases.workflow import CLOSED_STATES
 from citygrid.components_survey import store as survey_store
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.spatial.db import deployment_srid
+from citygrid.webmap import ratelimit
 from citygrid.webmap.context import connection
 from citygrid.webmap.params import bbox_arg, int_arg
 
@@ -75,10 +76,14 @@ def _request_view(case: dict) -> dict:
 
 @bp.post("/requests.json")
 def create_request():
-    """Form-encoded (as the spec) or JSON: service_code, lat, long, description, address_string, …"""
+    """Form-encoded (as the spec) or JSON: service_code, lat, long, description, address_string, api_key, …
+    Rate-limited per client (``webmap.ratelimit``): 429 with ``Retry-After`` over the limit."""
     form = request.form if request.form else (request.get_json(silent=True) or {})
     if not isinstance(form, dict) and not hasattr(form, "get"):
         raise InvalidInput("send the request form-encoded or as a JSON object", field="body")
+    ratelimit.check_intake(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                           str(form.get("api_key") or request.args.get("api_key") or "") or None,
+                           buckets=current_app.extensions["citygrid_intake_buckets"])
     kind, class_code = _parse_service(form.get("service_code"))
     data = {"lon": form.get("long"), "lat": form.get("lat"), "kind": kind, "class_code": class_code,
             "description": form.get("description") or "", "address": form.get("address_string"),

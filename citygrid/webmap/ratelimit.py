@@ -1,0 +1,95 @@
+"""Per-client rate limits for the public intake (Open311): a token bucket per client key.
+
+A client is its API key when it sends a known one (``api_key``, as Open311 names it), else its address. Keys
+and their limits come from ``$CITYGRID_OPEN311_KEYS`` (``key:per_minute`` pairs separated by commas); anonymous
+clients get ``ANONYMOUS_PER_MINUTE`` with a burst of ``ANONYMOUS_BURST``. An unknown key is refused (403), so a
+typo does not silently fall back to the anonymous limit.
+
+The buckets live in each server process: with N gunicorn workers a client can get up to N times the limit in
+the worst case. A deployment behind a reverse proxy should limit there too (the proxy sees every request);
+the client address is the socket's peer unless ``$CITYGRID_TRUSTED_PROXY`` names the proxy's address, in
+which case the last address of ``X-Forwarded-For`` is used.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from citygrid.errors import Forbidden, InvalidInput, RateLimited
+
+ANONYMOUS_PER_MINUTE = 30.0
+ANONYMOUS_BURST = 10.0
+MAX_CLIENTS = 100_000
+
+
+@dataclass
+class Bucket:
+    tokens: float
+    updated: float
+
+
+class TokenBuckets:
+    """Buckets by client key: ``per_minute`` tokens a minute, at most ``burst`` saved; thread-safe; the least
+    recently seen clients are forgotten beyond ``max_clients``. ``clock`` is injectable for tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_clients: int = MAX_CLIENTS) -> None:
+        self.clock = clock
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, Bucket] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, client: str, per_minute: float, burst: float) -> None:
+        """Spend one token of ``client``'s bucket; ``RateLimited`` (with the wait) when it is empty."""
+        now = self.clock()
+        rate = per_minute / 60.0
+        with self._lock:
+            bucket = self._buckets.pop(client, None) or Bucket(tokens=burst, updated=now)
+            bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * rate)
+            bucket.updated = now
+            self._buckets[client] = bucket
+            while len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+            if bucket.tokens < 1.0:
+                wait = (1.0 - bucket.tokens) / rate
+                raise RateLimited(f"too many requests from this client: at most {per_minute:g} a minute; "
+                                  f"try again in {wait:.0f} s", retry_after_s=wait)
+            bucket.tokens -= 1.0
+
+
+def parse_keys(text: str) -> dict[str, float]:
+    """``key:per_minute,key2:per_minute`` → {key: per_minute}; ``InvalidInput`` on a malformed entry."""
+    keys: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, limit = item.partition(":")
+        try:
+            value = float(limit)
+        except ValueError:
+            value = -1.0
+        if len(key) < 16 or not 0 < value <= 100_000:
+            raise InvalidInput(f"CITYGRID_OPEN311_KEYS entry {item[:8]}…: a key of 16+ characters and a limit "
+                               "per minute in (0, 100000] are required", field="CITYGRID_OPEN311_KEYS")
+        keys[key] = value
+    return keys
+
+
+def check_intake(remote_addr: str | None, forwarded_for: str | None, api_key: str | None,
+                 buckets: TokenBuckets, keys: dict[str, float] | None = None) -> str:
+    """Charge one public intake request to its client; returns the client key. ``Forbidden`` for an unknown
+    API key, ``RateLimited`` over the limit."""
+    keys = parse_keys(os.environ.get("CITYGRID_OPEN311_KEYS", "")) if keys is None else keys
+    if api_key:
+        if api_key not in keys:
+            raise Forbidden("unknown api_key")
+        buckets.take(f"key:{api_key}", keys[api_key], max(ANONYMOUS_BURST, keys[api_key] / 6))
+        return f"key:{api_key[:4]}…"
+    address = remote_addr or "unknown"
+    proxy = os.environ.get("CITYGRID_TRUSTED_PROXY")
+    if proxy and address == proxy and forwarded_for:
+        address = forwarded_for.split(",")[-1].strip() or address
+    buckets.take(f"addr:{address}", ANONYMOUS_PER_MINUTE, ANONYMOUS_BURST)
+    return f"addr:{address}"
