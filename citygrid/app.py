@@ -23,6 +23,7 @@ from citygrid.webmap import (
     health,
     imports_api,
     open311,
+    openapi,
     pages,
     search_api,
     tiles_api,
@@ -81,6 +82,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(analysis_api.bp)
     app.register_blueprint(tiles_api.bp)
     app.register_blueprint(search_api.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(pages.bp)
     return app
 

@@ -204,6 +204,16 @@ def test_http_report_idempotent_and_errors(client):
     assert bad.status_code == 400 and bad.get_json()["details"][0]["field"] == "lat"
 
 
+def test_a_point_outside_the_projection_zone_is_a_400_not_a_500(client):
+    """Found by schemathesis: lon 30 is 87° from the zone's meridian and PROJ answers infinity."""
+    for path, body in (("/api/v1/cases", payload(lon=30.0, lat=0.1)),):
+        answer = client.post(path, json=body)
+        assert answer.status_code == 400 and answer.get_json()["details"][0]["field"] == "lon"
+    form = {"service_code": "E0102", "lat": "0.1", "long": "30", "description": "x"}
+    assert client.post("/open311/v2/requests.json", data=form).status_code == 400
+    assert client.get("/api/v1/grids/at?lon=30&lat=0.1").status_code == 400
+
+
 def test_http_transitions_and_409(client):
     case = client.post("/api/v1/cases", json=payload()).get_json()["case"]
     url = f"/api/v1/cases/{case['case_id']}/transitions"

@@ -543,8 +543,9 @@ def restart_database(settings, engine) -> str:
 
     if not settings.database_url:
         cluster = EmbeddedCluster(settings)
+        tcp = cluster.tcp_enabled()  # keep what the run started with (make test's second pass uses TCP)
         cluster.stop()
-        cluster.start()
+        cluster.start(tcp=tcp)
         return "restarted"
     with engine.connect() as conn:
         conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -48,6 +48,12 @@ def test_unit_grid_tile_holds_exactly_the_grids_it_touches(bj, z):
     assert set(props) == set(tiles.layer("unit_grids").columns)
 
 
+def test_a_tile_outside_the_storage_zone_is_empty_not_an_error(client):
+    """Found by schemathesis: projecting a tile near 27°E, 0°N into EPSG:4548 gave infinities (a 500)."""
+    assert client.get("/tiles/cases/19/301368/260179.mvt").status_code == 204
+    assert tiles.tile_lonlat_bounds(1, 1, 0)[0] == 0.0 and tiles.tile_lonlat_bounds(1, 1, 0)[3] > 85
+
+
 def test_below_the_layer_minzoom_there_is_nothing(client):
     x, y = tile_of(LON, LAT, 12)
     assert client.get(f"/tiles/components/12/{x}/{y}.mvt").status_code == 204

@@ -37,7 +37,7 @@ REVIEW_BELOW = 0.5
 
 def _storage_point(report: Report, srid: int) -> shapely.Point:
     source = crs.parse_crs({"wgs84": "EPSG:4326"}.get(report.crs, report.crs))
-    return crs.to_storage(np.array([shapely.Point(report.lon, report.lat)], dtype=object), source, srid)[0]
+    return crs.storage_point(report.lon, report.lat, source, srid)
 
 
 def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: str = "citizen"

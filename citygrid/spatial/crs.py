@@ -18,6 +18,7 @@ both of them.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from dataclasses import dataclass
 
@@ -311,6 +312,18 @@ def to_storage(geoms: np.ndarray, source: InputCrs, storage_epsg: int) -> np.nda
     if source.pseudo:
         geoms = _transform_xy(geoms, lambda x, y: pseudo_to_wgs84(source.pseudo, x, y))
     return _transform_xy(geoms, transformer(source.crs, _epsg(storage_epsg)).transform)
+
+
+def storage_point(lon: float, lat: float, source: InputCrs, storage_epsg: int) -> shapely.Point:
+    """One point given as lon/lat in ``source`` (WGS84, GCJ-02 or BD-09), in EPSG:``storage_epsg``.
+
+    Raises ``InvalidInput`` (field ``lon``) when the point is so far from the deployment's projection zone that
+    it cannot be projected (PROJ answers infinity): it is then certainly outside every district."""
+    point = to_storage(np.array([shapely.Point(lon, lat)], dtype=object), source, storage_epsg)[0]
+    if point.is_empty or not (math.isfinite(point.x) and math.isfinite(point.y)):
+        raise InvalidInput(f"the point {lon:g}, {lat:g} is too far from this deployment's area "
+                           f"(EPSG:{storage_epsg}) to be placed", field="lon")
+    return point
 
 
 def to_lonlat(geoms: np.ndarray, from_epsg: int) -> np.ndarray:

@@ -15,6 +15,7 @@ All SQL of the tile layers is in this module, with bound parameters.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import threading
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from pyproj import CRS
 from sqlalchemy.engine import Connection
 
 from citygrid.errors import InvalidInput, NotFound
@@ -142,6 +144,32 @@ def revision(conn: Connection, tile_layer: TileLayer) -> str:
     return hashlib.sha1(repr([tuple(r) for r in rows]).encode()).hexdigest()[:16]
 
 
+def tile_lonlat_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """(west, south, east, north) in degrees of XYZ tile z/x/y."""
+    n = 1 << z
+
+    def lat(row: int) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * row / n))))
+
+    return x / n * 360.0 - 180.0, lat(y + 1), (x + 1) / n * 360.0 - 180.0, lat(y)
+
+
+@functools.lru_cache(maxsize=8)
+def _area_of_use(srid: int) -> tuple[float, float, float, float] | None:
+    aou = CRS.from_epsg(srid).area_of_use
+    return (aou.west, aou.south, aou.east, aou.north) if aou else None
+
+
+def _in_area_of_use(z: int, x: int, y: int, srid: int) -> bool:
+    """Whether the tile meets the storage CRS's area of use: outside it nothing is stored, and projecting the
+    tile's envelope into a Gauss–Krüger zone far from its meridian gives infinities."""
+    area = _area_of_use(srid)
+    if area is None:
+        return True
+    west, south, east, north = tile_lonlat_bounds(z, x, y)
+    return west <= area[2] and east >= area[0] and south <= area[3] and north >= area[1]
+
+
 def simplify_tolerance(z: int, y: int) -> float:
     """Half a screen pixel (256-pixel tiles) in ground metres at the latitude of tile row ``y`` of zoom ``z``."""
     lat = math.atan(math.sinh(math.pi * (1 - 2 * (y + 0.5) / (1 << z))))
@@ -152,7 +180,7 @@ def make_tile(conn: Connection, tile_layer: TileLayer, z: int, x: int, y: int, s
               filters: dict[str, Any]) -> bytes:
     """The MVT bytes of one tile (EPSG:3857 tile grid; rows in EPSG:``srid`` selected through the envelope).
     Empty bytes below the layer's ``minzoom``."""
-    if z < tile_layer.minzoom:
+    if z < tile_layer.minzoom or not _in_area_of_use(z, x, y, srid):
         return b""
     conditions = "".join(f" AND {sql}" for name, sql in tile_layer.filters if filters.get(name) is not None)
     where = "AND g.geom && (SELECT stored FROM bounds)" + conditions

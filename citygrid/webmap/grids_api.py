@@ -104,7 +104,6 @@ def grid_at():
     """``?lon=&lat=`` (WGS84) — the current unit grid covering the point (the boundary rule of the geocoder),
     with its card; ``code`` null outside every grid ("nothing there" is an answer, not an error)."""
     import numpy as np
-    import shapely
 
     from citygrid.cases import store as case_store
     from citygrid.spatial import crs
@@ -114,7 +113,7 @@ def grid_at():
     lon, lat = lonlat_args()
     with connection() as conn:
         srid = deployment_srid(conn)
-        point = crs.to_storage(np.array([shapely.Point(lon, lat)], dtype=object), crs.parse_crs("EPSG:4326"), srid)[0]
+        point = crs.storage_point(lon, lat, crs.parse_crs("EPSG:4326"), srid)
         for district in case_store.district_codes(conn):
             index = GridIndex.cached(conn, district)
             hit = int(index.assign(np.array([point.x]), np.array([point.y]))[0])

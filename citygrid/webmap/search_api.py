@@ -80,7 +80,7 @@ def component_near():
     within = float_arg("within_m", 10.0, 0.1, 200.0)
     with connection() as conn:
         srid = deployment_srid(conn)
-        point = crs.to_storage(np.array([shapely.Point(lon, lat)], dtype=object), crs.parse_crs("EPSG:4326"), srid)[0]
+        point = crs.storage_point(lon, lat, crs.parse_crs("EPSG:4326"), srid)
         wkb = shapely.to_wkb(point)
         district, _ = case_store.district_at(conn, wkb, srid)
         found = case_store.component_near(conn, district, wkb, srid, obj_id=None, class_code=None,

@@ -1,0 +1,164 @@
+"""The OpenAPI 3.0 document of the HTTP API (``GET /api/v1/openapi.json``).
+
+Written by hand from the endpoints' validation rules (one place; the tests fuzz every operation in it with
+schemathesis and require that no request, however malformed, gets a 5xx other than 503 for a database that
+is down). Coordinates are WGS84 lon/lat unless a parameter says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from citygrid import __version__
+
+bp = Blueprint("openapi", __name__)
+
+DISTRICT = {"type": "string", "pattern": "^[0-9]{6}$", "example": "110105"}
+UNIT_GRID = {"type": "string", "pattern": "^[0-9]{15}$"}
+GRID = {"type": "string", "pattern": "^[0-9]{6}([0-9]{9}|S[0-9]{4})$"}
+CLASS = {"type": "string", "pattern": "^[0-9]{4}$"}
+STATUSES = ["reported", "verified", "accepted", "rejected", "dispatched", "fed_back", "checked", "closed",
+            "evaluated"]
+DATE = {"type": "string", "format": "date"}
+ERROR = {"type": "object", "required": ["error", "message"],
+         "properties": {"error": {"type": "string"}, "message": {"type": "string"},
+                        "details": {"type": "array", "items": {"type": "object"}}}}
+
+
+def _q(name: str, schema: dict[str, Any], required: bool = False, description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema,
+            **({"description": description} if description else {})}
+
+
+def _p(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _op(summary: str, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
+        ok: tuple[str, ...] = ("200",), form: bool = False) -> dict[str, Any]:
+    responses: dict[str, Any] = {code: {"description": "success"} for code in ok}
+    for code, what in (("400", "invalid input (field and reason in details)"), ("404", "not found"),
+                       ("409", "conflict"), ("503", "database unavailable")):
+        responses[code] = {"description": what, "content": {"application/json": {"schema": ERROR}}}
+    operation: dict[str, Any] = {"summary": summary, "parameters": params or [], "responses": responses}
+    if body is not None:
+        media = "application/x-www-form-urlencoded" if form else "application/json"
+        operation["requestBody"] = {"required": True, "content": {media: {"schema": body}}}
+    return operation
+
+
+CASE_FILTERS = [_q("district", DISTRICT), _q("status", {"type": "string", "enum": STATUSES}),
+                _q("kind", {"type": "string", "enum": ["event", "component"]}), _q("class_code", CLASS),
+                _q("start", DATE), _q("end", DATE)]
+REPORT = {"type": "object", "properties": {
+    "lon": {"type": "number"}, "lat": {"type": "number"}, "crs": {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},
+    "kind": {"type": "string", "enum": ["event", "component"]}, "class_code": CLASS,
+    "description": {"type": "string", "maxLength": 2000}, "address": {"type": "string", "maxLength": 300},
+    "source": {"type": "string", "enum": ["supervisor", "hotline", "citizen", "open311", "camera", "import"]},
+    "photos": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
+    "component_obj_id": {"type": "string", "pattern": "^[0-9]{16}$"}, "reported_at": {"type": "string"},
+    "idempotency_key": {"type": "string"}}}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document (a new dict each call)."""
+    paths: dict[str, Any] = {
+        "/healthz": {"get": _op("versions, schema revision, database reachable")},
+        "/api/v1/districts": {"get": _op("districts with counts")},
+        "/api/v1/districts/{code}": {"get": _op("a district boundary (GeoJSON Feature)", [
+            _p("code", DISTRICT), _q("simplify", {"type": "number", "minimum": 0, "maximum": 1000})])},
+        "/api/v1/districts/{code}/areas": {"get": _op("streets and communities", [
+            _p("code", DISTRICT), _q("level", {"type": "string", "enum": ["street", "community"]})])},
+        "/api/v1/districts/{code}/lines": {"get": _op("roads, water, rail", [
+            _p("code", DISTRICT), _q("kind", {"type": "string", "enum": ["road", "water", "rail"]}),
+            _q("simplify", {"type": "number", "minimum": 0, "maximum": 1000})])},
+        "/api/v1/taxonomy": {"get": _op("component and event classes", [
+            _q("kind", {"type": "string", "enum": ["event", "component"]}), _q("scheme", {"type": "string"})])},
+        "/api/v1/grids": {"get": _op("a page of grids (GeoJSON)", [
+            _q("district", DISTRICT, True), _q("kind", {"type": "string", "enum": ["unit", "supervision"]}),
+            _q("version", {"type": "integer", "minimum": 1}), _q("bbox", {"type": "string"}),
+            _q("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
+            _q("offset", {"type": "integer", "minimum": 0})])},
+        "/api/v1/grids/{code}": {"get": _op("one grid", [_p("code", GRID)])},
+        "/api/v1/grids/{code}/card": {"get": _op("a unit grid's card", [_p("code", UNIT_GRID)])},
+        "/api/v1/grids/versions": {"get": _op("version history", [_q("district", DISTRICT, True)])},
+        "/api/v1/grids/stats": {"get": _op("version quality", [
+            _q("district", DISTRICT, True), _q("version", {"type": "integer", "minimum": 1})])},
+        "/api/v1/grids/owners": {"get": _op("owners per role", [
+            _q("district", DISTRICT, True),
+            _q("role", {"type": "string",
+                        "enum": ["responsibility", "management", "enforcement", "supervision"]})])},
+        "/api/v1/grids/at": {"get": _op("the unit grid under a point", [
+            _q("lon", {"type": "number"}, True), _q("lat", {"type": "number"}, True)])},
+        "/api/v1/cases": {
+            "get": _op("cases by filters", [*CASE_FILTERS, _q("bbox", {"type": "string"}),
+                                            _q("open", {"type": "string", "enum": ["true", "false"]}),
+                                            _q("team", {"type": "string"}), _q("unit_grid", UNIT_GRID),
+                                            _q("format", {"type": "string", "enum": ["json", "geojson"]}),
+                                            _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                                            _q("offset", {"type": "integer", "minimum": 0})]),
+            "post": _op("report a case (idempotent with Idempotency-Key)", body=REPORT, ok=("200", "201"))},
+        "/api/v1/cases/{case_id}": {"get": _op("one case", [_p("case_id", {"type": "integer", "minimum": 1})])},
+        "/api/v1/cases/{case_id}/transitions": {"post": _op("a workflow action", [
+            _p("case_id", {"type": "integer", "minimum": 1})], body={"type": "object", "properties": {
+                "action": {"type": "string"}, "actor": {"type": "string"}, "role": {"type": "string"},
+                "note": {"type": "string"}, "expected_version": {"type": "integer"},
+                "kind": {"type": "string"}, "class_code": CLASS}})},
+        "/api/v1/cases/deadlines": {"get": _op("overdue and soon-due cases", [
+            _q("district", DISTRICT), _q("within_hours", {"type": "number", "minimum": 0, "maximum": 720}),
+            _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000})])},
+        "/api/v1/classify": {"post": _op("top three classes for a text", body={"type": "object", "properties": {
+            "text": {"type": "string"}, "kind": {"type": "string", "enum": ["event", "component"]}}})},
+        "/api/v1/caseload": {"get": _op("cases per area", [
+            _q("district", DISTRICT, True),
+            _q("level", {"type": "string", "enum": ["unit", "supervision", "community", "street"]}),
+            _q("format", {"type": "string", "enum": ["json", "geojson", "csv"]}), *CASE_FILTERS[1:],
+            _q("source", {"type": "string"}), _q("synthetic", {"type": "string", "enum": ["true", "false"]})])},
+        "/api/v1/density.{fmt}": {"get": _op("kernel density of cases", [
+            _p("fmt", {"type": "string", "enum": ["png", "tif", "json"]}), _q("district", DISTRICT, True),
+            _q("cell_m", {"type": "number", "minimum": 10, "maximum": 1000}),
+            _q("bandwidth_m", {"type": "number", "minimum": 10, "maximum": 5000}),
+            _q("kernel", {"type": "string", "enum": ["gaussian", "epanechnikov", "quartic"]}),
+            *CASE_FILTERS[1:]])},
+        "/api/v1/search": {"get": _op("grid, case, component or address", [
+            _q("q", {"type": "string", "maxLength": 100}, True), _q("district", DISTRICT)])},
+        "/api/v1/components/near": {"get": _op("the nearest component to a point", [
+            _q("lon", {"type": "number"}, True), _q("lat", {"type": "number"}, True),
+            _q("within_m", {"type": "number", "minimum": 0.1, "maximum": 200})])},
+        "/api/v1/components/{obj_id}": {"get": _op("a component and its history", [
+            _p("obj_id", {"type": "string", "pattern": "^[0-9]{16}$"})])},
+        "/tiles/{layer}/{z}/{x}/{y}.mvt": {"get": _op("a vector tile", [
+            _p("layer", {"type": "string", "enum": ["unit_grids", "supervision_grids", "components", "cases"]}),
+            _p("z", {"type": "integer", "minimum": 0, "maximum": 22}), _p("x", {"type": "integer", "minimum": 0}),
+            _p("y", {"type": "integer", "minimum": 0}), _q("status", {"type": "string", "enum": STATUSES}),
+            _q("class_code", CLASS)], ok=("200", "204", "304"))},
+        "/tiles/{layer}.json": {"get": _op("TileJSON of a layer", [
+            _p("layer", {"type": "string", "enum": ["unit_grids", "supervision_grids", "components", "cases"]})])},
+        "/open311/v2/services.json": {"get": _op("Open311 services")},
+        "/open311/v2/services/{code}.json": {"get": _op("one Open311 service", [_p("code", {"type": "string"})])},
+        "/open311/v2/requests.json": {
+            "get": _op("Open311 requests", [_q("service_code", {"type": "string"}),
+                                            _q("status", {"type": "string", "enum": ["open", "closed"]}),
+                                            _q("start_date", {"type": "string"}), _q("end_date", {"type": "string"}),
+                                            _q("bbox", {"type": "string"})]),
+            "post": _op("create an Open311 request (rate-limited: 429)", body={"type": "object", "properties": {
+                "service_code": {"type": "string"}, "lat": {"type": "string"}, "long": {"type": "string"},
+                "description": {"type": "string"}, "address_string": {"type": "string"}}},
+                ok=("200", "201", "429"), form=True)},
+        "/open311/v2/requests/{request_id}.json": {"get": _op("one Open311 request", [
+            _p("request_id", {"type": "integer", "minimum": 1})])},
+        "/api/v1/imports/{job_id}": {"get": _op("an import job", [_p("job_id", {"type": "string"})])},
+    }
+    return {"openapi": "3.0.3",
+            "info": {"title": "citygrid", "version": __version__,
+                     "description": "Gridded urban management on PostGIS: districts, grids, cases, components, "
+                                    "caseload, tiles, Open311 GeoReport v2. Errors are JSON {error, message, "
+                                    "details}."},
+            "paths": paths}
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi_json():
+    return jsonify(document())
