@@ -20,6 +20,7 @@ H-3,116.2,39.9,0102,event,区外,2025-03-02T10:00:00+08:00,closed
 H-4,116.48,39.93,0999,event,未知类,2025-03-02T10:00:00+08:00,closed
 H-5,abc,39.93,0102,event,坏坐标,2025-03-02T10:00:00+08:00,closed
 H-6,116.48,39.93,0102,event,坏状态,2025-03-02T10:00:00+08:00,lost
+H-7,116.48,39.93,,,没有类别的历史案件,2025-03-02T10:00:00+08:00,closed
 """
 
 
@@ -31,12 +32,13 @@ def write(tmp_path, text, name="h.csv", encoding="utf-8"):
 
 def test_import_reports_every_bad_row_by_line(bj, tmp_path):
     result = import_cases(bj, write(tmp_path, CSV, encoding="gb18030"), max_bad_ratio=1.0)
-    assert result.imported == 2 and result.rows == 6
+    assert result.imported == 2 and result.rows == 7
     reasons = {(p["line"], p["field"]): p["reason"] for p in result.problems}
     assert "outside every district" in reasons[(4, "lon")]
     assert "unknown event class 0999" in reasons[(5, "class_code")]
     assert "number" in reasons[(6, "lon")]
     assert "unknown status" in reasons[(7, "status")]
+    assert reasons[(8, "class_code")] == "required in a bulk import"
     stored = bj.execute(sa.text("SELECT status, unit_grid_code IS NOT NULL, reported_at::date::text FROM cases "
                                 "WHERE idempotency_key = 'H-2'")).one()
     assert stored == ("evaluated", True, "2025-03-02")

@@ -118,6 +118,9 @@ def insert_reports(conn: Connection, records: Sequence[dict[str, Any]], *, max_b
         if report.lon is None:
             problems.append({"line": line, "field": "lon", "reason": "bulk rows need coordinates"})
             continue
+        if not report.class_code:  # single reports may be classified on intake; historic rows keep their own
+            problems.append({"line": line, "field": "class_code", "reason": "required in a bulk import"})
+            continue
         reports.append((line, report, status))
     srid = deployment_srid(conn)
     placed = _place(conn, reports, srid, problems)
