@@ -113,3 +113,31 @@ def test_pages_reference_only_this_server(client, path):
 def test_page_data_cannot_close_its_script_element():
     text = json_script("cg-data", {"name": "</script><script>alert(1)</script>"})
     assert text.count("</script>") == 1 and "\\u003c/script\\u003e" in text
+
+
+def test_case_months_span_first_to_last_report_in_beijing_time(bj):
+    from citygrid.cases import service
+    from citygrid.cases import store as case_store
+    from citygrid.cases.intake import parse_report
+
+    assert case_store.case_months(bj, "110105") == [] and case_store.has_synthetic(bj, "110105") is False
+    for when, lon in (("2025-11-30T23:30:00+08:00", LON), ("2026-02-01T00:10:00+08:00", LON + 0.01)):
+        service.submit(bj, parse_report({"lon": lon, "lat": LAT, "class_code": "0102", "description": "x",
+                                         "source": "supervisor", "reported_at": when}))
+    assert case_store.case_months(bj, "110105") == ["2025-11", "2025-12", "2026-01", "2026-02"]
+
+
+@pytest.mark.parametrize(("url", "ok"), [("", None), ("https://tiles.example/{z}/{x}/{y}.png", True),
+                                         ("/tiles/base/{z}/{x}/{y}.png", True), ("ftp://x/{z}/{x}/{y}", False),
+                                         ("https://tiles.example/tile.png", False)])
+def test_optional_basemap_setting(monkeypatch, url, ok):
+    from citygrid.config import basemap
+
+    monkeypatch.setenv("CITYGRID_BASEMAP_URL", url)
+    if ok is None:
+        assert basemap() is None
+    elif ok:
+        assert basemap()["url"] == url
+    else:
+        with pytest.raises(ValueError, match=r"\{z\}"):
+            basemap()

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from citygrid.cases.workflow import OPEN_STATES
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 _CASE_COLUMNS = """c.case_id, c.district_code, c.idempotency_key, c.kind, c.scheme, c.class_code, c.description,
     c.source, c.reported_at, c.status, c.unit_grid_code, c.supervision_code, c.community_code, c.street_code,
     c.component_obj_id, c.deadline_at, c.synthetic, c.row_version, c.attrs,
@@ -250,13 +252,24 @@ def district_codes(conn: Connection) -> list[str]:
 
 
 def case_months(conn: Connection, district: str) -> list[str]:
-    """The months (YYYY-MM, Beijing time) in which the district has cases, oldest first."""
-    return list(conn.execute(sa.text(
-        """SELECT DISTINCT to_char(reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS m FROM cases
-            WHERE district_code = :d ORDER BY m"""), {"d": district}).scalars())
+    """The months (YYYY-MM, Beijing time) from the district's first to its last report, oldest first (two
+    index look-ups, not a scan of every case)."""
+    first, last = conn.execute(sa.text(
+        """SELECT (SELECT reported_at FROM cases WHERE district_code = :d ORDER BY reported_at LIMIT 1),
+                  (SELECT reported_at FROM cases WHERE district_code = :d ORDER BY reported_at DESC LIMIT 1)"""),
+        {"d": district}).one()
+    if first is None:
+        return []
+    first, last = first.astimezone(SHANGHAI), last.astimezone(SHANGHAI)
+    months = []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
 
 
-def synthetic_count(conn: Connection, district: str) -> int:
-    """How many of the district's cases are synthetic (pages label them)."""
-    return conn.execute(sa.text("SELECT count(*) FROM cases WHERE district_code = :d AND synthetic"),
+def has_synthetic(conn: Connection, district: str) -> bool:
+    """Whether any of the district's cases is synthetic (pages label them)."""
+    return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM cases WHERE district_code = :d AND synthetic)"),
                         {"d": district}).scalar_one()

@@ -32,7 +32,7 @@ def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **contex
             version = grid_store.version_row(conn, d["code"], None)
             per_district[d["code"]] = {
                 "months": case_store.case_months(conn, d["code"]),
-                "synthetic_cases": case_store.synthetic_count(conn, d["code"]),
+                "synthetic_history": case_store.has_synthetic(conn, d["code"]),
                 "teams": grid_store.teams(conn, d["code"], version["version_id"]) if version else [],
             }
         classes = [{"kind": c["kind"], "code": c["code"], "name": c["name"]} for c in survey_store.taxonomy(conn)]

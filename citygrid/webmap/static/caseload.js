@@ -96,7 +96,7 @@
       layers.addOverlay(choropleth, "Cases per " + level);
       cg.layers.choropleth = choropleth;
       legendFor(cuts, measure);
-      var synthetic = cg.data.per_district[code].synthetic_cases || 0;
+      var synthetic = cg.data.per_district[code].synthetic_history;
       ui.summary.textContent = total + " cases" + (synthetic ? " — the demo history is SYNTHETIC" : "");
       ui.summary.className = synthetic ? "cg-synthetic" : "";
       return cg.getJSON("/api/v1/density.json?district=" + code + filters());
