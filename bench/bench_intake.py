@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from bench.bench_census import DATABASE, _settings
 from bench.census_data import random_points_inside
-from bench.common import prod_server
+from bench.common import bench_token, prod_server
 from bench.results import entry
 from citygrid import deploy
 from citygrid.spatial import admin, db
@@ -105,6 +105,7 @@ def run(wanted: set[str]) -> list[dict]:
     px, py = random_points_inside(boundary, 200_000, np.random.default_rng(2026))
     lonlat = to_lonlat(shapely.points(px, py), 4548)
     lons, lats = shapely.get_x(lonlat), shapely.get_y(lonlat)
+    token = bench_token(DATABASE)
     with prod_server(DATABASE, "intake_server.log") as port:
         def reports(phase: str):
             def report(k: int, i: int):
@@ -113,6 +114,7 @@ def run(wanted: set[str]) -> list[dict]:
                                    "class_code": CLASSES[(k + i) % len(CLASSES)], "description": "基准测试上报",
                                    "source": "supervisor"})
                 return "POST", "/api/v1/cases", body, {"Content-Type": "application/json",
+                                                       "Authorization": f"Bearer {token}",
                                                        "Idempotency-Key": f"bench-{run_id}-{phase}-{k}-{i}"}
             return report
 

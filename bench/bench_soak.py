@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from bench.bench_census import DATABASE, _settings
 from bench.bench_intake import CLASSES, CLIENTS
 from bench.census_data import random_points_inside
-from bench.common import free_port, start_prod_server
+from bench.common import bench_token, free_port, start_prod_server
 from bench.results import entry
 from citygrid import deploy
 from citygrid.spatial import admin, db
@@ -34,7 +34,7 @@ KILL_AT = 0.4
 GIVE_UP_S = 120.0
 
 
-def _soak(port: int, keys: list[str], bodies: list[bytes], kill=None) -> dict:
+def _soak(port: int, keys: list[str], bodies: list[bytes], kill=None, token: str = "") -> dict:
     """Send every report (client k takes every CLIENTS-th), retrying with its key; ``kill`` is called once
     when KILL_AT of them are acknowledged. Returns latencies, acknowledgements and retry counts."""
     acknowledged: dict[str, int] = {}
@@ -50,7 +50,8 @@ def _soak(port: int, keys: list[str], bodies: list[bytes], kill=None) -> dict:
             while True:
                 try:
                     conn.request("POST", "/api/v1/cases", body=bodies[i],
-                                 headers={"Content-Type": "application/json", "Idempotency-Key": keys[i]})
+                                 headers={"Content-Type": "application/json", "Idempotency-Key": keys[i],
+                                          "Authorization": f"Bearer {token}"})
                     response = conn.getresponse()
                     data = response.read()
                     if response.status in (200, 201):
@@ -112,6 +113,7 @@ def run(wanted: set[str]) -> list[dict]:
     bodies = [json.dumps({"lon": float(lons[i]), "lat": float(lats[i]), "kind": "event",
                           "class_code": CLASSES[i % len(CLASSES)], "description": "压力测试上报",
                           "source": "supervisor"}).encode() for i in range(n)]
+    token = bench_token(DATABASE)
     results = {}
     downtime = [0.0]
     for phase in ("anchor", "kill"):
@@ -128,7 +130,7 @@ def run(wanted: set[str]) -> list[dict]:
             downtime[0] = time.perf_counter() - t0
 
         try:
-            outcome = _soak(port, keys, bodies, kill_and_restart if phase == "kill" else None)
+            outcome = _soak(port, keys, bodies, kill_and_restart if phase == "kill" else None, token=token)
         finally:
             server[0].terminate()
             server[0].wait(timeout=30)

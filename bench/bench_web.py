@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import numpy as np
 import sqlalchemy as sa
 
-from bench.common import demo_connection, prod_server
+from bench.common import BENCH_PASSWORD, BENCH_USER, bench_token, demo_connection, prod_server
 from bench.results import entry
 from citygrid.spatial import tiles
 
@@ -78,6 +78,7 @@ def mvt_tile() -> dict:
 
         client = create_app({"CITYGRID_BACKEND": Backend(engine=None, connect=connect, database="citygrid"),
                              "TESTING": True}).test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {bench_token('citygrid')}"
         timings: dict[str, dict[str, list[float]]] = {}
         sizes: dict[str, list[int]] = {}
         for layer, zooms in (("unit_grids", (14, 15, 16)), ("components", (15, 16))):
@@ -133,6 +134,10 @@ def _time_to_ready(browser, url: str) -> tuple[float, int]:
     """Seconds from navigation to ``window.citygrid.ready`` in a fresh context (no browser cache), and the
     number of unit grids drawn."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    base = url.split("/", 3)
+    signed = context.request.post(f"{base[0]}//{base[2]}/login",
+                                  data={"username": BENCH_USER, "password": BENCH_PASSWORD})
+    assert signed.ok, signed.status  # the session cookie is now the context's; the page load is what is timed
     page = context.new_page()
     t0 = time.perf_counter()
     page.goto(url, wait_until="commit")
@@ -150,6 +155,7 @@ def page_overview() -> dict:
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium") or "/usr/bin/chromium"
+    bench_token("citygrid")  # makes sure the bench user exists
     with prod_server("citygrid", "page_server.log") as port, sync_playwright() as p:
         base = f"http://127.0.0.1:{port}"
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)

@@ -24,6 +24,25 @@ def demo_connection(database: str) -> Iterator[Connection]:
         engine.dispose()
 
 
+BENCH_USER, BENCH_PASSWORD = "bench", "benchmark password 2026"
+
+
+def bench_token(database: str) -> str:
+    """A new API token of the ``bench`` admin of a demo database (the user is made once, committed): the
+    benchmarks call the API as a signed-in user, as clients would."""
+    from citygrid.accounts import service as accounts
+
+    engine = db.make_engine(db.database_url(Settings.from_env(database)))
+    try:
+        with engine.begin() as conn:
+            if not any(u["username"] == BENCH_USER for u in accounts.list_users(conn)):
+                accounts.add_user(conn, BENCH_USER, ["admin"], password=BENCH_PASSWORD,
+                                  display_name="benchmarks (make bench)")
+            return accounts.issue_token(conn, BENCH_USER, label="make bench", days=1)["token"]
+    finally:
+        engine.dispose()
+
+
 def timed(func: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
     """Best wall time of ``repeat`` runs, and the last result."""
     best, result = float("inf"), None

@@ -16,8 +16,10 @@ from citygrid.config import Settings
 from citygrid.errors import Unavailable
 from citygrid.spatial import db
 from citygrid.webmap import (
+    admin_api,
     analysis_api,
     api,
+    auth,
     cases_api,
     grids_api,
     health,
@@ -72,6 +74,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["citygrid"] = backend
     app.extensions["citygrid_intake_buckets"] = TokenBuckets()  # per-client limits of the public intake
     register_error_handlers(app)
+    auth.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(grids_api.bp)
@@ -83,6 +86,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(tiles_api.bp)
     app.register_blueprint(search_api.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(admin_api.bp)
     app.register_blueprint(pages.bp)
     return app
 

@@ -25,10 +25,12 @@ from sqlalchemy.engine import Connection
 
 from citygrid.errors import Conflict, InvalidInput, SchemaMismatch
 from citygrid.spatial import db
+from citygrid.spatial import store as spatial_store
 
 FORMAT = "citygrid-district-backup/1"
-# Caches, not records: rebuilt by triggers, raised past their old values on restore.
-SKIPPED = ("layer_revisions",)
+# Caches (rebuilt by triggers, raised past their old values on restore) and accounts (deployment-wide: a user
+# may be scoped to a district but is not the district's record; restoring must not remove or revive accounts).
+SKIPPED = ("layer_revisions", "users")
 
 
 def district_tables(conn: Connection) -> list[str]:
@@ -139,6 +141,9 @@ def restore(conn: Connection, path: Path, *, replace: bool = False) -> dict[str,
     exists = conn.execute(sa.text("SELECT 1 FROM districts WHERE district_code = :d"), {"d": district}).first()
     if exists and not replace:
         raise Conflict(f"district {district} exists in this database; restore with --replace to overwrite it")
+    # The rows are the backup's, audit history included: the row triggers stay quiet and one audit row says
+    # who restored what.
+    conn.execute(sa.text("SELECT set_config('citygrid.bulk', 'on', true)"))
     old_revisions = dict(conn.execute(sa.text(
         "SELECT layer, revision FROM layer_revisions WHERE district_code = :d"), {"d": district}).all())
     for table in reversed(tables):
@@ -159,6 +164,9 @@ def restore(conn: Connection, path: Path, *, replace: bool = False) -> dict[str,
                                    f"({entry['rows']} rows): the file is damaged", field="file")
             restored[table] = rows
     _advance_identities(conn, tables)
+    conn.execute(sa.text("SELECT set_config('citygrid.bulk', 'off', true)"))
+    spatial_store.audit(conn, action="restore", object_kind="district", object_id=district, district=district,
+                        after={"file": path.name, "rows": restored, "created_at": manifest.get("created_at")})
     for layer, value in old_revisions.items():
         conn.execute(sa.text(
             """INSERT INTO layer_revisions (district_code, layer, revision) VALUES (:d, :l, :r)

@@ -87,6 +87,18 @@ def cli(ctx: click.Context, database: str | None) -> None:
     if database:
         db.validate_database_name(database)
     ctx.obj = settings
+    db.DEFAULT_ACTOR = cli_actor()
+
+
+def cli_actor() -> str:
+    """Who the audit log names for this command's writes: ``cli:<os user>``."""
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return "cli:" + "".join(c for c in name if c.isalnum() or c in "._-")[:60]
 
 
 # ------------------------------------------------------------------------------------------ db
@@ -420,7 +432,7 @@ def census_import(ctx: click.Context, file: Path, district: str, crs: str | None
     engine = db.make_engine(db.database_url(_settings(ctx)))
     try:
         db.check_schema(engine)
-        job_id = jobs.new_job(engine, file, options, created_by="cli")
+        job_id = jobs.new_job(engine, file, options, created_by=cli_actor())
         with click.progressbar(length=100, label=f"importing {file.name}", file=sys.stderr) as bar:
             done = [0]
 
@@ -589,6 +601,119 @@ def restore_command(ctx: click.Context, file: Path, replace: bool) -> None:
         _echo_json(backup.restore(conn, file, replace=replace))
 
 
+# ------------------------------------------------------------------------------------------ accounts
+@cli.group(cls=CitygridGroup)
+def users() -> None:
+    """Accounts: add, list, disable/enable, set a password, issue and revoke API tokens."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--roles", required=True, help="Comma-separated: planner, supervisor, dispatcher, unit, analyst, gis, "
+                                             "admin.")
+@click.option("--team", default=None, help="Supervisors: their supervision team (e.g. 110105T01).")
+@click.option("--district", default=None, help="The district the user works in (6 digits).")
+@click.option("--name", "display_name", default="", help="Display name.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (else prompt; "
+                                                     "token-only users need none: --no-password).")
+@click.option("--no-password", is_flag=True, help="An API-only user (signs in with tokens only).")
+@click.pass_context
+def users_add(ctx: click.Context, username: str, roles: str, team: str | None, district: str | None,
+              display_name: str, password_stdin: bool, no_password: bool) -> None:
+    """Add a user (the password is hashed with Argon2id; it is never stored or shown)."""
+    from citygrid.accounts import service as accounts
+
+    password = None
+    if not no_password:
+        password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                    else click.prompt("password", hide_input=True, confirmation_prompt=True))
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(accounts.add_user(conn, username.strip().lower(), accounts.parse_roles(roles), password=password,
+                                     display_name=display_name, district=district, team=team))
+
+
+@users.command("list")
+@click.pass_context
+def users_list(ctx: click.Context) -> None:
+    from citygrid.accounts import service as accounts
+
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(accounts.list_users(conn))
+
+
+@users.command("disable")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="Enable the user again instead.")
+@click.pass_context
+def users_disable(ctx: click.Context, username: str, enable: bool) -> None:
+    """Disable a user: their sessions end and their tokens stop working at once."""
+    from citygrid.accounts import service as accounts
+
+    with _transaction(_settings(ctx)) as conn:
+        accounts.set_disabled(conn, username, not enable)
+    _echo_json({"username": username, "disabled": not enable})
+
+
+@users.command("password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True)
+@click.pass_context
+def users_password(ctx: click.Context, username: str, password_stdin: bool) -> None:
+    from citygrid.accounts import service as accounts
+
+    password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                else click.prompt("new password", hide_input=True, confirmation_prompt=True))
+    with _transaction(_settings(ctx)) as conn:
+        accounts.set_password(conn, username, password)
+    _echo_json({"username": username, "password": "changed"})
+
+
+@users.command("token")
+@click.argument("username")
+@click.option("--label", default="", help="What the token is for.")
+@click.option("--days", type=float, default=None, help="Expires after this many days (default: never).")
+@click.option("--revoke", "revoke_id", type=int, default=None, help="Revoke the token with this id instead.")
+@click.pass_context
+def users_token(ctx: click.Context, username: str, label: str, days: float | None, revoke_id: int | None) -> None:
+    """Issue an API token (printed once; send it as 'Authorization: Bearer <token>'), or revoke one."""
+    from citygrid.accounts import service as accounts
+
+    with _transaction(_settings(ctx)) as conn:
+        if revoke_id is not None:
+            accounts.revoke_token(conn, revoke_id)
+            _echo_json({"token_id": revoke_id, "revoked": True})
+            return
+        _echo_json(accounts.issue_token(conn, username, label=label, days=days))
+
+
+@cli.command("audit")
+@click.option("--kind", "object_kind", default=None, help="Object kind (a table such as cases, or grid_version).")
+@click.option("--id", "object_id", default=None, help="Object id.")
+@click.option("--actor", default=None, help="Who.")
+@click.option("--district", default=None)
+@click.option("--since", default=None, help="ISO 8601 date or time.")
+@click.option("--until", default=None, help="ISO 8601 date or time.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@click.pass_context
+def audit_command(ctx: click.Context, object_kind: str | None, object_id: str | None, actor: str | None,
+                  district: str | None, since: str | None, until: str | None, limit: int) -> None:
+    """The audit log, newest first, with before/after values."""
+    import datetime as dt
+
+    from citygrid.accounts import store as accounts_store
+
+    for name, value in (("since", since), ("until", until)):
+        if value:
+            try:
+                dt.datetime.fromisoformat(value)
+            except ValueError:
+                raise InvalidInput(f"--{name} must be an ISO 8601 date or date-time", field=name) from None
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(accounts_store.audit_entries(conn, object_kind=object_kind, object_id=object_id, actor=actor,
+                                                district=district, start=since, end=until, limit=limit,
+                                                offset=0))
+
+
 @cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @click.pass_context
@@ -628,6 +753,9 @@ def serve(ctx: click.Context, host: str, port: int, prod: bool, workers: int | N
         return
     app = create_app({"CITYGRID_SETTINGS": settings})
     click.echo(f"citygrid is serving {db.database_url(settings).database} at http://{shown}:{port}/  (Ctrl-C stops)")
+    if deploy.demo_password_file(settings).exists():
+        click.echo(f"  sign in as 'demo' (admin) or 'demo-supervisor-<district>' with the password "
+                   f"{deploy.demo_password(settings)} (from {deploy.demo_password_file(settings)})")
     sys.stdout.flush()
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 

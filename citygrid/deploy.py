@@ -6,13 +6,16 @@ components_survey packages and owns the transactions.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from citygrid import __version__
+from citygrid.accounts import service as accounts
 from citygrid.cases import synthetic
 from citygrid.components_survey import store as survey_store
 from citygrid.components_survey import synthetic as synthetic_census
@@ -133,6 +136,9 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
                                     {"d": demo.code}).first():
                     made = synthetic.generate(conn, demo.code, demo.history_cases)
                     summary["synthetic_history"] = {"cases": made.imported, "problems": len(made.problems)}
+        if grids:
+            with engine.begin() as conn:
+                summary["accounts"] = ensure_demo_accounts(conn, settings, demo.code)
         with engine.begin() as conn:
             # Fresh tables have no statistics until autovacuum gets to them; without them the planner picks
             # nested loops over thousands of grids and ownership rows (minutes instead of milliseconds).
@@ -140,6 +146,42 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
         return summary
     finally:
         engine.dispose()
+
+
+DEMO_ADMIN = "demo"
+
+
+def demo_password_file(settings: Settings) -> Path:
+    return settings.data_dir / "secrets" / "demo-password"
+
+
+def demo_password(settings: Settings) -> str:
+    """The demo accounts' password: made once per data directory (random), kept in ``data/secrets/`` (0600)."""
+    path = demo_password_file(settings)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(12) + "\n")
+    return path.read_text().strip()
+
+
+def ensure_demo_accounts(conn: Connection, settings: Settings, district: str) -> list[str]:
+    """Demo users, once: ``demo`` (admin) and ``demo-supervisor`` (a supervisor of the district's first team),
+    both with the password from ``demo_password``. Returns the names added."""
+    added = []
+    existing = {u["username"] for u in accounts.list_users(conn)}
+    if DEMO_ADMIN not in existing:
+        accounts.add_user(conn, DEMO_ADMIN, ["admin"], password=demo_password(settings),
+                          display_name="Demo administrator (all roles)")
+        added.append(DEMO_ADMIN)
+    version = gridding_store.version_row(conn, district, None)
+    teams = gridding_store.teams(conn, district, version["version_id"]) if version else []
+    name = f"demo-supervisor-{district}"
+    if teams and name not in existing:
+        accounts.add_user(conn, name, ["supervisor"], password=demo_password(settings), district=district,
+                          team=teams[0]["code"], display_name=f"Demo supervisor of team {teams[0]['code']}")
+        added.append(name)
+    return added
 
 
 def ensure_demo_grids(conn: Connection, demo: DemoDistrict) -> dict[str, Any] | None:

@@ -52,6 +52,13 @@ class Conflict(CitygridError):
 
 
 @dataclass
+class Unauthorized(CitygridError):
+    """The caller is not signed in, or its credential is unknown, expired or revoked."""
+
+    code: str = "unauthorized"
+
+
+@dataclass
 class Forbidden(CitygridError):
     """The caller is known but its role does not allow this."""
 

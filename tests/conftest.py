@@ -106,10 +106,49 @@ def rollback_backend(conn: Connection, database: str) -> Backend:
     return Backend(engine=None, connect=connect, database=database)
 
 
+def user_token(conn: Connection, username: str, roles: list[str], team: str | None = None) -> str:
+    """Add a user (in the caller's transaction) and return a new API token of theirs."""
+    from citygrid.accounts import service as accounts
+
+    accounts.add_user(conn, username, roles, team=team, password="correct horse battery")
+    return accounts.issue_token(conn, username, label="test")["token"]
+
+
+@pytest.fixture(scope="session")
+def beijing_admin_token(beijing_engine: Engine) -> str:
+    """A committed admin of the Beijing test database (for tests that run a real server or commit)."""
+    with beijing_engine.begin() as conn:
+        return user_token(conn, "committed-admin", ["admin"])
+
+
+def signed_in(test_client, token: str):
+    """The Flask test client sending ``token`` as its bearer token on every request."""
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return test_client
+
+
 @pytest.fixture
-def client(bj: Connection, beijing_db: Settings):
-    """Flask test client on the Beijing test database (rolled back after the test)."""
+def anonymous_client(bj: Connection, beijing_db: Settings):
+    """Flask test client on the Beijing test database (rolled back after the test), not signed in."""
     from citygrid.app import create_app
 
     app = create_app({"CITYGRID_BACKEND": rollback_backend(bj, beijing_db.database or ""), "TESTING": True})
     return app.test_client()
+
+
+@pytest.fixture
+def client_as(bj: Connection, beijing_db: Settings):
+    """``client_as(username, roles, team=None)``: a test client signed in (bearer token) as a new user."""
+    from citygrid.app import create_app
+
+    app = create_app({"CITYGRID_BACKEND": rollback_backend(bj, beijing_db.database or ""), "TESTING": True})
+
+    def make(username: str, roles: list[str], team: str | None = None):
+        return signed_in(app.test_client(), user_token(bj, username, roles, team))
+    return make
+
+
+@pytest.fixture
+def client(client_as):
+    """Flask test client on the Beijing test database (rolled back after the test), signed in as an admin."""
+    return client_as("test-admin", ["admin"])

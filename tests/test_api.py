@@ -102,7 +102,8 @@ def test_database_down_answers_503():
 
     app = create_app({"CITYGRID_BACKEND": Backend(engine=None, connect=down, database="x")})
     with app.test_client() as c:
-        assert_error(c.get("/api/v1/districts"), 503, "unavailable")
+        # The credential cannot be checked either: 503, not 401
+        assert_error(c.get("/api/v1/districts", headers={"Authorization": "Bearer cg_x"}), 503, "unavailable")
         body = c.get("/healthz").get_json()
         assert body["database_reachable"] is False and c.get("/healthz").status_code == 503
 
@@ -114,7 +115,8 @@ def test_unexpected_error_is_500_without_trace():
         yield
 
     app = create_app({"CITYGRID_BACKEND": Backend(engine=None, connect=broken, database="x")})
-    body = assert_error(app.test_client().get("/api/v1/districts"), 500, "internal")
+    body = assert_error(app.test_client().get("/api/v1/districts", headers={"Authorization": "Bearer cg_x"}),
+                        500, "internal")
     assert "secret" not in body["message"]
 
 

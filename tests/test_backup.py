@@ -29,6 +29,17 @@ def checksums(conn) -> dict[str, tuple[int, str]]:
     return {t: backup._checksum(conn, t, backup._columns(conn, t), DISTRICT) for t in backup.district_tables(conn)}
 
 
+def assert_restored(conn, before: dict[str, tuple[int, str]]) -> None:
+    """Every table as ``before``, and the audit log as before plus the one row saying who restored it."""
+    after = checksums(conn)
+    assert {t: v for t, v in after.items() if t != "audit_log"} == {t: v for t, v in before.items()
+                                                                     if t != "audit_log"}
+    assert after["audit_log"][0] == before["audit_log"][0] + 1
+    last = conn.execute(sa.text("SELECT action, object_kind, object_id, actor FROM audit_log WHERE district_code = :d "
+                                "ORDER BY audit_id DESC LIMIT 1"), {"d": DISTRICT}).one()
+    assert tuple(last)[:3] == ("restore", "district", DISTRICT) and last.actor
+
+
 def add_activity(conn) -> None:
     """Cases with events and a component, so every kind of row is in the backup."""
     for i, code in enumerate(("0102", "0505", "0201")):
@@ -54,7 +65,7 @@ def test_restore_over_the_district_gives_back_every_row(zz, tmp_path):
         backup.restore(zz, tmp_path / "gc.zip")
     result = backup.restore(zz, tmp_path / "gc.zip", replace=True)
     assert result["rows"] == sum(n for n, _ in before.values())
-    assert checksums(zz) == before
+    assert_restored(zz, before)
     # identity values were kept and the sequences moved past them: a new case gets a new number
     biggest = zz.execute(sa.text("SELECT max(case_id) FROM cases")).scalar_one()
     case, _ = service.submit(zz, parse_report({"lon": LON, "lat": LAT + 0.004, "class_code": "0103",
@@ -117,7 +128,7 @@ def test_cli_round_trip_into_a_fresh_database(zhengzhou_db, server_settings, tmp
             target_engine = db.make_engine(db.database_url(target))
             try:
                 with source_engine.connect() as a, target_engine.connect() as b:
-                    assert checksums(a) == checksums(b)
+                    assert_restored(b, checksums(a))
             finally:
                 target_engine.dispose()
             wrong = CliRunner().invoke(cli, ["--database", target.database, "restore", str(tmp_path / "none.zip")])

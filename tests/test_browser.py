@@ -28,8 +28,16 @@ class Server(str):
     settings: object
 
 
+BROWSER_USER, BROWSER_PASSWORD = "browser-admin", "browser test password"
+
+
 @pytest.fixture(scope="module")
-def server(beijing_db):
+def server(beijing_db, beijing_engine):
+    from citygrid.accounts import service as accounts
+
+    with beijing_engine.begin() as conn:
+        if not any(u["username"] == BROWSER_USER for u in accounts.list_users(conn)):
+            accounts.add_user(conn, BROWSER_USER, ["admin"], password=BROWSER_PASSWORD)
     app = create_app({"CITYGRID_SETTINGS": beijing_db})
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -60,9 +68,23 @@ def open_page(browser, url, **context_args):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("request", lambda r: outside.append(r.url)
             if urlparse(r.url).hostname not in ("127.0.0.1", None) and not r.url.startswith("data:") else None)
-    page.goto(url, wait_until="networkidle")
+    sign_in(page, url)
+    page.wait_for_load_state("networkidle")
     page.wait_for_function("window.citygrid && window.citygrid.ready", timeout=30_000)
     return context, page, errors, outside
+
+
+def sign_in(page, url: str) -> None:
+    """Open ``url``: the server sends the login form first; fill it in and land on the page asked for."""
+    page.goto(url)
+    assert "/login" in page.url, page.url
+    page.fill("input[name=username]", BROWSER_USER)
+    page.fill("input[name=password]", BROWSER_PASSWORD)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    wanted = urlparse(url)
+    assert urlparse(page.url).path == wanted.path, page.url
+    assert page.inner_text("#whoami") == BROWSER_USER
 
 
 def drawn_features(page) -> int:
@@ -266,12 +288,13 @@ def test_caseload_page_choropleth_density_and_month_slider(browser, server, synt
         context.close()
 
 
-def test_new_case_appears_on_the_cases_page_with_escaped_text(browser, server, beijing_engine):
+def test_new_case_appears_on_the_cases_page_with_escaped_text(browser, server, beijing_engine, beijing_admin_token):
     import sqlalchemy as sa
 
     from citygrid.app import create_app
+    from tests.conftest import signed_in
 
-    api = create_app({"CITYGRID_SETTINGS": server.settings}).test_client()
+    api = signed_in(create_app({"CITYGRID_SETTINGS": server.settings}).test_client(), beijing_admin_token)
     made = api.post("/api/v1/cases", json={"lon": 116.5012, "lat": 39.9187, "kind": "event", "class_code": "0505",
                                            "description": "<script>alert('x')</script>乱停车", "source": "supervisor"})
     case_id = made.get_json()["case"]["case_id"]

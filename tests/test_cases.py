@@ -222,7 +222,7 @@ def test_http_transitions_and_409(client):
     assert ok.status_code == 200 and ok.get_json()["status"] == "accepted"
     stale = client.post(url, json={"action": "dispatch", "actor": "x", "role": "dispatcher", "expected_version": 1})
     assert stale.status_code == 409
-    assert client.post(url, json={"action": "dispatch", "actor": ""}).status_code == 400
+    assert client.post(url, json={"action": "teleport"}).status_code == 400
     missing = client.post("/api/v1/cases/999999999/transitions", json={"action": "accept", "actor": "x"})
     assert missing.status_code == 404
 

@@ -19,6 +19,7 @@ from citygrid.components_survey import store as survey
 from citygrid.components_survey.census import CensusOptions, import_file
 from citygrid.errors import InvalidInput
 from citygrid.spatial import admin, crs, db
+from tests.conftest import signed_in
 
 DISTRICT = "110105"
 
@@ -415,12 +416,12 @@ def test_file_level_error_ends_the_job_failed(job_engine, tmp_path):
 
 # ------------------------------------------------------------------------------------------ HTTP
 @pytest.fixture
-def http(beijing_db, job_engine, tmp_path):
+def http(beijing_db, job_engine, tmp_path, beijing_admin_token):
     from citygrid.app import create_app
 
     app = create_app({"CITYGRID_SETTINGS": beijing_db, "CITYGRID_IMPORTS_DIR": tmp_path / "uploads",
                       "TESTING": True})
-    return app.test_client()
+    return signed_in(app.test_client(), beijing_admin_token)
 
 
 def wait_for(client, job_id, timeout=60):

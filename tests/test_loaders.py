@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import geopandas as gpd
@@ -114,3 +115,21 @@ def test_demo_catalogue():
     for demo in DEMOS.values():
         for rel in filter(None, (demo.boundary, demo.admin_codes, demo.roads)):
             assert demo.path(DEMO, rel).exists()
+
+
+def test_features_with_too_many_vertices_are_refused(tmp_path, monkeypatch):
+    from citygrid.loaders import vector
+
+    monkeypatch.setattr(vector, "MAX_VERTICES_PER_FEATURE", 100)
+    ring = [(116.4 + 0.01 * math.cos(a / 100 * math.tau), 39.9 + 0.01 * math.sin(a / 100 * math.tau))
+            for a in range(150)]
+    frame = gpd.GeoDataFrame({"name": ["small", "huge"]},
+                             geometry=[shapely.Point(116.4, 39.9).buffer(0.01, 4), shapely.Polygon(ring)],
+                             crs="EPSG:4326")
+    frame.to_file(tmp_path / "big.geojson")
+    with pytest.raises(InvalidInput, match="feature 2 has 151 vertices"):
+        vector.read_vector(tmp_path / "big.geojson")
+    monkeypatch.setattr(vector, "MAX_VERTICES_PER_FEATURE", 1000)
+    monkeypatch.setattr(vector, "MAX_VERTICES_PER_FILE", 160)
+    with pytest.raises(InvalidInput, match="vertices in all"):
+        vector.read_vector(tmp_path / "big.geojson")

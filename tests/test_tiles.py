@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from citygrid.spatial import tiles
 from citygrid.spatial.db import deployment_srid
+from tests.conftest import signed_in
 
 LON, LAT = 116.48, 39.93  # inside Chaoyang (WGS84)
 
@@ -77,11 +78,12 @@ def test_component_tile_filters_by_class_and_shows_the_current_version_only(bj, 
     assert [f["properties"]["class_name"] for f in lamps] == ["路灯"]
 
 
-def test_new_case_is_in_the_next_tile_and_the_etag_changes(beijing_db, beijing_engine):
+def test_new_case_is_in_the_next_tile_and_the_etag_changes(beijing_db, beijing_engine, beijing_admin_token):
     """Real commits (the revision is raised at commit time), then the case is deleted again."""
     from citygrid.app import create_app
 
-    client = create_app({"CITYGRID_SETTINGS": beijing_db, "TESTING": True}).test_client()
+    client = signed_in(create_app({"CITYGRID_SETTINGS": beijing_db, "TESTING": True}).test_client(),
+                       beijing_admin_token)
     lon, lat = LON + 0.031, LAT - 0.017
     z = 16
     x, y = tile_of(lon, lat, z)

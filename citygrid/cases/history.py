@@ -26,6 +26,7 @@ from citygrid.cases.workflow import STATES
 from citygrid.errors import InvalidInput
 from citygrid.loaders.vector import CSV_ENCODINGS
 from citygrid.spatial import admin, crs
+from citygrid.spatial import store as spatial_store
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.geocode import GridIndex
 
@@ -192,6 +193,8 @@ def _insert(conn: Connection, rows: list[dict[str, Any]], srid: int) -> int:
         return 0
     now = dt.datetime.now(dt.UTC)
     ids = []
+    # A historic caseload is audited once (below), not row by row by the cases trigger.
+    conn.execute(sa.text("SELECT set_config('citygrid.bulk', 'on', true)"))
     for chunk_start in range(0, len(rows), 2000):
         chunk = rows[chunk_start:chunk_start + 2000]
         result = conn.execute(sa.text(
@@ -217,4 +220,11 @@ def _insert(conn: Connection, rows: list[dict[str, Any]], srid: int) -> int:
                  FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS e(d text, c bigint, s text)
                  JOIN cases c ON c.district_code = e.d AND c.case_id = e.c"""
         ), {"events": json.dumps([{"d": d, "c": c, "s": s} for c, d, s in ids])})
+    conn.execute(sa.text("SELECT set_config('citygrid.bulk', 'off', true)"))
+    for district in sorted({d for _, d, _ in ids}):
+        in_district = [c for c, d, _ in ids if d == district]
+        spatial_store.audit(conn, action="import", object_kind="cases", object_id=district, district=district,
+                            after={"cases": len(in_district), "first_case_id": min(in_district),
+                                   "last_case_id": max(in_district),
+                                   "synthetic": bool(rows[0].get("synthetic"))})
     return len(ids)

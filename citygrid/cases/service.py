@@ -22,7 +22,7 @@ from citygrid.cases.escalation import COUNTED_ACTIONS, EscalationRules, load_esc
 from citygrid.cases.intake import Report
 from citygrid.cases.workflow import LEVELS, allowed_actions, next_state, target_status
 from citygrid.config import Settings
-from citygrid.errors import Conflict, InvalidInput, NotFound
+from citygrid.errors import Conflict, Forbidden, InvalidInput, NotFound
 from citygrid.spatial import crs
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.gazetteer import Gazetteer
@@ -170,6 +170,8 @@ def transition(conn: Connection, case_id: int, action: str, *, actor: str, role:
     if case is None:
         raise NotFound(f"no case {case_id}")
     step = next_state(case["status"], action)
+    if role not in step.roles:
+        raise Forbidden(f"{action} is done by {', '.join(step.roles)}, not by {role or 'an unnamed role'}")
     target = target_status(step, case["status"])
     if action == "escalate":
         level = (case["attrs"] or {}).get("level", LEVELS[0])

@@ -156,6 +156,15 @@ def owners_at(conn: Connection, district: str, unit_grid: str | None, at: Any) -
     return {r["role"]: {"code": r["code"], "name": r["name"], "kind": r["kind"]} for r in rows}
 
 
+# A case in one of the supervision grids of team :team in its district's current grid version.
+_IN_TEAM = """c.supervision_code IN (
+                    SELECT s.code FROM supervision_grids s WHERE s.district_code = c.district_code
+                       AND s.team_code = :team
+                       AND s.version_id = (SELECT v.version_id FROM grid_versions v
+                                            WHERE v.district_code = c.district_code
+                                            ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1))"""
+
+
 def list_cases(conn: Connection, *, district: str | None, status: str | None, kind: str | None,
                class_code: str | None, start: Any, end: Any, bbox: tuple[float, float, float, float] | None,
                unit_grid: str | None, supervision_grid: str | None, srid: int, limit: int, offset: int,
@@ -172,12 +181,7 @@ def list_cases(conn: Connection, *, district: str | None, status: str | None, ki
              "(CAST(:unit AS text) IS NULL OR c.unit_grid_code = :unit)",
              "(CAST(:sup AS text) IS NULL OR c.supervision_code = :sup)",
              "(CAST(:open AS boolean) IS FALSE OR c.status NOT IN ('rejected', 'closed', 'evaluated'))",
-             """(CAST(:team AS text) IS NULL OR c.supervision_code IN (
-                    SELECT s.code FROM supervision_grids s WHERE s.district_code = c.district_code
-                       AND s.team_code = :team
-                       AND s.version_id = (SELECT v.version_id FROM grid_versions v
-                                            WHERE v.district_code = c.district_code
-                                            ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1)))"""]
+             f"(CAST(:team AS text) IS NULL OR {_IN_TEAM})"]
     params: dict[str, Any] = {"district": district, "status": status, "kind": kind, "class_code": class_code,
                               "start": start, "end": end, "unit": unit_grid, "sup": supervision_grid,
                               "limit": limit, "offset": offset, "srid": srid, "team": team, "open": open_only}
@@ -191,6 +195,12 @@ def list_cases(conn: Connection, *, district: str | None, status: str | None, ki
              ORDER BY c.reported_at DESC, c.case_id DESC LIMIT :limit OFFSET :offset"""
     ), params).mappings()
     return [dict(r) for r in rows]
+
+
+def in_team(conn: Connection, case_id: int, team: str) -> bool:
+    """Whether the case lies in a supervision grid of ``team`` (current grid version of its district)."""
+    return conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM cases c WHERE c.case_id = :id AND {_IN_TEAM})"),
+                        {"id": case_id, "team": team}).scalar_one()
 
 
 def set_deadline(conn: Connection, case_id: int, deadline: Any) -> None:

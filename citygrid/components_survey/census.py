@@ -35,6 +35,7 @@ from citygrid.loaders.archive import find_dataset, safe_extract
 from citygrid.loaders.encoding import blank_records, shapefile_encoding
 from citygrid.loaders.vector import read_csv_points
 from citygrid.spatial import admin, crs
+from citygrid.spatial import store as spatial_store
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.geocode import GridIndex
 
@@ -374,6 +375,10 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
         state = "preview"
     else:
         store.commit_staging(conn, options.district, options.scheme, options.partial, options.synthetic)
+        spatial_store.audit(conn, action="import", object_kind="census", object_id=options.district,
+                            district=options.district,
+                            after={"file": Path(path).name, "counts": reconciliation["counts"],
+                                   "rows": counts["rows"], "bad": counts["bad"], "partial": options.partial})
         state = "committed"
     if progress:
         progress(100.0, dict(counts))

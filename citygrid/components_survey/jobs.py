@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from citygrid.components_survey import store
 from citygrid.components_survey.census import CensusOptions, CensusResult, import_file
 from citygrid.errors import CitygridError, InvalidInput
+from citygrid.spatial import store as spatial_store
 
 PROGRESS_EVERY_S = 1.0
 FAIL_RECORD_WAIT_S = 60.0
@@ -54,6 +55,7 @@ def run_job(engine: Engine, job_id: str, path: Path, options: CensusOptions, pro
         store.update_job(conn, job_id, state="running", percent=0)
     try:
         with engine.begin() as conn:
+            spatial_store.set_actor(conn, (store.job(conn, job_id) or {}).get("created_by") or "unknown")
             result: CensusResult = import_file(conn, path, options, heartbeat)
             store.save_report(conn, options.district, job_id, result.problems)
             preview = {"reconciliation": result.reconciliation, "warnings": result.warnings,

@@ -97,6 +97,26 @@ def read_csv_points(
     return gpd.GeoDataFrame(table, geometry=geometry), encoding or enc
 
 
+# A district boundary has ~10^4 vertices; a feature with more than this is a digitising accident or an attack.
+MAX_VERTICES_PER_FEATURE = 500_000
+MAX_VERTICES_PER_FILE = 20_000_000
+
+
+def _check_vertices(frame: pd.DataFrame, name: str) -> None:
+    """``InvalidInput`` naming the first feature (1-based) over ``MAX_VERTICES_PER_FEATURE``, or a file over
+    ``MAX_VERTICES_PER_FILE`` in all (geometry in any CRS)."""
+    if "geometry" not in frame:
+        return
+    counts = shapely.get_num_coordinates(np.asarray(frame.geometry.values, dtype=object))
+    over = np.flatnonzero(counts > MAX_VERTICES_PER_FEATURE)
+    if over.size:
+        raise InvalidInput(f"{name}: feature {int(over[0]) + 1} has {int(counts[over[0]]):,} vertices, more than "
+                           f"the {MAX_VERTICES_PER_FEATURE:,} allowed; simplify it first", field="file")
+    if int(counts.sum()) > MAX_VERTICES_PER_FILE:
+        raise InvalidInput(f"{name}: {int(counts.sum()):,} vertices in all, more than the "
+                           f"{MAX_VERTICES_PER_FILE:,} allowed in one file; split it", field="file")
+
+
 def read_vector(
     path: str | Path,
     *,
@@ -136,6 +156,7 @@ def read_vector(
         except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
             raise InvalidInput(f"{path.name}: GDAL cannot read it: {exc}", field="file") from exc
         file_crs = frame.crs
+    _check_vertices(frame, path.name)
     if declared is not None:
         source, crs_from = declared, "user"
         if file_crs is not None and declared.pseudo is None and not file_crs.equals(declared.crs):

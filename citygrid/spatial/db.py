@@ -24,6 +24,9 @@ from citygrid.errors import InvalidInput, SchemaMismatch, Unavailable
 from citygrid.spatial.cluster import EmbeddedCluster
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Who the audit log names for writes on connections of this process when nothing more precise is set
+# (the CLI sets ``cli:<os user>``; the web app names the signed-in user per transaction).
+DEFAULT_ACTOR: str | None = None
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -57,7 +60,10 @@ def make_engine(url: URL | str, **kwargs: object) -> Engine:
     ``jit_above_cost``, and lookups with correlated sub-selects are estimated high while running in a tenth of
     a millisecond — the compilation then took 9–25 ms of every tile and report request (measured)."""
     connect_args = dict(kwargs.pop("connect_args", None) or {})  # type: ignore[arg-type]
-    connect_args["options"] = (str(connect_args.get("options", "")) + " -c jit=off").strip()
+    options = str(connect_args.get("options", "")) + " -c jit=off"
+    if DEFAULT_ACTOR and re.fullmatch(r"[A-Za-z0-9_.:@-]{1,100}", DEFAULT_ACTOR):
+        options += f" -c citygrid.actor={DEFAULT_ACTOR}"
+    connect_args["options"] = options.strip()
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 

@@ -173,16 +173,25 @@ def insert_lines(conn: Connection, rows: Iterable[dict[str, Any]], srid: int) ->
 
 
 # ------------------------------------------------------------------------------------------ audit
+def set_actor(conn: Connection, actor: str) -> None:
+    """Name who acts for the rest of this transaction (read by ``audit`` and the audit triggers)."""
+    conn.execute(sa.text("SELECT set_config('citygrid.actor', :a, true)"), {"a": actor})
+
+
 def audit(
-    conn: Connection, *, actor: str, action: str, object_kind: str, object_id: str,
+    conn: Connection, *, actor: str | None = None, action: str, object_kind: str, object_id: str,
     district: str | None = None, before: Any = None, after: Any = None,
 ) -> None:
-    """Append one row to the audit log in the caller's transaction."""
+    """Append one row to the audit log in the caller's transaction; ``actor`` defaults to the transaction's
+    ``citygrid.actor`` (the signed-in user, or ``cli:<os user>``)."""
     conn.execute(
         sa.text(
             """
             INSERT INTO audit_log (district_code, actor, action, object_kind, object_id, before, after)
-            VALUES (:district, :actor, :action, :kind, :oid, CAST(:before AS jsonb), CAST(:after AS jsonb))
+            VALUES (:district,
+                    coalesce(CAST(:actor AS text), nullif(current_setting('citygrid.actor', true), ''),
+                             'db:' || session_user),
+                    :action, :kind, :oid, CAST(:before AS jsonb), CAST(:after AS jsonb))
             """
         ),
         {"district": district, "actor": actor, "action": action, "kind": object_kind, "oid": object_id,

@@ -12,15 +12,16 @@ from citygrid.cases.workflow import STATES
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.gridding import store as grid_store
 from citygrid.spatial.analysis import store as analysis_store
-from citygrid.webmap.cases_api import _date_arg
+from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
-from citygrid.webmap.params import choice_arg, district_code
+from citygrid.webmap.params import choice_arg, date_arg, district_code
 
 bp = Blueprint("analysis_v1", __name__, url_prefix="/api/v1")
 FIELDS = ("code", "name", "cases", "area_km2", "cases_per_km2", "components", "cases_per_100_components")
 
 
 @bp.get("/caseload")
+@allow("analyst", "planner", "dispatcher")
 def caseload():
     """``district`` (required), ``level`` unit|supervision|community|street, ``start``/``end`` (ISO),
     ``kind``, ``class_code``, ``source``, ``status``, ``synthetic`` true|false, ``format`` json|geojson|csv."""
@@ -58,7 +59,7 @@ def _case_filters() -> dict:
     if class_code is not None and not (len(class_code) == 4 and class_code.isdigit()):
         raise InvalidInput("class_code must be 4 digits", field="class_code")
     synthetic = choice_arg("synthetic", ("true", "false"))
-    start, end = _date_arg("start"), _date_arg("end")
+    start, end = date_arg("start"), date_arg("end")
     if start and end and start >= end:
         raise InvalidInput("start must be before end", field="start")
     return {"start": start, "end": end, "kind": choice_arg("kind", ("event", "component")),
@@ -67,6 +68,7 @@ def _case_filters() -> dict:
 
 
 @bp.get("/density.<fmt>")
+@allow("analyst", "planner", "dispatcher")
 def density(fmt: str):
     """Kernel density of the filtered cases: ``.png`` (overlay), ``.tif`` (GeoTIFF, deployment CRS) or
     ``.json`` (the overlay's EPSG:4326 bounds and the parameters). ``cell_m`` (10–1000, default 50),

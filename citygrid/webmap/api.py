@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from citygrid.accounts.roles import ANY_ROLE
 from citygrid.components_survey import store as survey_store
 from citygrid.errors import NotFound
 from citygrid.spatial import store
+from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
 from citygrid.webmap.params import choice_arg, district_code, float_arg
 
@@ -14,6 +16,7 @@ bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/districts")
+@allow(*ANY_ROLE)
 def list_districts():
     """All districts with counts (area in km² measured in the storage CRS)."""
     with connection() as conn:
@@ -21,6 +24,7 @@ def list_districts():
 
 
 @bp.get("/districts/<code>")
+@allow(*ANY_ROLE)
 def get_district(code: str):
     """One district boundary as a GeoJSON Feature in EPSG:4326; ``?simplify=`` metres (0–1000)."""
     tolerance = float_arg("simplify", 0.0, 0.0, 1000.0)
@@ -32,6 +36,7 @@ def get_district(code: str):
 
 
 @bp.get("/districts/<code>/areas")
+@allow(*ANY_ROLE)
 def get_areas(code: str):
     """Streets/communities as GeoJSON points (EPSG:4326); those with no location are listed in ``unlocated``."""
     level = choice_arg("level", ("street", "community"))
@@ -51,6 +56,7 @@ def get_areas(code: str):
 
 
 @bp.get("/districts/<code>/lines")
+@allow(*ANY_ROLE)
 def get_lines(code: str):
     """Roads, water lines and railways of a district as GeoJSON (EPSG:4326); ``kind``, ``simplify`` metres."""
     kind = choice_arg("kind", ("road", "water", "rail"))
@@ -62,6 +68,7 @@ def get_lines(code: str):
 
 
 @bp.get("/taxonomy")
+@allow(*ANY_ROLE)
 def get_taxonomy():
     """Component and event classes of every loaded scheme; filters ``kind`` and ``scheme``."""
     kind = choice_arg("kind", ("component", "event"))

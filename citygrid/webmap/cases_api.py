@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 from flask import Blueprint, jsonify, request
 
+from citygrid.accounts.roles import workflow_role
+from citygrid.accounts.service import Principal
 from citygrid.cases import service
 from citygrid.cases import store as case_store
 from citygrid.cases.intake import parse_report
-from citygrid.cases.workflow import STATES
-from citygrid.errors import InvalidInput
+from citygrid.cases.workflow import STATES, TRANSITIONS
+from citygrid.errors import Forbidden, InvalidInput
 from citygrid.spatial.db import deployment_srid
+from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import connection
-from citygrid.webmap.params import bbox_arg, choice_arg, int_arg
+from citygrid.webmap.params import bbox_arg, choice_arg, date_arg, int_arg
 
 bp = Blueprint("cases_v1", __name__, url_prefix="/api/v1/cases")
 MAX_PAGE = 1000
@@ -38,17 +40,8 @@ def json_body() -> dict:
     return data
 
 
-def _date_arg(name: str) -> str | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        return dt.datetime.fromisoformat(raw.replace("Z", "+00:00")).isoformat()
-    except ValueError:
-        raise InvalidInput(f"{name} must be an ISO 8601 date or date-time", field=name) from None
-
-
 @bp.post("")
+@allow("supervisor", "dispatcher")
 def report():
     """Create a case from a report; ``Idempotency-Key`` header (or ``idempotency_key``) makes retries safe.
     201 created, 200 when the key was seen before or the report joined an open duplicate."""
@@ -57,12 +50,12 @@ def report():
         data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
     parsed = parse_report(data)
     with connection() as conn:
-        case, outcome = service.submit(conn, parsed, actor=str(data.get("actor") or "anonymous")[:100],
-                                       role=parsed.source)
+        case, outcome = service.submit(conn, parsed, actor=require_principal().username, role=parsed.source)
     return jsonify({"outcome": outcome, "case": case}), 201 if outcome == "created" else 200
 
 
 @bp.get("/deadlines")
+@allow("dispatcher", "unit")
 def deadlines():
     """Overdue dispatched cases and those due within ``within_hours`` (default 4)."""
     district = request.args.get("district") or None
@@ -77,12 +70,25 @@ def deadlines():
 
 
 @bp.get("/<int:case_id>")
+@allow("supervisor", "dispatcher", "unit", "analyst")
 def get_case(case_id: int):
+    """One case with its events; a supervisor sees only the cases of their own team's grids."""
     with connection() as conn:
-        return jsonify(service.case_view(conn, case_id))
+        view = service.case_view(conn, case_id)
+        _check_team_scope(conn, case_id, require_principal())
+        return jsonify(view)
+
+
+def _check_team_scope(conn, case_id: int, who: Principal, acting_as: str | None = None) -> None:
+    """A supervisor (by account, or acting in the workflow's supervisor role) may see and act on the cases of
+    their own team's supervision grids only: ``Forbidden`` otherwise."""
+    scoped = who.supervisor_only or (acting_as == "supervisor" and who.team_code is not None)
+    if scoped and not case_store.in_team(conn, case_id, who.team_code or ""):
+        raise Forbidden(f"case {case_id} is not in the grids of your team {who.team_code}")
 
 
 @bp.get("")
+@allow("supervisor", "dispatcher", "unit", "analyst")
 def list_cases():
     """Filters: district, status, open (true: not rejected/closed/evaluated), kind, class_code, start, end (ISO),
     bbox, unit_grid, supervision_grid, team (a supervision team's own grids); ``limit`` ≤ 1000 (≤ 5000 as
@@ -96,6 +102,11 @@ def list_cases():
     team = request.args.get("team") or None
     if team is not None and not _TEAM.match(team):
         raise InvalidInput("team must be a supervision team code such as 110105T01", field="team")
+    who = require_principal()
+    if who.supervisor_only:  # a supervisor lists the cases of their own grids
+        if team is not None and team != who.team_code:
+            raise Forbidden(f"you may list the cases of your own team {who.team_code} only")
+        team = who.team_code
     codes = {name: request.args.get(name) or None for name in ("unit_grid", "supervision_grid")}
     for name, pattern in (("unit_grid", _UNIT), ("supervision_grid", _SUPERVISION)):
         if codes[name] is not None and not pattern.match(codes[name]):
@@ -105,7 +116,7 @@ def list_cases():
         rows = case_store.list_cases(
             conn, district=district, status=choice_arg("status", STATES),
             kind=choice_arg("kind", ("component", "event")),
-            class_code=class_code, start=_date_arg("start"), end=_date_arg("end"), bbox=bbox_arg(),
+            class_code=class_code, start=date_arg("start"), end=date_arg("end"), bbox=bbox_arg(),
             unit_grid=codes["unit_grid"], supervision_grid=codes["supervision_grid"], srid=deployment_srid(conn),
             limit=int_arg("limit", 100, 1, MAX_GEOJSON if fmt == "geojson" else MAX_PAGE),
             offset=int_arg("offset", 0, 0, 10_000_000), team=team,
@@ -119,17 +130,29 @@ def list_cases():
 
 
 @bp.post("/<int:case_id>/transitions")
+@allow("supervisor", "dispatcher", "unit")
 def transition(case_id: int):
-    """``{"action", "actor", "role", "note", "expected_version"}`` (``reclassify`` also takes ``kind`` and
-    ``class_code``) — 409 when the status does not allow the
-    action or the case changed since ``expected_version``."""
+    """``{"action", "note", "expected_version"}`` (``reclassify`` also takes ``kind`` and ``class_code``) — the
+    actor is the signed-in user and the workflow role the one their account roles give for this action (403
+    when none does, or when a supervisor acts outside their team's grids); 409 when the status does not allow
+    the action or the case changed since ``expected_version``."""
     data = json_body()
     version = data.get("expected_version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise InvalidInput("expected_version must be an integer", field="expected_version")
+    action = str(data.get("action") or "")
+    who = require_principal()
+    step = TRANSITIONS.get(action)
+    if step is None:
+        raise InvalidInput(f"unknown action {action!r}; actions: {', '.join(TRANSITIONS)}", field="action")
+    role = workflow_role(who.roles, step.roles)
+    if role is None:
+        raise Forbidden(f"{who.username} ({', '.join(who.roles)}) may not {action}: it is done by "
+                        f"{', '.join(r for r in step.roles if r != 'system')}")
     with connection() as conn:
-        case = service.transition(conn, case_id, str(data.get("action") or ""), actor=str(data.get("actor") or ""),
-                                  role=str(data.get("role") or "")[:50], note=str(data.get("note") or ""),
+        _check_team_scope(conn, case_id, who, acting_as=role)
+        case = service.transition(conn, case_id, action, actor=who.username,
+                                  role=role, note=str(data.get("note") or ""),
                                   expected_version=version, kind=data.get("kind") or None,
                                   class_code=str(data.get("class_code") or ""))
     return jsonify(case)
@@ -139,6 +162,7 @@ classify_bp = Blueprint("classify_v1", __name__, url_prefix="/api/v1")
 
 
 @classify_bp.post("/classify")
+@allow("supervisor", "dispatcher")
 def classify():
     """``{"text": "…", "kind": "event"|"component"?, "scheme"?}`` → the top three classes with probabilities."""
     from dataclasses import asdict

@@ -6,8 +6,10 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import current_app, g, has_request_context, request
 from sqlalchemy.engine import Connection, Engine
+
+from citygrid.spatial.store import set_actor
 
 
 @dataclass
@@ -27,8 +29,20 @@ def backend() -> Backend:
     return current_app.extensions["citygrid"]
 
 
+def request_actor() -> str | None:
+    """Who acts in this request's writes: the signed-in user's name, or what a public endpoint set in
+    ``g.citygrid_actor`` (e.g. ``open311:<address>``); None for reads."""
+    if not has_request_context() or request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    who = g.get("citygrid_principal")
+    return who.username if who is not None else g.get("citygrid_actor")
+
+
 @contextmanager
 def connection() -> Iterator[Connection]:
-    """A transactional connection for the current request."""
+    """A transactional connection for the current request; a write names its actor for the audit triggers."""
     with backend().connect() as conn:
+        actor = request_actor()
+        if actor:
+            set_actor(conn, actor)
         yield conn

@@ -17,6 +17,7 @@ from citygrid.errors import (
     NotFound,
     RateLimited,
     SchemaMismatch,
+    Unauthorized,
     Unavailable,
 )
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 STATUS: dict[type[CitygridError], int] = {
     InvalidInput: 400,
     NotFound: 404,
+    Unauthorized: 401,
     Forbidden: 403,
     Conflict: 409,
     RateLimited: 429,
@@ -50,6 +52,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CitygridError)
     def _domain(exc: CitygridError):
         response = jsonify(error_body(exc.code, exc.message, exc.details))
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="citygrid"'
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
         return response, status_for(exc)

@@ -6,10 +6,12 @@ import re
 
 from flask import Blueprint, jsonify, request
 
+from citygrid.accounts.roles import ANY_ROLE
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.gridding import service as gridding
 from citygrid.gridding import store as grid_store
 from citygrid.spatial.db import deployment_srid
+from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
 from citygrid.webmap.params import bbox_arg, choice_arg, district_code, int_arg
 
@@ -19,6 +21,7 @@ MAX_PAGE = 5000
 
 
 @bp.get("")
+@allow(*ANY_ROLE)
 def list_grids():
     """``?district=&version=&kind=unit|supervision&bbox=&limit=&offset=``; version defaults to the current one."""
     district = district_code(request.args.get("district"))
@@ -39,6 +42,7 @@ def list_grids():
 
 
 @bp.get("/<code>")
+@allow(*ANY_ROLE)
 def get_grid(code: str):
     """One unit grid (15 digits) or supervision grid (district + S + 4 digits) as a GeoJSON Feature."""
     if not _GRID_CODE.match(code):
@@ -52,6 +56,7 @@ def get_grid(code: str):
 
 
 @bp.get("/<code>/card")
+@allow(*ANY_ROLE)
 def get_card(code: str):
     """A unit grid's card in the current version: names, supervision grid and team, owners per role now,
     open and total cases, components."""
@@ -66,6 +71,7 @@ def get_card(code: str):
 
 
 @bp.get("/versions")
+@allow(*ANY_ROLE)
 def list_versions():
     """Dated history of a district's grid versions."""
     district = district_code(request.args.get("district"))
@@ -75,6 +81,7 @@ def list_versions():
 
 
 @bp.get("/stats")
+@allow(*ANY_ROLE)
 def get_stats():
     """Quality of a version (as ``citygrid grids stats``)."""
     district = district_code(request.args.get("district"))
@@ -84,6 +91,7 @@ def get_stats():
 
 
 @bp.get("/owners")
+@allow(*ANY_ROLE)
 def list_owners():
     """``?district=&role=`` — the parties owning the current version's unit grids in a role now, with their
     grid counts (the map's legend when grids are coloured by owner)."""
@@ -100,6 +108,7 @@ def list_owners():
 
 
 @bp.get("/at")
+@allow(*ANY_ROLE)
 def grid_at():
     """``?lon=&lat=`` (WGS84) — the current unit grid covering the point (the boundary rule of the geocoder),
     with its card; ``code`` null outside every grid ("nothing there" is an answer, not an error)."""

@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify
 from citygrid import __version__
 from citygrid.errors import CitygridError
 from citygrid.spatial import db
+from citygrid.webmap.auth import public
 from citygrid.webmap.context import backend, connection
 from citygrid.webmap.errors import error_body, status_for
 
@@ -14,6 +15,7 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@public
 def healthz():
     body = {"app_version": __version__, "database": backend().database, "database_reachable": False}
     try:

@@ -14,6 +14,7 @@ from citygrid.components_survey.census import CensusOptions, report_csv
 from citygrid.config import Settings
 from citygrid.errors import Conflict, InvalidInput, NotFound, Unavailable
 from citygrid.spatial.db import deployment_srid
+from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import backend, connection
 from citygrid.webmap.params import district_code
 
@@ -67,12 +68,13 @@ def _start(path: Path, options: CensusOptions, work_dir: Path) -> str:
     engine = backend().engine
     if engine is None:
         raise Unavailable("this server cannot run background imports (no database engine)")
-    job_id = jobs.new_job(engine, path, options, created_by="http", work_dir=str(work_dir))
+    job_id = jobs.new_job(engine, path, options, created_by=require_principal().username, work_dir=str(work_dir))
     jobs.start_in_background(engine, job_id, path, options)
     return job_id
 
 
 @bp.post("")
+@allow("gis")
 def upload():
     """Multipart form: ``file`` (a zip, a Shapefile's parts, or one GeoPackage/GeoJSON/CSV), ``district``,
     optional ``crs``, ``encoding``, ``layer``, ``mapping`` (JSON/YAML), ``x_field``, ``y_field``, ``dry_run``,
@@ -114,6 +116,7 @@ def _job(job_id: str) -> dict:
 
 
 @bp.get("/<job_id>")
+@allow("gis")
 def get_job(job_id: str):
     record = _job(job_id)
     record.pop("work_dir", None)
@@ -129,6 +132,7 @@ def _report_rows(job_id: str) -> tuple[list[dict], int]:
 
 
 @bp.get("/<job_id>/report.csv")
+@allow("gis")
 def get_report(job_id: str):
     rows, _ = _report_rows(job_id)
     return Response(report_csv(rows), mimetype="text/csv",
@@ -136,12 +140,14 @@ def get_report(job_id: str):
 
 
 @bp.get("/<job_id>/bad.geojson")
+@allow("gis")
 def get_bad_rows(job_id: str):
     rows, srid = _report_rows(job_id)
     return jsonify(jobs.bad_rows_geojson(rows, srid))
 
 
 @bp.post("/<job_id>/commit")
+@allow("gis")
 def commit_preview(job_id: str):
     """Re-run a previewed (dry-run) import for real, as a new job on the same file."""
     record = _job(job_id)

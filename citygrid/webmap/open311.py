@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from citygrid.cases import service
 from citygrid.cases import store as case_store
@@ -19,6 +19,7 @@ from citygrid.components_survey import store as survey_store
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap import ratelimit
+from citygrid.webmap.auth import public
 from citygrid.webmap.context import connection
 from citygrid.webmap.params import bbox_arg, int_arg
 
@@ -44,12 +45,14 @@ def _service(row: dict) -> dict:
 
 
 @bp.get("/services.json")
+@public
 def services():
     with connection() as conn:
         return jsonify([_service(r) for r in survey_store.taxonomy(conn)])
 
 
 @bp.get("/services/<code>.json")
+@public
 def service_definition(code: str):
     kind, class_code = _parse_service(code)
     with connection() as conn:
@@ -75,15 +78,17 @@ def _request_view(case: dict) -> dict:
 
 
 @bp.post("/requests.json")
+@public
 def create_request():
     """Form-encoded (as the spec) or JSON: service_code, lat, long, description, address_string, api_key, …
     Rate-limited per client (``webmap.ratelimit``): 429 with ``Retry-After`` over the limit."""
     form = request.form if request.form else (request.get_json(silent=True) or {})
     if not isinstance(form, dict) and not hasattr(form, "get"):
         raise InvalidInput("send the request form-encoded or as a JSON object", field="body")
-    ratelimit.check_intake(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                           str(form.get("api_key") or request.args.get("api_key") or "") or None,
-                           buckets=current_app.extensions["citygrid_intake_buckets"])
+    client = ratelimit.check_intake(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                                    str(form.get("api_key") or request.args.get("api_key") or "") or None,
+                                    buckets=current_app.extensions["citygrid_intake_buckets"])
+    g.citygrid_actor = f"open311:{client}"
     kind, class_code = _parse_service(form.get("service_code"))
     data = {"lon": form.get("long"), "lat": form.get("lat"), "kind": kind, "class_code": class_code,
             "description": form.get("description") or "", "address": form.get("address_string"),
@@ -91,19 +96,21 @@ def create_request():
             "idempotency_key": request.headers.get("Idempotency-Key") or form.get("idempotency_key")}
     parsed = parse_report(data, default_source="open311")
     with connection() as conn:
-        case, outcome = service.submit(conn, parsed, actor="open311", role="citizen")
+        case, outcome = service.submit(conn, parsed, actor=g.citygrid_actor, role="citizen")
     return jsonify([{"service_request_id": str(case["case_id"]), "service_notice": outcome,
                      "unit_grid_code": case["unit_grid_code"],
                      "supervision_grid_code": case["supervision_code"]}]), 201 if outcome == "created" else 200
 
 
 @bp.get("/requests/<int:request_id>.json")
+@public
 def get_request(request_id: int):
     with connection() as conn:
         return jsonify([_request_view(service.case_view(conn, request_id))])
 
 
 @bp.get("/requests.json")
+@public
 def list_requests():
     """Filters: service_code, status (open|closed), start_date, end_date, bbox, unit_grid, supervision_grid."""
     kind = class_code = None

@@ -7,11 +7,13 @@ is down). Coordinates are WGS84 lon/lat unless a parameter says otherwise.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Flask, current_app, jsonify
 
 from citygrid import __version__
+from citygrid.webmap.auth import access_of, public
 
 bp = Blueprint("openapi", __name__)
 
@@ -37,14 +39,17 @@ def _p(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _op(summary: str, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
-        ok: tuple[str, ...] = ("200",), form: bool = False) -> dict[str, Any]:
+        ok: tuple[str, ...] = ("200",), form: bool | str = False) -> dict[str, Any]:
     responses: dict[str, Any] = {code: {"description": "success"} for code in ok}
-    for code, what in (("400", "invalid input (field and reason in details)"), ("404", "not found"),
-                       ("409", "conflict"), ("503", "database unavailable")):
+    for code, what in (("400", "invalid input (field and reason in details)"),
+                       ("401", "not signed in, or the token is unknown, revoked or expired"),
+                       ("403", "signed in, but the role does not allow this (or a session request without its "
+                               "CSRF token)"),
+                       ("404", "not found"), ("409", "conflict"), ("503", "database unavailable")):
         responses[code] = {"description": what, "content": {"application/json": {"schema": ERROR}}}
     operation: dict[str, Any] = {"summary": summary, "parameters": params or [], "responses": responses}
     if body is not None:
-        media = "application/x-www-form-urlencoded" if form else "application/json"
+        media = form if isinstance(form, str) else "application/x-www-form-urlencoded" if form else "application/json"
         operation["requestBody"] = {"required": True, "content": {media: {"schema": body}}}
     return operation
 
@@ -60,6 +65,47 @@ REPORT = {"type": "object", "properties": {
     "photos": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
     "component_obj_id": {"type": "string", "pattern": "^[0-9]{16}$"}, "reported_at": {"type": "string"},
     "idempotency_key": {"type": "string"}}}
+
+
+UPLOAD = {"type": "object", "required": ["district", "file"], "properties": {
+    "district": DISTRICT, "file": {"type": "string", "format": "binary",
+                                   "description": "a zip, a Shapefile's parts, or a GeoPackage/GeoJSON/CSV"},
+    "crs": {"type": "string"}, "encoding": {"type": "string"}, "layer": {"type": "string"},
+    "mapping": {"type": "string", "description": "column mapping as JSON or YAML"},
+    "x_field": {"type": "string"}, "y_field": {"type": "string"},
+    "dry_run": {"type": "string", "enum": ["true", "false"]}, "partial": {"type": "string", "enum": ["true", "false"]},
+    "max_bad_ratio": {"type": "number", "minimum": 0, "maximum": 1},
+    "move_tolerance_m": {"type": "number", "minimum": 0}}}
+SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer",
+                               "description": "an API token from `citygrid users token NAME`"},
+                    "session": {"type": "apiKey", "in": "cookie", "name": "citygrid_session",
+                                "description": "the web session from POST /login; unsafe requests also need "
+                                               "the X-CSRF-Token header"}}
+
+
+def _openapi_path(rule: str) -> str:
+    """``/a/<int:b>/c.<fmt>`` → ``/a/{b}/c.{fmt}``."""
+    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)
+
+
+def annotate_access(doc: dict[str, Any], app: Flask) -> dict[str, Any]:
+    """Add each operation's roles (``x-roles``, from the view's ``allow``) and security (none for public ones),
+    read from the code so the document cannot drift from what the server enforces."""
+    for rule in app.url_map.iter_rules():
+        access = access_of(app.view_functions.get(rule.endpoint))
+        item = doc["paths"].get(_openapi_path(str(rule)))
+        if access is None or item is None:
+            continue
+        for method in rule.methods or ():
+            operation = item.get(method.lower())
+            if operation is None:
+                continue
+            if access.public:
+                operation["security"] = []
+                operation["x-roles"] = ["public"]
+            else:
+                operation["x-roles"] = sorted({*access.roles, "admin"})
+    return doc
 
 
 def document() -> dict[str, Any]:
@@ -103,8 +149,7 @@ def document() -> dict[str, Any]:
         "/api/v1/cases/{case_id}": {"get": _op("one case", [_p("case_id", {"type": "integer", "minimum": 1})])},
         "/api/v1/cases/{case_id}/transitions": {"post": _op("a workflow action", [
             _p("case_id", {"type": "integer", "minimum": 1})], body={"type": "object", "properties": {
-                "action": {"type": "string"}, "actor": {"type": "string"}, "role": {"type": "string"},
-                "note": {"type": "string"}, "expected_version": {"type": "integer"},
+                "action": {"type": "string"}, "note": {"type": "string"}, "expected_version": {"type": "integer"},
                 "kind": {"type": "string"}, "class_code": CLASS}})},
         "/api/v1/cases/deadlines": {"get": _op("overdue and soon-due cases", [
             _q("district", DISTRICT), _q("within_hours", {"type": "number", "minimum": 0, "maximum": 720}),
@@ -149,16 +194,37 @@ def document() -> dict[str, Any]:
                 ok=("200", "201", "429"), form=True)},
         "/open311/v2/requests/{request_id}.json": {"get": _op("one Open311 request", [
             _p("request_id", {"type": "integer", "minimum": 1})])},
+        "/api/v1/imports": {"post": _op("upload a component census (runs as a job; 413 over the size limit)",
+                                        body=UPLOAD, ok=("202",), form="multipart/form-data")},
         "/api/v1/imports/{job_id}": {"get": _op("an import job", [_p("job_id", {"type": "string"})])},
+        "/api/v1/imports/{job_id}/report.csv": {"get": _op("the row-by-row report of an import", [
+            _p("job_id", {"type": "string"})])},
+        "/api/v1/imports/{job_id}/bad.geojson": {"get": _op("the rejected rows with their geometry", [
+            _p("job_id", {"type": "string"})])},
+        "/api/v1/imports/{job_id}/commit": {"post": _op("commit a previewed (dry-run) import", [
+            _p("job_id", {"type": "string"})], ok=("202",))},
+        "/api/v1/me": {"get": _op("the signed-in user and the session's CSRF token")},
+        "/api/v1/users": {"get": _op("every account (admins)")},
+        "/api/v1/audit": {"get": _op("the audit log with before/after values (admins)", [
+            _q("object_kind", {"type": "string", "maxLength": 100}), _q("object_id", {"type": "string"}),
+            _q("actor", {"type": "string"}), _q("district", DISTRICT), _q("start", DATE), _q("end", DATE),
+            _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            _q("offset", {"type": "integer", "minimum": 0})])},
+        "/login": {"post": _op("open a session (JSON); answers the CSRF token for unsafe requests", body={
+            "type": "object", "required": ["username", "password"],
+            "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}, ok=("200", "429"))},
     }
     return {"openapi": "3.0.3",
             "info": {"title": "citygrid", "version": __version__,
                      "description": "Gridded urban management on PostGIS: districts, grids, cases, components, "
                                     "caseload, tiles, Open311 GeoReport v2. Errors are JSON {error, message, "
                                     "details}."},
+            "components": {"securitySchemes": SECURITY_SCHEMES},
+            "security": [{"bearer": []}, {"session": []}],
             "paths": paths}
 
 
 @bp.get("/api/v1/openapi.json")
+@public
 def openapi_json():
-    return jsonify(document())
+    return jsonify(annotate_access(document(), current_app))

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, url_for
 
+from citygrid.accounts.roles import ANY_ROLE
 from citygrid.cases import store as case_store
 from citygrid.cases.workflow import STATES
 from citygrid.components_survey import store as survey_store
@@ -15,6 +16,7 @@ from citygrid.config import basemap
 from citygrid.gridding import store as grid_store
 from citygrid.gridding.ownership import ROLES
 from citygrid.spatial import db, store
+from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
 from citygrid.webmap.folium_pages import build_page
 
@@ -47,15 +49,18 @@ def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **contex
 
 
 @bp.get("/")
+@allow(*ANY_ROLE, page=True)
 def overview():
     return _page("overview", plugins=("vectorgrid",), data={})
 
 
 @bp.get("/caseload")
+@allow(*ANY_ROLE, page=True)
 def caseload():
     return _page("caseload", plugins=("vectorgrid",), data={})
 
 
 @bp.get("/cases")
+@allow(*ANY_ROLE, page=True)
 def cases():
     return _page("cases", plugins=("markercluster", "vectorgrid"), data={})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 
@@ -81,3 +82,14 @@ def bbox_arg(name: str = "bbox") -> tuple[float, float, float, float] | None:
     if x1 - x0 > MAX_BBOX_DEGREES or y1 - y0 > MAX_BBOX_DEGREES:
         raise InvalidInput(f"{name} may span at most {MAX_BBOX_DEGREES:g}° on a side", field=name)
     return values  # type: ignore[return-value]
+
+
+def date_arg(name: str) -> str | None:
+    """An ISO 8601 date or date-time query argument (normalised), or None; ``InvalidInput`` otherwise."""
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return dt.datetime.fromisoformat(raw.replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 date or date-time", field=name) from None

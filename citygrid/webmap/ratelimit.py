@@ -43,8 +43,9 @@ class TokenBuckets:
         self._buckets: OrderedDict[str, Bucket] = OrderedDict()
         self._lock = threading.Lock()
 
-    def take(self, client: str, per_minute: float, burst: float) -> None:
-        """Spend one token of ``client``'s bucket; ``RateLimited`` (with the wait) when it is empty."""
+    def take(self, client: str, per_minute: float, burst: float, spend: bool = True) -> None:
+        """Spend one token of ``client``'s bucket (``spend`` False: only check there is one); ``RateLimited``
+        (with the wait) when it is empty."""
         now = self.clock()
         rate = per_minute / 60.0
         with self._lock:
@@ -58,7 +59,8 @@ class TokenBuckets:
                 wait = (1.0 - bucket.tokens) / rate
                 raise RateLimited(f"too many requests from this client: at most {per_minute:g} a minute; "
                                   f"try again in {wait:.0f} s", retry_after_s=wait)
-            bucket.tokens -= 1.0
+            if spend:
+                bucket.tokens -= 1.0
 
 
 def parse_keys(text: str) -> dict[str, float]:
@@ -77,6 +79,16 @@ def parse_keys(text: str) -> dict[str, float]:
     return keys
 
 
+def client_address(remote_addr: str | None, forwarded_for: str | None) -> str:
+    """The client's address: the socket peer, or the last ``X-Forwarded-For`` hop when the peer is the trusted
+    proxy (``$CITYGRID_TRUSTED_PROXY``)."""
+    address = remote_addr or "unknown"
+    proxy = os.environ.get("CITYGRID_TRUSTED_PROXY")
+    if proxy and address == proxy and forwarded_for:
+        address = forwarded_for.split(",")[-1].strip() or address
+    return address
+
+
 def check_intake(remote_addr: str | None, forwarded_for: str | None, api_key: str | None,
                  buckets: TokenBuckets, keys: dict[str, float] | None = None) -> str:
     """Charge one public intake request to its client; returns the client key. ``Forbidden`` for an unknown
@@ -87,9 +99,6 @@ def check_intake(remote_addr: str | None, forwarded_for: str | None, api_key: st
             raise Forbidden("unknown api_key")
         buckets.take(f"key:{api_key}", keys[api_key], max(ANONYMOUS_BURST, keys[api_key] / 6))
         return f"key:{api_key[:4]}…"
-    address = remote_addr or "unknown"
-    proxy = os.environ.get("CITYGRID_TRUSTED_PROXY")
-    if proxy and address == proxy and forwarded_for:
-        address = forwarded_for.split(",")[-1].strip() or address
+    address = client_address(remote_addr, forwarded_for)
     buckets.take(f"addr:{address}", ANONYMOUS_PER_MINUTE, ANONYMOUS_BURST)
     return f"addr:{address}"

@@ -10,6 +10,7 @@ import numpy as np
 import shapely
 from flask import Blueprint, jsonify, request
 
+from citygrid.accounts.roles import ANY_ROLE
 from citygrid.cases import store as case_store
 from citygrid.components_survey import store as survey_store
 from citygrid.errors import InvalidInput, NotFound
@@ -17,6 +18,7 @@ from citygrid.gridding import store as grid_store
 from citygrid.spatial.crs import to_lonlat
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.gazetteer import Gazetteer
+from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
 from citygrid.webmap.params import district_code
 
@@ -28,6 +30,7 @@ MAX_QUERY = 100
 
 
 @bp.get("/search")
+@allow(*ANY_ROLE)
 def search():
     """What ``q`` names: a unit/supervision grid code, a 16-digit component ObjID, a case ID (digits, or #n)
     or an address in ``district`` (default: every district). Returns ``results`` (kind, id, label, lon, lat,
@@ -69,6 +72,7 @@ def search():
 
 
 @bp.get("/components/near")
+@allow(*ANY_ROLE)
 def component_near():
     """``?lon=&lat=`` (WGS84) ``&within_m=`` (0.1–200, default 10) — ``{"component": …}``, the nearest current
     component with its distance in metres, or null when none is that close (the map's click on a drawn
@@ -89,6 +93,7 @@ def component_near():
 
 
 @bp.get("/components/<obj_id>")
+@allow(*ANY_ROLE)
 def component(obj_id: str):
     """A component by ObjID: its current (or last) version, every version (newest first) and its case count."""
     if not _OBJ_ID.match(obj_id):

@@ -8,9 +8,11 @@ import re
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from citygrid.accounts.roles import ANY_ROLE
 from citygrid.errors import InvalidInput
 from citygrid.spatial import tiles
 from citygrid.spatial.db import deployment_srid
+from citygrid.webmap.auth import allow
 from citygrid.webmap.context import backend, connection
 from citygrid.webmap.params import choice_arg
 
@@ -40,6 +42,7 @@ def _filters(layer: tiles.TileLayer) -> dict[str, object]:
 
 
 @bp.get("/<name>/<int:z>/<int:x>/<int:y>.mvt")
+@allow(*ANY_ROLE)
 def tile(name: str, z: int, x: int, y: int):
     layer = tiles.layer(name)
     filters = _filters(layer)
@@ -55,6 +58,7 @@ def tile(name: str, z: int, x: int, y: int):
 
 
 @bp.get("/<name>.json")
+@allow(*ANY_ROLE)
 def tilejson(name: str):
     """TileJSON 3.0 of a layer: its tile URL template, zooms and attribute fields."""
     layer = tiles.layer(name)

@@ -1,0 +1,1 @@
+"""Accounts: users with roles, API tokens, web sessions, and what each role may do."""

@@ -1,0 +1,129 @@
+"""SQL of the accounts package (users, API tokens, web sessions), every value bound."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+_USER_COLUMNS = "u.user_id, u.username, u.display_name, u.roles, u.district_code, u.team_code, u.created_at, " \
+                "u.disabled_at"
+
+
+def insert_user(conn: Connection, *, username: str, display_name: str, roles: list[str], district: str | None,
+                team: str | None, password_hash: str | None) -> dict[str, Any]:
+    row = conn.execute(sa.text(
+        f"""INSERT INTO users AS u (username, display_name, roles, district_code, team_code, password_hash)
+            VALUES (:username, :display_name, :roles, :district, :team, :password_hash)
+            RETURNING {_USER_COLUMNS}"""),
+        {"username": username, "display_name": display_name, "roles": roles, "district": district, "team": team,
+         "password_hash": password_hash}).mappings().one()
+    return dict(row)
+
+
+def user_by_name(conn: Connection, username: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.text(f"SELECT {_USER_COLUMNS}, u.password_hash FROM users u WHERE u.username = :u"),
+                       {"u": username}).mappings().first()
+    return dict(row) if row else None
+
+
+def list_users(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.text(
+        f"""SELECT {_USER_COLUMNS},
+                   (SELECT count(*) FROM api_tokens t WHERE t.user_id = u.user_id AND t.revoked_at IS NULL
+                       AND (t.expires_at IS NULL OR t.expires_at > now())) AS active_tokens
+              FROM users u ORDER BY u.username""")).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def set_disabled(conn: Connection, username: str, disabled: bool) -> bool:
+    result = conn.execute(sa.text(
+        """UPDATE users SET disabled_at = CASE WHEN :disabled THEN coalesce(disabled_at, now()) END
+            WHERE username = :u"""), {"u": username, "disabled": disabled})
+    if disabled:
+        conn.execute(sa.text(
+            """UPDATE user_sessions SET ended_at = now() WHERE ended_at IS NULL
+                  AND user_id = (SELECT user_id FROM users WHERE username = :u)"""), {"u": username})
+    return result.rowcount == 1
+
+
+def set_password_hash(conn: Connection, user_id: int, password_hash: str) -> None:
+    conn.execute(sa.text("UPDATE users SET password_hash = :h WHERE user_id = :id"),
+                 {"h": password_hash, "id": user_id})
+
+
+def insert_token(conn: Connection, user_id: int, token_hash: bytes, label: str,
+                 expires_at: dt.datetime | None) -> dict[str, Any]:
+    row = conn.execute(sa.text(
+        """INSERT INTO api_tokens (user_id, token_hash, label, expires_at) VALUES (:u, :h, :label, :exp)
+           RETURNING token_id, label, created_at, expires_at"""),
+        {"u": user_id, "h": token_hash, "label": label, "exp": expires_at}).mappings().one()
+    return dict(row)
+
+
+def revoke_token(conn: Connection, token_id: int) -> bool:
+    result = conn.execute(sa.text(
+        "UPDATE api_tokens SET revoked_at = now() WHERE token_id = :t AND revoked_at IS NULL"), {"t": token_id})
+    return result.rowcount == 1
+
+
+def user_for_token(conn: Connection, token_hash: bytes) -> dict[str, Any] | None:
+    """The enabled user holding an unexpired, unrevoked token with this digest."""
+    row = conn.execute(sa.text(
+        f"""SELECT {_USER_COLUMNS} FROM api_tokens t JOIN users u USING (user_id)
+             WHERE t.token_hash = :h AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+               AND u.disabled_at IS NULL"""), {"h": token_hash}).mappings().first()
+    return dict(row) if row else None
+
+
+def insert_session(conn: Connection, session_hash: bytes, user_id: int, csrf_token: str, hours: float) -> None:
+    conn.execute(sa.text(
+        """INSERT INTO user_sessions (session_hash, user_id, csrf_token, expires_at)
+           VALUES (:h, :u, :csrf, now() + make_interval(secs => :secs))"""),
+        {"h": session_hash, "u": user_id, "csrf": csrf_token, "secs": hours * 3600})
+
+
+def user_for_session(conn: Connection, session_hash: bytes) -> dict[str, Any] | None:
+    """The enabled user of a live session with this digest, with the session's CSRF token."""
+    row = conn.execute(sa.text(
+        f"""SELECT {_USER_COLUMNS}, s.csrf_token FROM user_sessions s JOIN users u USING (user_id)
+             WHERE s.session_hash = :h AND s.ended_at IS NULL AND s.expires_at > now()
+               AND u.disabled_at IS NULL"""), {"h": session_hash}).mappings().first()
+    return dict(row) if row else None
+
+
+def end_session(conn: Connection, session_hash: bytes) -> None:
+    conn.execute(sa.text("UPDATE user_sessions SET ended_at = now() WHERE session_hash = :h AND ended_at IS NULL"),
+                 {"h": session_hash})
+
+
+def team_exists(conn: Connection, team: str) -> bool:
+    return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM supervision_teams WHERE code = :t)"),
+                        {"t": team}).scalar_one()
+
+
+def district_exists(conn: Connection, district: str) -> bool:
+    return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM districts WHERE district_code = :d)"),
+                        {"d": district}).scalar_one()
+
+
+def audit_entries(conn: Connection, *, object_kind: str | None, object_id: str | None, actor: str | None,
+                  district: str | None, start: str | None, end: str | None, limit: int,
+                  offset: int) -> list[dict[str, Any]]:
+    """Audit rows matching every given filter (all bound), newest first."""
+    rows = conn.execute(sa.text(
+        """SELECT audit_id, district_code, at, actor, action, object_kind, object_id, before, after
+             FROM audit_log
+            WHERE (CAST(:kind AS text) IS NULL OR object_kind = :kind)
+              AND (CAST(:oid AS text) IS NULL OR object_id = :oid)
+              AND (CAST(:actor AS text) IS NULL OR actor = :actor)
+              AND (CAST(:district AS text) IS NULL OR district_code = :district)
+              AND (CAST(:start AS timestamptz) IS NULL OR at >= CAST(:start AS timestamptz))
+              AND (CAST(:end AS timestamptz) IS NULL OR at < CAST(:end AS timestamptz))
+            ORDER BY at DESC, audit_id DESC LIMIT :limit OFFSET :offset"""),
+        {"kind": object_kind, "oid": object_id, "actor": actor, "district": district, "start": start, "end": end,
+         "limit": limit, "offset": offset}).mappings().all()
+    return [dict(r) for r in rows]
+

@@ -1,0 +1,225 @@
+"""Who may call what: every endpoint declares its roles (``allow``) or that it is ``public``; a request hook
+authenticates (bearer token, else session cookie), answers 401 (not signed in / bad credential) or 403 (signed
+in, role not allowed; or a session's unsafe request without its CSRF token), and keeps the caller in ``g``.
+
+An endpoint that declares nothing is refused to everyone but admins (deny by default; a test checks that every
+endpoint declares). Pages redirect to ``/login`` instead of answering 401.
+
+CSRF: bearer tokens are never sent by a browser on its own, so only cookie sessions need it. Every unsafe
+request in a session must carry the session's token in ``X-CSRF-Token`` or a ``csrf_token`` form field; the
+cookie is ``SameSite=Lax`` and ``HttpOnly`` besides. The login form uses a double-submit token (cookie + field).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, render_template, request, url_for
+
+from citygrid.accounts import service
+from citygrid.accounts.roles import ANY_ROLE
+from citygrid.accounts.service import Principal
+from citygrid.errors import Forbidden, InvalidInput, Unauthorized
+from citygrid.webmap.context import connection
+from citygrid.webmap.ratelimit import TokenBuckets, client_address
+
+SESSION_COOKIE = "citygrid_session"
+LOGIN_CSRF_COOKIE = "citygrid_login_csrf"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOGIN_PER_MINUTE, LOGIN_BURST = 10.0, 10.0
+_ACCESS = "citygrid_access"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Access:
+    roles: tuple[str, ...]
+    public: bool = False
+    page: bool = False
+
+
+def allow(*roles: str, page: bool = False) -> Callable[[F], F]:
+    """Declare the roles that may call a view (admins always may); ``page``: redirect to the login form."""
+    unknown = set(roles) - set(ANY_ROLE)
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}")
+
+    def mark(view: F) -> F:
+        setattr(view, _ACCESS, Access(roles=tuple(roles), page=page))
+        return view
+    return mark
+
+
+def public(view: F) -> F:
+    """Declare a view open to anyone (health, the OpenAPI document, the public Open311 intake, login)."""
+    setattr(view, _ACCESS, Access(roles=(), public=True))
+    return view
+
+
+def access_of(view: Callable[..., Any] | None) -> Access | None:
+    return getattr(view, _ACCESS, None)
+
+
+def principal() -> Principal | None:
+    """The signed-in caller of this request, if any."""
+    return g.get("citygrid_principal")
+
+
+def require_principal() -> Principal:
+    who = principal()
+    if who is None:
+        raise Unauthorized("sign in first")
+    return who
+
+
+def _credential() -> Principal | None:
+    header = request.headers.get("Authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("send the API token as 'Authorization: Bearer <token>'")
+        with connection() as conn:
+            return service.principal_for_token(conn, token.strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        with connection() as conn:
+            return service.principal_for_session(conn, cookie)
+    return None
+
+
+def _check_csrf(who: Principal) -> None:
+    sent = request.headers.get("X-CSRF-Token") or (request.form.get("csrf_token") if request.form else None)
+    if not sent or not who.csrf_token or not hmac.compare_digest(sent, who.csrf_token):
+        raise Forbidden("this request needs the session's CSRF token (X-CSRF-Token header or csrf_token field)")
+
+
+def _authorize() -> Response | None:
+    endpoint = request.endpoint
+    if endpoint is None:
+        return None  # Flask answers 404/405 itself
+    if endpoint == "static" or endpoint.endswith(".static"):
+        return None
+    access = access_of(current_app.view_functions.get(endpoint)) or Access(roles=("admin",))
+    if access.public:
+        return None
+    who = _credential()
+    if who is None:
+        if access.page:
+            return redirect(url_for("auth.login_page", next=request.full_path.rstrip("?")))
+        raise Unauthorized("sign in: send 'Authorization: Bearer <token>' (citygrid users token NAME) or log in "
+                           "at /login")
+    if not who.has_any(access.roles):
+        raise Forbidden(f"{who.username} ({', '.join(who.roles)}) may not do this; it needs one of: "
+                        f"{', '.join(access.roles) or 'admin'}")
+    if who.via == "session" and request.method not in SAFE_METHODS:
+        _check_csrf(who)
+    g.citygrid_principal = who
+    return None
+
+
+def actor_name() -> str | None:
+    """The name the audit log and case events record for this request's writes."""
+    who = principal()
+    return who.username if who else None
+
+
+bp = Blueprint("auth", __name__, template_folder="templates")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this server (no scheme, no host, no '//' trick): no open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parsed = urlparse(target)
+    return target if not parsed.scheme and not parsed.netloc else "/"
+
+
+def _login_form(message: str = "", status: int = 200) -> Response:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    html = render_template("login.html", message=message, csrf_token=token,
+                           next=_safe_next(request.values.get("next")))
+    response = Response(html, status=status, mimetype="text/html")
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=request.is_secure,
+                        path="/login")
+    return response
+
+
+@bp.get("/login")
+@public
+def login_page():
+    return _login_form()
+
+
+@bp.post("/login")
+@public
+def login():
+    """Form (``username``, ``password``, ``csrf_token``, ``next``) → session cookie and redirect; or JSON
+    ``{"username", "password"}`` → ``{"user", "csrf_token"}`` with the cookie. 401 for a wrong password,
+    429 after too many failed attempts from one address."""
+    buckets: TokenBuckets = current_app.extensions["citygrid_login_buckets"]
+    address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"))
+    as_json = request.is_json
+    if as_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise InvalidInput("the body must be a JSON object with username and password", field="body")
+    else:
+        data = request.form
+        sent, expected = data.get("csrf_token") or "", request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+        if not sent or not expected or not hmac.compare_digest(sent, expected):
+            return _login_form("The form expired; please sign in again.", 403)
+    # Failed attempts are counted per address: LOGIN_BURST, then LOGIN_PER_MINUTE (a successful one is free).
+    buckets.take(f"login:{address}", LOGIN_PER_MINUTE, LOGIN_BURST, spend=False)
+    username, password = str(data.get("username") or "").strip().lower(), str(data.get("password") or "")
+    try:
+        with connection() as conn:
+            secret, who = service.login(conn, username, password)
+    except Unauthorized:
+        buckets.take(f"login:{address}", LOGIN_PER_MINUTE, LOGIN_BURST)
+        if as_json:
+            raise
+        return _login_form("Wrong username or password.", 401)
+    response = (jsonify({"user": _user_json(who), "csrf_token": who.csrf_token}) if as_json
+                else redirect(_safe_next(data.get("next"))))
+    response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="Lax", secure=request.is_secure,
+                        max_age=int(service.SESSION_HOURS * 3600))
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@bp.post("/logout")
+@allow(*ANY_ROLE)
+def logout():
+    """End this session (needs its CSRF token like every unsafe session request)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        with connection() as conn:
+            service.logout(conn, cookie)
+    response = redirect(url_for("auth.login_page")) if not request.is_json else jsonify({"signed_out": True})
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def _user_json(who: Principal) -> dict[str, Any]:
+    return {"username": who.username, "roles": list(who.roles), "district": who.district_code,
+            "team": who.team_code, "via": who.via}
+
+
+@bp.get("/api/v1/me")
+@allow(*ANY_ROLE)
+def me():
+    """The signed-in user, and the session's CSRF token for pages that write."""
+    who = require_principal()
+    return jsonify({"user": _user_json(who), "csrf_token": who.csrf_token})
+
+
+def install(app: Flask) -> None:
+    """Register the login routes and the access check of every request."""
+    app.extensions["citygrid_login_buckets"] = TokenBuckets()
+    app.before_request(_authorize)
+    app.register_blueprint(bp)
