@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.engine import Connection
 
@@ -62,7 +62,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__.rsplit(".", 1)[0], static_folder=None)
     app.json_provider_class = IsoJSONProvider
     app.json = IsoJSONProvider(app)
-    app.config.update(JSON_AS_ASCII=False, MAX_CONTENT_LENGTH=512 * 1024 * 1024)
+    app.config.update(JSON_AS_ASCII=False, MAX_CONTENT_LENGTH=512 * 1024 * 1024,
+                      CITYGRID_MAX_BODY_BYTES=MAX_BODY_BYTES)
     app.json.ensure_ascii = False
     app.config.update(config or {})
     backend = app.config.get("CITYGRID_BACKEND") or _engine_backend(app.config.get("CITYGRID_SETTINGS"))
@@ -74,6 +75,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["citygrid"] = backend
     app.extensions["citygrid_intake_buckets"] = TokenBuckets()  # per-client limits of the public intake
     register_error_handlers(app)
+    app.before_request(_limit_body)
     auth.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
@@ -89,6 +91,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(pages.bp)
     return app
+
+
+MAX_BODY_BYTES = 1024 * 1024  # any request but an upload (a report is ~1 KB)
+UPLOAD_ENDPOINTS = frozenset({"imports_v1.upload"})  # up to MAX_CONTENT_LENGTH
+
+
+def _limit_body() -> None:
+    """413 for a body over ``CITYGRID_MAX_BODY_BYTES`` except on upload endpoints (``MAX_CONTENT_LENGTH``)."""
+    if request.endpoint not in UPLOAD_ENDPOINTS:
+        request.max_content_length = min(current_app.config["CITYGRID_MAX_BODY_BYTES"],
+                                         current_app.config["MAX_CONTENT_LENGTH"])
 
 
 def _engine_backend(settings: Settings | None) -> Backend:

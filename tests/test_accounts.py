@@ -5,6 +5,7 @@ the request. Supervisors see and act on the cases of their own team's grids only
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -318,3 +319,16 @@ def test_users_cli(beijing_db, beijing_engine):
     finally:
         with beijing_engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM users WHERE username LIKE 'cli-%'"))
+
+
+def test_bodies_over_the_limit_are_413_except_uploads(client):
+    big = {"lon": LON, "lat": LAT, "class_code": "0102", "description": "x" * (1024 * 1024 + 10)}
+    answer = client.post("/api/v1/cases", json=big)
+    assert answer.status_code == 413 and answer.get_json()["error"] == "request_entity_too_large"
+    form = {"service_code": "E0102", "lat": str(LAT), "long": str(LON), "description": "x" * (1024 * 1024 + 10)}
+    assert client.post("/open311/v2/requests.json", data=form).status_code == 413
+    # an upload may be larger (its own limit, MAX_CONTENT_LENGTH, is tested with the census)
+    upload = client.post("/api/v1/imports", data={"district": "110105", "file": (io.BytesIO(b"0" * 1_200_000),
+                                                                                   "a.exe")},
+                         content_type="multipart/form-data")
+    assert upload.status_code == 400 and "not an accepted" in upload.get_json()["message"]

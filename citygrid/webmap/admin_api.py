@@ -12,7 +12,7 @@ from citygrid.accounts import store as accounts_store
 from citygrid.errors import InvalidInput
 from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
-from citygrid.webmap.params import date_arg, int_arg
+from citygrid.webmap.params import date_arg, int_arg, optional_district_arg
 
 bp = Blueprint("admin_v1", __name__, url_prefix="/api/v1")
 MAX_PAGE = 1000
@@ -37,9 +37,7 @@ def audit():
     """Audit entries, newest first: filters ``object_kind`` (a table such as ``cases``, or an operation's kind
     such as ``grid_version``), ``object_id``, ``actor``, ``district``, ``start``/``end`` (ISO 8601); ``limit`` ≤
     1000, ``offset``. Each entry has ``before``, ``after`` and ``changed``."""
-    district = request.args.get("district") or None
-    if district is not None and not (len(district) == 6 and district.isdigit()):
-        raise InvalidInput("district must be 6 digits", field="district")
+    district = optional_district_arg()
     with connection() as conn:
         rows = accounts_store.audit_entries(
             conn, object_kind=_text_arg("object_kind", 100), object_id=_text_arg("object_id"),

@@ -16,7 +16,7 @@ from citygrid.errors import Forbidden, InvalidInput
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import connection
-from citygrid.webmap.params import bbox_arg, choice_arg, date_arg, int_arg
+from citygrid.webmap.params import bbox_arg, choice_arg, date_arg, int_arg, optional_district_arg
 
 bp = Blueprint("cases_v1", __name__, url_prefix="/api/v1/cases")
 MAX_PAGE = 1000
@@ -58,9 +58,7 @@ def report():
 @allow("dispatcher", "unit")
 def deadlines():
     """Overdue dispatched cases and those due within ``within_hours`` (default 4)."""
-    district = request.args.get("district") or None
-    if district is not None and not (len(district) == 6 and district.isdigit()):
-        raise InvalidInput("district must be 6 digits", field="district")
+    district = optional_district_arg()
     from citygrid.webmap.params import float_arg
 
     within = float_arg("within_hours", 4.0, 0.0, 24.0 * 30)
@@ -93,9 +91,7 @@ def list_cases():
     """Filters: district, status, open (true: not rejected/closed/evaluated), kind, class_code, start, end (ISO),
     bbox, unit_grid, supervision_grid, team (a supervision team's own grids); ``limit`` ≤ 1000 (≤ 5000 as
     GeoJSON), ``offset``; ``format`` json (full cases) or geojson (points with what a map popup shows)."""
-    district = request.args.get("district") or None
-    if district is not None and not (len(district) == 6 and district.isdigit()):
-        raise InvalidInput("district must be 6 digits", field="district")
+    district = optional_district_arg()
     class_code = request.args.get("class_code") or None
     if class_code is not None and not (len(class_code) == 4 and class_code.isdigit()):
         raise InvalidInput("class_code must be 4 digits", field="class_code")

@@ -22,6 +22,12 @@ def district_code(code: str | None, field: str = "district") -> str:
     return code
 
 
+def optional_district_arg(name: str = "district") -> str | None:
+    """An optional 6-digit district code query argument (None when absent)."""
+    raw = request.args.get(name) or None
+    return None if raw is None else district_code(raw, name)
+
+
 def float_arg(name: str, default: float, low: float, high: float) -> float:
     raw = request.args.get(name)
     if raw is None or raw == "":
