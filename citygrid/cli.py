@@ -748,16 +748,22 @@ def serve(ctx: click.Context, host: str, port: int, prod: bool, workers: int | N
 
         create_app({"CITYGRID_SETTINGS": settings})  # check the schema once before forking workers
         click.echo(f"citygrid (gunicorn) is serving {db.database_url(settings).database} at http://{shown}:{port}/")
+        _echo_demo_sign_in(settings)
         sys.stdout.flush()
         ProdServer(lambda: create_app({"CITYGRID_SETTINGS": settings}), host, port, workers=workers).run()
         return
     app = create_app({"CITYGRID_SETTINGS": settings})
     click.echo(f"citygrid is serving {db.database_url(settings).database} at http://{shown}:{port}/  (Ctrl-C stops)")
-    if deploy.demo_password_file(settings).exists():
-        click.echo(f"  sign in as 'demo' (admin) or 'demo-supervisor-<district>' with the password "
-                   f"{deploy.demo_password(settings)} (from {deploy.demo_password_file(settings)})")
+    _echo_demo_sign_in(settings)
     sys.stdout.flush()
     app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+def _echo_demo_sign_in(settings: Settings) -> None:
+    """Where a demo deployment's users get in (the demo password is made by load-demo)."""
+    if deploy.demo_password_file(settings).exists():
+        click.echo(f"  sign in as 'demo' (admin) or 'demo-supervisor-<district>' with the password "
+                   f"{deploy.demo_password(settings)} (kept in {deploy.demo_password_file(settings)})")
 
 
 def main() -> None:

@@ -332,3 +332,13 @@ def test_bodies_over_the_limit_are_413_except_uploads(client):
                                                                                    "a.exe")},
                          content_type="multipart/form-data")
     assert upload.status_code == 400 and "not an accepted" in upload.get_json()["message"]
+
+
+def test_pages_and_their_links_follow_the_roles(client_as):
+    supervisor = client_as("page-sup", ["supervisor"], "110105T01")
+    overview = supervisor.get("/").get_data(as_text=True)
+    assert 'href="/cases"' in overview and 'href="/caseload"' not in overview
+    assert supervisor.get("/caseload").status_code == 403
+    assert supervisor.get("/cases").status_code == 200
+    analyst = client_as("page-analyst", ["analyst"]).get("/").get_data(as_text=True)
+    assert 'href="/caseload"' in analyst and 'href="/cases"' in analyst

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, render_template, url_for
+from flask import Blueprint, Response, current_app, render_template, url_for
 
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.cases import store as case_store
@@ -16,7 +16,7 @@ from citygrid.config import basemap
 from citygrid.gridding import store as grid_store
 from citygrid.gridding.ownership import ROLES
 from citygrid.spatial import db, store
-from citygrid.webmap.auth import allow
+from citygrid.webmap.auth import access_of, allow, principal
 from citygrid.webmap.context import connection
 from citygrid.webmap.folium_pages import build_page
 
@@ -38,7 +38,10 @@ def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **contex
                 "teams": grid_store.teams(conn, d["code"], version["version_id"]) if version else [],
             }
         classes = [{"kind": c["kind"], "code": c["code"], "name": c["name"]} for c in survey_store.taxonomy(conn)]
-    header = render_template(f"{page}_header.html", deployment_name=name, districts=districts, pages=PAGES,
+    who = principal()
+    visible = [p for p in PAGES if who is not None
+               and who.has_any(access_of(current_app.view_functions[f"pages.{p[0]}"]).roles)]
+    header = render_template(f"{page}_header.html", deployment_name=name, districts=districts, pages=visible,
                              page=page, classes=classes, statuses=STATES, roles=ROLES, **context)
     html = build_page(title=f"citygrid — {name}", static_url=lambda path: url_for("pages.static", filename=path),
                       plugins=plugins, scripts=(f"{page}.js",), header_html=header,
@@ -55,12 +58,12 @@ def overview():
 
 
 @bp.get("/caseload")
-@allow(*ANY_ROLE, page=True)
+@allow("analyst", "planner", "dispatcher", page=True)  # the caseload API's roles
 def caseload():
     return _page("caseload", plugins=("vectorgrid",), data={})
 
 
 @bp.get("/cases")
-@allow(*ANY_ROLE, page=True)
+@allow("supervisor", "dispatcher", "unit", "analyst", page=True)  # the case list's roles
 def cases():
     return _page("cases", plugins=("markercluster", "vectorgrid"), data={})
