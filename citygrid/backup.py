@@ -34,11 +34,13 @@ SKIPPED = ("layer_revisions", "users")
 
 
 def district_tables(conn: Connection) -> list[str]:
-    """Tables with a ``district_code`` column, parents before children (foreign keys among them)."""
+    """Tables with a ``district_code`` column, parents before children (foreign keys among them). A
+    partitioned table counts once, under its own name (its partitions are where it keeps the rows)."""
     tables = set(conn.execute(sa.text(
-        """SELECT c.table_name FROM information_schema.columns c
-             JOIN information_schema.tables t USING (table_schema, table_name)
-            WHERE c.table_schema = 'public' AND c.column_name = 'district_code' AND t.table_type = 'BASE TABLE'"""
+        """SELECT c.relname FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'district_code' AND NOT a.attisdropped
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"""
     )).scalars()) - set(SKIPPED)
     edges = conn.execute(sa.text(
         """SELECT DISTINCT child.relname, parent.relname FROM pg_constraint k
@@ -80,6 +82,9 @@ def _raw(conn: Connection) -> Any:
 def backup(conn: Connection, district: str, path: Path) -> dict[str, Any]:
     """Write the district's rows to ``path`` (a zip); returns the manifest. Run it in a REPEATABLE READ
     transaction (the CLI does) so every table comes from one snapshot."""
+    # Before the snapshot is taken: a census import swaps partitions, which a snapshot taken earlier would see
+    # as an empty census; holding this lock makes a swap wait for the backup (and the backup for a swap).
+    conn.execute(sa.text("LOCK TABLE components IN ACCESS SHARE MODE"))
     if conn.execute(sa.text("SELECT 1 FROM districts WHERE district_code = :d"), {"d": district}).first() is None:
         raise InvalidInput(f"no district {district} in this database", field="district")
     manifest: dict[str, Any] = {"format": FORMAT, "district": district, "srid": db.deployment_srid(conn),

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from citygrid.components_survey import census, jobs
 from citygrid.components_survey import store as survey
 from citygrid.components_survey.census import CensusOptions, import_file
-from citygrid.errors import InvalidInput
+from citygrid.errors import Conflict, InvalidInput
 from citygrid.spatial import admin, crs, db
 from tests.conftest import signed_in
 
@@ -383,7 +383,7 @@ def test_job_failure_leaves_the_census_as_it_was(job_engine, points, tmp_path, m
     def crash(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(survey, "commit_staging", crash)
+    monkeypatch.setattr(survey, "swap_census", crash)
     job_id = jobs.new_job(job_engine, tmp_path / "b.gpkg", options, created_by="t")
     with pytest.raises(RuntimeError):
         jobs.run_job(job_engine, job_id, tmp_path / "b.gpkg", options)
@@ -412,6 +412,78 @@ def test_file_level_error_ends_the_job_failed(job_engine, tmp_path):
         jobs.run_job(job_engine, job_id, tmp_path / "x.gpkg", options)
     with job_engine.connect() as conn:
         assert survey.job(conn, job_id)["state"] == "failed"
+
+
+def _tables(engine, prefix: str) -> list[str]:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT relname FROM pg_class WHERE relkind = 'r' AND starts_with(relname, :p)"),
+                            {"p": prefix}).scalars().all()
+
+
+def test_reimport_swaps_the_district_partition_and_drops_the_old_one(job_engine, tmp_path):
+    # Not the ``points`` fixture: its open transaction (it read ``districts``) would keep the replaced
+    # partition from being dropped, which is the point of the wait in ``drop_retired_partitions``.
+    with job_engine.connect() as conn:
+        boundary = admin.district_boundary(conn, DISTRICT)
+    rng = np.random.default_rng(42)
+    x, y = rng.uniform(*boundary.bounds[::2], 2000), rng.uniform(*boundary.bounds[1::2], 2000)
+    keep = shapely.contains_xy(boundary.buffer(-50), x, y)
+    points = x[keep][:200], y[keep][:200]
+    options = CensusOptions(district=DISTRICT)
+    census_frame(points, n=10).to_file(tmp_path / "a.gpkg")
+    jobs.run_job(job_engine, jobs.new_job(job_engine, tmp_path / "a.gpkg", options, created_by="t"),
+                 tmp_path / "a.gpkg", options)
+    moved = census_frame(points, n=12)
+    moved.loc[0, "geometry"] = shapely.Point(points[0][1], points[1][1])  # line 2 moves onto another point
+    moved.to_file(tmp_path / "b.gpkg")
+    record = jobs.run_job(job_engine, jobs.new_job(job_engine, tmp_path / "b.gpkg", options, created_by="t"),
+                          tmp_path / "b.gpkg", options)
+    assert record["state"] == "committed"
+    assert record["counts"]["new"] == 2 and record["counts"]["moved"] == 1 and record["counts"]["unchanged"] == 9
+    with job_engine.connect() as conn:
+        partition = conn.execute(sa.text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = CAST('components' AS regclass) AND pg_get_expr(c.relpartbound, c.oid) LIKE :b"
+        ), {"b": f"%'{DISTRICT}'%"}).scalars().all()
+        versions = conn.execute(sa.text("SELECT count(*) FROM components WHERE district_code = :d"),
+                                {"d": DISTRICT}).scalar_one()
+        in_default = conn.execute(sa.text("SELECT count(*) FROM components_default WHERE district_code = :d"),
+                                  {"d": DISTRICT}).scalar_one()
+        current = survey.current_components(conn, DISTRICT)
+    assert partition == [f"components_{DISTRICT}"] and in_default == 0
+    assert versions == 13 and current == 12  # 10 + 2 new + the moved one's new version
+    assert _tables(job_engine, survey.RETIRED_PREFIX) == [] and _tables(job_engine, "components_load_") == []
+
+
+def test_a_census_held_by_a_long_reader_fails_the_import_instead_of_hanging(job_engine, points, tmp_path,
+                                                                             monkeypatch):
+    options = CensusOptions(district=DISTRICT)
+    census_frame(points, n=5).to_file(tmp_path / "a.gpkg")
+    jobs.run_job(job_engine, jobs.new_job(job_engine, tmp_path / "a.gpkg", options, created_by="t"),
+                 tmp_path / "a.gpkg", options)
+    census_frame(points, n=8).to_file(tmp_path / "b.gpkg")
+    monkeypatch.setattr(survey, "SWAP_LOCK_TIMEOUT_S", 1)
+    with job_engine.connect() as reader:
+        reader.begin()
+        reader.execute(sa.text("SELECT count(*) FROM components WHERE district_code = :d"), {"d": DISTRICT})
+        job_id = jobs.new_job(job_engine, tmp_path / "b.gpkg", options, created_by="t")
+        with pytest.raises(Conflict, match="in use by another transaction"):
+            jobs.run_job(job_engine, job_id, tmp_path / "b.gpkg", options)
+        reader.rollback()
+    with job_engine.connect() as conn:
+        assert survey.current_components(conn, DISTRICT) == 5
+        assert survey.job(conn, job_id)["state"] == "failed"
+    assert _tables(job_engine, "components_load_") == []
+
+
+def test_a_preview_leaves_no_load_table(job_engine, points, tmp_path):
+    census_frame(points, n=4).to_file(tmp_path / "p.gpkg")
+    options = CensusOptions(district=DISTRICT, dry_run=True)
+    record = jobs.run_job(job_engine, jobs.new_job(job_engine, tmp_path / "p.gpkg", options, created_by="t"),
+                          tmp_path / "p.gpkg", options)
+    assert record["state"] == "preview" and _tables(job_engine, "components_load_") == []
+    with job_engine.connect() as conn:
+        assert survey.current_components(conn, DISTRICT) == 0
 
 
 # ------------------------------------------------------------------------------------------ HTTP

@@ -6,12 +6,16 @@ import math
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
+import pyarrow as pa
 import pytest
 import shapely
 
 from citygrid.errors import InvalidInput
+from citygrid.loaders import points
 from citygrid.loaders.demo import DEMOS, demo_district
 from citygrid.loaders.vector import read_csv_points, read_vector
+from citygrid.spatial.wkb import point_ewkb_hex
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "data" / "demo"
@@ -133,3 +137,43 @@ def test_features_with_too_many_vertices_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(vector, "MAX_VERTICES_PER_FILE", 160)
     with pytest.raises(InvalidInput, match="vertices in all"):
         vector.read_vector(tmp_path / "big.geojson")
+
+
+# ------------------------------------------------------------------------------------------ points and EWKB
+def _wkb_column(geoms: list) -> pa.Array:
+    return pa.array([None if g is None else shapely.to_wkb(g) for g in geoms], type=pa.binary())
+
+
+def test_plain_wkb_points_read_without_shapely_agree_with_shapely():
+    rng = np.random.default_rng(7)
+    geoms = list(shapely.points(rng.uniform(4e5, 5e5, 500), rng.uniform(4.4e6, 4.5e6, 500)))
+    geoms[3] = shapely.Point()                                  # POINT EMPTY is written as NaN, NaN
+    geoms[4] = shapely.Point(float("nan"), 1.0)
+    fast = points.from_wkb(_wkb_column(geoms))
+    slow = points.from_shapely(np.array(geoms, dtype=object))
+    assert points._plain_points(_wkb_column(geoms)) is not None  # the numpy path was the one taken
+    np.testing.assert_array_equal(fast.x, slow.x)
+    np.testing.assert_array_equal(fast.y, slow.y)
+    assert list(fast.problem) == list(slow.problem)
+    assert fast.problem[3] == "empty geometry" and "NaN" in fast.problem[4]
+    assert fast.usable.sum() == 498
+
+
+def test_other_geometries_fall_back_to_shapely_with_reasons():
+    geoms = [shapely.Point(1, 2), shapely.MultiPoint([(3, 4)]), shapely.MultiPoint([(1, 1), (2, 2)]),
+             shapely.LineString([(0, 0), (1, 1)]), None, shapely.Point(5, 6, 7)]
+    column = pa.array([None if g is None else shapely.to_wkb(g) for g in geoms[:4]] + [None, b"\x01garbage"] +
+                      [shapely.to_wkb(geoms[5])], type=pa.binary())
+    got = points.from_wkb(column)
+    assert (got.x[0], got.y[0]) == (1, 2) and (got.x[1], got.y[1]) == (3, 4)      # a multipoint of one point
+    assert got.problem[2] == "not a point (MultiPoint)" and got.problem[3] == "not a point (LineString)"
+    assert got.problem[4] == "empty geometry" and got.problem[5] == "empty geometry"  # missing, corrupt WKB
+    assert (got.x[6], got.y[6]) == (5, 6)                                          # Z dropped, point kept
+
+
+def test_point_ewkb_hex_matches_shapely():
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(-1e6, 1e6, 1000), rng.uniform(-1e7, 1e7, 1000)
+    ours = point_ewkb_hex(x, y, 4548).astype(str)
+    theirs = shapely.to_wkb(shapely.set_srid(shapely.points(x, y), 4548), hex=True, include_srid=True)
+    assert list(ours) == list(theirs)

@@ -1,10 +1,12 @@
 """Component census (部件普查) import: read, validate row by row, place, reconcile, commit.
 
 ``import_file`` works inside the caller's transaction: it streams the file in chunks (pyogrio + Arrow),
-validates each chunk with vectorised checks, COPYs the good rows into a temporary staging table, fills in
-missing ObjIDs, compares the staging table with the current census (new / moved / changed / unchanged /
-retired) and, unless it is a dry run or too many rows are bad, closes the superseded component versions and
-inserts the new ones. Nothing is written to ``components`` unless the whole run succeeds.
+validates each chunk with vectorised checks and COPYs the good rows into a fresh load table (the server parses
+one chunk while Python checks the next), fills in missing ObjIDs, compares the load with the current census
+(new / moved / changed / unchanged / retired) and, unless it is a dry run or too many rows are bad, makes the
+load table the district's census partition: unchanged rows dropped, earlier versions copied in with the
+superseded ones closed, indexes built once, partition swapped (``store.swap_census``). Nothing in
+``components`` changes unless the whole run succeeds.
 
 Coordinates: the file's CRS (or the declared one, incl. GCJ-02/BD-09) is converted to the deployment CRS;
 every stored point is in it.
@@ -21,16 +23,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyogrio
 import shapely
+import sqlalchemy as sa
 from pyproj import CRS, Transformer
 from sqlalchemy.engine import Connection
 
 from citygrid.components_survey import store
-from citygrid.components_survey.ids import check_obj_ids
+from citygrid.components_survey.ids import SeenIds, check_obj_ids
 from citygrid.components_survey.mapping import resolve_columns
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
 from citygrid.errors import InvalidInput
+from citygrid.loaders import points
 from citygrid.loaders.archive import find_dataset, safe_extract
 from citygrid.loaders.encoding import blank_records, shapefile_encoding
 from citygrid.loaders.vector import read_csv_points
@@ -38,6 +45,7 @@ from citygrid.spatial import admin, crs
 from citygrid.spatial import store as spatial_store
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.geocode import GridIndex
+from citygrid.spatial.wkb import point_ewkb_hex
 
 CHUNK = 100_000
 MAX_FILE_BYTES = 4 * 2**30
@@ -125,8 +133,8 @@ def _open_source(path: Path, options: CensusOptions, workdir: Path) -> _Source:
     return _Source(path, "ogr", encoding, source, bad, int(info.get("features") or 0))
 
 
-def _batches(src: _Source, options: CensusOptions) -> Iterator[tuple[pd.DataFrame, np.ndarray, CRS | None]]:
-    """(attributes, geometries, file CRS) per chunk; geometries are shapely objects or None."""
+def _batches(src: _Source, options: CensusOptions) -> Iterator[tuple[pd.DataFrame, points.Points, CRS | None]]:
+    """(attributes as Arrow-backed columns, points in the file's CRS, file CRS) per chunk."""
     if src.kind == "csv":
         frame, encoding = read_csv_points(src.path, x_field=options.x_field, y_field=options.y_field,
                                           encoding=options.encoding)
@@ -135,7 +143,7 @@ def _batches(src: _Source, options: CensusOptions) -> Iterator[tuple[pd.DataFram
         attrs = pd.DataFrame(frame.drop(columns=frame.geometry.name))
         for start in range(0, len(frame), options.chunk_size):
             stop = start + options.chunk_size
-            yield attrs.iloc[start:stop].reset_index(drop=True), geoms[start:stop], None
+            yield (attrs.iloc[start:stop].reset_index(drop=True), points.from_shapely(geoms[start:stop]), None)
         return
     try:
         with pyogrio.open_arrow(src.path, layer=options.layer, encoding=src.encoding,
@@ -143,10 +151,13 @@ def _batches(src: _Source, options: CensusOptions) -> Iterator[tuple[pd.DataFram
             file_crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else None
             geom_col = meta.get("geometry_name") or "wkb_geometry"
             for batch in reader:
-                table = batch.to_pandas()
-                wkb = table.pop(geom_col).to_numpy() if geom_col in table else np.full(len(table), None)
-                geoms = shapely.from_wkb(wkb, on_invalid="ignore")
-                yield table, geoms, file_crs
+                names = batch.schema.names
+                if geom_col in names:
+                    pts = points.from_wkb(batch.column(names.index(geom_col)))
+                    batch = batch.drop_columns([geom_col])
+                else:
+                    pts = points.from_shapely(np.full(batch.num_rows, None, dtype=object))
+                yield batch.to_pandas(types_mapper=pd.ArrowDtype), pts, file_crs
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise InvalidInput(f"{src.path.name}: GDAL cannot read it: {exc}", field="file") from exc
     except UnicodeDecodeError as exc:
@@ -161,15 +172,42 @@ def _undecodable(path: Path, encoding: str | None, exc: UnicodeDecodeError) -> I
 
 
 # ------------------------------------------------------------------------------------------ validation
+_STRING = pd.ArrowDtype(pa.string())
+
+
+def _arrow_text(values: pa.Array) -> pa.Array:
+    """Any Arrow column as text: integral floats without '.0' (numeric IDs read from a DBF), other values as
+    Arrow renders them, nulls kept."""
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if pa.types.is_string(values.type):
+        return values
+    if pa.types.is_large_string(values.type) or pa.types.is_integer(values.type):
+        return values.cast(pa.string())
+    if pa.types.is_floating(values.type):
+        numbers = values.to_numpy(zero_copy_only=False)
+        integral = np.isfinite(numbers) & (np.floor(numbers) == numbers) & (np.abs(numbers) < 2**53)
+        out = np.full(len(numbers), None, dtype=object)
+        out[integral] = pa.array(numbers[integral].astype(np.int64)).cast(pa.string()).to_numpy(zero_copy_only=False)
+        other = np.isfinite(numbers) & ~integral
+        out[other] = [str(v) for v in numbers[other]]
+        return pa.array(out, type=pa.string())
+    try:
+        return values.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([None if v is None else str(v) for v in values.to_pylist()], type=pa.string())
+
+
 def _text(series: pd.Series | None, n: int) -> pd.Series:
+    """A column as Arrow-backed text, trimmed, empty values missing (None: a column the file lacks)."""
     if series is None:
-        return pd.Series([None] * n, dtype=object)
-    out = series.astype(object).where(series.notna(), None)
-    return out.map(lambda v: None if v is None else (str(int(v)) if isinstance(v, float) and v.is_integer()
-                                                     else str(v).strip() or None))
+        return pd.Series(pa.nulls(n, pa.string()), dtype=_STRING)
+    values = _arrow_text(pa.array(series, from_pandas=True))
+    trimmed = pc.utf8_trim_whitespace(values)
+    return pd.Series(pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed), dtype=_STRING)
 
 
-def _dates(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _parse_dates(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(ISO date strings or None, mask of unparseable or implausible non-empty values) of text values."""
     present = raw.notna()
     parsed = pd.to_datetime(raw.where(present).str.replace("/", "-").str.replace(".", "-"),
@@ -181,6 +219,23 @@ def _dates(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     return parsed.dt.strftime("%Y-%m-%d").where(~bad & present, None), bad
 
 
+def _dates(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """``_parse_dates`` of Arrow-backed text, parsing each distinct value once (a census repeats a few
+    thousand dates over a million rows)."""
+    encoded = pc.dictionary_encode(pa.array(raw))
+    distinct = pd.Series(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    iso, bad = _parse_dates(distinct)
+    index = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    iso_values = np.append(iso.to_numpy(dtype=object), None)
+    bad_values = np.append(bad.to_numpy(dtype=bool), False)
+    return (pd.Series(pa.array(iso_values[index], type=pa.string(), from_pandas=True), dtype=_STRING),
+            bad_values[index])
+
+
+def _mask(values: pd.Series) -> np.ndarray:
+    return np.asarray(values.fillna(False).to_numpy(dtype=bool))
+
+
 @dataclass
 class _Checked:
     frame: pd.DataFrame  # good rows: standard columns + x, y (storage CRS), line
@@ -189,14 +244,16 @@ class _Checked:
 
 def _problem(line: int, obj_id: Any, field_name: str, reason: str, wkt: str | None = None,
              severity: str = "error") -> dict[str, Any]:
-    return {"line": int(line), "obj_id": obj_id or None, "field": field_name, "reason": reason,
-            "geom_wkt": wkt, "severity": severity}
+    return {"line": int(line), "obj_id": None if pd.isna(obj_id) or obj_id == "" else obj_id, "field": field_name,
+            "reason": reason, "geom_wkt": wkt, "severity": severity}
 
 
-def _check_chunk(attrs: pd.DataFrame, geoms: np.ndarray, lines: np.ndarray, columns: dict[str, str],
+def _check_chunk(attrs: pd.DataFrame, pts: points.Points, lines: np.ndarray, columns: dict[str, str],
                  source: crs.InputCrs, srid: int, transformer: Transformer, district: Any, near: Any,
-                 known_classes: set[str], seen: dict[str, int], bad_encoding: set[int],
+                 known_classes: set[str], seen: SeenIds, bad_encoding: set[int],
                  grid_index: GridIndex, district_code: str) -> _Checked:
+    """Validate one chunk (points in the file's CRS; ``district`` and ``near`` in EPSG:``srid``): the good
+    rows with x, y in EPSG:``srid`` and their grids, and a problem per bad row (the first reason found)."""
     n = len(attrs)
     cols = {name: attrs.get(col) for name, col in columns.items()}
     data = pd.DataFrame({name: _text(cols.get(name), n) for name in ("ObjID", "ClassCode", *TEXT_FIELDS)})
@@ -213,27 +270,14 @@ def _check_chunk(attrs: pd.DataFrame, geoms: np.ndarray, lines: np.ndarray, colu
                                      reason(i) if callable(reason) else reason))
         bad[mask] = True
 
-    flag(np.isin(lines, list(bad_encoding)), "*", "bad encoding: the record's text does not decode")
+    undecodable = np.isin(lines, list(bad_encoding)) if bad_encoding else np.zeros(n, dtype=bool)
+    flag(undecodable, "*", "bad encoding: the record's text does not decode")
     # Geometry
-    types = np.array([None if g is None else g.geom_type for g in geoms], dtype=object)
-    empty = np.array([g is None or g.is_empty for g in geoms], dtype=bool)
-    flag(empty, "geometry", "empty geometry")
-    single = np.array([t == "MultiPoint" and not e and len(g.geoms) == 1 for g, t, e in zip(geoms, types, empty,
-                                                                                              strict=True)])
-    points = np.array([g.geoms[0] if s else g for g, s in zip(geoms, single, strict=True)], dtype=object)
-    not_point = ~empty & ~(np.isin(types, ["Point"]) | single)
-    flag(not_point, "geometry", lambda i: f"not a point ({types[i]})")
-    x = np.full(n, np.nan)
-    y = np.full(n, np.nan)
-    ok_geom = ~bad
-    if ok_geom.any():
-        x[ok_geom] = shapely.get_x(points[ok_geom])
-        y[ok_geom] = shapely.get_y(points[ok_geom])
-    flag(~np.isfinite(x) | ~np.isfinite(y), "geometry", "invalid coordinates (NaN or infinite)")
+    flag(~pts.usable, "geometry", lambda i: pts.problem[i])
     sx, sy = np.full(n, np.nan), np.full(n, np.nan)
-    live = ~bad & np.isfinite(x) & np.isfinite(y)
+    live = ~bad
     if live.any():
-        lx, ly = x[live], y[live]
+        lx, ly = pts.x[live], pts.y[live]
         if source.pseudo:
             lx, ly = crs.pseudo_to_wgs84(source.pseudo, lx, ly)
         sx[live], sy[live] = transformer.transform(lx, ly)
@@ -241,34 +285,27 @@ def _check_chunk(attrs: pd.DataFrame, geoms: np.ndarray, lines: np.ndarray, colu
     flag(outside, "geometry", lambda i: (f"outside the district by "
                                          f"{district.distance(shapely.Point(sx[i], sy[i])):.0f} m"))
     # Class and ID
-    cls = data["ClassCode"].where(data["ClassCode"].notna(), data["ObjID"].str[6:10])
-    cls = cls.where(cls.fillna("").str.fullmatch(r"[0-9]{4}"), cls)
-    flag(cls.isna().to_numpy(), "ClassCode", "no class code (and no ObjID to read it from)")
-    flag((~cls.fillna("").isin(known_classes) & cls.notna()).to_numpy(), "ClassCode",
+    cls = data["ClassCode"].where(data["ClassCode"].notna(), data["ObjID"].str.slice(6, 10))
+    flag(cls.isna().to_numpy(dtype=bool), "ClassCode", "no class code (and no ObjID to read it from)")
+    flag(~_mask(cls.isin(known_classes)) & cls.notna().to_numpy(dtype=bool), "ClassCode",
          lambda i: f"unknown component class {cls[i]!r}")
     data["ClassCode"] = cls
     id_reasons = check_obj_ids(data["ObjID"], cls, district_code)
-    flag((id_reasons != "").to_numpy(), "ObjID", lambda i: id_reasons[i])
-    flag(bad_or.to_numpy(), "ORDate", lambda i: f"bad date {raw_dates['ORDate'][i]!r}")
-    flag(bad_ch.to_numpy(), "CHDate", lambda i: f"bad date {raw_dates['CHDate'][i]!r}")
+    flag(id_reasons != "", "ObjID", lambda i: id_reasons[i])
+    flag(bad_or, "ORDate", lambda i: f"bad date {raw_dates['ORDate'][i]!r}")
+    flag(bad_ch, "CHDate", lambda i: f"bad date {raw_dates['CHDate'][i]!r}")
     too_long = np.zeros(n, dtype=bool)
     for name in TEXT_FIELDS:
-        too_long |= (data[name].fillna("").str.len() > MAX_TEXT).to_numpy()
+        too_long |= _mask(data[name].str.len() > MAX_TEXT)
     flag(too_long, "*", f"a text value is longer than {MAX_TEXT} characters")
-    # Duplicates within the file (the first occurrence stays)
-    ids = data["ObjID"].to_numpy()
-    dup = np.zeros(n, dtype=bool)
-    first_line: dict[int, int] = {}
-    for i in np.flatnonzero(~bad & data["ObjID"].notna().to_numpy()):
-        key = ids[i]
-        if key in seen:
-            dup[i] = True
-            first_line[i] = seen[key]
-        else:
-            seen[key] = int(lines[i])
-    flag(dup, "ObjID", lambda i: f"duplicate ObjID (first at line {first_line[i]})")
+    # Duplicates within the file (the first occurrence stays); IDs left here are 16 digits.
+    with_id = np.flatnonzero(~bad & data["ObjID"].notna().to_numpy(dtype=bool))
+    first_line = np.zeros(n, dtype=np.int64)
+    first_line[with_id] = seen.add(pc.cast(pa.array(data["ObjID"].iloc[with_id]), pa.int64()).to_numpy(),
+                                   lines[with_id])
+    flag(first_line > 0, "ObjID", lambda i: f"duplicate ObjID (first at line {first_line[i]})")
     good = ~bad
-    frame = data[good].copy()
+    frame = data[good].reset_index(drop=True)
     frame["x"], frame["y"] = sx[good], sy[good]
     # Grid assignment with the same index the cases use
     idx = grid_index.assign(frame["x"].to_numpy(), frame["y"].to_numpy())
@@ -276,15 +313,19 @@ def _check_chunk(attrs: pd.DataFrame, geoms: np.ndarray, lines: np.ndarray, colu
     frame["unit_grid_code"] = np.where(has, grid_index.codes[np.maximum(idx, 0)], None) if len(grid_index) else None
     frame["supervision_code"] = (np.where(has, grid_index.supervision_codes[np.maximum(idx, 0)], None)
                                  if len(grid_index) else None)
-    mismatch = frame["BGID"].notna() & frame["unit_grid_code"].notna() & (frame["BGID"] != frame["unit_grid_code"])
-    for _, row in frame[mismatch].iterrows():
+    mismatch = np.flatnonzero(_mask(frame["BGID"].notna()) & has
+                              & (frame["BGID"].fillna("").to_numpy(dtype=object)
+                                 != frame["unit_grid_code"].to_numpy(dtype=object)))
+    for i in mismatch:
+        row = frame.iloc[i]
         problems.append(_problem(row["line"], row["ObjID"], "BGID",
                                  f"BGID {row['BGID']} differs from the grid at the point ({row['unit_grid_code']}); "
                                  "the computed grid is stored", severity="warning"))
     extra = [c for c in attrs.columns if c not in columns.values()]
     if extra and good.any():
-        others = attrs.loc[good, extra].astype(object)
-        others = others.where(others.notna(), None).map(lambda v: None if v is None else str(v))
+        others = attrs.loc[good, extra].reset_index(drop=True)
+        others = pd.DataFrame({c: pd.Series(_arrow_text(pa.array(others[c], from_pandas=True)), dtype=object)
+                               .where(others[c].notna().to_numpy(dtype=bool), None) for c in extra})
         frame["attrs"] = others.to_json(orient="records", lines=True, force_ascii=False).splitlines()
     else:
         frame["attrs"] = "{}"
@@ -297,6 +338,56 @@ def _check_chunk(attrs: pd.DataFrame, geoms: np.ndarray, lines: np.ndarray, colu
 
 
 # ------------------------------------------------------------------------------------------ pipeline
+def _first_chunk(attrs: pd.DataFrame, pts: points.Points, file_crs: CRS | None, src: _Source,
+                 options: CensusOptions, srid: int, district_geom: Any, centre_lon: float, warnings: list[str]
+                 ) -> tuple[crs.InputCrs, Transformer, dict[str, str]]:
+    """The file's CRS (declared or embedded), its transformer to EPSG:``srid`` and the column mapping, after
+    checking the first points against the district (``district_geom`` in EPSG:``srid``)."""
+    if options.crs:
+        source = crs.parse_crs(options.crs)
+    elif file_crs is not None:
+        source = crs.InputCrs(None, file_crs)
+    else:
+        raise InvalidInput(f"{src.path.name} does not say its CRS; pass --crs (e.g. EPSG:4548, "
+                           "EPSG:4490, gcj02)", field="crs")
+    if (warning := crs.datum_warning(source)) is not None:
+        warnings.append(warning)
+    transformer = crs.transformer(source.crs, CRS.from_epsg(srid))
+    usable = np.flatnonzero(pts.usable[:2000])
+    if len(usable):
+        diagnosis = crs.diagnose_placement(pts.x[usable], pts.y[usable], source, district_geom, srid, centre_lon)
+        if diagnosis:
+            raise InvalidInput(f"coordinates of {src.path.name} do not fit district "
+                               f"{options.district}: {diagnosis}", field="crs")
+    return source, transformer, resolve_columns(list(attrs.columns), options.mapping)
+
+
+_FRAME_TO_LOAD = {"ObjID": "obj_id", "ClassCode": "class_code", "ObjName": "obj_name",
+                  "DeptCode1": "dept_code1", "DeptName1": "dept_name1", "DeptCode2": "dept_code2",
+                  "DeptName2": "dept_name2", "DeptCode3": "dept_code3", "DeptName3": "dept_name3",
+                  "BGID": "bgid_in_file", "ObjState": "obj_state", "ORDate": "or_date", "CHDate": "ch_date",
+                  "DataSource": "data_source", "Note": "note"}
+
+
+def _load_csv(frame: pd.DataFrame, srid: int, class_names: dict[str, str]) -> bytes:
+    """CSV text of validated rows in ``store.LOAD_COLUMNS`` order (x, y in EPSG:``srid``); a missing ObjID
+    becomes the placeholder ``#<line>`` for ``store.fill_missing_ids``, a missing name the class's name.
+    Written by Arrow's CSV writer (strings quoted, nulls empty), several times faster than pandas'."""
+    out = frame.rename(columns=_FRAME_TO_LOAD)
+    missing = out["obj_id"].isna()
+    if missing.any():
+        out["obj_id"] = out["obj_id"].where(~missing, "#" + out["line"].astype(str))
+    unnamed = out["obj_name"].isna()
+    if unnamed.any():
+        out["obj_name"] = out["obj_name"].where(~unnamed, out["class_code"].map(class_names).fillna(""))
+    arrays = [pa.array(out[c], type=pa.string(), from_pandas=True) for c in store.LOAD_COLUMNS[:-1]]
+    arrays.append(pa.array(point_ewkb_hex(out["x"].to_numpy(), out["y"].to_numpy(), srid)).cast(pa.string()))
+    buffer = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.Table.from_arrays(arrays, names=list(store.LOAD_COLUMNS)), buffer,
+                     pa_csv.WriteOptions(include_header=False))
+    return buffer.getvalue().to_pybytes()
+
+
 def import_file(conn: Connection, path: Path, options: CensusOptions, progress: Progress | None = None
                 ) -> CensusResult:
     """Import a census file into ``options.district`` inside the caller's transaction (see the module doc).
@@ -307,7 +398,8 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
     options.validate()
     district_geom = admin.district_boundary(conn, options.district)
     srid = deployment_srid(conn)
-    known_classes = store.component_classes(conn, options.scheme)
+    class_names = store.component_classes(conn, options.scheme)
+    known_classes = set(class_names)
     if not known_classes:
         raise InvalidInput(f"no component classes loaded for scheme {options.scheme!r}", field="scheme")
     grid_index = GridIndex.for_district(conn, options.district)
@@ -320,51 +412,53 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
         warnings.append("the district has no grid version yet: components are stored without a unit grid")
     counts = {"rows": 0, "bad": 0, "good": 0, "warnings": 0}
     problems: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
-    store.create_staging(conn, srid)
-    with tempfile.TemporaryDirectory(prefix="citygrid-census-") as tmp:
-        src = _open_source(Path(path), options, Path(tmp))
-        source: crs.InputCrs | None = None
-        transformer: Transformer | None = None
-        columns: dict[str, str] | None = None
-        line = 2
-        for attrs, geoms, file_crs in _batches(src, options):
+    seen = SeenIds()
+    store.lock_district_census(conn, options.district)
+    valid_from = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+    load = store.create_load_table(conn, options.district, options.scheme, options.synthetic, valid_from)
+    writer: store.LoadWriter | None = None
+    missing_ids = 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="citygrid-census-") as tmp:
+            src = _open_source(Path(path), options, Path(tmp))
+            source: crs.InputCrs | None = None
+            transformer: Transformer | None = None
+            columns: dict[str, str] | None = None
+            line = 2
+            for attrs, pts, file_crs in _batches(src, options):
+                if source is None:
+                    source, transformer, columns = _first_chunk(attrs, pts, file_crs, src, options, srid,
+                                                                district_geom, centre_lon, warnings)
+                lines = np.arange(line, line + len(attrs))
+                line += len(attrs)
+                checked = _check_chunk(attrs, pts, lines, columns, source, srid, transformer, district_geom,
+                                       near, known_classes, seen, src.bad_encoding_lines, grid_index,
+                                       options.district)
+                problems.extend(checked.problems)
+                counts["rows"] += len(attrs)
+                counts["good"] += len(checked.frame)
+                missing_ids += int(checked.frame["ObjID"].isna().sum())
+                if len(checked.frame):
+                    if writer is None:
+                        writer = store.LoadWriter(conn, load)
+                    writer.write(_load_csv(checked.frame, srid, class_names))
+                if progress:
+                    total = max(src.total, counts["rows"], 1)
+                    progress(min(90.0, 90.0 * counts["rows"] / total), dict(counts))
             if source is None:
-                if options.crs:
-                    source = crs.parse_crs(options.crs)
-                elif file_crs is not None:
-                    source = crs.InputCrs(None, file_crs)
-                else:
-                    raise InvalidInput(f"{src.path.name} does not say its CRS; pass --crs (e.g. EPSG:4548, "
-                                       "EPSG:4490, gcj02)", field="crs")
-                if (warning := crs.datum_warning(source)) is not None:
-                    warnings.append(warning)
-                transformer = crs.transformer(source.crs, CRS.from_epsg(srid))
-                pts = [g for g in geoms[:2000] if g is not None and not g.is_empty and g.geom_type == "Point"]
-                if pts:
-                    diagnosis = crs.diagnose_placement(shapely.get_x(np.array(pts)), shapely.get_y(np.array(pts)),
-                                                       source, district_geom, srid, centre_lon)
-                    if diagnosis:
-                        raise InvalidInput(f"coordinates of {src.path.name} do not fit district "
-                                           f"{options.district}: {diagnosis}", field="crs")
-                columns = resolve_columns(list(attrs.columns), options.mapping)
-            lines = np.arange(line, line + len(attrs))
-            line += len(attrs)
-            checked = _check_chunk(attrs, geoms, lines, columns, source, srid, transformer, district_geom, near,
-                                   known_classes, seen, src.bad_encoding_lines, grid_index, options.district)
-            problems.extend(checked.problems)
-            counts["rows"] += len(attrs)
-            counts["good"] += len(checked.frame)
-            store.copy_staging(conn, checked.frame, srid)
-            if progress:
-                total = max(src.total, counts["rows"], 1)
-                progress(min(90.0, 90.0 * counts["rows"] / total), dict(counts))
-        if source is None:
-            raise InvalidInput("the file holds no rows", field="file")
+                raise InvalidInput("the file holds no rows", field="file")
+        if writer is not None:
+            done, writer = writer, None
+            done.close()
+    except BaseException as exc:
+        if writer is not None:
+            writer.close(exc)
+        raise
     counts["bad"] = counts["rows"] - counts["good"]
     counts["warnings"] = sum(p["severity"] == "warning" for p in problems)
-    counts["generated_ids"] = store.fill_missing_ids(conn, options.district)
-    reconciliation = store.reconcile(conn, options.district, options.move_tolerance_m, options.partial)
+    counts["generated_ids"] = store.fill_missing_ids(conn, load, options.district) if missing_ids else 0
+    reconciliation = store.reconcile(conn, load, options.district, counts["good"], options.move_tolerance_m,
+                                     options.partial)
     counts.update({k: v for k, v in reconciliation["counts"].items()})
     bad_share = counts["bad"] / counts["rows"] if counts["rows"] else 0.0
     if bad_share > options.max_bad_ratio:
@@ -374,12 +468,14 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
     elif options.dry_run:
         state = "preview"
     else:
-        store.commit_staging(conn, options.district, options.scheme, options.partial, options.synthetic)
+        store.swap_census(conn, load, options.district, valid_from)
         spatial_store.audit(conn, action="import", object_kind="census", object_id=options.district,
                             district=options.district,
                             after={"file": Path(path).name, "counts": reconciliation["counts"],
                                    "rows": counts["rows"], "bad": counts["bad"], "partial": options.partial})
         state = "committed"
+    if state != "committed":
+        store.drop_load_table(conn, load)
     if progress:
         progress(100.0, dict(counts))
     return CensusResult(state=state, counts=counts, problems=problems, reconciliation=reconciliation,

@@ -1,7 +1,7 @@
 """Component IDs (ObjID): 6-digit county code + 2-digit major class + 2-digit minor class + 6-digit serial.
 
 The rule comes from real ObjIDs (data/taxonomy/README.md, source F): 3205080101000001 is a 上水井盖 (0101)
-in county 320508. Vectorised over a census.
+in county 320508. Vectorised over a census (pandas string columns, Arrow-backed or not).
 """
 
 from __future__ import annotations
@@ -9,43 +9,66 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-OBJID_PATTERN = r"^[0-9]{16}$"
+OBJID_PATTERN = r"[0-9]{16}"
 
 
-def check_obj_ids(ids: pd.Series, classes: pd.Series, district: str) -> pd.Series:
-    """A reason per row ('' when the ID is fine) for IDs that are present."""
-    ids = ids.fillna("").astype(str)
-    reasons = pd.Series("", index=ids.index, dtype=object)
-    present = ids != ""
-    bad_format = present & ~ids.str.match(OBJID_PATTERN)
+def _mask(values: pd.Series) -> np.ndarray:
+    return np.asarray(values.fillna(False).to_numpy(dtype=bool))
+
+
+def check_obj_ids(ids: pd.Series, classes: pd.Series, district: str) -> np.ndarray:
+    """A reason per row ('' when the ID is fine, or missing: missing IDs are generated later)."""
+    ids = ids.fillna("")
+    reasons = np.full(len(ids), "", dtype=object)
+    present = _mask(ids != "")
+    bad_format = present & ~_mask(ids.str.fullmatch(OBJID_PATTERN))
     reasons[bad_format] = "ObjID must be 16 digits (county 6 + class 4 + serial 6)"
     ok = present & ~bad_format
-    wrong_county = ok & (ids.str[:6] != district)
+    wrong_county = ok & _mask(ids.str.slice(0, 6) != district)
     reasons[wrong_county] = f"ObjID does not start with the district code {district}"
-    classes = classes.fillna("").astype(str)
-    wrong_class = ok & ~wrong_county & (classes != "") & (ids.str[6:10] != classes)
+    classes = classes.fillna("")
+    wrong_class = ok & ~wrong_county & _mask(classes != "") & _mask(ids.str.slice(6, 10) != classes)
     reasons[wrong_class] = "ObjID digits 7–10 do not match the class code"
-    zero = ok & ~wrong_county & ~wrong_class & (ids.str[10:] == "000000")
+    zero = ok & ~wrong_county & ~wrong_class & _mask(ids.str.slice(10, 16) == "000000")
     reasons[zero] = "ObjID serial 000000 is not allowed"
     return reasons
 
 
-def generate_ids(classes: pd.Series, district: str, issued: dict[str, int]) -> tuple[pd.Series, dict[str, int]]:
-    """New ObjIDs for rows of the given classes, continuing after the highest serial issued per class."""
-    issued = dict(issued)
-    out = pd.Series("", index=classes.index, dtype=object)
-    for cls, idx in classes.groupby(classes).groups.items():
-        start = issued.get(cls, 0)
-        serials = np.arange(start + 1, start + 1 + len(idx))
-        out[idx] = [f"{district}{cls}{s:06d}" for s in serials]
-        issued[cls] = int(serials[-1])
-    return out, issued
+class SeenIds:
+    """The well-formed ObjIDs met so far in a file and the line of each, to refuse later duplicates.
 
+    A 16-digit ObjID fits an int64, so membership is a sorted-array search rather than a Python set: a
+    million IDs cost a few sorts instead of a million dictionary operations.
+    """
 
-def serials_by_class(ids: pd.Series) -> dict[str, int]:
-    """Highest serial per class among well-formed IDs."""
-    ids = ids[ids.fillna("").astype(str).str.match(OBJID_PATTERN)]
-    if ids.empty:
-        return {}
-    frame = pd.DataFrame({"cls": ids.str[6:10], "serial": ids.str[10:].astype(int)})
-    return frame.groupby("cls")["serial"].max().astype(int).to_dict()
+    def __init__(self) -> None:
+        self._keys = np.empty(0, dtype=np.int64)
+        self._lines = np.empty(0, dtype=np.int64)
+
+    def add(self, ids: np.ndarray, lines: np.ndarray) -> np.ndarray:
+        """Line of the first occurrence for each ID already seen (in an earlier call or earlier in this one),
+        0 for IDs seen here first; ``ids`` are 16-digit strings, ``lines`` their file lines, in file order."""
+        keys = np.asarray(ids, dtype=np.int64)
+        lines = np.asarray(lines, dtype=np.int64)
+        first = np.zeros(len(keys), dtype=np.int64)
+        if len(keys) == 0:
+            return first
+        if len(self._keys):
+            at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+            earlier = self._keys[at] == keys
+            first[earlier] = self._lines[at[earlier]]
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        repeat = np.r_[False, sorted_keys[1:] == sorted_keys[:-1]]
+        run_start = np.maximum.accumulate(np.where(~repeat, np.arange(len(keys)), 0))
+        within = np.zeros(len(keys), dtype=bool)
+        within[order[repeat]] = True
+        fresh_first = first == 0
+        first[order[repeat]] = np.where(fresh_first[order[repeat]], lines[order[run_start[repeat]]],
+                                        first[order[repeat]])
+        new = (first == 0) & ~within
+        self._keys = np.concatenate([self._keys, keys[new]])
+        self._lines = np.concatenate([self._lines, lines[new]])
+        merged = np.argsort(self._keys, kind="stable")
+        self._keys, self._lines = self._keys[merged], self._lines[merged]
+        return first

@@ -72,6 +72,7 @@ def run_job(engine: Engine, job_id: str, path: Path, options: CensusOptions, pro
     except Exception as exc:  # anything unexpected still ends the job, then surfaces
         _fail(engine, job_id, f"internal error: {type(exc).__name__}: {exc}", [])
         raise
+    store.drop_retired_partitions(engine)
     with engine.connect() as conn:
         return store.job(conn, job_id) or {}
 

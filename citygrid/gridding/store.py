@@ -284,7 +284,7 @@ def grid_card(conn: Connection, district: str, version_id: int, code: str) -> di
                   (SELECT count(*) FROM cases k WHERE k.district_code = u.district_code
                       AND k.unit_grid_code = u.code) AS all_cases,
                   (SELECT count(*) FROM components m WHERE m.district_code = u.district_code
-                      AND m.unit_grid_code = u.code AND m.valid_to IS NULL) AS components
+                      AND m.valid_to IS NULL AND ST_Intersects(m.geom, u.geom)) AS components
              FROM unit_grids u
              LEFT JOIN admin_areas s_a ON s_a.district_code = u.district_code AND s_a.code = u.street_code
              LEFT JOIN admin_areas c_a ON c_a.district_code = u.district_code AND c_a.code = u.community_code
