@@ -218,7 +218,7 @@ def reconcile(conn: Connection, name: str, district: str, loaded: int, tolerance
     table = _load_name(name)
     differs = " OR ".join(f"l.{c} IS DISTINCT FROM c.{c}" for c in COMPARED)
     # A fresh table has no statistics; without them the planner misjudges the join (minutes, not a second).
-    conn.execute(sa.text(f"ANALYZE {table}"))
+    conn.execute(sa.text(f"ANALYZE {table} (obj_id)"))
     conn.execute(sa.text("DROP TABLE IF EXISTS census_categories"))
     conn.execute(sa.text(
         f"""CREATE TEMP TABLE census_categories ON COMMIT DROP AS
@@ -327,7 +327,7 @@ def component_history(conn: Connection, obj_id: str) -> list[dict[str, Any]]:
                   c.synthetic, CAST(c.import_job_id AS text) AS import_job_id,
                   ST_X(ST_Transform(c.geom, 4326)) AS lon, ST_Y(ST_Transform(c.geom, 4326)) AS lat,
                   (SELECT count(*) FROM cases k WHERE k.district_code = c.district_code
-                      AND k.component_obj_id = c.obj_id) AS cases
+                      AND k.component_obj_id = c.obj_id COLLATE "default") AS cases
              FROM components c
              LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = 'component' AND t.code = c.class_code
             WHERE c.obj_id = :o ORDER BY c.valid_from DESC"""

@@ -10,6 +10,9 @@ components in the default partition. Two indexes are dropped, each one less to b
 per million components): ``components_current``, because the primary key (district, ObjID, valid_from)
 answers the same look-ups, and ``components_unit_grid``, because its one user, the count of a grid's
 components on the grid card, is answered as well by the GiST index (components inside the grid's polygon).
+``obj_id`` compares bytewise (COLLATE "C"): ObjIDs are digits, so the order is the same, and the primary key
+builds in 1.3 s instead of 2 s per million rows (glibc's C.UTF-8 collation goes through strcoll). A join with
+another table's text column then names the collation (``cases.component_obj_id = obj_id COLLATE "default"``).
 
 Revision ID: 0008
 Revises: 0007
@@ -51,6 +54,7 @@ def upgrade() -> None:
     op.execute(_DROP_TRIGGERS)
     op.execute("DROP INDEX components_current")
     op.execute("DROP INDEX components_unit_grid")
+    op.execute('ALTER TABLE components ALTER COLUMN obj_id TYPE text COLLATE "C"')
     op.execute("ALTER TABLE components RENAME TO components_default")
     for old, new in (("components_pkey", "components_default_pkey"),
                      ("components_geom_gist", "components_default_geom_gist")):
@@ -79,6 +83,7 @@ def downgrade() -> None:
                                            INCLUDING STORAGE INCLUDING COMMENTS)""")
     op.execute("INSERT INTO components SELECT * FROM components_partitioned")
     op.execute("DROP TABLE components_partitioned")
+    op.execute('ALTER TABLE components ALTER COLUMN obj_id TYPE text COLLATE "default"')
     op.execute(_INDEXES)
     op.execute("CREATE INDEX components_current ON components (district_code, obj_id) WHERE valid_to IS NULL")
     op.execute("CREATE INDEX components_unit_grid ON components (district_code, unit_grid_code) WHERE valid_to IS NULL")
