@@ -10,6 +10,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 import sqlalchemy as sa
@@ -214,6 +215,38 @@ def test_every_row_reason(bj, points, tmp_path):
     assert len(warnings) == 1 and "BGID 110105999999999" in warnings[0]["reason"] and warnings[0]["line"] == 16
     assert result.counts["bad"] == 12 and result.counts["good"] == 28
     assert census.report_csv(result.problems).splitlines()[0] == "line,obj_id,field,severity,reason"
+
+
+def test_numeric_id_columns_and_small_chunks(bj, points, tmp_path):
+    """ObjIDs stored as numbers (a DBF N(16,0) field read as float, or an integer column) import as their
+    digits; a duplicate is found across chunk boundaries; a date column of real dates is accepted."""
+    frame = census_frame(points, n=150)
+    ids = [int(v) for v in frame["标识码"]]
+    ids[120] = ids[4]                                 # duplicate of line 6 (same class), in the second chunk
+    frame["标识码"] = np.array(ids, dtype=np.float64)
+    frame["变更日期"] = pd.to_datetime(["2024-02-29"] * 150).date
+    frame.to_file(tmp_path / "numeric.gpkg")
+    result = run(bj, tmp_path / "numeric.gpkg", max_bad_ratio=1.0, chunk_size=100)
+    assert result.counts["good"] == 149 and result.counts["bad"] == 1
+    assert reasons(result)[122] == "duplicate ObjID (first at line 6)"
+    row = bj.execute(sa.text("SELECT obj_id, ch_date FROM components WHERE district_code = :d AND valid_to IS NULL "
+                             "ORDER BY obj_id LIMIT 1"), {"d": DISTRICT}).one()
+    assert row.obj_id == f"{DISTRICT}0101000001" and str(row.ch_date) == "2024-02-29"
+    frame["标识码"] = np.array(ids, dtype=np.int64)
+    frame.to_file(tmp_path / "integer.gpkg")
+    assert run(bj, tmp_path / "integer.gpkg", max_bad_ratio=1.0, dry_run=True).counts["unchanged"] == 149
+
+
+def test_seen_ids_across_and_within_calls():
+    from citygrid.components_survey.ids import SeenIds
+
+    seen = SeenIds()
+    first = seen.add(np.array([1101050101000001, 1101050101000002, 1101050101000001]), np.array([2, 3, 4]))
+    assert list(first) == [0, 0, 2]
+    assert list(seen.add(np.array([], dtype=np.int64), np.array([], dtype=np.int64))) == []
+    again = seen.add(np.array([1101050101000002, 1101050101000009, 1101050101000009, 1101050101000009]),
+                     np.array([5, 6, 7, 8]))
+    assert list(again) == [3, 0, 6, 6]
 
 
 def test_too_many_bad_rows_import_nothing(bj, points, tmp_path):
