@@ -413,7 +413,7 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
     counts = {"rows": 0, "bad": 0, "good": 0, "warnings": 0}
     problems: list[dict[str, Any]] = []
     seen = SeenIds()
-    store.lock_district_census(conn, options.district)
+    store.lock_census(conn)
     valid_from = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
     load = store.create_load_table(conn, options.district, options.scheme, options.synthetic, valid_from)
     writer: store.LoadWriter | None = None

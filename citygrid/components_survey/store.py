@@ -113,10 +113,12 @@ def drop_retired_partitions(engine: Engine, wait_s: float = 0.2, attempts: int =
     return dropped
 
 
-def lock_district_census(conn: Connection, district: str) -> None:
-    """Serialise census imports of one district (until the end of the caller's transaction): each one
-    reconciles against the census the previous one committed."""
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('census:' || :d))"), {"d": district})
+def lock_census(conn: Connection) -> None:
+    """Serialise census imports (until the end of the caller's transaction). Each one then reconciles
+    against the census the previous one committed; and two imports of different districts cannot deadlock,
+    each reading the default partition while waiting to ATTACH, which needs it exclusively. Imports are rare
+    and heavy: one at a time per deployment costs nothing that matters."""
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('citygrid:census-import'))"))
 
 
 def _district_literal(district: str) -> str:
