@@ -77,19 +77,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     app.before_request(_limit_body)
     auth.install(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(grids_api.bp)
-    app.register_blueprint(imports_api.bp)
-    app.register_blueprint(cases_api.bp)
-    app.register_blueprint(cases_api.classify_bp)
-    app.register_blueprint(open311.bp)
-    app.register_blueprint(analysis_api.bp)
-    app.register_blueprint(tiles_api.bp)
-    app.register_blueprint(search_api.bp)
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(admin_api.bp)
-    app.register_blueprint(pages.bp)
+    for blueprint in (health.bp, api.bp, grids_api.bp, imports_api.bp, cases_api.bp, cases_api.classify_bp,
+                      open311.bp, analysis_api.bp, tiles_api.bp, search_api.bp, openapi.bp, admin_api.bp, pages.bp):
+        app.register_blueprint(blueprint)
     return app
 
 
