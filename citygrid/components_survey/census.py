@@ -33,7 +33,7 @@ from pyproj import CRS, Transformer
 from sqlalchemy.engine import Connection
 
 from citygrid.components_survey import store
-from citygrid.components_survey.ids import SeenIds, check_obj_ids
+from citygrid.components_survey.ids import SeenIds, as_mask, check_obj_ids
 from citygrid.components_survey.mapping import resolve_columns
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
 from citygrid.errors import InvalidInput
@@ -232,10 +232,6 @@ def _dates(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
             bad_values[index])
 
 
-def _mask(values: pd.Series) -> np.ndarray:
-    return np.asarray(values.fillna(False).to_numpy(dtype=bool))
-
-
 @dataclass
 class _Checked:
     frame: pd.DataFrame  # good rows: standard columns + x, y (storage CRS), line
@@ -287,7 +283,7 @@ def _check_chunk(attrs: pd.DataFrame, pts: points.Points, lines: np.ndarray, col
     # Class and ID
     cls = data["ClassCode"].where(data["ClassCode"].notna(), data["ObjID"].str.slice(6, 10))
     flag(cls.isna().to_numpy(dtype=bool), "ClassCode", "no class code (and no ObjID to read it from)")
-    flag(~_mask(cls.isin(known_classes)) & cls.notna().to_numpy(dtype=bool), "ClassCode",
+    flag(~as_mask(cls.isin(known_classes)) & cls.notna().to_numpy(dtype=bool), "ClassCode",
          lambda i: f"unknown component class {cls[i]!r}")
     data["ClassCode"] = cls
     id_reasons = check_obj_ids(data["ObjID"], cls, district_code)
@@ -296,7 +292,7 @@ def _check_chunk(attrs: pd.DataFrame, pts: points.Points, lines: np.ndarray, col
     flag(bad_ch, "CHDate", lambda i: f"bad date {raw_dates['CHDate'][i]!r}")
     too_long = np.zeros(n, dtype=bool)
     for name in TEXT_FIELDS:
-        too_long |= _mask(data[name].str.len() > MAX_TEXT)
+        too_long |= as_mask(data[name].str.len() > MAX_TEXT)
     flag(too_long, "*", f"a text value is longer than {MAX_TEXT} characters")
     # Duplicates within the file (the first occurrence stays); IDs left here are 16 digits.
     with_id = np.flatnonzero(~bad & data["ObjID"].notna().to_numpy(dtype=bool))
@@ -313,7 +309,7 @@ def _check_chunk(attrs: pd.DataFrame, pts: points.Points, lines: np.ndarray, col
     frame["unit_grid_code"] = np.where(has, grid_index.codes[np.maximum(idx, 0)], None) if len(grid_index) else None
     frame["supervision_code"] = (np.where(has, grid_index.supervision_codes[np.maximum(idx, 0)], None)
                                  if len(grid_index) else None)
-    mismatch = np.flatnonzero(_mask(frame["BGID"].notna()) & has
+    mismatch = np.flatnonzero(as_mask(frame["BGID"].notna()) & has
                               & (frame["BGID"].fillna("").to_numpy(dtype=object)
                                  != frame["unit_grid_code"].to_numpy(dtype=object)))
     for i in mismatch:

@@ -12,7 +12,8 @@ import pandas as pd
 OBJID_PATTERN = r"[0-9]{16}"
 
 
-def _mask(values: pd.Series) -> np.ndarray:
+def as_mask(values: pd.Series) -> np.ndarray:
+    """A boolean Series (Arrow-backed or not, missing = False) as a numpy mask."""
     return np.asarray(values.fillna(False).to_numpy(dtype=bool))
 
 
@@ -20,16 +21,16 @@ def check_obj_ids(ids: pd.Series, classes: pd.Series, district: str) -> np.ndarr
     """A reason per row ('' when the ID is fine, or missing: missing IDs are generated later)."""
     ids = ids.fillna("")
     reasons = np.full(len(ids), "", dtype=object)
-    present = _mask(ids != "")
-    bad_format = present & ~_mask(ids.str.fullmatch(OBJID_PATTERN))
+    present = as_mask(ids != "")
+    bad_format = present & ~as_mask(ids.str.fullmatch(OBJID_PATTERN))
     reasons[bad_format] = "ObjID must be 16 digits (county 6 + class 4 + serial 6)"
     ok = present & ~bad_format
-    wrong_county = ok & _mask(ids.str.slice(0, 6) != district)
+    wrong_county = ok & as_mask(ids.str.slice(0, 6) != district)
     reasons[wrong_county] = f"ObjID does not start with the district code {district}"
     classes = classes.fillna("")
-    wrong_class = ok & ~wrong_county & _mask(classes != "") & _mask(ids.str.slice(6, 10) != classes)
+    wrong_class = ok & ~wrong_county & as_mask(classes != "") & as_mask(ids.str.slice(6, 10) != classes)
     reasons[wrong_class] = "ObjID digits 7–10 do not match the class code"
-    zero = ok & ~wrong_county & ~wrong_class & _mask(ids.str.slice(10, 16) == "000000")
+    zero = ok & ~wrong_county & ~wrong_class & as_mask(ids.str.slice(10, 16) == "000000")
     reasons[zero] = "ObjID serial 000000 is not allowed"
     return reasons
 
@@ -57,18 +58,14 @@ class SeenIds:
             at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
             earlier = self._keys[at] == keys
             first[earlier] = self._lines[at[earlier]]
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        repeat = np.r_[False, sorted_keys[1:] == sorted_keys[:-1]]
-        run_start = np.maximum.accumulate(np.where(~repeat, np.arange(len(keys)), 0))
-        within = np.zeros(len(keys), dtype=bool)
-        within[order[repeat]] = True
-        fresh_first = first == 0
-        first[order[repeat]] = np.where(fresh_first[order[repeat]], lines[order[run_start[repeat]]],
-                                        first[order[repeat]])
-        new = (first == 0) & ~within
+        # Within this call: np.unique gives each ID's first position; later positions repeat it.
+        _, first_index, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        first_here = first_index[inverse]
+        repeated = (np.arange(len(keys)) != first_here) & (first == 0)
+        first[repeated] = lines[first_here[repeated]]
+        new = first_index[first[first_index] == 0]
         self._keys = np.concatenate([self._keys, keys[new]])
         self._lines = np.concatenate([self._lines, lines[new]])
-        merged = np.argsort(self._keys, kind="stable")
-        self._keys, self._lines = self._keys[merged], self._lines[merged]
+        order = np.argsort(self._keys, kind="stable")
+        self._keys, self._lines = self._keys[order], self._lines[order]
         return first

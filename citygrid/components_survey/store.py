@@ -288,7 +288,8 @@ def swap_census(conn: Connection, name: str, district: str, valid_from: Any) -> 
     conn.execute(sa.text(f"CREATE INDEX {table}_geom_gist ON {table} USING gist (geom)"))
     # Taking over the partition needs brief exclusive locks on components (readers wait for the swap, not for
     # the import); a transaction that keeps reading them for longer makes the import fail, not hang.
-    conn.execute(sa.text(f"SET LOCAL lock_timeout = '{int(SWAP_LOCK_TIMEOUT_S * 1000)}ms'"))
+    previous_timeout = conn.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
+    conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": f"{SWAP_LOCK_TIMEOUT_S}s"})
     try:
         exists = conn.execute(sa.text("SELECT to_regclass(:p) IS NOT NULL"), {"p": partition}).scalar_one()
         if exists:
@@ -306,7 +307,7 @@ def swap_census(conn: Connection, name: str, district: str, valid_from: Any) -> 
             raise Conflict(f"the components of district {district} stayed in use by another transaction for "
                            f"{SWAP_LOCK_TIMEOUT_S} s; nothing was imported, try again") from exc
         raise
-    conn.execute(sa.text("SET LOCAL lock_timeout = 0"))
+    conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": previous_timeout})
     # The partition keeps its load table's index and constraint names (unique, unlike a name per district
     # while the replaced partition still waits to be dropped).
     conn.execute(sa.text(f"ALTER TABLE {table} RENAME TO {partition}"))
@@ -329,7 +330,7 @@ def component_history(conn: Connection, obj_id: str) -> list[dict[str, Any]]:
                   c.synthetic, CAST(c.import_job_id AS text) AS import_job_id,
                   ST_X(ST_Transform(c.geom, 4326)) AS lon, ST_Y(ST_Transform(c.geom, 4326)) AS lat,
                   (SELECT count(*) FROM cases k WHERE k.district_code = c.district_code
-                      AND k.component_obj_id = c.obj_id COLLATE "default") AS cases
+                      AND k.component_obj_id = c.obj_id) AS cases
              FROM components c
              LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = 'component' AND t.code = c.class_code
             WHERE c.obj_id = :o ORDER BY c.valid_from DESC"""
