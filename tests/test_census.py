@@ -4,6 +4,7 @@ reason, the threshold, reconciliation and versions, zip safety, jobs, HTTP uploa
 from __future__ import annotations
 
 import io
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -507,6 +508,24 @@ def test_a_census_held_by_a_long_reader_fails_the_import_instead_of_hanging(job_
         assert survey.current_components(conn, DISTRICT) == 5
         assert survey.job(conn, job_id)["state"] == "failed"
     assert _tables(job_engine, "components_load_") == []
+
+
+def test_census_imports_wait_for_each_other(job_engine, points, tmp_path):
+    """A second import waits for the first to end (so it reconciles against what the first committed)."""
+    census_frame(points, n=3).to_file(tmp_path / "w.gpkg")
+    options = CensusOptions(district=DISTRICT)
+    job_id = jobs.new_job(job_engine, tmp_path / "w.gpkg", options, created_by="t")
+    with job_engine.connect() as holder:
+        holder.begin()
+        survey.lock_census(holder)  # as an import in progress holds it
+        worker = threading.Thread(target=jobs.run_job, args=(job_engine, job_id, tmp_path / "w.gpkg", options))
+        worker.start()
+        worker.join(timeout=3)
+        assert worker.is_alive()  # still waiting for the lock
+        holder.rollback()
+    worker.join(timeout=60)
+    with job_engine.connect() as conn:
+        assert survey.job(conn, job_id)["state"] == "committed" and survey.current_components(conn, DISTRICT) == 3
 
 
 def test_a_preview_leaves_no_load_table(job_engine, points, tmp_path):

@@ -299,6 +299,11 @@ def test_grid_card(client, bj):
     assert card["owners"]["management"]["kind"] == "street_office"
     assert card["owners"]["responsibility"]["kind"] == "community"
     assert card["open_cases"] == 0 and card["components"] == 0
+    bj.execute(sa.text(  # a component inside the grid's polygon is counted on its card
+        """INSERT INTO components (district_code, obj_id, scheme, class_code, geom)
+           SELECT '110105', '1101050118555001', 'cjt214', '0118', ST_PointOnSurface(geom)
+             FROM unit_grids WHERE code = :c LIMIT 1"""), {"c": code})
+    assert client.get(f"/api/v1/grids/{code}/card").get_json()["components"] == 1
     assert client.get("/api/v1/grids/12/card").status_code == 400
     assert client.get("/api/v1/grids/110105999999999/card").status_code == 404
     assert client.get("/api/v1/grids/999999999999999/card").status_code == 404

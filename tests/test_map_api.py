@@ -72,8 +72,12 @@ def test_owners_per_role(client):
 def test_component_history_and_nearest(client, bj):
     add_component(bj, "1101050118777002", lon=LON + 0.0002, valid_from="2024-01-01", valid_to="2025-01-01")
     add_component(bj, "1101050118777002", lon=LON, valid_from="2025-01-01")
+    reported = client.post("/api/v1/cases", json={"lon": LON, "lat": LAT, "class_code": "0118", "description": "灯不亮",
+                                                   "source": "supervisor", "component_obj_id": "1101050118777002"})
+    assert reported.status_code == 201, reported.get_json()
     doc = client.get("/api/v1/components/1101050118777002").get_json()
     assert len(doc["versions"]) == 2 and doc["current"]["valid_to"] is None
+    assert doc["current"]["cases"] == 1  # cases.component_obj_id (default collation) = obj_id (C)
     assert doc["versions"][0]["valid_from"] > doc["versions"][1]["valid_from"]  # newest first
     near = client.get(f"/api/v1/components/near?lon={LON}&lat={LAT}&within_m=3").get_json()
     assert near["component"]["obj_id"] == "1101050118777002" and near["component"]["distance_m"] < 1
