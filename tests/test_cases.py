@@ -335,7 +335,7 @@ def test_cell_table_fast_path_equals_exact_path(bj):
     ])
     random = np.column_stack([rng.uniform(445_000, 470_000, 20_000), rng.uniform(4_405_000, 4_440_000, 20_000)])
     pts = np.vstack([vertices, on_cell_edges, random, [[np.nan, 1.0], [1e12, 1e12]]])
-    fast = index.assign(pts[:, 0], pts[:, 1])  # table lookup + candidate tests
+    fast = index.assign(pts[:, 0], pts[:, 1])  # table lookup, exact test in boundary cells
     assert np.array_equal(fast, index.assign_exact(pts[:, 0], pts[:, 1]))
     looked_up = index.cells.lookup(pts[:, 0], pts[:, 1])
     assert (looked_up == -2).any() and (looked_up >= 0).any()  # both paths were exercised

@@ -6,15 +6,21 @@ smallest code among them, so the answer never depends on the order grids were st
 
 from __future__ import annotations
 
+import hashlib
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import shapely
+from rasterio import features
+from rasterio.transform import Affine
 from sqlalchemy.engine import Connection
 
 from citygrid.spatial import store
 
 CELL_SIZE_M = 10.0
+MAX_CELLS = 50_000_000  # 200 MB of int32; a larger extent gets coarser cells
+AUTO_TABLE_POINTS = 20_000  # batches at least this large build the cell table first (a fraction of a second)
 UNSURE = -2
 _CACHE: dict[tuple, GridIndex] = {}
 
@@ -22,7 +28,8 @@ _CACHE: dict[tuple, GridIndex] = {}
 @dataclass
 class CellTable:
     """A raster over the grids: each cell holds the index of the one grid that covers it entirely, -1 when it
-    touches no grid, or ``UNSURE`` (it straddles a boundary). Deployment CRS, square cells of ``size`` metres.
+    touches no grid, or ``UNSURE`` when a grid boundary crosses it (the exact test decides there). Deployment
+    CRS, square cells of ``size`` metres, row 0 at ``y0`` (rows go north).
 
     Written here rather than using a spatial join because the question "which polygon of a partition holds
     this point" is answered for most points by one array lookup; only points in boundary cells need the
@@ -33,97 +40,52 @@ class CellTable:
     y0: float
     size: float
     table: np.ndarray  # int32, shape (rows, cols)
-    # Candidate grids of each UNSURE cell, CSR-style: cells (sorted flat ids), starts, grid indexes.
-    cand_cells: np.ndarray | None = None
-    cand_starts: np.ndarray | None = None
-    cand_grids: np.ndarray | None = None
 
     @classmethod
-    def build(cls, polygons: np.ndarray, size: float) -> CellTable:
-        x0, y0, x1, y1 = shapely.total_bounds(polygons)
-        cols, rows = int(np.ceil((x1 - x0) / size)) + 1, int(np.ceil((y1 - y0) / size)) + 1
-        table = np.full((rows, cols), UNSURE, dtype=np.int32)
-        # Cells that no grid comes near are outside: their centre is more than a cell diagonal from every grid.
-        union = shapely.union_all(polygons).buffer(size * 0.75)
-        shapely.prepare(union)
-        cx = x0 + (np.arange(cols) + 0.5) * size
-        cy = y0 + (np.arange(rows) + 0.5) * size
-        gx, gy = np.meshgrid(cx, cy)
-        table[~shapely.contains_xy(union, gx, gy)] = -1
-        for index, poly in enumerate(polygons):
-            bx0, by0, bx1, by1 = poly.bounds
-            c0, c1 = int((bx0 - x0) // size), int((bx1 - x0) // size) + 1
-            r0, r1 = int((by0 - y0) // size), int((by1 - y0) // size) + 1
-            sub_x, sub_y = gx[r0:r1, c0:c1], gy[r0:r1, c0:c1]
-            inside = shapely.contains_xy(poly, sub_x, sub_y)
-            if not inside.any():
-                continue
-            rr, cc = np.nonzero(inside)
-            half = size / 2
-            boxes = shapely.box(sub_x[rr, cc] - half, sub_y[rr, cc] - half, sub_x[rr, cc] + half,
-                                sub_y[rr, cc] + half)
-            covered = shapely.covers(poly, boxes)
-            table[rr[covered] + r0, cc[covered] + c0] = index
-        out = cls(x0=float(x0), y0=float(y0), size=size, table=table)
-        out._candidates(polygons)
-        return out
+    def build(cls, polygons: np.ndarray, size: float = CELL_SIZE_M) -> CellTable:
+        """Rasterise ``polygons`` (deployment CRS) by cell centre with GDAL (rasterio), then mark every cell a
+        boundary crosses ``UNSURE``.
 
-    def _candidates(self, polygons: np.ndarray) -> None:
-        """For every UNSURE cell, the grids whose boundary passes within one cell of it.
-
-        Boundaries are sampled every half cell, so any cell a boundary touches is next to (3×3) a cell holding
-        a sample. A point in an UNSURE cell lies in a grid whose boundary crosses the cell (else the cell
-        would be covered by that grid), so these candidates always include the answer.
+        The boundary cells are found exactly, without a line-drawing algorithm: boundaries are densified to
+        points at most 0.4 cell apart, and a straight piece between two consecutive points lies within their
+        bounding box, which spans at most 2 × 2 cells; marking those cells marks every cell the piece touches.
+        A cell no boundary crosses lies wholly in the grid holding its centre (or in none), so its rasterised
+        value is exact.
         """
-        rows, cols = self.table.shape
-        dense = shapely.segmentize(shapely.boundary(polygons), self.size / 2)
-        coords, owner = shapely.get_coordinates(dense, return_index=True)
-        col = np.clip(((coords[:, 0] - self.x0) // self.size).astype(np.int64), 0, cols - 1)
-        row = np.clip(((coords[:, 1] - self.y0) // self.size).astype(np.int64), 0, rows - 1)
-        n = np.int64(len(polygons))
-        keys = np.unique((row * cols + col) * n + owner)  # (cell, grid) pairs as one sortable int64
-        cell, grid = keys // n, keys % n
-        spread = []
-        for dr in (-1, 0, 1):
-            for dc in (-1, 0, 1):
-                r, c = cell // cols + dr, cell % cols + dc
-                ok = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
-                spread.append((r[ok] * cols + c[ok]) * n + grid[ok])
-        keys = np.unique(np.concatenate(spread))
-        cell, grid = keys // n, keys % n
-        keep = self.table.ravel()[cell] == UNSURE
-        cell, grid = cell[keep], grid[keep]
-        cells, starts = np.unique(cell, return_index=True)
-        self.cand_cells, self.cand_starts, self.cand_grids = cells, np.append(starts, len(cell)), grid
+        x0, y0, x1, y1 = shapely.total_bounds(polygons)
+        while (np.ceil((x1 - x0) / size) + 1) * (np.ceil((y1 - y0) / size) + 1) > MAX_CELLS:
+            size *= 2
+        cols, rows = int(np.ceil((x1 - x0) / size)) + 1, int(np.ceil((y1 - y0) / size)) + 1
+        table = features.rasterize(((poly, index) for index, poly in enumerate(polygons)), out_shape=(rows, cols),
+                                   transform=Affine(size, 0, x0, 0, size, y0), fill=-1, dtype="int32",
+                                   all_touched=False)
+        lines = shapely.get_parts(shapely.get_parts(shapely.boundary(polygons)))
+        coords, line = shapely.get_coordinates(shapely.segmentize(lines, size * 0.4), return_index=True)
+        same = line[1:] == line[:-1]
+        a, b = coords[:-1][same], coords[1:][same]
+        slack = 1e-6 * size  # so rounding in the densified points cannot leave out a cell the line touches
+        low, high = np.minimum(a, b) - slack, np.maximum(a, b) + slack
+        col_lo, col_hi = ((low[:, 0] - x0) // size).astype(np.int64), ((high[:, 0] - x0) // size).astype(np.int64)
+        row_lo, row_hi = ((low[:, 1] - y0) // size).astype(np.int64), ((high[:, 1] - y0) // size).astype(np.int64)
+        for row in (row_lo, row_hi):
+            for col in (col_lo, col_hi):
+                inside = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
+                table[row[inside], col[inside]] = UNSURE
+        return cls(x0=float(x0), y0=float(y0), size=size, table=table)
 
-    def resolve(self, x: np.ndarray, y: np.ndarray, polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Grid index (smallest among those covering) for points in UNSURE cells, testing only the cell's
-        candidates, and a mask of the points this could answer (the others — points on the edge of a
-        covered cell — are left to the exact path)."""
-        if self.cand_cells is None or len(self.cand_cells) == 0:
-            return np.full(len(x), -1, dtype=np.int64), np.zeros(len(x), dtype=bool)
-        cols = self.table.shape[1]
-        cell = np.floor((y - self.y0) / self.size).astype(np.int64) * cols + \
-            np.floor((x - self.x0) / self.size).astype(np.int64)
-        slot = np.searchsorted(self.cand_cells, cell)
-        slot = np.minimum(slot, len(self.cand_cells) - 1)
-        known = self.cand_cells[slot] == cell
-        out = np.full(len(x), -1, dtype=np.int64)
-        if not known.any():
-            return out, known
-        pts = np.flatnonzero(known)
-        begin, end = self.cand_starts[slot[pts]], self.cand_starts[slot[pts] + 1]
-        counts = end - begin
-        point_idx = np.repeat(pts, counts)
-        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        grid_idx = self.cand_grids[np.repeat(begin, counts) + offsets]
-        hit = shapely.intersects_xy(polygons[grid_idx], x[point_idx], y[point_idx])
-        point_idx, grid_idx = point_idx[hit], grid_idx[hit]
-        order = np.lexsort((grid_idx, point_idx))
-        point_idx, grid_idx = point_idx[order], grid_idx[order]
-        first = np.r_[True, point_idx[1:] != point_idx[:-1]] if len(point_idx) else np.zeros(0, dtype=bool)
-        out[point_idx[first]] = grid_idx[first]
-        return out, known
+    def to_blob(self) -> bytes:
+        """The cells as zlib-compressed little-endian int32, row 0 first (runs of one grid compress well:
+        about 1 MB for a district of 8,000 grids at 10 m)."""
+        return zlib.compress(self.table.astype("<i4", copy=False).tobytes(), 1)
+
+    @classmethod
+    def from_blob(cls, x0: float, y0: float, size: float, n_rows: int, n_cols: int, blob: bytes) -> CellTable:
+        """Inverse of ``to_blob``; raises ValueError when the blob does not hold ``n_rows`` × ``n_cols`` cells."""
+        raw = zlib.decompress(blob)
+        if len(raw) != 4 * n_rows * n_cols:
+            raise ValueError(f"cell table holds {len(raw) // 4} cells, not {n_rows} × {n_cols}")
+        table = np.frombuffer(raw, dtype="<i4").astype(np.int32, copy=False).reshape(n_rows, n_cols)
+        return cls(x0=float(x0), y0=float(y0), size=float(size), table=table)
 
     def lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Grid index per point, -1 outside, ``UNSURE`` where the exact test must decide (boundary cells,
@@ -139,6 +101,8 @@ class CellTable:
         on_edge = valid & ((fx == col) | (fy == row))
         out[on_edge & (out >= 0)] = UNSURE
         return out
+
+
 _CACHE_SIZE = 8
 
 
@@ -156,6 +120,8 @@ class GridIndex:
     community_codes: np.ndarray
     tree: shapely.STRtree
     cells: CellTable | None = None
+    district: str = ""
+    digest: str = ""  # of the codes and geometry, in code order: what a stored cell table was built from
 
     @classmethod
     def for_district(cls, conn: Connection, district: str) -> GridIndex:
@@ -163,7 +129,12 @@ class GridIndex:
         version, rows = store.current_unit_grids(conn, district)
         rows = sorted(rows, key=lambda r: r["code"])
         geoms = np.array([shapely.from_wkb(r["wkb"]) for r in rows], dtype=object)
+        digest = hashlib.blake2b(digest_size=16)
+        for r in rows:
+            digest.update(r["code"].encode() + b"\0" + bytes(r["wkb"]))
         return cls(
+            district=district,
+            digest=digest.hexdigest(),
             version=version,
             codes=np.array([r["code"] for r in rows], dtype=object),
             supervision_codes=np.array([r["supervision_code"] for r in rows], dtype=object),
@@ -185,9 +156,29 @@ class GridIndex:
         return index
 
     def with_table(self, size: float = CELL_SIZE_M) -> GridIndex:
-        """Build the cell table (seconds; worth it when many batches will be assigned with this index)."""
+        """Build the cell table (a fraction of a second for a district; kept for later batches)."""
         if self.cells is None and len(self) > 0:
             self.cells = CellTable.build(self.tree.geometries, size)
+        return self
+
+    def with_stored_table(self, conn: Connection, size: float = CELL_SIZE_M) -> GridIndex:
+        """The cell table stored for exactly these grids (``grid_cell_tables``), else built now and stored in
+        the caller's transaction; for an index that will place many points (a census import)."""
+        if self.cells is not None or len(self) == 0:
+            return self
+        row = store.stored_cell_table(conn, self.district, self.digest, size)
+        if row is not None:
+            try:
+                self.cells = CellTable.from_blob(row["x0"], row["y0"], size, row["n_rows"], row["n_cols"],
+                                                 row["cells"])
+                return self
+            except (ValueError, zlib.error):
+                pass  # unreadable: built again and replaced below
+        self.cells = CellTable.build(self.tree.geometries, size)
+        if self.cells.size == size:  # not coarsened for a huge extent (MAX_CELLS): stored under the size asked
+            rows, cols = self.cells.table.shape
+            store.save_cell_table(conn, self.district, self.digest, size, self.cells.x0, self.cells.y0, rows, cols,
+                                  self.cells.to_blob())
         return self
 
     def __len__(self) -> int:
@@ -196,25 +187,21 @@ class GridIndex:
     def assign(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Row index of the unit grid covering each point (x, y in the deployment CRS); -1 outside every grid.
 
-        With a cell table (``with_table``), points in cells that lie wholly inside one grid are answered by a
-        lookup and the rest by testing the cell's candidate grids; without one, by ``assign_exact``. The paths
-        agree (tested); the table is just faster for repeated large batches.
+        With a cell table (``with_table``; built on the first batch of ``AUTO_TABLE_POINTS`` or more), points
+        in cells that lie wholly inside one grid are answered by a lookup and the rest by ``assign_exact``;
+        without one, all by ``assign_exact``. The paths agree (tested).
         """
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         if len(self) == 0 or len(x) == 0:
             return np.full(len(x), -1, dtype=np.int64)
+        if self.cells is None and len(x) >= AUTO_TABLE_POINTS:
+            self.with_table()
         if self.cells is None:
             return self.assign_exact(x, y)
         out = self.cells.lookup(x, y)
         unsure = out == UNSURE
         if unsure.any():
-            geoms = self.tree.geometries
-            shapely.prepare(geoms)
-            ux, uy = x[unsure], y[unsure]
-            resolved, known = self.cells.resolve(ux, uy, geoms)
-            if not known.all():
-                resolved[~known] = self.assign_exact(ux[~known], uy[~known])
-            out[unsure] = resolved
+            out[unsure] = self.assign_exact(x[unsure], y[unsure])
         return out
 
     def assign_exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
