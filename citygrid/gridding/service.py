@@ -24,6 +24,7 @@ from citygrid.gridding.shapes import reading_order
 from citygrid.spatial import admin
 from citygrid.spatial import store as spatial_store
 from citygrid.spatial.db import deployment_srid
+from citygrid.spatial.geocode import GridIndex
 
 # Chaoyang (seed 001): 8,070 unit grids, 237 supervision grids, 35 teams.
 UNITS_PER_SUPERVISION_GRID = 8070 / 237
@@ -245,6 +246,8 @@ def publish(conn: Connection, district: str, version_id: int | None = None,
             raise InvalidInput(f"effective_from must be after {begun.isoformat()}, when version "
                                f"{current['version_id']} took effect", field="effective_from")
     store.publish(conn, district, version["version_id"], start)
+    # Built now, once, for the census imports and batch look-ups to come (a fraction of a second).
+    GridIndex.for_district(conn, district).with_stored_table(conn)
     spatial_store.audit(conn, actor=author, action="publish", object_kind="grid_version",
                         object_id=f"{district}/{version['version_id']}", district=district,
                         after={"effective_from": start})

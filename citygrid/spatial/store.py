@@ -260,3 +260,34 @@ def grid_revision(conn: Connection, district: str) -> tuple:
         {"d": district},
     ).first()
     return tuple(row) if row else (None,)
+
+
+CELL_TABLES_KEPT = 3
+
+
+def stored_cell_table(conn: Connection, district: str, digest: str, size: float) -> dict[str, Any] | None:
+    """The stored cell table of the grids with ``digest`` (see migration 0010), or None."""
+    row = conn.execute(sa.text(
+        """SELECT x0, y0, n_rows, n_cols, cells FROM grid_cell_tables
+            WHERE district_code = :d AND grids_digest = :g AND cell_size = :s"""
+    ), {"d": district, "g": digest, "s": size}).mappings().first()
+    return dict(row) if row else None
+
+
+def save_cell_table(conn: Connection, district: str, digest: str, size: float, x0: float, y0: float,
+                    n_rows: int, n_cols: int, cells: bytes) -> None:
+    """Store a cell table (replacing one stored for the same grids and size) and keep only the district's
+    ``CELL_TABLES_KEPT`` newest."""
+    conn.execute(sa.text(
+        """INSERT INTO grid_cell_tables (district_code, grids_digest, cell_size, x0, y0, n_rows, n_cols, cells,
+                                         created_at)
+           VALUES (:d, :g, :s, :x0, :y0, :r, :c, :cells, clock_timestamp())
+           ON CONFLICT (district_code, grids_digest, cell_size) DO UPDATE
+              SET x0 = EXCLUDED.x0, y0 = EXCLUDED.y0, n_rows = EXCLUDED.n_rows, n_cols = EXCLUDED.n_cols,
+                  cells = EXCLUDED.cells, created_at = EXCLUDED.created_at"""
+    ), {"d": district, "g": digest, "s": size, "x0": x0, "y0": y0, "r": n_rows, "c": n_cols, "cells": cells})
+    conn.execute(sa.text(
+        """DELETE FROM grid_cell_tables WHERE district_code = :d AND (grids_digest, cell_size) NOT IN (
+               SELECT grids_digest, cell_size FROM grid_cell_tables WHERE district_code = :d
+                ORDER BY created_at DESC, grids_digest LIMIT :keep)"""
+    ), {"d": district, "keep": CELL_TABLES_KEPT})
