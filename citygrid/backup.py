@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from citygrid.components_survey.store import LOAD_PREFIX, RETIRED_PREFIX
 from citygrid.errors import Conflict, InvalidInput, SchemaMismatch
 from citygrid.spatial import db
 from citygrid.spatial import store as spatial_store
@@ -30,7 +31,10 @@ from citygrid.spatial import store as spatial_store
 FORMAT = "citygrid-district-backup/1"
 # Caches (rebuilt by triggers, raised past their old values on restore) and accounts (deployment-wide: a user
 # may be scoped to a district but is not the district's record; restoring must not remove or revive accounts).
-SKIPPED = ("layer_revisions", "users")
+# Cell tables are a cache too (rebuilt from the grids when missing). Census load tables and replaced
+# partitions are an import's scratch space, not the district's record.
+SKIPPED = ("layer_revisions", "users", "grid_cell_tables")
+SCRATCH_PREFIXES = (LOAD_PREFIX, RETIRED_PREFIX)
 
 
 def district_tables(conn: Connection) -> list[str]:
@@ -42,6 +46,7 @@ def district_tables(conn: Connection) -> list[str]:
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'district_code' AND NOT a.attisdropped
             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"""
     )).scalars()) - set(SKIPPED)
+    tables = {t for t in tables if not t.startswith(SCRATCH_PREFIXES)}
     edges = conn.execute(sa.text(
         """SELECT DISTINCT child.relname, parent.relname FROM pg_constraint k
              JOIN pg_class child ON child.oid = k.conrelid JOIN pg_class parent ON parent.oid = k.confrelid

@@ -138,3 +138,15 @@ def test_cli_round_trip_into_a_fresh_database(zhengzhou_db, server_settings, tmp
             conn.execute(sa.text("DELETE FROM cases WHERE district_code = :d"), {"d": DISTRICT})
             conn.execute(sa.text("DELETE FROM components WHERE district_code = :d"), {"d": DISTRICT})
         source_engine.dispose()
+
+
+def test_scratch_tables_and_caches_stay_out_of_a_backup(zz):
+    """A census import's leftover load table or replaced partition, and the stored cell tables, are not the
+    district's record: a backup taken while one exists must still restore into a database without it."""
+    from citygrid.components_survey.store import LOAD_PREFIX, RETIRED_PREFIX
+
+    for prefix in (LOAD_PREFIX, RETIRED_PREFIX):
+        zz.execute(sa.text(f"CREATE TABLE {prefix}00000000000000ff (district_code text)"))
+    tables = backup.district_tables(zz)
+    assert "components" in tables and "grid_cell_tables" not in tables
+    assert not [t for t in tables if t.startswith((LOAD_PREFIX, RETIRED_PREFIX))]

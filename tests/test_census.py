@@ -425,6 +425,7 @@ def test_job_failure_leaves_the_census_as_it_was(job_engine, points, tmp_path, m
         assert survey.current_components(conn, DISTRICT) == 10
         record = survey.job(conn, job_id)
     assert record["state"] == "failed" and "disk on fire" in record["message"]
+    assert _tables(job_engine, survey.LOAD_PREFIX) == []  # the staged rows, committed apart, were dropped
 
 
 def test_a_job_whose_process_died_reads_as_failed(job_engine, points, tmp_path):
@@ -711,3 +712,87 @@ def test_database_restart_during_an_import_rolls_it_back_and_the_job_says_so(job
     assert jobs.run_job(job_engine, again, tmp_path / "b.gpkg", small_chunks)["state"] == "committed"
     with job_engine.connect() as conn:
         assert survey.current_components(conn, DISTRICT) == 200
+
+
+# ------------------------------------------------------------------------------------------ fast paths
+def test_copy_text_round_trips_every_character_the_format_escapes(bj):
+    """Rows written for COPY's text format come back exactly, whatever characters they hold."""
+    import pyarrow as pa
+
+    from citygrid.loaders.copytext import copy_text
+
+    values = ["a\tb", "line\nbreak", "cr\rx", "back\\slash", 'quote"d', "\x01one", "\\N", "普查 中文", None, "",
+              '{"k": "v\\"q"}', "x,y", "'s", "\\001", "end\\"]
+    data = copy_text([pa.array(values), pa.array([str(i) for i in range(len(values))])], safe=frozenset({1}))
+    bj.execute(sa.text("CREATE TEMP TABLE copy_probe (v text, i int) ON COMMIT DROP"))
+    with bj.connection.dbapi_connection.cursor() as cursor, cursor.copy("COPY copy_probe (v, i) FROM STDIN") as copy:
+        copy.write(data)
+    assert bj.execute(sa.text("SELECT v FROM copy_probe ORDER BY i")).scalars().all() == values
+    assert copy_text([pa.array([], type=pa.string())]) == b""
+
+
+def test_the_cell_table_is_stored_read_back_and_rebuilt_when_unreadable(bj):
+    from citygrid.spatial.geocode import GridIndex
+
+    first = GridIndex.for_district(bj, DISTRICT).with_stored_table(bj)
+    stored = bj.execute(sa.text("SELECT count(*) FROM grid_cell_tables WHERE district_code = :d "
+                                "AND grids_digest = :g"), {"d": DISTRICT, "g": first.digest}).scalar_one()
+    again = GridIndex.for_district(bj, DISTRICT)
+    assert stored == 1 and again.digest == first.digest
+    again.with_stored_table(bj)
+    assert np.array_equal(again.cells.table, first.cells.table) and again.cells.x0 == first.cells.x0
+    rng = np.random.default_rng(5)
+    x0, y0, x1, y1 = shapely.total_bounds(again.tree.geometries)
+    x, y = rng.uniform(x0, x1, 30_000), rng.uniform(y0, y1, 30_000)
+    assert np.array_equal(again.assign(x, y), again.assign_exact(x, y))
+    bj.execute(sa.text("UPDATE grid_cell_tables SET cells = 'not zlib' WHERE district_code = :d"), {"d": DISTRICT})
+    rebuilt = GridIndex.for_district(bj, DISTRICT).with_stored_table(bj)
+    assert np.array_equal(rebuilt.cells.table, first.cells.table)
+    assert bj.execute(sa.text("SELECT cells <> 'not zlib' FROM grid_cell_tables WHERE district_code = :d "
+                              "AND grids_digest = :g"), {"d": DISTRICT, "g": first.digest}).scalar_one()
+
+
+def test_a_nul_character_is_a_bad_row(bj, points, tmp_path):
+    x, y = points
+    path = tmp_path / "nul.csv"
+    path.write_text("标识码,小类代码,部件名称,备注,X,Y\n"
+                    f"{DISTRICT}0101000001,0101,井盖,fine,{x[0]},{y[0]}\n"
+                    f"{DISTRICT}0101000002,0101,井盖,bad\x00byte,{x[1]},{y[1]}\n", encoding="utf-8")
+    result = run(bj, path, crs="EPSG:4548", x_field="X", y_field="Y")
+    assert result.counts["good"] == 1 and "NUL character" in reasons(result)[3]
+
+
+def test_a_job_stages_the_load_apart_and_builds_its_indexes_before_the_swap(job_engine, points, tmp_path,
+                                                                          monkeypatch):
+    """A job's transaction has written nothing when the import starts, so the rows are staged by another
+    connection and the indexes built by two more before the swap (the partition keeps their names)."""
+    built, wait = [], survey.LoadIndexBuild.wait
+
+    def recorded(self):
+        built.append(self.table)
+        wait(self)
+
+    monkeypatch.setattr(survey.LoadIndexBuild, "wait", recorded)
+    census_frame(points, n=6).to_file(tmp_path / "s.gpkg")
+    options = CensusOptions(district=DISTRICT)
+    record = jobs.run_job(job_engine, jobs.new_job(job_engine, tmp_path / "s.gpkg", options, created_by="t"),
+                          tmp_path / "s.gpkg", options)
+    assert record["state"] == "committed" and record["counts"]["new"] == 6 and len(built) == 1
+    with job_engine.connect() as conn:
+        indexes = conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = :t ORDER BY 1"),
+                               {"t": f"components_{DISTRICT}"}).scalars().all()
+        assert indexes == [f"{built[0]}_geom_gist", f"{built[0]}_pkey"]
+        assert survey.current_components(conn, DISTRICT) == 6
+        # The history of one of them resolves through the primary key, ObjID first.
+        assert len(survey.component_history(conn, f"{DISTRICT}0101000001")) == 1
+
+
+def test_an_orphaned_load_table_waits_while_an_import_runs_and_goes_after(job_engine):
+    with job_engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {survey.LOAD_PREFIX}00000000000000aa (x int)"))
+    with job_engine.connect() as holder:
+        holder.begin()
+        survey.lock_census(holder)
+        assert survey.drop_orphan_loads(job_engine) == 0
+        holder.rollback()
+    assert survey.drop_orphan_loads(job_engine) == 1 and _tables(job_engine, survey.LOAD_PREFIX) == []

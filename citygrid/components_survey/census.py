@@ -14,6 +14,7 @@ every stored point is in it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tempfile
 from collections.abc import Callable, Iterator
@@ -25,7 +26,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import pyogrio
 import shapely
 import sqlalchemy as sa
@@ -39,6 +39,7 @@ from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
 from citygrid.errors import InvalidInput
 from citygrid.loaders import points
 from citygrid.loaders.archive import find_dataset, safe_extract
+from citygrid.loaders.copytext import copy_text
 from citygrid.loaders.encoding import blank_records, shapefile_encoding
 from citygrid.loaders.vector import read_csv_points
 from citygrid.spatial import admin, crs
@@ -294,6 +295,12 @@ def _check_chunk(attrs: pd.DataFrame, pts: points.Points, lines: np.ndarray, col
     for name in TEXT_FIELDS:
         too_long |= as_mask(data[name].str.len() > MAX_TEXT)
     flag(too_long, "*", f"a text value is longer than {MAX_TEXT} characters")
+    # PostgreSQL text cannot hold a NUL character (nor can jsonb, for the extra columns).
+    nul = np.zeros(n, dtype=bool)
+    for values in [*(data[name] for name in TEXT_FIELDS), *(_text(attrs[c], n) for c in attrs.columns
+                                                            if c not in columns.values())]:
+        nul |= as_mask(values.str.contains("\x00", regex=False))
+    flag(nul, "*", "a text value contains a NUL character (byte 0), which PostgreSQL cannot store")
     # Duplicates within the file (the first occurrence stays); IDs left here are 16 digits.
     with_id = np.flatnonzero(~bad & data["ObjID"].notna().to_numpy(dtype=bool))
     first_line = np.zeros(n, dtype=np.int64)
@@ -365,10 +372,14 @@ _FRAME_TO_LOAD = {"ObjID": "obj_id", "ClassCode": "class_code", "ObjName": "obj_
                   "DataSource": "data_source", "Note": "note"}
 
 
-def _load_csv(frame: pd.DataFrame, srid: int, class_names: dict[str, str]) -> bytes:
-    """CSV text of validated rows in ``store.LOAD_COLUMNS`` order (x, y in EPSG:``srid``); a missing ObjID
-    becomes the placeholder ``#<line>`` for ``store.fill_missing_ids``, a missing name the class's name.
-    Written by Arrow's CSV writer (strings quoted, nulls empty), several times faster than pandas'."""
+# Load columns that hold only digits, codes, ISO dates or hex (validated or generated here): never escaped.
+_SAFE_LOAD_COLUMNS = frozenset(store.LOAD_COLUMNS.index(c) for c in (
+    "obj_id", "class_code", "or_date", "ch_date", "unit_grid_code", "supervision_code", "geom"))
+
+
+def _load_rows(frame: pd.DataFrame, srid: int, class_names: dict[str, str]) -> bytes:
+    """Validated rows as COPY text in ``store.LOAD_COLUMNS`` order (x, y in EPSG:``srid``); a missing ObjID
+    becomes the placeholder ``#<line>`` for ``store.fill_missing_ids``, a missing name the class's name."""
     out = frame.rename(columns=_FRAME_TO_LOAD)
     missing = out["obj_id"].isna()
     if missing.any():
@@ -378,42 +389,115 @@ def _load_csv(frame: pd.DataFrame, srid: int, class_names: dict[str, str]) -> by
         out["obj_name"] = out["obj_name"].where(~unnamed, out["class_code"].map(class_names).fillna(""))
     arrays = [pa.array(out[c], type=pa.string(), from_pandas=True) for c in store.LOAD_COLUMNS[:-1]]
     arrays.append(pa.array(point_ewkb_hex(out["x"].to_numpy(), out["y"].to_numpy(), srid)).cast(pa.string()))
-    buffer = pa.BufferOutputStream()
-    pa_csv.write_csv(pa.Table.from_arrays(arrays, names=list(store.LOAD_COLUMNS)), buffer,
-                     pa_csv.WriteOptions(include_header=False))
-    return buffer.getvalue().to_pybytes()
+    return copy_text(arrays, safe=_SAFE_LOAD_COLUMNS)
 
 
 def import_file(conn: Connection, path: Path, options: CensusOptions, progress: Progress | None = None
                 ) -> CensusResult:
     """Import a census file into ``options.district`` inside the caller's transaction (see the module doc).
 
+    When the caller's transaction has written nothing yet (a job, the CLI), the new census is loaded and
+    reconciled by a second connection and committed to a scratch table, whose indexes two more connections
+    then build at once (``store.LoadIndexBuild``); the census itself changes only in the caller's transaction,
+    and a scratch table left by a failure is dropped after it by the job (``jobs.run_job``). Otherwise
+    everything happens in the
+    caller's transaction.
+
     Raises ``InvalidInput`` for problems with the file as a whole (unreadable, no CRS, coordinates that
     land far from the district, unknown mapping columns); row problems are returned in the result.
     """
     options.validate()
+    apart = store.can_stage_apart(conn)
     district_geom = admin.district_boundary(conn, options.district)
     srid = deployment_srid(conn)
     class_names = store.component_classes(conn, options.scheme)
-    known_classes = set(class_names)
-    if not known_classes:
+    if not class_names:
         raise InvalidInput(f"no component classes loaded for scheme {options.scheme!r}", field="scheme")
     grid_index = GridIndex.for_district(conn, options.district)
-    near = district_geom.buffer(1.0)
-    shapely.prepare(near)
-    centre_lon = crs.lonlat_bounds(np.array([district_geom.centroid], dtype=object),
-                                   crs.parse_crs(srid))[0]
     warnings: list[str] = []
     if len(grid_index) == 0:
         warnings.append("the district has no grid version yet: components are stored without a unit grid")
+    store.lock_census(conn)
+    store.tune_bulk_session(conn)
+    grid_index.with_stored_table(conn)
+    valid_from = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+    with contextlib.ExitStack() as stack:
+        stage, staged = conn, None
+        if apart:  # the rows go to another connection's transaction, committed only if they are to be swapped in
+            stage = stack.enter_context(conn.engine.connect())
+            staged = stage.begin()
+            store.tune_bulk_session(stage)
+        load = store.create_load_table(stage, options.district, options.scheme, options.synthetic, valid_from)
+        loaded = _load(stage, load, path, options, _Context(district_geom, srid, class_names, grid_index),
+                       warnings, progress)
+        counts, problems, src, source = loaded.counts, loaded.problems, loaded.src, loaded.source
+        counts["generated_ids"] = (store.fill_missing_ids(stage, load, options.district)
+                                   if loaded.missing_ids else 0)
+        store.analyze_load(stage, load)
+        reconciliation = store.reconcile(stage, load, options.district, counts["good"], options.move_tolerance_m,
+                                         options.partial)
+        bad_share = counts["bad"] / counts["rows"] if counts["rows"] else 0.0
+        swap = bad_share <= options.max_bad_ratio and not options.dry_run
+        if swap:
+            store.prepare_partition(stage, load, options.district, valid_from)
+        if staged is not None:
+            (staged.commit if swap else staged.rollback)()
+        elif not swap:
+            store.drop_load_table(conn, load)
+    counts.update(reconciliation["counts"])
+    if bad_share > options.max_bad_ratio:
+        state = "rejected"
+        warnings.append(f"{counts['bad']} of {counts['rows']} rows are bad ({bad_share:.1%}), more than "
+                        f"max_bad_ratio {options.max_bad_ratio:.1%}: nothing was imported")
+    elif options.dry_run:
+        state = "preview"
+    else:
+        if apart:
+            store.LoadIndexBuild(conn.engine, load).wait()
+        store.swap_census(conn, load, options.district, indexed=apart)
+        spatial_store.audit(conn, action="import", object_kind="census", object_id=options.district,
+                            district=options.district,
+                            after={"file": Path(path).name, "counts": reconciliation["counts"],
+                                   "rows": counts["rows"], "bad": counts["bad"], "partial": options.partial})
+        state = "committed"
+    if progress:
+        progress(100.0, dict(counts))
+    return CensusResult(state=state, counts=counts, problems=problems, reconciliation=reconciliation,
+                        warnings=warnings, encoding=src.encoding, source_crs=source.label)
+
+
+@dataclass
+class _Context:
+    """What every chunk is checked against: the district (EPSG:``srid``), the scheme's classes, the grids."""
+
+    district_geom: Any
+    srid: int
+    class_names: dict[str, str]
+    grid_index: GridIndex
+
+
+@dataclass
+class _Loaded:
+    counts: dict[str, int]
+    problems: list[dict[str, Any]]
+    src: _Source
+    source: crs.InputCrs
+    missing_ids: int  # good rows without an ObjID
+
+
+def _load(conn: Connection, load: str, path: Path, options: CensusOptions, ctx: _Context, warnings: list[str],
+          progress: Progress | None) -> _Loaded:
+    """Read, check and COPY the file into the load table chunk by chunk."""
+    near = ctx.district_geom.buffer(1.0)
+    shapely.prepare(near)
+    centre_lon = crs.lonlat_bounds(np.array([ctx.district_geom.centroid], dtype=object),
+                                   crs.parse_crs(ctx.srid))[0]
+    known_classes = set(ctx.class_names)
     counts = {"rows": 0, "bad": 0, "good": 0, "warnings": 0}
+    missing_ids = 0
     problems: list[dict[str, Any]] = []
     seen = SeenIds()
-    store.lock_census(conn)
-    valid_from = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
-    load = store.create_load_table(conn, options.district, options.scheme, options.synthetic, valid_from)
     writer: store.LoadWriter | None = None
-    missing_ids = 0
     try:
         with tempfile.TemporaryDirectory(prefix="citygrid-census-") as tmp:
             src = _open_source(Path(path), options, Path(tmp))
@@ -423,13 +507,13 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
             line = 2
             for attrs, pts, file_crs in _batches(src, options):
                 if source is None:
-                    source, transformer, columns = _first_chunk(attrs, pts, file_crs, src, options, srid,
-                                                                district_geom, centre_lon, warnings)
+                    source, transformer, columns = _first_chunk(attrs, pts, file_crs, src, options, ctx.srid,
+                                                                ctx.district_geom, centre_lon, warnings)
                 lines = np.arange(line, line + len(attrs))
                 line += len(attrs)
-                checked = _check_chunk(attrs, pts, lines, columns, source, srid, transformer, district_geom,
-                                       near, known_classes, seen, src.bad_encoding_lines, grid_index,
-                                       options.district)
+                checked = _check_chunk(attrs, pts, lines, columns, source, ctx.srid, transformer,
+                                       ctx.district_geom, near, known_classes, seen, src.bad_encoding_lines,
+                                       ctx.grid_index, options.district)
                 problems.extend(checked.problems)
                 counts["rows"] += len(attrs)
                 counts["good"] += len(checked.frame)
@@ -437,7 +521,7 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
                 if len(checked.frame):
                     if writer is None:
                         writer = store.LoadWriter(conn, load)
-                    writer.write(_load_csv(checked.frame, srid, class_names))
+                    writer.write(_load_rows(checked.frame, ctx.srid, ctx.class_names))
                 if progress:
                     total = max(src.total, counts["rows"], 1)
                     progress(min(90.0, 90.0 * counts["rows"] / total), dict(counts))
@@ -452,30 +536,7 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
         raise
     counts["bad"] = counts["rows"] - counts["good"]
     counts["warnings"] = sum(p["severity"] == "warning" for p in problems)
-    counts["generated_ids"] = store.fill_missing_ids(conn, load, options.district) if missing_ids else 0
-    reconciliation = store.reconcile(conn, load, options.district, counts["good"], options.move_tolerance_m,
-                                     options.partial)
-    counts.update({k: v for k, v in reconciliation["counts"].items()})
-    bad_share = counts["bad"] / counts["rows"] if counts["rows"] else 0.0
-    if bad_share > options.max_bad_ratio:
-        state = "rejected"
-        warnings.append(f"{counts['bad']} of {counts['rows']} rows are bad ({bad_share:.1%}), more than "
-                        f"max_bad_ratio {options.max_bad_ratio:.1%}: nothing was imported")
-    elif options.dry_run:
-        state = "preview"
-    else:
-        store.swap_census(conn, load, options.district, valid_from)
-        spatial_store.audit(conn, action="import", object_kind="census", object_id=options.district,
-                            district=options.district,
-                            after={"file": Path(path).name, "counts": reconciliation["counts"],
-                                   "rows": counts["rows"], "bad": counts["bad"], "partial": options.partial})
-        state = "committed"
-    if state != "committed":
-        store.drop_load_table(conn, load)
-    if progress:
-        progress(100.0, dict(counts))
-    return CensusResult(state=state, counts=counts, problems=problems, reconciliation=reconciliation,
-                        warnings=warnings, encoding=src.encoding, source_crs=source.label)
+    return _Loaded(counts, problems, src, source, missing_ids)
 
 
 def report_csv(problems: list[dict[str, Any]]) -> str:

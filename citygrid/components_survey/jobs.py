@@ -64,17 +64,28 @@ def run_job(engine: Engine, job_id: str, path: Path, options: CensusOptions, pro
                              message="; ".join(result.warnings), preview=preview, finished=True)
     except CitygridError as exc:
         _fail(engine, job_id, exc.message, exc.details)
+        _drop_orphans(engine)
         raise
     except sa.exc.OperationalError as exc:  # the database went away (restart, network): nothing was committed
         _fail(engine, job_id, "the database connection was lost during the import; nothing was imported "
                               f"and the census is as it was ({str(exc.orig).strip().splitlines()[0]})", [])
+        _drop_orphans(engine)
         raise
     except Exception as exc:  # anything unexpected still ends the job, then surfaces
         _fail(engine, job_id, f"internal error: {type(exc).__name__}: {exc}", [])
+        _drop_orphans(engine)
         raise
     store.drop_retired_partitions(engine)
+    _drop_orphans(engine)
     with engine.connect() as conn:
         return store.job(conn, job_id) or {}
+
+
+def _drop_orphans(engine: Engine) -> None:
+    """Load tables committed by imports that then failed or were rolled back (this one's, or earlier ones'
+    that could not be dropped then)."""
+    with contextlib.suppress(sa.exc.SQLAlchemyError):
+        store.drop_orphan_loads(engine)
 
 
 def _fail(engine: Engine, job_id: str, message: str, details: list[dict[str, Any]],
