@@ -2,12 +2,16 @@
 imported with validation, grid assignment and reconciliation, vs ``ogr2ogr -f PostgreSQL`` loading the same
 file without either, in the same run, into the same database (``citygrid_bench``, a Chaoyang deployment).
 
-Ours runs in a child process so its peak memory (``ru_maxrss``) is measured alone; its transaction is rolled
-back at the end so repeated runs measure the same first import.
+Both are timed to their commit, twice each, alternating (ogr2ogr, ours, ours, ogr2ogr), each after a
+CHECKPOINT so that neither pays for writing out the other's pages; the best of each is reported. Ours runs in
+a child process so its peak memory (``ru_maxrss``) is measured alone; after each of our runs the district's
+previous census is put back (untimed), so every run is the same first import of this file over the demo
+census.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -58,7 +62,7 @@ def _ogr_connection(settings: Settings) -> str:
 
 
 def worker(path: str) -> None:
-    """Child process: import the file, print seconds, counts and peak memory as JSON."""
+    """Child process: import the file and commit, print seconds, counts and peak memory as JSON."""
     from citygrid.components_survey.census import CensusOptions, import_file
 
     engine = db.make_engine(db.database_url(_settings()))
@@ -66,11 +70,57 @@ def worker(path: str) -> None:
         tx = conn.begin()
         start = time.perf_counter()
         result = import_file(conn, Path(path), CensusOptions(district="110105", synthetic=True))
+        tx.commit()
         seconds = time.perf_counter() - start
-        tx.rollback()
     engine.dispose()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "counts": result.counts, "state": result.state, "peak_mb": peak}))
+
+
+SAVED = "bench_census_before"
+
+
+def _save_census(engine: sa.Engine) -> None:
+    """Keep the district's census as it is before the first timed import (once per bench run)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {SAVED}"))
+        conn.execute(sa.text(f"CREATE TABLE {SAVED} AS SELECT * FROM components WHERE district_code = '110105'"))
+
+
+def _restore_census(engine: sa.Engine) -> None:
+    """Put the saved census back where a district without an imported census keeps it (the default
+    partition), dropping the partition the timed import attached."""
+    with engine.begin() as conn:
+        if conn.execute(sa.text("SELECT to_regclass('components_110105') IS NOT NULL")).scalar_one():
+            conn.execute(sa.text("ALTER TABLE components DETACH PARTITION components_110105"))
+            conn.execute(sa.text("DROP TABLE components_110105"))
+        conn.execute(sa.text("DELETE FROM components WHERE district_code = '110105'"))
+        conn.execute(sa.text(f"INSERT INTO components SELECT * FROM {SAVED}"))
+
+
+def _checkpoint(engine: sa.Engine) -> None:
+    """Write out dirty pages now, so the next timed run starts from the same state (needs a superuser or
+    pg_checkpoint; skipped on a DATABASE_URL that has neither)."""
+    with engine.connect() as conn, contextlib.suppress(sa.exc.DBAPIError):
+        conn.execute(sa.text("CHECKPOINT"))
+
+
+def _ogr2ogr(path: Path, settings: Settings, engine: sa.Engine) -> tuple[float, int]:
+    start = time.perf_counter()
+    subprocess.run(["ogr2ogr", "-f", "PostgreSQL", _ogr_connection(settings), str(path), "-nln", "bench_ogr2ogr",
+                    "-overwrite", "--config", "PG_USE_COPY", "YES"], check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    with engine.begin() as conn:
+        loaded = conn.execute(sa.text("SELECT count(*) FROM bench_ogr2ogr")).scalar_one()
+        conn.execute(sa.text("DROP TABLE bench_ogr2ogr"))
+    return seconds, loaded
+
+
+def _ours(path: Path, engine: sa.Engine) -> dict:
+    child = subprocess.run([sys.executable, "-c", f"from bench.bench_census import worker; worker({str(path)!r})"],
+                           check=True, capture_output=True, text=True, env=os.environ.copy())
+    _restore_census(engine)
+    return json.loads(child.stdout.strip().splitlines()[-1])
 
 
 def run(wanted: set[str]) -> list[dict]:
@@ -80,22 +130,30 @@ def run(wanted: set[str]) -> list[dict]:
         raise SystemExit("ogr2ogr not found: install Debian's gdal-bin (make bench does as root)")
     path = _prepare()
     settings = _settings()
-    start = time.perf_counter()
-    subprocess.run(["ogr2ogr", "-f", "PostgreSQL", _ogr_connection(settings), str(path), "-nln", "bench_ogr2ogr",
-                    "-overwrite", "--config", "PG_USE_COPY", "YES"], check=True, capture_output=True)
-    anchor_s = time.perf_counter() - start
     engine = db.make_engine(db.database_url(settings))
-    with engine.begin() as conn:
-        loaded = conn.execute(sa.text("SELECT count(*) FROM bench_ogr2ogr")).scalar_one()
-        conn.execute(sa.text("DROP TABLE bench_ogr2ogr"))
-    engine.dispose()
-    child = subprocess.run([sys.executable, "-c", f"from bench.bench_census import worker; worker({str(path)!r})"],
-                           check=True, capture_output=True, text=True, env=os.environ.copy())
-    ours = json.loads(child.stdout.strip().splitlines()[-1])
+    _save_census(engine)
+    anchors, runs = [], []
+    try:
+        for who in ("ogr2ogr", "ours", "ours", "ogr2ogr"):
+            _checkpoint(engine)
+            if who == "ogr2ogr":
+                anchors.append(_ogr2ogr(path, settings, engine))
+            else:
+                runs.append(_ours(path, engine))
+    finally:
+        _restore_census(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {SAVED}"))
+        engine.dispose()
+    anchor_s, loaded = min(anchors)
+    ours = min(runs, key=lambda r: r["seconds"])
     return [entry("census_import_1m", N, ours["seconds"], "ogr2ogr -f PostgreSQL (PG_USE_COPY, no validation)",
                   anchor_s, "SYNTHETIC census; ours validates every row, assigns unit and supervision grids, "
                   "reconciles with the current census, builds the primary key and GiST index and swaps the "
                   "table in as the district's partition of the versioned components; ogr2ogr COPYs and builds "
-                  "one GiST index; target ratio <= 1.0",
-                  peak_memory_mb=round(ours["peak_mb"], 1), rows_imported=ours["counts"]["new"],
-                  rows_bad=ours["counts"]["bad"], anchor_rows=loaded, target_ratio=1.0, target_peak_mb=2048)]
+                  "one GiST index. Both timed to their commit, best of 2 each, alternating, a CHECKPOINT before "
+                  "each; target ratio <= 1.0",
+                  peak_memory_mb=round(max(r["peak_mb"] for r in runs), 1), rows_imported=ours["counts"]["new"],
+                  rows_bad=ours["counts"]["bad"], anchor_rows=loaded, target_ratio=1.0, target_peak_mb=2048,
+                  ours_runs_s=[round(r["seconds"], 3) for r in runs],
+                  anchor_runs_s=[round(a[0], 3) for a in anchors])]
