@@ -766,13 +766,13 @@ def test_a_job_stages_the_load_apart_and_builds_its_indexes_before_the_swap(job_
                                                                           monkeypatch):
     """A job's transaction has written nothing when the import starts, so the rows are staged by another
     connection and the indexes built by two more before the swap (the partition keeps their names)."""
-    built, wait = [], survey.LoadIndexBuild.wait
+    built, build = [], survey.build_load_indexes
 
-    def recorded(self):
-        built.append(self.table)
-        wait(self)
+    def recorded(engine, name):
+        built.append(name)
+        build(engine, name)
 
-    monkeypatch.setattr(survey.LoadIndexBuild, "wait", recorded)
+    monkeypatch.setattr(survey, "build_load_indexes", recorded)
     census_frame(points, n=6).to_file(tmp_path / "s.gpkg")
     options = CensusOptions(district=DISTRICT)
     record = jobs.run_job(job_engine, jobs.new_job(job_engine, tmp_path / "s.gpkg", options, created_by="t"),

@@ -398,10 +398,9 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
 
     When the caller's transaction has written nothing yet (a job, the CLI), the new census is loaded and
     reconciled by a second connection and committed to a scratch table, whose indexes two more connections
-    then build at once (``store.LoadIndexBuild``); the census itself changes only in the caller's transaction,
-    and a scratch table left by a failure is dropped after it by the job (``jobs.run_job``). Otherwise
-    everything happens in the
-    caller's transaction.
+    then build at once (``store.build_load_indexes``); the census itself changes only in the caller's
+    transaction, and a scratch table left by a failure is dropped after it by the job (``jobs.run_job``).
+    Otherwise everything happens in the caller's transaction.
 
     Raises ``InvalidInput`` for problems with the file as a whole (unreadable, no CRS, coordinates that
     land far from the district, unknown mapping columns); row problems are returned in the result.
@@ -453,7 +452,7 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
         state = "preview"
     else:
         if apart:
-            store.LoadIndexBuild(conn.engine, load).wait()
+            store.build_load_indexes(conn.engine, load)
         store.swap_census(conn, load, options.district, indexed=apart)
         spatial_store.audit(conn, action="import", object_kind="census", object_id=options.district,
                             district=options.district,

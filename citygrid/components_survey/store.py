@@ -7,7 +7,7 @@ import json
 import re
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
@@ -168,39 +168,29 @@ def can_stage_apart(conn: Connection) -> bool:
         "'read committed'")).scalar_one())
 
 
-class LoadIndexBuild:
-    """The load table's GiST index and (unique, later adopted as) primary key index, built by two other
-    connections at once; PostgreSQL builds a GiST index on one core, and the key's sort runs on the other.
+def build_load_indexes(engine: Engine, name: str) -> None:
+    """Build the committed load table's GiST index and unique key index (later adopted as the primary key) on
+    two other connections at once: PostgreSQL builds a GiST index on one core, the key's sort runs on the
+    other. Returns when both are done; raises the first failure.
 
     Not its foreign keys: ATTACH would adopt them, and adopting one drops its triggers from ``districts``,
     which takes an exclusive lock there that every reader of ``districts`` would have to wait for. ATTACH
     validates the keys itself (0.4-0.6 s per million rows) under lighter locks."""
+    table = _load_name(name)
+    builds = ([f"CREATE INDEX {table}_geom_gist ON {table} USING gist (geom)"],
+              # On one core: the other is the GiST build's.
+              ["SET LOCAL max_parallel_maintenance_workers = 0",
+               f"CREATE UNIQUE INDEX {table}_pkey ON {table} ({', '.join(KEY_COLUMNS)})"])
 
-    def __init__(self, engine: Engine, name: str) -> None:
-        self.table = _load_name(name)
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="census-index")
-        gist = f"CREATE INDEX {self.table}_geom_gist ON {self.table} USING gist (geom)"
-        unique = f"CREATE UNIQUE INDEX {self.table}_pkey ON {self.table} ({', '.join(KEY_COLUMNS)})"
-        self._futures: list[Future] = [
-            self._pool.submit(self._run, engine, [gist]),
-            # On one core: the other is the GiST build's.
-            self._pool.submit(self._run, engine, ["SET LOCAL max_parallel_maintenance_workers = 0", unique]),
-        ]
-
-    @staticmethod
-    def _run(engine: Engine, statements: list[str]) -> None:
+    def run(statements: list[str]) -> None:
         with engine.connect() as conn, conn.begin():
             tune_bulk_session(conn)
             for statement in statements:
                 conn.execute(sa.text(statement))
 
-    def wait(self) -> None:
-        """Block until both connections are done; raise the first failure."""
-        try:
-            for future in self._futures:
-                future.result()
-        finally:
-            self._pool.shutdown(wait=True)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="census-index") as pool:
+        for future in [pool.submit(run, statements) for statements in builds]:
+            future.result()
 
 
 def create_load_table(conn: Connection, district: str, scheme: str, synthetic: bool, valid_from: Any) -> str:
@@ -366,7 +356,7 @@ def swap_census(conn: Connection, name: str, district: str, indexed: bool = Fals
     """Make the prepared load table (``prepare_partition``) the district's census: build its indexes, attach
     it as the district's partition in place of the old one, and raise the components layer revision (ATTACH
     fires no trigger). Runs in the caller's transaction: a failure leaves the old census. ``indexed``: the
-    indexes were built already (``LoadIndexBuild``); the unique index becomes the primary key.
+    indexes were built already (``build_load_indexes``); the unique index becomes the primary key.
     """
     table = _load_name(name)
     literal = _district_literal(district)
