@@ -89,13 +89,17 @@ def _save_census(engine: sa.Engine) -> None:
 
 def _restore_census(engine: sa.Engine) -> None:
     """Put the saved census back where a district without an imported census keeps it (the default
-    partition), dropping the partition the timed import attached."""
+    partition), dropping the partition the timed import attached, and vacuum the default partition: without
+    that, each run left another census's worth of dead rows there for the next run's scans to wade through
+    (1M dead rows, 358 MB for 32 MB of live ones, after a day of runs)."""
     with engine.begin() as conn:
         if conn.execute(sa.text("SELECT to_regclass('components_110105') IS NOT NULL")).scalar_one():
             conn.execute(sa.text("ALTER TABLE components DETACH PARTITION components_110105"))
             conn.execute(sa.text("DROP TABLE components_110105"))
         conn.execute(sa.text("DELETE FROM components WHERE district_code = '110105'"))
         conn.execute(sa.text(f"INSERT INTO components SELECT * FROM {SAVED}"))
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text("VACUUM (ANALYZE) components_default"))
 
 
 def _checkpoint(engine: sa.Engine) -> None:
