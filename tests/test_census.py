@@ -755,11 +755,62 @@ def test_the_cell_table_is_stored_read_back_and_rebuilt_when_unreadable(bj):
 def test_a_nul_character_is_a_bad_row(bj, points, tmp_path):
     x, y = points
     path = tmp_path / "nul.csv"
-    path.write_text("标识码,小类代码,部件名称,备注,X,Y\n"
-                    f"{DISTRICT}0101000001,0101,井盖,fine,{x[0]},{y[0]}\n"
-                    f"{DISTRICT}0101000002,0101,井盖,bad\x00byte,{x[1]},{y[1]}\n", encoding="utf-8")
+    path.write_text("标识码,小类代码,部件名称,备注,颜色,X,Y\n"
+                    f"{DISTRICT}0101000001,0101,井盖,fine,红,{x[0]},{y[0]}\n"
+                    f"{DISTRICT}0101000002,0101,井盖,bad\x00byte,红,{x[1]},{y[1]}\n"
+                    f"{DISTRICT}0101000003,0101,井盖,fine,红\x00,{x[2]},{y[2]}\n", encoding="utf-8")
     result = run(bj, path, crs="EPSG:4548", x_field="X", y_field="Y")
-    assert result.counts["good"] == 1 and "NUL character" in reasons(result)[3]
+    got = reasons(result)
+    # in a standard attribute (Note) and in a column kept among the extra attributes (颜色)
+    assert result.counts["good"] == 1 and "NUL character" in got[3] and "NUL character" in got[4]
+
+
+def _batch(start: int, n: int):
+    from citygrid.loaders import points as points_module
+
+    values = np.arange(start, start + n, dtype=float)
+    return pd.DataFrame({"i": np.arange(start, start + n)}), points_module.Points(
+        values, -values, np.full(n, "", dtype=object)), None
+
+
+def test_paced_cuts_the_first_and_the_last_batch_and_keeps_every_row_in_order():
+    sizes = [10, 10, 10]
+    pieces = list(census._paced(iter([_batch(sum(sizes[:k]), n) for k, n in enumerate(sizes)])))
+    assert [len(attrs) for attrs, _, _ in pieces] == [2, 3, 2, 3, 10, 2, 3, 2, 3]
+    rows = np.concatenate([attrs["i"].to_numpy() for attrs, _, _ in pieces])
+    xs = np.concatenate([pts.x for _, pts, _ in pieces])
+    assert np.array_equal(rows, np.arange(30)) and np.array_equal(xs, rows) and all(
+        attrs.index[0] == 0 for attrs, _, _ in pieces)
+    # one batch is cut once; one smaller than the pieces gives no empty ones; no batch, no pieces
+    assert [len(a) for a, _, _ in census._paced(iter([_batch(0, 8)]))] == [2, 2, 2, 2]
+    assert [len(a) for a, _, _ in census._paced(iter([_batch(0, 2), _batch(2, 1)]))] == [1, 1, 1]
+    assert list(census._paced(iter([]))) == []
+
+
+def test_the_first_batch_is_cut_before_the_next_is_read():
+    read = []
+
+    def batches():
+        for k in range(3):
+            read.append(k)
+            yield _batch(10 * k, 10)
+
+    paced = census._paced(batches())
+    next(paced)
+    assert read == [0]
+
+
+def test_the_copy_connection_gets_a_wider_send_buffer():
+    import socket
+
+    left, right = socket.socketpair()
+    with left, right:
+        survey._widen_send_buffer(left.fileno(), 1 << 20)
+        cap = int(Path("/proc/sys/net/core/wmem_max").read_text())
+        # Linux doubles what it is asked for (bookkeeping), within the cap; the connection stays open
+        assert left.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * min(1 << 20, cap)
+        left.sendall(b"still open")
+        assert right.recv(16) == b"still open"
 
 
 def test_a_job_stages_the_load_apart_and_builds_its_indexes_before_the_swap(job_engine, points, tmp_path,

@@ -177,3 +177,10 @@ def test_point_ewkb_hex_matches_shapely():
     ours = point_ewkb_hex(x, y, 4548).astype(str)
     theirs = shapely.to_wkb(shapely.set_srid(shapely.points(x, y), 4548), hex=True, include_srid=True)
     assert list(ours) == list(theirs)
+
+
+def test_a_part_of_the_points_is_a_view_of_its_rows():
+    pts = points.Points(np.arange(5.0), np.arange(5.0) * 2, np.array(["", "empty geometry", "", "", ""], dtype=object))
+    part = pts.part(1, 3)
+    assert list(part.x) == [1.0, 2.0] and list(part.y) == [2.0, 4.0] and list(part.usable) == [False, True]
+    assert np.shares_memory(part.x, pts.x)

@@ -34,6 +34,10 @@ class Points:
     def usable(self) -> np.ndarray:
         return self.problem == ""
 
+    def part(self, start: int, stop: int) -> Points:
+        """Rows ``start`` to ``stop`` (views, not copies)."""
+        return Points(self.x[start:stop], self.y[start:stop], self.problem[start:stop])
+
 
 def _finish(x: np.ndarray, y: np.ndarray, problem: np.ndarray) -> Points:
     """Flag points with NaN or infinite coordinates (both NaN is how WKB writes POINT EMPTY)."""
