@@ -813,6 +813,22 @@ def test_the_copy_connection_gets_a_wider_send_buffer():
         assert right.recv(16) == b"still open"
 
 
+def test_objects_older_than_the_import_are_frozen_only_while_it_runs(bj, points, tmp_path):
+    import gc
+
+    census_frame(points, n=5).to_file(tmp_path / "f.gpkg")
+    during = []
+    import_file(bj, tmp_path / "f.gpkg", CensusOptions(district=DISTRICT),
+                progress=lambda percent, counts: during.append(gc.get_freeze_count()))
+    assert during and min(during) > 0 and gc.get_freeze_count() == 0
+    gc.freeze()  # frozen by someone else (a server, at start): left frozen
+    try:
+        run(bj, tmp_path / "f.gpkg", dry_run=True)
+        assert gc.get_freeze_count() > 0  # (the count falls by those freed meanwhile)
+    finally:
+        gc.unfreeze()
+
+
 def test_a_job_stages_the_load_apart_and_builds_its_indexes_before_the_swap(job_engine, points, tmp_path,
                                                                           monkeypatch):
     """A job's transaction has written nothing when the import starts, so the rows are staged by another
