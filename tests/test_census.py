@@ -317,6 +317,104 @@ def test_partial_update_retires_nothing(bj, points, tmp_path):
     assert result.reconciliation["counts"]["retired"] == 0 and survey.current_components(bj, DISTRICT) == 10
 
 
+def _small_change_files(points, tmp_path):
+    """A census of 40 and its update: one moved, one within tolerance, one changed, one retired, one new
+    (4 changes over 40 current components)."""
+    first = census_frame(points, n=40)
+    first.to_file(tmp_path / "v1.gpkg")
+    second = first.copy()
+    second.loc[0, "geometry"] = shapely.Point(second.geometry[0].x + 20, second.geometry[0].y)
+    second.loc[1, "geometry"] = shapely.Point(second.geometry[1].x + 2, second.geometry[1].y)
+    second.loc[2, "主管部门"] = "朝阳区城管委"
+    second = second.drop(index=3)
+    extra = census_frame(points, n=41).iloc[[40]]
+    gpd.GeoDataFrame(np.concatenate([second.values, extra.values]), columns=first.columns, geometry="geometry",
+                     crs=4548).to_file(tmp_path / "v2.gpkg")
+    return tmp_path / "v1.gpkg", tmp_path / "v2.gpkg"
+
+
+def _census_rows(conn):
+    """Every version of the district's components, with import times replaced by their rank."""
+    return conn.execute(sa.text(
+        """WITH r AS (SELECT ts, dense_rank() OVER (ORDER BY ts) AS n
+                        FROM (SELECT DISTINCT valid_from AS ts FROM components WHERE district_code = :d) t)
+           SELECT c.obj_id, f.n AS version, t.n AS closed_at, c.class_code, c.obj_name, c.dept_name1,
+                  c.unit_grid_code, c.supervision_code, ST_AsEWKT(c.geom), c.or_date, c.note, c.import_job_id
+             FROM components c JOIN r f ON f.ts = c.valid_from LEFT JOIN r t ON t.ts = c.valid_to
+            WHERE c.district_code = :d ORDER BY 1, 2"""), {"d": DISTRICT}).all()
+
+
+def _load_tables(conn) -> set[str]:
+    return set(conn.execute(sa.text("SELECT relname FROM pg_class WHERE relkind = 'r' AND starts_with(relname, :p)"),
+                            {"p": survey.LOAD_PREFIX}).scalars())
+
+
+def test_small_change_threshold():
+    counts = {"new": 1, "moved": 1, "changed": 1, "unchanged": 6, "retired": 1}  # 4 changes, 9 current
+    assert not survey.small_change(counts) and survey.small_change(counts, share=0.5)
+    assert survey.small_change({**counts, "unchanged": 17})  # 4 of 20 current, at the share
+    assert not survey.small_change({k: 0 for k in counts} | {"new": 5})  # nothing current: a first import
+
+
+def test_a_small_change_is_applied_in_place_with_the_same_result_as_a_swap(bj, points, tmp_path, monkeypatch):
+    v1, v2 = _small_change_files(points, tmp_path)
+    outcomes, default = {}, survey.IN_PLACE_SHARE
+    for share in (default, 0.0):  # the default, then a swap forced
+        monkeypatch.setattr(survey, "IN_PLACE_SHARE", share)
+        bj.execute(sa.text("DELETE FROM components WHERE district_code = :d"), {"d": DISTRICT})
+        assert run(bj, v1).reconciliation["applied"] == "swapped"  # nothing current: always swapped
+        partition = scalar(bj, "SELECT CAST(to_regclass(:p) AS oid)", p=f"components_{DISTRICT}")
+        loads = _load_tables(bj)
+        result = run(bj, v2)
+        assert _load_tables(bj) <= loads  # neither the load nor its list to close is left
+        assert result.reconciliation["counts"] == {"new": 1, "moved": 1, "changed": 1, "unchanged": 37,
+                                                   "retired": 1}
+        same_table = scalar(bj, "SELECT CAST(to_regclass(:p) AS oid)", p=f"components_{DISTRICT}") == partition
+        outcomes[share] = (result.reconciliation["applied"], same_table, _census_rows(bj))
+    assert outcomes[default][:2] == ("in place", True) and outcomes[0.0][:2] == ("swapped", False)
+    assert outcomes[default][2] == outcomes[0.0][2]
+    assert len(outcomes[0.0][2]) == 43 and survey.current_components(bj, DISTRICT) == 40
+
+
+def test_a_job_applies_a_small_change_in_place_and_cleans_up(job_engine, points, tmp_path):
+    v1, v2 = _small_change_files(points, tmp_path)
+    options = CensusOptions(district=DISTRICT)
+    jobs.run_job(job_engine, jobs.new_job(job_engine, v1, options, created_by="t"), v1, options)
+    with job_engine.connect() as conn:
+        revision = scalar(conn, "SELECT revision FROM layer_revisions WHERE district_code = :d "
+                                "AND layer = 'components'", d=DISTRICT)
+    record = jobs.run_job(job_engine, jobs.new_job(job_engine, v2, options, created_by="t"), v2, options)
+    assert record["state"] == "committed" and record["counts"]["new"] == 1 and record["counts"]["retired"] == 1
+    with job_engine.connect() as conn:
+        assert survey.current_components(conn, DISTRICT) == 40
+        assert scalar(conn, "SELECT count(*) FROM components WHERE district_code = :d", d=DISTRICT) == 43
+        assert scalar(conn, "SELECT revision FROM layer_revisions WHERE district_code = :d "
+                            "AND layer = 'components'", d=DISTRICT) > revision
+        moved = survey.component_history(conn, f"{DISTRICT}0101000001")
+    assert [v["valid_to"] is None for v in moved] == [True, False] and moved[1]["valid_to"] == moved[0]["valid_from"]
+    assert _tables(job_engine, survey.LOAD_PREFIX) == []
+
+
+def test_a_job_failing_in_place_leaves_the_census_and_no_tables(job_engine, points, tmp_path, monkeypatch):
+    v1, v2 = _small_change_files(points, tmp_path)
+    options = CensusOptions(district=DISTRICT)
+    jobs.run_job(job_engine, jobs.new_job(job_engine, v1, options, created_by="t"), v1, options)
+    apply = survey.apply_in_place
+
+    def crash_after(*args, **kwargs):
+        apply(*args, **kwargs)
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(survey, "apply_in_place", crash_after)
+    job_id = jobs.new_job(job_engine, v2, options, created_by="t")
+    with pytest.raises(RuntimeError):
+        jobs.run_job(job_engine, job_id, v2, options)
+    with job_engine.connect() as conn:
+        assert scalar(conn, "SELECT count(*) FROM components WHERE district_code = :d", d=DISTRICT) == 40
+        assert survey.current_components(conn, DISTRICT) == 40 and survey.job(conn, job_id)["state"] == "failed"
+    assert _tables(job_engine, survey.LOAD_PREFIX) == []  # the load and its list to close, both committed apart
+
+
 # ------------------------------------------------------------------------------------------ mapping
 def test_mapping_file_and_its_errors(bj, points, tmp_path):
     from citygrid.components_survey.mapping import load_mapping_file

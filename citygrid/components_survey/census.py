@@ -5,8 +5,10 @@ validates each chunk with vectorised checks and COPYs the good rows into a fresh
 one chunk while Python checks the next), fills in missing ObjIDs, compares the load with the current census
 (new / moved / changed / unchanged / retired) and, unless it is a dry run or too many rows are bad, makes the
 load table the district's census partition: unchanged rows dropped, earlier versions copied in with the
-superseded ones closed, indexes built once, partition swapped (``store.swap_census``). Nothing in
-``components`` changes unless the whole run succeeds.
+superseded ones closed, indexes built once, partition swapped (``store.swap_census``). A census that changes
+little (``store.small_change``) and has its partition already is updated in place instead: the superseded
+versions closed, the new ones inserted (``store.apply_in_place``). Nothing in ``components`` changes unless
+the whole run succeeds.
 
 Coordinates: the file's CRS (or the declared one, incl. GCJ-02/BD-09) is converted to the deployment CRS;
 every stored point is in it.
@@ -493,7 +495,12 @@ def _import(conn: Connection, path: Path, options: CensusOptions, progress: Prog
                                          options.partial)
         bad_share = counts["bad"] / counts["rows"] if counts["rows"] else 0.0
         swap = bad_share <= options.max_bad_ratio and not options.dry_run
-        if swap:
+        in_place = (swap and store.small_change(reconciliation["counts"])
+                    and store.has_own_partition(stage, options.district))
+        reconciliation["applied"] = "in place" if in_place else "swapped" if swap else None
+        if in_place:
+            store.prepare_in_place(stage, load)
+        elif swap:
             store.prepare_partition(stage, load, options.district, valid_from)
         if staged is not None:
             (staged.commit if swap else staged.rollback)()
@@ -507,9 +514,12 @@ def _import(conn: Connection, path: Path, options: CensusOptions, progress: Prog
     elif options.dry_run:
         state = "preview"
     else:
-        if apart:
-            store.build_load_indexes(conn.engine, load)
-        store.swap_census(conn, load, options.district, indexed=apart)
+        if in_place:
+            store.apply_in_place(conn, load, options.district, valid_from)
+        else:
+            if apart:
+                store.build_load_indexes(conn.engine, load)
+            store.swap_census(conn, load, options.district, indexed=apart)
         spatial_store.audit(conn, action="import", object_kind="census", object_id=options.district,
                             district=options.district,
                             after={"file": Path(path).name, "counts": reconciliation["counts"],

@@ -119,7 +119,7 @@ def _drop_leftovers(engine: Engine, prefix: str, wait_s: float, attempts: int, n
                 ORDER BY relname"""
         ), {"p": prefix}).scalars().all()
     for name in names:
-        if not re.fullmatch(rf"{prefix}[0-9a-f]{{16}}", name):
+        if not re.fullmatch(rf"{prefix}[0-9a-f]{{16}}(_closing)?", name):  # a load table, or its list to close
             continue
         for attempt in range(attempts):
             try:
@@ -376,6 +376,64 @@ def prepare_partition(conn: Connection, name: str, district: str, valid_from: An
         f"ALTER TABLE {table} ALTER COLUMN district_code DROP DEFAULT, ALTER COLUMN scheme DROP DEFAULT, "
         "ALTER COLUMN valid_from SET DEFAULT now(), ALTER COLUMN synthetic SET DEFAULT false"
     ))
+
+
+# A census that changes in at most this share of its components (new, moved, changed and retired, over the
+# current ones) is updated in place rather than rebuilt and swapped; see ``small_change``.
+IN_PLACE_SHARE = 0.2
+
+
+def has_own_partition(conn: Connection, district: str) -> bool:
+    """Whether the district's census has a partition of its own (it has, after its first import)."""
+    return bool(conn.execute(sa.text("SELECT to_regclass(:p) IS NOT NULL"),
+                             {"p": f"components_{district}"}).scalar_one())
+
+
+def small_change(counts: dict[str, int], share: float | None = None) -> bool:
+    """Whether a reconciled census (``reconcile``'s counts) changes little enough to be applied in place.
+
+    In place, each changed component costs an update and an insert with both indexes maintained; a swap
+    rewrites and re-indexes the whole census whatever changed. Re-importing a census of a million, measured
+    (in place / swapped): unchanged 4.6-5.5 s / 16 s, 5 % changed 7.1 / 13.7 s, 20 % 11.8 / 18.9 s, 50 %
+    20.2 / 11-16 s. ``IN_PLACE_SHARE`` stays well below the crossing (about a third); in place also takes
+    no exclusive lock, so readers of the census never wait for it."""
+    current = sum(counts[k] for k in ("moved", "changed", "unchanged", "retired"))
+    changed = sum(counts[k] for k in ("new", "moved", "changed", "retired"))
+    return current > 0 and changed <= (IN_PLACE_SHARE if share is None else share) * current
+
+
+def prepare_in_place(conn: Connection, name: str) -> None:
+    """Keep what ``apply_in_place`` needs beyond the load table: the ObjIDs of the current components that
+    moved, changed or were retired (``census_categories``, from ``reconcile``), in a table of their own
+    (``<load table>_closing``) that outlives this transaction when the load is staged apart."""
+    table = _load_name(name)
+    conn.execute(sa.text(
+        f"""CREATE TABLE {table}_closing AS
+            SELECT obj_id FROM census_categories WHERE cat IN ('moved', 'changed', 'retired')"""
+    ))
+
+
+def apply_in_place(conn: Connection, name: str, district: str, valid_from: Any) -> int:
+    """Apply a reconciled load to the district's partition in the caller's transaction: close (at
+    ``valid_from``) the current versions listed by ``prepare_in_place``, then insert every loaded component
+    that no longer has a current version (new, moved, changed; the unchanged keep theirs). Drops the load
+    table and its list. Returns the number of versions inserted. Readers are not blocked: only the changed
+    rows are locked, and the layer revision rises by the table's own triggers."""
+    table = _load_name(name)
+    conn.execute(sa.text(
+        f"""UPDATE components c SET valid_to = CAST(:now AS timestamptz)
+              FROM {table}_closing k
+             WHERE c.district_code = :d AND c.valid_to IS NULL AND c.obj_id = k.obj_id"""
+    ), {"d": district, "now": valid_from})
+    columns = ", ".join(f'"{c}"' for c in _component_columns(conn))
+    inserted = conn.execute(sa.text(
+        f"""INSERT INTO components ({columns})
+            SELECT {columns} FROM {table} l
+             WHERE NOT EXISTS (SELECT 1 FROM components c
+                                WHERE c.district_code = :d AND c.valid_to IS NULL AND c.obj_id = l.obj_id)"""
+    ), {"d": district}).rowcount
+    conn.execute(sa.text(f"DROP TABLE {table}_closing, {table}"))
+    return inserted
 
 
 def swap_census(conn: Connection, name: str, district: str, indexed: bool = False) -> None:
