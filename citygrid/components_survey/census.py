@@ -17,7 +17,6 @@ every stored point is in it.
 from __future__ import annotations
 
 import contextlib
-import gc
 import io
 import itertools
 import tempfile
@@ -41,6 +40,7 @@ from citygrid.components_survey.ids import SeenIds, as_mask, check_obj_ids
 from citygrid.components_survey.mapping import resolve_columns
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
 from citygrid.errors import InvalidInput
+from citygrid.gcpause import existing_objects_frozen
 from citygrid.loaders import points
 from citygrid.loaders.archive import find_dataset, safe_extract
 from citygrid.loaders.copytext import copy_text
@@ -441,26 +441,9 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
     Raises ``InvalidInput`` for problems with the file as a whole (unreadable, no CRS, coordinates that
     land far from the district, unknown mapping columns); row problems are returned in the result.
     """
-    with _existing_objects_frozen():
+    # Two or more full collections per million rows otherwise, on the path that feeds the COPY (0.25-0.5 s).
+    with existing_objects_frozen():
         return _import(conn, path, options, progress)
-
-
-@contextlib.contextmanager
-def _existing_objects_frozen() -> Iterator[None]:
-    """Keep the cyclic garbage collector's full collections off the objects that existed before the import
-    (``gc.freeze``) until it ends. An import allocates enough to trigger them, and each walked every object
-    of the process (a quarter of a million in a worker) with the GIL held: 0.1-0.15 s apiece, two or more per
-    million rows, on the path that feeds the COPY (0.25-0.5 s in all, measured). Objects made during the
-    import are still collected. Left alone if something froze objects already (a server that freezes what
-    it loaded at start must not have them thawed here)."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _import(conn: Connection, path: Path, options: CensusOptions, progress: Progress | None) -> CensusResult:

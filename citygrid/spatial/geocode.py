@@ -16,6 +16,7 @@ from rasterio import features
 from rasterio.transform import Affine
 from sqlalchemy.engine import Connection
 
+from citygrid.gcpause import collection_paused
 from citygrid.spatial import store
 
 CELL_SIZE_M = 10.0
@@ -211,7 +212,10 @@ class GridIndex:
             return out
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         # Bounding-box candidates, then point-in-polygon on prepared polygons (faster than a predicate query).
-        point_idx, grid_idx = self.tree.query(shapely.points(x, y))
+        # The point geometries are made and dropped with the collector paused: for 100,000 points it
+        # otherwise ran a full collection, 0.1 s of the 0.13 s the tree query takes in all.
+        with collection_paused():
+            point_idx, grid_idx = self.tree.query(shapely.points(x, y))
         geoms = self.tree.geometries
         shapely.prepare(geoms)
         inside = shapely.intersects_xy(geoms[grid_idx], x[point_idx], y[point_idx])
