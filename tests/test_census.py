@@ -178,6 +178,39 @@ def test_beijing_1954_accepted_with_a_datum_warning(bj, points, tmp_path):
     assert result.counts["new"] == 20 and any("Beijing 1954" in w for w in result.warnings)
 
 
+@pytest.mark.parametrize(("epsg", "legacy"), [
+    (4490, False),   # CGCS2000 geographic
+    (4326, False),   # WGS84
+    (4498, False),   # CGCS2000 6° zone 20, zone number prefixed
+    (4509, False),   # CGCS2000 6° CM 117E
+    (2384, True),    # Xi'an 1980 3° CM 117E
+    (4610, True),    # Xi'an 1980 geographic
+])
+def test_every_kind_of_coordinates_the_surveyors_send(bj, points, tmp_path, epsg, legacy):
+    census_frame(points, n=20).to_crs(epsg).to_file(tmp_path / "c.gpkg")
+    result = run(bj, tmp_path / "c.gpkg")
+    assert result.state == "committed" and result.counts["new"] == 20 and result.counts["bad"] == 0
+    warned = any("datum" in w.lower() and "1980" in w for w in result.warnings)
+    assert warned == legacy
+    if not legacy:  # the same datum (WGS84 within centimetres of CGCS2000): back where the points were made
+        x, y = points
+        stored = bj.execute(sa.text("SELECT ST_X(geom), ST_Y(geom) FROM components WHERE obj_id = :o"),
+                            {"o": f"{DISTRICT}0101000001"}).one()
+        assert abs(stored[0] - x[0]) < 0.05 and abs(stored[1] - y[0]) < 0.05
+
+
+def test_csv_with_bd09_lonlat(bj, points, tmp_path):
+    frame = census_frame(points, n=20).to_crs(4326)
+    lon, lat = crs.gcj02_to_bd09(*crs.wgs84_to_gcj02(frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()))
+    frame.drop(columns="geometry").assign(lng=lon, lat=lat).to_csv(tmp_path / "bd.csv", index=False)
+    result = run(bj, tmp_path / "bd.csv", crs="bd09")
+    assert result.state == "committed" and result.counts["new"] == 20
+    x, y = points
+    stored = bj.execute(sa.text("SELECT ST_X(geom), ST_Y(geom) FROM components WHERE obj_id = :o"),
+                        {"o": f"{DISTRICT}0101000001"}).one()
+    assert abs(stored[0] - x[0]) < 0.5 and abs(stored[1] - y[0]) < 0.5
+
+
 # ------------------------------------------------------------------------------------------ every row reason
 def test_every_row_reason(bj, points, tmp_path):
     frame = census_frame(points, n=40)
