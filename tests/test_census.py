@@ -91,6 +91,15 @@ def test_geopackage_commits_and_places_every_point(bj, points, tmp_path):
     assert scalar(bj, "SELECT obj_name FROM components LIMIT 1") == "上水井盖"
 
 
+@pytest.mark.parametrize(("name", "epsg"), [("c.geojson", 4326), ("c.fgb", 4548), ("c.gml", 4548)])
+def test_other_formats_gdal_reads(bj, points, tmp_path, name, epsg):
+    census_frame(points, n=25).to_crs(epsg).to_file(tmp_path / name)
+    result = run(bj, tmp_path / name)
+    assert result.state == "committed" and result.counts["new"] == 25 and result.counts["bad"] == 0
+    owner = scalar(bj, "SELECT dept_name1 FROM components WHERE obj_id = :o", o=f"{DISTRICT}0101000001")
+    assert owner == "朝阳区水务局"
+
+
 def test_gbk_shapefile_without_cpg_is_detected(bj, points, tmp_path):
     census_frame(points).to_file(tmp_path / "gbk.shp", encoding="GBK")
     (tmp_path / "gbk.cpg").unlink(missing_ok=True)
