@@ -391,11 +391,13 @@ def _load_tables(conn) -> set[str]:
                             {"p": survey.LOAD_PREFIX}).scalars())
 
 
-def test_small_change_threshold():
+def test_small_change_threshold(monkeypatch):
     counts = {"new": 1, "moved": 1, "changed": 1, "unchanged": 6, "retired": 1}  # 4 changes, 9 current
-    assert not survey.small_change(counts) and survey.small_change(counts, share=0.5)
+    assert not survey.small_change(counts)
     assert survey.small_change({**counts, "unchanged": 17})  # 4 of 20 current, at the share
     assert not survey.small_change({k: 0 for k in counts} | {"new": 5})  # nothing current: a first import
+    monkeypatch.setattr(survey, "IN_PLACE_SHARE", 0.5)
+    assert survey.small_change(counts)
 
 
 def test_a_small_change_is_applied_in_place_with_the_same_result_as_a_swap(bj, points, tmp_path, monkeypatch):
@@ -649,6 +651,24 @@ def test_a_census_held_by_a_long_reader_fails_the_import_instead_of_hanging(job_
         assert survey.current_components(conn, DISTRICT) == 5
         assert survey.job(conn, job_id)["state"] == "failed"
     assert _tables(job_engine, "components_load_") == []
+
+
+def test_an_update_in_place_does_not_wait_for_a_long_reader(job_engine, points, tmp_path, monkeypatch):
+    """Unlike a swap (above), closing and inserting versions takes no lock that a reader holds up."""
+    v1, v2 = _small_change_files(points, tmp_path)
+    options = CensusOptions(district=DISTRICT)
+    jobs.run_job(job_engine, jobs.new_job(job_engine, v1, options, created_by="t"), v1, options)
+    monkeypatch.setattr(survey, "SWAP_LOCK_TIMEOUT_S", 1)
+    with job_engine.connect() as reader:
+        reader.begin()
+        reader.execute(sa.text("SELECT count(*) FROM components WHERE district_code = :d"), {"d": DISTRICT})
+        record = jobs.run_job(job_engine, jobs.new_job(job_engine, v2, options, created_by="t"), v2, options)
+        # the reader, still in its transaction, sees the import at its next statement (read committed)
+        still = reader.execute(sa.text("SELECT count(*) FROM components WHERE district_code = :d"),
+                               {"d": DISTRICT}).scalar_one()
+        reader.rollback()
+    assert record["state"] == "committed" and record["preview"]["reconciliation"]["applied"] == "in place"
+    assert still == 43  # 40 versions, 3 closed by the 3 new ones, plus the new component
 
 
 def test_census_imports_wait_for_each_other(job_engine, points, tmp_path):

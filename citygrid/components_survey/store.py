@@ -389,7 +389,7 @@ def has_own_partition(conn: Connection, district: str) -> bool:
                              {"p": f"components_{district}"}).scalar_one())
 
 
-def small_change(counts: dict[str, int], share: float | None = None) -> bool:
+def small_change(counts: dict[str, int]) -> bool:
     """Whether a reconciled census (``reconcile``'s counts) changes little enough to be applied in place.
 
     In place, each changed component costs an update and an insert with both indexes maintained; a swap
@@ -399,7 +399,7 @@ def small_change(counts: dict[str, int], share: float | None = None) -> bool:
     no exclusive lock, so readers of the census never wait for it."""
     current = sum(counts[k] for k in ("moved", "changed", "unchanged", "retired"))
     changed = sum(counts[k] for k in ("new", "moved", "changed", "retired"))
-    return current > 0 and changed <= (IN_PLACE_SHARE if share is None else share) * current
+    return current > 0 and changed <= IN_PLACE_SHARE * current
 
 
 def prepare_in_place(conn: Connection, name: str) -> None:
@@ -459,8 +459,7 @@ def swap_census(conn: Connection, name: str, district: str, indexed: bool = Fals
     previous_timeout = conn.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
     conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": f"{SWAP_LOCK_TIMEOUT_S}s"})
     try:
-        exists = conn.execute(sa.text("SELECT to_regclass(:p) IS NOT NULL"), {"p": partition}).scalar_one()
-        if exists:
+        if has_own_partition(conn, district):
             # Dropping a table with foreign keys locks the tables it references (districts) exclusively, so
             # the old partition is emptied and set aside here and dropped after the commit
             # (``drop_retired_partitions``).

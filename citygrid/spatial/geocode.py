@@ -129,10 +129,11 @@ class GridIndex:
         """The district's current grid version (newest published, else newest); empty if it has none."""
         version, rows = store.current_unit_grids(conn, district)
         rows = sorted(rows, key=lambda r: r["code"])
-        geoms = shapely.from_wkb(np.array([bytes(r["wkb"]) for r in rows], dtype=object))
+        wkbs = [bytes(r["wkb"]) for r in rows]
+        geoms = shapely.from_wkb(np.array(wkbs, dtype=object))
         digest = hashlib.blake2b(digest_size=16)
-        for r in rows:
-            digest.update(r["code"].encode() + b"\0" + bytes(r["wkb"]))
+        for r, wkb in zip(rows, wkbs, strict=True):
+            digest.update(r["code"].encode() + b"\0" + wkb)
         return cls(
             district=district,
             digest=digest.hexdigest(),
