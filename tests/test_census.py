@@ -668,7 +668,7 @@ def test_an_update_in_place_does_not_wait_for_a_long_reader(job_engine, points, 
                                {"d": DISTRICT}).scalar_one()
         reader.rollback()
     assert record["state"] == "committed" and record["preview"]["reconciliation"]["applied"] == "in place"
-    assert still == 43  # 40 versions, 3 closed by the 3 new ones, plus the new component
+    assert still == 43  # the 40 first versions (3 now closed) and the moved, changed and new components' versions
 
 
 def test_census_imports_wait_for_each_other(job_engine, points, tmp_path):
