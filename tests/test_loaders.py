@@ -47,7 +47,7 @@ def test_missing_file(tmp_path):
 def test_garbage_file_is_refused(tmp_path):
     path = tmp_path / "broken.geojson"
     path.write_bytes(b"\x00\x01 not json at all {")
-    with pytest.raises(InvalidInput, match="GDAL cannot read"):
+    with pytest.raises(InvalidInput, match="content is not a vector format citygrid reads; refused"):
         read_vector(path, crs="EPSG:4326")
 
 

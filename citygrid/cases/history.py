@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import shapely
 import sqlalchemy as sa
-import yaml
 from sqlalchemy.engine import Connection
 
 from citygrid.cases.intake import Report, parse_report
 from citygrid.cases.workflow import STATES
 from citygrid.errors import InvalidInput
+from citygrid.loaders import safeyaml
 from citygrid.loaders.vector import CSV_ENCODINGS
 from citygrid.spatial import admin, crs
 from citygrid.spatial import store as spatial_store
@@ -53,9 +53,10 @@ def load_mapping(path: Path | None) -> dict[str, str]:
     if path is None:
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"mapping file: {exc}", field="mapping") from exc
+    data = safeyaml.load(text, what=f"mapping file {path.name}")
     columns = (data or {}).get("columns") if isinstance(data, dict) else None
     if not isinstance(columns, dict) or any(k not in FIELDS for k in columns):
         raise InvalidInput(f"mapping needs 'columns:' with keys among {', '.join(FIELDS)}", field="mapping")
@@ -112,6 +113,7 @@ def insert_reports(conn: Connection, records: Sequence[dict[str, Any]], *, max_b
             continue
         try:
             report = parse_report({**record, "source": record.get("source") or "import", "synthetic": synthetic},
+                                  allow_synthetic=synthetic,
                                   default_source="import")
         except InvalidInput as exc:
             problems.extend({"line": line, **d} for d in exc.details)
@@ -177,8 +179,8 @@ def _place(conn: Connection, reports: list[tuple[int, Report, str]], srid: int,
                 "supervision": index.supervision_codes[hit] if hit >= 0 else None,
                 "community": index.community_codes[hit] if hit >= 0 else None,
                 "street": index.street_codes[hit] if hit >= 0 else None, "synthetic": report.synthetic,
-                "attrs": json.dumps({"address": report.address, "input_crs": report.crs, "imported": True},
-                                    ensure_ascii=False),
+                # A dict: the chunk is JSON-encoded once as a whole (encoding it here too stored a JSON string).
+                "attrs": {"address": report.address, "input_crs": report.crs, "imported": True},
                 "x": float(x[row]), "y": float(y[row]),
             })
     for row in np.flatnonzero(district_of == None):  # noqa: E711

@@ -41,7 +41,7 @@ from citygrid.components_survey.mapping import resolve_columns
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
 from citygrid.errors import InvalidInput
 from citygrid.gcpause import existing_objects_frozen
-from citygrid.loaders import points
+from citygrid.loaders import gdalsafe, points
 from citygrid.loaders.archive import find_dataset, safe_extract
 from citygrid.loaders.copytext import copy_text
 from citygrid.loaders.encoding import blank_records, shapefile_encoding
@@ -130,9 +130,7 @@ def _open_source(path: Path, options: CensusOptions, workdir: Path) -> _Source:
         if bad:
             path = blank_records(path, report.bad_lines, workdir / "blanked")
     try:
-        info = pyogrio.read_info(path, layer=options.layer, encoding=encoding)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-        raise InvalidInput(f"{path.name}: GDAL cannot read it: {exc}", field="file") from exc
+        info = gdalsafe.safe_info(path, layer=options.layer, encoding=encoding)
     except UnicodeDecodeError as exc:
         raise _undecodable(path, encoding, exc) from exc
     return _Source(path, "ogr", encoding, source, bad, int(info.get("features") or 0))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Engine
 from citygrid.components_survey import store
 from citygrid.components_survey.census import CensusOptions, CensusResult, import_file
 from citygrid.errors import CitygridError, InvalidInput
+from citygrid.loaders import safeyaml
 from citygrid.spatial import store as spatial_store
 
 PROGRESS_EVERY_S = 1.0
@@ -75,10 +77,23 @@ def run_job(engine: Engine, job_id: str, path: Path, options: CensusOptions, pro
         _fail(engine, job_id, f"internal error: {type(exc).__name__}: {exc}", [])
         _drop_orphans(engine)
         raise
+    finally:
+        _remove_work_dir(engine, job_id)
     store.drop_retired_partitions(engine)
     _drop_orphans(engine)
     with engine.connect() as conn:
         return store.job(conn, job_id) or {}
+
+
+def _remove_work_dir(engine: Engine, job_id: str) -> None:
+    """Delete the job's upload folder once nothing needs it: every end but ``preview`` (whose commit re-reads
+    the file; its commit job removes the folder when it ends). Jobs without a folder (the CLI's) keep the
+    user's own file."""
+    record: dict[str, Any] = {}
+    with contextlib.suppress(sa.exc.SQLAlchemyError), engine.connect() as conn:
+        record = store.job(conn, job_id) or {}
+    if record.get("work_dir") and record.get("state") != "preview":
+        shutil.rmtree(record["work_dir"], ignore_errors=True)
 
 
 def _drop_orphans(engine: Engine) -> None:
@@ -105,11 +120,18 @@ def _fail(engine: Engine, job_id: str, message: str, details: list[dict[str, Any
             time.sleep(0.5)
 
 
+# Background jobs a process runs at once; more wait, queued (imports commit one at a time anyway, and each
+# reads and checks its file on a core of its own).
+MAX_RUNNING = 2
+_RUNNING = threading.BoundedSemaphore(MAX_RUNNING)
+
+
 def start_in_background(engine: Engine, job_id: str, path: Path, options: CensusOptions) -> threading.Thread:
-    """Run a job on a daemon thread (the HTTP upload path); the job row tells how it went."""
+    """Run a job on a daemon thread (the HTTP upload path), at most ``MAX_RUNNING`` at once per process; the
+    job row tells how it went."""
 
     def target() -> None:
-        with contextlib.suppress(Exception):  # the outcome is recorded in the job row by run_job
+        with _RUNNING, contextlib.suppress(Exception):  # the outcome is recorded in the job row by run_job
             run_job(engine, job_id, path, options)
 
     thread = threading.Thread(target=target, name=f"import-{job_id}", daemon=True)
@@ -121,17 +143,16 @@ def parse_mapping_text(text: str | None) -> dict[str, str]:
     """A mapping given inline (JSON object or YAML ``columns:``) in an upload form."""
     if not text:
         return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"mapping is neither JSON nor YAML: {exc}", field="mapping") from exc
+    data = safeyaml.load(text, what="mapping")
     if isinstance(data, dict) and "columns" in data:
         data = data["columns"]
     if not isinstance(data, dict):
         raise InvalidInput("mapping must be an object of StandardName: column", field="mapping")
-    return {str(k): str(v) for k, v in data.items()}
+    odd = [str(k) for k, v in data.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if odd:
+        raise InvalidInput(f"mapping entries {', '.join(odd)[:200]} are not text: StandardName: column name",
+                           field="mapping")
+    return dict(data)
 
 
 def job_json(job: dict[str, Any]) -> str:

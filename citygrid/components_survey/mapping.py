@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from citygrid.errors import InvalidInput
+from citygrid.loaders import safeyaml
 
 STANDARD = ("ObjID", "ClassCode", "ObjName", "DeptCode1", "DeptName1", "DeptCode2", "DeptName2", "DeptCode3",
             "DeptName3", "BGID", "ObjState", "ORDate", "CHDate", "DataSource", "Note")
@@ -43,9 +42,10 @@ def load_mapping_file(path: Path | None) -> dict[str, str]:
     if not path.exists():
         raise InvalidInput(f"mapping file not found: {path}", field="mapping")
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"mapping file is not valid YAML: {exc}", field="mapping") from exc
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"mapping file is not UTF-8 text: {exc}", field="mapping") from exc
+    data: Any = safeyaml.load(text, what=f"mapping file {path.name}")
     columns = data.get("columns") if isinstance(data, dict) else None
     if not isinstance(columns, dict):
         raise InvalidInput("mapping file needs a 'columns:' section of StandardName: column", field="mapping")

@@ -7,6 +7,7 @@ GeoJSON always claims EPSG:4326, so Chinese web-map data (GCJ-02) must be declar
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import pyogrio
 import shapely
 
 from citygrid.errors import InvalidInput
+from citygrid.loaders import gdalsafe
+from citygrid.loaders.archive import find_dataset, safe_extract
 from citygrid.spatial.crs import InputCrs, parse_crs
 
 X_COLUMNS = ("lon", "lng", "longitude", "x", "lon_gcj02", "lon_wgs84", "pointx", "经度", "x坐标")
@@ -126,7 +129,8 @@ def read_vector(
     x_field: str | None = None,
     y_field: str | None = None,
 ) -> VectorFile:
-    """Read ``path`` with pyogrio (Shapefile, GeoPackage, GeoJSON, …) or as a CSV of points.
+    """Read ``path`` with pyogrio (Shapefile, GeoPackage, GeoJSON, …), as a CSV of points, or the one dataset
+    inside a zip. GDAL opens it only with the driver its suffix names (``loaders.gdalsafe``).
 
     Parameters
     ----------
@@ -145,12 +149,17 @@ def read_vector(
         raise InvalidInput(f"file not found: {path}", field="file")
     if path.is_dir() and not any(path.glob("*.shp")) and not path.suffix.lower() == ".gdb":
         raise InvalidInput(f"{path} is a directory with no Shapefile in it", field="file")
+    if path.suffix.lower() == ".zip":
+        with tempfile.TemporaryDirectory(prefix="citygrid-zip-") as tmp:
+            return read_vector(find_dataset(safe_extract(path, Path(tmp))), crs=crs, layer=layer,
+                               encoding=encoding, x_field=x_field, y_field=y_field)
     declared = parse_crs(crs) if crs else None
     warnings: list[str] = []
     if path.suffix.lower() in (".csv", ".txt"):
         frame, _ = read_csv_points(path, x_field=x_field, y_field=y_field, encoding=encoding)
         file_crs = None
     else:
+        gdalsafe.safe_info(path, layer=layer, encoding=encoding)  # allowed driver, content and driver checked
         try:
             frame = pyogrio.read_dataframe(path, layer=layer, encoding=encoding)
         except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
