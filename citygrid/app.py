@@ -12,6 +12,7 @@ from flask import Flask, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.engine import Connection
 
+from citygrid.cases.publication import Publication
 from citygrid.config import Settings
 from citygrid.errors import Unavailable
 from citygrid.spatial import db
@@ -22,8 +23,11 @@ from citygrid.webmap import (
     auth,
     cases_api,
     grids_api,
+    headers,
     health,
+    heavy,
     imports_api,
+    inputs,
     open311,
     openapi,
     pages,
@@ -55,6 +59,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     CITYGRID_SETTINGS : ``Settings`` (default: from the environment).
     CITYGRID_BACKEND : a ready ``Backend`` (tests pass one whose connections roll back).
     CITYGRID_CHECK_SCHEMA : refuse to start on a schema revision the code does not know (default True).
+    CITYGRID_HEAVY_REQUESTS, CITYGRID_HEAVY_WAIT_S : heavy requests at once per process (default 2), and how
+        long one waits for a slot before 503 (default 0.5 s); see ``citygrid.webmap.heavy``.
 
     Raises ``SchemaMismatch`` at start-up when the database's schema is not the one this code knows.
     A database that cannot be reached at start-up is tolerated (requests answer 503 until it is back).
@@ -74,9 +80,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             log.warning("starting without a database: %s", exc)
     app.extensions["citygrid"] = backend
     app.extensions["citygrid_intake_buckets"] = TokenBuckets()  # per-client limits of the public intake
+    settings = app.config.get("CITYGRID_SETTINGS") or Settings.from_env()
+    app.extensions["citygrid_open311"] = Publication.from_data_dir(settings.data_dir)  # what Open311 GET shows
     register_error_handlers(app)
     app.before_request(_limit_body)
     auth.install(app)
+    inputs.install(app)  # no control characters in any text, no JSON nested past a depth (400 naming the field)
+    heavy.install(app)  # the bound on concurrent heavy requests (CITYGRID_HEAVY_REQUESTS, CITYGRID_HEAVY_WAIT_S)
+    headers.install(app)  # CSP, nosniff, no framing, referrer policy, Secure cookies over HTTPS
     for blueprint in (health.bp, api.bp, grids_api.bp, imports_api.bp, cases_api.bp, cases_api.classify_bp,
                       open311.bp, analysis_api.bp, tiles_api.bp, search_api.bp, openapi.bp, admin_api.bp, pages.bp):
         app.register_blueprint(blueprint)

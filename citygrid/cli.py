@@ -559,11 +559,17 @@ def cases_train(ctx: click.Context) -> None:
 @click.pass_context
 def load_demo(ctx: click.Context, demo: str, force: bool) -> None:
     """Set up and load a real demo district: chaoyang (Beijing) or guancheng (Zhengzhou)."""
-    summary = deploy.load_demo(_settings(ctx), demo, force=force)
+    settings = _settings(ctx)
+    summary = deploy.load_demo(settings, demo, force=force)
     if summary["loaded"] or summary.get("grids") or summary.get("synthetic_history") or summary.get("synthetic_census"):
         _echo_json(summary)
     else:
         click.echo(f"{summary['district']} already loaded in {summary['database']}, with its grids")
+    if summary.get("accounts"):
+        where = deploy.demo_password_file(settings)
+        shown = (f"the password {deploy.demo_password(settings)} (shown only now; kept in {where})"
+                 if summary.get("demo_password_created") else f"the demo password kept in {where}")
+        click.echo(f"demo accounts {', '.join(summary['accounts'])} created: sign in with {shown}")
 
 
 @cli.command("backup")
@@ -613,13 +619,15 @@ def users() -> None:
                                              "admin.")
 @click.option("--team", default=None, help="Supervisors: their supervision team (e.g. 110105T01).")
 @click.option("--district", default=None, help="The district the user works in (6 digits).")
+@click.option("--party", default=None, help="Unit accounts: the code of their party (parties.code in --district; "
+                                            "they read and act on the cases dispatched to it).")
 @click.option("--name", "display_name", default="", help="Display name.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (else prompt; "
                                                      "token-only users need none: --no-password).")
 @click.option("--no-password", is_flag=True, help="An API-only user (signs in with tokens only).")
 @click.pass_context
 def users_add(ctx: click.Context, username: str, roles: str, team: str | None, district: str | None,
-              display_name: str, password_stdin: bool, no_password: bool) -> None:
+              party: str | None, display_name: str, password_stdin: bool, no_password: bool) -> None:
     """Add a user (the password is hashed with Argon2id; it is never stored or shown)."""
     from citygrid.accounts import service as accounts
 
@@ -629,7 +637,7 @@ def users_add(ctx: click.Context, username: str, roles: str, team: str | None, d
                     else click.prompt("password", hide_input=True, confirmation_prompt=True))
     with _transaction(_settings(ctx)) as conn:
         _echo_json(accounts.add_user(conn, username.strip().lower(), accounts.parse_roles(roles), password=password,
-                                     display_name=display_name, district=district, team=team))
+                                     display_name=display_name, district=district, team=team, party=party))
 
 
 @users.command("list")
@@ -659,13 +667,14 @@ def users_disable(ctx: click.Context, username: str, enable: bool) -> None:
 @click.option("--password-stdin", is_flag=True)
 @click.pass_context
 def users_password(ctx: click.Context, username: str, password_stdin: bool) -> None:
+    """Set a user's password: their sessions end and their API tokens are revoked."""
     from citygrid.accounts import service as accounts
 
     password = (sys.stdin.readline().rstrip("\n") if password_stdin
                 else click.prompt("new password", hide_input=True, confirmation_prompt=True))
     with _transaction(_settings(ctx)) as conn:
-        accounts.set_password(conn, username, password)
-    _echo_json({"username": username, "password": "changed"})
+        ended = accounts.set_password(conn, username, password)
+    _echo_json({"username": username, "password": "changed", **ended})
 
 
 @users.command("token")
@@ -738,11 +747,16 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, prod: bool, workers: int | None) -> None:
     """Serve the map and the API."""
+    import os
+
     from citygrid.app import create_app
+    from citygrid.webmap.ratelimit import proxy_warning
 
     settings = _settings(ctx)
     deploy.ensure_server(settings)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    # on stderr after the URL line (stdout flushed first): scripts read the URL from the first line
+    warning = proxy_warning(host, os.environ.get("CITYGRID_TRUSTED_PROXY"), prod=prod)
     if prod:
         from citygrid.webmap.prod import ProdServer
 
@@ -750,20 +764,25 @@ def serve(ctx: click.Context, host: str, port: int, prod: bool, workers: int | N
         click.echo(f"citygrid (gunicorn) is serving {db.database_url(settings).database} at http://{shown}:{port}/")
         _echo_demo_sign_in(settings)
         sys.stdout.flush()
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
         ProdServer(lambda: create_app({"CITYGRID_SETTINGS": settings}), host, port, workers=workers).run()
         return
     app = create_app({"CITYGRID_SETTINGS": settings})
     click.echo(f"citygrid is serving {db.database_url(settings).database} at http://{shown}:{port}/  (Ctrl-C stops)")
     _echo_demo_sign_in(settings)
     sys.stdout.flush()
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 
 def _echo_demo_sign_in(settings: Settings) -> None:
-    """Where a demo deployment's users get in (the demo password is made by load-demo)."""
+    """Where a demo deployment's users get in: the file holding the demo password (load-demo made it and
+    printed it once; it is not printed on every start, where logs and screens would keep it)."""
     if deploy.demo_password_file(settings).exists():
-        click.echo(f"  sign in as 'demo' (admin) or 'demo-supervisor-<district>' with the password "
-                   f"{deploy.demo_password(settings)} (kept in {deploy.demo_password_file(settings)})")
+        click.echo(f"  sign in as 'demo' (admin) or 'demo-supervisor-<district>' with the demo password kept in "
+                   f"{deploy.demo_password_file(settings)}")
 
 
 def main() -> None:

@@ -110,7 +110,9 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
     has one, with ``census`` a seeded SYNTHETIC component census (``components_survey.synthetic``) unless it
     has components, and with ``history`` a seeded SYNTHETIC year of cases (``cases.synthetic``) unless it
     has one.
-    Each step is one transaction. Returns a summary with ``loaded`` False when the data was already there.
+    Each step is one transaction. Returns a summary with ``loaded`` False when the data was already there,
+    ``accounts`` the demo users added, and ``demo_password_created`` True when this call made the demo password
+    (``demo_password_file``; the caller may show it this once).
     """
     demo = demo_district(key)
     settings = demo_settings(settings, demo)
@@ -137,8 +139,11 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
                     made = synthetic.generate(conn, demo.code, demo.history_cases)
                     summary["synthetic_history"] = {"cases": made.imported, "problems": len(made.problems)}
         if grids:
+            fresh_password = not demo_password_file(settings).exists()
             with engine.begin() as conn:
                 summary["accounts"] = ensure_demo_accounts(conn, settings, demo.code)
+            if fresh_password and demo_password_file(settings).exists():
+                summary["demo_password_created"] = True  # the CLI shows it this once
         with engine.begin() as conn:
             # Fresh tables have no statistics until autovacuum gets to them; without them the planner picks
             # nested loops over thousands of grids and ownership rows (minutes instead of milliseconds).

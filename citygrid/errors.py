@@ -81,6 +81,14 @@ class Unavailable(CitygridError):
 
 
 @dataclass
+class Overloaded(Unavailable):
+    """The server is at its bound of concurrent heavy requests; ``retry_after_s`` says when to try again."""
+
+    code: str = "overloaded"
+    retry_after_s: float = 2.0
+
+
+@dataclass
 class SchemaMismatch(CitygridError):
     """The database schema revision is one this code does not know."""
 

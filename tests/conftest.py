@@ -106,11 +106,12 @@ def rollback_backend(conn: Connection, database: str) -> Backend:
     return Backend(engine=None, connect=connect, database=database)
 
 
-def user_token(conn: Connection, username: str, roles: list[str], team: str | None = None) -> str:
+def user_token(conn: Connection, username: str, roles: list[str], team: str | None = None,
+               party: str | None = None) -> str:
     """Add a user (in the caller's transaction) and return a new API token of theirs."""
     from citygrid.accounts import service as accounts
 
-    accounts.add_user(conn, username, roles, team=team, password="correct horse battery")
+    accounts.add_user(conn, username, roles, team=team, party=party, password="correct horse battery")
     return accounts.issue_token(conn, username, label="test")["token"]
 
 
@@ -138,13 +139,14 @@ def anonymous_client(bj: Connection, beijing_db: Settings):
 
 @pytest.fixture
 def client_as(bj: Connection, beijing_db: Settings):
-    """``client_as(username, roles, team=None)``: a test client signed in (bearer token) as a new user."""
+    """``client_as(username, roles, team=None, party=None)``: a test client signed in (bearer token) as a new
+    user."""
     from citygrid.app import create_app
 
     app = create_app({"CITYGRID_BACKEND": rollback_backend(bj, beijing_db.database or ""), "TESTING": True})
 
-    def make(username: str, roles: list[str], team: str | None = None):
-        return signed_in(app.test_client(), user_token(bj, username, roles, team))
+    def make(username: str, roles: list[str], team: str | None = None, party: str | None = None):
+        return signed_in(app.test_client(), user_token(bj, username, roles, team, party))
     return make
 
 

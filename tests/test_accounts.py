@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from citygrid.accounts import passwords
 from citygrid.accounts import service as accounts
 from citygrid.cli import cli
-from citygrid.errors import Conflict, InvalidInput, Unauthorized
+from citygrid.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from citygrid.webmap.auth import access_of
 from tests.conftest import signed_in, user_token
 
@@ -41,6 +41,23 @@ def team_of(bj, case_id: int) -> str:
 def other_team(bj, team: str) -> str:
     return bj.execute(sa.text("SELECT code FROM supervision_teams WHERE code <> :t AND district_code = '110105' "
                               "ORDER BY code LIMIT 1"), {"t": team}).scalar_one()
+
+
+def street_office(bj, other_than: str = "") -> str:
+    """The code of a street office of Chaoyang (a party a unit account can be bound to)."""
+    return bj.execute(sa.text("SELECT code FROM parties WHERE district_code = '110105' AND kind = 'street_office' "
+                              "AND code <> :c ORDER BY code LIMIT 1"), {"c": other_than}).scalar_one()
+
+
+def dispatched(client_as, bj, **where) -> dict:
+    """A case reported, accepted and dispatched by a dispatcher; returns it with ``attrs.dispatched_to``."""
+    dispatcher = client_as("dispatch-desk", ["dispatcher"])
+    case = report(dispatcher, **where)
+    url = f"/api/v1/cases/{case['case_id']}/transitions"
+    assert dispatcher.post(url, json={"action": "accept"}).status_code == 200
+    answer = dispatcher.post(url, json={"action": "dispatch"})
+    assert answer.status_code == 200, answer.get_json()
+    return answer.get_json()
 
 
 # ------------------------------------------------------------------------------------------ declarations
@@ -104,9 +121,11 @@ def test_a_role_that_may_not_is_403(client_as, bj, roles, method, url, body):
     assert answer.status_code == 403 and answer.get_json()["error"] == "forbidden"
 
 
-def test_reads_are_open_to_every_role(client_as):
+def test_reads_are_open_to_every_role(client_as, bj):
+    party = street_office(bj)
     for role in ("planner", "analyst", "gis", "unit"):
-        assert client_as(f"reader-{role}", [role]).get("/api/v1/districts").status_code == 200
+        caller = client_as(f"reader-{role}", [role], party=party if role == "unit" else None)
+        assert caller.get("/api/v1/districts").status_code == 200
 
 
 # ------------------------------------------------------------------------------------------ workflow roles
@@ -119,7 +138,7 @@ def test_the_actor_and_role_come_from_the_account_not_the_body(client_as, bj):
     event = bj.execute(sa.text("SELECT actor, role FROM case_events WHERE case_id = :c ORDER BY seq DESC LIMIT 1"),
                        {"c": supervisor_case["case_id"]}).one()
     assert tuple(event) == ("wang", "acceptor")
-    unit = client_as("unit-1", ["unit"])
+    unit = client_as("unit-1", ["unit"], party=supervisor_case["owners"]["management"]["code"])
     assert unit.post(url, json={"action": "dispatch"}).status_code == 403  # units do not dispatch
     assert dispatcher.post(url, json={"action": "dispatch"}).status_code == 200
     assert unit.post(url, json={"action": "feed_back", "note": "已清理"}).status_code == 200
@@ -161,6 +180,85 @@ def test_a_supervisor_needs_a_team(bj):
         accounts.add_user(bj, "no-team", ["supervisor"], password=PASSWORD)
     with pytest.raises(InvalidInput, match="no supervision team"):
         accounts.add_user(bj, "bad-team", ["supervisor"], password=PASSWORD, team="110105T99")
+
+
+# ------------------------------------------------------------------------------------------ unit scope
+def test_a_unit_reads_lists_and_acts_on_its_partys_cases_only(client_as, bj):
+    case = dispatched(client_as, bj)
+    party = case["attrs"]["dispatched_to"]["code"]
+    bj.execute(sa.text("UPDATE cases SET deadline_at = now() + interval '1 hour' WHERE case_id = :c"),
+               {"c": case["case_id"]})
+    other = street_office(bj, other_than=party)
+    mine = client_as("unit-own", ["unit"], party=party)
+    theirs = client_as("unit-other", ["unit"], party=other)
+    url = f"/api/v1/cases/{case['case_id']}"
+    assert mine.get(url).status_code == 200
+    denied = theirs.get(url)
+    assert denied.status_code == 403 and other in denied.get_json()["message"]
+    assert case["case_id"] in {c["case_id"] for c in mine.get("/api/v1/cases?limit=1000").get_json()["cases"]}
+    listed = theirs.get("/api/v1/cases?limit=1000&format=geojson").get_json()["features"]
+    assert case["case_id"] not in {f["id"] for f in listed}
+    due = mine.get("/api/v1/cases/deadlines").get_json()
+    assert case["case_id"] in {c["case_id"] for c in due["due_soon"]}
+    assert all(c["attrs"]["dispatched_to"]["code"] == party for c in due["due_soon"] + due["overdue"])
+    due_elsewhere = theirs.get("/api/v1/cases/deadlines").get_json()
+    assert case["case_id"] not in {c["case_id"] for c in due_elsewhere["due_soon"] + due_elsewhere["overdue"]}
+    refused = theirs.post(f"{url}/transitions", json={"action": "feed_back", "note": "不是我们的"})
+    assert refused.status_code == 403 and other in refused.get_json()["message"]
+    assert theirs.post(f"{url}/transitions", json={"action": "hand_back"}).status_code == 403
+    assert mine.post(f"{url}/transitions", json={"action": "feed_back", "note": "已清理"}).status_code == 200
+    undispatched = report(client_as("reporter", ["dispatcher"]), lon=LON + 0.002)
+    assert mine.get(f"/api/v1/cases/{undispatched['case_id']}").status_code == 403  # not (yet) theirs
+
+
+def test_a_unit_of_a_party_in_another_district_reads_nothing_here(client_as, bj):
+    case = dispatched(client_as, bj)
+    party = case["attrs"]["dispatched_to"]["code"]
+    mine = client_as("unit-here", ["unit"], party=party)
+    bj.execute(sa.text("UPDATE users SET district_code = '110101' WHERE username = 'unit-here'"))
+    assert mine.get(f"/api/v1/cases/{case['case_id']}").status_code == 403
+    bj.execute(sa.text("UPDATE users SET district_code = '110105', party_code = NULL WHERE username = 'unit-here'"))
+    unbound = mine.get("/api/v1/cases")  # an account stored before units were bound: no case at all
+    assert unbound.status_code == 403 and "party" in unbound.get_json()["message"]
+
+
+def test_a_unit_needs_a_party_of_its_district(bj):
+    party = street_office(bj)
+    with pytest.raises(InvalidInput, match="--party"):
+        accounts.add_user(bj, "no-party", ["unit"], password=PASSWORD)
+    with pytest.raises(InvalidInput, match="no party 'nope'"):
+        accounts.add_user(bj, "bad-party", ["unit"], password=PASSWORD, party="nope")
+    with pytest.raises(InvalidInput, match="no party 'nope' in district 110105"):
+        accounts.add_user(bj, "wrong-district", ["unit"], password=PASSWORD, party="nope", district="110105")
+    with pytest.raises(InvalidInput, match="unit accounts"):
+        accounts.add_user(bj, "not-a-unit", ["analyst"], password=PASSWORD, party=party)
+    with pytest.raises(InvalidInput, match="printable"):
+        accounts.add_user(bj, "nul-party", ["unit"], password=PASSWORD, party="a\x00b")
+    user = accounts.add_user(bj, "good-unit", ["unit"], password=PASSWORD, party=party)
+    assert user["party_code"] == party and user["district_code"] == "110105"
+    token = accounts.issue_token(bj, "good-unit")["token"]
+    assert accounts.principal_for_token(bj, token).party_code == party
+
+
+def test_case_scope_of_each_kind_of_account():
+    from citygrid.accounts.service import Principal
+    from citygrid.cases.scope import CaseScope, action_scope, read_scope
+
+    def who(*roles, team=None, party=None):
+        return Principal(1, "x", roles, "110105", team, "token", party_code=party)
+
+    assert read_scope(who("admin")) == read_scope(who("dispatcher")) == read_scope(who("analyst")) == CaseScope()
+    assert not read_scope(who("planner")).readable and not read_scope(who("gis")).readable
+    assert read_scope(who("supervisor", team="110105T01")) == CaseScope(team="110105T01")
+    assert read_scope(who("unit", party="P1")) == CaseScope(party="P1", district="110105")
+    both = read_scope(who("supervisor", "unit", team="110105T01", party="P1"))
+    assert (both.team, both.party) == ("110105T01", "P1") and "neither" in both.refusal(3)
+    assert read_scope(who("unit", "dispatcher", party="P1")).unrestricted
+    assert action_scope(who("unit", "dispatcher", party="P1"), "unit").party == "P1"  # acting as the unit
+    assert action_scope(who("supervisor", "dispatcher", team="110105T01"), "supervisor").team == "110105T01"
+    assert not read_scope(who("unit")).readable  # bound to no party: reads nothing
+    assert CaseScope(readable=False).bound() == {"scope_all": False, "scope_team": None, "scope_party": None,
+                                                 "scope_district": None}
 
 
 # ------------------------------------------------------------------------------------------ passwords, tokens
@@ -259,6 +357,49 @@ def test_disabling_a_user_ends_their_sessions(anonymous_client, bj):
     assert anonymous_client.post("/login", json={"username": "leaving", "password": PASSWORD}).status_code == 401
 
 
+def test_a_password_change_ends_sessions_and_revokes_tokens(anonymous_client, bj):
+    accounts.add_user(bj, "changing", ["analyst"], password=PASSWORD)
+    browser = anonymous_client
+    assert browser.post("/login", json={"username": "changing", "password": PASSWORD}).status_code == 200
+    bearer = signed_in(anonymous_client.application.test_client(), accounts.issue_token(bj, "changing")["token"])
+    assert browser.get("/api/v1/me").status_code == 200 and bearer.get("/api/v1/me").status_code == 200
+    assert accounts.set_password(bj, "changing", "a brand new passphrase") == {"sessions_ended": 1,
+                                                                                "tokens_revoked": 1}
+    assert browser.get("/api/v1/me").status_code == 401 and bearer.get("/api/v1/me").status_code == 401
+    assert browser.post("/login", json={"username": "changing", "password": PASSWORD}).status_code == 401
+    assert browser.post("/login", json={"username": "changing", "password": "a brand new passphrase"}
+                        ).status_code == 200
+    with pytest.raises(NotFound):
+        accounts.set_password(bj, "nobody-here", "a brand new passphrase")
+
+
+def test_failed_logins_are_limited_per_account_from_any_address(anonymous_client, bj, monkeypatch):
+    from citygrid.webmap.auth import LOGIN_ACCOUNT_BURST, LOGIN_ACCOUNT_PER_MINUTE
+    from citygrid.webmap.ratelimit import TokenBuckets
+
+    now = [1000.0]
+    anonymous_client.application.extensions["citygrid_login_buckets"] = TokenBuckets(clock=lambda: now[0])
+    monkeypatch.setenv("CITYGRID_TRUSTED_PROXY", "10.9.9.9")
+    accounts.add_user(bj, "targeted", ["analyst"], password=PASSWORD)
+    accounts.add_user(bj, "bystander", ["analyst"], password=PASSWORD)
+    # five addresses: three connect directly, two come through the trusted proxy
+    senders = [({"REMOTE_ADDR": f"192.0.2.{i}"}, {}) for i in range(3)] + \
+              [({"REMOTE_ADDR": "10.9.9.9"}, {"X-Forwarded-For": f"198.51.100.{i}"}) for i in range(2)]
+
+    def attempt(username: str, password: str, i: int):
+        environ, headers = senders[i % len(senders)]
+        return anonymous_client.post("/login", json={"username": username, "password": password},
+                                     environ_base=environ, headers=headers)
+
+    answers = [attempt("targeted", "wrong password", i) for i in range(int(LOGIN_ACCOUNT_BURST) + 2)]
+    assert [a.status_code for a in answers] == [401] * int(LOGIN_ACCOUNT_BURST) + [429, 429]
+    assert int(answers[-1].headers["Retry-After"]) >= 1 and "account" in answers[-1].get_json()["message"]
+    assert attempt(" Targeted ", PASSWORD, 0).status_code == 429  # the right password too: no oracle
+    assert attempt("bystander", "wrong password", 1).status_code == 401  # no address is limited yet
+    now[0] += 60.0 / LOGIN_ACCOUNT_PER_MINUTE  # a token bucket: the account opens again, never locked for good
+    assert attempt("targeted", PASSWORD, 4).status_code == 200
+
+
 # ------------------------------------------------------------------------------------------ audit
 def test_every_case_write_is_audited_with_before_and_after(client_as, bj):
     reporter = client_as("auditee", ["dispatcher"])
@@ -306,10 +447,25 @@ def test_users_cli(beijing_db, beijing_engine):
         assert run.invoke(cli, [*base, "add", "cli-other", "--roles", "mayor", "--no-password"]).exit_code == 2
         weak = run.invoke(cli, [*base, "add", "cli-weak", "--roles", "gis", "--password-stdin"], input="abc\n")
         assert weak.exit_code == 2 and "password" in weak.output
+        unbound = run.invoke(cli, [*base, "add", "cli-unit", "--roles", "unit", "--no-password"])
+        assert unbound.exit_code == 2 and "--party" in unbound.output
+        unknown = run.invoke(cli, [*base, "add", "cli-unit", "--roles", "unit", "--party", "nope", "--no-password"])
+        assert unknown.exit_code == 2 and "no party 'nope'" in unknown.output
+        with beijing_engine.connect() as conn:
+            party = street_office(conn)
+        unit = run.invoke(cli, [*base, "add", "cli-unit", "--roles", "unit", "--party", party, "--district", "110105",
+                                "--no-password"])
+        assert unit.exit_code == 0, unit.output
+        assert json.loads(unit.output)["party_code"] == party
         token = json.loads(run.invoke(cli, [*base, "token", "cli-user", "--label", "laptop"]).output)["token"]
         assert token.startswith("cg_")
         listed = json.loads(run.invoke(cli, [*base, "list"]).output)
         assert next(u for u in listed if u["username"] == "cli-user")["active_tokens"] == 1
+        changed = run.invoke(cli, [*base, "password", "cli-user", "--password-stdin"],
+                             input="another long passphrase\n")
+        assert changed.exit_code == 0 and json.loads(changed.output)["tokens_revoked"] == 1
+        listed = json.loads(run.invoke(cli, [*base, "list"]).output)
+        assert next(u for u in listed if u["username"] == "cli-user")["active_tokens"] == 0
         assert run.invoke(cli, [*base, "disable", "cli-user"]).exit_code == 0
         assert run.invoke(cli, [*base, "disable", "nobody-at-all"]).exit_code == 3
         audit = run.invoke(cli, ["--database", beijing_db.database, "audit", "--kind", "users", "--id", "cli-user"])

@@ -80,3 +80,19 @@ def test_density_bad_input(client, query):
 
 def test_density_unknown_format(client):
     assert client.get("/api/v1/density.bmp?district=110105").status_code == 404
+
+
+def test_density_defaults_still_answer(client, history):
+    meta = client.get("/api/v1/density.json?district=110105")
+    assert meta.status_code == 200 and meta.get_json()["cell_m"] == 50 and meta.get_json()["bandwidth_m"] == 300
+    assert client.get("/api/v1/density.png?district=110105").status_code == 200
+
+
+@pytest.mark.parametrize(("query", "field", "needle"), [
+    ("cell_m=10&bandwidth_m=5000", "cell_m", "the limit is 1,000,000 cells per request: use cell_m of at least 29 m"),
+    ("cell_m=30&bandwidth_m=5000", "bandwidth_m", "the limit is 100 cells: use bandwidth_m of at most 3000 m"),
+])
+def test_density_too_costly_is_400_naming_the_limit(client, query, field, needle):
+    response = client.get(f"/api/v1/density.png?district=110105&{query}")
+    body = response.get_json()
+    assert response.status_code == 400 and body["details"][0]["field"] == field and needle in body["message"]

@@ -29,6 +29,8 @@ class Server(str):
 
 
 BROWSER_USER, BROWSER_PASSWORD = "browser-admin", "browser test password"
+CSP_LISTENER = """document.addEventListener("securitypolicyviolation", (e) => console.error(
+    "Content Security Policy violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline code")));"""
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +63,23 @@ def browser():
 
 
 def open_page(browser, url, **context_args):
+    """A new context on ``url``, signed in, with the page's console errors and CSP violations collected.
+    Predicates of ``wait_for_function`` are written as functions: Playwright polls a bare expression with
+    ``eval``, which the pages' policy (rightly) forbids."""
     context = browser.new_context(**context_args)
     page = context.new_page()
     errors, outside = [], []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    # Every CSP violation fails a test: Chromium logs most as errors, some as warnings, and the page reports
+    # each one as a securitypolicyviolation event (logged here as an error naming the policy).
+    context.add_init_script(CSP_LISTENER)
+    page.on("console", lambda m: errors.append(m.text)
+            if m.type == "error" or "Content Security Policy" in m.text else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("request", lambda r: outside.append(r.url)
             if urlparse(r.url).hostname not in ("127.0.0.1", None) and not r.url.startswith("data:") else None)
     sign_in(page, url)
     page.wait_for_load_state("networkidle")
-    page.wait_for_function("window.citygrid && window.citygrid.ready", timeout=30_000)
+    page.wait_for_function("() => window.citygrid && window.citygrid.ready", timeout=30_000)
     return context, page, errors, outside
 
 
@@ -120,11 +129,28 @@ def test_overview_loads_offline_with_its_layers(browser, server):
         assert "owners" in page.inner_text(".cg-legend")
         page.screenshot(path=str(ARTIFACTS / "overview.png"))
         page.select_option("#role", "enforcement")
-        page.wait_for_function("document.querySelector('.cg-legend').textContent.includes('enforcement owners')")
+        page.wait_for_function("() => document.querySelector('.cg-legend').textContent.includes('enforcement owners')")
         assert "综合执法队" in page.inner_text(".cg-legend")
         page.screenshot(path=str(ARTIFACTS / "overview-enforcement.png"))
     finally:
         context.close()
+
+
+def test_the_pages_run_under_a_csp_that_blocks_injected_script(browser, server):
+    for path in ("/", "/caseload", "/cases"):
+        context, page, errors, outside = open_page(browser, server + path, viewport={"width": 1000, "height": 800})
+        try:
+            assert errors == [] and outside == []
+            policy = page.evaluate("""() => fetch(location.href).then(r => r.headers.get(
+                "content-security-policy"))""")
+            assert "'unsafe-inline'" not in policy and "script-src 'self' 'sha256-" in policy
+            ran = page.evaluate("""() => { const s = document.createElement("script");
+                s.textContent = "window.cgInjected = true;"; document.head.appendChild(s);
+                return window.cgInjected === true; }""")
+            page.wait_for_timeout(200)
+            assert ran is False and any("Content Security Policy" in e for e in errors), errors
+        finally:
+            context.close()
 
 
 def test_clicking_a_point_shows_escaped_text(browser, server, beijing_engine):
@@ -205,7 +231,7 @@ def test_search_finds_a_grid_a_case_and_an_address(browser, server, beijing_engi
                                    arg=expected, timeout=15_000)
         page.fill("#search", "火星上的地址")
         page.click("#search-form button")
-        page.wait_for_function("document.getElementById('summary').textContent.startsWith('nothing found')")
+        page.wait_for_function("() => document.getElementById('summary').textContent.startsWith('nothing found')")
         assert errors == [] and outside == []
         page.screenshot(path=str(ARTIFACTS / "search.png"))
     finally:
@@ -265,14 +291,14 @@ def test_caseload_page_choropleth_density_and_month_slider(browser, server, synt
     try:
         assert errors == [] and outside == []
         assert "SYNTHETIC" in page.inner_text("#summary")
-        page.wait_for_function("window.citygrid.layers.density && window.citygrid.layers.density._image "
+        page.wait_for_function("() => window.citygrid.layers.density && window.citygrid.layers.density._image "
                                "&& window.citygrid.layers.density._image.complete")
         assert tile_features(page, "choropleth") > 8000
         assert page.locator(".leaflet-image-layer").count() == 1
         page.screenshot(path=str(ARTIFACTS / "caseload.png"))
         page.evaluate("""() => { const s = document.getElementById('month'); s.value = 2;
             s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change')); }""")
-        page.wait_for_function("window.citygrid.ready")
+        page.wait_for_function("() => window.citygrid.ready")
         label = page.inner_text("#month-label")
         assert len(label) == 7 and label[4] == "-"  # YYYY-MM
         assert label in page.inner_text(".cg-legend")
@@ -280,7 +306,7 @@ def test_caseload_page_choropleth_density_and_month_slider(browser, server, synt
             s.dispatchEvent(new Event('input')); }""")
         assert page.evaluate("window.citygrid.layers.density.options.opacity") == pytest.approx(0.2)
         page.select_option("#level", "community")
-        page.wait_for_function("window.citygrid.ready && window.citygrid.layers.choropleth.getLayers "
+        page.wait_for_function("() => window.citygrid.ready && window.citygrid.layers.choropleth.getLayers "
                                "&& window.citygrid.layers.choropleth.getLayers().length > 100")
         assert errors == [] and outside == []
         page.screenshot(path=str(ARTIFACTS / "caseload-community-month.png"))
@@ -308,7 +334,7 @@ def test_new_case_appears_on_the_cases_page_with_escaped_text(browser, server, b
                 if (!target) { throw new Error('case ' + id + ' not on the page'); }
                 group.zoomToShowLayer(target, () => target.openPopup()); }""", case_id)
             page.wait_for_selector(".cg-card", timeout=15_000)
-            page.wait_for_function("!document.querySelector('.cg-card').textContent.includes('owners …')")
+            page.wait_for_function("() => !document.querySelector('.cg-card').textContent.includes('owners …')")
             card = page.inner_text(".cg-card")
             assert "<script>alert('x')</script>乱停车" in card and "机动车乱停放" in card and "reported" in card
             assert "管理主体" in card and page.evaluate("window.__xss === undefined")
@@ -332,11 +358,11 @@ def test_supervisor_view_on_a_phone_with_locate_me(browser, server, beijing_engi
         permissions=["geolocation"])
     try:
         assert page.input_value("#team") == team
-        page.wait_for_function("window.citygrid.map.hasLayer && document.getElementById('summary').textContent")
+        page.wait_for_function("() => window.citygrid.map.hasLayer && document.getElementById('summary').textContent")
         assert f"team={team}" in page.url
         page.click("#locate")
-        page.wait_for_function("document.getElementById('summary').textContent.startsWith('you are in unit grid')",
-                               timeout=15_000)
+        page.wait_for_function(
+            "() => document.getElementById('summary').textContent.startsWith('you are in unit grid')", timeout=15_000)
         assert page.evaluate("window.citygrid.map.getZoom()") >= 16
         assert errors == [] and outside == []
         page.screenshot(path=str(ARTIFACTS / "cases-supervisor-phone.png"))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from citygrid import deploy
 from citygrid.cli import cli
 from citygrid.config import Settings
 from citygrid.spatial import db
@@ -153,9 +154,30 @@ def test_serve_prints_its_url_and_answers(beijing_db):
                     raise
                 time.sleep(0.2)
         assert body["status"] == "ok" and body["srid"] == 4548
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+        secret = deploy.demo_password_file(beijing_db)
+        assert secret.exists() and str(secret) in out  # where the password is kept, never the password itself
+        assert deploy.demo_password(beijing_db) not in out + line + err
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_load_demo_prints_the_demo_password_once_when_it_is_made(monkeypatch, tmp_path):
+    secret = tmp_path / "secrets" / "demo-password"
+    monkeypatch.setattr(deploy, "demo_password_file", lambda settings: secret)
+    password = deploy.demo_password(Settings())
+    assert secret.stat().st_mode & 0o777 == 0o600
+    summary = {"database": "citygrid", "district": "110105", "loaded": False, "grids": None, "accounts": ["demo"]}
+    monkeypatch.setattr(deploy, "load_demo", lambda settings, demo, force=False: {**summary,
+                                                                                  "demo_password_created": True})
+    assert password in run("load-demo", "chaoyang").output
+    monkeypatch.setattr(deploy, "load_demo", lambda settings, demo, force=False: summary)  # accounts, old password
+    again = run("load-demo", "chaoyang").output
+    assert password not in again and str(secret) in again
+    monkeypatch.setattr(deploy, "load_demo", lambda settings, demo, force=False: {**summary, "accounts": []})
+    assert "password" not in run("load-demo", "chaoyang").output
 
 
 def test_database_url_points_every_command_at_that_server(server_settings):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from citygrid.errors import InvalidInput
-from citygrid.spatial.analysis.density import kde, to_png, write_geotiff
+from citygrid.spatial.analysis.density import check_request_cost, kde, to_png, write_geotiff
 
 
 def exact_gaussian(x, y, cx, cy, bandwidth):
@@ -58,3 +58,30 @@ def test_bad_parameters(kwargs, field):
     with pytest.raises(InvalidInput) as err:
         kde(np.zeros(1), np.zeros(1), (0, 0, 100_000, 100_000), **kwargs)
     assert err.value.details[0]["field"] == field
+
+
+CHAOYANG = (444063.6, 4408381.1, 469163.6, 4441773.3)  # the district's bounds in EPSG:4548, metres
+
+
+def test_request_cost_allows_the_defaults_and_the_largest_fitting_requests():
+    check_request_cost(CHAOYANG, 50, 300)
+    check_request_cost(CHAOYANG, 29, 2900)  # 866 × 1152 = 997,632 cells, a bandwidth of 100 cells
+    check_request_cost(CHAOYANG, 50, 5000)
+
+
+def test_request_cost_refuses_too_many_cells_and_names_the_cell_size_that_fits():
+    with pytest.raises(InvalidInput) as err:
+        check_request_cost(CHAOYANG, 10, 300)
+    assert err.value.details[0]["field"] == "cell_m"
+    assert "1,000,000 cells" in err.value.message and "at least 29 m" in err.value.message
+    check_request_cost(CHAOYANG, 29, 300)
+    with pytest.raises(InvalidInput):
+        check_request_cost(CHAOYANG, 28, 300)
+
+
+def test_request_cost_refuses_a_bandwidth_of_too_many_cells_and_names_the_largest():
+    with pytest.raises(InvalidInput) as err:
+        check_request_cost(CHAOYANG, 30, 5000)
+    assert err.value.details[0]["field"] == "bandwidth_m"
+    assert "100 cells" in err.value.message and "at most 3000 m" in err.value.message
+    check_request_cost(CHAOYANG, 30, 3000)

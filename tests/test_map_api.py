@@ -38,6 +38,37 @@ def test_search_by_grid_case_component_and_address(client, bj):
     assert client.get("/api/v1/search?q=火星上的地址").get_json()["results"] == []
 
 
+def test_search_finds_a_case_only_for_those_who_may_read_it(client_as, bj):
+    dispatcher = client_as("searcher-desk", ["dispatcher"])
+    case = dispatcher.post("/api/v1/cases", json={"lon": LON, "lat": LAT, "class_code": "0102",
+                                                  "description": "暴露垃圾", "source": "supervisor"}).get_json()["case"]
+    url = f"/api/v1/cases/{case['case_id']}/transitions"
+    assert dispatcher.post(url, json={"action": "accept"}).status_code == 200
+    party = dispatcher.post(url, json={"action": "dispatch"}).get_json()["attrs"]["dispatched_to"]["code"]
+    team = bj.execute(sa.text("SELECT team_code FROM supervision_grids WHERE code = :c"),
+                      {"c": case["supervision_code"]}).scalar_one()
+    other_team = bj.execute(sa.text("SELECT code FROM supervision_teams WHERE code <> :t AND district_code = "
+                                    "'110105' ORDER BY code LIMIT 1"), {"t": team}).scalar_one()
+    other_party = bj.execute(sa.text("SELECT code FROM parties WHERE district_code = '110105' AND code <> :p "
+                                     "AND kind = 'street_office' ORDER BY code LIMIT 1"), {"p": party}).scalar_one()
+
+    def cases_found(caller) -> list[int]:
+        answer = caller.get(f"/api/v1/search?q=%23{case['case_id']}")
+        assert answer.status_code == 200
+        return [r["id"] for r in answer.get_json()["results"] if r["kind"] == "case"]
+
+    for allowed in (dispatcher, client_as("searcher-analyst", ["analyst"]),
+                    client_as("searcher-sup", ["supervisor"], team),
+                    client_as("searcher-unit", ["unit"], party=party)):
+        assert cases_found(allowed) == [case["case_id"]]
+    for refused in (client_as("searcher-other-sup", ["supervisor"], other_team),
+                    client_as("searcher-planner", ["planner"]), client_as("searcher-gis", ["gis"]),
+                    client_as("searcher-other-unit", ["unit"], party=other_party)):
+        assert cases_found(refused) == []
+    missing = client_as("searcher-gis-2", ["gis"]).get("/api/v1/search?q=%23999999999").get_json()
+    assert missing["results"] == []  # the same answer as for a case that exists
+
+
 @pytest.mark.parametrize(("query", "field"), [("", "q"), ("q=" + "x" * 101, "q"), ("q=a&district=12", "district")])
 def test_search_bad_requests(client, query, field):
     answer = client.get(f"/api/v1/search?{query}")

@@ -20,8 +20,16 @@ def test_the_document_is_served_and_names_every_blueprint_route(client):
         assert re.sub(r"{[^}]*}", "<>", path) in routes, path
 
 
-def test_no_request_gets_a_server_error(client):
-    """Signed in as an admin (every operation reachable), and once more with no credential at all."""
+def test_no_request_gets_a_server_error(client, bj, tmp_path):
+    """Signed in as an admin (every operation reachable), and once more with no credential at all; with
+    cases imported in bulk among the data (their stored form once broke Open311 and escalation)."""
+    from citygrid.cases import history
+
+    rows = "".join(f"{116.47 + i * 0.002},39.94,0102,历史{i},2025-0{i + 1}-01T09:00:00+08:00,"
+                   f"{('accepted', 'dispatched', 'closed')[i % 3]},fuzz-{i}\n" for i in range(6))
+    (tmp_path / "h.csv").write_text("lon,lat,class_code,description,reported_at,status,idempotency_key\n" + rows,
+                                    encoding="utf-8")
+    assert history.import_cases(bj, tmp_path / "h.csv").imported == 6
     api = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", client.application)
     token = client.environ_base["HTTP_AUTHORIZATION"]
     failures: list[str] = []
@@ -38,7 +46,11 @@ def test_no_request_gets_a_server_error(client):
             anonymous = case.call(headers={"Authorization": ""})
             if anonymous.status_code >= 500:
                 failures.append(f"anonymous {case.method} {case.formatted_path} -> {anonymous.status_code}")
-            if response.status_code >= 500:
+            # A valid upload reaches the background job runner, which the rolled-back test backend has
+            # not got (no engine): its 503 says so; any other 5xx is a failure.
+            no_runner = (response.status_code == 503 and case.formatted_path == "/api/v1/imports"
+                         and "background imports" in response.text)
+            if response.status_code >= 500 and not no_runner:
                 failures.append(f"{case.method} {case.formatted_path} {case.query} -> {response.status_code}: "
                                 f"{response.text[:200]}")
 
@@ -90,3 +102,33 @@ def test_sql_injection_in_every_filter_gets_a_4xx_or_nothing(client):
                     baseline = _rows(matches_nothing.get_json()) if matches_nothing.status_code == 200 else 0
                     assert _rows(answer.get_json()) <= baseline, where
     assert probed > 200
+
+
+NUL = "a\x00b"
+
+
+def test_a_nul_byte_in_any_parameter_or_body_field_is_a_4xx(client):
+    """Every query parameter of every GET, and every property of every JSON request body, sent with a NUL
+    byte (the others valid): a 4xx naming the field, never a 5xx (PostgreSQL refuses NUL in text)."""
+    doc = client.get("/api/v1/openapi.json").get_json()
+    probed = 0
+    for path, item in doc["paths"].items():
+        url = path
+        for name, value in VALID.items():
+            url = url.replace("{" + name + "}", value)
+        for method, operation in item.items():
+            if method not in ("get", "post"):
+                continue
+            required = {p["name"]: VALID.get(p["name"], "1") for p in operation.get("parameters", [])
+                        if p["in"] == "query" and p.get("required")}
+            for param in (p for p in operation.get("parameters", []) if p["in"] == "query"):
+                answer = client.open(url, method=method.upper(), query_string={**required, param["name"]: NUL})
+                probed += 1
+                assert 400 <= answer.status_code < 500, f"{method} {url}?{param['name']}=NUL -> {answer.status_code}"
+            schema = (operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+                      .get("schema", {}))
+            for prop in schema.get("properties", {}):
+                answer = client.open(url, method=method.upper(), json={prop: NUL}, query_string=required)
+                probed += 1
+                assert 400 <= answer.status_code < 500, f"{method} {url} {{{prop}: NUL}} -> {answer.status_code}"
+    assert probed > 80

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from citygrid.errors import Forbidden, InvalidInput, RateLimited
-from citygrid.webmap.ratelimit import ANONYMOUS_BURST, TokenBuckets, check_intake, parse_keys
+from citygrid.webmap.ratelimit import ANONYMOUS_BURST, TokenBuckets, check_intake, parse_keys, proxy_warning
 
 KEY = "k" * 20
 
@@ -61,6 +61,34 @@ def test_forwarded_for_counts_only_behind_the_trusted_proxy(monkeypatch):
         check_intake("10.0.0.9", "5.6.7.8", None, buckets, {})
     monkeypatch.setenv("CITYGRID_TRUSTED_PROXY", "10.0.0.9")
     assert check_intake("10.0.0.9", "spoofed, 5.6.7.8", None, buckets, {}) == "addr:5.6.7.8"
+
+
+@pytest.mark.parametrize(("host", "proxy", "prod", "warned"), [
+    ("127.0.0.1", None, False, False), ("::1", "", False, False), ("localhost", None, False, False),
+    ("0.0.0.0", None, False, True), ("::", None, False, True), ("192.168.1.5", None, False, True),
+    ("citygrid.example", None, False, True), ("127.0.0.1", None, True, True), ("0.0.0.0", "10.0.0.9", True, False),
+])
+def test_start_up_warns_that_clients_behind_an_unnamed_proxy_share_one_bucket(host, proxy, prod, warned):
+    text = proxy_warning(host, proxy, prod=prod)
+    assert (text is not None) == warned
+    if warned:
+        assert "CITYGRID_TRUSTED_PROXY" in text and "share one rate-limit bucket" in text
+
+
+def test_serve_prints_the_proxy_warning(monkeypatch):
+    from click.testing import CliRunner
+
+    from citygrid import cli as cli_module
+
+    monkeypatch.delenv("CITYGRID_TRUSTED_PROXY", raising=False)
+    monkeypatch.setattr(cli_module.deploy, "ensure_server", lambda settings: None)
+    monkeypatch.setattr("citygrid.app.create_app", lambda config: type("App", (), {"run": lambda *a, **k: None})())
+    result = CliRunner().invoke(cli_module.cli, ["--database", "citygrid_nowhere", "serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 0, result.output
+    assert "warning: CITYGRID_TRUSTED_PROXY is not set" in result.stderr
+    monkeypatch.setenv("CITYGRID_TRUSTED_PROXY", "10.0.0.9")
+    quiet = CliRunner().invoke(cli_module.cli, ["--database", "citygrid_nowhere", "serve", "--host", "0.0.0.0"])
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr
 
 
 @pytest.mark.parametrize("text", ["short:10", f"{KEY}:0", f"{KEY}:lots", f"{KEY}:1e9"])

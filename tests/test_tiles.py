@@ -112,6 +112,60 @@ def test_new_case_is_in_the_next_tile_and_the_etag_changes(beijing_db, beijing_e
             conn.execute(sa.text("DELETE FROM cases WHERE case_id = :c"), {"c": case_id})
 
 
+def test_case_tiles_follow_the_case_read_rules(client_as, bj):
+    """403 for roles that may not read cases; a supervisor's tile holds their team's cases, a unit's the cases
+    dispatched to its party; the scope is part of the cache key (an admin's cached tile is not served to them)."""
+    tiles.CACHE.clear()  # tiles cached by earlier rolled-back tests may show cases that are gone
+    lon, lat = LON + 0.011, LAT + 0.007
+    dispatcher = client_as("tile-desk", ["dispatcher"])
+    made = [dispatcher.post("/api/v1/cases", json={"lon": lon, "lat": lat, "kind": "event", "class_code": code,
+                                                   "description": "测试", "source": "supervisor"}).get_json()["case"]
+            for code in ("0102", "0505")]
+    url = f"/api/v1/cases/{made[0]['case_id']}/transitions"
+    assert dispatcher.post(url, json={"action": "accept"}).status_code == 200
+    party = dispatcher.post(url, json={"action": "dispatch"}).get_json()["attrs"]["dispatched_to"]["code"]
+    team = bj.execute(sa.text("SELECT team_code FROM supervision_grids WHERE code = :c"),
+                      {"c": made[0]["supervision_code"]}).scalar_one()
+    other_team = bj.execute(sa.text("SELECT code FROM supervision_teams WHERE code <> :t AND district_code = "
+                                    "'110105' ORDER BY code LIMIT 1"), {"t": team}).scalar_one()
+    other_party = bj.execute(sa.text("SELECT code FROM parties WHERE district_code = '110105' AND code <> :p "
+                                     "AND kind = 'street_office' ORDER BY code LIMIT 1"), {"p": party}).scalar_one()
+    x, y = tile_of(lon, lat, 16)
+    tile_url = f"/tiles/cases/16/{x}/{y}.mvt"
+
+    def seen(caller) -> set[int]:
+        answer = caller.get(tile_url)
+        assert answer.status_code in (200, 204), answer.get_json()
+        return {f["properties"]["case_id"] for f in features(answer.data, "cases")} & {c["case_id"] for c in made}
+
+    everything = {c["case_id"] for c in made}
+    assert seen(client_as("tile-admin", ["admin"])) == everything
+    assert seen(client_as("tile-analyst", ["analyst"])) == everything
+    assert seen(client_as("tile-sup", ["supervisor"], team)) == everything  # both lie in the team's grids
+    other_sup = client_as("tile-other-sup", ["supervisor"], other_team)
+    assert seen(other_sup) == set()
+    assert other_sup.get(tile_url).headers["X-Tile-Cache"] == "hit"  # cached under their own scope
+    assert seen(client_as("tile-unit", ["unit"], party=party)) == {made[0]["case_id"]}
+    assert seen(client_as("tile-other-unit", ["unit"], party=other_party)) == set()
+    for role in ("planner", "gis"):
+        caller = client_as(f"tile-{role}", [role])
+        refused = caller.get(tile_url)
+        assert refused.status_code == 403 and "may not read cases" in refused.get_json()["message"]
+        assert caller.get("/tiles/cases.json").status_code == 403
+        assert caller.get(f"/tiles/unit_grids/16/{x}/{y}.mvt").status_code == 200
+    sup_etag = client_as("tile-sup-2", ["supervisor"], team).get(tile_url).headers["ETag"]
+    assert sup_etag != other_sup.get(tile_url).headers["ETag"]
+
+
+def test_a_scoped_tile_is_made_with_the_scope_condition(bj):
+    srid = deployment_srid(bj)
+    scope = {"scope_team": None, "scope_party": "no-such-party", "scope_district": "110105"}
+    x, y = tile_of(LON, LAT, 13)
+    assert tiles.make_tile(bj, tiles.layer("cases"), 13, x, y, srid, {}, scope) == b""
+    with pytest.raises(ValueError, match="takes no scope"):
+        tiles.make_tile(bj, tiles.layer("unit_grids"), 13, x, y, srid, {}, scope)
+
+
 @pytest.mark.parametrize(("path", "status", "needle"), [
     ("/tiles/cases/23/0/0.mvt", 400, "zoom 23"),
     ("/tiles/cases/3/8/0.mvt", 400, "does not exist at zoom 3"),

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 ROLES: tuple[str, ...] = ("planner", "supervisor", "dispatcher", "unit", "analyst", "gis", "admin")
 ANY_ROLE: tuple[str, ...] = ROLES
+# The account roles that may read cases (admins always may); the scope each reads in is
+# ``citygrid.cases.scope.read_scope``.
+CASE_READERS: tuple[str, ...] = ("supervisor", "dispatcher", "unit", "analyst")
 
 # Account role -> the workflow roles (cases/workflow.py) it acts in, in order of preference.
 WORKFLOW_ROLES: dict[str, tuple[str, ...]] = {

@@ -2,7 +2,8 @@
 
 Tokens and session ids are 256-bit random secrets handed out once and stored only as SHA-256 digests (a fast
 digest suffices for high-entropy secrets; passwords get Argon2id). Disabling a user ends their sessions and makes
-their tokens unusable at once: every request looks its credential up.
+their tokens unusable at once: every request looks its credential up. A password change ends their sessions and
+revokes their tokens.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Principal:
     team_code: str | None
     via: str
     csrf_token: str | None = None
+    party_code: str | None = None  # a unit account's party (``parties.code`` in ``district_code``)
 
     def has_any(self, roles: tuple[str, ...]) -> bool:
         return "admin" in self.roles or any(r in roles for r in self.roles)
@@ -46,6 +48,11 @@ class Principal:
         """A supervisor with no role that sees beyond their own grids (scoped to their team)."""
         return "supervisor" in self.roles and not set(self.roles) & {"admin", "dispatcher", "analyst", "planner"}
 
+    @property
+    def unit_only(self) -> bool:
+        """A unit operator with no role that sees beyond their party's cases (scoped to their party)."""
+        return "unit" in self.roles and not set(self.roles) & {"admin", "dispatcher", "analyst"}
+
 
 def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
@@ -54,7 +61,7 @@ def _digest(secret: str) -> bytes:
 def _principal(row: dict[str, Any], via: str) -> Principal:
     return Principal(user_id=row["user_id"], username=row["username"], roles=tuple(row["roles"]),
                      district_code=row["district_code"], team_code=row["team_code"], via=via,
-                     csrf_token=row.get("csrf_token"))
+                     csrf_token=row.get("csrf_token"), party_code=row.get("party_code"))
 
 
 def parse_roles(text: str | list[str]) -> list[str]:
@@ -69,9 +76,11 @@ def parse_roles(text: str | list[str]) -> list[str]:
 
 
 def add_user(conn: Connection, username: str, roles: list[str], *, password: str | None = None,
-             display_name: str = "", district: str | None = None, team: str | None = None) -> dict[str, Any]:
-    """Create a user. A supervisor needs their supervision ``team`` (their own grids); ``Conflict`` when the name
-    is taken."""
+             display_name: str = "", district: str | None = None, team: str | None = None,
+             party: str | None = None) -> dict[str, Any]:
+    """Create a user. A supervisor needs their supervision ``team`` (their own grids), a unit operator the
+    ``party`` (``parties.code``) whose dispatched cases are theirs, in ``district`` (default: the one district
+    that has a party of that code); ``Conflict`` when the name is taken."""
     if not _USERNAME.match(username or ""):
         raise InvalidInput("a username is 2–63 lower-case letters, digits, '.', '_' or '-'", field="username")
     roles = parse_roles(roles)
@@ -87,8 +96,34 @@ def add_user(conn: Connection, username: str, roles: list[str], *, password: str
         raise Conflict(f"user {username!r} exists")
     if team is not None and district is None:
         district = team[:6]
+    if "unit" in roles or party is not None:
+        district = _check_party(conn, roles, party, district)
     return store.insert_user(conn, username=username, display_name=display_name, roles=roles, district=district,
-                             team=team, password_hash=passwords.hash_password(password) if password else None)
+                             team=team, party=party,
+                             password_hash=passwords.hash_password(password) if password else None)
+
+
+def _check_party(conn: Connection, roles: list[str], party: str | None, district: str | None) -> str:
+    """The district of a unit account's ``party``; ``InvalidInput`` when the party is missing, malformed, not in
+    ``district``, or (``district`` None) found in several districts, or when the account is no unit."""
+    if "unit" not in roles:
+        raise InvalidInput("--party is for unit accounts (the party whose dispatched cases they handle)", field="party")
+    if party is None:
+        raise InvalidInput("a unit account needs --party (the code of the party whose dispatched cases are theirs)",
+                           field="party")
+    if not 0 < len(party) <= 100 or not party.isprintable():
+        raise InvalidInput("a party code is 1–100 printable characters", field="party")
+    districts = store.party_districts(conn, party)
+    if district is not None:
+        if district not in districts:
+            raise InvalidInput(f"no party {party!r} in district {district}", field="party")
+        return district
+    if not districts:
+        raise InvalidInput(f"no party {party!r} in any district", field="party")
+    if len(districts) > 1:
+        raise InvalidInput(f"party {party!r} exists in districts {', '.join(districts)}: give --district",
+                           field="district")
+    return districts[0]
 
 
 def list_users(conn: Connection) -> list[dict[str, Any]]:
@@ -101,11 +136,19 @@ def set_disabled(conn: Connection, username: str, disabled: bool = True) -> None
         raise NotFound(f"no user {username!r}")
 
 
-def set_password(conn: Connection, username: str, password: str) -> None:
+def set_password(conn: Connection, username: str, password: str) -> dict[str, int]:
+    """Set a user's password and, in the same transaction, end all their sessions and revoke all their API
+    tokens (whoever held one may have known the old password).
+
+    Returns
+    -------
+    ``{"sessions_ended": n, "tokens_revoked": m}``.
+    """
     user = store.user_by_name(conn, username)
     if user is None:
         raise NotFound(f"no user {username!r}")
     store.set_password_hash(conn, user["user_id"], passwords.hash_password(password))
+    return store.end_credentials(conn, user["user_id"])
 
 
 def issue_token(conn: Connection, username: str, *, label: str = "", days: float | None = None

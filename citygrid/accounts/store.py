@@ -8,18 +8,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-_USER_COLUMNS = "u.user_id, u.username, u.display_name, u.roles, u.district_code, u.team_code, u.created_at, " \
-                "u.disabled_at"
+_USER_COLUMNS = "u.user_id, u.username, u.display_name, u.roles, u.district_code, u.team_code, u.party_code, " \
+                "u.created_at, u.disabled_at"
 
 
 def insert_user(conn: Connection, *, username: str, display_name: str, roles: list[str], district: str | None,
-                team: str | None, password_hash: str | None) -> dict[str, Any]:
+                team: str | None, password_hash: str | None, party: str | None = None) -> dict[str, Any]:
     row = conn.execute(sa.text(
-        f"""INSERT INTO users AS u (username, display_name, roles, district_code, team_code, password_hash)
-            VALUES (:username, :display_name, :roles, :district, :team, :password_hash)
+        f"""INSERT INTO users AS u (username, display_name, roles, district_code, team_code, party_code,
+                                    password_hash)
+            VALUES (:username, :display_name, :roles, :district, :team, :party, :password_hash)
             RETURNING {_USER_COLUMNS}"""),
         {"username": username, "display_name": display_name, "roles": roles, "district": district, "team": team,
-         "password_hash": password_hash}).mappings().one()
+         "party": party, "password_hash": password_hash}).mappings().one()
     return dict(row)
 
 
@@ -52,6 +53,15 @@ def set_disabled(conn: Connection, username: str, disabled: bool) -> bool:
 def set_password_hash(conn: Connection, user_id: int, password_hash: str) -> None:
     conn.execute(sa.text("UPDATE users SET password_hash = :h WHERE user_id = :id"),
                  {"h": password_hash, "id": user_id})
+
+
+def end_credentials(conn: Connection, user_id: int) -> dict[str, int]:
+    """End every live session and revoke every active API token of a user; returns how many of each."""
+    sessions = conn.execute(sa.text(
+        "UPDATE user_sessions SET ended_at = now() WHERE user_id = :id AND ended_at IS NULL"), {"id": user_id})
+    tokens = conn.execute(sa.text(
+        "UPDATE api_tokens SET revoked_at = now() WHERE user_id = :id AND revoked_at IS NULL"), {"id": user_id})
+    return {"sessions_ended": sessions.rowcount, "tokens_revoked": tokens.rowcount}
 
 
 def insert_token(conn: Connection, user_id: int, token_hash: bytes, label: str,
@@ -102,6 +112,12 @@ def end_session(conn: Connection, session_hash: bytes) -> None:
 def team_exists(conn: Connection, team: str) -> bool:
     return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM supervision_teams WHERE code = :t)"),
                         {"t": team}).scalar_one()
+
+
+def party_districts(conn: Connection, code: str) -> list[str]:
+    """The districts that have a party with this ``parties.code`` (of any kind)."""
+    return list(conn.execute(sa.text(
+        "SELECT DISTINCT district_code FROM parties WHERE code = :c ORDER BY district_code"), {"c": code}).scalars())
 
 
 def district_exists(conn: Connection, district: str) -> bool:

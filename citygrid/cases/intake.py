@@ -8,6 +8,8 @@ client declares (default WGS84); nothing is written here.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -15,11 +17,15 @@ from typing import Any
 
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
 from citygrid.errors import InvalidInput
+from citygrid.loaders.plaintext import control_character
 
 SOURCES = ("supervisor", "hotline", "citizen", "open311", "camera", "import")
 INPUT_CRS = ("wgs84", "gcj02", "bd09")
 MAX_DESCRIPTION = 2000
 MAX_PHOTOS = 10
+# Gridded management began in 2004 and the oldest 311 records date from the late 1990s; a year 0001 report
+# is a typo or an attack (it made every page's month slider overflow).
+EARLIEST_REPORT = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 _KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
 _CODE = re.compile(r"^[0-9]{4}$")
 _OBJID = re.compile(r"^[0-9]{16}$")
@@ -67,11 +73,45 @@ def _number(data: dict[str, Any], name: str, problems: list[dict[str, str]]) -> 
     return value
 
 
-def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: str = "wgs84") -> Report:
-    """Validate a report given as a mapping (parsed JSON or form fields)."""
+def _text_problems(data: dict[str, Any], problems: list[dict[str, str]]) -> None:
+    """A problem for each text field holding a control character (only the description may hold line breaks),
+    or a value of the wrong JSON type."""
+    for name in ("description", "address", "class_code", "kind", "source", "crs", "idempotency_key",
+                 "component_obj_id", "reported_at"):
+        value = data.get(name)
+        if value is None or (isinstance(value, int | float) and not isinstance(value, bool) and name in (
+                "class_code", "component_obj_id")):
+            continue
+        if not isinstance(value, str):
+            problems.append({"field": name, "reason": "must be text"})
+            continue
+        if (what := control_character(value, single_line=name != "description")) is not None:
+            problems.append({"field": name, "reason": f"contains a control character ({what}); send plain text"})
+
+
+def _synthetic(data: dict[str, Any], allow: bool, problems: list[dict[str, str]]) -> bool:
+    """The ``synthetic`` flag: a JSON boolean, and true only where the caller allows it (the seeded demo
+    history), never from a reporter."""
+    raw = data.get("synthetic", False)
+    if not isinstance(raw, bool):
+        problems.append({"field": "synthetic", "reason": "must be a JSON boolean (true or false), not text"})
+        return False
+    if raw and not allow:
+        problems.append({"field": "synthetic", "reason": "reports may not mark themselves synthetic; only the "
+                                                         "seeded demo history (citygrid cases synthesize) is"})
+        return False
+    return raw
+
+
+def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: str = "wgs84",
+                 allow_synthetic: bool = False) -> Report:
+    """Validate a report given as a mapping (parsed JSON or form fields). ``allow_synthetic``: the caller is
+    the seeded synthetic history, which alone may set ``synthetic``."""
     if not isinstance(data, dict):
         raise InvalidInput("the report must be a JSON object", field="body")
     problems: list[dict[str, str]] = []
+    _text_problems(data, problems)
+    synthetic = _synthetic(data, allow_synthetic, problems)
     by_address = data.get("lon") in (None, "") and data.get("lat") in (None, "") and bool(data.get("address"))
     lon = None if by_address else _number(data, "lon", problems)
     lat = None if by_address else _number(data, "lat", problems)
@@ -124,6 +164,9 @@ def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: 
                 reported_at = reported_at.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
             if reported_at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
                 problems.append({"field": "reported_at", "reason": "is in the future"})
+            elif reported_at < EARLIEST_REPORT:
+                problems.append({"field": "reported_at", "reason": f"is before {EARLIEST_REPORT.date()}: no city kept "
+                                                                   "such records; check the year"})
         except ValueError:
             problems.append({"field": "reported_at", "reason": "must be an ISO 8601 date-time"})
     address = data.get("address") or None
@@ -134,4 +177,20 @@ def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: 
     return Report(lon=lon, lat=lat, crs=crs, kind=kind, class_code=class_code, description=description,
                   source=source, photos=tuple(photos), component_obj_id=str(obj_id) if obj_id else None,
                   reported_at=reported_at, idempotency_key=str(key) if key else None,
-                  address=str(address) if address else None, synthetic=bool(data.get("synthetic", False)))
+                  address=str(address) if address else None, synthetic=synthetic)
+
+
+def scoped_key(scope: str, key: str) -> str:
+    """The idempotency key as stored: the caller's scope (``user:<id>``, ``open311:<client>``, ``cli``) and the
+    key the client sent, so one caller's key never finds another caller's case."""
+    return f"{scope}|{key}"
+
+
+def report_digest(report: Report) -> str:
+    """SHA-256 of what a report says (not when it arrived): a retry under the same key must say the same."""
+    content = {"lon": report.lon, "lat": report.lat, "crs": report.crs, "kind": report.kind,
+               "class_code": report.class_code, "description": report.description, "source": report.source,
+               "scheme": report.scheme, "photos": list(report.photos), "obj": report.component_obj_id,
+               "reported_at": report.reported_at.isoformat() if report.reported_at else None,
+               "address": report.address, "synthetic": report.synthetic}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

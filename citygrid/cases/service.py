@@ -6,6 +6,7 @@ in that one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from sqlalchemy.engine import Connection
 from citygrid.cases import store
 from citygrid.cases.calendar import DeadlineTable, WorkingCalendar, load_rules
 from citygrid.cases.escalation import COUNTED_ACTIONS, EscalationRules, load_escalation, next_level
-from citygrid.cases.intake import Report
+from citygrid.cases.intake import Report, report_digest, scoped_key
+from citygrid.cases.scope import CaseScope
 from citygrid.cases.workflow import LEVELS, allowed_actions, next_state, target_status
 from citygrid.config import Settings
 from citygrid.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -40,16 +42,25 @@ def _storage_point(report: Report, srid: int) -> shapely.Point:
     return crs.storage_point(report.lon, report.lat, source, srid)
 
 
-def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: str = "citizen"
+def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: str = "citizen",
+           key_scope: str = "cli", joins: Callable[[dict[str, Any]], bool] | None = None
            ) -> tuple[dict[str, Any], str]:
     """Store a report as a case (or link it to an open duplicate); returns (case, outcome) where outcome is
     ``created``, ``existing`` (same idempotency key) or ``duplicate`` (an open case of the same class nearby).
 
+    Idempotency keys are the caller's own: ``key_scope`` (``user:<id>``, ``open311:<client>``; ``cli`` for
+    library and command-line callers) is stored with the key, so another caller's identical key is a new key.
+    A key used again with a different report is a ``Conflict`` (409), not a silent replay of the first.
+    ``joins``: which open cases the report may join as a duplicate (default any); Open311 joins only published
+    ones, so an anonymous reporter never learns that an internal case exists at a place.
+
     Raises ``InvalidInput`` for a point outside every district (with the distance), an unknown class, or a
     named component that does not exist or lies too far from the point.
     """
-    if report.idempotency_key and (existing := store.case_by_key(conn, None, report.idempotency_key)):
-        return case_view(conn, existing), "existing"
+    key = scoped_key(key_scope, report.idempotency_key) if report.idempotency_key else None
+    digest = report_digest(report) if key else None
+    if key and (existing := store.case_by_key(conn, None, key)):
+        return _replay(conn, existing, digest, report.idempotency_key or ""), "existing"
     srid = deployment_srid(conn)
     located_by = None
     if report.lon is None:
@@ -81,17 +92,23 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
         component = store.component_near(conn, district, wkb, srid, obj_id=None, class_code=report.class_code,
                                          within_m=COMPONENT_SEARCH_M)
     at = report.reported_at
-    duplicate = store.open_duplicate(conn, district, report.kind, report.class_code, wkb, srid,
-                                     at.isoformat() if at else None, DUPLICATE_RADIUS_M, DUPLICATE_HOURS)
+    candidates = store.open_duplicates(conn, district, report.kind, report.class_code, wkb, srid,
+                                       at.isoformat() if at else None, DUPLICATE_RADIUS_M, DUPLICATE_HOURS)
+    # The nearest the caller may learn of; past cases it may not, the report stands as a case of its own.
+    duplicate = next((c for c in candidates if joins is None or joins(store.get_case(conn, c))), None)
     if duplicate is not None:
         added = store.add_event(conn, district, duplicate, action="duplicate_report", from_status=None,
                                 to_status=store.get_case(conn, duplicate)["status"], actor=actor, role=role,
-                                note=(report.description or "")[:500], idempotency_key=report.idempotency_key)
-        return case_view(conn, duplicate), "duplicate" if added else "existing"
+                                note=(report.description or "")[:500], idempotency_key=key,
+                                idempotency_digest=digest)
+        if not added:  # a concurrent retry linked it first
+            return _replay(conn, store.case_by_key(conn, district, key or ""), digest,
+                           report.idempotency_key or ""), "existing"
+        return case_view(conn, duplicate), "duplicate"
     index = GridIndex.cached(conn, district)
     hit = int(index.assign(np.array([point.x]), np.array([point.y]))[0])
     row = {
-        "district": district, "key": report.idempotency_key, "kind": report.kind, "scheme": report.scheme,
+        "district": district, "key": key, "digest": digest, "kind": report.kind, "scheme": report.scheme,
         "class_code": report.class_code, "description": report.description, "source": report.source,
         "reported_at": at.isoformat() if at else None,
         "unit": index.codes[hit] if hit >= 0 else None,
@@ -107,10 +124,23 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
     }
     case_id = store.insert_case(conn, row, srid)
     if case_id is None:  # a concurrent request with the same idempotency key stored it first
-        return case_view(conn, store.case_by_key(conn, district, report.idempotency_key)), "existing"
+        return _replay(conn, store.case_by_key(conn, district, key or ""), digest,
+                       report.idempotency_key or ""), "existing"
     store.add_event(conn, district, case_id, action="report", from_status=None, to_status="reported",
                     actor=actor, role=role, note=report.source)
     return case_view(conn, case_id), "created"
+
+
+def _replay(conn: Connection, stored: tuple[int, str | None] | None, digest: str | None, key: str
+            ) -> dict[str, Any]:
+    """The case a key was first used for, when the report is the same one again; ``Conflict`` otherwise."""
+    if stored is None:
+        raise Conflict(f"idempotency key {key!r} is being used by a concurrent request; retry")
+    case_id, first = stored
+    if first is not None and first != digest:
+        raise Conflict(f"idempotency key {key!r} was used before for a different report; use a new key for a "
+                       "new report, or send exactly the same report to retry")
+    return case_view(conn, case_id)
 
 
 def _classify(conn: Connection, report: Report) -> tuple[Report, dict[str, Any]]:
@@ -271,3 +301,11 @@ def case_view(conn: Connection, case_id: int) -> dict[str, Any]:
     case["actions"] = allowed_actions(case["status"])
     case["events"] = store.events(conn, case["district_code"], case_id)
     return case
+
+
+def check_scope(conn: Connection, case_id: int, scope: CaseScope) -> None:
+    """``Forbidden`` with the reason (the caller's team or party) unless case ``case_id`` lies in ``scope``
+    (``cases.scope.read_scope`` / ``action_scope`` of the caller). An unrestricted scope holds every case,
+    even one that does not exist (the caller learns that from the operation itself, as ``NotFound``)."""
+    if not scope.unrestricted and not store.in_scope(conn, case_id, scope):
+        raise Forbidden(scope.refusal(case_id))

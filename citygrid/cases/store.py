@@ -5,6 +5,7 @@ Points are WKB in the deployment CRS going in; the web gets lon/lat in EPSG:4326
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from citygrid.cases.scope import CaseScope
 from citygrid.cases.workflow import OPEN_STATES
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -59,31 +61,33 @@ def component_near(conn: Connection, district: str, wkb: bytes, srid: int, *, ob
     return dict(row) if row else None
 
 
-def open_duplicate(conn: Connection, district: str, kind: str, class_code: str, wkb: bytes, srid: int,
-                   at: Any, radius_m: float, hours: float) -> int | None:
-    """An open case of the same class within ``radius_m`` and ``hours`` of the report, nearest first."""
-    return conn.execute(sa.text(
+def open_duplicates(conn: Connection, district: str, kind: str, class_code: str, wkb: bytes, srid: int,
+                    at: Any, radius_m: float, hours: float, limit: int = 5) -> list[int]:
+    """Open cases of the same class within ``radius_m`` and ``hours`` of the report, nearest first."""
+    return list(conn.execute(sa.text(
         f"""SELECT case_id FROM cases
              WHERE district_code = :d AND kind = :k AND class_code = :c
                AND status IN ({", ".join(f"'{s}'" for s in OPEN_STATES)})
                AND ST_DWithin(geom, ST_GeomFromWKB(:wkb, :srid), :r)
                AND reported_at BETWEEN coalesce(CAST(:at AS timestamptz), now()) - make_interval(secs => :h * 3600)
                                    AND coalesce(CAST(:at AS timestamptz), now()) + make_interval(secs => :h * 3600)
-             ORDER BY geom <-> ST_GeomFromWKB(:wkb, :srid), case_id LIMIT 1"""
+             ORDER BY geom <-> ST_GeomFromWKB(:wkb, :srid), case_id LIMIT :limit"""
     ), {"d": district, "k": kind, "c": class_code, "wkb": wkb, "srid": srid, "r": radius_m, "h": hours,
-        "at": at}).scalar()
+        "at": at, "limit": limit}).scalars())
 
 
-def case_by_key(conn: Connection, district: str | None, key: str) -> int | None:
-    """The case a report with this idempotency key created, or joined as a duplicate."""
-    return conn.execute(sa.text(
-        """SELECT case_id FROM (
-               SELECT case_id FROM cases WHERE idempotency_key = :k
+def case_by_key(conn: Connection, district: str | None, key: str) -> tuple[int, str | None] | None:
+    """(case, digest of the report) that a report with this (scoped) idempotency key created, or joined as a
+    duplicate; None when the key is new."""
+    row = conn.execute(sa.text(
+        """SELECT case_id, digest FROM (
+               SELECT case_id, idempotency_digest AS digest FROM cases WHERE idempotency_key = :k
                   AND (CAST(:d AS text) IS NULL OR district_code = :d)
                UNION ALL
-               SELECT case_id FROM case_events WHERE idempotency_key = :k
+               SELECT case_id, idempotency_digest FROM case_events WHERE idempotency_key = :k
                   AND (CAST(:d AS text) IS NULL OR district_code = :d)) hits
-            ORDER BY case_id LIMIT 1"""), {"k": key, "d": district}).scalar()
+            ORDER BY case_id LIMIT 1"""), {"k": key, "d": district}).first()
+    return (row[0], row[1]) if row else None
 
 
 def insert_case(conn: Connection, row: dict[str, Any], srid: int) -> int | None:
@@ -91,35 +95,38 @@ def insert_case(conn: Connection, row: dict[str, Any], srid: int) -> int | None:
     return conn.execute(sa.text(
         """INSERT INTO cases (district_code, idempotency_key, kind, scheme, class_code, description, source,
                               reported_at, status, unit_grid_code, supervision_code, community_code, street_code,
-                              component_obj_id, synthetic, attrs, geom)
+                              component_obj_id, synthetic, attrs, geom, idempotency_digest)
            VALUES (:district, :key, :kind, :scheme, :class_code, :description, :source,
                    coalesce(CAST(:reported_at AS timestamptz), now()), 'reported', :unit, :supervision, :community,
-                   :street, :component, :synthetic, CAST(:attrs AS jsonb), ST_GeomFromWKB(:wkb, :srid))
+                   :street, :component, :synthetic, CAST(:attrs AS jsonb), ST_GeomFromWKB(:wkb, :srid), :digest)
            ON CONFLICT (district_code, idempotency_key) DO NOTHING
            RETURNING case_id"""
-    ), {**row, "attrs": json.dumps(row.get("attrs", {}), ensure_ascii=False), "srid": srid}).scalar()
+    ), {"digest": None, **row, "attrs": json.dumps(row.get("attrs", {}), ensure_ascii=False), "srid": srid}).scalar()
 
 
 def add_event(conn: Connection, district: str, case_id: int, *, action: str, from_status: str | None,
-              to_status: str, actor: str, role: str, note: str = "", idempotency_key: str | None = None) -> bool:
+              to_status: str, actor: str, role: str, note: str = "", idempotency_key: str | None = None,
+              idempotency_digest: str | None = None) -> bool:
     """Append an event; False when an event with this idempotency key exists already (a retried report)."""
     return conn.execute(sa.text(
         """INSERT INTO case_events (district_code, case_id, seq, action, from_status, to_status, actor, role, note,
-                                   idempotency_key)
+                                   idempotency_key, idempotency_digest)
            VALUES (:d, :c, (SELECT coalesce(max(seq), 0) + 1 FROM case_events WHERE district_code = :d
                                                                            AND case_id = :c),
-                   :action, :from_status, :to_status, :actor, :role, :note, :key)
+                   :action, :from_status, :to_status, :actor, :role, :note, :key, :digest)
            ON CONFLICT (district_code, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"""
     ), {"d": district, "c": case_id, "action": action, "from_status": from_status, "to_status": to_status,
-        "actor": actor, "role": role, "note": note, "key": idempotency_key}).rowcount == 1
+        "actor": actor, "role": role, "note": note, "key": idempotency_key,
+        "digest": idempotency_digest}).rowcount == 1
 
 
-def get_case(conn: Connection, case_id: int) -> dict[str, Any] | None:
+def get_case(conn: Connection, case_id: int, scope: CaseScope | None = None) -> dict[str, Any] | None:
+    """The case, or None when there is none or it lies outside ``scope`` (default: every case)."""
     row = conn.execute(sa.text(
         f"""SELECT {_CASE_COLUMNS} FROM cases c
               LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
-             WHERE c.case_id = :id"""
-    ), {"id": case_id}).mappings().first()
+             WHERE c.case_id = :id AND {_IN_SCOPE}"""
+    ), {"id": case_id, **_scope(scope)}).mappings().first()
     return dict(row) if row else None
 
 
@@ -163,15 +170,29 @@ _IN_TEAM = """c.supervision_code IN (
                        AND s.version_id = (SELECT v.version_id FROM grid_versions v
                                             WHERE v.district_code = c.district_code
                                             ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1))"""
+# A case in a reader's scope (``CaseScope.bound``): every case, or those in the grids of team :scope_team, or
+# those dispatched to party :scope_party of district :scope_district.
+_IN_SCOPE = f"""(CAST(:scope_all AS boolean)
+                  OR (CAST(:scope_team AS text) IS NOT NULL AND {_IN_TEAM.replace(":team", ":scope_team")})
+                  OR (CAST(:scope_party AS text) IS NOT NULL AND c.district_code = :scope_district
+                      AND c.attrs -> 'dispatched_to' ->> 'code' = :scope_party))"""
+
+
+def _scope(scope: CaseScope | None) -> dict[str, Any]:
+    return (scope or CaseScope()).bound()
 
 
 def list_cases(conn: Connection, *, district: str | None, status: str | None, kind: str | None,
                class_code: str | None, start: Any, end: Any, bbox: tuple[float, float, float, float] | None,
                unit_grid: str | None, supervision_grid: str | None, srid: int, limit: int, offset: int,
-               team: str | None = None, open_only: bool = False) -> list[dict[str, Any]]:
-    """Cases matching every given filter (all bound), newest first. ``bbox`` in EPSG:4326; ``team``: the
-    supervision grids of that team in the current grid version (a supervisor's own grids); ``open_only``:
-    not rejected, closed or evaluated."""
+               team: str | None = None, open_only: bool = False, scope: CaseScope | None = None,
+               statuses: tuple[str, ...] | None = None, published: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+               ) -> list[dict[str, Any]]:
+    """Cases matching every given filter (all bound) within ``scope`` (default: every case), newest first.
+    ``bbox`` in EPSG:4326, applied exactly (not as its bounding box in the storage CRS); ``team``: the
+    supervision grids of that team in the current grid version; ``open_only``: not rejected, closed or
+    evaluated; ``statuses``: one of these; ``published``: (sources, ``kind/class_code`` pairs) — only cases
+    from one of the sources or of one of the classes (what Open311 publishes)."""
     where = ["(CAST(:district AS text) IS NULL OR c.district_code = :district)",
              "(CAST(:status AS text) IS NULL OR c.status = :status)",
              "(CAST(:kind AS text) IS NULL OR c.kind = :kind)",
@@ -181,13 +202,24 @@ def list_cases(conn: Connection, *, district: str | None, status: str | None, ki
              "(CAST(:unit AS text) IS NULL OR c.unit_grid_code = :unit)",
              "(CAST(:sup AS text) IS NULL OR c.supervision_code = :sup)",
              "(CAST(:open AS boolean) IS FALSE OR c.status NOT IN ('rejected', 'closed', 'evaluated'))",
-             f"(CAST(:team AS text) IS NULL OR {_IN_TEAM})"]
+             f"(CAST(:team AS text) IS NULL OR {_IN_TEAM})", _IN_SCOPE]
     params: dict[str, Any] = {"district": district, "status": status, "kind": kind, "class_code": class_code,
                               "start": start, "end": end, "unit": unit_grid, "sup": supervision_grid,
-                              "limit": limit, "offset": offset, "srid": srid, "team": team, "open": open_only}
+                              "limit": limit, "offset": offset, "srid": srid, "team": team, "open": open_only,
+                              **_scope(scope)}
     if bbox is not None:
-        where.append("c.geom && ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), :srid)")
+        # The index finds candidates in the box's extent in the storage CRS (which is larger than the box:
+        # its edges curve there); the exact test is in EPSG:4326.
+        where.append("c.geom && ST_Transform(ST_Segmentize(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), 0.001), :srid)"
+                     " AND ST_Intersects(ST_Transform(c.geom, 4326), ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))")
         params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    if statuses is not None:
+        where.append("c.status = ANY(CAST(:statuses AS text[]))")
+        params["statuses"] = list(statuses)
+    if published is not None:
+        where.append("(c.source = ANY(CAST(:pub_sources AS text[])) "
+                     "OR c.kind || '/' || c.class_code = ANY(CAST(:pub_classes AS text[])))")
+        params.update(pub_sources=list(published[0]), pub_classes=list(published[1]))
     rows = conn.execute(sa.text(
         f"""SELECT {_CASE_COLUMNS} FROM cases c
               LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
@@ -197,24 +229,25 @@ def list_cases(conn: Connection, *, district: str | None, status: str | None, ki
     return [dict(r) for r in rows]
 
 
-def in_team(conn: Connection, case_id: int, team: str) -> bool:
-    """Whether the case lies in a supervision grid of ``team`` (current grid version of its district)."""
-    return conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM cases c WHERE c.case_id = :id AND {_IN_TEAM})"),
-                        {"id": case_id, "team": team}).scalar_one()
+def in_scope(conn: Connection, case_id: int, scope: CaseScope) -> bool:
+    """Whether case ``case_id`` exists and lies in ``scope``."""
+    return conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM cases c WHERE c.case_id = :id AND {_IN_SCOPE})"),
+                        {"id": case_id, **scope.bound()}).scalar_one()
 
 
 def set_deadline(conn: Connection, case_id: int, deadline: Any) -> None:
     conn.execute(sa.text("UPDATE cases SET deadline_at = :t WHERE case_id = :id"), {"t": deadline, "id": case_id})
 
 
-def deadline_lists(conn: Connection, district: str | None, within_hours: float, limit: int
-                   ) -> dict[str, list[dict[str, Any]]]:
-    """Dispatched cases past their deadline, and those due within ``within_hours`` (soonest first)."""
+def deadline_lists(conn: Connection, district: str | None, within_hours: float, limit: int,
+                   scope: CaseScope | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Dispatched cases (within ``scope``, default every case) past their deadline, and those due within
+    ``within_hours`` (soonest first)."""
     base = f"""SELECT {_CASE_COLUMNS} FROM cases c
                  LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
                 WHERE c.status = 'dispatched' AND c.deadline_at IS NOT NULL
-                  AND (CAST(:d AS text) IS NULL OR c.district_code = :d)"""
-    params = {"d": district, "h": within_hours, "limit": limit}
+                  AND (CAST(:d AS text) IS NULL OR c.district_code = :d) AND {_IN_SCOPE}"""
+    params = {"d": district, "h": within_hours, "limit": limit, **_scope(scope)}
     overdue = conn.execute(sa.text(base + " AND c.deadline_at < now() ORDER BY c.deadline_at LIMIT :limit"),
                            params).mappings()
     soon = conn.execute(sa.text(base + """ AND c.deadline_at >= now()
@@ -261,6 +294,9 @@ def district_codes(conn: Connection) -> list[str]:
     return list(conn.execute(sa.text("SELECT district_code FROM districts ORDER BY district_code")).scalars())
 
 
+MAX_MONTHS = 600
+
+
 def case_months(conn: Connection, district: str) -> list[str]:
     """The months (YYYY-MM, Beijing time) from the district's first to its last report, oldest first (two
     index look-ups, not a scan of every case)."""
@@ -271,6 +307,7 @@ def case_months(conn: Connection, district: str) -> list[str]:
     if first is None:
         return []
     first, last = first.astimezone(SHANGHAI), last.astimezone(SHANGHAI)
+    first = max(first, last - dt.timedelta(days=31 * MAX_MONTHS))  # a slider of at most MAX_MONTHS months
     months = []
     year, month = first.year, first.month
     while (year, month) <= (last.year, last.month):

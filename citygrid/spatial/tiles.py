@@ -1,12 +1,17 @@
 """Mapbox Vector Tiles of the large layers (unit and supervision grids, components, cases), made by PostGIS
 (``ST_AsMVT``) and cached under a key that names what the tile was made from.
 
-The key holds the layer, the tile, its filters and the layer's **revision**: for grids the current version of
-every district (id, status, parameters, and the grid count of a draft) and the ownership counter (unit grids
-carry their owners per role), for cases and components their counters — ``layer_revisions`` rows that every
-committed change raises (migration 0004). The revision is read before the
-tile is made, so a tile is never older than its key: once an edit commits, every later request builds a new
-key and no stale tile can be served. The cache is per process, bounded in bytes, least recently used first.
+The key holds the layer, the tile, its filters, the reader's scope and the layer's **revision**: for grids the
+current version of every district (id, status, parameters, and the grid count of a draft) and the ownership
+counter (unit grids carry their owners per role), for cases and components their counters — ``layer_revisions``
+rows that every committed change raises (migration 0004). The revision is read before the tile is made, so a
+tile is never older than its key: once an edit commits, every later request builds a new key and no stale tile
+can be served. The cache is per process, bounded in bytes, least recently used first.
+
+A layer with a ``reader_scope`` (the cases) shows a restricted reader only their rows: the caller passes the
+scope's bound values (``citygrid.cases.scope.CaseScope.bound``: a team's supervision grids and/or a party's
+dispatched cases), the condition is added to the query and the scope is part of the key (and, for a team,
+the grids' revision, since the team's grids are those of the current version).
 
 Tiles are addressed in the web's XYZ scheme (EPSG:3857 tile grid); the query selects rows through the
 tile envelope transformed to the deployment CRS (with a margin), so the GiST index on ``geom`` is used.
@@ -46,6 +51,9 @@ class TileLayer:
     select: str
     filters: tuple[tuple[str, str], ...] = ()
     revision_of: tuple[str, ...] = ("grids",)  # "grids" (current versions) and/or layer_revisions layers
+    # The rows a restricted reader may see (bound :scope_team, :scope_party, :scope_district; see the module
+    # docstring); None: the layer is the same for every reader.
+    reader_scope: str | None = None
 
 
 _CURRENT_VERSION = """(SELECT v.version_id FROM grid_versions v WHERE v.district_code = g.district_code
@@ -101,7 +109,12 @@ LAYERS: dict[str, TileLayer] = {layer.name: layer for layer in (
               filters=(("status", "g.status = :status"), ("class_code", "g.class_code = :class_code"),
                        ("open", "(CAST(:open AS boolean) IS FALSE OR g.status NOT IN ('rejected', 'closed', "
                                 "'evaluated'))")),
-              revision_of=("cases",)),
+              revision_of=("cases",), reader_scope=f"""(
+                  (CAST(:scope_team AS text) IS NOT NULL AND g.supervision_code IN (
+                       SELECT s.code FROM supervision_grids s WHERE s.district_code = g.district_code
+                          AND s.team_code = :scope_team AND s.version_id = {_CURRENT_VERSION}))
+                  OR (CAST(:scope_party AS text) IS NOT NULL AND g.district_code = :scope_district
+                      AND g.attrs -> 'dispatched_to' ->> 'code' = :scope_party))"""),
 )}
 
 
@@ -120,10 +133,11 @@ def layer(name: str) -> TileLayer:
     return LAYERS[name]
 
 
-def revision(conn: Connection, tile_layer: TileLayer) -> str:
-    """What the layer's tiles are made from now (see the module docstring); changes with every commit."""
+def revision(conn: Connection, tile_layer: TileLayer, also: tuple[str, ...] = ()) -> str:
+    """What the layer's tiles are made from now (see the module docstring), with the revisions named in
+    ``also`` besides the layer's own; changes with every commit."""
     rows: list[tuple] = []
-    if "grids" in tile_layer.revision_of:
+    if "grids" in tile_layer.revision_of or "grids" in also:
         rows += conn.execute(sa.text(
             """SELECT d.district_code, v.version_id, v.status,
                       CASE WHEN v.status <> 'published' THEN
@@ -136,7 +150,7 @@ def revision(conn: Connection, tile_layer: TileLayer) -> str:
                                      WHERE v.district_code = d.district_code
                                      ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1) v ON true
                 ORDER BY 1""")).all()
-    counters = [name for name in tile_layer.revision_of if name != "grids"]
+    counters = [name for name in (*tile_layer.revision_of, *also) if name != "grids"]
     if counters:
         rows += conn.execute(sa.text(
             "SELECT layer, district_code, revision FROM layer_revisions WHERE layer = ANY(:l) ORDER BY 1, 2"),
@@ -177,12 +191,17 @@ def simplify_tolerance(z: int, y: int) -> float:
 
 
 def make_tile(conn: Connection, tile_layer: TileLayer, z: int, x: int, y: int, srid: int,
-              filters: dict[str, Any]) -> bytes:
+              filters: dict[str, Any], scope: dict[str, Any] | None = None) -> bytes:
     """The MVT bytes of one tile (EPSG:3857 tile grid; rows in EPSG:``srid`` selected through the envelope).
-    Empty bytes below the layer's ``minzoom``."""
+    Empty bytes below the layer's ``minzoom``. ``scope``: the bound values of a restricted reader's scope
+    (``scope_team``, ``scope_party``, ``scope_district``) for a layer with a ``reader_scope``; None: every row."""
+    if scope is not None and tile_layer.reader_scope is None:
+        raise ValueError(f"layer {tile_layer.name} is the same for every reader; it takes no scope")
     if z < tile_layer.minzoom or not _in_area_of_use(z, x, y, srid):
         return b""
     conditions = "".join(f" AND {sql}" for name, sql in tile_layer.filters if filters.get(name) is not None)
+    if scope is not None:
+        conditions += f" AND {tile_layer.reader_scope}"
     where = "AND g.geom && (SELECT stored FROM bounds)" + conditions
     columns = ", ".join(f"r.{name}" for name in tile_layer.columns)
     # Rows picked by the envelope in the storage CRS (the GiST index), clipped and encoded in web mercator;
@@ -198,6 +217,8 @@ def make_tile(conn: Connection, tile_layer: TileLayer, z: int, x: int, y: int, s
     params = {"z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "srid": srid, "name": tile_layer.name,
               "extent": EXTENT, "buffer": BUFFER, "tolerance": simplify_tolerance(z, y),
               **{k: v for k, v in filters.items() if v is not None}}
+    if scope is not None:
+        params.update({k: scope.get(k) for k in ("scope_team", "scope_party", "scope_district")})
     return bytes(conn.execute(sa.text(sql), params).scalar_one() or b"")
 
 
@@ -243,15 +264,19 @@ CACHE = TileCache()
 
 
 def cached_tile(conn: Connection, database: str, name: str, z: int, x: int, y: int, srid: int,
-                filters: dict[str, Any], cache: TileCache = CACHE) -> tuple[bytes, str, bool]:
-    """(tile bytes, cache key digest for an ETag, whether it came from the cache)."""
+                filters: dict[str, Any], cache: TileCache = CACHE, scope: dict[str, Any] | None = None
+                ) -> tuple[bytes, str, bool]:
+    """(tile bytes, cache key digest for an ETag, whether it came from the cache); ``scope`` as for
+    ``make_tile``, part of the key."""
     check_tile(z, x, y)
     tile_layer = layer(name)
-    key = (database, name, z, x, y, revision(conn, tile_layer), tuple(sorted(filters.items())))
+    also = ("grids",) if scope is not None and scope.get("scope_team") is not None else ()
+    key = (database, name, z, x, y, revision(conn, tile_layer, also), tuple(sorted(filters.items())),
+           None if scope is None else tuple(sorted(scope.items())))
     etag = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
     data = cache.get(key)
     if data is not None:
         return data, etag, True
-    data = make_tile(conn, tile_layer, z, x, y, srid, filters)
+    data = make_tile(conn, tile_layer, z, x, y, srid, filters, scope)
     cache.put(key, data)
     return data, etag, False

@@ -14,6 +14,7 @@ from citygrid.gridding import store as grid_store
 from citygrid.spatial.analysis import store as analysis_store
 from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
+from citygrid.webmap.heavy import heavy
 from citygrid.webmap.params import choice_arg, date_arg, district_code
 
 bp = Blueprint("analysis_v1", __name__, url_prefix="/api/v1")
@@ -22,6 +23,7 @@ FIELDS = ("code", "name", "cases", "area_km2", "cases_per_km2", "components", "c
 
 @bp.get("/caseload")
 @allow("analyst", "planner", "dispatcher")
+@heavy
 def caseload():
     """``district`` (required), ``level`` unit|supervision|community|street, ``start``/``end`` (ISO),
     ``kind``, ``class_code``, ``source``, ``status``, ``synthetic`` true|false, ``format`` json|geojson|csv."""
@@ -69,10 +71,13 @@ def _case_filters() -> dict:
 
 @bp.get("/density.<fmt>")
 @allow("analyst", "planner", "dispatcher")
+@heavy
 def density(fmt: str):
     """Kernel density of the filtered cases: ``.png`` (overlay), ``.tif`` (GeoTIFF, deployment CRS) or
     ``.json`` (the overlay's EPSG:4326 bounds and the parameters). ``cell_m`` (10–1000, default 50),
-    ``bandwidth_m`` (default 300), ``kernel`` gaussian|epanechnikov|quartic, plus the caseload filters."""
+    ``bandwidth_m`` (default 300), ``kernel`` gaussian|epanechnikov|quartic, plus the caseload filters.
+    At most ``MAX_REQUEST_CELLS`` cells over the district and a bandwidth of ``MAX_BANDWIDTH_CELLS`` cells
+    (400 naming the limit otherwise); one of the heavy requests whose concurrency is bounded (503 over it)."""
     import tempfile
     from pathlib import Path
 
@@ -80,7 +85,7 @@ def density(fmt: str):
     import shapely
 
     from citygrid.spatial import admin
-    from citygrid.spatial.analysis.density import KERNELS, kde, to_png, write_geotiff
+    from citygrid.spatial.analysis.density import KERNELS, check_request_cost, kde, to_png, write_geotiff
     from citygrid.spatial.crs import to_lonlat
     from citygrid.spatial.db import deployment_srid
     from citygrid.webmap.params import float_arg
@@ -94,6 +99,7 @@ def density(fmt: str):
     filters = _case_filters()
     with connection() as conn:
         boundary = admin.district_boundary(conn, district)
+        check_request_cost(boundary.bounds, cell, bandwidth)
         srid = deployment_srid(conn)
         x, y = analysis_store.case_points(conn, district=district, **filters)
     raster = kde(x, y, boundary.bounds, cell_m=cell, bandwidth_m=bandwidth, kernel=kernel, epsg=srid)

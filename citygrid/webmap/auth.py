@@ -24,14 +24,16 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect,
 from citygrid.accounts import service
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.accounts.service import Principal
-from citygrid.errors import Forbidden, InvalidInput, Unauthorized
+from citygrid.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
 from citygrid.webmap.context import connection
+from citygrid.webmap.headers import came_over_https
 from citygrid.webmap.ratelimit import TokenBuckets, client_address
 
 SESSION_COOKIE = "citygrid_session"
 LOGIN_CSRF_COOKIE = "citygrid_login_csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_PER_MINUTE, LOGIN_BURST = 10.0, 10.0
+LOGIN_ACCOUNT_PER_MINUTE, LOGIN_ACCOUNT_BURST = 3.0, 10.0  # failed sign-ins per account, from any address
 _ACCESS = "citygrid_access"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -144,7 +146,7 @@ def _login_form(message: str = "", status: int = 200) -> Response:
     html = render_template("login.html", message=message, csrf_token=token,
                            next=_safe_next(request.values.get("next")))
     response = Response(html, status=status, mimetype="text/html")
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=request.is_secure,
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=came_over_https(),
                         path="/login")
     return response
 
@@ -160,7 +162,7 @@ def login_page():
 def login():
     """Form (``username``, ``password``, ``csrf_token``, ``next``) → session cookie and redirect; or JSON
     ``{"username", "password"}`` → ``{"user", "csrf_token"}`` with the cookie. 401 for a wrong password,
-    429 after too many failed attempts from one address."""
+    429 (with ``Retry-After``) after too many failed attempts from one address or on one account."""
     buckets: TokenBuckets = current_app.extensions["citygrid_login_buckets"]
     address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"))
     as_json = request.is_json
@@ -173,23 +175,38 @@ def login():
         sent, expected = data.get("csrf_token") or "", request.cookies.get(LOGIN_CSRF_COOKIE) or ""
         if not sent or not expected or not hmac.compare_digest(sent, expected):
             return _login_form("The form expired; please sign in again.", 403)
-    # Failed attempts are counted per address: LOGIN_BURST, then LOGIN_PER_MINUTE (a successful one is free).
-    buckets.take(f"login:{address}", LOGIN_PER_MINUTE, LOGIN_BURST, spend=False)
     username, password = str(data.get("username") or "").strip().lower(), str(data.get("password") or "")
+    _charge_login(buckets, address, username, spend=False)
     try:
         with connection() as conn:
             secret, who = service.login(conn, username, password)
     except Unauthorized:
-        buckets.take(f"login:{address}", LOGIN_PER_MINUTE, LOGIN_BURST)
+        _charge_login(buckets, address, username)
         if as_json:
             raise
         return _login_form("Wrong username or password.", 401)
     response = (jsonify({"user": _user_json(who), "csrf_token": who.csrf_token}) if as_json
                 else redirect(_safe_next(data.get("next"))))
-    response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="Lax", secure=request.is_secure,
+    response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="Lax", secure=came_over_https(),
                         max_age=int(service.SESSION_HOURS * 3600))
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login", secure=came_over_https(), httponly=True,
+                           samesite="Strict")
     return response
+
+
+def _charge_login(buckets: TokenBuckets, address: str, username: str, *, spend: bool = True) -> None:
+    """Count a failed sign-in (``spend`` False: only check one may be tried) against its address (``LOGIN_BURST``,
+    then ``LOGIN_PER_MINUTE``) and against the account it named (``LOGIN_ACCOUNT_BURST``, then
+    ``LOGIN_ACCOUNT_PER_MINUTE``), so that many addresses cannot try many passwords on one account. Both are
+    token buckets: an account under attack is refused for a minute or so, never for good; a successful sign-in
+    costs nothing. ``RateLimited`` when either is empty."""
+    buckets.take(f"login:{address}", LOGIN_PER_MINUTE, LOGIN_BURST, spend=spend)
+    try:
+        # Bounded key (a username has at most 63 characters): a huge name cannot bloat the buckets.
+        buckets.take(f"login-account:{username[:64]}", LOGIN_ACCOUNT_PER_MINUTE, LOGIN_ACCOUNT_BURST, spend=spend)
+    except RateLimited as exc:
+        raise RateLimited(f"too many failed sign-ins to this account: at most {LOGIN_ACCOUNT_PER_MINUTE:g} a "
+                          f"minute; try again in {exc.retry_after_s:.0f} s", retry_after_s=exc.retry_after_s) from None
 
 
 @bp.post("/logout")
@@ -201,7 +218,7 @@ def logout():
         with connection() as conn:
             service.logout(conn, cookie)
     response = redirect(url_for("auth.login_page")) if not request.is_json else jsonify({"signed_out": True})
-    response.delete_cookie(SESSION_COOKIE)
+    response.delete_cookie(SESSION_COOKIE, secure=came_over_https(), httponly=True, samesite="Lax")
     return response
 
 

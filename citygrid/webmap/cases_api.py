@@ -6,11 +6,11 @@ import re
 
 from flask import Blueprint, jsonify, request
 
-from citygrid.accounts.roles import workflow_role
-from citygrid.accounts.service import Principal
+from citygrid.accounts.roles import CASE_READERS, workflow_role
 from citygrid.cases import service
 from citygrid.cases import store as case_store
 from citygrid.cases.intake import parse_report
+from citygrid.cases.scope import action_scope, read_scope
 from citygrid.cases.workflow import STATES, TRANSITIONS
 from citygrid.errors import Forbidden, InvalidInput
 from citygrid.spatial.db import deployment_srid
@@ -44,53 +44,56 @@ def json_body() -> dict:
 @allow("supervisor", "dispatcher")
 def report():
     """Create a case from a report; ``Idempotency-Key`` header (or ``idempotency_key``) makes retries safe.
-    201 created, 200 when the key was seen before or the report joined an open duplicate."""
+    201 created, 200 when the key was seen before or the report joined an open duplicate; 409 when the key
+    was used before for a different report. Keys are the caller's own (another account's identical key is a
+    new key), and a case the caller may not read (an open duplicate outside their team's grids) comes back
+    as its number and status only."""
     data = json_body()
     if request.headers.get("Idempotency-Key"):
         data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
     parsed = parse_report(data)
+    who = require_principal()
     with connection() as conn:
-        case, outcome = service.submit(conn, parsed, actor=require_principal().username, role=parsed.source)
+        case, outcome = service.submit(conn, parsed, actor=who.username, role=parsed.source,
+                                       key_scope=f"user:{who.user_id}")
+        if not case_store.in_scope(conn, case["case_id"], read_scope(who)):
+            case = {"case_id": case["case_id"], "status": case["status"]}
     return jsonify({"outcome": outcome, "case": case}), 201 if outcome == "created" else 200
 
 
 @bp.get("/deadlines")
 @allow("dispatcher", "unit")
 def deadlines():
-    """Overdue dispatched cases and those due within ``within_hours`` (default 4)."""
+    """Overdue dispatched cases and those due within ``within_hours`` (default 4); a unit sees only the cases
+    dispatched to its party."""
     district = optional_district_arg()
     from citygrid.webmap.params import float_arg
 
     within = float_arg("within_hours", 4.0, 0.0, 24.0 * 30)
+    scope = read_scope(require_principal()).required()
     with connection() as conn:
-        lists = case_store.deadline_lists(conn, district, within, int_arg("limit", 200, 1, MAX_PAGE))
+        lists = case_store.deadline_lists(conn, district, within, int_arg("limit", 200, 1, MAX_PAGE), scope=scope)
     return jsonify({**lists, "within_hours": within})
 
 
 @bp.get("/<int:case_id>")
-@allow("supervisor", "dispatcher", "unit", "analyst")
+@allow(*CASE_READERS)
 def get_case(case_id: int):
-    """One case with its events; a supervisor sees only the cases of their own team's grids."""
+    """One case with its events; a supervisor sees only the cases of their own team's grids, a unit only those
+    dispatched to its party (``cases.scope``)."""
     with connection() as conn:
         view = service.case_view(conn, case_id)
-        _check_team_scope(conn, case_id, require_principal())
+        service.check_scope(conn, case_id, read_scope(require_principal()))
         return jsonify(view)
 
 
-def _check_team_scope(conn, case_id: int, who: Principal, acting_as: str | None = None) -> None:
-    """A supervisor (by account, or acting in the workflow's supervisor role) may see and act on the cases of
-    their own team's supervision grids only: ``Forbidden`` otherwise."""
-    scoped = who.supervisor_only or (acting_as == "supervisor" and who.team_code is not None)
-    if scoped and not case_store.in_team(conn, case_id, who.team_code or ""):
-        raise Forbidden(f"case {case_id} is not in the grids of your team {who.team_code}")
-
-
 @bp.get("")
-@allow("supervisor", "dispatcher", "unit", "analyst")
+@allow(*CASE_READERS)
 def list_cases():
     """Filters: district, status, open (true: not rejected/closed/evaluated), kind, class_code, start, end (ISO),
     bbox, unit_grid, supervision_grid, team (a supervision team's own grids); ``limit`` ≤ 1000 (≤ 5000 as
-    GeoJSON), ``offset``; ``format`` json (full cases) or geojson (points with what a map popup shows)."""
+    GeoJSON), ``offset``; ``format`` json (full cases) or geojson (points with what a map popup shows). Only
+    the cases the caller may read (``cases.scope``): a supervisor's own grids, a unit's party's cases."""
     district = optional_district_arg()
     class_code = request.args.get("class_code") or None
     if class_code is not None and not (len(class_code) == 4 and class_code.isdigit()):
@@ -98,11 +101,9 @@ def list_cases():
     team = request.args.get("team") or None
     if team is not None and not _TEAM.match(team):
         raise InvalidInput("team must be a supervision team code such as 110105T01", field="team")
-    who = require_principal()
-    if who.supervisor_only:  # a supervisor lists the cases of their own grids
-        if team is not None and team != who.team_code:
-            raise Forbidden(f"you may list the cases of your own team {who.team_code} only")
-        team = who.team_code
+    scope = read_scope(require_principal()).required()
+    if team is not None and scope.team is not None and team != scope.team:
+        raise Forbidden(f"you may list the cases of your own team {scope.team} only")
     codes = {name: request.args.get(name) or None for name in ("unit_grid", "supervision_grid")}
     for name, pattern in (("unit_grid", _UNIT), ("supervision_grid", _SUPERVISION)):
         if codes[name] is not None and not pattern.match(codes[name]):
@@ -116,7 +117,7 @@ def list_cases():
             unit_grid=codes["unit_grid"], supervision_grid=codes["supervision_grid"], srid=deployment_srid(conn),
             limit=int_arg("limit", 100, 1, MAX_GEOJSON if fmt == "geojson" else MAX_PAGE),
             offset=int_arg("offset", 0, 0, 10_000_000), team=team,
-            open_only=choice_arg("open", ("true", "false"), "false") == "true")
+            open_only=choice_arg("open", ("true", "false"), "false") == "true", scope=scope)
     if fmt == "geojson":
         features = [{"type": "Feature", "id": r["case_id"],
                      "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
@@ -130,12 +131,13 @@ def list_cases():
 def transition(case_id: int):
     """``{"action", "note", "expected_version"}`` (``reclassify`` also takes ``kind`` and ``class_code``) — the
     actor is the signed-in user and the workflow role the one their account roles give for this action (403
-    when none does, or when a supervisor acts outside their team's grids); 409 when the status does not allow
-    the action or the case changed since ``expected_version``."""
+    when none does, or when a supervisor acts outside their team's grids or a unit on another party's case);
+    409 when the status does not allow the action or the case changed since ``expected_version``."""
     data = json_body()
     version = data.get("expected_version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        raise InvalidInput("expected_version must be an integer", field="expected_version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)
+                                or not 0 <= version < 2**31):
+        raise InvalidInput("expected_version must be an integer between 0 and 2^31", field="expected_version")
     action = str(data.get("action") or "")
     who = require_principal()
     step = TRANSITIONS.get(action)
@@ -146,7 +148,7 @@ def transition(case_id: int):
         raise Forbidden(f"{who.username} ({', '.join(who.roles)}) may not {action}: it is done by "
                         f"{', '.join(r for r in step.roles if r != 'system')}")
     with connection() as conn:
-        _check_team_scope(conn, case_id, who, acting_as=role)
+        service.check_scope(conn, case_id, action_scope(who, role))
         case = service.transition(conn, case_id, action, actor=who.username,
                                   role=role, note=str(data.get("note") or ""),
                                   expected_version=version, kind=data.get("kind") or None,

@@ -15,6 +15,7 @@ from citygrid.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    Overloaded,
     RateLimited,
     SchemaMismatch,
     Unauthorized,
@@ -31,6 +32,7 @@ STATUS: dict[type[CitygridError], int] = {
     Conflict: 409,
     RateLimited: 429,
     Unavailable: 503,
+    Overloaded: 503,
     SchemaMismatch: 503,
 }
 
@@ -54,7 +56,7 @@ def register_error_handlers(app: Flask) -> None:
         response = jsonify(error_body(exc.code, exc.message, exc.details))
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="citygrid"'
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, RateLimited | Overloaded):
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
         return response, status_for(exc)
 

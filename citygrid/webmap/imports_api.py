@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import uuid
 from pathlib import Path
 
@@ -13,9 +14,12 @@ from citygrid.components_survey import store as survey
 from citygrid.components_survey.census import CensusOptions, report_csv
 from citygrid.config import Settings
 from citygrid.errors import Conflict, InvalidInput, NotFound, Unavailable
+from citygrid.loaders import gdalsafe
+from citygrid.loaders.archive import check_archive
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import backend, connection
+from citygrid.webmap.heavy import heavy
 from citygrid.webmap.params import district_code
 
 bp = Blueprint("imports_v1", __name__, url_prefix="/api/v1/imports")
@@ -75,6 +79,7 @@ def _start(path: Path, options: CensusOptions, work_dir: Path) -> str:
 
 @bp.post("")
 @allow("gis")
+@heavy
 def upload():
     """Multipart form: ``file`` (a zip, a Shapefile's parts, or one GeoPackage/GeoJSON/CSV), ``district``,
     optional ``crs``, ``encoding``, ``layer``, ``mapping`` (JSON/YAML), ``x_field``, ``y_field``, ``dry_run``,
@@ -90,20 +95,36 @@ def upload():
         dry_run=_flag("dry_run"), partial=_flag("partial"), max_bad_ratio=_number("max_bad_ratio", 0.05),
         move_tolerance_m=_number("move_tolerance_m", 5.0),
     ).validate()
+    names = [_upload_name(storage.filename) for storage in files]  # every name checked before a byte is kept
     work_dir = _imports_dir() / str(uuid.uuid4())
-    saved: list[Path] = []
-    for storage in files:
-        name = Path(storage.filename or "").name
-        if not name or _BAD_NAME.search(name) or Path(name).suffix.lower() not in ALLOWED_SUFFIXES:
-            raise InvalidInput(f"file name {storage.filename!r} is not an accepted dataset file "
-                               f"({', '.join(sorted(ALLOWED_SUFFIXES))})", field="file")
+    try:  # the folder goes whenever the upload does not become a job (bad content, a corrupt zip, any error)
         work_dir.mkdir(parents=True, exist_ok=True)
-        target = work_dir / name
-        storage.save(target)
-        saved.append(target)
-    main = next((p for p in saved if p.suffix.lower() in (".zip", ".shp")), None) or saved[0]
-    job_id = _start(main, options, work_dir)
+        saved = []
+        for storage, name in zip(files, names, strict=True):
+            storage.save(work_dir / name)
+            saved.append(work_dir / name)
+        main = next((p for p in saved if p.suffix.lower() in (".zip", ".shp")), None) or saved[0]
+        if main.suffix.lower() == ".zip":  # a lying or corrupt file is a 400 now, not a failed job later
+            check_archive(main)
+        elif main.suffix.lower() in gdalsafe.DRIVERS:
+            gdalsafe.check_content(main)
+        job_id = _start(main, options, work_dir)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
     return jsonify({"job_id": job_id, "state": "queued", "links": _job_links(job_id)}), 202
+
+
+MAX_NAME = 200
+
+
+def _upload_name(filename: str | None) -> str:
+    """The name an uploaded part is kept under: its own base name, if it is an accepted dataset file."""
+    name = Path(filename or "").name
+    if not name or len(name) > MAX_NAME or _BAD_NAME.search(name) or Path(name).suffix.lower() not in ALLOWED_SUFFIXES:
+        raise InvalidInput(f"file name {(filename or '')[:MAX_NAME]!r} is not an accepted dataset file "
+                           f"({', '.join(sorted(ALLOWED_SUFFIXES))}; at most {MAX_NAME} characters)", field="file")
+    return name
 
 
 def _job(job_id: str) -> dict:
@@ -133,6 +154,7 @@ def _report_rows(job_id: str) -> tuple[list[dict], int]:
 
 @bp.get("/<job_id>/report.csv")
 @allow("gis")
+@heavy
 def get_report(job_id: str):
     rows, _ = _report_rows(job_id)
     return Response(report_csv(rows), mimetype="text/csv",
@@ -141,6 +163,7 @@ def get_report(job_id: str):
 
 @bp.get("/<job_id>/bad.geojson")
 @allow("gis")
+@heavy
 def get_bad_rows(job_id: str):
     rows, srid = _report_rows(job_id)
     return jsonify(jobs.bad_rows_geojson(rows, srid))

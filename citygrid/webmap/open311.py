@@ -1,12 +1,15 @@
 """Open311 GeoReport v2 (https://wiki.open311.org/GeoReport_v2) over the case workflow.
 
 Services are the taxonomy's classes (``service_code`` = ``E0102`` for event 0102, ``C0101`` for component
-0101). Coordinates are WGS84 lat/long as the spec says. Extension fields on requests: ``unit_grid_code``,
-``supervision_grid_code``, ``owner``.
+0101). Coordinates are WGS84 lat/long as the spec says. GET serves only what the city publishes
+(``cases.publication``, ``data/open311.yaml``): by default the requests that came in through Open311, with the
+spec's fields only. POST answers the new request's grid codes (``unit_grid_code``, ``supervision_grid_code``)
+as extension fields to the requester.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -14,21 +17,18 @@ from flask import Blueprint, current_app, g, jsonify, request
 from citygrid.cases import service
 from citygrid.cases import store as case_store
 from citygrid.cases.intake import parse_report
-from citygrid.cases.workflow import CLOSED_STATES
+from citygrid.cases.publication import Publication, request_view, service_code
+from citygrid.cases.workflow import CLOSED_STATES, OPEN_STATES
 from citygrid.components_survey import store as survey_store
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap import ratelimit
 from citygrid.webmap.auth import public
 from citygrid.webmap.context import connection
-from citygrid.webmap.params import bbox_arg, int_arg
+from citygrid.webmap.params import bbox_arg, choice_arg, date_arg, int_arg
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 _SERVICE = re.compile(r"^([CE])([0-9]{4})$")
-
-
-def _service_code(kind: str, code: str) -> str:
-    return ("C" if kind == "component" else "E") + code
 
 
 def _parse_service(code: str | None) -> tuple[str, str]:
@@ -39,7 +39,7 @@ def _parse_service(code: str | None) -> tuple[str, str]:
 
 
 def _service(row: dict) -> dict:
-    return {"service_code": _service_code(row["kind"], row["code"]), "service_name": row["name"],
+    return {"service_code": service_code(row["kind"], row["code"]), "service_name": row["name"],
             "description": f"{row['major_name']} / {row['name']}", "metadata": False, "type": "realtime",
             "keywords": row["major_name"], "group": row["major_name"]}
 
@@ -62,19 +62,17 @@ def service_definition(code: str):
     return jsonify({"service_code": code, "attributes": []})
 
 
-def _request_view(case: dict) -> dict:
-    owner = (case.get("owners") or {}).get("responsibility") or (case.get("owners") or {}).get("management")
-    return {
-        "service_request_id": str(case["case_id"]),
-        "status": "closed" if case["status"] in CLOSED_STATES else "open",
-        "status_notes": case["status"],
-        "service_name": case.get("class_name"), "service_code": _service_code(case["kind"], case["class_code"]),
-        "description": case["description"], "requested_datetime": case["reported_at"].isoformat(),
-        "updated_datetime": case["reported_at"].isoformat(), "address": (case.get("attrs") or {}).get("address"),
-        "lat": case["lat"], "long": case["lon"],
-        "unit_grid_code": case["unit_grid_code"], "supervision_grid_code": case["supervision_code"],
-        "owner": owner["name"] if owner else None,
-    }
+def _rule() -> Publication:
+    """The deployment's publication rule, loaded once by the app factory."""
+    return current_app.extensions["citygrid_open311"]
+
+
+def _key_scope(client: str, api_key: str | None) -> str:
+    """Whose idempotency keys these are: the API key's holder (by a digest of the whole key), else the
+    client's address."""
+    if api_key:
+        return "open311:key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
+    return f"open311:{client}"
 
 
 @bp.post("/requests.json")
@@ -85,8 +83,8 @@ def create_request():
     form = request.form if request.form else (request.get_json(silent=True) or {})
     if not isinstance(form, dict) and not hasattr(form, "get"):
         raise InvalidInput("send the request form-encoded or as a JSON object", field="body")
-    client = ratelimit.check_intake(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                                    str(form.get("api_key") or request.args.get("api_key") or "") or None,
+    api_key = str(form.get("api_key") or request.args.get("api_key") or "") or None
+    client = ratelimit.check_intake(request.remote_addr, request.headers.get("X-Forwarded-For"), api_key,
                                     buckets=current_app.extensions["citygrid_intake_buckets"])
     g.citygrid_actor = f"open311:{client}"
     kind, class_code = _parse_service(form.get("service_code"))
@@ -96,7 +94,8 @@ def create_request():
             "idempotency_key": request.headers.get("Idempotency-Key") or form.get("idempotency_key")}
     parsed = parse_report(data, default_source="open311")
     with connection() as conn:
-        case, outcome = service.submit(conn, parsed, actor=g.citygrid_actor, role="citizen")
+        case, outcome = service.submit(conn, parsed, actor=g.citygrid_actor, role="citizen",
+                                       key_scope=_key_scope(client, api_key), joins=_rule().publishes)
     return jsonify([{"service_request_id": str(case["case_id"]), "service_notice": outcome,
                      "unit_grid_code": case["unit_grid_code"],
                      "supervision_grid_code": case["supervision_code"]}]), 201 if outcome == "created" else 200
@@ -105,32 +104,30 @@ def create_request():
 @bp.get("/requests/<int:request_id>.json")
 @public
 def get_request(request_id: int):
+    """A published request (``cases.publication``); 404 for one that does not exist or is not published."""
+    rule = _rule()
     with connection() as conn:
-        return jsonify([_request_view(service.case_view(conn, request_id))])
+        case = case_store.get_case(conn, request_id)
+    if case is None or not rule.publishes(case):
+        raise NotFound(f"no service request {request_id}")
+    return jsonify([request_view(case, rule)])
 
 
 @bp.get("/requests.json")
 @public
 def list_requests():
-    """Filters: service_code, status (open|closed), start_date, end_date, bbox, unit_grid, supervision_grid."""
+    """Published requests only (``data/open311.yaml``; by default those that came in through Open311), newest
+    first. Filters: service_code, status (open|closed), start_date, end_date, bbox (EPSG:4326), limit."""
     kind = class_code = None
     if request.args.get("service_code"):
         kind, class_code = _parse_service(request.args["service_code"])
-    status = request.args.get("status") or None
-    if status not in (None, "open", "closed"):
-        raise InvalidInput("status must be open or closed", field="status")
-    start, end = request.args.get("start_date"), request.args.get("end_date")
-    for name, value in (("start_date", start), ("end_date", end)):
-        if value and not re.match(r"^\d{4}-\d{2}-\d{2}", value):
-            raise InvalidInput(f"{name} must be an ISO 8601 date", field=name)
+    status = choice_arg("status", ("open", "closed"))
+    rule = _rule()
     with connection() as conn:
         rows = case_store.list_cases(
-            conn, district=None, status=None, kind=kind, class_code=class_code, start=start or None,
-            end=end or None, bbox=bbox_arg(), unit_grid=request.args.get("unit_grid") or None,
-            supervision_grid=request.args.get("supervision_grid") or None, srid=deployment_srid(conn),
-            limit=int_arg("limit", 100, 1, 1000), offset=0)
-        views = [_request_view({**r, "owners": case_store.owners_at(conn, r["district_code"], r["unit_grid_code"],
-                                                                    r["reported_at"])}) for r in rows]
-    if status:
-        views = [v for v in views if v["status"] == status]
-    return jsonify(views)
+            conn, district=None, status=None, kind=kind, class_code=class_code,
+            start=date_arg("start_date"), end=date_arg("end_date"), bbox=bbox_arg(), unit_grid=None,
+            supervision_grid=None, srid=deployment_srid(conn), limit=int_arg("limit", 100, 1, 1000), offset=0,
+            statuses=None if status is None else (CLOSED_STATES if status == "closed" else OPEN_STATES),
+            published=(rule.sources, rule.classes))
+    return jsonify([request_view(r, rule) for r in rows])

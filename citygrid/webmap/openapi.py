@@ -45,7 +45,8 @@ def _op(summary: str, params: list[dict[str, Any]] | None = None, body: dict[str
                        ("401", "not signed in, or the token is unknown, revoked or expired"),
                        ("403", "signed in, but the role does not allow this (or a session request without its "
                                "CSRF token)"),
-                       ("404", "not found"), ("409", "conflict"), ("503", "database unavailable")):
+                       ("404", "not found"), ("409", "conflict"),
+                       ("503", "database unavailable, or too many heavy requests at once (Retry-After)")):
         responses[code] = {"description": what, "content": {"application/json": {"schema": ERROR}}}
     operation: dict[str, Any] = {"summary": summary, "parameters": params or [], "responses": responses}
     if body is not None:
@@ -161,7 +162,8 @@ def document() -> dict[str, Any]:
             _q("level", {"type": "string", "enum": ["unit", "supervision", "community", "street"]}),
             _q("format", {"type": "string", "enum": ["json", "geojson", "csv"]}), *CASE_FILTERS[1:],
             _q("source", {"type": "string"}), _q("synthetic", {"type": "string", "enum": ["true", "false"]})])},
-        "/api/v1/density.{fmt}": {"get": _op("kernel density of cases", [
+        "/api/v1/density.{fmt}": {"get": _op("kernel density of cases (at most 1,000,000 cells over the district "
+                                             "and a bandwidth of at most 100 cells)", [
             _p("fmt", {"type": "string", "enum": ["png", "tif", "json"]}), _q("district", DISTRICT, True),
             _q("cell_m", {"type": "number", "minimum": 10, "maximum": 1000}),
             _q("bandwidth_m", {"type": "number", "minimum": 10, "maximum": 5000}),

@@ -18,7 +18,8 @@ from citygrid.gridding.ownership import ROLES
 from citygrid.spatial import db, store
 from citygrid.webmap.auth import access_of, allow, principal
 from citygrid.webmap.context import connection
-from citygrid.webmap.folium_pages import build_page
+from citygrid.webmap.folium_pages import build_page, inline_hashes
+from citygrid.webmap.headers import CSP, page_policy
 
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 PAGES = (("overview", "/", "Overview 总览"), ("caseload", "/caseload", "Caseload 案件分布"),
@@ -39,6 +40,7 @@ def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **contex
             }
         classes = [{"kind": c["kind"], "code": c["code"], "name": c["name"]} for c in survey_store.taxonomy(conn)]
     who = principal()
+    map_base = basemap()
     visible = [p for p in PAGES if who is not None
                and who.has_any(access_of(current_app.view_functions[f"pages.{p[0]}"]).roles)]
     header = render_template(f"{page}_header.html", deployment_name=name, districts=districts, pages=visible,
@@ -47,8 +49,10 @@ def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **contex
                       plugins=plugins, scripts=(f"{page}.js",), header_html=header,
                       footer_html=render_template("footer.html"),
                       data={"page": page, "districts": [d["code"] for d in districts], "per_district": per_district,
-                            "basemap": basemap(), **data})
-    return Response(html, mimetype="text/html")
+                            "basemap": map_base, **data})
+    response = Response(html, mimetype="text/html")
+    response.headers[CSP] = page_policy(**inline_hashes(), basemap_url=map_base["url"] if map_base else None)
+    return response
 
 
 @bp.get("/")

@@ -13,6 +13,7 @@ which case the last address of ``X-Forwarded-For`` is used.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 import time
@@ -87,6 +88,41 @@ def client_address(remote_addr: str | None, forwarded_for: str | None) -> str:
     if proxy and address == proxy and forwarded_for:
         address = forwarded_for.split(",")[-1].strip() or address
     return address
+
+
+def proxy_warning(host: str, trusted_proxy: str | None, *, prod: bool = False) -> str | None:
+    """The start-up warning for a server that may sit behind a proxy nobody named; None when it needs none.
+
+    Parameters
+    ----------
+    host : the address the server listens on (``--host``).
+    trusted_proxy : ``$CITYGRID_TRUSTED_PROXY`` (None or empty: not set).
+    prod : ``serve --prod`` (a deployment: a proxy in front is likely even on a loopback address).
+
+    Returns
+    -------
+    The text to log when ``trusted_proxy`` is unset and the server is for production or listens beyond
+    loopback, else None.
+
+    Examples
+    --------
+    >>> proxy_warning("127.0.0.1", None) is None
+    True
+    >>> "one rate-limit bucket" in proxy_warning("0.0.0.0", None)
+    True
+    """
+    if trusted_proxy:
+        return None
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback and not prod:
+        return None
+    return ("CITYGRID_TRUSTED_PROXY is not set: behind a reverse proxy every client has the proxy's address, so "
+            "all of them share one rate-limit bucket (sign-in attempts, the Open311 intake) and one client's "
+            "failed sign-ins lock everyone out. Set it to the proxy's address (its X-Forwarded-For is then "
+            "trusted), or ignore this when clients connect directly.")
 
 
 def check_intake(remote_addr: str | None, forwarded_for: str | None, api_key: str | None,

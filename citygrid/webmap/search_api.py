@@ -12,13 +12,14 @@ from flask import Blueprint, jsonify, request
 
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.cases import store as case_store
+from citygrid.cases.scope import read_scope
 from citygrid.components_survey import store as survey_store
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.gridding import store as grid_store
 from citygrid.spatial.crs import to_lonlat
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.gazetteer import Gazetteer
-from citygrid.webmap.auth import allow
+from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import connection
 from citygrid.webmap.params import district_code
 
@@ -34,7 +35,8 @@ MAX_QUERY = 100
 def search():
     """What ``q`` names: a unit/supervision grid code, a 16-digit component ObjID, a case ID (digits, or #n)
     or an address in ``district`` (default: every district). Returns ``results`` (kind, id, label, lon, lat,
-    and for grids the GeoJSON geometry); empty when nothing matches."""
+    and for grids the GeoJSON geometry); empty when nothing matches. A case is found only by those who may read
+    it (``cases.scope``); for anyone else its ID matches nothing, as if there were no such case."""
     query = (request.args.get("q") or "").strip()
     if not query:
         raise InvalidInput("q is required: a grid code, case ID, component ID or address", field="q")
@@ -52,7 +54,8 @@ def search():
             newest = versions[0]
             results.append({"kind": "component", "id": query, "label": f"{newest['class_name'] or ''} {query}",
                             "lon": newest["lon"], "lat": newest["lat"], "current": newest["valid_to"] is None})
-        elif (m := _CASE_ID.match(query)) and (case := case_store.get_case(conn, int(m.group(1)))):
+        elif (m := _CASE_ID.match(query)) and (case := case_store.get_case(conn, int(m.group(1)),
+                                                                             read_scope(require_principal()))):
             results.append({"kind": "case", "id": case["case_id"],
                             "label": f"#{case['case_id']} {case['class_name'] or ''} ({case['status']})",
                             "lon": case["lon"], "lat": case["lat"]})

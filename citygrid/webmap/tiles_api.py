@@ -1,6 +1,10 @@
 """Vector tiles: ``GET /tiles/<layer>/<z>/<x>/<y>.mvt`` (Mapbox Vector Tile, XYZ scheme) and a TileJSON per
 layer. Tiles are cached server-side under a key that includes the layer's revision (``spatial.tiles``); the
-ETag is that key, so browsers revalidate (``no-cache``) and get 304 until an edit changes the layer."""
+ETag is that key, so browsers revalidate (``no-cache``) and get 304 until an edit changes the layer.
+
+The ``cases`` layer (a layer with a ``reader_scope``) follows the case read rules (``cases.scope``): 403 for a
+role that may not read cases, and a supervisor's or a unit's tiles hold only the cases in their scope (the scope
+is part of the cache key)."""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ import re
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from citygrid.accounts.roles import ANY_ROLE
+from citygrid.cases.scope import read_scope
 from citygrid.errors import InvalidInput
 from citygrid.spatial import tiles
 from citygrid.spatial.db import deployment_srid
-from citygrid.webmap.auth import allow
+from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import backend, connection
 from citygrid.webmap.params import choice_arg
 
@@ -41,14 +46,25 @@ def _filters(layer: tiles.TileLayer) -> dict[str, object]:
     return filters
 
 
+def _reader_scope(layer: tiles.TileLayer) -> dict[str, object] | None:
+    """The caller's case scope as the layer's bound scope values (None: every row); ``Forbidden`` for a caller
+    who may not read the layer's rows at all."""
+    if layer.reader_scope is None:
+        return None
+    scope = read_scope(require_principal()).required()
+    return None if scope.unrestricted else scope.bound()
+
+
 @bp.get("/<name>/<int:z>/<int:x>/<int:y>.mvt")
 @allow(*ANY_ROLE)
 def tile(name: str, z: int, x: int, y: int):
     layer = tiles.layer(name)
+    scope = _reader_scope(layer)
     filters = _filters(layer)
     tiles.check_tile(z, x, y)
     with connection() as conn:
-        data, etag, hit = tiles.cached_tile(conn, backend().database, name, z, x, y, deployment_srid(conn), filters)
+        data, etag, hit = tiles.cached_tile(conn, backend().database, name, z, x, y, deployment_srid(conn), filters,
+                                            scope=scope)
     headers = {"ETag": f'"{etag}"', "Cache-Control": "no-cache", "X-Tile-Cache": "hit" if hit else "miss"}
     if request.if_none_match.contains(etag):
         return Response(status=304, headers=headers)
@@ -62,6 +78,7 @@ def tile(name: str, z: int, x: int, y: int):
 def tilejson(name: str):
     """TileJSON 3.0 of a layer: its tile URL template, zooms and attribute fields."""
     layer = tiles.layer(name)
+    _reader_scope(layer)
     template = url_for("tiles.tile", name=name, z=0, x=0, y=0).replace("/0/0/0.mvt", "/{z}/{x}/{y}.mvt")
     return jsonify({"tilejson": "3.0.0", "name": name, "tiles": [template], "minzoom": layer.minzoom,
                     "maxzoom": tiles.MAX_ZOOM, "scheme": "xyz",

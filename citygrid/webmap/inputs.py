@@ -1,0 +1,78 @@
+"""Every request's text checked once, before any view: no control characters, no JSON nested past a depth.
+
+PostgreSQL refuses a NUL byte in text (a 500 before this check, anonymous Open311 included), and other C0
+control characters have no business in a report, a filter or a name. Tab, line feed and carriage return are
+allowed (multi-line descriptions and notes). A JSON body nested deeper than ``MAX_JSON_DEPTH`` is refused
+too: Python's parser raises ``RecursionError`` on a few thousand brackets, which was another 500.
+
+The 400 names the field: the query or form parameter, or the JSON path (``photos[0]``, ``attrs.note``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Flask, request
+
+from citygrid.errors import InvalidInput
+from citygrid.loaders.plaintext import control_character
+
+MAX_JSON_DEPTH = 32
+
+
+def _refuse(field: str, what: str) -> None:
+    raise InvalidInput(f"{field} contains a control character ({what}); send plain text", field=field)
+
+
+def _check_pairs(pairs: Any, kind: str) -> None:
+    for key, value in pairs.items(multi=True):
+        key = key if isinstance(key, str) else ""  # a multipart part without a name
+        if (what := control_character(key)) is not None:
+            _refuse(f"{kind} parameter name {key!r}", what)
+        if isinstance(value, str) and (what := control_character(value)) is not None:
+            _refuse(key, what)
+
+
+def check_json(data: Any) -> None:
+    """``InvalidInput`` for a control character in any string (key or value) of ``data``, or nesting deeper
+    than ``MAX_JSON_DEPTH``; the field is the value's path. Iterative: no recursion on hostile input."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidInput(f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep", field=path or "body")
+        if isinstance(value, str):
+            if (what := control_character(value)) is not None:
+                _refuse(path or "body", what)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if (what := control_character(key)) is not None:
+                    _refuse(f"key {key!r} of {path or 'the body'}", what)
+                stack.append((item, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+
+
+def _check_request() -> None:
+    """The before-request hook: path, query, form fields and JSON body."""
+    if (what := control_character(request.path)) is not None:
+        _refuse("path", what)
+    _check_pairs(request.args, "query")
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            _check_pairs(request.form, "form")
+        elif request.is_json and request.content_length != 0:
+            try:
+                data = json.loads(request.get_data(cache=True))
+            except RecursionError:
+                raise InvalidInput(f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep",
+                                   field="body") from None
+            except ValueError:
+                return  # not JSON: the view says so
+            check_json(data)
+
+
+def install(app: Flask) -> None:
+    """Check every request's text (after authentication, so nobody unsigned makes us parse an upload)."""
+    app.before_request(_check_request)
