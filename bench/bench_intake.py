@@ -16,16 +16,12 @@ import time
 import uuid
 
 import numpy as np
-import shapely
 import sqlalchemy as sa
 
 from bench.bench_census import DATABASE, _settings
-from bench.census_data import random_points_inside
-from bench.common import bench_token, prod_server
+from bench.common import bench_token, chaoyang_lonlats, prod_server
 from bench.results import entry
-from citygrid import deploy
-from citygrid.spatial import admin, db
-from citygrid.spatial.crs import to_lonlat
+from citygrid.spatial import db
 
 CLIENTS = 50
 # Each of the 50 clients reports once a second on average: 50 reports/s, about 40 times Chaoyang's busiest hour
@@ -95,16 +91,8 @@ def run(wanted: set[str]) -> list[dict]:
         return []
     seconds = float(os.environ.get("BENCH_INTAKE_SECONDS", "60"))
     rate = float(os.environ.get("BENCH_INTAKE_RATE", str(RATE_PER_CLIENT)))
-    settings = _settings()
-    deploy.load_demo(settings, "chaoyang")
     run_id = uuid.uuid4().hex[:8]
-    engine = db.make_engine(db.database_url(settings))
-    with engine.connect() as conn:
-        boundary = admin.district_boundary(conn, "110105").buffer(-100)
-    engine.dispose()
-    px, py = random_points_inside(boundary, 200_000, np.random.default_rng(2026))
-    lonlat = to_lonlat(shapely.points(px, py), 4548)
-    lons, lats = shapely.get_x(lonlat), shapely.get_y(lonlat)
+    lons, lats = chaoyang_lonlats(200_000, seed=2026)
     token = bench_token(DATABASE)
     with prod_server(DATABASE, "intake_server.log") as port:
         def reports(phase: str):
@@ -122,11 +110,12 @@ def run(wanted: set[str]) -> list[dict]:
         latencies, statuses, bodies = _load(port, seconds, reports("paced"), rate)
         saturated, saturated_statuses, saturated_bodies = _load(port, max(5.0, seconds / 3), reports("closed"))
     created = {b["case"]["case_id"] for b in bodies + saturated_bodies if b["outcome"] == "created"}
-    engine = db.make_engine(db.database_url(settings))
+    engine = db.make_engine(db.database_url(_settings()))
     with engine.begin() as conn:
+        # keys are stored as '<caller>|<key>' (cases.intake.scoped_key)
         stored = conn.execute(sa.text("SELECT count(*) FROM cases WHERE idempotency_key LIKE :p"),
-                              {"p": f"bench-{run_id}-%"}).scalar_one()
-        conn.execute(sa.text("DELETE FROM cases WHERE idempotency_key LIKE :p"), {"p": f"bench-{run_id}-%"})
+                              {"p": f"%|bench-{run_id}-%"}).scalar_one()
+        conn.execute(sa.text("DELETE FROM cases WHERE idempotency_key LIKE :p"), {"p": f"%|bench-{run_id}-%"})
     engine.dispose()
     lat, closed = np.array(latencies), np.array(saturated)
     p95, floor_p95 = float(np.percentile(lat, 95)), float(np.percentile(np.array(floor), 95))

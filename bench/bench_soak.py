@@ -17,17 +17,13 @@ import time
 import uuid
 
 import numpy as np
-import shapely
 import sqlalchemy as sa
 
 from bench.bench_census import DATABASE, _settings
 from bench.bench_intake import CLASSES, CLIENTS
-from bench.census_data import random_points_inside
-from bench.common import bench_token, free_port, start_prod_server
+from bench.common import bench_token, chaoyang_lonlats, free_port, start_prod_server
 from bench.results import entry
-from citygrid import deploy
-from citygrid.spatial import admin, db
-from citygrid.spatial.crs import to_lonlat
+from citygrid.spatial import db
 
 REPORTS = 10_000
 KILL_AT = 0.4
@@ -90,11 +86,11 @@ def _stored(engine, prefix: str) -> dict[str, int]:
     with engine.connect() as conn:
         # a report is stored as a case, or as a duplicate_report event on an open case nearby
         rows = conn.execute(sa.text(
-            """SELECT key, count(*) FROM (
+            """SELECT split_part(key, '|', 2), count(*) FROM (
                    SELECT idempotency_key AS key FROM cases WHERE idempotency_key LIKE :p
                    UNION ALL
                    SELECT idempotency_key FROM case_events WHERE idempotency_key LIKE :p) stored
-                GROUP BY 1"""), {"p": prefix + "%"}).all()
+                GROUP BY 1"""), {"p": f"%|{prefix}%"}).all()  # keys are stored as '<caller>|<key>'
     return {key: int(n) for key, n in rows}
 
 
@@ -102,14 +98,8 @@ def run(wanted: set[str]) -> list[dict]:
     if "intake_soak" not in wanted:
         return []
     n = int(os.environ.get("BENCH_SOAK_REPORTS", str(REPORTS)))
-    settings = _settings()
-    deploy.load_demo(settings, "chaoyang")
-    engine = db.make_engine(db.database_url(settings))
-    with engine.connect() as conn:
-        boundary = admin.district_boundary(conn, "110105").buffer(-100)
-    px, py = random_points_inside(boundary, n, np.random.default_rng(7))
-    lonlat = to_lonlat(shapely.points(px, py), 4548)
-    lons, lats = shapely.get_x(lonlat), shapely.get_y(lonlat)
+    lons, lats = chaoyang_lonlats(n, seed=7)
+    engine = db.make_engine(db.database_url(_settings()))
     bodies = [json.dumps({"lon": float(lons[i]), "lat": float(lats[i]), "kind": "event",
                           "class_code": CLASSES[i % len(CLASSES)], "description": "压力测试上报",
                           "source": "supervisor"}).encode() for i in range(n)]
@@ -138,8 +128,8 @@ def run(wanted: set[str]) -> list[dict]:
         outcome["stored"] = stored
         results[phase] = outcome
         with engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM case_events WHERE idempotency_key LIKE :p"), {"p": prefix + "%"})
-            conn.execute(sa.text("DELETE FROM cases WHERE idempotency_key LIKE :p"), {"p": prefix + "%"})
+            conn.execute(sa.text("DELETE FROM case_events WHERE idempotency_key LIKE :p"), {"p": f"%|{prefix}%"})
+            conn.execute(sa.text("DELETE FROM cases WHERE idempotency_key LIKE :p"), {"p": f"%|{prefix}%"})
     engine.dispose()
     kill = results["kill"]
     acked, stored = kill["acknowledged"], kill["stored"]

@@ -106,3 +106,29 @@ def prod_server(database: str, log_name: str) -> Iterator[int]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def chaoyang_lonlats(n: int, seed: int) -> tuple[Any, Any]:
+    """``n`` seeded random report positions (EPSG:4326 lon and lat arrays) at least 100 m inside Chaoyang,
+    loading the demo district first if it is not there (the HTTP benchmarks' reports)."""
+    import numpy as np
+    import shapely
+
+    from bench.bench_census import _settings
+    from bench.census_data import random_points_inside
+    from citygrid import deploy
+    from citygrid.spatial import admin
+    from citygrid.spatial.crs import to_lonlat
+
+    settings = _settings()
+    deploy.load_demo(settings, "chaoyang")
+    engine = db.make_engine(db.database_url(settings))
+    try:
+        with engine.connect() as conn:
+            boundary = admin.district_boundary(conn, "110105").buffer(-100)
+    finally:
+        engine.dispose()
+    px, py = random_points_inside(boundary, n, np.random.default_rng(seed))
+    lonlat = to_lonlat(shapely.points(px, py), 4548)
+    return shapely.get_x(lonlat), shapely.get_y(lonlat)
+

@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "kde_1m": "bench.bench_kde",
     "mvt_tile": "bench.bench_web",
     "page_overview": "bench.bench_web",
+    "slow_clients": "bench.bench_slow_clients",
 }
 
 

@@ -1,8 +1,10 @@
 """``citygrid serve --prod``: gunicorn with settings for this machine, JSON access logs and graceful shutdown.
 
-Workers: 2 × cores + 1 processes with a few threads each (the request work is part Python, part database
-waits), each warmed up (grid indexes built) before it takes requests. SIGTERM lets in-flight requests finish
-(``graceful_timeout``) before workers stop.
+Workers: 2 × cores + 1 processes (``--workers`` overrides the count) with a few threads each (the request work
+is part Python, part database waits), each warmed up (grid indexes built) before it takes requests. The worker
+class is gthread's with request buffering (``citygrid.webmap.slowclients``): a thread takes a request only once
+its head (and a body of up to 1 MiB) has arrived, so slow clients cannot hold the threads. SIGTERM lets
+in-flight requests finish (``graceful_timeout``) before workers stop.
 """
 
 from __future__ import annotations
@@ -20,20 +22,30 @@ ACCESS_FORMAT = json.dumps({"time": "%(t)s", "remote": "%(h)s", "method": "%(m)s
                             "agent": "%(a)s"})
 
 
+WORKER_CLASS = "citygrid.webmap.slowclients.BufferingThreadWorker"
+
+
 def worker_settings(cores: int | None = None) -> dict[str, Any]:
+    """gunicorn settings for a machine with ``cores`` cores (default: this one's).
+
+    ``keepalive`` (5 s) is also the longest pause allowed between two bytes of a request that is arriving.
+    """
     cores = cores or os.cpu_count() or 1
-    return {"workers": 2 * cores + 1, "threads": 4, "worker_class": "gthread", "timeout": 60,
+    return {"workers": 2 * cores + 1, "threads": 4, "worker_class": WORKER_CLASS, "timeout": 60,
             "graceful_timeout": 20, "keepalive": 5, "max_requests": 5000, "max_requests_jitter": 500}
 
 
 class ProdServer(BaseApplication):
-    """Runs ``create_app(settings)`` in each worker (nothing is shared across forks but code)."""
+    """Runs ``create_app(settings)`` in each worker (nothing is shared across forks but code).
+
+    ``overrides`` are gunicorn settings; one whose value is None (``--workers`` not given) keeps the computed one.
+    """
 
     def __init__(self, app_factory, host: str, port: int, **overrides: Any) -> None:
         self._factory = app_factory
         self._options = {"bind": f"{host}:{port}", "accesslog": "-", "errorlog": "-",
                          "access_log_format": ACCESS_FORMAT, "loglevel": "info", "preload_app": False,
-                         **worker_settings(), **overrides}
+                         **worker_settings(), **{k: v for k, v in overrides.items() if v is not None}}
         super().__init__()
 
     def load_config(self) -> None:
