@@ -400,6 +400,31 @@ def test_failed_logins_are_limited_per_account_from_any_address(anonymous_client
     assert attempt("targeted", PASSWORD, 4).status_code == 200
 
 
+def test_login_limits_are_shared_by_every_server_process(anonymous_client, bj, beijing_db):
+    """Each gunicorn worker had buckets of its own: five workers let through five times the limit. The
+    buckets live in the database now, so a second app (another worker) sees the failures of the first."""
+    from citygrid.app import create_app
+    from citygrid.webmap.auth import LOGIN_ACCOUNT_BURST
+    from tests.conftest import rollback_backend
+
+    other_worker = create_app({"CITYGRID_BACKEND": rollback_backend(bj, beijing_db.database or ""),
+                               "TESTING": True}).test_client()
+    accounts.add_user(bj, "shared-target", ["analyst"], password=PASSWORD)
+    clients = [anonymous_client, other_worker]
+    statuses = [clients[i % 2].post("/login", json={"username": "shared-target", "password": "nope"},
+                                    environ_base={"REMOTE_ADDR": f"192.0.2.{i}"}).status_code
+                for i in range(int(LOGIN_ACCOUNT_BURST) + 2)]
+    assert statuses == [401] * int(LOGIN_ACCOUNT_BURST) + [429, 429]
+    assert bj.execute(sa.text("SELECT tokens < 1 FROM login_limits WHERE key = 'login-account:shared-target'"
+                              )).scalar() is True
+
+
+def test_a_successful_login_costs_no_token(anonymous_client, bj):
+    accounts.add_user(bj, "frequent", ["analyst"], password=PASSWORD)
+    for _ in range(15):  # more than the burst
+        assert anonymous_client.post("/login", json={"username": "frequent", "password": PASSWORD}).status_code == 200
+
+
 # ------------------------------------------------------------------------------------------ audit
 def test_every_case_write_is_audited_with_before_and_after(client_as, bj):
     reporter = client_as("auditee", ["dispatcher"])

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from citygrid.accounts import passwords, store
 from citygrid.accounts.roles import ROLES
-from citygrid.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from citygrid.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthorized
 
 SESSION_HOURS = 12.0
 TOKEN_PREFIX = "cg_"
@@ -204,3 +204,18 @@ def principal_for_session(conn: Connection, secret: str) -> Principal | None:
 
 def logout(conn: Connection, secret: str) -> None:
     store.end_session(conn, _digest(secret))
+
+
+def charge_login(conn: Connection, key: str, per_minute: float, burst: float, *, spend: bool = True) -> None:
+    """Take a token from the shared sign-in bucket ``key`` (``store.take_login_token``); ``RateLimited`` with
+    the wait when it is empty."""
+    tokens = store.take_login_token(conn, key[:200], per_minute, burst, spend)
+    if tokens < 1.0:
+        wait = (1.0 - tokens) / (per_minute / 60.0)
+        raise RateLimited(f"too many failed sign-ins: at most {per_minute:g} a minute; try again in {wait:.0f} s",
+                          retry_after_s=wait)
+
+
+def refund_login(conn: Connection, key: str, burst: float) -> None:
+    """Give back the token a sign-in that succeeded was charged."""
+    store.give_back_login_token(conn, key[:200], burst)

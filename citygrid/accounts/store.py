@@ -143,3 +143,26 @@ def audit_entries(conn: Connection, *, object_kind: str | None, object_id: str |
          "limit": limit, "offset": offset}).mappings().all()
     return [dict(r) for r in rows]
 
+
+
+def take_login_token(conn: Connection, key: str, per_minute: float, burst: float, spend: bool) -> float:
+    """Refill the token bucket ``key`` (``per_minute``, at most ``burst``), spend one when ``spend`` and one is
+    there; returns the tokens left before spending (below 1: refused). The row is locked until the caller's
+    transaction ends, so concurrent sign-ins on one key are counted one after another. Buckets untouched for
+    a day (full again long since) are dropped."""
+    conn.execute(sa.text("DELETE FROM login_limits WHERE updated_at < now() - interval '1 day'"))
+    tokens = conn.execute(sa.text(
+        """INSERT INTO login_limits AS l (key, tokens) VALUES (:k, :burst)
+           ON CONFLICT (key) DO UPDATE SET
+               tokens = least(:burst, l.tokens + extract(epoch FROM now() - l.updated_at) * :rate),
+               updated_at = now()
+           RETURNING tokens"""), {"k": key, "burst": burst, "rate": per_minute / 60.0}).scalar_one()
+    if spend and tokens >= 1.0:
+        conn.execute(sa.text("UPDATE login_limits SET tokens = tokens - 1 WHERE key = :k"), {"k": key})
+    return float(tokens)
+
+
+def give_back_login_token(conn: Connection, key: str, burst: float) -> None:
+    """Return a token spent on a sign-in that succeeded."""
+    conn.execute(sa.text("UPDATE login_limits SET tokens = least(:burst, tokens + 1) WHERE key = :k"),
+                 {"k": key, "burst": burst})

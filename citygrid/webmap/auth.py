@@ -163,7 +163,7 @@ def login():
     """Form (``username``, ``password``, ``csrf_token``, ``next``) → session cookie and redirect; or JSON
     ``{"username", "password"}`` → ``{"user", "csrf_token"}`` with the cookie. 401 for a wrong password,
     429 (with ``Retry-After``) after too many failed attempts from one address or on one account."""
-    buckets: TokenBuckets = current_app.extensions["citygrid_login_buckets"]
+    buckets: TokenBuckets | DatabaseBuckets = current_app.extensions["citygrid_login_buckets"]
     address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"))
     as_json = request.is_json
     if as_json:
@@ -176,15 +176,18 @@ def login():
         if not sent or not expected or not hmac.compare_digest(sent, expected):
             return _login_form("The form expired; please sign in again.", 403)
     username, password = str(data.get("username") or "").strip().lower(), str(data.get("password") or "")
-    _charge_login(buckets, address, username, spend=False)
+    # Charged before the password is checked (and given back when it is right): concurrent attempts cannot
+    # all pass an almost empty bucket during the 0.2 s of Argon2.
+    _charge_login(buckets, address, username)
     try:
         with connection() as conn:
             secret, who = service.login(conn, username, password)
     except Unauthorized:
-        _charge_login(buckets, address, username)
         if as_json:
             raise
         return _login_form("Wrong username or password.", 401)
+    for key, burst in ((f"login:{address}", LOGIN_BURST), (_account_key(username), LOGIN_ACCOUNT_BURST)):
+        buckets.give_back(key, burst)
     response = (jsonify({"user": _user_json(who), "csrf_token": who.csrf_token}) if as_json
                 else redirect(_safe_next(data.get("next"))))
     response.set_cookie(SESSION_COOKIE, secret, httponly=True, samesite="Lax", secure=came_over_https(),
@@ -194,19 +197,37 @@ def login():
     return response
 
 
-def _charge_login(buckets: TokenBuckets, address: str, username: str, *, spend: bool = True) -> None:
-    """Count a failed sign-in (``spend`` False: only check one may be tried) against its address (``LOGIN_BURST``,
-    then ``LOGIN_PER_MINUTE``) and against the account it named (``LOGIN_ACCOUNT_BURST``, then
-    ``LOGIN_ACCOUNT_PER_MINUTE``), so that many addresses cannot try many passwords on one account. Both are
-    token buckets: an account under attack is refused for a minute or so, never for good; a successful sign-in
-    costs nothing. ``RateLimited`` when either is empty."""
-    buckets.take(f"login:{address}", LOGIN_PER_MINUTE, LOGIN_BURST, spend=spend)
+def _account_key(username: str) -> str:
+    return f"login-account:{username[:64]}"  # bounded: a huge name cannot bloat the buckets
+
+
+def _charge_login(buckets: TokenBuckets | DatabaseBuckets, address: str, username: str) -> None:
+    """Charge a sign-in attempt to its address (``LOGIN_BURST``, then ``LOGIN_PER_MINUTE``) and to the account
+    it names (``LOGIN_ACCOUNT_BURST``, then ``LOGIN_ACCOUNT_PER_MINUTE``), so that many addresses cannot try
+    many passwords on one account. Token buckets: an account under attack is refused for a minute or so, never
+    for good; a successful sign-in is given its tokens back. ``RateLimited`` when either is empty (then the
+    address is not charged either)."""
+    buckets.take(f"login:{address}", LOGIN_PER_MINUTE, LOGIN_BURST)
     try:
-        # Bounded key (a username has at most 63 characters): a huge name cannot bloat the buckets.
-        buckets.take(f"login-account:{username[:64]}", LOGIN_ACCOUNT_PER_MINUTE, LOGIN_ACCOUNT_BURST, spend=spend)
+        buckets.take(_account_key(username), LOGIN_ACCOUNT_PER_MINUTE, LOGIN_ACCOUNT_BURST)
     except RateLimited as exc:
+        buckets.give_back(f"login:{address}", LOGIN_BURST)
         raise RateLimited(f"too many failed sign-ins to this account: at most {LOGIN_ACCOUNT_PER_MINUTE:g} a "
                           f"minute; try again in {exc.retry_after_s:.0f} s", retry_after_s=exc.retry_after_s) from None
+
+
+class DatabaseBuckets:
+    """The sign-in buckets kept in the database (``accounts.service.charge_login``), shared by every process
+    of every server, each charge in a transaction of its own (it stands when the sign-in fails). The same
+    ``take``/``give_back`` as ``ratelimit.TokenBuckets``, which tests put in its place to control the clock."""
+
+    def take(self, client: str, per_minute: float, burst: float) -> None:
+        with connection() as conn:
+            service.charge_login(conn, client, per_minute, burst)
+
+    def give_back(self, client: str, burst: float) -> None:
+        with connection() as conn:
+            service.refund_login(conn, client, burst)
 
 
 @bp.post("/logout")
@@ -237,6 +258,6 @@ def me():
 
 def install(app: Flask) -> None:
     """Register the login routes and the access check of every request."""
-    app.extensions["citygrid_login_buckets"] = TokenBuckets()
+    app.extensions["citygrid_login_buckets"] = DatabaseBuckets()
     app.before_request(_authorize)
     app.register_blueprint(bp)

@@ -64,6 +64,14 @@ class TokenBuckets:
                 bucket.tokens -= 1.0
 
 
+    def give_back(self, client: str, burst: float) -> None:
+        """Return one token to ``client``'s bucket (at most ``burst``): a charged request that turned out free."""
+        with self._lock:
+            bucket = self._buckets.get(client)
+            if bucket is not None:
+                bucket.tokens = min(burst, bucket.tokens + 1.0)
+
+
 def parse_keys(text: str) -> dict[str, float]:
     """``key:per_minute,key2:per_minute`` → {key: per_minute}; ``InvalidInput`` on a malformed entry."""
     keys: dict[str, float] = {}

@@ -27,6 +27,13 @@ def upgrade() -> None:
     op.execute("ALTER TABLE cases ADD COLUMN idempotency_digest text")
     op.execute("ALTER TABLE case_events ADD COLUMN idempotency_digest text")
     op.execute("ALTER TABLE users ADD COLUMN party_code text")
+    # Failed sign-ins counted per address and per account in the database, so every server process (five
+    # gunicorn workers counted five times the limit with buckets of their own) sees one bucket.
+    op.execute("""CREATE TABLE login_limits (
+                      key        text PRIMARY KEY CHECK (length(key) <= 200),
+                      tokens     double precision NOT NULL,
+                      updated_at timestamptz NOT NULL DEFAULT now())""")
+    op.execute("CREATE INDEX login_limits_updated ON login_limits (updated_at)")
     # A unit account reads the cases dispatched to its party (cases.scope): found by this index, not a scan.
     # Built before the repair below: an index cannot be built on a table with pending trigger events.
     op.execute("CREATE INDEX cases_dispatched_to ON cases (district_code, (attrs -> 'dispatched_to' ->> 'code'))")
@@ -40,6 +47,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP INDEX cases_dispatched_to")
+    op.execute("DROP TABLE login_limits")
     op.execute("ALTER TABLE users DROP COLUMN party_code")
     op.execute("ALTER TABLE case_events DROP COLUMN idempotency_digest")
     op.execute("ALTER TABLE cases DROP COLUMN idempotency_digest")
