@@ -339,3 +339,10 @@ def test_a_traversing_zip_upload_is_400_at_once(http, entry):  # noqa: F811
     answer = http.post("/api/v1/imports", data={"district": DISTRICT, "file": (buffer, "t.zip")},
                        content_type="multipart/form-data")
     assert answer.status_code == 400 and "outside the archive" in answer.get_json()["message"]
+
+
+def test_a_flatgeobuf_header_over_junk_is_a_clear_error(bj, tmp_path):
+    path = tmp_path / "junk.fgb"
+    path.write_bytes(b"fgb\x03fgb\x00" + vrt("CSV:/etc/passwd"))
+    with pytest.raises(InvalidInput, match=r"junk\.fgb"):
+        import_file(bj, path, CensusOptions(district=DISTRICT, crs="EPSG:4548"))

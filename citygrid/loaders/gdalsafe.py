@@ -218,5 +218,8 @@ def safe_info(path: Path, **kwargs) -> dict:
         info = pyogrio.read_info(path, **kwargs)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise InvalidInput(f"{path.name}: GDAL cannot read it as {expected}: {exc}", field="file") from exc
+    except IndexError as exc:  # pyogrio's way of saying the dataset has no layer at all
+        raise InvalidInput(f"{path.name}: GDAL finds no layer in it (not a {expected} file, or an empty one)",
+                           field="file") from exc
     check_driver(path, expected, info.get("driver"))
     return info
