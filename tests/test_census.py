@@ -512,7 +512,7 @@ def test_unsafe_or_unusable_zips(bj, tmp_path, entries, needle):
 
 @pytest.mark.parametrize(("name", "content", "needle"), [
     ("fake.zip", b"not a zip", "not a zip"),
-    ("broken.gpkg", b"SQLite format 3\x00garbage", "GDAL cannot read"),
+    ("broken.gpkg", b"SQLite format 3\x00garbage", "not a readable GeoPackage"),
     ("empty.geojson", b'{"type":"FeatureCollection","features":[]}', "no rows"),
 ])
 def test_broken_files(bj, tmp_path, name, content, needle):

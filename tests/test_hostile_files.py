@@ -150,7 +150,7 @@ def test_uploads_of_lying_files_are_400(http, suffix, payload):  # noqa: F811
     assert "refused" in response.get_json()["message"] and "root" not in response.get_data(as_text=True)
 
 
-def test_zipped_vrt_upload_fails_its_job_without_leaking(http):  # noqa: F811
+def test_zipped_vrt_upload_fails_its_job_without_leaking(http, tmp_path):  # noqa: F811
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         zf.writestr("census.json", vrt("CSV:/etc/passwd"))
@@ -159,6 +159,7 @@ def test_zipped_vrt_upload_fails_its_job_without_leaking(http):  # noqa: F811
                          content_type="multipart/form-data")
     job = wait_for(http, response.get_json()["job_id"])
     assert job["state"] == "failed" and "VRT" in job["message"]
+    assert str(tmp_path) not in job["message"] and "/tmp" not in job["message"]  # no server folders named
     report = http.get(job["links"]["report"]).get_data(as_text=True)
     assert "root" not in report and "daemon" not in report
 

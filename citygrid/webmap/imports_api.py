@@ -142,7 +142,12 @@ def get_job(job_id: str):
     record = _job(job_id)
     record.pop("work_dir", None)
     record.get("params", {}).pop("path", None)
+    if record.get("message"):  # GDAL's messages name the server's folders: keep the file's own name only
+        record["message"] = _SERVER_PATH.sub("", record["message"])
     return jsonify({**record, "links": _job_links(job_id)})
+
+
+_SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[^/\s'\"]+/)+")
 
 
 def _report_rows(job_id: str) -> tuple[list[dict], int]:
