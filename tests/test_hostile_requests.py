@@ -235,7 +235,8 @@ def test_migration_repairs_attrs_stored_as_strings(bj, imported):
     from pathlib import Path
     migration = (Path(__file__).resolve().parent.parent / "citygrid" / "spatial" / "migrations" / "versions"
                  / "0011_security.py").read_text(encoding="utf-8")
-    repair = migration.split('op.execute("""', 1)[1].split('""")', 1)[0]
+    repair = next(block.split('""")', 1)[0] for block in migration.split('op.execute("""')[1:]
+                  if "UPDATE cases SET attrs" in block)
     bj.execute(text(repair))
     assert bj.execute(text("SELECT attrs->>'imported' FROM cases WHERE case_id = :id"),
                       {"id": imported[0]}).scalar() == "true"
