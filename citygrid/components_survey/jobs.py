@@ -59,6 +59,8 @@ def run_job(engine: Engine, job_id: str, path: Path, options: CensusOptions, pro
         with engine.begin() as conn:
             spatial_store.set_actor(conn, (store.job(conn, job_id) or {}).get("created_by") or "unknown")
             result: CensusResult = import_file(conn, path, options, heartbeat)
+            if result.state != "preview":  # read for good: gone before anyone can see the job ended
+                _remove_work_dir(engine, job_id)
             store.save_report(conn, options.district, job_id, result.problems)
             preview = {"reconciliation": result.reconciliation, "warnings": result.warnings,
                        "encoding": result.encoding, "source_crs": result.source_crs}
@@ -92,7 +94,8 @@ def _remove_work_dir(engine: Engine, job_id: str) -> None:
     record: dict[str, Any] = {}
     with contextlib.suppress(sa.exc.SQLAlchemyError), engine.connect() as conn:
         record = store.job(conn, job_id) or {}
-    if record.get("work_dir") and record.get("state") != "preview":
+    if record.get("work_dir") and record.get("state") not in ("preview", "committed"):
+        # (a committed job's folder went before its commit; "running" here: removed before the final state)
         shutil.rmtree(record["work_dir"], ignore_errors=True)
 
 
