@@ -277,3 +277,12 @@ def test_open311_never_joins_an_internal_case(client, anonymous_client):
     assert anonymous_client.get(f"/open311/v2/requests/{answer['service_request_id']}.json").status_code == 200
     again = anonymous_client.post("/open311/v2/requests.json", data={**form, "description": "又一处"}).get_json()
     assert again[0]["service_notice"] == "duplicate" and again[0]["service_request_id"] == answer["service_request_id"]
+
+
+def test_open311_key_scopes_are_per_api_key_and_never_hold_the_key():
+    from citygrid.webmap.open311 import _key_scope
+
+    first, second = _key_scope("key:abcd…", "a" * 20), _key_scope("key:abcd…", "a" * 19 + "b")
+    assert first != second and "a" * 20 not in first  # same 4-character prefix, two holders
+    assert _key_scope("key:abcd…", "a" * 20) == first
+    assert _key_scope("addr:192.0.2.1", None) != _key_scope("addr:192.0.2.2", None)
