@@ -59,8 +59,8 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
     """
     key = scoped_key(key_scope, report.idempotency_key) if report.idempotency_key else None
     digest = report_digest(report) if key else None
-    if key and (existing := store.case_by_key(conn, None, key)):
-        return _replay(conn, existing, digest, report.idempotency_key or ""), "existing"
+    if key and (stored := store.case_by_key(conn, None, key)):
+        return _replay(conn, stored, key, digest), "existing"
     srid = deployment_srid(conn)
     located_by = None
     if report.lon is None:
@@ -102,8 +102,7 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
                                 note=(report.description or "")[:500], idempotency_key=key,
                                 idempotency_digest=digest)
         if not added:  # a concurrent retry linked it first
-            return _replay(conn, store.case_by_key(conn, district, key or ""), digest,
-                           report.idempotency_key or ""), "existing"
+            return _replay(conn, store.case_by_key(conn, district, key or ""), key or "", digest), "existing"
         return case_view(conn, duplicate), "duplicate"
     index = GridIndex.cached(conn, district)
     hit = int(index.assign(np.array([point.x]), np.array([point.y]))[0])
@@ -124,21 +123,22 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
     }
     case_id = store.insert_case(conn, row, srid)
     if case_id is None:  # a concurrent request with the same idempotency key stored it first
-        return _replay(conn, store.case_by_key(conn, district, key or ""), digest,
-                       report.idempotency_key or ""), "existing"
+        return _replay(conn, store.case_by_key(conn, district, key or ""), key or "", digest), "existing"
     store.add_event(conn, district, case_id, action="report", from_status=None, to_status="reported",
                     actor=actor, role=role, note=report.source)
     return case_view(conn, case_id), "created"
 
 
-def _replay(conn: Connection, stored: tuple[int, str | None] | None, digest: str | None, key: str
+def _replay(conn: Connection, stored: tuple[int, str | None] | None, key: str, digest: str | None
             ) -> dict[str, Any]:
-    """The case a key was first used for, when the report is the same one again; ``Conflict`` otherwise."""
+    """The case (``stored``: ``store.case_by_key``) scoped ``key`` was first used for, when the report is the
+    same one again; ``Conflict`` otherwise (or while a concurrent request holds the key)."""
+    sent = key.partition("|")[2]
     if stored is None:
-        raise Conflict(f"idempotency key {key!r} is being used by a concurrent request; retry")
+        raise Conflict(f"idempotency key {sent!r} is being used by a concurrent request; retry")
     case_id, first = stored
     if first is not None and first != digest:
-        raise Conflict(f"idempotency key {key!r} was used before for a different report; use a new key for a "
+        raise Conflict(f"idempotency key {sent!r} was used before for a different report; use a new key for a "
                        "new report, or send exactly the same report to retry")
     return case_view(conn, case_id)
 
