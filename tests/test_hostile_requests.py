@@ -286,3 +286,8 @@ def test_open311_key_scopes_are_per_api_key_and_never_hold_the_key():
     assert first != second and "a" * 20 not in first  # same 4-character prefix, two holders
     assert _key_scope("key:abcd…", "a" * 20) == first
     assert _key_scope("addr:192.0.2.1", None) != _key_scope("addr:192.0.2.2", None)
+
+
+def test_a_lone_surrogate_in_a_json_key_is_400_with_an_encodable_message(client):
+    answer = client.post("/api/v1/cases", data='{"lon": 116.48, "a\\ud800": 1}', content_type="application/json")
+    assert answer.status_code == 400 and "U+D800" in answer.get_json()["message"]

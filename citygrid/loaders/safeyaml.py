@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from citygrid.errors import InvalidInput
-from citygrid.loaders.plaintext import control_character
+from citygrid.loaders.plaintext import control_in
 
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 20
@@ -80,15 +80,8 @@ def load(text: str | bytes, *, what: str, field: str = "mapping") -> Any:
 
 def _check_text(data: Any, what: str, field: str) -> None:
     """``InvalidInput`` for a control character that an escape (``"\\0"``, ``"\\ud800"``) put into a key or
-    value (``loaders.plaintext``); iterative, the depth is bounded already."""
-    stack = [data]
-    while stack:
-        value = stack.pop()
-        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-        for key, item in items:
-            for text in (key, item):
-                if isinstance(text, str) and (found := control_character(text)) is not None:
-                    raise InvalidInput(f"{what}: {text[:40]!r} holds a control character ({found})", field=field)
-            stack.append(item)
-        if isinstance(value, str) and (found := control_character(value)) is not None:
-            raise InvalidInput(f"{what} holds a control character ({found})", field=field)
+    value (``loaders.plaintext.control_in``; the depth was bounded while parsing)."""
+    found = control_in(data, max_depth=MAX_DEPTH + 1)
+    if found is not None:
+        where = f" at {found[0]}" if found[0] else ""
+        raise InvalidInput(f"{what}{where} holds a control character ({found[1]})", field=field)

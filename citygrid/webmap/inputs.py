@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask, request
 
 from citygrid.errors import InvalidInput
-from citygrid.loaders.plaintext import control_character
+from citygrid.loaders.plaintext import TooDeep, control_character, control_in
 
 MAX_JSON_DEPTH = 32
 
@@ -36,22 +36,14 @@ def _check_pairs(pairs: Any, kind: str) -> None:
 
 def check_json(data: Any) -> None:
     """``InvalidInput`` for a control character in any string (key or value) of ``data``, or nesting deeper
-    than ``MAX_JSON_DEPTH``; the field is the value's path. Iterative: no recursion on hostile input."""
-    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
-    while stack:
-        value, path, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise InvalidInput(f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep", field=path or "body")
-        if isinstance(value, str):
-            if (what := control_character(value)) is not None:
-                _refuse(path or "body", what)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if (what := control_character(key)) is not None:
-                    _refuse(f"key {key!r} of {path or 'the body'}", what)
-                stack.append((item, f"{path}.{key}" if path else key, depth + 1))
-        elif isinstance(value, list):
-            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+    than ``MAX_JSON_DEPTH``; the field is the value's path (``loaders.plaintext.control_in``)."""
+    try:
+        found = control_in(data, max_depth=MAX_JSON_DEPTH)
+    except TooDeep as exc:
+        raise InvalidInput(f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep",
+                           field=exc.path or "body") from None
+    if found is not None:
+        _refuse(found[0] or "body", found[1])
 
 
 def _check_request() -> None:
