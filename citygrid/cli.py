@@ -404,22 +404,41 @@ def census() -> None:
 @click.option("--encoding", default=None, help="Attribute encoding when there is no .cpg and detection fails.")
 @click.option("--layer", default=None)
 @click.option("--mapping", "mapping_file", type=click.Path(path_type=Path), default=None,
-              help="YAML with 'columns: {ObjID: 标识码, …}'.")
+              help="YAML mapping file; keys: columns: {ObjID: 标识码, …} (attribute: the file's column), "
+                   "set: {class_code: \"0402\"} (one value for every row), values: {class_code: {国槐: \"0402\"}, "
+                   "status: {…}} (the file's values to ours), geometry: {wkt: COLUMN} or {wkb: COLUMN} (CSV "
+                   "points in one column), id_field: COLUMN. Any other key is an error.")
+@click.option("--id-field", default=None,
+              help="The file's column of the city's own feature IDs: reconciliation matches on it, and a "
+                   "re-imported feature keeps the ObjID generated for it the first time.")
 @click.option("--x-field", default=None, help="CSV: x/longitude column.")
 @click.option("--y-field", default=None, help="CSV: y/latitude column.")
-@click.option("--dry-run", is_flag=True, help="Preview the reconciliation; change nothing.")
+@click.option("--dry-run", is_flag=True, help="Preview the reconciliation (scope, retire ratio); change nothing.")
 @click.option("--partial", is_flag=True, help="The file updates part of the census: retire nothing.")
+@click.option("--scope", type=click.Choice(["classes", "all"]), default="classes", show_default=True,
+              help="Which current components the file replaces, so that those it lacks are retired: those of "
+                   "the classes it holds, or the district's whole census.")
+@click.option("--max-retire-ratio", type=float, default=0.2, show_default=True,
+              help="Refuse (exit 4) a reconciliation that would retire more than this share of the current "
+                   "components in scope.")
+@click.option("--allow-mass-retire", is_flag=True, help="Retire more than --max-retire-ratio all the same.")
 @click.option("--max-bad-ratio", type=float, default=0.05, show_default=True,
-              help="Above this share of bad rows nothing is imported.")
+              help="Above this share of bad rows nothing is imported (exit 2).")
 @click.option("--move-tolerance-m", type=float, default=5.0, show_default=True)
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Write the row report (CSV) here.")
 @click.pass_context
 def census_import(ctx: click.Context, file: Path, district: str, crs: str | None, encoding: str | None,
-                  layer: str | None, mapping_file: Path | None, x_field: str | None, y_field: str | None,
-                  dry_run: bool, partial: bool, max_bad_ratio: float, move_tolerance_m: float,
+                  layer: str | None, mapping_file: Path | None, id_field: str | None, x_field: str | None,
+                  y_field: str | None, dry_run: bool, partial: bool, scope: str, max_retire_ratio: float,
+                  allow_mass_retire: bool, max_bad_ratio: float, move_tolerance_m: float,
                   report_path: Path | None) -> None:
-    """Import a census file (Shapefile/zip, GeoPackage, GeoJSON, CSV, anything GDAL reads)."""
+    """Import a census file (Shapefile/zip, GeoPackage, GeoJSON, CSV, anything GDAL reads).
+
+    Reconciles with the current census (new, moved, changed, unchanged, retired); exits 2 when too many
+    rows are bad, 4 when it would retire more than --max-retire-ratio of the census in scope (nothing is
+    imported either way).
+    """
     from citygrid.components_survey import jobs
     from citygrid.components_survey import store as survey
     from citygrid.components_survey.census import CensusOptions, report_csv
@@ -428,7 +447,8 @@ def census_import(ctx: click.Context, file: Path, district: str, crs: str | None
     options = CensusOptions(district=district, crs=crs, encoding=encoding, layer=layer,
                             mapping=load_mapping_file(mapping_file), x_field=x_field, y_field=y_field,
                             dry_run=dry_run, partial=partial, max_bad_ratio=max_bad_ratio,
-                            move_tolerance_m=move_tolerance_m).validate()
+                            move_tolerance_m=move_tolerance_m, id_field=id_field, scope=scope,
+                            max_retire_ratio=max_retire_ratio, allow_mass_retire=allow_mass_retire).validate()
     engine = db.make_engine(db.database_url(_settings(ctx)))
     try:
         db.check_schema(engine)
@@ -453,7 +473,9 @@ def census_import(ctx: click.Context, file: Path, district: str, crs: str | None
         record.pop(key, None)
     _echo_json(record)
     if record["state"] == "rejected":
-        ctx.exit(2)
+        refused = ((record.get("preview") or {}).get("reconciliation") or {}).get("refused")
+        click.echo(f"error: {record.get('message') or 'the import was refused'}", err=True)
+        ctx.exit(4 if refused == "mass_retire" else 2)
 
 
 # ------------------------------------------------------------------------------------------ cases

@@ -1017,3 +1017,330 @@ def test_an_orphaned_load_table_waits_while_an_import_runs_and_goes_after(job_en
         assert survey.drop_orphan_loads(job_engine) == 0
         holder.rollback()
     assert survey.drop_orphan_loads(job_engine) == 1 and _tables(job_engine, survey.LOAD_PREFIX) == []
+
+
+# ------------------------------------------------------------------------------------------ scope (#19)
+def one_class(points, cls, n, start=0):
+    """``n`` components of class ``cls`` (ObjIDs …``cls``000001 on) at the fixture's points from ``start``."""
+    x, y = points
+    return gpd.GeoDataFrame({"标识码": [f"{DISTRICT}{cls}{i + 1:06d}" for i in range(n)], "小类代码": [cls] * n,
+                             "部件名称": ["部件"] * n},
+                            geometry=shapely.points(x[start:start + n], y[start:start + n]), crs=4548)
+
+
+def census_of_40(bj, points, tmp_path):
+    """Commit a census of 40: classes 0101, 0102, 0103, 0201, ten each; returns the frame."""
+    frame = census_frame(points, n=40)
+    frame.to_file(tmp_path / "all.gpkg")
+    assert run(bj, tmp_path / "all.gpkg").counts["new"] == 40
+    return frame
+
+
+@pytest.mark.parametrize("share", [survey.IN_PLACE_SHARE, 0.0], ids=["in-place", "swapped"])
+def test_a_census_of_one_class_leaves_the_other_classes(bj, points, tmp_path, monkeypatch, share):
+    monkeypatch.setattr(survey, "IN_PLACE_SHARE", share)
+    frame = census_of_40(bj, points, tmp_path)
+    one_class(points, "0113", 5, start=100).to_file(tmp_path / "hydrants.gpkg")  # a class of its own
+    hydrants = run(bj, tmp_path / "hydrants.gpkg")
+    assert hydrants.state == "committed" and hydrants.counts["new"] == 5 and hydrants.counts["retired"] == 0
+    assert hydrants.reconciliation["scope"]["classes"] == ["0113"]
+    assert survey.current_components(bj, DISTRICT) == 45
+    # One class of those already there, one of its components moved: the other classes stay as they are.
+    mains = frame[frame["小类代码"] == "0101"].copy()
+    mains.loc[0, "geometry"] = shapely.Point(mains.geometry[0].x + 20, mains.geometry[0].y)
+    mains.to_file(tmp_path / "0101.gpkg")
+    result = run(bj, tmp_path / "0101.gpkg")
+    assert result.reconciliation["counts"] == {"new": 0, "moved": 1, "changed": 0, "unchanged": 9, "retired": 0}
+    assert result.reconciliation["applied"] == ("in place" if share else "swapped")
+    assert result.reconciliation["current_in_scope"] == 10 and result.reconciliation["retire_ratio"] == 0
+    assert survey.current_components(bj, DISTRICT) == 45
+    closed = bj.execute(sa.text("SELECT obj_id FROM components WHERE district_code = :d AND valid_to IS NOT NULL"),
+                        {"d": DISTRICT}).scalars().all()
+    assert closed == [frame.iloc[0]["标识码"]]
+
+
+def test_scope_all_and_mass_retire_are_refused_unless_allowed(bj, points, tmp_path):
+    frame = census_of_40(bj, points, tmp_path)
+    frame[frame["小类代码"] == "0101"].to_file(tmp_path / "0101.gpkg")
+    preview = run(bj, tmp_path / "0101.gpkg", scope="all", dry_run=True)
+    rec = preview.reconciliation
+    assert preview.state == "preview" and rec["counts"]["retired"] == 30 and rec["current_in_scope"] == 40
+    assert rec["scope"]["mode"] == "all" and rec["retire_ratio"] == 0.75 and rec["max_retire_ratio"] == 0.2
+    assert rec["summary"].startswith("scope all (the whole census; 40 current components): retires 30 (75.0%")
+    assert any("would be refused" in w for w in preview.warnings)
+    refused = run(bj, tmp_path / "0101.gpkg", scope="all")
+    assert refused.state == "rejected" and refused.reconciliation["refused"] == "mass_retire"
+    assert "nothing was imported" in refused.warnings[-1] and "--allow-mass-retire" in refused.warnings[-1]
+    assert survey.current_components(bj, DISTRICT) == 40
+    relaxed = run(bj, tmp_path / "0101.gpkg", scope="all", max_retire_ratio=0.8, dry_run=True)
+    assert relaxed.reconciliation["refused"] is None and not relaxed.warnings
+    # Within the default scope too: half the class missing is a mass retire.
+    frame[frame["小类代码"] == "0101"].iloc[:5].to_file(tmp_path / "half.gpkg")
+    half = run(bj, tmp_path / "half.gpkg")
+    assert half.state == "rejected" and half.reconciliation["counts"]["retired"] == 5
+    assert half.reconciliation["summary"].startswith("scope classes (class 0101; 10 current components)")
+    allowed = run(bj, tmp_path / "0101.gpkg", scope="all", allow_mass_retire=True)
+    assert allowed.state == "committed" and allowed.counts["retired"] == 30
+    assert survey.current_components(bj, DISTRICT) == 10
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [({"scope": "everything"}, "scope"),
+                                               ({"max_retire_ratio": 1.5}, "max_retire_ratio"),
+                                               ({"max_retire_ratio": float("nan")}, "max_retire_ratio"),
+                                               ({"id_field": "asset\x00id"}, "id_field"),
+                                               ({"id_field": "x" * 300}, "id_field")])
+def test_bad_scope_options(kwargs, field):
+    with pytest.raises(InvalidInput) as err:
+        CensusOptions(district=DISTRICT, **kwargs).validate()
+    assert err.value.details[0]["field"] == field
+
+
+def test_upload_with_scope_all_is_rejected_until_mass_retire_is_allowed(http, points, tmp_path):
+    census_frame(points, n=20).to_file(tmp_path / "all.gpkg")
+    one_class(points, "0113", 3, start=50).to_file(tmp_path / "h.gpkg")
+
+    def upload(name, **form):
+        with (tmp_path / name).open("rb") as fh:
+            response = http.post("/api/v1/imports", data={"district": DISTRICT, "file": (fh, name), **form},
+                                 content_type="multipart/form-data")
+        assert response.status_code == 202, response.get_json()
+        return wait_for(http, response.get_json()["job_id"])
+
+    assert upload("all.gpkg")["state"] == "committed"
+    assert upload("h.gpkg")["counts"]["retired"] == 0  # scoped to its class
+    job = upload("h.gpkg", scope="all")
+    assert job["state"] == "rejected" and "max_retire_ratio" in job["message"]
+    assert job["preview"]["reconciliation"]["refused"] == "mass_retire"
+    preview = upload("h.gpkg", scope="all", dry_run="true")
+    assert preview["state"] == "preview"
+    assert http.post(f"/api/v1/imports/{preview['job_id']}/commit", data={"allow_mass_retire": "maybe"}
+                     ).status_code == 400
+    committed = http.post(f"/api/v1/imports/{preview['job_id']}/commit", data={"allow_mass_retire": "true"})
+    done = wait_for(http, committed.get_json()["job_id"])
+    assert done["state"] == "committed" and done["counts"]["retired"] == 20
+
+
+@pytest.mark.parametrize(("form", "needle"), [({"scope": "everything"}, "scope"),
+                                              ({"max_retire_ratio": "lots"}, "number"),
+                                              ({"allow_mass_retire": "perhaps"}, "true or false"),
+                                              ({"mapping": "colums: {ObjID: a}"}, "known: columns, set")])
+def test_bad_scope_uploads(http, form, needle):
+    response = http.post("/api/v1/imports", data={"district": DISTRICT, "file": (io.BytesIO(b"x"), "a.gpkg"),
+                                                  **form}, content_type="multipart/form-data")
+    assert response.status_code == 400 and needle in response.get_json()["message"]
+
+
+# ------------------------------------------------------------------------------------------ mapping files (#19)
+def mapping_file(tmp_path, text, name="m.yaml"):
+    from citygrid.components_survey.mapping import load_mapping_file
+
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return load_mapping_file(tmp_path / name)
+
+
+def test_mapping_sets_constants_and_maps_values(bj, points, tmp_path):
+    x, y = points
+    frame = gpd.GeoDataFrame({"树种": ["国槐", "银杏", "国槐", "松树"], "state": ["ok", "dead", "OK", "ok"]},
+                             geometry=shapely.points(x[:4], y[:4]), crs=4548)
+    frame.to_file(tmp_path / "trees.gpkg")
+    mapping = mapping_file(tmp_path, """
+columns: {ObjName: 树种, status: state}
+values:
+  class_code: {国槐: "0402", 银杏: "0402"}
+  status: {ok: 完好, dead: 损坏}
+set: {DeptName1: 朝阳区园林绿化局}
+""")
+    # The class comes from the species: set the column, then map its values (松树 stays unknown: a row problem).
+    with pytest.raises(InvalidInput, match="both mapped to column"):
+        mapping_file(tmp_path, "columns: {ClassCode: 树种}\nset: {class_code: '0402'}\n", "both.yaml")
+    mapping["columns"]["ClassCode"] = "树种"
+    result = run(bj, tmp_path / "trees.gpkg", mapping=mapping, max_bad_ratio=0.5)
+    assert result.state == "committed" and result.counts["new"] == 3
+    assert reasons(result) == {5: "unknown component class '松树'"}
+    rows = bj.execute(sa.text("SELECT obj_name, class_code, obj_state, dept_name1 FROM components "
+                              "WHERE district_code = :d ORDER BY obj_id"), {"d": DISTRICT}).all()
+    assert rows == [("国槐", "0402", "完好", "朝阳区园林绿化局"), ("银杏", "0402", "损坏", "朝阳区园林绿化局"),
+                    ("国槐", "0402", "OK", "朝阳区园林绿化局")]  # values match exactly: "OK" is not "ok"
+    constant = mapping_file(tmp_path, "set: {class_code: '0402'}\n", "c.yaml")
+    assert run(bj, tmp_path / "trees.gpkg", mapping=constant, dry_run=True).counts["bad"] == 0
+
+
+@pytest.mark.parametrize("fmt", ["wkt", "wkb"])
+def test_csv_geometry_from_a_wkt_or_wkb_column(bj, points, tmp_path, fmt):
+    x, y = points
+    geoms = list(shapely.points(x[:5], y[:5]))
+    text = (shapely.to_wkt(geoms) if fmt == "wkt" else shapely.to_wkb(geoms, hex=True)).tolist()
+    text[1] = "POINT (1" if fmt == "wkt" else "0101000000FFFF"          # unreadable: a row problem
+    text[2] = shapely.to_wkt(shapely.LineString([(x[2], y[2]), (x[3], y[3])])) if fmt == "wkt" else \
+        shapely.to_wkb(shapely.LineString([(x[2], y[2]), (x[3], y[3])]), hex=True)
+    text[3] = ""                                                         # no geometry
+    pd.DataFrame({"asset": ["a1", "a2", "a3", "a4", "a5"], "shape": text}).to_csv(tmp_path / "g.csv", index=False)
+    mapping = mapping_file(tmp_path, f"set: {{class_code: '0402'}}\ngeometry: {{{fmt}: shape}}\n")
+    result = run(bj, tmp_path / "g.csv", crs="EPSG:4548", mapping=mapping, max_bad_ratio=0.9)
+    assert result.state == "committed" and result.counts["new"] == 2 and result.counts["bad"] == 3
+    found = reasons(result)
+    assert found[3].startswith(f"not readable {'WKT' if fmt == 'wkt' else 'hex WKB'}: ")
+    assert found[4] == "not a point (LineString)" and found[5] == "empty geometry"
+    stored = bj.execute(sa.text("SELECT ST_X(geom), ST_Y(geom), attrs FROM components WHERE district_code = :d "
+                                "ORDER BY obj_id"), {"d": DISTRICT}).all()
+    assert abs(stored[0][0] - x[0]) < 1e-6 and abs(stored[1][1] - y[4]) < 1e-6
+    assert stored[0][2] == {"asset": "a1"}  # the geometry column is not kept as an attribute
+
+
+def test_bad_mapping_files(bj, points, tmp_path):
+    with pytest.raises(InvalidInput, match=r"unknown keys colums; known: columns, set, values, geometry, "
+                                           r"id_field \(attributes: ObjID, ClassCode"):
+        mapping_file(tmp_path, "colums: {ObjID: a}\n")
+    with pytest.raises(InvalidInput, match="values names unknown attributes colour; known: ObjID"):
+        mapping_file(tmp_path, "values: {colour: {red: rot}}\n")
+    with pytest.raises(InvalidInput, match=r"set.class_code is int '258', not text.*quote it"):
+        mapping_file(tmp_path, "set: {class_code: 0402}\n")  # YAML 1.1 octal
+    with pytest.raises(InvalidInput, match="aliases"):
+        mapping_file(tmp_path, "set: {class_code: &c '0402'}\nvalues: {class_code: {a: *c}}\n")
+    with pytest.raises(InvalidInput, match="control character"):
+        mapping_file(tmp_path, 'set: {note: "a\\x07b"}\n')
+    with pytest.raises(InvalidInput, match="one ObjID"):
+        mapping_file(tmp_path, "set: {obj_id: '1101050101000001'}\n")
+    with pytest.raises(InvalidInput, match=r"geometry must be one of \{wkt: column\} or \{wkb: column\}"):
+        mapping_file(tmp_path, "geometry: {geojson: g}\n")
+    with pytest.raises(InvalidInput, match="is empty"):
+        mapping_file(tmp_path, "")
+    with pytest.raises(InvalidInput, match="longer than"):
+        mapping_file(tmp_path, f"values: {{status: {{a: '{'x' * 600}'}}}}\n")
+    census_frame(points, n=3).to_file(tmp_path / "c.gpkg")
+    with pytest.raises(InvalidInput, match="reads a CSV column"):
+        run(bj, tmp_path / "c.gpkg", mapping={"geometry": {"wkt": "shape"}})
+    pd.DataFrame({"a": ["POINT (1 2)"]}).to_csv(tmp_path / "g.csv", index=False)
+    with pytest.raises(InvalidInput, match="geometry column 'shape' not in the file"):
+        run(bj, tmp_path / "g.csv", crs="EPSG:4548", mapping={"geometry": {"wkt": "shape"}})
+
+
+# ------------------------------------------------------------------------------------------ a city's own IDs (#19)
+NYC = "NYC-BK"
+
+
+@pytest.fixture(scope="module")
+def nyc_db(server_settings):
+    """A New York deployment (UTM 18N, EPSG:26918, the alphanumeric code scheme) with a square of Brooklyn as
+    district NYC-BK, no grids; made and used through the CLI."""
+    from dataclasses import replace
+
+    from click.testing import CliRunner
+
+    from citygrid.cli import cli
+    from tests.conftest import RUN_ID
+
+    name = f"citygrid_test_nyc_{RUN_ID}"
+    settings = replace(server_settings, database=name)
+    db.drop_database(settings)
+    runner = CliRunner()
+    init = runner.invoke(cli, ["--database", name, "db", "init", "--srid", "26918", "--name", "New York",
+                               "--code-scheme", "alnum"], catch_exceptions=False)
+    assert init.exit_code == 0, init.output
+    boundary = Path(__file__).resolve().parent / f"nyc_bk_{RUN_ID}.geojson"
+    gpd.GeoDataFrame({"name": ["Brooklyn (part)"]}, geometry=[shapely.box(-73.97, 40.65, -73.92, 40.70)],
+                     crs=4326).to_file(boundary)
+    try:
+        imported = runner.invoke(cli, ["--database", name, "districts", "import", str(boundary), "--code", NYC,
+                                       "--name", "Brooklyn"], catch_exceptions=False)
+        assert imported.exit_code == 0, imported.output
+    finally:
+        boundary.unlink(missing_ok=True)
+    yield settings
+    db.drop_database(settings)
+
+
+def nyc_import(settings, path, *args):
+    """``citygrid census import`` into NYC-BK; (exit code, the job record or None, stderr)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from citygrid.cli import cli
+
+    result = CliRunner().invoke(cli, ["--database", settings.database, "census", "import", str(path), "--district", NYC,
+                                      "--crs", "EPSG:4326", *args], catch_exceptions=False)
+    out = result.stdout
+    record = json.loads(out[out.index("{"):]) if "{" in out else None
+    return result.exit_code, record, result.stderr
+
+
+NYC_MAPPING = """
+columns: {ObjName: kind, class_code: kind, status: condition, or_date: installed}
+values:
+  class_code: {Hydrant: "0113", Tree: "0402"}
+  status: {GOOD: in service, POOR: needs repair}
+"""
+
+
+def nyc_assets(n=12):
+    rng = np.random.default_rng(19)
+    return pd.DataFrame({
+        "asset_id": [f"BK-{i:05d}" for i in range(n)],
+        "kind": ["Hydrant" if i % 3 == 0 else "Tree" for i in range(n)],
+        "condition": ["GOOD" if i % 2 else "POOR" for i in range(n)],
+        "installed": ["2019-04-01"] * n,
+        "lon": rng.uniform(-73.96, -73.93, n), "lat": rng.uniform(40.66, 40.69, n),
+    })
+
+
+def test_a_citys_own_ids_key_the_reconciliation_and_keep_their_objids(nyc_db, tmp_path):
+    (tmp_path / "m.yaml").write_text(NYC_MAPPING, encoding="utf-8")
+    assets = nyc_assets()
+    assets.to_csv(tmp_path / "assets.csv", index=False)
+    args = ("--mapping", str(tmp_path / "m.yaml"), "--id-field", "asset_id")
+    code, first, _ = nyc_import(nyc_db, tmp_path / "assets.csv", *args)
+    assert code == 0 and first["state"] == "committed", first
+    assert first["counts"]["new"] == 12 and first["counts"]["generated_ids"] == 12
+    engine = db.make_engine(db.database_url(nyc_db))
+    try:
+        with engine.connect() as conn:
+            ids = dict(conn.execute(sa.text("SELECT native_id, obj_id FROM components WHERE valid_to IS NULL")).all())
+            row = conn.execute(sa.text("SELECT class_code, obj_name, obj_state, attrs FROM components "
+                                       "WHERE native_id = 'BK-00000'")).one()
+        assert ids["BK-00000"] == f"{NYC}0113000001" and ids["BK-00001"] == f"{NYC}0402000001"
+        assert tuple(row) == ("0113", "Hydrant", "needs repair", {"lon": row[3]["lon"], "lat": row[3]["lat"]})
+        # The same file again: all unchanged, every ObjID kept.
+        code, again, _ = nyc_import(nyc_db, tmp_path / "assets.csv", *args)
+        assert code == 0 and again["counts"]["unchanged"] == 12 and again["counts"]["new"] == 0
+        assert again["counts"]["retired"] == 0 and again["counts"]["kept_ids"] == 12
+        assert again["preview"]["reconciliation"]["scope"]["key"] == "native_id"
+        # One moved (about 40 m): one moved, the rest unchanged, the same ObjID with two versions.
+        assets.loc[4, "lon"] += 0.0005
+        assets.to_csv(tmp_path / "moved.csv", index=False)
+        code, moved, _ = nyc_import(nyc_db, tmp_path / "moved.csv", *args)
+        assert code == 0 and moved["counts"]["moved"] == 1 and moved["counts"]["unchanged"] == 11
+        assert moved["counts"]["new"] == 0 and moved["counts"]["retired"] == 0
+        with engine.connect() as conn:
+            versions = conn.execute(sa.text("SELECT obj_id, valid_to IS NULL FROM components "
+                                            "WHERE native_id = :n ORDER BY valid_from"),
+                                    {"n": "BK-00004"}).all()
+            now = dict(conn.execute(sa.text("SELECT native_id, obj_id FROM components WHERE valid_to IS NULL")).all())
+        assert [v[1] for v in versions] == [False, True] and versions[0][0] == versions[1][0]
+        assert now == ids
+        # Without --id-field the file has no ObjIDs to match: everything would be new and the rest retired,
+        # which the retire ratio refuses (exit 4, nothing imported).
+        code, blind, err = nyc_import(nyc_db, tmp_path / "moved.csv", "--mapping", str(tmp_path / "m.yaml"))
+        assert code == 4 and blind["state"] == "rejected" and blind["counts"]["retired"] == 12
+        assert "error: " in err and "--allow-mass-retire" in err
+        with engine.connect() as conn:
+            assert survey.current_components(conn, NYC) == 12
+    finally:
+        engine.dispose()
+
+
+def test_bad_native_ids_are_row_problems(nyc_db, tmp_path):
+    (tmp_path / "m.yaml").write_text(NYC_MAPPING, encoding="utf-8")
+    assets = nyc_assets(6)
+    assets.loc[2, "asset_id"] = "BK-00001"   # a duplicate
+    assets.loc[3, "asset_id"] = " "          # none
+    assets.to_csv(tmp_path / "bad.csv", index=False)
+    code, record, _ = nyc_import(nyc_db, tmp_path / "bad.csv", "--mapping", str(tmp_path / "m.yaml"),
+                                 "--id-field", "asset_id", "--dry-run", "--max-bad-ratio", "0.5")
+    assert code == 0 and record["state"] == "preview" and record["counts"]["bad"] == 2
+    found = {p["line"]: p["reason"] for p in record["first_problems"]}
+    assert found == {4: "duplicate feature ID 'BK-00001' (first at line 3)",
+                     5: "no feature ID in asset_id (--id-field)"}
+    code, _, err = nyc_import(nyc_db, tmp_path / "bad.csv", "--mapping", str(tmp_path / "m.yaml"),
+                              "--id-field", "nope")
+    assert code == 2 and "the feature ID column 'nope' (--id-field) is not in the file" in err

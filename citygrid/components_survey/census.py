@@ -36,8 +36,8 @@ from pyproj import CRS, Transformer
 from sqlalchemy.engine import Connection
 
 from citygrid.components_survey import store
-from citygrid.components_survey.ids import SeenIds, as_mask, check_obj_ids
-from citygrid.components_survey.mapping import resolve_columns
+from citygrid.components_survey.ids import SeenIds, as_mask, check_obj_ids, serial_keys
+from citygrid.components_survey.mapping import CensusMapping, parse_mapping, resolve_columns
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
 from citygrid.errors import InvalidInput
 from citygrid.gcpause import existing_objects_frozen
@@ -45,7 +45,8 @@ from citygrid.loaders import gdalsafe, points
 from citygrid.loaders.archive import find_dataset, safe_extract
 from citygrid.loaders.copytext import copy_text
 from citygrid.loaders.encoding import blank_records, shapefile_encoding
-from citygrid.loaders.vector import read_csv_points
+from citygrid.loaders.plaintext import control_character
+from citygrid.loaders.vector import read_csv_points, read_csv_table
 from citygrid.spatial import admin, crs
 from citygrid.spatial import store as spatial_store
 from citygrid.spatial.db import deployment_srid
@@ -57,6 +58,7 @@ MAX_FILE_BYTES = 4 * 2**30
 TEXT_FIELDS = ("ObjName", "DeptCode1", "DeptName1", "DeptCode2", "DeptName2", "DeptCode3", "DeptName3",
                "BGID", "ObjState", "DataSource", "Note")
 MAX_TEXT = 500
+SCOPES = ("classes", "all")
 Progress = Callable[[float, dict[str, int]], None]
 
 
@@ -64,13 +66,19 @@ Progress = Callable[[float, dict[str, int]], None]
 class CensusOptions:
     """What the user said about the file. ``max_bad_ratio``: above this share of bad rows nothing is imported;
     at or below it the good rows are imported and the bad ones reported. ``partial``: the file updates part of
-    the census, so components absent from it are not retired."""
+    the census, so components absent from it are not retired. ``scope``: which current components the file
+    is the whole census of, so that those it lacks are retired: ``classes`` (default) those of the classes
+    the file holds, ``all`` the district's whole census. ``max_retire_ratio``: a reconciliation that would
+    retire more than this share of the current components in scope is refused unless ``allow_mass_retire``.
+    ``mapping``: ``mapping.CensusMapping.to_dict()`` (or a flat ``{attribute: column}``). ``id_field``: the
+    file's column holding the city's own feature ID, which then keys the reconciliation (else the mapping's
+    ``id_field``)."""
 
     district: str
     crs: str | None = None
     encoding: str | None = None
     layer: str | None = None
-    mapping: dict[str, str] = field(default_factory=dict)
+    mapping: dict[str, Any] = field(default_factory=dict)
     x_field: str | None = None
     y_field: str | None = None
     dry_run: bool = False
@@ -80,8 +88,30 @@ class CensusOptions:
     scheme: str = DEFAULT_SCHEME
     synthetic: bool = False
     chunk_size: int = CHUNK
+    id_field: str | None = None
+    scope: str = "classes"
+    max_retire_ratio: float = 0.2
+    allow_mass_retire: bool = False
+
+    def census_mapping(self) -> CensusMapping:
+        return parse_mapping(self.mapping)
+
+    @property
+    def native_field(self) -> str | None:
+        """The column holding the city's own feature IDs, if any (``id_field``, else the mapping's)."""
+        return self.id_field or self.census_mapping().id_field
 
     def validate(self) -> CensusOptions:
+        if self.scope not in SCOPES:
+            raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}, not {str(self.scope)[:40]!r}",
+                               field="scope")
+        if not 0 <= self.max_retire_ratio <= 1:
+            raise InvalidInput("max_retire_ratio must be between 0 and 1", field="max_retire_ratio")
+        if self.id_field is not None and (not self.id_field.strip() or len(self.id_field) > 200
+                                          or control_character(self.id_field, single_line=True)):
+            raise InvalidInput("id_field must name a column: 1-200 characters, no control characters",
+                               field="id_field")
+        self.census_mapping()
         if not 0 <= self.max_bad_ratio <= 1:
             raise InvalidInput("max_bad_ratio must be between 0 and 1", field="max_bad_ratio")
         if not 0 <= self.move_tolerance_m <= 10_000:
@@ -138,6 +168,23 @@ def _open_source(path: Path, options: CensusOptions, workdir: Path) -> _Source:
 
 def _batches(src: _Source, options: CensusOptions) -> Iterator[tuple[pd.DataFrame, points.Points, CRS | None]]:
     """(attributes as Arrow-backed columns, points in the file's CRS, file CRS) per chunk."""
+    geometry = options.census_mapping().geometry
+    if geometry is not None and src.kind != "csv":
+        raise InvalidInput(f"the mapping's geometry: {{{geometry[0]}: …}} reads a CSV column; {src.path.name} "
+                           "has geometry of its own", field="mapping")
+    if geometry is not None:
+        fmt, column = geometry
+        table, src.encoding = read_csv_table(src.path, encoding=options.encoding)
+        if column not in table.columns:
+            raise InvalidInput(f"geometry column {column!r} not in the file (columns: {', '.join(table.columns)})",
+                               field="mapping")
+        src.total = len(table)
+        values = table[column].to_numpy(dtype=object)
+        attrs = table.drop(columns=[column])
+        for start in range(0, len(table), options.chunk_size):
+            stop = start + options.chunk_size
+            yield (attrs.iloc[start:stop].reset_index(drop=True), points.from_text(values[start:stop], fmt), None)
+        return
     if src.kind == "csv":
         frame, encoding = read_csv_points(src.path, x_field=options.x_field, y_field=options.y_field,
                                           encoding=options.encoding)
@@ -242,6 +289,26 @@ def _text(series: pd.Series | None, n: int) -> pd.Series:
     return pd.Series(pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed), dtype=_STRING)
 
 
+def _constant(value: str, n: int) -> pd.Series:
+    """One text value for ``n`` rows (a mapping's ``set:``), trimmed as a file's values are."""
+    return _text(pd.Series(pa.array(np.full(n, value, dtype=object), type=pa.string()), dtype=_STRING), n)
+
+
+def _map_values(values: pd.Series, table: dict[str, str]) -> pd.Series:
+    """Text values (Arrow-backed, trimmed) with those ``table`` lists replaced by ours (a mapping's
+    ``values:``); the others kept. A look-up in C over the whole column."""
+    raw = pa.array(values)
+    hit = pc.index_in(raw, value_set=pa.array(list(table), type=pa.string()))
+    mapped = pc.coalesce(pc.take(pa.array(list(table.values()), type=pa.string()), hit), raw)
+    return pd.Series(pc.if_else(pc.equal(mapped, ""), pa.scalar(None, pa.string()), mapped), dtype=_STRING)
+
+
+def _hash_keys(values: pd.Series) -> np.ndarray:
+    """64-bit keys of text values for ``SeenIds`` (pandas' vectorised hash; two different IDs share a key with
+    a chance of about n²/2⁶⁵, 3·10⁻⁸ for a million)."""
+    return pd.util.hash_array(values.to_numpy(dtype=object)).view(np.int64)
+
+
 def _parse_dates(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(ISO date strings or None, mask of unparseable or implausible non-empty values) of text values."""
     present = raw.notna()
@@ -279,16 +346,33 @@ def _problem(line: int, obj_id: Any, field_name: str, reason: str, wkt: str | No
             "reason": reason, "geom_wkt": wkt, "severity": severity}
 
 
+@dataclass
+class _Native:
+    """The city's own feature IDs: their column (``--id-field``) and those met so far in the file."""
+
+    field: str
+    seen: SeenIds
+
+
 def _check_chunk(attrs: pd.DataFrame, pts: points.Points, lines: np.ndarray, columns: dict[str, str],
                  source: crs.InputCrs, srid: int, transformer: Transformer, district: Any, near: Any,
                  known_classes: set[str], seen: SeenIds, bad_encoding: set[int],
-                 grid_index: GridIndex, district_code: str) -> _Checked:
+                 grid_index: GridIndex, district_code: str, mapping: CensusMapping | None = None,
+                 native: _Native | None = None) -> _Checked:
     """Validate one chunk (points in the file's CRS; ``district`` and ``near`` in EPSG:``srid``): the good
-    rows with x, y in EPSG:``srid`` and their grids, and a problem per bad row (the first reason found)."""
+    rows with x, y in EPSG:``srid`` and their grids, and a problem per bad row (the first reason found).
+    ``mapping``'s constants and value maps apply before any check; with ``native`` every row needs a
+    feature ID of its own (kept as ``native_id``)."""
     n = len(attrs)
+    mapping = mapping or CensusMapping()
     cols = {name: attrs.get(col) for name, col in columns.items()}
-    data = pd.DataFrame({name: _text(cols.get(name), n) for name in ("ObjID", "ClassCode", *TEXT_FIELDS)})
-    raw_dates = {name: _text(cols.get(name), n) for name in ("ORDate", "CHDate")}
+
+    def attribute(name: str) -> pd.Series:
+        values = _constant(mapping.constants[name], n) if name in mapping.constants else _text(cols.get(name), n)
+        return _map_values(values, mapping.values[name]) if name in mapping.values else values
+
+    data = pd.DataFrame({name: attribute(name) for name in ("ObjID", "ClassCode", *TEXT_FIELDS)})
+    raw_dates = {name: attribute(name) for name in ("ORDate", "CHDate")}
     data["ORDate"], bad_or = _dates(raw_dates["ORDate"])
     data["CHDate"], bad_ch = _dates(raw_dates["CHDate"])
     data["line"] = lines
@@ -303,6 +387,11 @@ def _check_chunk(attrs: pd.DataFrame, pts: points.Points, lines: np.ndarray, col
 
     undecodable = np.isin(lines, list(bad_encoding)) if bad_encoding else np.zeros(n, dtype=bool)
     flag(undecodable, "*", "bad encoding: the record's text does not decode")
+    if native is not None:
+        data["native_id"] = _text(attrs[native.field], n)
+        flag(~as_mask(data["native_id"].notna()), native.field, f"no feature ID in {native.field} (--id-field)")
+        flag(as_mask(data["native_id"].str.len() > MAX_TEXT), native.field,
+             f"the feature ID is longer than {MAX_TEXT} characters")
     # Geometry
     flag(~pts.usable, "geometry", lambda i: pts.problem[i])
     sx, sy = np.full(n, np.nan), np.full(n, np.nan)
@@ -338,9 +427,14 @@ def _check_chunk(attrs: pd.DataFrame, pts: points.Points, lines: np.ndarray, col
     # Duplicates within the file (the first occurrence stays); IDs left here are 16 digits.
     with_id = np.flatnonzero(~bad & data["ObjID"].notna().to_numpy(dtype=bool))
     first_line = np.zeros(n, dtype=np.int64)
-    first_line[with_id] = seen.add(pc.cast(pa.array(data["ObjID"].iloc[with_id]), pa.int64()).to_numpy(),
-                                   lines[with_id])
+    first_line[with_id] = seen.add(serial_keys(data["ObjID"].iloc[with_id], district_code), lines[with_id])
     flag(first_line > 0, "ObjID", lambda i: f"duplicate ObjID (first at line {first_line[i]})")
+    if native is not None:  # the feature ID keys the reconciliation: one row per ID
+        live = np.flatnonzero(~bad)
+        first_native = np.zeros(n, dtype=np.int64)
+        first_native[live] = native.seen.add(_hash_keys(data["native_id"].iloc[live]), lines[live])
+        flag(first_native > 0, native.field,
+             lambda i: f"duplicate feature ID {data.at[i, 'native_id']!r} (first at line {first_native[i]})")
     good = ~bad
     frame = data[good].reset_index(drop=True)
     frame["x"], frame["y"] = sx[good], sy[good]
@@ -358,7 +452,7 @@ def _check_chunk(attrs: pd.DataFrame, pts: points.Points, lines: np.ndarray, col
         problems.append(_problem(row["line"], row["ObjID"], "BGID",
                                  f"BGID {row['BGID']} differs from the grid at the point ({row['unit_grid_code']}); "
                                  "the computed grid is stored", severity="warning"))
-    extra = [c for c in attrs.columns if c not in columns.values()]
+    extra = [c for c in attrs.columns if c not in columns.values() and (native is None or c != native.field)]
     if extra and good.any():
         others = attrs.loc[good, extra].reset_index(drop=True)
         others = pd.DataFrame({c: pd.Series(_arrow_text(pa.array(others[c], from_pandas=True)), dtype=object)
@@ -396,7 +490,12 @@ def _first_chunk(attrs: pd.DataFrame, pts: points.Points, file_crs: CRS | None, 
         if diagnosis:
             raise InvalidInput(f"coordinates of {src.path.name} do not fit district "
                                f"{options.district}: {diagnosis}", field="crs")
-    return source, transformer, resolve_columns(list(attrs.columns), options.mapping)
+    native = options.native_field
+    if native is not None and native not in attrs.columns:
+        raise InvalidInput(f"the feature ID column {native!r} (--id-field) is not in the file (columns: "
+                           f"{', '.join(map(str, attrs.columns))})", field="id_field")
+    return source, transformer, resolve_columns(list(attrs.columns), options.census_mapping(),
+                                                reserved=(native,) if native else ())
 
 
 _FRAME_TO_LOAD = {"ObjID": "obj_id", "ClassCode": "class_code", "ObjName": "obj_name",
@@ -411,9 +510,10 @@ _SAFE_LOAD_COLUMNS = frozenset(store.LOAD_COLUMNS.index(c) for c in (
     "obj_id", "class_code", "or_date", "ch_date", "unit_grid_code", "supervision_code", "geom"))
 
 
-def _load_rows(frame: pd.DataFrame, srid: int, class_names: dict[str, str]) -> bytes:
-    """Validated rows as COPY text in ``store.LOAD_COLUMNS`` order (x, y in EPSG:``srid``); a missing ObjID
-    becomes the placeholder ``#<line>`` for ``store.fill_missing_ids``, a missing name the class's name."""
+def _load_rows(frame: pd.DataFrame, srid: int, class_names: dict[str, str], native: bool = False) -> bytes:
+    """Validated rows as COPY text in ``store.load_columns(native)`` order (x, y in EPSG:``srid``); a missing
+    ObjID becomes the placeholder ``#<line>`` for ``store.fill_missing_ids``, a missing name the class's
+    name."""
     out = frame.rename(columns=_FRAME_TO_LOAD)
     missing = out["obj_id"].isna()
     if missing.any():
@@ -423,6 +523,8 @@ def _load_rows(frame: pd.DataFrame, srid: int, class_names: dict[str, str]) -> b
         out["obj_name"] = out["obj_name"].where(~unnamed, out["class_code"].map(class_names).fillna(""))
     arrays = [pa.array(out[c], type=pa.string(), from_pandas=True) for c in store.LOAD_COLUMNS[:-1]]
     arrays.append(pa.array(point_ewkb_hex(out["x"].to_numpy(), out["y"].to_numpy(), srid)).cast(pa.string()))
+    if native:
+        arrays.append(pa.array(out["native_id"], type=pa.string(), from_pandas=True))
     return copy_text(arrays, safe=_SAFE_LOAD_COLUMNS)
 
 
@@ -446,6 +548,7 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
 
 def _import(conn: Connection, path: Path, options: CensusOptions, progress: Progress | None) -> CensusResult:
     options.validate()
+    native = options.native_field is not None
     apart = store.can_stage_apart(conn)
     district_geom = admin.district_boundary(conn, options.district)
     srid = deployment_srid(conn)
@@ -470,12 +573,20 @@ def _import(conn: Connection, path: Path, options: CensusOptions, progress: Prog
         loaded = _load(stage, load, path, options, _Context(district_geom, srid, class_names, grid_index),
                        warnings, progress)
         counts, problems, src, source = loaded.counts, loaded.problems, loaded.src, loaded.source
+        kept = store.reuse_native_ids(stage, load, options.district) if native and loaded.missing_ids else 0
+        if native:
+            counts["kept_ids"] = kept
         counts["generated_ids"] = (store.fill_missing_ids(stage, load, options.district)
-                                   if loaded.missing_ids else 0)
+                                   if loaded.missing_ids > kept else 0)
+        scope = None if options.scope == "all" else sorted(loaded.classes)
         reconciliation = store.reconcile(stage, load, options.district, counts["good"], options.move_tolerance_m,
-                                         options.partial)
+                                         options.partial, classes=scope, native=native)
         bad_share = counts["bad"] / counts["rows"] if counts["rows"] else 0.0
-        swap = bad_share <= options.max_bad_ratio and not options.dry_run
+        mass_retire = _retire_check(reconciliation, options)
+        refused = ("bad_rows" if bad_share > options.max_bad_ratio
+                   else "mass_retire" if mass_retire and not options.allow_mass_retire else None)
+        reconciliation["refused"] = refused
+        swap = refused is None and not options.dry_run
         in_place = (swap and store.small_change(reconciliation["counts"])
                     and store.has_own_partition(stage, options.district))
         reconciliation["applied"] = "in place" if in_place else "swapped" if swap else None
@@ -488,12 +599,21 @@ def _import(conn: Connection, path: Path, options: CensusOptions, progress: Prog
         elif not swap:
             store.drop_load_table(conn, load)
     counts.update(reconciliation["counts"])
+    if mass_retire and not options.allow_mass_retire and refused != "bad_rows":
+        warnings.append(f"{reconciliation['summary']}: more than max_retire_ratio "
+                        f"{options.max_retire_ratio:.1%}, so "
+                        + ("the import would be refused" if options.dry_run else "nothing was imported")
+                        + "; if the file is meant to retire that many, pass --allow-mass-retire "
+                        "(HTTP: allow_mass_retire=true), else check that it holds the whole census of its scope "
+                        "(or use --partial)")
     if bad_share > options.max_bad_ratio:
         state = "rejected"
         warnings.append(f"{counts['bad']} of {counts['rows']} rows are bad ({bad_share:.1%}), more than "
                         f"max_bad_ratio {options.max_bad_ratio:.1%}: nothing was imported")
     elif options.dry_run:
         state = "preview"
+    elif refused is not None:
+        state = "rejected"
     else:
         if in_place:
             store.apply_in_place(conn, load, options.district, valid_from)
@@ -504,12 +624,32 @@ def _import(conn: Connection, path: Path, options: CensusOptions, progress: Prog
         spatial_store.audit(conn, action="import", object_kind="census", object_id=options.district,
                             district=options.district,
                             after={"file": Path(path).name, "counts": reconciliation["counts"],
-                                   "rows": counts["rows"], "bad": counts["bad"], "partial": options.partial})
+                                   "rows": counts["rows"], "bad": counts["bad"], "partial": options.partial,
+                                   "scope": reconciliation["scope"], "retire_ratio": reconciliation["retire_ratio"],
+                                   "id_field": options.native_field})
         state = "committed"
     if progress:
         progress(100.0, dict(counts))
     return CensusResult(state=state, counts=counts, problems=problems, reconciliation=reconciliation,
                         warnings=warnings, encoding=src.encoding, source_crs=source.label)
+
+
+def _retire_check(reconciliation: dict[str, Any], options: CensusOptions) -> bool:
+    """Add the scope, the retire ratio and its threshold to ``reconciliation`` (``store.reconcile``'s) with a
+    one-line summary; return whether the ratio is over ``options.max_retire_ratio``."""
+    retired, current = reconciliation["counts"]["retired"], reconciliation["current_in_scope"]
+    ratio = retired / current if current else 0.0
+    classes = reconciliation["scope"]["classes"]
+    where = ("the whole census" if classes is None
+             else f"class{'es' if len(classes) != 1 else ''} {', '.join(classes[:20])}"
+                  + (f" and {len(classes) - 20} more" if len(classes) > 20 else ""))
+    reconciliation.update(retire_ratio=round(ratio, 6), max_retire_ratio=options.max_retire_ratio,
+                          allow_mass_retire=options.allow_mass_retire, id_field=options.native_field)
+    reconciliation["summary"] = (
+        f"scope {reconciliation['scope']['mode']} ({where}; {current} current components"
+        + (", none retired: partial" if options.partial else "")
+        + f"): retires {retired} ({ratio:.1%}; max_retire_ratio {options.max_retire_ratio:.1%})")
+    return ratio > options.max_retire_ratio
 
 
 @dataclass
@@ -529,6 +669,7 @@ class _Loaded:
     src: _Source
     source: crs.InputCrs
     missing_ids: int  # good rows without an ObjID
+    classes: set[str]  # the classes of the good rows
 
 
 def _load(conn: Connection, load: str, path: Path, options: CensusOptions, ctx: _Context, warnings: list[str],
@@ -543,6 +684,9 @@ def _load(conn: Connection, load: str, path: Path, options: CensusOptions, ctx: 
     missing_ids = 0
     problems: list[dict[str, Any]] = []
     seen = SeenIds()
+    mapping = options.census_mapping()
+    native = _Native(options.native_field, SeenIds()) if options.native_field else None
+    classes: set[str] = set()
     writer: store.LoadWriter | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="citygrid-census-") as tmp:
@@ -559,15 +703,16 @@ def _load(conn: Connection, load: str, path: Path, options: CensusOptions, ctx: 
                 line += len(attrs)
                 checked = _check_chunk(attrs, pts, lines, columns, source, ctx.srid, transformer,
                                        ctx.district_geom, near, known_classes, seen, src.bad_encoding_lines,
-                                       ctx.grid_index, options.district)
+                                       ctx.grid_index, options.district, mapping, native)
                 problems.extend(checked.problems)
                 counts["rows"] += len(attrs)
                 counts["good"] += len(checked.frame)
                 missing_ids += int(checked.frame["ObjID"].isna().sum())
                 if len(checked.frame):
+                    classes.update(pc.unique(pa.array(checked.frame["ClassCode"])).to_pylist())
                     if writer is None:
-                        writer = store.LoadWriter(conn, load)
-                    writer.write(_load_rows(checked.frame, ctx.srid, ctx.class_names))
+                        writer = store.LoadWriter(conn, load, store.load_columns(native is not None))
+                    writer.write(_load_rows(checked.frame, ctx.srid, ctx.class_names, native is not None))
                 if progress:
                     total = max(src.total, counts["rows"], 1)
                     progress(min(90.0, 90.0 * counts["rows"] / total), dict(counts))
@@ -582,7 +727,7 @@ def _load(conn: Connection, load: str, path: Path, options: CensusOptions, ctx: 
         raise
     counts["bad"] = counts["rows"] - counts["good"]
     counts["warnings"] = sum(p["severity"] == "warning" for p in problems)
-    return _Loaded(counts, problems, src, source, missing_ids)
+    return _Loaded(counts, problems, src, source, missing_ids, classes)
 
 
 def report_csv(problems: list[dict[str, Any]]) -> str:

@@ -1,13 +1,16 @@
 """Component IDs (ObjID): 6-digit county code + 2-digit major class + 2-digit minor class + 6-digit serial.
 
 The rule comes from real ObjIDs (data/taxonomy/README.md, source F): 3205080101000001 is a 上水井盖 (0101)
-in county 320508. Vectorised over a census (pandas string columns, Arrow-backed or not).
+in county 320508. A district with a code of another scheme (``codes``: ``NYC-BK``) prefixes its own code
+the same way: ``NYC-BK0113000001``. Vectorised over a census (pandas string columns, Arrow-backed or not).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 OBJID_PATTERN = r"[0-9]{16}"
 
@@ -22,17 +25,29 @@ def check_obj_ids(ids: pd.Series, classes: pd.Series, district: str) -> np.ndarr
     ids = ids.fillna("")
     reasons = np.full(len(ids), "", dtype=object)
     present = as_mask(ids != "")
-    bad_format = present & ~as_mask(ids.str.fullmatch(OBJID_PATTERN))
-    reasons[bad_format] = "ObjID must be 16 digits (county 6 + class 4 + serial 6)"
+    n = len(district)
+    if district.isdigit() and n == 6:
+        bad_format = present & ~as_mask(ids.str.fullmatch(OBJID_PATTERN))
+        reasons[bad_format] = "ObjID must be 16 digits (county 6 + class 4 + serial 6)"
+    else:
+        tail = as_mask(ids.str.slice(n).str.fullmatch("[0-9]{10}"))
+        bad_format = present & ~(as_mask(ids.str.len() == n + 10) & tail)
+        reasons[bad_format] = f"ObjID must be the district code {district} + class 4 digits + serial 6 digits"
     ok = present & ~bad_format
-    wrong_county = ok & as_mask(ids.str.slice(0, 6) != district)
+    wrong_county = ok & as_mask(ids.str.slice(0, n) != district)
     reasons[wrong_county] = f"ObjID does not start with the district code {district}"
     classes = classes.fillna("")
-    wrong_class = ok & ~wrong_county & as_mask(classes != "") & as_mask(ids.str.slice(6, 10) != classes)
-    reasons[wrong_class] = "ObjID digits 7–10 do not match the class code"
-    zero = ok & ~wrong_county & ~wrong_class & as_mask(ids.str.slice(10, 16) == "000000")
+    wrong_class = ok & ~wrong_county & as_mask(classes != "") & as_mask(ids.str.slice(n, n + 4) != classes)
+    reasons[wrong_class] = f"ObjID {'digits 7–10' if n == 6 else 'class digits'} do not match the class code"
+    zero = ok & ~wrong_county & ~wrong_class & as_mask(ids.str.slice(n + 4, n + 10) == "000000")
     reasons[zero] = "ObjID serial 000000 is not allowed"
     return reasons
+
+
+def serial_keys(ids: pd.Series, district: str) -> np.ndarray:
+    """Checked ObjIDs of ``district`` (``check_obj_ids``) as int64 keys for ``SeenIds``: their 10 digits
+    after the district code (the code is the same in all)."""
+    return pc.cast(pa.array(ids.str.slice(len(district))), pa.int64()).to_numpy()
 
 
 class SeenIds:

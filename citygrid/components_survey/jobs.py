@@ -21,7 +21,8 @@ from sqlalchemy.engine import Engine
 
 from citygrid.components_survey import store
 from citygrid.components_survey.census import CensusOptions, CensusResult, import_file
-from citygrid.errors import CitygridError, InvalidInput
+from citygrid.components_survey.mapping import parse_mapping
+from citygrid.errors import CitygridError
 from citygrid.loaders import safeyaml
 from citygrid.spatial import store as spatial_store
 
@@ -142,20 +143,13 @@ def start_in_background(engine: Engine, job_id: str, path: Path, options: Census
     return thread
 
 
-def parse_mapping_text(text: str | None) -> dict[str, str]:
-    """A mapping given inline (JSON object or YAML ``columns:``) in an upload form."""
+def parse_mapping_text(text: str | None) -> dict[str, Any]:
+    """A mapping given inline in an upload form (JSON or YAML: the sections of a mapping file, or a flat
+    ``{StandardName: column}`` object), checked (``mapping.parse_mapping``); returns the form
+    ``CensusOptions.mapping`` takes."""
     if not text:
         return {}
-    data = safeyaml.load(text, what="mapping")
-    if isinstance(data, dict) and "columns" in data:
-        data = data["columns"]
-    if not isinstance(data, dict):
-        raise InvalidInput("mapping must be an object of StandardName: column", field="mapping")
-    odd = [str(k) for k, v in data.items() if not isinstance(k, str) or not isinstance(v, str)]
-    if odd:
-        raise InvalidInput(f"mapping entries {', '.join(odd)[:200]} are not text: StandardName: column name",
-                           field="mapping")
-    return dict(data)
+    return parse_mapping(safeyaml.load(text, what="mapping")).to_dict()
 
 
 def job_json(job: dict[str, Any]) -> str:

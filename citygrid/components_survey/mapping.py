@@ -1,17 +1,34 @@
-"""Which column of a census file holds which standard component attribute.
+"""How a census file's columns and values become the standard component attributes.
 
 Standard attributes (see data/taxonomy/README.md): ObjID, ObjName, DeptCode1–3 / DeptName1–3 (owning,
 managing, maintaining departments as 主管/权属/养护), BGID (unit grid), ObjState, ORDate, CHDate, DataSource,
-Note, plus the class code. Common English and Chinese headers are recognised; a mapping file overrides them.
+Note, plus the class code. Common English and Chinese headers are recognised; a mapping file overrides them
+and can carry what a city's file does not say in our terms:
+
+.. code-block:: yaml
+
+    columns: {ObjID: 编号, ObjName: species}     # attribute: the file's column
+    set: {class_code: "0402"}                    # attribute: one value for every row
+    values:                                      # attribute: {the file's value: ours}
+      class_code: {国槐: "0402", Hydrant: "0113"}
+      status: {In service: 完好}
+    geometry: {wkt: the_geom}                    # CSV: points from a WKT (or ``wkb``: hex WKB) column
+    id_field: asset_id                           # the city's own feature ID (as ``--id-field``)
+
+Attributes may be named as above (``ClassCode``) or in snake case (``class_code``; ``status`` is ObjState).
+A plain ``{StandardName: column}`` object is read as ``columns``. Any other key is an error that lists the
+known ones. No database here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from citygrid.errors import InvalidInput
 from citygrid.loaders import safeyaml
+from citygrid.loaders.plaintext import control_character
 
 STANDARD = ("ObjID", "ClassCode", "ObjName", "DeptCode1", "DeptName1", "DeptCode2", "DeptName2", "DeptCode3",
             "DeptName3", "BGID", "ObjState", "ORDate", "CHDate", "DataSource", "Note")
@@ -33,10 +50,141 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "DataSource": ("datasource", "data_source", "数据来源"),
     "Note": ("note", "备注"),
 }
+# How a mapping file may name an attribute: the standard name or its snake-case form.
+ATTRIBUTE_NAMES: dict[str, str] = {
+    **{name: name for name in STANDARD},
+    "obj_id": "ObjID", "class_code": "ClassCode", "obj_name": "ObjName",
+    **{f"dept_{kind}{i}": f"Dept{kind.title()}{i}" for kind in ("code", "name") for i in (1, 2, 3)},
+    "bgid": "BGID", "obj_state": "ObjState", "status": "ObjState", "or_date": "ORDate", "ch_date": "CHDate",
+    "data_source": "DataSource", "note": "Note",
+}
+SECTIONS = ("columns", "set", "values", "geometry", "id_field")
+GEOMETRY_FORMATS = ("wkt", "wkb")
+MAX_VALUE = 500  # as a stored text attribute (census.MAX_TEXT)
 
 
-def load_mapping_file(path: Path | None) -> dict[str, str]:
-    """Read ``columns: {StandardName: column}`` from a YAML mapping file (None -> empty mapping)."""
+@dataclass(frozen=True)
+class CensusMapping:
+    """A census mapping, checked.
+
+    Attributes
+    ----------
+    columns : standard attribute -> the file's column.
+    constants : standard attribute -> the value every row gets (``set:``).
+    values : standard attribute -> {the file's value (trimmed): ours} (``values:``); values not listed stay.
+    geometry : ``("wkt" | "wkb", column)`` for a CSV whose points are in one column, else None.
+    id_field : the file's column holding the city's own feature ID, or None.
+    """
+
+    columns: dict[str, str] = field(default_factory=dict)
+    constants: dict[str, str] = field(default_factory=dict)
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    geometry: tuple[str, str] | None = None
+    id_field: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON) that ``parse_mapping`` reads back: the flat ``{attribute: column}`` form when the
+        mapping only maps columns (what earlier jobs stored), else the sections that are set."""
+        if not (self.constants or self.values or self.geometry or self.id_field):
+            return dict(self.columns)
+        out: dict[str, Any] = {"columns": dict(self.columns), "set": dict(self.constants),
+                               "values": {k: dict(v) for k, v in self.values.items()}}
+        if self.geometry:
+            out["geometry"] = {self.geometry[0]: self.geometry[1]}
+        if self.id_field:
+            out["id_field"] = self.id_field
+        return {k: v for k, v in out.items() if v}
+
+
+def _known_attributes() -> str:
+    return ", ".join(ATTRIBUTE_NAMES)
+
+
+def _attribute(key: Any, section: str, what: str) -> str:
+    name = ATTRIBUTE_NAMES.get(key) if isinstance(key, str) else None
+    if name is None:
+        raise InvalidInput(f"{what}: {section} names unknown attributes {key}; known: {_known_attributes()}",
+                           field="mapping")
+    return name
+
+
+def _text(value: Any, where: str, what: str, *, max_len: int = MAX_VALUE) -> str:
+    """A mapping value that must be text: YAML reads unquoted 0402 as the number 258 (octal), yes/no as
+    booleans; a control character or line break in a code or column name is refused too."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what}: {where} is {type(value).__name__} {str(value)[:40]!r}, not text (YAML reads "
+                           "unquoted 0402 as a number and yes/no/on as booleans): quote it", field="mapping")
+    if len(value) > max_len:
+        raise InvalidInput(f"{what}: {where} is longer than {max_len} characters", field="mapping")
+    if (bad := control_character(value, single_line=True)) is not None:
+        raise InvalidInput(f"{what}: {where} holds a control character ({bad})", field="mapping")
+    return value
+
+
+def _section(data: dict[str, Any], key: str, what: str) -> dict[Any, Any]:
+    section = data.get(key)
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise InvalidInput(f"{what}: '{key}:' must be a mapping of attribute: …", field="mapping")
+    return section
+
+
+def parse_mapping(data: Any, what: str = "mapping") -> CensusMapping:
+    """Check a parsed mapping (a YAML/JSON document: the sections above, or a flat ``{attribute: column}``).
+
+    Raises ``InvalidInput`` naming the first problem: an unknown key (with the known ones), an unknown
+    attribute, a value that is not text, a column both mapped and set, ObjID set to one value."""
+    if data is None or data == {}:
+        return CensusMapping()
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{what} must be a mapping with sections {', '.join(SECTIONS)} (or a plain "
+                           "StandardName: column object)", field="mapping")
+    if not any(k in SECTIONS for k in data) and all(isinstance(k, str) and k in ATTRIBUTE_NAMES for k in data):
+        data = {"columns": data}  # the flat form
+    unknown = [str(k) for k in data if k not in SECTIONS]
+    if unknown:
+        raise InvalidInput(f"{what} has unknown keys {', '.join(unknown)[:200]}; known: {', '.join(SECTIONS)} "
+                           f"(attributes: {_known_attributes()})", field="mapping")
+    columns = {_attribute(k, "columns", what): v for k, v in _section(data, "columns", what).items()}
+    odd = [name for name, v in columns.items() if not isinstance(v, str)]
+    if odd:
+        raise InvalidInput(f"{what}: column names for {', '.join(odd)} are not text (YAML reads no/yes/on as "
+                           "booleans and digits as numbers): quote them", field="mapping")
+    columns = {name: _text(v, f"columns.{name}", what) for name, v in columns.items()}
+    constants = {}
+    for key, value in _section(data, "set", what).items():
+        name = _attribute(key, "set", what)
+        if name == "ObjID":
+            raise InvalidInput(f"{what}: set cannot give every row one ObjID (each must differ)", field="mapping")
+        if name in columns:
+            raise InvalidInput(f"{what}: {key} is both mapped to column {columns[name]!r} and set to a value; "
+                               "keep one", field="mapping")
+        constants[name] = _text(value, f"set.{key}", what)
+    values: dict[str, dict[str, str]] = {}
+    for key, table in _section(data, "values", what).items():
+        name = _attribute(key, "values", what)
+        if not isinstance(table, dict) or not table:
+            raise InvalidInput(f"{what}: values.{key} must map the file's values to ours "
+                               "({\"国槐\": \"0402\", …})", field="mapping")
+        values[name] = {_text(k, f"values.{key} key {k!r}", what).strip(): _text(v, f"values.{key}.{k}", what)
+                        for k, v in table.items()}
+    geometry = None
+    if (spec := data.get("geometry")) is not None:
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in GEOMETRY_FORMATS:
+            raise InvalidInput(f"{what}: geometry must be one of {{wkt: column}} or {{wkb: column}}",
+                               field="mapping")
+        fmt, column = next(iter(spec.items()))
+        geometry = (fmt, _text(column, f"geometry.{fmt}", what))
+    id_field = data.get("id_field")
+    if id_field is not None:
+        id_field = _text(id_field, "id_field", what)
+    return CensusMapping(columns, constants, values, geometry, id_field)
+
+
+def load_mapping_file(path: Path | None) -> dict[str, Any]:
+    """Read and check a YAML mapping file (None -> empty mapping); returns ``CensusMapping.to_dict()``, the
+    form ``CensusOptions.mapping`` takes."""
     if path is None:
         return {}
     if not path.exists():
@@ -46,30 +194,23 @@ def load_mapping_file(path: Path | None) -> dict[str, str]:
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"mapping file is not UTF-8 text: {exc}", field="mapping") from exc
     data: Any = safeyaml.load(text, what=f"mapping file {path.name}")
-    columns = data.get("columns") if isinstance(data, dict) else None
-    if not isinstance(columns, dict):
-        raise InvalidInput("mapping file needs a 'columns:' section of StandardName: column", field="mapping")
-    unknown = [k for k in columns if k not in STANDARD]
-    if unknown:
-        raise InvalidInput(f"mapping names unknown attributes {', '.join(map(str, unknown))}; "
-                           f"known: {', '.join(STANDARD)}", field="mapping")
-    odd = [str(k) for k, v in columns.items() if not isinstance(v, str)]
-    if odd:
-        raise InvalidInput(f"column names for {', '.join(odd)} are not text (YAML reads no/yes/on as booleans "
-                           "and digits as numbers): quote them", field="mapping")
-    return {str(k): str(v) for k, v in columns.items()}
+    if data is None:
+        raise InvalidInput(f"mapping file {path.name} is empty; it takes {', '.join(SECTIONS)}", field="mapping")
+    return parse_mapping(data, f"mapping file {path.name}").to_dict()
 
 
-def resolve_columns(columns: list[str], user: dict[str, str]) -> dict[str, str]:
-    """Standard attribute -> file column, from the user's mapping first, else recognised headers."""
-    missing = [v for v in user.values() if v not in columns]
+def resolve_columns(columns: list[str], mapping: CensusMapping, reserved: tuple[str, ...] = ()) -> dict[str, str]:
+    """Standard attribute -> file column, from the mapping first, else recognised headers. Attributes the
+    mapping sets to one value get no column; ``reserved`` columns (the native ID, a geometry column) are never
+    taken for an attribute by their header."""
+    missing = [v for v in (*mapping.columns.values(), *reserved) if v not in columns]
     if missing:
         raise InvalidInput(f"mapped column(s) {', '.join(missing)} not in the file (columns: {', '.join(columns)})",
                            field="mapping")
-    resolved = dict(user)
-    lower = {c.strip().lower(): c for c in columns}
+    resolved = dict(mapping.columns)
+    lower = {c.strip().lower(): c for c in columns if c not in reserved}
     for name, aliases in ALIASES.items():
-        if name in resolved:
+        if name in resolved or name in mapping.constants:
             continue
         hit = next((lower[a] for a in aliases if a in lower), None)
         if hit is not None and hit not in resolved.values():

@@ -73,6 +73,14 @@ def taxonomy(conn: Connection, scheme: str | None = None, kind: str | None = Non
 LOAD_COLUMNS = ("obj_id", "class_code", "obj_name", "dept_code1", "dept_name1", "dept_code2", "dept_name2",
                 "dept_code3", "dept_name3", "bgid_in_file", "obj_state", "or_date", "ch_date", "data_source", "note",
                 "unit_grid_code", "supervision_code", "attrs", "geom")
+
+
+def load_columns(native: bool = False) -> tuple[str, ...]:
+    """The columns of a census load COPY: ``LOAD_COLUMNS``, then the city's own feature ID when the file has
+    one (``--id-field``); a census without them sends no column of nulls."""
+    return (*LOAD_COLUMNS, "native_id") if native else LOAD_COLUMNS
+
+
 COMPARED = ("class_code", "obj_name", "dept_code1", "dept_name1", "dept_code2", "dept_name2", "dept_code3",
             "dept_name3", "obj_state", "or_date", "ch_date", "data_source", "note")
 
@@ -149,11 +157,23 @@ def lock_census(conn: Connection) -> None:
     conn.execute(sa.text(f"SELECT {_CENSUS_LOCK}"))
 
 
+_DDL_DISTRICT = re.compile(r"[0-9A-Z][0-9A-Z-]{0,11}")
+
+
 def _district_literal(district: str) -> str:
-    """The district code as an SQL literal for DDL (partition bounds cannot be bound parameters)."""
-    if not district.isdigit():
-        raise ValueError(f"district code must be digits: {district!r}")
+    """The district code as an SQL literal for DDL (partition bounds cannot be bound parameters): codes of
+    every scheme (``codes``) are digits, upper-case letters and hyphens, so nothing needs escaping."""
+    if not _DDL_DISTRICT.fullmatch(district):
+        raise ValueError(f"district code must be digits, upper-case letters and hyphens: {district!r}")
     return f"'{district}'"
+
+
+def partition_name(district: str) -> str:
+    """The table holding the district's census once it has been imported: ``components_110105``,
+    ``components_nyc_bk`` for ``NYC-BK`` (codes hold no lower-case letter or underscore, so no two districts
+    share a name)."""
+    _district_literal(district)
+    return f"components_{district.lower().replace('-', '_')}"
 
 
 def tune_bulk_session(conn: Connection) -> None:
@@ -252,12 +272,14 @@ class LoadWriter:
     a queue by psycopg's writer thread, so the server parses one chunk while Python validates the next (two
     cores busy instead of one)."""
 
-    def __init__(self, conn: Connection, name: str) -> None:
+    def __init__(self, conn: Connection, name: str, columns: tuple[str, ...] = LOAD_COLUMNS) -> None:
+        if not set(columns) <= {*LOAD_COLUMNS, "native_id"}:
+            raise ValueError(f"not census load columns: {columns!r}")
         raw = conn.connection.dbapi_connection
         _widen_send_buffer(raw.pgconn.socket)
         self._cursor = raw.cursor()
         self._context = self._cursor.copy(
-            f"COPY {_load_name(name)} ({', '.join(LOAD_COLUMNS)}) FROM STDIN",
+            f"COPY {_load_name(name)} ({', '.join(columns)}) FROM STDIN",
             writer=QueuedLibpqWriter(self._cursor))
         self._copy = self._context.__enter__()
 
@@ -274,15 +296,38 @@ class LoadWriter:
             self._cursor.close()
 
 
+def reuse_native_ids(conn: Connection, name: str, district: str) -> int:
+    """Give load rows without an ObjID (placeholder ``#<line>``) the ObjID their feature ID (``native_id``)
+    had last in the district, when the class is the same and the file does not use that ObjID itself; so
+    re-importing a city's file keeps every ObjID generated the first time. Returns how many were kept; the
+    rest are left to ``fill_missing_ids``. One hash join of the load with the district's versions."""
+    table = _load_name(name)
+    return conn.execute(sa.text(
+        f"""WITH latest AS (  -- each ObjID's last version: one feature ID per ObjID
+               SELECT DISTINCT ON (obj_id) obj_id, native_id, class_code, valid_from
+                 FROM components WHERE district_code = :d AND native_id IS NOT NULL
+                ORDER BY obj_id, valid_from DESC),
+           last AS (  -- each feature ID's last ObjID
+               SELECT DISTINCT ON (native_id) native_id, obj_id, class_code
+                 FROM latest ORDER BY native_id, valid_from DESC)
+           UPDATE {table} l SET obj_id = k.obj_id
+             FROM last k
+            WHERE l.obj_id LIKE '#%' AND l.native_id = k.native_id AND l.class_code = k.class_code
+              AND NOT EXISTS (SELECT 1 FROM {table} o WHERE o.obj_id = k.obj_id)"""
+    ), {"d": district}).rowcount
+
+
 def fill_missing_ids(conn: Connection, name: str, district: str) -> int:
     """Give load rows without an ObjID (placeholder ``#<line>``) the next serials of their class, after every
-    serial ever used in the district and every serial in the file, in file order."""
+    serial ever used in the district and every serial in the file, in file order. An ObjID is the district
+    code + the 4-digit class + a 6-digit serial (``ids``)."""
     table = _load_name(name)
     return conn.execute(sa.text(
         f"""WITH issued AS (
-               SELECT substr(obj_id, 7, 4) AS cls, max(CAST(substr(obj_id, 11, 6) AS int)) AS top
-                 FROM (SELECT obj_id FROM components WHERE district_code = :d AND obj_id ~ '^[0-9]{{16}}$'
-                       UNION ALL SELECT obj_id FROM {table} WHERE obj_id ~ '^[0-9]{{16}}$') ids
+               SELECT substr(obj_id, :n + 1, 4) AS cls, max(CAST(substr(obj_id, :n + 5, 6) AS int)) AS top
+                 FROM (SELECT obj_id FROM components WHERE district_code = :d
+                       UNION ALL SELECT obj_id FROM {table}) ids
+                WHERE starts_with(obj_id, :d) AND substr(obj_id, :n + 1) ~ '^[0-9]{{10}}$'
                 GROUP BY 1),
            numbered AS (
                SELECT l.obj_id AS placeholder, l.class_code,
@@ -292,16 +337,20 @@ def fill_missing_ids(conn: Connection, name: str, district: str) -> int:
                 WHERE l.obj_id LIKE '#%')
            UPDATE {table} l SET obj_id = :d || n.class_code || lpad(CAST(n.serial AS text), 6, '0')
              FROM numbered n WHERE l.obj_id = n.placeholder"""
-    ), {"d": district}).rowcount
+    ), {"d": district, "n": len(district)}).rowcount
 
 
 def reconcile(conn: Connection, name: str, district: str, loaded: int, tolerance_m: float, partial: bool,
-              sample: int = 20) -> dict[str, Any]:
+              sample: int = 20, *, classes: list[str] | None = None, native: bool = False) -> dict[str, Any]:
     """Sort the loaded rows into new / moved / changed / unchanged against the district's current census and
-    count current components the file no longer has (retired, unless ``partial``). Returns counts and up to
+    count current components in scope the file no longer has (retired, unless ``partial``): those of
+    ``classes`` (the classes the file holds), or every one when ``classes`` is None. Rows are matched on
+    ObjID, or with ``native`` on the city's own feature ID (``native_id``; a different ObjID then counts as
+    changed). Returns counts, the scope, ``current_in_scope`` (the current components of the scope) and up to
     ``sample`` ObjIDs per category (new ones as the file lists them, the first found in the fresh table, since
     sorting a million for twenty costs half a second; the others by ObjID). The categories of matched and
-    retired ObjIDs are kept in the temporary table ``census_categories`` for ``prepare_partition``.
+    retired current ObjIDs are kept in the temporary table ``census_categories`` for ``prepare_partition``
+    and ``prepare_in_place``, so both apply the same scope.
 
     Matched rows come from an inner join, which lets the planner hash the current census and stream the load
     past it on every core; retired ones from the current census less those matched. One left join from the
@@ -310,39 +359,54 @@ def reconcile(conn: Connection, name: str, district: str, loaded: int, tolerance
     first (0.15 s): unanalysed, it is sized from its pages, and the plans stay hash joins of the right sides
     (checked with a million rows over 87,000 and over a million current components)."""
     table = _load_name(name)
-    differs = " OR ".join(f"l.{c} IS DISTINCT FROM c.{c}" for c in COMPARED)
+    key = "native_id" if native else "obj_id"
+    differs = " OR ".join(f"l.{c} IS DISTINCT FROM c.{c}" for c in (*COMPARED, *(("obj_id",) if native else ())))
     conn.execute(sa.text("DROP TABLE IF EXISTS census_categories"))
     conn.execute(sa.text(
         f"""CREATE TEMP TABLE census_categories ON COMMIT DROP AS
-            SELECT c.obj_id, CASE WHEN ST_Distance(l.geom, c.geom) > :tol THEN 'moved'
-                                  WHEN {differs} THEN 'changed'
-                                  ELSE 'unchanged' END AS cat
-              FROM {table} l JOIN components c ON c.obj_id = l.obj_id
+            SELECT c.obj_id, l.{key} AS load_key, c.class_code,
+                   CASE WHEN ST_Distance(l.geom, c.geom) > :tol THEN 'moved'
+                        WHEN {differs} THEN 'changed'
+                        ELSE 'unchanged' END AS cat
+              FROM {table} l JOIN components c ON c.{key} = l.{key}
              WHERE c.district_code = :d AND c.valid_to IS NULL"""
     ), {"d": district, "tol": tolerance_m})
     conn.execute(sa.text("ANALYZE census_categories"))
     if not partial:
         conn.execute(sa.text(
-            """INSERT INTO census_categories
-               SELECT c.obj_id, 'retired' FROM components c
+            """INSERT INTO census_categories (obj_id, class_code, cat)
+               SELECT c.obj_id, c.class_code, 'retired' FROM components c
                 WHERE c.district_code = :d AND c.valid_to IS NULL
+                  AND (CAST(:classes AS text[]) IS NULL OR c.class_code = ANY(CAST(:classes AS text[])))
                   AND NOT EXISTS (SELECT 1 FROM census_categories k WHERE k.obj_id = c.obj_id)"""
-        ), {"d": district})
+        ), {"d": district, "classes": classes})
     counts = {k: 0 for k in ("new", "moved", "changed", "unchanged", "retired")}
-    for category, n in conn.execute(sa.text("SELECT cat, count(*) FROM census_categories GROUP BY 1")):
+    in_scope = 0
+    for category, n, scoped in conn.execute(sa.text(
+            """SELECT cat, count(*), count(*) FILTER (WHERE CAST(:classes AS text[]) IS NULL
+                                                        OR class_code = ANY(CAST(:classes AS text[])))
+                 FROM census_categories GROUP BY 1"""), {"classes": classes}):
         counts[category] = n
+        in_scope += scoped
+    if partial:  # nothing is retired, but the scope's current components are still its size
+        in_scope = conn.execute(sa.text(
+            """SELECT count(*) FROM components c WHERE c.district_code = :d AND c.valid_to IS NULL
+                  AND (CAST(:classes AS text[]) IS NULL OR c.class_code = ANY(CAST(:classes AS text[])))"""
+        ), {"d": district, "classes": classes}).scalar_one()
     counts["new"] = loaded - sum(counts[k] for k in ("moved", "changed", "unchanged"))
     samples: dict[str, list[str]] = {"new": []}
     if counts["new"]:  # else the search would read every loaded row to find none
         samples["new"] = conn.execute(sa.text(
             f"""SELECT l.obj_id FROM {table} l
-                 WHERE NOT EXISTS (SELECT 1 FROM census_categories k WHERE k.obj_id = l.obj_id) LIMIT :n"""
+                 WHERE NOT EXISTS (SELECT 1 FROM census_categories k WHERE k.load_key = l.{key}) LIMIT :n"""
         ), {"n": sample}).scalars().all()
     for category in ("moved", "changed", "unchanged", "retired"):
         samples[category] = [] if not counts[category] else conn.execute(sa.text(
             "SELECT obj_id FROM census_categories WHERE cat = :c ORDER BY obj_id LIMIT :n"
         ), {"c": category, "n": sample}).scalars().all()
-    return {"counts": counts, "samples": samples, "move_tolerance_m": tolerance_m, "partial": partial}
+    return {"counts": counts, "samples": samples, "move_tolerance_m": tolerance_m, "partial": partial,
+            "scope": {"mode": "all" if classes is None else "classes", "classes": classes, "key": key},
+            "current_in_scope": in_scope}
 
 
 def _component_columns(conn: Connection) -> list[str]:
@@ -386,7 +450,7 @@ IN_PLACE_SHARE = 0.2
 def has_own_partition(conn: Connection, district: str) -> bool:
     """Whether the district's census has a partition of its own (it has, after its first import)."""
     return bool(conn.execute(sa.text("SELECT to_regclass(:p) IS NOT NULL"),
-                             {"p": f"components_{district}"}).scalar_one())
+                             {"p": partition_name(district)}).scalar_one())
 
 
 def small_change(counts: dict[str, int]) -> bool:
@@ -444,7 +508,7 @@ def swap_census(conn: Connection, name: str, district: str, indexed: bool = Fals
     """
     table = _load_name(name)
     literal = _district_literal(district)
-    partition = f"components_{district}"
+    partition = partition_name(district)
     conn.execute(sa.text(f"ALTER TABLE {table} RESET (autovacuum_enabled)"))
     if indexed:
         conn.execute(sa.text(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY USING INDEX {table}_pkey"))

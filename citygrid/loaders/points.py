@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import shapely
 
@@ -101,3 +102,30 @@ def _plain_points(column: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     x = np.ascontiguousarray(raw[:, 5:13]).view("<f8").ravel().astype(float)
     y = np.ascontiguousarray(raw[:, 13:21]).view("<f8").ravel().astype(float)
     return x, y
+
+
+GEOMETRY_TEXT_FORMATS = {"wkt": "WKT", "wkb": "hex WKB"}
+
+
+def from_text(values: np.ndarray, fmt: str) -> Points:
+    """Points from a text column of WKT (``fmt="wkt"``) or hex-encoded WKB (``"wkb"``), as a CSV holds them;
+    coordinates in the column's own CRS. Parsed in C for the whole column; a value that does not parse is
+    the row's problem ("not readable WKT: 'POINT (1'"), an empty one is "empty geometry"."""
+    if fmt not in GEOMETRY_TEXT_FORMATS:
+        raise ValueError(f"geometry text format must be one of {', '.join(GEOMETRY_TEXT_FORMATS)}: {fmt!r}")
+    text = pd.Series(np.asarray(values, dtype=object), dtype=object).fillna("").astype(str).str.strip()
+    present = (text != "").to_numpy(dtype=bool)
+    geoms = np.full(len(text), None, dtype=object)
+    raw = text.to_numpy(dtype=object)[present]
+    geoms[present] = (shapely.from_wkt(raw, on_invalid="ignore") if fmt == "wkt"
+                      else shapely.from_wkb(raw, on_invalid="ignore"))
+    out = from_shapely(geoms)
+    unreadable = present & shapely.is_missing(geoms)
+    for i in np.flatnonzero(unreadable):
+        out.problem[i] = f"not readable {GEOMETRY_TEXT_FORMATS[fmt]}: {raw_value(text.iat[i])!r}"
+    return out
+
+
+def raw_value(value: str, limit: int = 40) -> str:
+    """A value as a report quotes it: at most ``limit`` characters."""
+    return value if len(value) <= limit else value[:limit] + "…"

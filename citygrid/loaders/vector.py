@@ -58,6 +58,21 @@ def _pick_column(columns: list[str], wanted: tuple[str, ...], given: str | None,
     return None
 
 
+def read_csv_table(path: Path, *, encoding: str | None = None) -> tuple[pd.DataFrame, str]:
+    """A CSV as text columns (empty cells as ""), in ``encoding`` or else the first of ``CSV_ENCODINGS``
+    that decodes it; returns the table and the encoding used. ``InvalidInput`` when it is not CSV text."""
+    encodings = (encoding,) if encoding else CSV_ENCODINGS
+    last_error: Exception | None = None
+    for enc in encodings:
+        try:
+            return pd.read_csv(path, dtype=str, encoding=enc, keep_default_na=False), enc
+        except UnicodeDecodeError as exc:
+            last_error = exc
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InvalidInput(f"{path.name}: not a readable CSV: {exc}", field="file") from exc
+    raise InvalidInput(f"{path.name}: text is neither {' nor '.join(encodings)}: {last_error}", field="encoding")
+
+
 def read_csv_points(
     path: Path, *, x_field: str | None = None, y_field: str | None = None, encoding: str | None = None
 ) -> tuple[gpd.GeoDataFrame, str]:
@@ -66,18 +81,7 @@ def read_csv_points(
     Returns the frame (geometry in the CSV's own coordinates, CRS unset) and the encoding used.
     Raises ``InvalidInput`` for undecodable text, missing coordinate columns or non-numeric coordinates.
     """
-    encodings = (encoding,) if encoding else CSV_ENCODINGS
-    last_error: Exception | None = None
-    for enc in encodings:
-        try:
-            table = pd.read_csv(path, dtype=str, encoding=enc, keep_default_na=False)
-            break
-        except UnicodeDecodeError as exc:
-            last_error = exc
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InvalidInput(f"{path.name}: not a readable CSV: {exc}", field="file") from exc
-    else:
-        raise InvalidInput(f"{path.name}: text is neither {' nor '.join(encodings)}: {last_error}", field="encoding")
+    table, enc = read_csv_table(path, encoding=encoding)
     columns = list(table.columns)
     x_col = _pick_column(columns, X_COLUMNS, x_field, "x_field")
     y_col = _pick_column(columns, Y_COLUMNS, y_field, "y_field")
@@ -97,7 +101,7 @@ def read_csv_points(
         has = x.notna() & y.notna()
         geometry = np.full(len(table), None, dtype=object)
         geometry[has.to_numpy()] = shapely.points(x[has].to_numpy(), y[has].to_numpy())
-    return gpd.GeoDataFrame(table, geometry=geometry), encoding or enc
+    return gpd.GeoDataFrame(table, geometry=geometry), enc
 
 
 # A district boundary has ~10^4 vertices; a feature with more than this is a digitising accident or an attack.

@@ -83,7 +83,8 @@ def _start(path: Path, options: CensusOptions, work_dir: Path) -> str:
 def upload():
     """Multipart form: ``file`` (a zip, a Shapefile's parts, or one GeoPackage/GeoJSON/CSV), ``district``,
     optional ``crs``, ``encoding``, ``layer``, ``mapping`` (JSON/YAML), ``x_field``, ``y_field``, ``dry_run``,
-    ``partial``, ``max_bad_ratio``, ``move_tolerance_m``. Answers 202 with the job."""
+    ``partial``, ``max_bad_ratio``, ``move_tolerance_m``, ``id_field`` (the city's own feature ID column),
+    ``scope`` (classes|all), ``max_retire_ratio``, ``allow_mass_retire``. Answers 202 with the job."""
     district = district_code(request.form.get("district"))
     files = request.files.getlist("file")
     if not files:
@@ -93,7 +94,9 @@ def upload():
         layer=request.form.get("layer") or None, mapping=jobs.parse_mapping_text(request.form.get("mapping")),
         x_field=request.form.get("x_field") or None, y_field=request.form.get("y_field") or None,
         dry_run=_flag("dry_run"), partial=_flag("partial"), max_bad_ratio=_number("max_bad_ratio", 0.05),
-        move_tolerance_m=_number("move_tolerance_m", 5.0),
+        move_tolerance_m=_number("move_tolerance_m", 5.0), id_field=request.form.get("id_field") or None,
+        scope=request.form.get("scope") or "classes", max_retire_ratio=_number("max_retire_ratio", 0.2),
+        allow_mass_retire=_flag("allow_mass_retire"),
     ).validate()
     names = [_upload_name(storage.filename) for storage in files]  # every name checked before a byte is kept
     work_dir = _imports_dir() / str(uuid.uuid4())
@@ -177,7 +180,8 @@ def get_bad_rows(job_id: str):
 @bp.post("/<job_id>/commit")
 @allow("gis")
 def commit_preview(job_id: str):
-    """Re-run a previewed (dry-run) import for real, as a new job on the same file."""
+    """Re-run a previewed (dry-run) import for real, as a new job on the same file; form field
+    ``allow_mass_retire=true`` lets it retire more than the preview's ``max_retire_ratio``."""
     record = _job(job_id)
     if record["state"] != "preview":
         raise Conflict(f"job {job_id} is {record['state']}; only a preview can be committed")
@@ -186,6 +190,8 @@ def commit_preview(job_id: str):
     if not path.exists():
         raise Conflict("the uploaded file of that preview is gone; upload it again")
     fields = set(CensusOptions.__dataclass_fields__)
-    options = CensusOptions(**{k: v for k, v in params.items() if k in fields} | {"dry_run": False}).validate()
+    allow = {"allow_mass_retire": True} if _flag("allow_mass_retire") else {}
+    options = CensusOptions(**{k: v for k, v in params.items() if k in fields} | {"dry_run": False} | allow
+                            ).validate()
     new_id = _start(path, options, Path(record["work_dir"] or path.parent))
     return jsonify({"job_id": new_id, "state": "queued", "previewed_by": job_id, "links": _job_links(new_id)}), 202

@@ -20,6 +20,9 @@ def upgrade() -> None:
     # --- code scheme (deployment.code_scheme) ---
     # --- data sources (data_sources) ---
     # --- census native IDs ---
+    # A city's own feature ID (`census import --id-field asset_id`), kept on every version: it keys the
+    # reconciliation (a hash join, like the ObjID's, so no index) and gives a re-imported row its ObjID back.
+    op.execute("ALTER TABLE components ADD COLUMN native_id text")
     # --- class schemes ---
     # --- case imports ---
     pass
@@ -29,6 +32,7 @@ def downgrade() -> None:
     # --- case imports ---
     # --- class schemes ---
     # --- census native IDs ---
+    op.execute("ALTER TABLE components DROP COLUMN native_id")
     # --- data sources (data_sources) ---
     # --- code scheme (deployment.code_scheme) ---
     # --- time zone (deployment.timezone) ---
