@@ -76,7 +76,11 @@ UPLOAD = {"type": "object", "required": ["district", "file"], "properties": {
     "x_field": {"type": "string"}, "y_field": {"type": "string"},
     "dry_run": {"type": "string", "enum": ["true", "false"]}, "partial": {"type": "string", "enum": ["true", "false"]},
     "max_bad_ratio": {"type": "number", "minimum": 0, "maximum": 1},
-    "move_tolerance_m": {"type": "number", "minimum": 0}}}
+    "move_tolerance_m": {"type": "number", "minimum": 0},
+    "id_field": {"type": "string", "description": "the column of the city's own feature IDs"},
+    "scope": {"type": "string", "enum": ["classes", "all"]},
+    "max_retire_ratio": {"type": "number", "minimum": 0, "maximum": 1},
+    "allow_mass_retire": {"type": "string", "enum": ["true", "false"]}}}
 SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer",
                                "description": "an API token from `citygrid users token NAME`"},
                     "session": {"type": "apiKey", "in": "cookie", "name": "citygrid_session",
