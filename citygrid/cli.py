@@ -29,7 +29,9 @@ from citygrid.errors import (
 )
 from citygrid.loaders.vector import read_vector
 from citygrid.spatial import admin, db
+from citygrid.spatial import store as spatial_store
 from citygrid.spatial.cluster import EmbeddedCluster
+from citygrid.spatial.sources import SYNTHETIC_SOURCE
 
 EXIT_CODES: dict[type[CitygridError], int] = {
     InvalidInput: 2, NotFound: 3, Conflict: 4, Unavailable: 5, SchemaMismatch: 6, Forbidden: 7,
@@ -162,17 +164,55 @@ def db_status(ctx: click.Context, as_json: bool) -> None:
 
 @db_group.command("url")
 @click.option("--tcp", is_flag=True, help="The TCP URL (postgresql://user:password@127.0.0.1:port/db).")
+@click.option("--libpq", is_flag=True, help="A URL libpq reads (psql \"$(citygrid db url --libpq)\", pg_dump): "
+              "postgresql:// without SQLAlchemy's driver name; the socket folder as ?host=.")
 @click.pass_context
-def db_url(ctx: click.Context, tcp: bool) -> None:
-    """Print the connection URL of the deployment database."""
+def db_url(ctx: click.Context, tcp: bool, libpq: bool) -> None:
+    """Print the connection URL of the deployment database (SQLAlchemy's form unless --libpq or --tcp)."""
     settings = _settings(ctx)
     if tcp:
         click.echo(_embedded(settings).tcp_url(settings.database or "citygrid"))
     else:
-        click.echo(db.database_url(settings).render_as_string(hide_password=False))
+        click.echo(db.libpq_url(db.database_url(settings)) if libpq
+                   else db.database_url(settings).render_as_string(hide_password=False))
 
 
 # ------------------------------------------------------------------------------------------ imports
+def _source_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--source / --licence: one line of plain text, at most 300 characters (``sources.source_text``)."""
+    from citygrid.spatial.sources import source_text
+
+    if value is None:
+        return None
+    return source_text(value, f"--{param.name}", required=param.name == "source")
+
+
+def _source_of(source: str | None, file: Path) -> str:
+    """The --source given, else the file's name (checked as a source text)."""
+    from citygrid.spatial.sources import source_text
+
+    return source or source_text(file.name, "--source (the file name)")
+
+
+def _kept_source_option(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    ctx.meta[f"citygrid.{param.name}"] = _source_option(ctx, param, value)
+
+
+def _source_options(command: Callable) -> Callable:
+    """--source / --licence for commands whose own signature does not take them (census, cases): the checked
+    values are kept in ``ctx.meta`` (``_given_source``)."""
+    command = click.option("--licence", default="", expose_value=False, callback=_kept_source_option,
+                           help="Licence of the data (shown with the source).")(command)
+    return click.option("--source", default=None, expose_value=False, callback=_kept_source_option,
+                        help="Where the data comes from, recorded and shown in the page footer "
+                             "(default: the file name).")(command)
+
+
+def _given_source(ctx: click.Context, file: Path) -> tuple[str, str]:
+    """(source, licence) of a ``_source_options`` command: the --source given, else the file's name."""
+    return _source_of(ctx.meta.get("citygrid.source"), file), ctx.meta.get("citygrid.licence") or ""
+
+
 def _import_command(read_options: Callable) -> Callable:
     """Shared options of the file-import commands."""
     for option in reversed([
@@ -181,8 +221,9 @@ def _import_command(read_options: Callable) -> Callable:
                      "EPSG:4547, EPSG:4326, gcj02, bd09 …"),
         click.option("--layer", default=None, help="Layer of a multi-layer file."),
         click.option("--encoding", default=None, help="Attribute encoding when the file does not say (GBK, UTF-8)."),
-        click.option("--source", default=None, help="Provenance recorded with the rows (default: the file name)."),
-        click.option("--licence", default="", help="Licence of the data."),
+        click.option("--source", default=None, callback=_source_option,
+                     help="Provenance recorded with the rows and shown in the page footer (default: the file name)."),
+        click.option("--licence", default="", callback=_source_option, help="Licence of the data."),
     ]):
         read_options = option(read_options)
     return read_options
@@ -203,7 +244,7 @@ def districts_import(ctx: click.Context, file: Path, crs: str | None, layer: str
     """Import (or replace) a district boundary from any file GDAL reads."""
     vf = read_vector(file, crs=crs, layer=layer, encoding=encoding)
     with _transaction(_settings(ctx)) as conn:
-        _echo_json(admin.import_district(conn, vf, code=code, name=name, source=source or file.name,
+        _echo_json(admin.import_district(conn, vf, code=code, name=name, source=_source_of(source, file),
                                          licence=licence, actor="cli"))
 
 
@@ -239,7 +280,7 @@ def areas_import(ctx: click.Context, file: Path, crs: str | None, layer: str | N
     with _transaction(_settings(ctx)) as conn:
         _echo_json(admin.import_areas(
             conn, vf, district=district, level=level, code_field=code_field, name_field=name_field,
-            parent_field=parent_field, level_field=level_field, source=source or file.name, licence=licence,
+            parent_field=parent_field, level_field=level_field, source=_source_of(source, file), licence=licence,
             actor="cli",
         ))
 
@@ -263,7 +304,7 @@ def lines_import(ctx: click.Context, file: Path, crs: str | None, layer: str | N
     vf = read_vector(file, crs=crs, layer=layer, encoding=encoding)
     with _transaction(_settings(ctx)) as conn:
         _echo_json(admin.import_lines(conn, vf, district=district, kind=kind, class_field=class_field,
-                                      name_field=name_field, source=source or file.name, licence=licence,
+                                      name_field=name_field, source=_source_of(source, file), licence=licence,
                                       actor="cli"))
 
 
@@ -399,6 +440,7 @@ def census() -> None:
 
 @census.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
+@_source_options
 @click.option("--district", required=True)
 @click.option("--crs", default=None, help="CRS when the file does not say (or to override): EPSG:4548, gcj02 …")
 @click.option("--encoding", default=None, help="Attribute encoding when there is no .cpg and detection fails.")
@@ -453,6 +495,7 @@ def census_import(ctx: click.Context, file: Path, district: str, crs: str | None
     try:
         db.check_schema(engine)
         job_id = jobs.new_job(engine, file, options, created_by=cli_actor())
+        deploy.record_job_source(engine, district, job_id, *_given_source(ctx, file))  # counts once committed
         with click.progressbar(length=100, label=f"importing {file.name}", file=sys.stderr) as bar:
             done = [0]
 
@@ -525,6 +568,7 @@ def cases_escalate(ctx: click.Context, district: str | None) -> None:
 
 @cases.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
+@_source_options
 @click.option("--mapping", "mapping_file", type=click.Path(path_type=Path), default=None,
               help="YAML 'columns: {lon: 经度, lat: 纬度, class_code: 小类代码, …}'.")
 @click.option("--max-bad-ratio", type=float, default=0.05, show_default=True)
@@ -533,8 +577,12 @@ def cases_import(ctx: click.Context, file: Path, mapping_file: Path | None, max_
     """Import historic cases from a CSV (one transaction; rows with problems are reported by line)."""
     from citygrid.cases.history import import_cases, load_mapping
 
+    source, licence = _given_source(ctx, file)
     with _transaction(_settings(ctx)) as conn:
+        first_case_id = spatial_store.last_case_id(conn)
         result = import_cases(conn, file, mapping=load_mapping(mapping_file), max_bad_ratio=max_bad_ratio)
+        if result.state != "rejected" and result.imported:
+            deploy.record_case_import(conn, first_case_id, source=source, licence=licence)
     _echo_json({"state": result.state, "rows": result.rows, "imported": result.imported,
                 "problems": result.problems[:100], "problem_count": len(result.problems)})
     if result.state == "rejected":
@@ -551,7 +599,10 @@ def cases_synthesize(ctx: click.Context, district: str, count: int, seed: int) -
     from citygrid.cases import synthetic
 
     with _transaction(_settings(ctx)) as conn:
+        first_case_id = spatial_store.last_case_id(conn)
         result = synthetic.generate(conn, district, count, seed=seed)
+        if result.imported:
+            deploy.record_case_import(conn, first_case_id, source=SYNTHETIC_SOURCE, synthetic=True)
     _echo_json({"cases": result.imported, "problems": len(result.problems), "synthetic": True})
 
 
@@ -723,7 +774,7 @@ def users_token(ctx: click.Context, username: str, label: str, days: float | Non
 @click.option("--actor", default=None, help="Who.")
 @click.option("--district", default=None)
 @click.option("--since", default=None, help="ISO 8601 date or time.")
-@click.option("--until", default=None, help="ISO 8601 date or time.")
+@click.option("--until", default=None, help="ISO 8601 date (that whole day) or time (exclusive).")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.pass_context
 def audit_command(ctx: click.Context, object_kind: str | None, object_id: str | None, actor: str | None,
@@ -732,13 +783,16 @@ def audit_command(ctx: click.Context, object_kind: str | None, object_id: str | 
     import datetime as dt
 
     from citygrid.accounts import store as accounts_store
+    from citygrid.periods import period
 
-    for name, value in (("since", since), ("until", until)):
-        if value:
-            try:
-                dt.datetime.fromisoformat(value)
-            except ValueError:
-                raise InvalidInput(f"--{name} must be an ISO 8601 date or date-time", field=name) from None
+    def iso(value: str, name: str) -> str:
+        try:
+            return dt.datetime.fromisoformat(value).isoformat()
+        except ValueError:
+            raise InvalidInput(f"{name} must be an ISO 8601 date or date-time", field=name) from None
+
+    # inclusive dates: --since 2026-03-01 --until 2026-03-01 is that one day
+    since, until = period(since, until, iso, start_field="--since", end_field="--until")
     with _transaction(_settings(ctx)) as conn:
         _echo_json(accounts_store.audit_entries(conn, object_kind=object_kind, object_id=object_id, actor=actor,
                                                 district=district, start=since, end=until, limit=limit,
@@ -757,8 +811,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"citygrid {info['app_version']} · PostgreSQL {info['postgresql_version']} · PostGIS "
                f"{info['postgis_version']} · schema {info['schema_revision']} · EPSG:{info['srid']}")
     for d in info["districts"]:
+        synthetic = f" ({d['synthetic_cases']} SYNTHETIC)" if d["synthetic_cases"] else ""
         click.echo(f"  {d['code']} {d['name']}: {d['area_km2']} km², {d['streets']} streets, "
-                   f"{d['communities']} communities, {d['roads']} roads ({d['road_km']} km)")
+                   f"{d['communities']} communities, {d['roads']} roads ({d['road_km']} km), "
+                   f"{d['components']} components, {d['cases']} cases{synthetic}")
+        for s in d["sources"]:
+            licence = f" ({s['licence']})" if s["licence"] else ""
+            click.echo(f"    {s['kind']}: {s['source']}{licence}{' — SYNTHETIC' if s['synthetic'] else ''}")
 
 
 @cli.command("serve")
@@ -801,9 +860,11 @@ def serve(ctx: click.Context, host: str, port: int, prod: bool, workers: int | N
 
 def _echo_demo_sign_in(settings: Settings) -> None:
     """Where a demo deployment's users get in: the file holding the demo password (load-demo made it and
-    printed it once; it is not printed on every start, where logs and screens would keep it)."""
-    if deploy.demo_password_file(settings).exists():
-        click.echo(f"  sign in as 'demo' (admin) or 'demo-supervisor-<district>' with the demo password kept in "
+    printed it once; it is not printed on every start, where logs and screens would keep it). Only when this
+    database has the demo accounts: a city's own deployment has no demo sign-in to offer."""
+    names = deploy.demo_accounts(settings)
+    if names and deploy.demo_password_file(settings).exists():
+        click.echo(f"  sign in as {' or '.join(repr(n) for n in names)} with the demo password kept in "
                    f"{deploy.demo_password_file(settings)}")
 
 

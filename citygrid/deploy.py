@@ -31,6 +31,7 @@ from citygrid.loaders.vector import read_vector
 from citygrid.spatial import admin, db, store
 from citygrid.spatial.cluster import EmbeddedCluster
 from citygrid.spatial.crs import require_storage_crs
+from citygrid.spatial.sources import SYNTHETIC_SOURCE
 
 
 def ensure_server(settings: Settings) -> None:
@@ -132,12 +133,18 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
                 if not survey_store.current_components(conn, demo.code):
                     made_census = synthetic_census.generate(conn, demo.code)
                     summary["synthetic_census"] = {"state": made_census.state, **made_census.counts}
+                    if made_census.state == "committed":
+                        store.record_source(conn, district=demo.code, kind="census", source=SYNTHETIC_SOURCE,
+                                            synthetic=True)
         if grids and history and demo.history_cases:
             with engine.begin() as conn:
                 if not conn.execute(sa.text("SELECT 1 FROM cases WHERE district_code = :d AND synthetic LIMIT 1"),
                                     {"d": demo.code}).first():
                     made = synthetic.generate(conn, demo.code, demo.history_cases)
                     summary["synthetic_history"] = {"cases": made.imported, "problems": len(made.problems)}
+                    if made.imported:
+                        store.record_source(conn, district=demo.code, kind="cases", source=SYNTHETIC_SOURCE,
+                                            synthetic=True)
         if grids:
             fresh_password = not demo_password_file(settings).exists()
             with engine.begin() as conn:
@@ -234,18 +241,57 @@ def _load_demo_data(engine: Engine, settings: Settings, demo: DemoDistrict) -> d
 
 
 def status(settings: Settings) -> dict[str, Any]:
-    """Versions, schema revision, storage SRID and per-district counts (``citygrid status --json``)."""
+    """Versions, schema revision, storage SRID and per-district counts (``citygrid status --json``): areas,
+    roads, current components, cases (of which synthetic), and the recorded data sources."""
     engine = db.make_engine(db.database_url(settings))
     try:
         revision = db.check_schema(engine)
         with engine.connect() as conn:
+            counts = store.district_record_counts(conn)
+            sources = store.data_sources(conn)
+            districts = []
+            for d in store.district_summaries(conn):
+                districts.append({**d, **counts.get(d["code"], {"components": 0, "cases": 0, "synthetic_cases": 0}),
+                                  "sources": [{k: s[k] for k in ("kind", "source", "licence", "synthetic")}
+                                              for s in sources if s["district_code"] == d["code"]]})
             return {
                 "app_version": __version__,
                 **db.server_versions(conn),
                 "schema_revision": revision,
                 "srid": db.deployment_srid(conn),
                 "database": db.database_url(settings).database,
-                "districts": store.district_summaries(conn),
+                "districts": districts,
             }
     finally:
         engine.dispose()
+
+
+def demo_accounts(settings: Settings) -> list[str]:
+    """The demo accounts (``load-demo``'s) that exist and are enabled in the deployment database, by name."""
+    engine = db.make_engine(db.database_url(settings))
+    try:
+        db.check_schema(engine)
+        with engine.connect() as conn:
+            users = accounts.list_users(conn)
+    finally:
+        engine.dispose()
+    return [u["username"] for u in users if (u["username"] == DEMO_ADMIN or u["username"].startswith(
+        DEMO_ADMIN + "-supervisor-")) and not u.get("disabled_at")]
+
+
+def record_job_source(engine: Engine, district: str, job_id: str, source: str, licence: str = "") -> None:
+    """Record where a census import job's file came from (its own transaction, before the job runs): the
+    source counts in the footer and ``status`` once the job is committed, never for a dry run or a failure."""
+    with engine.begin() as conn:
+        store.record_source(conn, district=district, kind="census", source=source, licence=licence, job_id=job_id)
+
+
+def record_case_import(conn: Connection, first_case_id: int, *, source: str, licence: str = "",
+                       synthetic: bool = False) -> list[str]:
+    """Record ``source`` as where the case history came from in every district that gained cases after
+    ``first_case_id`` (``store.last_case_id`` before the import) in this transaction. Returns the districts."""
+    districts = store.districts_with_cases_after(conn, first_case_id)
+    for district in districts:
+        store.record_source(conn, district=district, kind="cases", source=source, licence=licence,
+                            synthetic=synthetic)
+    return districts

@@ -232,8 +232,9 @@ def grids_geojson(conn: Connection, *, district: str, version_id: int, kind: str
              "'area_m2', round(ST_Area(geom)::numeric, 1)")
     where = "district_code = :d AND version_id = :v"
     params: dict[str, Any] = {"d": district, "v": version_id, "limit": limit, "offset": offset, "srid": srid}
-    if bbox is not None:
-        where += " AND geom && ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), :srid)"
+    if bbox is not None:  # as the cases' bbox: candidates by the index, the exact test in EPSG:4326
+        where += (" AND geom && ST_Transform(ST_Segmentize(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), 0.001), :srid)"
+                  " AND ST_Intersects(ST_Transform(geom, 4326), ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))")
         params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
     total = conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {where}"), params).scalar_one()
     features = conn.execute(sa.text(

@@ -53,6 +53,12 @@ def database_url(settings: Settings) -> URL:
     return make_url(EmbeddedCluster(settings).socket_url(name))
 
 
+def libpq_url(url: URL) -> str:
+    """``url`` as a connection URI libpq (psql, pg_dump) accepts: ``postgresql://`` without SQLAlchemy's
+    ``+psycopg``, the password kept, the query (e.g. ``host=/path/run&port=…`` for a socket) percent-encoded."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def make_engine(url: URL | str, **kwargs: object) -> Engine:
     """Engine with liveness checks on checkout, so a restarted server does not break a long-running app.
 

@@ -34,6 +34,8 @@ def upsert_district(
         {"code": code, "name": name, "wkb": wkb, "srid": srid, "source": source, "licence": licence,
          "source_crs": source_crs},
     )
+    record_source(conn, district=code, kind="district", source=source, licence=licence)
+    prune_sources(conn, code, ("district",))
 
 
 def district_row(conn: Connection, code: str) -> dict[str, Any] | None:
@@ -120,6 +122,11 @@ def upsert_areas(conn: Connection, rows: Sequence[dict[str, Any]], srid: int) ->
     point_wkb (Point or None), geom_wkb (Polygon/MultiPolygon or None), source, licence; geometry in ``srid``."""
     if rows:
         conn.execute(_UPSERT_AREA, [{**r, "srid": srid} for r in rows])
+    for district, level, source, licence in sorted({(r["district"], r["level"], r["source"], r["licence"])
+                                                    for r in rows}):
+        record_source(conn, district=district, kind=level, source=source, licence=licence)
+    for district in sorted({r["district"] for r in rows}):
+        prune_sources(conn, district, ("street", "community"))
 
 
 def area_codes(conn: Connection, district: str, level: str) -> set[str]:
@@ -151,10 +158,12 @@ def areas(conn: Connection, district: str, level: str | None = None) -> list[dic
 # ------------------------------------------------------------------------------------------ lines
 def delete_lines(conn: Connection, district: str, kind: str, source: str) -> int:
     """Remove the lines of one kind that came from one source (before re-importing that source)."""
-    return conn.execute(
+    removed = conn.execute(
         sa.text("DELETE FROM lines WHERE district_code = :d AND kind = :k AND source = :s"),
         {"d": district, "k": kind, "s": source},
     ).rowcount
+    prune_sources(conn, district, (kind,))
+    return removed
 
 
 def insert_lines(conn: Connection, rows: Iterable[dict[str, Any]], srid: int) -> None:
@@ -170,6 +179,110 @@ def insert_lines(conn: Connection, rows: Iterable[dict[str, Any]], srid: int) ->
             ),
             batch,
         )
+    for district, kind, source, licence in sorted({(r["district"], r["kind"], r["source"], r["licence"])
+                                                   for r in batch}):
+        record_source(conn, district=district, kind=kind, source=source, licence=licence)
+
+
+# ------------------------------------------------------------------------------------------ data sources
+def record_source(conn: Connection, *, district: str, kind: str, source: str, licence: str = "",
+                  synthetic: bool = False, job_id: str | None = None) -> None:
+    """Record (or refresh) where ``kind`` data of ``district`` came from, in the caller's transaction. A row
+    with ``job_id`` (a census import job) counts once that job is committed. An empty ``source`` records
+    nothing (nothing was said). Texts as ``sources.source_text`` accepts them."""
+    if not source:
+        return
+    if job_id is None:
+        conn.execute(sa.text(
+            """INSERT INTO data_sources (district_code, kind, source, licence, synthetic, recorded_by)
+               VALUES (:d, :kind, :source, :licence, :synthetic,
+                       coalesce(nullif(current_setting('citygrid.actor', true), ''), 'db:' || session_user))
+               ON CONFLICT (district_code, kind, source) WHERE job_id IS NULL DO UPDATE
+                  SET licence = EXCLUDED.licence, synthetic = EXCLUDED.synthetic, recorded_at = now(),
+                      recorded_by = EXCLUDED.recorded_by"""),
+            {"d": district, "kind": kind, "source": source, "licence": licence or "", "synthetic": synthetic})
+        return
+    conn.execute(sa.text(
+        """INSERT INTO data_sources (district_code, kind, source, licence, synthetic, job_id, recorded_by)
+           VALUES (:d, :kind, :source, :licence, :synthetic, CAST(:job AS uuid),
+                   coalesce(nullif(current_setting('citygrid.actor', true), ''), 'db:' || session_user))
+           ON CONFLICT (district_code, job_id) WHERE job_id IS NOT NULL DO UPDATE
+              SET kind = EXCLUDED.kind, source = EXCLUDED.source, licence = EXCLUDED.licence,
+                  synthetic = EXCLUDED.synthetic, recorded_at = now()"""),
+        {"d": district, "kind": kind, "source": source, "licence": licence or "", "synthetic": synthetic,
+         "job": job_id})
+
+
+def job_source(conn: Connection, district: str, job_id: str) -> dict[str, Any] | None:
+    """The source recorded for an import job (kind, source, licence, synthetic), or None."""
+    row = conn.execute(sa.text(
+        """SELECT kind, source, licence, synthetic FROM data_sources
+            WHERE district_code = :d AND job_id = CAST(:job AS uuid)"""), {"d": district, "job": job_id}
+    ).mappings().first()
+    return dict(row) if row else None
+
+
+def prune_sources(conn: Connection, district: str, kinds: Sequence[str]) -> int:
+    """Forget the sources of ``kinds`` (district, street, community, road, water, rail) that no stored row of
+    ``district`` names any more (a boundary or lines re-imported from another source). Returns how many."""
+    return conn.execute(sa.text(
+        """DELETE FROM data_sources s
+            WHERE s.district_code = :d AND s.job_id IS NULL AND s.kind = ANY(CAST(:kinds AS text[]))
+              AND NOT CASE
+                  WHEN s.kind = 'district' THEN EXISTS (
+                       SELECT 1 FROM districts x WHERE x.district_code = s.district_code AND x.source = s.source)
+                  WHEN s.kind IN ('street', 'community') THEN EXISTS (
+                       SELECT 1 FROM admin_areas a WHERE a.district_code = s.district_code AND a.level = s.kind
+                                                     AND a.source = s.source)
+                  WHEN s.kind IN ('road', 'water', 'rail') THEN EXISTS (
+                       SELECT 1 FROM lines l WHERE l.district_code = s.district_code AND l.kind = s.kind
+                                               AND l.source = s.source)
+                  ELSE true END"""),
+        {"d": district, "kinds": list(kinds)}).rowcount
+
+
+def data_sources(conn: Connection, district: str | None = None) -> list[dict[str, Any]]:
+    """The recorded sources in force (a census job's only once committed), oldest first: district_code, kind,
+    source, licence, synthetic, recorded_at; of one ``district`` or of all."""
+    rows = conn.execute(sa.text(
+        """SELECT s.district_code, s.kind, s.source, s.licence, s.synthetic, s.recorded_at
+             FROM data_sources s
+             LEFT JOIN import_jobs j ON j.district_code = s.district_code AND j.job_id = s.job_id
+            WHERE (CAST(:d AS text) IS NULL OR s.district_code = :d)
+              AND (s.job_id IS NULL OR j.state = 'committed')
+            ORDER BY s.recorded_at, s.district_code, s.source_id"""), {"d": district}).mappings()
+    return [dict(r) for r in rows]
+
+
+def district_record_counts(conn: Connection) -> dict[str, dict[str, int]]:
+    """Per district code: current components, cases and synthetic cases (for ``citygrid status``; counts
+    whole tables, so not for pages)."""
+    rows = conn.execute(sa.text(
+        """SELECT d.district_code,
+                  (SELECT count(*) FROM components c
+                    WHERE c.district_code = d.district_code AND c.valid_to IS NULL) AS components,
+                  (SELECT count(*) FROM cases k WHERE k.district_code = d.district_code) AS cases,
+                  (SELECT count(*) FROM cases k WHERE k.district_code = d.district_code AND k.synthetic)
+                      AS synthetic_cases
+             FROM districts d""")).mappings()
+    return {r["district_code"]: {k: r[k] for k in ("components", "cases", "synthetic_cases")} for r in rows}
+
+
+def last_case_id(conn: Connection) -> int:
+    """The highest case id stored (0 with none): taken before a case import to find what it added."""
+    return conn.execute(sa.text("SELECT coalesce(max(case_id), 0) FROM cases")).scalar_one()
+
+
+def districts_with_cases_after(conn: Connection, case_id: int) -> list[str]:
+    """Districts with cases numbered above ``case_id`` that this transaction wrote (rows another transaction
+    committed meanwhile are left out when the import ran without savepoints; otherwise they count too)."""
+    mine = conn.execute(sa.text(
+        """SELECT DISTINCT district_code FROM cases WHERE case_id > :id AND xmin = pg_current_xact_id()::xid
+            ORDER BY 1"""), {"id": case_id}).scalars().all()
+    if mine:
+        return list(mine)
+    return list(conn.execute(sa.text(
+        "SELECT DISTINCT district_code FROM cases WHERE case_id > :id ORDER BY 1"), {"id": case_id}).scalars())
 
 
 # ------------------------------------------------------------------------------------------ audit

@@ -12,7 +12,7 @@ from citygrid.accounts import store as accounts_store
 from citygrid.errors import InvalidInput
 from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
-from citygrid.webmap.params import date_arg, int_arg, optional_district_arg
+from citygrid.webmap.params import int_arg, optional_district_arg, period_args
 
 bp = Blueprint("admin_v1", __name__, url_prefix="/api/v1")
 MAX_PAGE = 1000
@@ -38,10 +38,11 @@ def audit():
     such as ``grid_version``), ``object_id``, ``actor``, ``district``, ``start``/``end`` (ISO 8601); ``limit`` ≤
     1000, ``offset``. Each entry has ``before``, ``after`` and ``changed``."""
     district = optional_district_arg()
+    start, end = period_args()
     with connection() as conn:
         rows = accounts_store.audit_entries(
             conn, object_kind=_text_arg("object_kind", 100), object_id=_text_arg("object_id"),
-            actor=_text_arg("actor"), district=district, start=date_arg("start"), end=date_arg("end"),
+            actor=_text_arg("actor"), district=district, start=start, end=end,
             limit=int_arg("limit", 100, 1, MAX_PAGE), offset=int_arg("offset", 0, 0, 10_000_000))
     entries = [{**r, "changed": changed_fields(r["before"], r["after"])} for r in rows]
     return jsonify({"entries": entries, "count": len(entries)})

@@ -15,7 +15,7 @@ from citygrid.spatial.analysis import store as analysis_store
 from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
 from citygrid.webmap.heavy import heavy
-from citygrid.webmap.params import choice_arg, date_arg, district_code
+from citygrid.webmap.params import choice_arg, district_code, period_args
 
 bp = Blueprint("analysis_v1", __name__, url_prefix="/api/v1")
 FIELDS = ("code", "name", "cases", "area_km2", "cases_per_km2", "components", "cases_per_100_components")
@@ -61,9 +61,7 @@ def _case_filters() -> dict:
     if class_code is not None and not (len(class_code) == 4 and class_code.isdigit()):
         raise InvalidInput("class_code must be 4 digits", field="class_code")
     synthetic = choice_arg("synthetic", ("true", "false"))
-    start, end = date_arg("start"), date_arg("end")
-    if start and end and start >= end:
-        raise InvalidInput("start must be before end", field="start")
+    start, end = period_args()  # inclusive dates: start=end is one day
     return {"start": start, "end": end, "kind": choice_arg("kind", ("event", "component")),
             "class_code": class_code, "status": choice_arg("status", STATES),
             "synthetic": None if synthetic is None else synthetic == "true"}

@@ -8,9 +8,10 @@ from citygrid.accounts.roles import ANY_ROLE
 from citygrid.components_survey import store as survey_store
 from citygrid.errors import NotFound
 from citygrid.spatial import store
+from citygrid.spatial.sources import attributions
 from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
-from citygrid.webmap.params import choice_arg, district_code, float_arg
+from citygrid.webmap.params import choice_arg, district_code, float_arg, optional_district_arg
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
@@ -65,6 +66,18 @@ def get_lines(code: str):
         if store.district_row(conn, district_code(code, 'code')) is None:
             raise NotFound(f"no district {code}")
         return jsonify(store.lines_geojson(conn, code, kind, tolerance))
+
+
+@bp.get("/sources")
+@allow(*ANY_ROLE)
+def list_sources():
+    """Where the deployment's data came from: ``sources`` as recorded per district (kind, source, licence,
+    synthetic, recorded_at) and ``attributions``, the lines the page footer shows; ``?district=`` for one."""
+    district = optional_district_arg()
+    with connection() as conn:
+        rows = store.data_sources(conn, district)
+        n_districts = len(store.district_summaries(conn)) if district is None else 1
+    return jsonify({"sources": rows, "attributions": attributions(rows, n_districts=n_districts)})
 
 
 @bp.get("/taxonomy")

@@ -16,7 +16,7 @@ from citygrid.errors import Forbidden, InvalidInput
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import connection
-from citygrid.webmap.params import bbox_arg, choice_arg, date_arg, int_arg, optional_district_arg
+from citygrid.webmap.params import bbox_arg, choice_arg, int_arg, optional_district_arg, period_args
 
 bp = Blueprint("cases_v1", __name__, url_prefix="/api/v1/cases")
 MAX_PAGE = 1000
@@ -109,11 +109,12 @@ def list_cases():
         if codes[name] is not None and not pattern.match(codes[name]):
             raise InvalidInput(f"{name} {codes[name]!r} is not a grid code", field=name)
     fmt = choice_arg("format", ("json", "geojson"), "json")
+    start, end = period_args()  # inclusive dates: end=2026-03-01 holds that whole day
     with connection() as conn:
         rows = case_store.list_cases(
             conn, district=district, status=choice_arg("status", STATES),
             kind=choice_arg("kind", ("component", "event")),
-            class_code=class_code, start=date_arg("start"), end=date_arg("end"), bbox=bbox_arg(),
+            class_code=class_code, start=start, end=end, bbox=bbox_arg(),
             unit_grid=codes["unit_grid"], supervision_grid=codes["supervision_grid"], srid=deployment_srid(conn),
             limit=int_arg("limit", 100, 1, MAX_GEOJSON if fmt == "geojson" else MAX_PAGE),
             offset=int_arg("offset", 0, 0, 10_000_000), team=team,

@@ -16,7 +16,9 @@ from citygrid.config import Settings
 from citygrid.errors import Conflict, InvalidInput, NotFound, Unavailable
 from citygrid.loaders import gdalsafe
 from citygrid.loaders.archive import check_archive
+from citygrid.spatial import store as spatial_store
 from citygrid.spatial.db import deployment_srid
+from citygrid.spatial.sources import source_text
 from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import backend, connection
 from citygrid.webmap.heavy import heavy
@@ -68,11 +70,16 @@ def _job_links(job_id: str) -> dict[str, str]:
             "bad_rows": url_for("imports_v1.get_bad_rows", job_id=job_id)}
 
 
-def _start(path: Path, options: CensusOptions, work_dir: Path) -> str:
+def _start(path: Path, options: CensusOptions, work_dir: Path, source: dict[str, str] | None = None) -> str:
+    """Record and start a job; ``source`` (source, licence) is recorded with it and counts once it commits."""
     engine = backend().engine
     if engine is None:
         raise Unavailable("this server cannot run background imports (no database engine)")
     job_id = jobs.new_job(engine, path, options, created_by=require_principal().username, work_dir=str(work_dir))
+    if source:
+        with engine.begin() as conn:
+            spatial_store.record_source(conn, district=options.district, kind="census", source=source["source"],
+                                        licence=source["licence"], job_id=job_id)
     jobs.start_in_background(engine, job_id, path, options)
     return job_id
 
@@ -84,7 +91,9 @@ def upload():
     """Multipart form: ``file`` (a zip, a Shapefile's parts, or one GeoPackage/GeoJSON/CSV), ``district``,
     optional ``crs``, ``encoding``, ``layer``, ``mapping`` (JSON/YAML), ``x_field``, ``y_field``, ``dry_run``,
     ``partial``, ``max_bad_ratio``, ``move_tolerance_m``, ``id_field`` (the city's own feature ID column),
-    ``scope`` (classes|all), ``max_retire_ratio``, ``allow_mass_retire``. Answers 202 with the job."""
+    ``scope`` (classes|all), ``max_retire_ratio``, ``allow_mass_retire``, ``source`` (where the data comes
+    from; default the file name) and ``licence``, shown in the page footer once the import is committed.
+    Answers 202 with the job."""
     district = district_code(request.form.get("district"))
     files = request.files.getlist("file")
     if not files:
@@ -99,6 +108,8 @@ def upload():
         allow_mass_retire=_flag("allow_mass_retire"),
     ).validate()
     names = [_upload_name(storage.filename) for storage in files]  # every name checked before a byte is kept
+    source = {"source": source_text(request.form.get("source"), "source", required=False),
+              "licence": source_text(request.form.get("licence"), "licence", required=False)}
     work_dir = _imports_dir() / str(uuid.uuid4())
     try:  # the folder goes whenever the upload does not become a job (bad content, a corrupt zip, any error)
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +122,7 @@ def upload():
             check_archive(main)
         elif main.suffix.lower() in gdalsafe.DRIVERS:
             gdalsafe.check_content(main)
-        job_id = _start(main, options, work_dir)
+        job_id = _start(main, options, work_dir, {**source, "source": source["source"] or main.name})
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
@@ -193,5 +204,7 @@ def commit_preview(job_id: str):
     allow = {"allow_mass_retire": True} if _flag("allow_mass_retire") else {}
     options = CensusOptions(**{k: v for k, v in params.items() if k in fields} | {"dry_run": False} | allow
                             ).validate()
-    new_id = _start(path, options, Path(record["work_dir"] or path.parent))
+    with connection() as conn:
+        previewed = spatial_store.job_source(conn, options.district, job_id)
+    new_id = _start(path, options, Path(record["work_dir"] or path.parent), previewed)
     return jsonify({"job_id": new_id, "state": "queued", "previewed_by": job_id, "links": _job_links(new_id)}), 202

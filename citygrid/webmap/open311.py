@@ -25,7 +25,7 @@ from citygrid.spatial.db import deployment_srid
 from citygrid.webmap import ratelimit
 from citygrid.webmap.auth import public
 from citygrid.webmap.context import connection
-from citygrid.webmap.params import bbox_arg, choice_arg, date_arg, int_arg
+from citygrid.webmap.params import bbox_arg, choice_arg, int_arg, period_args
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 _SERVICE = re.compile(r"^([CE])([0-9]{4})$")
@@ -122,11 +122,12 @@ def list_requests():
     if request.args.get("service_code"):
         kind, class_code = _parse_service(request.args["service_code"])
     status = choice_arg("status", ("open", "closed"))
+    start, end = period_args("start_date", "end_date")  # a date end_date holds that whole day
     rule = _rule()
     with connection() as conn:
         rows = case_store.list_cases(
             conn, district=None, status=None, kind=kind, class_code=class_code,
-            start=date_arg("start_date"), end=date_arg("end_date"), bbox=bbox_arg(), unit_grid=None,
+            start=start, end=end, bbox=bbox_arg(), unit_grid=None,
             supervision_grid=None, srid=deployment_srid(conn), limit=int_arg("limit", 100, 1, 1000), offset=0,
             statuses=None if status is None else (CLOSED_STATES if status == "closed" else OPEN_STATES),
             published=(rule.sources, rule.classes))

@@ -125,6 +125,8 @@ def document() -> dict[str, Any]:
         "/api/v1/districts/{code}/lines": {"get": _op("roads, water, rail", [
             _p("code", DISTRICT), _q("kind", {"type": "string", "enum": ["road", "water", "rail"]}),
             _q("simplify", {"type": "number", "minimum": 0, "maximum": 1000})])},
+        "/api/v1/sources": {"get": _op("where the data came from: recorded sources, licences, attributions",
+                                       [_q("district", DISTRICT)])},
         "/api/v1/taxonomy": {"get": _op("component and event classes", [
             _q("kind", {"type": "string", "enum": ["event", "component"]}), _q("scheme", {"type": "string"})])},
         "/api/v1/grids": {"get": _op("a page of grids (GeoJSON)", [

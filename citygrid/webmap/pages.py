@@ -16,6 +16,7 @@ from citygrid.config import basemap
 from citygrid.gridding import store as grid_store
 from citygrid.gridding.ownership import ROLES
 from citygrid.spatial import db, store
+from citygrid.spatial.sources import attributions
 from citygrid.webmap.auth import access_of, allow, principal
 from citygrid.webmap.context import connection
 from citygrid.webmap.folium_pages import build_page, inline_hashes
@@ -39,6 +40,7 @@ def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **contex
                 "teams": grid_store.teams(conn, d["code"], version["version_id"]) if version else [],
             }
         classes = [{"kind": c["kind"], "code": c["code"], "name": c["name"]} for c in survey_store.taxonomy(conn)]
+        credits = attributions(store.data_sources(conn), n_districts=len(districts))
     who = principal()
     map_base = basemap()
     visible = [p for p in PAGES if who is not None
@@ -47,7 +49,7 @@ def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **contex
                              page=page, classes=classes, statuses=STATES, roles=ROLES, **context)
     html = build_page(title=f"citygrid — {name}", static_url=lambda path: url_for("pages.static", filename=path),
                       plugins=plugins, scripts=(f"{page}.js",), header_html=header,
-                      footer_html=render_template("footer.html"),
+                      footer_html=render_template("footer.html", attributions=credits, basemap=map_base),
                       data={"page": page, "districts": [d["code"] for d in districts], "per_district": per_district,
                             "basemap": map_base, **data})
     response = Response(html, mimetype="text/html")

@@ -9,6 +9,7 @@ import re
 from flask import request
 
 from citygrid.errors import InvalidInput
+from citygrid.periods import period
 
 _DISTRICT = re.compile(r"^[0-9]{6}$")
 MAX_BBOX_DEGREES = 2.0
@@ -92,7 +93,19 @@ def bbox_arg(name: str = "bbox") -> tuple[float, float, float, float] | None:
 
 def date_arg(name: str) -> str | None:
     """An ISO 8601 date or date-time query argument (normalised), or None; ``InvalidInput`` otherwise."""
-    raw = request.args.get(name)
+    return parse_date(request.args.get(name), name)
+
+
+def period_args(start: str = "start", end: str = "end") -> tuple[str | None, str | None]:
+    """A period from two query arguments, as (start, exclusive end) in ``parse_date``'s form: periods are
+    inclusive dates, so a date ``end`` covers that whole day and ``start=end`` is one day (``periods.period``).
+    ``InvalidInput`` when either is malformed or the period is empty."""
+    return period(request.args.get(start) or None, request.args.get(end) or None, parse_date,
+                  start_field=start, end_field=end)
+
+
+def parse_date(raw: str | None, name: str) -> str | None:
+    """An ISO 8601 date or date-time (normalised), or None when empty; ``InvalidInput`` naming ``name``."""
     if not raw:
         return None
     try:

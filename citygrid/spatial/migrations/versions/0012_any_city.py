@@ -19,6 +19,49 @@ def upgrade() -> None:
     # --- time zone (deployment.timezone) ---
     # --- code scheme (deployment.code_scheme) ---
     # --- data sources (data_sources) ---
+    # Where each district's data came from, and under what licence: every import records its source (district,
+    # streets/communities and lines from their rows; a census job once committed; a case import; the demo's
+    # SYNTHETIC census and history), and the page footer lists these instead of a fixed text about Chinese demo
+    # data. A census row names its job: it counts once that job is committed.
+    op.execute("""
+        CREATE TABLE data_sources (
+            district_code text NOT NULL REFERENCES districts ON DELETE CASCADE ON UPDATE CASCADE,
+            source_id     bigint GENERATED ALWAYS AS IDENTITY,
+            kind          text NOT NULL
+                          CHECK (kind IN ('district', 'street', 'community', 'road', 'water', 'rail', 'census',
+                                          'cases')),
+            source        text NOT NULL CHECK (length(source) BETWEEN 1 AND 300 AND source !~ '[[:cntrl:]]'),
+            licence       text NOT NULL DEFAULT '' CHECK (length(licence) <= 300 AND licence !~ '[[:cntrl:]]'),
+            synthetic     boolean NOT NULL DEFAULT false,
+            job_id        uuid,
+            recorded_at   timestamptz NOT NULL DEFAULT now(),
+            recorded_by   text NOT NULL DEFAULT '',
+            PRIMARY KEY (district_code, source_id),
+            FOREIGN KEY (district_code, job_id) REFERENCES import_jobs ON DELETE CASCADE
+        )""")
+    op.execute("CREATE UNIQUE INDEX data_sources_once ON data_sources (district_code, kind, source) "
+               "WHERE job_id IS NULL")
+    op.execute("CREATE UNIQUE INDEX data_sources_job ON data_sources (district_code, job_id) "
+               "WHERE job_id IS NOT NULL")
+    # Back-filled from what the rows already say (texts cleaned to what the table accepts), and the seeded
+    # demo census and history as SYNTHETIC.
+    clean = "left(btrim(regexp_replace({0}, '[[:cntrl:]]+', ' ', 'g')), 300)"
+    for table, kind in (("districts", "'district'"), ("admin_areas", "level"), ("lines", "kind")):
+        op.execute(f"""
+            INSERT INTO data_sources (district_code, kind, source, licence, recorded_by)
+            SELECT DISTINCT ON (district_code, kind, source) district_code, kind, source, licence, 'migration 0012'
+              FROM (SELECT district_code, {kind} AS kind, {clean.format('source')} AS source,
+                           {clean.format('licence')} AS licence FROM {table}) t
+             WHERE source <> ''
+             ORDER BY district_code, kind, source, licence
+            ON CONFLICT DO NOTHING""")
+    for table, kind in (("components", "census"), ("cases", "cases")):  # text: sources.SYNTHETIC_SOURCE
+        op.execute(f"""
+            INSERT INTO data_sources (district_code, kind, source, synthetic, recorded_by)
+            SELECT DISTINCT district_code, '{kind}', 'seeded by citygrid, not real data', true,
+                   'migration 0012'
+              FROM {table} WHERE synthetic
+            ON CONFLICT DO NOTHING""")
     # --- census native IDs ---
     # A city's own feature ID (`census import --id-field asset_id`), kept on every version: it keys the
     # reconciliation (a hash join, like the ObjID's, so no index) and gives a re-imported row its ObjID back.
@@ -34,6 +77,7 @@ def downgrade() -> None:
     # --- census native IDs ---
     op.execute("ALTER TABLE components DROP COLUMN native_id")
     # --- data sources (data_sources) ---
+    op.execute("DROP TABLE data_sources")
     # --- code scheme (deployment.code_scheme) ---
     # --- time zone (deployment.timezone) ---
     pass
