@@ -123,10 +123,14 @@ def _embedded(settings: Settings) -> EmbeddedCluster:
               help="EPSG code of the storage CRS (projected, metres): 4548 Beijing, 4547 Zhengzhou, "
               "a UTM zone elsewhere.")
 @click.option("--name", default=None, help="Deployment (city) name.")
+@click.option("--code-scheme", type=click.Choice(["cn-admin", "alnum"]), default=None,
+              help="District/street/community codes: cn-admin (Chinese administrative, 6/9/12 digits; the "
+              "default) or alnum (a city's own, up to 12 upper-case letters, digits, inner hyphens). Set before "
+              "the first district is imported.")
 @click.pass_context
-def db_init(ctx: click.Context, srid: int | None, name: str | None) -> None:
+def db_init(ctx: click.Context, srid: int | None, name: str | None, code_scheme: str | None) -> None:
     """Create the cluster (if embedded), the database with PostGIS, and apply the migrations."""
-    _echo_json(deploy.init_deployment(_settings(ctx), srid, name))
+    _echo_json(deploy.init_deployment(_settings(ctx), srid, name, code_scheme=code_scheme))
 
 
 @db_group.command("start")
@@ -236,7 +240,8 @@ def districts() -> None:
 
 @districts.command("import")
 @_import_command
-@click.option("--code", required=True, help="6-digit district code, e.g. 110105.")
+@click.option("--code", required=True, help="District code in the deployment's code scheme: 6 digits (110105) "
+              "by default, up to 12 upper-case letters, digits, inner hyphens (NYCBK) with --code-scheme alnum.")
 @click.option("--name", required=True, help="District name, e.g. 朝阳区.")
 @click.pass_context
 def districts_import(ctx: click.Context, file: Path, crs: str | None, layer: str | None, encoding: str | None,
@@ -262,7 +267,7 @@ def areas() -> None:
 
 @areas.command("import")
 @_import_command
-@click.option("--district", required=True, help="6-digit district code.")
+@click.option("--district", required=True, help="District code (e.g. 110105, or NYCBK in the alnum scheme).")
 @click.option("--level", required=True, type=click.Choice(["street", "community"]))
 @click.option("--code-field", default=None)
 @click.option("--name-field", default=None)
@@ -292,7 +297,7 @@ def lines() -> None:
 
 @lines.command("import")
 @_import_command
-@click.option("--district", required=True, help="6-digit district code.")
+@click.option("--district", required=True, help="District code (e.g. 110105, or NYCBK in the alnum scheme).")
 @click.option("--kind", required=True, type=click.Choice(["road", "water", "rail"]))
 @click.option("--class-field", default=None, help="Column with the line class (default: highway/waterway/railway).")
 @click.option("--name-field", default=None)
@@ -691,7 +696,7 @@ def users() -> None:
 @click.option("--roles", required=True, help="Comma-separated: planner, supervisor, dispatcher, unit, analyst, gis, "
                                              "admin.")
 @click.option("--team", default=None, help="Supervisors: their supervision team (e.g. 110105T01).")
-@click.option("--district", default=None, help="The district the user works in (6 digits).")
+@click.option("--district", default=None, help="The district the user works in (its code).")
 @click.option("--party", default=None, help="Unit accounts: the code of their party (parties.code in --district; "
                                             "they read and act on the cases dispatched to it).")
 @click.option("--name", "display_name", default="", help="Display name.")

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from citygrid import __version__
+from citygrid import __version__, codes
 from citygrid.accounts import service as accounts
 from citygrid.cases import synthetic
 from citygrid.components_survey import store as survey_store
@@ -40,7 +40,8 @@ def ensure_server(settings: Settings) -> None:
         EmbeddedCluster(settings).start()
 
 
-def init_deployment(settings: Settings, srid: int | None, name: str | None = None) -> dict[str, Any]:
+def init_deployment(settings: Settings, srid: int | None, name: str | None = None, *,
+                    code_scheme: str | None = None) -> dict[str, Any]:
     """Create (or migrate) the deployment database and load the packaged taxonomy.
 
     Parameters
@@ -49,11 +50,15 @@ def init_deployment(settings: Settings, srid: int | None, name: str | None = Non
     srid : EPSG code of the storage CRS (projected, metres); required for a new database, and must match
         the recorded one for an existing database.
     name : deployment name (the city), recorded once.
+    code_scheme : ``cn-admin`` (default for a new database) or ``alnum`` (``citygrid.codes``); can change
+        only while the deployment holds no district.
 
-    Returns ``{database, created, srid, schema_revision, taxonomy_loaded}``.
+    Returns ``{database, created, srid, code_scheme, schema_revision, taxonomy_loaded}``.
     """
     if srid is not None:
         require_storage_crs(srid)
+    if code_scheme is not None:
+        codes.scheme(code_scheme)
     ensure_server(settings)
     created = db.create_database(settings)
     engine = db.make_engine(db.database_url(settings))
@@ -71,11 +76,15 @@ def init_deployment(settings: Settings, srid: int | None, name: str | None = Non
             raise InvalidInput("a new database needs --srid (e.g. 4548 for Beijing, 4547 for Zhengzhou)", field="srid")
         if revision != db.head_revision():
             db.upgrade(engine, srid=stored_srid or srid, name=name or "citygrid")
+        if code_scheme is not None:
+            with engine.begin() as conn:
+                codes.record_scheme(conn, code_scheme)
         taxonomy_loaded = load_taxonomy(engine, settings, only_if_missing=True)
         with engine.connect() as conn:
             return {
                 "database": db.database_url(settings).database, "created": created,
-                "srid": db.deployment_srid(conn), "schema_revision": db.current_revision(conn),
+                "srid": db.deployment_srid(conn), "code_scheme": db.deployment_code_scheme(conn),
+                "schema_revision": db.current_revision(conn),
                 "taxonomy_loaded": taxonomy_loaded,
             }
     finally:

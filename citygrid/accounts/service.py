@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from citygrid import codes
 from citygrid.accounts import passwords, store
 from citygrid.accounts.roles import ROLES
 from citygrid.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthorized
@@ -24,7 +25,6 @@ from citygrid.errors import Conflict, InvalidInput, NotFound, RateLimited, Unaut
 SESSION_HOURS = 12.0
 TOKEN_PREFIX = "cg_"
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
-_TEAM = re.compile(r"^[0-9]{6}T[0-9]{2,4}$")
 
 
 @dataclass(frozen=True)
@@ -86,16 +86,18 @@ def add_user(conn: Connection, username: str, roles: list[str], *, password: str
     roles = parse_roles(roles)
     if len(display_name) > 200:
         raise InvalidInput("display name longer than 200 characters", field="display_name")
-    if district is not None and (not re.fullmatch(r"[0-9]{6}", district) or not store.district_exists(conn, district)):
-        raise InvalidInput(f"no district {district!r}", field="district")
-    if team is not None and (not _TEAM.match(team) or not store.team_exists(conn, team)):
-        raise InvalidInput(f"no supervision team {team!r}", field="team")
+    scheme = codes.deployment_scheme(conn)
+    if district is not None and (not scheme.matches("district", district)
+                                 or not store.district_exists(conn, district)):
+        raise InvalidInput(f"no district {codes.show(district)}", field="district")
+    if team is not None and (not scheme.matches("team", team) or not store.team_exists(conn, team)):
+        raise InvalidInput(f"no supervision team {codes.show(team)}", field="team")
     if "supervisor" in roles and team is None:
         raise InvalidInput("a supervisor needs --team (the supervision team whose grids are theirs)", field="team")
     if store.user_by_name(conn, username) is not None:
         raise Conflict(f"user {username!r} exists")
     if team is not None and district is None:
-        district = team[:6]
+        district = scheme.district_of("team", team)
     if "unit" in roles or party is not None:
         district = _check_party(conn, roles, party, district)
     return store.insert_user(conn, username=username, display_name=display_name, roles=roles, district=district,

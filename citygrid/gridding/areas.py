@@ -42,13 +42,14 @@ class AreaInput:
 
 @dataclass
 class Cell:
-    """A piece of the district attributed to a street and (maybe) a community.
+    """A piece of the district attributed to a street and (maybe) a community (neither: a district with no
+    street or community data, taken whole).
 
     ``real`` is True when the piece comes from a real (surveyed/official) polygon, whose boundary no grid may
     cross; ``region`` identifies that polygon (None for derived cells).
     """
 
-    street_code: str
+    street_code: str | None
     community_code: str | None
     geom: BaseGeometry
     real: bool

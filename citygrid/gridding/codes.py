@@ -1,10 +1,16 @@
-"""Unit-grid codes: 6-digit district + 3-digit street + 3-digit community + 3-digit serial (15 digits).
+"""Unit-grid codes, built from whatever the district's code is (``citygrid.codes`` holds the formats).
 
-This follows the one real example found (``320582110152102``, see data/taxonomy/README.md). Serials run
+**cn-admin** (the default scheme): 6-digit district + 3-digit street + 3-digit community + 3-digit serial
+(15 digits). This follows the one real example found (``320582110152102``, see data/taxonomy/README.md). Serials run
 west→east in north→south bands inside a community. Grids that belong to a street but to no community (land
 beyond the reach of any located community) take community digits from the reserved range 900–999, which no
 NBS community code uses (those stop at 399): the n-th such grid of a street is community ``900 + (n−1)//999``,
 serial ``(n−1) % 999 + 1``, so a large rural street can hold 99,900 grids and every code still decodes.
+A district with no street data at all numbers its grids under street ``000`` the same way.
+
+**alnum** (a city's own codes, up to 12 characters): district code + ``U`` + a 6-digit serial numbered
+across the whole district (``NYCBKU000001``), up to 999,999 grids; the grid's street and community are
+recorded beside the code (their codes have no fixed width to embed).
 
 A grid that matches a grid of the previous version (intersection over union ≥ 0.98, same street and
 community) keeps its code; a new grid takes the next serial never issued under its prefix, so codes of
@@ -20,7 +26,8 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from citygrid.errors import Conflict
+from citygrid.codes import SCHEMES, CodeScheme
+from citygrid.errors import Conflict, InvalidInput
 from citygrid.gridding.shapes import reading_order
 
 MATCH_IOU = 0.98
@@ -35,14 +42,23 @@ class PreviousGrid:
 STREET_LEVEL_FIRST = 900
 PER_COMMUNITY = 999
 MAX_STREET_LEVEL = (1000 - STREET_LEVEL_FIRST) * PER_COMMUNITY
+CN_ADMIN = SCHEMES["cn-admin"]
+ALNUM = SCHEMES["alnum"]
+ALNUM_UNIT_TAIL = "U"
+ALNUM_SERIAL_DIGITS = 6
+MAX_ALNUM_SERIAL = 10**ALNUM_SERIAL_DIGITS - 1
 
 
-def code_prefix(district: str, street_code: str | None, community_code: str | None) -> tuple[str, int]:
+def code_prefix(district: str, street_code: str | None, community_code: str | None,
+                scheme: CodeScheme = CN_ADMIN) -> tuple[str, int]:
     """The prefix a grid's running number follows, and the largest number it may reach.
 
-    With a community: 12 digits (district, street = digits 7–9 of its code, community = digits 10–12), up to
-    999. Without: 9 digits (district, street), up to 99,900 (see the module docstring).
+    cn-admin, with a community: 12 digits (district, street = digits 7–9 of its code, community = digits
+    10–12), up to 999. Without: 9 digits (district, street), up to 99,900 (see the module docstring).
+    alnum: the district code + ``U``, up to 999,999, whatever the street and community.
     """
+    if not scheme.areas_prefixed:
+        return f"{district}{ALNUM_UNIT_TAIL}", MAX_ALNUM_SERIAL
     street = street_code[6:9] if street_code and len(street_code) >= 9 else "000"
     if community_code and len(community_code) >= 12:
         return f"{district}{street}{community_code[9:12]}", PER_COMMUNITY
@@ -50,7 +66,10 @@ def code_prefix(district: str, street_code: str | None, community_code: str | No
 
 
 def format_code(prefix: str, number: int) -> str:
-    """15-digit code of the ``number``-th grid (1-based) under ``prefix`` (12 or 9 digits)."""
+    """Code of the ``number``-th grid (1-based) under ``prefix``: 15 digits under a 12- or 9-digit cn-admin
+    prefix, or an alnum prefix (ending in ``U``) + 6 digits."""
+    if prefix.endswith(ALNUM_UNIT_TAIL):
+        return f"{prefix}{number:0{ALNUM_SERIAL_DIGITS}d}"
     if len(prefix) == 12:
         return f"{prefix}{number:03d}"
     block, serial = divmod(number - 1, PER_COMMUNITY)
@@ -65,8 +84,9 @@ def assign_codes(
     previous: list[PreviousGrid],
     issued_max: dict[str, int],
     band_m: float,
+    scheme: CodeScheme = CN_ADMIN,
 ) -> list[str]:
-    """A 15-digit code for every polygon (deployment CRS).
+    """A unit-grid code for every polygon (deployment CRS), in the deployment's code ``scheme``.
 
     Parameters
     ----------
@@ -74,7 +94,7 @@ def assign_codes(
     issued_max : highest serial ever issued per 12-digit prefix (from the code registry).
     band_m : height of the north→south reading bands (about the side of a target-sized grid).
     """
-    prefixes = [code_prefix(district, s, c) for s, c in zip(street_codes, community_codes, strict=True)]
+    prefixes = [code_prefix(district, s, c, scheme) for s, c in zip(street_codes, community_codes, strict=True)]
     codes: list[str | None] = [None] * len(polygons)
     if previous:
         tree = shapely.STRtree([p.geom for p in previous])
@@ -103,15 +123,21 @@ def assign_codes(
         prefix, limit = prefixes[i]
         serial = next_serial.get(prefix, 0) + 1
         if serial > limit:
+            where = "split the community" if scheme.areas_prefixed else "split the district"
             raise Conflict(f"grid-code prefix {prefix} would need number {serial}, more than {limit}; "
-                           "raise --target-area-m2 or split the community")
+                           f"raise --target-area-m2 or {where}")
         next_serial[prefix] = serial
         codes[i] = format_code(prefix, serial)
     return [c for c in codes if c is not None]
 
 
 def parse_code(code: str) -> tuple[str, int]:
-    """Inverse of ``format_code``: (prefix, running number) of a stored 15-digit code."""
+    """Inverse of ``format_code``: (prefix, running number) of a stored unit-grid code of either scheme
+    (the two cannot be confused: a cn-admin code is 15 digits, an alnum one has a ``U`` before its serial)."""
+    if ALNUM.matches("unit_grid", code) and not CN_ADMIN.matches("unit_grid", code):
+        return code[:-ALNUM_SERIAL_DIGITS], int(code[-ALNUM_SERIAL_DIGITS:])
+    if not CN_ADMIN.matches("unit_grid", code):
+        raise InvalidInput(f"{code!r} is not a unit-grid code", field="code")
     community = int(code[9:12])
     if community >= STREET_LEVEL_FIRST:
         return code[:9], (community - STREET_LEVEL_FIRST) * PER_COMMUNITY + int(code[12:15])

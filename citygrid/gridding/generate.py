@@ -4,7 +4,11 @@ Two sources:
 - **roads** — blocks bounded by the chosen road classes (and real street/community polygons), slivers and
   strips merged into the neighbour sharing the longest edge, large blocks split into compact parts;
 - **derived** — where there are no roads: the street/community areas (real or derived, see ``areas``) split
-  into compact parts of about the target area.
+  into compact parts of about the target area; a district with no street or community data at all is split
+  the same way as a whole.
+
+No grid is smaller than ``min_area_m2``: small pieces join a neighbour, and islets too small to be a grid and
+touching no other grid are left out and reported (``GeneratedGrids.left_out``).
 
 All geometry is in the deployment CRS (metres).
 """
@@ -29,7 +33,13 @@ from citygrid.gridding.areas import (
     plan_areas,
 )
 from citygrid.gridding.roads import DEFAULT_EXTEND_M, DEFAULT_ROAD_CLASSES, choose_roads, road_faces
-from citygrid.gridding.shapes import merge_into_neighbours, polsby_popper, polygon_parts, split_compact
+from citygrid.gridding.shapes import (
+    absorb_small,
+    merge_into_neighbours,
+    polsby_popper,
+    polygon_parts,
+    split_compact,
+)
 
 # Chaoyang: 464.9 km² (our boundary) / 8,070 unit grids (seed 001) ≈ 57,600 m² — "about 5.8 ha each".
 DEFAULT_TARGET_AREA_M2 = 57_600.0
@@ -84,7 +94,8 @@ class GridParams:
 
 @dataclass
 class GeneratedGrids:
-    """Unit grids before coding. ``polygons`` partition the district; labels align with them."""
+    """Unit grids before coding. ``polygons`` and ``left_out`` partition the district; labels align with
+    ``polygons``. ``left_out``: islets below the minimum area touching no grid (deployment CRS)."""
 
     polygons: list[Polygon]
     street_codes: list[str]
@@ -93,6 +104,7 @@ class GeneratedGrids:
     plan: AreaPlan
     notes: list[str] = field(default_factory=list)
     chosen_roads: np.ndarray | None = None
+    left_out: list[Polygon] = field(default_factory=list)
 
 
 def _label_faces(faces: list[BaseGeometry], plan: AreaPlan) -> tuple[list, list]:
@@ -178,17 +190,23 @@ def generate_unit_grids(
     """
     params.validate()
     plan = plan_areas(boundary, areas, params.community_radius_m)
-    if not plan.cells:
+    notes: list[str] = []
+    if not plan.cells and areas:
         raise InvalidInput("no street or community of this district has a location or a polygon; "
                            "import them first (citygrid areas import)", field="areas")
-    notes: list[str] = []
+    alone = not plan.cells
+    if alone:
+        plan = AreaPlan(cells=[Cell(None, None, boundary, False, None)], derived=False, report=plan.report)
+        notes.append("the district has no street or community data: unit grids are derived from the district "
+                     "alone (grids carry no street or community code)")
     chosen = None
     if road_geoms is not None and len(road_geoms) > 0:
         chosen = choose_roads(road_geoms, road_classes, params.road_classes)
         if len(chosen) == 0:
             notes.append(f"no roads of the classes {', '.join(params.road_classes)}; fell back to derived areas")
     else:
-        notes.append("the district has no road data; unit grids follow derived street/community areas")
+        notes.append("the district has no road data; unit grids are compact parts of "
+                     + ("the district" if alone else "derived street/community areas"))
 
     if chosen is not None and len(chosen) > 0:
         source = "roads"
@@ -218,8 +236,19 @@ def generate_unit_grids(
             polys, list(zip(labels, groups, strict=True)), lambda p: p.area < params.min_area_m2, groups
         )
         labels, groups = [c[0] for c in carried], [c[1] for c in carried]
-    polys = [p if p.is_valid else max(polygon_parts(shapely.make_valid(p)), key=lambda q: q.area) for p in polys]
-    unlabelled = sum(1 for s, _ in labels if s is None)
+    valid_polys, valid_labels = [], []
+    for p, label in zip(polys, labels, strict=True):
+        parts = [p] if p.is_valid else polygon_parts(shapely.make_valid(p))
+        valid_polys.extend(parts)
+        valid_labels.extend([label] * len(parts))
+    polys, labels, left_out = absorb_small(valid_polys, valid_labels, params.min_area_m2)
+    if not polys:
+        raise InvalidInput(f"the district ({boundary.area:.0f} m²) has no piece of at least min_area_m2 "
+                           f"({params.min_area_m2:g} m²)", field="min_area_m2")
+    if left_out:
+        notes.append(f"{len(left_out)} islet(s) smaller than min_area_m2 and touching no grid are left out "
+                     f"({sum(p.area for p in left_out):.0f} m² in all; see left_out)")
+    unlabelled = 0 if alone else sum(1 for s, _ in labels if s is None)
     if unlabelled:
         notes.append(f"{unlabelled} grid(s) lie in no street area and carry street code 000")
     return GeneratedGrids(
@@ -230,4 +259,5 @@ def generate_unit_grids(
         plan=plan,
         notes=notes,
         chosen_roads=chosen,
+        left_out=left_out,
     )

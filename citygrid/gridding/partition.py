@@ -88,12 +88,15 @@ def workload(terms: dict[str, np.ndarray], weights: dict[str, float]) -> tuple[n
     return total, used
 
 
-def allocate_parts(component_loads: np.ndarray, n_parts: int) -> np.ndarray:
-    """Parts per connected component minimising the heaviest mean load (greedy on load / parts)."""
+def allocate_parts(component_loads: np.ndarray, n_parts: int, field: str = "supervision_grids") -> np.ndarray:
+    """Parts per connected component minimising the heaviest mean load (greedy on load / parts).
+
+    ``field`` names the count the caller chose (``supervision_grids`` or ``teams``) in the error raised when
+    there are fewer parts than components (a part never spans two detached pieces)."""
     k = len(component_loads)
     if n_parts < k:
-        raise InvalidInput(f"{n_parts} groups cannot cover {k} disconnected pieces of the district",
-                           field="supervision_grids")
+        raise InvalidInput(f"{field} ({n_parts}) cannot cover the {k} detached pieces of the district (each of "
+                           f"them needs its own); use --{field.replace('_', '-')} {k} or more", field=field)
     parts = np.ones(k, dtype=int)
     heap = [(-load, i) for i, load in enumerate(component_loads)]
     heapq.heapify(heap)
@@ -226,22 +229,28 @@ def rebalance(graph: Graph, labels: np.ndarray, weights: np.ndarray, tolerance: 
     return labels
 
 
+def pieces(graph: Graph) -> tuple[int, np.ndarray]:
+    """Connected components of the graph (detached pieces of a district): their count and one per node."""
+    matrix = coo_matrix((np.ones(len(graph.left)), (graph.left, graph.right)), shape=(graph.n, graph.n))
+    n_comp, comp = connected_components(matrix, directed=False)
+    return int(n_comp), comp
+
+
 def partition(graph: Graph, weights: np.ndarray, n_parts: int, seed: int = 1, refine: bool = True,
-              tries: int = 5) -> np.ndarray:
+              tries: int = 5, field: str = "supervision_grids") -> np.ndarray:
     """Contiguous groups of the graph's nodes balanced on ``weights``; returns the group index per node.
 
     ``refine`` runs METIS with ``tries`` seeds, rebalances each result and keeps the least imbalanced;
-    ``refine=False`` is one plain METIS run (the baseline the benchmark compares against).
+    ``refine=False`` is one plain METIS run (the baseline the benchmark compares against). ``field`` names
+    the count in errors (``supervision_grids`` for unit grids into groups, ``teams`` for groups into teams).
     """
     if n_parts < 1:
-        raise InvalidInput("the number of groups must be at least 1", field="supervision_grids")
+        raise InvalidInput("the number of groups must be at least 1", field=field)
     if n_parts > graph.n:
-        raise InvalidInput(f"{n_parts} groups asked for but there are only {graph.n} grids to group",
-                           field="supervision_grids")
-    matrix = coo_matrix((np.ones(len(graph.left)), (graph.left, graph.right)), shape=(graph.n, graph.n))
-    n_comp, comp = connected_components(matrix, directed=False)
+        raise InvalidInput(f"{n_parts} groups asked for but there are only {graph.n} grids to group", field=field)
+    n_comp, comp = pieces(graph)
     comp_loads = np.bincount(comp, weights=weights, minlength=n_comp)
-    parts = allocate_parts(comp_loads, n_parts)
+    parts = allocate_parts(comp_loads, n_parts, field)
     best: np.ndarray | None = None
     for attempt in range(tries if refine else 1):
         labels = np.empty(graph.n, dtype=int)

@@ -14,6 +14,7 @@ import numpy as np
 import shapely
 from sqlalchemy.engine import Connection
 
+from citygrid import codes as code_schemes
 from citygrid.errors import Conflict, InvalidInput, NotFound
 from citygrid.gridding import metrics, store
 from citygrid.gridding import partition as part
@@ -21,7 +22,7 @@ from citygrid.gridding.codes import PreviousGrid, assign_codes, band_height
 from citygrid.gridding.generate import GridParams, generate_unit_grids
 from citygrid.gridding.roads import choose_roads
 from citygrid.gridding.shapes import reading_order
-from citygrid.spatial import admin
+from citygrid.spatial import admin, crs
 from citygrid.spatial import store as spatial_store
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.geocode import GridIndex
@@ -43,8 +44,14 @@ def _version(conn: Connection, district: str, version_id: int | None) -> dict[st
 
 def generate(conn: Connection, district: str, params: GridParams, *, author: str = "system",
              note: str = "") -> dict[str, Any]:
-    """Generate a new draft version of unit grids for ``district`` and return its summary and quality."""
+    """Generate a new draft version of unit grids for ``district`` and return its summary and quality.
+
+    Codes follow the deployment's code scheme (``gridding.codes``). A district with no street or community
+    data is split as a whole. Islets below ``min_area_m2`` touching no grid are left out and listed under
+    ``left_out`` (area, and a point inside in EPSG:4326 lon/lat).
+    """
     params.validate()
+    scheme = code_schemes.deployment_scheme(conn)
     boundary = admin.district_boundary(conn, district)
     srid = deployment_srid(conn)
     areas = store.load_areas(conn, district)
@@ -57,23 +64,26 @@ def generate(conn: Connection, district: str, params: GridParams, *, author: str
         previous = [PreviousGrid(g["code"], g["geom"])
                     for g in store.unit_grids(conn, district, previous_row["version_id"])]
     codes = assign_codes(district, result.polygons, result.street_codes, result.community_codes, previous,
-                         store.issued_serials(conn, district), band_height(params.target_area_m2))
+                         store.issued_serials(conn, district), band_height(params.target_area_m2), scheme)
 
     version_id = store.next_version_id(conn, district)
     quality = metrics.coverage(result.polygons, boundary)
     chosen = result.chosen_roads if result.source == "roads" else None
     quality["road_alignment"] = metrics.road_alignment(chosen, result.polygons, boundary)
     areas_m2 = np.array([p.area for p in result.polygons])
+    left_out = _left_out(result.left_out, srid)
     summary = {
         "district": district, "version": version_id, "source": result.source, "unit_grids": len(codes),
         "area_m2": {"min": round(float(areas_m2.min()), 1), "median": round(float(np.median(areas_m2)), 1),
                     "max": round(float(areas_m2.max()), 1)},
         **quality, "notes": result.notes, "areas": result.plan.report, "derived_areas": result.plan.derived,
         "reused_codes": len({c for c in codes} & {p.code for p in previous}),
+        "left_out": left_out,
     }
     store.create_version(conn, district=district, version_id=version_id, source=result.source, author=author,
                          params={"generation": params.as_record(), "quality": quality, "notes": result.notes,
-                                 "areas": result.plan.report, "derived_areas": result.plan.derived},
+                                 "areas": result.plan.report, "derived_areas": result.plan.derived,
+                                 "left_out": left_out},
                          note=note, parent_version=previous_row["version_id"] if previous_row else None)
     store.insert_unit_grids(conn, district, version_id, [
         {"code": code, "street_code": street or None, "community_code": community,
@@ -95,6 +105,15 @@ def generate(conn: Connection, district: str, params: GridParams, *, author: str
                         object_id=f"{district}/{version_id}", district=district,
                         after={k: summary[k] for k in ("source", "unit_grids", "coverage_gap_ratio")})
     return summary
+
+
+def _left_out(pieces: list[Any], srid: int) -> list[dict[str, float]]:
+    """Area (m²) and a point inside (EPSG:4326) of each islet left out of the grids (deployment CRS in)."""
+    if not pieces:
+        return []
+    inside = crs.to_lonlat(shapely.point_on_surface(np.asarray(pieces, dtype=object)), srid)
+    return [{"area_m2": round(p.area, 1), "lon": round(pt.x, 6), "lat": round(pt.y, 6)}
+            for p, pt in zip(pieces, inside, strict=True)]
 
 
 def default_group_counts(unit_grids: int) -> tuple[int, int]:
@@ -132,8 +151,14 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
     group boundaries (compact groups); off, every adjacency weighs the same. ``respect_streets``: adjacency
     across a street line weighs 1/100, so group boundaries follow street lines where balance allows.
 
-    Returns the summary: counts, imbalance (max/mean − 1), contiguity, weights used, and per group:
-    code, team, workload, area_m2, unit_grids, polsby_popper.
+    ``n_teams`` None: in Chaoyang's proportion, raised to the number of detached pieces of the district
+    (islands, exclaves) when that is more, since a team's grids are contiguous and never span two pieces.
+    Counts that cannot work raise ``InvalidInput`` naming the count at fault (``supervision_grids`` or
+    ``teams``).
+
+    Returns the summary: counts, imbalance (max/mean − 1), contiguity, weights used, detached ``pieces``,
+    ``teams_chosen`` (given, default, or raised to cover the pieces), and per group: code, team, workload,
+    area_m2, unit_grids, polsby_popper.
     """
     version = _version(conn, district, version_id if version_id is not None else _latest_id(conn, district))
     if version["status"] != "draft":
@@ -148,12 +173,26 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
     if n_groups > len(grids):
         raise InvalidInput(f"supervision_grids ({n_groups}) is more than the {len(grids)} unit grids",
                            field="supervision_grids")
-    n_teams = n_teams if n_teams is not None else default_group_counts(len(grids))[1]
+    polygons = [g["geom"] for g in grids]
+    graph = part.adjacency(polygons)
+    n_pieces = part.pieces(graph)[0]
+    if n_groups < n_pieces:
+        raise InvalidInput(f"supervision_grids ({n_groups}) cannot cover the {n_pieces} detached pieces of the "
+                           f"district (a supervision grid is contiguous); use --supervision-grids {n_pieces} "
+                           "or more", field="supervision_grids")
+    teams_chosen = "given"
+    if n_teams is None:
+        n_teams, teams_chosen = default_group_counts(len(grids))[1], "default"
+        if n_teams < n_pieces:
+            n_teams, teams_chosen = n_pieces, "raised to cover the detached pieces"
+        n_teams = min(n_teams, n_groups)
     if not 1 <= n_teams <= n_groups:
         raise InvalidInput(f"teams ({n_teams}) must be between 1 and supervision_grids ({n_groups})",
                            field="teams")
-    polygons = [g["geom"] for g in grids]
-    graph = part.adjacency(polygons)
+    if n_teams < n_pieces:
+        raise InvalidInput(f"teams ({n_teams}) cannot cover the {n_pieces} detached pieces of the district (a "
+                           f"team's supervision grids are contiguous); use --teams {n_pieces} or more, or leave "
+                           "--teams out to have it chosen", field="teams")
     if not compact:
         graph = part.Graph(graph.n, graph.left, graph.right, np.ones_like(graph.length))
     if respect_streets:
@@ -168,12 +207,12 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
     # Codes in reading order of the groups; teams from the groups' own adjacency.
     centres = shapely.point_on_surface(np.array([g["geom"] for g in groups], dtype=object))
     order = reading_order(shapely.get_x(centres), shapely.get_y(centres), 1500.0)
-    group_code = {int(p): f"{district}S{rank + 1:04d}" for rank, p in enumerate(order)}
+    group_code = {int(p): code_schemes.CodeScheme.supervision_code(district, rank + 1) for rank, p in enumerate(order)}
     team_graph = part.quotient_graph(graph, labels)
     group_load = np.array([g["workload"] for g in groups])
-    team_labels = part.partition(team_graph, group_load, n_teams, seed=seed)
+    team_labels = part.partition(team_graph, group_load, n_teams, seed=seed, field="teams")
     team_order = reading_order(*_centres_of(groups, team_labels), 3000.0)
-    team_code = {int(t): f"{district}T{rank + 1:02d}" for rank, t in enumerate(team_order)}
+    team_code = {int(t): code_schemes.CodeScheme.team_code(district, rank + 1) for rank, t in enumerate(team_order)}
     street_of = _majority_street(grids, labels)
 
     srid = deployment_srid(conn)
@@ -189,6 +228,7 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
     )
     summary = {
         "district": district, "version": vid, "supervision_grids": n_groups, "teams": n_teams,
+        "teams_chosen": teams_chosen, "pieces": n_pieces,
         "weights": used, "respect_streets": respect_streets, "compact": compact,
         "imbalance": round(part.imbalance(labels, load), 4),
         "team_imbalance": round(part.imbalance(team_labels, group_load), 4),
@@ -233,7 +273,8 @@ def _majority_street(grids: list[dict[str, Any]], labels: np.ndarray) -> dict[in
 def publish(conn: Connection, district: str, version_id: int | None = None,
             effective_from: dt.datetime | dt.date | None = None, author: str = "system") -> dict[str, Any]:
     """Make a draft the district's current grid version from ``effective_from`` (default now); the version it
-    replaces ends at that moment."""
+    replaces ends at that moment. A draft whose unit grids are not all grouped into supervision grids (run
+    ``partition`` first) is a ``Conflict``: cases, owners and supervisors need them."""
     version = _version(conn, district, version_id if version_id is not None else _latest_id(conn, district))
     if version["status"] != "draft":
         raise Conflict(f"version {version['version_id']} is {version['status']}, not a draft")
@@ -245,6 +286,11 @@ def publish(conn: Connection, district: str, version_id: int | None = None,
         if start_ts <= begun:
             raise InvalidInput(f"effective_from must be after {begun.isoformat()}, when version "
                                f"{current['version_id']} took effect", field="effective_from")
+    ungrouped = store.ungrouped_unit_grids(conn, district, version["version_id"])
+    if ungrouped or not store.count_rows(conn, "supervision_grids", district, version["version_id"]):
+        raise Conflict(f"version {version['version_id']} of {district} has {ungrouped} unit grid(s) in no "
+                       "supervision grid; group them first (citygrid grids partition --district "
+                       f"{district} --supervision-grids N --version {version['version_id']})")
     store.publish(conn, district, version["version_id"], start)
     # Built now, once, for the census imports and batch look-ups to come (a fraction of a second).
     GridIndex.for_district(conn, district).with_stored_table(conn)

@@ -179,3 +179,60 @@ def reading_order(points_x: np.ndarray, points_y: np.ndarray, band_m: float) -> 
     top = float(np.max(points_y)) if len(points_y) else 0.0
     band = np.floor((top - points_y) / band_m).astype(int)
     return np.lexsort((points_x, band))
+
+
+# Pieces closer than this (metres) to a grid count as touching it: floating-point gaps and point contacts.
+SNAP_M = 0.01
+
+
+def _joined(big: Polygon, small: Polygon) -> Polygon | None:
+    """``big`` and ``small`` as one valid Polygon: their union, or where they only touch at points or lie a
+    hair apart, their union with a bridge ``2 × SNAP_M`` wide along the shortest line between them (a few
+    square centimetres); None when they do not make one polygon."""
+    union = shapely.union(big, small)
+    if union.geom_type != "Polygon":
+        bridge = shapely.shortest_line(big, small).buffer(SNAP_M, cap_style="square")
+        union = shapely.union_all([big, small, bridge])
+    if union.geom_type != "Polygon" or not union.is_valid or union.area < big.area + small.area - 1.0:
+        return None
+    return union
+
+
+def absorb_small(polys: list[Polygon], labels: list, min_area: float) -> tuple[list[Polygon], list, list[Polygon]]:
+    """Leave no polygon below ``min_area`` m² (metric CRS, e.g. the deployment's).
+
+    A small polygon that shares an edge with another joins the one sharing its longest edge (across street,
+    community or real-polygon lines if it must: a grid below the minimum is worse than a sliver of one area
+    inside the grid of the next); one that only touches another (at a point, or within ``SNAP_M``) joins the
+    nearest; one detached from everything (an islet) cannot be part of any one-polygon grid and is returned
+    apart, for the caller to report.
+
+    Returns (polygons, their labels, the detached pieces left out). The polygons and the pieces left out
+    together cover what the input covered.
+    """
+    polys, labels = merge_into_neighbours(polys, labels, lambda p: p.area < min_area)
+    geoms = list(polys)
+    areas = np.array([g.area for g in geoms])
+    if not (areas < min_area).any():
+        return polys, labels, []
+    tree = shapely.STRtree(geoms)
+    alive = np.ones(len(geoms), dtype=bool)
+    left_out: list[Polygon] = []
+    for i in np.argsort(areas, kind="stable").tolist():
+        if areas[i] >= min_area or not alive[i]:
+            continue
+        near = [int(j) for j in tree.query(geoms[i], predicate="dwithin", distance=SNAP_M)
+                if j != i and alive[j] and geoms[i].distance(geoms[j]) <= SNAP_M]
+        near.sort(key=lambda j: (geoms[i].distance(geoms[j]), -geoms[j].area))
+        joined = None
+        for j in near:
+            joined = _joined(geoms[j], geoms[i])
+            if joined is not None:
+                geoms[j] = joined
+                areas[j] = joined.area
+                break
+        alive[i] = False
+        if joined is None:
+            left_out.append(geoms[i])
+    kept = np.flatnonzero(alive).tolist()
+    return [geoms[i] for i in kept], [labels[i] for i in kept], left_out

@@ -190,6 +190,14 @@ def count_rows(conn: Connection, table: str, district: str, version_id: int) -> 
                         {"d": district, "v": version_id}).scalar_one()
 
 
+def ungrouped_unit_grids(conn: Connection, district: str, version_id: int) -> int:
+    """Unit grids of a version in no supervision grid (all of them before ``partition``)."""
+    return conn.execute(sa.text(
+        """SELECT count(*) FROM unit_grids
+            WHERE district_code = :d AND version_id = :v AND supervision_code IS NULL"""
+    ), {"d": district, "v": version_id}).scalar_one()
+
+
 # ------------------------------------------------------------------------------------------ code registry
 def issued_serials(conn: Connection, district: str) -> dict[str, int]:
     """Highest running number ever issued per prefix (retired codes included); see ``codes.parse_code``."""

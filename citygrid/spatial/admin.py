@@ -8,7 +8,6 @@ CRS (``deployment.srid``); the district must belong in that CRS (``crs.check_ext
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Any
 
@@ -18,13 +17,12 @@ from shapely.geometry.base import BaseGeometry
 from shapely.prepared import prep
 from sqlalchemy.engine import Connection
 
+from citygrid import codes as code_schemes
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.loaders.vector import VectorFile
 from citygrid.spatial import crs, store
 from citygrid.spatial.db import deployment_srid
 
-DISTRICT_CODE = re.compile(r"^[0-9]{6}$")
-AREA_CODE = re.compile(r"^[0-9]{9}([0-9]{3})?$")
 LEVEL_WORDS = {
     "street": {"street", "town", "街道", "乡镇", "地区", "4"},
     "community": {"community", "village", "社区", "村", "5"},
@@ -83,8 +81,8 @@ def import_district(
 
     Returns a summary: code, name, area_km2 (storage CRS), features_used, repaired, warnings.
     """
-    if not DISTRICT_CODE.match(code or ""):
-        raise InvalidInput(f"district code {code!r} must be 6 digits (e.g. 110105)", field="code")
+    scheme = code_schemes.deployment_scheme(conn)
+    scheme.check("district", code, field="code")
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise InvalidInput("district name must be 1 to 100 characters", field="name")
@@ -94,7 +92,8 @@ def import_district(
     code_col = _column(list(frame.columns), None, DISTRICT_CODE_COLUMNS, "code")
     if len(frame) > 1 and code_col:
         codes = frame[code_col].map(_text)
-        chosen = frame[codes.str[:6] == code]
+        # A Chinese file may carry 12-digit forms of the county code (110105000000).
+        chosen = frame[(codes.str[:6] == code) if scheme.areas_prefixed else (codes == code)]
         if chosen.empty:
             found = ", ".join(sorted(set(codes))[:20])
             raise InvalidInput(f"no feature with {code_col} = {code} in the file (found: {found})", field="code")
@@ -153,9 +152,10 @@ def import_areas(
     """Store the streets (街道/乡镇) or communities (社区/村) of ``district`` from ``vf``.
 
     Rows may carry a point, a polygon or no geometry at all (kept without location, never placed at random).
-    When the file has a level column (``level``), only rows of the requested level are taken. A community's
-    street comes from ``parent_field`` (default ``parent_code``) or from its code (first 9 digits + ``000``)
-    and must exist.
+    When the file has a level column (``level``), only rows of the requested level are taken. Codes follow
+    the deployment's code scheme (``citygrid.codes``). A community's street comes from ``parent_field``
+    (default ``parent_code``) or, in the cn-admin scheme, from its code (first 9 digits + ``000``), and must
+    exist.
 
     Returns a summary: level, rows, points, polygons, without_location, skipped_other_levels.
     Raises ``InvalidInput`` with one detail per bad row (line numbers count the header as line 1).
@@ -181,6 +181,7 @@ def import_areas(
         projected[present] = crs.to_storage(geoms[present], vf.source_crs, srid)
     near = prep(boundary.buffer(MAX_AREA_OUTSIDE_M))
 
+    scheme = code_schemes.deployment_scheme(conn)
     known_streets = store.area_codes(conn, district, "street")
     problems: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
@@ -196,10 +197,11 @@ def import_areas(
         def bad(field: str, reason: str, code: str = code, line: int = line) -> None:
             problems.append({"line": line, "code": code, "field": field, "reason": reason})
 
-        if not AREA_CODE.match(code):
-            bad(code_col, "code must be 9 or 12 digits")
+        reason = scheme.problem(level, code)
+        if reason is not None:
+            bad(code_col, reason, code[:40])
             continue
-        if not code.startswith(district):
+        if scheme.areas_prefixed and not code.startswith(district):
             bad(code_col, f"code does not start with the district code {district}")
             continue
         if code in seen:
@@ -210,10 +212,13 @@ def import_areas(
             bad(name_col, "empty name")
         parent = None
         if level == "community":
-            parent = _text(record[parent_col]) if parent_col else ""
-            parent = parent or code[:9] + "000"
-            if parent not in known_streets:
-                bad(parent_col or code_col, f"street {parent} is not loaded for district {district}")
+            parent = (_text(record[parent_col]) if parent_col else "") or scheme.street_of(code)
+            if not parent:
+                bad(parent_col or "parent_code", f"a community needs its street's code (a parent_code column) in "
+                    f"the {scheme.name} code scheme")
+            elif parent not in known_streets:
+                bad(parent_col or code_col, f"street {code_schemes.show(parent)} is not loaded for district "
+                    f"{district}")
         geom = projected[i]
         point_wkb = geom_wkb = None
         if geom is not None:

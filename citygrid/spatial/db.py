@@ -183,6 +183,22 @@ def deployment_srid(conn: Connection) -> int:
     return int(deployment_info(conn)["srid"])
 
 
+def deployment_code_scheme(conn: Connection) -> str:
+    """Name of the deployment's code scheme (``cn-admin`` or ``alnum``, see ``citygrid.codes``)."""
+    name = conn.execute(sa.text("SELECT code_scheme FROM deployment")).scalar()
+    if name is None:
+        raise SchemaMismatch("deployment record missing; run `citygrid db init`")
+    return str(name)
+
+
+def set_deployment_code_scheme(conn: Connection, name: str) -> int:
+    """Record the code scheme unless districts exist; returns how many districts there are (0: recorded)."""
+    districts = int(conn.execute(sa.text("SELECT count(*) FROM districts")).scalar_one())
+    if districts == 0:
+        conn.execute(sa.text("UPDATE deployment SET code_scheme = :s"), {"s": name})
+    return districts
+
+
 def server_versions(conn: Connection) -> dict[str, str]:
     """PostgreSQL and PostGIS versions as reported by the server."""
     pg = conn.execute(sa.text("SHOW server_version")).scalar_one()

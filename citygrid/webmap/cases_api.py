@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, jsonify, request
 
 from citygrid.accounts.roles import CASE_READERS, workflow_role
@@ -16,14 +14,11 @@ from citygrid.errors import Forbidden, InvalidInput
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import connection
-from citygrid.webmap.params import bbox_arg, choice_arg, int_arg, optional_district_arg, period_args
+from citygrid.webmap.params import bbox_arg, choice_arg, code_arg, int_arg, optional_district_arg, period_args
 
 bp = Blueprint("cases_v1", __name__, url_prefix="/api/v1/cases")
 MAX_PAGE = 1000
 MAX_GEOJSON = 5000
-_TEAM = re.compile(r"^[0-9]{6}T[0-9]{2,4}$")
-_UNIT = re.compile(r"^[0-9]{15}$")
-_SUPERVISION = re.compile(r"^[0-9]{6}S[0-9]{4}$")
 _MAP_FIELDS = ("case_id", "kind", "class_code", "class_name", "status", "source", "reported_at", "deadline_at",
                "unit_grid_code", "supervision_code", "street_code", "community_code", "synthetic", "description")
 
@@ -99,15 +94,15 @@ def list_cases():
     if class_code is not None and not (len(class_code) == 4 and class_code.isdigit()):
         raise InvalidInput("class_code must be 4 digits", field="class_code")
     team = request.args.get("team") or None
-    if team is not None and not _TEAM.match(team):
-        raise InvalidInput("team must be a supervision team code such as 110105T01", field="team")
+    if team is not None:
+        code_arg("team", team, "team")
     scope = read_scope(require_principal()).required()
     if team is not None and scope.team is not None and team != scope.team:
         raise Forbidden(f"you may list the cases of your own team {scope.team} only")
     codes = {name: request.args.get(name) or None for name in ("unit_grid", "supervision_grid")}
-    for name, pattern in (("unit_grid", _UNIT), ("supervision_grid", _SUPERVISION)):
-        if codes[name] is not None and not pattern.match(codes[name]):
-            raise InvalidInput(f"{name} {codes[name]!r} is not a grid code", field=name)
+    for name in ("unit_grid", "supervision_grid"):
+        if codes[name] is not None:
+            code_arg(name, codes[name], name)
     fmt = choice_arg("format", ("json", "geojson"), "json")
     start, end = period_args()  # inclusive dates: end=2026-03-01 holds that whole day
     with connection() as conn:

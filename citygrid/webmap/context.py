@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app, g, has_request_context, request
 from sqlalchemy.engine import Connection, Engine
 
+from citygrid.codes import CodeScheme, deployment_scheme
 from citygrid.spatial.store import set_actor
 
 
@@ -23,10 +24,23 @@ class Backend:
     engine: Engine | None
     connect: Callable[[], AbstractContextManager[Connection]]
     database: str
+    _code_scheme: CodeScheme | None = field(default=None, repr=False)
+
+    def code_scheme(self) -> CodeScheme:
+        """The deployment's code scheme, read once per backend: it cannot change once a district exists."""
+        if self._code_scheme is None:
+            with self.connect() as conn:
+                self._code_scheme = deployment_scheme(conn)
+        return self._code_scheme
 
 
 def backend() -> Backend:
     return current_app.extensions["citygrid"]
+
+
+def code_scheme() -> CodeScheme:
+    """The deployment's code scheme (``citygrid.codes``): what district, grid and team codes look like."""
+    return backend().code_scheme()
 
 
 def request_actor() -> str | None:

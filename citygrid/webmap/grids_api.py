@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, jsonify, request
 
 from citygrid.accounts.roles import ANY_ROLE
@@ -12,11 +10,10 @@ from citygrid.gridding import service as gridding
 from citygrid.gridding import store as grid_store
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap.auth import allow
-from citygrid.webmap.context import connection
-from citygrid.webmap.params import bbox_arg, choice_arg, district_code, int_arg
+from citygrid.webmap.context import code_scheme, connection
+from citygrid.webmap.params import bbox_arg, choice_arg, code_arg, district_code, int_arg
 
 bp = Blueprint("grids_v1", __name__, url_prefix="/api/v1/grids")
-_GRID_CODE = re.compile(r"^[0-9]{6}([0-9]{9}|S[0-9]{4})$")
 MAX_PAGE = 5000
 
 
@@ -44,10 +41,11 @@ def list_grids():
 @bp.get("/<code>")
 @allow(*ANY_ROLE)
 def get_grid(code: str):
-    """One unit grid (15 digits) or supervision grid (district + S + 4 digits) as a GeoJSON Feature."""
-    if not _GRID_CODE.match(code):
-        raise InvalidInput(f"grid code {code!r} is neither a 15-digit unit-grid code nor a supervision-grid code",
-                           field="code")
+    """One unit grid or supervision grid (codes of the deployment's scheme) as a GeoJSON Feature."""
+    scheme = code_scheme()
+    if not (scheme.matches("unit_grid", code) or scheme.matches("supervision_grid", code)):
+        raise InvalidInput(f"{scheme.problem('unit_grid', code)}; nor is it a supervision-grid code "
+                           f"({scheme.formats['supervision_grid'].text})", field="code")
     with connection() as conn:
         feature = grid_store.find_grid(conn, code)
     if feature is None:
@@ -60,11 +58,11 @@ def get_grid(code: str):
 def get_card(code: str):
     """A unit grid's card in the current version: names, supervision grid and team, owners per role now,
     open and total cases, components."""
-    if not re.fullmatch(r"[0-9]{15}", code):
-        raise InvalidInput(f"unit-grid code {code!r} must be 15 digits", field="code")
+    code_arg("unit_grid", code, "code")
+    district = code_scheme().district_of("unit_grid", code)
     with connection() as conn:
-        version = grid_store.version_row(conn, code[:6], None)
-        card = grid_store.grid_card(conn, code[:6], version["version_id"], code) if version else None
+        version = grid_store.version_row(conn, district, None)
+        card = grid_store.grid_card(conn, district, version["version_id"], code) if version else None
     if card is None:
         raise NotFound(f"no unit grid {code} in the current version")
     return jsonify(card)

@@ -13,13 +13,20 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 
 from citygrid import __version__
+from citygrid.codes import SCHEMES, any_scheme_pattern
 from citygrid.webmap.auth import access_of, public
 
 bp = Blueprint("openapi", __name__)
 
-DISTRICT = {"type": "string", "pattern": "^[0-9]{6}$", "example": "110105"}
-UNIT_GRID = {"type": "string", "pattern": "^[0-9]{15}$"}
-GRID = {"type": "string", "pattern": "^[0-9]{6}([0-9]{9}|S[0-9]{4})$"}
+# Codes of any code scheme (citygrid.codes); the deployment accepts those of its own scheme only (400 otherwise).
+_SCHEMES = "code schemes: " + "; ".join(f"{s.name}: {s.title}" for s in SCHEMES.values())
+DISTRICT = {"type": "string", "pattern": any_scheme_pattern("district"), "example": "110105",
+            "description": _SCHEMES}
+UNIT_GRID = {"type": "string", "pattern": any_scheme_pattern("unit_grid"),
+             "description": "cn-admin: 15 digits; alnum: the district code + U + 6 digits"}
+GRID = {"type": "string", "pattern": "^(?:" + any_scheme_pattern("unit_grid")[1:-1] + "|"
+        + any_scheme_pattern("supervision_grid")[1:-1] + ")$",
+        "description": "a unit-grid code, or a supervision-grid code (the district code + S + 4 digits)"}
 CLASS = {"type": "string", "pattern": "^[0-9]{4}$"}
 STATUSES = ["reported", "verified", "accepted", "rejected", "dispatched", "fed_back", "checked", "closed",
             "evaluated"]

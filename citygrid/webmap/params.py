@@ -10,21 +10,28 @@ from flask import request
 
 from citygrid.errors import InvalidInput
 from citygrid.periods import period
+from citygrid.webmap.context import code_scheme
 
-_DISTRICT = re.compile(r"^[0-9]{6}$")
 MAX_BBOX_DEGREES = 2.0
 
 
 def district_code(code: str | None, field: str = "district") -> str:
+    """``code`` if it is a district code of the deployment's code scheme (``citygrid.codes``)."""
+    return code_arg("district", code, field)
+
+
+def code_arg(kind: str, code: str | None, field: str) -> str:
+    """``code`` if it is a well-formed ``kind`` code (district, unit_grid, supervision_grid, team) of the
+    deployment's code scheme; ``InvalidInput`` saying what is wrong with it otherwise."""
+    scheme = code_scheme()
     if not code:
-        raise InvalidInput(f"{field} is required (a 6-digit district code)", field=field)
-    if not _DISTRICT.match(code):
-        raise InvalidInput(f"district code {code!r} must be 6 digits", field=field)
-    return code
+        text = scheme.formats[kind].text
+        raise InvalidInput(f"{field} is required (a {kind.replace('_', ' ')} code: {text})", field=field)
+    return scheme.check(kind, code, field)
 
 
 def optional_district_arg(name: str = "district") -> str | None:
-    """An optional 6-digit district code query argument (None when absent)."""
+    """An optional district code query argument (None when absent)."""
     raw = request.args.get(name) or None
     return None if raw is None else district_code(raw, name)
 

@@ -20,11 +20,10 @@ from citygrid.spatial.crs import to_lonlat
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.gazetteer import Gazetteer
 from citygrid.webmap.auth import allow, require_principal
-from citygrid.webmap.context import connection
+from citygrid.webmap.context import code_scheme, connection
 from citygrid.webmap.params import district_code
 
 bp = Blueprint("search_v1", __name__, url_prefix="/api/v1")
-_GRID = re.compile(r"^[0-9]{6}([0-9]{9}|S[0-9]{4})$")
 _OBJ_ID = re.compile(r"^[0-9]{16}$")
 _CASE_ID = re.compile(r"^#?([0-9]{1,12})$")
 MAX_QUERY = 100
@@ -45,8 +44,10 @@ def search():
     district = request.args.get("district")
     district = district_code(district) if district else None
     results = []
+    scheme = code_scheme()
+    is_grid = scheme.matches("unit_grid", query) or scheme.matches("supervision_grid", query)
     with connection() as conn:
-        if _GRID.match(query) and (grid := grid_store.find_grid(conn, query)):
+        if is_grid and (grid := grid_store.find_grid(conn, query)):
             centre = shapely.geometry.shape(grid["geometry"]).representative_point()
             results.append({"kind": f"{grid['properties']['kind']}_grid", "id": query, "label": query,
                             "lon": centre.x, "lat": centre.y, "geometry": grid["geometry"]})

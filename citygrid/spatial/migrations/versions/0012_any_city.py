@@ -18,6 +18,19 @@ depends_on = None
 def upgrade() -> None:
     # --- time zone (deployment.timezone) ---
     # --- code scheme (deployment.code_scheme) ---
+    # Which district/street/community code formats the deployment accepts (citygrid/codes.py): the Chinese
+    # administrative scheme (6-digit districts, 9/12-digit streets and communities), or 'alnum' (up to 12
+    # upper-case letters, digits and inner hyphens) so a city outside China need not invent fake codes. The
+    # columns' own checks widen to what either scheme allows (6 to 12 digits are alnum codes too); the
+    # deployment's scheme is checked on the way in.
+    op.execute("ALTER TABLE deployment ADD COLUMN code_scheme text NOT NULL DEFAULT 'cn-admin' "
+               "CHECK (code_scheme IN ('cn-admin', 'alnum'))")
+    op.execute("ALTER TABLE districts DROP CONSTRAINT districts_district_code_check")
+    op.execute("ALTER TABLE districts ADD CONSTRAINT districts_district_code_check "
+               "CHECK (district_code ~ '^[0-9A-Z]([0-9A-Z-]{0,10}[0-9A-Z])?$')")
+    op.execute("ALTER TABLE admin_areas DROP CONSTRAINT admin_areas_code_check")
+    op.execute("ALTER TABLE admin_areas ADD CONSTRAINT admin_areas_code_check "
+               "CHECK (code ~ '^[0-9A-Z]([0-9A-Z-]{0,10}[0-9A-Z])?$')")
     # --- data sources (data_sources) ---
     # Where each district's data came from, and under what licence: every import records its source (district,
     # streets/communities and lines from their rows; a census job once committed; a case import; the demo's
@@ -79,5 +92,12 @@ def downgrade() -> None:
     # --- data sources (data_sources) ---
     op.execute("DROP TABLE data_sources")
     # --- code scheme (deployment.code_scheme) ---
+    # Fails, as it should, where codes the old checks cannot hold were stored.
+    op.execute("ALTER TABLE admin_areas DROP CONSTRAINT admin_areas_code_check")
+    op.execute("ALTER TABLE admin_areas ADD CONSTRAINT admin_areas_code_check CHECK (code ~ '^[0-9]{9,12}$')")
+    op.execute("ALTER TABLE districts DROP CONSTRAINT districts_district_code_check")
+    op.execute("ALTER TABLE districts ADD CONSTRAINT districts_district_code_check "
+               "CHECK (district_code ~ '^[0-9]{6}$')")
+    op.execute("ALTER TABLE deployment DROP COLUMN code_scheme")
     # --- time zone (deployment.timezone) ---
     pass
