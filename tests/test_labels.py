@@ -380,3 +380,47 @@ def test_cli_audit_period_of_one_day(beijing_db):
     refused = run("--database", beijing_db.database, "audit", "--since", "2026-03-02", "--until", "2026-03-01",
                   code=2)
     assert "--since must not be after --until" in refused.stderr
+
+
+def test_an_uploaded_census_is_credited_once_its_previewed_import_is_committed(city, tmp_path):
+    """The upload's ``source``/``licence`` fields are recorded with the job; a preview credits nothing, its
+    commit (a new job) carries the same source."""
+    import time
+
+    settings, _ = city
+    engine = db.make_engine(db.database_url(settings))
+    try:
+        with engine.begin() as conn:
+            token = user_token(conn, "brooklyn-gis", ["gis"])
+        app = create_app({"CITYGRID_SETTINGS": settings, "CITYGRID_IMPORTS_DIR": tmp_path / "uploads",
+                          "TESTING": True})
+        http = signed_in(app.test_client(), token)
+        hydrants = [_feature({"type": "Point", "coordinates": [-73.957 + i * 0.0005, 40.655]}, class_code="0101")
+                    for i in range(4)]
+        body = json.dumps({"type": "FeatureCollection", "features": hydrants}).encode()
+
+        def finished(job_id: str) -> dict:
+            for _ in range(300):
+                job = http.get(f"/api/v1/imports/{job_id}").get_json()
+                if job["state"] not in ("queued", "running"):
+                    return job
+                time.sleep(0.2)
+            raise AssertionError(f"job {job_id} did not finish")
+
+        def credited() -> set[tuple[str, str]]:
+            with engine.connect() as conn:
+                return {(s["source"], s["licence"]) for s in store.data_sources(conn, BROOKLYN)
+                        if s["kind"] == "census"}
+
+        started = http.post("/api/v1/imports", data={
+            "district": BROOKLYN, "dry_run": "true", "source": "FDNY hydrants <2025>", "licence": "NYC Open Data",
+            "file": (io.BytesIO(body), "hydrants.geojson")}, content_type="multipart/form-data")
+        assert started.status_code == 202, started.get_json()
+        assert finished(started.get_json()["job_id"])["state"] == "preview"
+        assert ("FDNY hydrants <2025>", "NYC Open Data") not in credited()
+        committed = http.post(f"/api/v1/imports/{started.get_json()['job_id']}/commit")
+        assert committed.status_code == 202
+        assert finished(committed.get_json()["job_id"])["state"] == "committed"
+        assert ("FDNY hydrants <2025>", "NYC Open Data") in credited()
+    finally:
+        engine.dispose()
