@@ -127,10 +127,19 @@ def _embedded(settings: Settings) -> EmbeddedCluster:
               help="District/street/community codes: cn-admin (Chinese administrative, 6/9/12 digits; the "
               "default) or alnum (a city's own, up to 12 upper-case letters, digits, inner hyphens). Set before "
               "the first district is imported.")
+@click.option("--timezone", default=None, metavar="AREA/CITY",
+              help="IANA time zone of the city (e.g. America/New_York): times without an offset are read in "
+              "it, dates are its local days, answers carry its offset. Default for a new database: the zone at "
+              "the centre of the CRS's area of use (printed). Given again, it replaces the recorded zone.")
 @click.pass_context
-def db_init(ctx: click.Context, srid: int | None, name: str | None, code_scheme: str | None) -> None:
+def db_init(ctx: click.Context, srid: int | None, name: str | None, code_scheme: str | None,
+            timezone: str | None) -> None:
     """Create the cluster (if embedded), the database with PostGIS, and apply the migrations."""
-    _echo_json(deploy.init_deployment(_settings(ctx), srid, name, code_scheme=code_scheme))
+    result = deploy.init_deployment(_settings(ctx), srid, name, code_scheme=code_scheme, timezone=timezone)
+    _echo_json(result)
+    how = result["timezone_source"]
+    click.echo(f"time zone: {result['timezone']} ({how}"
+               + ("; choose another with --timezone AREA/CITY)" if how.startswith("derived") else ")"), err=True)
 
 
 @db_group.command("start")

@@ -32,6 +32,7 @@ from citygrid.spatial import admin, db, store
 from citygrid.spatial.cluster import EmbeddedCluster
 from citygrid.spatial.crs import require_storage_crs
 from citygrid.spatial.sources import SYNTHETIC_SOURCE
+from citygrid.spatial.timezones import zone_for_srid, zone_named
 
 
 def ensure_server(settings: Settings) -> None:
@@ -41,7 +42,7 @@ def ensure_server(settings: Settings) -> None:
 
 
 def init_deployment(settings: Settings, srid: int | None, name: str | None = None, *,
-                    code_scheme: str | None = None) -> dict[str, Any]:
+                    code_scheme: str | None = None, timezone: str | None = None) -> dict[str, Any]:
     """Create (or migrate) the deployment database and load the packaged taxonomy.
 
     Parameters
@@ -52,20 +53,36 @@ def init_deployment(settings: Settings, srid: int | None, name: str | None = Non
     name : deployment name (the city), recorded once.
     code_scheme : ``cn-admin`` (default for a new database) or ``alnum`` (``citygrid.codes``); can change
         only while the deployment holds no district.
+    timezone : IANA time zone of the city (e.g. ``America/New_York``). None: a new deployment (or one made
+        before zones were recorded) gets the zone of the land at the centre of the CRS's area of use
+        (``timezones.zone_for_srid``); an existing one keeps its own. Given for an existing deployment, it
+        replaces the recorded zone (stored instants stay; how naive times are read and the answers' offset
+        change).
 
-    Returns ``{database, created, srid, code_scheme, schema_revision, taxonomy_loaded}``.
+    Returns ``{database, created, srid, code_scheme, timezone, timezone_source, schema_revision,
+    taxonomy_loaded}``; ``timezone_source`` says whether the zone was given, recorded before, or derived
+    (from what). A bad SRID, code scheme or time zone raises ``InvalidInput`` before anything is created.
     """
     if srid is not None:
         require_storage_crs(srid)
     if code_scheme is not None:
         codes.scheme(code_scheme)
+    if timezone is not None:
+        zone_named(timezone)
     ensure_server(settings)
+    if timezone is not None:
+        with db.maintenance_connection(settings) as conn:
+            if not db.server_knows_zone(conn, timezone):
+                raise InvalidInput(f"the PostgreSQL server does not know the time zone {timezone!r} (its zone "
+                                   "database is older or smaller than this machine's); choose another",
+                                   field="timezone")
     created = db.create_database(settings)
     engine = db.make_engine(db.database_url(settings))
     try:
         with engine.connect() as conn:
             revision = db.current_revision(conn)
             stored_srid = db.deployment_srid(conn) if revision else None
+            had_zone = str(db.deployment_info(conn).get("timezone") or "") if revision else ""
         if stored_srid is not None and srid is not None and stored_srid != srid:
             raise InvalidInput(
                 f"database {db.database_url(settings).database} already stores geometry in EPSG:{stored_srid}; "
@@ -75,7 +92,15 @@ def init_deployment(settings: Settings, srid: int | None, name: str | None = Non
         if revision is None and srid is None:
             raise InvalidInput("a new database needs --srid (e.g. 4548 for Beijing, 4547 for Zhengzhou)", field="srid")
         if revision != db.head_revision():
-            db.upgrade(engine, srid=stored_srid or srid, name=name or "citygrid")
+            db.upgrade(engine, srid=stored_srid or srid, name=name or "citygrid", timezone=timezone)
+        if timezone is None:
+            zone_source = "recorded" if had_zone else "derived from " + zone_for_srid(stored_srid or srid or 0)[1]
+        elif had_zone and timezone != had_zone:
+            with engine.begin() as conn:
+                db.set_deployment_zone(conn, timezone)
+            zone_source = f"given (was {had_zone})"
+        else:
+            zone_source = "given"
         if code_scheme is not None:
             with engine.begin() as conn:
                 codes.record_scheme(conn, code_scheme)
@@ -84,6 +109,7 @@ def init_deployment(settings: Settings, srid: int | None, name: str | None = Non
             return {
                 "database": db.database_url(settings).database, "created": created,
                 "srid": db.deployment_srid(conn), "code_scheme": db.deployment_code_scheme(conn),
+                "timezone": db.deployment_zone(conn).key, "timezone_source": zone_source,
                 "schema_revision": db.current_revision(conn),
                 "taxonomy_loaded": taxonomy_loaded,
             }

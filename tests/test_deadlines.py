@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
 from citygrid.cases import service
-from citygrid.cases.calendar import TZ, DeadlineRule, DeadlineTable, WorkingCalendar, load_rules
+from citygrid.cases.calendar import DeadlineRule, DeadlineTable, WorkingCalendar, load_rules
 from citygrid.cases.intake import parse_report
 from citygrid.errors import InvalidInput
 
 REPO = Path(__file__).resolve().parent.parent
+TZ = ZoneInfo("Asia/Shanghai")
 CAL = WorkingCalendar(holidays=frozenset({dt.date(2026, 10, 1), dt.date(2026, 10, 2)}),
-                      makeup_workdays=frozenset({dt.date(2026, 10, 10)}))  # a Saturday worked
+                      makeup_workdays=frozenset({dt.date(2026, 10, 10)}), zone=TZ)  # a Saturday worked
 
 
 def at(*args) -> dt.datetime:
@@ -42,7 +44,8 @@ def test_holidays_and_makeup_days():
 @pytest.mark.parametrize(("call", "needle"), [
     (lambda: CAL.add_working_hours(at(2026, 1, 1), -1), "≥ 0"),
     (lambda: CAL.add_working_days(at(2026, 1, 1), 0), "≥ 1"),
-    (lambda: WorkingCalendar(weekend=frozenset(range(7))).add_working_days(at(2026, 1, 1), 1), "ten years"),
+    (lambda: WorkingCalendar(weekend=frozenset(range(7)), zone=TZ).add_working_days(at(2026, 1, 1), 1),
+     "ten years"),
 ])
 def test_bad_calendar_requests(call, needle):
     with pytest.raises(InvalidInput, match=needle):
@@ -69,7 +72,7 @@ def test_dispatch_sets_the_deadline_and_overdue_lists(bj, client):
     case = service.transition(bj, case["case_id"], "accept", actor="a", role="acceptor")
     case = service.transition(bj, case["case_id"], "dispatch", actor="d", role="dispatcher", rules=rules)
     now = bj.execute(sa.text("SELECT now()")).scalar_one()
-    assert case["deadline_at"] == WorkingCalendar().add_working_hours(now, 4)
+    assert case["deadline_at"] == WorkingCalendar(zone=TZ).add_working_hours(now, 4)
     bj.execute(sa.text("UPDATE cases SET deadline_at = now() - interval '1 hour' WHERE case_id = :c"),
                {"c": case["case_id"]})
     lists = client.get("/api/v1/cases/deadlines?district=110105").get_json()

@@ -3,13 +3,15 @@
 A calendar is data (YAML): daily working periods, weekend days, public holidays and make-up working days
 (调休上班). No holiday list ships by default — China's list is published each year and differs by place — so
 the default calendar is "Monday–Friday, 08:30–12:00 and 13:30–17:30" and says so; a city adds its own file.
-Deadline rules per class are data too (``data/deadlines.yaml``). Times are timezone-aware (Asia/Shanghai).
+Deadline rules per class are data too (``data/deadlines.yaml``). Working periods are wall-clock times of the
+deployment's time zone (``deployment.timezone``), which the calendar is given with ``in_zone``; deadlines are
+aware datetimes in that zone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +20,6 @@ import yaml
 
 from citygrid.errors import InvalidInput
 
-TZ = ZoneInfo("Asia/Shanghai")
 MAX_STEPS = 3650
 
 
@@ -50,6 +51,16 @@ class WorkingCalendar:
     holidays: frozenset[dt.date] = frozenset()
     makeup_workdays: frozenset[dt.date] = frozenset()
     name: str = "default: Monday–Friday 08:30–12:00, 13:30–17:30, no public holidays configured"
+    zone: ZoneInfo | None = None  # the deployment's; a calendar read from YAML has none until ``in_zone``
+
+    def in_zone(self, zone: ZoneInfo) -> WorkingCalendar:
+        """This calendar with its periods read as wall-clock times of ``zone`` (the deployment's)."""
+        return replace(self, zone=zone)
+
+    def _tz(self) -> ZoneInfo:
+        if self.zone is None:
+            raise ValueError("a working calendar needs the deployment's time zone: use calendar.in_zone(zone)")
+        return self.zone
 
     @classmethod
     def from_yaml(cls, path: Path) -> WorkingCalendar:
@@ -69,14 +80,14 @@ class WorkingCalendar:
 
     def _intervals(self, day: dt.date):
         for start, end in self.periods:
-            yield dt.datetime.combine(day, start, TZ), dt.datetime.combine(day, end, TZ)
+            yield dt.datetime.combine(day, start, self._tz()), dt.datetime.combine(day, end, self._tz())
 
     def add_working_hours(self, start: dt.datetime, hours: float) -> dt.datetime:
-        """The moment ``hours`` of working time after ``start`` (aware datetime)."""
+        """The moment ``hours`` of working time after ``start`` (aware datetime), in the calendar's zone."""
         if hours < 0:
             raise InvalidInput("working hours must be ≥ 0", field="hours")
         remaining = dt.timedelta(hours=hours)
-        moment = start.astimezone(TZ)
+        moment = start.astimezone(self._tz())
         day = moment.date()
         for _ in range(MAX_STEPS):
             if self.is_working_day(day):
@@ -88,21 +99,22 @@ class WorkingCalendar:
                         return begin + remaining
                     remaining -= end - begin
             day += dt.timedelta(days=1)
-            moment = dt.datetime.combine(day, dt.time(0), TZ)
+            moment = dt.datetime.combine(day, dt.time(0), self._tz())
         raise InvalidInput("no working time found within ten years: check the calendar", field="calendar")
 
     def add_working_days(self, start: dt.datetime, days: int) -> dt.datetime:
-        """End of the ``days``-th working day after the day of ``start`` (the day itself does not count)."""
+        """End of the ``days``-th working day after the local day of ``start`` (the day itself does not
+        count), in the calendar's zone."""
         if days < 1:
             raise InvalidInput("working days must be ≥ 1", field="days")
-        day = start.astimezone(TZ).date()
+        day = start.astimezone(self._tz()).date()
         counted = 0
         for _ in range(MAX_STEPS):
             day += dt.timedelta(days=1)
             if self.is_working_day(day):
                 counted += 1
                 if counted == days:
-                    return dt.datetime.combine(day, self.periods[-1][1], TZ)
+                    return dt.datetime.combine(day, self.periods[-1][1], self._tz())
         raise InvalidInput("no working day found within ten years: check the calendar", field="calendar")
 
 

@@ -27,7 +27,7 @@ from citygrid.loaders import safeyaml
 from citygrid.loaders.vector import CSV_ENCODINGS
 from citygrid.spatial import admin, crs
 from citygrid.spatial import store as spatial_store
-from citygrid.spatial.db import deployment_srid
+from citygrid.spatial.db import deployment_srid, deployment_zone
 from citygrid.spatial.geocode import GridIndex
 
 FIELDS = ("lon", "lat", "crs", "kind", "class_code", "description", "reported_at", "status", "source", "address",
@@ -105,6 +105,7 @@ def insert_reports(conn: Connection, records: Sequence[dict[str, Any]], *, max_b
     """Validate, place and insert many reports (each a dict of intake fields plus optional ``status``)."""
     problems: list[dict[str, Any]] = []
     reports: list[tuple[int, Report, str]] = []
+    zone = deployment_zone(conn)  # a time without an offset is the city's wall-clock time
     for offset, record in enumerate(records):
         line = first_line + offset
         status = record.get("status") or "closed"
@@ -114,7 +115,7 @@ def insert_reports(conn: Connection, records: Sequence[dict[str, Any]], *, max_b
         try:
             report = parse_report({**record, "source": record.get("source") or "import", "synthetic": synthetic},
                                   allow_synthetic=synthetic,
-                                  default_source="import")
+                                  default_source="import", zone=zone)
         except InvalidInput as exc:
             problems.extend({"line": line, **d} for d in exc.details)
             continue

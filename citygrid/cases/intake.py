@@ -14,10 +14,12 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
 from citygrid.errors import InvalidInput
 from citygrid.loaders.plaintext import control_character
+from citygrid.spatial.timezones import localize
 
 SOURCES = ("supervisor", "hotline", "citizen", "open311", "camera", "import")
 INPUT_CRS = ("wgs84", "gcj02", "bd09")
@@ -104,9 +106,11 @@ def _synthetic(data: dict[str, Any], allow: bool, problems: list[dict[str, str]]
 
 
 def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: str = "wgs84",
-                 allow_synthetic: bool = False) -> Report:
+                 allow_synthetic: bool = False, zone: ZoneInfo | None = None) -> Report:
     """Validate a report given as a mapping (parsed JSON or form fields). ``allow_synthetic``: the caller is
-    the seeded synthetic history, which alone may set ``synthetic``."""
+    the seeded synthetic history, which alone may set ``synthetic``. ``zone``: the deployment's time zone
+    (``db.deployment_zone``), in which a ``reported_at`` without a UTC offset is read (wall-clock time of the
+    city); without it such a time is a problem, never guessed."""
     if not isinstance(data, dict):
         raise InvalidInput("the report must be a JSON object", field="body")
     problems: list[dict[str, str]] = []
@@ -159,15 +163,20 @@ def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: 
     reported_at = None
     if data.get("reported_at"):
         try:
-            reported_at = dt.datetime.fromisoformat(str(data["reported_at"]).replace("Z", "+00:00"))
+            reported_at = dt.datetime.fromisoformat(str(data["reported_at"]).strip().replace("Z", "+00:00"))
+            if reported_at.tzinfo is None and zone is not None:
+                reported_at = localize(reported_at, zone)
             if reported_at.tzinfo is None:
-                reported_at = reported_at.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
-            if reported_at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
+                reported_at = None
+                problems.append({"field": "reported_at", "reason": "needs a UTC offset (e.g. 2026-03-01T09:00:00"
+                                                                   "-05:00 or …Z)"})
+            elif reported_at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
                 problems.append({"field": "reported_at", "reason": "is in the future"})
             elif reported_at < EARLIEST_REPORT:
                 problems.append({"field": "reported_at", "reason": f"is before {EARLIEST_REPORT.date()}: no city kept "
                                                                    "such records; check the year"})
-        except ValueError:
+        except (ValueError, OverflowError):
+            reported_at = None
             problems.append({"field": "reported_at", "reason": "must be an ISO 8601 date-time"})
     address = data.get("address") or None
     if address is not None and len(str(address)) > 300:

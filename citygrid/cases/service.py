@@ -26,7 +26,7 @@ from citygrid.cases.workflow import LEVELS, allowed_actions, next_state, target_
 from citygrid.config import Settings
 from citygrid.errors import Conflict, Forbidden, InvalidInput, NotFound
 from citygrid.spatial import crs
-from citygrid.spatial.db import deployment_srid
+from citygrid.spatial.db import deployment_srid, deployment_zone
 from citygrid.spatial.gazetteer import Gazetteer
 from citygrid.spatial.geocode import GridIndex
 
@@ -188,7 +188,8 @@ def transition(conn: Connection, case_id: int, action: str, *, actor: str, role:
     """Apply a workflow action. ``Conflict`` (409) when the status does not allow it or another change won.
 
     Dispatching starts the disposal deadline: the class's rule (working hours or days) on the working
-    calendar (``rules``, default ``data/deadlines.yaml`` + ``data/calendar.yaml``). A hand-back, failed check
+    calendar (``rules``, default ``data/deadlines.yaml`` + ``data/calendar.yaml``), whose working hours are
+    read in the deployment's time zone. A hand-back, failed check
     or reopening that reaches an escalation rule's count (``escalation``, default ``data/escalation.yaml``)
     raises the case one level in the same transaction. ``reclassify`` takes the new ``kind`` and
     ``class_code``."""
@@ -230,6 +231,7 @@ def transition(conn: Connection, case_id: int, action: str, *, actor: str, role:
                     to_status=target, actor=actor, role=role, note=note)
     if action == "dispatch":
         table, calendar = rules or load_rules(Settings.from_env().data_dir)
+        calendar = calendar.in_zone(deployment_zone(conn))  # working hours are the city's wall-clock hours
         started = conn.execute(text("SELECT now()")).scalar_one()
         store.set_deadline(conn, case_id, table.rule_for(case["kind"], case["class_code"]).deadline(started, calendar))
     if action in COUNTED_ACTIONS:

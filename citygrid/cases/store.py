@@ -16,7 +16,6 @@ from sqlalchemy.engine import Connection
 from citygrid.cases.scope import CaseScope
 from citygrid.cases.workflow import OPEN_STATES
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 _CASE_COLUMNS = """c.case_id, c.district_code, c.idempotency_key, c.kind, c.scheme, c.class_code, c.description,
     c.source, c.reported_at, c.status, c.unit_grid_code, c.supervision_code, c.community_code, c.street_code,
     c.component_obj_id, c.deadline_at, c.synthetic, c.row_version, c.attrs,
@@ -297,16 +296,16 @@ def district_codes(conn: Connection) -> list[str]:
 MAX_MONTHS = 600
 
 
-def case_months(conn: Connection, district: str) -> list[str]:
-    """The months (YYYY-MM, Beijing time) from the district's first to its last report, oldest first (two
-    index look-ups, not a scan of every case)."""
+def case_months(conn: Connection, district: str, zone: ZoneInfo) -> list[str]:
+    """The months (YYYY-MM, local to ``zone``, the deployment's time zone) from the district's first to its
+    last report, oldest first (two index look-ups, not a scan of every case)."""
     first, last = conn.execute(sa.text(
         """SELECT (SELECT reported_at FROM cases WHERE district_code = :d ORDER BY reported_at LIMIT 1),
                   (SELECT reported_at FROM cases WHERE district_code = :d ORDER BY reported_at DESC LIMIT 1)"""),
         {"d": district}).one()
     if first is None:
         return []
-    first, last = first.astimezone(SHANGHAI), last.astimezone(SHANGHAI)
+    first, last = first.astimezone(zone), last.astimezone(zone)
     first = max(first, last - dt.timedelta(days=31 * MAX_MONTHS))  # a slider of at most MAX_MONTHS months
     months = []
     year, month = first.year, first.month

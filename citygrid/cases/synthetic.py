@@ -26,7 +26,8 @@ from citygrid.cases.history import BulkResult, insert_reports
 from citygrid.components_survey import store as survey_store
 from citygrid.gridding import store as grid_store
 from citygrid.spatial import admin, crs
-from citygrid.spatial.db import deployment_srid
+from citygrid.spatial.db import deployment_srid, deployment_zone
+from citygrid.spatial.timezones import localize
 
 # (kind, code, base weight, season): season is None, "winter" or "summer".
 CLASS_MIX = (
@@ -45,7 +46,8 @@ def generate(conn: Connection, district: str, n: int, *, seed: int = 2026, days:
              end: dt.datetime | None = None) -> BulkResult:
     """Generate and store ``n`` synthetic cases for ``district`` (see the module docstring)."""
     rng = np.random.default_rng(seed)
-    end = end or dt.datetime(2026, 11, 1, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    # Hours of day are the city's wall-clock hours: ``end`` (default midnight of 1 November 2026) in its zone.
+    end = localize(end or dt.datetime(2026, 11, 1), deployment_zone(conn))
     boundary = admin.district_boundary(conn, district)
     areas = [a for a in grid_store.load_areas(conn, district) if a.level == "community" and a.point is not None]
     if not areas:

@@ -24,8 +24,9 @@ from citygrid.gridding.roads import choose_roads
 from citygrid.gridding.shapes import reading_order
 from citygrid.spatial import admin, crs
 from citygrid.spatial import store as spatial_store
-from citygrid.spatial.db import deployment_srid
+from citygrid.spatial.db import deployment_srid, deployment_zone
 from citygrid.spatial.geocode import GridIndex
+from citygrid.spatial.timezones import day_start, localize
 
 # Chaoyang (seed 001): 8,070 unit grids, 237 supervision grids, 35 teams.
 UNITS_PER_SUPERVISION_GRID = 8070 / 237
@@ -273,17 +274,23 @@ def _majority_street(grids: list[dict[str, Any]], labels: np.ndarray) -> dict[in
 def publish(conn: Connection, district: str, version_id: int | None = None,
             effective_from: dt.datetime | dt.date | None = None, author: str = "system") -> dict[str, Any]:
     """Make a draft the district's current grid version from ``effective_from`` (default now); the version it
-    replaces ends at that moment. A draft whose unit grids are not all grouped into supervision grids (run
-    ``partition`` first) is a ``Conflict``: cases, owners and supervisors need them."""
+    replaces ends at that moment. A date means the start of that local day, and a date-time without an offset
+    wall-clock time, in the deployment's time zone. A draft whose unit grids are not all grouped into
+    supervision grids (run ``partition`` first) is a ``Conflict``: cases, owners and supervisors need them."""
     version = _version(conn, district, version_id if version_id is not None else _latest_id(conn, district))
     if version["status"] != "draft":
         raise Conflict(f"version {version['version_id']} is {version['status']}, not a draft")
-    start = effective_from or dt.datetime.now(dt.UTC)
+    zone = deployment_zone(conn)
+    if isinstance(effective_from, dt.datetime):
+        start = localize(effective_from, zone)
+    elif isinstance(effective_from, dt.date):
+        start = day_start(effective_from, zone)
+    else:
+        start = dt.datetime.now(zone)
     current = store.version_row(conn, district, None)
     if current and current["status"] == "published" and current["effective_from"] is not None:
         begun = current["effective_from"]
-        start_ts = start if isinstance(start, dt.datetime) else dt.datetime.combine(start, dt.time(), begun.tzinfo)
-        if start_ts <= begun:
+        if start <= begun:
             raise InvalidInput(f"effective_from must be after {begun.isoformat()}, when version "
                                f"{current['version_id']} took effect", field="effective_from")
     ungrouped = store.ungrouped_unit_grids(conn, district, version["version_id"])

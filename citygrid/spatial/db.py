@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from alembic import command
@@ -70,7 +72,26 @@ def make_engine(url: URL | str, **kwargs: object) -> Engine:
     if DEFAULT_ACTOR and re.fullmatch(r"[A-Za-z0-9_.:@-]{1,100}", DEFAULT_ACTOR):
         options += f" -c citygrid.actor={DEFAULT_ACTOR}"
     connect_args["options"] = options.strip()
-    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    sa.event.listen(engine, "connect", _session_in_deployment_zone)
+    return engine
+
+
+def _session_in_deployment_zone(dbapi_connection: Any, _record: object) -> None:
+    """Run every session in the deployment's time zone (``deployment.timezone``), whatever the server's,
+    database's, role's, ``PGTZ``'s or connect options' ``TimeZone`` is: casts of times without an offset,
+    ``::date`` and the offsets of the times psycopg returns then follow the city, not the machine. Databases
+    without the record (``postgres``, one not migrated yet) keep the server's setting."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        with dbapi_connection.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('deployment') "
+                        "AND attname = 'timezone' AND NOT attisdropped")
+            if cur.fetchone() is not None:
+                cur.execute("SELECT set_config('TimeZone', timezone, false) FROM deployment")
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 @contextmanager
@@ -137,10 +158,11 @@ def current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, srid: int, name: str) -> None:
-    """Apply every migration up to head in one transaction; ``srid`` fixes the geometry columns' CRS."""
+def upgrade(engine: Engine, srid: int, name: str, timezone: str | None = None) -> None:
+    """Apply every migration up to head in one transaction; ``srid`` fixes the geometry columns' CRS and
+    ``timezone`` (an IANA name; None: derived from ``srid``) the time zone of a deployment that has none."""
     with engine.begin() as conn:
-        command.upgrade(alembic_config(conn, srid=srid, deployment_name=name), "head")
+        command.upgrade(alembic_config(conn, srid=srid, deployment_name=name, timezone=timezone), "head")
 
 
 def check_schema(engine: Engine) -> str:
@@ -171,8 +193,9 @@ def check_schema(engine: Engine) -> str:
 
 
 def deployment_info(conn: Connection) -> dict[str, object]:
-    """The deployment record: ``name``, ``srid``, ``created_at``."""
-    row = conn.execute(sa.text("SELECT name, srid, created_at FROM deployment")).mappings().first()
+    """The deployment record: ``name``, ``srid``, ``created_at``, ``timezone`` (and whatever later revisions
+    add; a database not yet migrated to head lacks those)."""
+    row = conn.execute(sa.text("SELECT * FROM deployment")).mappings().first()
     if row is None:
         raise SchemaMismatch("deployment record missing; run `citygrid db init`")
     return dict(row)
@@ -197,6 +220,29 @@ def set_deployment_code_scheme(conn: Connection, name: str) -> int:
     if districts == 0:
         conn.execute(sa.text("UPDATE deployment SET code_scheme = :s"), {"s": name})
     return districts
+
+
+def deployment_zone(conn: Connection) -> ZoneInfo:
+    """The deployment's time zone (``db init --timezone``): how times without an offset are read, which local
+    day a date names, and the offset answers carry."""
+    name = conn.execute(sa.text("SELECT timezone FROM deployment")).scalar()
+    if name is None:
+        raise SchemaMismatch("deployment record missing; run `citygrid db init`")
+    return ZoneInfo(name)
+
+
+def server_knows_zone(conn: Connection, name: str) -> bool:
+    """Whether the PostgreSQL server's own time zone database has ``name`` (a server elsewhere, named by
+    ``DATABASE_URL``, may be older than this machine's)."""
+    return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = :n)"),
+                        {"n": name}).scalar_one()
+
+
+def set_deployment_zone(conn: Connection, name: str) -> None:
+    """Record the deployment's time zone (an IANA name, checked by ``timezones.zone_named``) and use it in
+    this session; other sessions take it when they connect."""
+    conn.execute(sa.text("UPDATE deployment SET timezone = :tz"), {"tz": name})
+    conn.execute(sa.text("SELECT set_config('TimeZone', :tz, false)"), {"tz": name})
 
 
 def server_versions(conn: Connection) -> dict[str, str]:

@@ -101,7 +101,8 @@ LAYERS: dict[str, TileLayer] = {layer.name: layer for layer in (
     TileLayer("cases", 13, ("case_id", "district", "kind", "class_code", "class_name", "status", "synthetic",
                             "reported", "unit_grid"), """
         SELECT g.case_id, g.district_code AS district, g.kind, g.class_code, t.name AS class_name, g.status,
-               g.synthetic, to_char(g.reported_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM-DD HH24:MI') AS reported,
+               g.synthetic, to_char(g.reported_at AT TIME ZONE (SELECT timezone FROM deployment),
+                                'YYYY-MM-DD HH24:MI') AS reported,
                g.unit_grid_code AS unit_grid, g.geom
           FROM cases g
           LEFT JOIN taxonomy_classes t ON t.scheme = g.scheme AND t.kind = g.kind AND t.code = g.class_code

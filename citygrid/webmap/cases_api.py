@@ -13,7 +13,7 @@ from citygrid.cases.workflow import STATES, TRANSITIONS
 from citygrid.errors import Forbidden, InvalidInput
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap.auth import allow, require_principal
-from citygrid.webmap.context import connection
+from citygrid.webmap.context import connection, zone
 from citygrid.webmap.params import bbox_arg, choice_arg, code_arg, int_arg, optional_district_arg, period_args
 
 bp = Blueprint("cases_v1", __name__, url_prefix="/api/v1/cases")
@@ -46,7 +46,7 @@ def report():
     data = json_body()
     if request.headers.get("Idempotency-Key"):
         data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
-    parsed = parse_report(data)
+    parsed = parse_report(data, zone=zone())
     who = require_principal()
     with connection() as conn:
         case, outcome = service.submit(conn, parsed, actor=who.username, role=parsed.source,

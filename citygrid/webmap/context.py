@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from flask import current_app, g, has_request_context, request
 from sqlalchemy.engine import Connection, Engine
 
 from citygrid.codes import CodeScheme, deployment_scheme
+from citygrid.spatial.db import deployment_zone
 from citygrid.spatial.store import set_actor
 
 
@@ -24,7 +26,15 @@ class Backend:
     engine: Engine | None
     connect: Callable[[], AbstractContextManager[Connection]]
     database: str
+    _zone: ZoneInfo | None = field(default=None, repr=False)
     _code_scheme: CodeScheme | None = field(default=None, repr=False)
+
+    def zone(self) -> ZoneInfo:
+        """The deployment's time zone, read from the database once per backend (``db.deployment_zone``)."""
+        if self._zone is None:
+            with self.connect() as conn:
+                self._zone = deployment_zone(conn)
+        return self._zone
 
     def code_scheme(self) -> CodeScheme:
         """The deployment's code scheme, read once per backend: it cannot change once a district exists."""
@@ -36,6 +46,11 @@ class Backend:
 
 def backend() -> Backend:
     return current_app.extensions["citygrid"]
+
+
+def zone() -> ZoneInfo:
+    """The deployment's time zone for this app: naive times in requests are read in it."""
+    return backend().zone()
 
 
 def code_scheme() -> CodeScheme:

@@ -18,7 +18,7 @@ from citygrid.gridding.ownership import ROLES
 from citygrid.spatial import db, store
 from citygrid.spatial.sources import attributions
 from citygrid.webmap.auth import access_of, allow, principal
-from citygrid.webmap.context import connection
+from citygrid.webmap.context import connection, zone
 from citygrid.webmap.folium_pages import build_page, inline_hashes
 from citygrid.webmap.headers import CSP, page_policy
 
@@ -35,7 +35,7 @@ def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **contex
         for d in districts:
             version = grid_store.version_row(conn, d["code"], None)
             per_district[d["code"]] = {
-                "months": case_store.case_months(conn, d["code"]),
+                "months": case_store.case_months(conn, d["code"], zone()),
                 "synthetic_history": case_store.has_synthetic(conn, d["code"]),
                 "teams": grid_store.teams(conn, d["code"], version["version_id"]) if version else [],
             }

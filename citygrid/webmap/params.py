@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 
@@ -10,7 +9,8 @@ from flask import request
 
 from citygrid.errors import InvalidInput
 from citygrid.periods import period
-from citygrid.webmap.context import code_scheme
+from citygrid.spatial.timezones import instant
+from citygrid.webmap.context import code_scheme, zone
 
 MAX_BBOX_DEGREES = 2.0
 
@@ -112,10 +112,14 @@ def period_args(start: str = "start", end: str = "end") -> tuple[str | None, str
 
 
 def parse_date(raw: str | None, name: str) -> str | None:
-    """An ISO 8601 date or date-time (normalised), or None when empty; ``InvalidInput`` naming ``name``."""
+    """An ISO 8601 date or date-time as an instant with its offset (ISO text), or None when empty;
+    ``InvalidInput`` naming ``name``. Dates and times without an offset are the deployment's local ones
+    (``timezones.instant``): ``2026-03-01`` starts at midnight there, not the server's midnight."""
     if not raw:
         return None
     try:
-        return dt.datetime.fromisoformat(raw.replace("Z", "+00:00")).isoformat()
+        return instant(raw, zone()).isoformat()
+    except OverflowError:
+        raise InvalidInput(f"{name} is out of range", field=name) from None
     except ValueError:
         raise InvalidInput(f"{name} must be an ISO 8601 date or date-time", field=name) from None

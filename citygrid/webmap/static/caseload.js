@@ -19,9 +19,10 @@
   function period() {
     var i = parseInt(ui.month.value, 10);
     if (!i || !months[i - 1]) { return { label: "all", query: "" }; }
+    // Periods are inclusive local days of the deployment's zone: the month's first to its last day.
     var m = months[i - 1], y = parseInt(m.slice(0, 4), 10), n = parseInt(m.slice(5, 7), 10);
-    var next = n === 12 ? (y + 1) + "-01" : y + "-" + (n < 9 ? "0" : "") + (n + 1);
-    return { label: m, query: "&start=" + m + "-01&end=" + next + "-01" };
+    var last = new Date(Date.UTC(y, n, 0)).getUTCDate();
+    return { label: m, query: "&start=" + m + "-01&end=" + m + "-" + last };
   }
 
   function filters() {

@@ -7,6 +7,7 @@ Revises: 0011
 Create Date: 2026-12-06
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
@@ -17,6 +18,23 @@ depends_on = None
 
 def upgrade() -> None:
     # --- time zone (deployment.timezone) ---
+    # The city's IANA time zone (citygrid/spatial/timezones.py): times without an offset are read in it, a date
+    # names one of its local days, answers carry its offset, and every session runs in it (db.make_engine),
+    # whatever the server's TimeZone. `db init --timezone` gives it; otherwise, and for deployments made
+    # before, it is derived from the storage CRS's area of use (Asia/Shanghai for Beijing's and Zhengzhou's).
+    from citygrid.spatial.timezones import zone_for_srid, zone_named
+
+    stored_srid = op.get_bind().execute(sa.text("SELECT srid FROM deployment")).scalar()
+    zone = op.get_context().config.attributes.get("timezone") or (
+        zone_for_srid(stored_srid)[0] if stored_srid else "UTC")
+    zone_named(zone)
+    if not op.get_bind().execute(sa.text("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = :n)"),
+                                 {"n": zone}).scalar_one():
+        zone = "UTC"  # a derived zone the server's own zone database lacks (db init checks a given one)
+    op.execute("ALTER TABLE deployment ADD COLUMN timezone text "
+               "CHECK (timezone ~ '^[A-Za-z0-9_+-]{1,32}(/[A-Za-z0-9_+-]{1,32}){0,2}$')")
+    op.get_bind().execute(sa.text("UPDATE deployment SET timezone = :tz"), {"tz": zone})
+    op.execute("ALTER TABLE deployment ALTER COLUMN timezone SET NOT NULL")
     # --- code scheme (deployment.code_scheme) ---
     # Which district/street/community code formats the deployment accepts (citygrid/codes.py): the Chinese
     # administrative scheme (6-digit districts, 9/12-digit streets and communities), or 'alnum' (up to 12
@@ -100,4 +118,5 @@ def downgrade() -> None:
                "CHECK (district_code ~ '^[0-9]{6}$')")
     op.execute("ALTER TABLE deployment DROP COLUMN code_scheme")
     # --- time zone (deployment.timezone) ---
+    op.execute("ALTER TABLE deployment DROP COLUMN timezone")
     pass

@@ -1,0 +1,333 @@
+"""A deployment's own time zone (#19): a city outside China (New York, EPSG:32618 UTM 18N) reads times without
+an offset as New York time, answers carry -05:00 or -04:00 (daylight saving), a one-day period is one New York
+day — while the server, the database, libpq's ``PGTZ`` and the process's ``TZ`` all say other zones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from sqlalchemy.engine import Connection, Engine
+
+from citygrid.cases import history, service
+from citygrid.cases import store as case_store
+from citygrid.cases.calendar import DeadlineRule, DeadlineTable, WorkingCalendar
+from citygrid.cases.intake import parse_report
+from citygrid.cli import cli
+from citygrid.config import Settings
+from citygrid.errors import InvalidInput
+from citygrid.loaders.vector import read_vector
+from citygrid.spatial import admin, db, tiles
+from citygrid.spatial.timezones import day_start, instant, zone_for_srid, zone_named
+from tests.conftest import RUN_ID, rollback_backend, signed_in, user_token
+
+NY = ZoneInfo("America/New_York")
+DISTRICT = "360470"  # Kings County (Brooklyn), as a 6-digit code
+WEST, SOUTH, EAST, NORTH = -73.99, 40.64, -73.93, 40.70
+LON, LAT = -73.96, 40.67
+HOSTILE = "Pacific/Auckland"  # what the server, the database and PGTZ say (UTC+12/+13)
+
+
+# ------------------------------------------------------------------------------------------ no database
+@pytest.mark.parametrize(("srid", "zone"), [(4548, "Asia/Shanghai"), (4547, "Asia/Shanghai"),
+                                            (32618, "America/New_York"), (2263, "America/New_York"),
+                                            (2193, "Pacific/Auckland"), (3857, "UTC")])
+def test_default_zone_comes_from_the_crs_area_of_use(srid, zone):
+    assert zone_for_srid(srid)[0] == zone
+
+
+def test_a_centre_at_sea_takes_the_nearest_land():
+    # UTM 33N's area of use is centred in the Adriatic; the nearest land keeps Central European Time.
+    name, why = zone_for_srid(32633)
+    assert name.startswith("Europe/") and "EPSG:32633" in why
+    assert ZoneInfo(name).utcoffset(dt.datetime(2026, 7, 1)) == dt.timedelta(hours=2)
+
+
+@pytest.mark.parametrize("bad", ["Bad/Zone", "Europe/Berln", "../../etc/passwd", "/etc/localtime", "localtime",
+                                 "Europe/Berlin\n", "Europe/Berlin\x00", "EST5EDT,M3.2.0,M11.1.0", "x" * 10_000,
+                                 "", None, 5, "Europe/../Europe/Berlin"])
+def test_bad_zone_names_are_refused_with_a_clear_message(bad):
+    with pytest.raises(InvalidInput) as refused:
+        zone_named(bad)
+    assert refused.value.field == "timezone" and "IANA" in refused.value.message
+    assert len(refused.value.message) < 300
+
+
+def test_a_misspelt_zone_gets_suggestions():
+    with pytest.raises(InvalidInput, match="did you mean Europe/Berlin"):
+        zone_named("Europe/Berln")
+
+
+def test_naive_report_times_are_read_in_the_given_zone_with_daylight_saving():
+    base = {"lon": LON, "lat": LAT, "class_code": "0102", "description": "x"}
+    summer = parse_report({**base, "reported_at": "2026-07-01T09:15:00"}, zone=NY).reported_at
+    winter = parse_report({**base, "reported_at": "2026-01-15T09:15:00"}, zone=NY).reported_at
+    assert summer.isoformat() == "2026-07-01T09:15:00-04:00"
+    assert winter.isoformat() == "2026-01-15T09:15:00-05:00"
+    # An explicit offset is the instant it says, whatever the zone.
+    given = parse_report({**base, "reported_at": "2026-07-01T09:15:00+08:00"}, zone=NY).reported_at
+    assert given == dt.datetime(2026, 7, 1, 1, 15, tzinfo=dt.UTC)
+    # A wall-clock time skipped by the spring change (02:30 on 8 March) is still a time, not an error.
+    assert parse_report({**base, "reported_at": "2026-03-08T02:30:00"}, zone=NY).reported_at is not None
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("2026-07-01T09:15:00", "UTC offset"),  # no zone given: never guessed (it used to be +08:00)
+    ("0001-01-01T00:00:00+14:00", "before 1990"),
+    ("9999-12-31T23:59:59-12:00", "future"),
+    ("2026-07-01T09:15:00\x00", "control character"),
+    ("2026-02-30T09:00:00", "ISO 8601"),
+])
+def test_bad_report_times_are_refused(value, reason):
+    with pytest.raises(InvalidInput) as refused:
+        parse_report({"lon": LON, "lat": LAT, "class_code": "0102", "description": "x", "reported_at": value})
+    assert any(d["field"] == "reported_at" and reason in d["reason"] for d in refused.value.details), \
+        refused.value.details
+
+
+def test_a_date_is_a_local_day_even_on_daylight_saving_days():
+    assert instant("2026-03-08", NY).isoformat() == "2026-03-08T00:00:00-05:00"
+    def hours(first: str, second: str) -> float:  # elapsed time (same-zone subtraction is wall-clock time)
+        return (instant(second, NY).astimezone(dt.UTC) - instant(first, NY).astimezone(dt.UTC)) / dt.timedelta(hours=1)
+
+    assert hours("2026-03-08", "2026-03-09") == 23 and hours("2026-11-01", "2026-11-02") == 25
+    assert instant("2026-03-08T12:00:00Z", NY).isoformat() == "2026-03-08T08:00:00-04:00"
+    # Havana skips midnight itself in spring: the day starts at 01:00.
+    havana = ZoneInfo("America/Havana")
+    assert day_start(dt.date(2026, 3, 8), havana).hour == 1
+
+
+def test_working_calendar_hours_are_the_zones_wall_clock():
+    calendar = WorkingCalendar().in_zone(NY)
+    # Friday 16:30 New York (21:30 UTC) + 2 working hours: 1 h on Friday, Monday 08:30–09:30 New York.
+    friday = dt.datetime(2026, 11, 20, 21, 30, tzinfo=dt.UTC)
+    assert calendar.add_working_hours(friday, 2) == dt.datetime(2026, 11, 23, 9, 30, tzinfo=NY)
+    assert calendar.add_working_days(friday, 1).isoformat() == "2026-11-23T17:30:00-05:00"
+    with pytest.raises(ValueError, match="time zone"):
+        WorkingCalendar().add_working_hours(friday, 1)
+
+
+# ------------------------------------------------------------------------------------------ a New York deployment
+@pytest.fixture(scope="module")
+def hostile_clock() -> Iterator[None]:
+    """The process's TZ and libpq's PGTZ name zones far from New York for the whole module."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", "Asia/Kolkata")
+        patch.setenv("PGTZ", HOSTILE)
+        time.tzset()
+        yield
+    time.tzset()
+
+
+@pytest.fixture(scope="module")
+def new_york(server_settings: Settings, tmp_path_factory: pytest.TempPathFactory,
+             hostile_clock: None) -> Iterator[tuple[Settings, str]]:
+    """A New York deployment made by ``citygrid db init --srid 32618`` (zone not given: derived), with a
+    district square in Brooklyn; the database's own TimeZone setting says Pacific/Auckland. Yields the settings
+    and what ``db init`` printed."""
+    settings = replace(server_settings, database=f"citygrid_test_ny_{RUN_ID}")
+    db.drop_database(settings)
+    try:
+        made = CliRunner().invoke(cli, ["--database", settings.database, "db", "init", "--srid", "32618",
+                                        "--name", "New York test"])
+        assert made.exit_code == 0, made.output
+        boundary = tmp_path_factory.mktemp("ny") / "brooklyn.geojson"
+        boundary.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+            "type": "Feature", "properties": {"name": "Brooklyn"},
+            "geometry": {"type": "Polygon", "coordinates": [[[WEST, SOUTH], [EAST, SOUTH], [EAST, NORTH],
+                                                             [WEST, NORTH], [WEST, SOUTH]]]}}]}))
+        engine = db.make_engine(db.database_url(settings))
+        try:
+            with engine.begin() as conn:
+                admin.import_district(conn, read_vector(boundary), code=DISTRICT, name="Brooklyn (test)",
+                                      source="test square", licence="CC0")
+                conn.execute(sa.text(f"ALTER DATABASE {settings.database} SET timezone = '{HOSTILE}'"))
+        finally:
+            engine.dispose()
+        yield settings, made.output
+    finally:
+        db.drop_database(settings)
+
+
+@pytest.fixture(scope="module")
+def ny_engine(new_york: tuple[Settings, str]) -> Iterator[Engine]:
+    """Connections that ask for Pacific/Auckland in their own connect options too."""
+    engine = db.make_engine(db.database_url(new_york[0]), connect_args={"options": f"-c TimeZone={HOSTILE}"})
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def ny(ny_engine: Engine) -> Iterator[Connection]:
+    with db.rolled_back(ny_engine) as conn:
+        yield conn
+
+
+@pytest.fixture
+def ny_client(ny: Connection, new_york: tuple[Settings, str]):
+    from citygrid.app import create_app
+
+    app = create_app({"CITYGRID_BACKEND": rollback_backend(ny, new_york[0].database or ""), "TESTING": True})
+    return signed_in(app.test_client(), user_token(ny, "ny-admin", ["admin"]))
+
+
+def test_db_init_derives_and_prints_the_zone(new_york):
+    printed = new_york[1]
+    assert '"timezone": "America/New_York"' in printed
+    assert "time zone: America/New_York (derived from the centre (75.0°W, 42.0°N)" in printed
+    assert "--timezone" in printed
+
+
+def test_beijing_deployments_record_shanghai_time(bj, beijing_db):
+    assert db.deployment_zone(bj) == ZoneInfo("Asia/Shanghai")
+    again = CliRunner().invoke(cli, ["--database", beijing_db.database, "db", "init"])
+    assert again.exit_code == 0, again.output
+    assert "time zone: Asia/Shanghai (recorded)" in again.output
+
+
+def test_db_init_refuses_a_bad_zone_before_creating_anything(server_settings):
+    name = f"citygrid_test_badtz_{RUN_ID}"
+    refused = CliRunner().invoke(cli, ["--database", name, "db", "init", "--srid", "32618",
+                                       "--timezone", "Bad/Zone"])
+    assert refused.exit_code == 2, refused.output
+    assert "unknown time zone 'Bad/Zone'" in refused.output and "Traceback" not in refused.output
+    assert not db.database_exists(replace(server_settings, database=name))
+    hostile = CliRunner().invoke(cli, ["--database", name, "db", "init", "--srid", "32618",
+                                       "--timezone", "Europe/Berlin\x1b[2J"])
+    assert hostile.exit_code == 2 and "\x1b" not in hostile.output, hostile.output
+    assert not db.database_exists(replace(server_settings, database=name))
+
+
+def test_sessions_run_in_the_deployment_zone_whatever_else_says(ny):
+    assert ny.execute(sa.text("SHOW TimeZone")).scalar_one() == "America/New_York"
+    assert ny.execute(sa.text("SELECT CAST('2026-07-01' AS timestamptz)")).scalar_one() == \
+        dt.datetime(2026, 7, 1, 4, 0, tzinfo=dt.UTC)
+    assert time.localtime().tm_gmtoff == 19800  # the process itself is in Asia/Kolkata
+
+
+def test_naive_report_time_is_new_york_time_and_answers_carry_its_offset(ny_client):
+    made = {}
+    for label, when in (("summer", "2026-07-01T09:15:00"), ("winter", "2026-01-15T09:15:00")):
+        answer = ny_client.post("/api/v1/cases", json={"lon": LON, "lat": LAT, "class_code": "0102",
+                                                       "description": f"{label} litter", "reported_at": when})
+        assert answer.status_code == 201, answer.get_json()
+        made[label] = answer.get_json()["case"]
+    assert made["summer"]["reported_at"] == "2026-07-01T09:15:00-04:00"
+    assert made["winter"]["reported_at"] == "2026-01-15T09:15:00-05:00"
+    read = ny_client.get(f"/api/v1/cases/{made['summer']['case_id']}").get_json()
+    assert read["reported_at"] == "2026-07-01T09:15:00-04:00"
+    listed = ny_client.get(f"/api/v1/cases?district={DISTRICT}").get_json()
+    assert sorted(c["reported_at"][-6:] for c in listed["cases"]) == ["-04:00", "-05:00"]
+
+
+def test_open311_answers_carry_the_deployments_offset(ny_client):
+    answer = ny_client.post("/api/v1/cases", json={"lon": LON, "lat": LAT, "class_code": "0102", "source": "open311",
+                                                   "description": "overflowing bin"})
+    assert answer.status_code == 201, answer.get_json()
+    published = ny_client.get(f"/open311/v2/requests/{answer.get_json()['case']['case_id']}.json")
+    assert published.status_code == 200, published.get_json()
+    requested = dt.datetime.fromisoformat(published.get_json()[0]["requested_datetime"])
+    assert requested.utcoffset() == dt.datetime.now(NY).utcoffset()
+
+
+def test_a_one_day_period_is_one_new_york_day(ny_client):
+    for i, when in enumerate(("2026-02-28T23:30:00", "2026-03-01T00:30:00", "2026-03-01T23:30:00",
+                              "2026-03-02T00:30:00")):  # 170 m apart: not duplicates of one another
+        answer = ny_client.post("/api/v1/cases", json={"lon": LON + 0.002 * i, "lat": LAT, "class_code": "0102",
+                                                       "description": f"at {when}", "reported_at": when})
+        assert answer.status_code == 201, answer.get_json()
+    day = ny_client.get(f"/api/v1/cases?district={DISTRICT}&start=2026-03-01&end=2026-03-01").get_json()
+    assert sorted(c["description"] for c in day["cases"]) == ["at 2026-03-01T00:30:00", "at 2026-03-01T23:30:00"]
+    # A date-time without an offset is New York time too; one with an offset is that instant.
+    late = ny_client.get(f"/api/v1/cases?district={DISTRICT}&start=2026-03-01T23:00:00&end=2026-03-02").get_json()
+    assert sorted(c["description"] for c in late["cases"]) == ["at 2026-03-01T23:30:00", "at 2026-03-02T00:30:00"]
+    utc = ny_client.get(f"/api/v1/cases?district={DISTRICT}&start=2026-03-01T05:00:00Z&end=2026-03-01T06:00:00Z")
+    assert [c["description"] for c in utc.get_json()["cases"]] == ["at 2026-03-01T00:30:00"]
+    feed = ny_client.get("/open311/v2/requests.json?start_date=2026-03-01&end_date=2026-03-01")
+    assert feed.status_code == 200
+
+
+@pytest.mark.parametrize("query", ["start=2026-03-02&end=2026-03-01", "start=2026-13-01", "end=not-a-date",
+                                   "end=9999-12-31", "start=2026-03-01T25:00:00",
+                                   "start=2026-03-01%00"])
+def test_bad_periods_are_refused(ny_client, query):
+    answer = ny_client.get(f"/api/v1/cases?district={DISTRICT}&{query}")
+    assert answer.status_code == 400, (query, answer.get_json())
+    assert answer.get_json()["error"] and "Traceback" not in answer.get_data(as_text=True)
+
+
+def test_bulk_imports_read_naive_times_in_the_zone(ny):
+    result = history.insert_reports(ny, [
+        {"lon": LON, "lat": LAT, "kind": "event", "class_code": "0102", "description": "historic",
+         "reported_at": "2026-07-04T12:00:00", "status": "closed", "idempotency_key": "ny-tz-1"}])
+    assert result.imported == 1, result.problems
+    stored = ny.execute(sa.text("SELECT reported_at FROM cases WHERE description = 'historic'")).scalar_one()
+    assert stored == dt.datetime(2026, 7, 4, 16, 0, tzinfo=dt.UTC)
+    assert stored.isoformat() == "2026-07-04T12:00:00-04:00"
+
+
+def test_dispatch_deadlines_follow_new_york_working_hours(ny, monkeypatch):
+    # The square district has no grids or owners; who gets the case is not what this test is about.
+    monkeypatch.setattr(service, "responsible_party", lambda conn, case: {"kind": "department", "code": "DSNY",
+                                                                          "name": "Sanitation", "rule": "test"})
+    case, _ = service.submit(ny, parse_report({"lon": LON, "lat": LAT, "class_code": "0102", "description": "bin"},
+                                              zone=NY))
+    service.transition(ny, case["case_id"], "accept", actor="a", role="acceptor")
+    rules = (DeadlineTable(defaults={}, classes={"event/0102": DeadlineRule(working_hours=4)}), WorkingCalendar())
+    case = service.transition(ny, case["case_id"], "dispatch", actor="d", role="dispatcher", rules=rules)
+    now = ny.execute(sa.text("SELECT now()")).scalar_one()
+    assert case["deadline_at"] == WorkingCalendar(zone=NY).add_working_hours(now, 4)
+    local = case["deadline_at"].astimezone(NY)
+    assert dt.time(8, 30) <= local.time() <= dt.time(17, 30) and local.weekday() < 5
+    assert case["deadline_at"].utcoffset() == local.utcoffset()
+
+
+def test_month_bins_and_tile_labels_are_local(ny):
+    # 22:00 on 31 March in New York is already April in UTC (and in Beijing).
+    case, _ = service.submit(ny, parse_report({"lon": LON, "lat": LAT, "class_code": "0102", "description": "late",
+                                               "reported_at": "2026-03-31T22:00:00"}, zone=NY))
+    assert case_store.case_months(ny, DISTRICT, NY) == ["2026-03"]
+    import mapbox_vector_tile
+
+    z = 13
+    x = int((LON + 180) / 360 * 2 ** z)
+    y = int((1 - math.asinh(math.tan(math.radians(LAT))) / math.pi) / 2 * 2 ** z)
+    data = tiles.make_tile(ny, tiles.layer("cases"), z, x, y, db.deployment_srid(ny), {})
+    features = mapbox_vector_tile.decode(data)["cases"]["features"]
+    labels = {f["properties"]["case_id"]: f["properties"]["reported"] for f in features}
+    assert labels[case["case_id"]] == "2026-03-31 22:00"
+
+
+def test_db_init_can_correct_the_recorded_zone(new_york):
+    settings = new_york[0]
+    try:
+        moved = CliRunner().invoke(cli, ["--database", settings.database, "db", "init", "--timezone", "Europe/Berlin"])
+        assert moved.exit_code == 0, moved.output
+        assert "time zone: Europe/Berlin (given (was America/New_York))" in moved.output
+        berlin = db.make_engine(db.database_url(settings))
+        try:
+            with berlin.connect() as conn:  # new sessions run in the new zone; stored instants stay
+                assert conn.execute(sa.text("SELECT CAST('2026-07-01T09:00:00Z' AS timestamptz)")).scalar_one() \
+                    .isoformat() == "2026-07-01T11:00:00+02:00"
+        finally:
+            berlin.dispose()
+    finally:
+        back = CliRunner().invoke(cli, ["--database", settings.database, "db", "init", "--timezone",
+                                        "America/New_York"])
+        assert back.exit_code == 0, back.output
+
+
+def test_the_zone_is_recorded_by_the_migration_for_every_deployment(ny, bj):
+    assert db.deployment_info(ny)["timezone"] == "America/New_York"
+    assert db.deployment_info(bj)["timezone"] == "Asia/Shanghai"
+    with pytest.raises(sa.exc.IntegrityError), ny.begin_nested():
+        ny.execute(sa.text("UPDATE deployment SET timezone = '../../etc/passwd'"))
+
