@@ -535,6 +535,50 @@ def census_import(ctx: click.Context, file: Path, district: str, crs: str | None
         ctx.exit(4 if refused == "mass_retire" else 2)
 
 
+# ------------------------------------------------------------------------------------------ class schemes
+@cli.group(cls=CitygridGroup)
+def taxonomy() -> None:
+    """Class schemes: the packaged CJ/T 214 classes, or a city's own (its 311 service list, in its language)."""
+
+
+@taxonomy.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--scheme", required=True, help="Name of the scheme, e.g. nyc311 (lower-case letters, digits, _ -).")
+@click.option("--title", default=None, help="A title for it (default: its name).")
+@click.option("--activate", is_flag=True, help="Make it the deployment's active scheme (intake, classifier, Open311).")
+@click.pass_context
+def taxonomy_import(ctx: click.Context, file: Path, scheme: str, title: str | None, activate: bool) -> None:
+    """Load a class scheme from a CSV or YAML file: code, name, kind (event|component), and optionally group,
+    group_code, keywords, description, service_code, open311 (true|false). One transaction: a file with one bad
+    row loads nothing."""
+    from citygrid.components_survey.schemes import import_scheme
+
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(import_scheme(conn, file, scheme=scheme, title=title, activate=activate))
+
+
+@taxonomy.command("activate")
+@click.argument("scheme")
+@click.pass_context
+def taxonomy_activate(ctx: click.Context, scheme: str) -> None:
+    """Make a loaded scheme the deployment's active one (cjt214: back to the packaged classes)."""
+    from citygrid.components_survey.schemes import activate_scheme
+
+    with _transaction(_settings(ctx)) as conn:
+        activate_scheme(conn, scheme)
+    click.echo(f"active class scheme: {scheme}")
+
+
+@taxonomy.command("list")
+@click.pass_context
+def taxonomy_list(ctx: click.Context) -> None:
+    """Loaded class schemes with their class counts; the active one is marked."""
+    from citygrid.components_survey.schemes import list_schemes
+
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(list_schemes(conn))
+
+
 # ------------------------------------------------------------------------------------------ cases
 @cli.group(cls=CitygridGroup)
 def cases() -> None:
@@ -546,17 +590,19 @@ def cases() -> None:
 @click.option("--kind", type=click.Choice(["event", "component"]), default=None)
 @click.pass_context
 def cases_classify(ctx: click.Context, text: str, kind: str | None) -> None:
-    """Top three classes for a description, with probabilities."""
-    from dataclasses import asdict
-
+    """The class of a description in the active class scheme, with the top three and their probabilities, or
+    "classified": false and the reason when the text cannot be classified (no known vocabulary, out of
+    scheme, low confidence)."""
     from citygrid.cases.classify import classifier_for
+    from citygrid.cases.service import active_scheme
     from citygrid.components_survey import store as survey_store
 
     settings = _settings(ctx)
     with _transaction(settings) as conn:
-        classes = survey_store.taxonomy(conn, kind=kind)
-    model = None if kind else settings.data_dir / "models" / "cjt214.joblib"
-    _echo_json([asdict(p) for p in classifier_for(classes, model).top(text)])
+        scheme = active_scheme(conn)
+        classes = survey_store.taxonomy(conn, scheme=scheme, kind=kind)
+    model = None if kind else settings.data_dir / "models" / f"{scheme}.joblib"
+    _echo_json({"scheme": scheme, **classifier_for(classes, model).classify(text).as_dict()})
 
 
 @cases.command("escalate-overdue")
@@ -623,20 +669,19 @@ def cases_synthesize(ctx: click.Context, district: str, count: int, seed: int) -
 @cases.command("train-classifier")
 @click.pass_context
 def cases_train(ctx: click.Context) -> None:
-    """Retrain the text classifier on the stored, real (non-synthetic) cases that have a description."""
-    import sqlalchemy as sa
-
+    """Retrain the text classifier of the active class scheme on its stored, real (non-synthetic), classified
+    cases that have a description (saved as data/models/<scheme>.joblib)."""
+    from citygrid.cases import store as case_store
     from citygrid.cases.classify import train
+    from citygrid.cases.service import active_scheme
 
     settings = _settings(ctx)
     with _transaction(settings) as conn:
-        rows = conn.execute(sa.text(
-            """SELECT c.description, c.kind || '/' || c.class_code AS label, t.name FROM cases c
-                 JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
-                WHERE NOT c.synthetic AND length(c.description) > 0""")).all()
+        scheme = active_scheme(conn)
+        rows = case_store.labelled_texts(conn, scheme)
     names = {r[1]: r[2] for r in rows}
     _echo_json(train([r[0] for r in rows], [r[1] for r in rows], names,
-                     settings.data_dir / "models" / "cjt214.joblib"))
+                     settings.data_dir / "models" / f"{scheme}.joblib"))
 
 
 # ------------------------------------------------------------------------------------------ demo, status, serve

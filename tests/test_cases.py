@@ -37,7 +37,7 @@ def payload(**overrides):
     ({"lon": 39.93, "lat": 116.48}, "lat", "swapped"),
     ({"crs": "utm"}, "crs", "one of"),
     ({"kind": "thing"}, "kind", "component or event"),
-    ({"class_code": "12"}, "class_code", "4-digit"),
+    ({"class_code": "01';--"}, "class_code", "class code of the scheme"),
     ({"class_code": None, "description": ""}, "class_code", "required unless a description"),
     ({"description": "x" * 2001}, "description", "longer than"),
     ({"description": "", "source": "hotline"}, "description", "required"),
@@ -57,7 +57,7 @@ def test_bad_reports_name_field_and_reason(data, field, needle):
 
 def test_all_problems_reported_at_once():
     with pytest.raises(InvalidInput) as err:
-        parse_report({"lon": "x", "lat": None, "class_code": "1", "kind": "?"})
+        parse_report({"lon": "x", "lat": None, "class_code": "1?", "kind": "?"})
     assert {d["field"] for d in err.value.details} >= {"lon", "lat", "class_code", "kind"}
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
+from citygrid.components_survey.taxonomy import CLASS_CODE, DEFAULT_SCHEME
 from citygrid.errors import InvalidInput
 from citygrid.loaders.plaintext import control_character
 from citygrid.spatial.timezones import localize
@@ -29,7 +29,6 @@ MAX_PHOTOS = 10
 # is a typo or an attack (it made every page's month slider overflow).
 EARLIEST_REPORT = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 _KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
-_CODE = re.compile(r"^[0-9]{4}$")
 _OBJID = re.compile(r"^[0-9]{16}$")
 
 
@@ -138,8 +137,9 @@ def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: 
     kind = str(data.get("kind") or ("event" if class_code or not description else ""))
     if kind not in ("component", "event", ""):
         problems.append({"field": "kind", "reason": "must be component or event"})
-    if class_code and not _CODE.match(class_code):
-        problems.append({"field": "class_code", "reason": "must be the 4-digit major+minor class code, e.g. 0102"})
+    if class_code and not CLASS_CODE.match(class_code):
+        problems.append({"field": "class_code", "reason": "must be a class code of the scheme: 1–16 letters, digits, "
+                                                          "_ or - (e.g. 0102)"})
     elif not class_code and not description:
         problems.append({"field": "class_code", "reason": "required unless a description is given to classify"})
     source = str(data.get("source") or default_source)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from citygrid.cases.workflow import CLOSED_STATES
+from citygrid.components_survey.taxonomy import CLASS_CODE
 from citygrid.errors import InvalidInput
 from citygrid.loaders import safeyaml
 
@@ -59,9 +60,11 @@ class Publication:
                                field="open311.yaml")
         sources = tuple(str(s) for s in data.get("sources", cls.sources))
         classes = tuple(str(c) for c in data.get("classes", ()))
-        bad = [c for c in classes if c.partition("/")[0] not in ("event", "component") or len(c) != len(c.strip())]
+        bad = [c for c in classes
+               if c.partition("/")[0] not in ("event", "component") or not CLASS_CODE.match(c.partition("/")[2])]
         if bad:
-            raise InvalidInput(f"open311.yaml: class {bad[0]!r} must look like event/0102", field="open311.yaml")
+            raise InvalidInput(f"open311.yaml: class {bad[0]!r} must look like event/0102 (kind/class code of the "
+                               "deployment's scheme)", field="open311.yaml")
         round_m = float(data.get("round_m", 0.0))
         if not 0 <= round_m <= 10_000:
             raise InvalidInput("open311.yaml: round_m must be between 0 and 10000", field="open311.yaml")
@@ -83,8 +86,13 @@ class Publication:
         return (math.floor(lon / step_lon) + 0.5) * step_lon, snapped_lat
 
 
-def service_code(kind: str, code: str) -> str:
-    """Open311's service code of a class: ``E0102`` for event 0102, ``C0101`` for component 0101."""
+def service_code(kind: str, code: str | None, own: str | None = None) -> str | None:
+    """Open311's service code of a class: its scheme's own (``own``, an imported scheme's ``service_code``),
+    else ``E0102`` for event 0102, ``C0101`` for component 0101; None for a case without a class."""
+    if own:
+        return own
+    if not code:
+        return None
     return ("C" if kind == "component" else "E") + code
 
 
@@ -97,7 +105,7 @@ def request_view(case: dict[str, Any], rule: Publication) -> dict[str, Any]:
         "status": "closed" if case["status"] in CLOSED_STATES else "open",
         "status_notes": None,
         "service_name": case.get("class_name"),
-        "service_code": service_code(case["kind"], case["class_code"]),
+        "service_code": service_code(case["kind"], case["class_code"], case.get("service_code")),
         "description": case["description"] if rule.description else None,
         "agency_responsible": None,
         "service_notice": None,

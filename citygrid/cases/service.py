@@ -72,10 +72,12 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
     if district is None:
         where = f"{distance:.0f} m outside the nearest district" if distance is not None else "no district loaded"
         raise InvalidInput(f"the point is {where}", field="lon")
+    # A report is filed in the deployment's active class scheme (``citygrid taxonomy import --activate``).
+    report = replace(report, scheme=active_scheme(conn))
     classification = None
     if not report.class_code:
         report, classification = _classify(conn, report)
-    if not store.class_exists(conn, report.scheme, report.kind, report.class_code):
+    if report.class_code and not store.class_exists(conn, report.scheme, report.kind, report.class_code):
         raise InvalidInput(f"unknown {report.kind} class {report.class_code} in scheme {report.scheme}",
                            field="class_code")
     component = None
@@ -88,12 +90,13 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
         if component["distance_m"] > COMPONENT_MATCH_M:
             raise InvalidInput(f"component {report.component_obj_id} is {component['distance_m']:.0f} m from the "
                                f"reported point (at most {COMPONENT_MATCH_M:.0f} m)", field="component_obj_id")
-    elif report.kind == "component":
+    elif report.kind == "component" and report.class_code:
         component = store.component_near(conn, district, wkb, srid, obj_id=None, class_code=report.class_code,
                                          within_m=COMPONENT_SEARCH_M)
     at = report.reported_at
-    candidates = store.open_duplicates(conn, district, report.kind, report.class_code, wkb, srid,
-                                       at.isoformat() if at else None, DUPLICATE_RADIUS_M, DUPLICATE_HOURS)
+    candidates = [] if not report.class_code else store.open_duplicates(
+        conn, district, report.kind, report.class_code, wkb, srid, at.isoformat() if at else None,
+        DUPLICATE_RADIUS_M, DUPLICATE_HOURS)
     # The nearest the caller may learn of; past cases it may not, the report stands as a case of its own.
     duplicate = next((c for c in candidates if joins is None or joins(store.get_case(conn, c))), None)
     if duplicate is not None:
@@ -108,7 +111,7 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
     hit = int(index.assign(np.array([point.x]), np.array([point.y]))[0])
     row = {
         "district": district, "key": key, "digest": digest, "kind": report.kind, "scheme": report.scheme,
-        "class_code": report.class_code, "description": report.description, "source": report.source,
+        "class_code": report.class_code or None, "description": report.description, "source": report.source,
         "reported_at": at.isoformat() if at else None,
         "unit": index.codes[hit] if hit >= 0 else None,
         "supervision": index.supervision_codes[hit] if hit >= 0 else None,
@@ -117,7 +120,8 @@ def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: 
         "component": component["obj_id"] if component else None, "synthetic": report.synthetic,
         "attrs": {"photos": list(report.photos), "address": report.address, "input_crs": report.crs,
                   "grid_version": index.version, "located_by": located_by,
-                  "level": load_escalation(Settings.from_env().data_dir).initial_level(report.kind, report.class_code)}
+                  "level": load_escalation(Settings.from_env().data_dir).initial_level(report.kind,
+                                                                                       report.class_code or "")}
                  | ({"classification": classification} if classification else {}) | report.extra,
         "wkb": wkb,
     }
@@ -143,21 +147,38 @@ def _replay(conn: Connection, stored: tuple[int, str | None] | None, key: str, d
     return case_view(conn, case_id)
 
 
+def active_scheme(conn: Connection) -> str:
+    """The deployment's active class scheme (the packaged one until another is activated)."""
+    from citygrid.components_survey import store as survey_store
+    from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
+
+    return survey_store.active_scheme(conn, DEFAULT_SCHEME)
+
+
 def _classify(conn: Connection, report: Report) -> tuple[Report, dict[str, Any]]:
-    """The report with the most probable class of its description, and how it was chosen: the top three,
-    the classifier (``trained`` model or ``taxonomy`` similarity) and ``needs_review`` when the best
-    probability is below ``REVIEW_BELOW`` (the acceptor confirms with the ``reclassify`` action)."""
+    """The report with the class of its description, and how it was chosen: the top three, the classifier
+    (``trained`` model or ``taxonomy`` similarity) and ``needs_review`` when the best probability is below
+    ``REVIEW_BELOW`` (the acceptor confirms with the ``reclassify`` action).
+
+    A description the classifier cannot classify (``cases.classify``: no known vocabulary, out of scheme, low
+    confidence) leaves the report without a class (``class_code`` empty; the kind the client gave, else
+    event) and ``needs_review`` true with the ``reason``: never an unrelated class."""
     from citygrid.cases.classify import classifier_for
     from citygrid.components_survey import store as survey_store
 
     classes = survey_store.taxonomy(conn, scheme=report.scheme, kind=report.kind or None)
     model = None if report.kind else Settings.from_env().data_dir / "models" / f"{report.scheme}.joblib"
     classifier = classifier_for(classes, model)
-    top = classifier.top(report.description)
-    best = top[0]
+    verdict = classifier.classify(report.description)
+    how = {"by": "trained" if classifier.trained else "taxonomy",
+           "top": [{"kind": p.kind, "code": p.code, "name": p.name, "probability": p.probability}
+                   for p in verdict.top]}
+    if verdict.best is None:
+        return replace(report, kind=report.kind or "event", class_code=""), {
+            **how, "needs_review": True, "unclassified": True, "reason": verdict.reason}
+    best = verdict.best
     return replace(report, kind=best.kind, class_code=best.code), {
-        "by": "trained" if classifier.trained else "taxonomy", "needs_review": best.probability < REVIEW_BELOW,
-        "top": [{"kind": p.kind, "code": p.code, "name": p.name, "probability": p.probability} for p in top]}
+        **how, "needs_review": best.probability < REVIEW_BELOW}
 
 
 def _locate_address(conn: Connection, address: str) -> tuple[shapely.Point, dict[str, Any]]:
@@ -220,8 +241,12 @@ def transition(conn: Connection, case_id: int, action: str, *, actor: str, role:
         store.set_class(conn, case_id, kind, class_code)
         store.merge_attrs(conn, case_id, {"classification": {
             **((case["attrs"] or {}).get("classification") or {}), "needs_review": False, "confirmed_by": actor}})
-        note = note or f"{case['kind']}/{case['class_code']} -> {kind}/{class_code}"
+        was = f"{case['kind']}/{case['class_code']}" if case["class_code"] else "unclassified"
+        note = note or f"{was} -> {kind}/{class_code}"
     if action == "dispatch":
+        if not case["class_code"]:
+            raise Conflict(f"case {case_id} has no class yet (its text could not be classified): reclassify it "
+                           "before dispatch")
         store.merge_attrs(conn, case_id, {"dispatched_to": responsible_party(conn, case)})
     version = store.apply_transition(conn, case_id, case["status"], target, expected_version)
     if version is None:

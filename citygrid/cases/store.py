@@ -20,7 +20,7 @@ _CASE_COLUMNS = """c.case_id, c.district_code, c.idempotency_key, c.kind, c.sche
     c.source, c.reported_at, c.status, c.unit_grid_code, c.supervision_code, c.community_code, c.street_code,
     c.component_obj_id, c.deadline_at, c.synthetic, c.row_version, c.attrs,
     ST_X(ST_Transform(c.geom, 4326)) AS lon, ST_Y(ST_Transform(c.geom, 4326)) AS lat,
-    t.name AS class_name, t.major_name"""
+    t.name AS class_name, t.major_name, t.service_code"""
 
 
 def district_at(conn: Connection, wkb: bytes, srid: int) -> tuple[str | None, float | None]:
@@ -319,3 +319,13 @@ def has_synthetic(conn: Connection, district: str) -> bool:
     """Whether any of the district's cases is synthetic (pages label them)."""
     return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM cases WHERE district_code = :d AND synthetic)"),
                         {"d": district}).scalar_one()
+
+
+def labelled_texts(conn: Connection, scheme: str) -> list[tuple[str, str, str]]:
+    """(description, ``kind/code`` label, class name) of the real (non-synthetic), classified cases of
+    ``scheme`` that have a description: the classifier's training set."""
+    rows = conn.execute(sa.text(
+        """SELECT c.description, c.kind || '/' || c.class_code AS label, t.name FROM cases c
+             JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
+            WHERE c.scheme = :s AND NOT c.synthetic AND length(c.description) > 0"""), {"s": scheme}).all()
+    return [(r[0], r[1], r[2]) for r in rows]

@@ -28,7 +28,8 @@ def scheme_exists(conn: Connection, scheme: str) -> bool:
 
 
 def replace_scheme(conn: Connection, scheme: str, title: str, source: str, classes: list[TaxonomyClass]) -> None:
-    """Insert or refresh a scheme and all its classes (one transaction: the caller's)."""
+    """Insert or refresh a scheme and all its classes (one transaction: the caller's). Classes missing from
+    ``classes`` stay (cases may refer to them); service codes are reassigned as given."""
     conn.execute(
         sa.text(
             "INSERT INTO taxonomy_schemes (scheme, title, source) VALUES (:s, :t, :src) "
@@ -36,18 +37,45 @@ def replace_scheme(conn: Connection, scheme: str, title: str, source: str, class
         ),
         {"s": scheme, "t": title, "src": source},
     )
+    # Service codes are unique per scheme: clear them first so a re-import may move one to another class.
+    conn.execute(sa.text("UPDATE taxonomy_classes SET service_code = NULL "
+                         "WHERE scheme = :s AND service_code IS NOT NULL"), {"s": scheme})
     conn.execute(
         sa.text(
             """
-            INSERT INTO taxonomy_classes (scheme, kind, code, major_code, major_name, name, sources, verified)
-            VALUES (:scheme, :kind, :code, :major_code, :major_name, :name, :sources, :verified)
+            INSERT INTO taxonomy_classes (scheme, kind, code, major_code, major_name, name, sources, verified,
+                                          keywords, description, service_code, open311)
+            VALUES (:scheme, :kind, :code, :major_code, :major_name, :name, :sources, :verified,
+                    :keywords, :description, :service_code, :open311)
             ON CONFLICT (scheme, kind, code) DO UPDATE
                SET major_code = EXCLUDED.major_code, major_name = EXCLUDED.major_name, name = EXCLUDED.name,
-                   sources = EXCLUDED.sources, verified = EXCLUDED.verified
+                   sources = EXCLUDED.sources, verified = EXCLUDED.verified, keywords = EXCLUDED.keywords,
+                   description = EXCLUDED.description, service_code = EXCLUDED.service_code,
+                   open311 = EXCLUDED.open311
             """
         ),
         [{"scheme": scheme, **asdict(c)} for c in classes],
     )
+
+
+def schemes(conn: Connection) -> list[dict[str, Any]]:
+    """Loaded schemes with their class counts, oldest first."""
+    rows = conn.execute(sa.text(
+        """SELECT s.scheme, s.title, s.source, s.loaded_at, count(c.code) AS classes
+             FROM taxonomy_schemes s LEFT JOIN taxonomy_classes c USING (scheme)
+            GROUP BY s.scheme ORDER BY s.loaded_at, s.scheme""")).mappings()
+    return [dict(r) for r in rows]
+
+
+def active_scheme(conn: Connection, default: str) -> str:
+    """The deployment's active class scheme (``deployment.class_scheme``), ``default`` when none was chosen."""
+    chosen = conn.execute(sa.text("SELECT class_scheme FROM deployment")).scalar()
+    return chosen or default
+
+
+def set_active_scheme(conn: Connection, scheme: str) -> None:
+    """Record ``scheme`` (a loaded one) as the deployment's active class scheme."""
+    conn.execute(sa.text("UPDATE deployment SET class_scheme = :s"), {"s": scheme})
 
 
 def taxonomy(conn: Connection, scheme: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
@@ -56,7 +84,7 @@ def taxonomy(conn: Connection, scheme: str | None = None, kind: str | None = Non
         sa.text(
             """
             SELECT c.scheme, s.title AS scheme_title, c.kind, c.code, c.major_code, c.major_name, c.name,
-                   c.verified
+                   c.verified, c.keywords, c.description, c.service_code, c.open311
               FROM taxonomy_classes c JOIN taxonomy_schemes s USING (scheme)
              WHERE (CAST(:scheme AS text) IS NULL OR c.scheme = :scheme)
                AND (CAST(:kind AS text) IS NULL OR c.kind = :kind)
@@ -66,6 +94,29 @@ def taxonomy(conn: Connection, scheme: str | None = None, kind: str | None = Non
         {"scheme": scheme, "kind": kind},
     ).mappings()
     return [dict(r) for r in rows]
+
+
+# An Open311 service is a class of the active scheme offered there (``open311``); its code is the class's own
+# ``service_code``, else E/C + the class code (the packaged scheme: E0102 for event 0102, C0101 for component 0101).
+_SERVICE_CODE_SQL = "coalesce(c.service_code, CASE c.kind WHEN 'component' THEN 'C' ELSE 'E' END || c.code)"
+
+
+def open311_services(conn: Connection, scheme: str, service_code: str | None = None) -> list[dict[str, Any]]:
+    """The Open311 services of ``scheme`` (all, or the one with ``service_code``), ordered by kind and code."""
+    rows = conn.execute(sa.text(
+        f"""SELECT {_SERVICE_CODE_SQL} AS service_code, c.kind, c.code, c.name, c.major_code, c.major_name,
+                   c.keywords, c.description
+              FROM taxonomy_classes c
+             WHERE c.scheme = :s AND c.open311
+               AND (CAST(:sc AS text) IS NULL OR {_SERVICE_CODE_SQL} = :sc)
+             ORDER BY c.kind, c.code"""), {"s": scheme, "sc": service_code}).mappings()
+    return [dict(r) for r in rows]
+
+
+def has_own_service_codes(conn: Connection, scheme: str) -> bool:
+    """Whether ``scheme``'s classes carry their own Open311 service codes (an imported scheme's do)."""
+    return conn.execute(sa.text("SELECT 1 FROM taxonomy_classes WHERE scheme = :s AND service_code IS NOT NULL "
+                                "LIMIT 1"), {"s": scheme}).first() is not None
 
 
 # ------------------------------------------------------------------------------------------ census

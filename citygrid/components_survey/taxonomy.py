@@ -1,18 +1,23 @@
 """The standard classes of components (部件) and events (事件), loaded as data, keyed by scheme.
 
-Class lists differ by city and standard edition (DOMAIN.md §3), so nothing here hard-codes a class: a scheme is
-a pair of CSV files (``components.csv``, ``events.csv``) with the columns
-``major_code,major_name,minor_code,minor_name,source``.
+Class lists differ by city and standard edition (DOMAIN.md §3), so nothing here hard-codes a class. The packaged
+scheme (``cjt214``) is a pair of CSV files (``components.csv``, ``events.csv``) with the columns
+``major_code,major_name,minor_code,minor_name,source``. A city's own scheme (its 311 service list, in its
+language) is one CSV or YAML file read by ``read_scheme_file`` (``citygrid taxonomy import``).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from citygrid.errors import InvalidInput
+from citygrid.loaders import safeyaml
+from citygrid.loaders.plaintext import control_character
 
 DEFAULT_SCHEME = "cjt214"
 DEFAULT_SCHEME_TITLE = (
@@ -22,6 +27,22 @@ DEFAULT_SCHEME_TITLE = (
 _CODE = re.compile(r"^[0-9]{4}$")
 _MAJOR = re.compile(r"^[0-9]{2}$")
 REQUIRED_COLUMNS = ("major_code", "major_name", "minor_code", "minor_name")
+
+# A class code of any scheme: 1–16 letters, digits, "_" or "-", starting with a letter or digit (the packaged
+# scheme's are 4 digits, major + minor). Component classes keep 4 digits in every scheme: a component's ObjID
+# embeds its class code (components_survey.ids).
+CLASS_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")
+CLASS_CODE_PATTERN = CLASS_CODE.pattern
+GROUP_CODE = re.compile(r"^[A-Za-z0-9_-]{0,16}$")
+SERVICE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+SCHEME_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+MAX_SCHEME_BYTES = 1024 * 1024
+MAX_CLASSES = 2000
+MAX_NAME = 100
+MAX_TEXT = 1000
+SCHEME_FIELDS = ("code", "name", "kind", "group", "group_code", "keywords", "description", "service_code",
+                 "open311")
+_TRUE, _FALSE = ("true", "yes", "1", "y"), ("false", "no", "0", "n", "")
 
 
 @dataclass(frozen=True)
@@ -35,6 +56,10 @@ class TaxonomyClass:
     name: str
     sources: str
     verified: bool
+    keywords: str = ""
+    description: str = ""
+    service_code: str | None = None
+    open311: bool = True
 
 
 def read_class_file(path: Path, kind: str) -> list[TaxonomyClass]:
@@ -73,3 +98,157 @@ def read_scheme(directory: Path) -> list[TaxonomyClass]:
         if not path.exists():
             raise InvalidInput(f"taxonomy file missing: {path}", field="file")
     return [c for kind, path in files.items() for c in read_class_file(path, kind)]
+
+
+def read_scheme_file(path: Path) -> list[TaxonomyClass]:
+    """Read a city's own class scheme: a CSV (header row) or YAML file of classes.
+
+    Fields per class (CSV columns or YAML keys; ``SCHEME_FIELDS``): ``code`` (``CLASS_CODE``; 4 digits for a
+    component class), ``name`` (≤ 100 characters), ``kind`` (``event`` | ``component``), and optionally ``group``
+    and ``group_code`` (the major class), ``keywords`` (words people use for it, ``;``-separated or a YAML
+    list), ``description`` (≤ 1000 characters), ``service_code`` (its Open311 code, default the class code;
+    unique in the scheme) and ``open311`` (false: not offered as an Open311 service). YAML is either a list
+    of classes or ``{classes: [...]}``, read without aliases (``loaders.safeyaml``). At most 1 MiB and 2000
+    classes; an unknown field, a duplicate code or service code and a control character are errors.
+
+    Raises
+    ------
+    InvalidInput : one detail (line or item, field, reason) per problem; nothing is returned then.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".yaml", ".yml"):
+        raise InvalidInput(f"{path.name}: a class scheme is a .csv or .yaml file", field="file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path.name}: {exc.strerror}", field="file") from None
+    if len(raw) > MAX_SCHEME_BYTES:
+        raise InvalidInput(f"{path.name} is larger than {MAX_SCHEME_BYTES // 1024} KiB", field="file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path.name} is not UTF-8 (byte {exc.start})", field="file") from None
+    rows = _csv_rows(text, path.name) if suffix == ".csv" else _yaml_rows(text, path.name)
+    if not rows:
+        raise InvalidInput(f"{path.name} holds no classes", field="file")
+    if len(rows) > MAX_CLASSES:
+        raise InvalidInput(f"{path.name} holds {len(rows)} classes; at most {MAX_CLASSES}", field="file")
+    return scheme_classes(rows, path.name)
+
+
+def _csv_rows(text: str, name: str) -> list[tuple[str, dict[str, Any]]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = [c.strip() for c in reader.fieldnames or []]
+    unknown = [c for c in columns if c not in SCHEME_FIELDS]
+    if unknown:
+        raise InvalidInput(f"{name}: unknown column {unknown[0]!r}; known: {', '.join(SCHEME_FIELDS)}", field="file")
+    missing = [c for c in ("code", "name", "kind") if c not in columns]
+    if missing:
+        raise InvalidInput(f"{name}: missing column(s) {', '.join(missing)}", field="file")
+    try:
+        return [(f"line {line}", {k.strip(): v for k, v in row.items() if k is not None})
+                for line, row in enumerate(reader, start=2)]
+    except csv.Error as exc:
+        raise InvalidInput(f"{name} is not a readable CSV: {exc}", field="file") from None
+
+
+def _yaml_rows(text: str, name: str) -> list[tuple[str, dict[str, Any]]]:
+    data = safeyaml.load(text, what=name, field="file")
+    if isinstance(data, dict):
+        extra = sorted(set(data) - {"classes"})
+        if extra:
+            raise InvalidInput(f"{name}: unknown key {extra[0]!r}; a scheme file holds 'classes'", field="file")
+        data = data.get("classes")
+    if not isinstance(data, list):
+        raise InvalidInput(f"{name}: expected a list of classes (or 'classes:' holding one)", field="file")
+    rows = []
+    for i, item in enumerate(data, start=1):
+        if not isinstance(item, dict):
+            raise InvalidInput(f"{name}: class {i} is not a mapping of fields", field="file")
+        unknown = sorted(str(k) for k in item if k not in SCHEME_FIELDS)
+        if unknown:
+            raise InvalidInput(f"{name}: class {i}: unknown key {unknown[0]!r}; known: {', '.join(SCHEME_FIELDS)}",
+                               field="file")
+        rows.append((f"class {i}", item))
+    return rows
+
+
+def _text(row: dict[str, Any], key: str, where: str, problems: list[dict[str, Any]], limit: int,
+          single_line: bool = True) -> str:
+    value = row.get(key)
+    if isinstance(value, list) and key == "keywords":
+        if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
+            problems.append({"line": where, "field": key, "reason": "keywords must be words"})
+            return ""
+        value = "; ".join(str(v).strip() for v in value)
+    if value is None:
+        return ""
+    if isinstance(value, dict | list | bool):
+        problems.append({"line": where, "field": key, "reason": "must be text"})
+        return ""
+    value = str(value).strip()
+    if (what := control_character(value, single_line=single_line)) is not None:
+        problems.append({"line": where, "field": key, "reason": f"contains a control character ({what})"})
+        return ""
+    if len(value) > limit:
+        problems.append({"line": where, "field": key, "reason": f"longer than {limit} characters"})
+        return ""
+    return value
+
+
+def scheme_classes(rows: list[tuple[str, dict[str, Any]]], name: str) -> list[TaxonomyClass]:
+    """Validate rows (where, fields) of a city scheme into classes; ``InvalidInput`` listing every problem."""
+    problems: list[dict[str, Any]] = []
+    classes: list[TaxonomyClass] = []
+    seen: set[tuple[str, str]] = set()
+    services: set[str] = set()
+    for where, row in rows:
+        before = len(problems)
+        code = _text(row, "code", where, problems, 16)
+        kind = _text(row, "kind", where, problems, 20).lower()
+        label = _text(row, "name", where, problems, MAX_NAME)
+        group = _text(row, "group", where, problems, MAX_NAME)
+        group_code = _text(row, "group_code", where, problems, 16)
+        keywords = _text(row, "keywords", where, problems, MAX_TEXT)
+        description = _text(row, "description", where, problems, MAX_TEXT, single_line=False)
+        service = _text(row, "service_code", where, problems, 32) or code
+        offered = row.get("open311", True)
+        if isinstance(offered, str):
+            if offered.strip().lower() not in _TRUE + _FALSE:
+                problems.append({"line": where, "field": "open311", "reason": "must be true or false"})
+            offered = offered.strip().lower() in _TRUE or offered.strip() == ""
+        elif offered is None:
+            offered = True
+        elif not isinstance(offered, bool):
+            problems.append({"line": where, "field": "open311", "reason": "must be true or false"})
+        if kind not in ("event", "component"):
+            problems.append({"line": where, "field": "kind", "reason": f"must be event or component, not {kind!r}"})
+        if not CLASS_CODE.match(code):
+            problems.append({"line": where, "field": "code",
+                             "reason": f"bad code {code!r}: 1–16 letters, digits, _ or -, starting with a letter "
+                                       "or digit"})
+        elif kind == "component" and not _CODE.match(code):
+            problems.append({"line": where, "field": "code", "reason": f"component class code {code!r} must be 4 "
+                                                                      "digits (component ObjIDs embed it)"})
+        if not label:
+            problems.append({"line": where, "field": "name", "reason": "required"})
+        if not GROUP_CODE.match(group_code):
+            problems.append({"line": where, "field": "group_code", "reason": "up to 16 letters, digits, _ or -"})
+        if service and not SERVICE_CODE.match(service):
+            problems.append({"line": where, "field": "service_code",
+                             "reason": f"bad service code {service!r}: 1–32 letters, digits, _ . or -"})
+        if (kind, code) in seen:
+            problems.append({"line": where, "field": "code", "reason": f"duplicate {kind} class {code}"})
+        elif service in services:
+            problems.append({"line": where, "field": "service_code",
+                             "reason": f"duplicate service code {service}; give each class its own service_code"})
+        if len(problems) > before:
+            continue
+        seen.add((kind, code))
+        services.add(service)
+        classes.append(TaxonomyClass(
+            kind=kind, code=code, major_code=group_code, major_name=group, name=label, sources="", verified=False,
+            keywords=keywords, description=description, service_code=service, open311=bool(offered)))
+    if problems:
+        raise InvalidInput(f"{name}: {len(problems)} problem(s) in the class scheme", details=problems[:200])
+    return classes

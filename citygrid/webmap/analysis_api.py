@@ -9,6 +9,7 @@ import io
 from flask import Blueprint, Response, jsonify, request
 
 from citygrid.cases.workflow import STATES
+from citygrid.components_survey.taxonomy import CLASS_CODE
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.gridding import store as grid_store
 from citygrid.spatial.analysis import store as analysis_store
@@ -58,8 +59,8 @@ def caseload():
 
 def _case_filters() -> dict:
     class_code = request.args.get("class_code") or None
-    if class_code is not None and not (len(class_code) == 4 and class_code.isdigit()):
-        raise InvalidInput("class_code must be 4 digits", field="class_code")
+    if class_code is not None and not CLASS_CODE.match(class_code):
+        raise InvalidInput("class_code must be a class code: 1–16 letters, digits, _ or -", field="class_code")
     synthetic = choice_arg("synthetic", ("true", "false"))
     start, end = period_args()  # inclusive dates: start=end is one day
     return {"start": start, "end": end, "kind": choice_arg("kind", ("event", "component")),

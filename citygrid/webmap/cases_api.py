@@ -10,6 +10,7 @@ from citygrid.cases import store as case_store
 from citygrid.cases.intake import parse_report
 from citygrid.cases.scope import action_scope, read_scope
 from citygrid.cases.workflow import STATES, TRANSITIONS
+from citygrid.components_survey.taxonomy import CLASS_CODE
 from citygrid.errors import Forbidden, InvalidInput
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap.auth import allow, require_principal
@@ -91,8 +92,8 @@ def list_cases():
     the cases the caller may read (``cases.scope``): a supervisor's own grids, a unit's party's cases."""
     district = optional_district_arg()
     class_code = request.args.get("class_code") or None
-    if class_code is not None and not (len(class_code) == 4 and class_code.isdigit()):
-        raise InvalidInput("class_code must be 4 digits", field="class_code")
+    if class_code is not None and not CLASS_CODE.match(class_code):
+        raise InvalidInput("class_code must be a class code: 1–16 letters, digits, _ or -", field="class_code")
     team = request.args.get("team") or None
     if team is not None:
         code_arg("team", team, "team")
@@ -158,9 +159,9 @@ classify_bp = Blueprint("classify_v1", __name__, url_prefix="/api/v1")
 @classify_bp.post("/classify")
 @allow("supervisor", "dispatcher")
 def classify():
-    """``{"text": "…", "kind": "event"|"component"?, "scheme"?}`` → the top three classes with probabilities."""
-    from dataclasses import asdict
-
+    """``{"text": "…", "kind": "event"|"component"?, "scheme"?}`` → the class of the text in the scheme (default:
+    the deployment's active scheme) and the top three, or ``classified: false`` with the ``reason`` when the
+    text cannot be classified (``cases.classify``: no known vocabulary, out of scheme, low confidence)."""
     from flask import current_app
 
     from citygrid.cases.classify import classifier_for
@@ -171,11 +172,14 @@ def classify():
     kind = data.get("kind")
     if kind not in (None, "event", "component"):
         raise InvalidInput("kind must be event or component", field="kind")
-    scheme = str(data.get("scheme") or "cjt214")
     settings = current_app.config.get("CITYGRID_SETTINGS") or Settings.from_env()
     with connection() as conn:
+        scheme = str(data.get("scheme") or service.active_scheme(conn))
         classes = survey_store.taxonomy(conn, scheme=scheme, kind=kind)
+    if not classes:
+        raise InvalidInput(f"no class scheme {scheme[:40]!r}" + (f" with {kind} classes" if kind else ""),
+                           field="scheme")
     model = None if kind else settings.data_dir / "models" / f"{scheme}.joblib"
     classifier = classifier_for(classes, model)
-    return jsonify({"trained": classifier.trained,
-                    "top": [asdict(p) for p in classifier.top(str(data.get("text") or ""))]})
+    verdict = classifier.classify(str(data.get("text") or ""))
+    return jsonify({"trained": classifier.trained, "scheme": scheme, **verdict.as_dict()})

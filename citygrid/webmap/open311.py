@@ -1,10 +1,12 @@
 """Open311 GeoReport v2 (https://wiki.open311.org/GeoReport_v2) over the case workflow.
 
-Services are the taxonomy's classes (``service_code`` = ``E0102`` for event 0102, ``C0101`` for component
-0101). Coordinates are WGS84 lat/long as the spec says. GET serves only what the city publishes
-(``cases.publication``, ``data/open311.yaml``): by default the requests that came in through Open311, with the
-spec's fields only. POST answers the new request's grid codes (``unit_grid_code``, ``supervision_grid_code``)
-as extension fields to the requester.
+Services are the classes of the deployment's active class scheme that it offers through Open311 (``citygrid
+taxonomy import --activate``; the packaged scheme by default): ``service_code`` is the class's own code in an
+imported scheme (its 311 service list), else ``E0102`` for event 0102, ``C0101`` for component 0101; a class
+marked ``open311: false`` is not offered. Coordinates are WGS84 lat/long as the spec says. GET serves only what
+the city publishes (``cases.publication``, ``data/open311.yaml``): by default the requests that came in through
+Open311, with the spec's fields only. POST answers the new request's grid codes (``unit_grid_code``,
+``supervision_grid_code``) as extension fields to the requester.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from flask import Blueprint, current_app, g, jsonify, request
 from citygrid.cases import service
 from citygrid.cases import store as case_store
 from citygrid.cases.intake import parse_report
-from citygrid.cases.publication import Publication, request_view, service_code
+from citygrid.cases.publication import Publication, request_view
 from citygrid.cases.workflow import CLOSED_STATES, OPEN_STATES
 from citygrid.components_survey import store as survey_store
+from citygrid.components_survey.taxonomy import SERVICE_CODE
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap import ratelimit
@@ -31,33 +34,51 @@ bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 _SERVICE = re.compile(r"^([CE])([0-9]{4})$")
 
 
-def _parse_service(code: str | None) -> tuple[str, str]:
-    match = _SERVICE.match(code or "")
-    if not match:
+def _find_service(conn, code: str | None) -> dict | None:
+    """The active scheme's service with ``code`` (None when there is none); ``InvalidInput`` for a code that
+    cannot be one: the scheme's own codes follow ``taxonomy.SERVICE_CODE``, the packaged scheme's look like
+    E0102 (event) or C0101 (component)."""
+    scheme = service.active_scheme(conn)
+    if survey_store.has_own_service_codes(conn, scheme):
+        if not SERVICE_CODE.match(code or ""):
+            raise InvalidInput("service_code must be one of the codes services.json lists (1–32 letters, digits, "
+                               "_ . or -)", field="service_code")
+    elif not _SERVICE.match(code or ""):
         raise InvalidInput("service_code must look like E0102 (event) or C0101 (component)", field="service_code")
-    return ("component" if match.group(1) == "C" else "event"), match.group(2)
+    found = survey_store.open311_services(conn, scheme, code)
+    return found[0] if found else None
+
+
+def _parse_service(conn, code: str | None) -> tuple[str, str]:
+    """(kind, class code) of an offered service; ``InvalidInput`` naming the field when there is none."""
+    found = _find_service(conn, code)
+    if found is None:
+        raise InvalidInput(f"no service {code}: services.json lists the services this city offers",
+                           field="service_code")
+    return found["kind"], found["code"]
 
 
 def _service(row: dict) -> dict:
-    return {"service_code": service_code(row["kind"], row["code"]), "service_name": row["name"],
-            "description": f"{row['major_name']} / {row['name']}", "metadata": False, "type": "realtime",
-            "keywords": row["major_name"], "group": row["major_name"]}
+    group = row["major_name"] or None
+    return {"service_code": row["service_code"], "service_name": row["name"],
+            "description": row["description"] or " / ".join(p for p in (row["major_name"], row["name"]) if p),
+            "metadata": False, "type": "realtime", "keywords": row["keywords"] or row["major_name"], "group": group}
 
 
 @bp.get("/services.json")
 @public
 def services():
+    """The services of the deployment's active class scheme offered through Open311."""
     with connection() as conn:
-        return jsonify([_service(r) for r in survey_store.taxonomy(conn)])
+        return jsonify([_service(r) for r in survey_store.open311_services(conn, service.active_scheme(conn))])
 
 
 @bp.get("/services/<code>.json")
 @public
 def service_definition(code: str):
-    kind, class_code = _parse_service(code)
     with connection() as conn:
-        rows = [r for r in survey_store.taxonomy(conn, kind=kind) if r["code"] == class_code]
-    if not rows:
+        found = _find_service(conn, code)
+    if found is None:
         raise NotFound(f"no service {code}")
     return jsonify({"service_code": code, "attributes": []})
 
@@ -87,7 +108,8 @@ def create_request():
     client = ratelimit.check_intake(request.remote_addr, request.headers.get("X-Forwarded-For"), api_key,
                                     buckets=current_app.extensions["citygrid_intake_buckets"])
     g.citygrid_actor = f"open311:{client}"
-    kind, class_code = _parse_service(form.get("service_code"))
+    with connection() as conn:
+        kind, class_code = _parse_service(conn, form.get("service_code"))
     data = {"lon": form.get("long"), "lat": form.get("lat"), "kind": kind, "class_code": class_code,
             "description": form.get("description") or "", "address": form.get("address_string"),
             "source": "open311", "crs": form.get("crs") or "wgs84",
@@ -119,12 +141,12 @@ def list_requests():
     """Published requests only (``data/open311.yaml``; by default those that came in through Open311), newest
     first. Filters: service_code, status (open|closed), start_date, end_date, bbox (EPSG:4326), limit."""
     kind = class_code = None
-    if request.args.get("service_code"):
-        kind, class_code = _parse_service(request.args["service_code"])
     status = choice_arg("status", ("open", "closed"))
     start, end = period_args("start_date", "end_date")  # a date end_date holds that whole day
     rule = _rule()
     with connection() as conn:
+        if request.args.get("service_code"):
+            kind, class_code = _parse_service(conn, request.args["service_code"])
         rows = case_store.list_cases(
             conn, district=None, status=None, kind=kind, class_code=class_code,
             start=start, end=end, bbox=bbox_arg(), unit_grid=None,

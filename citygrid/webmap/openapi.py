@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 
 from citygrid import __version__
 from citygrid.codes import SCHEMES, any_scheme_pattern
+from citygrid.components_survey.taxonomy import CLASS_CODE_PATTERN
 from citygrid.webmap.auth import access_of, public
 
 bp = Blueprint("openapi", __name__)
@@ -27,7 +28,7 @@ UNIT_GRID = {"type": "string", "pattern": any_scheme_pattern("unit_grid"),
 GRID = {"type": "string", "pattern": "^(?:" + any_scheme_pattern("unit_grid")[1:-1] + "|"
         + any_scheme_pattern("supervision_grid")[1:-1] + ")$",
         "description": "a unit-grid code, or a supervision-grid code (the district code + S + 4 digits)"}
-CLASS = {"type": "string", "pattern": "^[0-9]{4}$"}
+CLASS = {"type": "string", "pattern": CLASS_CODE_PATTERN}
 STATUSES = ["reported", "verified", "accepted", "rejected", "dispatched", "fed_back", "checked", "closed",
             "evaluated"]
 DATE = {"type": "string", "format": "date"}

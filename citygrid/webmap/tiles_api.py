@@ -8,12 +8,11 @@ is part of the cache key)."""
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.cases.scope import read_scope
+from citygrid.components_survey.taxonomy import CLASS_CODE
 from citygrid.errors import InvalidInput
 from citygrid.spatial import tiles
 from citygrid.spatial.db import deployment_srid
@@ -22,7 +21,7 @@ from citygrid.webmap.context import backend, connection
 from citygrid.webmap.params import choice_arg
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
-_CLASS = re.compile(r"^[0-9]{4}$")
+_CLASS = CLASS_CODE
 _STATUSES = ("reported", "verified", "accepted", "rejected", "dispatched", "fed_back", "checked", "closed",
              "evaluated")
 MVT_TYPE = "application/vnd.mapbox-vector-tile"
@@ -37,7 +36,7 @@ def _filters(layer: tiles.TileLayer) -> dict[str, object]:
     filters: dict[str, object] = {}
     if "class_code" in request.args:
         if not _CLASS.match(request.args["class_code"]):
-            raise InvalidInput("class_code must be 4 digits", field="class_code")
+            raise InvalidInput("class_code must be a class code: 1–16 letters, digits, _ or -", field="class_code")
         filters["class_code"] = request.args["class_code"]
     if "status" in request.args:
         filters["status"] = choice_arg("status", _STATUSES)

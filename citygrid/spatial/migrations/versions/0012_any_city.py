@@ -98,6 +98,26 @@ def upgrade() -> None:
     # reconciliation (a hash join, like the ObjID's, so no index) and gives a re-imported row its ObjID back.
     op.execute("ALTER TABLE components ADD COLUMN native_id text")
     # --- class schemes ---
+    # A city loads its own class scheme (e.g. its 311 service list, in its language) with `citygrid taxonomy
+    # import`: codes follow components_survey.taxonomy.CLASS_CODE (letters, digits, _ and -, up to 16; 4 digits
+    # for the packaged CJ/T 214 scheme), the group code may be empty, and a class carries its keywords,
+    # description and Open311 service code. The deployment records its active scheme (NULL: the packaged
+    # cjt214); intake, the classifier and Open311 use it. A report the classifier cannot classify is stored
+    # without a class (class_code NULL) and flagged for review instead of getting an unrelated class.
+    op.execute("""
+        ALTER TABLE taxonomy_classes
+            DROP CONSTRAINT taxonomy_classes_code_check,
+            DROP CONSTRAINT taxonomy_classes_major_code_check,
+            ADD CONSTRAINT taxonomy_classes_code_check CHECK (code ~ '^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$'),
+            ADD CONSTRAINT taxonomy_classes_major_code_check CHECK (major_code ~ '^[A-Za-z0-9_-]{0,16}$'),
+            ADD COLUMN keywords text NOT NULL DEFAULT '' CHECK (length(keywords) <= 1000),
+            ADD COLUMN description text NOT NULL DEFAULT '' CHECK (length(description) <= 1000),
+            ADD COLUMN service_code text CHECK (service_code ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$'),
+            ADD COLUMN open311 boolean NOT NULL DEFAULT true,
+            ADD CONSTRAINT taxonomy_classes_service_code_key UNIQUE (scheme, service_code)
+    """)
+    op.execute("ALTER TABLE deployment ADD COLUMN class_scheme text REFERENCES taxonomy_schemes (scheme)")
+    op.execute("ALTER TABLE cases ALTER COLUMN class_code DROP NOT NULL")
     # --- case imports ---
     pass
 
@@ -105,6 +125,17 @@ def upgrade() -> None:
 def downgrade() -> None:
     # --- case imports ---
     # --- class schemes ---
+    op.execute("ALTER TABLE cases ALTER COLUMN class_code SET NOT NULL")  # fails while unclassified cases exist
+    op.execute("ALTER TABLE deployment DROP COLUMN class_scheme")
+    op.execute("""
+        ALTER TABLE taxonomy_classes
+            DROP CONSTRAINT taxonomy_classes_service_code_key,
+            DROP COLUMN open311, DROP COLUMN service_code, DROP COLUMN description, DROP COLUMN keywords,
+            DROP CONSTRAINT taxonomy_classes_code_check,
+            DROP CONSTRAINT taxonomy_classes_major_code_check,
+            ADD CONSTRAINT taxonomy_classes_code_check CHECK (code ~ '^[0-9]{4}$'),
+            ADD CONSTRAINT taxonomy_classes_major_code_check CHECK (major_code ~ '^[0-9]{2}$')
+    """)
     # --- census native IDs ---
     op.execute("ALTER TABLE components DROP COLUMN native_id")
     # --- data sources (data_sources) ---
