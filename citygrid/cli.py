@@ -630,21 +630,67 @@ def cases_escalate(ctx: click.Context, district: str | None) -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @_source_options
 @click.option("--mapping", "mapping_file", type=click.Path(path_type=Path), default=None,
-              help="YAML 'columns: {lon: 经度, lat: 纬度, class_code: 小类代码, …}'.")
+              help="YAML mapping file: columns, values, set, ignore, case_sensitive, time_format (below).")
+@click.option("--key-field", default=None, metavar="COLUMN",
+              help="The column holding each case's own number (its key); without one, keys are derived from "
+                   "each row's content.")
+@click.option("--ignore", "ignore", multiple=True, metavar="FIELD",
+              help="Do not read the column named like FIELD (e.g. a 'source' column of channel names); "
+                   "repeatable.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write every problem (not only the first 100 printed) to this CSV.")
 @click.option("--max-bad-ratio", type=float, default=0.05, show_default=True)
 @click.pass_context
-def cases_import(ctx: click.Context, file: Path, mapping_file: Path | None, max_bad_ratio: float) -> None:
-    """Import historic cases from a CSV (one transaction; rows with problems are reported by line)."""
-    from citygrid.cases.history import import_cases, load_mapping
+def cases_import(ctx: click.Context, file: Path, mapping_file: Path | None, key_field: str | None,
+                 ignore: tuple[str, ...], report_path: Path | None, max_bad_ratio: float) -> None:
+    """Import historic cases, with their history, from a CSV (one transaction; every problem by line).
+
+    \b
+    Columns (found by these names, any case, or named in the mapping's columns:):
+      lon, lat           WGS84 (or per row crs: wgs84|gcj02|bd09)   also longitude/latitude, 经度/纬度
+      class_code, kind   a class of the deployment's scheme; kind event (default) or component
+      reported_at        ISO 8601 or the mapping's time_format; no offset: the deployment's time zone
+      status             reported verified accepted rejected dispatched fed_back checked closed evaluated
+                         (default: after the last dated step, else closed)
+      source             supervisor hotline citizen open311 camera import (default import)
+      description, address, crs
+      idempotency_key    the case's own number (also case_no, 案件编号, "Unique Key"); without it, or
+                         --key-field, each key is derived from the row's content, so a re-import adds nothing
+      verified_at accepted_at rejected_at dispatched_at fed_back_at checked_at closed_at evaluated_at
+                         dated steps, imported as the case's events at those times; a step before the report
+                         or before an earlier step is a row problem
+
+    \b
+    Mapping file (YAML, no aliases/anchors; any other key is an error):
+      columns:  {reported_at: Created Date, closed_at: Closed Date, source: Open Channel Type}
+      values:   {status: {Closed: closed, In Progress: dispatched}, source: {PHONE: hotline},
+                 class_code: {Illegal Parking: "0201"}}     (also kind, crs)
+      set:      {kind: event}               one value for every row
+      ignore:   [source]                    fields whose same-named column is not read
+      case_sensitive: false                 the default: Closed matches closed
+      time_format: "%m/%d/%Y %I:%M:%S %p"   strptime format of every time column
+
+    A value that is not ours and not mapped is a row problem, never forced. A point outside the district
+    says how far outside, and which edge is nearest.
+    """
+    from citygrid.cases.history import import_cases, load_mapping, report_csv
 
     source, licence = _given_source(ctx, file)
     with _transaction(_settings(ctx)) as conn:
         first_case_id = spatial_store.last_case_id(conn)
-        result = import_cases(conn, file, mapping=load_mapping(mapping_file), max_bad_ratio=max_bad_ratio)
+        result = import_cases(conn, file, mapping=load_mapping(mapping_file), key_field=key_field, ignore=ignore,
+                              max_bad_ratio=max_bad_ratio)
         if result.state != "rejected" and result.imported:
             deploy.record_case_import(conn, first_case_id, source=source, licence=licence)
-    _echo_json({"state": result.state, "rows": result.rows, "imported": result.imported,
-                "problems": result.problems[:100], "problem_count": len(result.problems)})
+        if report_path is not None:  # before the commit: a report that cannot be written imports nothing
+            try:
+                report_path.write_text(report_csv(result.problems), encoding="utf-8")
+            except OSError as exc:
+                raise InvalidInput(f"--report {report_path}: {exc.strerror or exc}", field="report") from None
+    _echo_json({"state": result.state, "rows": result.rows, "imported": result.imported, "events": result.events,
+                "already_stored": result.already_stored, "key": result.key,
+                "problems": result.problems[:100], "problem_count": len(result.problems),
+                **({"report": str(report_path)} if report_path is not None else {})})
     if result.state == "rejected":
         ctx.exit(2)
 

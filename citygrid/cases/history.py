@@ -1,73 +1,242 @@
-"""Bulk cases: historic cases from a CSV (311-style columns via a mapping), with a row report.
+"""Bulk cases: historic cases from a CSV (a city's own 311-style columns and values, via a mapping), with
+their workflow history and a row report.
 
 Every row goes through the same intake validation (``intake.parse_report``) and the same geocoding engine
 (``GridIndex``, batch mode) as a single report; valid rows are inserted in one transaction with their workflow
-event. The seeded synthetic demo history (``synthetic.py``) uses this path too.
+events: the import itself at the report time, then one event per dated step the file gives (accepted,
+dispatched, …, closed) at that step's time. The seeded synthetic demo history (``synthetic.py``) uses this
+path too.
+
+A file's columns are found by name (``ALIASES``) or named by a mapping file (``load_mapping``), whose values
+tables turn a city's own words (``Closed``, ``PHONE``, ``Noise - Residential``) into ours, case-insensitively
+unless it says otherwise. A column whose values are not ours is never forced: its values are mapped, the
+column is ignored, or each row says what is wrong. Without a key column, each case's key is derived from its
+row's content, so importing the same file twice adds nothing.
+
+Coordinates come in as lon/lat (WGS84, GCJ-02 or BD-09 per row); storage is the deployment CRS.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import hashlib
+import io
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
-import sqlalchemy as sa
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
-from citygrid.cases.intake import Report, parse_report
-from citygrid.cases.workflow import STATES
+from citygrid.cases import store
+from citygrid.cases.intake import INPUT_CRS, SOURCES, Report, parse_report
+from citygrid.cases.service import active_scheme
+from citygrid.cases.workflow import STATES, TRANSITIONS
 from citygrid.errors import InvalidInput
 from citygrid.loaders import safeyaml
 from citygrid.loaders.vector import CSV_ENCODINGS
-from citygrid.spatial import admin, crs
+from citygrid.spatial import admin, crs, db, timezones
 from citygrid.spatial import store as spatial_store
-from citygrid.spatial.db import deployment_srid, deployment_zone
+from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.geocode import GridIndex
 
 FIELDS = ("lon", "lat", "crs", "kind", "class_code", "description", "reported_at", "status", "source", "address",
           "idempotency_key")
+# Dated workflow steps a file may give, in workflow order: each becomes an event of the case at that time.
+EVENT_FIELDS: dict[str, str] = {
+    "verified_at": "verify", "accepted_at": "accept", "rejected_at": "reject", "dispatched_at": "dispatch",
+    "fed_back_at": "feed_back", "checked_at": "check_pass", "closed_at": "close", "evaluated_at": "evaluate",
+}
+ALL_FIELDS = FIELDS + tuple(EVENT_FIELDS)
+TIME_FIELDS = ("reported_at", *EVENT_FIELDS)
+# Fields whose values are a vocabulary of ours: a mapping file's ``values:`` translates a city's own words.
+OUR_VALUES: dict[str, tuple[str, ...]] = {
+    "status": STATES, "source": SOURCES, "kind": ("event", "component"), "crs": INPUT_CRS, "class_code": (),
+}
+MAPPING_KEYS = ("columns", "values", "set", "ignore", "case_sensitive", "time_format")
 ALIASES = {
     "lon": ("lon", "lng", "longitude", "x", "经度"), "lat": ("lat", "latitude", "y", "纬度"),
     "crs": ("crs", "坐标系"), "kind": ("kind", "类型"), "class_code": ("class_code", "小类代码", "类别代码"),
-    "description": ("description", "问题描述", "描述", "内容"), "reported_at": ("reported_at", "上报时间", "时间"),
+    "description": ("description", "问题描述", "描述", "内容"),
+    "reported_at": ("reported_at", "上报时间", "时间", "created date", "requested_datetime"),
     "status": ("status", "状态"), "source": ("source", "来源"), "address": ("address", "地址"),
-    "idempotency_key": ("idempotency_key", "case_no", "案件编号", "编号"),
+    "idempotency_key": ("idempotency_key", "case_no", "案件编号", "编号", "unique key", "service_request_id"),
+    "closed_at": ("closed_at", "结案时间", "closed date"), "dispatched_at": ("dispatched_at", "派遣时间"),
+    "accepted_at": ("accepted_at", "立案时间"),
 }
+MAX_COLUMN_NAME = 200
+COMPASS = ("north", "north-east", "east", "south-east", "south", "south-west", "west", "north-west")
+REPORT_COLUMNS = ("line", "field", "reason", "district", "outside_m", "nearest_edge", "nearest_lon",
+                  "nearest_lat")
 
 
 @dataclass
 class BulkResult:
+    """What an import did: ``rows`` read, ``imported`` new cases (with ``events`` workflow events beyond the
+    import itself), ``already_stored`` valid rows whose key was stored already (or repeated an earlier row),
+    ``key`` how each case's key was found, every problem, and ``state`` (committed | rejected)."""
+
     rows: int
     imported: int
     problems: list[dict[str, Any]] = field(default_factory=list)
     state: str = "committed"
+    events: int = 0
+    already_stored: int = 0
+    key: str = ""
 
 
-def load_mapping(path: Path | None) -> dict[str, str]:
+@dataclass(frozen=True)
+class CaseMapping:
+    """How a file's columns and values become ours (see ``load_mapping`` for the file).
+
+    Attributes
+    ----------
+    columns : our field -> the file's column.
+    values : our field -> (the file's value, folded unless ``case_sensitive``) -> our value.
+    constants : our field -> one value for every row (``set:``).
+    ignore : our fields whose same-named column is not read (``ignore:``).
+    case_sensitive : whether values (and our own words, ``Closed`` for ``closed``) must match exactly.
+    time_format : a ``strptime`` format for every time column (None: ISO 8601).
+    """
+
+    columns: dict[str, str] = field(default_factory=dict)
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    constants: dict[str, str] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+    case_sensitive: bool = False
+    time_format: str | None = None
+
+    def fold(self, text: str) -> str:
+        """``text`` as compared: stripped, and case-folded unless ``case_sensitive``."""
+        return text.strip() if self.case_sensitive else text.strip().casefold()
+
+    def translate(self, name: str, value: str) -> str:
+        """The file's ``value`` of field ``name`` as ours: through the values table, else one of our own words
+        matched (case-insensitively unless ``case_sensitive``), else unchanged for the checks to judge."""
+        key = self.fold(value)
+        table = self.values.get(name, {})
+        if key in table:
+            return table[key]
+        for ours in OUR_VALUES.get(name, ()):
+            if self.fold(ours) == key:
+                return ours
+        return value.strip()
+
+
+def _text_keyed(data: Any, what: str, known: Iterable[str] | None) -> dict[str, str]:
+    """A mapping of text to text; ``InvalidInput`` naming ``what`` for anything else (with the known keys)."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"mapping: '{what}' must be a mapping of names to values", field="mapping")
+    if known is not None:
+        unknown = [str(k) for k in data if k not in known]
+        if unknown:
+            raise InvalidInput(f"mapping: unknown field(s) {', '.join(map(repr, unknown))} under '{what}'; "
+                               f"known fields: {', '.join(known)}", field="mapping")
+    odd = [str(k) for k, v in data.items() if not isinstance(v, str) or not isinstance(k, str)]
+    if odd:
+        raise InvalidInput(f"mapping: under '{what}', {', '.join(odd)} is not text (YAML reads no/yes/on as "
+                           "booleans and digits as numbers, 0102 as octal): quote them", field="mapping")
+    return dict(data)
+
+
+def parse_mapping(data: Any) -> CaseMapping:
+    """Validate a parsed mapping document (see ``load_mapping``); ``InvalidInput`` naming the bad part."""
+    if data is None:
+        return CaseMapping()
+    if not isinstance(data, dict):
+        raise InvalidInput(f"mapping: must be a mapping with keys among {', '.join(MAPPING_KEYS)}", field="mapping")
+    unknown = [str(k) for k in data if k not in MAPPING_KEYS]
+    if unknown:
+        raise InvalidInput(f"mapping: unknown key(s) {', '.join(map(repr, unknown))}; known keys: "
+                           f"{', '.join(MAPPING_KEYS)}", field="mapping")
+    columns = _text_keyed(data.get("columns") or {}, "columns", ALL_FIELDS)
+    long = [c for c in columns.values() if not 0 < len(c) <= MAX_COLUMN_NAME]
+    if long:
+        raise InvalidInput(f"mapping: column names are 1–{MAX_COLUMN_NAME} characters", field="mapping")
+    constants = _text_keyed(data.get("set") or {}, "set", ALL_FIELDS)
+    both = sorted(set(columns) & set(constants))
+    if both:
+        raise InvalidInput(f"mapping: {', '.join(both)} is both read from a column and set", field="mapping")
+    case_sensitive = data.get("case_sensitive", False)
+    if not isinstance(case_sensitive, bool):
+        raise InvalidInput("mapping: case_sensitive must be true or false", field="mapping")
+    fold = CaseMapping(case_sensitive=case_sensitive).fold
+    raw_values = data.get("values") or {}
+    if not isinstance(raw_values, dict):
+        raise InvalidInput("mapping: 'values' must map a field to a table of the file's values and ours",
+                           field="mapping")
+    values: dict[str, dict[str, str]] = {}
+    for name, table in raw_values.items():
+        if name not in OUR_VALUES:
+            raise InvalidInput(f"mapping: values can be mapped for {', '.join(OUR_VALUES)}, not {name!r}",
+                               field="mapping")
+        table = _text_keyed(table, f"values: {name}", None)
+        folded: dict[str, str] = {}
+        for theirs, ours in table.items():
+            if OUR_VALUES[name] and ours not in OUR_VALUES[name]:
+                raise InvalidInput(f"mapping: values: {name}: {theirs!r} maps to {ours!r}, which is not one of "
+                                   f"{', '.join(OUR_VALUES[name])}", field="mapping")
+            key = fold(theirs)
+            if folded.get(key, ours) != ours:
+                raise InvalidInput(f"mapping: values: {name}: {theirs!r} is mapped twice (to {folded[key]!r} and "
+                                   f"{ours!r}){'' if case_sensitive else ' ignoring case'}", field="mapping")
+            folded[key] = ours
+        values[name] = folded
+    ignore = data.get("ignore") or []
+    if not isinstance(ignore, list) or any(not isinstance(i, str) or i not in ALL_FIELDS for i in ignore):
+        raise InvalidInput(f"mapping: 'ignore' lists fields whose same-named column is not read, among "
+                           f"{', '.join(ALL_FIELDS)}", field="mapping")
+    clash = sorted(set(ignore) & (set(columns) | set(constants)))
+    if clash:
+        raise InvalidInput(f"mapping: {', '.join(clash)} is both ignored and mapped", field="mapping")
+    time_format = data.get("time_format")
+    if time_format is not None:
+        _check_time_format(time_format)
+    return CaseMapping(columns=columns, values=values, constants=constants, ignore=tuple(ignore),
+                       case_sensitive=case_sensitive, time_format=time_format)
+
+
+def _check_time_format(fmt: Any) -> None:
+    """``InvalidInput`` unless ``fmt`` is a ``strptime`` format that reads back what it writes."""
+    sample = dt.datetime(2024, 11, 28, 21, 5, 9)
+    try:
+        ok = isinstance(fmt, str) and 0 < len(fmt) <= 100 and "%" in fmt and \
+            dt.datetime.strptime(sample.strftime(fmt), fmt).date() == sample.date()
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InvalidInput(f"mapping: time_format {str(fmt)[:100]!r} is not a strptime format naming the date "
+                           "(e.g. '%m/%d/%Y %I:%M:%S %p')", field="mapping")
+
+
+def load_mapping(path: Path | None) -> CaseMapping:
+    """Read a mapping file (YAML read safely: no aliases or anchors, bounded size and depth).
+
+    Keys (any other is an error that lists these): ``columns`` (our field -> the file's column),
+    ``values`` (field -> {the file's value: ours} for status, class_code, source, kind, crs), ``set`` (field ->
+    one value for every row), ``ignore`` (fields whose same-named column is not read), ``case_sensitive``
+    (default false) and ``time_format`` (a ``strptime`` format for every time column; default ISO 8601).
+    """
     if path is None:
-        return {}
+        return CaseMapping()
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"mapping file: {exc}", field="mapping") from exc
-    data = safeyaml.load(text, what=f"mapping file {path.name}")
-    columns = (data or {}).get("columns") if isinstance(data, dict) else None
-    if not isinstance(columns, dict) or any(k not in FIELDS for k in columns):
-        raise InvalidInput(f"mapping needs 'columns:' with keys among {', '.join(FIELDS)}", field="mapping")
-    odd = [k for k, v in columns.items() if not isinstance(v, str)]
-    if odd:
-        raise InvalidInput(f"column names for {', '.join(odd)} are not text (YAML reads no/yes/on as booleans "
-                           "and digits as numbers): quote them", field="mapping")
-    return {str(k): str(v) for k, v in columns.items()}
+    return parse_mapping(safeyaml.load(text, what=f"mapping file {path.name}"))
 
 
 def read_table(path: Path) -> pd.DataFrame:
+    """The CSV as text columns (UTF-8, else GB18030); empty cells are empty strings."""
     if not path.exists():
         raise InvalidInput(f"file not found: {path}", field="file")
     for encoding in CSV_ENCODINGS:
@@ -80,44 +249,184 @@ def read_table(path: Path) -> pd.DataFrame:
     raise InvalidInput(f"{path.name}: text is neither UTF-8 nor GB18030", field="encoding")
 
 
-def import_cases(conn: Connection, path: Path, *, mapping: dict[str, str] | None = None,
-                 max_bad_ratio: float = 0.05, synthetic: bool = False) -> BulkResult:
-    """Import historic cases from a CSV inside the caller's transaction; see the module docstring."""
+def derived_key(row: dict[str, Any]) -> str:
+    """A case key from a row's whole content (its columns and values): the same row gives the same key."""
+    content = json.dumps({str(k): str(v) for k, v in row.items()}, sort_keys=True, ensure_ascii=False)
+    return "row:" + hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def import_cases(conn: Connection, path: Path, *, mapping: CaseMapping | dict[str, str] | None = None,
+                 key_field: str | None = None, ignore: Sequence[str] = (), max_bad_ratio: float = 0.05,
+                 synthetic: bool = False) -> BulkResult:
+    """Import historic cases from a CSV inside the caller's transaction; see the module docstring.
+
+    Parameters
+    ----------
+    conn : a connection in the caller's transaction.
+    path : the CSV (UTF-8 or GB18030) with lon/lat in WGS84 (or the ``crs`` column's GCJ-02/BD-09).
+    mapping : a ``CaseMapping`` (``load_mapping``), or a plain {field: column} dict.
+    key_field : the column holding each case's own key (overrides the mapping's ``idempotency_key``).
+    ignore : fields whose same-named column is not read (added to the mapping's ``ignore``).
+    max_bad_ratio : above this share of bad rows nothing is imported (``state`` rejected).
+    synthetic : only the seeded demo history.
+    """
     table = read_table(path)
-    columns = list(table.columns)
-    mapping = dict(mapping or {})
-    missing = [v for v in mapping.values() if v not in columns]
+    if not isinstance(mapping, CaseMapping):
+        mapping = parse_mapping({"columns": dict(mapping or {})})
+    bad_ignore = [i for i in ignore if i not in ALL_FIELDS]
+    if bad_ignore:
+        raise InvalidInput(f"--ignore {bad_ignore[0]!r}: give fields among {', '.join(ALL_FIELDS)}", field="ignore")
+    file_columns = list(table.columns)
+    columns = dict(mapping.columns)
+    if key_field:
+        columns["idempotency_key"] = key_field
+    ignored = set(mapping.ignore) | set(ignore)
+    missing = [v for v in columns.values() if v not in file_columns]
     if missing:
-        raise InvalidInput(f"mapped column(s) {', '.join(missing)} not in the file", field="mapping")
-    lower = {c.strip().lower(): c for c in columns}
+        raise InvalidInput(f"mapped column(s) {', '.join(map(repr, missing))} not in the file; its columns are "
+                           f"{', '.join(map(repr, file_columns[:50]))}", field="mapping")
+    lower = {c.strip().lower(): c for c in file_columns}
     for name, aliases in ALIASES.items():
-        if name not in mapping:
+        if name not in columns and name not in ignored and name not in mapping.constants:
             hit = next((lower[a] for a in aliases if a in lower), None)
-            if hit:
-                mapping[name] = hit
-    records = [{name: (row[col] if row[col] != "" else None) for name, col in mapping.items()}
-               for row in table.to_dict("records")]
-    return insert_reports(conn, records, max_bad_ratio=max_bad_ratio, synthetic=synthetic)
+            if hit and hit not in columns.values():
+                columns[name] = hit
+    key_column = columns.get("idempotency_key")
+    records, derived = [], 0
+    for row in table.to_dict("records"):
+        record: dict[str, Any] = {name: (row[col] if row[col].strip() != "" else None) for name, col in columns.items()}
+        record.update(mapping.constants)
+        for name in OUR_VALUES:
+            if isinstance(record.get(name), str):
+                record[name] = mapping.translate(name, record[name])
+        if not record.get("idempotency_key"):
+            record["idempotency_key"] = derived_key(row)
+            derived += 1
+        records.append(record)
+    result = insert_reports(conn, records, max_bad_ratio=max_bad_ratio, synthetic=synthetic,
+                            time_format=mapping.time_format,
+                            hint={name: "values: " + name for name in OUR_VALUES if name in columns})
+    if key_column is None:
+        result.key = ("derived from each row's content (no key column: give --key-field or the mapping's "
+                      "columns: idempotency_key); importing the same rows again adds nothing")
+    else:
+        result.key = f"column {key_column!r}" + (f"; derived from the row's content where empty ({derived} rows)"
+                                                 if derived else "")
+    return result
+
+
+def _zone(conn: Connection) -> ZoneInfo:
+    """The zone in which a time without an offset is read.
+
+    # TZ: the deployment's time zone (TIME ZONES part of #19: ``db.deployment_zone``); no fixed offset here.
+    """
+    return db.deployment_zone(conn)
+
+
+def _time(text: str, time_format: str | None, zone: ZoneInfo) -> dt.datetime:
+    """A time from a file as an aware datetime: ``time_format`` (strptime) else ISO 8601; without an offset it
+    is wall-clock time in ``zone`` (``timezones``). ``ValueError`` when it is neither."""
+    if time_format is None:
+        return timezones.parse_datetime(text, zone)
+    return timezones.localize(dt.datetime.strptime(text.strip(), time_format), zone)
+
+
+def _shown(value: Any) -> str:
+    """A value as quoted in a message: its repr, cut to 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _history(line: int, record: dict[str, Any], reported_at: dt.datetime | None, time_format: str | None,
+             zone: ZoneInfo, problems: list[dict[str, Any]]) -> list[tuple[str, dt.datetime]] | None:
+    """The row's dated steps as (event field, time) in workflow order; None (with problems added) when a time
+    is unreadable, in the future, before the report or before an earlier step."""
+    steps, ok = [], True
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    for name in EVENT_FIELDS:
+        raw = record.get(name)
+        if raw is None:
+            continue
+        try:
+            at = raw if isinstance(raw, dt.datetime) else _time(str(raw), time_format, zone)
+        except (ValueError, OverflowError):
+            ok = False
+            expected = f"the time_format {time_format!r}" if time_format else "ISO 8601 (e.g. 2024-03-01T09:00)"
+            problems.append({"line": line, "field": name, "reason": f"{_shown(raw)} is not a time in {expected}"})
+            continue
+        if at > now:
+            ok = False
+            problems.append({"line": line, "field": name, "reason": f"{at.isoformat()} is in the future"})
+        elif reported_at is None:
+            ok = False
+            problems.append({"line": line, "field": name, "reason": "a dated step needs the report time "
+                                                                    "(reported_at)"})
+        elif at < reported_at:
+            ok = False
+            problems.append({"line": line, "field": name, "reason": f"{at.isoformat()} is before the report "
+                                                                    f"({reported_at.isoformat()})"})
+        elif steps and at < steps[-1][1]:
+            ok = False
+            problems.append({"line": line, "field": name, "reason": f"{at.isoformat()} is before {steps[-1][0]} "
+                                                                    f"({steps[-1][1].isoformat()})"})
+        steps.append((name, at))
+    return steps if ok else None
 
 
 def insert_reports(conn: Connection, records: Sequence[dict[str, Any]], *, max_bad_ratio: float = 0.05,
-                   synthetic: bool = False, first_line: int = 2) -> BulkResult:
-    """Validate, place and insert many reports (each a dict of intake fields plus optional ``status``)."""
+                   synthetic: bool = False, first_line: int = 2, time_format: str | None = None,
+                   hint: dict[str, str] | None = None) -> BulkResult:
+    """Validate, place and insert many reports.
+
+    Parameters
+    ----------
+    records : dicts of intake fields (``parse_report``) plus optional ``status`` and dated steps
+        (``EVENT_FIELDS``: ``closed_at`` …), times as text (ISO 8601, or ``time_format``) or datetimes.
+    first_line : the file line of the first record (for the report).
+    hint : field -> where its values are mapped (``values: status``), named in messages about values.
+
+    Without ``status`` a case is in the state its last dated step leads to, else closed.
+    """
     problems: list[dict[str, Any]] = []
-    reports: list[tuple[int, Report, str]] = []
-    zone = deployment_zone(conn)  # a time without an offset is the city's wall-clock time
+    reports: list[tuple[int, Report, str, list[tuple[str, dt.datetime]]]] = []
+    zone = _zone(conn)
+    hint = hint or {}
     for offset, record in enumerate(records):
         line = first_line + offset
-        status = record.get("status") or "closed"
-        if status not in STATES:
-            problems.append({"line": line, "field": "status", "reason": f"unknown status {status!r}"})
-            continue
+        row_problems: list[dict[str, Any]] = []
+        for name in ("status", "source"):
+            value = record.get(name)
+            if value is not None and value not in OUR_VALUES[name]:
+                where = f"map it under '{hint[name]}:' in the mapping file" if name in hint else "map it"
+                also = f", or ignore the column (ignore: [{name}] / --ignore {name})" if name in hint else ""
+                row_problems.append({"line": line, "field": name, "reason": (
+                    f"{_shown(value)} is not one of ours ({', '.join(OUR_VALUES[name])}): {where}{also}")})
+        reported_at = None
+        raw_time = record.get("reported_at")
+        if raw_time is not None and not isinstance(raw_time, dt.datetime):
+            try:
+                reported_at = _time(str(raw_time), time_format, zone)
+            except (ValueError, OverflowError):
+                expected = f"the time_format {time_format!r}" if time_format else "ISO 8601"
+                row_problems.append({"line": line, "field": "reported_at",
+                                     "reason": f"{_shown(raw_time)} is not a time in {expected}"})
+        elif isinstance(raw_time, dt.datetime):
+            reported_at = timezones.localize(raw_time, zone)
+        data = {k: v for k, v in record.items() if k in FIELDS and k not in ("status", "reported_at")}
+        data["reported_at"] = reported_at.isoformat() if reported_at else None
         try:
-            report = parse_report({**record, "source": record.get("source") or "import", "synthetic": synthetic},
-                                  allow_synthetic=synthetic,
-                                  default_source="import", zone=zone)
+            # Checked as an import: a historic public report (hotline, 311) carries its class, so it need not
+            # carry the description live intake asks of the public; its own source (checked above) is kept.
+            report = parse_report({**data, "source": "import", "synthetic": synthetic},
+                                  allow_synthetic=synthetic, default_source="import")
+            report = replace(report, source=data.get("source") or "import")
         except InvalidInput as exc:
-            problems.extend({"line": line, **d} for d in exc.details)
+            row_problems.extend({"line": line, **d} for d in exc.details
+                                if not any(p["field"] == d.get("field") for p in row_problems))
+            report = None
+        steps = _history(line, record, reported_at, time_format, zone, row_problems)
+        if row_problems or report is None or steps is None:
+            problems.extend(row_problems)
             continue
         if report.lon is None:
             problems.append({"line": line, "field": "lon", "reason": "bulk rows need coordinates"})
@@ -125,38 +434,79 @@ def insert_reports(conn: Connection, records: Sequence[dict[str, Any]], *, max_b
         if not report.class_code:  # single reports may be classified on intake; historic rows keep their own
             problems.append({"line": line, "field": "class_code", "reason": "required in a bulk import"})
             continue
-        reports.append((line, report, status))
+        status = record.get("status") or (TRANSITIONS[EVENT_FIELDS[steps[-1][0]]].target if steps else "closed")
+        reports.append((line, report, status, steps))
     srid = deployment_srid(conn)
-    placed = _place(conn, reports, srid, problems)
+    placed = _place(conn, reports, srid, problems, hint)
     bad_lines = {p["line"] for p in problems}
     total = len(records)
     if total and len(bad_lines) / total > max_bad_ratio:
         return BulkResult(rows=total, imported=0, problems=problems, state="rejected")
-    inserted = _insert(conn, placed, srid)
-    return BulkResult(rows=total, imported=inserted, problems=problems)
+    inserted, events = _insert(conn, placed, srid)
+    return BulkResult(rows=total, imported=inserted, problems=problems, events=events,
+                      already_stored=len(placed) - inserted)
 
 
-def _place(conn: Connection, reports: list[tuple[int, Report, str]], srid: int,
-           problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _outside(boundaries: dict[str, BaseGeometry], x: np.ndarray, y: np.ndarray, lon: np.ndarray, lat: np.ndarray,
+             srid: int) -> list[dict[str, Any]]:
+    """For points outside every district (x, y in EPSG:``srid``; lon, lat the same points in EPSG:4326): the
+    nearest district, how far outside (metres, geodesic from the point to the nearest boundary point), which of
+    its edges is nearest (compass direction from its centre) and that boundary point in EPSG:4326 lon/lat.
+    A point the deployment CRS cannot project (infinite) is only said to be too far."""
+    codes = list(boundaries)
+    finite = np.isfinite(x) & np.isfinite(y)
+    points = shapely.points(np.where(finite, x, 0.0), np.where(finite, y, 0.0))
+    distances = np.vstack([shapely.distance(boundaries[c], points) for c in codes])
+    nearest = np.argmin(distances, axis=0)
+    geod = pyproj.Geod(ellps="WGS84")
+    found: list[dict[str, Any]] = []
+    for i, point in enumerate(points):
+        if not finite[i]:
+            found.append({"reason": f"the point {lon[i]:g}, {lat[i]:g} is too far from this deployment's area "
+                                    f"(EPSG:{srid}) to be placed"})
+            continue
+        code = codes[int(nearest[i])]
+        boundary = boundaries[code]
+        edge = shapely.get_coordinates(shapely.shortest_line(boundary, point))[0]
+        centre = boundary.centroid
+        bearing = math.degrees(math.atan2(edge[0] - centre.x, edge[1] - centre.y)) % 360
+        on_edge = crs.to_lonlat(np.array([shapely.Point(edge)], dtype=object), srid)[0]
+        metres = float(geod.inv(lon[i], lat[i], on_edge.x, on_edge.y)[2])
+        where = {"district": code, "outside_m": round(metres, 1),
+                 "nearest_edge": COMPASS[int((bearing + 22.5) // 45) % 8],
+                 "nearest_lon": round(on_edge.x, 6), "nearest_lat": round(on_edge.y, 6)}
+        where["reason"] = (f"the point lies {metres:,.0f} m outside district {code}, beyond its "
+                           f"{where['nearest_edge']} edge (nearest boundary point {where['nearest_lon']}, "
+                           f"{where['nearest_lat']})")
+        found.append(where)
+    return found
+
+
+def _place(conn: Connection, reports: list[tuple[int, Report, str, list[tuple[str, dt.datetime]]]], srid: int,
+           problems: list[dict[str, Any]], hint: dict[str, str]) -> list[dict[str, Any]]:
     """Storage points, district, grids (batch GridIndex) and class check for every valid report."""
     if not reports:
         return []
     by_crs: dict[str, list[int]] = {}
-    for i, (_, report, _) in enumerate(reports):
+    for i, (_, report, _, _) in enumerate(reports):
         by_crs.setdefault(report.crs, []).append(i)
     x, y = np.zeros(len(reports)), np.zeros(len(reports))
+    wgs_lon, wgs_lat = np.zeros(len(reports)), np.zeros(len(reports))  # EPSG:4326, for distances outside
     for input_crs, idx in by_crs.items():
         lon = np.array([reports[i][1].lon for i in idx])
         lat = np.array([reports[i][1].lat for i in idx])
         source = crs.parse_crs({"wgs84": "EPSG:4326"}.get(input_crs, input_crs))
         pts = crs.to_storage(shapely.points(lon, lat), source, srid)
         x[idx], y[idx] = shapely.get_x(pts), shapely.get_y(pts)
-    classes = {(k, c) for k, c in conn.execute(sa.text("SELECT kind, code FROM taxonomy_classes"))}
-    districts = list(conn.execute(sa.text("SELECT district_code FROM districts")).scalars())
+        wgs_lon[idx], wgs_lat[idx] = crs.pseudo_to_wgs84(source.pseudo, lon, lat) if source.pseudo else (lon, lat)
+    scheme = active_scheme(conn)  # rows are filed in the deployment's active class scheme, as single reports
+    classes = store.class_keys(conn, scheme)
+    districts = store.district_codes(conn)
     district_of = np.full(len(reports), None, dtype=object)
     indexes: dict[str, GridIndex] = {}
+    boundaries: dict[str, BaseGeometry] = {}
     for district in districts:
-        boundary = admin.district_boundary(conn, district)
+        boundary = boundaries[district] = admin.district_boundary(conn, district)
         shapely.prepare(boundary)
         inside = shapely.contains_xy(boundary, x, y) & (district_of == None)  # noqa: E711 (element-wise)
         district_of[inside] = district
@@ -166,15 +516,16 @@ def _place(conn: Connection, reports: list[tuple[int, Report, str]], srid: int,
         rows = np.flatnonzero(district_of == district)
         hits = indexes[district].assign(x[rows], y[rows]) if len(rows) else np.zeros(0, dtype=int)
         for row, hit in zip(rows, hits, strict=True):
-            line, report, status = reports[row]
+            line, report, status, steps = reports[row]
             if (report.kind, report.class_code) not in classes:
+                mapped = f" (map the file's classes under '{hint['class_code']}:')" if "class_code" in hint else ""
                 problems.append({"line": line, "field": "class_code",
-                                 "reason": f"unknown {report.kind} class {report.class_code}"})
+                                 "reason": f"unknown {report.kind} class {report.class_code}{mapped}"})
                 continue
             index = indexes[district]
             placed.append({
                 "line": line, "district": district, "key": report.idempotency_key, "kind": report.kind,
-                "scheme": report.scheme, "class_code": report.class_code, "description": report.description,
+                "scheme": scheme, "class_code": report.class_code, "description": report.description,
                 "source": report.source, "reported_at": report.reported_at, "status": status,
                 "unit": index.codes[hit] if hit >= 0 else None,
                 "supervision": index.supervision_codes[hit] if hit >= 0 else None,
@@ -182,52 +533,70 @@ def _place(conn: Connection, reports: list[tuple[int, Report, str]], srid: int,
                 "street": index.street_codes[hit] if hit >= 0 else None, "synthetic": report.synthetic,
                 # A dict: the chunk is JSON-encoded once as a whole (encoding it here too stored a JSON string).
                 "attrs": {"address": report.address, "input_crs": report.crs, "imported": True},
-                "x": float(x[row]), "y": float(y[row]),
+                "x": float(x[row]), "y": float(y[row]), "steps": steps,
             })
-    for row in np.flatnonzero(district_of == None):  # noqa: E711
-        problems.append({"line": reports[row][0], "field": "lon", "reason": "the point lies outside every district"})
+    outside = np.flatnonzero(district_of == None)  # noqa: E711
+    if len(outside) and boundaries:
+        for row, where in zip(outside, _outside(boundaries, x[outside], y[outside], wgs_lon[outside],
+                                                 wgs_lat[outside], srid), strict=True):
+            problems.append({"line": reports[row][0], "field": "lon", **where})
+    else:
+        problems.extend({"line": reports[row][0], "field": "lon", "reason": "there is no district to place it in"}
+                        for row in outside)
     return placed
 
 
-def _insert(conn: Connection, rows: list[dict[str, Any]], srid: int) -> int:
-    """Insert placed rows 2,000 at a time (one statement each, rows as a JSON array) and their first event;
-    rows whose idempotency key is already stored are skipped. Returns how many were inserted."""
+def _insert(conn: Connection, rows: list[dict[str, Any]], srid: int) -> tuple[int, int]:
+    """Insert placed rows 2,000 at a time and their events (the import, then each dated step); rows whose
+    idempotency key is already stored are skipped. Returns (cases inserted, dated-step events inserted)."""
     if not rows:
-        return 0
+        return 0, 0
     now = dt.datetime.now(dt.UTC)
     ids = []
     # A historic caseload is audited once (below), not row by row by the cases trigger.
-    conn.execute(sa.text("SELECT set_config('citygrid.bulk', 'on', true)"))
+    store.bulk_audit_off(conn, True)
+    steps_of = {(r["district"], r["key"]): r["steps"] for r in rows}
     for chunk_start in range(0, len(rows), 2000):
-        chunk = rows[chunk_start:chunk_start + 2000]
-        result = conn.execute(sa.text(
-            """INSERT INTO cases (district_code, idempotency_key, kind, scheme, class_code, description, source,
-                                  reported_at, status, unit_grid_code, supervision_code, community_code, street_code,
-                                  synthetic, attrs, geom)
-               SELECT r.district, r.key, r.kind, r.scheme, r.class_code, r.description, r.source,
-                      coalesce(r.reported_at, :now), r.status, r.unit, r.supervision, r.community, r.street,
-                      r.synthetic, r.attrs, ST_SetSRID(ST_MakePoint(r.x, r.y), :srid)
-                 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-                      district text, key text, kind text, scheme text, class_code text, description text,
-                      source text, reported_at timestamptz, status text, unit text, supervision text,
-                      community text, street text, synthetic boolean, attrs jsonb, x float8, y float8)
-               ON CONFLICT (district_code, idempotency_key) DO NOTHING
-               RETURNING case_id, district_code, status"""
-        ), {"rows": json.dumps(chunk, ensure_ascii=False, default=str), "srid": srid, "now": now}).all()
-        ids.extend(result)
-    if ids:
-        conn.execute(sa.text(
-            """INSERT INTO case_events (district_code, case_id, seq, action, from_status, to_status, actor, role,
-                                        note, at)
-               SELECT e.d, e.c, 1, 'import', NULL, e.s, 'import', 'import', 'historic case', c.reported_at
-                 FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS e(d text, c bigint, s text)
-                 JOIN cases c ON c.district_code = e.d AND c.case_id = e.c"""
-        ), {"events": json.dumps([{"d": d, "c": c, "s": s} for c, d, s in ids])})
-    conn.execute(sa.text("SELECT set_config('citygrid.bulk', 'off', true)"))
-    for district in sorted({d for _, d, _ in ids}):
-        in_district = [c for c, d, _ in ids if d == district]
+        chunk = [{k: v for k, v in r.items() if k != "steps"} for r in rows[chunk_start:chunk_start + 2000]]
+        ids.extend(store.insert_cases_bulk(conn, chunk, srid, now))
+    events: list[dict[str, Any]] = []
+    dated = 0
+    for case_id, district, status, key in ids:
+        steps = steps_of.get((district, key), [])
+        first = "reported" if steps else status
+        events.append({"district": district, "case_id": case_id, "seq": 1, "action": "import", "from_status": None,
+                       "to_status": first, "at": None})
+        for seq, (name, at) in enumerate(steps, start=2):
+            transition = TRANSITIONS[EVENT_FIELDS[name]]
+            events.append({"district": district, "case_id": case_id, "seq": seq, "action": transition.action,
+                           "from_status": events[-1]["to_status"], "to_status": transition.target,
+                           "at": at.isoformat()})
+            dated += 1
+    for start in range(0, len(events), 10_000):
+        store.insert_events_bulk(conn, events[start:start + 10_000])
+    store.bulk_audit_off(conn, False)
+    for district in sorted({d for _, d, _, _ in ids}):
+        in_district = [c for c, d, _, _ in ids if d == district]
         spatial_store.audit(conn, action="import", object_kind="cases", object_id=district, district=district,
                             after={"cases": len(in_district), "first_case_id": min(in_district),
                                    "last_case_id": max(in_district),
                                    "synthetic": bool(rows[0].get("synthetic"))})
-    return len(ids)
+    return len(ids), dated
+
+
+def report_csv(problems: list[dict[str, Any]]) -> str:
+    """Every problem as CSV text (``REPORT_COLUMNS``), by line. A cell that a spreadsheet would run as a
+    formula (=, +, @, or - not starting a number) is prefixed with an apostrophe."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for problem in sorted(problems, key=lambda p: (p.get("line", 0), str(p.get("field", "")))):
+        writer.writerow({k: _cell(problem.get(k)) for k in REPORT_COLUMNS})
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if not isinstance(value, str) or not value:
+        return value
+    risky = value[0] in "=+@\t\r" or (value[0] == "-" and not value[1:2].isdigit())
+    return "'" + value if risky else value

@@ -329,3 +329,52 @@ def labelled_texts(conn: Connection, scheme: str) -> list[tuple[str, str, str]]:
              JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
             WHERE c.scheme = :s AND NOT c.synthetic AND length(c.description) > 0"""), {"s": scheme}).all()
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+# ------------------------------------------------------------------------------------------ bulk history imports
+def class_keys(conn: Connection, scheme: str) -> set[tuple[str, str]]:
+    """Every (kind, code) of the class ``scheme``: what a bulk import checks its classes against."""
+    return {(k, c) for k, c in conn.execute(sa.text("SELECT kind, code FROM taxonomy_classes WHERE scheme = :s"),
+                                            {"s": scheme})}
+
+
+def bulk_audit_off(conn: Connection, off: bool) -> None:
+    """Turn the cases trigger's row-by-row audit off (``True``) or back on for this transaction: a historic
+    caseload is audited once, as one operation."""
+    conn.execute(sa.text("SELECT set_config('citygrid.bulk', :v, true)"), {"v": "on" if off else "off"})
+
+
+def insert_cases_bulk(conn: Connection, rows: list[dict[str, Any]], srid: int, now: dt.datetime) -> list[Any]:
+    """Insert placed cases (x/y in EPSG:``srid``), one statement for all of them (rows as a JSON array); rows
+    whose idempotency key is stored already are skipped. Returns (case_id, district_code, status,
+    idempotency_key) of the inserted ones."""
+    return list(conn.execute(sa.text(
+        """INSERT INTO cases (district_code, idempotency_key, kind, scheme, class_code, description, source,
+                              reported_at, status, unit_grid_code, supervision_code, community_code, street_code,
+                              synthetic, attrs, geom)
+           SELECT r.district, r.key, r.kind, r.scheme, r.class_code, r.description, r.source,
+                  coalesce(r.reported_at, :now), r.status, r.unit, r.supervision, r.community, r.street,
+                  r.synthetic, r.attrs, ST_SetSRID(ST_MakePoint(r.x, r.y), :srid)
+             FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+                  district text, key text, kind text, scheme text, class_code text, description text,
+                  source text, reported_at timestamptz, status text, unit text, supervision text,
+                  community text, street text, synthetic boolean, attrs jsonb, x float8, y float8)
+           ON CONFLICT (district_code, idempotency_key) DO NOTHING
+           RETURNING case_id, district_code, status, idempotency_key"""
+    ), {"rows": json.dumps(rows, ensure_ascii=False, default=str), "srid": srid, "now": now}).all())
+
+
+def insert_events_bulk(conn: Connection, events: list[dict[str, Any]]) -> None:
+    """Insert workflow events of imported cases: each a dict of ``district``, ``case_id``, ``seq``,
+    ``action``, ``from_status``, ``to_status`` and ``at`` (an ISO 8601 instant with its offset; NULL: the
+    case's report time); actor and role ``import``."""
+    conn.execute(sa.text(
+        """INSERT INTO case_events (district_code, case_id, seq, action, from_status, to_status, actor, role,
+                                    note, at)
+           SELECT e.district, e.case_id, e.seq, e.action, e.from_status, e.to_status, 'import', 'import',
+                  'historic case', coalesce(e.at, c.reported_at)
+             FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS e(
+                  district text, case_id bigint, seq integer, action text, from_status text, to_status text,
+                  at timestamptz)
+             JOIN cases c ON c.district_code = e.district AND c.case_id = e.case_id"""
+    ), {"events": json.dumps(events, ensure_ascii=False, default=str)})
