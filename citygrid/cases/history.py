@@ -316,10 +316,8 @@ def import_cases(conn: Connection, path: Path, *, mapping: CaseMapping | dict[st
 
 
 def _zone(conn: Connection) -> ZoneInfo:
-    """The zone in which a time without an offset is read.
-
-    # TZ: the deployment's time zone (TIME ZONES part of #19: ``db.deployment_zone``); no fixed offset here.
-    """
+    """The zone in which a time without an offset is read: the deployment's (``db init --timezone``)."""
+    # TZ: the only place this module picks a zone; reading times goes through spatial/timezones.py.
     return db.deployment_zone(conn)
 
 
@@ -484,7 +482,8 @@ def _outside(boundaries: dict[str, BaseGeometry], x: np.ndarray, y: np.ndarray, 
 
 def _place(conn: Connection, reports: list[tuple[int, Report, str, list[tuple[str, dt.datetime]]]], srid: int,
            problems: list[dict[str, Any]], hint: dict[str, str]) -> list[dict[str, Any]]:
-    """Storage points, district, grids (batch GridIndex) and class check for every valid report."""
+    """Storage points (EPSG:``srid``, from each report's lon/lat in its WGS84/GCJ-02/BD-09), district, grids
+    (batch GridIndex) and class check for every valid report; problems for the rest."""
     if not reports:
         return []
     by_crs: dict[str, list[int]] = {}

@@ -119,6 +119,8 @@ def upgrade() -> None:
     op.execute("ALTER TABLE deployment ADD COLUMN class_scheme text REFERENCES taxonomy_schemes (scheme)")
     op.execute("ALTER TABLE cases ALTER COLUMN class_code DROP NOT NULL")
     # --- case imports ---
+    # No schema change: dated steps are case_events rows, derived keys fit idempotency_key. Case attrs that
+    # the bulk import once stored as JSON strings (Open311 answered 500) were repaired by 0011.
     pass
 
 
