@@ -1344,3 +1344,22 @@ def test_bad_native_ids_are_row_problems(nyc_db, tmp_path):
     code, _, err = nyc_import(nyc_db, tmp_path / "bad.csv", "--mapping", str(tmp_path / "m.yaml"),
                               "--id-field", "nope")
     assert code == 2 and "the feature ID column 'nope' (--id-field) is not in the file" in err
+
+
+def test_geometry_text_that_lies_is_a_row_problem_not_a_crash():
+    from citygrid.loaders.points import from_text
+
+    wkb = from_text(np.array(["0102000000FFFFFF7F", "01070000009FFFFFFF", None, "  ",
+                              shapely.to_wkb(shapely.Point(3, 4), hex=True)], dtype=object), "wkb")
+    assert list(wkb.problem[:4]) == ["not readable hex WKB: '0102000000FFFFFF7F'",
+                                     "not readable hex WKB: '01070000009FFFFFFF'", "empty geometry", "empty geometry"]
+    assert wkb.problem[4] == "" and (wkb.x[4], wkb.y[4]) == (3.0, 4.0)
+    with np.errstate(over="ignore"):
+        wkt = from_text(np.array(["POINT (1e400 2)", "POINT EMPTY", "MULTIPOINT ((1 2))",
+                                  "GEOMETRYCOLLECTION (" * 60 + ")" * 60, "POINT (1 2) garbage" + "x" * 100],
+                                 dtype=object), "wkt")
+    assert wkt.problem[0] == "invalid coordinates (NaN or infinite)" and wkt.problem[1] == "empty geometry"
+    assert wkt.problem[2] == "" and wkt.problem[3].startswith("not readable WKT: 'GEOMETRYCOLLECTION")
+    assert wkt.problem[4].endswith("…'") and len(wkt.problem[4]) < 70  # quoted, cut short
+    with pytest.raises(ValueError):
+        from_text(np.array(["POINT (1 2)"], dtype=object), "geojson")

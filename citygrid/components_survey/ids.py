@@ -45,9 +45,13 @@ def check_obj_ids(ids: pd.Series, classes: pd.Series, district: str) -> np.ndarr
 
 
 def serial_keys(ids: pd.Series, district: str) -> np.ndarray:
-    """Checked ObjIDs of ``district`` (``check_obj_ids``) as int64 keys for ``SeenIds``: their 10 digits
-    after the district code (the code is the same in all)."""
-    return pc.cast(pa.array(ids.str.slice(len(district))), pa.int64()).to_numpy()
+    """Checked ObjIDs of ``district`` (``check_obj_ids``) as int64 keys for ``SeenIds``: the whole ID where it is
+    16 digits (a cast in C: 0.05 s per million), else the 10 digits after the district code (the code is the
+    same in all; three times as long to cut)."""
+    values = pa.array(ids)
+    if not (district.isdigit() and len(district) == 6):
+        values = pc.utf8_slice_codeunits(values, len(district))
+    return pc.cast(values, pa.int64()).to_numpy()
 
 
 class SeenIds:

@@ -412,10 +412,13 @@ def reconcile(conn: Connection, name: str, district: str, loaded: int, tolerance
     table = _load_name(name)
     key = "native_id" if native else "obj_id"
     differs = " OR ".join(f"l.{c} IS DISTINCT FROM c.{c}" for c in (*COMPARED, *(("obj_id",) if native else ())))
+    # Only what is needed is kept per matched row: the load's key when it is not the ObjID, the class when
+    # the scope is some classes.
+    extra = "".join((", l.native_id AS load_key" if native else "", ", c.class_code" if classes is not None else ""))
     conn.execute(sa.text("DROP TABLE IF EXISTS census_categories"))
     conn.execute(sa.text(
         f"""CREATE TEMP TABLE census_categories ON COMMIT DROP AS
-            SELECT c.obj_id, l.{key} AS load_key, c.class_code,
+            SELECT c.obj_id{extra},
                    CASE WHEN ST_Distance(l.geom, c.geom) > :tol THEN 'moved'
                         WHEN {differs} THEN 'changed'
                         ELSE 'unchanged' END AS cat
@@ -424,21 +427,22 @@ def reconcile(conn: Connection, name: str, district: str, loaded: int, tolerance
     ), {"d": district, "tol": tolerance_m})
     conn.execute(sa.text("ANALYZE census_categories"))
     if not partial:
+        scoped = classes is not None
         conn.execute(sa.text(
-            """INSERT INTO census_categories (obj_id, class_code, cat)
-               SELECT c.obj_id, c.class_code, 'retired' FROM components c
-                WHERE c.district_code = :d AND c.valid_to IS NULL
-                  AND (CAST(:classes AS text[]) IS NULL OR c.class_code = ANY(CAST(:classes AS text[])))
-                  AND NOT EXISTS (SELECT 1 FROM census_categories k WHERE k.obj_id = c.obj_id)"""
+            f"""INSERT INTO census_categories (obj_id{', class_code' if scoped else ''}, cat)
+                SELECT c.obj_id{', c.class_code' if scoped else ''}, 'retired' FROM components c
+                 WHERE c.district_code = :d AND c.valid_to IS NULL
+                   {'AND c.class_code = ANY(CAST(:classes AS text[]))' if scoped else ''}
+                   AND NOT EXISTS (SELECT 1 FROM census_categories k WHERE k.obj_id = c.obj_id)"""
         ), {"d": district, "classes": classes})
     counts = {k: 0 for k in ("new", "moved", "changed", "unchanged", "retired")}
     in_scope = 0
-    for category, n, scoped in conn.execute(sa.text(
-            """SELECT cat, count(*), count(*) FILTER (WHERE CAST(:classes AS text[]) IS NULL
-                                                        OR class_code = ANY(CAST(:classes AS text[])))
-                 FROM census_categories GROUP BY 1"""), {"classes": classes}):
+    in_scope_sql = "count(*) FILTER (WHERE class_code = ANY(CAST(:classes AS text[])))" if classes is not None \
+        else "count(*)"
+    for category, n, n_in_scope in conn.execute(sa.text(
+            f"SELECT cat, count(*), {in_scope_sql} FROM census_categories GROUP BY 1"), {"classes": classes}):
         counts[category] = n
-        in_scope += scoped
+        in_scope += n_in_scope
     if partial:  # nothing is retired, but the scope's current components are still its size
         in_scope = conn.execute(sa.text(
             """SELECT count(*) FROM components c WHERE c.district_code = :d AND c.valid_to IS NULL
@@ -449,7 +453,8 @@ def reconcile(conn: Connection, name: str, district: str, loaded: int, tolerance
     if counts["new"]:  # else the search would read every loaded row to find none
         samples["new"] = conn.execute(sa.text(
             f"""SELECT l.obj_id FROM {table} l
-                 WHERE NOT EXISTS (SELECT 1 FROM census_categories k WHERE k.load_key = l.{key}) LIMIT :n"""
+                 WHERE NOT EXISTS (SELECT 1 FROM census_categories k
+                                    WHERE k.{'load_key' if native else 'obj_id'} = l.{key}) LIMIT :n"""
         ), {"n": sample}).scalars().all()
     for category in ("moved", "changed", "unchanged", "retired"):
         samples[category] = [] if not counts[category] else conn.execute(sa.text(
