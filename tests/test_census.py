@@ -1325,6 +1325,18 @@ def test_a_citys_own_ids_key_the_reconciliation_and_keep_their_objids(nyc_db, tm
         assert "error: " in err and "--allow-mass-retire" in err
         with engine.connect() as conn:
             assert survey.current_components(conn, NYC) == 12
+        # The component API and search take such ObjIDs (not only 16 digits).
+        from citygrid.app import create_app
+        from tests.conftest import user_token
+
+        with engine.begin() as conn:
+            token = user_token(conn, "nyc-gis", ["gis"])
+        client = signed_in(create_app({"CITYGRID_SETTINGS": nyc_db, "TESTING": True}).test_client(), token)
+        doc = client.get(f"/api/v1/components/{ids['BK-00004']}").get_json()
+        assert len(doc["versions"]) == 2 and doc["current"]["valid_to"] is None
+        found = client.get("/api/v1/search", query_string={"q": ids["BK-00004"]}).get_json()["results"]
+        assert [r["kind"] for r in found] == ["component"] and -73.97 < found[0]["lon"] < -73.92
+        assert client.get("/api/v1/components/NYC-BK0113").status_code == 400
     finally:
         engine.dispose()
 

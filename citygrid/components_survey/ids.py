@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 OBJID_PATTERN = r"[0-9]{16}"
+# An ObjID in a district of any code scheme (``codes``): the district code + class 4 digits + serial 6 digits.
+ANY_OBJID_PATTERN = r"[0-9A-Z](?:[0-9A-Z-]{0,10}[0-9A-Z])?[0-9]{10}"
 
 
 def as_mask(values: pd.Series) -> np.ndarray:

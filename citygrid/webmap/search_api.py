@@ -14,6 +14,7 @@ from citygrid.accounts.roles import ANY_ROLE
 from citygrid.cases import store as case_store
 from citygrid.cases.scope import read_scope
 from citygrid.components_survey import store as survey_store
+from citygrid.components_survey.ids import ANY_OBJID_PATTERN
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.gridding import store as grid_store
 from citygrid.spatial.crs import to_lonlat
@@ -24,7 +25,7 @@ from citygrid.webmap.context import code_scheme, connection
 from citygrid.webmap.params import district_code
 
 bp = Blueprint("search_v1", __name__, url_prefix="/api/v1")
-_OBJ_ID = re.compile(r"^[0-9]{16}$")
+_OBJ_ID = re.compile(rf"^{ANY_OBJID_PATTERN}$")
 _CASE_ID = re.compile(r"^#?([0-9]{1,12})$")
 MAX_QUERY = 100
 
@@ -101,7 +102,8 @@ def component_near():
 def component(obj_id: str):
     """A component by ObjID: its current (or last) version, every version (newest first) and its case count."""
     if not _OBJ_ID.match(obj_id):
-        raise InvalidInput(f"component ID {obj_id!r} must be 16 digits", field="obj_id")
+        raise InvalidInput(f"component ID {obj_id!r} must be a district code + 10 digits (in China 16 digits)",
+                           field="obj_id")
     with connection() as conn:
         versions = survey_store.component_history(conn, obj_id)
     if not versions:
