@@ -1375,3 +1375,15 @@ def test_geometry_text_that_lies_is_a_row_problem_not_a_crash():
     assert wkt.problem[4].endswith("…'") and len(wkt.problem[4]) < 70  # quoted, cut short
     with pytest.raises(ValueError):
         from_text(np.array(["POINT (1 2)"], dtype=object), "geojson")
+
+
+def test_a_report_may_name_a_component_of_any_code_scheme():
+    from citygrid.cases.intake import parse_report
+
+    base = {"lon": -73.95, "lat": 40.67, "class_code": "0113", "description": "hydrant leaking"}
+    assert parse_report({**base, "component_obj_id": "NYC-BK0113000001"}).component_obj_id == "NYC-BK0113000001"
+    assert parse_report({**base, "component_obj_id": "1101050101000001"}).component_obj_id == "1101050101000001"
+    for bad in ("123", "NYC-BK0113", "nyc-bk0113000001", "NYC-BK0113000001; DROP", "-NYC0113000001"):
+        with pytest.raises(InvalidInput) as err:
+            parse_report({**base, "component_obj_id": bad})
+        assert err.value.details[0]["field"] == "component_obj_id"

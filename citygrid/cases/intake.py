@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from citygrid.components_survey.ids import ANY_OBJID_PATTERN
 from citygrid.components_survey.taxonomy import CLASS_CODE, DEFAULT_SCHEME
 from citygrid.errors import InvalidInput
 from citygrid.loaders.plaintext import control_character
@@ -29,7 +30,7 @@ MAX_PHOTOS = 10
 # is a typo or an attack (it made every page's month slider overflow).
 EARLIEST_REPORT = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 _KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
-_OBJID = re.compile(r"^[0-9]{16}$")
+_OBJID = re.compile(rf"^{ANY_OBJID_PATTERN}$")  # the district code + 10 digits
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,8 @@ def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: 
         photos = []
     obj_id = data.get("component_obj_id") or None
     if obj_id is not None and not _OBJID.match(str(obj_id)):
-        problems.append({"field": "component_obj_id", "reason": "must be a 16-digit ObjID"})
+        problems.append({"field": "component_obj_id",
+                         "reason": "must be a 16-digit ObjID (outside China: the district code + 10 digits)"})
     key = data.get("idempotency_key") or None
     if key is not None and not _KEY.match(str(key)):
         problems.append({"field": "idempotency_key", "reason": "1–100 characters of A–Z a–z 0–9 _ . : -"})

@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 
 from citygrid import __version__
 from citygrid.codes import SCHEMES, any_scheme_pattern
+from citygrid.components_survey.ids import ANY_OBJID_PATTERN
 from citygrid.components_survey.taxonomy import CLASS_CODE_PATTERN
 from citygrid.webmap.auth import access_of, public
 
@@ -29,6 +30,7 @@ GRID = {"type": "string", "pattern": "^(?:" + any_scheme_pattern("unit_grid")[1:
         + any_scheme_pattern("supervision_grid")[1:-1] + ")$",
         "description": "a unit-grid code, or a supervision-grid code (the district code + S + 4 digits)"}
 CLASS = {"type": "string", "pattern": CLASS_CODE_PATTERN}
+OBJ_ID_PATTERN = f"^{ANY_OBJID_PATTERN}$"  # an ObjID in a district of any code scheme
 STATUSES = ["reported", "verified", "accepted", "rejected", "dispatched", "fed_back", "checked", "closed",
             "evaluated"]
 DATE = {"type": "string", "format": "date"}
@@ -72,7 +74,7 @@ REPORT = {"type": "object", "properties": {
     "description": {"type": "string", "maxLength": 2000}, "address": {"type": "string", "maxLength": 300},
     "source": {"type": "string", "enum": ["supervisor", "hotline", "citizen", "open311", "camera", "import"]},
     "photos": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
-    "component_obj_id": {"type": "string", "pattern": "^[0-9]{16}$"}, "reported_at": {"type": "string"},
+    "component_obj_id": {"type": "string", "pattern": OBJ_ID_PATTERN}, "reported_at": {"type": "string"},
     "idempotency_key": {"type": "string"}}}
 
 
@@ -189,7 +191,7 @@ def document() -> dict[str, Any]:
             _q("lon", {"type": "number"}, True), _q("lat", {"type": "number"}, True),
             _q("within_m", {"type": "number", "minimum": 0.1, "maximum": 200})])},
         "/api/v1/components/{obj_id}": {"get": _op("a component and its history", [
-            _p("obj_id", {"type": "string", "pattern": "^[0-9]{16}$"})])},
+            _p("obj_id", {"type": "string", "pattern": OBJ_ID_PATTERN})])},
         "/tiles/{layer}/{z}/{x}/{y}.mvt": {"get": _op("a vector tile", [
             _p("layer", {"type": "string", "enum": ["unit_grids", "supervision_grids", "components", "cases"]}),
             _p("z", {"type": "integer", "minimum": 0, "maximum": 22}), _p("x", {"type": "integer", "minimum": 0}),
