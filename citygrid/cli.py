@@ -914,7 +914,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(info, ensure_ascii=False, default=str))
         return
     click.echo(f"citygrid {info['app_version']} · PostgreSQL {info['postgresql_version']} · PostGIS "
-               f"{info['postgis_version']} · schema {info['schema_revision']} · EPSG:{info['srid']}")
+               f"{info['postgis_version']} · schema {info['schema_revision']} · EPSG:{info['srid']} · "
+               f"{info['timezone']}")
     for d in info["districts"]:
         synthetic = f" ({d['synthetic_cases']} SYNTHETIC)" if d["synthetic_cases"] else ""
         click.echo(f"  {d['code']} {d['name']}: {d['area_km2']} km², {d['streets']} streets, "

@@ -293,7 +293,7 @@ def status(settings: Settings) -> dict[str, Any]:
                 "app_version": __version__,
                 **db.server_versions(conn),
                 "schema_revision": revision,
-                "srid": db.deployment_srid(conn),
+                "srid": db.deployment_srid(conn), "timezone": db.deployment_zone(conn).key,
                 "database": db.database_url(settings).database,
                 "districts": districts,
             }

@@ -184,6 +184,8 @@ def test_db_init_derives_and_prints_the_zone(new_york):
     assert '"timezone": "America/New_York"' in printed
     assert "time zone: America/New_York (derived from the centre (75.0°W, 42.0°N)" in printed
     assert "--timezone" in printed
+    shown = CliRunner().invoke(cli, ["--database", new_york[0].database, "status", "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.output)["timezone"] == "America/New_York", shown.output
 
 
 def test_beijing_deployments_record_shanghai_time(bj, beijing_db):

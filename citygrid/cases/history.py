@@ -23,7 +23,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -456,24 +455,31 @@ def _outside(boundaries: dict[str, BaseGeometry], x: np.ndarray, y: np.ndarray, 
     points = shapely.points(np.where(finite, x, 0.0), np.where(finite, y, 0.0))
     distances = np.vstack([shapely.distance(boundaries[c], points) for c in codes])
     nearest = np.argmin(distances, axis=0)
-    geod = pyproj.Geod(ellps="WGS84")
+    # The nearest boundary point of each point's nearest district, all at once (x, y in EPSG:srid).
+    edges = np.zeros((len(points), 2))
+    centres = np.zeros((len(points), 2))
+    for k, code in enumerate(codes):
+        mine = np.flatnonzero(nearest == k)
+        if len(mine):
+            lines = shapely.shortest_line(boundaries[code], points[mine])
+            edges[mine] = shapely.get_coordinates(shapely.get_point(lines, 0))
+            centre = boundaries[code].centroid
+            centres[mine] = (centre.x, centre.y)
+    on_edge = crs.to_lonlat(shapely.points(edges), srid)
+    edge_lon, edge_lat = shapely.get_x(on_edge), shapely.get_y(on_edge)
+    metres = pyproj.Geod(ellps="WGS84").inv(lon, lat, edge_lon, edge_lat)[2]
+    bearings = np.degrees(np.arctan2(edges[:, 0] - centres[:, 0], edges[:, 1] - centres[:, 1])) % 360
     found: list[dict[str, Any]] = []
-    for i, point in enumerate(points):
+    for i in range(len(points)):
         if not finite[i]:
             found.append({"reason": f"the point {lon[i]:g}, {lat[i]:g} is too far from this deployment's area "
                                     f"(EPSG:{srid}) to be placed"})
             continue
-        code = codes[int(nearest[i])]
-        boundary = boundaries[code]
-        edge = shapely.get_coordinates(shapely.shortest_line(boundary, point))[0]
-        centre = boundary.centroid
-        bearing = math.degrees(math.atan2(edge[0] - centre.x, edge[1] - centre.y)) % 360
-        on_edge = crs.to_lonlat(np.array([shapely.Point(edge)], dtype=object), srid)[0]
-        metres = float(geod.inv(lon[i], lat[i], on_edge.x, on_edge.y)[2])
-        where = {"district": code, "outside_m": round(metres, 1),
-                 "nearest_edge": COMPASS[int((bearing + 22.5) // 45) % 8],
-                 "nearest_lon": round(on_edge.x, 6), "nearest_lat": round(on_edge.y, 6)}
-        where["reason"] = (f"the point lies {metres:,.0f} m outside district {code}, beyond its "
+        where: dict[str, Any] = {
+            "district": codes[int(nearest[i])], "outside_m": round(float(metres[i]), 1),
+            "nearest_edge": COMPASS[int((bearings[i] + 22.5) // 45) % 8],
+            "nearest_lon": round(float(edge_lon[i]), 6), "nearest_lat": round(float(edge_lat[i]), 6)}
+        where["reason"] = (f"the point lies {metres[i]:,.0f} m outside district {where['district']}, beyond its "
                            f"{where['nearest_edge']} edge (nearest boundary point {where['nearest_lon']}, "
                            f"{where['nearest_lat']})")
         found.append(where)
