@@ -224,6 +224,12 @@ def test_without_a_key_column_keys_come_from_the_rows(bj, tmp_path):
     keyed = import_cases(bj, write(tmp_path, "n,lon,lat,class_code\nK-9,116.48,39.93,0102\n,116.48,39.94,0102\n"),
                          key_field="n")
     assert keyed.imported == 2 and keyed.key == "column 'n'; derived from the row's content where empty (1 rows)"
+    twice = import_cases(bj, write(tmp_path, "n,lon,lat,class_code\nK-7,116.48,39.93,0102\nK-7,116.47,39.93,0102\n"
+                                             "K-7,116.48,39.93,0102\n"), key_field="n", max_bad_ratio=1.0)
+    assert twice.imported == 1 and [(p["line"], p["field"]) for p in twice.problems] == [
+        (3, "idempotency_key"), (4, "idempotency_key")] and "the key of line 2 too" in twice.problems[0]["reason"]
+    repeated = import_cases(bj, write(tmp_path, text + text.splitlines(keepends=True)[1]))  # a repeated row
+    assert (repeated.imported, repeated.already_stored, repeated.problems) == (0, 3, [])
     with pytest.raises(InvalidInput, match="'nope' not in the file; its columns are 'n', 'lon'"):
         import_cases(bj, write(tmp_path, "n,lon,lat,class_code\nK-9,116.48,39.93,0102\n"), key_field="nope")
     with pytest.raises(InvalidInput, match="--ignore 'colour'"):

@@ -300,6 +300,7 @@ def import_cases(conn: Connection, path: Path, *, mapping: CaseMapping | dict[st
                 record[name] = mapping.translate(name, record[name])
         if not record.get("idempotency_key"):
             record["idempotency_key"] = derived_key(row)
+            record["derived_key"] = True  # a repeat of it is a repeated row, not a clash of case numbers
             derived += 1
         records.append(record)
     result = insert_reports(conn, records, max_bad_ratio=max_bad_ratio, synthetic=synthetic,
@@ -388,6 +389,7 @@ def insert_reports(conn: Connection, records: Sequence[dict[str, Any]], *, max_b
     reports: list[tuple[int, Report, str, list[tuple[str, dt.datetime]]]] = []
     zone = _zone(conn)
     hint = hint or {}
+    first_of_key: dict[str, int] = {}
     for offset, record in enumerate(records):
         line = first_line + offset
         row_problems: list[dict[str, Any]] = []
@@ -432,6 +434,13 @@ def insert_reports(conn: Connection, records: Sequence[dict[str, Any]], *, max_b
             problems.append({"line": line, "field": "class_code", "reason": "required in a bulk import"})
             continue
         status = record.get("status") or (TRANSITIONS[EVENT_FIELDS[steps[-1][0]]].target if steps else "closed")
+        key = report.idempotency_key
+        if key is not None and key in first_of_key and not record.get("derived_key"):
+            problems.append({"line": line, "field": "idempotency_key", "reason": (
+                f"{_shown(key)} is the key of line {first_of_key[key]} too: one case per key, the first is imported")})
+            continue
+        if key is not None:
+            first_of_key.setdefault(key, line)
         reports.append((line, report, status, steps))
     srid = deployment_srid(conn)
     placed = _place(conn, reports, srid, problems, hint)
