@@ -333,3 +333,25 @@ def test_the_zone_is_recorded_by_the_migration_for_every_deployment(ny, bj):
     with pytest.raises(sa.exc.IntegrityError), ny.begin_nested():
         ny.execute(sa.text("UPDATE deployment SET timezone = '../../etc/passwd'"))
 
+
+
+def test_grid_effective_dates_are_local_midnight(ny):
+    from citygrid.gridding import service as gridding
+    from citygrid.gridding.generate import GridParams
+
+    params = GridParams(target_area_m2=4_000_000, min_area_m2=500_000)
+    first = gridding.generate(ny, DISTRICT, params)
+    gridding.partition(ny, DISTRICT, 2, 1)
+    published = gridding.publish(ny, DISTRICT, first["version"], effective_from=dt.date(2026, 3, 8))
+    assert published["effective_from"] == "2026-03-08T00:00:00-05:00"
+    stored = ny.execute(sa.text("SELECT effective_from FROM grid_versions WHERE district_code = :d "
+                                "AND version_id = :v"), {"d": DISTRICT, "v": first["version"]}).scalar_one()
+    assert stored == dt.datetime(2026, 3, 8, 5, 0, tzinfo=dt.UTC)
+    second = gridding.generate(ny, DISTRICT, params)
+    gridding.partition(ny, DISTRICT, 2, 1)
+    # A wall-clock time before the first version took effect: a clear refusal (it was a TypeError comparing a
+    # naive with an aware time).
+    with pytest.raises(InvalidInput, match="effective_from must be after 2026-03-08T00:00:00-05:00"):
+        gridding.publish(ny, DISTRICT, second["version"], effective_from=dt.datetime(2026, 3, 7, 23, 30))
+    later = gridding.publish(ny, DISTRICT, second["version"], effective_from=dt.datetime(2026, 7, 1, 9, 0))
+    assert later["effective_from"] == "2026-07-01T09:00:00-04:00"
