@@ -290,6 +290,18 @@ def test_report_csv_holds_every_problem(beijing_db, tmp_path):
     assert unwritable.exit_code == 2 and "error: --report" in unwritable.output
 
 
+def test_cli_ignore_and_key_field_reach_the_import(beijing_db, tmp_path):
+    path = write(tmp_path, SOURCE_CSV.replace("case_no", "number") + "S-3,116.48,39.93,0999,,closed,PHONE\n")
+    run = CliRunner().invoke(cli, ["--database", beijing_db.database, "cases", "import", str(path), "--ignore",
+                                   "source", "--key-field", "number", "--max-bad-ratio", "0"])
+    printed = json.loads(run.output)
+    assert run.exit_code == 2 and printed["key"] == "column 'number'"
+    assert [(p["line"], p["field"]) for p in printed["problems"]] == [(4, "class_code")]  # no source problems
+    bad = CliRunner().invoke(cli, ["--database", beijing_db.database, "cases", "import", str(path), "--ignore",
+                                   "colour"])
+    assert bad.exit_code == 2 and "error: --ignore 'colour'" in bad.output
+
+
 def test_report_cells_never_run_as_formulas():
     text = report_csv([{"line": 2, "field": "x", "reason": "=HYPERLINK(\"http://evil\")"},
                        {"line": 3, "field": "lon", "reason": "ok", "nearest_lon": "-73.9"}])
