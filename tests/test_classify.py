@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from citygrid.cases import classify as cls_mod
@@ -262,8 +263,6 @@ def test_yaml_scheme_with_keyword_lists_and_hidden_services(bj, tmp_path):
 
 
 def test_taxonomy_cli(beijing_db, tmp_path):
-    import sqlalchemy as sa
-
     from citygrid.spatial import db
 
     good = _scheme_file(tmp_path, "nyc.csv", NYC_311)
@@ -318,3 +317,22 @@ def test_open311_lists_and_accepts_the_active_schemes_services(bj, tmp_path, cli
     for code in ("E0102", "INT", "x\x00"):
         refused = client.post("/open311/v2/requests.json", data={**form, "service_code": code})
         assert refused.status_code == 400 and refused.get_json()["details"][0]["field"] == "service_code"
+
+
+def test_bulk_import_files_rows_in_the_active_scheme(bj, nyc_scheme):
+    from citygrid.cases.history import insert_reports
+
+    rows = [{"lon": 116.48, "lat": 39.93 + 0.001 * i, "kind": "event", "class_code": code, "description": "x",
+             "status": "reported", "idempotency_key": f"bulk-{i}"} for i, code in enumerate(("PTHL", "GRFT", "0102"))]
+    result = insert_reports(bj, rows, max_bad_ratio=0.5)
+    assert result.imported == 2 and [p["line"] for p in result.problems] == [4]
+    assert "unknown event class 0102" in result.problems[0]["reason"]
+    stored = bj.execute(sa.text("SELECT DISTINCT scheme FROM cases WHERE idempotency_key LIKE '%bulk-%'")).scalars()
+    assert list(stored) == ["nyc311"]
+
+
+def test_taxonomy_api_and_cases_page_follow_the_active_scheme(client, nyc_scheme):
+    body = client.get("/api/v1/taxonomy").get_json()
+    assert {s["scheme"]: s["active"] for s in body["schemes"]} == {"cjt214": False, "nyc311": True}
+    page = client.get("/cases").get_data(as_text=True)
+    assert "Missed trash pickup" in page and "暴露垃圾" not in page

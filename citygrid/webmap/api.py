@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from citygrid.accounts.roles import ANY_ROLE
+from citygrid.cases.service import active_scheme
 from citygrid.components_survey import store as survey_store
 from citygrid.errors import NotFound
 from citygrid.spatial import store
@@ -83,14 +84,17 @@ def list_sources():
 @bp.get("/taxonomy")
 @allow(*ANY_ROLE)
 def get_taxonomy():
-    """Component and event classes of every loaded scheme; filters ``kind`` and ``scheme``."""
+    """Component and event classes of every loaded scheme; filters ``kind`` and ``scheme``. The deployment's
+    active scheme (``citygrid taxonomy activate``) is marked ``active``."""
     kind = choice_arg("kind", ("component", "event"))
     scheme = request.args.get("scheme") or None
     with connection() as conn:
         rows = survey_store.taxonomy(conn, scheme=scheme, kind=kind)
+        active = active_scheme(conn)
     if scheme and not rows:
         raise NotFound(f"no taxonomy scheme {scheme!r}")
     schemes = {r["scheme"]: r["scheme_title"] for r in rows}
     classes = [{k: r[k] for k in ("scheme", "kind", "code", "major_code", "major_name", "name", "verified")}
                for r in rows]
-    return jsonify({"schemes": [{"scheme": s, "title": t} for s, t in schemes.items()], "classes": classes})
+    return jsonify({"schemes": [{"scheme": s, "title": t, "active": s == active} for s, t in schemes.items()],
+                    "classes": classes})

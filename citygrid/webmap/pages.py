@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, render_template, url_for
 
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.cases import store as case_store
+from citygrid.cases.service import active_scheme
 from citygrid.cases.workflow import STATES
 from citygrid.components_survey import store as survey_store
 from citygrid.config import basemap
@@ -39,7 +40,8 @@ def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **contex
                 "synthetic_history": case_store.has_synthetic(conn, d["code"]),
                 "teams": grid_store.teams(conn, d["code"], version["version_id"]) if version else [],
             }
-        classes = [{"kind": c["kind"], "code": c["code"], "name": c["name"]} for c in survey_store.taxonomy(conn)]
+        classes = [{"kind": c["kind"], "code": c["code"], "name": c["name"]}
+                   for c in survey_store.taxonomy(conn, scheme=active_scheme(conn))]
         credits = attributions(store.data_sources(conn), n_districts=len(districts))
     who = principal()
     map_base = basemap()
