@@ -355,3 +355,25 @@ def test_grid_effective_dates_are_local_midnight(ny):
         gridding.publish(ny, DISTRICT, second["version"], effective_from=dt.datetime(2026, 3, 7, 23, 30))
     later = gridding.publish(ny, DISTRICT, second["version"], effective_from=dt.datetime(2026, 7, 1, 9, 0))
     assert later["effective_from"] == "2026-07-01T09:00:00-04:00"
+
+
+def test_a_deployment_made_before_zones_gets_one_from_its_crs(server_settings):
+    from alembic import command
+
+    from citygrid import deploy
+
+    settings = replace(server_settings, database=f"citygrid_test_tz0011_{RUN_ID}")
+    db.drop_database(settings)
+    db.create_database(settings)
+    engine = db.make_engine(db.database_url(settings))
+    try:
+        with engine.begin() as conn:  # as a deployment of UTM 33N was left by the code before #19
+            command.upgrade(db.alembic_config(conn, srid=32633, deployment_name="old"), "0011")
+        migrated = deploy.init_deployment(settings, None)
+        assert migrated["timezone"] == zone_for_srid(32633)[0] and migrated["timezone"].startswith("Europe/")
+        assert migrated["timezone_source"].startswith("derived from the centre (15.0°E, 42.0°N)")
+        again = deploy.init_deployment(settings, None)
+        assert again["timezone"] == migrated["timezone"] and again["timezone_source"] == "recorded"
+    finally:
+        engine.dispose()
+        db.drop_database(settings)
