@@ -10,6 +10,11 @@ little (``store.small_change``) and has its partition already is updated in plac
 versions closed, the new ones inserted (``store.apply_in_place``). Nothing in ``components`` changes unless
 the whole run succeeds.
 
+What can be retired is scoped: by default only current components of the classes the file holds (a file of
+hydrants is the census of hydrants, not of the district), with ``scope="all"`` the district's whole census;
+and a reconciliation that would retire more than ``max_retire_ratio`` of that scope is refused unless
+``allow_mass_retire``. With ``id_field`` rows are matched on the city's own feature IDs instead of ObjIDs.
+
 Coordinates: the file's CRS (or the declared one, incl. GCJ-02/BD-09) is converted to the deployment CRS;
 every stored point is in it.
 """
@@ -94,6 +99,7 @@ class CensusOptions:
     allow_mass_retire: bool = False
 
     def census_mapping(self) -> CensusMapping:
+        """``mapping``, checked (``mapping.parse_mapping``; ``InvalidInput`` when it is not a mapping)."""
         return parse_mapping(self.mapping)
 
     @property
