@@ -1387,3 +1387,30 @@ def test_a_report_may_name_a_component_of_any_code_scheme():
         with pytest.raises(InvalidInput) as err:
             parse_report({**base, "component_obj_id": bad})
         assert err.value.details[0]["field"] == "component_obj_id"
+
+
+def test_a_citys_own_ids_through_the_swapped_path(nyc_db, tmp_path, monkeypatch):
+    monkeypatch.setattr(survey, "IN_PLACE_SHARE", 0.0)  # every re-import rebuilt and swapped
+    (tmp_path / "m.yaml").write_text(NYC_MAPPING, encoding="utf-8")
+    assets = nyc_assets()
+    assets.to_csv(tmp_path / "a.csv", index=False)
+    args = ("--mapping", str(tmp_path / "m.yaml"), "--id-field", "asset_id")
+    assert nyc_import(nyc_db, tmp_path / "a.csv", *args)[0] == 0  # new, or back to this state
+    code, again, _ = nyc_import(nyc_db, tmp_path / "a.csv", *args)
+    assert code == 0 and again["counts"]["unchanged"] == 12 and again["counts"]["new"] == 0  # (nothing to swap)
+    assets.loc[7, "lat"] += 0.0005
+    assets.to_csv(tmp_path / "b.csv", index=False)
+    code, moved, _ = nyc_import(nyc_db, tmp_path / "b.csv", *args)
+    assert code == 0 and moved["counts"]["moved"] == 1 and moved["counts"]["unchanged"] == 11
+    assert moved["preview"]["reconciliation"]["applied"] == "swapped"
+    engine = db.make_engine(db.database_url(nyc_db))
+    try:
+        with engine.connect() as conn:
+            current = dict(conn.execute(sa.text("SELECT native_id, obj_id FROM components "
+                                                "WHERE valid_to IS NULL")).all())
+            versions = conn.execute(sa.text("SELECT count(DISTINCT obj_id), count(*) FROM components "
+                                            "WHERE native_id = 'BK-00007'")).one()
+    finally:
+        engine.dispose()
+    assert len(current) == 12 and current["BK-00007"] == f"{NYC}0402000005"
+    assert versions[0] == 1 and versions[1] >= 2  # one ObjID, its versions kept through the swap
