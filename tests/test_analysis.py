@@ -49,7 +49,8 @@ def test_caseload_geojson_and_csv(client, history):
 
 @pytest.mark.parametrize(("query", "status"), [
     ("", 400), ("district=110105&level=block", 400), ("district=110105&format=xml", 400),
-    ("district=110105&class_code=x", 400), ("district=110105&start=2026-12-01&end=2026-01-01", 400),
+    ("district=110105&class_code=x%20y", 400), ("district=110105&class_code=" + "9" * 17, 400),
+    ("district=110105&start=2026-12-01&end=2026-01-01", 400),
     ("district=110105&start=soon", 400), ("district=110105&synthetic=maybe", 400),
     ("district=110105&source=a;drop", 400), ("district=999999", 404),
 ])

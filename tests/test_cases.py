@@ -229,7 +229,8 @@ def test_http_transitions_and_409(client):
     assert missing.status_code == 404
 
 
-@pytest.mark.parametrize("query", ["status=lost", "kind=x", "class_code=abc", "district=1", "start=yesterday",
+@pytest.mark.parametrize("query", ["status=lost", "kind=x", "class_code=a%3Cb", "class_code=-lead", "district=1",
+                                   "start=yesterday",
                                    "limit=0", "limit=5000", "bbox=1,2", "status=open'--"])
 def test_http_case_filters_are_validated(client, query):
     assert client.get(f"/api/v1/cases?{query}").status_code == 400
