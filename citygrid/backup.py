@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from citygrid import codes
 from citygrid.components_survey.store import LOAD_PREFIX, RETIRED_PREFIX
 from citygrid.errors import Conflict, InvalidInput, SchemaMismatch
 from citygrid.spatial import db
@@ -93,6 +94,7 @@ def backup(conn: Connection, district: str, path: Path) -> dict[str, Any]:
     if conn.execute(sa.text("SELECT 1 FROM districts WHERE district_code = :d"), {"d": district}).first() is None:
         raise InvalidInput(f"no district {district} in this database", field="district")
     manifest: dict[str, Any] = {"format": FORMAT, "district": district, "srid": db.deployment_srid(conn),
+                                "code_scheme": db.deployment_code_scheme(conn),
                                 "schema_revision": db.current_revision(conn), "tables": {}}
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -132,8 +134,9 @@ def _blocks(archive: zipfile.ZipFile, name: str, size: int = 1 << 20) -> Iterato
 def restore(conn: Connection, path: Path, *, replace: bool = False) -> dict[str, Any]:
     """Restore a district backup inside the caller's transaction; returns rows per table.
 
-    Raises ``SchemaMismatch`` for another schema revision, ``InvalidInput`` for another SRID or a damaged
-    file (checksum), ``Conflict`` when the district exists and ``replace`` is not set.
+    Raises ``SchemaMismatch`` for another schema revision, ``InvalidInput`` for another SRID or code scheme
+    (``citygrid.codes``; a backup from before schemes were recorded: its district code must fit this
+    deployment's) or a damaged file (checksum), ``Conflict`` when the district exists and ``replace`` is not set.
     """
     manifest = read_manifest(path)
     district = manifest["district"]
@@ -144,6 +147,13 @@ def restore(conn: Connection, path: Path, *, replace: bool = False) -> dict[str,
     if manifest["srid"] != db.deployment_srid(conn):
         raise InvalidInput(f"the backup is stored in EPSG:{manifest['srid']}, this deployment in "
                            f"EPSG:{db.deployment_srid(conn)}", field="file")
+    scheme = codes.deployment_scheme(conn)
+    if manifest.get("code_scheme", scheme.name) != scheme.name:
+        raise InvalidInput(f"the backup's codes follow the {codes.show(str(manifest['code_scheme']))} code scheme, "
+                           f"this deployment's the {scheme.name} scheme", field="file")
+    if not isinstance(district, str) or not scheme.matches("district", district):
+        raise InvalidInput(f"the backup's district code {codes.show(str(district))} is not a district code of "
+                           f"this deployment ({scheme.formats['district'].text})", field="file")
     tables = district_tables(conn)
     unknown = sorted(set(manifest["tables"]) - set(tables))
     if unknown:

@@ -418,3 +418,33 @@ def test_cli_partition_and_publish_exit_codes(nyc_engine, nyc_db, tmp_path):
     finally:
         with nyc_engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM districts WHERE district_code = :d"), {"d": DISTRICT})
+
+
+def test_a_backup_restores_only_into_a_deployment_of_its_code_scheme(nyc, tmp_path):
+    import zipfile
+
+    from citygrid import backup
+
+    import_brooklyn(nyc, tmp_path)
+    good = tmp_path / "bk.zip"
+    assert backup.backup(nyc, DISTRICT, good)["code_scheme"] == "alnum"
+
+    def with_manifest(name: str, **fields) -> Path:
+        target = tmp_path / name
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(target, "w") as dst:
+            for item in src.infolist():
+                data = src.read(item.filename)
+                if item.filename == "manifest.json":
+                    manifest = {**json.loads(data), **fields}
+                    data = json.dumps({k: v for k, v in manifest.items() if v is not None}).encode()
+                dst.writestr(item.filename, data)
+        return target
+
+    for path, needle in [(with_manifest("cn.zip", code_scheme="cn-admin"), "cn-admin' code scheme"),
+                         (with_manifest("old.zip", code_scheme=None, district="nyc'bk"), "not a district code"),
+                         (with_manifest("nul.zip", district="NYC\x00BK"), "not a district code")]:
+        savepoint = nyc.begin_nested()
+        with pytest.raises(InvalidInput, match=needle):
+            backup.restore(nyc, path, replace=True)
+        savepoint.rollback()
+    assert backup.restore(nyc, good, replace=True)["district"] == DISTRICT
