@@ -270,6 +270,22 @@ def test_db_url_libpq_is_accepted_by_psql(beijing_db):
     assert plain.startswith("postgresql+psycopg://")  # SQLAlchemy's form stays the default
 
 
+@pytest.mark.parametrize("password", ["p@ss:w/rd#?%&=", "two words", "+plus", "caf\u00e9 %20", "a%40b"])
+def test_db_url_libpq_keeps_a_password_and_paths_with_special_characters(password):
+    """libpq decodes %XX but not '+' and refuses a raw space: a password or socket folder with a space, '+'
+    or '%' must come out percent-encoded (SQLAlchemy's rendering left spaces raw and wrote a space as '+')."""
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict  # libpq's own parser
+    from sqlalchemy.engine import make_url
+
+    url = make_url(f"postgresql+psycopg://the%20user:{quote(password, safe='')}@db.example:6543/city%20one"
+                   "?host=%2Fsrv%2Fmy%20data%2Frun&application_name=a%2Bb%20c")
+    parsed = conninfo_to_dict(db.libpq_url(url))
+    assert parsed == {"user": "the user", "password": password, "host": "/srv/my data/run", "port": "6543",
+                      "dbname": "city one", "application_name": "a+b c"}
+
+
 # ------------------------------------------------------------------------------------------ bbox
 def _outside_the_box_inside_its_extent(x0, y0, x1, y1, srid):
     """A point 5 m outside the WGS84 box, near a corner, that lies inside the box's extent in the storage CRS

@@ -57,8 +57,26 @@ def database_url(settings: Settings) -> URL:
 
 def libpq_url(url: URL) -> str:
     """``url`` as a connection URI libpq (psql, pg_dump) accepts: ``postgresql://`` without SQLAlchemy's
-    ``+psycopg``, the password kept, the query (e.g. ``host=/path/run&port=…`` for a socket) percent-encoded."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    ``+psycopg``, the password kept, the query (e.g. ``host=/path/run&port=…`` for a socket) percent-encoded.
+
+    Every part is percent-encoded by hand: SQLAlchemy's rendering leaves a space in the password raw (libpq
+    refuses it) and writes one in the query as ``+``, which libpq keeps as a plus (a socket folder with a
+    space became another folder)."""
+    from urllib.parse import quote
+
+    def part(text: object) -> str:
+        return quote(str(text), safe="")
+
+    auth = ""
+    if url.username is not None:
+        auth = part(url.username) + (f":{part(url.password)}" if url.password is not None else "") + "@"
+    host = url.host or ""
+    host = f"[{host}]" if ":" in host else part(host)
+    port = f":{url.port}" if url.port is not None else ""
+    database = f"/{part(url.database)}" if url.database else ""
+    query = "&".join(f"{part(key)}={part(value)}" for key, values in url.query.items()
+                     for value in ((values,) if isinstance(values, str) else values))
+    return f"postgresql://{auth}{host}{port}{database}{'?' + query if query else ''}"
 
 
 def make_engine(url: URL | str, **kwargs: object) -> Engine:
