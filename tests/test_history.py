@@ -403,3 +403,28 @@ def test_a_311_year_of_a_city_outside_china(new_york, tmp_path):
         assert [tuple(e) for e in closed] == [("import", "2024-01-15 14:30"), ("close", "2024-01-16 19:05")]
         again = import_cases(conn, write(tmp_path, NYC_311), mapping=mapping, max_bad_ratio=1.0)
         assert (again.imported, again.already_stored) == (0, 2)
+
+
+def test_steps_in_the_repeated_hour_of_a_daylight_saving_change_compare_as_instants(new_york, tmp_path):
+    """New York's clocks go back at 02:00 on 1 November 2026, so 01:00–01:59 happens twice. A naive time in it
+    is read as the first (EDT, -04:00), a naive time in the spring gap (02:30 on 8 March) with the offset
+    before the change (EST, -05:00: 07:30 UTC, shown as 03:30 EDT). A step at 01:10 EST comes 30 minutes after
+    a report at 01:40 EDT: it used to be refused as 'before the report', because Python compares datetimes of
+    one zone by their wall-clock times."""
+    from citygrid.spatial import db
+
+    text = ("Unique Key,Latitude,Longitude,class_code,Created Date,closed_at\n"
+            "DST-1,40.65,-73.95,0102,2026-11-01T01:40:00,2026-11-01T01:10:00-05:00\n"
+            "DST-2,40.66,-73.95,0102,2026-03-08T02:30:00,2026-03-08T03:40:00\n"
+            "DST-3,40.67,-73.95,0102,2026-11-01T01:40:00-05:00,2026-11-01T01:50:00\n")
+    with db.rolled_back(new_york) as conn:
+        result = import_cases(conn, write(tmp_path, text), max_bad_ratio=1.0)
+        reasons = {(p["line"], p["field"]): p["reason"] for p in result.problems}
+        assert (result.imported, result.events) == (2, 2), result.problems
+        assert "is before the report (2026-11-01T01:40:00-05:00)" in reasons[(4, "closed_at")]  # 01:50 EDT is
+        rows = conn.execute(sa.text(  # earlier than 01:40 EST, though its wall-clock time is later
+            """SELECT c.idempotency_key, to_char(c.reported_at AT TIME ZONE 'UTC', 'HH24:MI'),
+                      to_char(e.at AT TIME ZONE 'UTC', 'HH24:MI')
+                 FROM cases c JOIN case_events e USING (district_code, case_id)
+                WHERE e.action = 'close' ORDER BY 1""")).all()
+        assert [tuple(r) for r in rows] == [("DST-1", "05:40", "06:10"), ("DST-2", "07:30", "07:40")]

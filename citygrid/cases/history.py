@@ -359,11 +359,13 @@ def _history(line: int, record: dict[str, Any], reported_at: dt.datetime | None,
             ok = False
             problems.append({"line": line, "field": name, "reason": "a dated step needs the report time "
                                                                     "(reported_at)"})
-        elif at < reported_at:
+        # Compared as UTC instants: Python compares two datetimes of one zone by wall-clock time, which puts
+        # 01:10 EST before 01:40 EDT in the hour a daylight-saving change repeats.
+        elif at.astimezone(dt.UTC) < reported_at.astimezone(dt.UTC):
             ok = False
             problems.append({"line": line, "field": name, "reason": f"{at.isoformat()} is before the report "
                                                                     f"({reported_at.isoformat()})"})
-        elif steps and at < steps[-1][1]:
+        elif steps and at.astimezone(dt.UTC) < steps[-1][1].astimezone(dt.UTC):
             ok = False
             problems.append({"line": line, "field": name, "reason": f"{at.isoformat()} is before {steps[-1][0]} "
                                                                     f"({steps[-1][1].isoformat()})"})
