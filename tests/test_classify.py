@@ -229,6 +229,15 @@ def _scheme_file(tmp_path, name: str, content: str | bytes):
     ("s.yaml", "- {code: A1, name: [1, 2], kind: event}\n", "must be text"),
     ("s.yaml", "- {code: A1, name: \"x\\0\", kind: event}\n", "control character"),
     ("s.json", "[]", ".csv or .yaml"),
+    # #19 review: YAML reads 0102 as the octal number 66 and 311.10 as 311.1: a code must be quoted, not turned
+    # silently into another code; !!binary and !!set are not text; a repeated CSV column is not one of them.
+    ("s.yaml", "- {code: 0102, name: Trash, kind: event}\n", "quote it"),
+    ("s.yaml", "- {code: A1, name: x, kind: event, service_code: 311.10}\n", "quote it"),
+    ("s.yaml", "- {code: A1, name: x, kind: event, group_code: 7}\n", "quote it"),
+    ("s.yaml", "- {code: A1, name: !!binary aGVsbG8=, kind: event}\n", "must be text"),
+    ("s.yaml", "- {code: A1, name: x, kind: event, keywords: !!set {a, b}}\n", "must be text"),
+    ("s.csv", "code,name,name,kind\nA1,first,second,event\n", "column 'name' appears twice"),
+    ("s.csv", "code,name,kind\nA1,\"Pot\u202ehole\",event\n", "bidirectional"),
 ])
 def test_bad_scheme_files_are_refused_and_nothing_is_loaded(bj, tmp_path, name, content, needle):
     path = _scheme_file(tmp_path, name, content)

@@ -9,6 +9,7 @@ language) is one CSV or YAML file read by ``read_scheme_file`` (``citygrid taxon
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 from dataclasses import dataclass
@@ -43,6 +44,10 @@ MAX_TEXT = 1000
 SCHEME_FIELDS = ("code", "name", "kind", "group", "group_code", "keywords", "description", "service_code",
                  "open311")
 _TRUE, _FALSE = ("true", "yes", "1", "y"), ("false", "no", "0", "n", "")
+# Fields that are codes: YAML would read an unquoted 0102 as the octal number 66, 311.10 as 311.1.
+_CODE_FIELDS = ("code", "group_code", "service_code")
+# Bidirectional overrides and isolates: a class name holding one shows as another text (Open311 is public).
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,9 @@ def read_scheme_file(path: Path) -> list[TaxonomyClass]:
 def _csv_rows(text: str, name: str) -> list[tuple[str, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = [c.strip() for c in reader.fieldnames or []]
+    repeated = next((c for i, c in enumerate(columns) if c in columns[:i]), None)
+    if repeated is not None:
+        raise InvalidInput(f"{name}: column {repeated!r} appears twice", field="file")
     unknown = [c for c in columns if c not in SCHEME_FIELDS]
     if unknown:
         raise InvalidInput(f"{name}: unknown column {unknown[0]!r}; known: {', '.join(SCHEME_FIELDS)}", field="file")
@@ -183,12 +191,20 @@ def _text(row: dict[str, Any], key: str, where: str, problems: list[dict[str, An
         value = "; ".join(str(v).strip() for v in value)
     if value is None:
         return ""
-    if isinstance(value, dict | list | bool):
+    if key in _CODE_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
+        problems.append({"line": where, "field": key, "reason": f"{value!r} is a number in YAML (0102 reads as "
+                                                                "66): quote it"})
+        return ""
+    if not isinstance(value, str | int | float | dt.date) or isinstance(value, bool):
         problems.append({"line": where, "field": key, "reason": "must be text"})
         return ""
     value = str(value).strip()
     if (what := control_character(value, single_line=single_line)) is not None:
         problems.append({"line": where, "field": key, "reason": f"contains a control character ({what})"})
+        return ""
+    if (bidi := _BIDI.search(value)) is not None:
+        problems.append({"line": where, "field": key, "reason": "contains a bidirectional control character "
+                         f"(U+{ord(bidi.group()):04X} at position {bidi.start()})"})
         return ""
     if len(value) > limit:
         problems.append({"line": where, "field": key, "reason": f"longer than {limit} characters"})
