@@ -640,9 +640,12 @@ def cases_escalate(ctx: click.Context, district: str | None) -> None:
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write every problem (not only the first 100 printed) to this CSV.")
 @click.option("--max-bad-ratio", type=float, default=0.05, show_default=True)
+@click.option("--encoding", default=None, help="The CSV's text encoding (cp1252, latin-1, …) when it is not "
+              "UTF-8; without it only plainly Chinese GB18030 text is read besides UTF-8.")
 @click.pass_context
 def cases_import(ctx: click.Context, file: Path, mapping_file: Path | None, key_field: str | None,
-                 ignore: tuple[str, ...], report_path: Path | None, max_bad_ratio: float) -> None:
+                 ignore: tuple[str, ...], report_path: Path | None, max_bad_ratio: float,
+                 encoding: str | None) -> None:
     """Import historic cases, with their history, from a CSV (one transaction; every problem by line).
 
     \b
@@ -679,7 +682,7 @@ def cases_import(ctx: click.Context, file: Path, mapping_file: Path | None, key_
     with _transaction(_settings(ctx)) as conn:
         first_case_id = spatial_store.last_case_id(conn)
         result = import_cases(conn, file, mapping=load_mapping(mapping_file), key_field=key_field, ignore=ignore,
-                              max_bad_ratio=max_bad_ratio)
+                              max_bad_ratio=max_bad_ratio, encoding=encoding)
         if result.state != "rejected" and result.imported:
             deploy.record_case_import(conn, first_case_id, source=source, licence=licence)
         if report_path is not None:  # before the commit: a report that cannot be written imports nothing

@@ -428,3 +428,39 @@ def test_steps_in_the_repeated_hour_of_a_daylight_saving_change_compare_as_insta
                  FROM cases c JOIN case_events e USING (district_code, case_id)
                 WHERE e.action = 'close' ORDER BY 1""")).all()
         assert [tuple(r) for r in rows] == [("DST-1", "05:40", "06:10"), ("DST-2", "07:30", "07:40")]
+
+
+# ------------------------------------------------------------------------------------------ #19 review: hostile files
+def test_a_european_export_is_read_in_the_encoding_given_never_guessed_as_chinese(bj, tmp_path):
+    """A Latin-1/cp1252 export (Excel's default in western Europe) decodes as GB18030 wherever an accented
+    letter precedes a letter: 'Müller Straße' became 'M黮ler Stra遝' without a word. --encoding reads it."""
+    text = "case_no,lon,lat,class_code,description\nEU-1,116.48,39.93,0102,Müller Straße: Crème brûlée\n"
+    path = write(tmp_path, text, encoding="cp1252")
+    with pytest.raises(InvalidInput, match="--encoding") as refused:
+        import_cases(bj, path)
+    assert refused.value.field == "encoding"
+    assert import_cases(bj, path, encoding="cp1252").imported == 1
+    stored = bj.execute(sa.text("SELECT description FROM cases WHERE idempotency_key = 'EU-1'")).scalar()
+    assert stored == "Müller Straße: Crème brûlée"
+    assert import_cases(bj, write(tmp_path, CSV, encoding="gb18030"), max_bad_ratio=1.0).imported == 2  # still read
+    with pytest.raises(InvalidInput, match="unknown encoding 'klingon'"):
+        import_cases(bj, path, encoding="klingon")
+    result = CliRunner().invoke(cli, ["cases", "import", str(path), "--encoding", "cp1252", "--help"])
+    assert "--encoding" in result.output
+
+
+def test_files_whose_shape_lies_are_refused(bj, tmp_path):
+    # Two columns of one name: pandas used to rename the second 'lon.1' and read the first silently.
+    with pytest.raises(InvalidInput, match="column 'lon' appears twice"):
+        import_cases(bj, write(tmp_path, "case_no,lon,lon,lat,class_code\nD-1,116.48,0,39.93,0102\n"))
+    with pytest.raises(InvalidInput, match="not a file"):  # a folder was an IsADirectoryError traceback
+        import_cases(bj, tmp_path)
+    with pytest.raises(InvalidInput, match="is not UTF-8"):  # a zip named .csv
+        import_cases(bj, write(tmp_path, "PK\x03\x04\x14\x00\x00\x00\x08\x00\xff\xfe\x00\x81", name="z.csv",
+                               encoding="latin-1"))
+
+
+def test_report_cells_starting_with_a_minus_are_quoted_unless_numbers():
+    text = report_csv([{"line": 2, "field": "x", "reason": "-1+cmd|' /C calc'!A0"},
+                       {"line": 3, "field": "lon", "reason": "-2e3", "nearest_lon": "-73.9"}])
+    assert "'-1+cmd" in text and ",-2e3," in text and ",-73.9," in text

@@ -18,11 +18,13 @@ Coordinates come in as lon/lat (WGS84, GCJ-02 or BD-09 per row); storage is the 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,7 +44,6 @@ from citygrid.cases.service import active_scheme
 from citygrid.cases.workflow import STATES, TRANSITIONS
 from citygrid.errors import InvalidInput
 from citygrid.loaders import safeyaml
-from citygrid.loaders.vector import CSV_ENCODINGS
 from citygrid.spatial import admin, crs, db, timezones
 from citygrid.spatial import store as spatial_store
 from citygrid.spatial.db import deployment_srid
@@ -234,18 +235,51 @@ def load_mapping(path: Path | None) -> CaseMapping:
     return parse_mapping(safeyaml.load(text, what=f"mapping file {path.name}"))
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """The CSV as text columns (UTF-8, else GB18030); empty cells are empty strings."""
+# Text whose every non-ASCII byte pairs into a GB2312 character (both bytes 0xA1-0xFE): what a Chinese
+# export without the rarer GBK characters looks like. A Latin-1/cp1252 file also decodes as GB18030 wherever an
+# accented letter precedes a letter ('Müller' as 'M黮ler'), so only this shape is read as GB18030 unasked.
+_GB2312_TEXT = re.compile(rb"(?:[\x00-\x7f]|[\xa1-\xf7][\xa1-\xfe])*")
+
+
+def read_table(path: Path, encoding: str | None = None) -> pd.DataFrame:
+    """The CSV as text columns; empty cells are empty strings. In ``encoding`` if given, else UTF-8, else
+    GB18030 when it is plainly Chinese text (``_GB2312_TEXT``); anything else asks for the encoding.
+    ``InvalidInput`` for a file that is no CSV text, or names one column twice."""
     if not path.exists():
         raise InvalidInput(f"file not found: {path}", field="file")
-    for encoding in CSV_ENCODINGS:
+    if not path.is_file():
+        raise InvalidInput(f"{path.name} is not a file", field="file")
+    if encoding is not None:
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            codecs.lookup(encoding)
+        except LookupError:
+            raise InvalidInput(f"unknown encoding {encoding[:40]!r} (e.g. utf-8, cp1252, latin-1, gb18030)",
+                               field="encoding") from None
+    else:
+        data = path.read_bytes()
+        try:
+            data.decode("utf-8")
+            encoding = "utf-8-sig"
         except UnicodeDecodeError:
-            continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InvalidInput(f"{path.name}: not a readable CSV: {exc}", field="file") from exc
-    raise InvalidInput(f"{path.name}: text is neither UTF-8 nor GB18030", field="encoding")
+            if _GB2312_TEXT.fullmatch(data) is None:
+                raise InvalidInput(f"{path.name}: text is not UTF-8 (nor plainly Chinese GB18030): give its "
+                                   "encoding, e.g. --encoding cp1252 (Excel in western Europe and the Americas), "
+                                   "latin-1 or gb18030", field="encoding") from None
+            encoding = "gb18030"
+    try:
+        header = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, header=None, nrows=1)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path.name}: not {encoding} text (byte {exc.start}): give its encoding",
+                           field="encoding") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InvalidInput(f"{path.name}: not a readable CSV: {exc}", field="file") from exc
+    names = [str(name).strip() for name in header.iloc[0]] if len(header) else []
+    repeated = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if repeated is not None:
+        raise InvalidInput(f"{path.name}: column {repeated[:80]!r} appears twice; which one is meant is not "
+                           "guessed (rename one)", field="file")
+    return table
 
 
 def derived_key(row: dict[str, Any]) -> str:
@@ -256,7 +290,7 @@ def derived_key(row: dict[str, Any]) -> str:
 
 def import_cases(conn: Connection, path: Path, *, mapping: CaseMapping | dict[str, str] | None = None,
                  key_field: str | None = None, ignore: Sequence[str] = (), max_bad_ratio: float = 0.05,
-                 synthetic: bool = False) -> BulkResult:
+                 synthetic: bool = False, encoding: str | None = None) -> BulkResult:
     """Import historic cases from a CSV inside the caller's transaction; see the module docstring.
 
     Parameters
@@ -268,8 +302,9 @@ def import_cases(conn: Connection, path: Path, *, mapping: CaseMapping | dict[st
     ignore : fields whose same-named column is not read (added to the mapping's ``ignore``).
     max_bad_ratio : above this share of bad rows nothing is imported (``state`` rejected).
     synthetic : only the seeded demo history.
+    encoding : the file's text encoding (None: UTF-8, else GB18030 when plainly Chinese; ``read_table``).
     """
-    table = read_table(path)
+    table = read_table(path, encoding)
     if not isinstance(mapping, CaseMapping):
         mapping = parse_mapping({"columns": dict(mapping or {})})
     bad_ignore = [i for i in ignore if i not in ALL_FIELDS]
@@ -614,5 +649,13 @@ def report_csv(problems: list[dict[str, Any]]) -> str:
 def _cell(value: Any) -> Any:
     if not isinstance(value, str) or not value:
         return value
-    risky = value[0] in "=+@\t\r" or (value[0] == "-" and not value[1:2].isdigit())
+    risky = value[0] in "=+@\t\r" or (value[0] == "-" and not _is_number(value))  # "-1+cmd|…" runs too
     return "'" + value if risky else value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
