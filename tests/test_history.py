@@ -199,6 +199,7 @@ def test_class_values_set_and_hostile_values(bj, tmp_path):
     ("case_sensitive: maybe\n", "true or false"),
     ("time_format: '%Q'\n", "not a strptime format"),
     ("time_format: 'no percent'\n", "not a strptime format"),
+    ("time_format: '%Y-%m-%d %H:%M %Z'\n", "%Z"),  # strptime reads only the machine's own zone names
     ("a: &x [1]\nb: *x\n", "aliases"),
     ("columns: {lon: \"x\\0\"}\n", "control character"),
     ("- just a list\n", "must be a mapping"),
@@ -464,3 +465,18 @@ def test_report_cells_starting_with_a_minus_are_quoted_unless_numbers():
     text = report_csv([{"line": 2, "field": "x", "reason": "-1+cmd|' /C calc'!A0"},
                        {"line": 3, "field": "lon", "reason": "-2e3", "nearest_lon": "-73.9"}])
     assert "'-1+cmd" in text and ",-2e3," in text and ",-73.9," in text
+
+
+def test_a_time_format_may_carry_the_offset(new_york, tmp_path):
+    """Exports that write the offset ('01/15/2024 09:30:00 AM -0500') need %z; it was refused as 'not a
+    strptime format' because the format was tried on a time without a zone."""
+    from citygrid.spatial import db
+
+    (tmp_path / "m.yaml").write_text("time_format: '%m/%d/%Y %I:%M:%S %p %z'\n", encoding="utf-8")
+    mapping = load_mapping(tmp_path / "m.yaml")
+    text = ("Unique Key,Latitude,Longitude,class_code,Created Date\n"
+            "Z-1,40.65,-73.95,0102,11/01/2026 01:30:00 AM -0500\n")
+    with db.rolled_back(new_york) as conn:
+        assert import_cases(conn, write(tmp_path, text), mapping=mapping).imported == 1
+        stored = conn.execute(sa.text("SELECT to_char(reported_at AT TIME ZONE 'UTC', 'HH24:MI') FROM cases")).scalar()
+        assert stored == "06:30"  # the second 01:30 of that night, as the offset says

@@ -206,8 +206,13 @@ def parse_mapping(data: Any) -> CaseMapping:
 
 
 def _check_time_format(fmt: Any) -> None:
-    """``InvalidInput`` unless ``fmt`` is a ``strptime`` format that reads back what it writes."""
-    sample = dt.datetime(2024, 11, 28, 21, 5, 9)
+    """``InvalidInput`` unless ``fmt`` is a ``strptime`` format that reads back what it writes (``%z``, an
+    offset such as -0500, may be part of it; ``%Z`` may not: strptime knows only the machine's zone names)."""
+    if isinstance(fmt, str) and "%Z" in fmt:
+        raise InvalidInput("mapping: time_format may not use %Z (strptime reads only UTC, GMT and the machine's "
+                           "own zone names): use %z for an offset such as -0500, or leave the zone out (times "
+                           "are then the deployment's)", field="mapping")
+    sample = dt.datetime(2024, 11, 28, 21, 5, 9, tzinfo=dt.UTC)
     try:
         ok = isinstance(fmt, str) and 0 < len(fmt) <= 100 and "%" in fmt and \
             dt.datetime.strptime(sample.strftime(fmt), fmt).date() == sample.date()
