@@ -140,3 +140,14 @@ def test_to_lonlat_round_trip_through_storage():
     stored = crs.to_storage(point, crs.parse_crs("EPSG:4326"), 4547)
     back = crs.to_lonlat(stored, 4547)[0]
     assert metres([back.x], [back.y], [113.75], [34.7])[0] < 0.01
+
+
+def test_to_storage_from_a_crs_with_several_datum_transformations():
+    """MGI / Austria GK East (EPSG:31256) -> UTM 33N has more than one MGI->WGS84 operation, so PROJ picks one per
+    coordinate and a pyproj Transformer has no single pipeline ('unavailable until proj_trans is called'): a road
+    network of Vienna in it was a ProjError traceback (#19)."""
+    stephansdom = shapely.points([16.3725], [48.2085])
+    in_gk = crs.to_storage(stephansdom, crs.parse_crs("EPSG:4326"), 31256)
+    stored = crs.to_storage(in_gk, crs.parse_crs("EPSG:31256"), 32633)
+    back = crs.to_lonlat(stored, 32633)[0]
+    assert metres([back.x], [back.y], [16.3725], [48.2085])[0] < 0.01

@@ -17,6 +17,7 @@ both of them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import threading
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
+from pyproj.exceptions import CRSError, ProjError
 
 from citygrid.errors import InvalidInput
 
@@ -274,6 +275,8 @@ def transformer(source: CRS, target: CRS) -> Transformer:
     ``Transformer.from_crs`` searches PROJ's database (~50 ms) and a pyproj Transformer repeats that search
     the first time each new thread uses it; a web server handling each request on a new thread paid it per
     request. So the operation is found once and kept as a pipeline, which a thread sets up in ~0.2 ms.
+    Where PROJ has several operations and picks one per coordinate by its area of use (MGI / Austria GK
+    East, EPSG:31256, to UTM 33N), there is no single pipeline: that ``Transformer`` is kept as it is.
     """
     key = (source.to_wkt(), target.to_wkt())
     found = _TRANSFORMERS.get(key)
@@ -281,8 +284,10 @@ def transformer(source: CRS, target: CRS) -> Transformer:
         with _TRANSFORMERS_LOCK:
             found = _TRANSFORMERS.get(key)
             if found is None:
-                definition = Transformer.from_crs(source, target, always_xy=True).definition
-                found = _TRANSFORMERS[key] = Transformer.from_pipeline(definition)
+                found = Transformer.from_crs(source, target, always_xy=True)
+                with contextlib.suppress(ProjError):  # "unavailable until proj_trans is called"
+                    found = Transformer.from_pipeline(found.definition)
+                _TRANSFORMERS[key] = found
     return found
 
 
