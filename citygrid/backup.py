@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,28 @@ def _checksum(conn: Connection, table: str, columns: list[str], district: str) -
     return int(row[0]), str(row[1])
 
 
+@contextmanager
+def _session_zone(conn: Connection, zone: object) -> Iterator[None]:
+    """The session's TimeZone set to ``zone`` (a backup's ``checksum_timezone``) inside, then back as it was;
+    unchanged when ``zone`` is None (a backup made before it was recorded)."""
+    if zone is None:
+        yield
+        return
+    if not isinstance(zone, str) or not re.fullmatch(r"[A-Za-z0-9_+\-/:<>.,]{1,64}", zone) or ".." in zone:
+        raise InvalidInput(f"the backup's checksum_timezone {str(zone)[:64]!r} is not a time zone name", field="file")
+    was = conn.execute(sa.text("SHOW TimeZone")).scalar_one()
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.text("SELECT set_config('TimeZone', :z, true)"), {"z": zone})
+    except sa.exc.DBAPIError:
+        raise InvalidInput(f"the backup's checksum_timezone {zone!r} is unknown to this PostgreSQL server",
+                           field="file") from None
+    try:
+        yield
+    finally:
+        conn.execute(sa.text("SELECT set_config('TimeZone', :z, true)"), {"z": was})
+
+
 def _raw(conn: Connection) -> Any:
     return conn.connection.driver_connection
 
@@ -93,8 +117,11 @@ def backup(conn: Connection, district: str, path: Path) -> dict[str, Any]:
     conn.execute(sa.text("LOCK TABLE components IN ACCESS SHARE MODE"))
     if conn.execute(sa.text("SELECT 1 FROM districts WHERE district_code = :d"), {"d": district}).first() is None:
         raise InvalidInput(f"no district {district} in this database", field="district")
+    # The checksums hash rows as text, and a time's text follows the session's zone (the deployment's): the
+    # manifest says which, so a deployment that records another zone (or corrected its own) can verify them.
     manifest: dict[str, Any] = {"format": FORMAT, "district": district, "srid": db.deployment_srid(conn),
                                 "code_scheme": db.deployment_code_scheme(conn),
+                                "checksum_timezone": conn.execute(sa.text("SHOW TimeZone")).scalar_one(),
                                 "schema_revision": db.current_revision(conn), "tables": {}}
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -178,7 +205,8 @@ def restore(conn: Connection, path: Path, *, replace: bool = False) -> dict[str,
             with _raw(conn).cursor() as cursor, cursor.copy(f'COPY "{table}" ({listed}) FROM STDIN') as copy:
                 for block in _blocks(archive, f"{table}.copy"):
                     copy.write(block)
-            rows, checksum = _checksum(conn, table, entry["columns"], district)
+            with _session_zone(conn, manifest.get("checksum_timezone")):
+                rows, checksum = _checksum(conn, table, entry["columns"], district)
             if (rows, checksum) != (entry["rows"], entry["md5"]):
                 raise InvalidInput(f"{table}: restored {rows} rows whose checksum differs from the backup's "
                                    f"({entry['rows']} rows): the file is damaged", field="file")

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import math
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from zoneinfo import ZoneInfo
@@ -306,6 +307,37 @@ def test_month_bins_and_tile_labels_are_local(ny):
     features = mapbox_vector_tile.decode(data)["cases"]["features"]
     labels = {f["properties"]["case_id"]: f["properties"]["reported"] for f in features}
     assert labels[case["case_id"]] == "2026-03-31 22:00"
+
+
+def test_a_backup_restored_where_another_zone_is_recorded_keeps_every_instant(ny, tmp_path):
+    """A restore refuses another SRID (coordinates would be wrong) but not another time zone: times are
+    stored and copied as instants with their offsets (COPY writes ``2026-11-01 01:30:00-05``), so a backup of a
+    New York district restored into a deployment that records Asia/Tokyo holds the same instants; only how
+    they are shown and read follows the restoring deployment's zone."""
+    from citygrid import backup
+
+    reported = "2026-11-01T01:30:00-05:00"  # the second 01:30 of the night the clocks go back
+    case, _ = service.submit(ny, parse_report({"lon": LON, "lat": LAT, "class_code": "0102", "description": "x",
+                                               "reported_at": reported}, zone=NY))
+    path = tmp_path / "ny.zip"
+    backup.backup(ny, DISTRICT, path)
+    ny.execute(sa.text("UPDATE deployment SET timezone = 'Asia/Tokyo'"))
+    ny.execute(sa.text("SET LOCAL TimeZone = 'Asia/Tokyo'"))
+    backup.restore(ny, path, replace=True)
+    at = ny.execute(sa.text("SELECT reported_at FROM cases WHERE case_id = :id"), {"id": case["case_id"]}).scalar()
+    assert at == dt.datetime.fromisoformat(reported) and at.isoformat() == "2026-11-01T15:30:00+09:00"
+    assert backup.read_manifest(path)["checksum_timezone"] == "America/New_York"
+    for hostile in ("../../etc/passwd", "Mars/Olympus_Mons", ["UTC"]):  # a manifest's zone is not trusted
+        with zipfile.ZipFile(path) as original:
+            files = {n: original.read(n) for n in original.namelist()}
+        manifest = json.loads(files["manifest.json"])
+        files["manifest.json"] = json.dumps({**manifest, "checksum_timezone": hostile}).encode()
+        forged = tmp_path / "forged.zip"
+        with zipfile.ZipFile(forged, "w") as out:
+            for name, data in files.items():
+                out.writestr(name, data)
+        with pytest.raises(InvalidInput, match="checksum_timezone"), ny.begin_nested():
+            backup.restore(ny, forged, replace=True)
 
 
 def test_db_init_can_correct_the_recorded_zone(new_york):
