@@ -43,7 +43,7 @@ def zone_named(name: object, field: str = "timezone") -> ZoneInfo:
         raise InvalidInput(f"time zone {str(name)[:80]!r} is not an IANA name such as Europe/Berlin or "
                            "America/New_York", field=field)
     if name not in _available() or name in _NOT_PLACES:
-        close = difflib.get_close_matches(name, sorted(_available()), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(name, sorted(_available() - _NOT_PLACES), n=3, cutoff=0.6)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise InvalidInput(f"unknown time zone {name!r}{hint}: give an IANA name such as Europe/Berlin or "
                            "America/New_York", field=field)
