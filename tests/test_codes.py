@@ -325,6 +325,16 @@ def test_alnum_codes_end_to_end_through_the_api(nyc, nyc_client, tmp_path):
         assert len(bad.get_data()) < 2000
 
 
+def test_alnum_teams_are_not_named_in_chinese(nyc, tmp_path):
+    """A Vienna or New York deployment's teams were all named 第N分队, shown on its overview page (#19)."""
+    import_brooklyn(nyc, tmp_path)
+    made = gridding.generate(nyc, DISTRICT, GridParams())
+    gridding.partition(nyc, DISTRICT, 5, n_teams=3)
+    names = nyc.execute(sa.text("SELECT code, name FROM supervision_teams WHERE district_code = :d AND "
+                                "version_id = :v ORDER BY code"), {"d": DISTRICT, "v": made["version"]}).all()
+    assert [tuple(r) for r in names] == [("NYCBKT01", "Team 1"), ("NYCBKT02", "Team 2"), ("NYCBKT03", "Team 3")]
+
+
 def test_alnum_imports_refuse_bad_codes_row_by_row(nyc, tmp_path):
     vf = read_vector(district_file(tmp_path))
     for code, needle in [("nycbk", "upper case"), ("NYC BK", "white space"), ("NYC\x07BK", "control"),

@@ -222,7 +222,8 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
              "wkb": shapely.to_wkb(g["geom"])} for g in groups]
     store.replace_supervision(
         conn, district, vid,
-        teams=[{"code": code, "name": f"第{rank + 1}分队"} for rank, code in enumerate(sorted(team_code.values()))],
+        teams=[{"code": code, "name": name} for code, name in zip(sorted(team_code.values()),
+                                                                  _team_names(conn, len(team_code)), strict=True)],
         groups=rows,
         assignment={grid["code"]: group_code[int(label)] for grid, label in zip(grids, labels, strict=True)},
         srid=srid,
@@ -245,6 +246,13 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
                         object_id=f"{district}/{vid}", district=district,
                         after={k: summary[k] for k in ("supervision_grids", "teams", "imbalance", "contiguous")})
     return summary
+
+
+def _team_names(conn: Connection, n: int) -> list[str]:
+    """Default names of teams 1..``n``: 第N分队 in a deployment of Chinese administrative codes, else
+    ``Team N`` (a city with its own codes is not assumed to read Chinese)."""
+    chinese = code_schemes.deployment_scheme(conn).name == "cn-admin"
+    return [f"第{k}分队" if chinese else f"Team {k}" for k in range(1, n + 1)]
 
 
 def _latest_id(conn: Connection, district: str) -> int | None:
