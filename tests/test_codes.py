@@ -325,6 +325,18 @@ def test_alnum_codes_end_to_end_through_the_api(nyc, nyc_client, tmp_path):
         assert len(bad.get_data()) < 2000
 
 
+def test_district_import_warns_when_it_lies_in_another_time_zone(nyc, tmp_path):
+    """The zone db init derives for a UTM zone is the zone at (central meridian, 42°N): Europe/Rome for a
+    Vienna deployment in EPSG:32633, Europe/Madrid (an hour off) for London in EPSG:32630. The first district
+    shows where the city is: its import says when that is another zone, and how to set it (#19)."""
+    summary = admin.import_district(nyc, read_vector(district_file(tmp_path)), code=DISTRICT, name="Brooklyn")
+    assert not [w for w in summary["warnings"] if "time zone" in w]
+    db.set_deployment_zone(nyc, "America/Chicago")
+    summary = admin.import_district(nyc, read_vector(district_file(tmp_path)), code=DISTRICT, name="Brooklyn")
+    [warning] = [w for w in summary["warnings"] if "time zone" in w]
+    assert "America/Chicago" in warning and "--timezone America/New_York" in warning
+
+
 def test_alnum_teams_are_not_named_in_chinese(nyc, tmp_path):
     """A Vienna or New York deployment's teams were all named 第N分队, shown on its overview page (#19)."""
     import_brooklyn(nyc, tmp_path)

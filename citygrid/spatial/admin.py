@@ -20,8 +20,8 @@ from sqlalchemy.engine import Connection
 from citygrid import codes as code_schemes
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.loaders.vector import VectorFile
-from citygrid.spatial import crs, store
-from citygrid.spatial.db import deployment_srid
+from citygrid.spatial import crs, store, timezones
+from citygrid.spatial.db import deployment_srid, deployment_zone
 
 LEVEL_WORDS = {
     "street": {"street", "town", "街道", "乡镇", "地区", "4"},
@@ -124,7 +124,8 @@ def import_district(
     summary = {
         "code": code, "name": name, "area_km2": round(boundary.area / 1e6, 3), "features_used": len(frame),
         "repaired": repaired,
-        "warnings": list(vf.warnings) + (["invalid geometry repaired (make_valid)"] if repaired else []),
+        "warnings": list(vf.warnings) + (["invalid geometry repaired (make_valid)"] if repaired else [])
+                    + _zone_warning(conn, boundary, srid),
     }
     store.audit(
         conn, actor=actor, action="replace" if before else "create", object_kind="district", object_id=code,
@@ -136,6 +137,19 @@ def import_district(
 
 
 # ------------------------------------------------------------------------------------------ areas
+def _zone_warning(conn: Connection, boundary: BaseGeometry, srid: int) -> list[str]:
+    """A warning when the district (``boundary`` in EPSG:``srid``) lies in another IANA zone than the
+    deployment records: ``db init`` derives the zone from the CRS's area of use before any district exists,
+    which for a UTM zone is the zone at its central meridian and 42° (Europe/Rome for Vienna in EPSG:32633)."""
+    here = crs.to_lonlat(np.array([boundary.point_on_surface()], dtype=object), srid)[0]
+    found = timezones.zone_at(here.x, here.y)
+    recorded = deployment_zone(conn).key
+    if found is None or found == recorded:
+        return []
+    return [f"the district lies in the time zone {found}, but the deployment's is {recorded} (times without an "
+            f"offset are read in it); if the city keeps {found}'s time, run: citygrid db init --timezone {found}"]
+
+
 def _level_of(value: str) -> str | None:
     value = value.strip().lower()
     for level, words in LEVEL_WORDS.items():
