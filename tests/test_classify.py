@@ -132,6 +132,25 @@ def test_report_that_cannot_be_classified_is_stored_without_a_class_for_review(b
     assert service.transition(bj, case["case_id"], "dispatch", actor="a", role="dispatcher")["status"] == "dispatched"
 
 
+def test_the_classifier_is_never_trained_on_its_own_guesses(bj):
+    """Training texts are classes people gave or confirmed: a class the classifier chose itself and nobody
+    confirmed used to be learnt back as if it were a label, reinforcing its own mistakes."""
+    from citygrid.cases import service
+    from citygrid.cases import store as case_store
+    from citygrid.cases.intake import parse_report
+
+    base = {"lon": 116.48, "source": "citizen"}
+    service.submit(bj, parse_report({**base, "lat": 39.930, "class_code": "0118", "kind": "component",
+                                     "description": "路灯不亮 given"}))
+    guessed, _ = service.submit(bj, parse_report({**base, "lat": 39.932, "description": "路灯坏了 guessed"}))
+    corrected, _ = service.submit(bj, parse_report({**base, "lat": 39.934, "description": "路灯倒了 corrected"}))
+    assert guessed["class_code"] and "classification" in guessed["attrs"]
+    service.transition(bj, corrected["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
+                       class_code="0110")
+    texts = {t for t, _, _ in case_store.labelled_texts(bj, "cjt214")}
+    assert {"路灯不亮 given", "路灯倒了 corrected"} <= texts and "路灯坏了 guessed" not in texts
+
+
 def test_classify_endpoint_says_when_it_cannot(client):
     answer = client.post("/api/v1/classify", json={"text": "Hay un bache en la calle"}).get_json()
     assert answer["classified"] is False and answer["class"] is None and answer["top"] == []

@@ -323,11 +323,14 @@ def has_synthetic(conn: Connection, district: str) -> bool:
 
 def labelled_texts(conn: Connection, scheme: str) -> list[tuple[str, str, str]]:
     """(description, ``kind/code`` label, class name) of the real (non-synthetic), classified cases of
-    ``scheme`` that have a description: the classifier's training set."""
+    ``scheme`` that have a description: the classifier's training set. A class the classifier chose itself
+    (``attrs.classification``) counts only once a person confirmed it (``reclassify``: ``confirmed_by``)."""
     rows = conn.execute(sa.text(
         """SELECT c.description, c.kind || '/' || c.class_code AS label, t.name FROM cases c
              JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
-            WHERE c.scheme = :s AND NOT c.synthetic AND length(c.description) > 0"""), {"s": scheme}).all()
+            WHERE c.scheme = :s AND NOT c.synthetic AND length(c.description) > 0
+              AND (c.attrs->'classification' IS NULL OR c.attrs->'classification' ? 'confirmed_by')"""),
+        {"s": scheme}).all()
     return [(r[0], r[1], r[2]) for r in rows]
 
 
