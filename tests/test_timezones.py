@@ -123,6 +123,25 @@ def test_working_calendar_hours_are_the_zones_wall_clock():
         WorkingCalendar().add_working_hours(friday, 1)
 
 
+
+def test_working_hours_across_a_daylight_saving_change_are_real_hours():
+    """A night shift 01:00–04:00 on the night New York's clocks go forward (8 March 2026, 02:00 -> 03:00) holds
+    two real hours, and on the night they go back (1 November) four. Working time is counted in real hours:
+    the wall-clock arithmetic counted three both nights (a deadline an hour early or late)."""
+    nights = WorkingCalendar(periods=((dt.time(1), dt.time(4)),), weekend=frozenset(),
+                             name="night shift").in_zone(NY)
+    spring = dt.datetime(2026, 3, 8, 1, 30, tzinfo=NY)  # 06:30 UTC
+    # 1.5 h to 04:00 EDT (08:00 UTC), then 0.5 h from 01:00 EDT on 9 March.
+    assert nights.add_working_hours(spring, 2).astimezone(dt.UTC) == dt.datetime(2026, 3, 9, 5, 30, tzinfo=dt.UTC)
+    assert nights.add_working_hours(spring, 1).astimezone(dt.UTC) == dt.datetime(2026, 3, 8, 7, 30, tzinfo=dt.UTC)
+    autumn = dt.datetime(2026, 11, 1, 1, 30, tzinfo=NY)  # the first 01:30 (EDT, 05:30 UTC)
+    # 3.5 real hours remain to 04:00 EST (09:00 UTC).
+    assert nights.add_working_hours(autumn, 3).astimezone(dt.UTC) == dt.datetime(2026, 11, 1, 8, 30, tzinfo=dt.UTC)
+    shown = nights.add_working_hours(autumn, 1)  # 06:30 UTC: the second 01:30, shown with its own offset
+    assert shown.astimezone(dt.UTC) == dt.datetime(2026, 11, 1, 6, 30, tzinfo=dt.UTC)
+    assert shown.isoformat() == "2026-11-01T01:30:00-05:00"
+
+
 # ------------------------------------------------------------------------------------------ a New York deployment
 @pytest.fixture(scope="module")
 def hostile_clock() -> Iterator[None]:

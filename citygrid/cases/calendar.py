@@ -83,23 +83,28 @@ class WorkingCalendar:
             yield dt.datetime.combine(day, start, self._tz()), dt.datetime.combine(day, end, self._tz())
 
     def add_working_hours(self, start: dt.datetime, hours: float) -> dt.datetime:
-        """The moment ``hours`` of working time after ``start`` (aware datetime), in the calendar's zone."""
+        """The moment ``hours`` of working time after ``start`` (aware datetime), in the calendar's zone.
+
+        Periods are wall-clock times, but the hours in them are real: counted on UTC instants, since Python
+        adds and subtracts datetimes of one zone by wall-clock time (a period 01:00–04:00 holds two hours on
+        the night the clocks go forward and four when they go back)."""
         if hours < 0:
             raise InvalidInput("working hours must be ≥ 0", field="hours")
         remaining = dt.timedelta(hours=hours)
-        moment = start.astimezone(self._tz())
-        day = moment.date()
+        moment = start.astimezone(dt.UTC)
+        day = start.astimezone(self._tz()).date()
         for _ in range(MAX_STEPS):
             if self.is_working_day(day):
                 for begin, end in self._intervals(day):
+                    begin, end = begin.astimezone(dt.UTC), end.astimezone(dt.UTC)
                     if end <= moment:
                         continue
                     begin = max(begin, moment)
                     if begin + remaining <= end:
-                        return begin + remaining
+                        return (begin + remaining).astimezone(self._tz())
                     remaining -= end - begin
             day += dt.timedelta(days=1)
-            moment = dt.datetime.combine(day, dt.time(0), self._tz())
+            moment = max(moment, dt.datetime.combine(day, dt.time(0), self._tz()).astimezone(dt.UTC))
         raise InvalidInput("no working time found within ten years: check the calendar", field="calendar")
 
     def add_working_days(self, start: dt.datetime, days: int) -> dt.datetime:
