@@ -1130,6 +1130,30 @@ def test_bad_scope_uploads(http, form, needle):
     assert response.status_code == 400 and needle in response.get_json()["message"]
 
 
+def test_upload_takes_the_mapping_as_a_file_part_too(http, points, tmp_path):
+    """``curl -F mapping=@m.yaml`` sends the mapping file as a file part, which the upload ignored: a Vienna
+    trial's CSV with its WKT column named there came back as 19 rows of 'empty geometry' (#19)."""
+    x, y = points
+    rows = "".join(f"A{i},Hydrant,POINT ({x[i]} {y[i]})\n" for i in range(5))
+    mapping = b"columns: {class_code: Art}\nvalues: {class_code: {Hydrant: '0113'}}\ngeometry: {wkt: Geometrie}\n"
+
+    def upload(**parts):
+        data = {"district": DISTRICT, "dry_run": "true", "crs": "EPSG:4548",
+                "file": (io.BytesIO(("asset_id,Art,Geometrie\n" + rows).encode()), "h.csv"), **parts}
+        return http.post("/api/v1/imports", data=data, content_type="multipart/form-data")
+
+    answer = upload(mapping=(io.BytesIO(mapping), "m.yaml"))
+    assert answer.status_code == 202, answer.get_json()
+    job = wait_for(http, answer.get_json()["job_id"])
+    assert job["state"] == "preview" and job["counts"]["bad"] == 0 and job["counts"]["good"] == 5
+    for parts, needle in [({"mapping": (io.BytesIO(b"\xff\xfe\x00x"), "m.yaml")}, "UTF-8"),
+                          ({"mapping": (io.BytesIO(b"a: " + b"x" * 300_000), "m.yaml")}, "KiB"),
+                          ({"mapping": [(io.BytesIO(mapping), "m.yaml"), (io.BytesIO(mapping), "n.yaml")]}, "one"),
+                          ({"source": (io.BytesIO(b"OSM"), "s.txt")}, "source")]:
+        bad = upload(**parts)
+        assert bad.status_code == 400 and needle in bad.get_json()["message"], (parts, bad.get_json())
+
+
 # ------------------------------------------------------------------------------------------ mapping files (#19)
 def mapping_file(tmp_path, text, name="m.yaml"):
     from citygrid.components_survey.mapping import load_mapping_file

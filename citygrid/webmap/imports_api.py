@@ -14,7 +14,7 @@ from citygrid.components_survey import store as survey
 from citygrid.components_survey.census import CensusOptions, report_csv
 from citygrid.config import Settings
 from citygrid.errors import Conflict, InvalidInput, NotFound, Unavailable
-from citygrid.loaders import gdalsafe
+from citygrid.loaders import gdalsafe, safeyaml
 from citygrid.loaders.archive import check_archive
 from citygrid.spatial import store as spatial_store
 from citygrid.spatial.db import deployment_srid
@@ -100,7 +100,7 @@ def upload():
         raise InvalidInput("upload at least one file in the 'file' field", field="file")
     options = CensusOptions(
         district=district, crs=request.form.get("crs") or None, encoding=request.form.get("encoding") or None,
-        layer=request.form.get("layer") or None, mapping=jobs.parse_mapping_text(request.form.get("mapping")),
+        layer=request.form.get("layer") or None, mapping=jobs.parse_mapping_text(_mapping_text()),
         x_field=request.form.get("x_field") or None, y_field=request.form.get("y_field") or None,
         dry_run=_flag("dry_run"), partial=_flag("partial"), max_bad_ratio=_number("max_bad_ratio", 0.05),
         move_tolerance_m=_number("move_tolerance_m", 5.0), id_field=request.form.get("id_field") or None,
@@ -127,6 +127,28 @@ def upload():
         shutil.rmtree(work_dir, ignore_errors=True)
         raise
     return jsonify({"job_id": job_id, "state": "queued", "links": _job_links(job_id)}), 202
+
+
+def _mapping_text() -> str | None:
+    """The ``mapping`` form field, or a mapping file sent as a part of that name (``curl -F mapping=@m.yaml``,
+    which was ignored, so the import ran without it). Any other file part than ``file`` and ``mapping`` is
+    refused rather than ignored."""
+    for name in request.files:
+        if name not in ("file", "mapping"):
+            raise InvalidInput(f"{name[:40]!r} must be a form field, not a file (only 'file' and 'mapping' "
+                               "take files)", field=name[:40])
+    parts = request.files.getlist("mapping")
+    if not parts:
+        return request.form.get("mapping")
+    if len(parts) > 1 or request.form.get("mapping"):
+        raise InvalidInput("send one mapping: one 'mapping' field or file", field="mapping")
+    data = parts[0].stream.read(safeyaml.MAX_BYTES + 1)
+    if len(data) > safeyaml.MAX_BYTES:
+        raise InvalidInput(f"the mapping file is larger than {safeyaml.MAX_BYTES // 1024} KiB", field="mapping")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("the mapping file is not UTF-8 text", field="mapping") from None
 
 
 MAX_NAME = 200

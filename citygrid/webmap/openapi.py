@@ -82,7 +82,7 @@ UPLOAD = {"type": "object", "required": ["district", "file"], "properties": {
     "district": DISTRICT, "file": {"type": "string", "format": "binary",
                                    "description": "a zip, a Shapefile's parts, or a GeoPackage/GeoJSON/CSV"},
     "crs": {"type": "string"}, "encoding": {"type": "string"}, "layer": {"type": "string"},
-    "mapping": {"type": "string", "description": "column mapping as JSON or YAML"},
+    "mapping": {"type": "string", "description": "column mapping as JSON or YAML (text, or sent as a file)"},
     "x_field": {"type": "string"}, "y_field": {"type": "string"},
     "dry_run": {"type": "string", "enum": ["true", "false"]}, "partial": {"type": "string", "enum": ["true", "false"]},
     "max_bad_ratio": {"type": "number", "minimum": 0, "maximum": 1},
