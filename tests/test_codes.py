@@ -337,6 +337,24 @@ def test_district_import_warns_when_it_lies_in_another_time_zone(nyc, tmp_path):
     assert "America/Chicago" in warning and "--timezone America/New_York" in warning
 
 
+def test_synthetic_history_says_why_it_cannot_seed(nyc, tmp_path):
+    """`cases synthesize` in a Vienna trial with its own (German) scheme active printed 0 cases and 50 problems
+    with exit 0; in a district with only its boundary it raised a ValueError (#19)."""
+    from citygrid.cases import synthetic
+    from citygrid.components_survey.schemes import activate_scheme, import_scheme
+
+    import_brooklyn(nyc, tmp_path)
+    with pytest.raises(InvalidInput, match="no street or community with a location"):
+        synthetic.generate(nyc, DISTRICT, 10)
+    import_brooklyn(nyc, tmp_path, with_areas=True)
+    assert synthetic.generate(nyc, DISTRICT, 10).imported == 10
+    (tmp_path / "nyc311.csv").write_text("code,name,kind\nPOTHOLE,Pothole,event\n", encoding="utf-8")
+    import_scheme(nyc, tmp_path / "nyc311.csv", scheme="nyc311")
+    activate_scheme(nyc, "nyc311")
+    with pytest.raises(InvalidInput, match="taxonomy activate cjt214"):
+        synthetic.generate(nyc, DISTRICT, 10)
+
+
 def test_alnum_teams_are_not_named_in_chinese(nyc, tmp_path):
     """A Vienna or New York deployment's teams were all named 第N分队, shown on its overview page (#19)."""
     import_brooklyn(nyc, tmp_path)

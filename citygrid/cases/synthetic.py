@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from citygrid.cases.history import BulkResult, insert_reports
 from citygrid.components_survey import store as survey_store
+from citygrid.errors import InvalidInput
 from citygrid.gridding import store as grid_store
 from citygrid.spatial import admin, crs
 from citygrid.spatial.db import deployment_srid, deployment_zone
@@ -45,6 +46,13 @@ SCATTER_M = 300.0
 def generate(conn: Connection, district: str, n: int, *, seed: int = 2026, days: int = 365,
              end: dt.datetime | None = None) -> BulkResult:
     """Generate and store ``n`` synthetic cases for ``district`` (see the module docstring)."""
+    from citygrid.cases.service import active_scheme
+    from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
+
+    if (scheme := active_scheme(conn)) != DEFAULT_SCHEME:  # intake would refuse every class of the mix
+        raise InvalidInput(f"the synthetic history uses the packaged {DEFAULT_SCHEME} classes, but the active "
+                           f"scheme is {scheme}: run citygrid taxonomy activate {DEFAULT_SCHEME} first",
+                           field="scheme")
     rng = np.random.default_rng(seed)
     # Hours of day are the city's wall-clock hours: ``end`` (default midnight of 1 November 2026) in its zone.
     end = localize(end or dt.datetime(2026, 11, 1), deployment_zone(conn))
@@ -52,6 +60,9 @@ def generate(conn: Connection, district: str, n: int, *, seed: int = 2026, days:
     areas = [a for a in grid_store.load_areas(conn, district) if a.level == "community" and a.point is not None]
     if not areas:
         areas = [a for a in grid_store.load_areas(conn, district) if a.point is not None]
+    if not areas:
+        raise InvalidInput(f"district {district} has no street or community with a location to scatter the "
+                           "synthetic cases around (citygrid areas import)", field="district")
     classes = {(c["kind"], c["code"]): c["name"] for c in survey_store.taxonomy(conn)}
     mix = [m for m in CLASS_MIX if (m[0], m[1]) in classes]
     # Times first (the class mix depends on the month).
