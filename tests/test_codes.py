@@ -355,6 +355,18 @@ def test_synthetic_history_says_why_it_cannot_seed(nyc, tmp_path):
         synthetic.generate(nyc, DISTRICT, 10)
 
 
+def test_census_without_crs_suggests_the_deployments_own_crs(nyc, tmp_path):
+    """A Vienna trial's census CSV in EPSG:31256 without --crs was told to try EPSG:4548, a Chinese
+    Gauss–Krüger zone (#19)."""
+    from citygrid.components_survey.census import CensusOptions, import_file
+
+    import_brooklyn(nyc, tmp_path)
+    (tmp_path / "h.csv").write_text("x,y,class_code\n587000,4501000,0113\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="does not say its CRS") as err:
+        import_file(nyc, tmp_path / "h.csv", CensusOptions(district=DISTRICT))
+    assert "EPSG:32618" in err.value.message and "4548" not in err.value.message
+
+
 def test_alnum_teams_are_not_named_in_chinese(nyc, tmp_path):
     """A Vienna or New York deployment's teams were all named 第N分队, shown on its overview page (#19)."""
     import_brooklyn(nyc, tmp_path)

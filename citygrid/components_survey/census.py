@@ -485,8 +485,9 @@ def _first_chunk(attrs: pd.DataFrame, pts: points.Points, file_crs: CRS | None, 
     elif file_crs is not None:
         source = crs.InputCrs(None, file_crs)
     else:
-        raise InvalidInput(f"{src.path.name} does not say its CRS; pass --crs (e.g. EPSG:4548, "
-                           "EPSG:4490, gcj02)", field="crs")
+        raise InvalidInput(f"{src.path.name} does not say its CRS; pass --crs (e.g. EPSG:{srid}, the "
+                           "deployment's, or EPSG:4326 for lon/lat; gcj02 or bd09 for Chinese web maps)",
+                           field="crs")
     if (warning := crs.datum_warning(source)) is not None:
         warnings.append(warning)
     transformer = crs.transformer(source.crs, CRS.from_epsg(srid))

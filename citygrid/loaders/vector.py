@@ -178,7 +178,8 @@ def read_vector(
         source, crs_from = InputCrs(None, file_crs), "file"
     else:
         raise InvalidInput(
-            f"{path.name} does not say its CRS; pass one, e.g. --crs EPSG:4548, --crs EPSG:4326 or --crs gcj02",
+            f"{path.name} does not say its CRS; pass one, e.g. --crs EPSG:4326 (lon/lat), the EPSG code of its "
+            "projection (EPSG:32633, EPSG:4548 …), or --crs gcj02 for Chinese web-map data",
             field="crs",
         )
     return VectorFile(frame=frame, source_crs=source, crs_from=crs_from, warnings=warnings)
