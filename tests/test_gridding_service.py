@@ -189,6 +189,15 @@ def test_export_supervision_in_lonlat(zz, tmp_path):
     assert 113.5 < frame.total_bounds[0] < 114
 
 
+def test_export_supervision_shapefile_keeps_its_column_names(zz, tmp_path):
+    """'street_code' is longer than a DBF field name: GDAL cut it to 'street_cod' with two warnings on the
+    CLI (seen exporting a Vienna trial's supervision grids, #19); it is 'street' as in the unit export."""
+    gridding.export(zz, "410104", tmp_path / "s.shp", "shp", kind="supervision")
+    frame = pyogrio.read_dataframe(tmp_path / "s.shp")
+    assert {"code", "team_code", "street", "street_nm"} <= set(frame.columns)
+    assert frame["street_nm"].dropna().str.contains("街道|办事处|乡|镇").any()
+
+
 def test_export_bad_format(zz, tmp_path):
     with pytest.raises(InvalidInput, match="format"):
         gridding.export(zz, "410104", tmp_path / "x.kml", "kml")

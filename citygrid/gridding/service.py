@@ -366,9 +366,11 @@ def export(conn: Connection, district: str, path: Path, fmt: str, *, version_id:
         feature_collection = store.grids_geojson(conn, district=district, version_id=vid, kind="supervision",
                                                  bbox=None, limit=100_000, offset=0, srid=srid)
         frame = gpd.GeoDataFrame.from_features(feature_collection["features"], crs="EPSG:4326").to_crs(srid)
+        frame = frame.rename(columns={"street_code": "street"})  # DBF field names are at most 10 characters
     names = {code["code"]: code["name"] for code in spatial_store.areas(conn, district)}
     if "street" in frame:
         frame["street_nm"] = frame["street"].map(names)
+    if "community" in frame:
         frame["comm_nm"] = frame["community"].map(names)
     if to_lonlat:
         frame = frame.to_crs(4326)
