@@ -24,7 +24,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -240,15 +239,25 @@ def load_mapping(path: Path | None) -> CaseMapping:
     return parse_mapping(safeyaml.load(text, what=f"mapping file {path.name}"))
 
 
-# Text whose every non-ASCII byte pairs into a GB2312 character (both bytes 0xA1-0xFE): what a Chinese
-# export without the rarer GBK characters looks like. A Latin-1/cp1252 file also decodes as GB18030 wherever an
-# accented letter precedes a letter ('Müller' as 'M黮ler'), so only this shape is read as GB18030 unasked.
-_GB2312_TEXT = re.compile(rb"(?:[\x00-\x7f]|[\xa1-\xf7][\xa1-\xfe])*")
+def _decodes(path: Path, encoding: str) -> bool:
+    """Whether the whole file decodes in ``encoding`` (read in 1 MiB blocks: no second copy in memory)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_table(path: Path, encoding: str | None = None) -> pd.DataFrame:
     """The CSV as text columns; empty cells are empty strings. In ``encoding`` if given, else UTF-8, else
-    GB18030 when it is plainly Chinese text (``_GB2312_TEXT``); anything else asks for the encoding.
+    GB18030 when it is plainly Chinese text (every non-ASCII byte pair a GB2312 character, as a Chinese export
+    without the rarer GBK characters is); anything else asks for the encoding. A Latin-1/cp1252 file also
+    decodes as GB18030 wherever an accented letter precedes a letter ('Müller' as 'M黮ler'), so GB18030 is
+    never read unasked beyond that shape.
     ``InvalidInput`` for a file that is no CSV text, or names one column twice."""
     if not path.exists():
         raise InvalidInput(f"file not found: {path}", field="file")
@@ -260,17 +269,14 @@ def read_table(path: Path, encoding: str | None = None) -> pd.DataFrame:
         except LookupError:
             raise InvalidInput(f"unknown encoding {encoding[:40]!r} (e.g. utf-8, cp1252, latin-1, gb18030)",
                                field="encoding") from None
+    elif _decodes(path, "utf-8"):
+        encoding = "utf-8-sig"
     else:
-        data = path.read_bytes()
-        try:
-            data.decode("utf-8")
-            encoding = "utf-8-sig"
-        except UnicodeDecodeError:
-            if _GB2312_TEXT.fullmatch(data) is None:
-                raise InvalidInput(f"{path.name}: text is not UTF-8 (nor plainly Chinese GB18030): give its "
+        if not _decodes(path, "gb2312"):
+            raise InvalidInput(f"{path.name}: text is not UTF-8 (nor plainly Chinese GB18030): give its "
                                    "encoding, e.g. --encoding cp1252 (Excel in western Europe and the Americas), "
-                                   "latin-1 or gb18030", field="encoding") from None
-            encoding = "gb18030"
+                               "latin-1 or gb18030", field="encoding")
+        encoding = "gb18030"
     try:
         header = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, header=None, nrows=1)
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
