@@ -244,8 +244,7 @@ def ensure_demo_grids(conn: Connection, demo: DemoDistrict) -> dict[str, Any] | 
     groups, teams = gridding.default_group_counts(generated["unit_grids"])
     grouped = gridding.partition(conn, demo.code, demo.supervision_grids or groups, demo.teams or teams,
                                  author="load-demo")
-    gridding.publish(conn, demo.code, generated["version"], author="load-demo")
-    owners = derive_default_ownership(conn, demo.code, generated["version"])
+    owners = gridding.publish(conn, demo.code, generated["version"], author="load-demo")["ownership"]
     return {"ownership": owners, "version": generated["version"], "source": generated["source"],
             "unit_grids": generated["unit_grids"],
             "supervision_grids": grouped["supervision_grids"], "teams": grouped["teams"],

@@ -367,6 +367,28 @@ def test_census_without_crs_suggests_the_deployments_own_crs(nyc, tmp_path):
     assert "EPSG:32618" in err.value.message and "4548" not in err.value.message
 
 
+def test_first_publish_gives_a_citys_grids_derived_owners(nyc, tmp_path):
+    """Only load-demo derived grid owners, so a Vienna trial's first dispatch was a 409 'no responsible party
+    for grid W02U000049: load its ownership first' with no command to load any (#19). The first publish now
+    derives them as the demo's are, in the city's language of codes (no 综合执法队 in Brooklyn)."""
+    import datetime as dt
+
+    from citygrid.cases import store as case_store
+
+    import_brooklyn(nyc, tmp_path, with_areas=True)
+    made = gridding.generate(nyc, DISTRICT, GridParams())
+    gridding.partition(nyc, DISTRICT, 5)
+    published = gridding.publish(nyc, DISTRICT, made["version"])
+    assert set(published["ownership"]) == {"responsibility", "management", "enforcement", "supervision"}
+    grid = nyc.execute(sa.text("SELECT code FROM unit_grids WHERE district_code = :d AND version_id = :v "
+                               "AND community_code = 'BK02-A' LIMIT 1"), {"d": DISTRICT, "v": made["version"]}
+                       ).scalar_one()
+    owners = case_store.owners_at(nyc, DISTRICT, grid, dt.datetime.now(dt.UTC))
+    assert set(owners) == {"responsibility", "management", "enforcement", "supervision"}
+    assert owners["responsibility"]["name"] == "Gowanus" and owners["enforcement"]["name"] == \
+        "Park Slope enforcement team"
+
+
 def test_alnum_teams_are_not_named_in_chinese(nyc, tmp_path):
     """A Vienna or New York deployment's teams were all named 第N分队, shown on its overview page (#19)."""
     import_brooklyn(nyc, tmp_path)
@@ -468,7 +490,8 @@ def test_cli_partition_and_publish_exit_codes(nyc_engine, nyc_db, tmp_path):
         published = CliRunner().invoke(cli, [*base, "publish", "--district", DISTRICT])
         assert published.exit_code == 0, published.output + published.stderr
     finally:
-        with nyc_engine.begin() as conn:
+        with nyc_engine.begin() as conn:  # the published version's derived owners go first (party foreign key)
+            conn.execute(sa.text("DELETE FROM grid_ownership WHERE district_code = :d"), {"d": DISTRICT})
             conn.execute(sa.text("DELETE FROM districts WHERE district_code = :d"), {"d": DISTRICT})
 
 

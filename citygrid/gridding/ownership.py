@@ -29,7 +29,7 @@ _DERIVED_PARTIES = (
               'derived from administrative codes'
          FROM admin_areas WHERE district_code = :d""",
     f"""SELECT district_code, 'team', code || '{ENFORCEMENT_SUFFIX}',
-               regexp_replace(name, '办事处$', '') || '综合执法队',
+               regexp_replace(name, '办事处$', '') || :enforcement_name,
                'derived: one enforcement team per street'
           FROM admin_areas WHERE district_code = :d AND level = 'street'""",
     f"""SELECT district_code, 'team', '{SUPERVISION_PREFIX}' || code, name,
@@ -53,8 +53,15 @@ _ROLE_PARTY = {
 def derive_default_ownership(conn: Connection, district: str, version_id: int,
                              valid_from: dt.datetime | None = None, roles: Sequence[str] = ROLES) -> dict[str, Any]:
     """Derived parties and the ``roles``' ownership of the version's unit grids from ``valid_from`` (default
-    now), closing earlier open assignments of a role. Returns the number of grids assigned per role."""
-    params = {"d": district, "v": version_id, "start": valid_from}
+    now), closing earlier open assignments of a role. Returns the number of grids assigned per role.
+
+    A street's enforcement team is named 〈street〉综合执法队 in a deployment of Chinese administrative codes,
+    else 〈street〉 enforcement team."""
+    from citygrid import codes as code_schemes
+
+    chinese = code_schemes.deployment_scheme(conn).name == "cn-admin"
+    params = {"d": district, "v": version_id, "start": valid_from,
+              "enforcement_name": "综合执法队" if chinese else " enforcement team"}
     for select in _DERIVED_PARTIES:
         conn.execute(sa.text(f"""INSERT INTO parties (district_code, kind, code, name, contact) {select}
                                  ON CONFLICT (district_code, kind, code) DO NOTHING"""), params)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from citygrid import codes as code_schemes
 from citygrid.errors import Conflict, InvalidInput, NotFound
-from citygrid.gridding import metrics, store
+from citygrid.gridding import metrics, ownership, store
 from citygrid.gridding import partition as part
 from citygrid.gridding.codes import PreviousGrid, assign_codes, band_height
 from citygrid.gridding.generate import GridParams, generate_unit_grids
@@ -307,13 +307,18 @@ def publish(conn: Connection, district: str, version_id: int | None = None,
                        "supervision grid; group them first (citygrid grids partition --district "
                        f"{district} --supervision-grids N --version {version['version_id']})")
     store.publish(conn, district, version["version_id"], start)
+    # A city's first version gets derived owners (ownership.py) in the roles no grid has had, as the demo's do:
+    # dispatch needs a responsible party, and there is no other way yet to load one.
+    missing = ownership.roles_without_owners(conn, district)
+    owners = ownership.derive_default_ownership(conn, district, version["version_id"], start, missing) \
+        if missing else {}
     # Built now, once, for the census imports and batch look-ups to come (a fraction of a second).
     GridIndex.for_district(conn, district).with_stored_table(conn)
     spatial_store.audit(conn, actor=author, action="publish", object_kind="grid_version",
                         object_id=f"{district}/{version['version_id']}", district=district,
                         after={"effective_from": start})
     return {"district": district, "version": version["version_id"], "status": "published",
-            "effective_from": start.isoformat()}
+            "effective_from": start.isoformat(), "ownership": owners}
 
 
 def stats(conn: Connection, district: str, version_id: int | None = None) -> dict[str, Any]:
