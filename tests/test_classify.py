@@ -132,6 +132,25 @@ def test_report_that_cannot_be_classified_is_stored_without_a_class_for_review(b
     assert service.transition(bj, case["case_id"], "dispatch", actor="a", role="dispatcher")["status"] == "dispatched"
 
 
+def test_a_case_reclassified_as_an_emergency_starts_at_the_emergencys_level(bj):
+    """Escalation rules give each class the level its cases start at (data/escalation.yaml: 突发事件 at
+    district level). A report whose text could not be classified starts at community level; reclassified as a
+    road collapse (0401) it stayed there, so the district command centre never saw it."""
+    from citygrid.cases import service
+    from citygrid.cases.intake import parse_report
+
+    case, _ = service.submit(bj, parse_report({"lon": 116.48, "lat": 39.93, "source": "citizen",
+                                               "description": "The road has caved in near the bridge"}))
+    assert case["class_code"] is None and case["attrs"]["level"] == "community"
+    fixed = service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
+                               class_code="0401")
+    assert fixed["attrs"]["level"] == "district"
+    # Never lowered: a case already raised keeps its level when reclassified as an ordinary class.
+    lowered = service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
+                                 class_code="0102")
+    assert lowered["attrs"]["level"] == "district"
+
+
 def test_the_classifier_is_never_trained_on_its_own_guesses(bj):
     """Training texts are classes people gave or confirmed: a class the classifier chose itself and nobody
     confirmed used to be learnt back as if it were a label, reinforcing its own mistakes."""

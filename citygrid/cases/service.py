@@ -243,6 +243,12 @@ def transition(conn: Connection, case_id: int, action: str, *, actor: str, role:
             **((case["attrs"] or {}).get("classification") or {}), "needs_review": False, "confirmed_by": actor}})
         was = f"{case['kind']}/{case['class_code']}" if case["class_code"] else "unclassified"
         note = note or f"{was} -> {kind}/{class_code}"
+        # The new class's starting level (an emergency's: district) applies as on intake; never lowered.
+        level = (case["attrs"] or {}).get("level", LEVELS[0])
+        start = (escalation or load_escalation(Settings.from_env().data_dir)).initial_level(kind, class_code)
+        if level not in LEVELS or LEVELS.index(start) > LEVELS.index(level):
+            store.merge_attrs(conn, case_id, {"level": start})
+            note = f"{note}; level {level} -> {start}"
     if action == "dispatch":
         if not case["class_code"]:
             raise Conflict(f"case {case_id} has no class yet (its text could not be classified): reclassify it "
