@@ -444,8 +444,12 @@ def test_a_european_export_is_read_in_the_encoding_given_never_guessed_as_chines
     stored = bj.execute(sa.text("SELECT description FROM cases WHERE idempotency_key = 'EU-1'")).scalar()
     assert stored == "Müller Straße: Crème brûlée"
     assert import_cases(bj, write(tmp_path, CSV, encoding="gb18030"), max_bad_ratio=1.0).imported == 2  # still read
-    with pytest.raises(InvalidInput, match="unknown encoding 'klingon'"):
-        import_cases(bj, path, encoding="klingon")
+    for codec in ("klingon", "rot13", "zlib"):  # not text encodings: a LookupError traceback before
+        with pytest.raises(InvalidInput, match=f"unknown encoding '{codec}'"):
+            import_cases(bj, path, encoding=codec)
+    for codec in ("utf-16", "punycode"):  # a codec's own UnicodeError (no BOM, a bad code point)
+        with pytest.raises(InvalidInput, match=f"not {codec} text"):
+            import_cases(bj, path, encoding=codec)
     result = CliRunner().invoke(cli, ["cases", "import", str(path), "--encoding", "cp1252", "--help"])
     assert "--encoding" in result.output
 

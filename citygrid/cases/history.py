@@ -265,8 +265,8 @@ def read_table(path: Path, encoding: str | None = None) -> pd.DataFrame:
         raise InvalidInput(f"{path.name} is not a file", field="file")
     if encoding is not None:
         try:
-            codecs.lookup(encoding)
-        except LookupError:
+            "".encode(encoding)  # a text encoding (codecs.lookup also knows rot13, zlib, base64, undefined)
+        except (LookupError, UnicodeError):
             raise InvalidInput(f"unknown encoding {encoding[:40]!r} (e.g. utf-8, cp1252, latin-1, gb18030)",
                                field="encoding") from None
     elif _decodes(path, "utf-8"):
@@ -280,8 +280,9 @@ def read_table(path: Path, encoding: str | None = None) -> pd.DataFrame:
     try:
         header = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, header=None, nrows=1)
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path.name}: not {encoding} text (byte {exc.start}): give its encoding",
+    except UnicodeError as exc:  # UnicodeDecodeError, or a codec's own complaint (utf-16 without a BOM)
+        where = f" (byte {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
+        raise InvalidInput(f"{path.name}: not {encoding} text{where}: give its encoding",
                            field="encoding") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InvalidInput(f"{path.name}: not a readable CSV: {exc}", field="file") from exc
