@@ -260,6 +260,23 @@ def test_every_row_reason(bj, points, tmp_path):
     assert census.report_csv(result.problems).splitlines()[0] == "line,obj_id,field,severity,reason"
 
 
+def test_census_report_cells_never_run_as_formulas():
+    """An ObjID or column name read from a hostile file reaches the report; a spreadsheet must show it, not run
+    it (the case-import report already quoted such cells; the census report did not)."""
+    import csv
+
+    text = census.report_csv([
+        {"line": 2, "obj_id": '=HYPERLINK("http://evil","x")', "field": "ObjID", "severity": "error",
+         "reason": "ObjID must be 16 digits"},
+        {"line": 3, "obj_id": "-1+cmd|' /C calc'!A0", "field": "@SUM(A1)", "severity": "error", "reason": "+bad"},
+        {"line": 4, "obj_id": "-12.5", "field": "ObjID", "severity": "error", "reason": "ok"},
+    ])
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows[0]["obj_id"] == "'=HYPERLINK(\"http://evil\",\"x\")"
+    assert (rows[1]["obj_id"], rows[1]["field"], rows[1]["reason"]) == ("'-1+cmd|' /C calc'!A0", "'@SUM(A1)", "'+bad")
+    assert rows[2]["obj_id"] == "-12.5"  # a number stays a number
+
+
 def test_numeric_id_columns_and_small_chunks(bj, points, tmp_path):
     """ObjIDs stored as numbers (a DBF N(16,0) field read as float, or an integer column) import as their
     digits; a duplicate is found across chunk boundaries; a date column of real dates is accepted."""

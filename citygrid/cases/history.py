@@ -43,6 +43,7 @@ from citygrid.cases.service import active_scheme
 from citygrid.cases.workflow import STATES, TRANSITIONS
 from citygrid.errors import InvalidInput
 from citygrid.loaders import safeyaml
+from citygrid.loaders.plaintext import spreadsheet_safe
 from citygrid.spatial import admin, crs, db, timezones
 from citygrid.spatial import store as spatial_store
 from citygrid.spatial.db import deployment_srid
@@ -654,20 +655,7 @@ def report_csv(problems: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for problem in sorted(problems, key=lambda p: (p.get("line", 0), str(p.get("field", "")))):
-        writer.writerow({k: _cell(problem.get(k)) for k in REPORT_COLUMNS})
+        writer.writerow({k: spreadsheet_safe(problem.get(k)) for k in REPORT_COLUMNS})
     return buffer.getvalue()
 
 
-def _cell(value: Any) -> Any:
-    if not isinstance(value, str) or not value:
-        return value
-    risky = value[0] in "=+@\t\r" or (value[0] == "-" and not _is_number(value))  # "-1+cmd|…" runs too
-    return "'" + value if risky else value
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

@@ -50,7 +50,7 @@ from citygrid.loaders import gdalsafe, points
 from citygrid.loaders.archive import find_dataset, safe_extract
 from citygrid.loaders.copytext import copy_text
 from citygrid.loaders.encoding import blank_records, shapefile_encoding
-from citygrid.loaders.plaintext import control_character
+from citygrid.loaders.plaintext import control_character, spreadsheet_safe
 from citygrid.loaders.vector import read_csv_points, read_csv_table
 from citygrid.spatial import admin, crs
 from citygrid.spatial import store as spatial_store
@@ -738,8 +738,11 @@ def _load(conn: Connection, load: str, path: Path, options: CensusOptions, ctx: 
 
 
 def report_csv(problems: list[dict[str, Any]]) -> str:
-    """The row report as CSV text: line, obj_id, field, severity, reason."""
+    """The row report as CSV text: line, obj_id, field, severity, reason. Text that a spreadsheet would run as
+    a formula (an ObjID or field name read from the file: ``=HYPERLINK(…)``) starts with an apostrophe."""
     frame = pd.DataFrame(problems, columns=["line", "obj_id", "field", "severity", "reason"])
+    for column in ("obj_id", "field", "reason"):
+        frame[column] = frame[column].map(spreadsheet_safe)
     buffer = io.StringIO()
     frame.sort_values(["line", "field"]).to_csv(buffer, index=False)
     return buffer.getvalue()

@@ -52,3 +52,21 @@ def control_in(data: Any, *, max_depth: int) -> tuple[str, str] | None:
         elif isinstance(value, list):
             stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
     return None
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value`` as a CSV cell a spreadsheet will not run: text starting like a formula (=, +, @, tab, carriage
+    return, or a - that does not start a number: ``-1+cmd|…`` runs too) gets a leading apostrophe; anything
+    else is returned as it is. For every report a user downloads (census and case imports)."""
+    if not isinstance(value, str) or not value:
+        return value
+    risky = value[0] in "=+@\t\r" or (value[0] == "-" and not _is_number(value))
+    return "'" + value if risky else value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
