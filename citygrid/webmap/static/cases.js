@@ -18,9 +18,9 @@
   function caseCard(props) {
     var box = cg.element("div", "cg-card");
     if (props.synthetic) { box.appendChild(cg.element("div", "cg-synthetic", "SYNTHETIC demo case")); }
-    box.appendChild(cg.fields(props, [["case_id", "案件"], ["class_name", "类别"], ["class_code", "小类"],
-      ["status", "状态"], ["deadline_at", "处置时限"], ["reported_at", "上报"], ["source", "来源"],
-      ["unit_grid_code", "单元网格"], ["supervision_code", "监督网格"], ["description", "描述"]]));
+    box.appendChild(cg.fields(props, [["case_id", "Case 案件"], ["class_name", "Class 类别"], ["class_code", "Class code 小类"],
+      ["status", "Status 状态"], ["deadline_at", "Deadline 处置时限"], ["reported_at", "Reported 上报"], ["source", "Source 来源"],
+      ["unit_grid_code", "Unit grid 单元网格"], ["supervision_code", "Supervision grid 监督网格"], ["description", "Description 描述"]]));
     var owners = cg.element("div", null, "owners …");
     box.appendChild(owners);
     cg.getJSON("/api/v1/cases/" + props.case_id).then(function (c) {
@@ -29,7 +29,7 @@
       owners.textContent = "";
       owners.appendChild(cg.fields({ m: name("management"), r: name("responsibility"), e: name("enforcement"),
                                      d: c.attrs && c.attrs.dispatched_to ? c.attrs.dispatched_to.name : "—" },
-        [["m", "管理主体"], ["r", "责任主体"], ["e", "执法主体"], ["d", "派遣至"]]));
+        [["m", "Management 管理主体"], ["r", "Responsibility 责任主体"], ["e", "Enforcement 执法主体"], ["d", "Dispatched to 派遣至"]]));
     }).catch(function (err) { owners.textContent = "error: " + err.message; });
     return box;
   }

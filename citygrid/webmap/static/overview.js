@@ -37,9 +37,9 @@
         supervision: card.supervision_code + " / " + card.team_code, management: owner("management"),
         responsibility: owner("responsibility"), enforcement: owner("enforcement"), supervisor: owner("supervision"),
         cases: card.open_cases + " open / " + card.all_cases, components: card.components, area: card.area_m2 + " m²"
-      }, [["code", "单元网格"], ["street", "街道"], ["community", "社区"], ["supervision", "监督网格 / 分队"],
-          ["management", "管理主体"], ["responsibility", "责任主体"], ["enforcement", "执法主体"],
-          ["supervisor", "监督主体"], ["cases", "案件"], ["components", "部件"], ["area", "面积"]]));
+      }, [["code", "Unit grid 单元网格"], ["street", "Street 街道"], ["community", "Community 社区"], ["supervision", "Supervision grid / team 监督网格 / 分队"],
+          ["management", "Management 管理主体"], ["responsibility", "Responsibility 责任主体"], ["enforcement", "Enforcement 执法主体"],
+          ["supervisor", "Supervision 监督主体"], ["cases", "Cases 案件"], ["components", "Components 部件"], ["area", "Area 面积"]]));
     }).catch(function (err) { box.textContent = err.message; });
     return box;
   }
@@ -51,9 +51,9 @@
       var v = c.current || c.versions[0];
       box.textContent = "";
       if (v.synthetic) { box.appendChild(cg.element("div", "cg-synthetic", "SYNTHETIC census (demo)")); }
-      box.appendChild(cg.fields(v, [["obj_id", "标识码"], ["class_name", "部件"], ["class_code", "小类"],
-        ["obj_name", "名称"], ["dept_name1", "主管部门"], ["dept_name2", "权属单位"], ["dept_name3", "养护单位"],
-        ["obj_state", "状态"], ["unit_grid_code", "单元网格"], ["cases", "案件"]]));
+      box.appendChild(cg.fields(v, [["obj_id", "ObjID 标识码"], ["class_name", "Component 部件"], ["class_code", "Class code 小类"],
+        ["obj_name", "Name 名称"], ["dept_name1", "Department 主管部门"], ["dept_name2", "Owner 权属单位"], ["dept_name3", "Maintainer 养护单位"],
+        ["obj_state", "Status 状态"], ["unit_grid_code", "Unit grid 单元网格"], ["cases", "Cases 案件"]]));
       box.appendChild(cg.element("strong", null, "History (" + c.versions.length + " version" +
                                  (c.versions.length > 1 ? "s" : "") + ")"));
       var list = cg.element("ul");
@@ -121,7 +121,7 @@
       roadLayer = keep(L.geoJSON(roads, {
         style: { color: "#888", weight: 1.2 }, bubblingMouseEvents: false,
         onEachFeature: function (f, l) {
-          l.bindPopup(function () { return cg.fields(f.properties, [["name", "名称"], ["class", "class"], ["source_id", "OSM"]]); });
+          l.bindPopup(function () { return cg.fields(f.properties, [["name", "Name 名称"], ["class", "class"], ["source_id", "OSM"]]); });
         }
       }), "Roads (OSM)");
       roadLayer.bringToBack();
@@ -155,7 +155,7 @@
                                             color: level === "street" ? "#b03a2e" : "#2e86c1", weight: 1 });
           },
           onEachFeature: function (f, l) {
-            l.bindPopup(function () { return cg.fields(f.properties, [["name", "名称"], ["code", "代码"], ["parent_code", "街道"]]); });
+            l.bindPopup(function () { return cg.fields(f.properties, [["name", "Name 名称"], ["code", "Code 代码"], ["parent_code", "Street 街道"]]); });
           }
         }), level === "street" ? "Street points (街道)" : "Community points (社区)");
       });
