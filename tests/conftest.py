@@ -106,6 +106,14 @@ def rollback_backend(conn: Connection, database: str) -> Backend:
     return Backend(engine=None, connect=connect, database=database)
 
 
+def rolled_back_app(conn: Connection, settings: Settings):
+    """The web app on ``settings``' database whose requests run in savepoints of ``conn``'s transaction (rolled
+    back with the test)."""
+    from citygrid.app import create_app
+
+    return create_app({"CITYGRID_BACKEND": rollback_backend(conn, settings.database or ""), "TESTING": True})
+
+
 def user_token(conn: Connection, username: str, roles: list[str], team: str | None = None,
                party: str | None = None) -> str:
     """Add a user (in the caller's transaction) and return a new API token of theirs."""
@@ -131,19 +139,14 @@ def signed_in(test_client, token: str):
 @pytest.fixture
 def anonymous_client(bj: Connection, beijing_db: Settings):
     """Flask test client on the Beijing test database (rolled back after the test), not signed in."""
-    from citygrid.app import create_app
-
-    app = create_app({"CITYGRID_BACKEND": rollback_backend(bj, beijing_db.database or ""), "TESTING": True})
-    return app.test_client()
+    return rolled_back_app(bj, beijing_db).test_client()
 
 
 @pytest.fixture
 def client_as(bj: Connection, beijing_db: Settings):
     """``client_as(username, roles, team=None, party=None)``: a test client signed in (bearer token) as a new
     user."""
-    from citygrid.app import create_app
-
-    app = create_app({"CITYGRID_BACKEND": rollback_backend(bj, beijing_db.database or ""), "TESTING": True})
+    app = rolled_back_app(bj, beijing_db)
 
     def make(username: str, roles: list[str], team: str | None = None, party: str | None = None):
         return signed_in(app.test_client(), user_token(bj, username, roles, team, party))

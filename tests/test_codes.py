@@ -33,7 +33,7 @@ from citygrid.gridding.generate import GridParams, generate_unit_grids
 from citygrid.gridding.shapes import absorb_small
 from citygrid.loaders.vector import read_vector
 from citygrid.spatial import admin, db
-from tests.conftest import RUN_ID, rollback_backend, signed_in, user_token
+from tests.conftest import RUN_ID, rolled_back_app, signed_in, user_token
 
 SRID = 32618  # WGS 84 / UTM zone 18N
 X0, Y0 = 585_000.0, 4_500_000.0  # south-west corner of the main land, about 73.99 W 40.65 N
@@ -203,10 +203,7 @@ def nyc(nyc_engine: Engine) -> Iterator[Connection]:
 
 @pytest.fixture
 def nyc_client(nyc: Connection, nyc_db: Settings):
-    from citygrid.app import create_app
-
-    app = create_app({"CITYGRID_BACKEND": rollback_backend(nyc, nyc_db.database or ""), "TESTING": True})
-    return signed_in(app.test_client(), user_token(nyc, "nyc-admin", ["admin"]))
+    return signed_in(rolled_back_app(nyc, nyc_db).test_client(), user_token(nyc, "nyc-admin", ["admin"]))
 
 
 def district_file(tmp_path: Path) -> Path:

@@ -24,7 +24,7 @@ from citygrid.periods import period
 from citygrid.spatial import db, store
 from citygrid.spatial.sources import SYNTHETIC_SOURCE, attributions, source_text
 
-from .conftest import RUN_ID, fresh_database, rollback_backend, signed_in, user_token
+from .conftest import RUN_ID, fresh_database, rolled_back_app, signed_in, user_token
 
 BROOKLYN = "360047"  # (a 6-digit code: the code scheme for other cities is another part of #19)
 W, S, E, N = -73.96, 40.64, -73.94, 40.66  # the district's square, EPSG:4326
@@ -72,8 +72,7 @@ def _city_client(settings, roles=("admin",)):
     engine = db.make_engine(db.database_url(settings))
     conn_cm = db.rolled_back(engine)
     conn = conn_cm.__enter__()
-    app = create_app({"CITYGRID_BACKEND": rollback_backend(conn, settings.database or ""), "TESTING": True})
-    client = signed_in(app.test_client(), user_token(conn, "brooklyn-admin", list(roles)))
+    client = signed_in(rolled_back_app(conn, settings).test_client(), user_token(conn, "brooklyn-admin", list(roles)))
 
     def close():
         conn_cm.__exit__(None, None, None)

@@ -28,7 +28,7 @@ from citygrid.errors import InvalidInput
 from citygrid.loaders.vector import read_vector
 from citygrid.spatial import admin, db, tiles
 from citygrid.spatial.timezones import day_start, instant, zone_for_srid, zone_named
-from tests.conftest import RUN_ID, rollback_backend, signed_in, user_token
+from tests.conftest import RUN_ID, rolled_back_app, signed_in, user_token
 
 NY = ZoneInfo("America/New_York")
 DISTRICT = "360470"  # Kings County (Brooklyn), as a 6-digit code
@@ -200,10 +200,7 @@ def ny(ny_engine: Engine) -> Iterator[Connection]:
 
 @pytest.fixture
 def ny_client(ny: Connection, new_york: tuple[Settings, str]):
-    from citygrid.app import create_app
-
-    app = create_app({"CITYGRID_BACKEND": rollback_backend(ny, new_york[0].database or ""), "TESTING": True})
-    return signed_in(app.test_client(), user_token(ny, "ny-admin", ["admin"]))
+    return signed_in(rolled_back_app(ny, new_york[0]).test_client(), user_token(ny, "ny-admin", ["admin"]))
 
 
 def test_db_init_derives_and_prints_the_zone(new_york):
