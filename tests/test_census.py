@@ -1201,9 +1201,34 @@ set: {DeptName1: 朝阳区园林绿化局}
     rows = bj.execute(sa.text("SELECT obj_name, class_code, obj_state, dept_name1 FROM components "
                               "WHERE district_code = :d ORDER BY obj_id"), {"d": DISTRICT}).all()
     assert rows == [("国槐", "0402", "完好", "朝阳区园林绿化局"), ("银杏", "0402", "损坏", "朝阳区园林绿化局"),
-                    ("国槐", "0402", "OK", "朝阳区园林绿化局")]  # values match exactly: "OK" is not "ok"
+                    ("国槐", "0402", "完好", "朝阳区园林绿化局")]  # case is ignored by default: "OK" is "ok"
     constant = mapping_file(tmp_path, "set: {class_code: '0402'}\n", "c.yaml")
     assert run(bj, tmp_path / "trees.gpkg", mapping=constant, dry_run=True).counts["bad"] == 0
+
+
+def test_census_value_maps_may_be_case_sensitive(bj, points, tmp_path):
+    x, y = points
+    frame = gpd.GeoDataFrame({"kind": ["OAK", "oak", "Oak"], "state": ["ok", "OK", "Ok"]},
+                             geometry=shapely.points(x[:3], y[:3]), crs=4548)
+    frame.to_file(tmp_path / "oaks.gpkg")
+    exact = mapping_file(tmp_path, """
+columns: {status: state}
+values:
+  class_code: {OAK: "0402", oak: "0402", Oak: "0402"}
+  status: {ok: 完好, OK: 损坏}
+case_sensitive: true
+""")
+    result = run(bj, tmp_path / "oaks.gpkg", mapping={**exact, "columns": {**exact["columns"], "ClassCode": "kind"}},
+                 max_bad_ratio=0.5)
+    assert result.state == "committed" and result.counts["new"] == 3
+    states = bj.execute(sa.text("SELECT obj_state FROM components WHERE district_code = :d ORDER BY obj_id"),
+                        {"d": DISTRICT}).scalars().all()
+    assert states == ["完好", "损坏", "Ok"]  # exact: "Ok" is neither key
+    # Without case_sensitive, keys that differ only in case must agree, or the mapping says how to keep both.
+    with pytest.raises(InvalidInput, match=r"differ only in case.*case_sensitive: true"):
+        mapping_file(tmp_path, "values:\n  status: {ok: 完好, OK: 损坏}\n", "clash.yaml")
+    with pytest.raises(InvalidInput, match="case_sensitive must be true or false"):
+        mapping_file(tmp_path, "case_sensitive: 'yes please'\n", "bad.yaml")
 
 
 @pytest.mark.parametrize("fmt", ["wkt", "wkb"])
@@ -1229,8 +1254,8 @@ def test_csv_geometry_from_a_wkt_or_wkb_column(bj, points, tmp_path, fmt):
 
 
 def test_bad_mapping_files(bj, points, tmp_path):
-    with pytest.raises(InvalidInput, match=r"unknown keys colums; known: columns, set, values, geometry, "
-                                           r"id_field \(attributes: ObjID, ClassCode"):
+    with pytest.raises(InvalidInput, match=r"unknown keys colums; known: columns, set, values, case_sensitive, "
+                                           r"geometry, id_field \(attributes: ObjID, ClassCode"):
         mapping_file(tmp_path, "colums: {ObjID: a}\n")
     with pytest.raises(InvalidInput, match="values names unknown attributes colour; known: ObjID"):
         mapping_file(tmp_path, "values: {colour: {red: rot}}\n")

@@ -300,11 +300,13 @@ def _constant(value: str, n: int) -> pd.Series:
     return _text(pd.Series(pa.array(np.full(n, value, dtype=object), type=pa.string()), dtype=_STRING), n)
 
 
-def _map_values(values: pd.Series, table: dict[str, str]) -> pd.Series:
+def _map_values(values: pd.Series, table: dict[str, str], case_sensitive: bool = False) -> pd.Series:
     """Text values (Arrow-backed, trimmed) with those ``table`` lists replaced by ours (a mapping's
-    ``values:``); the others kept. A look-up in C over the whole column."""
+    ``values:``), ignoring case unless ``case_sensitive``; the others kept. A look-up in C over the whole
+    column."""
     raw = pa.array(values)
-    hit = pc.index_in(raw, value_set=pa.array(list(table), type=pa.string()))
+    keys = list(table) if case_sensitive else [key.lower() for key in table]
+    hit = pc.index_in(raw if case_sensitive else pc.utf8_lower(raw), value_set=pa.array(keys, type=pa.string()))
     mapped = pc.coalesce(pc.take(pa.array(list(table.values()), type=pa.string()), hit), raw)
     return pd.Series(pc.if_else(pc.equal(mapped, ""), pa.scalar(None, pa.string()), mapped), dtype=_STRING)
 
@@ -375,7 +377,9 @@ def _check_chunk(attrs: pd.DataFrame, pts: points.Points, lines: np.ndarray, col
 
     def attribute(name: str) -> pd.Series:
         values = _constant(mapping.constants[name], n) if name in mapping.constants else _text(cols.get(name), n)
-        return _map_values(values, mapping.values[name]) if name in mapping.values else values
+        if name not in mapping.values:
+            return values
+        return _map_values(values, mapping.values[name], mapping.case_sensitive)
 
     data = pd.DataFrame({name: attribute(name) for name in ("ObjID", "ClassCode", *TEXT_FIELDS)})
     raw_dates = {name: attribute(name) for name in ("ORDate", "CHDate")}

@@ -12,6 +12,7 @@ and can carry what a city's file does not say in our terms:
     values:                                      # attribute: {the file's value: ours}
       class_code: {国槐: "0402", Hydrant: "0113"}
       status: {In service: 完好}
+    case_sensitive: false                        # the default: "IN SERVICE" and "in service" match too
     geometry: {wkt: the_geom}                    # CSV: points from a WKT (or ``wkb``: hex WKB) column
     id_field: asset_id                           # the city's own feature ID (as ``--id-field``)
 
@@ -58,7 +59,7 @@ ATTRIBUTE_NAMES: dict[str, str] = {
     "bgid": "BGID", "obj_state": "ObjState", "status": "ObjState", "or_date": "ORDate", "ch_date": "CHDate",
     "data_source": "DataSource", "note": "Note",
 }
-SECTIONS = ("columns", "set", "values", "geometry", "id_field")
+SECTIONS = ("columns", "set", "values", "case_sensitive", "geometry", "id_field")
 GEOMETRY_FORMATS = ("wkt", "wkb")
 MAX_VALUE = 500  # as a stored text attribute (census.MAX_TEXT)
 
@@ -72,6 +73,8 @@ class CensusMapping:
     columns : standard attribute -> the file's column.
     constants : standard attribute -> the value every row gets (``set:``).
     values : standard attribute -> {the file's value (trimmed): ours} (``values:``); values not listed stay.
+    case_sensitive : whether a file's value must match a ``values:`` key exactly; by default case is ignored
+        (Unicode lower case on both sides), as in case imports' mappings.
     geometry : ``("wkt" | "wkb", column)`` for a CSV whose points are in one column, else None.
     id_field : the file's column holding the city's own feature ID, or None.
     """
@@ -79,6 +82,7 @@ class CensusMapping:
     columns: dict[str, str] = field(default_factory=dict)
     constants: dict[str, str] = field(default_factory=dict)
     values: dict[str, dict[str, str]] = field(default_factory=dict)
+    case_sensitive: bool = False
     geometry: tuple[str, str] | None = None
     id_field: str | None = None
 
@@ -89,6 +93,8 @@ class CensusMapping:
             return dict(self.columns)
         out: dict[str, Any] = {"columns": dict(self.columns), "set": dict(self.constants),
                                "values": {k: dict(v) for k, v in self.values.items()}}
+        if self.case_sensitive:
+            out["case_sensitive"] = True
         if self.geometry:
             out["geometry"] = {self.geometry[0]: self.geometry[1]}
         if self.id_field:
@@ -169,6 +175,18 @@ def parse_mapping(data: Any, what: str = "mapping") -> CensusMapping:
                                "({\"国槐\": \"0402\", …})", field="mapping")
         values[name] = {_text(k, f"values.{key} key {k!r}", what).strip(): _text(v, f"values.{key}.{k}", what)
                         for k, v in table.items()}
+    case_sensitive = data.get("case_sensitive", False)
+    if not isinstance(case_sensitive, bool):
+        raise InvalidInput(f"{what}: case_sensitive must be true or false", field="mapping")
+    if not case_sensitive:
+        for name, table in values.items():
+            folded: dict[str, tuple[str, str]] = {}
+            for key, ours in table.items():
+                other = folded.setdefault(key.lower(), (key, ours))
+                if other[1] != ours:
+                    raise InvalidInput(f"{what}: values.{name} maps {other[0]!r} and {key!r}, which differ only in "
+                                       "case, to different values; set case_sensitive: true to tell them apart",
+                                       field="mapping")
     geometry = None
     if (spec := data.get("geometry")) is not None:
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in GEOMETRY_FORMATS:
@@ -179,7 +197,7 @@ def parse_mapping(data: Any, what: str = "mapping") -> CensusMapping:
     id_field = data.get("id_field")
     if id_field is not None:
         id_field = _text(id_field, "id_field", what)
-    return CensusMapping(columns, constants, values, geometry, id_field)
+    return CensusMapping(columns, constants, values, case_sensitive, geometry, id_field)
 
 
 def load_mapping_file(path: Path | None) -> dict[str, Any]:
