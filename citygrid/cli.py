@@ -509,7 +509,7 @@ def census_import(ctx: click.Context, file: Path, district: str, crs: str | None
     try:
         db.check_schema(engine)
         job_id = jobs.new_job(engine, file, options, created_by=cli_actor())
-        deploy.record_job_source(engine, district, job_id, *_given_source(ctx, file))  # counts once committed
+        jobs.record_source(engine, district, job_id, *_given_source(ctx, file))  # counts once committed
         with click.progressbar(length=100, label=f"importing {file.name}", file=sys.stderr) as bar:
             done = [0]
 

@@ -313,13 +313,6 @@ def demo_accounts(settings: Settings) -> list[str]:
         DEMO_ADMIN + "-supervisor-")) and not u.get("disabled_at")]
 
 
-def record_job_source(engine: Engine, district: str, job_id: str, source: str, licence: str = "") -> None:
-    """Record where a census import job's file came from (its own transaction, before the job runs): the
-    source counts in the footer and ``status`` once the job is committed, never for a dry run or a failure."""
-    with engine.begin() as conn:
-        store.record_source(conn, district=district, kind="census", source=source, licence=licence, job_id=job_id)
-
-
 def record_case_import(conn: Connection, first_case_id: int, *, source: str, licence: str = "",
                        synthetic: bool = False) -> list[str]:
     """Record ``source`` as where the case history came from in every district that gained cases after

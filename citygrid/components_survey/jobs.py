@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from citygrid.components_survey import store
 from citygrid.components_survey.census import CensusOptions, CensusResult, import_file
@@ -170,3 +170,17 @@ def bad_rows_geojson(rows: list[dict[str, Any]], srid: int) -> dict[str, Any]:
     features = [{"type": "Feature", "properties": {k: r[k] for k in ("line", "obj_id", "field", "reason")},
                  "geometry": geometry.get(i)} for i, r in enumerate(errors)]
     return {"type": "FeatureCollection", "features": features}
+
+
+def record_source(engine: Engine, district: str, job_id: str, source: str, licence: str = "") -> None:
+    """Record where a census import job's file came from (its own transaction, before the job runs): the
+    source counts in the footer and ``status`` once the job is committed, never for a dry run or a failure.
+    ``source`` and ``licence`` are checked by ``spatial.sources.source_text`` first."""
+    with engine.begin() as conn:
+        spatial_store.record_source(conn, district=district, kind="census", source=source, licence=licence,
+                                    job_id=job_id)
+
+
+def recorded_source(conn: Connection, district: str, job_id: str) -> dict[str, str] | None:
+    """The source and licence recorded with a job (a preview's, carried over to its commit), or None."""
+    return spatial_store.job_source(conn, district, job_id)

@@ -16,7 +16,6 @@ from citygrid.config import Settings
 from citygrid.errors import Conflict, InvalidInput, NotFound, Unavailable
 from citygrid.loaders import gdalsafe, safeyaml
 from citygrid.loaders.archive import check_archive
-from citygrid.spatial import store as spatial_store
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.sources import source_text
 from citygrid.webmap.auth import allow, require_principal
@@ -77,9 +76,7 @@ def _start(path: Path, options: CensusOptions, work_dir: Path, source: dict[str,
         raise Unavailable("this server cannot run background imports (no database engine)")
     job_id = jobs.new_job(engine, path, options, created_by=require_principal().username, work_dir=str(work_dir))
     if source:
-        with engine.begin() as conn:
-            spatial_store.record_source(conn, district=options.district, kind="census", source=source["source"],
-                                        licence=source["licence"], job_id=job_id)
+        jobs.record_source(engine, options.district, job_id, source["source"], source["licence"])
     jobs.start_in_background(engine, job_id, path, options)
     return job_id
 
@@ -227,6 +224,6 @@ def commit_preview(job_id: str):
     options = CensusOptions(**{k: v for k, v in params.items() if k in fields} | {"dry_run": False} | allow
                             ).validate()
     with connection() as conn:
-        previewed = spatial_store.job_source(conn, options.district, job_id)
+        previewed = jobs.recorded_source(conn, options.district, job_id)
     new_id = _start(path, options, Path(record["work_dir"] or path.parent), previewed)
     return jsonify({"job_id": new_id, "state": "queued", "previewed_by": job_id, "links": _job_links(new_id)}), 202

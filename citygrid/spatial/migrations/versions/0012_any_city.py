@@ -121,7 +121,6 @@ def upgrade() -> None:
     # --- case imports ---
     # No schema change: dated steps are case_events rows, derived keys fit idempotency_key. Case attrs that
     # the bulk import once stored as JSON strings (Open311 answered 500) were repaired by 0011.
-    pass
 
 
 def downgrade() -> None:
@@ -152,4 +151,3 @@ def downgrade() -> None:
     op.execute("ALTER TABLE deployment DROP COLUMN code_scheme")
     # --- time zone (deployment.timezone) ---
     op.execute("ALTER TABLE deployment DROP COLUMN timezone")
-    pass
