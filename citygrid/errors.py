@@ -6,7 +6,37 @@ Domain code never formats an HTTP response or prints: it raises one of these.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
+
+
+class RowProblem(TypedDict):
+    """One problem with one input row or field: the one shape every import and intake reports.
+
+    ``line`` is the 1-based line (or feature number) in the file, ``None`` for a single request's field;
+    ``field`` the column or parameter; ``reason`` a sentence a user can act on; ``severity`` ``error`` (the row
+    is not taken) or ``warning`` (taken, but look at it). ``key`` identifies the row by its own ID where it has
+    one (a census ObjID, an area code, a case's key); ``wkt`` its geometry where showing it helps.
+    """
+
+    line: int | None
+    field: str | None
+    reason: str
+    severity: Literal["error", "warning"]
+    key: NotRequired[str | None]
+    wkt: NotRequired[str | None]
+
+
+def problem(field: str | None, reason: str, *, line: int | None = None, severity: Literal["error", "warning"] = "error",
+            **context: Any) -> RowProblem:
+    """A ``RowProblem``; ``context`` adds the row's identifying values (``key``, ``wkt``, or import-specific ones).
+
+    Examples
+    --------
+    >>> problem("lon", "longitude 200 is outside -180…180", line=7)
+    {'line': 7, 'field': 'lon', 'reason': 'longitude 200 is outside -180…180', 'severity': 'error'}
+    """
+    return {"line": None if line is None else int(line), "field": field, "reason": reason,  # type: ignore[typeddict-item]
+            "severity": severity, **context}
 
 
 @dataclass
@@ -14,7 +44,7 @@ class CitygridError(Exception):
     """Base class: a machine-readable ``code``, a human ``message`` and optional ``details``."""
 
     message: str
-    details: list[dict[str, Any]] = field(default_factory=list)
+    details: list[dict[str, Any]] = field(default_factory=list)  # RowProblem where about rows or fields
     code: str = "error"
 
     def __post_init__(self) -> None:
@@ -34,7 +64,7 @@ class InvalidInput(CitygridError):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.field and not any(d.get("field") == self.field for d in self.details):
-            self.details = [{"field": self.field, "reason": self.message}, *self.details]
+            self.details = [problem(self.field, self.message), *self.details]
 
 
 @dataclass
