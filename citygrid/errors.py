@@ -6,7 +6,7 @@ Domain code never formats an HTTP response or prints: it raises one of these.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, ClassVar, Literal, NotRequired, TypedDict
 
 
 class RowProblem(TypedDict):
@@ -41,11 +41,15 @@ def problem(field: str | None, reason: str, *, line: int | None = None, severity
 
 @dataclass
 class CitygridError(Exception):
-    """Base class: a machine-readable ``code``, a human ``message`` and optional ``details``."""
+    """Base class: a machine-readable ``code``, a human ``message`` and optional ``details``.
+
+    ``code`` belongs to the class (each subclass names its own), so a subclass that adds no field is just its
+    docstring and its code; the web layer's table maps the class to an HTTP status.
+    """
 
     message: str
     details: list[dict[str, Any]] = field(default_factory=list)  # RowProblem where about rows or fields
-    code: str = "error"
+    code: ClassVar[str] = "error"
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -59,7 +63,7 @@ class InvalidInput(CitygridError):
     """The caller gave something unusable; ``field`` names it and ``reason`` says why."""
 
     field: str | None = None
-    code: str = "invalid_input"
+    code: ClassVar[str] = "invalid_input"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -67,59 +71,53 @@ class InvalidInput(CitygridError):
             self.details = [problem(self.field, self.message), *self.details]
 
 
-@dataclass
 class NotFound(CitygridError):
     """A code or identifier that does not exist."""
 
-    code: str = "not_found"
+    code = "not_found"
 
 
-@dataclass
 class Conflict(CitygridError):
     """The request clashes with the stored state (stale version, duplicate, invalid transition)."""
 
-    code: str = "conflict"
+    code = "conflict"
 
 
-@dataclass
 class Unauthorized(CitygridError):
     """The caller is not signed in, or its credential is unknown, expired or revoked."""
 
-    code: str = "unauthorized"
+    code = "unauthorized"
 
 
-@dataclass
 class Forbidden(CitygridError):
     """The caller is known but its role does not allow this."""
 
-    code: str = "forbidden"
+    code = "forbidden"
 
 
 @dataclass
 class RateLimited(CitygridError):
     """The client sent more requests than its limit allows; ``retry_after_s`` says when to try again."""
 
-    code: str = "rate_limited"
     retry_after_s: float = 1.0
+    code: ClassVar[str] = "rate_limited"
 
 
-@dataclass
 class Unavailable(CitygridError):
     """A dependency (the database) cannot be reached right now."""
 
-    code: str = "unavailable"
+    code = "unavailable"
 
 
 @dataclass
 class Overloaded(Unavailable):
     """The server is at its bound of concurrent heavy requests; ``retry_after_s`` says when to try again."""
 
-    code: str = "overloaded"
     retry_after_s: float = 2.0
+    code: ClassVar[str] = "overloaded"
 
 
-@dataclass
 class SchemaMismatch(CitygridError):
     """The database schema revision is one this code does not know."""
 
-    code: str = "schema_mismatch"
+    code = "schema_mismatch"
