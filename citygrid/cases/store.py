@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from citygrid.cases.scope import CaseScope
-from citygrid.cases.workflow import OPEN_STATES
+from citygrid.cases.workflow import CLOSED_STATES, OPEN_STATES
+from citygrid.spatial.store import current_version_sql
 
 _CASE_COLUMNS = """c.case_id, c.district_code, c.idempotency_key, c.kind, c.scheme, c.class_code, c.description,
     c.source, c.reported_at, c.status, c.unit_grid_code, c.supervision_code, c.community_code, c.street_code,
@@ -163,12 +164,9 @@ def owners_at(conn: Connection, district: str, unit_grid: str | None, at: Any) -
 
 
 # A case in one of the supervision grids of team :team in its district's current grid version.
-_IN_TEAM = """c.supervision_code IN (
+_IN_TEAM = f"""c.supervision_code IN (
                     SELECT s.code FROM supervision_grids s WHERE s.district_code = c.district_code
-                       AND s.team_code = :team
-                       AND s.version_id = (SELECT v.version_id FROM grid_versions v
-                                            WHERE v.district_code = c.district_code
-                                            ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1))"""
+                       AND s.team_code = :team AND s.version_id = {current_version_sql("c.district_code")})"""
 # A case in a reader's scope (``CaseScope.bound``): every case, or those in the grids of team :scope_team, or
 # those dispatched to party :scope_party of district :scope_district.
 _IN_SCOPE = f"""(CAST(:scope_all AS boolean)
@@ -200,11 +198,12 @@ def list_cases(conn: Connection, *, district: str | None, status: str | None, ki
              "(CAST(:end AS timestamptz) IS NULL OR c.reported_at < CAST(:end AS timestamptz))",
              "(CAST(:unit AS text) IS NULL OR c.unit_grid_code = :unit)",
              "(CAST(:sup AS text) IS NULL OR c.supervision_code = :sup)",
-             "(CAST(:open AS boolean) IS FALSE OR c.status NOT IN ('rejected', 'closed', 'evaluated'))",
+             "(CAST(:open AS boolean) IS FALSE OR c.status <> ALL(CAST(:closed AS text[])))",
              f"(CAST(:team AS text) IS NULL OR {_IN_TEAM})", _IN_SCOPE]
     params: dict[str, Any] = {"district": district, "status": status, "kind": kind, "class_code": class_code,
                               "start": start, "end": end, "unit": unit_grid, "sup": supervision_grid,
                               "limit": limit, "offset": offset, "srid": srid, "team": team, "open": open_only,
+                              "closed": list(CLOSED_STATES),
                               **_scope(scope)}
     if bbox is not None:
         # The index finds candidates in the box's extent in the storage CRS (which is larger than the box:

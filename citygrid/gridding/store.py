@@ -14,8 +14,10 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from citygrid.cases.workflow import CLOSED_STATES
 from citygrid.gridding.areas import AreaInput
 from citygrid.gridding.codes import parse_code
+from citygrid.spatial.store import CURRENT_VERSION_ORDER
 
 
 def _json(value: Any) -> str:
@@ -259,7 +261,7 @@ def find_grid(conn: Connection, code: str) -> dict[str, Any] | None:
     """A unit or supervision grid by code, in its newest published version (else newest version), as a
     GeoJSON Feature in EPSG:4326."""
     row = conn.execute(sa.text(
-        """WITH hits AS (
+        f"""WITH hits AS (
                SELECT 'unit' AS kind, u.district_code, u.version_id, u.code, u.geom,
                       json_build_object('street_code', u.street_code, 'community_code', u.community_code,
                                         'supervision_code', u.supervision_code, 'area_m2', u.area_m2) AS extra
@@ -272,7 +274,7 @@ def find_grid(conn: Connection, code: str) -> dict[str, Any] | None:
            SELECT h.kind, h.district_code, h.version_id, h.code, h.extra, v.status,
                   ST_AsGeoJSON(ST_Transform(h.geom, 4326), 7) AS geometry
              FROM hits h JOIN grid_versions v USING (district_code, version_id)
-            ORDER BY (v.status = 'published') DESC, h.version_id DESC LIMIT 1"""
+            ORDER BY {CURRENT_VERSION_ORDER} LIMIT 1"""
     ), {"code": code}).mappings().first()
     if row is None:
         return None
@@ -289,7 +291,7 @@ def grid_card(conn: Connection, district: str, version_id: int, code: str) -> di
                   u.supervision_code, sg.team_code, round(CAST(u.area_m2 AS numeric), 1)::float AS area_m2,
                   (SELECT count(*) FROM cases k WHERE k.district_code = u.district_code
                       AND k.unit_grid_code = u.code
-                      AND k.status NOT IN ('closed', 'evaluated', 'rejected')) AS open_cases,
+                      AND k.status <> ALL(CAST(:closed AS text[]))) AS open_cases,
                   (SELECT count(*) FROM cases k WHERE k.district_code = u.district_code
                       AND k.unit_grid_code = u.code) AS all_cases,
                   (SELECT count(*) FROM components m WHERE m.district_code = u.district_code
@@ -300,7 +302,7 @@ def grid_card(conn: Connection, district: str, version_id: int, code: str) -> di
              LEFT JOIN supervision_grids sg ON sg.district_code = u.district_code AND sg.version_id = u.version_id
                                            AND sg.code = u.supervision_code
             WHERE u.district_code = :d AND u.version_id = :v AND u.code = :code"""
-    ), {"d": district, "v": version_id, "code": code}).mappings().first()
+    ), {"d": district, "v": version_id, "code": code, "closed": list(CLOSED_STATES)}).mappings().first()
     if row is None:
         return None
     owners = conn.execute(sa.text(

@@ -13,6 +13,34 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+# ------------------------------------------------------------------------------- the current grid version
+# A district's current grid version is its newest published one, else (nothing published yet) its newest
+# draft. Every query that reads "the current grids" orders ``grid_versions v`` rows this way.
+CURRENT_VERSION_ORDER = "(v.status = 'published') DESC, v.version_id DESC"
+
+
+def current_version_sql(district_expr: str, columns: str = "v.version_id") -> str:
+    """A parenthesised subquery giving ``columns`` of the current grid version (see ``CURRENT_VERSION_ORDER``)
+    of the district ``district_expr`` names (an SQL expression: ``:d``, ``g.district_code``), or no row.
+
+    The subquery names ``grid_versions`` ``v``; ``columns`` may use ``v.``. With the default column it is a
+    scalar subquery (NULL for a district with no version); with several, use it in ``JOIN LATERAL (…) v``.
+    """
+    return (f"(SELECT {columns} FROM grid_versions v WHERE v.district_code = {district_expr}"
+            f" ORDER BY {CURRENT_VERSION_ORDER} LIMIT 1)")
+
+
+# What identifies the content of grid version ``v`` (a row with district_code, version_id, status): id and
+# status, and for a draft its parameters and grid count (a published version is never edited, and hashing the
+# parameters, which hold the quality report, would be paid on every read).
+VERSION_REVISION_COLUMNS = """v.version_id, v.status,
+       CASE WHEN v.status <> 'published' THEN
+            (SELECT md5(p.params::text) FROM grid_versions p
+              WHERE p.district_code = v.district_code AND p.version_id = v.version_id)
+            || (SELECT count(*) FROM unit_grids u
+                 WHERE u.district_code = v.district_code AND u.version_id = v.version_id) END"""
+
+
 # ------------------------------------------------------------------------------------------ districts
 _UPSERT_DISTRICT = sa.text(
     """
@@ -336,13 +364,7 @@ def lines_geojson(conn: Connection, district: str, kind: str | None, simplify_m:
 
 def current_unit_grids(conn: Connection, district: str) -> tuple[int | None, list[dict[str, Any]]]:
     """The unit grids (WKB, deployment CRS) of the district's newest published version, else its newest."""
-    version = conn.execute(
-        sa.text(
-            """SELECT version_id FROM grid_versions WHERE district_code = :d
-                ORDER BY (status = 'published') DESC, version_id DESC LIMIT 1"""
-        ),
-        {"d": district},
-    ).scalar()
+    version = conn.execute(sa.text(f"SELECT {current_version_sql(':d')}"), {"d": district}).scalar()
     if version is None:
         return None, []
     rows = conn.execute(
@@ -356,19 +378,11 @@ def current_unit_grids(conn: Connection, district: str) -> tuple[int | None, lis
 
 
 def grid_revision(conn: Connection, district: str) -> tuple:
-    """What identifies the content of the district's current grid version: id and status, and for a draft its
-    parameters and grid count (a published version is never edited, and hashing the parameters — which hold
-    the quality report — costs ~8 ms, paid on every report before)."""
+    """What identifies the content of the district's current grid version (``VERSION_REVISION_COLUMNS``)."""
     row = conn.execute(
         sa.text(
-            """SELECT v.version_id, v.status,
-                      CASE WHEN v.status <> 'published' THEN
-                           (SELECT md5(p.params::text) FROM grid_versions p
-                             WHERE p.district_code = v.district_code AND p.version_id = v.version_id)
-                           || (SELECT count(*) FROM unit_grids u
-                                WHERE u.district_code = v.district_code AND u.version_id = v.version_id) END
-                 FROM (SELECT district_code, version_id, status FROM grid_versions WHERE district_code = :d
-                        ORDER BY (status = 'published') DESC, version_id DESC LIMIT 1) v"""
+            f"""SELECT {VERSION_REVISION_COLUMNS}
+                 FROM {current_version_sql(":d", "v.district_code, v.version_id, v.status")} v"""
         ),
         {"d": district},
     ).first()

@@ -33,6 +33,7 @@ from pyproj import CRS
 from sqlalchemy.engine import Connection
 
 from citygrid.errors import InvalidInput, NotFound
+from citygrid.spatial.store import VERSION_REVISION_COLUMNS, current_version_sql
 
 EXTENT = 4096
 BUFFER = 64
@@ -43,7 +44,10 @@ MAX_ZOOM = 22
 class TileLayer:
     """One tile layer: the zoom it starts at, its attribute ``columns``, its rows (``select`` yields the
     columns and ``geom``; ``{filters}`` is replaced by the layer's filter SQL) and the filters it accepts
-    (name → SQL condition with a bound parameter of that name)."""
+    (name → SQL condition with a bound parameter of that name; a tuple value is bound as an array).
+
+    The cases layer's ``open`` filter is bound to the closed states (``cases.workflow.CLOSED_STATES``, which
+    the web layer passes: this package sits below ``cases``) and keeps the cases in none of them."""
 
     name: str
     minzoom: int
@@ -56,8 +60,7 @@ class TileLayer:
     reader_scope: str | None = None
 
 
-_CURRENT_VERSION = """(SELECT v.version_id FROM grid_versions v WHERE v.district_code = g.district_code
-                        ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1)"""
+_CURRENT_VERSION = current_version_sql("g.district_code")
 _OWNERS = """LEFT JOIN LATERAL (
             SELECT max(p.code) FILTER (WHERE o.role = 'management') AS management,
                    max(p.name) FILTER (WHERE o.role = 'management') AS management_name,
@@ -108,8 +111,7 @@ LAYERS: dict[str, TileLayer] = {layer.name: layer for layer in (
           LEFT JOIN taxonomy_classes t ON t.scheme = g.scheme AND t.kind = g.kind AND t.code = g.class_code
          WHERE g.geom IS NOT NULL {where}""",
               filters=(("status", "g.status = :status"), ("class_code", "g.class_code = :class_code"),
-                       ("open", "(CAST(:open AS boolean) IS FALSE OR g.status NOT IN ('rejected', 'closed', "
-                                "'evaluated'))")),
+                       ("open", "g.status <> ALL(CAST(:open AS text[]))")),
               revision_of=("cases",), reader_scope=f"""(
                   (CAST(:scope_team AS text) IS NOT NULL AND g.supervision_code IN (
                        SELECT s.code FROM supervision_grids s WHERE s.district_code = g.district_code
@@ -140,16 +142,10 @@ def revision(conn: Connection, tile_layer: TileLayer, also: tuple[str, ...] = ()
     rows: list[tuple] = []
     if "grids" in tile_layer.revision_of or "grids" in also:
         rows += conn.execute(sa.text(
-            """SELECT d.district_code, v.version_id, v.status,
-                      CASE WHEN v.status <> 'published' THEN
-                           (SELECT md5(p.params::text) FROM grid_versions p
-                             WHERE p.district_code = v.district_code AND p.version_id = v.version_id)
-                           || (SELECT count(*) FROM unit_grids u
-                                WHERE u.district_code = v.district_code AND u.version_id = v.version_id) END
+            f"""SELECT d.district_code, {VERSION_REVISION_COLUMNS}
                  FROM districts d
-                 LEFT JOIN LATERAL (SELECT v.district_code, v.version_id, v.status FROM grid_versions v
-                                     WHERE v.district_code = d.district_code
-                                     ORDER BY (v.status = 'published') DESC, v.version_id DESC LIMIT 1) v ON true
+                 LEFT JOIN LATERAL {current_version_sql("d.district_code", "v.district_code, v.version_id, v.status")}
+                           v ON true
                 ORDER BY 1""")).all()
     counters = [name for name in (*tile_layer.revision_of, *also) if name != "grids"]
     if counters:
@@ -217,7 +213,7 @@ def make_tile(conn: Connection, tile_layer: TileLayer, z: int, x: int, y: int, s
         ) tile"""
     params = {"z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "srid": srid, "name": tile_layer.name,
               "extent": EXTENT, "buffer": BUFFER, "tolerance": simplify_tolerance(z, y),
-              **{k: v for k, v in filters.items() if v is not None}}
+              **{k: list(v) if isinstance(v, tuple) else v for k, v in filters.items() if v is not None}}
     if scope is not None:
         params.update({k: scope.get(k) for k in ("scope_team", "scope_party", "scope_district")})
     return bytes(conn.execute(sa.text(sql), params).scalar_one() or b"")

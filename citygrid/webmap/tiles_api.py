@@ -12,6 +12,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.cases.scope import read_scope
+from citygrid.cases.workflow import CLOSED_STATES
 from citygrid.components_survey.taxonomy import CLASS_CODE
 from citygrid.errors import InvalidInput
 from citygrid.spatial import tiles
@@ -40,8 +41,8 @@ def _filters(layer: tiles.TileLayer) -> dict[str, object]:
         filters["class_code"] = request.args["class_code"]
     if "status" in request.args:
         filters["status"] = choice_arg("status", _STATUSES)
-    if "open" in request.args:
-        filters["open"] = choice_arg("open", ("true", "false")) == "true"
+    if "open" in request.args and choice_arg("open", ("true", "false")) == "true":
+        filters["open"] = CLOSED_STATES  # the states an open case is in none of
     return filters
 
 
