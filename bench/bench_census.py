@@ -27,7 +27,8 @@ from bench.census_data import make_census
 from bench.results import entry
 from citygrid import deploy
 from citygrid.config import Settings
-from citygrid.spatial import admin, db
+from citygrid.spatial import db
+from citygrid.spatial.boundaries import district_boundary
 from citygrid.spatial.cluster import EmbeddedCluster
 
 N = 1_000_000
@@ -46,7 +47,7 @@ def _prepare() -> Path:
     if not path.exists():
         engine = db.make_engine(db.database_url(settings))
         with engine.connect() as conn:
-            boundary = admin.district_boundary(conn, "110105")
+            boundary = district_boundary(conn, "110105")
         engine.dispose()
         make_census(path, N, boundary, "110105", 4548)
     return path

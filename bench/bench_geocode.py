@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from bench.census_data import random_points_inside
 from bench.common import demo_connection, timed
 from bench.results import entry
-from citygrid.spatial import admin
+from citygrid.spatial.boundaries import district_boundary
 from citygrid.spatial.geocode import CELL_SIZE_M, GridIndex
 
 N = 1_000_000
@@ -30,7 +30,7 @@ def run(wanted: set[str]) -> list[dict]:
     out = []
     with demo_connection("citygrid") as conn:
         index = GridIndex.for_district(conn, "110105")
-        x, y = random_points_inside(admin.district_boundary(conn, "110105"), N, np.random.default_rng(2026))
+        x, y = random_points_inside(district_boundary(conn, "110105"), N, np.random.default_rng(2026))
         start = time.perf_counter()
         index.with_table(CELL_SIZE_M)
         build_s = time.perf_counter() - start

@@ -19,7 +19,7 @@ from citygrid.gridding import partition as part
 from citygrid.gridding import service, store
 from citygrid.gridding.generate import GridParams
 from citygrid.gridding.roads import DEFAULT_ROAD_CLASSES, choose_roads
-from citygrid.spatial import admin
+from citygrid.spatial.boundaries import district_boundary
 
 
 def bench_guancheng() -> dict:
@@ -38,7 +38,7 @@ def bench_guancheng() -> dict:
 
 def bench_chaoyang() -> dict:
     with demo_connection("citygrid") as conn:
-        boundary = admin.district_boundary(conn, "110105")
+        boundary = district_boundary(conn, "110105")
         points = [a.point for a in store.load_areas(conn, "110105") if a.level == "community" and a.point]
 
         def voronoi():

@@ -11,8 +11,8 @@ import numpy as np
 from bench.common import demo_connection, timed
 from bench.results import entry
 from citygrid.gridding import store as grid_store
-from citygrid.spatial import admin
 from citygrid.spatial.analysis.density import kde
+from citygrid.spatial.boundaries import district_boundary
 
 N = 1_000_000
 CELL, BANDWIDTH = 50.0, 300.0
@@ -24,7 +24,7 @@ def run(wanted: set[str]) -> list[dict]:
     from KDEpy import FFTKDE
 
     with demo_connection("citygrid") as conn:
-        bounds = admin.district_boundary(conn, "110105").bounds
+        bounds = district_boundary(conn, "110105").bounds
         seeds = np.array([(a.point.x, a.point.y) for a in grid_store.load_areas(conn, "110105")
                           if a.level == "community" and a.point is not None])
     rng = np.random.default_rng(2026)

@@ -117,7 +117,7 @@ def chaoyang_lonlats(n: int, seed: int) -> tuple[Any, Any]:
     from bench.bench_census import _settings
     from bench.census_data import random_points_inside
     from citygrid import deploy
-    from citygrid.spatial import admin
+    from citygrid.spatial.boundaries import district_boundary
     from citygrid.spatial.crs import to_lonlat
 
     settings = _settings()
@@ -125,7 +125,7 @@ def chaoyang_lonlats(n: int, seed: int) -> tuple[Any, Any]:
     engine = db.make_engine(db.database_url(settings))
     try:
         with engine.connect() as conn:
-            boundary = admin.district_boundary(conn, "110105").buffer(-100)
+            boundary = district_boundary(conn, "110105").buffer(-100)
     finally:
         engine.dispose()
     px, py = random_points_inside(boundary, n, np.random.default_rng(seed))

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from citygrid import __version__, deploy
 from citygrid.config import Settings
+from citygrid.districts import import_areas, import_district, import_lines
 from citygrid.errors import (
     CitygridError,
     Conflict,
@@ -28,7 +29,7 @@ from citygrid.errors import (
     Unavailable,
 )
 from citygrid.loaders.vector import read_vector
-from citygrid.spatial import admin, db
+from citygrid.spatial import db
 from citygrid.spatial import store as spatial_store
 from citygrid.spatial.cluster import EmbeddedCluster
 from citygrid.spatial.sources import SYNTHETIC_SOURCE
@@ -258,8 +259,8 @@ def districts_import(ctx: click.Context, file: Path, crs: str | None, layer: str
     """Import (or replace) a district boundary from any file GDAL reads."""
     vf = read_vector(file, crs=crs, layer=layer, encoding=encoding)
     with _transaction(_settings(ctx)) as conn:
-        _echo_json(admin.import_district(conn, vf, code=code, name=name, source=_source_of(source, file),
-                                         licence=licence, actor="cli"))
+        _echo_json(import_district(conn, vf, code=code, name=name, source=_source_of(source, file),
+                                   licence=licence, actor="cli"))
 
 
 @districts.command("list")
@@ -292,7 +293,7 @@ def areas_import(ctx: click.Context, file: Path, crs: str | None, layer: str | N
     """Import streets or communities of a district; rows without coordinates are kept without a location."""
     vf = read_vector(file, crs=crs, layer=layer, encoding=encoding, x_field=x_field, y_field=y_field)
     with _transaction(_settings(ctx)) as conn:
-        _echo_json(admin.import_areas(
+        _echo_json(import_areas(
             conn, vf, district=district, level=level, code_field=code_field, name_field=name_field,
             parent_field=parent_field, level_field=level_field, source=_source_of(source, file), licence=licence,
             actor="cli",
@@ -317,9 +318,9 @@ def lines_import(ctx: click.Context, file: Path, crs: str | None, layer: str | N
     """Import linear features clipped to the district (replacing an earlier import of the same source)."""
     vf = read_vector(file, crs=crs, layer=layer, encoding=encoding)
     with _transaction(_settings(ctx)) as conn:
-        _echo_json(admin.import_lines(conn, vf, district=district, kind=kind, class_field=class_field,
-                                      name_field=name_field, source=_source_of(source, file), licence=licence,
-                                      actor="cli"))
+        _echo_json(import_lines(conn, vf, district=district, kind=kind, class_field=class_field,
+                                name_field=name_field, source=_source_of(source, file), licence=licence,
+                                actor="cli"))
 
 
 # ------------------------------------------------------------------------------------------ grids

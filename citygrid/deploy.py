@@ -21,6 +21,7 @@ from citygrid.components_survey import store as survey_store
 from citygrid.components_survey import synthetic as synthetic_census
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME, DEFAULT_SCHEME_TITLE, read_scheme
 from citygrid.config import Settings
+from citygrid.districts import import_areas, import_district, import_lines
 from citygrid.errors import InvalidInput
 from citygrid.gridding import service as gridding
 from citygrid.gridding import store as gridding_store
@@ -28,7 +29,7 @@ from citygrid.gridding.generate import GridParams
 from citygrid.gridding.ownership import derive_default_ownership, roles_without_owners
 from citygrid.loaders.demo import OSM, OSM_LICENCE, VONNG, VONNG_LICENCE, DemoDistrict, demo_district
 from citygrid.loaders.vector import read_vector
-from citygrid.spatial import admin, db, store
+from citygrid.spatial import db, store
 from citygrid.spatial.cluster import EmbeddedCluster
 from citygrid.spatial.crs import require_storage_crs
 from citygrid.spatial.sources import SYNTHETIC_SOURCE
@@ -256,18 +257,18 @@ def _load_demo_data(engine: Engine, settings: Settings, demo: DemoDistrict) -> d
     with engine.begin() as conn:
         boundary = read_vector(demo.path(settings.demo_dir, demo.boundary), crs=demo.boundary_crs)
         summary: dict[str, Any] = {"loaded": True}
-        summary["boundary"] = admin.import_district(
+        summary["boundary"] = import_district(
             conn, boundary, code=demo.code, name=demo.name, source=VONNG, licence=VONNG_LICENCE, actor="load-demo"
         )
         areas = read_vector(demo.path(settings.demo_dir, demo.admin_codes), crs=demo.areas_crs)
         for level in ("street", "community"):
-            summary[level] = admin.import_areas(
+            summary[level] = import_areas(
                 conn, areas, district=demo.code, level=level, source=VONNG, licence=VONNG_LICENCE,
                 actor="load-demo",
             )
         if demo.roads:
             roads = read_vector(demo.path(settings.demo_dir, demo.roads), crs=demo.roads_crs)
-            summary["roads"] = admin.import_lines(
+            summary["roads"] = import_lines(
                 conn, roads, district=demo.code, kind="road", class_field="highway", name_field="name",
                 id_field="osm_id", source=OSM, licence=OSM_LICENCE, actor="load-demo",
             )

@@ -11,9 +11,10 @@ import shapely
 import shapely.affinity
 import sqlalchemy as sa
 
+from citygrid.districts import import_areas, import_district, import_lines
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.loaders.vector import VectorFile, read_vector
-from citygrid.spatial import admin, store
+from citygrid.spatial import store
 from citygrid.spatial.crs import parse_crs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,14 +86,14 @@ def gcj_boundary():
                                                      ("110199", "  ", "name"), ("110199", "名" * 101, "name")])
 def test_district_bad_code_or_name(bj, code, name, field):
     with pytest.raises(InvalidInput) as err:
-        admin.import_district(bj, gcj_boundary(), code=code, name=name)
+        import_district(bj, gcj_boundary(), code=code, name=name)
     assert err.value.details[0]["field"] == field
 
 
 def test_district_from_the_wrong_city_names_the_right_crs(bj):
     vf = read_vector(DEMO / "guancheng" / "guancheng_410104.geojson", crs="gcj02")
     with pytest.raises(InvalidInput, match="EPSG:4547"):
-        admin.import_district(bj, vf, code="410104", name="管城回族区")
+        import_district(bj, vf, code="410104", name="管城回族区")
     assert store.district_row(bj, "410104") is None
 
 
@@ -101,36 +102,36 @@ def test_district_picked_by_code_from_a_multi_district_file(bj):
     frame = gpd.GeoDataFrame({"adcode": [110105, 110101]},
                              geometry=[chaoyang, shapely.affinity.translate(chaoyang, -0.3, 0)])
     vf = VectorFile(frame=frame, source_crs=parse_crs("gcj02"), crs_from="user")
-    summary = admin.import_district(bj, vf, code="110105", name="朝阳区")
+    summary = import_district(bj, vf, code="110105", name="朝阳区")
     assert summary["features_used"] == 1
     with pytest.raises(InvalidInput, match="no feature with adcode = 120101"):
-        admin.import_district(bj, vf, code="120101", name="x")
+        import_district(bj, vf, code="120101", name="x")
 
 
 def test_district_must_be_polygonal(bj, tmp_path):
     frame = gpd.GeoDataFrame({"n": [1]}, geometry=[shapely.Point(116.45, 39.92)], crs=4326)
     frame.to_file(tmp_path / "pt.geojson")
     with pytest.raises(InvalidInput, match="Polygon or MultiPolygon"):
-        admin.import_district(bj, read_vector(tmp_path / "pt.geojson"), code="110199", name="x")
+        import_district(bj, read_vector(tmp_path / "pt.geojson"), code="110199", name="x")
 
 
 def test_district_empty_file(bj, tmp_path):
     path = tmp_path / "empty.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
     with pytest.raises(InvalidInput, match="no geometry"):
-        admin.import_district(bj, read_vector(path, crs="EPSG:4326"), code="110199", name="x")
+        import_district(bj, read_vector(path, crs="EPSG:4326"), code="110199", name="x")
 
 
 def test_invalid_boundary_is_repaired_and_said(bj, tmp_path):
     bowtie = shapely.Polygon([(116.40, 39.90), (116.45, 39.95), (116.45, 39.90), (116.40, 39.95), (116.40, 39.90)])
     gpd.GeoDataFrame({"n": [1]}, geometry=[bowtie], crs=4326).to_file(tmp_path / "bow.geojson")
-    summary = admin.import_district(bj, read_vector(tmp_path / "bow.geojson"), code="110199", name="蝶形")
+    summary = import_district(bj, read_vector(tmp_path / "bow.geojson"), code="110199", name="蝶形")
     assert summary["repaired"] and summary["area_km2"] > 0
     assert count(bj, "SELECT count(*) FROM districts WHERE district_code = '110199' AND ST_IsValid(geom)") == 1
 
 
 def test_reimport_replaces_and_audits_before_after(bj):
-    admin.import_district(bj, gcj_boundary(), code="110105", name="朝阳区(新)", actor="tester")
+    import_district(bj, gcj_boundary(), code="110105", name="朝阳区(新)", actor="tester")
     row = bj.execute(sa.text("SELECT before, after FROM audit_log WHERE actor = 'tester'")).mappings().one()
     assert row["before"]["name"] == "朝阳区" and row["after"]["name"] == "朝阳区(新)"
 
@@ -151,7 +152,7 @@ def write_csv(tmp_path: Path, text: str) -> Path:
 def test_areas_unknown_district(bj, tmp_path):
     vf = read_vector(write_csv(tmp_path, "code,name\n110105999000,x\n"), crs="gcj02")
     with pytest.raises(NotFound, match="unknown district"):
-        admin.import_areas(bj, vf, district="110199", level="street")
+        import_areas(bj, vf, district="110199", level="street")
 
 
 def test_areas_every_bad_row_reported_and_nothing_written(bj, tmp_path):
@@ -165,24 +166,30 @@ def test_areas_every_bad_row_reported_and_nothing_written(bj, tmp_path):
         "110105903000,远处,117.5,39.92\n"         # far outside
     ))
     with pytest.raises(InvalidInput) as err:
-        admin.import_areas(bj, read_vector(csv, crs="gcj02"), district="110105", level="street")
+        import_areas(bj, read_vector(csv, crs="gcj02"), district="110105", level="street")
     reasons = {d["line"]: d["reason"] for d in err.value.details}
     assert set(reasons) == {3, 4, 5, 6, 7}
     assert "9 or 12 digits" in reasons[3] and "district code" in reasons[4] and "duplicate" in reasons[5]
     assert "empty name" in reasons[6] and "outside the district" in reasons[7]
+    # One RowProblem shape (citygrid.errors.problem): the column, the row's code as its key, an error.
+    assert err.value.details[0] == {"line": 3, "field": "code", "reason": reasons[3], "severity": "error",
+                                    "key": "12345"}
+    assert {(d["line"], d["field"], d["key"]) for d in err.value.details[1:]} == {
+        (4, "code", "120105901000"), (5, "code", "110105901000"), (6, "name", "110105902000"),
+        (7, "geometry", "110105903000")}
     assert count(bj, "SELECT count(*) FROM admin_areas WHERE code LIKE '1101059%'") == 0
 
 
 def test_community_needs_a_known_street(bj, tmp_path):
     csv = write_csv(tmp_path, "code,name,parent_code\n110105999001,孤儿社区,110105999000\n")
     with pytest.raises(InvalidInput, match="1 bad row") as err:
-        admin.import_areas(bj, read_vector(csv, crs="gcj02"), district="110105", level="community")
+        import_areas(bj, read_vector(csv, crs="gcj02"), district="110105", level="community")
     assert "not loaded" in err.value.details[0]["reason"]
 
 
 def test_rows_without_coordinates_kept_without_location(bj, tmp_path):
     csv = write_csv(tmp_path, "code,name,lon,lat\n110105901000,无坐标街道,,\n")
-    summary = admin.import_areas(bj, read_vector(csv, crs="gcj02"), district="110105", level="street")
+    summary = import_areas(bj, read_vector(csv, crs="gcj02"), district="110105", level="street")
     assert summary["without_location"] == 1
     assert count(bj, "SELECT count(*) FROM admin_areas WHERE code = '110105901000' AND point IS NULL") == 1
 
@@ -193,8 +200,8 @@ def test_polygon_areas_are_stored_with_a_point(bj, tmp_path):
     assert boundary.contains(inner)
     gpd.GeoDataFrame({"code": ["110105901000"], "name": ["方块街道"]}, geometry=[inner], crs=4326).to_file(
         tmp_path / "poly.gpkg")
-    summary = admin.import_areas(bj, read_vector(tmp_path / "poly.gpkg", crs="gcj02"), district="110105",
-                                 level="street")
+    summary = import_areas(bj, read_vector(tmp_path / "poly.gpkg", crs="gcj02"), district="110105",
+                           level="street")
     assert summary["polygons"] == 1
     assert count(bj, "SELECT count(*) FROM admin_areas WHERE code = '110105901000' "
                      "AND ST_Contains(geom, point) AND NOT geom_derived") == 1
@@ -203,12 +210,12 @@ def test_polygon_areas_are_stored_with_a_point(bj, tmp_path):
 def test_areas_wrong_level_and_missing_columns(bj, tmp_path):
     vf = read_vector(write_csv(tmp_path, "code,name\n110105901000,x\n"), crs="gcj02")
     with pytest.raises(InvalidInput, match="street or community"):
-        admin.import_areas(bj, vf, district="110105", level="county")
+        import_areas(bj, vf, district="110105", level="county")
     vf = read_vector(write_csv(tmp_path, "id,title\n110105901000,x\n"), crs="gcj02")
     with pytest.raises(InvalidInput, match="need code and name"):
-        admin.import_areas(bj, vf, district="110105", level="street")
+        import_areas(bj, vf, district="110105", level="street")
     with pytest.raises(InvalidInput, match="no column 'kode'"):
-        admin.import_areas(bj, vf, district="110105", level="street", code_field="kode")
+        import_areas(bj, vf, district="110105", level="street", code_field="kode")
 
 
 def test_area_line_geometry_rejected(bj, tmp_path):
@@ -216,7 +223,7 @@ def test_area_line_geometry_rejected(bj, tmp_path):
     gpd.GeoDataFrame({"code": ["110105901000"], "name": ["线"]}, geometry=[line], crs=4326).to_file(
         tmp_path / "line.gpkg")
     with pytest.raises(InvalidInput) as err:
-        admin.import_areas(bj, read_vector(tmp_path / "line.gpkg", crs="gcj02"), district="110105", level="street")
+        import_areas(bj, read_vector(tmp_path / "line.gpkg", crs="gcj02"), district="110105", level="street")
     assert "neither a point nor a polygon" in err.value.details[0]["reason"]
 
 
@@ -225,7 +232,7 @@ def test_lines_reimport_replaces_same_source(zz):
     roads = read_vector(DEMO / "zhengzhou_osm_roads" / "zhengzhou_jingkai_roads_osm.geojson")
     before = count(zz, "SELECT count(*) FROM lines")
     source = zz.execute(sa.text("SELECT DISTINCT source FROM lines")).scalar_one()
-    summary = admin.import_lines(zz, roads, district="410104", kind="road", source=source)
+    summary = import_lines(zz, roads, district="410104", kind="road", source=source)
     assert summary["replaced"] == before and count(zz, "SELECT count(*) FROM lines") == before
     assert summary["skipped"].get("outside district", 0) > 0
 
@@ -233,10 +240,10 @@ def test_lines_reimport_replaces_same_source(zz):
 def test_lines_bad_kind_and_non_lines(zz, tmp_path):
     roads = read_vector(DEMO / "zhengzhou_osm_roads" / "zhengzhou_jingkai_roads_osm.geojson")
     with pytest.raises(InvalidInput, match="road, water or rail"):
-        admin.import_lines(zz, roads, district="410104", kind="canal")
+        import_lines(zz, roads, district="410104", kind="canal")
     gpd.GeoDataFrame({"n": [1]}, geometry=[shapely.Point(113.75, 34.7)], crs=4326).to_file(tmp_path / "p.geojson")
     with pytest.raises(InvalidInput, match="no LineString"):
-        admin.import_lines(zz, read_vector(tmp_path / "p.geojson"), district="410104", kind="road")
+        import_lines(zz, read_vector(tmp_path / "p.geojson"), district="410104", kind="road")
 
 
 def test_lines_mixed_file_skips_and_counts_non_lines(zz, tmp_path):
@@ -244,8 +251,8 @@ def test_lines_mixed_file_skips_and_counts_non_lines(zz, tmp_path):
         {"highway": ["primary", "bus_stop"], "name": ["测试路", "站"]},
         geometry=[shapely.LineString([(113.70, 34.70), (113.72, 34.71)]), shapely.Point(113.71, 34.70)], crs=4326)
     frame.to_file(tmp_path / "mixed.geojson")
-    summary = admin.import_lines(zz, read_vector(tmp_path / "mixed.geojson"), district="410104", kind="road",
-                                 source="mixed")
+    summary = import_lines(zz, read_vector(tmp_path / "mixed.geojson"), district="410104", kind="road",
+                           source="mixed")
     assert summary["lines_stored"] == 1 and summary["skipped"] == {"Point": 1}
     assert summary["classes"] == {"primary": 1}
 
@@ -253,4 +260,4 @@ def test_lines_mixed_file_skips_and_counts_non_lines(zz, tmp_path):
 def test_lines_unknown_class_field(zz):
     roads = read_vector(DEMO / "zhengzhou_osm_roads" / "zhengzhou_jingkai_roads_osm.geojson")
     with pytest.raises(InvalidInput, match="no column 'fclass_x'"):
-        admin.import_lines(zz, roads, district="410104", kind="road", class_field="fclass_x")
+        import_lines(zz, roads, district="410104", kind="road", class_field="fclass_x")

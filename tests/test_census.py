@@ -20,7 +20,8 @@ from citygrid.components_survey import census, jobs
 from citygrid.components_survey import store as survey
 from citygrid.components_survey.census import CensusOptions, import_file
 from citygrid.errors import Conflict, InvalidInput
-from citygrid.spatial import admin, crs, db
+from citygrid.spatial import crs, db
+from citygrid.spatial.boundaries import district_boundary
 from tests.conftest import signed_in
 
 DISTRICT = "110105"
@@ -33,7 +34,7 @@ def scalar(conn, sql, **params):
 @pytest.fixture
 def points(bj):
     """200 points inside Chaoyang (EPSG:4548), fixed seed."""
-    boundary = admin.district_boundary(bj, DISTRICT)
+    boundary = district_boundary(bj, DISTRICT)
     rng = np.random.default_rng(42)
     minx, miny, maxx, maxy = boundary.bounds
     x, y = rng.uniform(minx, maxx, 2000), rng.uniform(miny, maxy, 2000)
@@ -618,7 +619,7 @@ def test_reimport_swaps_the_district_partition_and_drops_the_old_one(job_engine,
     # Not the ``points`` fixture: its open transaction (it read ``districts``) would keep the replaced
     # partition from being dropped, which is the point of the wait in ``drop_retired_partitions``.
     with job_engine.connect() as conn:
-        boundary = admin.district_boundary(conn, DISTRICT)
+        boundary = district_boundary(conn, DISTRICT)
     rng = np.random.default_rng(42)
     x, y = rng.uniform(*boundary.bounds[::2], 2000), rng.uniform(*boundary.bounds[1::2], 2000)
     keep = shapely.contains_xy(boundary.buffer(-50), x, y)
@@ -859,7 +860,7 @@ def restart_database(settings, engine) -> str:
 def test_database_restart_during_an_import_rolls_it_back_and_the_job_says_so(job_engine, beijing_db, tmp_path):
     # no connection of this test may be open across the restart: the points come from a short one
     with job_engine.connect() as conn:
-        boundary = admin.district_boundary(conn, DISTRICT).buffer(-50)
+        boundary = district_boundary(conn, DISTRICT).buffer(-50)
     rng = np.random.default_rng(7)
     x, y = rng.uniform(*boundary.bounds[::2], 4000), rng.uniform(*boundary.bounds[1::2], 4000)
     keep = shapely.contains_xy(boundary, x, y)

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from citygrid import codes, deploy
 from citygrid.cli import cli
 from citygrid.config import Settings
+from citygrid.districts import import_areas, import_district
 from citygrid.errors import Conflict, InvalidInput
 from citygrid.gridding import partition as part
 from citygrid.gridding import service as gridding
@@ -32,7 +33,7 @@ from citygrid.gridding.codes import assign_codes, code_prefix, parse_code
 from citygrid.gridding.generate import GridParams, generate_unit_grids
 from citygrid.gridding.shapes import absorb_small
 from citygrid.loaders.vector import read_vector
-from citygrid.spatial import admin, db
+from citygrid.spatial import db
 from tests.conftest import RUN_ID, rolled_back_app, signed_in, user_token
 
 SRID = 32618  # WGS 84 / UTM zone 18N
@@ -213,20 +214,20 @@ def district_file(tmp_path: Path) -> Path:
 
 
 def import_brooklyn(conn: Connection, tmp_path: Path, with_areas: bool = False) -> None:
-    admin.import_district(conn, read_vector(district_file(tmp_path)), code=DISTRICT, name="Brooklyn")
+    import_district(conn, read_vector(district_file(tmp_path)), code=DISTRICT, name="Brooklyn")
     if not with_areas:
         return
     streets = tmp_path / "streets.csv"
     rows = [("BK01", "Bay Ridge", *lonlat(X0 + 700, Y0 + 1000)), ("BK02", "Park Slope", *lonlat(X0 + 2300, Y0 + 1000))]
     streets.write_text("code,name,lon,lat\n" + "".join(f"{c},{n},{x},{y}\n" for c, n, x, y in rows))
-    admin.import_areas(conn, read_vector(streets, crs="EPSG:4326"), district=DISTRICT, level="street")
+    import_areas(conn, read_vector(streets, crs="EPSG:4326"), district=DISTRICT, level="street")
     communities = tmp_path / "communities.csv"
     rows = [("BK01-A", "Fort Hamilton", "BK01", *lonlat(X0 + 400, Y0 + 500)),
             ("BK01-B", "Dyker Heights", "BK01", *lonlat(X0 + 900, Y0 + 1600)),
             ("BK02-A", "Gowanus", "BK02", *lonlat(X0 + 2400, Y0 + 900))]
     communities.write_text("code,name,parent_code,lon,lat\n"
                            + "".join(f"{c},{n},{p},{x},{y}\n" for c, n, p, x, y in rows))
-    admin.import_areas(conn, read_vector(communities, crs="EPSG:4326"), district=DISTRICT, level="community")
+    import_areas(conn, read_vector(communities, crs="EPSG:4326"), district=DISTRICT, level="community")
 
 
 def test_nyc_district_without_areas_generates_partitions_and_publishes(nyc, tmp_path):
@@ -326,10 +327,10 @@ def test_district_import_warns_when_it_lies_in_another_time_zone(nyc, tmp_path):
     """The zone db init derives for a UTM zone is the zone at (central meridian, 42°N): Europe/Rome for a
     Vienna deployment in EPSG:32633, Europe/Madrid (an hour off) for London in EPSG:32630. The first district
     shows where the city is: its import says when that is another zone, and how to set it (#19)."""
-    summary = admin.import_district(nyc, read_vector(district_file(tmp_path)), code=DISTRICT, name="Brooklyn")
+    summary = import_district(nyc, read_vector(district_file(tmp_path)), code=DISTRICT, name="Brooklyn")
     assert not [w for w in summary["warnings"] if "time zone" in w]
     db.set_deployment_zone(nyc, "America/Chicago")
-    summary = admin.import_district(nyc, read_vector(district_file(tmp_path)), code=DISTRICT, name="Brooklyn")
+    summary = import_district(nyc, read_vector(district_file(tmp_path)), code=DISTRICT, name="Brooklyn")
     [warning] = [w for w in summary["warnings"] if "time zone" in w]
     assert "America/Chicago" in warning and "--timezone America/New_York" in warning
 
@@ -401,7 +402,7 @@ def test_alnum_imports_refuse_bad_codes_row_by_row(nyc, tmp_path):
     for code, needle in [("nycbk", "upper case"), ("NYC BK", "white space"), ("NYC\x07BK", "control"),
                          ("BROOKLYN-KINGS", "at most 12"), ("110105\n", "control")]:
         with pytest.raises(InvalidInput, match=needle) as err:
-            admin.import_district(nyc, vf, code=code, name="Brooklyn")
+            import_district(nyc, vf, code=code, name="Brooklyn")
         assert err.value.details[0]["field"] == "code"
     import_brooklyn(nyc, tmp_path)
     lon, lat = lonlat(X0 + 700, Y0 + 1000)
@@ -413,18 +414,18 @@ def test_alnum_imports_refuse_bad_codes_row_by_row(nyc, tmp_path):
                        f"BK-04-BAY-RIDGE,Long,{lon},{lat}\n"
                        f"BK_05,Underscore,{lon},{lat}\n")
     with pytest.raises(InvalidInput, match="4 bad row") as err:
-        admin.import_areas(nyc, read_vector(streets, crs="EPSG:4326"), district=DISTRICT, level="street")
+        import_areas(nyc, read_vector(streets, crs="EPSG:4326"), district=DISTRICT, level="street")
     reasons = {d["line"]: d["reason"] for d in err.value.details}
     assert "upper case" in reasons[3] and "white space" in reasons[4] and "at most 12" in reasons[5]
     assert "upper-case letters" in reasons[6]
     assert nyc.execute(sa.text("SELECT count(*) FROM admin_areas WHERE district_code = :d"),
                        {"d": DISTRICT}).scalar_one() == 0
     # A community cannot name its street by its code in this scheme: the parent column is required.
-    admin.import_areas(nyc, read_vector(_one_street(tmp_path), crs="EPSG:4326"), district=DISTRICT, level="street")
+    import_areas(nyc, read_vector(_one_street(tmp_path), crs="EPSG:4326"), district=DISTRICT, level="street")
     orphans = tmp_path / "orphans.csv"
     orphans.write_text(f"code,name,lon,lat\nBK01-A,Orphan,{lon},{lat}\n")
     with pytest.raises(InvalidInput) as err:
-        admin.import_areas(nyc, read_vector(orphans, crs="EPSG:4326"), district=DISTRICT, level="community")
+        import_areas(nyc, read_vector(orphans, crs="EPSG:4326"), district=DISTRICT, level="community")
     assert "parent_code" in err.value.details[0]["reason"]
 
 
@@ -439,7 +440,7 @@ def test_cn_admin_deployment_refuses_alnum_codes(nyc, nyc_client, tmp_path):
     codes.record_scheme(nyc, "cn-admin")  # the default scheme, as in every Chinese deployment
     vf = read_vector(district_file(tmp_path))
     with pytest.raises(InvalidInput, match="must be 6 digits") as err:
-        admin.import_district(nyc, vf, code="NYCBK", name="Brooklyn")
+        import_district(nyc, vf, code="NYCBK", name="Brooklyn")
     assert err.value.details[0]["field"] == "code"
     for url in ("/api/v1/grids?district=NYCBK", "/api/v1/cases?unit_grid=NYCBKU000001",
                 "/api/v1/grids/NYCBKU000001", "/api/v1/cases?team=NYCBKT01"):

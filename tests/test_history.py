@@ -352,8 +352,9 @@ def new_york(server_settings):
     from dataclasses import replace
 
     from citygrid import deploy
+    from citygrid.districts import import_district
     from citygrid.loaders.vector import read_vector
-    from citygrid.spatial import admin, db
+    from citygrid.spatial import db
 
     settings = replace(server_settings, database=f"citygrid_test_nyc_{os.getpid()}")
     db.drop_database(settings)
@@ -367,7 +368,7 @@ def new_york(server_settings):
                 "geometry": {"type": "Polygon", "coordinates": [[[-74.04, 40.57], [-73.86, 40.57], [-73.86, 40.74],
                                                                  [-74.04, 40.74], [-74.04, 40.57]]]}}]}))
             with engine.begin() as conn:
-                admin.import_district(conn, read_vector(path), code="NYC-BK", name="Brooklyn")
+                import_district(conn, read_vector(path), code="NYC-BK", name="Brooklyn")
         yield engine
     finally:
         engine.dispose()

@@ -122,14 +122,14 @@ def test_html_in_a_source_is_escaped_in_the_footer(client, bj):
 
 
 def test_reimport_from_another_source_replaces_the_recorded_one(bj):
+    from citygrid.districts import import_district
     from citygrid.loaders.vector import read_vector
-    from citygrid.spatial import admin
 
     before = {(s["kind"], s["source"]) for s in store.data_sources(bj, "110105")}
     assert ("district", "Vonng/adcode @ b755d6e (Amap fences, NBS 2016 codes)") in before
     demo = deploy.demo_district("chaoyang")
     boundary = read_vector(demo.path(deploy.Settings.from_env().demo_dir, demo.boundary), crs=demo.boundary_crs)
-    admin.import_district(bj, boundary, code="110105", name="朝阳区", source="Beijing survey 2026", licence="")
+    import_district(bj, boundary, code="110105", name="朝阳区", source="Beijing survey 2026", licence="")
     after = {(s["kind"], s["source"]) for s in store.data_sources(bj, "110105")}
     assert ("district", "Beijing survey 2026") in after
     assert not any(kind == "district" and source != "Beijing survey 2026" for kind, source in after)

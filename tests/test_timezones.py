@@ -24,9 +24,10 @@ from citygrid.cases.calendar import DeadlineRule, DeadlineTable, WorkingCalendar
 from citygrid.cases.intake import parse_report
 from citygrid.cli import cli
 from citygrid.config import Settings
+from citygrid.districts import import_district
 from citygrid.errors import InvalidInput
 from citygrid.loaders.vector import read_vector
-from citygrid.spatial import admin, db, tiles
+from citygrid.spatial import db, tiles
 from citygrid.spatial.timezones import day_start, instant, zone_for_srid, zone_named
 from tests.conftest import RUN_ID, rolled_back_app, signed_in, user_token
 
@@ -174,7 +175,7 @@ def new_york(server_settings: Settings, tmp_path_factory: pytest.TempPathFactory
         engine = db.make_engine(db.database_url(settings))
         try:
             with engine.begin() as conn:
-                admin.import_district(conn, read_vector(boundary), code=DISTRICT, name="Brooklyn (test)",
+                import_district(conn, read_vector(boundary), code=DISTRICT, name="Brooklyn (test)",
                                       source="test square", licence="CC0")
                 conn.execute(sa.text(f"ALTER DATABASE {settings.database} SET timezone = '{HOSTILE}'"))
         finally:

@@ -44,8 +44,9 @@ from citygrid.cases.workflow import STATES, TRANSITIONS
 from citygrid.errors import InvalidInput
 from citygrid.loaders import safeyaml
 from citygrid.loaders.plaintext import spreadsheet_safe
-from citygrid.spatial import admin, crs, db, timezones
+from citygrid.spatial import crs, db, timezones
 from citygrid.spatial import store as spatial_store
+from citygrid.spatial.boundaries import district_boundary
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.geocode import GridIndex
 
@@ -570,7 +571,7 @@ def _place(conn: Connection, reports: list[tuple[int, Report, str, list[tuple[st
     indexes: dict[str, GridIndex] = {}
     boundaries: dict[str, BaseGeometry] = {}
     for district in districts:
-        boundary = boundaries[district] = admin.district_boundary(conn, district)
+        boundary = boundaries[district] = district_boundary(conn, district)
         shapely.prepare(boundary)
         inside = shapely.contains_xy(boundary, x, y) & (district_of == None)  # noqa: E711 (element-wise)
         district_of[inside] = district

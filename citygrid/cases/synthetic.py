@@ -26,7 +26,8 @@ from citygrid.cases.history import BulkResult, insert_reports
 from citygrid.components_survey import store as survey_store
 from citygrid.errors import InvalidInput
 from citygrid.gridding import store as grid_store
-from citygrid.spatial import admin, crs
+from citygrid.spatial import crs
+from citygrid.spatial.boundaries import district_boundary
 from citygrid.spatial.db import deployment_srid, deployment_zone
 from citygrid.spatial.timezones import localize
 
@@ -56,7 +57,7 @@ def generate(conn: Connection, district: str, n: int, *, seed: int = 2026, days:
     rng = np.random.default_rng(seed)
     # Hours of day are the city's wall-clock hours: ``end`` (default midnight of 1 November 2026) in its zone.
     end = localize(end or dt.datetime(2026, 11, 1), deployment_zone(conn))
-    boundary = admin.district_boundary(conn, district)
+    boundary = district_boundary(conn, district)
     areas = [a for a in grid_store.load_areas(conn, district) if a.level == "community" and a.point is not None]
     if not areas:
         areas = [a for a in grid_store.load_areas(conn, district) if a.point is not None]

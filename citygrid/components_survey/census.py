@@ -52,8 +52,9 @@ from citygrid.loaders.copytext import copy_text
 from citygrid.loaders.encoding import blank_records, shapefile_encoding
 from citygrid.loaders.plaintext import control_character, spreadsheet_safe
 from citygrid.loaders.vector import read_csv_points, read_csv_table
-from citygrid.spatial import admin, crs
+from citygrid.spatial import crs
 from citygrid.spatial import store as spatial_store
+from citygrid.spatial.boundaries import district_boundary
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.geocode import GridIndex
 from citygrid.spatial.wkb import point_ewkb_hex
@@ -561,7 +562,7 @@ def _import(conn: Connection, path: Path, options: CensusOptions, progress: Prog
     options.validate()
     native = options.native_field is not None
     apart = store.can_stage_apart(conn)
-    district_geom = admin.district_boundary(conn, options.district)
+    district_geom = district_boundary(conn, options.district)
     srid = deployment_srid(conn)
     class_names = store.component_classes(conn, options.scheme)
     if not class_names:

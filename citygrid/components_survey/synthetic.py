@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from citygrid.components_survey.census import CensusOptions, CensusResult, import_file
-from citygrid.spatial import admin
+from citygrid.spatial.boundaries import district_boundary
 from citygrid.spatial.db import deployment_srid
 
 
@@ -55,7 +55,7 @@ INSIDE_M = 15.0
 def placement_lines(conn: Connection, district: str) -> list[shapely.LineString]:
     """Roads of the district (storage CRS), else its supervision-grid boundaries (current version), kept
     ``INSIDE_M`` inside the district boundary so that no offset point lands outside it."""
-    inside = admin.district_boundary(conn, district).buffer(-INSIDE_M)
+    inside = district_boundary(conn, district).buffer(-INSIDE_M)
     rows = conn.execute(sa.text(
         "SELECT ST_AsBinary(geom) FROM lines WHERE district_code = :d AND kind = 'road'"), {"d": district}).scalars()
     lines = [shapely.from_wkb(bytes(r)) for r in rows]

@@ -22,8 +22,9 @@ from citygrid.gridding.codes import PreviousGrid, assign_codes, band_height
 from citygrid.gridding.generate import GridParams, generate_unit_grids
 from citygrid.gridding.roads import choose_roads
 from citygrid.gridding.shapes import reading_order
-from citygrid.spatial import admin, crs
+from citygrid.spatial import crs
 from citygrid.spatial import store as spatial_store
+from citygrid.spatial.boundaries import district_boundary
 from citygrid.spatial.db import deployment_srid, deployment_zone
 from citygrid.spatial.geocode import GridIndex
 from citygrid.spatial.timezones import day_start, localize
@@ -53,7 +54,7 @@ def generate(conn: Connection, district: str, params: GridParams, *, author: str
     """
     params.validate()
     scheme = code_schemes.deployment_scheme(conn)
-    boundary = admin.district_boundary(conn, district)
+    boundary = district_boundary(conn, district)
     srid = deployment_srid(conn)
     areas = store.load_areas(conn, district)
     road_geoms, road_classes = store.load_roads(conn, district)
@@ -327,7 +328,7 @@ def stats(conn: Connection, district: str, version_id: int | None = None) -> dic
     vid = version["version_id"]
     grids = store.unit_grids(conn, district, vid)
     polygons = [g["geom"] for g in grids]
-    boundary = admin.district_boundary(conn, district)
+    boundary = district_boundary(conn, district)
     quality = metrics.coverage(polygons, boundary)
     alignment = None
     if version["source"] == "roads":

@@ -83,8 +83,8 @@ def density(fmt: str):
     import numpy as np
     import shapely
 
-    from citygrid.spatial import admin
     from citygrid.spatial.analysis.density import KERNELS, check_request_cost, kde, to_png, write_geotiff
+    from citygrid.spatial.boundaries import district_boundary
     from citygrid.spatial.crs import to_lonlat
     from citygrid.spatial.db import deployment_srid
     from citygrid.webmap.params import float_arg
@@ -97,7 +97,7 @@ def density(fmt: str):
     kernel = choice_arg("kernel", KERNELS, "gaussian")
     filters = _case_filters()
     with connection() as conn:
-        boundary = admin.district_boundary(conn, district)
+        boundary = district_boundary(conn, district)
         check_request_cost(boundary.bounds, cell, bandwidth)
         srid = deployment_srid(conn)
         x, y = analysis_store.case_points(conn, district=district, **filters)
