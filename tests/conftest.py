@@ -61,32 +61,50 @@ def zhengzhou_db(server_settings: Settings) -> Iterator[Settings]:
         yield settings
 
 
-@pytest.fixture(scope="session")
-def beijing_engine(beijing_db: Settings) -> Iterator[Engine]:
-    engine = db.make_engine(db.database_url(beijing_db))
-    yield engine
-    engine.dispose()
+@contextmanager
+def engine_on(settings: Settings, **kwargs: object) -> Iterator[Engine]:
+    """An engine on ``settings``' database (``kwargs`` go to ``db.make_engine``), disposed when the block ends, so
+    no pooled connection outlives it into a ``DROP DATABASE``."""
+    engine = db.make_engine(db.database_url(settings), **kwargs)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def zhengzhou_engine(zhengzhou_db: Settings) -> Iterator[Engine]:
-    engine = db.make_engine(db.database_url(zhengzhou_db))
-    yield engine
-    engine.dispose()
+def database_fixtures(settings_fixture: str, name: str, *, engine: str | None = None, scope: str = "module",
+                      **engine_kwargs: object):
+    """The two fixtures every test city's database needs, made here once instead of written again per city.
+
+    Parameters
+    ----------
+    settings_fixture : the fixture that makes the database and returns its ``Settings``.
+    name : the per-test connection fixture: a transaction rolled back after the test.
+    engine : the engine fixture (default ``<name>_engine``), one per ``scope``, disposed before the database is
+        dropped; ``engine_kwargs`` go to ``db.make_engine`` (e.g. ``connect_args``).
+
+    Returns
+    -------
+    (engine fixture, connection fixture): bind both in the test module, under their names:
+    ``nyc_engine, nyc = database_fixtures("nyc_db", "nyc")``.
+    """
+
+    @pytest.fixture(scope=scope, name=engine or f"{name}_engine")  # type: ignore[call-overload]
+    def engine_fixture(request: pytest.FixtureRequest) -> Iterator[Engine]:
+        with engine_on(request.getfixturevalue(settings_fixture), **engine_kwargs) as made:
+            yield made
+
+    @pytest.fixture(name=name)
+    def connection_fixture(request: pytest.FixtureRequest) -> Iterator[Connection]:
+        with db.rolled_back(request.getfixturevalue(engine or f"{name}_engine")) as conn:
+            yield conn
+
+    return engine_fixture, connection_fixture
 
 
-@pytest.fixture
-def bj(beijing_engine: Engine) -> Iterator[Connection]:
-    """A connection to the Beijing test database inside a transaction rolled back after the test."""
-    with db.rolled_back(beijing_engine) as conn:
-        yield conn
-
-
-@pytest.fixture
-def zz(zhengzhou_engine: Engine) -> Iterator[Connection]:
-    """A connection to the Zhengzhou test database inside a transaction rolled back after the test."""
-    with db.rolled_back(zhengzhou_engine) as conn:
-        yield conn
+# bj / zz: a connection to the Beijing / Zhengzhou test database inside a transaction rolled back after the test.
+beijing_engine, bj = database_fixtures("beijing_db", "bj", engine="beijing_engine", scope="session")
+zhengzhou_engine, zz = database_fixtures("zhengzhou_db", "zz", engine="zhengzhou_engine", scope="session")
 
 
 def rollback_backend(conn: Connection, database: str) -> Backend:
@@ -144,6 +162,12 @@ def anonymous_client(bj: Connection, beijing_db: Settings):
 
 @pytest.fixture
 def client_as(bj: Connection, beijing_db: Settings):
+def city_client(conn: Connection, settings: Settings, username: str, roles: tuple[str, ...] = ("admin",)):
+    """A test client of ``settings``' database, its requests in savepoints of ``conn``'s transaction, signed in as
+    a new user ``username`` with ``roles`` (added in that transaction, so rolled back with the test)."""
+    return signed_in(rolled_back_app(conn, settings).test_client(), user_token(conn, username, list(roles)))
+
+
     """``client_as(username, roles, team=None, party=None)``: a test client signed in (bearer token) as a new
     user."""
     app = rolled_back_app(bj, beijing_db)
@@ -157,3 +181,20 @@ def client_as(bj: Connection, beijing_db: Settings):
 def client(client_as):
     """Flask test client on the Beijing test database (rolled back after the test), signed in as an admin."""
     return client_as("test-admin", ["admin"])
+
+
+def assert_error(response, status: int, code: str, *, field: str | None = None, reason: str | None = None) -> dict:
+    """Assert that ``response`` is the JSON error ``{"error": code, "message": …, "details": […]}`` with ``status``.
+
+    With ``field``, one of the details names that field (an input problem's shape, ``citygrid.errors.problem``);
+    with ``reason``, the message or that field's reason contains those words. Returns the body."""
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    body = response.get_json()
+    assert set(body) == {"error", "message", "details"}, body
+    assert body["error"] == code and body["message"], body
+    named = [d for d in body["details"] if d.get("field") == field]
+    assert field is None or named, body
+    if reason is not None:
+        texts = [body["message"], *(d.get("reason", "") for d in (named if field else body["details"]))]
+        assert any(reason in text for text in texts), body
+    return body

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -62,8 +63,10 @@ def browser():
         chromium.close()
 
 
+@contextmanager
 def open_page(browser, url, **context_args):
-    """A new context on ``url``, signed in, with the page's console errors and CSP violations collected.
+    """A new context on ``url``, signed in, with the page's console errors and CSP violations collected: yields
+    ``(page, errors, outside)`` (requests that left the server) and closes the context when the block ends.
     Predicates of ``wait_for_function`` are written as functions: Playwright polls a bare expression with
     ``eval``, which the pages' policy (rightly) forbids."""
     context = browser.new_context(**context_args)
@@ -77,10 +80,13 @@ def open_page(browser, url, **context_args):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("request", lambda r: outside.append(r.url)
             if urlparse(r.url).hostname not in ("127.0.0.1", None) and not r.url.startswith("data:") else None)
-    sign_in(page, url)
-    page.wait_for_load_state("networkidle")
-    page.wait_for_function("() => window.citygrid && window.citygrid.ready", timeout=30_000)
-    return context, page, errors, outside
+    try:
+        sign_in(page, url)
+        page.wait_for_load_state("networkidle")
+        page.wait_for_function("() => window.citygrid && window.citygrid.ready", timeout=30_000)
+        yield page, errors, outside
+    finally:
+        context.close()
 
 
 def sign_in(page, url: str) -> None:
@@ -116,8 +122,7 @@ def click_map_centre(page) -> None:
 
 def test_overview_loads_offline_with_its_layers(browser, server):
     ARTIFACTS.mkdir(exist_ok=True)
-    context, page, errors, outside = open_page(browser, server + "/", viewport={"width": 1280, "height": 900})
-    try:
+    with open_page(browser, server + "/", viewport={"width": 1280, "height": 900}) as (page, errors, outside):
         assert errors == [] and outside == []
         page.hover(".leaflet-control-layers")
         labels = page.inner_text(".leaflet-control-layers")
@@ -132,14 +137,11 @@ def test_overview_loads_offline_with_its_layers(browser, server):
         page.wait_for_function("() => document.querySelector('.cg-legend').textContent.includes('enforcement owners')")
         assert "综合执法队" in page.inner_text(".cg-legend")
         page.screenshot(path=str(ARTIFACTS / "overview-enforcement.png"))
-    finally:
-        context.close()
 
 
 def test_the_pages_run_under_a_csp_that_blocks_injected_script(browser, server):
     for path in ("/", "/caseload", "/cases"):
-        context, page, errors, outside = open_page(browser, server + path, viewport={"width": 1000, "height": 800})
-        try:
+        with open_page(browser, server + path, viewport={"width": 1000, "height": 800}) as (page, errors, outside):
             assert errors == [] and outside == []
             policy = page.evaluate("""() => fetch(location.href).then(r => r.headers.get(
                 "content-security-policy"))""")
@@ -149,8 +151,6 @@ def test_the_pages_run_under_a_csp_that_blocks_injected_script(browser, server):
                 return window.cgInjected === true; }""")
             page.wait_for_timeout(200)
             assert ran is False and any("Content Security Policy" in e for e in errors), errors
-        finally:
-            context.close()
 
 
 def test_clicking_a_point_shows_escaped_text(browser, server, beijing_engine):
@@ -161,8 +161,7 @@ def test_clicking_a_point_shows_escaped_text(browser, server, beijing_engine):
         conn.execute(sa.text("UPDATE admin_areas SET name = '<img src=x onerror=alert(1)>' "
                              "WHERE code = '110105001024'"))
     try:
-        context, page, errors, _ = open_page(browser, server + "/")
-        try:
+        with open_page(browser, server + "/") as (page, errors, _):
             opened = page.evaluate("""() => { let done = false;
                 window.citygrid.map.eachLayer(l => {
                     if (!done && l.feature && String(l.feature.properties.name).startsWith('<img')) {
@@ -172,8 +171,6 @@ def test_clicking_a_point_shows_escaped_text(browser, server, beijing_engine):
             popup = page.inner_text(".leaflet-popup-content")
             assert "<img src=x onerror=alert(1)>" in popup  # shown as text
             assert page.locator("img[src='x']").count() == 0 and errors == []
-        finally:
-            context.close()
     finally:
         with beijing_engine.begin() as conn:
             conn.execute(sa.text("UPDATE admin_areas SET name = :n WHERE code = '110105001024'"), {"n": old})
@@ -181,22 +178,18 @@ def test_clicking_a_point_shows_escaped_text(browser, server, beijing_engine):
 
 @pytest.mark.parametrize("path", ["/", "/caseload", "/cases"])
 def test_every_page_on_a_phone_screen(browser, server, path):
-    context, page, errors, outside = open_page(browser, server + path, viewport={"width": 390, "height": 844},
-                                               device_scale_factor=2, is_mobile=True, has_touch=True)
-    try:
+    with open_page(browser, server + path, viewport={"width": 390, "height": 844},
+                   device_scale_factor=2, is_mobile=True, has_touch=True) as (page, errors, outside):
         assert errors == [] and outside == []
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390  # nothing forces horizontal scrolling
         map_height = page.locator(".folium-map").bounding_box()["height"]
         assert map_height > 844 / 2  # the map, not the controls, fills the phone
         page.screenshot(path=str(ARTIFACTS / f"phone-{path.strip('/') or 'overview'}.png"))
-    finally:
-        context.close()
 
 
 def test_clicking_a_unit_grid_shows_its_card_with_owners(browser, server):
-    context, page, errors, outside = open_page(browser, server + "/", viewport={"width": 1000, "height": 800})
-    try:
+    with open_page(browser, server + "/", viewport={"width": 1000, "height": 800}) as (page, errors, outside):
         page.evaluate("() => { window.citygrid.map.setView([39.93, 116.48], 16); }")
         page.wait_for_function("""() => { const l = window.citygrid.layers.unitGrids;
             return l && Object.entries(l._vectorTiles).some(([key, t]) => key.endsWith(':16')
@@ -213,8 +206,6 @@ def test_clicking_a_unit_grid_shows_its_card_with_owners(browser, server):
         assert "办事处" in card and "综合执法队" in card
         assert errors == [] and outside == []
         page.screenshot(path=str(ARTIFACTS / "grid-card.png"))
-    finally:
-        context.close()
 
 
 def test_search_finds_a_grid_a_case_and_an_address(browser, server, beijing_engine):
@@ -222,8 +213,7 @@ def test_search_finds_a_grid_a_case_and_an_address(browser, server, beijing_engi
 
     with beijing_engine.connect() as conn:
         grid = conn.execute(sa.text("SELECT code FROM unit_grids ORDER BY code LIMIT 1")).scalar_one()
-    context, page, errors, outside = open_page(browser, server + "/", viewport={"width": 1000, "height": 800})
-    try:
+    with open_page(browser, server + "/", viewport={"width": 1000, "height": 800}) as (page, errors, outside):
         for query, expected in ((grid, "unit_grid: " + grid), ("南郎家园", "community: 南郎家园社区")):
             page.fill("#search", query)
             page.click("#search-form button")
@@ -234,8 +224,6 @@ def test_search_finds_a_grid_a_case_and_an_address(browser, server, beijing_engi
         page.wait_for_function("() => document.getElementById('summary').textContent.startsWith('nothing found')")
         assert errors == [] and outside == []
         page.screenshot(path=str(ARTIFACTS / "search.png"))
-    finally:
-        context.close()
 
 
 def test_a_component_is_drawn_from_tiles_and_its_card_shows_history(browser, server, beijing_engine):
@@ -251,8 +239,7 @@ def test_a_component_is_drawn_from_tiles_and_its_card_shows_history(browser, ser
                            true, ST_Transform(ST_SetSRID(ST_MakePoint(:lon, 39.93), 4326), 4548))"""
             ), {"o": obj_id, "f": valid_from, "t": valid_to, "lon": lon})
     try:
-        context, page, errors, outside = open_page(browser, server + "/", viewport={"width": 1000, "height": 800})
-        try:
+        with open_page(browser, server + "/", viewport={"width": 1000, "height": 800}) as (page, errors, outside):
             page.evaluate("() => { window.citygrid.map.setView([39.93, 116.48], 18); }")
             page.wait_for_function("""() => { const l = window.citygrid.layers.components;
                 return l && Object.values(l._vectorTiles).some(t => Object.keys(t._features).length > 0); }""",
@@ -265,8 +252,6 @@ def test_a_component_is_drawn_from_tiles_and_its_card_shows_history(browser, ser
             assert "2 versions" in card and page.locator(".cg-card li").count() == 2
             assert errors == [] and outside == []
             page.screenshot(path=str(ARTIFACTS / "component-card.png"))
-        finally:
-            context.close()
     finally:
         with beijing_engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM components WHERE obj_id = :o"), {"o": obj_id})
@@ -287,8 +272,7 @@ def synthetic_history(beijing_engine):
 
 
 def test_caseload_page_choropleth_density_and_month_slider(browser, server, synthetic_history):
-    context, page, errors, outside = open_page(browser, server + "/caseload", viewport={"width": 1280, "height": 900})
-    try:
+    with open_page(browser, server + "/caseload", viewport={"width": 1280, "height": 900}) as (page, errors, outside):
         assert errors == [] and outside == []
         assert "SYNTHETIC" in page.inner_text("#summary")
         page.wait_for_function("() => window.citygrid.layers.density && window.citygrid.layers.density._image "
@@ -310,8 +294,6 @@ def test_caseload_page_choropleth_density_and_month_slider(browser, server, synt
                                "&& window.citygrid.layers.choropleth.getLayers().length > 100")
         assert errors == [] and outside == []
         page.screenshot(path=str(ARTIFACTS / "caseload-community-month.png"))
-    finally:
-        context.close()
 
 
 def test_new_case_appears_on_the_cases_page_with_escaped_text(browser, server, beijing_engine, beijing_admin_token):
@@ -325,9 +307,8 @@ def test_new_case_appears_on_the_cases_page_with_escaped_text(browser, server, b
                                            "description": "<script>alert('x')</script>乱停车", "source": "supervisor"})
     case_id = made.get_json()["case"]["case_id"]
     try:
-        context, page, errors, outside = open_page(browser, server + "/cases",
-                                                   viewport={"width": 1000, "height": 800})
-        try:
+        with open_page(browser, server + "/cases",
+                       viewport={"width": 1000, "height": 800}) as (page, errors, outside):
             assert errors == [] and outside == []
             page.evaluate("""(id) => { const group = window.citygrid.layers.cases; let target = null;
                 group.eachLayer(l => { if (l.caseId === id) { target = l; } });
@@ -340,8 +321,6 @@ def test_new_case_appears_on_the_cases_page_with_escaped_text(browser, server, b
             assert "管理主体" in card and page.evaluate("window.__xss === undefined")
             assert errors == []
             page.screenshot(path=str(ARTIFACTS / "cases.png"))
-        finally:
-            context.close()
     finally:
         with beijing_engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM cases WHERE case_id = :c"), {"c": case_id})
@@ -352,11 +331,10 @@ def test_supervisor_view_on_a_phone_with_locate_me(browser, server, beijing_engi
 
     with beijing_engine.connect() as conn:
         team = conn.execute(sa.text("SELECT code FROM supervision_teams ORDER BY code LIMIT 1")).scalar_one()
-    context, page, errors, outside = open_page(
-        browser, server + f"/cases?team={team}", viewport={"width": 390, "height": 844}, device_scale_factor=2,
-        is_mobile=True, has_touch=True, geolocation={"latitude": 39.93, "longitude": 116.48},
-        permissions=["geolocation"])
-    try:
+    with open_page(
+browser, server + f"/cases?team={team}", viewport={"width": 390, "height": 844}, device_scale_factor=2,
+is_mobile=True, has_touch=True, geolocation={"latitude": 39.93, "longitude": 116.48},
+permissions=["geolocation"]) as (page, errors, outside):
         assert page.input_value("#team") == team
         page.wait_for_function("() => window.citygrid.map.hasLayer && document.getElementById('summary').textContent")
         assert f"team={team}" in page.url
@@ -366,5 +344,3 @@ def test_supervisor_view_on_a_phone_with_locate_me(browser, server, beijing_engi
         assert page.evaluate("window.citygrid.map.getZoom()") >= 16
         assert errors == [] and outside == []
         page.screenshot(path=str(ARTIFACTS / "cases-supervisor-phone.png"))
-    finally:
-        context.close()

@@ -11,7 +11,7 @@ from citygrid.app import create_app
 from citygrid.errors import InvalidInput, SchemaMismatch
 from citygrid.spatial import db
 
-from .conftest import RUN_ID, fresh_database
+from .conftest import RUN_ID, engine_on, fresh_database
 
 LARGE_TABLES = ("admin_areas", "grid_versions", "unit_grids", "supervision_grids", "parties", "grid_ownership",
                 "supervisor_assignments", "lines", "components", "cases", "case_events", "import_jobs",
@@ -104,33 +104,27 @@ def test_init_rejects_geographic_srid(server_settings):
 
 
 def test_unknown_schema_revision_stops_start_up(server_settings):
-    with fresh_database(server_settings, f"citygrid_test_rev_{RUN_ID}", 4548) as settings:
-        engine = db.make_engine(db.database_url(settings))
-        try:
-            with engine.begin() as conn:
-                conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff_future'"))
-            with pytest.raises(SchemaMismatch, match="unknown"):
-                create_app({"CITYGRID_SETTINGS": settings})
-            with engine.begin() as conn:
-                conn.execute(sa.text("DELETE FROM alembic_version"))
-            with pytest.raises(SchemaMismatch, match="no citygrid schema"):
-                db.check_schema(engine)
-        finally:
-            engine.dispose()
+    with (fresh_database(server_settings, f"citygrid_test_rev_{RUN_ID}", 4548) as settings,
+          engine_on(settings) as engine):
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff_future'"))
+        with pytest.raises(SchemaMismatch, match="unknown"):
+            create_app({"CITYGRID_SETTINGS": settings})
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM alembic_version"))
+        with pytest.raises(SchemaMismatch, match="no citygrid schema"):
+            db.check_schema(engine)
 
 
 def test_migration_downgrade_and_upgrade_round_trip(server_settings):
     from alembic import command
 
-    with fresh_database(server_settings, f"citygrid_test_down_{RUN_ID}", 4547) as settings:
-        engine = db.make_engine(db.database_url(settings))
-        try:
-            with engine.begin() as conn:
-                command.downgrade(db.alembic_config(conn), "base")
-            with engine.connect() as conn:
-                assert db.current_revision(conn) is None
-            db.upgrade(engine, srid=4547, name="again")
-            with engine.connect() as conn:
-                assert db.deployment_srid(conn) == 4547 and db.current_revision(conn) == db.head_revision()
-        finally:
-            engine.dispose()
+    with (fresh_database(server_settings, f"citygrid_test_down_{RUN_ID}", 4547) as settings,
+          engine_on(settings) as engine):
+        with engine.begin() as conn:
+            command.downgrade(db.alembic_config(conn), "base")
+        with engine.connect() as conn:
+            assert db.current_revision(conn) is None
+        db.upgrade(engine, srid=4547, name="again")
+        with engine.connect() as conn:
+            assert db.deployment_srid(conn) == 4547 and db.current_revision(conn) == db.head_revision()

@@ -161,29 +161,6 @@ def test_end_of_stream(worker, pair, sent, outcome):
     assert worker.gather(conn) == outcome
 
 
-def test_over_the_head_deadline_is_late(worker, pair):
-    client, server = pair
-    conn = FakeConn(server)
-    client.sendall(b"GET / HTTP/1.1\r\nX-Slow: a")
-    assert worker.gather(conn) == "wait"
-    worker.arrivals[conn].started -= slowclients.HEAD_DEADLINE_S + 1  # as if the first byte came long ago
-    client.sendall(b"a")
-    assert worker.gather(conn) == "late"
-
-
-def test_over_the_body_deadline_is_late(worker, pair):
-    client, server = pair
-    conn = FakeConn(server)
-    client.sendall(b"POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\n1")
-    assert worker.gather(conn) == "wait"
-    worker.arrivals[conn].started -= slowclients.HEAD_DEADLINE_S + 1
-    client.sendall(b"2")
-    assert worker.gather(conn) == "wait"  # the head came in time; a body has longer
-    worker.arrivals[conn].started -= slowclients.BODY_DEADLINE_S
-    client.sendall(b"3")
-    assert worker.gather(conn) == "late"
-
-
 def _gather_while_waiting(worker, conn, server: socket.socket) -> str:
     """``gather`` as the poller would call it: whenever the socket is readable, until it answers other than
     ``"wait"`` (or nothing more arrives)."""
@@ -246,14 +223,24 @@ def test_chunked_bodies_over_the_cap_or_malformed(worker, pair, body, outcome):
     assert _gather_while_waiting(worker, conn, server) == outcome
 
 
-def test_a_chunked_body_has_the_body_deadline(worker, pair):
+@pytest.mark.parametrize(("first", "steps"), [
+    # a head still coming in after the head deadline
+    (b"GET / HTTP/1.1\r\nX-Slow: a", [("HEAD_DEADLINE_S", b"a", "late")]),
+    # a body whose head came in time: past the head deadline it may still come, past the body deadline it is late
+    (b"POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\n1", [("HEAD_DEADLINE_S", b"2", "wait"),
+                                                           ("BODY_DEADLINE_S", b"3", "late")]),
+    # a chunked body has the body deadline
+    (CHUNKED_HEAD + b"1\r\n \r\n", [("BODY_DEADLINE_S", b"1\r\n \r\n", "late")]),
+], ids=["head", "body", "chunked-body"])
+def test_past_its_deadline_a_request_is_late(worker, pair, first, steps):
     client, server = pair
     conn = FakeConn(server)
-    client.sendall(CHUNKED_HEAD + b"1\r\n \r\n")
+    client.sendall(first)
     assert worker.gather(conn) == "wait"
-    worker.arrivals[conn].started -= slowclients.BODY_DEADLINE_S + 1
-    client.sendall(b"1\r\n \r\n")
-    assert worker.gather(conn) == "late"
+    for deadline, more, outcome in steps:
+        worker.arrivals[conn].started -= getattr(slowclients, deadline) + 1  # as if the first byte came long ago
+        client.sendall(more)
+        assert worker.gather(conn) == outcome
 
 
 def test_expect_100_continue_is_answered_by_the_worker_then_the_body_buffered(worker, pair):
