@@ -11,11 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from citygrid import __version__, codes
 from citygrid.accounts import service as accounts
+from citygrid.cases import store as case_store
 from citygrid.cases import synthetic
 from citygrid.components_survey import store as survey_store
 from citygrid.components_survey import synthetic as synthetic_census
@@ -174,8 +174,7 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
                                             synthetic=True)
         if grids and history and demo.history_cases:
             with engine.begin() as conn:
-                if not conn.execute(sa.text("SELECT 1 FROM cases WHERE district_code = :d AND synthetic LIMIT 1"),
-                                    {"d": demo.code}).first():
+                if not case_store.has_synthetic_cases(conn, demo.code):
                     made = synthetic.generate(conn, demo.code, demo.history_cases)
                     summary["synthetic_history"] = {"cases": made.imported, "problems": len(made.problems)}
                     if made.imported:
@@ -190,7 +189,7 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
         with engine.begin() as conn:
             # Fresh tables have no statistics until autovacuum gets to them; without them the planner picks
             # nested loops over thousands of grids and ownership rows (minutes instead of milliseconds).
-            conn.execute(sa.text("ANALYZE"))
+            db.analyze(conn)
         return summary
     finally:
         engine.dispose()

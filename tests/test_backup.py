@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from citygrid import backup
+from citygrid.backup import store as backup_store
 from citygrid.cases import service
 from citygrid.cases.intake import parse_report
 from citygrid.cli import cli
@@ -26,7 +27,8 @@ LON, LAT = 113.69, 34.745  # inside Guancheng (WGS84)
 
 def checksums(conn) -> dict[str, tuple[int, str]]:
     """Rows and checksum of the district's rows in every district table."""
-    return {t: backup._checksum(conn, t, backup._columns(conn, t), DISTRICT) for t in backup.district_tables(conn)}
+    return {t: backup_store.checksum(conn, t, backup_store.stored_columns(conn, t), DISTRICT)
+            for t in backup.district_tables(conn)}
 
 
 def assert_restored(conn, before: dict[str, tuple[int, str]]) -> None:

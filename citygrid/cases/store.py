@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from citygrid.cases.scope import CaseScope
 from citygrid.cases.workflow import CLOSED_STATES, OPEN_STATES
+from citygrid.spatial import db
 from citygrid.spatial.store import current_version_sql
 
 _CASE_COLUMNS = """c.case_id, c.district_code, c.idempotency_key, c.kind, c.scheme, c.class_code, c.description,
@@ -74,6 +75,12 @@ def open_duplicates(conn: Connection, district: str, kind: str, class_code: str,
              ORDER BY geom <-> ST_GeomFromWKB(:wkb, :srid), case_id LIMIT :limit"""
     ), {"d": district, "k": kind, "c": class_code, "wkb": wkb, "srid": srid, "r": radius_m, "h": hours,
         "at": at, "limit": limit}).scalars())
+
+
+def has_synthetic_cases(conn: Connection, district: str) -> bool:
+    """Whether the district holds any SYNTHETIC case (a demo's generated history)."""
+    return conn.execute(sa.text("SELECT 1 FROM cases WHERE district_code = :d AND synthetic LIMIT 1"),
+                        {"d": district}).first() is not None
 
 
 def case_by_key(conn: Connection, district: str | None, key: str) -> tuple[int, str | None] | None:
@@ -343,7 +350,7 @@ def class_keys(conn: Connection, scheme: str) -> set[tuple[str, str]]:
 def bulk_audit_off(conn: Connection, off: bool) -> None:
     """Turn the cases trigger's row-by-row audit off (``True``) or back on for this transaction: a historic
     caseload is audited once, as one operation."""
-    conn.execute(sa.text("SELECT set_config('citygrid.bulk', :v, true)"), {"v": "on" if off else "off"})
+    db.quiet_row_audit(conn, off)
 
 
 def insert_cases_bulk(conn: Connection, rows: list[dict[str, Any]], srid: int, now: dt.datetime) -> list[Any]:

@@ -227,6 +227,87 @@ def register_codes(conn: Connection, district: str, version_id: int, codes: Sequ
         ), {"d": district, "v": version_id, "kind": kind, "codes": list(retired)})
 
 
+# ------------------------------------------------------------------------------------------ ownership
+# The derivation ``ownership.derive_default_ownership`` describes, as SQL. Parties it needs, as (district, kind,
+# code, name, contact) rows; :enforcement_suffix, :enforcement_name and :supervision_prefix are its names.
+_DERIVED_PARTIES = (
+    """SELECT district_code, CASE level WHEN 'street' THEN 'street_office' ELSE 'community' END, code, name,
+              'derived from administrative codes'
+         FROM admin_areas WHERE district_code = :d""",
+    """SELECT district_code, 'team', code || CAST(:enforcement_suffix AS text),
+              regexp_replace(name, '办事处$', '') || CAST(:enforcement_name AS text),
+              'derived: one enforcement team per street'
+         FROM admin_areas WHERE district_code = :d AND level = 'street'""",
+    """SELECT district_code, 'team', CAST(:supervision_prefix AS text) || code, name,
+              'derived from the supervision partition'
+         FROM supervision_teams WHERE district_code = :d AND version_id = :v""",
+)
+
+# Per role: the (party kind, party code) each unit grid ``u`` of the version answers to.
+_ROLE_PARTY = {
+    "management": "SELECT 'street_office' AS kind, u.street_code AS code",
+    "responsibility": """SELECT CASE WHEN u.community_code IS NULL THEN 'street_office' ELSE 'community' END AS kind,
+                                coalesce(u.community_code, u.street_code) AS code""",
+    "enforcement": "SELECT 'team' AS kind, u.street_code || CAST(:enforcement_suffix AS text) AS code",
+    "supervision": """SELECT 'team' AS kind, CAST(:supervision_prefix AS text) || s.team_code AS code
+                        FROM supervision_grids s
+                       WHERE s.district_code = u.district_code AND s.version_id = u.version_id
+                         AND s.code = u.supervision_code""",
+}
+
+
+def insert_derived_parties(conn: Connection, district: str, version_id: int, *, enforcement_suffix: str,
+                           enforcement_name: str, supervision_prefix: str) -> None:
+    """Add the parties the derived ownership of the version names (street offices, communities, a street's
+    enforcement team: street code + ``enforcement_suffix``, street name + ``enforcement_name``; supervision
+    teams: ``supervision_prefix`` + team code); parties already there stay as they are."""
+    params = {"d": district, "v": version_id, "enforcement_suffix": enforcement_suffix,
+              "enforcement_name": enforcement_name, "supervision_prefix": supervision_prefix}
+    for select in _DERIVED_PARTIES:
+        conn.execute(sa.text(f"""INSERT INTO parties (district_code, kind, code, name, contact) {select}
+                                 ON CONFLICT (district_code, kind, code) DO NOTHING"""), params)
+
+
+def close_open_ownership(conn: Connection, district: str, version_id: int, role: str, start: Any) -> None:
+    """End at ``start`` (None: now) the open assignments in ``role`` of the version's unit grids that began
+    before it."""
+    conn.execute(sa.text(
+        """UPDATE grid_ownership o
+              SET valid = tstzrange(lower(o.valid), coalesce(CAST(:start AS timestamptz), now()))
+             FROM unit_grids u
+            WHERE o.district_code = :d AND o.grid_kind = 'unit' AND o.role = :role AND upper_inf(o.valid)
+              AND u.district_code = o.district_code AND u.version_id = :v AND u.code = o.grid_code
+              AND lower(o.valid) < coalesce(CAST(:start AS timestamptz), now())"""
+    ), {"d": district, "v": version_id, "role": role, "start": start})
+
+
+def assign_derived_owners(conn: Connection, district: str, version_id: int, role: str, start: Any, *,
+                          enforcement_suffix: str, supervision_prefix: str) -> int:
+    """Give each unit grid of the version without an owner in ``role`` from ``start`` (None: now) on its
+    derived party (``_ROLE_PARTY``), open-ended; returns how many grids were assigned."""
+    return conn.execute(sa.text(
+        f"""INSERT INTO grid_ownership (district_code, grid_kind, grid_code, role, party_id, valid)
+            SELECT u.district_code, 'unit', u.code, :role, p.party_id,
+                   tstzrange(coalesce(CAST(:start AS timestamptz), now()), NULL)
+              FROM unit_grids u
+              CROSS JOIN LATERAL ({_ROLE_PARTY[role]}) wanted
+              JOIN parties p ON p.district_code = u.district_code AND p.kind = wanted.kind
+                            AND p.code = wanted.code
+             WHERE u.district_code = :d AND u.version_id = :v
+               AND NOT EXISTS (SELECT 1 FROM grid_ownership o WHERE o.district_code = u.district_code
+                                 AND o.grid_kind = 'unit' AND o.grid_code = u.code AND o.role = :role
+                                 AND o.valid && tstzrange(coalesce(CAST(:start AS timestamptz), now()), NULL))"""
+    ), {"d": district, "v": version_id, "role": role, "start": start, "enforcement_suffix": enforcement_suffix,
+        "supervision_prefix": supervision_prefix}).rowcount
+
+
+def owned_roles(conn: Connection, district: str) -> set[str]:
+    """The roles some unit grid of the district has ever had an owner in."""
+    return set(conn.execute(sa.text(
+        "SELECT DISTINCT role FROM grid_ownership WHERE district_code = :d AND grid_kind = 'unit'"),
+        {"d": district}).scalars())
+
+
 # ------------------------------------------------------------------------------------------ web
 def grids_geojson(conn: Connection, *, district: str, version_id: int, kind: str,
                   bbox: tuple[float, float, float, float] | None, limit: int, offset: int,

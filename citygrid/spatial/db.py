@@ -263,6 +263,17 @@ def set_deployment_zone(conn: Connection, name: str) -> None:
     conn.execute(sa.text("SELECT set_config('TimeZone', :tz, false)"), {"tz": name})
 
 
+def quiet_row_audit(conn: Connection, quiet: bool) -> None:
+    """Quiet the row-by-row audit triggers for the rest of this transaction (``quiet``), or wake them again:
+    the session setting ``citygrid.bulk``, for bulk operations that are audited once, as one row."""
+    conn.execute(sa.text("SELECT set_config('citygrid.bulk', :v, true)"), {"v": "on" if quiet else "off"})
+
+
+def analyze(conn: Connection) -> None:
+    """Gather the planner's statistics of every table (fresh tables have none until autovacuum gets to them)."""
+    conn.execute(sa.text("ANALYZE"))
+
+
 def server_versions(conn: Connection) -> dict[str, str]:
     """PostgreSQL and PostGIS versions as reported by the server."""
     pg = conn.execute(sa.text("SHOW server_version")).scalar_one()

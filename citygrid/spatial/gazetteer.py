@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass
 
 import shapely
-import sqlalchemy as sa
 from rapidfuzz import fuzz, process
 from sqlalchemy.engine import Connection
+
+from citygrid.spatial import store
 
 MIN_SCORE = 90.0
 _SUFFIXES = re.compile(r"(街道办事处|地区办事处|办事处|社区居委会|居委会|村委会|委员会)$")
@@ -63,17 +64,10 @@ class Gazetteer:
 
     @classmethod
     def for_district(cls, conn: Connection, district: str) -> Gazetteer:
-        rows = conn.execute(sa.text(
-            """SELECT name, level AS kind, code, ST_X(point) AS x, ST_Y(point) AS y FROM admin_areas
-                WHERE district_code = :d
-               UNION ALL
-               SELECT name, 'road', min(CAST(line_id AS text)), ST_X(p), ST_Y(p)
-                 FROM (SELECT name, min(line_id) AS line_id,
-                              ST_ClosestPoint(ST_Collect(geom), ST_Centroid(ST_Collect(geom))) AS p
-                         FROM lines WHERE district_code = :d AND kind = 'road' AND name <> '' GROUP BY name) r
-                GROUP BY name, p"""
-        ), {"d": district}).mappings()
-        places = [Place(short_name(r["name"]), r["kind"], r["code"], r["x"], r["y"]) for r in rows]
+        """The streets, communities and named roads of ``district`` (``store.gazetteer_places``), points in
+        the deployment CRS."""
+        places = [Place(short_name(r["name"]), r["kind"], r["code"], r["x"], r["y"])
+                  for r in store.gazetteer_places(conn, district)]
         return cls(district, places)
 
     def locate(self, address: str) -> Match | None:

@@ -212,6 +212,24 @@ def insert_lines(conn: Connection, rows: Iterable[dict[str, Any]], srid: int) ->
         record_source(conn, district=district, kind=kind, source=source, licence=licence)
 
 
+# ------------------------------------------------------------------------------------------ gazetteer
+def gazetteer_places(conn: Connection, district: str) -> list[dict[str, Any]]:
+    """The district's named places for ``gazetteer.Gazetteer``: every street and community (``kind`` its level,
+    its own code, its point or None) and every named road (``kind`` 'road', code its first line's id, one point
+    on the road nearest the centre of its lines); ``x``/``y`` in the deployment CRS."""
+    rows = conn.execute(sa.text(
+        """SELECT name, level AS kind, code, ST_X(point) AS x, ST_Y(point) AS y FROM admin_areas
+            WHERE district_code = :d
+           UNION ALL
+           SELECT name, 'road', min(CAST(line_id AS text)), ST_X(p), ST_Y(p)
+             FROM (SELECT name, min(line_id) AS line_id,
+                          ST_ClosestPoint(ST_Collect(geom), ST_Centroid(ST_Collect(geom))) AS p
+                     FROM lines WHERE district_code = :d AND kind = 'road' AND name <> '' GROUP BY name) r
+            GROUP BY name, p"""
+    ), {"d": district}).mappings()
+    return [dict(r) for r in rows]
+
+
 # ------------------------------------------------------------------------------------------ data sources
 def record_source(conn: Connection, *, district: str, kind: str, source: str, licence: str = "",
                   synthetic: bool = False, job_id: str | None = None) -> None:

@@ -22,10 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from citygrid import codes
+from citygrid.backup import store
 from citygrid.components_survey.store import LOAD_PREFIX, RETIRED_PREFIX
 from citygrid.errors import Conflict, InvalidInput, SchemaMismatch
 from citygrid.spatial import db
@@ -43,17 +44,8 @@ SCRATCH_PREFIXES = (LOAD_PREFIX, RETIRED_PREFIX)
 def district_tables(conn: Connection) -> list[str]:
     """Tables with a ``district_code`` column, parents before children (foreign keys among them). A
     partitioned table counts once, under its own name (its partitions are where it keeps the rows)."""
-    tables = set(conn.execute(sa.text(
-        """SELECT c.relname FROM pg_class c
-             JOIN pg_namespace n ON n.oid = c.relnamespace
-             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'district_code' AND NOT a.attisdropped
-            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"""
-    )).scalars()) - set(SKIPPED)
-    tables = {t for t in tables if not t.startswith(SCRATCH_PREFIXES)}
-    edges = conn.execute(sa.text(
-        """SELECT DISTINCT child.relname, parent.relname FROM pg_constraint k
-             JOIN pg_class child ON child.oid = k.conrelid JOIN pg_class parent ON parent.oid = k.confrelid
-            WHERE k.contype = 'f'""")).all()
+    tables = {t for t in store.tables_with_district_code(conn) - set(SKIPPED) if not t.startswith(SCRATCH_PREFIXES)}
+    edges = store.foreign_keys(conn)
     parents = {t: {p for c, p in edges if c == t and p in tables and p != t} for t in tables}
     ordered: list[str] = []
     while parents:
@@ -66,23 +58,6 @@ def district_tables(conn: Connection) -> list[str]:
     return ordered
 
 
-def _columns(conn: Connection, table: str) -> list[str]:
-    """Stored columns in order (generated columns cannot be copied in)."""
-    return list(conn.execute(sa.text(
-        """SELECT column_name FROM information_schema.columns
-            WHERE table_schema = 'public' AND table_name = :t AND is_generated = 'NEVER'
-            ORDER BY ordinal_position"""), {"t": table}).scalars())
-
-
-def _checksum(conn: Connection, table: str, columns: list[str], district: str) -> tuple[int, str]:
-    """(rows, md5 of the rows' text in a stable order) of one district's rows in ``table``."""
-    listed = ", ".join(f'"{c}"' for c in columns)
-    row = conn.execute(sa.text(
-        f"""SELECT count(*), coalesce(md5(string_agg(r::text, E'\\n' ORDER BY r::text)), '')
-              FROM (SELECT {listed} FROM "{table}" WHERE district_code = :d) r"""), {"d": district}).one()
-    return int(row[0]), str(row[1])
-
-
 @contextmanager
 def _session_zone(conn: Connection, zone: object) -> Iterator[None]:
     """The session's TimeZone set to ``zone`` (a backup's ``checksum_timezone``) inside, then back as it was;
@@ -92,21 +67,17 @@ def _session_zone(conn: Connection, zone: object) -> Iterator[None]:
         return
     if not isinstance(zone, str) or not re.fullmatch(r"[A-Za-z0-9_+\-/:<>.,]{1,64}", zone) or ".." in zone:
         raise InvalidInput(f"the backup's checksum_timezone {str(zone)[:64]!r} is not a time zone name", field="file")
-    was = conn.execute(sa.text("SHOW TimeZone")).scalar_one()
+    was = store.session_timezone(conn)
     try:
         with conn.begin_nested():
-            conn.execute(sa.text("SELECT set_config('TimeZone', :z, true)"), {"z": zone})
-    except sa.exc.DBAPIError:
+            store.set_session_timezone(conn, zone)
+    except DBAPIError:
         raise InvalidInput(f"the backup's checksum_timezone {zone!r} is unknown to this PostgreSQL server",
                            field="file") from None
     try:
         yield
     finally:
-        conn.execute(sa.text("SELECT set_config('TimeZone', :z, true)"), {"z": was})
-
-
-def _raw(conn: Connection) -> Any:
-    return conn.connection.driver_connection
+        store.set_session_timezone(conn, was)
 
 
 def backup(conn: Connection, district: str, path: Path) -> dict[str, Any]:
@@ -114,26 +85,23 @@ def backup(conn: Connection, district: str, path: Path) -> dict[str, Any]:
     transaction (the CLI does) so every table comes from one snapshot."""
     # Before the snapshot is taken: a census import swaps partitions, which a snapshot taken earlier would see
     # as an empty census; holding this lock makes a swap wait for the backup (and the backup for a swap).
-    conn.execute(sa.text("LOCK TABLE components IN ACCESS SHARE MODE"))
-    if conn.execute(sa.text("SELECT 1 FROM districts WHERE district_code = :d"), {"d": district}).first() is None:
+    store.lock_components(conn)
+    if not store.district_exists(conn, district):
         raise InvalidInput(f"no district {district} in this database", field="district")
     # The checksums hash rows as text, and a time's text follows the session's zone (the deployment's): the
     # manifest says which, so a deployment that records another zone (or corrected its own) can verify them.
     manifest: dict[str, Any] = {"format": FORMAT, "district": district, "srid": db.deployment_srid(conn),
                                 "code_scheme": db.deployment_code_scheme(conn),
-                                "checksum_timezone": conn.execute(sa.text("SHOW TimeZone")).scalar_one(),
+                                "checksum_timezone": store.session_timezone(conn),
                                 "schema_revision": db.current_revision(conn), "tables": {}}
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for table in district_tables(conn):
-            columns = _columns(conn, table)
-            rows, checksum = _checksum(conn, table, columns, district)
-            listed = ", ".join(f'"{c}"' for c in columns)
-            with archive.open(f"{table}.copy", "w", force_zip64=True) as out, _raw(conn).cursor() as cursor, \
-                    cursor.copy(f'COPY (SELECT {listed} FROM "{table}" WHERE district_code = %s) TO STDOUT',
-                                (district,)) as copy:
-                for block in copy:
-                    out.write(bytes(block))
+            columns = store.stored_columns(conn, table)
+            rows, checksum = store.checksum(conn, table, columns, district)
+            with archive.open(f"{table}.copy", "w", force_zip64=True) as out:
+                for block in store.copy_out(conn, table, columns, district):
+                    out.write(block)
             manifest["tables"][table] = {"columns": columns, "rows": rows, "md5": checksum}
         archive.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
     return manifest
@@ -185,55 +153,34 @@ def restore(conn: Connection, path: Path, *, replace: bool = False) -> dict[str,
     unknown = sorted(set(manifest["tables"]) - set(tables))
     if unknown:
         raise InvalidInput(f"the backup has tables this database does not: {', '.join(unknown)}", field="file")
-    exists = conn.execute(sa.text("SELECT 1 FROM districts WHERE district_code = :d"), {"d": district}).first()
-    if exists and not replace:
+    if store.district_exists(conn, district) and not replace:
         raise Conflict(f"district {district} exists in this database; restore with --replace to overwrite it")
     # The rows are the backup's, audit history included: the row triggers stay quiet and one audit row says
     # who restored what.
-    conn.execute(sa.text("SELECT set_config('citygrid.bulk', 'on', true)"))
-    old_revisions = dict(conn.execute(sa.text(
-        "SELECT layer, revision FROM layer_revisions WHERE district_code = :d"), {"d": district}).all())
+    db.quiet_row_audit(conn, True)
+    old_revisions = store.layer_revisions(conn, district)
     for table in reversed(tables):
-        conn.execute(sa.text(f'DELETE FROM "{table}" WHERE district_code = :d'), {"d": district})
+        store.delete_district_rows(conn, table, district)
     restored: dict[str, int] = {}
     with zipfile.ZipFile(path) as archive:
         for table in tables:
             entry = manifest["tables"].get(table)
             if entry is None:
                 continue
-            listed = ", ".join(f'"{c}"' for c in entry["columns"])
-            with _raw(conn).cursor() as cursor, cursor.copy(f'COPY "{table}" ({listed}) FROM STDIN') as copy:
-                for block in _blocks(archive, f"{table}.copy"):
-                    copy.write(block)
+            store.copy_in(conn, table, entry["columns"], _blocks(archive, f"{table}.copy"))
             with _session_zone(conn, manifest.get("checksum_timezone")):
-                rows, checksum = _checksum(conn, table, entry["columns"], district)
+                rows, checksum = store.checksum(conn, table, entry["columns"], district)
             if (rows, checksum) != (entry["rows"], entry["md5"]):
                 raise InvalidInput(f"{table}: restored {rows} rows whose checksum differs from the backup's "
                                    f"({entry['rows']} rows): the file is damaged", field="file")
             restored[table] = rows
-    _advance_identities(conn, tables)
-    conn.execute(sa.text("SELECT set_config('citygrid.bulk', 'off', true)"))
+    store.advance_identities(conn, tables)
+    db.quiet_row_audit(conn, False)
     spatial_store.audit(conn, action="restore", object_kind="district", object_id=district, district=district,
                         after={"file": path.name, "rows": restored, "created_at": manifest.get("created_at")})
     for layer, value in old_revisions.items():
-        conn.execute(sa.text(
-            """INSERT INTO layer_revisions (district_code, layer, revision) VALUES (:d, :l, :r)
-               ON CONFLICT (district_code, layer) DO UPDATE
-               SET revision = GREATEST(layer_revisions.revision, EXCLUDED.revision), changed_at = now()"""),
-            {"d": district, "l": layer, "r": value + 1})
+        store.raise_layer_revision(conn, district, layer, value + 1)
     return {"district": district, "tables": restored, "rows": sum(restored.values())}
-
-
-def _advance_identities(conn: Connection, tables: list[str]) -> None:
-    """Move each identity sequence past the largest value now stored (restored rows kept their values)."""
-    identities = conn.execute(sa.text(
-        """SELECT table_name, column_name FROM information_schema.columns
-            WHERE table_schema = 'public' AND is_identity = 'YES' AND table_name = ANY(:t)"""),
-        {"t": tables}).all()
-    for table, column in identities:
-        conn.execute(sa.text(
-            f"""SELECT setval(pg_get_serial_sequence(:t, :c),
-                              GREATEST((SELECT max("{column}") FROM "{table}"), 1))"""), {"t": table, "c": column})
 
 
 def digest(path: Path) -> str:
