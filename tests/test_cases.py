@@ -37,7 +37,7 @@ def payload(**overrides):
     ({"lon": 39.93, "lat": 116.48}, "lat", "swapped"),
     ({"crs": "utm"}, "crs", "one of"),
     ({"kind": "thing"}, "kind", "component or event"),
-    ({"class_code": "01';--"}, "class_code", "class code of the scheme"),
+    ({"class_code": "01';--"}, "class_code", "must be 1–16 letters, digits, _ or -"),
     ({"class_code": None, "description": ""}, "class_code", "required unless a description"),
     ({"description": "x" * 2001}, "description", "longer than"),
     ({"description": "", "source": "hotline"}, "description", "required"),

@@ -8,6 +8,7 @@ islet too small to be a grid, a piece touching the main land at one point, and a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -64,6 +65,10 @@ def lonlat(x: float, y: float) -> tuple[float, float]:
     ("alnum", "district", "A"), ("alnum", "district", "ABCDEFGHIJKL"), ("alnum", "street", "BK01"),
     ("alnum", "community", "BK01-A"), ("alnum", "unit_grid", "NYCBKU000042"),
     ("alnum", "supervision_grid", "NYCBKS0017"), ("alnum", "team", "NYC-BKT03"),
+    ("cn-admin", "obj_id", "1101050101000001"), ("alnum", "obj_id", "NYCBK0101000001"),
+    ("alnum", "obj_id", "NYC-BK0101000001"), ("alnum", "class", "PTHL"), ("cn-admin", "class", "0102"),
+    ("cn-admin", "component_class", "0118"), ("alnum", "service_code", "311.10"),
+    ("cn-admin", "packaged_service_code", "E0102"),
 ])
 def test_well_formed_codes_of_each_scheme(scheme, kind, code):
     assert codes.scheme(scheme).problem(kind, code) is None
@@ -94,6 +99,15 @@ def test_well_formed_codes_of_each_scheme(scheme, kind, code):
     ("alnum", "unit_grid", "NYCBK000001", "U + 6 digits"),
     ("alnum", "unit_grid", "110105001001042", "U + 6 digits"),
     ("alnum", "team", "NYCBKT1", "T + 2 to 4 digits"),
+    ("cn-admin", "obj_id", "110105010100001", "16 digits (county 6 + class 4 + serial 6)"),
+    ("cn-admin", "obj_id", "NYCBK0101000001", "16 digits"),
+    ("alnum", "obj_id", "NYCBK010100001", "the district code + class 4 digits + serial 6 digits"),
+    ("alnum", "class", "01';--", "1–16 letters, digits, _ or -"),
+    ("alnum", "class", "_0102", "starting with a letter or digit"),
+    ("alnum", "class", "A" * 17, "at most 16"),
+    ("cn-admin", "component_class", "PTHL", "4 digits"),
+    ("alnum", "service_code", "a b", "white space"),
+    ("cn-admin", "packaged_service_code", "X0102", "E0102 (event) or C0101 (component)"),
 ])
 def test_bad_codes_are_refused_with_the_reason(scheme, kind, code, needle):
     reason = codes.scheme(scheme).problem(kind, code)
@@ -102,6 +116,71 @@ def test_bad_codes_are_refused_with_the_reason(scheme, kind, code, needle):
     with pytest.raises(InvalidInput) as err:
         codes.scheme(scheme).check(kind, code, field="code")
     assert err.value.details[0]["field"] == "code"
+
+
+# Codes of any scheme: whether each is a code of its kind in some scheme (what the OpenAPI document, which
+# does not depend on the deployment, must accept), one row per example.
+ANY_SCHEME_EXAMPLES = [
+    ("district", "110105", True), ("district", "NYC-BK", True), ("district", "nycbk", False),
+    ("district", "-BK", False), ("district", "ABCDEFGHIJKLM", False), ("district", "", False),
+    ("street", "110105001", True), ("street", "BK01", True), ("street", "BK 01", False),
+    ("community", "110105001001", True), ("community", "BK01-A", True), ("community", "BK01-", False),
+    ("unit_grid", "110105001001042", True), ("unit_grid", "NYCBKU000042", True), ("unit_grid", "NYCBK000042", False),
+    ("supervision_grid", "110105S0017", True), ("supervision_grid", "NYCBKS0017", True),
+    ("supervision_grid", "110105S17", False),
+    ("team", "110105T03", True), ("team", "NYCBKT0003", True), ("team", "110105T3", False),
+    ("obj_id", "1101050101000001", True), ("obj_id", "NYCBK0101000001", True), ("obj_id", "123", False),
+    ("obj_id", "nycbk0101000001", False),
+    ("class", "0102", True), ("class", "PTHL", True), ("class", "a_b-c", True), ("class", "01';--", False),
+    ("class", "-01", False), ("class", "A" * 17, False),
+    ("component_class", "0118", True), ("component_class", "118", False), ("component_class", "PTHL", False),
+    ("service_code", "E0102", True), ("service_code", "311.10", True), ("service_code", "a b", False),
+    ("service_code", ".x", False), ("service_code", "x" * 33, False),
+    ("packaged_service_code", "E0102", True), ("packaged_service_code", "C0101", True),
+    ("packaged_service_code", "X0102", False), ("packaged_service_code", "E102", False),
+]
+
+
+def test_every_format_of_the_table_has_examples_here_and_a_schema_in_the_openapi_document():
+    from citygrid.webmap.openapi import document
+
+    kinds = {*codes.KINDS, *codes.COMMON_KINDS}
+    assert {kind for kind, _, _ in ANY_SCHEME_EXAMPLES} == kinds
+    for kind, accepted in {(k, a) for k, _, a in ANY_SCHEME_EXAMPLES}:
+        assert (kind, not accepted) in {(k, a) for k, _, a in ANY_SCHEME_EXAMPLES}, kind  # good and bad
+    assert set(document()["components"]["schemas"]) == kinds
+
+
+def test_the_openapi_parameters_use_the_tables_formats():
+    """Each code parameter of the document carries its kind's pattern from the table."""
+    from citygrid.webmap.openapi import document
+
+    by_name = {"district": "district", "class_code": "class", "obj_id": "obj_id", "unit_grid": "unit_grid",
+               "team": "team", "service_code": "service_code"}
+    seen = set()
+    for item in document()["paths"].values():
+        for operation in item.values():
+            for param in operation["parameters"]:
+                kind = by_name.get(param["name"])
+                if kind is not None and param["in"] == "query":
+                    assert param["schema"]["pattern"] == codes.any_scheme_pattern(kind), param["name"]
+                    seen.add(param["name"])
+    assert seen == set(by_name) - {"obj_id"}  # the ObjID is a path parameter (below)
+    component = document()["paths"]["/api/v1/components/{obj_id}"]["get"]["parameters"][0]
+    assert component["schema"]["pattern"] == codes.any_scheme_pattern("obj_id")
+
+
+@pytest.mark.parametrize(("kind", "code", "accepted"), ANY_SCHEME_EXAMPLES)
+def test_the_openapi_document_and_the_python_check_agree(kind, code, accepted):
+    """The document's pattern (as JSON Schema applies it: a search, with ``maxLength``) accepts exactly what
+    the Python check of some scheme accepts."""
+    from citygrid.webmap.openapi import document
+
+    schema = document()["components"]["schemas"][kind]
+    by_document = re.search(schema["pattern"], code) is not None and len(code) <= schema["maxLength"]
+    by_python = any(scheme.problem(kind, code) is None for scheme in codes.SCHEMES.values())
+    assert by_document == by_python == accepted
+    assert (codes.problem(kind, code) is None) == accepted  # the any-scheme check used without a deployment
 
 
 def test_unknown_scheme_names_the_known_ones():
@@ -117,6 +196,8 @@ def test_grid_and_team_codes_name_their_district():
     assert alnum.district_of("unit_grid", "BKUU000042") == "BKU"  # the fixed tail decides
     assert alnum.district_of("supervision_grid", "NYC-BKS0001") == "NYC-BK"
     assert alnum.district_of("team", "NYCBKT0003") == "NYCBK"
+    assert alnum.district_of("obj_id", "BK010101000001") == "BK01" and cn.district_of("obj_id", "1101050101000001") \
+        == "110105"
     assert cn.supervision_code("NYCBK", 7) == "NYCBKS0007" and cn.team_code("NYCBK", 3) == "NYCBKT03"
     with pytest.raises(InvalidInput):
         alnum.district_of("unit_grid", "NYCBK")

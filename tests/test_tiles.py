@@ -172,7 +172,7 @@ def test_a_scoped_tile_is_made_with_the_scope_condition(bj):
     ("/tiles/cases/3/0/8.mvt", 400, "does not exist"),
     ("/tiles/roads/3/0/0.mvt", 404, "no tile layer"),
     ("/tiles/cases/14/1/1.mvt?colour=red", 400, "no parameter 'colour'"),
-    ("/tiles/cases/14/1/1.mvt?class_code=01';--", 400, "must be a class code"),
+    ("/tiles/cases/14/1/1.mvt?class_code=01';--", 400, "must be 1–16 letters, digits, _ or -"),
     ("/tiles/cases/14/1/1.mvt?status=open' OR 1=1--", 400, "status must be one of"),
     ("/tiles/unit_grids/14/1/1.mvt?status=open", 400, "takes no parameter"),
     ("/tiles/cases/14/1/1.mvt?open=yes", 400, "open must be one of"),

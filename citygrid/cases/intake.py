@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from citygrid.components_survey.ids import ANY_OBJID_PATTERN
-from citygrid.components_survey.taxonomy import CLASS_CODE, DEFAULT_SCHEME
+from citygrid import codes
+from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
 from citygrid.errors import InvalidInput
 from citygrid.loaders.plaintext import control_character
 from citygrid.spatial.timezones import localize
@@ -30,7 +30,6 @@ MAX_PHOTOS = 10
 # is a typo or an attack (it made every page's month slider overflow).
 EARLIEST_REPORT = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 _KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
-_OBJID = re.compile(rf"^{ANY_OBJID_PATTERN}$")  # the district code + 10 digits
 
 
 @dataclass(frozen=True)
@@ -138,9 +137,8 @@ def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: 
     kind = str(data.get("kind") or ("event" if class_code or not description else ""))
     if kind not in ("component", "event", ""):
         problems.append({"field": "kind", "reason": "must be component or event"})
-    if class_code and not CLASS_CODE.match(class_code):
-        problems.append({"field": "class_code", "reason": "must be a class code of the scheme: 1–16 letters, digits, "
-                                                          "_ or - (e.g. 0102)"})
+    if class_code and (reason := codes.problem("class", class_code)):
+        problems.append({"field": "class_code", "reason": reason})
     elif not class_code and not description:
         problems.append({"field": "class_code", "reason": "required unless a description is given to classify"})
     source = str(data.get("source") or default_source)
@@ -156,9 +154,8 @@ def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: 
         problems.append({"field": "photos", "reason": f"a list of at most {MAX_PHOTOS} references (≤ 500 chars)"})
         photos = []
     obj_id = data.get("component_obj_id") or None
-    if obj_id is not None and not _OBJID.match(str(obj_id)):
-        problems.append({"field": "component_obj_id",
-                         "reason": "must be a 16-digit ObjID (outside China: the district code + 10 digits)"})
+    if obj_id is not None and (reason := codes.problem("obj_id", str(obj_id))):  # of any scheme: no deployment here
+        problems.append({"field": "component_obj_id", "reason": reason})
     key = data.get("idempotency_key") or None
     if key is not None and not _KEY.match(str(key)):
         problems.append({"field": "idempotency_key", "reason": "1–100 characters of A–Z a–z 0–9 _ . : -"})

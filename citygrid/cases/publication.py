@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from citygrid import codes
 from citygrid.cases.workflow import CLOSED_STATES
-from citygrid.components_survey.taxonomy import CLASS_CODE
 from citygrid.errors import InvalidInput
 from citygrid.loaders import safeyaml
 
@@ -60,8 +60,8 @@ class Publication:
                                field="open311.yaml")
         sources = tuple(str(s) for s in data.get("sources", cls.sources))
         classes = tuple(str(c) for c in data.get("classes", ()))
-        bad = [c for c in classes
-               if c.partition("/")[0] not in ("event", "component") or not CLASS_CODE.match(c.partition("/")[2])]
+        bad = [c for c in classes if c.partition("/")[0] not in ("event", "component")
+               or not codes.COMMON["class"].matches(c.partition("/")[2])]
         if bad:
             raise InvalidInput(f"open311.yaml: class {bad[0]!r} must look like event/0102 (kind/class code of the "
                                "deployment's scheme)", field="open311.yaml")

@@ -12,9 +12,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-OBJID_PATTERN = r"[0-9]{16}"
-# An ObjID in a district of any code scheme (``codes``): the district code + class 4 digits + serial 6 digits.
-ANY_OBJID_PATTERN = r"[0-9A-Z](?:[0-9A-Z-]{0,10}[0-9A-Z])?[0-9]{10}"
+from citygrid import codes
+
+# The format of an ObjID comes from the one table of code formats: 16 digits in a 6-digit (county) district,
+# else the district code + ``codes.OBJ_ID_TAIL`` (class 4 digits + serial 6 digits).
+_COUNTY_OBJ_ID = codes.SCHEMES["cn-admin"].formats["obj_id"]
 
 
 def as_mask(values: pd.Series) -> np.ndarray:
@@ -29,10 +31,10 @@ def check_obj_ids(ids: pd.Series, classes: pd.Series, district: str) -> np.ndarr
     present = as_mask(ids != "")
     n = len(district)
     if district.isdigit() and n == 6:
-        bad_format = present & ~as_mask(ids.str.fullmatch(OBJID_PATTERN))
-        reasons[bad_format] = "ObjID must be 16 digits (county 6 + class 4 + serial 6)"
+        bad_format = present & ~as_mask(ids.str.fullmatch(_COUNTY_OBJ_ID.pattern.pattern))
+        reasons[bad_format] = f"ObjID must be {_COUNTY_OBJ_ID.text}"
     else:
-        tail = as_mask(ids.str.slice(n).str.fullmatch("[0-9]{10}"))
+        tail = as_mask(ids.str.slice(n).str.fullmatch(codes.OBJ_ID_TAIL))
         bad_format = present & ~(as_mask(ids.str.len() == n + 10) & tail)
         reasons[bad_format] = f"ObjID must be the district code {district} + class 4 digits + serial 6 digits"
     ok = present & ~bad_format

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy.engine import Connection, Engine
 
+from citygrid import codes
 from citygrid.components_survey.taxonomy import TaxonomyClass
 from citygrid.errors import Conflict
 
@@ -208,13 +209,10 @@ def lock_census(conn: Connection) -> None:
     conn.execute(sa.text(f"SELECT {_CENSUS_LOCK}"))
 
 
-_DDL_DISTRICT = re.compile(r"[0-9A-Z][0-9A-Z-]{0,11}")
-
-
 def _district_literal(district: str) -> str:
     """The district code as an SQL literal for DDL (partition bounds cannot be bound parameters): codes of
     every scheme (``codes``) are digits, upper-case letters and hyphens, so nothing needs escaping."""
-    if not _DDL_DISTRICT.fullmatch(district):
+    if not codes.any_scheme("district").matches(district):
         raise ValueError(f"district code must be digits, upper-case letters and hyphens: {district!r}")
     return f"'{district}'"
 

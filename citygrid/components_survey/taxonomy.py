@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from citygrid import codes
 from citygrid.errors import InvalidInput
 from citygrid.loaders import safeyaml
 from citygrid.loaders.plaintext import control_character
@@ -25,17 +26,16 @@ DEFAULT_SCHEME_TITLE = (
     "CJ/T 214-2007 / GB/T 30428.2-2013 component and event classes as implemented by deployed systems "
     "(reconstructed from public code and local documents, not from the standard's text)"
 )
-_CODE = re.compile(r"^[0-9]{4}$")
+_CODE = re.compile(codes.any_scheme_pattern("component_class"))
 _MAJOR = re.compile(r"^[0-9]{2}$")
 REQUIRED_COLUMNS = ("major_code", "major_name", "minor_code", "minor_name")
 
-# A class code of any scheme: 1–16 letters, digits, "_" or "-", starting with a letter or digit (the packaged
-# scheme's are 4 digits, major + minor). Component classes keep 4 digits in every scheme: a component's ObjID
-# embeds its class code (components_survey.ids).
-CLASS_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")
-CLASS_CODE_PATTERN = CLASS_CODE.pattern
+# A class code of any scheme, and a component class code and Open311 service code, as the one table of code
+# formats has them (``citygrid.codes.COMMON``), anchored. Component classes keep 4 digits in every scheme: a
+# component's ObjID embeds its class code (components_survey.ids).
+CLASS_CODE = re.compile(codes.any_scheme_pattern("class"))
 GROUP_CODE = re.compile(r"^[A-Za-z0-9_-]{0,16}$")
-SERVICE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+SERVICE_CODE = re.compile(codes.any_scheme_pattern("service_code"))
 SCHEME_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 MAX_SCHEME_BYTES = 1024 * 1024
 MAX_CLASSES = 2000

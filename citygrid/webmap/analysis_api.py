@@ -9,14 +9,13 @@ import io
 from flask import Blueprint, Response, jsonify, request
 
 from citygrid.cases.workflow import STATES
-from citygrid.components_survey.taxonomy import CLASS_CODE
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.gridding import store as grid_store
 from citygrid.spatial.analysis import store as analysis_store
 from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
 from citygrid.webmap.heavy import heavy
-from citygrid.webmap.params import choice_arg, district_code, period_args
+from citygrid.webmap.params import choice_arg, district_code, optional_code_arg, period_args
 
 bp = Blueprint("analysis_v1", __name__, url_prefix="/api/v1")
 FIELDS = ("code", "name", "cases", "area_km2", "cases_per_km2", "components", "cases_per_100_components")
@@ -58,9 +57,7 @@ def caseload():
 
 
 def _case_filters() -> dict:
-    class_code = request.args.get("class_code") or None
-    if class_code is not None and not CLASS_CODE.match(class_code):
-        raise InvalidInput("class_code must be a class code: 1–16 letters, digits, _ or -", field="class_code")
+    class_code = optional_code_arg("class", "class_code")
     synthetic = choice_arg("synthetic", ("true", "false"))
     start, end = period_args()  # inclusive dates: start=end is one day
     return {"start": start, "end": end, "kind": choice_arg("kind", ("event", "component")),

@@ -10,12 +10,19 @@ from citygrid.cases import store as case_store
 from citygrid.cases.intake import parse_report
 from citygrid.cases.scope import action_scope, read_scope
 from citygrid.cases.workflow import STATES, TRANSITIONS
-from citygrid.components_survey.taxonomy import CLASS_CODE
 from citygrid.errors import Forbidden, InvalidInput
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import connection, zone
-from citygrid.webmap.params import bbox_arg, choice_arg, code_arg, int_arg, optional_district_arg, period_args
+from citygrid.webmap.params import (
+    bbox_arg,
+    choice_arg,
+    code_arg,
+    int_arg,
+    optional_code_arg,
+    optional_district_arg,
+    period_args,
+)
 
 bp = Blueprint("cases_v1", __name__, url_prefix="/api/v1/cases")
 MAX_PAGE = 1000
@@ -91,9 +98,7 @@ def list_cases():
     GeoJSON), ``offset``; ``format`` json (full cases) or geojson (points with what a map popup shows). Only
     the cases the caller may read (``cases.scope``): a supervisor's own grids, a unit's party's cases."""
     district = optional_district_arg()
-    class_code = request.args.get("class_code") or None
-    if class_code is not None and not CLASS_CODE.match(class_code):
-        raise InvalidInput("class_code must be a class code: 1–16 letters, digits, _ or -", field="class_code")
+    class_code = optional_code_arg("class", "class_code")
     team = request.args.get("team") or None
     if team is not None:
         code_arg("team", team, "team")

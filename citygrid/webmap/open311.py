@@ -12,17 +12,16 @@ Open311, with the spec's fields only. POST answers the new request's grid codes 
 from __future__ import annotations
 
 import hashlib
-import re
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from citygrid import codes
 from citygrid.cases import service
 from citygrid.cases import store as case_store
 from citygrid.cases.intake import parse_report
 from citygrid.cases.publication import Publication, request_view
 from citygrid.cases.workflow import CLOSED_STATES, OPEN_STATES
 from citygrid.components_survey import store as survey_store
-from citygrid.components_survey.taxonomy import SERVICE_CODE
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap import ratelimit
@@ -31,20 +30,17 @@ from citygrid.webmap.context import connection, zone
 from citygrid.webmap.params import bbox_arg, choice_arg, int_arg, period_args
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
-_SERVICE = re.compile(r"^([CE])([0-9]{4})$")
 
 
 def _find_service(conn, code: str | None) -> dict | None:
     """The active scheme's service with ``code`` (None when there is none); ``InvalidInput`` for a code that
-    cannot be one: the scheme's own codes follow ``taxonomy.SERVICE_CODE``, the packaged scheme's look like
-    E0102 (event) or C0101 (component)."""
+    cannot be one (``citygrid.codes``): a scheme's own codes are ``service_code``s, the packaged scheme's look
+    like E0102 (event) or C0101 (component)."""
     scheme = service.active_scheme(conn)
-    if survey_store.has_own_service_codes(conn, scheme):
-        if not SERVICE_CODE.match(code or ""):
-            raise InvalidInput("service_code must be one of the codes services.json lists (1–32 letters, digits, "
-                               "_ . or -)", field="service_code")
-    elif not _SERVICE.match(code or ""):
-        raise InvalidInput("service_code must look like E0102 (event) or C0101 (component)", field="service_code")
+    kind = "service_code" if survey_store.has_own_service_codes(conn, scheme) else "packaged_service_code"
+    reason = codes.problem(kind, code)
+    if reason is not None:
+        raise InvalidInput(f"{reason}; services.json lists the codes this city offers", field="service_code")
     found = survey_store.open311_services(conn, scheme, code)
     return found[0] if found else None
 

@@ -13,24 +13,33 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 
 from citygrid import __version__
-from citygrid.codes import SCHEMES, any_scheme_pattern
-from citygrid.components_survey.ids import ANY_OBJID_PATTERN
-from citygrid.components_survey.taxonomy import CLASS_CODE_PATTERN
+from citygrid.codes import COMMON_KINDS, KINDS, SCHEMES, any_scheme, any_scheme_pattern
 from citygrid.webmap.auth import access_of, public
 
 bp = Blueprint("openapi", __name__)
 
-# Codes of any code scheme (citygrid.codes); the deployment accepts those of its own scheme only (400 otherwise).
+
+def code_schema(kind: str) -> dict[str, Any]:
+    """The schema of a ``kind`` code of any code scheme, from the one table of formats (``citygrid.codes``);
+    the deployment accepts those of its own scheme only (400 otherwise)."""
+    fmt = any_scheme(kind)
+    return {"type": "string", "pattern": any_scheme_pattern(kind), "maxLength": fmt.max_length,
+            "description": f"a {fmt.label}: {fmt.text}"}
+
+
+# Every format of the table, published as a named schema; the parameters below use them.
+CODES = {kind: code_schema(kind) for kind in (*KINDS, *COMMON_KINDS)}
 _SCHEMES = "code schemes: " + "; ".join(f"{s.name}: {s.title}" for s in SCHEMES.values())
-DISTRICT = {"type": "string", "pattern": any_scheme_pattern("district"), "example": "110105",
-            "description": _SCHEMES}
-UNIT_GRID = {"type": "string", "pattern": any_scheme_pattern("unit_grid"),
-             "description": "cn-admin: 15 digits; alnum: the district code + U + 6 digits"}
+DISTRICT = {**CODES["district"], "example": "110105", "description": _SCHEMES}
+UNIT_GRID = CODES["unit_grid"]
 GRID = {"type": "string", "pattern": "^(?:" + any_scheme_pattern("unit_grid")[1:-1] + "|"
         + any_scheme_pattern("supervision_grid")[1:-1] + ")$",
+        "maxLength": max(any_scheme(k).max_length for k in ("unit_grid", "supervision_grid")),
         "description": "a unit-grid code, or a supervision-grid code (the district code + S + 4 digits)"}
-CLASS = {"type": "string", "pattern": CLASS_CODE_PATTERN}
-OBJ_ID_PATTERN = f"^{ANY_OBJID_PATTERN}$"  # an ObjID in a district of any code scheme
+TEAM = CODES["team"]
+CLASS = CODES["class"]
+OBJ_ID = CODES["obj_id"]
+SERVICE = CODES["service_code"]  # a scheme's own; the packaged scheme's (E0102, C0101) are of this form too
 STATUSES = ["reported", "verified", "accepted", "rejected", "dispatched", "fed_back", "checked", "closed",
             "evaluated"]
 DATE = {"type": "string", "format": "date"}
@@ -74,7 +83,7 @@ REPORT = {"type": "object", "properties": {
     "description": {"type": "string", "maxLength": 2000}, "address": {"type": "string", "maxLength": 300},
     "source": {"type": "string", "enum": ["supervisor", "hotline", "citizen", "open311", "camera", "import"]},
     "photos": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
-    "component_obj_id": {"type": "string", "pattern": OBJ_ID_PATTERN}, "reported_at": {"type": "string"},
+    "component_obj_id": OBJ_ID, "reported_at": {"type": "string"},
     "idempotency_key": {"type": "string"}}}
 
 
@@ -158,7 +167,7 @@ def document() -> dict[str, Any]:
         "/api/v1/cases": {
             "get": _op("cases by filters", [*CASE_FILTERS, _q("bbox", {"type": "string"}),
                                             _q("open", {"type": "string", "enum": ["true", "false"]}),
-                                            _q("team", {"type": "string"}), _q("unit_grid", UNIT_GRID),
+                                            _q("team", TEAM), _q("unit_grid", UNIT_GRID),
                                             _q("format", {"type": "string", "enum": ["json", "geojson"]}),
                                             _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
                                             _q("offset", {"type": "integer", "minimum": 0})]),
@@ -191,7 +200,7 @@ def document() -> dict[str, Any]:
             _q("lon", {"type": "number"}, True), _q("lat", {"type": "number"}, True),
             _q("within_m", {"type": "number", "minimum": 0.1, "maximum": 200})])},
         "/api/v1/components/{obj_id}": {"get": _op("a component and its history", [
-            _p("obj_id", {"type": "string", "pattern": OBJ_ID_PATTERN})])},
+            _p("obj_id", OBJ_ID)])},
         "/tiles/{layer}/{z}/{x}/{y}.mvt": {"get": _op("a vector tile", [
             _p("layer", {"type": "string", "enum": ["unit_grids", "supervision_grids", "components", "cases"]}),
             _p("z", {"type": "integer", "minimum": 0, "maximum": 22}), _p("x", {"type": "integer", "minimum": 0}),
@@ -200,14 +209,14 @@ def document() -> dict[str, Any]:
         "/tiles/{layer}.json": {"get": _op("TileJSON of a layer", [
             _p("layer", {"type": "string", "enum": ["unit_grids", "supervision_grids", "components", "cases"]})])},
         "/open311/v2/services.json": {"get": _op("Open311 services")},
-        "/open311/v2/services/{code}.json": {"get": _op("one Open311 service", [_p("code", {"type": "string"})])},
+        "/open311/v2/services/{code}.json": {"get": _op("one Open311 service", [_p("code", SERVICE)])},
         "/open311/v2/requests.json": {
-            "get": _op("Open311 requests", [_q("service_code", {"type": "string"}),
+            "get": _op("Open311 requests", [_q("service_code", SERVICE),
                                             _q("status", {"type": "string", "enum": ["open", "closed"]}),
                                             _q("start_date", {"type": "string"}), _q("end_date", {"type": "string"}),
                                             _q("bbox", {"type": "string"})]),
             "post": _op("create an Open311 request (rate-limited: 429)", body={"type": "object", "properties": {
-                "service_code": {"type": "string"}, "lat": {"type": "string"}, "long": {"type": "string"},
+                "service_code": SERVICE, "lat": {"type": "string"}, "long": {"type": "string"},
                 "description": {"type": "string"}, "address_string": {"type": "string"}}},
                 ok=("200", "201", "429"), form=True)},
         "/open311/v2/requests/{request_id}.json": {"get": _op("one Open311 request", [
@@ -237,7 +246,8 @@ def document() -> dict[str, Any]:
                      "description": "Gridded urban management on PostGIS: districts, grids, cases, components, "
                                     "caseload, tiles, Open311 GeoReport v2. Errors are JSON {error, message, "
                                     "details}."},
-            "components": {"securitySchemes": SECURITY_SCHEMES},
+            "components": {"securitySchemes": SECURITY_SCHEMES,
+                           "schemas": dict(CODES)},
             "security": [{"bearer": []}, {"session": []}],
             "paths": paths}
 

@@ -7,6 +7,7 @@ import re
 
 from flask import request
 
+from citygrid import codes
 from citygrid.errors import InvalidInput
 from citygrid.periods import period
 from citygrid.spatial.timezones import instant
@@ -21,13 +22,20 @@ def district_code(code: str | None, field: str = "district") -> str:
 
 
 def code_arg(kind: str, code: str | None, field: str) -> str:
-    """``code`` if it is a well-formed ``kind`` code (district, unit_grid, supervision_grid, team) of the
-    deployment's code scheme; ``InvalidInput`` saying what is wrong with it otherwise."""
-    scheme = code_scheme()
+    """``code`` if it is a well-formed ``kind`` code (``citygrid.codes``: district, unit_grid, supervision_grid,
+    team, obj_id of the deployment's code scheme; class, service_code … of every scheme alike, which need no
+    database); ``InvalidInput`` saying what is wrong with it otherwise."""
+    scheme = None if kind in codes.COMMON else code_scheme()
+    fmt = codes.COMMON[kind] if scheme is None else scheme.formats[kind]
     if not code:
-        text = scheme.formats[kind].text
-        raise InvalidInput(f"{field} is required (a {kind.replace('_', ' ')} code: {text})", field=field)
-    return scheme.check(kind, code, field)
+        raise InvalidInput(f"{field} is required (a {fmt.label}: {fmt.text})", field=field)
+    return codes.check(kind, code, field) if scheme is None else scheme.check(kind, code, field)
+
+
+def optional_code_arg(kind: str, name: str) -> str | None:
+    """The query argument ``name`` as a ``kind`` code (``code_arg``), or None when it is absent or empty."""
+    raw = request.args.get(name) or None
+    return None if raw is None else code_arg(kind, raw, name)
 
 
 def optional_district_arg(name: str = "district") -> str | None:

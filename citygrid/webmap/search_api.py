@@ -14,7 +14,6 @@ from citygrid.accounts.roles import ANY_ROLE
 from citygrid.cases import store as case_store
 from citygrid.cases.scope import read_scope
 from citygrid.components_survey import store as survey_store
-from citygrid.components_survey.ids import ANY_OBJID_PATTERN
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.gridding import store as grid_store
 from citygrid.spatial.crs import to_lonlat
@@ -22,10 +21,9 @@ from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.gazetteer import Gazetteer
 from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import code_scheme, connection
-from citygrid.webmap.params import district_code
+from citygrid.webmap.params import code_arg, district_code
 
 bp = Blueprint("search_v1", __name__, url_prefix="/api/v1")
-_OBJ_ID = re.compile(rf"^{ANY_OBJID_PATTERN}$")
 _CASE_ID = re.compile(r"^#?([0-9]{1,12})$")
 MAX_QUERY = 100
 
@@ -52,7 +50,7 @@ def search():
             centre = shapely.geometry.shape(grid["geometry"]).representative_point()
             results.append({"kind": f"{grid['properties']['kind']}_grid", "id": query, "label": query,
                             "lon": centre.x, "lat": centre.y, "geometry": grid["geometry"]})
-        elif _OBJ_ID.match(query) and (versions := survey_store.component_history(conn, query)):
+        elif scheme.matches("obj_id", query) and (versions := survey_store.component_history(conn, query)):
             newest = versions[0]
             results.append({"kind": "component", "id": query, "label": f"{newest['class_name'] or ''} {query}",
                             "lon": newest["lon"], "lat": newest["lat"], "current": newest["valid_to"] is None})
@@ -101,9 +99,7 @@ def component_near():
 @allow(*ANY_ROLE)
 def component(obj_id: str):
     """A component by ObjID: its current (or last) version, every version (newest first) and its case count."""
-    if not _OBJ_ID.match(obj_id):
-        raise InvalidInput(f"component ID {obj_id!r} must be a district code + 10 digits (in China 16 digits)",
-                           field="obj_id")
+    code_arg("obj_id", obj_id, "obj_id")
     with connection() as conn:
         versions = survey_store.component_history(conn, obj_id)
     if not versions:

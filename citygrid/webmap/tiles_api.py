@@ -13,16 +13,14 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.cases.scope import read_scope
 from citygrid.cases.workflow import CLOSED_STATES
-from citygrid.components_survey.taxonomy import CLASS_CODE
 from citygrid.errors import InvalidInput
 from citygrid.spatial import tiles
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import backend, connection
-from citygrid.webmap.params import choice_arg
+from citygrid.webmap.params import choice_arg, code_arg
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
-_CLASS = CLASS_CODE
 _STATUSES = ("reported", "verified", "accepted", "rejected", "dispatched", "fed_back", "checked", "closed",
              "evaluated")
 MVT_TYPE = "application/vnd.mapbox-vector-tile"
@@ -36,9 +34,7 @@ def _filters(layer: tiles.TileLayer) -> dict[str, object]:
                            + (f"; it takes {', '.join(sorted(accepted))}" if accepted else ""), field=unknown[0])
     filters: dict[str, object] = {}
     if "class_code" in request.args:
-        if not _CLASS.match(request.args["class_code"]):
-            raise InvalidInput("class_code must be a class code: 1–16 letters, digits, _ or -", field="class_code")
-        filters["class_code"] = request.args["class_code"]
+        filters["class_code"] = code_arg("class", request.args["class_code"], "class_code")
     if "status" in request.args:
         filters["status"] = choice_arg("status", _STATUSES)
     if "open" in request.args and choice_arg("open", ("true", "false")) == "true":
