@@ -13,6 +13,7 @@ from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.engine import Connection
 
 from citygrid.cases.publication import Publication
+from citygrid.cases.rules import CaseRules
 from citygrid.config import Settings
 from citygrid.errors import Unavailable
 from citygrid.spatial import db
@@ -82,6 +83,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["citygrid_intake_buckets"] = TokenBuckets()  # per-client limits of the public intake
     settings = app.config.get("CITYGRID_SETTINGS") or Settings.from_env()
     app.extensions["citygrid_open311"] = Publication.from_data_dir(settings.data_dir)  # what Open311 GET shows
+    app.extensions["citygrid_case_rules"] = CaseRules.load(settings.data_dir)  # read once: webmap.context.case_rules
     register_error_handlers(app)
     app.before_request(_limit_body)
     auth.install(app)

@@ -17,6 +17,7 @@ import click
 from sqlalchemy.engine import Connection
 
 from citygrid import __version__, deploy
+from citygrid.cases.rules import CaseRules
 from citygrid.config import Settings
 from citygrid.districts import import_areas, import_district, import_lines
 from citygrid.errors import (
@@ -602,7 +603,7 @@ def cases_classify(ctx: click.Context, text: str, kind: str | None) -> None:
     with _transaction(settings) as conn:
         scheme = active_scheme(conn)
         classes = survey_store.taxonomy(conn, scheme=scheme, kind=kind)
-    model = None if kind else settings.data_dir / "models" / f"{scheme}.joblib"
+    model = None if kind else CaseRules.load(settings.data_dir).model_path(scheme)
     _echo_json({"scheme": scheme, **classifier_for(classes, model).classify(text).as_dict()})
 
 
@@ -614,12 +615,14 @@ def cases_escalate(ctx: click.Context, district: str | None) -> None:
     from citygrid.cases import service as case_service
     from citygrid.cases import store as case_store
 
+    settings = _settings(ctx)
+    rules = CaseRules.load(settings.data_dir)
     escalated, skipped = [], []
-    with _transaction(_settings(ctx)) as conn:
+    with _transaction(settings) as conn:
         for case_id in case_store.overdue_ids(conn, district):
             try:
                 with conn.begin_nested():
-                    case_service.transition(conn, case_id, "escalate", actor="system", role="system",
+                    case_service.transition(conn, rules, case_id, "escalate", actor="system", role="system",
                                             note="overdue")
                 escalated.append(case_id)
             except Conflict:
@@ -731,7 +734,7 @@ def cases_train(ctx: click.Context) -> None:
         rows = case_store.labelled_texts(conn, scheme)
     names = {r[1]: r[2] for r in rows}
     _echo_json(train([r[0] for r in rows], [r[1] for r in rows], names,
-                     settings.data_dir / "models" / f"{scheme}.joblib"))
+                     CaseRules.load(settings.data_dir).model_path(scheme)))
 
 
 # ------------------------------------------------------------------------------------------ demo, status, serve

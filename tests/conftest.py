@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy.engine import Connection, Engine
 
 from citygrid import deploy
+from citygrid.cases.rules import CaseRules
 from citygrid.config import Settings
 from citygrid.spatial import db
 from citygrid.spatial.cluster import EmbeddedCluster
@@ -31,6 +32,13 @@ def server_settings() -> Settings:
     if not settings.database_url:
         EmbeddedCluster(settings).start()
     return settings
+
+
+@pytest.fixture(scope="session")
+def case_rules() -> CaseRules:
+    """The case rules of the configured data directory (``data/`` unless ``CITYGRID_DATA_DIR``), read once,
+    as the app and the CLI read them; tests that need other rules pass ``dataclasses.replace(case_rules, …)``."""
+    return CaseRules.load(Settings.from_env().data_dir)
 
 
 @contextmanager

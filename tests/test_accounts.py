@@ -144,15 +144,16 @@ def test_the_actor_and_role_come_from_the_account_not_the_body(client_as, bj):
     assert unit.post(url, json={"action": "feed_back", "note": "已清理"}).status_code == 200
 
 
-def test_service_refuses_a_role_the_step_does_not_allow(bj):
+def test_service_refuses_a_role_the_step_does_not_allow(case_rules, bj):
     from citygrid.cases import service
     from citygrid.cases.intake import parse_report
     from citygrid.errors import Forbidden
 
-    case, _ = service.submit(bj, parse_report({"lon": LON, "lat": LAT, "kind": "event", "class_code": "0102",
-                                               "description": "垃圾", "source": "hotline"}))
+    case, _ = service.submit(bj, case_rules,
+                             parse_report({"lon": LON, "lat": LAT, "kind": "event", "class_code": "0102",
+                                           "description": "垃圾", "source": "hotline"}))
     with pytest.raises(Forbidden, match="acceptor"):
-        service.transition(bj, case["case_id"], "accept", actor="x", role="supervisor")
+        service.transition(bj, case_rules, case["case_id"], "accept", actor="x", role="supervisor")
 
 
 # ------------------------------------------------------------------------------------------ supervisor scope

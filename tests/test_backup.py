@@ -42,12 +42,13 @@ def assert_restored(conn, before: dict[str, tuple[int, str]]) -> None:
     assert tuple(last)[:3] == ("restore", "district", DISTRICT) and last.actor
 
 
-def add_activity(conn) -> None:
+def add_activity(conn, case_rules) -> None:
     """Cases with events and a component, so every kind of row is in the backup."""
     for i, code in enumerate(("0102", "0505", "0201")):
-        case, _ = service.submit(conn, parse_report({"lon": LON + i * 0.003, "lat": LAT, "class_code": code,
-                                                     "description": f"备份测试{i}", "source": "supervisor"}))
-        service.transition(conn, case["case_id"], "accept", actor="a", role="acceptor")
+        report = parse_report({"lon": LON + i * 0.003, "lat": LAT, "class_code": code,
+                               "description": f"备份测试{i}", "source": "supervisor"})
+        case, _ = service.submit(conn, case_rules, report)
+        service.transition(conn, case_rules, case["case_id"], "accept", actor="a", role="acceptor")
     conn.execute(sa.text(
         """INSERT INTO components (district_code, obj_id, scheme, class_code, obj_name, attrs, geom)
            VALUES (:d, '4101040118000001', 'cjt214', '0118', '路灯 "东"', '{"k": [1, 2]}',
@@ -55,8 +56,8 @@ def add_activity(conn) -> None:
         {"d": DISTRICT, "lon": LON, "lat": LAT})
 
 
-def test_restore_over_the_district_gives_back_every_row(zz, tmp_path):
-    add_activity(zz)
+def test_restore_over_the_district_gives_back_every_row(case_rules, zz, tmp_path):
+    add_activity(zz, case_rules)
     before = checksums(zz)
     assert before["cases"][0] == 3 and before["unit_grids"][0] > 3000 and before["components"][0] == 1
     manifest = backup.backup(zz, DISTRICT, tmp_path / "gc.zip")
@@ -70,8 +71,8 @@ def test_restore_over_the_district_gives_back_every_row(zz, tmp_path):
     assert_restored(zz, before)
     # identity values were kept and the sequences moved past them: a new case gets a new number
     biggest = zz.execute(sa.text("SELECT max(case_id) FROM cases")).scalar_one()
-    case, _ = service.submit(zz, parse_report({"lon": LON, "lat": LAT + 0.004, "class_code": "0103",
-                                               "description": "新案件", "source": "supervisor"}))
+    case, _ = service.submit(zz, case_rules, parse_report({"lon": LON, "lat": LAT + 0.004, "class_code": "0103",
+                                                           "description": "新案件", "source": "supervisor"}))
     assert case["case_id"] > biggest
 
 
@@ -110,11 +111,11 @@ def test_damaged_and_foreign_files_are_refused_and_change_nothing(zz, tmp_path):
         assert checksums(zz) == before, path.name
 
 
-def test_cli_round_trip_into_a_fresh_database(zhengzhou_db, server_settings, tmp_path):
+def test_cli_round_trip_into_a_fresh_database(case_rules, zhengzhou_db, server_settings, tmp_path):
     source_engine = db.make_engine(db.database_url(zhengzhou_db))
     try:
         with source_engine.begin() as conn:
-            add_activity(conn)
+            add_activity(conn, case_rules)
         file = tmp_path / "guancheng.zip"
         made = CliRunner().invoke(cli, ["--database", zhengzhou_db.database, "backup", DISTRICT, "-o", str(file)])
         assert made.exit_code == 0, made.output

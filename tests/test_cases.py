@@ -3,6 +3,8 @@ concurrency, Open311 GeoReport v2."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import shapely
@@ -11,6 +13,7 @@ import sqlalchemy as sa
 from citygrid.cases import service
 from citygrid.cases.escalation import EscalationRules
 from citygrid.cases.intake import parse_report
+from citygrid.cases.rules import DispatchRules
 from citygrid.cases.workflow import TRANSITIONS, allowed_actions, next_state
 from citygrid.errors import Conflict, InvalidInput
 from citygrid.spatial import crs
@@ -62,8 +65,8 @@ def test_all_problems_reported_at_once():
 
 
 # ------------------------------------------------------------------------------------------ geocoding
-def test_report_is_placed_in_grid_supervision_grid_street_community(bj):
-    case, outcome = service.submit(bj, parse_report(payload()))
+def test_report_is_placed_in_grid_supervision_grid_street_community(case_rules, bj):
+    case, outcome = service.submit(bj, case_rules, parse_report(payload()))
     assert outcome == "created" and case["status"] == "reported" and case["district_code"] == "110105"
     assert len(case["unit_grid_code"]) == 15 and case["supervision_code"].startswith("110105S")
     assert case["street_code"] and case["unit_grid_code"][6:9] == case["street_code"][6:9]
@@ -75,22 +78,23 @@ def test_report_is_placed_in_grid_supervision_grid_street_community(bj):
     assert [e["action"] for e in case["events"]] == ["report"]
 
 
-def test_gcj02_report_lands_at_the_same_place(bj):
-    wgs, _ = service.submit(bj, parse_report(payload()))
-    gcj, _ = service.submit(bj, parse_report(payload(lon=GCJ_LON, lat=GCJ_LAT, crs="gcj02", class_code="0103")))
+def test_gcj02_report_lands_at_the_same_place(case_rules, bj):
+    wgs, _ = service.submit(bj, case_rules, parse_report(payload()))
+    gcj, _ = service.submit(bj, case_rules,
+                            parse_report(payload(lon=GCJ_LON, lat=GCJ_LAT, crs="gcj02", class_code="0103")))
     assert abs(gcj["lon"] - LON) < 1e-6 and abs(gcj["lat"] - LAT) < 1e-6
     assert gcj["unit_grid_code"] == wgs["unit_grid_code"]
 
 
-def test_point_outside_every_district_says_how_far(bj):
+def test_point_outside_every_district_says_how_far(case_rules, bj):
     with pytest.raises(InvalidInput, match=r"m outside the nearest district") as err:
-        service.submit(bj, parse_report(payload(lon=116.2, lat=39.9)))
+        service.submit(bj, case_rules, parse_report(payload(lon=116.2, lat=39.9)))
     assert err.value.details[0]["field"] == "lon"
 
 
-def test_unknown_class_is_refused(bj):
+def test_unknown_class_is_refused(case_rules, bj):
     with pytest.raises(InvalidInput, match="unknown event class 0999"):
-        service.submit(bj, parse_report(payload(class_code="0999")))
+        service.submit(bj, case_rules, parse_report(payload(class_code="0999")))
 
 
 def test_boundary_rule_smallest_code_wins():
@@ -118,39 +122,39 @@ def test_grid_index_agrees_with_postgis_contains(bj):
 
 
 # ------------------------------------------------------------------------------------------ idempotency, duplicates
-def test_idempotency_key_never_creates_a_second_case(bj):
-    first, outcome1 = service.submit(bj, parse_report(payload(idempotency_key="app-42:abc")))
-    again, outcome2 = service.submit(bj, parse_report(payload(idempotency_key="app-42:abc")))
+def test_idempotency_key_never_creates_a_second_case(case_rules, bj):
+    first, outcome1 = service.submit(bj, case_rules, parse_report(payload(idempotency_key="app-42:abc")))
+    again, outcome2 = service.submit(bj, case_rules, parse_report(payload(idempotency_key="app-42:abc")))
     assert (outcome1, outcome2) == ("created", "existing") and first["case_id"] == again["case_id"]
     with pytest.raises(Conflict, match="different report"):  # the same key with another body is not a retry
-        service.submit(bj, parse_report(payload(idempotency_key="app-42:abc", description="重试")))
+        service.submit(bj, case_rules, parse_report(payload(idempotency_key="app-42:abc", description="重试")))
 
 
-def test_a_retried_duplicate_report_is_linked_once(bj):
-    first, _ = service.submit(bj, parse_report(payload(lon=LON + 0.011)))
+def test_a_retried_duplicate_report_is_linked_once(case_rules, bj):
+    first, _ = service.submit(bj, case_rules, parse_report(payload(lon=LON + 0.011)))
     retry = payload(lon=LON + 0.0111, description="又一堆", idempotency_key="dup-retry-1")
-    linked, outcome = service.submit(bj, parse_report(retry))
-    again, again_outcome = service.submit(bj, parse_report(retry))
+    linked, outcome = service.submit(bj, case_rules, parse_report(retry))
+    again, again_outcome = service.submit(bj, case_rules, parse_report(retry))
     assert (outcome, again_outcome) == ("duplicate", "existing")
     assert linked["case_id"] == again["case_id"] == first["case_id"]
     assert [e["action"] for e in again["events"]].count("duplicate_report") == 1
 
 
-def test_same_class_nearby_is_linked_not_duplicated(bj):
-    first, _ = service.submit(bj, parse_report(payload()))
-    near, outcome = service.submit(bj, parse_report(payload(lon=LON + 0.0002, description="又一堆")))
+def test_same_class_nearby_is_linked_not_duplicated(case_rules, bj):
+    first, _ = service.submit(bj, case_rules, parse_report(payload()))
+    near, outcome = service.submit(bj, case_rules, parse_report(payload(lon=LON + 0.0002, description="又一堆")))
     assert outcome == "duplicate" and near["case_id"] == first["case_id"]
     assert [e["action"] for e in near["events"]] == ["report", "duplicate_report"]
-    other_class, outcome = service.submit(bj, parse_report(payload(class_code="0104")))
-    far, outcome_far = service.submit(bj, parse_report(payload(lon=LON + 0.01)))
+    other_class, outcome = service.submit(bj, case_rules, parse_report(payload(class_code="0104")))
+    far, outcome_far = service.submit(bj, case_rules, parse_report(payload(lon=LON + 0.01)))
     assert outcome == "created" and outcome_far == "created"
     assert len({first["case_id"], other_class["case_id"], far["case_id"]}) == 3
 
 
-def test_component_report_links_the_component_named(bj):
+def test_component_report_links_the_component_named(case_rules, bj):
     with pytest.raises(InvalidInput, match="no current component"):
-        service.submit(bj, parse_report(payload(kind="component", class_code="0101",
-                                                component_obj_id="1101050101999999")))
+        service.submit(bj, case_rules, parse_report(payload(kind="component", class_code="0101",
+                                                            component_obj_id="1101050101999999")))
 
 
 # ------------------------------------------------------------------------------------------ workflow
@@ -165,12 +169,12 @@ def test_state_machine_tables():
     assert all(t.sources for t in TRANSITIONS.values())
 
 
-def test_full_loop_with_rework_and_reopen(bj):
-    case, _ = service.submit(bj, parse_report(payload()))
+def test_full_loop_with_rework_and_reopen(case_rules, bj):
+    case, _ = service.submit(bj, case_rules, parse_report(payload()))
     steps = [("accept", "acceptor"), ("dispatch", "dispatcher"), ("feed_back", "unit"), ("check_fail", "supervisor"),
              ("feed_back", "unit"), ("check_pass", "supervisor"), ("close", "acceptor"), ("reopen", "acceptor")]
     for action, role in steps:
-        case = service.transition(bj, case["case_id"], action, actor=f"{role}-1", role=role, note=action)
+        case = service.transition(bj, case_rules, case["case_id"], action, actor=f"{role}-1", role=role, note=action)
     assert case["status"] == "accepted" and case["row_version"] == 1 + len(steps)
     events = case["events"]
     assert [e["action"] for e in events] == ["report"] + [a for a, _ in steps] + ["escalate"]  # reopen rule
@@ -178,18 +182,19 @@ def test_full_loop_with_rework_and_reopen(bj):
     assert all(e["actor"] and e["at"] for e in events)
 
 
-def test_invalid_transition_is_a_conflict_and_changes_nothing(bj):
-    case, _ = service.submit(bj, parse_report(payload()))
+def test_invalid_transition_is_a_conflict_and_changes_nothing(case_rules, bj):
+    case, _ = service.submit(bj, case_rules, parse_report(payload()))
     with pytest.raises(Conflict):
-        service.transition(bj, case["case_id"], "close", actor="a", role="acceptor")
+        service.transition(bj, case_rules, case["case_id"], "close", actor="a", role="acceptor")
     assert service.case_view(bj, case["case_id"])["status"] == "reported"
 
 
-def test_stale_version_is_a_conflict(bj):
-    case, _ = service.submit(bj, parse_report(payload()))
-    service.transition(bj, case["case_id"], "accept", actor="a", role="acceptor", expected_version=1)
+def test_stale_version_is_a_conflict(case_rules, bj):
+    case, _ = service.submit(bj, case_rules, parse_report(payload()))
+    service.transition(bj, case_rules, case["case_id"], "accept", actor="a", role="acceptor", expected_version=1)
     with pytest.raises(Conflict, match="changed meanwhile"):
-        service.transition(bj, case["case_id"], "dispatch", actor="b", role="dispatcher", expected_version=1)
+        service.transition(bj, case_rules,
+                           case["case_id"], "dispatch", actor="b", role="dispatcher", expected_version=1)
 
 
 # ------------------------------------------------------------------------------------------ HTTP
@@ -289,12 +294,12 @@ def test_open311_bad_filters(client, query):
     assert client.get(f"/open311/v2/requests.json?{query}").status_code == 400
 
 
-def test_two_concurrent_changes_one_wins_one_conflicts(beijing_engine):
+def test_two_concurrent_changes_one_wins_one_conflicts(case_rules, beijing_engine):
     """Two transactions change the same case at once: exactly one succeeds, the other gets 409 (Conflict)."""
     import threading
 
     with beijing_engine.begin() as conn:
-        case, _ = service.submit(conn, parse_report(payload(lon=LON + 0.02, idempotency_key="race-1")))
+        case, _ = service.submit(conn, case_rules, parse_report(payload(lon=LON + 0.02, idempotency_key="race-1")))
     results: list[str] = []
     barrier = threading.Barrier(2)
 
@@ -302,7 +307,7 @@ def test_two_concurrent_changes_one_wins_one_conflicts(beijing_engine):
         try:
             with beijing_engine.begin() as conn:
                 barrier.wait()
-                service.transition(conn, case["case_id"], action, actor=action, role="acceptor")
+                service.transition(conn, case_rules, case["case_id"], action, actor=action, role="acceptor")
             results.append("ok")
         except Conflict:
             results.append("conflict")
@@ -346,28 +351,29 @@ def test_cell_table_fast_path_equals_exact_path(bj):
 
 
 # ------------------------------------------------------------------------------------------ dispatch, escalation
-def test_owners_at_report_time_and_dispatch_to_the_street_office(bj):
-    case, _ = service.submit(bj, parse_report(payload()))
+def test_owners_at_report_time_and_dispatch_to_the_street_office(case_rules, bj):
+    case, _ = service.submit(bj, case_rules, parse_report(payload()))
     owners = case["owners"]
     assert owners["management"]["kind"] == "street_office" and owners["management"]["code"] == case["street_code"]
     assert owners["responsibility"]["code"] in (case["community_code"], case["street_code"])
-    service.transition(bj, case["case_id"], "accept", actor="a", role="acceptor")
-    dispatched = service.transition(bj, case["case_id"], "dispatch", actor="d", role="dispatcher")
+    service.transition(bj, case_rules, case["case_id"], "accept", actor="a", role="acceptor")
+    dispatched = service.transition(bj, case_rules, case["case_id"], "dispatch", actor="d", role="dispatcher")
     assert dispatched["attrs"]["dispatched_to"]["code"] == case["street_code"]
     assert dispatched["attrs"]["dispatched_to"]["rule"] == "grid management"
 
 
-def test_store_queries_keep_to_a_case_scope(bj):
+def test_store_queries_keep_to_a_case_scope(case_rules, bj):
     """One scope condition for get, list, deadlines and the scope check: a team's grids, a party's dispatched
     cases (in its district), their union, everything, or nothing."""
     from citygrid.cases import store
     from citygrid.cases.scope import CaseScope
     from citygrid.errors import Forbidden
 
-    case, _ = service.submit(bj, parse_report(payload()))
+    case, _ = service.submit(bj, case_rules, parse_report(payload()))
     cid = case["case_id"]
-    service.transition(bj, cid, "accept", actor="a", role="acceptor")
-    party = service.transition(bj, cid, "dispatch", actor="d", role="dispatcher")["attrs"]["dispatched_to"]["code"]
+    service.transition(bj, case_rules, cid, "accept", actor="a", role="acceptor")
+    party = service.transition(bj, case_rules,
+                               cid, "dispatch", actor="d", role="dispatcher")["attrs"]["dispatched_to"]["code"]
     team = bj.execute(sa.text("SELECT team_code FROM supervision_grids WHERE code = :c"),
                       {"c": case["supervision_code"]}).scalar_one()
     own_team, own_party = CaseScope(team=team), CaseScope(party=party, district="110105")
@@ -395,35 +401,35 @@ def test_store_queries_keep_to_a_case_scope(bj):
     assert cid not in {c["case_id"] for c in store.deadline_lists(bj, None, 4.0, 100, strangers[2])["due_soon"]}
 
 
-def test_dispatch_override_and_missing_owner(bj):
-    case, _ = service.submit(bj, parse_report(payload()))
-    service.transition(bj, case["case_id"], "accept", actor="a", role="acceptor")
-    rules = {"rules": {"event": "management"}, "overrides": {"event/0102": {"kind": "department", "code": "SW"}}}
+def test_dispatch_override_and_missing_owner(case_rules, bj):
+    case, _ = service.submit(bj, case_rules, parse_report(payload()))
+    service.transition(bj, case_rules, case["case_id"], "accept", actor="a", role="acceptor")
+    rules = DispatchRules(rules={"event": "management"}, overrides={"event/0102": {"kind": "department", "code": "SW"}})
     with pytest.raises(Conflict, match="unknown party SW"):
-        service.responsible_party(bj, service.case_view(bj, case["case_id"]), rules)
+        service.responsible_party(bj, rules, service.case_view(bj, case["case_id"]))
     bj.execute(sa.text("INSERT INTO parties (district_code, kind, code, name) VALUES ('110105', 'department', 'SW', "
                        "'环卫中心')"))
-    assert service.responsible_party(bj, service.case_view(bj, case["case_id"]), rules)["name"] == "环卫中心"
+    assert service.responsible_party(bj, rules, service.case_view(bj, case["case_id"]))["name"] == "环卫中心"
     bj.execute(sa.text("DELETE FROM grid_ownership WHERE grid_code = :g"), {"g": case["unit_grid_code"]})
     with pytest.raises(Conflict, match="no responsible party"):
-        service.responsible_party(bj, service.case_view(bj, case["case_id"]), {"rules": {}, "overrides": {}})
+        service.responsible_party(bj, DispatchRules(rules={}), service.case_view(bj, case["case_id"]))
 
 
-def test_escalation_climbs_levels_and_stops_at_district(bj):
-    case, _ = service.submit(bj, parse_report(payload()))
-    service.transition(bj, case["case_id"], "accept", actor="a", role="acceptor")
+def test_escalation_climbs_levels_and_stops_at_district(case_rules, bj):
+    case, _ = service.submit(bj, case_rules, parse_report(payload()))
+    service.transition(bj, case_rules, case["case_id"], "accept", actor="a", role="acceptor")
     with pytest.raises(Conflict):
-        service.transition(bj, case["case_id"], "close", actor="a", role="acceptor")
-    one = service.transition(bj, case["case_id"], "escalate", actor="system", role="system")
-    two = service.transition(bj, case["case_id"], "escalate", actor="system", role="system")
+        service.transition(bj, case_rules, case["case_id"], "close", actor="a", role="acceptor")
+    one = service.transition(bj, case_rules, case["case_id"], "escalate", actor="system", role="system")
+    two = service.transition(bj, case_rules, case["case_id"], "escalate", actor="system", role="system")
     assert (one["attrs"]["level"], two["attrs"]["level"]) == ("street", "district")
     assert two["status"] == "accepted" and two["events"][-1]["note"] == "street -> district"
     with pytest.raises(Conflict, match="already handled at district"):
-        service.transition(bj, case["case_id"], "escalate", actor="system", role="system")
+        service.transition(bj, case_rules, case["case_id"], "escalate", actor="system", role="system")
 
 
-def test_derived_owners_in_all_four_roles(bj):
-    case, _ = service.submit(bj, parse_report(payload()))
+def test_derived_owners_in_all_four_roles(case_rules, bj):
+    case, _ = service.submit(bj, case_rules, parse_report(payload()))
     owners = case["owners"]
     assert set(owners) == {"management", "responsibility", "enforcement", "supervision"}
     assert owners["enforcement"]["kind"] == "team" and owners["enforcement"]["name"].endswith("综合执法队")
@@ -433,67 +439,67 @@ def test_derived_owners_in_all_four_roles(bj):
     assert owners["supervision"]["name"] == team
 
 
-def test_report_without_a_class_is_classified_and_flagged_for_review(bj):
-    case, outcome = service.submit(bj, parse_report(payload(class_code=None, kind=None,
-                                                            description="路口有小贩摆摊卖水果")))
+def test_report_without_a_class_is_classified_and_flagged_for_review(case_rules, bj):
+    case, outcome = service.submit(bj, case_rules, parse_report(payload(class_code=None, kind=None,
+                                                                        description="路口有小贩摆摊卖水果")))
     assert outcome == "created" and (case["kind"], case["class_code"]) == ("event", "0501")
     classification = case["attrs"]["classification"]
     assert classification["by"] == "taxonomy" and len(classification["top"]) == 3
     assert classification["top"][0]["code"] == "0501"
     assert classification["needs_review"] == (classification["top"][0]["probability"] < service.REVIEW_BELOW)
-    fixed = service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
+    fixed = service.transition(bj, case_rules, case["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
                                class_code="0504")
     assert (fixed["class_code"], fixed["status"]) == ("0504", "reported")
     assert fixed["attrs"]["classification"]["needs_review"] is False
     assert fixed["events"][-1]["note"] == "event/0501 -> event/0504"
     with pytest.raises(InvalidInput, match="unknown event class '9999'"):
-        service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", class_code="9999")
+        service.transition(bj, case_rules, case["case_id"], "reclassify", actor="a", role="acceptor", class_code="9999")
     with pytest.raises(InvalidInput, match="kind must be"):
-        service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", kind="x",
+        service.transition(bj, case_rules, case["case_id"], "reclassify", actor="a", role="acceptor", kind="x",
                            class_code="0102")
 
 
-def test_component_kind_given_limits_classification(bj):
-    case, _ = service.submit(bj, parse_report(payload(class_code=None, kind="component",
-                                                      description="井盖丢失了很危险")))
+def test_component_kind_given_limits_classification(case_rules, bj):
+    case, _ = service.submit(bj, case_rules, parse_report(payload(class_code=None, kind="component",
+                                                                  description="井盖丢失了很危险")))
     assert (case["kind"], case["class_code"]) == ("component", "0101")
 
 
-def test_reclassify_is_refused_after_dispatch(bj):
-    case, _ = service.submit(bj, parse_report(payload()))
+def test_reclassify_is_refused_after_dispatch(case_rules, bj):
+    case, _ = service.submit(bj, case_rules, parse_report(payload()))
     for action, role in (("accept", "acceptor"), ("dispatch", "dispatcher")):
-        service.transition(bj, case["case_id"], action, actor="a", role=role)
+        service.transition(bj, case_rules, case["case_id"], action, actor="a", role=role)
     with pytest.raises(Conflict, match="'reclassify' is not allowed on a dispatched case"):
-        service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", class_code="0103")
+        service.transition(bj, case_rules, case["case_id"], "reclassify", actor="a", role="acceptor", class_code="0103")
 
 
-def test_emergency_classes_start_at_district_level(bj):
-    emergency, _ = service.submit(bj, parse_report(payload(class_code="0401", description="路面塌陷")))
-    ordinary, _ = service.submit(bj, parse_report(payload(class_code="0505", description="乱停车")))
+def test_emergency_classes_start_at_district_level(case_rules, bj):
+    emergency, _ = service.submit(bj, case_rules, parse_report(payload(class_code="0401", description="路面塌陷")))
+    ordinary, _ = service.submit(bj, case_rules, parse_report(payload(class_code="0505", description="乱停车")))
     assert emergency["attrs"]["level"] == "district" and ordinary["attrs"]["level"] == "community"
 
 
-def test_repeated_hand_backs_and_a_reopening_escalate_by_rule(bj):
-    case, _ = service.submit(bj, parse_report(payload()))
+def test_repeated_hand_backs_and_a_reopening_escalate_by_rule(case_rules, bj):
+    case, _ = service.submit(bj, case_rules, parse_report(payload()))
     cid = case["case_id"]
     steps = [("accept", "acceptor"), ("dispatch", "dispatcher"), ("hand_back", "unit"), ("dispatch", "dispatcher"),
              ("hand_back", "unit")]
     for action, role in steps:
-        case = service.transition(bj, cid, action, actor="a", role=role)
+        case = service.transition(bj, case_rules, cid, action, actor="a", role=role)
     assert case["attrs"]["level"] == "street"
     last = case["events"][-1]
     assert (last["action"], last["actor"]) == ("escalate", "system") and "hand_back 2 time(s)" in last["note"]
     for action, role in (("dispatch", "dispatcher"), ("feed_back", "unit"), ("check_pass", "supervisor"),
                          ("close", "acceptor"), ("reopen", "acceptor")):
-        case = service.transition(bj, cid, action, actor="a", role=role)
+        case = service.transition(bj, case_rules, cid, action, actor="a", role=role)
     assert case["attrs"]["level"] == "district" and case["status"] == "accepted"
 
 
-def test_no_rule_no_escalation(bj):
-    case, _ = service.submit(bj, parse_report(payload()))
+def test_no_rule_no_escalation(case_rules, bj):
+    case, _ = service.submit(bj, case_rules, parse_report(payload()))
     for action, role in (("accept", "acceptor"), ("dispatch", "dispatcher"), ("hand_back", "unit")):
-        case = service.transition(bj, case["case_id"], action, actor="a", role=role,
-                                  escalation=EscalationRules())
+        case = service.transition(bj, replace(case_rules, escalation=EscalationRules()), case["case_id"], action,
+                                  actor="a", role=role)
     assert case["attrs"]["level"] == "community"
 
 
@@ -538,7 +544,7 @@ def test_gazetteer(bj, address, name, located):
         assert match.place.name == name and (match.place.x is not None) == located and 0 < match.confidence <= 1
 
 
-def test_duplicate_place_names_are_ambiguous(bj):
+def test_duplicate_place_names_are_ambiguous(case_rules, bj):
     from citygrid.spatial.gazetteer import Gazetteer
 
     bj.execute(sa.text("UPDATE admin_areas SET point = ST_SetSRID(ST_MakePoint(460000, 4420000), 4548) "
@@ -546,12 +552,13 @@ def test_duplicate_place_names_are_ambiguous(bj):
     match = Gazetteer.for_district(bj, "110105").locate("楼梓庄村口")
     assert match.ambiguous
     with pytest.raises(InvalidInput, match="more than one place"):
-        service.submit(bj, parse_report({"address": "楼梓庄村口", "class_code": "0102", "description": "x"}))
+        service.submit(bj, case_rules,
+                       parse_report({"address": "楼梓庄村口", "class_code": "0102", "description": "x"}))
 
 
-def test_report_located_by_address(bj):
-    case, _ = service.submit(bj, parse_report({"address": "朝阳区南郎家园小区门口", "class_code": "0102",
-                                               "description": "暴露垃圾", "source": "hotline"}))
+def test_report_located_by_address(case_rules, bj):
+    case, _ = service.submit(bj, case_rules, parse_report({"address": "朝阳区南郎家园小区门口", "class_code": "0102",
+                                                           "description": "暴露垃圾", "source": "hotline"}))
     located = case["attrs"]["located_by"]
     assert located["place"] == "南郎家园社区" and located["confidence"] > 0.5
     assert case["community_code"] is not None and case["unit_grid_code"]

@@ -113,45 +113,47 @@ def test_trained_model_knows_its_vocabulary(tmp_path):
     assert "no known vocabulary" in model.classify("The street light is broken").reason
 
 
-def test_report_that_cannot_be_classified_is_stored_without_a_class_for_review(bj):
+def test_report_that_cannot_be_classified_is_stored_without_a_class_for_review(case_rules, bj):
     from citygrid.cases import service
     from citygrid.cases.intake import parse_report
 
     report = {"lon": 116.48, "lat": 39.93, "description": "There is a huge pothole on the corner", "source": "citizen"}
-    case, outcome = service.submit(bj, parse_report(report))
+    case, outcome = service.submit(bj, case_rules, parse_report(report))
     assert outcome == "created" and case["class_code"] is None and case["kind"] == "event"
     classification = case["attrs"]["classification"]
     assert classification["needs_review"] is True and classification["unclassified"] is True
     assert "no known vocabulary" in classification["reason"] and classification["top"] == []
-    service.transition(bj, case["case_id"], "accept", actor="a", role="acceptor")
+    service.transition(bj, case_rules, case["case_id"], "accept", actor="a", role="acceptor")
     with pytest.raises(Conflict, match="no class yet"):
-        service.transition(bj, case["case_id"], "dispatch", actor="a", role="dispatcher")
-    fixed = service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
+        service.transition(bj, case_rules, case["case_id"], "dispatch", actor="a", role="dispatcher")
+    fixed = service.transition(bj, case_rules, case["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
                                class_code="0110")
     assert fixed["class_code"] == "0110" and fixed["events"][-1]["note"] == "unclassified -> event/0110"
-    assert service.transition(bj, case["case_id"], "dispatch", actor="a", role="dispatcher")["status"] == "dispatched"
+    assert service.transition(bj, case_rules,
+                              case["case_id"], "dispatch", actor="a", role="dispatcher")["status"] == "dispatched"
 
 
-def test_a_case_reclassified_as_an_emergency_starts_at_the_emergencys_level(bj):
+def test_a_case_reclassified_as_an_emergency_starts_at_the_emergencys_level(case_rules, bj):
     """Escalation rules give each class the level its cases start at (data/escalation.yaml: 突发事件 at
     district level). A report whose text could not be classified starts at community level; reclassified as a
     road collapse (0401) it stayed there, so the district command centre never saw it."""
     from citygrid.cases import service
     from citygrid.cases.intake import parse_report
 
-    case, _ = service.submit(bj, parse_report({"lon": 116.48, "lat": 39.93, "source": "citizen",
-                                               "description": "The road has caved in near the bridge"}))
+    case, _ = service.submit(bj, case_rules, parse_report({"lon": 116.48, "lat": 39.93, "source": "citizen",
+                                                           "description": "The road has caved in near the bridge"}))
     assert case["class_code"] is None and case["attrs"]["level"] == "community"
-    fixed = service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
+    fixed = service.transition(bj, case_rules, case["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
                                class_code="0401")
     assert fixed["attrs"]["level"] == "district"
     # Never lowered: a case already raised keeps its level when reclassified as an ordinary class.
-    lowered = service.transition(bj, case["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
+    lowered = service.transition(bj, case_rules,
+                                 case["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
                                  class_code="0102")
     assert lowered["attrs"]["level"] == "district"
 
 
-def test_the_classifier_is_never_trained_on_its_own_guesses(bj):
+def test_the_classifier_is_never_trained_on_its_own_guesses(case_rules, bj):
     """Training texts are classes people gave or confirmed: a class the classifier chose itself and nobody
     confirmed used to be learnt back as if it were a label, reinforcing its own mistakes."""
     from citygrid.cases import service
@@ -159,12 +161,14 @@ def test_the_classifier_is_never_trained_on_its_own_guesses(bj):
     from citygrid.cases.intake import parse_report
 
     base = {"lon": 116.48, "source": "citizen"}
-    service.submit(bj, parse_report({**base, "lat": 39.930, "class_code": "0118", "kind": "component",
-                                     "description": "路灯不亮 given"}))
-    guessed, _ = service.submit(bj, parse_report({**base, "lat": 39.932, "description": "路灯坏了 guessed"}))
-    corrected, _ = service.submit(bj, parse_report({**base, "lat": 39.934, "description": "路灯倒了 corrected"}))
+    service.submit(bj, case_rules, parse_report({**base, "lat": 39.930, "class_code": "0118", "kind": "component",
+                                                 "description": "路灯不亮 given"}))
+    guessed, _ = service.submit(bj, case_rules,
+                                parse_report({**base, "lat": 39.932, "description": "路灯坏了 guessed"}))
+    corrected, _ = service.submit(bj, case_rules,
+                                  parse_report({**base, "lat": 39.934, "description": "路灯倒了 corrected"}))
     assert guessed["class_code"] and "classification" in guessed["attrs"]
-    service.transition(bj, corrected["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
+    service.transition(bj, case_rules, corrected["case_id"], "reclassify", actor="a", role="acceptor", kind="event",
                        class_code="0110")
     texts = {t for t, _, _ in case_store.labelled_texts(bj, "cjt214")}
     assert {"路灯不亮 given", "路灯倒了 corrected"} <= texts and "路灯坏了 guessed" not in texts
@@ -224,17 +228,18 @@ def test_english_scheme_does_not_guess_other_subjects(bj, nyc_scheme, text):
     assert verdict.best is None and verdict.reason
 
 
-def test_intake_files_reports_in_the_active_scheme(bj, nyc_scheme):
+def test_intake_files_reports_in_the_active_scheme(case_rules, bj, nyc_scheme):
     from citygrid.cases import service
     from citygrid.cases.intake import parse_report
 
     base = {"lon": 116.48, "lat": 39.93, "source": "citizen"}
-    case, _ = service.submit(bj, parse_report({**base, "description": "Pothole on 5th Ave"}))
+    case, _ = service.submit(bj, case_rules, parse_report({**base, "description": "Pothole on 5th Ave"}))
     assert (case["scheme"], case["class_code"], case["class_name"]) == ("nyc311", "PTHL", "Pothole")
-    given, _ = service.submit(bj, parse_report({**base, "lat": 39.931, "class_code": "GRFT", "description": "tag"}))
+    given, _ = service.submit(bj, case_rules,
+                              parse_report({**base, "lat": 39.931, "class_code": "GRFT", "description": "tag"}))
     assert given["class_code"] == "GRFT" and given["scheme"] == "nyc311"
     with pytest.raises(InvalidInput, match="unknown event class 0102 in scheme nyc311"):
-        service.submit(bj, parse_report({**base, "class_code": "0102", "description": "垃圾"}))
+        service.submit(bj, case_rules, parse_report({**base, "class_code": "0102", "description": "垃圾"}))
 
 
 def _scheme_file(tmp_path, name: str, content: str | bytes):

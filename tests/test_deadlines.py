@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -10,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from citygrid.cases import service
-from citygrid.cases.calendar import DeadlineRule, DeadlineTable, WorkingCalendar, load_rules
+from citygrid.cases.calendar import DeadlineRule, DeadlineTable, WorkingCalendar
 from citygrid.cases.intake import parse_report
+from citygrid.cases.rules import CaseRules
 from citygrid.errors import InvalidInput
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +55,8 @@ def test_bad_calendar_requests(call, needle):
 
 
 def test_shipped_rules_load(tmp_path):
-    table, calendar = load_rules(REPO / "data")
+    rules = CaseRules.load(REPO / "data")
+    table, calendar = rules.deadlines, rules.calendar
     assert table.rule_for("event", "0102").working_hours == 4
     assert table.rule_for("event", "0599").working_days == 5
     assert calendar.is_working_day(dt.date(2026, 11, 23))
@@ -65,12 +68,14 @@ def test_shipped_rules_load(tmp_path):
         WorkingCalendar.from_yaml(tmp_path / "calendar.yaml")
 
 
-def test_dispatch_sets_the_deadline_and_overdue_lists(bj, client):
-    rules = (DeadlineTable(defaults={}, classes={"event/0102": DeadlineRule(working_hours=4)}), WorkingCalendar())
-    case, _ = service.submit(bj, parse_report({"lon": 116.47, "lat": 39.95, "kind": "event", "class_code": "0102",
-                                               "description": "暴露垃圾"}))
-    case = service.transition(bj, case["case_id"], "accept", actor="a", role="acceptor")
-    case = service.transition(bj, case["case_id"], "dispatch", actor="d", role="dispatcher", rules=rules)
+def test_dispatch_sets_the_deadline_and_overdue_lists(case_rules, bj, client):
+    four_hours = DeadlineTable(defaults={}, classes={"event/0102": DeadlineRule(working_hours=4)})
+    rules = replace(case_rules, deadlines=four_hours, calendar=WorkingCalendar())
+    case, _ = service.submit(bj, case_rules,
+                             parse_report({"lon": 116.47, "lat": 39.95, "kind": "event", "class_code": "0102",
+                                           "description": "暴露垃圾"}))
+    case = service.transition(bj, case_rules, case["case_id"], "accept", actor="a", role="acceptor")
+    case = service.transition(bj, rules, case["case_id"], "dispatch", actor="d", role="dispatcher")
     now = bj.execute(sa.text("SELECT now()")).scalar_one()
     assert case["deadline_at"] == WorkingCalendar(zone=TZ).add_working_hours(now, 4)
     bj.execute(sa.text("UPDATE cases SET deadline_at = now() - interval '1 hour' WHERE case_id = :c"),

@@ -98,13 +98,14 @@ def test_replayed_request_is_the_same_case_and_changed_body_is_409(client):
     assert "different report" in changed.get_json()["message"]
 
 
-def test_keys_are_scoped_in_the_domain_too(bj):
-    case, outcome = service.submit(bj, parse_report(payload(idempotency_key="same")), key_scope="user:1")
-    other, other_outcome = service.submit(bj, parse_report(payload(idempotency_key="same", lon=LON + 0.02)),
+def test_keys_are_scoped_in_the_domain_too(case_rules, bj):
+    case, outcome = service.submit(bj, case_rules, parse_report(payload(idempotency_key="same")), key_scope="user:1")
+    other, other_outcome = service.submit(bj, case_rules, parse_report(payload(idempotency_key="same", lon=LON + 0.02)),
                                           key_scope="user:2")
     assert (outcome, other_outcome) == ("created", "created") and case["case_id"] != other["case_id"]
     with pytest.raises(Conflict):
-        service.submit(bj, parse_report(payload(idempotency_key="same", description="改了")), key_scope="user:1")
+        service.submit(bj, case_rules,
+                       parse_report(payload(idempotency_key="same", description="改了")), key_scope="user:1")
 
 
 def test_open311_keys_are_the_clients_own(anonymous_client):

@@ -150,7 +150,7 @@ def test_page_data_cannot_close_its_script_element():
     assert text.count("</script>") == 1 and "\\u003c/script\\u003e" in text
 
 
-def test_case_months_span_first_to_last_report_in_beijing_time(bj):
+def test_case_months_span_first_to_last_report_in_beijing_time(case_rules, bj):
     from citygrid.cases import service
     from citygrid.cases import store as case_store
     from citygrid.cases.intake import parse_report
@@ -159,8 +159,8 @@ def test_case_months_span_first_to_last_report_in_beijing_time(bj):
     zone = deployment_zone(bj)  # Asia/Shanghai, derived from EPSG:4548
     assert case_store.case_months(bj, "110105", zone) == [] and case_store.has_synthetic(bj, "110105") is False
     for when, lon in (("2025-11-30T23:30:00+08:00", LON), ("2026-02-01T00:10:00+08:00", LON + 0.01)):
-        service.submit(bj, parse_report({"lon": lon, "lat": LAT, "class_code": "0102", "description": "x",
-                                         "source": "supervisor", "reported_at": when}))
+        service.submit(bj, case_rules, parse_report({"lon": lon, "lat": LAT, "class_code": "0102", "description": "x",
+                                                     "source": "supervisor", "reported_at": when}))
     assert case_store.case_months(bj, "110105", zone) == ["2025-11", "2025-12", "2026-01", "2026-02"]
 
 

@@ -22,6 +22,7 @@ from citygrid.cases import history, service
 from citygrid.cases import store as case_store
 from citygrid.cases.calendar import DeadlineRule, DeadlineTable, WorkingCalendar
 from citygrid.cases.intake import parse_report
+from citygrid.cases.rules import DispatchRules
 from citygrid.cli import cli
 from citygrid.config import Settings
 from citygrid.districts import import_district
@@ -301,15 +302,20 @@ def test_bulk_imports_read_naive_times_in_the_zone(ny):
     assert stored.isoformat() == "2026-07-04T12:00:00-04:00"
 
 
-def test_dispatch_deadlines_follow_new_york_working_hours(ny, monkeypatch):
-    # The square district has no grids or owners; who gets the case is not what this test is about.
-    monkeypatch.setattr(service, "responsible_party", lambda conn, case: {"kind": "department", "code": "DSNY",
-                                                                          "name": "Sanitation", "rule": "test"})
-    case, _ = service.submit(ny, parse_report({"lon": LON, "lat": LAT, "class_code": "0102", "description": "bin"},
-                                              zone=NY))
-    service.transition(ny, case["case_id"], "accept", actor="a", role="acceptor")
-    rules = (DeadlineTable(defaults={}, classes={"event/0102": DeadlineRule(working_hours=4)}), WorkingCalendar())
-    case = service.transition(ny, case["case_id"], "dispatch", actor="d", role="dispatcher", rules=rules)
+def test_dispatch_deadlines_follow_new_york_working_hours(case_rules, ny):
+    # The square district has no grids or owners: the case goes to a department named by an override.
+    ny.execute(sa.text("INSERT INTO parties (district_code, kind, code, name) "
+                       "VALUES (:d, 'department', 'DSNY', 'Sanitation')"), {"d": DISTRICT})
+    case, _ = service.submit(ny, case_rules,
+                             parse_report({"lon": LON, "lat": LAT, "class_code": "0102", "description": "bin"},
+                                          zone=NY))
+    service.transition(ny, case_rules, case["case_id"], "accept", actor="a", role="acceptor")
+    to_dsny = DispatchRules(overrides={"event/0102": {"kind": "department", "code": "DSNY"}})
+    rules = replace(case_rules, dispatch=to_dsny,
+                    deadlines=DeadlineTable(defaults={}, classes={"event/0102": DeadlineRule(working_hours=4)}),
+                    calendar=WorkingCalendar())
+    case = service.transition(ny, rules, case["case_id"], "dispatch", actor="d", role="dispatcher")
+    assert case["attrs"]["dispatched_to"]["code"] == "DSNY"
     now = ny.execute(sa.text("SELECT now()")).scalar_one()
     assert case["deadline_at"] == WorkingCalendar(zone=NY).add_working_hours(now, 4)
     local = case["deadline_at"].astimezone(NY)
@@ -317,10 +323,11 @@ def test_dispatch_deadlines_follow_new_york_working_hours(ny, monkeypatch):
     assert case["deadline_at"].utcoffset() == local.utcoffset()
 
 
-def test_month_bins_and_tile_labels_are_local(ny):
+def test_month_bins_and_tile_labels_are_local(case_rules, ny):
     # 22:00 on 31 March in New York is already April in UTC (and in Beijing).
-    case, _ = service.submit(ny, parse_report({"lon": LON, "lat": LAT, "class_code": "0102", "description": "late",
-                                               "reported_at": "2026-03-31T22:00:00"}, zone=NY))
+    case, _ = service.submit(ny, case_rules,
+                             parse_report({"lon": LON, "lat": LAT, "class_code": "0102", "description": "late",
+                                           "reported_at": "2026-03-31T22:00:00"}, zone=NY))
     assert case_store.case_months(ny, DISTRICT, NY) == ["2026-03"]
     import mapbox_vector_tile
 
@@ -333,7 +340,7 @@ def test_month_bins_and_tile_labels_are_local(ny):
     assert labels[case["case_id"]] == "2026-03-31 22:00"
 
 
-def test_a_backup_restored_where_another_zone_is_recorded_keeps_every_instant(ny, tmp_path):
+def test_a_backup_restored_where_another_zone_is_recorded_keeps_every_instant(case_rules, ny, tmp_path):
     """A restore refuses another SRID (coordinates would be wrong) but not another time zone: times are
     stored and copied as instants with their offsets (COPY writes ``2026-11-01 01:30:00-05``), so a backup of a
     New York district restored into a deployment that records Asia/Tokyo holds the same instants; only how
@@ -341,8 +348,9 @@ def test_a_backup_restored_where_another_zone_is_recorded_keeps_every_instant(ny
     from citygrid import backup
 
     reported = "2026-11-01T01:30:00-05:00"  # the second 01:30 of the night the clocks go back
-    case, _ = service.submit(ny, parse_report({"lon": LON, "lat": LAT, "class_code": "0102", "description": "x",
-                                               "reported_at": reported}, zone=NY))
+    case, _ = service.submit(ny, case_rules,
+                             parse_report({"lon": LON, "lat": LAT, "class_code": "0102", "description": "x",
+                                           "reported_at": reported}, zone=NY))
     path = tmp_path / "ny.zip"
     backup.backup(ny, DISTRICT, path)
     ny.execute(sa.text("UPDATE deployment SET timezone = 'Asia/Tokyo'"))

@@ -160,17 +160,10 @@ class DeadlineTable:
         return self.classes.get(f"{kind}/{code}") or self.defaults.get(kind) or DeadlineRule(working_days=5)
 
 
-_RULES: dict[str, tuple[DeadlineTable, WorkingCalendar]] = {}
-
-
 def load_rules(data_dir: Path) -> tuple[DeadlineTable, WorkingCalendar]:
-    """``data/deadlines.yaml`` and ``data/calendar.yaml`` (the built-in defaults where a file is missing)."""
-    key = str(data_dir)
-    if key not in _RULES:
-        deadlines = data_dir / "deadlines.yaml"
-        calendar = data_dir / "calendar.yaml"
-        _RULES[key] = (
-            DeadlineTable.from_yaml(deadlines) if deadlines.exists() else DeadlineTable(defaults={}),
-            WorkingCalendar.from_yaml(calendar) if calendar.exists() else WorkingCalendar(),
-        )
-    return _RULES[key]
+    """``data/deadlines.yaml`` and ``data/calendar.yaml`` (the built-in defaults where a file is missing); read
+    once per app or command run, by ``cases.rules.CaseRules.load``."""
+    deadlines = data_dir / "deadlines.yaml"
+    calendar = data_dir / "calendar.yaml"
+    return (DeadlineTable.from_yaml(deadlines) if deadlines.exists() else DeadlineTable(defaults={}),
+            WorkingCalendar.from_yaml(calendar) if calendar.exists() else WorkingCalendar())

@@ -69,13 +69,7 @@ def next_level(level: str) -> str | None:
 
 
 def load_escalation(data_dir: Path) -> EscalationRules:
-    """``data/escalation.yaml`` (no rules where it is missing), cached per directory and modification time."""
+    """``data/escalation.yaml`` (no rules where it is missing); read once per app or command run, by
+    ``cases.rules.CaseRules.load``."""
     path = data_dir / "escalation.yaml"
-    key = (str(path), path.stat().st_mtime if path.exists() else None)
-    if key not in _CACHE:
-        _CACHE[key] = EscalationRules.from_mapping(
-            yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None)
-    return _CACHE[key]
-
-
-_CACHE: dict[tuple, EscalationRules] = {}
+    return EscalationRules.from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None)

@@ -1,29 +1,27 @@
 """Case operations as every entry point calls them: submit a report, move a case through the workflow, read.
 
 Each takes a connection inside the caller's transaction; a report is stored with its first workflow event
-in that one transaction.
+in that one transaction. The deployment's case rules (``cases.rules.CaseRules``: dispatch, deadlines,
+calendar, escalation, classifier model) are passed in by the caller, which reads them once per app or
+command run; nothing here reads the environment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import shapely
-import yaml
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from citygrid.cases import store
-from citygrid.cases.calendar import DeadlineTable, WorkingCalendar, load_rules
-from citygrid.cases.escalation import COUNTED_ACTIONS, EscalationRules, load_escalation, next_level
+from citygrid.cases.escalation import COUNTED_ACTIONS, EscalationRules, next_level
 from citygrid.cases.intake import Report, report_digest, scoped_key
+from citygrid.cases.rules import CaseRules, DispatchRules
 from citygrid.cases.scope import CaseScope
 from citygrid.cases.workflow import LEVELS, allowed_actions, next_state, target_status
-from citygrid.config import Settings
 from citygrid.errors import Conflict, Forbidden, InvalidInput, NotFound
 from citygrid.spatial import crs
 from citygrid.spatial.db import deployment_srid, deployment_zone
@@ -37,111 +35,229 @@ COMPONENT_MATCH_M = 50.0
 REVIEW_BELOW = 0.5
 
 
-def _storage_point(report: Report, srid: int) -> shapely.Point:
-    source = crs.parse_crs({"wgs84": "EPSG:4326"}.get(report.crs, report.crs))
-    return crs.storage_point(report.lon, report.lat, source, srid)
+@dataclass(frozen=True)
+class Location:
+    """Where a report is: its point in the deployment CRS (EPSG ``srid``, e.g. 4548), as WKB too, the district
+    that holds it and, for a report located by its address, how the gazetteer found it."""
+
+    point: shapely.Point
+    wkb: bytes
+    srid: int
+    district: str
+    located_by: dict[str, Any] | None = None
 
 
-def submit(conn: Connection, report: Report, *, actor: str = "anonymous", role: str = "citizen",
+@dataclass(frozen=True)
+class Idempotency:
+    """The caller's scoped idempotency key (``intake.scoped_key``) and the digest of the report sent under it;
+    both None for a report without a key."""
+
+    key: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def of(cls, report: Report, key_scope: str) -> Idempotency:
+        """The key of ``report`` in the caller's ``key_scope`` and what the report says (``report_digest``)."""
+        if not report.idempotency_key:
+            return cls()
+        return cls(scoped_key(key_scope, report.idempotency_key), report_digest(report))
+
+
+def submit(conn: Connection, rules: CaseRules, report: Report, *, actor: str = "anonymous", role: str = "citizen",
            key_scope: str = "cli", joins: Callable[[dict[str, Any]], bool] | None = None
            ) -> tuple[dict[str, Any], str]:
-    """Store a report as a case (or link it to an open duplicate); returns (case, outcome) where outcome is
-    ``created``, ``existing`` (same idempotency key) or ``duplicate`` (an open case of the same class nearby).
+    """Store a report as a case (or link it to an open duplicate): locate, classify, match the component,
+    join a duplicate or place it in its grids, store it at its starting level.
 
-    Idempotency keys are the caller's own: ``key_scope`` (``user:<id>``, ``open311:<client>``; ``cli`` for
-    library and command-line callers) is stored with the key, so another caller's identical key is a new key.
-    A key used again with a different report is a ``Conflict`` (409), not a silent replay of the first.
-    ``joins``: which open cases the report may join as a duplicate (default any); Open311 joins only published
-    ones, so an anonymous reporter never learns that an internal case exists at a place.
+    Parameters
+    ----------
+    conn : connection inside the caller's transaction.
+    rules : the deployment's case rules (``CaseRules.load(settings.data_dir)``): the classifier model and the
+        starting level of the class (``escalation.yaml``).
+    report : a validated report (``intake.parse_report``); its point in WGS84, GCJ-02 or BD-09, or an address.
+    actor, role : who reports, recorded on the first workflow event.
+    key_scope : whose idempotency key it is (``user:<id>``, ``open311:<client>``; ``cli`` for library and
+        command-line callers), stored with the key, so another caller's identical key is a new key.
+    joins : which open cases the report may join as a duplicate (default any); Open311 joins only published
+        ones, so an anonymous reporter never learns that an internal case exists at a place.
 
-    Raises ``InvalidInput`` for a point outside every district (with the distance), an unknown class, or a
-    named component that does not exist or lies too far from the point.
+    Returns
+    -------
+    (case, outcome): the case as ``case_view`` gives it; outcome ``created``, ``existing`` (same idempotency
+    key) or ``duplicate`` (an open case of the same class nearby).
+
+    Raises
+    ------
+    InvalidInput for a point outside every district (with the distance), an unknown class, or a named
+    component that does not exist or lies too far from the point. Conflict when the key was used before for a
+    different report (409), not a silent replay of the first.
     """
-    key = scoped_key(key_scope, report.idempotency_key) if report.idempotency_key else None
-    digest = report_digest(report) if key else None
-    if key and (stored := store.case_by_key(conn, None, key)):
-        return _replay(conn, stored, key, digest), "existing"
+    idem = Idempotency.of(report, key_scope)
+    if idem.key and (stored := store.case_by_key(conn, None, idem.key)):
+        return _replay(conn, stored, idem), "existing"
+    where = locate(conn, report)
+    report, classification = classify_report(conn, rules, report)
+    component = match_component(conn, report, where)
+    duplicate = open_duplicate(conn, report, where, joins)
+    if duplicate is not None:
+        return _join_duplicate(conn, duplicate, report, where.district, idem, actor=actor, role=role)
+    row = {**_case_fields(report, where, idem), **place(conn, where),
+           "component": component["obj_id"] if component else None}
+    row["attrs"] = _case_attrs(rules, report, where, classification, row.pop("grid_version"))
+    return _store_case(conn, row, where.srid, idem, actor=actor, role=role, note=report.source)
+
+
+def locate(conn: Connection, report: Report) -> Location:
+    """The report's point in the deployment CRS and its district.
+
+    Parameters
+    ----------
+    report : with ``lon``/``lat`` in ``report.crs`` (wgs84 | gcj02 | bd09), or an ``address`` (both None).
+
+    Returns
+    -------
+    Location in the deployment CRS (``db.deployment_srid``).
+
+    Raises
+    ------
+    InvalidInput (field ``lon``) for a point outside every district, with its distance to the nearest one;
+    (field ``address``) for an address the gazetteer does not place.
+    """
     srid = deployment_srid(conn)
     located_by = None
     if report.lon is None:
         point, located_by = _locate_address(conn, report.address or "")
     else:
-        point = _storage_point(report, srid)
+        source = crs.parse_crs({"wgs84": "EPSG:4326"}.get(report.crs, report.crs))
+        point = crs.storage_point(report.lon, report.lat, source, srid)
     wkb = shapely.to_wkb(point)
     district, distance = store.district_at(conn, wkb, srid)
     if district is None:
         where = f"{distance:.0f} m outside the nearest district" if distance is not None else "no district loaded"
         raise InvalidInput(f"the point is {where}", field="lon")
-    # A report is filed in the deployment's active class scheme (``citygrid taxonomy import --activate``).
+    return Location(point, wkb, srid, district, located_by)
+
+
+def classify_report(conn: Connection, rules: CaseRules, report: Report) -> tuple[Report, dict[str, Any] | None]:
+    """The report filed in the deployment's active class scheme (``citygrid taxonomy import --activate``),
+    with the class of its description when it names none (``_classify``; then also how it was chosen).
+
+    Raises ``InvalidInput`` (field ``class_code``) for a class the scheme does not have.
+    """
     report = replace(report, scheme=active_scheme(conn))
     classification = None
     if not report.class_code:
-        report, classification = _classify(conn, report)
+        report, classification = _classify(conn, rules, report)
     if report.class_code and not store.class_exists(conn, report.scheme, report.kind, report.class_code):
         raise InvalidInput(f"unknown {report.kind} class {report.class_code} in scheme {report.scheme}",
                            field="class_code")
-    component = None
+    return report, classification
+
+
+def match_component(conn: Connection, report: Report, where: Location) -> dict[str, Any] | None:
+    """The component the report is about: the one it names (which must lie within ``COMPONENT_MATCH_M`` of
+    the point), else for a component report the nearest current one of its class within
+    ``COMPONENT_SEARCH_M``; None when there is none. Distances are metres in the deployment CRS.
+
+    Raises ``InvalidInput`` (field ``component_obj_id``) for a named component that is not current in the
+    district or lies too far from the point.
+    """
     if report.component_obj_id:
-        component = store.component_near(conn, district, wkb, srid, obj_id=report.component_obj_id,
-                                         class_code=None, within_m=COMPONENT_MATCH_M)
+        component = store.component_near(conn, where.district, where.wkb, where.srid,
+                                         obj_id=report.component_obj_id, class_code=None,
+                                         within_m=COMPONENT_MATCH_M)
         if component is None:
-            raise InvalidInput(f"no current component {report.component_obj_id} in district {district}",
+            raise InvalidInput(f"no current component {report.component_obj_id} in district {where.district}",
                                field="component_obj_id")
         if component["distance_m"] > COMPONENT_MATCH_M:
             raise InvalidInput(f"component {report.component_obj_id} is {component['distance_m']:.0f} m from the "
                                f"reported point (at most {COMPONENT_MATCH_M:.0f} m)", field="component_obj_id")
-    elif report.kind == "component" and report.class_code:
-        component = store.component_near(conn, district, wkb, srid, obj_id=None, class_code=report.class_code,
-                                         within_m=COMPONENT_SEARCH_M)
+        return component
+    if report.kind == "component" and report.class_code:
+        return store.component_near(conn, where.district, where.wkb, where.srid, obj_id=None,
+                                    class_code=report.class_code, within_m=COMPONENT_SEARCH_M)
+    return None
+
+
+def open_duplicate(conn: Connection, report: Report, where: Location,
+                   joins: Callable[[dict[str, Any]], bool] | None) -> int | None:
+    """The nearest open case of the same class within ``DUPLICATE_RADIUS_M`` and ``DUPLICATE_HOURS`` of the
+    report that the caller may learn of (``joins``, default any); None for an unclassified report or when
+    there is none: past cases it may not learn of, the report stands as a case of its own."""
+    if not report.class_code:
+        return None
     at = report.reported_at
-    candidates = [] if not report.class_code else store.open_duplicates(
-        conn, district, report.kind, report.class_code, wkb, srid, at.isoformat() if at else None,
-        DUPLICATE_RADIUS_M, DUPLICATE_HOURS)
-    # The nearest the caller may learn of; past cases it may not, the report stands as a case of its own.
-    duplicate = next((c for c in candidates if joins is None or joins(store.get_case(conn, c))), None)
-    if duplicate is not None:
-        added = store.add_event(conn, district, duplicate, action="duplicate_report", from_status=None,
-                                to_status=store.get_case(conn, duplicate)["status"], actor=actor, role=role,
-                                note=(report.description or "")[:500], idempotency_key=key,
-                                idempotency_digest=digest)
-        if not added:  # a concurrent retry linked it first
-            return _replay(conn, store.case_by_key(conn, district, key or ""), key or "", digest), "existing"
-        return case_view(conn, duplicate), "duplicate"
-    index = GridIndex.cached(conn, district)
-    hit = int(index.assign(np.array([point.x]), np.array([point.y]))[0])
-    row = {
-        "district": district, "key": key, "digest": digest, "kind": report.kind, "scheme": report.scheme,
-        "class_code": report.class_code or None, "description": report.description, "source": report.source,
-        "reported_at": at.isoformat() if at else None,
-        "unit": index.codes[hit] if hit >= 0 else None,
-        "supervision": index.supervision_codes[hit] if hit >= 0 else None,
-        "community": index.community_codes[hit] if hit >= 0 else None,
-        "street": index.street_codes[hit] if hit >= 0 else None,
-        "component": component["obj_id"] if component else None, "synthetic": report.synthetic,
-        "attrs": {"photos": list(report.photos), "address": report.address, "input_crs": report.crs,
-                  "grid_version": index.version, "located_by": located_by,
-                  "level": load_escalation(Settings.from_env().data_dir).initial_level(report.kind,
-                                                                                       report.class_code or "")}
-                 | ({"classification": classification} if classification else {}) | report.extra,
-        "wkb": wkb,
-    }
+    candidates = store.open_duplicates(conn, where.district, report.kind, report.class_code, where.wkb, where.srid,
+                                       at.isoformat() if at else None, DUPLICATE_RADIUS_M, DUPLICATE_HOURS)
+    return next((c for c in candidates if joins is None or joins(store.get_case(conn, c))), None)
+
+
+def place(conn: Connection, where: Location) -> dict[str, Any]:
+    """The unit grid, supervision grid, community and street holding the point in the district's current
+    grid version (``GridIndex``, boundary rule included), and that version; codes None outside every grid."""
+    index = GridIndex.cached(conn, where.district)
+    hit = int(index.assign(np.array([where.point.x]), np.array([where.point.y]))[0])
+
+    def code(codes: Any) -> str | None:
+        return codes[hit] if hit >= 0 else None
+
+    return {"unit": code(index.codes), "supervision": code(index.supervision_codes),
+            "community": code(index.community_codes), "street": code(index.street_codes),
+            "grid_version": index.version}
+
+
+def _case_fields(report: Report, where: Location, idem: Idempotency) -> dict[str, Any]:
+    """The columns of a new case that the report itself gives (``store.insert_case``)."""
+    at = report.reported_at
+    return {"district": where.district, "key": idem.key, "digest": idem.digest, "kind": report.kind,
+            "scheme": report.scheme, "class_code": report.class_code or None, "description": report.description,
+            "source": report.source, "reported_at": at.isoformat() if at else None, "synthetic": report.synthetic,
+            "wkb": where.wkb}
+
+
+def _case_attrs(rules: CaseRules, report: Report, where: Location, classification: dict[str, Any] | None,
+                grid_version: Any) -> dict[str, Any]:
+    """The attributes of a new case: photos, address, input CRS, grid version, how it was located and
+    classified, and the level its class starts at (``escalation.yaml``'s ``initial_level``)."""
+    level = rules.escalation.initial_level(report.kind, report.class_code or "")
+    return ({"photos": list(report.photos), "address": report.address, "input_crs": report.crs,
+             "grid_version": grid_version, "located_by": where.located_by, "level": level}
+            | ({"classification": classification} if classification else {}) | report.extra)
+
+
+def _join_duplicate(conn: Connection, duplicate: int, report: Report, district: str, idem: Idempotency, *,
+                    actor: str, role: str) -> tuple[dict[str, Any], str]:
+    """Link the report to open case ``duplicate`` (of ``district``) as a ``duplicate_report`` event;
+    ``existing`` when a concurrent retry with the same key linked it first."""
+    added = store.add_event(conn, district, duplicate, action="duplicate_report", from_status=None,
+                            to_status=store.get_case(conn, duplicate)["status"], actor=actor, role=role,
+                            note=(report.description or "")[:500], idempotency_key=idem.key,
+                            idempotency_digest=idem.digest)
+    if not added:
+        return _replay(conn, store.case_by_key(conn, district, idem.key or ""), idem), "existing"
+    return case_view(conn, duplicate), "duplicate"
+
+
+def _store_case(conn: Connection, row: dict[str, Any], srid: int, idem: Idempotency, *, actor: str, role: str,
+                note: str) -> tuple[dict[str, Any], str]:
+    """Insert the case (``row``; its point WKB in EPSG ``srid``) with its ``report`` event; ``existing`` when
+    a concurrent request with the same idempotency key stored it first."""
     case_id = store.insert_case(conn, row, srid)
-    if case_id is None:  # a concurrent request with the same idempotency key stored it first
-        return _replay(conn, store.case_by_key(conn, district, key or ""), key or "", digest), "existing"
-    store.add_event(conn, district, case_id, action="report", from_status=None, to_status="reported",
-                    actor=actor, role=role, note=report.source)
+    if case_id is None:
+        return _replay(conn, store.case_by_key(conn, row["district"], idem.key or ""), idem), "existing"
+    store.add_event(conn, row["district"], case_id, action="report", from_status=None, to_status="reported",
+                    actor=actor, role=role, note=note)
     return case_view(conn, case_id), "created"
 
 
-def _replay(conn: Connection, stored: tuple[int, str | None] | None, key: str, digest: str | None
-            ) -> dict[str, Any]:
-    """The case (``stored``: ``store.case_by_key``) scoped ``key`` was first used for, when the report is the
+def _replay(conn: Connection, stored: tuple[int, str | None] | None, idem: Idempotency) -> dict[str, Any]:
+    """The case (``stored``: ``store.case_by_key``) the scoped key was first used for, when the report is the
     same one again; ``Conflict`` otherwise (or while a concurrent request holds the key)."""
-    sent = key.partition("|")[2]
+    sent = (idem.key or "").partition("|")[2]
     if stored is None:
         raise Conflict(f"idempotency key {sent!r} is being used by a concurrent request; retry")
     case_id, first = stored
-    if first is not None and first != digest:
+    if first is not None and first != idem.digest:
         raise Conflict(f"idempotency key {sent!r} was used before for a different report; use a new key for a "
                        "new report, or send exactly the same report to retry")
     return case_view(conn, case_id)
@@ -155,7 +271,7 @@ def active_scheme(conn: Connection) -> str:
     return survey_store.active_scheme(conn, DEFAULT_SCHEME)
 
 
-def _classify(conn: Connection, report: Report) -> tuple[Report, dict[str, Any]]:
+def _classify(conn: Connection, rules: CaseRules, report: Report) -> tuple[Report, dict[str, Any]]:
     """The report with the class of its description, and how it was chosen: the top three, the classifier
     (``trained`` model or ``taxonomy`` similarity) and ``needs_review`` when the best probability is below
     ``REVIEW_BELOW`` (the acceptor confirms with the ``reclassify`` action).
@@ -167,7 +283,7 @@ def _classify(conn: Connection, report: Report) -> tuple[Report, dict[str, Any]]
     from citygrid.components_survey import store as survey_store
 
     classes = survey_store.taxonomy(conn, scheme=report.scheme, kind=report.kind or None)
-    model = None if report.kind else Settings.from_env().data_dir / "models" / f"{report.scheme}.joblib"
+    model = None if report.kind else rules.model_path(report.scheme)
     classifier = classifier_for(classes, model)
     verdict = classifier.classify(report.description)
     how = {"by": "trained" if classifier.trained else "taxonomy",
@@ -201,59 +317,41 @@ def _locate_address(conn: Connection, address: str) -> tuple[shapely.Point, dict
                                                        "code": best.place.code, "confidence": best.confidence}
 
 
-def transition(conn: Connection, case_id: int, action: str, *, actor: str, role: str, note: str = "",
-               expected_version: int | None = None,
-               rules: tuple[DeadlineTable, WorkingCalendar] | None = None,
-               escalation: EscalationRules | None = None, kind: str | None = None,
+def transition(conn: Connection, rules: CaseRules, case_id: int, action: str, *, actor: str, role: str,
+               note: str = "", expected_version: int | None = None, kind: str | None = None,
                class_code: str | None = None) -> dict[str, Any]:
-    """Apply a workflow action. ``Conflict`` (409) when the status does not allow it or another change won.
+    """Apply a workflow action: check it, prepare what the action changes, move the case, then what follows.
 
-    Dispatching starts the disposal deadline: the class's rule (working hours or days) on the working
-    calendar (``rules``, default ``data/deadlines.yaml`` + ``data/calendar.yaml``), whose working hours are
-    read in the deployment's time zone. A hand-back, failed check
-    or reopening that reaches an escalation rule's count (``escalation``, default ``data/escalation.yaml``)
-    raises the case one level in the same transaction. ``reclassify`` takes the new ``kind`` and
-    ``class_code``."""
-    if not actor or len(actor) > 100:
-        raise InvalidInput("actor must be 1–100 characters", field="actor")
-    if len(note) > 2000:
-        raise InvalidInput("note longer than 2000 characters", field="note")
+    Parameters
+    ----------
+    rules : the deployment's case rules. Dispatching assigns the responsible party (``rules.dispatch``) and
+        starts the disposal deadline: the class's rule (working hours or days, ``rules.deadlines``) on the
+        working calendar (``rules.calendar``), whose working hours are read in the deployment's time zone.
+        A hand-back, failed check or reopening that reaches an escalation rule's count (``rules.escalation``)
+        raises the case one level in the same transaction.
+    kind, class_code : the new class, for ``reclassify``.
+    expected_version : the row version the caller saw; another change since is a ``Conflict``.
+
+    Returns
+    -------
+    The case as ``case_view`` gives it after the action.
+
+    Raises
+    ------
+    InvalidInput for a bad actor, note or class; NotFound for no such case; Forbidden when ``role`` does not
+    do ``action``; Conflict (409) when the status does not allow it or another change won.
+    """
+    _check_actor_and_note(actor, note)
     case = store.get_case(conn, case_id)
     if case is None:
         raise NotFound(f"no case {case_id}")
     step = next_state(case["status"], action)
     if role not in step.roles:
         raise Forbidden(f"{action} is done by {', '.join(step.roles)}, not by {role or 'an unnamed role'}")
+    prepare = _PREPARE.get(action)
+    if prepare is not None:
+        note = prepare(conn, rules, case, _Change(actor, note, kind, class_code))
     target = target_status(step, case["status"])
-    if action == "escalate":
-        level = (case["attrs"] or {}).get("level", LEVELS[0])
-        higher = next_level(level)
-        if higher is None:
-            raise Conflict(f"case {case_id} is already handled at {level} level")
-        store.merge_attrs(conn, case_id, {"level": higher})
-        note = note or f"{level} -> {higher}"
-    if action == "reclassify":
-        kind, class_code = kind or case["kind"], (class_code or "").strip()
-        if kind not in ("event", "component"):
-            raise InvalidInput("kind must be event or component", field="kind")
-        if not store.class_exists(conn, case["scheme"], kind, class_code):
-            raise InvalidInput(f"unknown {kind} class {class_code!r} in scheme {case['scheme']}", field="class_code")
-        store.set_class(conn, case_id, kind, class_code)
-        store.merge_attrs(conn, case_id, {"classification": {
-            **((case["attrs"] or {}).get("classification") or {}), "needs_review": False, "confirmed_by": actor}})
-        was = f"{case['kind']}/{case['class_code']}" if case["class_code"] else "unclassified"
-        note = note or f"{was} -> {kind}/{class_code}"
-        # The new class's starting level (an emergency's: district) applies as on intake; never lowered.
-        level = (case["attrs"] or {}).get("level", LEVELS[0])
-        start = (escalation or load_escalation(Settings.from_env().data_dir)).initial_level(kind, class_code)
-        if level not in LEVELS or LEVELS.index(start) > LEVELS.index(level):
-            store.merge_attrs(conn, case_id, {"level": start})
-            note = f"{note}; level {level} -> {start}"
-    if action == "dispatch":
-        if not case["class_code"]:
-            raise Conflict(f"case {case_id} has no class yet (its text could not be classified): reclassify it "
-                           "before dispatch")
-        store.merge_attrs(conn, case_id, {"dispatched_to": responsible_party(conn, case)})
     version = store.apply_transition(conn, case_id, case["status"], target, expected_version)
     if version is None:
         raise Conflict(f"case {case_id} changed meanwhile (now version {store.get_case(conn, case_id)['row_version']});"
@@ -261,13 +359,91 @@ def transition(conn: Connection, case_id: int, action: str, *, actor: str, role:
     store.add_event(conn, case["district_code"], case_id, action=action, from_status=case["status"],
                     to_status=target, actor=actor, role=role, note=note)
     if action == "dispatch":
-        table, calendar = rules or load_rules(Settings.from_env().data_dir)
-        calendar = calendar.in_zone(deployment_zone(conn))  # working hours are the city's wall-clock hours
-        started = conn.execute(text("SELECT now()")).scalar_one()
-        store.set_deadline(conn, case_id, table.rule_for(case["kind"], case["class_code"]).deadline(started, calendar))
+        _start_deadline(conn, rules, case)
     if action in COUNTED_ACTIONS:
-        _escalate_by_rule(conn, case_id, action, escalation or load_escalation(Settings.from_env().data_dir))
+        _escalate_by_rule(conn, case_id, action, rules.escalation)
     return case_view(conn, case_id)
+
+
+@dataclass(frozen=True)
+class _Change:
+    """What the caller of ``transition`` says besides the action: who, the note, and a new class."""
+
+    actor: str
+    note: str
+    kind: str | None
+    class_code: str | None
+
+
+def _check_actor_and_note(actor: str, note: str) -> None:
+    """``InvalidInput`` for an actor outside 1–100 characters or a note over 2000."""
+    if not actor or len(actor) > 100:
+        raise InvalidInput("actor must be 1–100 characters", field="actor")
+    if len(note) > 2000:
+        raise InvalidInput("note longer than 2000 characters", field="note")
+
+
+def _escalate(conn: Connection, rules: CaseRules, case: dict[str, Any], change: _Change) -> str:
+    """Raise the case one level (community -> street -> district); the note says which, unless given.
+
+    Raises ``Conflict`` when it is already handled at the top level.
+    """
+    level = (case["attrs"] or {}).get("level", LEVELS[0])
+    higher = next_level(level)
+    if higher is None:
+        raise Conflict(f"case {case['case_id']} is already handled at {level} level")
+    store.merge_attrs(conn, case["case_id"], {"level": higher})
+    return change.note or f"{level} -> {higher}"
+
+
+def _reclassify(conn: Connection, rules: CaseRules, case: dict[str, Any], change: _Change) -> str:
+    """Give the case the class ``change`` names (confirmed by its actor) and the level that class starts at
+    when that is higher (an emergency's: district), as on intake; never lowered. Returns the note.
+
+    Raises ``InvalidInput`` for a kind other than event or component, or a class the scheme does not have.
+    """
+    kind, class_code = change.kind or case["kind"], (change.class_code or "").strip()
+    if kind not in ("event", "component"):
+        raise InvalidInput("kind must be event or component", field="kind")
+    if not store.class_exists(conn, case["scheme"], kind, class_code):
+        raise InvalidInput(f"unknown {kind} class {class_code!r} in scheme {case['scheme']}", field="class_code")
+    attrs = case["attrs"] or {}
+    store.set_class(conn, case["case_id"], kind, class_code)
+    store.merge_attrs(conn, case["case_id"], {"classification": {
+        **(attrs.get("classification") or {}), "needs_review": False, "confirmed_by": change.actor}})
+    was = f"{case['kind']}/{case['class_code']}" if case["class_code"] else "unclassified"
+    note = change.note or f"{was} -> {kind}/{class_code}"
+    level = attrs.get("level", LEVELS[0])
+    start = rules.escalation.initial_level(kind, class_code)
+    if level not in LEVELS or LEVELS.index(start) > LEVELS.index(level):
+        store.merge_attrs(conn, case["case_id"], {"level": start})
+        note = f"{note}; level {level} -> {start}"
+    return note
+
+
+def _assign_party(conn: Connection, rules: CaseRules, case: dict[str, Any], change: _Change) -> str:
+    """Record the party the case is dispatched to (``responsible_party``). Returns the note unchanged.
+
+    Raises ``Conflict`` for a case without a class (its text could not be classified) or without a party.
+    """
+    if not case["class_code"]:
+        raise Conflict(f"case {case['case_id']} has no class yet (its text could not be classified): reclassify "
+                       "it before dispatch")
+    store.merge_attrs(conn, case["case_id"], {"dispatched_to": responsible_party(conn, rules.dispatch, case)})
+    return change.note
+
+
+_PREPARE: dict[str, Callable[[Connection, CaseRules, dict[str, Any], _Change], str]] = {
+    "escalate": _escalate, "reclassify": _reclassify, "dispatch": _assign_party}
+
+
+def _start_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> None:
+    """Set the disposal deadline of a just dispatched case: its class's rule counted from the transaction's
+    start on the working calendar, whose hours are the city's wall-clock hours (``deployment_zone``)."""
+    calendar = rules.calendar.in_zone(deployment_zone(conn))
+    started = store.transaction_start(conn)
+    store.set_deadline(conn, case["case_id"],
+                       rules.deadlines.rule_for(case["kind"], case["class_code"]).deadline(started, calendar))
 
 
 def _escalate_by_rule(conn: Connection, case_id: int, action: str, escalation: EscalationRules) -> None:
@@ -284,36 +460,26 @@ def _escalate_by_rule(conn: Connection, case_id: int, action: str, escalation: E
                     to_status=case["status"], actor="system", role="system", note=f"{level} -> {higher} ({reason})")
 
 
-def dispatch_rules(data_dir: Path) -> dict[str, Any]:
-    """``data/dispatch.yaml`` (rules by class, overrides), cached; the built-in default where missing."""
-    key = str(data_dir)
-    if key not in _DISPATCH:
-        path = data_dir / "dispatch.yaml"
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-        _DISPATCH[key] = {"rules": (data or {}).get("rules") or {"event": "management", "component": "management"},
-                          "overrides": (data or {}).get("overrides") or {}}
-    return _DISPATCH[key]
-
-
-_DISPATCH: dict[str, dict[str, Any]] = {}
-
-
-def responsible_party(conn: Connection, case: dict[str, Any], rules: dict[str, Any] | None = None
-                      ) -> dict[str, Any]:
+def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, Any]) -> dict[str, Any]:
     """The party a case goes to: an override for its class, else its class rule (a grid role at report time
     or the linked component's owner), falling back to the grid's management subject.
 
-    Raises ``Conflict`` when nobody can be found (no ownership loaded for the grid)."""
-    rules = rules or dispatch_rules(Settings.from_env().data_dir)
+    Parameters
+    ----------
+    rules : the deployment's dispatch rules (``CaseRules.dispatch``, from ``dispatch.yaml``).
+    case : as ``store.get_case`` or ``case_view`` gives it.
+
+    Raises ``Conflict`` when nobody can be found (no ownership loaded for the grid) or an override names an
+    unknown party.
+    """
     kind, code = case["kind"], case["class_code"]
-    override = rules["overrides"].get(f"{kind}/{code}")
+    override = rules.overrides.get(f"{kind}/{code}")
     if override:
         party = store.party(conn, case["district_code"], override.get("kind", "department"), override["code"])
         if party is None:
             raise Conflict(f"dispatch override for {kind}/{code} names unknown party {override['code']}")
         return {**party, "rule": f"override {kind}/{code}"}
-    rule = next((rules["rules"][k] for k in (f"{kind}/{code}", f"{kind}/{code[:2]}", kind) if k in rules["rules"]),
-                "management")
+    rule = rules.rule_for(kind, code)
     if rule == "component_owner" and case.get("component_obj_id"):
         owner = store.component_owner(conn, case["district_code"], case["component_obj_id"], case["reported_at"])
         if owner and (owner.get("code") or owner.get("name")):

@@ -244,6 +244,11 @@ def set_deadline(conn: Connection, case_id: int, deadline: Any) -> None:
     conn.execute(sa.text("UPDATE cases SET deadline_at = :t WHERE case_id = :id"), {"t": deadline, "id": case_id})
 
 
+def transaction_start(conn: Connection) -> dt.datetime:
+    """The start of the current transaction (PostgreSQL ``now()``), the instant a deadline is counted from."""
+    return conn.execute(sa.text("SELECT now()")).scalar_one()
+
+
 def deadline_lists(conn: Connection, district: str | None, within_hours: float, limit: int,
                    scope: CaseScope | None = None) -> dict[str, list[dict[str, Any]]]:
     """Dispatched cases (within ``scope``, default every case) past their deadline, and those due within

@@ -13,7 +13,7 @@ from citygrid.cases.workflow import STATES, TRANSITIONS
 from citygrid.errors import Forbidden, InvalidInput
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap.auth import allow, require_principal
-from citygrid.webmap.context import connection, zone
+from citygrid.webmap.context import case_rules, connection, zone
 from citygrid.webmap.params import (
     bbox_arg,
     choice_arg,
@@ -57,7 +57,7 @@ def report():
     parsed = parse_report(data, zone=zone())
     who = require_principal()
     with connection() as conn:
-        case, outcome = service.submit(conn, parsed, actor=who.username, role=parsed.source,
+        case, outcome = service.submit(conn, case_rules(), parsed, actor=who.username, role=parsed.source,
                                        key_scope=f"user:{who.user_id}")
         if not case_store.in_scope(conn, case["case_id"], read_scope(who)):
             case = {"case_id": case["case_id"], "status": case["status"]}
@@ -151,7 +151,7 @@ def transition(case_id: int):
                         f"{', '.join(r for r in step.roles if r != 'system')}")
     with connection() as conn:
         service.check_scope(conn, case_id, action_scope(who, role))
-        case = service.transition(conn, case_id, action, actor=who.username,
+        case = service.transition(conn, case_rules(), case_id, action, actor=who.username,
                                   role=role, note=str(data.get("note") or ""),
                                   expected_version=version, kind=data.get("kind") or None,
                                   class_code=str(data.get("class_code") or ""))
@@ -167,24 +167,20 @@ def classify():
     """``{"text": "…", "kind": "event"|"component"?, "scheme"?}`` → the class of the text in the scheme (default:
     the deployment's active scheme) and the top three, or ``classified: false`` with the ``reason`` when the
     text cannot be classified (``cases.classify``: no known vocabulary, out of scheme, low confidence)."""
-    from flask import current_app
-
     from citygrid.cases.classify import classifier_for
     from citygrid.components_survey import store as survey_store
-    from citygrid.config import Settings
 
     data = json_body()
     kind = data.get("kind")
     if kind not in (None, "event", "component"):
         raise InvalidInput("kind must be event or component", field="kind")
-    settings = current_app.config.get("CITYGRID_SETTINGS") or Settings.from_env()
     with connection() as conn:
         scheme = str(data.get("scheme") or service.active_scheme(conn))
         classes = survey_store.taxonomy(conn, scheme=scheme, kind=kind)
     if not classes:
         raise InvalidInput(f"no class scheme {scheme[:40]!r}" + (f" with {kind} classes" if kind else ""),
                            field="scheme")
-    model = None if kind else settings.data_dir / "models" / f"{scheme}.joblib"
+    model = None if kind else case_rules().model_path(scheme)
     classifier = classifier_for(classes, model)
     verdict = classifier.classify(str(data.get("text") or ""))
     return jsonify({"trained": classifier.trained, "scheme": scheme, **verdict.as_dict()})

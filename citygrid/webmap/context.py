@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app, g, has_request_context, request
 from sqlalchemy.engine import Connection, Engine
 
+from citygrid.cases.rules import CaseRules
 from citygrid.codes import CodeScheme, deployment_scheme
 from citygrid.spatial.db import deployment_zone
 from citygrid.spatial.store import set_actor
@@ -56,6 +57,12 @@ def zone() -> ZoneInfo:
 def code_scheme() -> CodeScheme:
     """The deployment's code scheme (``citygrid.codes``): what district, grid and team codes look like."""
     return backend().code_scheme()
+
+
+def case_rules() -> CaseRules:
+    """The case rules (dispatch, deadlines, calendar, escalation, classifier models) that ``create_app`` read
+    from the configured data directory once: every case operation of this app applies them."""
+    return current_app.extensions["citygrid_case_rules"]
 
 
 def request_actor() -> str | None:

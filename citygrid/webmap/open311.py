@@ -26,7 +26,7 @@ from citygrid.errors import InvalidInput, NotFound
 from citygrid.spatial.db import deployment_srid
 from citygrid.webmap import ratelimit
 from citygrid.webmap.auth import public
-from citygrid.webmap.context import connection, zone
+from citygrid.webmap.context import case_rules, connection, zone
 from citygrid.webmap.params import bbox_arg, choice_arg, int_arg, period_args
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -112,7 +112,7 @@ def create_request():
             "idempotency_key": request.headers.get("Idempotency-Key") or form.get("idempotency_key")}
     parsed = parse_report(data, default_source="open311", zone=zone())
     with connection() as conn:
-        case, outcome = service.submit(conn, parsed, actor=g.citygrid_actor, role="citizen",
+        case, outcome = service.submit(conn, case_rules(), parsed, actor=g.citygrid_actor, role="citizen",
                                        key_scope=_key_scope(client, api_key), joins=_rule().publishes)
     return jsonify([{"service_request_id": str(case["case_id"]), "service_notice": outcome,
                      "unit_grid_code": case["unit_grid_code"],
