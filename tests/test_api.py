@@ -7,21 +7,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import shapely
 import sqlalchemy as sa
+from shapely.geometry import shape
 
 from citygrid.app import create_app
 from citygrid.spatial import db
 from citygrid.webmap.context import Backend
+from tests.conftest import assert_error
 
 STATIC = Path(__file__).resolve().parent.parent / "citygrid" / "webmap" / "static"
-
-
-def assert_error(response, status: int, code: str):
-    assert response.status_code == status
-    body = response.get_json()
-    assert set(body) == {"error", "message", "details"}
-    assert body["error"] == code and body["message"]
-    return body
 
 
 def test_healthz_reports_versions_revision_and_srid(client):
@@ -47,27 +42,31 @@ def test_district_geojson_is_wgs84_lonlat(client):
 
 
 def test_district_simplify_reduces_vertices(client):
-    full = client.get("/api/v1/districts/110105").get_json()
-    simple = client.get("/api/v1/districts/110105?simplify=100").get_json()
-    assert len(str(simple["geometry"])) < len(str(full["geometry"]))
+    """``simplify=100`` (metres) drops most vertices and keeps the shape: a valid multipolygon of about the same
+    area, no point of it more than the tolerance (about 0.0012° of longitude here) from the full boundary."""
+    full = shape(client.get("/api/v1/districts/110105").get_json()["geometry"])
+    simple = shape(client.get("/api/v1/districts/110105?simplify=100").get_json()["geometry"])
+    assert shapely.get_num_coordinates(simple) < shapely.get_num_coordinates(full) / 2
+    assert simple.geom_type == "MultiPolygon" and simple.is_valid
+    assert simple.area == pytest.approx(full.area, rel=0.02) and simple.hausdorff_distance(full) < 0.0015
 
 
-@pytest.mark.parametrize(("url", "status", "code"), [
-    ("/api/v1/districts/999999", 404, "not_found"),
-    ("/api/v1/districts/abc", 400, "invalid_input"),
-    ("/api/v1/districts/110105%27%20OR%201=1--", 400, "invalid_input"),
-    ("/api/v1/districts/110105?simplify=-1", 400, "invalid_input"),
-    ("/api/v1/districts/110105?simplify=nan", 400, "invalid_input"),
-    ("/api/v1/districts/110105?simplify=abc", 400, "invalid_input"),
-    ("/api/v1/districts/110105/areas?level=county", 400, "invalid_input"),
-    ("/api/v1/districts/999999/areas", 404, "not_found"),
-    ("/api/v1/districts/110105/lines?kind=canal", 400, "invalid_input"),
-    ("/api/v1/taxonomy?kind=thing", 400, "invalid_input"),
-    ("/api/v1/taxonomy?scheme=nope", 404, "not_found"),
-    ("/api/v1/nothing-here", 404, "not_found"),
+@pytest.mark.parametrize(("url", "status", "code", "field", "reason"), [
+    ("/api/v1/districts/999999", 404, "not_found", None, "no district 999999"),
+    ("/api/v1/districts/abc", 400, "invalid_input", "code", "must be 6 digits"),
+    ("/api/v1/districts/110105%27%20OR%201=1--", 400, "invalid_input", "code", "contains white space"),
+    ("/api/v1/districts/110105?simplify=-1", 400, "invalid_input", "simplify", "between 0 and 1000"),
+    ("/api/v1/districts/110105?simplify=nan", 400, "invalid_input", "simplify", "between 0 and 1000"),
+    ("/api/v1/districts/110105?simplify=abc", 400, "invalid_input", "simplify", "must be a number, not 'abc'"),
+    ("/api/v1/districts/110105/areas?level=county", 400, "invalid_input", "level", "one of street, community"),
+    ("/api/v1/districts/999999/areas", 404, "not_found", None, "999999"),
+    ("/api/v1/districts/110105/lines?kind=canal", 400, "invalid_input", "kind", "one of road, water, rail"),
+    ("/api/v1/taxonomy?kind=thing", 400, "invalid_input", "kind", "one of component, event"),
+    ("/api/v1/taxonomy?scheme=nope", 404, "not_found", None, "no taxonomy scheme 'nope'"),
+    ("/api/v1/nothing-here", 404, "not_found", None, None),
 ])
-def test_bad_requests_get_json_errors(client, url, status, code):
-    assert_error(client.get(url), status, code)
+def test_bad_requests_get_json_errors(client, url, status, code, field, reason):
+    assert_error(client.get(url), status, code, field=field, reason=reason)
 
 
 def test_method_not_allowed_is_json(client):

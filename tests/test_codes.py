@@ -35,7 +35,7 @@ from citygrid.gridding.generate import GridParams, generate_unit_grids
 from citygrid.gridding.shapes import absorb_small
 from citygrid.loaders.vector import read_vector
 from citygrid.spatial import db
-from tests.conftest import RUN_ID, rolled_back_app, signed_in, user_token
+from tests.conftest import RUN_ID, city_client, database_fixtures
 
 SRID = 32618  # WGS 84 / UTM zone 18N
 X0, Y0 = 585_000.0, 4_500_000.0  # south-west corner of the main land, about 73.99 W 40.65 N
@@ -270,17 +270,7 @@ def nyc_db(server_settings: Settings) -> Iterator[Settings]:
         db.drop_database(settings)
 
 
-@pytest.fixture(scope="module")
-def nyc_engine(nyc_db: Settings) -> Iterator[Engine]:
-    engine = db.make_engine(db.database_url(nyc_db))
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def nyc(nyc_engine: Engine) -> Iterator[Connection]:
-    with db.rolled_back(nyc_engine) as conn:
-        yield conn
+nyc_engine, nyc = database_fixtures("nyc_db", "nyc")
 
 
 @pytest.fixture

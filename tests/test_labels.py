@@ -24,7 +24,7 @@ from citygrid.periods import period
 from citygrid.spatial import db, store
 from citygrid.spatial.sources import SYNTHETIC_SOURCE, attributions, source_text
 
-from .conftest import RUN_ID, fresh_database, rolled_back_app, signed_in, user_token
+from .conftest import RUN_ID, city_client, engine_on, fresh_database, signed_in, user_token
 
 BROOKLYN = "360047"  # (a 6-digit code: the code scheme for other cities is another part of #19)
 W, S, E, N = -73.96, 40.64, -73.94, 40.66  # the district's square, EPSG:4326
@@ -67,24 +67,11 @@ def city(server_settings, tmp_path_factory):
         yield settings, files
 
 
-def _city_client(settings, roles=("admin",)):
-    """A test client of the city's database, signed in, inside a rolled-back transaction (a context)."""
-    engine = db.make_engine(db.database_url(settings))
-    conn_cm = db.rolled_back(engine)
-    conn = conn_cm.__enter__()
-    client = signed_in(rolled_back_app(conn, settings).test_client(), user_token(conn, "brooklyn-admin", list(roles)))
-
-    def close():
-        conn_cm.__exit__(None, None, None)
-        engine.dispose()
-    return client, conn, close
-
-
 # ------------------------------------------------------------------------------------------ data sources
 def test_a_citys_footer_names_its_own_sources_not_chinese_demo_data(city):
     settings, _ = city
-    client, _, close = _city_client(settings)
-    try:
+    with engine_on(settings) as engine, db.rolled_back(engine) as conn:
+        client = city_client(conn, settings, "brooklyn-admin")
         page = client.get("/")
         assert page.status_code == 200
         html = page.get_data(as_text=True)
@@ -97,8 +84,6 @@ def test_a_citys_footer_names_its_own_sources_not_chinese_demo_data(city):
         assert {(s["kind"], s["source"]) for s in listed["sources"]} == {
             ("district", "NYC Open Data <Borough Boundaries>"), ("road", "OpenStreetMap, Brooklyn extract")}
         assert [a["what"] for a in listed["attributions"]] == ["district boundary", "roads"]
-    finally:
-        close()
 
 
 def test_demo_footer_says_what_the_demo_district_really_has(client, bj):
@@ -214,30 +199,27 @@ def test_source_text_and_attributions_are_plain():
 def test_migration_backfills_sources_from_the_rows(server_settings):
     from alembic import command
 
-    with fresh_database(server_settings, f"citygrid_test_srcmig_{RUN_ID}", 4548) as settings:
-        engine = db.make_engine(db.database_url(settings))
-        try:
-            with engine.begin() as conn:
-                command.downgrade(db.alembic_config(conn), "0011")
-                conn.execute(sa.text(
-                    """INSERT INTO districts (district_code, name, source, licence, geom)
-                       VALUES ('110105', 'x', 'Survey' || chr(7) || '2020', 'CC0',
-                               ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(450000, 4420000), 4548), 1000)))"""))
-                conn.execute(sa.text(
-                    """INSERT INTO lines (district_code, kind, source, licence, geom)
-                       SELECT '110105', kind, source, licence,
-                              ST_SetSRID(ST_MakeLine(ST_MakePoint(450000, y), ST_MakePoint(450100, y)), 4548)
-                         FROM (VALUES ('road', 'OSM', 'ODbL', 4420000), ('road', 'OSM', 'ODbL', 4420100),
-                                      ('water', '', '', 4420200)) v (kind, source, licence, y)"""))
-                conn.execute(sa.text(
-                    """INSERT INTO cases (district_code, kind, scheme, class_code, synthetic, geom)
-                       VALUES ('110105', 'event', 'cjt214', '0102', true,
-                               ST_SetSRID(ST_MakePoint(450000, 4420000), 4548))"""))
-            db.upgrade(engine, srid=4548, name="test")
-            with engine.connect() as conn:
-                rows = {(r["kind"], r["source"], r["licence"], r["synthetic"]) for r in store.data_sources(conn)}
-        finally:
-            engine.dispose()
+    with (fresh_database(server_settings, f"citygrid_test_srcmig_{RUN_ID}", 4548) as settings,
+          engine_on(settings) as engine):
+        with engine.begin() as conn:
+            command.downgrade(db.alembic_config(conn), "0011")
+            conn.execute(sa.text(
+                """INSERT INTO districts (district_code, name, source, licence, geom)
+                   VALUES ('110105', 'x', 'Survey' || chr(7) || '2020', 'CC0',
+                           ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(450000, 4420000), 4548), 1000)))"""))
+            conn.execute(sa.text(
+                """INSERT INTO lines (district_code, kind, source, licence, geom)
+                   SELECT '110105', kind, source, licence,
+                          ST_SetSRID(ST_MakeLine(ST_MakePoint(450000, y), ST_MakePoint(450100, y)), 4548)
+                     FROM (VALUES ('road', 'OSM', 'ODbL', 4420000), ('road', 'OSM', 'ODbL', 4420100),
+                                  ('water', '', '', 4420200)) v (kind, source, licence, y)"""))
+            conn.execute(sa.text(
+                """INSERT INTO cases (district_code, kind, scheme, class_code, synthetic, geom)
+                   VALUES ('110105', 'event', 'cjt214', '0102', true,
+                           ST_SetSRID(ST_MakePoint(450000, 4420000), 4548))"""))
+        db.upgrade(engine, srid=4548, name="test")
+        with engine.connect() as conn:
+            rows = {(r["kind"], r["source"], r["licence"], r["synthetic"]) for r in store.data_sources(conn)}
     assert rows == {("district", "Survey 2020", "CC0", False), ("road", "OSM", "ODbL", False),
                     ("cases", SYNTHETIC_SOURCE, "", True)}
 
@@ -403,8 +385,7 @@ def test_an_uploaded_census_is_credited_once_its_previewed_import_is_committed(c
     import time
 
     settings, _ = city
-    engine = db.make_engine(db.database_url(settings))
-    try:
+    with engine_on(settings) as engine:
         with engine.begin() as conn:
             token = user_token(conn, "brooklyn-gis", ["gis"])
         app = create_app({"CITYGRID_SETTINGS": settings, "CITYGRID_IMPORTS_DIR": tmp_path / "uploads",
@@ -437,5 +418,3 @@ def test_an_uploaded_census_is_credited_once_its_previewed_import_is_committed(c
         assert committed.status_code == 202
         assert finished(committed.get_json()["job_id"])["state"] == "committed"
         assert ("FDNY hydrants <2025>", "NYC Open Data") in credited()
-    finally:
-        engine.dispose()

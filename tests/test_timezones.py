@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from citygrid.cases import history, service
 from citygrid.cases import store as case_store
@@ -173,36 +173,27 @@ def new_york(server_settings: Settings, tmp_path_factory: pytest.TempPathFactory
             "type": "Feature", "properties": {"name": "Brooklyn"},
             "geometry": {"type": "Polygon", "coordinates": [[[WEST, SOUTH], [EAST, SOUTH], [EAST, NORTH],
                                                              [WEST, NORTH], [WEST, SOUTH]]]}}]}))
-        engine = db.make_engine(db.database_url(settings))
-        try:
-            with engine.begin() as conn:
-                import_district(conn, read_vector(boundary), code=DISTRICT, name="Brooklyn (test)",
-                                      source="test square", licence="CC0")
-                conn.execute(sa.text(f"ALTER DATABASE {settings.database} SET timezone = '{HOSTILE}'"))
-        finally:
-            engine.dispose()
+        with engine_on(settings) as engine, engine.begin() as conn:
+            import_district(conn, read_vector(boundary), code=DISTRICT, name="Brooklyn (test)",
+                            source="test square", licence="CC0")
+            conn.execute(sa.text(f"ALTER DATABASE {settings.database} SET timezone = '{HOSTILE}'"))
         yield settings, made.output
     finally:
         db.drop_database(settings)
 
 
 @pytest.fixture(scope="module")
-def ny_engine(new_york: tuple[Settings, str]) -> Iterator[Engine]:
-    """Connections that ask for Pacific/Auckland in their own connect options too."""
-    engine = db.make_engine(db.database_url(new_york[0]), connect_args={"options": f"-c TimeZone={HOSTILE}"})
-    yield engine
-    engine.dispose()
+def ny_db(new_york: tuple[Settings, str]) -> Settings:
+    return new_york[0]
+
+
+# Connections that ask for Pacific/Auckland in their own connect options too.
+ny_engine, ny = database_fixtures("ny_db", "ny", connect_args={"options": f"-c TimeZone={HOSTILE}"})
 
 
 @pytest.fixture
-def ny(ny_engine: Engine) -> Iterator[Connection]:
-    with db.rolled_back(ny_engine) as conn:
-        yield conn
-
-
-@pytest.fixture
-def ny_client(ny: Connection, new_york: tuple[Settings, str]):
-    return signed_in(rolled_back_app(ny, new_york[0]).test_client(), user_token(ny, "ny-admin", ["admin"]))
+def ny_client(ny: Connection, ny_db: Settings):
+    return city_client(ny, ny_db, "ny-admin")
 
 
 def test_db_init_derives_and_prints_the_zone(new_york):
@@ -378,13 +369,9 @@ def test_db_init_can_correct_the_recorded_zone(new_york):
         moved = CliRunner().invoke(cli, ["--database", settings.database, "db", "init", "--timezone", "Europe/Berlin"])
         assert moved.exit_code == 0, moved.output
         assert "time zone: Europe/Berlin (given (was America/New_York))" in moved.output
-        berlin = db.make_engine(db.database_url(settings))
-        try:
-            with berlin.connect() as conn:  # new sessions run in the new zone; stored instants stay
-                assert conn.execute(sa.text("SELECT CAST('2026-07-01T09:00:00Z' AS timestamptz)")).scalar_one() \
-                    .isoformat() == "2026-07-01T11:00:00+02:00"
-        finally:
-            berlin.dispose()
+        with engine_on(settings) as berlin, berlin.connect() as conn:  # new sessions run in the new zone
+            assert conn.execute(sa.text("SELECT CAST('2026-07-01T09:00:00Z' AS timestamptz)")).scalar_one() \
+                .isoformat() == "2026-07-01T11:00:00+02:00"  # stored instants stay
     finally:
         back = CliRunner().invoke(cli, ["--database", settings.database, "db", "init", "--timezone",
                                         "America/New_York"])
