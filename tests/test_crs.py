@@ -25,21 +25,29 @@ def metres(lon1, lat1, lon2, lat2) -> np.ndarray:
     return np.asarray(GEOD.inv(lon1, lat1, lon2, lat2)[2])
 
 
+def random_points(seed: int, n: int, lon: tuple[float, float], lat: tuple[float, float]):
+    """``n`` points drawn uniformly in the lon/lat box: two arrays (degrees)."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(*lon, n), rng.uniform(*lat, n)
+
+
+def prcoords_of(transform, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference library's ``transform`` of each point (it takes and returns (lat, lon)): lon and lat arrays."""
+    ref = np.array([transform(prcoords.Coords(la, lo)) for lo, la in zip(lon, lat, strict=True)])
+    return ref[:, 1], ref[:, 0]
+
+
 def test_forward_matches_prcoords_exactly():
-    rng = np.random.default_rng(7)
-    lon, lat = rng.uniform(74, 134, 500), rng.uniform(19, 52, 500)
+    lon, lat = random_points(7, 500, (74, 134), (19, 52))
     ours = crs.wgs84_to_gcj02(lon, lat)
-    ref = np.array([prcoords.wgs_gcj(prcoords.Coords(la, lo)) for lo, la in zip(lon, lat, strict=True)])
-    assert metres(ours[0], ours[1], ref[:, 1], ref[:, 0]).max() < 1e-6
+    assert metres(*ours, *prcoords_of(prcoords.wgs_gcj, lon, lat)).max() < 1e-6
 
 
 def test_inverse_matches_independent_inverses_within_half_a_metre():
-    rng = np.random.default_rng(8)
-    g_lon, g_lat = rng.uniform(74, 134, 500), rng.uniform(19, 52, 500)
+    g_lon, g_lat = random_points(8, 500, (74, 134), (19, 52))
     ours = crs.gcj02_to_wgs84(g_lon, g_lat)
-    bored = np.array([prcoords.gcj_wgs_bored(prcoords.Coords(la, lo)) for lo, la in zip(g_lon, g_lat, strict=True)])
     evil = np.array([eviltransform.gcj2wgs_exact(la, lo) for lo, la in zip(g_lon, g_lat, strict=True)])
-    assert metres(ours[0], ours[1], bored[:, 1], bored[:, 0]).max() < 0.5
+    assert metres(*ours, *prcoords_of(prcoords.gcj_wgs_bored, g_lon, g_lat)).max() < 0.5
     assert metres(ours[0], ours[1], evil[:, 1], evil[:, 0]).max() < 0.5
 
 
@@ -66,11 +74,9 @@ def test_outside_china_is_unchanged():
 
 
 def test_bd09_matches_prcoords_and_round_trips():
-    rng = np.random.default_rng(9)
-    lon, lat = rng.uniform(100, 120, 200), rng.uniform(25, 45, 200)
+    lon, lat = random_points(9, 200, (100, 120), (25, 45))
     bd = crs.gcj02_to_bd09(lon, lat)
-    ref = np.array([prcoords.gcj_bd(prcoords.Coords(la, lo)) for lo, la in zip(lon, lat, strict=True)])
-    assert metres(bd[0], bd[1], ref[:, 1], ref[:, 0]).max() < 1e-3
+    assert metres(*bd, *prcoords_of(prcoords.gcj_bd, lon, lat)).max() < 1e-3
     back = crs.bd09_to_gcj02(*bd)
     assert metres(back[0], back[1], lon, lat).max() < 0.01
 
