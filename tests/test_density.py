@@ -69,19 +69,17 @@ def test_request_cost_allows_the_defaults_and_the_largest_fitting_requests():
     check_request_cost(CHAOYANG, 50, 5000)
 
 
-def test_request_cost_refuses_too_many_cells_and_names_the_cell_size_that_fits():
+@pytest.mark.parametrize(("cell_m", "bandwidth_m", "field", "needles", "fits", "over"), [
+    # too many cells: names the smallest cell size that fits, and that size (not one metre less) is taken
+    (10, 300, "cell_m", ["1,000,000 cells", "at least 29 m"], (29, 300), (28, 300)),
+    # a bandwidth of too many cells: names the largest that fits, and that one (not one cell more) is taken
+    (30, 5000, "bandwidth_m", ["100 cells", "at most 3000 m"], (30, 3000), (30, 3030)),
+], ids=["cells", "bandwidth"])
+def test_request_cost_refuses_and_names_what_fits(cell_m, bandwidth_m, field, needles, fits, over):
     with pytest.raises(InvalidInput) as err:
-        check_request_cost(CHAOYANG, 10, 300)
-    assert err.value.details[0]["field"] == "cell_m"
-    assert "1,000,000 cells" in err.value.message and "at least 29 m" in err.value.message
-    check_request_cost(CHAOYANG, 29, 300)
-    with pytest.raises(InvalidInput):
-        check_request_cost(CHAOYANG, 28, 300)
-
-
-def test_request_cost_refuses_a_bandwidth_of_too_many_cells_and_names_the_largest():
-    with pytest.raises(InvalidInput) as err:
-        check_request_cost(CHAOYANG, 30, 5000)
-    assert err.value.details[0]["field"] == "bandwidth_m"
-    assert "100 cells" in err.value.message and "at most 3000 m" in err.value.message
-    check_request_cost(CHAOYANG, 30, 3000)
+        check_request_cost(CHAOYANG, cell_m, bandwidth_m)
+    assert err.value.details[0]["field"] == field
+    assert all(needle in err.value.message for needle in needles), err.value.message
+    check_request_cost(CHAOYANG, *fits)
+    with pytest.raises(InvalidInput, match=field):
+        check_request_cost(CHAOYANG, *over)
