@@ -31,7 +31,6 @@ from citygrid.errors import (
 )
 from citygrid.loaders.vector import read_vector
 from citygrid.spatial import db
-from citygrid.spatial import store as spatial_store
 from citygrid.spatial.cluster import EmbeddedCluster
 from citygrid.spatial.sources import SYNTHETIC_SOURCE
 
@@ -405,10 +404,10 @@ def grids_publish(ctx: click.Context, district: str, version_id: int | None, eff
 @click.pass_context
 def grids_versions(ctx: click.Context, district: str) -> None:
     """The dated history of a district's grid versions."""
-    from citygrid.gridding import store as gridding_store
+    from citygrid.gridding.queries import versions
 
     with _transaction(_settings(ctx)) as conn:
-        rows = gridding_store.versions(conn, district)
+        rows = versions(conn, district)
     _echo_json([{k: v for k, v in r.items() if k != "params"} for r in rows])
 
 
@@ -498,9 +497,9 @@ def census_import(ctx: click.Context, file: Path, district: str, crs: str | None
     imported either way).
     """
     from citygrid.components_survey import jobs
-    from citygrid.components_survey import store as survey
     from citygrid.components_survey.census import CensusOptions, report_csv
     from citygrid.components_survey.mapping import load_mapping_file
+    from citygrid.components_survey.queries import report_rows
 
     options = CensusOptions(district=district, crs=crs, encoding=encoding, layer=layer,
                             mapping=load_mapping_file(mapping_file), x_field=x_field, y_field=y_field,
@@ -521,7 +520,7 @@ def census_import(ctx: click.Context, file: Path, district: str, crs: str | None
 
             record = jobs.run_job(engine, job_id, file, options, progress)
         with engine.connect() as conn:
-            problems = survey.report_rows(conn, job_id)
+            problems = report_rows(conn, job_id)
     finally:
         engine.dispose()
     if report_path is not None:
@@ -597,12 +596,12 @@ def cases_classify(ctx: click.Context, text: str, kind: str | None) -> None:
     scheme, low confidence)."""
     from citygrid.cases.classify import classifier_for
     from citygrid.cases.service import active_scheme
-    from citygrid.components_survey import store as survey_store
+    from citygrid.components_survey.queries import taxonomy
 
     settings = _settings(ctx)
     with _transaction(settings) as conn:
         scheme = active_scheme(conn)
-        classes = survey_store.taxonomy(conn, scheme=scheme, kind=kind)
+        classes = taxonomy(conn, scheme=scheme, kind=kind)
     model = None if kind else CaseRules.load(settings.data_dir).model_path(scheme)
     _echo_json({"scheme": scheme, **classifier_for(classes, model).classify(text).as_dict()})
 
@@ -613,13 +612,13 @@ def cases_classify(ctx: click.Context, text: str, kind: str | None) -> None:
 def cases_escalate(ctx: click.Context, district: str | None) -> None:
     """Escalate every overdue dispatched case one level (community -> street -> district)."""
     from citygrid.cases import service as case_service
-    from citygrid.cases import store as case_store
+    from citygrid.cases.queries import overdue_ids
 
     settings = _settings(ctx)
     rules = CaseRules.load(settings.data_dir)
     escalated, skipped = [], []
     with _transaction(settings) as conn:
-        for case_id in case_store.overdue_ids(conn, district):
+        for case_id in overdue_ids(conn, district):
             try:
                 with conn.begin_nested():
                     case_service.transition(conn, rules, case_id, "escalate", actor="system", role="system",
@@ -681,10 +680,11 @@ def cases_import(ctx: click.Context, file: Path, mapping_file: Path | None, key_
     says how far outside, and which edge is nearest.
     """
     from citygrid.cases.history import import_cases, load_mapping, report_csv
+    from citygrid.cases.queries import last_case_id
 
     source, licence = _given_source(ctx, file)
     with _transaction(_settings(ctx)) as conn:
-        first_case_id = spatial_store.last_case_id(conn)
+        first_case_id = last_case_id(conn)
         result = import_cases(conn, file, mapping=load_mapping(mapping_file), key_field=key_field, ignore=ignore,
                               max_bad_ratio=max_bad_ratio, encoding=encoding)
         if result.state != "rejected" and result.imported:
@@ -710,9 +710,10 @@ def cases_import(ctx: click.Context, file: Path, mapping_file: Path | None, key_
 def cases_synthesize(ctx: click.Context, district: str, count: int, seed: int) -> None:
     """Add a seeded SYNTHETIC year of cases (labelled synthetic) to a district."""
     from citygrid.cases import synthetic
+    from citygrid.cases.queries import last_case_id
 
     with _transaction(_settings(ctx)) as conn:
-        first_case_id = spatial_store.last_case_id(conn)
+        first_case_id = last_case_id(conn)
         result = synthetic.generate(conn, district, count, seed=seed)
         if result.imported:
             deploy.record_case_import(conn, first_case_id, source=SYNTHETIC_SOURCE, synthetic=True)
@@ -724,14 +725,14 @@ def cases_synthesize(ctx: click.Context, district: str, count: int, seed: int) -
 def cases_train(ctx: click.Context) -> None:
     """Retrain the text classifier of the active class scheme on its stored, real (non-synthetic), classified
     cases that have a description (saved as data/models/<scheme>.joblib)."""
-    from citygrid.cases import store as case_store
     from citygrid.cases.classify import train
+    from citygrid.cases.queries import labelled_texts
     from citygrid.cases.service import active_scheme
 
     settings = _settings(ctx)
     with _transaction(settings) as conn:
         scheme = active_scheme(conn)
-        rows = case_store.labelled_texts(conn, scheme)
+        rows = labelled_texts(conn, scheme)
     names = {r[1]: r[2] for r in rows}
     _echo_json(train([r[0] for r in rows], [r[1] for r in rows], names,
                      CaseRules.load(settings.data_dir).model_path(scheme)))
@@ -894,7 +895,7 @@ def audit_command(ctx: click.Context, object_kind: str | None, object_id: str | 
     """The audit log, newest first, with before/after values."""
     import datetime as dt
 
-    from citygrid.accounts import store as accounts_store
+    from citygrid.accounts.queries import AuditFilter, audit_entries
     from citygrid.periods import period
 
     def iso(value: str, name: str) -> str:
@@ -906,9 +907,8 @@ def audit_command(ctx: click.Context, object_kind: str | None, object_id: str | 
     # inclusive dates: --since 2026-03-01 --until 2026-03-01 is that one day
     since, until = period(since, until, iso, start_field="--since", end_field="--until")
     with _transaction(_settings(ctx)) as conn:
-        _echo_json(accounts_store.audit_entries(conn, object_kind=object_kind, object_id=object_id, actor=actor,
-                                                district=district, start=since, end=until, limit=limit,
-                                                offset=0))
+        _echo_json(audit_entries(conn, AuditFilter(object_kind=object_kind, object_id=object_id, actor=actor,
+                                                   district=district, start=since, end=until, limit=limit)))
 
 
 @cli.command("status")

@@ -24,6 +24,7 @@ from citygrid.components_survey.census import CensusOptions, CensusResult, impor
 from citygrid.components_survey.mapping import parse_mapping
 from citygrid.errors import CitygridError
 from citygrid.loaders import safeyaml
+from citygrid.spatial import db
 from citygrid.spatial import store as spatial_store
 
 PROGRESS_EVERY_S = 1.0
@@ -58,7 +59,7 @@ def run_job(engine: Engine, job_id: str, path: Path, options: CensusOptions, pro
         store.update_job(conn, job_id, state="running", percent=0)
     try:
         with engine.begin() as conn:
-            spatial_store.set_actor(conn, (store.job(conn, job_id) or {}).get("created_by") or "unknown")
+            db.set_actor(conn, (store.job(conn, job_id) or {}).get("created_by") or "unknown")
             result: CensusResult = import_file(conn, path, options, heartbeat)
             if result.state != "preview":  # read for good: gone before anyone can see the job ended
                 _remove_work_dir(engine, job_id)

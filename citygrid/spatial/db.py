@@ -263,6 +263,13 @@ def set_deployment_zone(conn: Connection, name: str) -> None:
     conn.execute(sa.text("SELECT set_config('TimeZone', :tz, false)"), {"tz": name})
 
 
+def set_actor(conn: Connection, actor: str) -> None:
+    """Name who acts for the rest of this transaction: the session setting ``citygrid.actor``, read by
+    ``store.audit`` and the audit triggers (the web layer names the signed-in user per request, an import job
+    its creator; the CLI's connections carry ``DEFAULT_ACTOR`` from the start)."""
+    conn.execute(sa.text("SELECT set_config('citygrid.actor', :a, true)"), {"a": actor})
+
+
 def quiet_row_audit(conn: Connection, quiet: bool) -> None:
     """Quiet the row-by-row audit triggers for the rest of this transaction (``quiet``), or wake them again:
     the session setting ``citygrid.bulk``, for bulk operations that are audited once, as one row."""

@@ -85,6 +85,11 @@ def district_wkb(conn: Connection, code: str) -> bytes | None:
     ).scalar()
 
 
+def district_codes(conn: Connection) -> list[str]:
+    """The codes of every imported district, in order."""
+    return list(conn.execute(sa.text("SELECT district_code FROM districts ORDER BY district_code")).scalars())
+
+
 def district_summaries(conn: Connection) -> list[dict[str, Any]]:
     """Per district: code, name, area_km2, streets, communities, roads, road_km (storage-CRS measures)."""
     rows = conn.execute(
@@ -332,17 +337,12 @@ def districts_with_cases_after(conn: Connection, case_id: int) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ audit
-def set_actor(conn: Connection, actor: str) -> None:
-    """Name who acts for the rest of this transaction (read by ``audit`` and the audit triggers)."""
-    conn.execute(sa.text("SELECT set_config('citygrid.actor', :a, true)"), {"a": actor})
-
-
 def audit(
     conn: Connection, *, actor: str | None = None, action: str, object_kind: str, object_id: str,
     district: str | None = None, before: Any = None, after: Any = None,
 ) -> None:
     """Append one row to the audit log in the caller's transaction; ``actor`` defaults to the transaction's
-    ``citygrid.actor`` (the signed-in user, or ``cli:<os user>``)."""
+    ``citygrid.actor`` (``db.set_actor``: the signed-in user, or ``cli:<os user>``)."""
     conn.execute(
         sa.text(
             """

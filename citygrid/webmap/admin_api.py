@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from citygrid.accounts import service as accounts
-from citygrid.accounts import store as accounts_store
+from citygrid.accounts.queries import AuditFilter, audit_entries
 from citygrid.errors import InvalidInput
 from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
@@ -39,11 +39,11 @@ def audit():
     1000, ``offset``. Each entry has ``before``, ``after`` and ``changed``."""
     district = optional_district_arg()
     start, end = period_args()
+    wanted = AuditFilter(object_kind=_text_arg("object_kind", 100), object_id=_text_arg("object_id"),
+                         actor=_text_arg("actor"), district=district, start=start, end=end,
+                         limit=int_arg("limit", 100, 1, MAX_PAGE), offset=int_arg("offset", 0, 0, 10_000_000))
     with connection() as conn:
-        rows = accounts_store.audit_entries(
-            conn, object_kind=_text_arg("object_kind", 100), object_id=_text_arg("object_id"),
-            actor=_text_arg("actor"), district=district, start=start, end=end,
-            limit=int_arg("limit", 100, 1, MAX_PAGE), offset=int_arg("offset", 0, 0, 10_000_000))
+        rows = audit_entries(conn, wanted)
     entries = [{**r, "changed": changed_fields(r["before"], r["after"])} for r in rows]
     return jsonify({"entries": entries, "count": len(entries)})
 

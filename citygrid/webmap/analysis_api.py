@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import asdict, replace
 
 from flask import Blueprint, Response, jsonify, request
 
 from citygrid.cases.workflow import STATES
 from citygrid.errors import InvalidInput, NotFound
-from citygrid.gridding import store as grid_store
-from citygrid.spatial.analysis import store as analysis_store
+from citygrid.gridding.queries import version
+from citygrid.spatial.analysis import queries as analysis
 from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
 from citygrid.webmap.heavy import heavy
@@ -28,19 +29,15 @@ def caseload():
     """``district`` (required), ``level`` unit|supervision|community|street, ``start``/``end`` (ISO),
     ``kind``, ``class_code``, ``source``, ``status``, ``synthetic`` true|false, ``format`` json|geojson|csv."""
     district = district_code(request.args.get("district"))
-    level = choice_arg("level", tuple(analysis_store.LEVELS), "unit")
+    level = choice_arg("level", analysis.LEVELS, "unit")
     fmt = choice_arg("format", ("json", "geojson", "csv"), "json")
     source = request.args.get("source") or None
     if source is not None and (len(source) > 30 or not source.isalnum()):
         raise InvalidInput("source must be a short word such as supervisor or hotline", field="source")
-    filters = _case_filters()
-    start, end = filters["start"], filters["end"]
+    filters = replace(_case_filters(), source=source)
     with connection() as conn:
-        version = grid_store.version_row(conn, district, None)
-        if version is None:
-            raise NotFound(f"district {district} has no grid version")
-        rows = analysis_store.caseload(conn, district=district, version=version["version_id"], level=level,
-                                       source=source, with_geometry=fmt == "geojson", **filters)
+        version_id = version(conn, district)["version_id"]
+        rows = analysis.caseload(conn, district, version_id, level, filters, with_geometry=fmt == "geojson")
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=FIELDS, extrasaction="ignore")
@@ -48,7 +45,8 @@ def caseload():
         writer.writerows(rows)
         return Response(buffer.getvalue(), mimetype="text/csv",
                         headers={"Content-Disposition": f"attachment; filename=caseload-{district}-{level}.csv"})
-    meta = {"district": district, "level": level, "version": version["version_id"], "start": start, "end": end}
+    meta = {"district": district, "level": level, "version": version_id, "start": filters.start,
+            "end": filters.end}
     if fmt == "geojson":
         features = [{"type": "Feature", "id": r["code"], "geometry": r.pop("geometry"), "properties": r}
                     for r in rows]
@@ -56,13 +54,14 @@ def caseload():
     return jsonify({**meta, "rows": rows, "total_cases": sum(r["cases"] for r in rows)})
 
 
-def _case_filters() -> dict:
+def _case_filters() -> analysis.CaseloadFilter:
+    """The case filters the caseload and the density share, from the query string."""
     class_code = optional_code_arg("class", "class_code")
     synthetic = choice_arg("synthetic", ("true", "false"))
     start, end = period_args()  # inclusive dates: start=end is one day
-    return {"start": start, "end": end, "kind": choice_arg("kind", ("event", "component")),
-            "class_code": class_code, "status": choice_arg("status", STATES),
-            "synthetic": None if synthetic is None else synthetic == "true"}
+    return analysis.CaseloadFilter(start=start, end=end, kind=choice_arg("kind", ("event", "component")),
+                                   class_code=class_code, status=choice_arg("status", STATES),
+                                   synthetic=None if synthetic is None else synthetic == "true")
 
 
 @bp.get("/density.<fmt>")
@@ -97,14 +96,14 @@ def density(fmt: str):
         boundary = district_boundary(conn, district)
         check_request_cost(boundary.bounds, cell, bandwidth)
         srid = deployment_srid(conn)
-        x, y = analysis_store.case_points(conn, district=district, **filters)
+        x, y = analysis.case_points(conn, district, filters)
     raster = kde(x, y, boundary.bounds, cell_m=cell, bandwidth_m=bandwidth, kernel=kernel, epsg=srid)
     if fmt == "png":
         return Response(to_png(raster), mimetype="image/png")
     if fmt == "tif":
         with tempfile.TemporaryDirectory() as tmp:
             path = write_geotiff(raster, Path(tmp) / "density.tif", {"district": district, **{
-                k: v for k, v in filters.items() if v is not None}})
+                k: v for k, v in asdict(filters).items() if v is not None}})
             data = path.read_bytes()
         return Response(data, mimetype="image/tiff",
                         headers={"Content-Disposition": f"attachment; filename=density-{district}.tif"})

@@ -6,9 +6,9 @@ from flask import Blueprint, jsonify, request
 
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.cases.service import active_scheme
-from citygrid.components_survey import store as survey_store
+from citygrid.components_survey.queries import taxonomy
 from citygrid.errors import NotFound
-from citygrid.spatial import store
+from citygrid.spatial import queries as places
 from citygrid.spatial.sources import attributions
 from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
@@ -22,7 +22,7 @@ bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 def list_districts():
     """All districts with counts (area in km² measured in the storage CRS)."""
     with connection() as conn:
-        return jsonify({"districts": store.district_summaries(conn)})
+        return jsonify({"districts": places.district_summaries(conn)})
 
 
 @bp.get("/districts/<code>")
@@ -31,9 +31,7 @@ def get_district(code: str):
     """One district boundary as a GeoJSON Feature in EPSG:4326; ``?simplify=`` metres (0–1000)."""
     tolerance = float_arg("simplify", 0.0, 0.0, 1000.0)
     with connection() as conn:
-        feature = store.district_geojson(conn, district_code(code, 'code'), tolerance)
-    if feature is None:
-        raise NotFound(f"no district {code}")
+        feature = places.district_feature(conn, district_code(code, 'code'), tolerance)
     return jsonify(feature)
 
 
@@ -43,9 +41,7 @@ def get_areas(code: str):
     """Streets/communities as GeoJSON points (EPSG:4326); those with no location are listed in ``unlocated``."""
     level = choice_arg("level", ("street", "community"))
     with connection() as conn:
-        if store.district_row(conn, district_code(code, 'code')) is None:
-            raise NotFound(f"no district {code}")
-        rows = store.areas(conn, code, level)
+        rows = places.area_points(conn, district_code(code, 'code'), level)
     features, unlocated = [], []
     for row in rows:
         props = {k: row[k] for k in ("code", "level", "parent_code", "name", "ur_code", "has_polygon")}
@@ -64,9 +60,8 @@ def get_lines(code: str):
     kind = choice_arg("kind", ("road", "water", "rail"))
     tolerance = float_arg("simplify", 0.0, 0.0, 1000.0)
     with connection() as conn:
-        if store.district_row(conn, district_code(code, 'code')) is None:
-            raise NotFound(f"no district {code}")
-        return jsonify(store.lines_geojson(conn, code, kind, tolerance))
+        lines = places.district_lines(conn, district_code(code, 'code'), kind, tolerance)
+    return jsonify(lines)
 
 
 @bp.get("/sources")
@@ -76,8 +71,8 @@ def list_sources():
     synthetic, recorded_at) and ``attributions``, the lines the page footer shows; ``?district=`` for one."""
     district = optional_district_arg()
     with connection() as conn:
-        rows = store.data_sources(conn, district)
-        n_districts = len(store.district_summaries(conn)) if district is None else 1
+        rows = places.data_sources(conn, district)
+        n_districts = len(places.district_codes(conn)) if district is None else 1
     return jsonify({"sources": rows, "attributions": attributions(rows, n_districts=n_districts)})
 
 
@@ -89,7 +84,7 @@ def get_taxonomy():
     kind = choice_arg("kind", ("component", "event"))
     scheme = request.args.get("scheme") or None
     with connection() as conn:
-        rows = survey_store.taxonomy(conn, scheme=scheme, kind=kind)
+        rows = taxonomy(conn, scheme=scheme, kind=kind)
         active = active_scheme(conn)
     if scheme and not rows:
         raise NotFound(f"no taxonomy scheme {scheme!r}")

@@ -12,8 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from citygrid.cases.rules import CaseRules
 from citygrid.codes import CodeScheme, deployment_scheme
-from citygrid.spatial.db import deployment_zone
-from citygrid.spatial.store import set_actor
+from citygrid.spatial.db import deployment_zone, set_actor
 
 
 @dataclass

@@ -6,9 +6,8 @@ from flask import Blueprint, jsonify, request
 
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.errors import InvalidInput, NotFound
+from citygrid.gridding import queries as grids
 from citygrid.gridding import service as gridding
-from citygrid.gridding import store as grid_store
-from citygrid.spatial.db import deployment_srid
 from citygrid.webmap.auth import allow
 from citygrid.webmap.context import code_scheme, connection
 from citygrid.webmap.params import bbox_arg, choice_arg, code_arg, district_code, int_arg
@@ -26,15 +25,10 @@ def list_grids():
     version_id = int_arg("version", None, 1, 1_000_000)
     limit = int_arg("limit", 1000, 1, MAX_PAGE)
     offset = int_arg("offset", 0, 0, 10_000_000)
-    bbox = bbox_arg()
+    wanted = grids.GridFilter(district=district, kind=kind, version=version_id, bbox=bbox_arg(), limit=limit,
+                              offset=offset)
     with connection() as conn:
-        version = grid_store.version_row(conn, district, version_id)
-        if version is None:
-            raise NotFound(f"district {district} has no grid version" + (f" {version_id}" if version_id else ""))
-        page = grid_store.grids_geojson(conn, district=district, version_id=version["version_id"], kind=kind,
-                                        bbox=bbox, limit=limit, offset=offset, srid=deployment_srid(conn))
-    page["version"] = version["version_id"]
-    page["version_status"] = version["status"]
+        page = grids.grid_page(conn, wanted)
     return jsonify(page)
 
 
@@ -47,7 +41,7 @@ def get_grid(code: str):
         raise InvalidInput(f"{scheme.problem('unit_grid', code)}; nor is it a supervision-grid code "
                            f"({scheme.formats['supervision_grid'].text})", field="code")
     with connection() as conn:
-        feature = grid_store.find_grid(conn, code)
+        feature = grids.find_grid(conn, code)
     if feature is None:
         raise NotFound(f"no grid {code}")
     return jsonify(feature)
@@ -61,8 +55,7 @@ def get_card(code: str):
     code_arg("unit_grid", code, "code")
     district = code_scheme().district_of("unit_grid", code)
     with connection() as conn:
-        version = grid_store.version_row(conn, district, None)
-        card = grid_store.grid_card(conn, district, version["version_id"], code) if version else None
+        card = grids.current_card(conn, district, code)
     if card is None:
         raise NotFound(f"no unit grid {code} in the current version")
     return jsonify(card)
@@ -74,7 +67,7 @@ def list_versions():
     """Dated history of a district's grid versions."""
     district = district_code(request.args.get("district"))
     with connection() as conn:
-        rows = grid_store.versions(conn, district)
+        rows = grids.versions(conn, district)
     return jsonify({"district": district, "versions": rows})
 
 
@@ -98,11 +91,8 @@ def list_owners():
     district = district_code(request.args.get("district"))
     role = choice_arg("role", ROLES, "management")
     with connection() as conn:
-        version = grid_store.version_row(conn, district, None)
-        if version is None:
-            raise NotFound(f"district {district} has no grid version")
-        owners = grid_store.owner_counts(conn, district, version["version_id"], role)
-    return jsonify({"district": district, "role": role, "version": version["version_id"], "owners": owners})
+        version_id, owners = grids.current_owners(conn, district, role)
+    return jsonify({"district": district, "role": role, "version": version_id, "owners": owners})
 
 
 @bp.get("/at")
@@ -110,22 +100,12 @@ def list_owners():
 def grid_at():
     """``?lon=&lat=`` (WGS84) — the current unit grid covering the point (the boundary rule of the geocoder),
     with its card; ``code`` null outside every grid ("nothing there" is an answer, not an error)."""
-    import numpy as np
-
-    from citygrid.cases import store as case_store
-    from citygrid.spatial import crs
-    from citygrid.spatial.geocode import GridIndex
     from citygrid.webmap.params import lonlat_args
 
     lon, lat = lonlat_args()
     with connection() as conn:
-        srid = deployment_srid(conn)
-        point = crs.storage_point(lon, lat, crs.parse_crs("EPSG:4326"), srid)
-        for district in case_store.district_codes(conn):
-            index = GridIndex.cached(conn, district)
-            hit = int(index.assign(np.array([point.x]), np.array([point.y]))[0])
-            if hit >= 0:
-                card = grid_store.grid_card(conn, district, index.version, index.codes[hit])
-                return jsonify({"district": district, "code": index.codes[hit], "card": card})
+        found = grids.grid_at(conn, lon, lat)
+    if found is not None:
+        return jsonify(found)
     return jsonify({"district": None, "code": None, "card": None,
                     "message": f"no unit grid covers {lon:.6f}, {lat:.6f}"})

@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from citygrid.components_survey import jobs
-from citygrid.components_survey import store as survey
+from citygrid.components_survey import queries as survey
 from citygrid.components_survey.census import CensusOptions, report_csv
 from citygrid.config import Settings
 from citygrid.errors import Conflict, InvalidInput, NotFound, Unavailable

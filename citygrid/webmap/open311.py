@@ -16,14 +16,12 @@ import hashlib
 from flask import Blueprint, current_app, g, jsonify, request
 
 from citygrid import codes
-from citygrid.cases import service
-from citygrid.cases import store as case_store
+from citygrid.cases import queries, service
 from citygrid.cases.intake import parse_report
 from citygrid.cases.publication import Publication, request_view
 from citygrid.cases.workflow import CLOSED_STATES, OPEN_STATES
-from citygrid.components_survey import store as survey_store
+from citygrid.components_survey import queries as survey
 from citygrid.errors import InvalidInput, NotFound
-from citygrid.spatial.db import deployment_srid
 from citygrid.webmap import ratelimit
 from citygrid.webmap.auth import public
 from citygrid.webmap.context import case_rules, connection, zone
@@ -37,11 +35,11 @@ def _find_service(conn, code: str | None) -> dict | None:
     cannot be one (``citygrid.codes``): a scheme's own codes are ``service_code``s, the packaged scheme's look
     like E0102 (event) or C0101 (component)."""
     scheme = service.active_scheme(conn)
-    kind = "service_code" if survey_store.has_own_service_codes(conn, scheme) else "packaged_service_code"
+    kind = "service_code" if survey.has_own_service_codes(conn, scheme) else "packaged_service_code"
     reason = codes.problem(kind, code)
     if reason is not None:
         raise InvalidInput(f"{reason}; services.json lists the codes this city offers", field="service_code")
-    found = survey_store.open311_services(conn, scheme, code)
+    found = survey.open311_services(conn, scheme, code)
     return found[0] if found else None
 
 
@@ -66,7 +64,7 @@ def _service(row: dict) -> dict:
 def services():
     """The services of the deployment's active class scheme offered through Open311."""
     with connection() as conn:
-        return jsonify([_service(r) for r in survey_store.open311_services(conn, service.active_scheme(conn))])
+        return jsonify([_service(r) for r in survey.open311_services(conn, service.active_scheme(conn))])
 
 
 @bp.get("/services/<code>.json")
@@ -125,7 +123,7 @@ def get_request(request_id: int):
     """A published request (``cases.publication``); 404 for one that does not exist or is not published."""
     rule = _rule()
     with connection() as conn:
-        case = case_store.get_case(conn, request_id)
+        case = queries.get_case(conn, request_id)
     if case is None or not rule.publishes(case):
         raise NotFound(f"no service request {request_id}")
     return jsonify([request_view(case, rule)])
@@ -143,10 +141,9 @@ def list_requests():
     with connection() as conn:
         if request.args.get("service_code"):
             kind, class_code = _parse_service(conn, request.args["service_code"])
-        rows = case_store.list_cases(
-            conn, district=None, status=None, kind=kind, class_code=class_code,
-            start=start, end=end, bbox=bbox_arg(), unit_grid=None,
-            supervision_grid=None, srid=deployment_srid(conn), limit=int_arg("limit", 100, 1, 1000), offset=0,
+        rows = queries.list_cases(conn, queries.CaseFilter(
+            kind=kind, class_code=class_code, start=start, end=end, bbox=bbox_arg(),
+            limit=int_arg("limit", 100, 1, 1000),
             statuses=None if status is None else (CLOSED_STATES if status == "closed" else OPEN_STATES),
-            published=(rule.sources, rule.classes))
+            published=(rule.sources, rule.classes)))
     return jsonify([request_view(r, rule) for r in rows])

@@ -9,14 +9,15 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template, url_for
 
 from citygrid.accounts.roles import ANY_ROLE
-from citygrid.cases import store as case_store
+from citygrid.cases.queries import case_months, has_synthetic
 from citygrid.cases.service import active_scheme
 from citygrid.cases.workflow import STATES
-from citygrid.components_survey import store as survey_store
+from citygrid.components_survey.queries import taxonomy
 from citygrid.config import basemap
-from citygrid.gridding import store as grid_store
 from citygrid.gridding.ownership import ROLES
-from citygrid.spatial import db, store
+from citygrid.gridding.queries import current_teams
+from citygrid.spatial import db
+from citygrid.spatial.queries import data_sources, district_summaries
 from citygrid.spatial.sources import attributions
 from citygrid.webmap.auth import access_of, allow, principal
 from citygrid.webmap.context import connection, zone
@@ -30,19 +31,14 @@ PAGES = (("overview", "/", "Overview 总览"), ("caseload", "/caseload", "Caselo
 
 def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **context: Any) -> Response:
     with connection() as conn:
-        districts = store.district_summaries(conn)
+        districts = district_summaries(conn)
         name = db.deployment_info(conn)["name"]
-        per_district = {}
-        for d in districts:
-            version = grid_store.version_row(conn, d["code"], None)
-            per_district[d["code"]] = {
-                "months": case_store.case_months(conn, d["code"], zone()),
-                "synthetic_history": case_store.has_synthetic(conn, d["code"]),
-                "teams": grid_store.teams(conn, d["code"], version["version_id"]) if version else [],
-            }
+        per_district = {d["code"]: {"months": case_months(conn, d["code"], zone()),
+                                    "synthetic_history": has_synthetic(conn, d["code"]),
+                                    "teams": current_teams(conn, d["code"])} for d in districts}
         classes = [{"kind": c["kind"], "code": c["code"], "name": c["name"]}
-                   for c in survey_store.taxonomy(conn, scheme=active_scheme(conn))]
-        credits = attributions(store.data_sources(conn), n_districts=len(districts))
+                   for c in taxonomy(conn, scheme=active_scheme(conn))]
+        credits = attributions(data_sources(conn), n_districts=len(districts))
     who = principal()
     map_base = basemap()
     visible = [p for p in PAGES if who is not None

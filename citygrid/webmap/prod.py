@@ -66,13 +66,13 @@ def warm_up(app) -> None:
     """Build each district's grid index and open a few pooled connections in a new worker before it takes
     requests, so the first reports it serves do not wait seconds for them. Failures are logged, not fatal:
     a worker without a database still serves ``/healthz`` with 503."""
-    from citygrid.cases import store as case_store
     from citygrid.spatial.geocode import GridIndex
+    from citygrid.spatial.queries import district_codes
     from citygrid.webmap.context import connection
 
     try:
         with app.app_context(), connection() as conn:
-            for district in case_store.district_codes(conn):
+            for district in district_codes(conn):
                 GridIndex.cached(conn, district)
     except Exception as error:  # a worker must start even when the database is down
         logging.getLogger("citygrid.prod").warning("warm-up skipped: %s", error)

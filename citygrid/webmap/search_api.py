@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import shapely
 from flask import Blueprint, jsonify, request
 
 from citygrid.accounts.roles import ANY_ROLE
-from citygrid.cases import store as case_store
+from citygrid.cases import queries as cases
 from citygrid.cases.scope import read_scope
-from citygrid.components_survey import store as survey_store
+from citygrid.components_survey import queries as survey
 from citygrid.errors import InvalidInput, NotFound
-from citygrid.gridding import store as grid_store
-from citygrid.spatial.crs import to_lonlat
-from citygrid.spatial.db import deployment_srid
-from citygrid.spatial.gazetteer import Gazetteer
+from citygrid.gridding import queries as grids
+from citygrid.spatial.queries import places_named
 from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import code_scheme, connection
 from citygrid.webmap.params import code_arg, district_code
@@ -46,30 +43,21 @@ def search():
     scheme = code_scheme()
     is_grid = scheme.matches("unit_grid", query) or scheme.matches("supervision_grid", query)
     with connection() as conn:
-        if is_grid and (grid := grid_store.find_grid(conn, query)):
+        if is_grid and (grid := grids.find_grid(conn, query)):
             centre = shapely.geometry.shape(grid["geometry"]).representative_point()
             results.append({"kind": f"{grid['properties']['kind']}_grid", "id": query, "label": query,
                             "lon": centre.x, "lat": centre.y, "geometry": grid["geometry"]})
-        elif scheme.matches("obj_id", query) and (versions := survey_store.component_history(conn, query)):
+        elif scheme.matches("obj_id", query) and (versions := survey.component_history(conn, query)):
             newest = versions[0]
             results.append({"kind": "component", "id": query, "label": f"{newest['class_name'] or ''} {query}",
                             "lon": newest["lon"], "lat": newest["lat"], "current": newest["valid_to"] is None})
-        elif (m := _CASE_ID.match(query)) and (case := case_store.get_case(conn, int(m.group(1)),
-                                                                             read_scope(require_principal()))):
+        elif (m := _CASE_ID.match(query)) and (case := cases.get_case(conn, int(m.group(1)),
+                                                                        read_scope(require_principal()))):
             results.append({"kind": "case", "id": case["case_id"],
                             "label": f"#{case['case_id']} {case['class_name'] or ''} ({case['status']})",
                             "lon": case["lon"], "lat": case["lat"]})
         if not results:
-            districts = [district] if district else case_store.district_codes(conn)
-            srid = deployment_srid(conn)
-            for code in districts:
-                match = Gazetteer.for_district(conn, code).locate(query)
-                if match is None or match.place.x is None:
-                    continue
-                point = to_lonlat(np.array([shapely.Point(match.place.x, match.place.y)], dtype=object), srid)[0]
-                results.append({"kind": match.place.kind, "id": match.place.code, "label": match.place.name,
-                                "lon": point.x, "lat": point.y, "confidence": match.confidence,
-                                "ambiguous": match.ambiguous, "district": code})
+            results = places_named(conn, query, district)
     results.sort(key=lambda r: -r.get("confidence", 1.0))
     return jsonify({"q": query, "results": results})
 
@@ -80,18 +68,12 @@ def component_near():
     """``?lon=&lat=`` (WGS84) ``&within_m=`` (0.1–200, default 10) — ``{"component": …}``, the nearest current
     component with its distance in metres, or null when none is that close (the map's click on a drawn
     component; "nothing there" is an answer, not an error)."""
-    from citygrid.spatial import crs
     from citygrid.webmap.params import float_arg, lonlat_args
 
     lon, lat = lonlat_args()
     within = float_arg("within_m", 10.0, 0.1, 200.0)
     with connection() as conn:
-        srid = deployment_srid(conn)
-        point = crs.storage_point(lon, lat, crs.parse_crs("EPSG:4326"), srid)
-        wkb = shapely.to_wkb(point)
-        district, _ = case_store.district_at(conn, wkb, srid)
-        found = case_store.component_near(conn, district, wkb, srid, obj_id=None, class_code=None,
-                                          within_m=within) if district else None
+        found = cases.nearest_component(conn, lon, lat, within)
     return jsonify({"component": found, "within_m": within})
 
 
@@ -101,7 +83,7 @@ def component(obj_id: str):
     """A component by ObjID: its current (or last) version, every version (newest first) and its case count."""
     code_arg("obj_id", obj_id, "obj_id")
     with connection() as conn:
-        versions = survey_store.component_history(conn, obj_id)
+        versions = survey.component_history(conn, obj_id)
     if not versions:
         raise NotFound(f"no component {obj_id}")
     return jsonify({"obj_id": obj_id, "current": versions[0] if versions[0]["valid_to"] is None else None,
