@@ -62,21 +62,18 @@ def find_pg_bin() -> Path:
 
 @dataclass(frozen=True)
 class ClusterPaths:
-    """Where the cluster keeps its files. ``base`` is ``data/`` unless that cannot serve (see ``for_data_dir``)."""
+    """Where the cluster keeps its files: the server's data directory, its socket directory and its log, all
+    below ``base``, which is ``data/`` unless that cannot serve (see ``for_data_dir``)."""
 
     base: Path
+    pg_dir: Path
+    run_dir: Path
+    log_file: Path
 
-    @property
-    def pg_dir(self) -> Path:
-        return self.base / "pg"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.base / "run"
-
-    @property
-    def log_file(self) -> Path:
-        return self.base / "log" / "postgresql.log"
+    @classmethod
+    def under(cls, base: Path) -> ClusterPaths:
+        """The layout below ``base``: ``pg/``, ``run/`` (the Unix socket) and ``log/postgresql.log``."""
+        return cls(base, base / "pg", base / "run", base / "log" / "postgresql.log")
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> ClusterPaths:
@@ -86,11 +83,12 @@ class ClusterPaths:
         choice depends only on ``data_dir``, so every command finds the same cluster.
         """
         data_dir = data_dir.resolve()
-        fits = len(str(data_dir / "run")) <= _MAX_SOCKET_DIR_LEN
+        here = cls.under(data_dir)
+        fits = len(str(here.run_dir)) <= _MAX_SOCKET_DIR_LEN
         if fits and (os.geteuid() != 0 or _world_traversable(data_dir)):
-            return cls(data_dir)
+            return here
         digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:12]
-        return cls(_FALLBACK_ROOT / digest)
+        return cls.under(_FALLBACK_ROOT / digest)
 
 
 def _world_traversable(path: Path) -> bool:
