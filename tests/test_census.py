@@ -943,41 +943,6 @@ def test_a_nul_character_is_a_bad_row(bj, points, tmp_path):
     assert result.counts["good"] == 1 and "NUL character" in got[3] and "NUL character" in got[4]
 
 
-def _batch(start: int, n: int):
-    from citygrid.loaders import points as points_module
-
-    values = np.arange(start, start + n, dtype=float)
-    return pd.DataFrame({"i": np.arange(start, start + n)}), points_module.Points(
-        values, -values, np.full(n, "", dtype=object)), None
-
-
-def test_paced_cuts_the_first_and_the_last_batch_and_keeps_every_row_in_order():
-    sizes = [10, 10, 10]
-    pieces = list(census._paced(iter([_batch(sum(sizes[:k]), n) for k, n in enumerate(sizes)])))
-    assert [len(attrs) for attrs, _, _ in pieces] == [2, 3, 2, 3, 10, 2, 3, 2, 3]
-    rows = np.concatenate([attrs["i"].to_numpy() for attrs, _, _ in pieces])
-    xs = np.concatenate([pts.x for _, pts, _ in pieces])
-    assert np.array_equal(rows, np.arange(30)) and np.array_equal(xs, rows) and all(
-        attrs.index[0] == 0 for attrs, _, _ in pieces)
-    # one batch is cut once; one smaller than the pieces gives no empty ones; no batch, no pieces
-    assert [len(a) for a, _, _ in census._paced(iter([_batch(0, 8)]))] == [2, 2, 2, 2]
-    assert [len(a) for a, _, _ in census._paced(iter([_batch(0, 2), _batch(2, 1)]))] == [1, 1, 1]
-    assert list(census._paced(iter([]))) == []
-
-
-def test_the_first_batch_is_cut_before_the_next_is_read():
-    read = []
-
-    def batches():
-        for k in range(3):
-            read.append(k)
-            yield _batch(10 * k, 10)
-
-    paced = census._paced(batches())
-    next(paced)
-    assert read == [0]
-
-
 def test_the_copy_connection_gets_a_wider_send_buffer():
     import socket
 

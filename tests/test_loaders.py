@@ -14,7 +14,8 @@ import shapely
 from citygrid.errors import InvalidInput
 from citygrid.loaders import points
 from citygrid.loaders.demo import DEMOS, demo_district
-from citygrid.loaders.vector import read_csv_points, read_vector
+from citygrid.loaders.tables import read_csv_points
+from citygrid.loaders.vector import read_vector
 from citygrid.spatial.wkb import point_ewkb_hex
 
 REPO = Path(__file__).resolve().parent.parent

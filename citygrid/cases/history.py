@@ -18,7 +18,6 @@ Coordinates come in as lon/lat (WGS84, GCJ-02 or BD-09 per row); storage is the 
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
 import hashlib
@@ -31,7 +30,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import pandas as pd
 import pyproj
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -41,9 +39,10 @@ from citygrid.cases import store
 from citygrid.cases.intake import INPUT_CRS, SOURCES, Report, parse_report
 from citygrid.cases.service import active_scheme
 from citygrid.cases.workflow import STATES, TRANSITIONS
-from citygrid.errors import InvalidInput
+from citygrid.errors import InvalidInput, RowProblem, problem
 from citygrid.loaders import safeyaml
 from citygrid.loaders.plaintext import spreadsheet_safe
+from citygrid.loaders.tables import read_csv_table
 from citygrid.spatial import crs, db, timezones
 from citygrid.spatial import store as spatial_store
 from citygrid.spatial.boundaries import district_boundary
@@ -153,36 +152,57 @@ def parse_mapping(data: Any) -> CaseMapping:
     """Validate a parsed mapping document (see ``load_mapping``); ``InvalidInput`` naming the bad part."""
     if data is None:
         return CaseMapping()
+    _check_keys(data)
+    columns, constants = _columns_and_constants(data)
+    case_sensitive = data.get("case_sensitive", False)
+    if not isinstance(case_sensitive, bool):
+        raise InvalidInput("mapping: case_sensitive must be true or false", field="mapping")
+    values = _value_tables(data.get("values") or {}, case_sensitive)
+    ignore = _ignored(data.get("ignore") or [], set(columns) | set(constants))
+    time_format = data.get("time_format")
+    if time_format is not None:
+        _check_time_format(time_format)
+    return CaseMapping(columns=columns, values=values, constants=constants, ignore=ignore,
+                       case_sensitive=case_sensitive, time_format=time_format)
+
+
+def _check_keys(data: Any) -> None:
+    """``InvalidInput`` unless ``data`` is a mapping whose keys are all ``MAPPING_KEYS``."""
     if not isinstance(data, dict):
         raise InvalidInput(f"mapping: must be a mapping with keys among {', '.join(MAPPING_KEYS)}", field="mapping")
     unknown = [str(k) for k in data if k not in MAPPING_KEYS]
     if unknown:
         raise InvalidInput(f"mapping: unknown key(s) {', '.join(map(repr, unknown))}; known keys: "
                            f"{', '.join(MAPPING_KEYS)}", field="mapping")
+
+
+def _columns_and_constants(data: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """The ``columns:`` (our field -> the file's column, 1–``MAX_COLUMN_NAME`` characters) and ``set:``
+    (our field -> one value) sections, which may not name one field twice."""
     columns = _text_keyed(data.get("columns") or {}, "columns", ALL_FIELDS)
-    long = [c for c in columns.values() if not 0 < len(c) <= MAX_COLUMN_NAME]
-    if long:
+    if any(not 0 < len(c) <= MAX_COLUMN_NAME for c in columns.values()):
         raise InvalidInput(f"mapping: column names are 1–{MAX_COLUMN_NAME} characters", field="mapping")
     constants = _text_keyed(data.get("set") or {}, "set", ALL_FIELDS)
     both = sorted(set(columns) & set(constants))
     if both:
         raise InvalidInput(f"mapping: {', '.join(both)} is both read from a column and set", field="mapping")
-    case_sensitive = data.get("case_sensitive", False)
-    if not isinstance(case_sensitive, bool):
-        raise InvalidInput("mapping: case_sensitive must be true or false", field="mapping")
+    return columns, constants
+
+
+def _value_tables(raw: Any, case_sensitive: bool) -> dict[str, dict[str, str]]:
+    """The ``values:`` section: per field of ``OUR_VALUES``, the file's values (folded as ``CaseMapping.fold``
+    does) -> ours; a value mapped twice (after folding) to different words is refused."""
     fold = CaseMapping(case_sensitive=case_sensitive).fold
-    raw_values = data.get("values") or {}
-    if not isinstance(raw_values, dict):
+    if not isinstance(raw, dict):
         raise InvalidInput("mapping: 'values' must map a field to a table of the file's values and ours",
                            field="mapping")
     values: dict[str, dict[str, str]] = {}
-    for name, table in raw_values.items():
+    for name, table in raw.items():
         if name not in OUR_VALUES:
             raise InvalidInput(f"mapping: values can be mapped for {', '.join(OUR_VALUES)}, not {name!r}",
                                field="mapping")
-        table = _text_keyed(table, f"values: {name}", None)
         folded: dict[str, str] = {}
-        for theirs, ours in table.items():
+        for theirs, ours in _text_keyed(table, f"values: {name}", None).items():
             if OUR_VALUES[name] and ours not in OUR_VALUES[name]:
                 raise InvalidInput(f"mapping: values: {name}: {theirs!r} maps to {ours!r}, which is not one of "
                                    f"{', '.join(OUR_VALUES[name])}", field="mapping")
@@ -192,18 +212,18 @@ def parse_mapping(data: Any) -> CaseMapping:
                                    f"{ours!r}){'' if case_sensitive else ' ignoring case'}", field="mapping")
             folded[key] = ours
         values[name] = folded
-    ignore = data.get("ignore") or []
+    return values
+
+
+def _ignored(ignore: Any, mapped: set[str]) -> tuple[str, ...]:
+    """The ``ignore:`` section: fields of ours whose same-named column is not read, none of them ``mapped``."""
     if not isinstance(ignore, list) or any(not isinstance(i, str) or i not in ALL_FIELDS for i in ignore):
         raise InvalidInput(f"mapping: 'ignore' lists fields whose same-named column is not read, among "
                            f"{', '.join(ALL_FIELDS)}", field="mapping")
-    clash = sorted(set(ignore) & (set(columns) | set(constants)))
+    clash = sorted(set(ignore) & mapped)
     if clash:
         raise InvalidInput(f"mapping: {', '.join(clash)} is both ignored and mapped", field="mapping")
-    time_format = data.get("time_format")
-    if time_format is not None:
-        _check_time_format(time_format)
-    return CaseMapping(columns=columns, values=values, constants=constants, ignore=tuple(ignore),
-                       case_sensitive=case_sensitive, time_format=time_format)
+    return tuple(ignore)
 
 
 def _check_time_format(fmt: Any) -> None:
@@ -241,61 +261,6 @@ def load_mapping(path: Path | None) -> CaseMapping:
     return parse_mapping(safeyaml.load(text, what=f"mapping file {path.name}"))
 
 
-def _decodes(path: Path, encoding: str) -> bool:
-    """Whether the whole file decodes in ``encoding`` (read in 1 MiB blocks: no second copy in memory)."""
-    decoder = codecs.getincrementaldecoder(encoding)()
-    try:
-        with path.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                decoder.decode(block)
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def read_table(path: Path, encoding: str | None = None) -> pd.DataFrame:
-    """The CSV as text columns; empty cells are empty strings. In ``encoding`` if given, else UTF-8, else
-    GB18030 when it is plainly Chinese text (every non-ASCII byte pair a GB2312 character, as a Chinese export
-    without the rarer GBK characters is); anything else asks for the encoding. A Latin-1/cp1252 file also
-    decodes as GB18030 wherever an accented letter precedes a letter ('Müller' as 'M黮ler'), so GB18030 is
-    never read unasked beyond that shape.
-    ``InvalidInput`` for a file that is no CSV text, or names one column twice."""
-    if not path.exists():
-        raise InvalidInput(f"file not found: {path}", field="file")
-    if not path.is_file():
-        raise InvalidInput(f"{path.name} is not a file", field="file")
-    if encoding is not None:
-        try:
-            "".encode(encoding)  # a text encoding (codecs.lookup also knows rot13, zlib, base64, undefined)
-        except (LookupError, UnicodeError):
-            raise InvalidInput(f"unknown encoding {encoding[:40]!r} (e.g. utf-8, cp1252, latin-1, gb18030)",
-                               field="encoding") from None
-    elif _decodes(path, "utf-8"):
-        encoding = "utf-8-sig"
-    else:
-        if not _decodes(path, "gb2312"):
-            raise InvalidInput(f"{path.name}: text is not UTF-8 (nor plainly Chinese GB18030): give its "
-                                   "encoding, e.g. --encoding cp1252 (Excel in western Europe and the Americas), "
-                               "latin-1 or gb18030", field="encoding")
-        encoding = "gb18030"
-    try:
-        header = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, header=None, nrows=1)
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
-    except UnicodeError as exc:  # UnicodeDecodeError, or a codec's own complaint (utf-16 without a BOM)
-        where = f" (byte {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
-        raise InvalidInput(f"{path.name}: not {encoding} text{where}: give its encoding",
-                           field="encoding") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InvalidInput(f"{path.name}: not a readable CSV: {exc}", field="file") from exc
-    names = [str(name).strip() for name in header.iloc[0]] if len(header) else []
-    repeated = next((name for i, name in enumerate(names) if name in names[:i]), None)
-    if repeated is not None:
-        raise InvalidInput(f"{path.name}: column {repeated[:80]!r} appears twice; which one is meant is not "
-                           "guessed (rename one)", field="file")
-    return table
-
-
 def derived_key(row: dict[str, Any]) -> str:
     """A case key from a row's whole content (its columns and values): the same row gives the same key."""
     content = json.dumps({str(k): str(v) for k, v in row.items()}, sort_keys=True, ensure_ascii=False)
@@ -316,9 +281,10 @@ def import_cases(conn: Connection, path: Path, *, mapping: CaseMapping | dict[st
     ignore : fields whose same-named column is not read (added to the mapping's ``ignore``).
     max_bad_ratio : above this share of bad rows nothing is imported (``state`` rejected).
     synthetic : only the seeded demo history.
-    encoding : the file's text encoding (None: UTF-8, else GB18030 when plainly Chinese; ``read_table``).
+    encoding : the file's text encoding (None: UTF-8, else GB18030 when plainly Chinese;
+        ``loaders.encoding.csv_encoding``).
     """
-    table = read_table(path, encoding)
+    table, _ = read_csv_table(path, encoding=encoding)
     if not isinstance(mapping, CaseMapping):
         mapping = parse_mapping({"columns": dict(mapping or {})})
     bad_ignore = [i for i in ignore if i not in ALL_FIELDS]
@@ -384,6 +350,12 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:79] + "…"
 
 
+def _at_line(detail: dict[str, Any], line: int) -> RowProblem:
+    """A problem ``parse_report`` found in one field of the row at ``line`` (its own context kept)."""
+    rest = {k: v for k, v in detail.items() if k not in ("line", "field", "reason")}
+    return problem(detail.get("field"), detail["reason"], line=line, **rest)
+
+
 def _history(line: int, record: dict[str, Any], reported_at: dt.datetime | None, time_format: str | None,
              zone: ZoneInfo, problems: list[dict[str, Any]]) -> list[tuple[str, dt.datetime]] | None:
     """The row's dated steps as (event field, time) in workflow order; None (with problems added) when a time
@@ -399,25 +371,24 @@ def _history(line: int, record: dict[str, Any], reported_at: dt.datetime | None,
         except (ValueError, OverflowError):
             ok = False
             expected = f"the time_format {time_format!r}" if time_format else "ISO 8601 (e.g. 2024-03-01T09:00)"
-            problems.append({"line": line, "field": name, "reason": f"{_shown(raw)} is not a time in {expected}"})
+            problems.append(problem(name, f"{_shown(raw)} is not a time in {expected}", line=line))
             continue
         if at > now:
             ok = False
-            problems.append({"line": line, "field": name, "reason": f"{at.isoformat()} is in the future"})
+            problems.append(problem(name, f"{at.isoformat()} is in the future", line=line))
         elif reported_at is None:
             ok = False
-            problems.append({"line": line, "field": name, "reason": "a dated step needs the report time "
-                                                                    "(reported_at)"})
+            problems.append(problem(name, "a dated step needs the report time (reported_at)", line=line))
         # Compared as UTC instants: Python compares two datetimes of one zone by wall-clock time, which puts
         # 01:10 EST before 01:40 EDT in the hour a daylight-saving change repeats.
         elif at.astimezone(dt.UTC) < reported_at.astimezone(dt.UTC):
             ok = False
-            problems.append({"line": line, "field": name, "reason": f"{at.isoformat()} is before the report "
-                                                                    f"({reported_at.isoformat()})"})
+            problems.append(problem(name, f"{at.isoformat()} is before the report ({reported_at.isoformat()})",
+                                    line=line))
         elif steps and at.astimezone(dt.UTC) < steps[-1][1].astimezone(dt.UTC):
             ok = False
-            problems.append({"line": line, "field": name, "reason": f"{at.isoformat()} is before {steps[-1][0]} "
-                                                                    f"({steps[-1][1].isoformat()})"})
+            problems.append(problem(name, f"{at.isoformat()} is before {steps[-1][0]} ({steps[-1][1].isoformat()})",
+                                    line=line))
         steps.append((name, at))
     return steps if ok else None
 
@@ -449,8 +420,9 @@ def insert_reports(conn: Connection, records: Sequence[dict[str, Any]], *, max_b
             if value is not None and value not in OUR_VALUES[name]:
                 where = f"map it under '{hint[name]}:' in the mapping file" if name in hint else "map it"
                 also = f", or ignore the column (ignore: [{name}] / --ignore {name})" if name in hint else ""
-                row_problems.append({"line": line, "field": name, "reason": (
-                    f"{_shown(value)} is not one of ours ({', '.join(OUR_VALUES[name])}): {where}{also}")})
+                row_problems.append(problem(
+                    name, f"{_shown(value)} is not one of ours ({', '.join(OUR_VALUES[name])}): {where}{also}",
+                    line=line))
         reported_at = None
         raw_time = record.get("reported_at")
         if raw_time is not None and not isinstance(raw_time, dt.datetime):
@@ -458,8 +430,8 @@ def insert_reports(conn: Connection, records: Sequence[dict[str, Any]], *, max_b
                 reported_at = _time(str(raw_time), time_format, zone)
             except (ValueError, OverflowError):
                 expected = f"the time_format {time_format!r}" if time_format else "ISO 8601"
-                row_problems.append({"line": line, "field": "reported_at",
-                                     "reason": f"{_shown(raw_time)} is not a time in {expected}"})
+                row_problems.append(problem("reported_at", f"{_shown(raw_time)} is not a time in {expected}",
+                                            line=line))
         elif isinstance(raw_time, dt.datetime):
             reported_at = timezones.localize(raw_time, zone)
         data = {k: v for k, v in record.items() if k in FIELDS and k not in ("status", "reported_at")}
@@ -471,7 +443,7 @@ def insert_reports(conn: Connection, records: Sequence[dict[str, Any]], *, max_b
                                   allow_synthetic=synthetic, default_source="import")
             report = replace(report, source=data.get("source") or "import")
         except InvalidInput as exc:
-            row_problems.extend({"line": line, **d} for d in exc.details
+            row_problems.extend(_at_line(d, line) for d in exc.details
                                 if not any(p["field"] == d.get("field") for p in row_problems))
             report = None
         steps = _history(line, record, reported_at, time_format, zone, row_problems)
@@ -479,16 +451,16 @@ def insert_reports(conn: Connection, records: Sequence[dict[str, Any]], *, max_b
             problems.extend(row_problems)
             continue
         if report.lon is None:
-            problems.append({"line": line, "field": "lon", "reason": "bulk rows need coordinates"})
+            problems.append(problem("lon", "bulk rows need coordinates", line=line))
             continue
         if not report.class_code:  # single reports may be classified on intake; historic rows keep their own
-            problems.append({"line": line, "field": "class_code", "reason": "required in a bulk import"})
+            problems.append(problem("class_code", "required in a bulk import", line=line))
             continue
         status = record.get("status") or (TRANSITIONS[EVENT_FIELDS[steps[-1][0]]].target if steps else "closed")
         key = report.idempotency_key
         if key is not None and key in first_of_key and not record.get("derived_key"):
-            problems.append({"line": line, "field": "idempotency_key", "reason": (
-                f"{_shown(key)} is the key of line {first_of_key[key]} too: one case per key, the first is imported")})
+            problems.append(problem("idempotency_key", f"{_shown(key)} is the key of line {first_of_key[key]} too: one "
+                                    "case per key, the first is imported", line=line))
             continue
         if key is not None:
             first_of_key.setdefault(key, line)
@@ -584,8 +556,8 @@ def _place(conn: Connection, reports: list[tuple[int, Report, str, list[tuple[st
             line, report, status, steps = reports[row]
             if (report.kind, report.class_code) not in classes:
                 mapped = f" (map the file's classes under '{hint['class_code']}:')" if "class_code" in hint else ""
-                problems.append({"line": line, "field": "class_code",
-                                 "reason": f"unknown {report.kind} class {report.class_code}{mapped}"})
+                problems.append(problem("class_code", f"unknown {report.kind} class {report.class_code}{mapped}",
+                                         line=line))
                 continue
             index = indexes[district]
             placed.append({
@@ -604,9 +576,9 @@ def _place(conn: Connection, reports: list[tuple[int, Report, str, list[tuple[st
     if len(outside) and boundaries:
         for row, where in zip(outside, _outside(boundaries, x[outside], y[outside], wgs_lon[outside],
                                                  wgs_lat[outside], srid), strict=True):
-            problems.append({"line": reports[row][0], "field": "lon", **where})
+            problems.append(problem("lon", where.pop("reason"), line=reports[row][0], **where))
     else:
-        problems.extend({"line": reports[row][0], "field": "lon", "reason": "there is no district to place it in"}
+        problems.extend(problem("lon", "there is no district to place it in", line=reports[row][0])
                         for row in outside)
     return placed
 
@@ -655,8 +627,8 @@ def report_csv(problems: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for problem in sorted(problems, key=lambda p: (p.get("line", 0), str(p.get("field", "")))):
-        writer.writerow({k: spreadsheet_safe(problem.get(k)) for k in REPORT_COLUMNS})
+    for row in sorted(problems, key=lambda p: (p.get("line") or 0, str(p.get("field", "")))):
+        writer.writerow({k: spreadsheet_safe(row.get(k)) for k in REPORT_COLUMNS})
     return buffer.getvalue()
 
 

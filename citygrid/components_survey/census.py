@@ -1,19 +1,26 @@
 """Component census (部件普查) import: read, validate row by row, place, reconcile, commit.
 
-``import_file`` works inside the caller's transaction: it streams the file in chunks (pyogrio + Arrow),
-validates each chunk with vectorised checks and COPYs the good rows into a fresh load table (the server parses
-one chunk while Python checks the next), fills in missing ObjIDs, compares the load with the current census
-(new / moved / changed / unchanged / retired) and, unless it is a dry run or too many rows are bad, makes the
-load table the district's census partition: unchanged rows dropped, earlier versions copied in with the
-superseded ones closed, indexes built once, partition swapped (``store.swap_census``). A census that changes
-little (``store.small_change``) and has its partition already is updated in place instead: the superseded
-versions closed, the new ones inserted (``store.apply_in_place``). Nothing in ``components`` changes unless
-the whole run succeeds.
+Along the data flow, one module per step:
 
-What can be retired is scoped: by default only current components of the classes the file holds (a file of
-hydrants is the census of hydrants, not of the district), with ``scope="all"`` the district's whole census;
-and a reconciliation that would retire more than ``max_retire_ratio`` of that scope is refused unless
-``allow_mass_retire``. With ``id_field`` rows are matched on the city's own feature IDs instead of ObjIDs.
+1. **read** (``loaders.tables``): the file streamed in batches (pyogrio + Arrow; a CSV read whole and cut),
+   with its encoding decided and file line numbers;
+2. **check** (``checks``): each batch's rows through small vectorised checks (encoding, geometry, placement
+   in the district, class and ID, dates and text, duplicates), the good rows placed in their grids;
+3. **load** (here, ``_load``): the good rows as COPY text (``loaders.copytext``) into a fresh load table; the
+   server parses one batch while Python checks the next;
+4. **reconcile and swap** (here, ``_import``; SQL in ``store``): missing ObjIDs filled in, the load compared
+   with the current census (new / moved / changed / unchanged / retired) and, unless it is a dry run or
+   too many rows are bad, the load table made the district's census partition: unchanged rows dropped,
+   earlier versions copied in with the superseded ones closed, indexes built once, partition swapped
+   (``store.swap_census``). A census that changes little (``store.small_change``) and has its partition
+   already is updated in place instead: the superseded versions closed, the new ones inserted
+   (``store.apply_in_place``). Nothing in ``components`` changes unless the whole run succeeds.
+
+``import_file`` works inside the caller's transaction. What can be retired is scoped: by default only current
+components of the classes the file holds (a file of hydrants is the census of hydrants, not of the
+district), with ``scope="all"`` the district's whole census; and a reconciliation that would retire more
+than ``max_retire_ratio`` of that scope is refused unless ``allow_mass_retire``. With ``id_field`` rows are
+matched on the city's own feature IDs instead of ObjIDs.
 
 Coordinates: the file's CRS (or the declared one, incl. GCJ-02/BD-09) is converted to the deployment CRS;
 every stored point is in it.
@@ -23,9 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,24 +40,25 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyogrio
 import shapely
-import sqlalchemy as sa
 from pyproj import CRS, Transformer
 from sqlalchemy.engine import Connection
 
-from citygrid.components_survey import store
-from citygrid.components_survey.ids import SeenIds, as_mask, check_obj_ids, serial_keys
-from citygrid.components_survey.mapping import CensusMapping, parse_mapping, resolve_columns
+from citygrid.components_survey import checks, store
+from citygrid.components_survey.ids import SeenIds
+from citygrid.components_survey.mapping import (
+    CensusMapping,
+    parse_mapping,
+    resolve_columns,
+    standard_attributes,
+    text_column,
+)
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
-from citygrid.errors import InvalidInput
+from citygrid.errors import InvalidInput, RowProblem
 from citygrid.gcpause import existing_objects_frozen
-from citygrid.loaders import gdalsafe, points
-from citygrid.loaders.archive import find_dataset, safe_extract
+from citygrid.loaders import tables
 from citygrid.loaders.copytext import copy_text
-from citygrid.loaders.encoding import blank_records, shapefile_encoding
 from citygrid.loaders.plaintext import control_character, spreadsheet_safe
-from citygrid.loaders.vector import read_csv_points, read_csv_table
 from citygrid.spatial import crs
 from citygrid.spatial import store as spatial_store
 from citygrid.spatial.boundaries import district_boundary
@@ -59,11 +66,7 @@ from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.geocode import GridIndex
 from citygrid.spatial.wkb import point_ewkb_hex
 
-CHUNK = 100_000
-MAX_FILE_BYTES = 4 * 2**30
-TEXT_FIELDS = ("ObjName", "DeptCode1", "DeptName1", "DeptCode2", "DeptName2", "DeptCode3", "DeptName3",
-               "BGID", "ObjState", "DataSource", "Note")
-MAX_TEXT = 500
+CHUNK = tables.BATCH_SIZE
 SCOPES = ("classes", "all")
 Progress = Callable[[float, dict[str, int]], None]
 
@@ -130,365 +133,109 @@ class CensusOptions:
 
 @dataclass
 class CensusResult:
+    """What an import did: its ``state``, row and reconciliation ``counts``, one ``errors.RowProblem`` per bad
+    row (and per warning: keys line, field, reason, severity, obj_id, geom_wkt), the ``reconciliation``, the
+    attribute ``encoding`` read and the source CRS's label."""
+
     state: str  # preview | committed | rejected
     counts: dict[str, int]
-    problems: list[dict[str, Any]]
+    problems: list[RowProblem]
     reconciliation: dict[str, Any]
     warnings: list[str]
     encoding: str | None
     source_crs: str
 
 
-# ------------------------------------------------------------------------------------------ reading
+# ------------------------------------------------------------------------------------------ checking a batch
 @dataclass
-class _Source:
-    path: Path
-    kind: str  # csv | ogr
-    encoding: str | None
-    encoding_source: str | None
-    bad_encoding_lines: set[int]
-    total: int
+class _District:
+    """What every batch is checked against: the district (``geom`` in EPSG:``srid``, ``near`` a metre wider
+    and prepared), the scheme's classes (code -> name), the grids."""
+
+    code: str
+    geom: Any
+    near: Any
+    srid: int
+    class_names: dict[str, str]
+    grid_index: GridIndex
+
+    @property
+    def classes(self) -> set[str]:
+        """The scheme's class codes."""
+        return set(self.class_names)
 
 
-def _open_source(path: Path, options: CensusOptions, workdir: Path) -> _Source:
-    if not path.exists():
-        raise InvalidInput(f"file not found: {path}", field="file")
-    if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
-        raise InvalidInput(f"{path.name} is larger than {MAX_FILE_BYTES // 2**30} GiB", field="file")
-    if path.suffix.lower() == ".zip":
-        path = find_dataset(safe_extract(path, workdir / "unzipped"))
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".txt"):
-        return _Source(path, "csv", options.encoding, "user" if options.encoding else None, set(), 0)
-    encoding, source, bad = options.encoding, "user" if options.encoding else None, set()
-    if suffix == ".shp":
-        report = shapefile_encoding(path, options.encoding)
-        encoding, source, bad = report.encoding, report.source, set(report.bad_lines)
-        if bad:
-            path = blank_records(path, report.bad_lines, workdir / "blanked")
-    try:
-        info = gdalsafe.safe_info(path, layer=options.layer, encoding=encoding)
-    except UnicodeDecodeError as exc:
-        raise _undecodable(path, encoding, exc) from exc
-    return _Source(path, "ogr", encoding, source, bad, int(info.get("features") or 0))
+@dataclass
+class _Context:
+    """One file's checking context: the district, and what the first batch settled (the source CRS and its
+    transformer to the deployment's, the column mapping) or the whole file accumulates (IDs seen)."""
 
-
-def _batches(src: _Source, options: CensusOptions) -> Iterator[tuple[pd.DataFrame, points.Points, CRS | None]]:
-    """(attributes as Arrow-backed columns, points in the file's CRS, file CRS) per chunk."""
-    geometry = options.census_mapping().geometry
-    if geometry is not None and src.kind != "csv":
-        raise InvalidInput(f"the mapping's geometry: {{{geometry[0]}: …}} reads a CSV column; {src.path.name} "
-                           "has geometry of its own", field="mapping")
-    if geometry is not None:
-        fmt, column = geometry
-        table, src.encoding = read_csv_table(src.path, encoding=options.encoding)
-        if column not in table.columns:
-            raise InvalidInput(f"geometry column {column!r} not in the file (columns: {', '.join(table.columns)})",
-                               field="mapping")
-        src.total = len(table)
-        values = table[column].to_numpy(dtype=object)
-        attrs = table.drop(columns=[column])
-        for start in range(0, len(table), options.chunk_size):
-            stop = start + options.chunk_size
-            yield (attrs.iloc[start:stop].reset_index(drop=True), points.from_text(values[start:stop], fmt), None)
-        return
-    if src.kind == "csv":
-        frame, encoding = read_csv_points(src.path, x_field=options.x_field, y_field=options.y_field,
-                                          encoding=options.encoding)
-        src.encoding, src.total = encoding, len(frame)
-        geoms = np.asarray(frame.geometry.values, dtype=object)
-        attrs = pd.DataFrame(frame.drop(columns=frame.geometry.name))
-        for start in range(0, len(frame), options.chunk_size):
-            stop = start + options.chunk_size
-            yield (attrs.iloc[start:stop].reset_index(drop=True), points.from_shapely(geoms[start:stop]), None)
-        return
-    try:
-        with pyogrio.open_arrow(src.path, layer=options.layer, encoding=src.encoding,
-                                batch_size=options.chunk_size, use_pyarrow=True) as (meta, reader):
-            file_crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else None
-            geom_col = meta.get("geometry_name") or "wkb_geometry"
-            for batch in reader:
-                names = batch.schema.names
-                if geom_col in names:
-                    pts = points.from_wkb(batch.column(names.index(geom_col)))
-                    batch = batch.drop_columns([geom_col])
-                else:
-                    pts = points.from_shapely(np.full(batch.num_rows, None, dtype=object))
-                yield batch.to_pandas(types_mapper=pd.ArrowDtype), pts, file_crs
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-        raise InvalidInput(f"{src.path.name}: GDAL cannot read it: {exc}", field="file") from exc
-    except UnicodeDecodeError as exc:
-        raise _undecodable(src.path, src.encoding, exc) from exc
-
-
-EDGE_PARTS = 4
-
-
-def _paced(batches: Iterator[tuple[pd.DataFrame, points.Points, CRS | None]], parts: int = EDGE_PARTS
-           ) -> Iterator[tuple[pd.DataFrame, points.Points, CRS | None]]:
-    """The batches, with the first and the last cut into ``parts`` pieces. The server parses one batch while
-    Python checks the next (``store.LoadWriter``), so it waits idle for the whole first batch and works on
-    alone through the whole last one; smaller pieces at both ends shorten both waits (0.2-0.3 s per million
-    rows), and pieces throughout would cost more in per-batch overhead than they save. Reads one batch ahead
-    to know the last, but not before the first is out."""
-
-    def cut(batch: tuple[pd.DataFrame, points.Points, CRS | None]
-            ) -> Iterator[tuple[pd.DataFrame, points.Points, CRS | None]]:
-        attrs, pts, file_crs = batch
-        bounds = np.unique(np.linspace(0, len(attrs), parts + 1).astype(int))
-        for start, stop in itertools.pairwise(bounds.tolist()):
-            yield attrs.iloc[start:stop].reset_index(drop=True), pts.part(start, stop), file_crs
-
-    current = next(batches, None)
-    if current is None:
-        return
-    yield from cut(current)
-    current = next(batches, None)
-    while current is not None:
-        ahead = next(batches, None)
-        if ahead is None:
-            yield from cut(current)
-        else:
-            yield current
-        current = ahead
-
-
-def _undecodable(path: Path, encoding: str | None, exc: UnicodeDecodeError) -> InvalidInput:
-    return InvalidInput(
-        f"{path.name}: field names or values are not valid {encoding or 'UTF-8'} ({exc.reason} at byte "
-        f"{exc.start}); a UTF-8 DBF cuts Chinese field names at 10 bytes — pass --encoding, or use a mapping",
-        field="encoding")
-
-
-# ------------------------------------------------------------------------------------------ validation
-_STRING = pd.ArrowDtype(pa.string())
-
-
-def _arrow_text(values: pa.Array) -> pa.Array:
-    """Any Arrow column as text: integral floats without '.0' (numeric IDs read from a DBF), other values as
-    Arrow renders them, nulls kept."""
-    if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
-    if pa.types.is_string(values.type):
-        return values
-    if pa.types.is_large_string(values.type) or pa.types.is_integer(values.type):
-        return values.cast(pa.string())
-    if pa.types.is_floating(values.type):
-        numbers = values.to_numpy(zero_copy_only=False)
-        integral = np.isfinite(numbers) & (np.floor(numbers) == numbers) & (np.abs(numbers) < 2**53)
-        out = np.full(len(numbers), None, dtype=object)
-        out[integral] = pa.array(numbers[integral].astype(np.int64)).cast(pa.string()).to_numpy(zero_copy_only=False)
-        other = np.isfinite(numbers) & ~integral
-        out[other] = [str(v) for v in numbers[other]]
-        return pa.array(out, type=pa.string())
-    try:
-        return values.cast(pa.string())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.array([None if v is None else str(v) for v in values.to_pylist()], type=pa.string())
-
-
-def _text(series: pd.Series | None, n: int) -> pd.Series:
-    """A column as Arrow-backed text, trimmed, empty values missing (None: a column the file lacks)."""
-    if series is None:
-        return pd.Series(pa.nulls(n, pa.string()), dtype=_STRING)
-    values = _arrow_text(pa.array(series, from_pandas=True))
-    trimmed = pc.utf8_trim_whitespace(values)
-    return pd.Series(pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed), dtype=_STRING)
-
-
-def _constant(value: str, n: int) -> pd.Series:
-    """One text value for ``n`` rows (a mapping's ``set:``), trimmed as a file's values are."""
-    return _text(pd.Series(pa.array(np.full(n, value, dtype=object), type=pa.string()), dtype=_STRING), n)
-
-
-def _map_values(values: pd.Series, table: dict[str, str], case_sensitive: bool = False) -> pd.Series:
-    """Text values (Arrow-backed, trimmed) with those ``table`` lists replaced by ours (a mapping's
-    ``values:``), ignoring case unless ``case_sensitive``; the others kept. A look-up in C over the whole
-    column."""
-    raw = pa.array(values)
-    keys = list(table) if case_sensitive else [key.lower() for key in table]
-    hit = pc.index_in(raw if case_sensitive else pc.utf8_lower(raw), value_set=pa.array(keys, type=pa.string()))
-    mapped = pc.coalesce(pc.take(pa.array(list(table.values()), type=pa.string()), hit), raw)
-    return pd.Series(pc.if_else(pc.equal(mapped, ""), pa.scalar(None, pa.string()), mapped), dtype=_STRING)
-
-
-def _hash_keys(values: pd.Series) -> np.ndarray:
-    """64-bit keys of text values for ``SeenIds`` (pandas' vectorised hash; two different IDs share a key with
-    a chance of about n²/2⁶⁵, 3·10⁻⁸ for a million)."""
-    return pd.util.hash_array(values.to_numpy(dtype=object)).view(np.int64)
-
-
-def _parse_dates(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """(ISO date strings or None, mask of unparseable or implausible non-empty values) of text values."""
-    present = raw.notna()
-    parsed = pd.to_datetime(raw.where(present).str.replace("/", "-").str.replace(".", "-"),
-                            errors="coerce", format="mixed")
-    compact = raw.where(present & parsed.isna() & raw.fillna("").str.fullmatch(r"[0-9]{8}"))
-    parsed = parsed.fillna(pd.to_datetime(compact, format="%Y%m%d", errors="coerce"))
-    plausible = (parsed.dt.year >= 1900) & (parsed <= pd.Timestamp.now() + pd.Timedelta(days=366))
-    bad = present & ~(parsed.notna() & plausible)
-    return parsed.dt.strftime("%Y-%m-%d").where(~bad & present, None), bad
-
-
-def _dates(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """``_parse_dates`` of Arrow-backed text, parsing each distinct value once (a census repeats a few
-    thousand dates over a million rows)."""
-    encoded = pc.dictionary_encode(pa.array(raw))
-    distinct = pd.Series(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-    iso, bad = _parse_dates(distinct)
-    index = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    iso_values = np.append(iso.to_numpy(dtype=object), None)
-    bad_values = np.append(bad.to_numpy(dtype=bool), False)
-    return (pd.Series(pa.array(iso_values[index], type=pa.string(), from_pandas=True), dtype=_STRING),
-            bad_values[index])
+    district: _District
+    source: crs.InputCrs
+    transformer: Transformer
+    columns: dict[str, str]
+    mapping: CensusMapping
+    bad_encoding: set[int]
+    seen: SeenIds = field(default_factory=SeenIds)
+    native: checks.NativeIds | None = None
 
 
 @dataclass
 class _Checked:
-    frame: pd.DataFrame  # good rows: standard columns + x, y (storage CRS), line
-    problems: list[dict[str, Any]]
+    frame: pd.DataFrame  # good rows: standard columns + x, y (storage CRS), line, grids, attrs (JSON)
+    problems: list[RowProblem]
 
 
-def _problem(line: int, obj_id: Any, field_name: str, reason: str, wkt: str | None = None,
-             severity: str = "error") -> dict[str, Any]:
-    return {"line": int(line), "obj_id": None if pd.isna(obj_id) or obj_id == "" else obj_id, "field": field_name,
-            "reason": reason, "geom_wkt": wkt, "severity": severity}
-
-
-@dataclass
-class _Native:
-    """The city's own feature IDs: their column (``--id-field``) and those met so far in the file."""
-
-    field: str
-    seen: SeenIds
-
-
-def _check_chunk(attrs: pd.DataFrame, pts: points.Points, lines: np.ndarray, columns: dict[str, str],
-                 source: crs.InputCrs, srid: int, transformer: Transformer, district: Any, near: Any,
-                 known_classes: set[str], seen: SeenIds, bad_encoding: set[int],
-                 grid_index: GridIndex, district_code: str, mapping: CensusMapping | None = None,
-                 native: _Native | None = None) -> _Checked:
-    """Validate one chunk (points in the file's CRS; ``district`` and ``near`` in EPSG:``srid``): the good
-    rows with x, y in EPSG:``srid`` and their grids, and a problem per bad row (the first reason found).
-    ``mapping``'s constants and value maps apply before any check; with ``native`` every row needs a
-    feature ID of its own (kept as ``native_id``)."""
-    n = len(attrs)
-    mapping = mapping or CensusMapping()
-    cols = {name: attrs.get(col) for name, col in columns.items()}
-
-    def attribute(name: str) -> pd.Series:
-        values = _constant(mapping.constants[name], n) if name in mapping.constants else _text(cols.get(name), n)
-        if name not in mapping.values:
-            return values
-        return _map_values(values, mapping.values[name], mapping.case_sensitive)
-
-    data = pd.DataFrame({name: attribute(name) for name in ("ObjID", "ClassCode", *TEXT_FIELDS)})
-    raw_dates = {name: attribute(name) for name in ("ORDate", "CHDate")}
-    data["ORDate"], bad_or = _dates(raw_dates["ORDate"])
-    data["CHDate"], bad_ch = _dates(raw_dates["CHDate"])
-    data["line"] = lines
-    problems: list[dict[str, Any]] = []
+def _check_chunk(batch: tables.Batch, ctx: _Context) -> _Checked:
+    """Validate one batch (points in the file's CRS): the good rows with x, y in the deployment CRS and their
+    grids, and a problem per bad row (the first reason found, in the order of ``checks``). The mapping's
+    constants and value maps apply before any check; with ``ctx.native`` every row needs a feature ID of its
+    own (kept as ``native_id``)."""
+    attrs, n, district = batch.attrs, len(batch), ctx.district
+    data = standard_attributes(attrs, ctx.columns, ctx.mapping)
+    raw_dates = {name: data[name] for name in checks.DATE_FIELDS}
+    bad_dates = {}
+    for name in checks.DATE_FIELDS:
+        data[name], bad_dates[name] = checks.parse_dates(raw_dates[name])
+    data["line"] = batch.lines
+    data["ClassCode"] = checks.class_codes(data)
     bad = np.zeros(n, dtype=bool)
+    problems: list[RowProblem] = []
 
-    def flag(mask: np.ndarray, field_name: str, reason: Any) -> None:
-        for i in np.flatnonzero(mask & ~bad):
-            problems.append(_problem(lines[i], data.at[i, "ObjID"], field_name,
-                                     reason(i) if callable(reason) else reason))
+    def refuse(found: checks.Found) -> None:
+        mask, more = found
         bad[mask] = True
+        problems.extend(more)
 
-    undecodable = np.isin(lines, list(bad_encoding)) if bad_encoding else np.zeros(n, dtype=bool)
-    flag(undecodable, "*", "bad encoding: the record's text does not decode")
-    if native is not None:
-        data["native_id"] = _text(attrs[native.field], n)
-        flag(~as_mask(data["native_id"].notna()), native.field, f"no feature ID in {native.field} (--id-field)")
-        flag(as_mask(data["native_id"].str.len() > MAX_TEXT), native.field,
-             f"the feature ID is longer than {MAX_TEXT} characters")
-    # Geometry
-    flag(~pts.usable, "geometry", lambda i: pts.problem[i])
-    sx, sy = np.full(n, np.nan), np.full(n, np.nan)
-    live = ~bad
-    if live.any():
-        lx, ly = pts.x[live], pts.y[live]
-        if source.pseudo:
-            lx, ly = crs.pseudo_to_wgs84(source.pseudo, lx, ly)
-        sx[live], sy[live] = transformer.transform(lx, ly)
-    outside = ~bad & ~shapely.contains_xy(near, np.nan_to_num(sx), np.nan_to_num(sy))
-    flag(outside, "geometry", lambda i: (f"outside the district by "
-                                         f"{district.distance(shapely.Point(sx[i], sy[i])):.0f} m"))
-    # Class and ID
-    cls = data["ClassCode"].where(data["ClassCode"].notna(), data["ObjID"].str.slice(6, 10))
-    flag(cls.isna().to_numpy(dtype=bool), "ClassCode", "no class code (and no ObjID to read it from)")
-    flag(~as_mask(cls.isin(known_classes)) & cls.notna().to_numpy(dtype=bool), "ClassCode",
-         lambda i: f"unknown component class {cls[i]!r}")
-    data["ClassCode"] = cls
-    id_reasons = check_obj_ids(data["ObjID"], cls, district_code)
-    flag(id_reasons != "", "ObjID", lambda i: id_reasons[i])
-    flag(bad_or, "ORDate", lambda i: f"bad date {raw_dates['ORDate'][i]!r}")
-    flag(bad_ch, "CHDate", lambda i: f"bad date {raw_dates['CHDate'][i]!r}")
-    too_long = np.zeros(n, dtype=bool)
-    for name in TEXT_FIELDS:
-        too_long |= as_mask(data[name].str.len() > MAX_TEXT)
-    flag(too_long, "*", f"a text value is longer than {MAX_TEXT} characters")
-    # PostgreSQL text cannot hold a NUL character (nor can jsonb, for the extra columns).
-    nul = np.zeros(n, dtype=bool)
-    for values in [*(data[name] for name in TEXT_FIELDS), *(_text(attrs[c], n) for c in attrs.columns
-                                                            if c not in columns.values())]:
-        nul |= as_mask(values.str.contains("\x00", regex=False))
-    flag(nul, "*", "a text value contains a NUL character (byte 0), which PostgreSQL cannot store")
-    # Duplicates within the file (the first occurrence stays); IDs left here are 16 digits.
-    with_id = np.flatnonzero(~bad & data["ObjID"].notna().to_numpy(dtype=bool))
-    first_line = np.zeros(n, dtype=np.int64)
-    first_line[with_id] = seen.add(serial_keys(data["ObjID"].iloc[with_id], district_code), lines[with_id])
-    flag(first_line > 0, "ObjID", lambda i: f"duplicate ObjID (first at line {first_line[i]})")
-    if native is not None:  # the feature ID keys the reconciliation: one row per ID
-        live = np.flatnonzero(~bad)
-        first_native = np.zeros(n, dtype=np.int64)
-        first_native[live] = native.seen.add(_hash_keys(data["native_id"].iloc[live]), lines[live])
-        flag(first_native > 0, native.field,
-             lambda i: f"duplicate feature ID {data.at[i, 'native_id']!r} (first at line {first_native[i]})")
+    refuse(checks.check_encoding(data, bad, ctx.bad_encoding))
+    if ctx.native is not None:
+        data["native_id"] = text_column(attrs[ctx.native.field], n)
+        refuse(checks.check_native_ids(data, bad, ctx.native.field))
+    refuse(checks.check_geometry(data, bad, batch.points))
+    sx, sy = checks.storage_xy(batch.points, ~bad, ctx.source, ctx.transformer)
+    refuse(checks.check_inside(data, bad, sx, sy, district.near, district.geom))
+    refuse(checks.check_class_and_id(data, bad, district.classes, district.code))
+    unmapped = [c for c in attrs.columns if c not in ctx.columns.values()]
+    refuse(checks.check_dates_and_text(data, bad, raw_dates, bad_dates, checks.others_as_text(attrs, unmapped)))
+    refuse(checks.check_duplicates(data, bad, ctx.seen, district.code, ctx.native))
     good = ~bad
     frame = data[good].reset_index(drop=True)
     frame["x"], frame["y"] = sx[good], sy[good]
-    # Grid assignment with the same index the cases use
-    idx = grid_index.assign(frame["x"].to_numpy(), frame["y"].to_numpy())
-    has = idx >= 0
-    frame["unit_grid_code"] = np.where(has, grid_index.codes[np.maximum(idx, 0)], None) if len(grid_index) else None
-    frame["supervision_code"] = (np.where(has, grid_index.supervision_codes[np.maximum(idx, 0)], None)
-                                 if len(grid_index) else None)
-    mismatch = np.flatnonzero(as_mask(frame["BGID"].notna()) & has
-                              & (frame["BGID"].fillna("").to_numpy(dtype=object)
-                                 != frame["unit_grid_code"].to_numpy(dtype=object)))
-    for i in mismatch:
-        row = frame.iloc[i]
-        problems.append(_problem(row["line"], row["ObjID"], "BGID",
-                                 f"BGID {row['BGID']} differs from the grid at the point ({row['unit_grid_code']}); "
-                                 "the computed grid is stored", severity="warning"))
-    extra = [c for c in attrs.columns if c not in columns.values() and (native is None or c != native.field)]
-    if extra and good.any():
-        others = attrs.loc[good, extra].reset_index(drop=True)
-        others = pd.DataFrame({c: pd.Series(_arrow_text(pa.array(others[c], from_pandas=True)), dtype=object)
-                               .where(others[c].notna().to_numpy(dtype=bool), None) for c in extra})
-        frame["attrs"] = others.to_json(orient="records", lines=True, force_ascii=False).splitlines()
-    else:
-        frame["attrs"] = "{}"
-    # Where a bad row could be placed, keep its point (deployment CRS) for the bad-rows GeoJSON.
-    where = {int(lines[i]): f"POINT ({float(sx[i])!r} {float(sy[i])!r})" for i in np.flatnonzero(bad)
-             if np.isfinite(sx[i]) and np.isfinite(sy[i])}
-    for p in problems:
-        p["geom_wkt"] = where.get(p["line"])
-    return _Checked(frame=frame, problems=problems)
+    problems.extend(checks.place_in_grids(frame, district.grid_index))
+    extra = [c for c in unmapped if ctx.native is None or c != ctx.native.field]
+    frame["attrs"] = checks.extra_attributes(attrs, good, extra)
+    return _Checked(frame=frame, problems=checks.with_points(problems, bad, batch.lines, sx, sy))
 
 
-# ------------------------------------------------------------------------------------------ pipeline
-def _first_chunk(attrs: pd.DataFrame, pts: points.Points, file_crs: CRS | None, src: _Source,
-                 options: CensusOptions, srid: int, district_geom: Any, centre_lon: float, warnings: list[str]
-                 ) -> tuple[crs.InputCrs, Transformer, dict[str, str]]:
-    """The file's CRS (declared or embedded), its transformer to EPSG:``srid`` and the column mapping, after
-    checking the first points against the district (``district_geom`` in EPSG:``srid``)."""
+def _first_chunk(batch: tables.Batch, src: tables.Source, options: CensusOptions, district: _District,
+                 centre_lon: float, warnings: list[str]) -> tuple[crs.InputCrs, Transformer, dict[str, str]]:
+    """The file's CRS (declared or embedded), its transformer to EPSG:``district.srid`` and the column
+    mapping, after checking the first points against the district."""
+    srid = district.srid
     if options.crs:
         source = crs.parse_crs(options.crs)
-    elif file_crs is not None:
-        source = crs.InputCrs(None, file_crs)
+    elif batch.crs is not None:
+        source = crs.InputCrs(None, batch.crs)
     else:
         raise InvalidInput(f"{src.path.name} does not say its CRS; pass --crs (e.g. EPSG:{srid}, the "
                            "deployment's, or EPSG:4326 for lon/lat; gcj02 or bd09 for Chinese web maps)",
@@ -496,17 +243,18 @@ def _first_chunk(attrs: pd.DataFrame, pts: points.Points, file_crs: CRS | None, 
     if (warning := crs.datum_warning(source)) is not None:
         warnings.append(warning)
     transformer = crs.transformer(source.crs, CRS.from_epsg(srid))
+    pts = batch.points
     usable = np.flatnonzero(pts.usable[:2000])
     if len(usable):
-        diagnosis = crs.diagnose_placement(pts.x[usable], pts.y[usable], source, district_geom, srid, centre_lon)
+        diagnosis = crs.diagnose_placement(pts.x[usable], pts.y[usable], source, district.geom, srid, centre_lon)
         if diagnosis:
             raise InvalidInput(f"coordinates of {src.path.name} do not fit district "
                                f"{options.district}: {diagnosis}", field="crs")
     native = options.native_field
-    if native is not None and native not in attrs.columns:
+    if native is not None and native not in batch.attrs.columns:
         raise InvalidInput(f"the feature ID column {native!r} (--id-field) is not in the file (columns: "
-                           f"{', '.join(map(str, attrs.columns))})", field="id_field")
-    return source, transformer, resolve_columns(list(attrs.columns), options.census_mapping(),
+                           f"{', '.join(map(str, batch.attrs.columns))})", field="id_field")
+    return source, transformer, resolve_columns(list(batch.attrs.columns), options.census_mapping(),
                                                 reserved=(native,) if native else ())
 
 
@@ -553,28 +301,68 @@ def import_file(conn: Connection, path: Path, options: CensusOptions, progress: 
     Raises ``InvalidInput`` for problems with the file as a whole (unreadable, no CRS, coordinates that
     land far from the district, unknown mapping columns); row problems are returned in the result.
     """
-    # Two or more full collections per million rows otherwise, on the path that feeds the COPY (0.25-0.5 s).
+    # Full collections otherwise walk every object older than the import, several times per million rows,
+    # on the path that feeds the COPY (``gcpause``).
     with existing_objects_frozen():
         return _import(conn, path, options, progress)
 
 
+@dataclass
+class _Staged:
+    """A census loaded and reconciled, and what was decided about it."""
+
+    load: str  # the load table
+    loaded: _Loaded
+    counts: dict[str, int]
+    reconciliation: dict[str, Any]
+    bad_share: float
+    mass_retire: bool  # the retire ratio is over max_retire_ratio
+    swap: bool  # to be committed: refused by neither check, not a dry run
+    in_place: bool  # committed by updating the partition in place rather than swapping it
+
+
 def _import(conn: Connection, path: Path, options: CensusOptions, progress: Progress | None) -> CensusResult:
+    """The pipeline: prepare, stage (read, check, load, reconcile, decide), then commit or not."""
     options.validate()
-    native = options.native_field is not None
     apart = store.can_stage_apart(conn)
-    district_geom = district_boundary(conn, options.district)
+    warnings: list[str] = []
+    district = _prepare(conn, options, warnings)
+    valid_from = store.clock_now(conn)
+    staged = _stage(conn, path, options, district, valid_from, apart, warnings, progress)
+    state = _state(staged, options, warnings)
+    if state == "committed":
+        _commit(conn, path, options, staged, valid_from, apart)
+    if progress:
+        progress(100.0, dict(staged.counts))
+    return CensusResult(state=state, counts=staged.counts, problems=staged.loaded.problems,
+                        reconciliation=staged.reconciliation, warnings=warnings,
+                        encoding=staged.loaded.src.encoding, source_crs=staged.loaded.source.label)
+
+
+def _prepare(conn: Connection, options: CensusOptions, warnings: list[str]) -> _District:
+    """The district, its classes and grids (``InvalidInput`` when the scheme has no component classes), with
+    the census locked and the session tuned for the bulk load."""
+    geom = district_boundary(conn, options.district)
     srid = deployment_srid(conn)
     class_names = store.component_classes(conn, options.scheme)
     if not class_names:
         raise InvalidInput(f"no component classes loaded for scheme {options.scheme!r}", field="scheme")
     grid_index = GridIndex.for_district(conn, options.district)
-    warnings: list[str] = []
     if len(grid_index) == 0:
         warnings.append("the district has no grid version yet: components are stored without a unit grid")
     store.lock_census(conn)
     store.tune_bulk_session(conn)
     grid_index.with_stored_table(conn)
-    valid_from = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+    near = geom.buffer(1.0)
+    shapely.prepare(near)
+    return _District(options.district, geom, near, srid, class_names, grid_index)
+
+
+def _stage(conn: Connection, path: Path, options: CensusOptions, district: _District, valid_from: Any,
+           apart: bool, warnings: list[str], progress: Progress | None) -> _Staged:
+    """Load the file into a load table, fill in ObjIDs, reconcile, decide whether it is committed and prepare
+    that; with ``apart`` on a second connection, whose transaction is committed only if it is."""
+    native = options.native_field is not None
     with contextlib.ExitStack() as stack:
         stage, staged = conn, None
         if apart:  # the rows go to another connection's transaction, committed only if they are to be swapped in
@@ -582,9 +370,8 @@ def _import(conn: Connection, path: Path, options: CensusOptions, progress: Prog
             staged = stage.begin()
             store.tune_bulk_session(stage)
         load = store.create_load_table(stage, options.district, options.scheme, options.synthetic, valid_from)
-        loaded = _load(stage, load, path, options, _Context(district_geom, srid, class_names, grid_index),
-                       warnings, progress)
-        counts, problems, src, source = loaded.counts, loaded.problems, loaded.src, loaded.source
+        loaded = _load(stage, load, path, options, district, warnings, progress)
+        counts = loaded.counts
         kept = store.reuse_native_ids(stage, load, options.district) if native and loaded.missing_ids else 0
         if native:
             counts["kept_ids"] = kept
@@ -593,57 +380,72 @@ def _import(conn: Connection, path: Path, options: CensusOptions, progress: Prog
         scope = None if options.scope == "all" else sorted(loaded.classes)
         reconciliation = store.reconcile(stage, load, options.district, counts["good"], options.move_tolerance_m,
                                          options.partial, classes=scope, native=native)
-        bad_share = counts["bad"] / counts["rows"] if counts["rows"] else 0.0
-        mass_retire = _retire_check(reconciliation, options)
-        refused = ("bad_rows" if bad_share > options.max_bad_ratio
-                   else "mass_retire" if mass_retire and not options.allow_mass_retire else None)
-        reconciliation["refused"] = refused
-        swap = refused is None and not options.dry_run
-        in_place = (swap and store.small_change(reconciliation["counts"])
-                    and store.has_own_partition(stage, options.district))
-        reconciliation["applied"] = "in place" if in_place else "swapped" if swap else None
-        if in_place:
+        result = _decide(stage, load, loaded, reconciliation, options)
+        if result.in_place:
             store.prepare_in_place(stage, load)
-        elif swap:
+        elif result.swap:
             store.prepare_partition(stage, load, options.district, valid_from)
         if staged is not None:
-            (staged.commit if swap else staged.rollback)()
-        elif not swap:
+            (staged.commit if result.swap else staged.rollback)()
+        elif not result.swap:
             store.drop_load_table(conn, load)
     counts.update(reconciliation["counts"])
-    if mass_retire and not options.allow_mass_retire and refused != "bad_rows":
+    return result
+
+
+def _decide(stage: Connection, load: str, loaded: _Loaded, reconciliation: dict[str, Any],
+            options: CensusOptions) -> _Staged:
+    """Whether the reconciled load is refused (too many bad rows, or too many retired without
+    ``allow_mass_retire``), swapped in, or applied in place; recorded in ``reconciliation``."""
+    counts = loaded.counts
+    bad_share = counts["bad"] / counts["rows"] if counts["rows"] else 0.0
+    mass_retire = _retire_check(reconciliation, options)
+    refused = ("bad_rows" if bad_share > options.max_bad_ratio
+               else "mass_retire" if mass_retire and not options.allow_mass_retire else None)
+    reconciliation["refused"] = refused
+    swap = refused is None and not options.dry_run
+    in_place = (swap and store.small_change(reconciliation["counts"])
+                and store.has_own_partition(stage, options.district))
+    reconciliation["applied"] = "in place" if in_place else "swapped" if swap else None
+    return _Staged(load, loaded, counts, reconciliation, bad_share, mass_retire, swap, in_place)
+
+
+def _state(staged: _Staged, options: CensusOptions, warnings: list[str]) -> str:
+    """``rejected``, ``preview`` or ``committed``, with a warning saying why a census was refused."""
+    counts, reconciliation = staged.counts, staged.reconciliation
+    bad_rows = staged.bad_share > options.max_bad_ratio
+    if staged.mass_retire and not options.allow_mass_retire and not bad_rows:
         warnings.append(f"{reconciliation['summary']}: more than max_retire_ratio "
                         f"{options.max_retire_ratio:.1%}, so "
                         + ("the import would be refused" if options.dry_run else "nothing was imported")
                         + "; if the file is meant to retire that many, pass --allow-mass-retire "
                         "(HTTP: allow_mass_retire=true), else check that it holds the whole census of its scope "
                         "(or use --partial)")
-    if bad_share > options.max_bad_ratio:
-        state = "rejected"
-        warnings.append(f"{counts['bad']} of {counts['rows']} rows are bad ({bad_share:.1%}), more than "
+    if bad_rows:
+        warnings.append(f"{counts['bad']} of {counts['rows']} rows are bad ({staged.bad_share:.1%}), more than "
                         f"max_bad_ratio {options.max_bad_ratio:.1%}: nothing was imported")
-    elif options.dry_run:
-        state = "preview"
-    elif refused is not None:
-        state = "rejected"
+        return "rejected"
+    if options.dry_run:
+        return "preview"
+    return "rejected" if reconciliation["refused"] is not None else "committed"
+
+
+def _commit(conn: Connection, path: Path, options: CensusOptions, staged: _Staged, valid_from: Any,
+            apart: bool) -> None:
+    """Make the prepared load the district's census (in place, or by swapping the partition) and audit it."""
+    reconciliation = staged.reconciliation
+    if staged.in_place:
+        store.apply_in_place(conn, staged.load, options.district, valid_from)
     else:
-        if in_place:
-            store.apply_in_place(conn, load, options.district, valid_from)
-        else:
-            if apart:
-                store.build_load_indexes(conn.engine, load)
-            store.swap_census(conn, load, options.district, indexed=apart)
-        spatial_store.audit(conn, action="import", object_kind="census", object_id=options.district,
-                            district=options.district,
-                            after={"file": Path(path).name, "counts": reconciliation["counts"],
-                                   "rows": counts["rows"], "bad": counts["bad"], "partial": options.partial,
-                                   "scope": reconciliation["scope"], "retire_ratio": reconciliation["retire_ratio"],
-                                   "id_field": options.native_field})
-        state = "committed"
-    if progress:
-        progress(100.0, dict(counts))
-    return CensusResult(state=state, counts=counts, problems=problems, reconciliation=reconciliation,
-                        warnings=warnings, encoding=src.encoding, source_crs=source.label)
+        if apart:
+            store.build_load_indexes(conn.engine, staged.load)
+        store.swap_census(conn, staged.load, options.district, indexed=apart)
+    spatial_store.audit(conn, action="import", object_kind="census", object_id=options.district,
+                        district=options.district,
+                        after={"file": Path(path).name, "counts": reconciliation["counts"],
+                               "rows": staged.counts["rows"], "bad": staged.counts["bad"],
+                               "partial": options.partial, "scope": reconciliation["scope"],
+                               "retire_ratio": reconciliation["retire_ratio"], "id_field": options.native_field})
 
 
 def _retire_check(reconciliation: dict[str, Any], options: CensusOptions) -> bool:
@@ -664,71 +466,50 @@ def _retire_check(reconciliation: dict[str, Any], options: CensusOptions) -> boo
     return ratio > options.max_retire_ratio
 
 
-@dataclass
-class _Context:
-    """What every chunk is checked against: the district (EPSG:``srid``), the scheme's classes, the grids."""
-
-    district_geom: Any
-    srid: int
-    class_names: dict[str, str]
-    grid_index: GridIndex
-
-
+# ------------------------------------------------------------------------------------------ loading
 @dataclass
 class _Loaded:
     counts: dict[str, int]
-    problems: list[dict[str, Any]]
-    src: _Source
+    problems: list[RowProblem]
+    src: tables.Source
     source: crs.InputCrs
     missing_ids: int  # good rows without an ObjID
     classes: set[str]  # the classes of the good rows
 
 
-def _load(conn: Connection, load: str, path: Path, options: CensusOptions, ctx: _Context, warnings: list[str],
-          progress: Progress | None) -> _Loaded:
-    """Read, check and COPY the file into the load table chunk by chunk."""
-    near = ctx.district_geom.buffer(1.0)
-    shapely.prepare(near)
-    centre_lon = crs.lonlat_bounds(np.array([ctx.district_geom.centroid], dtype=object),
-                                   crs.parse_crs(ctx.srid))[0]
-    known_classes = set(ctx.class_names)
+def _load(conn: Connection, load: str, path: Path, options: CensusOptions, district: _District,
+          warnings: list[str], progress: Progress | None) -> _Loaded:
+    """Read, check and COPY the file into the load table batch by batch."""
+    centre_lon = crs.lonlat_bounds(np.array([district.geom.centroid], dtype=object), crs.parse_crs(district.srid))[0]
     counts = {"rows": 0, "bad": 0, "good": 0, "warnings": 0}
     missing_ids = 0
-    problems: list[dict[str, Any]] = []
-    seen = SeenIds()
-    mapping = options.census_mapping()
-    native = _Native(options.native_field, SeenIds()) if options.native_field else None
+    problems: list[RowProblem] = []
+    native = options.native_field is not None
     classes: set[str] = set()
     writer: store.LoadWriter | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="citygrid-census-") as tmp:
-            src = _open_source(Path(path), options, Path(tmp))
-            source: crs.InputCrs | None = None
-            transformer: Transformer | None = None
-            columns: dict[str, str] | None = None
-            line = 2
-            for attrs, pts, file_crs in _paced(_batches(src, options)):
-                if source is None:
-                    source, transformer, columns = _first_chunk(attrs, pts, file_crs, src, options, ctx.srid,
-                                                                ctx.district_geom, centre_lon, warnings)
-                lines = np.arange(line, line + len(attrs))
-                line += len(attrs)
-                checked = _check_chunk(attrs, pts, lines, columns, source, ctx.srid, transformer,
-                                       ctx.district_geom, near, known_classes, seen, src.bad_encoding_lines,
-                                       ctx.grid_index, options.district, mapping, native)
+            src = tables.open_source(Path(path), Path(tmp), layer=options.layer, encoding=options.encoding)
+            ctx: _Context | None = None
+            for batch in tables.paced(tables.read_batches(
+                    src, layer=options.layer, x_field=options.x_field, y_field=options.y_field,
+                    geometry=options.census_mapping().geometry, batch_size=options.chunk_size)):
+                if ctx is None:
+                    ctx = _context(batch, src, options, district, centre_lon, warnings)
+                checked = _check_chunk(batch, ctx)
                 problems.extend(checked.problems)
-                counts["rows"] += len(attrs)
+                counts["rows"] += len(batch)
                 counts["good"] += len(checked.frame)
                 missing_ids += int(checked.frame["ObjID"].isna().sum())
                 if len(checked.frame):
                     classes.update(pc.unique(pa.array(checked.frame["ClassCode"])).to_pylist())
                     if writer is None:
-                        writer = store.LoadWriter(conn, load, store.load_columns(native is not None))
-                    writer.write(_load_rows(checked.frame, ctx.srid, ctx.class_names, native is not None))
+                        writer = store.LoadWriter(conn, load, store.load_columns(native))
+                    writer.write(_load_rows(checked.frame, district.srid, district.class_names, native))
                 if progress:
                     total = max(src.total, counts["rows"], 1)
                     progress(min(90.0, 90.0 * counts["rows"] / total), dict(counts))
-            if source is None:
+            if ctx is None:
                 raise InvalidInput("the file holds no rows", field="file")
         if writer is not None:
             done, writer = writer, None
@@ -739,7 +520,16 @@ def _load(conn: Connection, load: str, path: Path, options: CensusOptions, ctx: 
         raise
     counts["bad"] = counts["rows"] - counts["good"]
     counts["warnings"] = sum(p["severity"] == "warning" for p in problems)
-    return _Loaded(counts, problems, src, source, missing_ids, classes)
+    return _Loaded(counts, problems, src, ctx.source, missing_ids, classes)
+
+
+def _context(batch: tables.Batch, src: tables.Source, options: CensusOptions, district: _District,
+             centre_lon: float, warnings: list[str]) -> _Context:
+    """The file's checking context, from its first batch (``_first_chunk``)."""
+    source, transformer, columns = _first_chunk(batch, src, options, district, centre_lon, warnings)
+    native = checks.NativeIds(options.native_field, SeenIds()) if options.native_field else None
+    return _Context(district, source, transformer, columns, options.census_mapping(), src.bad_encoding_lines,
+                    native=native)
 
 
 def report_csv(problems: list[dict[str, Any]]) -> str:

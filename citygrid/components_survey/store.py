@@ -12,6 +12,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -209,6 +210,12 @@ def lock_census(conn: Connection) -> None:
     conn.execute(sa.text(f"SELECT {_CENSUS_LOCK}"))
 
 
+def clock_now(conn: Connection) -> datetime:
+    """The server's clock now (``clock_timestamp()``, not the transaction's start): when a census import
+    takes effect, its rows' ``valid_from``."""
+    return conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+
+
 def _district_literal(district: str) -> str:
     """The district code as an SQL literal for DDL (partition bounds cannot be bound parameters): codes of
     every scheme (``codes``) are digits, upper-case letters and hyphens, so nothing needs escaping."""
@@ -227,8 +234,8 @@ def partition_name(district: str) -> str:
 
 def tune_bulk_session(conn: Connection) -> None:
     """JIT off for the rest of the transaction: the import's few large statements are simple joins and scans,
-    and compiling them cost more than it saved (the reconciliation join 0.78 s with JIT, 0.41 s without,
-    per million rows)."""
+    and compiling them cost more than it saved (the reconciliation join took about twice as long with JIT;
+    figures in README, Benchmarks)."""
     conn.execute(sa.text("SET LOCAL jit = off"))
 
 
@@ -247,7 +254,7 @@ def build_load_indexes(engine: Engine, name: str) -> None:
 
     Not its foreign keys: ATTACH would adopt them, and adopting one drops its triggers from ``districts``,
     which takes an exclusive lock there that every reader of ``districts`` would have to wait for. ATTACH
-    validates the keys itself (0.4-0.6 s per million rows) under lighter locks."""
+    validates the keys itself under lighter locks."""
     table = _load_name(name)
     builds = ([f"CREATE INDEX {table}_geom_gist ON {table} USING gist (geom)"],
               # On one core: the other is the GiST build's.
@@ -309,9 +316,9 @@ COPY_SEND_BUFFER = 4 * 2**20
 
 def _widen_send_buffer(fd: int, size: int = COPY_SEND_BUFFER) -> None:
     """Let the kernel hold ``size`` bytes of COPY data for the server. psycopg's writer thread needs the GIL
-    for every 128 KiB it sends, and the validating thread holds it for up to 5 ms at a time; with the
-    default buffer (208 KiB on a Unix socket, 1-2 ms of the server's parsing) the server ran dry while it
-    waited, and finished 0.35-0.45 s after Python's last chunk instead of 0.15-0.25 s (per million rows)."""
+    for every 128 KiB it sends, and the validating thread holds it for milliseconds at a time; the default
+    buffer (208 KiB on a Unix socket) holds only a moment of the server's parsing, so the server ran dry while
+    it waited and finished well after Python's last chunk (figures in README, Benchmarks)."""
     with socket.socket(fileno=os.dup(fd)) as sock, contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
@@ -397,16 +404,17 @@ def reconcile(conn: Connection, name: str, district: str, loaded: int, tolerance
     ObjID, or with ``native`` on the city's own feature ID (``native_id``; a different ObjID then counts as
     changed). Returns counts, the scope, ``current_in_scope`` (the current components of the scope) and up to
     ``sample`` ObjIDs per category (new ones as the file lists them, the first found in the fresh table, since
-    sorting a million for twenty costs half a second; the others by ObjID). The categories of matched and
-    retired current ObjIDs are kept in the temporary table ``census_categories`` for ``prepare_partition``
-    and ``prepare_in_place``, so both apply the same scope.
+    sorting a million rows to show twenty is a noticeable part of an import; the others by ObjID). The
+    categories of matched and retired current ObjIDs are kept in the temporary table ``census_categories``
+    for ``prepare_partition`` and ``prepare_in_place``, so both apply the same scope.
 
     Matched rows come from an inner join, which lets the planner hash the current census and stream the load
     past it on every core; retired ones from the current census less those matched. One left join from the
-    census to the load did both, but PostgreSQL 15 can only run it in parallel by hashing the load: 0.48 s
-    against 0.31 s per million loaded rows over 87,000 current components. The load table is not analysed
-    first (0.15 s): unanalysed, it is sized from its pages, and the plans stay hash joins of the right sides
-    (checked with a million rows over 87,000 and over a million current components)."""
+    census to the load did both, but PostgreSQL 15 can only run it in parallel by hashing the load, which
+    is slower for a load larger than the current census. The load table is not analysed first (that costs
+    more than it saves): unanalysed, it is sized from its pages, and the plans stay hash joins of the right
+    sides (checked with a load of a million rows over a small and over a large current census; figures in
+    README, Benchmarks)."""
     table = _load_name(name)
     key = "native_id" if native else "obj_id"
     differs = " OR ".join(f"l.{c} IS DISTINCT FROM c.{c}" for c in (*COMPARED, *(("obj_id",) if native else ())))
@@ -511,10 +519,10 @@ def small_change(counts: dict[str, int]) -> bool:
     """Whether a reconciled census (``reconcile``'s counts) changes little enough to be applied in place.
 
     In place, each changed component costs an update and an insert with both indexes maintained; a swap
-    rewrites and re-indexes the whole census whatever changed. Re-importing a census of a million, measured
-    (in place / swapped): unchanged 4.6-5.5 s / 16 s, 5 % changed 7.1 / 13.7 s, 20 % 11.8 / 18.9 s, 50 %
-    20.2 / 11-16 s. ``IN_PLACE_SHARE`` stays well below the crossing (about a third); in place also takes
-    no exclusive lock, so readers of the census never wait for it."""
+    rewrites and re-indexes the whole census whatever changed. Re-importing a census of a million, in place
+    is faster while a small share changes and slower once about a third does (figures in README,
+    Benchmarks). ``IN_PLACE_SHARE`` stays well below that crossing; in place also takes no exclusive lock,
+    so readers of the census never wait for it."""
     current = sum(counts[k] for k in ("moved", "changed", "unchanged", "retired"))
     changed = sum(counts[k] for k in ("new", "moved", "changed", "retired"))
     return current > 0 and changed <= IN_PLACE_SHARE * current
@@ -567,8 +575,8 @@ def swap_census(conn: Connection, name: str, district: str, indexed: bool = Fals
     if indexed:
         conn.execute(sa.text(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY USING INDEX {table}_pkey"))
     else:
-        # Indexes are built once the rows are in: building is several times cheaper than maintaining them row
-        # by row during the COPY (measured: the primary key alone costs 4 s maintained, 2 s built, per million).
+        # Indexes are built once the rows are in: building one is cheaper than maintaining it row by row during
+        # the COPY (the primary key costs about twice as much maintained; README, Benchmarks).
         conn.execute(sa.text(f"ALTER TABLE {table} ADD CONSTRAINT {table}_pkey "
                              f"PRIMARY KEY ({', '.join(KEY_COLUMNS)})"))
         conn.execute(sa.text(f"CREATE INDEX {table}_geom_gist ON {table} USING gist (geom)"))

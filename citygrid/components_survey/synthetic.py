@@ -22,10 +22,10 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from citygrid.components_survey.census import CensusOptions, CensusResult, import_file
+from citygrid.spatial import store as spatial_store
 from citygrid.spatial.boundaries import district_boundary
 from citygrid.spatial.db import deployment_srid
 
@@ -56,19 +56,15 @@ def placement_lines(conn: Connection, district: str) -> list[shapely.LineString]
     """Roads of the district (storage CRS), else its supervision-grid boundaries (current version), kept
     ``INSIDE_M`` inside the district boundary so that no offset point lands outside it."""
     inside = district_boundary(conn, district).buffer(-INSIDE_M)
-    rows = conn.execute(sa.text(
-        "SELECT ST_AsBinary(geom) FROM lines WHERE district_code = :d AND kind = 'road'"), {"d": district}).scalars()
-    lines = [shapely.from_wkb(bytes(r)) for r in rows]
+    lines = [shapely.from_wkb(wkb) for wkb in spatial_store.road_lines_wkb(conn, district)]
     if lines:
         clipped = shapely.intersection(np.array(lines, dtype=object), inside)
         return [part for geom in clipped for part in shapely.get_parts(geom) if part.geom_type == "LineString"]
-    rows = conn.execute(sa.text(
-        """SELECT ST_AsBinary(ST_LineMerge(ST_Union(ST_Boundary(s.geom)))) FROM supervision_grids s
-            WHERE s.district_code = :d AND s.version_id = (
-                  SELECT version_id FROM grid_versions WHERE district_code = :d
-                   ORDER BY (status = 'published') DESC, version_id DESC LIMIT 1)"""), {"d": district}).scalars()
-    merged = [shapely.intersection(shapely.from_wkb(bytes(r)), inside) for r in rows if r is not None]
-    return [part for geom in merged for part in shapely.get_parts(geom) if part.geom_type == "LineString"]
+    boundaries = spatial_store.supervision_boundaries_wkb(conn, district)
+    if boundaries is None:
+        return []
+    merged = shapely.intersection(shapely.from_wkb(boundaries), inside)
+    return [part for part in shapely.get_parts(merged) if part.geom_type == "LineString"]
 
 
 def census_points(lines: list[shapely.LineString], seed: int = 2026) -> gpd.GeoDataFrame:

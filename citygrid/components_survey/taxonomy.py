@@ -220,51 +220,70 @@ def scheme_classes(rows: list[tuple[str, dict[str, Any]]], name: str) -> list[Ta
     services: set[str] = set()
     for where, row in rows:
         before = len(problems)
-        code = _text(row, "code", where, problems, 16)
-        kind = _text(row, "kind", where, problems, 20).lower()
-        label = _text(row, "name", where, problems, MAX_NAME)
-        group = _text(row, "group", where, problems, MAX_NAME)
-        group_code = _text(row, "group_code", where, problems, 16)
-        keywords = _text(row, "keywords", where, problems, MAX_TEXT)
-        description = _text(row, "description", where, problems, MAX_TEXT, single_line=False)
-        service = _text(row, "service_code", where, problems, 32) or code
-        offered = row.get("open311", True)
-        if isinstance(offered, str):
-            if offered.strip().lower() not in _TRUE + _FALSE:
-                problems.append({"line": where, "field": "open311", "reason": "must be true or false"})
-            offered = offered.strip().lower() in _TRUE or offered.strip() == ""
-        elif offered is None:
-            offered = True
-        elif not isinstance(offered, bool):
-            problems.append({"line": where, "field": "open311", "reason": "must be true or false"})
-        if kind not in ("event", "component"):
-            problems.append({"line": where, "field": "kind", "reason": f"must be event or component, not {kind!r}"})
-        if not CLASS_CODE.match(code):
-            problems.append({"line": where, "field": "code",
-                             "reason": f"bad code {code!r}: 1–16 letters, digits, _ or -, starting with a letter "
-                                       "or digit"})
-        elif kind == "component" and not _CODE.match(code):
-            problems.append({"line": where, "field": "code", "reason": f"component class code {code!r} must be 4 "
-                                                                      "digits (component ObjIDs embed it)"})
-        if not label:
-            problems.append({"line": where, "field": "name", "reason": "required"})
-        if not GROUP_CODE.match(group_code):
-            problems.append({"line": where, "field": "group_code", "reason": "up to 16 letters, digits, _ or -"})
-        if service and not SERVICE_CODE.match(service):
-            problems.append({"line": where, "field": "service_code",
-                             "reason": f"bad service code {service!r}: 1–32 letters, digits, _ . or -"})
-        if (kind, code) in seen:
-            problems.append({"line": where, "field": "code", "reason": f"duplicate {kind} class {code}"})
-        elif service in services:
-            problems.append({"line": where, "field": "service_code",
-                             "reason": f"duplicate service code {service}; give each class its own service_code"})
+        item = _scheme_class(row, where, problems)
+        if (item.kind, item.code) in seen:
+            problems.append({"line": where, "field": "code", "reason": f"duplicate {item.kind} class {item.code}"})
+        elif item.service_code in services:
+            problems.append({"line": where, "field": "service_code", "reason": f"duplicate service code "
+                             f"{item.service_code}; give each class its own service_code"})
         if len(problems) > before:
             continue
-        seen.add((kind, code))
-        services.add(service)
-        classes.append(TaxonomyClass(
-            kind=kind, code=code, major_code=group_code, major_name=group, name=label, sources="", verified=False,
-            keywords=keywords, description=description, service_code=service, open311=bool(offered)))
+        seen.add((item.kind, item.code))
+        services.add(item.service_code or "")
+        classes.append(item)
     if problems:
         raise InvalidInput(f"{name}: {len(problems)} problem(s) in the class scheme", details=problems[:200])
     return classes
+
+
+def _scheme_class(row: dict[str, Any], where: str, problems: list[dict[str, Any]]) -> TaxonomyClass:
+    """One row of a city scheme as a class, with a problem added for each field that is wrong (the class is
+    then not to be used)."""
+    code = _text(row, "code", where, problems, 16)
+    kind = _text(row, "kind", where, problems, 20).lower()
+    label = _text(row, "name", where, problems, MAX_NAME)
+    group = _text(row, "group", where, problems, MAX_NAME)
+    group_code = _text(row, "group_code", where, problems, 16)
+    keywords = _text(row, "keywords", where, problems, MAX_TEXT)
+    description = _text(row, "description", where, problems, MAX_TEXT, single_line=False)
+    service = _text(row, "service_code", where, problems, 32) or code
+    offered = _open311(row.get("open311", True), where, problems)
+    _check_fields(kind, code, label, group_code, service, where, problems)
+    return TaxonomyClass(kind=kind, code=code, major_code=group_code, major_name=group, name=label, sources="",
+                         verified=False, keywords=keywords, description=description, service_code=service,
+                         open311=offered)
+
+
+def _open311(offered: Any, where: str, problems: list[dict[str, Any]]) -> bool:
+    """Whether the class is offered on Open311: true/false (or yes/no, 1/0, y/n; empty or missing: true)."""
+    if isinstance(offered, str):
+        if offered.strip().lower() not in _TRUE + _FALSE:
+            problems.append({"line": where, "field": "open311", "reason": "must be true or false"})
+        return offered.strip().lower() in _TRUE or offered.strip() == ""
+    if offered is None:
+        return True
+    if not isinstance(offered, bool):
+        problems.append({"line": where, "field": "open311", "reason": "must be true or false"})
+    return bool(offered)
+
+
+def _check_fields(kind: str, code: str, label: str, group_code: str, service: str, where: str,
+                  problems: list[dict[str, Any]]) -> None:
+    """Problems with a class's kind, codes and name: kind event or component, a code of ``CLASS_CODE`` (4
+    digits for a component: its ObjIDs embed it), a name, a group code and a service code of their formats."""
+    if kind not in ("event", "component"):
+        problems.append({"line": where, "field": "kind", "reason": f"must be event or component, not {kind!r}"})
+    if not CLASS_CODE.match(code):
+        problems.append({"line": where, "field": "code",
+                         "reason": f"bad code {code!r}: 1–16 letters, digits, _ or -, starting with a letter "
+                                   "or digit"})
+    elif kind == "component" and not _CODE.match(code):
+        problems.append({"line": where, "field": "code", "reason": f"component class code {code!r} must be 4 "
+                                                                  "digits (component ObjIDs embed it)"})
+    if not label:
+        problems.append({"line": where, "field": "name", "reason": "required"})
+    if not GROUP_CODE.match(group_code):
+        problems.append({"line": where, "field": "group_code", "reason": "up to 16 letters, digits, _ or -"})
+    if service and not SERVICE_CODE.match(service):
+        problems.append({"line": where, "field": "service_code",
+                         "reason": f"bad service code {service!r}: 1–32 letters, digits, _ . or -"})

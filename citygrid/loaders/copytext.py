@@ -1,9 +1,9 @@
 """Rows for PostgreSQL's ``COPY ... FROM STDIN`` in its text format, built from Arrow columns.
 
-The text format, not CSV: the server parses it faster (1.7 s against 2.2-2.7 s for the same million census
-rows, measured with psql's ``\\copy``), and in a census import the server's parsing is the slower half of
-the pipeline. Written by Arrow's CSV writer with tabs, no quoting and ``\\N`` for nulls (as fast as its CSV:
-0.05 s per 100,000 rows; joining the fields with Arrow's string kernels took six times as long). That writer
+The text format, not CSV: the server parses it faster (measured with psql's ``\\copy`` on the same census
+rows; figures in README, Benchmarks), and in a census import the server's parsing is the slower half of
+the pipeline. Written by Arrow's CSV writer with tabs, no quoting and ``\\N`` for nulls (as fast as its CSV;
+joining the fields with Arrow's string kernels took several times as long). That writer
 refuses values holding a tab, a line end or a double quote, so columns holding any of the characters the
 text format or the writer cares about are escaped first: backslash, tab, newline and carriage return as the
 text format's escapes, byte 0x01 as the octal escape ``\\001``, and the double quote (plain text to COPY) as
@@ -27,7 +27,7 @@ _OPTIONS = pa_csv.WriteOptions(include_header=False, delimiter="\t", quoting_sty
 
 def needs_escape(values: pa.Array) -> bool:
     """Whether any value of a text column holds a character ``escape`` changes: a memchr pass over its bytes
-    per character (0.3 ms per 100,000 values, against 4 ms for one pass through a numpy look-up table)."""
+    per character (an order of magnitude faster than one pass through a numpy look-up table)."""
     data = values.buffers()[2]
     if data is None:
         return False

@@ -1,14 +1,24 @@
-"""Attribute encodings of Shapefiles: the ``.cpg`` if there is one, else detected from the DBF bytes.
+"""Text encodings of input files: the one place that decides how a file's bytes are read as text.
 
-Chinese survey contractors deliver DBFs in GBK/GB18030 at least as often as UTF-8, usually without a ``.cpg``.
-The DBF is a fixed-length record file, so each record can be decoded on its own: a record that does not
-decode is reported by line instead of failing the whole file.
+Chinese survey contractors and hotlines deliver files in GBK/GB18030 at least as often as UTF-8, usually
+without saying so. The rule, for every importer: the encoding the user names (which must be a text
+encoding), else what the file says (a Shapefile's ``.cpg``), else UTF-8 (a BOM allowed) when the bytes decode
+as UTF-8, else GB18030:
+
+- **CSV** (``csv_encoding``): GB18030 only when the whole file is plainly Chinese (every non-ASCII byte pair a
+  GB2312 character, as a Chinese export without the rarer GBK characters is); anything else asks for the
+  encoding. A Latin-1/cp1252 file also decodes as GB18030 wherever an accented letter precedes a letter
+  ('Müller' as 'M黮ler'), so GB18030 is never read unasked beyond that shape.
+- **DBF** (``shapefile_encoding``): a fixed-length record file, so each record can be decoded on its own: the
+  sample decides between UTF-8 and GB18030 (a superset of GBK), and a record that does not decode is
+  reported by line instead of failing the whole file.
 """
 
 from __future__ import annotations
 
 import codecs
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,12 +59,57 @@ def _dbf_layout(dbf: Path) -> tuple[int, int, int]:
     return n_records, header_len, record_len
 
 
-def _decodes(data: bytes, encoding: str) -> bool:
+def decodes(blocks: Iterable[bytes], encoding: str, *, final: bool = True) -> bool:
+    """Whether ``blocks`` (consecutive bytes of one text) decode in ``encoding``; ``final=False`` for a sample
+    that may end inside a character. Decoded incrementally: the text is never held whole."""
+    decoder = codecs.getincrementaldecoder(encoding)()
     try:
-        codecs.getincrementaldecoder(encoding)().decode(data, final=False)
-        return True
+        for block in blocks:
+            decoder.decode(block)
+        decoder.decode(b"", final=final)
     except UnicodeDecodeError:
         return False
+    return True
+
+
+def file_blocks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes of ``path`` in blocks of ``size`` (1 MiB): a large file is never held twice in memory."""
+    with path.open("rb") as fh:
+        while block := fh.read(size):
+            yield block
+
+
+def is_text_encoding(name: str) -> bool:
+    """Whether ``name`` names a text encoding (``codecs.lookup`` also knows rot13, zlib, base64 and
+    undefined, which are none)."""
+    try:
+        "".encode(name)
+    except (LookupError, UnicodeError):
+        return False
+    return True
+
+
+def text_encoding(name: str) -> str:
+    """``name`` if it names a text encoding (``is_text_encoding``), else ``InvalidInput``."""
+    if not is_text_encoding(name):
+        raise InvalidInput(f"unknown encoding {name[:40]!r} (e.g. utf-8, cp1252, latin-1, gb18030)",
+                           field="encoding")
+    return name
+
+
+def csv_encoding(path: Path, given: str | None = None) -> str:
+    """The encoding a CSV (or other text file) is read in: ``given`` (checked by ``text_encoding``), else
+    ``utf-8-sig`` when it decodes as UTF-8, else ``gb18030`` when it is plainly Chinese (see the module
+    doc); ``InvalidInput`` asking for the encoding otherwise."""
+    if given is not None:
+        return text_encoding(given)
+    if decodes(file_blocks(path), "utf-8"):
+        return "utf-8-sig"
+    if decodes(file_blocks(path), "gb2312"):
+        return "gb18030"
+    raise InvalidInput(f"{path.name}: text is not UTF-8 (nor plainly Chinese GB18030): give its encoding, e.g. "
+                       "--encoding cp1252 (Excel in western Europe and the Americas), latin-1 or gb18030",
+                       field="encoding")
 
 
 def detect_dbf_encoding(dbf: Path) -> str:
@@ -63,9 +118,9 @@ def detect_dbf_encoding(dbf: Path) -> str:
     with dbf.open("rb") as fh:
         fh.seek(header_len)
         sample = fh.read(SAMPLE_BYTES)
-    if not any(b >= 0x80 for b in sample) or _decodes(sample, "utf-8"):
+    if not any(b >= 0x80 for b in sample) or decodes([sample], "utf-8", final=False):
         return "UTF-8"
-    if _decodes(sample, "gb18030"):
+    if decodes([sample], "gb18030", final=False):
         return "GB18030"
     return "UTF-8"  # neither fits everywhere: decode per record and report the bad ones
 
@@ -97,17 +152,9 @@ def shapefile_encoding(shp: Path, user: str | None = None) -> EncodingReport:
         raise InvalidInput(f"{shp.name} has no .dbf beside it (upload the .shp, .shx, .dbf and .prj together)",
                            field="file")
     if user:
-        try:
-            codecs.lookup(user)
-        except LookupError:
-            raise InvalidInput(f"unknown encoding {user!r}", field="encoding") from None
-        encoding, source = user, "user"
-    elif (cpg := read_cpg(shp)) is not None:
+        encoding, source = text_encoding(user), "user"
+    elif (cpg := read_cpg(shp)) is not None and is_text_encoding(cpg):
         encoding, source = cpg, "cpg"
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            encoding, source = detect_dbf_encoding(dbf), "detected"
     else:
         encoding, source = detect_dbf_encoding(dbf), "detected"
     return EncodingReport(encoding=encoding, source=source, bad_lines=bad_records(dbf, encoding))

@@ -20,11 +20,8 @@ import shapely
 from citygrid.errors import InvalidInput
 from citygrid.loaders import gdalsafe
 from citygrid.loaders.archive import find_dataset, safe_extract
+from citygrid.loaders.tables import CSV_SUFFIXES, read_csv_points
 from citygrid.spatial.crs import InputCrs, parse_crs
-
-X_COLUMNS = ("lon", "lng", "longitude", "x", "lon_gcj02", "lon_wgs84", "pointx", "经度", "x坐标")
-Y_COLUMNS = ("lat", "latitude", "y", "lat_gcj02", "lat_wgs84", "pointy", "纬度", "y坐标")
-CSV_ENCODINGS = ("utf-8-sig", "gb18030")
 
 
 @dataclass
@@ -44,64 +41,6 @@ class VectorFile:
     source_crs: InputCrs
     crs_from: str
     warnings: list[str] = field(default_factory=list)
-
-
-def _pick_column(columns: list[str], wanted: tuple[str, ...], given: str | None, what: str) -> str | None:
-    if given:
-        if given not in columns:
-            raise InvalidInput(f"column {given!r} not in file (columns: {', '.join(columns)})", field=what)
-        return given
-    lower = {c.lower(): c for c in columns}
-    for name in wanted:
-        if name in lower:
-            return lower[name]
-    return None
-
-
-def read_csv_table(path: Path, *, encoding: str | None = None) -> tuple[pd.DataFrame, str]:
-    """A CSV as text columns (empty cells as ""), in ``encoding`` or else the first of ``CSV_ENCODINGS``
-    that decodes it; returns the table and the encoding used. ``InvalidInput`` when it is not CSV text."""
-    encodings = (encoding,) if encoding else CSV_ENCODINGS
-    last_error: Exception | None = None
-    for enc in encodings:
-        try:
-            return pd.read_csv(path, dtype=str, encoding=enc, keep_default_na=False), enc
-        except UnicodeDecodeError as exc:
-            last_error = exc
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InvalidInput(f"{path.name}: not a readable CSV: {exc}", field="file") from exc
-    raise InvalidInput(f"{path.name}: text is neither {' nor '.join(encodings)}: {last_error}", field="encoding")
-
-
-def read_csv_points(
-    path: Path, *, x_field: str | None = None, y_field: str | None = None, encoding: str | None = None
-) -> tuple[gpd.GeoDataFrame, str]:
-    """Read a CSV whose rows carry x/y (or lon/lat) columns; rows with empty coordinates get no geometry.
-
-    Returns the frame (geometry in the CSV's own coordinates, CRS unset) and the encoding used.
-    Raises ``InvalidInput`` for undecodable text, missing coordinate columns or non-numeric coordinates.
-    """
-    table, enc = read_csv_table(path, encoding=encoding)
-    columns = list(table.columns)
-    x_col = _pick_column(columns, X_COLUMNS, x_field, "x_field")
-    y_col = _pick_column(columns, Y_COLUMNS, y_field, "y_field")
-    if x_col is None or y_col is None:
-        geometry = np.full(len(table), None, dtype=object)
-    else:
-        x = pd.to_numeric(table[x_col].str.strip().replace("", np.nan), errors="coerce")
-        y = pd.to_numeric(table[y_col].str.strip().replace("", np.nan), errors="coerce")
-        bad = (x.isna() != table[x_col].str.strip().eq("")) | (y.isna() != table[y_col].str.strip().eq(""))
-        if bad.any():
-            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-            raise InvalidInput(
-                f"{path.name} line {line}: coordinates {table[x_col].iloc[line - 2]!r}, "
-                f"{table[y_col].iloc[line - 2]!r} are not numbers",
-                field=x_col,
-            )
-        has = x.notna() & y.notna()
-        geometry = np.full(len(table), None, dtype=object)
-        geometry[has.to_numpy()] = shapely.points(x[has].to_numpy(), y[has].to_numpy())
-    return gpd.GeoDataFrame(table, geometry=geometry), enc
 
 
 # A district boundary has ~10^4 vertices; a feature with more than this is a digitising accident or an attack.
@@ -159,7 +98,7 @@ def read_vector(
                                encoding=encoding, x_field=x_field, y_field=y_field)
     declared = parse_crs(crs) if crs else None
     warnings: list[str] = []
-    if path.suffix.lower() in (".csv", ".txt"):
+    if path.suffix.lower() in CSV_SUFFIXES:
         frame, _ = read_csv_points(path, x_field=x_field, y_field=y_field, encoding=encoding)
         file_crs = None
     else:

@@ -83,8 +83,9 @@ def make_engine(url: URL | str, **kwargs: object) -> Engine:
     """Engine with liveness checks on checkout, so a restarted server does not break a long-running app.
 
     Sessions run with ``jit = off``: PostgreSQL compiles any query whose *estimated* cost passes
-    ``jit_above_cost``, and lookups with correlated sub-selects are estimated high while running in a tenth of
-    a millisecond — the compilation then took 9–25 ms of every tile and report request (measured)."""
+    ``jit_above_cost``, and lookups with correlated sub-selects are estimated high while running in far less
+    than a millisecond: the compilation then took most of every tile and report request (figures in README,
+    Benchmarks)."""
     connect_args = dict(kwargs.pop("connect_args", None) or {})  # type: ignore[arg-type]
     options = str(connect_args.get("options", "")) + " -c jit=off"
     if DEFAULT_ACTOR and re.fullmatch(r"[A-Za-z0-9_.:@-]{1,100}", DEFAULT_ACTOR):

@@ -380,6 +380,22 @@ def lines_geojson(conn: Connection, district: str, kind: str | None, simplify_m:
     return row
 
 
+def road_lines_wkb(conn: Connection, district: str) -> list[bytes]:
+    """The district's road lines as WKB (deployment CRS)."""
+    rows = conn.execute(sa.text("SELECT ST_AsBinary(geom) FROM lines WHERE district_code = :d AND kind = 'road'"),
+                        {"d": district}).scalars()
+    return [bytes(r) for r in rows]
+
+
+def supervision_boundaries_wkb(conn: Connection, district: str) -> bytes | None:
+    """The boundaries of the supervision grids of the district's current grid version, merged into lines, as
+    WKB (deployment CRS); None when it has no grid version."""
+    row = conn.execute(sa.text(
+        f"""SELECT ST_AsBinary(ST_LineMerge(ST_Union(ST_Boundary(s.geom)))) FROM supervision_grids s
+             WHERE s.district_code = :d AND s.version_id = {current_version_sql(':d')}"""), {"d": district}).scalar()
+    return bytes(row) if row is not None else None
+
+
 def current_unit_grids(conn: Connection, district: str) -> tuple[int | None, list[dict[str, Any]]]:
     """The unit grids (WKB, deployment CRS) of the district's newest published version, else its newest."""
     version = conn.execute(sa.text(f"SELECT {current_version_sql(':d')}"), {"d": district}).scalar()
