@@ -20,8 +20,9 @@ endif
 
 .PHONY: demo test setup system stop lint bench clean-cluster
 
+# Served as in production (gunicorn, graceful stop), not by Flask's development server.
 demo: setup
-	$(CG) --database $(DEMO_DB) serve --host $(HOST) --port $(PORT)
+	$(CG) --database $(DEMO_DB) serve --prod --host $(HOST) --port $(PORT)
 
 # Set-up only; idempotent and fast on a second run.
 setup: system $(STAMP)

@@ -37,13 +37,17 @@ from citygrid.webmap import (
 )
 from citygrid.webmap.context import Backend
 from citygrid.webmap.errors import register_error_handlers
-from citygrid.webmap.ratelimit import TokenBuckets
+from citygrid.webmap.ratelimit import TokenBuckets, parse_keys
 
 log = logging.getLogger(__name__)
 
 
 class IsoJSONProvider(DefaultJSONProvider):
-    """JSON with dates and times in ISO 8601 (with their UTC offset), not Flask's HTTP-date format."""
+    """JSON with dates and times in ISO 8601 (with their UTC offset), not Flask's HTTP-date format, and text as
+    it is (``"朝阳区"``, not ``"\\u671d\\u9633\\u533a"``): the provider's own setting, the one Flask ≥ 2.3 reads
+    (``JSON_AS_ASCII`` no longer does anything)."""
+
+    ensure_ascii = False
 
     @staticmethod
     def default(o: Any) -> Any:
@@ -57,7 +61,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     Config keys
     -----------
-    CITYGRID_SETTINGS : ``Settings`` (default: from the environment).
+    CITYGRID_SETTINGS : ``Settings`` (default: from the environment, read once here and kept under this key);
+        its ``data_dir`` holds the case rules (``cases.rules.CaseRules``) and the Open311 publication rule, read
+        once here; the trusted proxy, the Open311 keys and the upload read limits come from it too.
     CITYGRID_BACKEND : a ready ``Backend`` (tests pass one whose connections roll back).
     CITYGRID_CHECK_SCHEMA : refuse to start on a schema revision the code does not know (default True).
     CITYGRID_HEAVY_REQUESTS, CITYGRID_HEAVY_WAIT_S : heavy requests at once per process (default 2), and how
@@ -67,13 +73,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     A database that cannot be reached at start-up is tolerated (requests answer 503 until it is back).
     """
     app = Flask(__name__.rsplit(".", 1)[0], static_folder=None)
-    app.json_provider_class = IsoJSONProvider
     app.json = IsoJSONProvider(app)
-    app.config.update(JSON_AS_ASCII=False, MAX_CONTENT_LENGTH=512 * 1024 * 1024,
-                      CITYGRID_MAX_BODY_BYTES=MAX_BODY_BYTES)
-    app.json.ensure_ascii = False
+    app.config.update(MAX_CONTENT_LENGTH=512 * 1024 * 1024, CITYGRID_MAX_BODY_BYTES=MAX_BODY_BYTES)
     app.config.update(config or {})
-    backend = app.config.get("CITYGRID_BACKEND") or _engine_backend(app.config.get("CITYGRID_SETTINGS"))
+    settings = app.config["CITYGRID_SETTINGS"] = app.config.get("CITYGRID_SETTINGS") or Settings.from_env()
+    backend = app.config.get("CITYGRID_BACKEND") or _engine_backend(settings)
     if app.config.get("CITYGRID_CHECK_SCHEMA", True) and backend.engine is not None:
         try:
             db.check_schema(backend.engine)
@@ -81,7 +85,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             log.warning("starting without a database: %s", exc)
     app.extensions["citygrid"] = backend
     app.extensions["citygrid_intake_buckets"] = TokenBuckets()  # per-client limits of the public intake
-    settings = app.config.get("CITYGRID_SETTINGS") or Settings.from_env()
+    app.extensions["citygrid_open311_keys"] = parse_keys(settings.open311_keys)  # their own limits, by API key
     app.extensions["citygrid_open311"] = Publication.from_data_dir(settings.data_dir)  # what Open311 GET shows
     app.extensions["citygrid_case_rules"] = CaseRules.load(settings.data_dir)  # read once: webmap.context.case_rules
     register_error_handlers(app)
@@ -107,8 +111,7 @@ def _limit_body() -> None:
                                          current_app.config["MAX_CONTENT_LENGTH"])
 
 
-def _engine_backend(settings: Settings | None) -> Backend:
-    settings = settings or Settings.from_env()
+def _engine_backend(settings: Settings) -> Backend:
     url = db.database_url(settings)
     engine = db.make_engine(url, pool_size=20, max_overflow=40, pool_timeout=30,
                             connect_args={"connect_timeout": 5})

@@ -941,8 +941,6 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, prod: bool, workers: int | None) -> None:
     """Serve the map and the API."""
-    import os
-
     from citygrid.app import create_app
     from citygrid.webmap.ratelimit import proxy_warning
 
@@ -950,12 +948,13 @@ def serve(ctx: click.Context, host: str, port: int, prod: bool, workers: int | N
     deploy.ensure_server(settings)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     # on stderr after the URL line (stdout flushed first): scripts read the URL from the first line
-    warning = proxy_warning(host, os.environ.get("CITYGRID_TRUSTED_PROXY"), prod=prod)
+    warning = proxy_warning(host, settings.trusted_proxy, prod=prod)
     if prod:
         from citygrid.webmap.prod import ProdServer
 
         create_app({"CITYGRID_SETTINGS": settings})  # check the schema once before forking workers
-        click.echo(f"citygrid (gunicorn) is serving {db.database_url(settings).database} at http://{shown}:{port}/")
+        click.echo(f"citygrid (gunicorn) is serving {db.database_url(settings).database} at http://{shown}:{port}/  "
+                   "(Ctrl-C stops)")
         _echo_demo_sign_in(settings)
         sys.stdout.flush()
         if warning:

@@ -15,6 +15,8 @@ PG_SUPERUSER = "citygrid"
 # OS account that runs the embedded PostgreSQL server when citygrid is invoked as root
 # (initdb and postgres refuse to run as root).
 PG_OS_USER = "citygrid-pg"
+DEFAULT_UPLOAD_GRACE_S = 60.0
+DEFAULT_UPLOAD_MIN_BYTES_PER_S = 64 * 1024.0
 
 
 def project_root() -> Path:
@@ -29,6 +31,15 @@ def default_data_dir() -> Path:
     return Path(env).resolve() if env else project_root() / "data"
 
 
+def _positive(text: str | None, default: float) -> float:
+    """``text`` as a positive number, else ``default`` (unset, empty, not a number, zero or negative)."""
+    try:
+        value = float(text or "")
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a command or the web app needs to find its database.
@@ -41,22 +52,40 @@ class Settings:
         and ``database``, when given, replaces the URL's database name.
     data_dir : directory holding the demo data and the embedded cluster (``pg/``, ``run/``, ``log/``).
     pg_port : port of the embedded cluster (names its Unix socket; TCP only when asked).
+    trusted_proxy : address of the reverse proxy in front of the server, whose ``X-Forwarded-For`` and
+        ``X-Forwarded-Proto`` are believed (``webmap.ratelimit.client_address``, ``webmap.headers``); None: none.
+    open311_keys : the Open311 API keys and their limits, ``key:per_minute`` pairs separated by commas (parsed
+        by ``webmap.ratelimit.parse_keys`` when the app is built).
+    upload_grace_s, upload_min_bytes_per_s : a body that ``serve --prod``'s threads read (an upload) must keep
+        up this rate after this grace period (``webmap.slowclients.ReadDeadline``).
     """
 
     database: str | None = None
     database_url: str | None = None
     data_dir: Path = field(default_factory=default_data_dir)
     pg_port: int = DEFAULT_PG_PORT
+    trusted_proxy: str | None = None
+    open311_keys: str = ""
+    upload_grace_s: float = DEFAULT_UPLOAD_GRACE_S
+    upload_min_bytes_per_s: float = DEFAULT_UPLOAD_MIN_BYTES_PER_S
 
     @classmethod
     def from_env(cls, database: str | None = None) -> Settings:
-        """Build settings from the environment (``DATABASE_URL``, ``CITYGRID_DATA_DIR``, ``CITYGRID_PG_PORT``)."""
+        """Build settings from the environment: ``DATABASE_URL``, ``CITYGRID_DATABASE``, ``CITYGRID_DATA_DIR``,
+        ``CITYGRID_PG_PORT``, ``CITYGRID_TRUSTED_PROXY``, ``CITYGRID_OPEN311_KEYS``, ``CITYGRID_UPLOAD_GRACE_S``,
+        ``CITYGRID_UPLOAD_MIN_BYTES_PER_S`` (the one place that reads them; the app and the CLI are passed the
+        result)."""
         port = int(os.environ.get("CITYGRID_PG_PORT", DEFAULT_PG_PORT))
         return cls(
             database=database or os.environ.get("CITYGRID_DATABASE") or None,
             database_url=os.environ.get("DATABASE_URL") or None,
             data_dir=default_data_dir(),
             pg_port=port,
+            trusted_proxy=os.environ.get("CITYGRID_TRUSTED_PROXY") or None,
+            open311_keys=os.environ.get("CITYGRID_OPEN311_KEYS", ""),
+            upload_grace_s=_positive(os.environ.get("CITYGRID_UPLOAD_GRACE_S"), DEFAULT_UPLOAD_GRACE_S),
+            upload_min_bytes_per_s=_positive(os.environ.get("CITYGRID_UPLOAD_MIN_BYTES_PER_S"),
+                                             DEFAULT_UPLOAD_MIN_BYTES_PER_S),
         )
 
     @property

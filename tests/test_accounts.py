@@ -374,13 +374,16 @@ def test_a_password_change_ends_sessions_and_revokes_tokens(anonymous_client, bj
         accounts.set_password(bj, "nobody-here", "a brand new passphrase")
 
 
-def test_failed_logins_are_limited_per_account_from_any_address(anonymous_client, bj, monkeypatch):
+def test_failed_logins_are_limited_per_account_from_any_address(anonymous_client, bj):
+    from dataclasses import replace
+
     from citygrid.webmap.auth import LOGIN_ACCOUNT_BURST, LOGIN_ACCOUNT_PER_MINUTE
     from citygrid.webmap.ratelimit import TokenBuckets
 
     now = [1000.0]
     anonymous_client.application.extensions["citygrid_login_buckets"] = TokenBuckets(clock=lambda: now[0])
-    monkeypatch.setenv("CITYGRID_TRUSTED_PROXY", "10.9.9.9")
+    settings = anonymous_client.application.config["CITYGRID_SETTINGS"]
+    anonymous_client.application.config["CITYGRID_SETTINGS"] = replace(settings, trusted_proxy="10.9.9.9")
     accounts.add_user(bj, "targeted", ["analyst"], password=PASSWORD)
     accounts.add_user(bj, "bystander", ["analyst"], password=PASSWORD)
     # five addresses: three connect directly, two come through the trusted proxy

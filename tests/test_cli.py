@@ -165,6 +165,63 @@ def test_serve_prints_its_url_and_answers(beijing_db):
         proc.wait(timeout=10)
 
 
+def make_recipe(target: str) -> list[str]:
+    """The command lines of ``target`` in the Makefile (read, not run)."""
+    lines = (REPO / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    recipe = []
+    for line in lines[start + 1:]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    return recipe
+
+
+def test_make_demo_serves_the_way_production_does():
+    """``make demo`` runs ``serve --prod`` (gunicorn, graceful stop): a new user's first screen is not Flask's
+    development-server warning."""
+    serving = [line for line in make_recipe("demo") if " serve " in line]
+    assert len(serving) == 1 and " serve --prod " in serving[0] and "$(PORT)" in serving[0]
+
+
+def test_serve_prod_prints_the_url_and_the_demo_sign_in_and_stops_cleanly(beijing_db):
+    """What ``make demo`` shows first: the URL, then who signs in and where the demo password is kept (never the
+    password); SIGTERM stops it cleanly."""
+    import signal
+
+    port = free_port()
+    names = deploy.demo_accounts(beijing_db)
+    secret = deploy.demo_password_file(beijing_db)
+    assert names and secret.exists()  # the test database has the demo loaded, as `make demo`'s has
+    cmd = [sys.executable, "-m", "citygrid.cli", "--database", beijing_db.database, "serve", "--prod", "--workers",
+           "1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url_line, sign_in = proc.stdout.readline(), proc.stdout.readline()
+        assert f"at http://127.0.0.1:{port}/" in url_line and "gunicorn" in url_line
+        assert "sign in as" in sign_in and str(secret) in sign_in
+        assert all(repr(name) in sign_in for name in names)
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    assert json.load(response)["status"] == "ok"
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err[-2000:]
+        assert "development server" not in url_line + sign_in + out + err
+        assert deploy.demo_password(beijing_db) not in url_line + sign_in + out + err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def test_load_demo_prints_the_demo_password_once_when_it_is_made(monkeypatch, tmp_path):
     secret = tmp_path / "secrets" / "demo-password"
     monkeypatch.setattr(deploy, "demo_password_file", lambda settings: secret)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import replace
 
 import pytest
 from bs4 import BeautifulSoup
@@ -118,9 +119,16 @@ def is_secure(cookie: str) -> bool:
     return any(part.strip().lower() == "secure" for part in cookie.split(";")[1:])
 
 
+def _app_trusting(bj, beijing_db, proxy: str | None):
+    """The app on the Beijing test database whose settings name ``proxy`` as the trusted one."""
+    return create_app({"CITYGRID_BACKEND": rollback_backend(bj, beijing_db.database or ""), "TESTING": True,
+                       "CITYGRID_SETTINGS": replace(beijing_db, trusted_proxy=proxy)})
+
+
 def test_cookies_are_secure_over_https_only(bj, beijing_db, monkeypatch):
-    monkeypatch.delenv("CITYGRID_TRUSTED_PROXY", raising=False)
-    app = create_app({"CITYGRID_BACKEND": rollback_backend(bj, beijing_db.database or ""), "TESTING": True})
+    # The app's settings, not the environment at request time, say which proxy is trusted.
+    monkeypatch.setenv("CITYGRID_TRUSTED_PROXY", "10.9.9.9")
+    app = _app_trusting(bj, beijing_db, None)
     accounts.add_user(bj, "cookie-user", ["analyst"], password=PASSWORD)
     body = {"username": "cookie-user", "password": PASSWORD}
 
@@ -137,8 +145,13 @@ def test_cookies_are_secure_over_https_only(bj, beijing_db, monkeypatch):
     out = https.post("/logout", json={}, headers={"X-CSRF-Token": csrf}, base_url="https://citygrid.example")
     assert out.status_code == 200 and is_secure(cookies_of(out)["citygrid_session"])
 
+    untrusted = app.test_client().post("/login", json=body, environ_base={"REMOTE_ADDR": "10.9.9.9"},
+                                       headers={"X-Forwarded-Proto": "https"})
+    assert untrusted.status_code == 200 and not is_secure(cookies_of(untrusted)["citygrid_session"])
+
     # TLS ended at the trusted proxy: its X-Forwarded-Proto counts; anyone else's does not
-    monkeypatch.setenv("CITYGRID_TRUSTED_PROXY", "10.9.9.9")
+    monkeypatch.delenv("CITYGRID_TRUSTED_PROXY")
+    app = _app_trusting(bj, beijing_db, "10.9.9.9")
     proxied = app.test_client().post("/login", json=body, environ_base={"REMOTE_ADDR": "10.9.9.9"},
                                      headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"})
     assert is_secure(cookies_of(proxied)["citygrid_session"])

@@ -53,14 +53,16 @@ def test_api_keys_get_their_own_limit_and_unknown_keys_are_refused():
         check_intake("10.0.0.1", None, None, buckets, keys)
 
 
-def test_forwarded_for_counts_only_behind_the_trusted_proxy(monkeypatch):
+def test_forwarded_for_counts_only_behind_the_trusted_proxy():
     buckets = TokenBuckets(clock=Clock())
     for _ in range(int(ANONYMOUS_BURST)):
         check_intake("10.0.0.9", "1.2.3.4", None, buckets, {})
     with pytest.raises(RateLimited):  # not trusted: the header is ignored, the proxy address is the client
         check_intake("10.0.0.9", "5.6.7.8", None, buckets, {})
-    monkeypatch.setenv("CITYGRID_TRUSTED_PROXY", "10.0.0.9")
-    assert check_intake("10.0.0.9", "spoofed, 5.6.7.8", None, buckets, {}) == "addr:5.6.7.8"
+    with pytest.raises(RateLimited):  # another proxy trusted: still the peer's address
+        check_intake("10.0.0.9", "5.6.7.8", None, buckets, {}, trusted_proxy="10.0.0.8")
+    assert check_intake("10.0.0.9", "spoofed, 5.6.7.8", None, buckets, {}, trusted_proxy="10.0.0.9") == \
+        "addr:5.6.7.8"
 
 
 @pytest.mark.parametrize(("host", "proxy", "prod", "warned"), [

@@ -18,10 +18,12 @@ import sys
 import threading
 import time
 import weakref
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 
+from citygrid.config import Settings
 from citygrid.webmap import slowclients
 from citygrid.webmap.prod import WORKER_CLASS, ProdServer
 from citygrid.webmap.slowclients import BodyPlan, BufferingThreadWorker, head_limit, plan_body
@@ -297,23 +299,22 @@ class FakeLog:
         self.infos.append(message % args)
 
 
-def _body_reader(server: socket.socket, length: int, log=None):
+def _body_reader(server: socket.socket, length: int, log=None, *, grace_s: float, min_bytes_per_s: float):
     """gunicorn's reader of a ``length``-byte body over ``server``, as the thread has it (blocking socket with
-    the idle timeout), with the worker's ``ReadDeadline`` installed."""
+    the idle timeout), with the worker's ``ReadDeadline`` installed (these limits, as a worker takes them from
+    its app's settings)."""
     from gunicorn.http.body import Body, LengthReader
     from gunicorn.http.unreader import SocketUnreader
 
     server.settimeout(slowclients.SOCKET_IDLE_TIMEOUT_S)
     unreader = SocketUnreader(server)
-    deadline = slowclients.ReadDeadline.of(unreader, log, ("127.0.0.1", 1))
+    deadline = slowclients.ReadDeadline.of(unreader, log, ("127.0.0.1", 1), grace_s, min_bytes_per_s)
     assert slowclients.ReadDeadline.of(unreader) is deadline  # installed once per parser
     deadline.arm()
     return Body(LengthReader(unreader, length)), deadline
 
 
-def test_the_read_deadline_cuts_off_a_trickling_body(pair, monkeypatch):
-    monkeypatch.setattr(slowclients, "UPLOAD_GRACE_S", 0.5)
-    monkeypatch.setattr(slowclients, "UPLOAD_MIN_BYTES_PER_S", 1000.0)
+def test_the_read_deadline_cuts_off_a_trickling_body(pair):
     client, server = pair
     stop = threading.Event()
 
@@ -324,7 +325,7 @@ def test_the_read_deadline_cuts_off_a_trickling_body(pair, monkeypatch):
 
     threading.Thread(target=trickle, daemon=True).start()
     log = FakeLog()
-    body, deadline = _body_reader(server, 1_000_000, log)
+    body, deadline = _body_reader(server, 1_000_000, log, grace_s=0.5, min_bytes_per_s=1000.0)
     try:
         with pytest.raises(slowclients.BodyTooSlow):
             body.read()
@@ -337,9 +338,7 @@ def test_the_read_deadline_cuts_off_a_trickling_body(pair, monkeypatch):
     assert server.gettimeout() == slowclients.SOCKET_IDLE_TIMEOUT_S  # the idle timeout is back
 
 
-def test_the_read_deadline_gives_a_body_that_keeps_up_the_time_it_needs(pair, monkeypatch):
-    monkeypatch.setattr(slowclients, "UPLOAD_GRACE_S", 0.5)
-    monkeypatch.setattr(slowclients, "UPLOAD_MIN_BYTES_PER_S", 100_000.0)
+def test_the_read_deadline_gives_a_body_that_keeps_up_the_time_it_needs(pair):
     client, server = pair
     pieces = [b"x" * 100_000] * 12
 
@@ -349,9 +348,19 @@ def test_the_read_deadline_gives_a_body_that_keeps_up_the_time_it_needs(pair, mo
             time.sleep(0.1)
 
     threading.Thread(target=send, daemon=True).start()
-    body, deadline = _body_reader(server, 1_200_000)
+    body, deadline = _body_reader(server, 1_200_000, grace_s=0.5, min_bytes_per_s=100_000.0)
     assert len(body.read()) == 1_200_000
     assert not deadline.expired
+
+
+def test_a_worker_takes_its_upload_limits_from_its_apps_settings(worker, monkeypatch):
+    """Not from the environment: the app was built with settings (``create_app`` keeps them), and those count."""
+    monkeypatch.setenv("CITYGRID_UPLOAD_GRACE_S", "99")
+    settings = replace(Settings.from_env(), upload_grace_s=3.0, upload_min_bytes_per_s=500.0)
+    worker.app = SimpleNamespace(wsgi=lambda: SimpleNamespace(config={"CITYGRID_SETTINGS": settings}))
+    worker.upload_grace_s = worker.upload_min_bytes_per_s = None
+    worker.load_wsgi()
+    assert (worker.upload_grace_s, worker.upload_min_bytes_per_s) == (3.0, 500.0)
 
 
 # ------------------------------------------------------------------------------------------------ end to end

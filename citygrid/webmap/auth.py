@@ -26,7 +26,7 @@ from citygrid.accounts.roles import ANY_ROLE
 from citygrid.accounts.service import Principal
 from citygrid.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
 from citygrid.webmap.context import connection
-from citygrid.webmap.headers import came_over_https
+from citygrid.webmap.headers import came_over_https, trusted_proxy
 from citygrid.webmap.ratelimit import TokenBuckets, client_address
 
 SESSION_COOKIE = "citygrid_session"
@@ -164,7 +164,7 @@ def login():
     ``{"username", "password"}`` → ``{"user", "csrf_token"}`` with the cookie. 401 for a wrong password,
     429 (with ``Retry-After``) after too many failed attempts from one address or on one account."""
     buckets: TokenBuckets | DatabaseBuckets = current_app.extensions["citygrid_login_buckets"]
-    address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"))
+    address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), trusted_proxy())
     as_json = request.is_json
     if as_json:
         data = request.get_json(silent=True)

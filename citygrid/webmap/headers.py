@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from collections.abc import Iterable
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 
 CSP = "Content-Security-Policy"
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -111,12 +110,18 @@ def page_policy(scripts: Iterable[str] = (), styles: Iterable[str] = (), basemap
     ))
 
 
+def trusted_proxy() -> str | None:
+    """The address of the reverse proxy in front of this app, as its settings say (``Settings.trusted_proxy``,
+    ``$CITYGRID_TRUSTED_PROXY`` when the app was built), or None."""
+    return current_app.config["CITYGRID_SETTINGS"].trusted_proxy
+
+
 def came_over_https() -> bool:
-    """Whether this request reached us over HTTPS: directly, or through the trusted proxy
-    (``$CITYGRID_TRUSTED_PROXY``) saying so in ``X-Forwarded-Proto``."""
+    """Whether this request reached us over HTTPS: directly, or through the trusted proxy (``trusted_proxy``)
+    saying so in ``X-Forwarded-Proto``."""
     if request.is_secure:
         return True
-    proxy = os.environ.get("CITYGRID_TRUSTED_PROXY")
+    proxy = trusted_proxy()
     forwarded = (request.headers.get("X-Forwarded-Proto") or "").split(",")[-1].strip().lower()
     return bool(proxy) and request.remote_addr == proxy and forwarded == "https"
 

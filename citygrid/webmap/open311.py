@@ -25,6 +25,7 @@ from citygrid.errors import InvalidInput, NotFound
 from citygrid.webmap import ratelimit
 from citygrid.webmap.auth import public
 from citygrid.webmap.context import case_rules, connection, zone
+from citygrid.webmap.headers import trusted_proxy
 from citygrid.webmap.params import bbox_arg, choice_arg, int_arg, period_args
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -100,7 +101,8 @@ def create_request():
         raise InvalidInput("send the request form-encoded or as a JSON object", field="body")
     api_key = str(form.get("api_key") or request.args.get("api_key") or "") or None
     client = ratelimit.check_intake(request.remote_addr, request.headers.get("X-Forwarded-For"), api_key,
-                                    buckets=current_app.extensions["citygrid_intake_buckets"])
+                                    buckets=current_app.extensions["citygrid_intake_buckets"],
+                                    keys=current_app.extensions["citygrid_open311_keys"], trusted_proxy=trusted_proxy())
     g.citygrid_actor = f"open311:{client}"
     with connection() as conn:
         kind, class_code = _parse_service(conn, form.get("service_code"))

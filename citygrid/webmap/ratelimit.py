@@ -1,20 +1,20 @@
 """Per-client rate limits for the public intake (Open311): a token bucket per client key.
 
 A client is its API key when it sends a known one (``api_key``, as Open311 names it), else its address. Keys
-and their limits come from ``$CITYGRID_OPEN311_KEYS`` (``key:per_minute`` pairs separated by commas); anonymous
+and their limits come from the app's settings (``Settings.open311_keys``, ``$CITYGRID_OPEN311_KEYS``: ``key:per_minute``
+pairs separated by commas, parsed once when the app is built); anonymous
 clients get ``ANONYMOUS_PER_MINUTE`` with a burst of ``ANONYMOUS_BURST``. An unknown key is refused (403), so a
 typo does not silently fall back to the anonymous limit.
 
 The buckets live in each server process: with N gunicorn workers a client can get up to N times the limit in
 the worst case. A deployment behind a reverse proxy should limit there too (the proxy sees every request);
-the client address is the socket's peer unless ``$CITYGRID_TRUSTED_PROXY`` names the proxy's address, in
-which case the last address of ``X-Forwarded-For`` is used.
+the client address is the socket's peer unless the settings' trusted proxy (``$CITYGRID_TRUSTED_PROXY``) names
+the proxy's address, in which case the last address of ``X-Forwarded-For`` is used.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -88,12 +88,11 @@ def parse_keys(text: str) -> dict[str, float]:
     return keys
 
 
-def client_address(remote_addr: str | None, forwarded_for: str | None) -> str:
-    """The client's address: the socket peer, or the last ``X-Forwarded-For`` hop when the peer is the trusted
-    proxy (``$CITYGRID_TRUSTED_PROXY``)."""
+def client_address(remote_addr: str | None, forwarded_for: str | None, trusted_proxy: str | None) -> str:
+    """The client's address: the socket peer, or the last ``X-Forwarded-For`` hop when the peer is
+    ``trusted_proxy`` (``Settings.trusted_proxy``; None: no proxy is trusted)."""
     address = remote_addr or "unknown"
-    proxy = os.environ.get("CITYGRID_TRUSTED_PROXY")
-    if proxy and address == proxy and forwarded_for:
+    if trusted_proxy and address == trusted_proxy and forwarded_for:
         address = forwarded_for.split(",")[-1].strip() or address
     return address
 
@@ -104,7 +103,7 @@ def proxy_warning(host: str, trusted_proxy: str | None, *, prod: bool = False) -
     Parameters
     ----------
     host : the address the server listens on (``--host``).
-    trusted_proxy : ``$CITYGRID_TRUSTED_PROXY`` (None or empty: not set).
+    trusted_proxy : ``Settings.trusted_proxy`` (``$CITYGRID_TRUSTED_PROXY``; None or empty: not set).
     prod : ``serve --prod`` (a deployment: a proxy in front is likely even on a loopback address).
 
     Returns
@@ -134,15 +133,15 @@ def proxy_warning(host: str, trusted_proxy: str | None, *, prod: bool = False) -
 
 
 def check_intake(remote_addr: str | None, forwarded_for: str | None, api_key: str | None,
-                 buckets: TokenBuckets, keys: dict[str, float] | None = None) -> str:
-    """Charge one public intake request to its client; returns the client key. ``Forbidden`` for an unknown
-    API key, ``RateLimited`` over the limit."""
-    keys = parse_keys(os.environ.get("CITYGRID_OPEN311_KEYS", "")) if keys is None else keys
+                 buckets: TokenBuckets, keys: dict[str, float], trusted_proxy: str | None = None) -> str:
+    """Charge one public intake request to its client; returns the client key. ``keys`` are the API keys and
+    their limits per minute (``parse_keys``), ``trusted_proxy`` the proxy whose ``X-Forwarded-For`` counts.
+    ``Forbidden`` for an unknown API key, ``RateLimited`` over the limit."""
     if api_key:
         if api_key not in keys:
             raise Forbidden("unknown api_key")
         buckets.take(f"key:{api_key}", keys[api_key], max(ANONYMOUS_BURST, keys[api_key] / 6))
         return f"key:{api_key[:4]}…"
-    address = client_address(remote_addr, forwarded_for)
+    address = client_address(remote_addr, forwarded_for, trusted_proxy)
     buckets.take(f"addr:{address}", ANONYMOUS_PER_MINUTE, ANONYMOUS_BURST)
     return f"addr:{address}"

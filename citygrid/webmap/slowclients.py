@@ -50,8 +50,9 @@ them stop a worker. ``BufferingThreadWorker`` changes what happens before a requ
    keeps up gets all the time its body needs (at most 60 s + size / 64 KiB/s: 2.3 h for 512 MiB); one that
    trickles is cut off once it falls behind that rate after the grace period: the read raises
    ``BodyTooSlow`` (a ``TimeoutError``: Werkzeug answers ``400`` to what it takes for a client gone), the
-   connection is closed and the cut-off is logged at info level. Both numbers can be set from the
-   environment (``CITYGRID_UPLOAD_GRACE_S``, ``CITYGRID_UPLOAD_MIN_BYTES_PER_S``). ``SOCKET_IDLE_TIMEOUT_S``
+   connection is closed and the cut-off is logged at info level. Both numbers come from the app's settings
+   (``Settings.upload_grace_s``, ``Settings.upload_min_bytes_per_s``; ``CITYGRID_UPLOAD_GRACE_S``,
+   ``CITYGRID_UPLOAD_MIN_BYTES_PER_S`` in the environment ``Settings.from_env`` reads). ``SOCKET_IDLE_TIMEOUT_S``
    (60 s) stays the socket's idle timeout, which also bounds writing the answer to a client that stops
    reading it.
 
@@ -64,7 +65,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import selectors
 import socket
 import threading
@@ -78,6 +78,8 @@ from gunicorn import util
 from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, MAX_REQUEST_LINE
 from gunicorn.http2 import negotiation
 from gunicorn.workers import gthread
+
+from citygrid.config import DEFAULT_UPLOAD_GRACE_S, DEFAULT_UPLOAD_MIN_BYTES_PER_S
 
 HEAD_DEADLINE_S = 10.0
 BODY_DEADLINE_S = 60.0
@@ -96,19 +98,11 @@ UPLOAD_ENDPOINTS = frozenset({(b"POST", b"/api/v1/imports")})
 CHUNK_FRAMING_BYTES = 64 * 1024
 
 
-def _env_number(name: str, default: float) -> float:
-    """A positive number from the environment variable ``name``, else ``default``."""
-    try:
-        value = float(os.environ.get(name, ""))
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
-# Bodies a thread reads (uploads): each recv waits at most until UPLOAD_GRACE_S plus the bytes received so far
-# at UPLOAD_MIN_BYTES_PER_S after the thread took the request (point 5 of the module docstring).
-UPLOAD_GRACE_S = _env_number("CITYGRID_UPLOAD_GRACE_S", 60.0)
-UPLOAD_MIN_BYTES_PER_S = _env_number("CITYGRID_UPLOAD_MIN_BYTES_PER_S", 64 * 1024)
+# Bodies a thread reads (uploads): each recv waits at most until the grace period plus the bytes received so far
+# at the minimum rate after the thread took the request (point 5 of the module docstring). These are the
+# defaults; a worker takes its app's settings (``BufferingThreadWorker.load_wsgi``).
+UPLOAD_GRACE_S = DEFAULT_UPLOAD_GRACE_S
+UPLOAD_MIN_BYTES_PER_S = DEFAULT_UPLOAD_MIN_BYTES_PER_S
 
 CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -304,35 +298,38 @@ def scan_chunks(arrival: Arrival, limit: int = BODY_BUFFER_BYTES) -> str:
 
 
 class BodyTooSlow(TimeoutError):
-    """A body read by a thread fell behind ``UPLOAD_MIN_BYTES_PER_S`` after ``UPLOAD_GRACE_S``."""
+    """A body read by a thread fell behind the minimum rate after the grace period."""
 
 
 class ReadDeadline:
     """Replaces a ``SocketUnreader``'s ``chunk`` (its one ``recv``): the overall deadline of point 5.
 
-    Each read waits at most until ``started + UPLOAD_GRACE_S + received / UPLOAD_MIN_BYTES_PER_S`` (and at
-    most the socket's own timeout); past it the read raises ``BodyTooSlow``, as does any later one, and
-    ``expired`` tells the worker to close the connection. ``arm`` restarts the clock for each request.
+    Each read waits at most until ``started + grace_s + received / min_bytes_per_s`` (and at most the socket's
+    own timeout); past it the read raises ``BodyTooSlow``, as does any later one, and ``expired`` tells the
+    worker to close the connection. ``arm`` restarts the clock for each request.
     """
 
-    def __init__(self, unreader: Any, log: Any = None, client: Any = None) -> None:
+    def __init__(self, unreader: Any, log: Any = None, client: Any = None, grace_s: float = UPLOAD_GRACE_S,
+                 min_bytes_per_s: float = UPLOAD_MIN_BYTES_PER_S) -> None:
         self.sock = unreader.sock
         self.recv = type(unreader).chunk.__get__(unreader)  # the class's own chunk(), bound
         self.log, self.client = log, client
+        self.grace_s, self.min_bytes_per_s = grace_s, min_bytes_per_s
         unreader.chunk = self
         self.arm()
 
     @classmethod
-    def of(cls, unreader: Any, log: Any = None, client: Any = None) -> ReadDeadline:
-        """The deadline installed on ``unreader``, installing one the first time."""
+    def of(cls, unreader: Any, log: Any = None, client: Any = None, grace_s: float = UPLOAD_GRACE_S,
+           min_bytes_per_s: float = UPLOAD_MIN_BYTES_PER_S) -> ReadDeadline:
+        """The deadline installed on ``unreader``, installing one (with these limits) the first time."""
         installed = vars(unreader).get("chunk")
-        return installed if isinstance(installed, cls) else cls(unreader, log, client)
+        return installed if isinstance(installed, cls) else cls(unreader, log, client, grace_s, min_bytes_per_s)
 
     def arm(self) -> None:
         self.started, self.received, self.expired = time.monotonic(), 0, False
 
     def deadline(self) -> float:
-        return self.started + UPLOAD_GRACE_S + self.received / UPLOAD_MIN_BYTES_PER_S
+        return self.started + self.grace_s + self.received / self.min_bytes_per_s
 
     def __call__(self, size_hint: int | None = None) -> bytes:
         remaining = self.deadline() - time.monotonic()
@@ -357,7 +354,7 @@ class ReadDeadline:
         if not self.expired and self.log is not None:
             elapsed = time.monotonic() - self.started
             self.log.info("closing %s: request body too slow (%d bytes in %.0f s; at least %d B/s after %.0f s)",
-                          self.client, self.received, elapsed, UPLOAD_MIN_BYTES_PER_S, UPLOAD_GRACE_S)
+                          self.client, self.received, elapsed, self.min_bytes_per_s, self.grace_s)
         self.expired = True
         raise BodyTooSlow("request body too slow")
 
@@ -383,6 +380,16 @@ class BufferingThreadWorker(gthread.ThreadWorker):
         self.arrivals: weakref.WeakKeyDictionary[Any, Arrival] = weakref.WeakKeyDictionary()
         self.arrivals_lock = threading.Lock()  # pool threads share it (a connection is in one at a time)
         self.lingering: OrderedDict[socket.socket, list[float]] = OrderedDict()  # sock -> [deadline, drained]
+        self.upload_grace_s, self.upload_min_bytes_per_s = UPLOAD_GRACE_S, UPLOAD_MIN_BYTES_PER_S
+
+    def load_wsgi(self) -> None:
+        """gthread's, then the limits on bodies a thread reads from the app's settings (``create_app`` keeps
+        them under ``CITYGRID_SETTINGS``): configuration is read once, by ``Settings.from_env``."""
+        super().load_wsgi()
+        settings = getattr(self.wsgi, "config", {}).get("CITYGRID_SETTINGS")
+        if settings is not None:
+            self.upload_grace_s = settings.upload_grace_s
+            self.upload_min_bytes_per_s = settings.upload_min_bytes_per_s
 
     # -------------------------------------------------------------------------------- gathering a request
     def handle(self, conn: Any) -> Any:
@@ -403,22 +410,45 @@ class BufferingThreadWorker(gthread.ThreadWorker):
         conn.init()
         conn.parser.unreader.unread(bytes(arrival.data))
         conn.body_buffered = arrival.buffered  # then gunicorn must not send its own "100 Continue"
-        ReadDeadline.of(conn.parser.unreader, self.log, conn.client).arm()
+        ReadDeadline.of(conn.parser.unreader, self.log, conn.client, self.upload_grace_s,
+                        self.upload_min_bytes_per_s).arm()
         return super().handle(conn)
 
     def gather(self, conn: Any) -> str:
         """Read what is available into the connection's ``Arrival``; ``"ready"`` (hand it over), ``"wait"``
         (more to come), ``"late"`` (over a deadline), ``"busy"`` (over the buffer budget), ``"too_large"``
-        (413), ``"length_required"`` (411) or ``"closed"``."""
+        (413), ``"length_required"`` (411) or ``"closed"``.
+
+        The steps: the connection's arrival (``_arrival``), what the socket holds (``_receive``), the head until
+        it is complete (``_gather_head``), then the body it announces (``_gather_body``)."""
+        arrival = self._arrival(conn)
+        ended = self._receive(conn, arrival)
+        if not arrival.data:
+            return "closed" if ended else "wait"
+        now = time.monotonic()
+        if arrival.started is None:
+            arrival.started = now
+        if arrival.head_end < 0:
+            verdict = self._gather_head(arrival, now, ended)
+            if verdict is not None:
+                return verdict
+        return self._gather_body(conn, arrival, now, ended)
+
+    def _arrival(self, conn: Any) -> Arrival:
+        """The connection's ``Arrival`` (a new one for a new request); on a kept-alive connection what the parser
+        read ahead comes first."""
         with self.arrivals_lock:
             arrival = self.arrivals.get(conn)
             if arrival is None:
                 arrival = self.arrivals[conn] = Arrival()
         if arrival.started is None and conn.parser is not None:
-            # a kept-alive connection: what the parser read ahead comes first
             arrival.data += conn.parser.unreader.take_buffered()
+        return arrival
+
+    def _receive(self, conn: Any, arrival: Arrival) -> bool:
+        """Append what has arrived, without waiting, up to the most a request may buffer (its head, a 1 MiB body
+        and a chunked body's framing); whether the client ended its stream."""
         cap = self.head_limit + BODY_BUFFER_BYTES + (CHUNK_FRAMING_BYTES if arrival.chunked else 0)
-        ended = False
         # Non-blocking for real: with a timeout set (a pipelined request comes straight from the last one),
         # Python's recv would first wait up to that timeout for the socket to become readable.
         conn.sock.setblocking(False)
@@ -426,35 +456,40 @@ class BufferingThreadWorker(gthread.ThreadWorker):
             try:
                 chunk = conn.sock.recv(min(RECV_BYTES, cap - len(arrival.data)), socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
-                break
+                return False
             if not chunk:
-                ended = True
-                break
+                return True
             arrival.data += chunk
-        if not arrival.data:
-            return "closed" if ended else "wait"
-        now = time.monotonic()
-        if arrival.started is None:
-            arrival.started = now
-        if arrival.head_end < 0:
-            found = arrival.data.find(b"\r\n\r\n", max(0, arrival.scanned - 3))
-            bare_lf = _bare_lf(arrival.data, arrival.scanned)
-            arrival.scanned = len(arrival.data)
-            if found < 0:
-                if len(arrival.data) >= self.head_limit or bare_lf:
-                    return "ready"  # too large, or a bare LF: gunicorn's parser refuses it (400/431)
-                if ended:
-                    return "closed"
-                return "late" if now - arrival.started > HEAD_DEADLINE_S else self._budget(arrival)
-            arrival.head_end = found + 4
-            if arrival.head_end > self.head_limit:
-                return "ready"  # too large: gunicorn's parser refuses it
-            plan = plan_body(bytes(arrival.data[:found]))
-            if plan.refuse:
-                return plan.refuse
-            arrival.wanted = arrival.head_end + plan.length
-            arrival.buffered, arrival.expect, arrival.chunked = not plan.thread, plan.expect, plan.chunked
-            arrival.chunk_pos = arrival.head_end
+        return False
+
+    def _gather_head(self, arrival: Arrival, now: float, ended: bool) -> str | None:
+        """Look for the end of the head in what has arrived, and once it is there plan its body (``plan_body``).
+
+        Returns the verdict while the head is incomplete, too large or refused, else None (the body is next)."""
+        found = arrival.data.find(b"\r\n\r\n", max(0, arrival.scanned - 3))
+        bare_lf = _bare_lf(arrival.data, arrival.scanned)
+        arrival.scanned = len(arrival.data)
+        if found < 0:
+            if len(arrival.data) >= self.head_limit or bare_lf:
+                return "ready"  # too large, or a bare LF: gunicorn's parser refuses it (400/431)
+            if ended:
+                return "closed"
+            return "late" if now - arrival.started > HEAD_DEADLINE_S else self._budget(arrival)
+        arrival.head_end = found + 4
+        if arrival.head_end > self.head_limit:
+            return "ready"  # too large: gunicorn's parser refuses it
+        plan = plan_body(bytes(arrival.data[:found]))
+        if plan.refuse:
+            return plan.refuse
+        arrival.wanted = arrival.head_end + plan.length
+        arrival.buffered, arrival.expect, arrival.chunked = not plan.thread, plan.expect, plan.chunked
+        arrival.chunk_pos = arrival.head_end
+        return None
+
+    def _gather_body(self, conn: Any, arrival: Arrival, now: float, ended: bool) -> str:
+        """The verdict on a request whose head is complete: ``"ready"`` once its body is all here (up to its
+        length, or a chunked one to its end), else wait for it, asking for it once (``100 Continue``) if the
+        client expects that, until the body deadline."""
         if arrival.chunked:
             state = scan_chunks(arrival)
             if state == "large":
