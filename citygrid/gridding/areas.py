@@ -80,24 +80,54 @@ def _voronoi(seeds: list[Point], within: BaseGeometry) -> list[BaseGeometry]:
 DEFAULT_COMMUNITY_RADIUS_M = 2000.0
 
 
+Seed = tuple[Point, str, str | None]  # a located street or community: point (deployment CRS), street, community
+
+
 def plan_areas(boundary: BaseGeometry, areas: list[AreaInput],
                community_radius_m: float = DEFAULT_COMMUNITY_RADIUS_M) -> AreaPlan:
     """Attribute every part of ``boundary`` to a street and community (see the module docstring).
 
     Returns the cells (covering the district), whether any were derived, and a report of what could not be
-    placed: ``unplaced_streets``, ``unplaced_communities``, ``duplicate_points``.
+    placed: ``unplaced_streets``, ``unplaced_communities``, ``duplicate_points``. Geometry in the deployment
+    CRS (metres).
+
+    The steps: cells of the real polygons (``_real_cells``), the points of everything else (``_seeds``), one
+    seed per point (``_unique_seeds``), then derived cells over what real polygons leave free
+    (``_derived_cells``).
     """
     streets = {a.code: a for a in areas if a.level == "street"}
     communities = [a for a in areas if a.level == "community"]
     report: dict[str, list] = {"unplaced_streets": [], "unplaced_communities": [], "duplicate_points": [],
                                "street_level_areas": []}
+    cells, taken, real_streets = _real_cells(boundary, streets, communities, report)
+    free = boundary.difference(taken) if not taken.is_empty else boundary
+    seeds = _unique_seeds(_seeds(streets, communities, real_streets, report), report)
+    near_free = free.buffer(1.0)
+    seeds = [s for s in seeds if near_free.contains(s[0])]
+    if free.area > 1.0 and seeds:
+        cells += _derived_cells(free, seeds, community_radius_m, report)
+    derived = any(not c.real for c in cells)
+    return AreaPlan(cells=cells, derived=derived, report=report)
 
+
+def _street_of(community: AreaInput) -> str:
+    """A community's street: its ``parent_code``, else (cn-admin codes) its first 9 digits + ``000``."""
+    return community.parent_code or community.code[:9] + "000"
+
+
+def _real_cells(boundary: BaseGeometry, streets: dict[str, AreaInput], communities: list[AreaInput],
+                report: dict[str, list]) -> tuple[list[Cell], BaseGeometry, set[str]]:
+    """Cells of the real (not derived) community and street polygons, clipped to ``boundary``: a community's
+    polygon as it is, a street's remainder split among its located communities without a polygon.
+
+    Returns those cells, the union of the real polygons (what is taken) and the codes of the real streets.
+    """
     real_communities = [c for c in communities if c.polygon is not None and not c.derived]
     real_streets = [s for s in streets.values() if s.polygon is not None and not s.derived]
     cells: list[Cell] = []
     taken = shapely.union_all([c.polygon for c in real_communities]) if real_communities else Polygon()
     for c in real_communities:
-        cells.append(Cell(c.parent_code or c.code[:9] + "000", c.code, c.polygon.intersection(boundary), True, c.code))
+        cells.append(Cell(_street_of(c), c.code, c.polygon.intersection(boundary), True, c.code))
     for s in real_streets:
         remainder = s.polygon.intersection(boundary).difference(taken)
         if remainder.area > 1.0:
@@ -105,33 +135,41 @@ def plan_areas(boundary: BaseGeometry, areas: list[AreaInput],
                    and remainder.contains(c.point)]
             cells.extend(_seeded_cells(remainder, own, s.code, report, real_region=s.code))
         taken = taken.union(s.polygon)
+    return cells, taken, {s.code for s in real_streets}
 
-    free = boundary.difference(taken) if not taken.is_empty else boundary
-    located_streets_with_communities: set[str] = set()
-    seeds: list[tuple[Point, str, str | None]] = []
-    placed_real_streets = {s.code for s in real_streets}
+
+def _seeds(streets: dict[str, AreaInput], communities: list[AreaInput], real_streets: set[str],
+           report: dict[str, list]) -> list[Seed]:
+    """The points derived cells grow from: every located community outside a real street polygon, and every
+    located street with no located community. Those with no location go to the report."""
+    seeds: list[Seed] = []
+    streets_with_communities: set[str] = set()
     for c in communities:
         if c.polygon is not None and not c.derived:
             continue
-        parent = c.parent_code or c.code[:9] + "000"
-        if parent in placed_real_streets:
-            continue  # handled inside its real street polygon above
+        parent = _street_of(c)
+        if parent in real_streets:
+            continue  # handled inside its real street polygon (_real_cells)
         if c.point is None:
             report["unplaced_communities"].append({"code": c.code, "name": c.name, "reason": "no location"})
             continue
         seeds.append((c.point, parent, c.code))
-        located_streets_with_communities.add(parent)
+        streets_with_communities.add(parent)
     for s in streets.values():
-        if s.code in placed_real_streets or s.code in located_streets_with_communities:
+        if s.code in real_streets or s.code in streets_with_communities:
             continue
         if s.point is None:
             report["unplaced_streets"].append(
                 {"code": s.code, "name": s.name, "reason": "no location and no located community"})
             continue
         seeds.append((s.point, s.code, None))
+    return seeds
 
-    # Identical points (name-based geocoding collapsed two places): keep the first, report the others.
-    unique: dict[tuple[float, float], tuple[Point, str, str | None]] = {}
+
+def _unique_seeds(seeds: list[Seed], report: dict[str, list]) -> list[Seed]:
+    """One seed per point (to the centimetre): identical points mean name-based geocoding collapsed two places;
+    the first is kept and the others are reported as unplaced."""
+    unique: dict[tuple[float, float], Seed] = {}
     for seed in seeds:
         key = (round(seed[0].x, 2), round(seed[0].y, 2))
         if key in unique:
@@ -141,25 +179,30 @@ def plan_areas(boundary: BaseGeometry, areas: list[AreaInput],
                 {"code": code, "reason": f"shares its point with {other}"})
             continue
         unique[key] = seed
-    seeds = [s for s in unique.values() if free.buffer(1.0).contains(s[0])]
-    if free.area > 1.0 and seeds:
-        beyond: dict[str, list[BaseGeometry]] = {}
-        for (point, street, community), geom in zip(seeds, _voronoi([s[0] for s in seeds], free), strict=True):
-            if geom.is_empty:
-                continue
-            if community is not None and community_radius_m > 0:
-                reach = point.buffer(community_radius_m, quad_segs=32)
-                outer = geom.difference(reach)
-                if outer.area > 1.0:
-                    beyond.setdefault(street, []).append(outer)
-                    geom = geom.intersection(reach)
-            cells.append(Cell(street, community, geom, False, None))
-        for street, pieces in beyond.items():
-            cells.append(Cell(street, None, shapely.union_all(pieces), False, None))
-        if beyond:
-            report["street_level_areas"] = sorted(beyond)
-    derived = any(not c.real for c in cells)
-    return AreaPlan(cells=cells, derived=derived, report=report)
+    return list(unique.values())
+
+
+def _derived_cells(free: BaseGeometry, seeds: list[Seed], community_radius_m: float,
+                   report: dict[str, list]) -> list[Cell]:
+    """Voronoi cells of ``seeds`` over ``free``; a community's cell is cut at ``community_radius_m`` from its
+    point and what lies beyond goes to its street as one street-level cell per street (named in the report)."""
+    cells: list[Cell] = []
+    beyond: dict[str, list[BaseGeometry]] = {}
+    for (point, street, community), geom in zip(seeds, _voronoi([s[0] for s in seeds], free), strict=True):
+        if geom.is_empty:
+            continue
+        if community is not None and community_radius_m > 0:
+            reach = point.buffer(community_radius_m, quad_segs=32)
+            outer = geom.difference(reach)
+            if outer.area > 1.0:
+                beyond.setdefault(street, []).append(outer)
+                geom = geom.intersection(reach)
+        cells.append(Cell(street, community, geom, False, None))
+    for street, pieces in beyond.items():
+        cells.append(Cell(street, None, shapely.union_all(pieces), False, None))
+    if beyond:
+        report["street_level_areas"] = sorted(beyond)
+    return cells
 
 
 def _seeded_cells(region: BaseGeometry, own: list[AreaInput], street: str, report: dict,

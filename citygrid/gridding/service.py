@@ -6,6 +6,7 @@ operation succeeds (the caller commits).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,38 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
     Returns the summary: counts, imbalance (max/mean − 1), contiguity, weights used, detached ``pieces``,
     ``teams_chosen`` (given, default, or raised to cover the pieces), and per group: code, team, workload,
     area_m2, unit_grids, polsby_popper.
+
+    The steps: the draft and its unit grids (``_draft_grids``), the counts (``_check_group_count``,
+    ``_team_count``), the adjacency graph (``_weighted_graph``), the groups and teams (``_group``), then one
+    write (``_store_grouping``) and the summary with its audit entry.
     """
+    vid, grids = _draft_grids(conn, district, version_id)
+    _check_group_count(n_groups, len(grids))
+    polygons = [g["geom"] for g in grids]
+    graph = part.adjacency(polygons)
+    n_pieces = part.pieces(graph)[0]
+    n_teams, teams_chosen = _team_count(n_groups, n_teams, len(grids), n_pieces)
+    graph = _weighted_graph(graph, grids, compact=compact, respect_streets=respect_streets)
+    load, used = part.workload(store.workload_terms(conn, district, vid), weights or dict(part.DEFAULT_WEIGHTS))
+    grouping = _group(district, graph, polygons, load, n_groups, n_teams, seed=seed)
+    _store_grouping(conn, district, vid, grids, grouping)
+    summary = {
+        "district": district, "version": vid, "supervision_grids": n_groups, "teams": n_teams,
+        "teams_chosen": teams_chosen, "pieces": n_pieces,
+        "weights": used, "respect_streets": respect_streets, "compact": compact,
+        **grouping.quality(load),
+    }
+    store.merge_version_params(conn, district, vid, {"partition": {k: v for k, v in summary.items() if k != "groups"}})
+    spatial_store.audit(conn, actor=author, action="partition", object_kind="grid_version",
+                        object_id=f"{district}/{vid}", district=district,
+                        after={k: summary[k] for k in ("supervision_grids", "teams", "imbalance", "contiguous")})
+    return summary
+
+
+def _draft_grids(conn: Connection, district: str, version_id: int | None) -> tuple[int, list[dict[str, Any]]]:
+    """The draft to group (``version_id``, or the district's latest) and its unit grids (storage CRS).
+
+    ``Conflict`` when the version is not a draft, ``NotFound`` when it has no unit grids."""
     version = _version(conn, district, version_id if version_id is not None else _latest_id(conn, district))
     if version["status"] != "draft":
         raise Conflict(f"version {version['version_id']} of {district} is {version['status']}; "
@@ -170,21 +202,30 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
     grids = store.unit_grids(conn, district, vid)
     if not grids:
         raise NotFound(f"version {vid} has no unit grids")
+    return vid, grids
+
+
+def _check_group_count(n_groups: int, n_grids: int) -> None:
+    """``InvalidInput`` on ``supervision_grids`` unless 1 ≤ ``n_groups`` ≤ the number of unit grids."""
     if n_groups < 1:
         raise InvalidInput("supervision_grids must be at least 1", field="supervision_grids")
-    if n_groups > len(grids):
-        raise InvalidInput(f"supervision_grids ({n_groups}) is more than the {len(grids)} unit grids",
+    if n_groups > n_grids:
+        raise InvalidInput(f"supervision_grids ({n_groups}) is more than the {n_grids} unit grids",
                            field="supervision_grids")
-    polygons = [g["geom"] for g in grids]
-    graph = part.adjacency(polygons)
-    n_pieces = part.pieces(graph)[0]
+
+
+def _team_count(n_groups: int, n_teams: int | None, n_grids: int, n_pieces: int) -> tuple[int, str]:
+    """The number of teams and how it was chosen (given, default, raised to cover the pieces).
+
+    Every detached piece of the district needs a supervision grid and a team of its own (both are contiguous):
+    counts below ``n_pieces`` raise ``InvalidInput`` naming the count at fault."""
     if n_groups < n_pieces:
         raise InvalidInput(f"supervision_grids ({n_groups}) cannot cover the {n_pieces} detached pieces of the "
                            f"district (a supervision grid is contiguous); use --supervision-grids {n_pieces} "
                            "or more", field="supervision_grids")
     teams_chosen = "given"
     if n_teams is None:
-        n_teams, teams_chosen = default_group_counts(len(grids))[1], "default"
+        n_teams, teams_chosen = default_group_counts(n_grids)[1], "default"
         if n_teams < n_pieces:
             n_teams, teams_chosen = n_pieces, "raised to cover the detached pieces"
         n_teams = min(n_teams, n_groups)
@@ -195,18 +236,61 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
         raise InvalidInput(f"teams ({n_teams}) cannot cover the {n_pieces} detached pieces of the district (a "
                            f"team's supervision grids are contiguous); use --teams {n_pieces} or more, or leave "
                            "--teams out to have it chosen", field="teams")
+    return n_teams, teams_chosen
+
+
+def _weighted_graph(graph: part.Graph, grids: list[dict[str, Any]], *, compact: bool,
+                    respect_streets: bool) -> part.Graph:
+    """The adjacency weights METIS cuts: shared boundary length (``compact``) or 1 each, and 100 times
+    heavier between two grids of the same street (``respect_streets``)."""
     if not compact:
         graph = part.Graph(graph.n, graph.left, graph.right, np.ones_like(graph.length))
     if respect_streets:
         streets = np.array([g["street_code"] or "" for g in grids], dtype=object)
         same = streets[graph.left] == streets[graph.right]
         graph = part.Graph(graph.n, graph.left, graph.right, np.where(same, graph.length * 100, graph.length))
-    terms = store.workload_terms(conn, district, vid)
-    load, used = part.workload(terms, weights or dict(part.DEFAULT_WEIGHTS))
+    return graph
+
+
+@dataclass
+class _Grouping:
+    """Unit grids grouped into supervision grids (``labels``, one per unit grid) and those into teams
+    (``team_labels``, one per group), with their codes and the groups' report (``part.group_report``)."""
+
+    graph: part.Graph
+    labels: np.ndarray
+    groups: list[dict[str, Any]]
+    group_code: dict[int, str]
+    team_graph: part.Graph
+    team_labels: np.ndarray
+    team_code: dict[int, str]
+
+    def team_of(self, group: int) -> str:
+        """The code of the team of group ``group``."""
+        return self.team_code[int(self.team_labels[group])]
+
+    def quality(self, load: np.ndarray) -> dict[str, Any]:
+        """Imbalance (max/mean − 1) of groups and teams, contiguity, and one row per group, sorted by code."""
+        group_load = np.array([g["workload"] for g in self.groups])
+        return {
+            "imbalance": round(part.imbalance(self.labels, load), 4),
+            "team_imbalance": round(part.imbalance(self.team_labels, group_load), 4),
+            "contiguous": bool(all(g["contiguous"] for g in self.groups)),
+            "teams_contiguous": bool(part.contiguous_groups(self.team_graph, self.team_labels).all()),
+            "groups": sorted(({"code": self.group_code[g["group"]], "team": self.team_of(g["group"]),
+                               "workload": round(g["workload"], 3), "area_m2": round(g["area_m2"], 1),
+                               "unit_grids": g["unit_grids"], "polsby_popper": round(g["polsby_popper"], 3),
+                               "contiguous": g["contiguous"]} for g in self.groups), key=lambda r: r["code"]),
+        }
+
+
+def _group(district: str, graph: part.Graph, polygons: list[Any], load: np.ndarray, n_groups: int, n_teams: int,
+           *, seed: int) -> _Grouping:
+    """Partition the unit grids (``polygons`` in the storage CRS) into ``n_groups`` groups of balanced ``load``,
+    then the groups, by their own adjacency, into ``n_teams`` teams; codes run in reading order (north to
+    south bands, west to east)."""
     labels = part.partition(graph, load, n_groups, seed=seed)
     groups = part.group_report(polygons, labels, load, graph)
-
-    # Codes in reading order of the groups; teams from the groups' own adjacency.
     centres = shapely.point_on_surface(np.array([g["geom"] for g in groups], dtype=object))
     order = reading_order(shapely.get_x(centres), shapely.get_y(centres), 1500.0)
     group_code = {int(p): code_schemes.CodeScheme.supervision_code(district, rank + 1) for rank, p in enumerate(order)}
@@ -215,38 +299,26 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
     team_labels = part.partition(team_graph, group_load, n_teams, seed=seed, field="teams")
     team_order = reading_order(*_centres_of(groups, team_labels), 3000.0)
     team_code = {int(t): code_schemes.CodeScheme.team_code(district, rank + 1) for rank, t in enumerate(team_order)}
-    street_of = _majority_street(grids, labels)
+    return _Grouping(graph, labels, groups, group_code, team_graph, team_labels, team_code)
 
-    srid = deployment_srid(conn)
-    rows = [{"code": group_code[g["group"]], "team_code": team_code[int(team_labels[g["group"]])],
+
+def _store_grouping(conn: Connection, district: str, vid: int, grids: list[dict[str, Any]],
+                    grouping: _Grouping) -> None:
+    """Replace the version's teams and supervision grids (storage CRS) and each unit grid's group."""
+    street_of = _majority_street(grids, grouping.labels)
+    rows = [{"code": grouping.group_code[g["group"]], "team_code": grouping.team_of(g["group"]),
              "street_code": street_of.get(g["group"]), "workload": g["workload"],
-             "wkb": shapely.to_wkb(g["geom"])} for g in groups]
+             "wkb": shapely.to_wkb(g["geom"])} for g in grouping.groups]
+    team_codes = sorted(grouping.team_code.values())
     store.replace_supervision(
         conn, district, vid,
-        teams=[{"code": code, "name": name} for code, name in zip(sorted(team_code.values()),
-                                                                  _team_names(conn, len(team_code)), strict=True)],
+        teams=[{"code": code, "name": name} for code, name in zip(team_codes, _team_names(conn, len(team_codes)),
+                                                                  strict=True)],
         groups=rows,
-        assignment={grid["code"]: group_code[int(label)] for grid, label in zip(grids, labels, strict=True)},
-        srid=srid,
+        assignment={grid["code"]: grouping.group_code[int(label)]
+                    for grid, label in zip(grids, grouping.labels, strict=True)},
+        srid=deployment_srid(conn),
     )
-    summary = {
-        "district": district, "version": vid, "supervision_grids": n_groups, "teams": n_teams,
-        "teams_chosen": teams_chosen, "pieces": n_pieces,
-        "weights": used, "respect_streets": respect_streets, "compact": compact,
-        "imbalance": round(part.imbalance(labels, load), 4),
-        "team_imbalance": round(part.imbalance(team_labels, group_load), 4),
-        "contiguous": bool(all(g["contiguous"] for g in groups)),
-        "teams_contiguous": bool(part.contiguous_groups(team_graph, team_labels).all()),
-        "groups": sorted(({"code": group_code[g["group"]], "team": team_code[int(team_labels[g["group"]])],
-                           "workload": round(g["workload"], 3), "area_m2": round(g["area_m2"], 1),
-                           "unit_grids": g["unit_grids"], "polsby_popper": round(g["polsby_popper"], 3),
-                           "contiguous": g["contiguous"]} for g in groups), key=lambda r: r["code"]),
-    }
-    store.merge_version_params(conn, district, vid, {"partition": {k: v for k, v in summary.items() if k != "groups"}})
-    spatial_store.audit(conn, actor=author, action="partition", object_kind="grid_version",
-                        object_id=f"{district}/{vid}", district=district,
-                        after={k: summary[k] for k in ("supervision_grids", "teams", "imbalance", "contiguous")})
-    return summary
 
 
 def _team_names(conn: Connection, n: int) -> list[str]:
