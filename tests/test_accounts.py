@@ -17,10 +17,11 @@ from citygrid.accounts import service as accounts
 from citygrid.cli import cli
 from citygrid.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from citygrid.webmap.auth import access_of
-from tests.conftest import signed_in, user_token
+from tests.conftest import assert_error, signed_in, user_token
 
 LON, LAT = 116.48, 39.93  # Chaoyang, WGS84
 PASSWORD = "correct horse battery"
+UNKNOWN_TOKEN = "the bearer token is unknown, revoked or expired, or its user is disabled"
 
 
 def report(client, lon=LON, lat=LAT, **extra):
@@ -87,10 +88,15 @@ def test_no_credential_is_401(anonymous_client, method, url):
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("header", ["Bearer cg_not-a-token", "Bearer ", "Basic dXNlcjpwYXNz", "cg_token"])
-def test_a_bad_credential_is_401(anonymous_client, header):
+@pytest.mark.parametrize(("header", "reason"), [
+    ("Bearer cg_not-a-token", UNKNOWN_TOKEN),
+    ("Bearer ", "send the API token as 'Authorization: Bearer <token>'"),
+    ("Basic dXNlcjpwYXNz", "send the API token as 'Authorization: Bearer <token>'"),
+    ("cg_token", "send the API token as 'Authorization: Bearer <token>'")])
+def test_a_bad_credential_is_401(anonymous_client, header, reason):
     answer = anonymous_client.get("/api/v1/districts", headers={"Authorization": header})
-    assert answer.status_code == 401
+    assert_error(answer, 401, "unauthorized", reason=reason)
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_public_endpoints_need_no_credential(anonymous_client):
@@ -139,7 +145,8 @@ def test_the_actor_and_role_come_from_the_account_not_the_body(client_as, bj):
                        {"c": supervisor_case["case_id"]}).one()
     assert tuple(event) == ("wang", "acceptor")
     unit = client_as("unit-1", ["unit"], party=supervisor_case["owners"]["management"]["code"])
-    assert unit.post(url, json={"action": "dispatch"}).status_code == 403  # units do not dispatch
+    assert_error(unit.post(url, json={"action": "dispatch"}), 403, "forbidden",  # units do not dispatch
+                 reason="unit-1 (unit) may not dispatch: it is done by dispatcher, admin")
     assert dispatcher.post(url, json={"action": "dispatch"}).status_code == 200
     assert unit.post(url, json={"action": "feed_back", "note": "已清理"}).status_code == 200
 
@@ -169,10 +176,13 @@ def test_a_supervisor_sees_and_acts_on_their_own_grids_only(client_as, bj):
     listed = theirs.get("/api/v1/cases?district=110105&limit=1000").get_json()["cases"]
     assert case["case_id"] not in {c["case_id"] for c in listed}
     assert case["case_id"] in {c["case_id"] for c in mine.get("/api/v1/cases?limit=1000").get_json()["cases"]}
-    assert theirs.get(f"/api/v1/cases?team={own_team}").status_code == 403
+    assert_error(theirs.get(f"/api/v1/cases?team={own_team}"), 403, "forbidden",
+                 reason="you may list the cases of your own team")
     url = f"/api/v1/cases/{case['case_id']}/transitions"
-    assert theirs.post(url, json={"action": "verify"}).status_code == 403
-    assert mine.post(url, json={"action": "accept"}).status_code == 403  # acceptors accept, not supervisors
+    assert_error(theirs.post(url, json={"action": "verify"}), 403, "forbidden",
+                 reason=f"case {case['case_id']} is not in the grids of your team")
+    assert_error(mine.post(url, json={"action": "accept"}), 403, "forbidden",  # acceptors accept, not supervisors
+                 reason="sup-own (supervisor) may not accept: it is done by acceptor, admin")
     assert mine.post(url, json={"action": "verify"}).status_code == 200
 
 
@@ -206,10 +216,12 @@ def test_a_unit_reads_lists_and_acts_on_its_partys_cases_only(client_as, bj):
     assert case["case_id"] not in {c["case_id"] for c in due_elsewhere["due_soon"] + due_elsewhere["overdue"]}
     refused = theirs.post(f"{url}/transitions", json={"action": "feed_back", "note": "不是我们的"})
     assert refused.status_code == 403 and other in refused.get_json()["message"]
-    assert theirs.post(f"{url}/transitions", json={"action": "hand_back"}).status_code == 403
+    assert_error(theirs.post(f"{url}/transitions", json={"action": "hand_back"}), 403, "forbidden",
+                 reason=f"is not dispatched to your party {other}")
     assert mine.post(f"{url}/transitions", json={"action": "feed_back", "note": "已清理"}).status_code == 200
     undispatched = report(client_as("reporter", ["dispatcher"]), lon=LON + 0.002)
-    assert mine.get(f"/api/v1/cases/{undispatched['case_id']}").status_code == 403  # not (yet) theirs
+    assert_error(mine.get(f"/api/v1/cases/{undispatched['case_id']}"), 403, "forbidden",  # not (yet) theirs
+                 reason=f"case {undispatched['case_id']} is not dispatched to your party {party}")
 
 
 def test_a_unit_of_a_party_in_another_district_reads_nothing_here(client_as, bj):
@@ -217,7 +229,7 @@ def test_a_unit_of_a_party_in_another_district_reads_nothing_here(client_as, bj)
     party = case["attrs"]["dispatched_to"]["code"]
     mine = client_as("unit-here", ["unit"], party=party)
     bj.execute(sa.text("UPDATE users SET district_code = '110101' WHERE username = 'unit-here'"))
-    assert mine.get(f"/api/v1/cases/{case['case_id']}").status_code == 403
+    assert_error(mine.get(f"/api/v1/cases/{case['case_id']}"), 403, "forbidden", reason="your party")
     bj.execute(sa.text("UPDATE users SET district_code = '110105', party_code = NULL WHERE username = 'unit-here'"))
     unbound = mine.get("/api/v1/cases")  # an account stored before units were bound: no case at all
     assert unbound.status_code == 403 and "party" in unbound.get_json()["message"]
@@ -289,15 +301,17 @@ def test_revoked_expired_and_disabled_credentials_stop_working(anonymous_client,
     assert caller.get("/api/v1/districts").status_code == 200
     token_id = bj.execute(sa.text("SELECT max(token_id) FROM api_tokens")).scalar_one()
     accounts.revoke_token(bj, token_id)
-    assert caller.get("/api/v1/districts").status_code == 401
+    assert_error(caller.get("/api/v1/districts"), 401, "unauthorized", reason=UNKNOWN_TOKEN)
     second = accounts.issue_token(bj, "tok-user", days=1)["token"]
     assert signed_in(anonymous_client, second).get("/api/v1/districts").status_code == 200
     bj.execute(sa.text("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE user_id = "
                        "(SELECT user_id FROM users WHERE username = 'tok-user')"))
-    assert signed_in(anonymous_client, second).get("/api/v1/districts").status_code == 401
+    assert_error(signed_in(anonymous_client, second).get("/api/v1/districts"), 401, "unauthorized",
+                 reason=UNKNOWN_TOKEN)
     third = accounts.issue_token(bj, "tok-user")["token"]
     accounts.set_disabled(bj, "tok-user")
-    assert signed_in(anonymous_client, third).get("/api/v1/districts").status_code == 401
+    assert_error(signed_in(anonymous_client, third).get("/api/v1/districts"), 401, "unauthorized",
+                 reason=UNKNOWN_TOKEN)
     with pytest.raises(Conflict, match="disabled"):
         accounts.issue_token(bj, "tok-user")
 
@@ -443,8 +457,10 @@ def test_every_case_write_is_audited_with_before_and_after(client_as, bj):
     assert {e["object_kind"] for e in by_actor} >= {"cases"}
     later = admin.get("/api/v1/audit?actor=auditee&start=2999-01-01").get_json()
     assert later["count"] == 0
-    assert admin.get("/api/v1/audit?start=yesterday").status_code == 400
-    assert client_as("not-admin", ["analyst"]).get("/api/v1/audit").status_code == 403
+    assert_error(admin.get("/api/v1/audit?start=yesterday"), 400, "invalid_input", field="start",
+                 reason="ISO 8601 date or date-time")
+    assert_error(client_as("not-admin", ["analyst"]).get("/api/v1/audit"), 403, "forbidden",
+                 reason="not-admin (analyst) may not do this; it needs one of: admin")
 
 
 def test_open311_writes_name_the_public_client(anonymous_client, bj):
@@ -523,7 +539,7 @@ def test_pages_and_their_links_follow_the_roles(client_as):
     supervisor = client_as("page-sup", ["supervisor"], "110105T01")
     overview = supervisor.get("/").get_data(as_text=True)
     assert 'href="/cases"' in overview and 'href="/caseload"' not in overview
-    assert supervisor.get("/caseload").status_code == 403
+    assert_error(supervisor.get("/caseload"), 403, "forbidden", reason="page-sup (supervisor) may not do this")
     assert supervisor.get("/cases").status_code == 200
     analyst = client_as("page-analyst", ["analyst"]).get("/").get_data(as_text=True)
     assert 'href="/caseload"' in analyst and 'href="/cases"' in analyst

@@ -18,6 +18,7 @@ from citygrid.cases.workflow import TRANSITIONS, allowed_actions, next_state
 from citygrid.errors import Conflict, InvalidInput
 from citygrid.spatial import crs
 from citygrid.spatial.geocode import GridIndex
+from tests.conftest import assert_error
 
 # A point well inside Chaoyang (WGS84) and the same place in GCJ-02.
 LON, LAT = 116.48, 39.93
@@ -60,8 +61,14 @@ def test_bad_reports_name_field_and_reason(data, field, needle):
 
 def test_all_problems_reported_at_once():
     with pytest.raises(InvalidInput) as err:
-        parse_report({"lon": "x", "lat": None, "class_code": "1?", "kind": "?"})
-    assert {d["field"] for d in err.value.details} >= {"lon", "lat", "class_code", "kind"}
+        parse_report({"lon": "x", "lat": None, "class_code": "1?", "kind": "?", "source": "pigeon",
+                      "idempotency_key": "a b", "reported_at": "1900-01-01T00:00:00Z", "address": "x" * 301})
+    details = err.value.details
+    assert [d["field"] for d in details] == ["lon", "lat", "kind", "class_code", "source", "idempotency_key",
+                                             "reported_at", "address"]
+    # one shape for every problem (errors.problem): a request's field has no line
+    assert all(d["line"] is None and d["severity"] == "error" and d["reason"] for d in details)
+    assert err.value.message == "8 problem(s) with the report"
 
 
 # ------------------------------------------------------------------------------------------ geocoding
@@ -204,9 +211,12 @@ def test_http_report_idempotent_and_errors(client):
     again = client.post("/api/v1/cases", json=payload(description="<script>alert(1)</script>"), headers=headers)
     assert first.status_code == 201 and again.status_code == 200
     assert first.get_json()["case"]["case_id"] == again.get_json()["case"]["case_id"]
-    assert client.post("/api/v1/cases", data="{not json", content_type="application/json").status_code == 400
-    assert client.post("/api/v1/cases", data="lon=1", content_type="text/plain").status_code == 400
-    assert client.post("/api/v1/cases", json=[1, 2]).status_code == 400
+    assert_error(client.post("/api/v1/cases", data="{not json", content_type="application/json"), 400,
+                 "invalid_input", field="body", reason="not valid JSON")
+    assert_error(client.post("/api/v1/cases", data="lon=1", content_type="text/plain"), 400, "invalid_input",
+                 field="Content-Type", reason="as JSON")
+    assert_error(client.post("/api/v1/cases", json=[1, 2]), 400, "invalid_input", field="body",
+                 reason="must be a JSON object")
     bad = client.post("/api/v1/cases", json=payload(lat="NaN"))
     assert bad.status_code == 400 and bad.get_json()["details"][0]["field"] == "lat"
 
@@ -217,28 +227,38 @@ def test_a_point_outside_the_projection_zone_is_a_400_not_a_500(client):
         answer = client.post(path, json=body)
         assert answer.status_code == 400 and answer.get_json()["details"][0]["field"] == "lon"
     form = {"service_code": "E0102", "lat": "0.1", "long": "30", "description": "x"}
-    assert client.post("/open311/v2/requests.json", data=form).status_code == 400
-    assert client.get("/api/v1/grids/at?lon=30&lat=0.1").status_code == 400
+    assert_error(client.post("/open311/v2/requests.json", data=form), 400, "invalid_input", field="lon",
+                 reason="too far from this deployment's area")
+    assert_error(client.get("/api/v1/grids/at?lon=30&lat=0.1"), 400, "invalid_input", field="lon",
+                 reason="too far from this deployment's area")
 
 
 def test_http_transitions_and_409(client):
     case = client.post("/api/v1/cases", json=payload()).get_json()["case"]
     url = f"/api/v1/cases/{case['case_id']}/transitions"
-    assert client.post(url, json={"action": "close", "actor": "x", "role": "acceptor"}).status_code == 409
+    assert_error(client.post(url, json={"action": "close", "actor": "x", "role": "acceptor"}), 409, "conflict",
+                 reason="action 'close' is not allowed on a reported case")
     ok = client.post(url, json={"action": "accept", "actor": "x", "role": "acceptor", "expected_version": 1})
     assert ok.status_code == 200 and ok.get_json()["status"] == "accepted"
     stale = client.post(url, json={"action": "dispatch", "actor": "x", "role": "dispatcher", "expected_version": 1})
-    assert stale.status_code == 409
-    assert client.post(url, json={"action": "teleport"}).status_code == 400
+    assert_error(stale, 409, "conflict", reason="changed meanwhile (now version 2)")
+    assert_error(client.post(url, json={"action": "teleport"}), 400, "invalid_input", field="action",
+                 reason="unknown action 'teleport'")
     missing = client.post("/api/v1/cases/999999999/transitions", json={"action": "accept", "actor": "x"})
-    assert missing.status_code == 404
+    assert_error(missing, 404, "not_found", reason="no case 999999999")
 
 
-@pytest.mark.parametrize("query", ["status=lost", "kind=x", "class_code=a%3Cb", "class_code=-lead", "district=1",
-                                   "start=yesterday",
-                                   "limit=0", "limit=5000", "bbox=1,2", "status=open'--"])
-def test_http_case_filters_are_validated(client, query):
-    assert client.get(f"/api/v1/cases?{query}").status_code == 400
+@pytest.mark.parametrize(("query", "field", "reason"), [
+    ("status=lost", "status", "status must be one of reported"), ("kind=x", "kind", "one of component, event"),
+    ("class_code=a%3Cb", "class_code", "class code 'a<b' must be 1–16 letters"),
+    ("class_code=-lead", "class_code", "starting with a letter or digit"),
+    ("district=1", "district", "district code '1' must be 6 digits"),
+    ("start=yesterday", "start", "ISO 8601 date or date-time"),
+    ("limit=0", "limit", "between 1 and 1000"), ("limit=5000", "limit", "between 1 and 1000"),
+    ("bbox=1,2", "bbox", "four numbers"), ("status=open'--", "status", "status must be one of reported"),
+])
+def test_http_case_filters_are_validated(client, query, field, reason):
+    assert_error(client.get(f"/api/v1/cases?{query}"), 400, "invalid_input", field=field, reason=reason)
 
 
 def test_http_case_list_filters(client):
@@ -254,8 +274,9 @@ def test_open311_services(client):
     codes = {s["service_code"] for s in services}
     assert {"E0102", "C0101"} <= codes and len(services) == 139
     assert client.get("/open311/v2/services/E0102.json").get_json()["service_code"] == "E0102"
-    assert client.get("/open311/v2/services/E9999.json").status_code == 404
-    assert client.get("/open311/v2/services/X1.json").status_code == 400
+    assert_error(client.get("/open311/v2/services/E9999.json"), 404, "not_found", reason="no service E9999")
+    assert_error(client.get("/open311/v2/services/X1.json"), 400, "invalid_input", field="service_code",
+                 reason="must be E or C and a 4-digit class")
 
 
 def test_open311_post_and_get_request_spec_example(client):
@@ -276,22 +297,26 @@ def test_open311_post_and_get_request_spec_example(client):
     assert any(r["service_request_id"] == token["service_request_id"] for r in boxed)
 
 
-@pytest.mark.parametrize(("form", "field"), [
-    ({"service_code": "Z1", "lat": "39.9", "long": "116.4"}, "service_code"),
-    ({"service_code": "E0102", "lat": "", "long": "116.48", "description": "x"}, "lat"),
-    ({"service_code": "E0102", "lat": "39.93", "long": "116.48"}, "description"),
-    ({"service_code": "E0102", "address_string": "某路", "description": "x"}, "address"),
-    ({"service_code": "E0102", "address_string": "北京市朝阳区建外街道", "description": "x"}, "address"),
+@pytest.mark.parametrize(("form", "field", "reason"), [
+    ({"service_code": "Z1", "lat": "39.9", "long": "116.4"}, "service_code", "must be E or C and a 4-digit class"),
+    ({"service_code": "E0102", "lat": "", "long": "116.48", "description": "x"}, "lat", "required"),
+    ({"service_code": "E0102", "lat": "39.93", "long": "116.48"}, "description", "required for public reports"),
+    ({"service_code": "E0102", "address_string": "某路", "description": "x"}, "address",
+     "no street, community or road of the district is named in '某路'; send lat and long"),
+    ({"service_code": "E0102", "address_string": "北京市朝阳区建外街道", "description": "x"}, "address",
+     "建外街道 is known but has no location in the gazetteer; send lat and long"),
 ])
-def test_open311_bad_requests(client, form, field):
-    response = client.post("/open311/v2/requests.json", data=form)
-    assert response.status_code == 400
-    assert field in {d["field"] for d in response.get_json()["details"]}
+def test_open311_bad_requests(client, form, field, reason):
+    assert_error(client.post("/open311/v2/requests.json", data=form), 400, "invalid_input", field=field,
+                 reason=reason)
 
 
-@pytest.mark.parametrize("query", ["status=pending", "start_date=last-week", "service_code=nope", "bbox=a,b,c,d"])
-def test_open311_bad_filters(client, query):
-    assert client.get(f"/open311/v2/requests.json?{query}").status_code == 400
+@pytest.mark.parametrize(("query", "field", "reason"), [
+    ("status=pending", "status", "one of open, closed"), ("start_date=last-week", "start_date", "ISO 8601"),
+    ("service_code=nope", "service_code", "service code 'nope' must be E or C"),
+    ("bbox=a,b,c,d", "bbox", "four numbers")])
+def test_open311_bad_filters(client, query, field, reason):
+    assert_error(client.get(f"/open311/v2/requests.json?{query}"), 400, "invalid_input", field=field, reason=reason)
 
 
 def test_two_concurrent_changes_one_wins_one_conflicts(case_rules, beijing_engine):

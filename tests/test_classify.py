@@ -13,6 +13,7 @@ from citygrid.cli import cli
 from citygrid.components_survey import store as survey_store
 from citygrid.components_survey.schemes import import_scheme, list_schemes
 from citygrid.errors import Conflict, InvalidInput
+from tests.conftest import assert_error
 
 
 @pytest.fixture
@@ -32,21 +33,33 @@ def test_taxonomy_classifier_top_one(taxonomy_classifier, text, kind, code):
     assert 1 >= top[0].probability >= top[1].probability >= top[2].probability > 0
 
 
-@pytest.mark.parametrize(("text", "needle"), [("", "empty"), ("   ", "empty"), ("字" * 5001, "longer")])
-def test_bad_text(taxonomy_classifier, text, needle):
-    with pytest.raises(InvalidInput, match=needle):
-        taxonomy_classifier.top(text)
+@pytest.mark.parametrize("method", ["top", "classify"])
+@pytest.mark.parametrize(("text", "needle"), [
+    ("", "empty"), ("   ", "empty"), ("字" * 5001, "longer than 5000"), ("路灯\x00不亮", "control character"),
+    ("井盖\x1b[31m", "control character"), ("路灯" * 50_000, "longer than 5000"), ("x" * 100_000, "longer than 5000")])
+def test_bad_or_hostile_text_is_refused(taxonomy_classifier, method, text, needle):
+    with pytest.raises(InvalidInput, match=needle) as refused:
+        getattr(taxonomy_classifier, method)(text)
+    assert refused.value.details[0]["field"] == "text"
 
 
-def test_training_round_trip(tmp_path):
-    texts = [f"垃圾 第{i}次" for i in range(15)] + [f"路灯 第{i}次" for i in range(15)]
-    labels = ["event/0102"] * 15 + ["component/0118"] * 15
-    info = train(texts, labels, {"event/0102": "暴露垃圾", "component/0118": "路灯"}, tmp_path / "m.joblib")
+TEXTS = [f"垃圾 第{i}次" for i in range(15)] + [f"路灯 第{i}次" for i in range(15)]
+LABELS = ["event/0102"] * 15 + ["component/0118"] * 15
+
+
+@pytest.fixture
+def trained_model(tmp_path):
+    """A model trained on 15 texts of two classes each, and what ``train`` said of it."""
+    info = train(TEXTS, LABELS, {"event/0102": "暴露垃圾", "component/0118": "路灯"}, tmp_path / "m.joblib")
+    return classifier_for([], tmp_path / "m.joblib"), info
+
+
+def test_training_round_trip(trained_model, tmp_path):
+    model, info = trained_model
     assert info["classes"] == 2
-    model = classifier_for([], tmp_path / "m.joblib")
     assert model.trained and model.top("垃圾", k=1)[0].name == "暴露垃圾"
     with pytest.raises(InvalidInput, match="at least 20"):
-        train(texts[:5], labels[:5], {}, tmp_path / "x.joblib")
+        train(TEXTS[:5], LABELS[:5], {}, tmp_path / "x.joblib")
 
 
 def test_classify_endpoint(client):
@@ -54,9 +67,12 @@ def test_classify_endpoint(client):
     body = response.get_json()
     assert response.status_code == 200 and body["trained"] is False and len(body["top"]) == 3
     assert body["top"][0]["name"].endswith("井盖")
-    assert client.post("/api/v1/classify", json={"text": ""}).status_code == 400
-    assert client.post("/api/v1/classify", json={"text": "x", "kind": "thing"}).status_code == 400
-    assert client.post("/api/v1/classify", data="text", content_type="text/plain").status_code == 400
+    assert_error(client.post("/api/v1/classify", json={"text": ""}), 400, "invalid_input", field="text",
+                 reason="empty")
+    assert_error(client.post("/api/v1/classify", json={"text": "x", "kind": "thing"}), 400, "invalid_input",
+                 field="kind", reason="event or component")
+    assert_error(client.post("/api/v1/classify", data="text", content_type="text/plain"), 400, "invalid_input",
+                 field="Content-Type", reason="as JSON")
 
 
 def test_classify_cli(beijing_db):
@@ -64,7 +80,8 @@ def test_classify_cli(beijing_db):
                                       "--kind", "component"])
     assert result.exit_code == 0 and "路灯" in result.output
     empty = CliRunner().invoke(cli, ["--database", beijing_db.database, "cases", "classify", " "])
-    assert empty.exit_code == 2
+    assert empty.exit_code == 2 and "error: text to classify is empty" in empty.output, empty.output
+    assert "Traceback" not in empty.output
 
 
 # ------------------------------------------------------------------------------------------ unclassifiable text
@@ -96,19 +113,8 @@ def test_chinese_text_is_still_classified(taxonomy_classifier, text, kind, code)
     assert verdict.top[0] == verdict.best and verdict.similarity >= cls_mod.MIN_SIMILARITY
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("路灯\x00不亮", "control character"), ("井盖\x1b[31m", "control character"), ("路灯" * 50_000, "longer than 5000"),
-    ("x" * 100_000, "longer than 5000")])
-def test_hostile_text_is_refused(taxonomy_classifier, text, needle):
-    with pytest.raises(InvalidInput, match=needle):
-        taxonomy_classifier.classify(text)
-
-
-def test_trained_model_knows_its_vocabulary(tmp_path):
-    texts = [f"垃圾 第{i}次" for i in range(15)] + [f"路灯 第{i}次" for i in range(15)]
-    labels = ["event/0102"] * 15 + ["component/0118"] * 15
-    train(texts, labels, {"event/0102": "暴露垃圾", "component/0118": "路灯"}, tmp_path / "m.joblib")
-    model = classifier_for([], tmp_path / "m.joblib")
+def test_trained_model_knows_its_vocabulary(trained_model):
+    model, _ = trained_model
     assert model.classify("路灯坏了").best.code == "0118"
     assert "no known vocabulary" in model.classify("The street light is broken").reason
 
@@ -180,9 +186,12 @@ def test_classify_endpoint_says_when_it_cannot(client):
     assert "no known vocabulary" in answer["reason"] and answer["scheme"] == "cjt214"
     known = client.post("/api/v1/classify", json={"text": "路灯晚上不亮"}).get_json()
     assert known["classified"] is True and known["class"]["code"] == "0118" and len(known["top"]) == 3
-    assert client.post("/api/v1/classify", json={"text": "路灯\u0000"}).status_code == 400
-    assert client.post("/api/v1/classify", json={"text": "x" * 100_000}).status_code == 400
-    assert client.post("/api/v1/classify", json={"text": "路灯", "scheme": "nope"}).status_code == 400
+    assert_error(client.post("/api/v1/classify", json={"text": "路灯\u0000"}), 400, "invalid_input", field="text",
+                 reason="control character (U+0000")
+    assert_error(client.post("/api/v1/classify", json={"text": "x" * 100_000}), 400, "invalid_input", field="text",
+                 reason="longer than 5000")
+    assert_error(client.post("/api/v1/classify", json={"text": "路灯", "scheme": "nope"}), 400, "invalid_input",
+                 field="scheme", reason="no class scheme 'nope'")
 
 
 # ------------------------------------------------------------------------------------------ a city's own scheme
@@ -355,9 +364,9 @@ def test_open311_lists_and_accepts_the_active_schemes_services(bj, tmp_path, cli
     assert pothole["service_name"] == "Pothole" and pothole["group"] == "Streets"
     assert pothole["description"] == "A hole in the roadway" and "potholes" in pothole["keywords"]
     assert client.get("/open311/v2/services/PTHL.json").get_json()["service_code"] == "PTHL"
-    assert client.get("/open311/v2/services/E0102.json").status_code == 404
-    assert client.get("/open311/v2/services/INT.json").status_code == 404
-    assert client.get("/open311/v2/services/a%20b.json").status_code == 400
+    assert_error(client.get("/open311/v2/services/E0102.json"), 404, "not_found", reason="E0102")
+    assert_error(client.get("/open311/v2/services/INT.json"), 404, "not_found", reason="INT")
+    assert_error(client.get("/open311/v2/services/a%20b.json"), 400, "invalid_input", field="service_code")
     form = {"service_code": "PTHL", "lat": "39.93", "long": "116.48", "description": "Pothole on 5th Ave"}
     created = client.post("/open311/v2/requests.json", data=form)
     assert created.status_code == 201

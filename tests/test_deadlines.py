@@ -15,6 +15,7 @@ from citygrid.cases.calendar import DeadlineRule, DeadlineTable, WorkingCalendar
 from citygrid.cases.intake import parse_report
 from citygrid.cases.rules import CaseRules
 from citygrid.errors import InvalidInput
+from tests.conftest import assert_error
 
 REPO = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")
@@ -86,5 +87,7 @@ def test_dispatch_sets_the_deadline_and_overdue_lists(case_rules, bj, client):
                {"c": case["case_id"]})
     lists = client.get("/api/v1/cases/deadlines?within_hours=3").get_json()
     assert case["case_id"] in [c["case_id"] for c in lists["due_soon"]]
-    assert client.get("/api/v1/cases/deadlines?within_hours=-1").status_code == 400
-    assert client.get("/api/v1/cases/deadlines?district=x").status_code == 400
+    assert_error(client.get("/api/v1/cases/deadlines?within_hours=-1"), 400, "invalid_input", field="within_hours",
+                 reason="between 0 and 720")
+    assert_error(client.get("/api/v1/cases/deadlines?district=x"), 400, "invalid_input", field="district",
+                 reason="district code 'x' must be 6 digits")

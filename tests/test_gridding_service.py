@@ -18,6 +18,7 @@ from citygrid.gridding import service as gridding
 from citygrid.gridding import store as grid_store
 from citygrid.gridding.codes import parse_code
 from citygrid.gridding.generate import GridParams
+from tests.conftest import assert_error
 
 SEED_UNIT_GRIDS = 8070
 STATS_KEYS = {"version", "source", "unit_grids", "supervision_grids", "teams", "coverage_gap_ratio",
@@ -313,6 +314,7 @@ def test_grid_card(client, bj):
            SELECT '110105', '1101050118555001', 'cjt214', '0118', ST_PointOnSurface(geom)
              FROM unit_grids WHERE code = :c LIMIT 1"""), {"c": code})
     assert client.get(f"/api/v1/grids/{code}/card").get_json()["components"] == 1
-    assert client.get("/api/v1/grids/12/card").status_code == 400
-    assert client.get("/api/v1/grids/110105999999999/card").status_code == 404
-    assert client.get("/api/v1/grids/999999999999999/card").status_code == 404
+    assert_error(client.get("/api/v1/grids/12/card"), 400, "invalid_input", field="code", reason="must be 15 digits")
+    for missing in ("110105999999999", "999999999999999"):
+        assert_error(client.get(f"/api/v1/grids/{missing}/card"), 404, "not_found",
+                     reason=f"no unit grid {missing} in the current version")

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from citygrid.spatial import tiles
 from citygrid.spatial.db import deployment_srid
-from tests.conftest import signed_in
+from tests.conftest import assert_error, signed_in
 
 LON, LAT = 116.48, 39.93  # inside Chaoyang (WGS84)
 
@@ -149,9 +149,8 @@ def test_case_tiles_follow_the_case_read_rules(client_as, bj):
     assert seen(client_as("tile-other-unit", ["unit"], party=other_party)) == set()
     for role in ("planner", "gis"):
         caller = client_as(f"tile-{role}", [role])
-        refused = caller.get(tile_url)
-        assert refused.status_code == 403 and "may not read cases" in refused.get_json()["message"]
-        assert caller.get("/tiles/cases.json").status_code == 403
+        assert_error(caller.get(tile_url), 403, "forbidden", reason="may not read cases")
+        assert_error(caller.get("/tiles/cases.json"), 403, "forbidden", reason="may not read cases")
         assert caller.get(f"/tiles/unit_grids/16/{x}/{y}.mvt").status_code == 200
     sup_etag = client_as("tile-sup-2", ["supervisor"], team).get(tile_url).headers["ETag"]
     assert sup_etag != other_sup.get(tile_url).headers["ETag"]
@@ -179,8 +178,7 @@ def test_a_scoped_tile_is_made_with_the_scope_condition(bj):
     ("/tiles/nope.json", 404, "no tile layer"),
 ])
 def test_bad_tile_requests(client, path, status, needle):
-    answer = client.get(path)
-    assert answer.status_code == status and needle in answer.get_json()["message"]
+    assert_error(client.get(path), status, {400: "invalid_input", 404: "not_found"}[status], reason=needle)
 
 
 def test_tilejson(client):
