@@ -195,8 +195,11 @@ def area_rows(frame: pd.DataFrame, projected: np.ndarray, columns: AreaColumns,
         seen.add(code)
         found = [(columns.name, "empty name")] if not name else []
         parent, parent_problem = parent_street(record, code, columns, rules)
+        if parent_problem is not None:
+            found.append(parent_problem)
         point_wkb, geom_wkb, geom_reason = area_geometry(projected[i], rules)
-        found += [p for p in (parent_problem, ("geometry", geom_reason)) if p is not None and p[1] is not None]
+        if geom_reason is not None:
+            found.append(("geometry", geom_reason))
         problems += [problem(field, reason, line=line, key=code) for field, reason in found]
         rows.append({
             "district": rules.district, "code": code, "level": rules.level, "parent": parent, "name": name,
