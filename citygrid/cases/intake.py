@@ -1,8 +1,8 @@
 """Validate an incoming report (supervisor app, hotline, citizen, Open311) into a ``Report``.
 
-Every problem is collected and raised together as ``InvalidInput`` details (field + reason), so a client
-learns everything wrong with its request at once. Coordinates are lon/lat in WGS84, GCJ-02 or BD-09 as the
-client declares (default WGS84); nothing is written here.
+Every problem is collected and raised together as ``InvalidInput`` details (``errors.problem``: field and
+reason), so a client learns everything wrong with its request at once. Coordinates are lon/lat in WGS84,
+GCJ-02 or BD-09 as the client declares (default WGS84); nothing is written here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from citygrid import codes
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME
-from citygrid.errors import InvalidInput
+from citygrid.errors import InvalidInput, RowProblem, problem
 from citygrid.loaders.plaintext import control_character
 from citygrid.spatial.timezones import localize
 
@@ -55,28 +55,26 @@ class Report:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _number(data: dict[str, Any], name: str, problems: list[dict[str, str]]) -> float | None:
+def _number(data: dict[str, Any], name: str) -> tuple[float | None, RowProblem | None]:
+    """Field ``name`` as a finite number, or None and why not."""
     raw = data.get(name)
     if raw is None or (isinstance(raw, str) and not raw.strip()):
-        problems.append({"field": name, "reason": "required"})
-        return None
+        return None, problem(name, "required")
     if isinstance(raw, bool):
-        problems.append({"field": name, "reason": "must be a number"})
-        return None
+        return None, problem(name, "must be a number")
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        problems.append({"field": name, "reason": f"must be a number, not {raw!r}"})
-        return None
+        return None, problem(name, f"must be a number, not {raw!r}")
     if not math.isfinite(value):
-        problems.append({"field": name, "reason": "must be a finite number (not NaN or infinity)"})
-        return None
-    return value
+        return None, problem(name, "must be a finite number (not NaN or infinity)")
+    return value, None
 
 
-def _text_problems(data: dict[str, Any], problems: list[dict[str, str]]) -> None:
+def _text_problems(data: dict[str, Any]) -> list[RowProblem]:
     """A problem for each text field holding a control character (only the description may hold line breaks),
     or a value of the wrong JSON type."""
+    problems = []
     for name in ("description", "address", "class_code", "kind", "source", "crs", "idempotency_key",
                  "component_obj_id", "reported_at"):
         value = data.get(name)
@@ -84,108 +82,182 @@ def _text_problems(data: dict[str, Any], problems: list[dict[str, str]]) -> None
                 "class_code", "component_obj_id")):
             continue
         if not isinstance(value, str):
-            problems.append({"field": name, "reason": "must be text"})
-            continue
-        if (what := control_character(value, single_line=name != "description")) is not None:
-            problems.append({"field": name, "reason": f"contains a control character ({what}); send plain text"})
+            problems.append(problem(name, "must be text"))
+        elif (what := control_character(value, single_line=name != "description")) is not None:
+            problems.append(problem(name, f"contains a control character ({what}); send plain text"))
+    return problems
 
 
-def _synthetic(data: dict[str, Any], allow: bool, problems: list[dict[str, str]]) -> bool:
+def _synthetic(data: dict[str, Any], allow: bool) -> tuple[bool, list[RowProblem]]:
     """The ``synthetic`` flag: a JSON boolean, and true only where the caller allows it (the seeded demo
     history), never from a reporter."""
     raw = data.get("synthetic", False)
     if not isinstance(raw, bool):
-        problems.append({"field": "synthetic", "reason": "must be a JSON boolean (true or false), not text"})
-        return False
+        return False, [problem("synthetic", "must be a JSON boolean (true or false), not text")]
     if raw and not allow:
-        problems.append({"field": "synthetic", "reason": "reports may not mark themselves synthetic; only the "
-                                                         "seeded demo history (citygrid cases synthesize) is"})
-        return False
-    return raw
+        return False, [problem("synthetic", "reports may not mark themselves synthetic; only the seeded demo "
+                                            "history (citygrid cases synthesize) is")]
+    return raw, []
+
+
+def _coordinates(data: dict[str, Any], default_crs: str
+                 ) -> tuple[float | None, float | None, str, list[RowProblem]]:
+    """``lon``, ``lat`` and the CRS they are in (wgs84 | gcj02 | bd09; ``default_crs`` when not given).
+
+    Both None for a report without coordinates but with an ``address`` (located by the gazetteer later).
+    Problems: a missing or non-numeric coordinate, an unknown CRS, a value out of range or lon/lat swapped.
+    """
+    by_address = data.get("lon") in (None, "") and data.get("lat") in (None, "") and bool(data.get("address"))
+    lon, lon_problem = (None, None) if by_address else _number(data, "lon")
+    lat, lat_problem = (None, None) if by_address else _number(data, "lat")
+    problems = [p for p in (lon_problem, lat_problem) if p is not None]
+    crs = str(data.get("crs") or default_crs).lower().replace("-", "")
+    if crs not in INPUT_CRS:
+        problems.append(problem("crs", f"must be one of {', '.join(INPUT_CRS)}"))
+    if lon is not None and lat is not None and (out := _out_of_range(lon, lat)) is not None:
+        problems.append(out)
+    return lon, lat, crs, problems
+
+
+def _out_of_range(lon: float, lat: float) -> RowProblem | None:
+    """Why a lon/lat pair (degrees) cannot be a place, saying when they look swapped; None when it can."""
+    if not -90 <= lat <= 90 and -90 <= lon <= 90 and -180 <= lat <= 180:
+        return problem("lat", f"latitude {lat} is out of range; lon and lat look swapped")
+    if not -90 <= lat <= 90:
+        return problem("lat", f"latitude {lat} is outside -90…90")
+    if not -180 <= lon <= 180:
+        return problem("lon", f"longitude {lon} is outside -180…180")
+    if 15 <= lon <= 55 and 70 <= lat <= 90:
+        return problem("lat", "lon and lat look swapped (a point in China has lon ≈ 73–135)")
+    return None
+
+
+def _class_and_kind(data: dict[str, Any], description: str) -> tuple[str, str, list[RowProblem]]:
+    """The report's ``kind`` (component | event) and ``class_code``; without a class code the description is
+    classified at submission, and the kind then stays open ("") unless the client gives it.
+
+    Problems: an unknown kind, a malformed class code, or neither a class code nor a description.
+    """
+    class_code = str(data.get("class_code") or "").strip()
+    kind = str(data.get("kind") or ("event" if class_code or not description else ""))
+    problems = []
+    if kind not in ("component", "event", ""):
+        problems.append(problem("kind", "must be component or event"))
+    if class_code and (reason := codes.problem("class", class_code)):
+        problems.append(problem("class_code", reason))
+    elif not class_code and not description:
+        problems.append(problem("class_code", "required unless a description is given to classify"))
+    return kind, class_code, problems
+
+
+def _source_and_text(data: dict[str, Any], description: str, default_source: str
+                     ) -> tuple[str, tuple[str, ...], list[RowProblem]]:
+    """The ``source`` (``default_source`` when not given) and the ``photos`` references.
+
+    Problems: an unknown source, a description too long or missing from a public report, photos that are not
+    a list of at most ``MAX_PHOTOS`` short references (then none are kept).
+    """
+    source = str(data.get("source") or default_source)
+    problems = []
+    if source not in SOURCES:
+        problems.append(problem("source", f"must be one of {', '.join(SOURCES)}"))
+    if len(description) > MAX_DESCRIPTION:
+        problems.append(problem("description", f"longer than {MAX_DESCRIPTION} characters"))
+    if not description and source in ("hotline", "citizen", "open311"):
+        problems.append(problem("description", "required for public reports"))
+    photos = data.get("photos") or []
+    if not isinstance(photos, list) or len(photos) > MAX_PHOTOS or not all(
+            isinstance(p, str) and 0 < len(p) <= 500 for p in photos):
+        problems.append(problem("photos", f"a list of at most {MAX_PHOTOS} references (≤ 500 chars)"))
+        photos = []
+    return source, tuple(photos), problems
+
+
+def _keys(data: dict[str, Any]) -> tuple[str | None, str | None, list[RowProblem]]:
+    """The ``component_obj_id`` the report names (an ObjID of any code scheme: no deployment is at hand here)
+    and the client's ``idempotency_key``; None where not given."""
+    obj_id = data.get("component_obj_id") or None
+    key = data.get("idempotency_key") or None
+    problems = []
+    if obj_id is not None and (reason := codes.problem("obj_id", str(obj_id))):
+        problems.append(problem("component_obj_id", reason))
+    if key is not None and not _KEY.match(str(key)):
+        problems.append(problem("idempotency_key", "1–100 characters of A–Z a–z 0–9 _ . : -"))
+    return (str(obj_id) if obj_id else None), (str(key) if key else None), problems
+
+
+def _reported_at(data: dict[str, Any], zone: ZoneInfo | None) -> tuple[dt.datetime | None, list[RowProblem]]:
+    """When the report was made, as an aware datetime (None when not given: the time of storing applies).
+
+    A time without a UTC offset is wall-clock time of ``zone`` (the deployment's), a problem without one.
+    Problems: not ISO 8601, no offset and no zone, in the future, before ``EARLIEST_REPORT``.
+    """
+    if not data.get("reported_at"):
+        return None, []
+    try:
+        reported_at = dt.datetime.fromisoformat(str(data["reported_at"]).strip().replace("Z", "+00:00"))
+        if reported_at.tzinfo is None and zone is not None:
+            reported_at = localize(reported_at, zone)
+    except (ValueError, OverflowError):
+        return None, [problem("reported_at", "must be an ISO 8601 date-time")]
+    if reported_at.tzinfo is None:
+        return None, [problem("reported_at", "needs a UTC offset (e.g. 2026-03-01T09:00:00-05:00 or …Z)")]
+    if reported_at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
+        return reported_at, [problem("reported_at", "is in the future")]
+    if reported_at < EARLIEST_REPORT:
+        return reported_at, [problem("reported_at", f"is before {EARLIEST_REPORT.date()}: no city kept such "
+                                                    "records; check the year")]
+    return reported_at, []
+
+
+def _address(data: dict[str, Any]) -> tuple[str | None, list[RowProblem]]:
+    """The ``address`` to locate the report by (None when not given); at most 300 characters."""
+    address = data.get("address") or None
+    if address is not None and len(str(address)) > 300:
+        return str(address), [problem("address", "longer than 300 characters")]
+    return (str(address) if address else None), []
 
 
 def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: str = "wgs84",
                  allow_synthetic: bool = False, zone: ZoneInfo | None = None) -> Report:
-    """Validate a report given as a mapping (parsed JSON or form fields). ``allow_synthetic``: the caller is
-    the seeded synthetic history, which alone may set ``synthetic``. ``zone``: the deployment's time zone
-    (``db.deployment_zone``), in which a ``reported_at`` without a UTC offset is read (wall-clock time of the
-    city); without it such a time is a problem, never guessed."""
+    """Validate a report given as a mapping (parsed JSON or form fields), every field in its own step.
+
+    Parameters
+    ----------
+    data : the report; coordinates are lon/lat in its ``crs`` (WGS84 unless ``default_crs`` or the report
+        says GCJ-02 or BD-09), or absent with an ``address``.
+    default_source, default_crs : what the caller's channel implies when the report does not say.
+    allow_synthetic : the caller is the seeded synthetic history, which alone may set ``synthetic``.
+    zone : the deployment's time zone (``db.deployment_zone``), in which a ``reported_at`` without a UTC
+        offset is read (wall-clock time of the city); without it such a time is a problem, never guessed.
+
+    Raises
+    ------
+    InvalidInput with every problem at once in ``details`` (``errors.problem``: field and reason).
+    """
     if not isinstance(data, dict):
         raise InvalidInput("the report must be a JSON object", field="body")
-    problems: list[dict[str, str]] = []
-    _text_problems(data, problems)
-    synthetic = _synthetic(data, allow_synthetic, problems)
-    by_address = data.get("lon") in (None, "") and data.get("lat") in (None, "") and bool(data.get("address"))
-    lon = None if by_address else _number(data, "lon", problems)
-    lat = None if by_address else _number(data, "lat", problems)
-    crs = str(data.get("crs") or default_crs).lower().replace("-", "")
-    if crs not in INPUT_CRS:
-        problems.append({"field": "crs", "reason": f"must be one of {', '.join(INPUT_CRS)}"})
-    if lon is not None and lat is not None:
-        if not -90 <= lat <= 90 and -90 <= lon <= 90 and -180 <= lat <= 180:
-            problems.append({"field": "lat", "reason": f"latitude {lat} is out of range; lon and lat look swapped"})
-        elif not -90 <= lat <= 90:
-            problems.append({"field": "lat", "reason": f"latitude {lat} is outside -90…90"})
-        elif not -180 <= lon <= 180:
-            problems.append({"field": "lon", "reason": f"longitude {lon} is outside -180…180"})
-        elif 15 <= lon <= 55 and 70 <= lat <= 90:
-            problems.append({"field": "lat", "reason": "lon and lat look swapped (a point in China has lon ≈ 73–135)"})
-    class_code = str(data.get("class_code") or "").strip()
+    problems = _text_problems(data)
+    synthetic, found = _synthetic(data, allow_synthetic)
+    problems += found
+    lon, lat, crs, found = _coordinates(data, default_crs)
+    problems += found
     description = str(data.get("description") or "").strip()
-    # Without a class code the description is classified at submission; the kind then stays open ("")
-    # unless the client gives it.
-    kind = str(data.get("kind") or ("event" if class_code or not description else ""))
-    if kind not in ("component", "event", ""):
-        problems.append({"field": "kind", "reason": "must be component or event"})
-    if class_code and (reason := codes.problem("class", class_code)):
-        problems.append({"field": "class_code", "reason": reason})
-    elif not class_code and not description:
-        problems.append({"field": "class_code", "reason": "required unless a description is given to classify"})
-    source = str(data.get("source") or default_source)
-    if source not in SOURCES:
-        problems.append({"field": "source", "reason": f"must be one of {', '.join(SOURCES)}"})
-    if len(description) > MAX_DESCRIPTION:
-        problems.append({"field": "description", "reason": f"longer than {MAX_DESCRIPTION} characters"})
-    if not description and source in ("hotline", "citizen", "open311"):
-        problems.append({"field": "description", "reason": "required for public reports"})
-    photos = data.get("photos") or []
-    if not isinstance(photos, list) or len(photos) > MAX_PHOTOS or not all(
-            isinstance(p, str) and 0 < len(p) <= 500 for p in photos):
-        problems.append({"field": "photos", "reason": f"a list of at most {MAX_PHOTOS} references (≤ 500 chars)"})
-        photos = []
-    obj_id = data.get("component_obj_id") or None
-    if obj_id is not None and (reason := codes.problem("obj_id", str(obj_id))):  # of any scheme: no deployment here
-        problems.append({"field": "component_obj_id", "reason": reason})
-    key = data.get("idempotency_key") or None
-    if key is not None and not _KEY.match(str(key)):
-        problems.append({"field": "idempotency_key", "reason": "1–100 characters of A–Z a–z 0–9 _ . : -"})
-    reported_at = None
-    if data.get("reported_at"):
-        try:
-            reported_at = dt.datetime.fromisoformat(str(data["reported_at"]).strip().replace("Z", "+00:00"))
-            if reported_at.tzinfo is None and zone is not None:
-                reported_at = localize(reported_at, zone)
-            if reported_at.tzinfo is None:
-                reported_at = None
-                problems.append({"field": "reported_at", "reason": "needs a UTC offset (e.g. 2026-03-01T09:00:00"
-                                                                   "-05:00 or …Z)"})
-            elif reported_at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
-                problems.append({"field": "reported_at", "reason": "is in the future"})
-            elif reported_at < EARLIEST_REPORT:
-                problems.append({"field": "reported_at", "reason": f"is before {EARLIEST_REPORT.date()}: no city kept "
-                                                                   "such records; check the year"})
-        except (ValueError, OverflowError):
-            reported_at = None
-            problems.append({"field": "reported_at", "reason": "must be an ISO 8601 date-time"})
-    address = data.get("address") or None
-    if address is not None and len(str(address)) > 300:
-        problems.append({"field": "address", "reason": "longer than 300 characters"})
+    kind, class_code, found = _class_and_kind(data, description)
+    problems += found
+    source, photos, found = _source_and_text(data, description, default_source)
+    problems += found
+    obj_id, key, found = _keys(data)
+    problems += found
+    reported_at, found = _reported_at(data, zone)
+    problems += found
+    address, found = _address(data)
+    problems += found
     if problems:
-        raise InvalidInput(f"{len(problems)} problem(s) with the report", details=problems)
+        raise InvalidInput(f"{len(problems)} problem(s) with the report", details=list(problems))
     return Report(lon=lon, lat=lat, crs=crs, kind=kind, class_code=class_code, description=description,
-                  source=source, photos=tuple(photos), component_obj_id=str(obj_id) if obj_id else None,
-                  reported_at=reported_at, idempotency_key=str(key) if key else None,
-                  address=str(address) if address else None, synthetic=synthetic)
+                  source=source, photos=photos, component_obj_id=obj_id, reported_at=reported_at,
+                  idempotency_key=key, address=address, synthetic=synthetic)
 
 
 def scoped_key(scope: str, key: str) -> str:
