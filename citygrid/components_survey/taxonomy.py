@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from citygrid import codes
-from citygrid.errors import InvalidInput
+from citygrid.errors import InvalidInput, RowProblem, problem
 from citygrid.loaders import safeyaml
 from citygrid.loaders.plaintext import control_character
 
@@ -181,40 +181,46 @@ def _yaml_rows(text: str, name: str) -> list[tuple[str, dict[str, Any]]]:
     return rows
 
 
-def _text(row: dict[str, Any], key: str, where: str, problems: list[dict[str, Any]], limit: int,
+def _problem(where: str, field: str, reason: str) -> RowProblem:
+    """A problem with one class of a scheme file: ``line`` its CSV line (None for a YAML class), ``where`` as
+    the messages name it (``line 5``, ``class 3``)."""
+    kind, _, number = where.partition(" ")
+    return problem(field, reason, line=int(number) if kind == "line" else None, where=where)
+
+
+def _text(row: dict[str, Any], key: str, where: str, problems: list[RowProblem], limit: int,
           single_line: bool = True) -> str:
     value = row.get(key)
     if isinstance(value, list) and key == "keywords":
         if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
-            problems.append({"line": where, "field": key, "reason": "keywords must be words"})
+            problems.append(_problem(where, key, "keywords must be words"))
             return ""
         value = "; ".join(str(v).strip() for v in value)
     if value is None:
         return ""
     if key in _CODE_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
-        problems.append({"line": where, "field": key, "reason": f"{value!r} is a number in YAML (0102 reads as "
-                                                                "66): quote it"})
+        problems.append(_problem(where, key, f"{value!r} is a number in YAML (0102 reads as 66): quote it"))
         return ""
     if not isinstance(value, str | int | float | dt.date) or isinstance(value, bool):
-        problems.append({"line": where, "field": key, "reason": "must be text"})
+        problems.append(_problem(where, key, "must be text"))
         return ""
     value = str(value).strip()
     if (what := control_character(value, single_line=single_line)) is not None:
-        problems.append({"line": where, "field": key, "reason": f"contains a control character ({what})"})
+        problems.append(_problem(where, key, f"contains a control character ({what})"))
         return ""
     if (bidi := _BIDI.search(value)) is not None:
-        problems.append({"line": where, "field": key, "reason": "contains a bidirectional control character "
-                         f"(U+{ord(bidi.group()):04X} at position {bidi.start()})"})
+        problems.append(_problem(where, key, "contains a bidirectional control character "
+                                 f"(U+{ord(bidi.group()):04X} at position {bidi.start()})"))
         return ""
     if len(value) > limit:
-        problems.append({"line": where, "field": key, "reason": f"longer than {limit} characters"})
+        problems.append(_problem(where, key, f"longer than {limit} characters"))
         return ""
     return value
 
 
 def scheme_classes(rows: list[tuple[str, dict[str, Any]]], name: str) -> list[TaxonomyClass]:
     """Validate rows (where, fields) of a city scheme into classes; ``InvalidInput`` listing every problem."""
-    problems: list[dict[str, Any]] = []
+    problems: list[RowProblem] = []
     classes: list[TaxonomyClass] = []
     seen: set[tuple[str, str]] = set()
     services: set[str] = set()
@@ -222,10 +228,10 @@ def scheme_classes(rows: list[tuple[str, dict[str, Any]]], name: str) -> list[Ta
         before = len(problems)
         item = _scheme_class(row, where, problems)
         if (item.kind, item.code) in seen:
-            problems.append({"line": where, "field": "code", "reason": f"duplicate {item.kind} class {item.code}"})
+            problems.append(_problem(where, "code", f"duplicate {item.kind} class {item.code}"))
         elif item.service_code in services:
-            problems.append({"line": where, "field": "service_code", "reason": f"duplicate service code "
-                             f"{item.service_code}; give each class its own service_code"})
+            problems.append(_problem(where, "service_code", f"duplicate service code {item.service_code}; "
+                                     "give each class its own service_code"))
         if len(problems) > before:
             continue
         seen.add((item.kind, item.code))
@@ -236,7 +242,7 @@ def scheme_classes(rows: list[tuple[str, dict[str, Any]]], name: str) -> list[Ta
     return classes
 
 
-def _scheme_class(row: dict[str, Any], where: str, problems: list[dict[str, Any]]) -> TaxonomyClass:
+def _scheme_class(row: dict[str, Any], where: str, problems: list[RowProblem]) -> TaxonomyClass:
     """One row of a city scheme as a class, with a problem added for each field that is wrong (the class is
     then not to be used)."""
     code = _text(row, "code", where, problems, 16)
@@ -254,36 +260,35 @@ def _scheme_class(row: dict[str, Any], where: str, problems: list[dict[str, Any]
                          open311=offered)
 
 
-def _open311(offered: Any, where: str, problems: list[dict[str, Any]]) -> bool:
+def _open311(offered: Any, where: str, problems: list[RowProblem]) -> bool:
     """Whether the class is offered on Open311: true/false (or yes/no, 1/0, y/n; empty or missing: true)."""
     if isinstance(offered, str):
         if offered.strip().lower() not in _TRUE + _FALSE:
-            problems.append({"line": where, "field": "open311", "reason": "must be true or false"})
+            problems.append(_problem(where, "open311", "must be true or false"))
         return offered.strip().lower() in _TRUE or offered.strip() == ""
     if offered is None:
         return True
     if not isinstance(offered, bool):
-        problems.append({"line": where, "field": "open311", "reason": "must be true or false"})
+        problems.append(_problem(where, "open311", "must be true or false"))
     return bool(offered)
 
 
 def _check_fields(kind: str, code: str, label: str, group_code: str, service: str, where: str,
-                  problems: list[dict[str, Any]]) -> None:
+                  problems: list[RowProblem]) -> None:
     """Problems with a class's kind, codes and name: kind event or component, a code of ``CLASS_CODE`` (4
     digits for a component: its ObjIDs embed it), a name, a group code and a service code of their formats."""
     if kind not in ("event", "component"):
-        problems.append({"line": where, "field": "kind", "reason": f"must be event or component, not {kind!r}"})
+        problems.append(_problem(where, "kind", f"must be event or component, not {kind!r}"))
     if not CLASS_CODE.match(code):
-        problems.append({"line": where, "field": "code",
-                         "reason": f"bad code {code!r}: 1–16 letters, digits, _ or -, starting with a letter "
-                                   "or digit"})
+        problems.append(_problem(where, "code", f"bad code {code!r}: 1–16 letters, digits, _ or -, starting "
+                                                "with a letter or digit"))
     elif kind == "component" and not _CODE.match(code):
-        problems.append({"line": where, "field": "code", "reason": f"component class code {code!r} must be 4 "
-                                                                  "digits (component ObjIDs embed it)"})
+        problems.append(_problem(where, "code", f"component class code {code!r} must be 4 digits (component "
+                                                "ObjIDs embed it)"))
     if not label:
-        problems.append({"line": where, "field": "name", "reason": "required"})
+        problems.append(_problem(where, "name", "required"))
     if not GROUP_CODE.match(group_code):
-        problems.append({"line": where, "field": "group_code", "reason": "up to 16 letters, digits, _ or -"})
+        problems.append(_problem(where, "group_code", "up to 16 letters, digits, _ or -"))
     if service and not SERVICE_CODE.match(service):
-        problems.append({"line": where, "field": "service_code",
-                         "reason": f"bad service code {service!r}: 1–32 letters, digits, _ . or -"})
+        problems.append(_problem(where, "service_code",
+                                 f"bad service code {service!r}: 1–32 letters, digits, _ . or -"))
