@@ -96,11 +96,16 @@ class Forbidden(CitygridError):
 
 
 @dataclass
-class RateLimited(CitygridError):
-    """The client sent more requests than its limit allows; ``retry_after_s`` says when to try again."""
+class RetryLater(CitygridError):
+    """Refused for now, not for good: ``retry_after_s`` says when to try again (the web layer's ``Retry-After``)."""
 
     retry_after_s: float = 1.0
-    code: ClassVar[str] = "rate_limited"
+
+
+class RateLimited(RetryLater):
+    """The client sent more requests than its limit allows."""
+
+    code = "rate_limited"
 
 
 class Unavailable(CitygridError):
@@ -110,8 +115,8 @@ class Unavailable(CitygridError):
 
 
 @dataclass
-class Overloaded(Unavailable):
-    """The server is at its bound of concurrent heavy requests; ``retry_after_s`` says when to try again."""
+class Overloaded(Unavailable, RetryLater):
+    """The server is at its bound of concurrent heavy requests (a 503, as ``Unavailable``)."""
 
     retry_after_s: float = 2.0
     code: ClassVar[str] = "overloaded"

@@ -17,6 +17,7 @@ from citygrid.errors import (
     NotFound,
     Overloaded,
     RateLimited,
+    RetryLater,
     SchemaMismatch,
     Unauthorized,
     Unavailable,
@@ -56,7 +57,7 @@ def register_error_handlers(app: Flask) -> None:
         response = jsonify(error_body(exc.code, exc.message, exc.details))
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="citygrid"'
-        if isinstance(exc, RateLimited | Overloaded):
+        if isinstance(exc, RetryLater):
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
         return response, status_for(exc)
 
