@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 
 from citygrid import __version__
+from citygrid.cases.workflow import STATES
 from citygrid.codes import COMMON_KINDS, KINDS, SCHEMES, any_scheme, any_scheme_pattern
 from citygrid.webmap.auth import access_of, public
 
@@ -40,8 +41,7 @@ TEAM = CODES["team"]
 CLASS = CODES["class"]
 OBJ_ID = CODES["obj_id"]
 SERVICE = CODES["service_code"]  # a scheme's own; the packaged scheme's (E0102, C0101) are of this form too
-STATUSES = ["reported", "verified", "accepted", "rejected", "dispatched", "fed_back", "checked", "closed",
-            "evaluated"]
+STATUSES = list(STATES)
 DATE = {"type": "string", "format": "date"}
 ERROR = {"type": "object", "required": ["error", "message"],
          "properties": {"error": {"type": "string"}, "message": {"type": "string"},

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.cases.scope import read_scope
-from citygrid.cases.workflow import CLOSED_STATES
+from citygrid.cases.workflow import CLOSED_STATES, STATES
 from citygrid.errors import InvalidInput
 from citygrid.spatial import tiles
 from citygrid.spatial.db import deployment_srid
@@ -21,8 +21,6 @@ from citygrid.webmap.context import backend, connection
 from citygrid.webmap.params import choice_arg, code_arg
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
-_STATUSES = ("reported", "verified", "accepted", "rejected", "dispatched", "fed_back", "checked", "closed",
-             "evaluated")
 MVT_TYPE = "application/vnd.mapbox-vector-tile"
 
 
@@ -36,7 +34,7 @@ def _filters(layer: tiles.TileLayer) -> dict[str, object]:
     if "class_code" in request.args:
         filters["class_code"] = code_arg("class", request.args["class_code"], "class_code")
     if "status" in request.args:
-        filters["status"] = choice_arg("status", _STATUSES)
+        filters["status"] = choice_arg("status", STATES)
     if "open" in request.args and choice_arg("open", ("true", "false")) == "true":
         filters["open"] = CLOSED_STATES  # the states an open case is in none of
     return filters
