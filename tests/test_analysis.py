@@ -8,6 +8,7 @@ import io
 import pytest
 
 from citygrid.cases import synthetic
+from tests.conftest import assert_error
 
 
 @pytest.fixture
@@ -47,15 +48,32 @@ def test_caseload_geojson_and_csv(client, history):
     assert len(rows) == 43 and sum(int(r["cases"]) for r in rows) == 300
 
 
-@pytest.mark.parametrize(("query", "status"), [
-    ("", 400), ("district=110105&level=block", 400), ("district=110105&format=xml", 400),
-    ("district=110105&class_code=x%20y", 400), ("district=110105&class_code=" + "9" * 17, 400),
-    ("district=110105&start=2026-12-01&end=2026-01-01", 400),
-    ("district=110105&start=soon", 400), ("district=110105&synthetic=maybe", 400),
-    ("district=110105&source=a;drop", 400), ("district=999999", 404),
+@pytest.mark.parametrize(("query", "field", "reason"), [
+    ("caseload?", "district", "district is required"),
+    ("caseload?district=110105&level=block", "level", "one of unit, supervision, community, street"),
+    ("caseload?district=110105&format=xml", "format", "one of json, geojson, csv"),
+    ("caseload?district=110105&class_code=x%20y", "class_code", "contains white space"),
+    ("caseload?district=110105&class_code=" + "9" * 17, "class_code", "17 characters long; at most 16"),
+    ("caseload?district=110105&start=2026-12-01&end=2026-01-01", "start", "start must not be after end"),
+    ("caseload?district=110105&start=soon", "start", "ISO 8601 date or date-time"),
+    ("caseload?district=110105&synthetic=maybe", "synthetic", "one of true, false"),
+    ("caseload?district=110105&source=a;drop", "source", "a short word such as supervisor or hotline"),
+    ("density.png?district=110105&cell_m=5", "cell_m", "between 10 and 1000"),
+    ("density.png?district=110105&kernel=box", "kernel", "one of gaussian, epanechnikov, quartic"),
+    ("density.png?district=110105&bandwidth_m=1", "bandwidth_m", "between 50 and 5000"),
+    ("density.png?district=abc", "district", "district code 'abc' must be 6 digits"),
+    ("density.json?district=110105&start=2026-12-01&end=2026-01-01", "start", "start must not be after end"),
 ])
-def test_caseload_bad_input(client, query, status):
-    assert client.get(f"/api/v1/caseload?{query}").status_code == status
+def test_caseload_and_density_bad_input(client, query, field, reason):
+    assert_error(client.get(f"/api/v1/{query}"), 400, "invalid_input", field=field, reason=reason)
+
+
+@pytest.mark.parametrize(("query", "reason"), [
+    ("caseload?district=999999", "district 999999 has no grid version"),
+    ("density.bmp?district=110105", "no density format 'bmp' (png, tif, json)"),
+])
+def test_caseload_and_density_not_found(client, query, reason):
+    assert_error(client.get(f"/api/v1/{query}"), 404, "not_found", reason=reason)
 
 
 def test_density_png_tif_and_json(client, history, tmp_path):
@@ -70,17 +88,6 @@ def test_density_png_tif_and_json(client, history, tmp_path):
     (tmp_path / "d.tif").write_bytes(tif.data)
     with rasterio.open(tmp_path / "d.tif") as src:
         assert src.crs.to_epsg() == 4548 and src.tags()["class_code"] == "0102" and src.tags()["cell_m"] == "200"
-
-
-@pytest.mark.parametrize("query", ["density.png?district=110105&cell_m=5", "density.png?district=110105&kernel=box",
-                                   "density.png?district=110105&bandwidth_m=1", "density.png?district=abc",
-                                   "density.json?district=110105&start=2026-12-01&end=2026-01-01"])
-def test_density_bad_input(client, query):
-    assert client.get(f"/api/v1/{query}").status_code == 400
-
-
-def test_density_unknown_format(client):
-    assert client.get("/api/v1/density.bmp?district=110105").status_code == 404
 
 
 def test_density_defaults_still_answer(client, history):

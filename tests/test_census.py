@@ -22,7 +22,7 @@ from citygrid.components_survey.census import CensusOptions, import_file
 from citygrid.errors import Conflict, InvalidInput
 from citygrid.spatial import crs, db
 from citygrid.spatial.boundaries import district_boundary
-from tests.conftest import signed_in
+from tests.conftest import assert_error, signed_in
 
 DISTRICT = "110105"
 
@@ -764,7 +764,8 @@ def test_upload_preview_then_commit(http, points, tmp_path):
     committed = http.post(f"/api/v1/imports/{job_id}/commit")
     assert committed.status_code == 202
     assert wait_for(http, committed.get_json()["job_id"])["state"] == "committed"
-    assert http.post(f"/api/v1/imports/{committed.get_json()['job_id']}/commit").status_code == 409
+    again = http.post(f"/api/v1/imports/{committed.get_json()['job_id']}/commit")
+    assert_error(again, 409, "conflict", reason="is committed; only a preview can be committed")
 
 
 def test_upload_shapefile_parts(http, points, tmp_path):
@@ -800,11 +801,12 @@ def test_oversized_upload_is_413(http):
     assert response.status_code == 413 and response.get_json()["error"] == "request_entity_too_large"
 
 
-@pytest.mark.parametrize(("url", "status"), [("/api/v1/imports/not-a-uuid", 400),
-                                             ("/api/v1/imports/00000000-0000-0000-0000-000000000000", 404),
-                                             ("/api/v1/imports/00000000-0000-0000-0000-000000000000/report.csv", 404)])
-def test_unknown_jobs(http, url, status):
-    assert http.get(url).status_code == status
+@pytest.mark.parametrize(("url", "status", "code", "reason"), [
+    ("/api/v1/imports/not-a-uuid", 400, "invalid_input", "'not-a-uuid' is not an import job id"),
+    ("/api/v1/imports/00000000-0000-0000-0000-000000000000", 404, "not_found", "no import job 00000000-"),
+    ("/api/v1/imports/00000000-0000-0000-0000-000000000000/report.csv", 404, "not_found", "no import job 00000000-")])
+def test_unknown_jobs(http, url, status, code, reason):
+    assert_error(http.get(url), status, code, field="job_id" if status == 400 else None, reason=reason)
 
 
 # ------------------------------------------------------------------------------------------ synthetic demo census

@@ -7,7 +7,7 @@ import pytest
 from citygrid.errors import Overloaded
 from citygrid.webmap.heavy import HeavyLimiter
 
-from .conftest import rollback_backend, signed_in, user_token
+from .conftest import assert_error, rollback_backend, signed_in, user_token
 
 
 def test_a_limiter_gives_its_slots_and_refuses_beyond_them():
@@ -51,8 +51,9 @@ def test_over_the_bound_a_heavy_request_is_503_with_retry_after(app_with, bj, pa
 def test_imports_are_heavy_and_refused_callers_take_no_slot(app_with, bj):
     app = app_with(CITYGRID_HEAVY_REQUESTS=0)
     anonymous = app.test_client()
-    assert anonymous.get("/api/v1/density.json?district=110105").status_code == 401
+    assert_error(anonymous.get("/api/v1/density.json?district=110105"), 401, "unauthorized", reason="sign in")
     gis = signed_in(app.test_client(), user_token(bj, "heavy-gis", ["gis"]))
     upload = gis.post("/api/v1/imports", data={"district": "110105"}, content_type="multipart/form-data")
-    assert upload.status_code == 503
-    assert gis.get("/api/v1/imports/00000000-0000-0000-0000-000000000000/report.csv").status_code == 503
+    assert_error(upload, 503, "overloaded", reason="heavy requests")
+    assert_error(gis.get("/api/v1/imports/00000000-0000-0000-0000-000000000000/report.csv"), 503, "overloaded",
+                 reason="heavy requests")

@@ -21,6 +21,7 @@ from citygrid.errors import InvalidInput
 from citygrid.loaders import gdalsafe, safeyaml
 from citygrid.loaders.archive import safe_extract
 from citygrid.loaders.vector import read_vector
+from tests.conftest import assert_error
 from tests.test_census import DISTRICT, census_frame, english, http, job_engine, points, wait_for  # noqa: F401  (fixtures)
 
 SECRET = Path(__file__).resolve().parent.parent / "data" / "secrets" / "demo-password"
@@ -319,14 +320,15 @@ def test_a_failed_upload_leaves_no_folder(http, tmp_path):  # noqa: F811
     files = [(io.BytesIO(b"{}" * 1000), "a.geojson"), (io.BytesIO(b"MZ"), "b.exe")]
     answer = http.post("/api/v1/imports", data={"district": DISTRICT, "file": files},
                        content_type="multipart/form-data")
-    assert answer.status_code == 400
+    assert_error(answer, 400, "invalid_input", field="file", reason="'b.exe' is not an accepted dataset file")
     long_name = http.post("/api/v1/imports", content_type="multipart/form-data",
                           data={"district": DISTRICT, "file": (io.BytesIO(b"x"), "a" * 300 + ".csv")})
     assert long_name.status_code == 400 and "at most 200" in long_name.get_json()["message"]
     lying = http.post("/api/v1/imports", data={"district": DISTRICT, "file": (io.BytesIO(vrt("CSV:/etc/passwd")),
                                                                               "a.gml")},
                       content_type="multipart/form-data")
-    assert lying.status_code == 400
+    assert_error(lying, 400, "invalid_input", field="file",
+                 reason="a.gml: the name says GML but the content is a GDAL VRT")
     uploads = tmp_path / "uploads"
     assert not uploads.exists() or list(uploads.iterdir()) == []
 

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from citygrid.webmap.folium_pages import json_script
+from tests.conftest import assert_error
 
 LON, LAT = 116.48, 39.93
 
@@ -86,8 +87,11 @@ def test_grid_under_a_point(client):
     assert len(inside["code"]) == 15 and inside["card"]["owners"]["management"]["kind"] == "street_office"
     outside = client.get("/api/v1/grids/at?lon=100&lat=30")
     assert outside.status_code == 200 and outside.get_json()["code"] is None
-    for query in ("lon=116.48", "lon=abc&lat=39.9", "lon=200&lat=39.9", "lon=116.4&lat=NaN"):
-        assert client.get(f"/api/v1/grids/at?{query}").status_code == 400
+    for query, field, reason in (("lon=116.48", "lat", "lon and lat (WGS84) are required"),
+                                 ("lon=abc&lat=39.9", "lon", "must be a number, not 'abc'"),
+                                 ("lon=200&lat=39.9", "lon", "between -180 and 180"),
+                                 ("lon=116.4&lat=NaN", "lat", "between -90 and 90")):
+        assert_error(client.get(f"/api/v1/grids/at?{query}"), 400, "invalid_input", field=field, reason=reason)
 
 
 def test_owners_per_role(client):
@@ -96,8 +100,10 @@ def test_owners_per_role(client):
     total = sum(o["grids"] for o in enforcement["owners"])
     management = client.get("/api/v1/grids/owners?district=110105&role=management").get_json()
     assert sum(o["grids"] for o in management["owners"]) == total  # every grid has one owner per role
-    assert client.get("/api/v1/grids/owners?district=110105&role=king").status_code == 400
-    assert client.get("/api/v1/grids/owners?district=999999").status_code == 404
+    assert_error(client.get("/api/v1/grids/owners?district=110105&role=king"), 400, "invalid_input", field="role",
+                 reason="one of responsibility, management, enforcement, supervision")
+    assert_error(client.get("/api/v1/grids/owners?district=999999"), 404, "not_found",
+                 reason="district 999999 has no grid version")
 
 
 def test_component_history_and_nearest(client, bj):
@@ -114,9 +120,10 @@ def test_component_history_and_nearest(client, bj):
     assert near["component"]["obj_id"] == "1101050118777002" and near["component"]["distance_m"] < 1
     far = client.get(f"/api/v1/components/near?lon={LON + 0.01}&lat={LAT}&within_m=3").get_json()
     assert far["component"] is None
-    assert client.get("/api/v1/components/123").status_code == 400
-    assert client.get("/api/v1/components/1101050118000999").status_code == 404
-    assert client.get(f"/api/v1/components/near?lon={LON}&lat={LAT}&within_m=5000").status_code == 400
+    assert_error(client.get("/api/v1/components/123"), 400, "invalid_input", field="obj_id", reason="16 digits")
+    assert_error(client.get("/api/v1/components/1101050118000999"), 404, "not_found", reason="1101050118000999")
+    assert_error(client.get(f"/api/v1/components/near?lon={LON}&lat={LAT}&within_m=5000"), 400, "invalid_input",
+                 field="within_m", reason="between 0.1 and 200")
 
 
 def test_case_list_as_geojson_scoped_to_a_team(client, bj):
@@ -131,15 +138,21 @@ def test_case_list_as_geojson_scoped_to_a_team(client, bj):
     assert feature["geometry"]["type"] == "Point" and feature["properties"]["status"] == "reported"
     assert made["case_id"] not in {f["id"] for f in client.get(f"/api/v1/cases?format=geojson&team={other}")
                                    .get_json()["features"]}
-    for query in ("team=T01", "team=110105T01'--", "unit_grid=12", "supervision_grid=110105X0001", "open=maybe",
-                  "format=kml", "limit=5001&format=geojson"):
-        assert client.get(f"/api/v1/cases?{query}").status_code == 400, query
+    for query, field, reason in (
+            ("team=T01", "team", "team code 'T01' must be the district code + T + 2 to 4 digits"),
+            ("team=110105T01'--", "team", "12 characters long; at most 11"),
+            ("unit_grid=12", "unit_grid", "must be 15 digits"),
+            ("supervision_grid=110105X0001", "supervision_grid", "must be the district code + S + 4 digits"),
+            ("open=maybe", "open", "one of true, false"), ("format=kml", "format", "one of json, geojson"),
+            ("limit=5001&format=geojson", "limit", "between 1 and 5000")):
+        assert_error(client.get(f"/api/v1/cases?{query}"), 400, "invalid_input", field=field, reason=reason)
 
 
-@pytest.mark.parametrize("path", ["/", "/caseload", "/cases"])
-def test_pages_reference_only_this_server(client, path):
+@pytest.mark.parametrize(("path", "script"), [("/", "overview.js"), ("/caseload", "caseload.js"),
+                                              ("/cases", "cases.js")])
+def test_pages_reference_only_this_server(client, path, script):
     html = client.get(path).get_data(as_text=True)
-    assert "citygrid" in html and 'id="cg-data"' in html
+    assert f'src="/static/{script}"' in html and 'id="cg-data"' in html  # the page's own script and its data
     references = re.findall(r'(?:src|href)="([^"]+)"', html)
     assert references and all(r.startswith(("/", "data:")) for r in references), references
     assert "cdn" not in html.lower() and "jquery" not in html.lower()

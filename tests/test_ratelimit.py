@@ -6,6 +6,7 @@ import pytest
 
 from citygrid.errors import Forbidden, InvalidInput, RateLimited
 from citygrid.webmap.ratelimit import ANONYMOUS_BURST, TokenBuckets, check_intake, parse_keys, proxy_warning
+from tests.conftest import assert_error
 
 KEY = "k" * 20
 
@@ -109,4 +110,4 @@ def test_open311_post_answers_429_with_retry_after(client):
     assert answers[-1].status_code == 429 and int(answers[-1].headers["Retry-After"]) >= 1
     assert answers[-1].get_json()["error"] == "rate_limited"
     unknown = client.post("/open311/v2/requests.json", data={**form, "api_key": "y" * 20})
-    assert unknown.status_code == 403
+    assert_error(unknown, 403, "forbidden", reason="unknown api_key")
