@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -135,6 +137,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def prod_server(database: str, workers: int, **popen: object) -> Iterator[tuple[subprocess.Popen, int]]:
+    """``citygrid serve --prod`` on a free port in a child process (its stdout piped, as text); killed at the end
+    of the block if it is still running. Yields the process and its port."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "citygrid.cli", "--database", database, "serve", "--prod", "--workers", str(workers),
+           "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, **popen)
+    try:
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def wait_until_healthy(port: int, timeout_s: float) -> dict:
+    """Poll ``/healthz`` on ``port`` until it answers ok, and return its answer; a server still starting refuses
+    connections meanwhile."""
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                body = json.load(response)
+            assert body["status"] == "ok", body
+            return body
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.3)
+
+
 def test_serve_prints_its_url_and_answers(beijing_db):
     port = free_port()
     secret = deploy.demo_password_file(beijing_db)
@@ -144,17 +178,7 @@ def test_serve_prints_its_url_and_answers(beijing_db):
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in line
-        deadline = time.time() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    body = json.load(response)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
-        assert body["status"] == "ok" and body["srid"] == 4548
+        assert wait_until_healthy(port, 20)["srid"] == 4548
         proc.terminate()
         out, err = proc.communicate(timeout=10)
         assert not had_secret or str(secret) in out + line  # where the password is kept, never the password
@@ -189,37 +213,20 @@ def test_serve_prod_prints_the_url_and_the_demo_sign_in_and_stops_cleanly(beijin
     password); SIGTERM stops it cleanly."""
     import signal
 
-    port = free_port()
     names = deploy.demo_accounts(beijing_db)
     secret = deploy.demo_password_file(beijing_db)
     assert names and secret.exists()  # the test database has the demo loaded, as `make demo`'s has
-    cmd = [sys.executable, "-m", "citygrid.cli", "--database", beijing_db.database, "serve", "--prod", "--workers",
-           "1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with prod_server(beijing_db.database, 1, stderr=subprocess.PIPE) as (proc, port):
         url_line, sign_in = proc.stdout.readline(), proc.stdout.readline()
         assert f"at http://127.0.0.1:{port}/" in url_line and "gunicorn" in url_line
         assert "sign in as" in sign_in and str(secret) in sign_in
         assert all(repr(name) in sign_in for name in names)
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    assert json.load(response)["status"] == "ok"
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.3)
+        wait_until_healthy(port, 60)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err[-2000:]
         assert "development server" not in url_line + sign_in + out + err
         assert deploy.demo_password(beijing_db) not in url_line + sign_in + out + err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def test_load_demo_prints_the_demo_password_once_when_it_is_made(monkeypatch, tmp_path):
@@ -252,27 +259,11 @@ def test_database_url_points_every_command_at_that_server(server_settings):
 def test_prod_server_logs_json_and_stops_gracefully(beijing_db):
     import signal
 
-    port = free_port()
-    cmd = [sys.executable, "-m", "citygrid.cli", "--database", beijing_db.database, "serve", "--prod", "--workers",
-           "2", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with prod_server(beijing_db.database, 2, stderr=subprocess.STDOUT) as (proc, port):
         assert "gunicorn" in proc.stdout.readline()
-        deadline = time.time() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    assert json.load(response)["status"] == "ok"
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.3)
+        wait_until_healthy(port, 30)
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0
         access = [json.loads(line) for line in output.splitlines() if line.startswith('{"time"') and '"path"' in line]
         assert any(a["path"] == "/healthz" and a["status"] == "200" for a in access)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
