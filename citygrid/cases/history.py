@@ -538,7 +538,7 @@ def _place(conn: Connection, reports: list[tuple[int, Report, str, list[tuple[st
         wgs_lon[idx], wgs_lat[idx] = crs.pseudo_to_wgs84(source.pseudo, lon, lat) if source.pseudo else (lon, lat)
     scheme = active_scheme(conn)  # rows are filed in the deployment's active class scheme, as single reports
     classes = store.class_keys(conn, scheme)
-    districts = store.district_codes(conn)
+    districts = spatial_store.district_codes(conn)
     district_of = np.full(len(reports), None, dtype=object)
     indexes: dict[str, GridIndex] = {}
     boundaries: dict[str, BaseGeometry] = {}

@@ -27,6 +27,7 @@ from citygrid.spatial import crs
 from citygrid.spatial.db import deployment_srid, deployment_zone
 from citygrid.spatial.gazetteer import Gazetteer
 from citygrid.spatial.geocode import GridIndex
+from citygrid.spatial.store import district_codes
 
 DUPLICATE_RADIUS_M = 50.0
 DUPLICATE_HOURS = 24.0
@@ -300,7 +301,7 @@ def _classify(conn: Connection, rules: CaseRules, report: Report) -> tuple[Repor
 def _locate_address(conn: Connection, address: str) -> tuple[shapely.Point, dict[str, Any]]:
     """Point (deployment CRS) of the best gazetteer match in any district, with how it was found."""
     best = None
-    for district in store.district_codes(conn):
+    for district in district_codes(conn):
         match = Gazetteer.for_district(conn, district).locate(address)
         if match and (best is None or match.score > best.score):
             best = match

@@ -300,10 +300,6 @@ def overdue_ids(conn: Connection, district: str | None) -> list[int]:
     ).scalars())
 
 
-def district_codes(conn: Connection) -> list[str]:
-    return list(conn.execute(sa.text("SELECT district_code FROM districts ORDER BY district_code")).scalars())
-
-
 MAX_MONTHS = 600
 
 
