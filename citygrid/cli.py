@@ -602,7 +602,7 @@ def cases_classify(ctx: click.Context, text: str, kind: str | None) -> None:
     with _transaction(settings) as conn:
         scheme = active_scheme(conn)
         classes = taxonomy(conn, scheme=scheme, kind=kind)
-    model = None if kind else CaseRules.load(settings.data_dir).model_path(scheme)
+    model = CaseRules.load(settings.data_dir).model_for(scheme, kind)
     _echo_json({"scheme": scheme, **classifier_for(classes, model).classify(text).as_dict()})
 
 

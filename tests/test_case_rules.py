@@ -73,6 +73,8 @@ def test_rules_load_from_a_directory_with_built_in_defaults(tmp_path):
     assert empty.deadlines == DeadlineTable(defaults={}) and empty.calendar == WorkingCalendar()
     assert empty.model_path("cjt214") == tmp_path / "models" / "cjt214.joblib"
     assert CaseRules().model_path("cjt214") is None
+    # a kind given limits the text to that kind's classes: the taxonomy classifier, not the trained model
+    assert empty.model_for("cjt214", None) == empty.model_path("cjt214") and empty.model_for("cjt214", "event") is None
     shipped = CaseRules.load(Path(__file__).resolve().parent.parent / "data")
     assert shipped.dispatch.rule_for("component", "0118") == "component_owner"
     assert shipped.dispatch.rule_for("event", "0102") == "management"

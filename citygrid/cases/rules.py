@@ -88,3 +88,9 @@ class CaseRules:
     def model_path(self, scheme: str) -> Path | None:
         """Where the trained classifier of class scheme ``scheme`` is (or is saved by ``train-classifier``)."""
         return None if self.models_dir is None else self.models_dir / f"{scheme}.joblib"
+
+    def model_for(self, scheme: str, kind: str | None) -> Path | None:
+        """The trained model to classify a text of ``scheme`` with (``classify.classifier_for``): none when the
+        ``kind`` is given, since a trained model chooses among the classes of both kinds and the taxonomy
+        classifier of that kind's classes is asked instead."""
+        return None if kind else self.model_path(scheme)

@@ -284,8 +284,7 @@ def _classify(conn: Connection, rules: CaseRules, report: Report) -> tuple[Repor
     from citygrid.components_survey import store as survey_store
 
     classes = survey_store.taxonomy(conn, scheme=report.scheme, kind=report.kind or None)
-    model = None if report.kind else rules.model_path(report.scheme)
-    classifier = classifier_for(classes, model)
+    classifier = classifier_for(classes, rules.model_for(report.scheme, report.kind))
     verdict = classifier.classify(report.description)
     how = {"by": "trained" if classifier.trained else "taxonomy",
            "top": [{"kind": p.kind, "code": p.code, "name": p.name, "probability": p.probability}

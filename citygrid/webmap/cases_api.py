@@ -176,7 +176,6 @@ def classify():
     if not classes:
         raise InvalidInput(f"no class scheme {scheme[:40]!r}" + (f" with {kind} classes" if kind else ""),
                            field="scheme")
-    model = None if kind else case_rules().model_path(scheme)
-    classifier = classifier_for(classes, model)
+    classifier = classifier_for(classes, case_rules().model_for(scheme, kind))
     verdict = classifier.classify(str(data.get("text") or ""))
     return jsonify({"trained": classifier.trained, "scheme": scheme, **verdict.as_dict()})
