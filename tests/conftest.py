@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Literal
 
 import pytest
 from sqlalchemy.engine import Connection, Engine
@@ -80,7 +81,8 @@ def engine_on(settings: Settings, **kwargs: object) -> Iterator[Engine]:
         engine.dispose()
 
 
-def database_fixtures(settings_fixture: str, name: str, *, engine: str | None = None, scope: str = "module",
+def database_fixtures(settings_fixture: str, name: str, *, engine: str | None = None,
+                      scope: Literal["module", "session"] = "module",
                       **engine_kwargs: object):
     """The two fixtures every test city's database needs, made here once instead of written again per city.
 
@@ -97,7 +99,7 @@ def database_fixtures(settings_fixture: str, name: str, *, engine: str | None = 
     ``nyc_engine, nyc = database_fixtures("nyc_db", "nyc")``.
     """
 
-    @pytest.fixture(scope=scope, name=engine or f"{name}_engine")  # type: ignore[call-overload]
+    @pytest.fixture(scope=scope, name=engine or f"{name}_engine")
     def engine_fixture(request: pytest.FixtureRequest) -> Iterator[Engine]:
         with engine_on(request.getfixturevalue(settings_fixture), **engine_kwargs) as made:
             yield made
@@ -162,6 +164,12 @@ def signed_in(test_client, token: str):
     return test_client
 
 
+def city_client(conn: Connection, settings: Settings, username: str, roles: tuple[str, ...] = ("admin",)):
+    """A test client of ``settings``' database, its requests in savepoints of ``conn``'s transaction, signed in as
+    a new user ``username`` with ``roles`` (added in that transaction, so rolled back with the test)."""
+    return signed_in(rolled_back_app(conn, settings).test_client(), user_token(conn, username, list(roles)))
+
+
 @pytest.fixture
 def anonymous_client(bj: Connection, beijing_db: Settings):
     """Flask test client on the Beijing test database (rolled back after the test), not signed in."""
@@ -170,12 +178,6 @@ def anonymous_client(bj: Connection, beijing_db: Settings):
 
 @pytest.fixture
 def client_as(bj: Connection, beijing_db: Settings):
-def city_client(conn: Connection, settings: Settings, username: str, roles: tuple[str, ...] = ("admin",)):
-    """A test client of ``settings``' database, its requests in savepoints of ``conn``'s transaction, signed in as
-    a new user ``username`` with ``roles`` (added in that transaction, so rolled back with the test)."""
-    return signed_in(rolled_back_app(conn, settings).test_client(), user_token(conn, username, list(roles)))
-
-
     """``client_as(username, roles, team=None, party=None)``: a test client signed in (bearer token) as a new
     user."""
     app = rolled_back_app(bj, beijing_db)

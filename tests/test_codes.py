@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from pyproj import Transformer
 from shapely.geometry import Point, Polygon, box
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from citygrid import codes, deploy
 from citygrid.cli import cli
@@ -275,7 +275,7 @@ nyc_engine, nyc = database_fixtures("nyc_db", "nyc")
 
 @pytest.fixture
 def nyc_client(nyc: Connection, nyc_db: Settings):
-    return signed_in(rolled_back_app(nyc, nyc_db).test_client(), user_token(nyc, "nyc-admin", ["admin"]))
+    return city_client(nyc, nyc_db, "nyc-admin")
 
 
 def district_file(tmp_path: Path) -> Path:

@@ -30,7 +30,7 @@ from citygrid.errors import InvalidInput
 from citygrid.loaders.vector import read_vector
 from citygrid.spatial import db, tiles
 from citygrid.spatial.timezones import day_start, instant, zone_for_srid, zone_named
-from tests.conftest import RUN_ID, rolled_back_app, signed_in, user_token
+from tests.conftest import RUN_ID, city_client, database_fixtures, engine_on
 
 NY = ZoneInfo("America/New_York")
 DISTRICT = "360470"  # Kings County (Brooklyn), as a 6-digit code
@@ -416,9 +416,8 @@ def test_a_deployment_made_before_zones_gets_one_from_its_crs(server_settings):
     settings = replace(server_settings, database=f"citygrid_test_tz0011_{RUN_ID}")
     db.drop_database(settings)
     db.create_database(settings)
-    engine = db.make_engine(db.database_url(settings))
     try:
-        with engine.begin() as conn:  # as a deployment of UTM 33N was left by the code before #19
+        with engine_on(settings) as engine, engine.begin() as conn:  # as a deployment of UTM 33N was left before #19
             command.upgrade(db.alembic_config(conn, srid=32633, deployment_name="old"), "0011")
         migrated = deploy.init_deployment(settings, None)
         assert migrated["timezone"] == zone_for_srid(32633)[0] and migrated["timezone"].startswith("Europe/")
@@ -426,5 +425,4 @@ def test_a_deployment_made_before_zones_gets_one_from_its_crs(server_settings):
         again = deploy.init_deployment(settings, None)
         assert again["timezone"] == migrated["timezone"] and again["timezone_source"] == "recorded"
     finally:
-        engine.dispose()
         db.drop_database(settings)
