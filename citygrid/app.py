@@ -32,6 +32,7 @@ from citygrid.webmap import (
     open311,
     openapi,
     pages,
+    responsibility_api,
     search_api,
     tiles_api,
 )
@@ -95,7 +96,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     heavy.install(app)  # the bound on concurrent heavy requests (CITYGRID_HEAVY_REQUESTS, CITYGRID_HEAVY_WAIT_S)
     headers.install(app)  # CSP, nosniff, no framing, referrer policy, Secure cookies over HTTPS
     for blueprint in (health.bp, api.bp, grids_api.bp, imports_api.bp, cases_api.bp, cases_api.classify_bp,
-                      open311.bp, analysis_api.bp, tiles_api.bp, search_api.bp, openapi.bp, admin_api.bp, pages.bp):
+                      open311.bp, analysis_api.bp, tiles_api.bp, search_api.bp, openapi.bp, admin_api.bp,
+                      responsibility_api.bp, pages.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -1,0 +1,5 @@
+"""The responsibility package's SQL (bound parameters only), one block per part of #22."""
+
+from __future__ import annotations
+
+# --- ownership ---
