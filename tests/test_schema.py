@@ -14,7 +14,7 @@ from citygrid.spatial import db
 from .conftest import RUN_ID, engine_on, fresh_database
 
 LARGE_TABLES = ("admin_areas", "grid_versions", "unit_grids", "supervision_grids", "parties", "grid_ownership",
-                "supervisor_assignments", "lines", "components", "cases", "case_events", "import_jobs",
+                "people", "person_assignments", "lines", "components", "cases", "case_events", "import_jobs",
                 "import_row_reports")
 
 
