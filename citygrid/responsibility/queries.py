@@ -2,4 +2,82 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from citygrid.errors import NotFound
+from citygrid.responsibility import store
+from citygrid.spatial.db import deployment_zone
+
+
 # --- ownership ---
+
+
+# --- frontage ---
+@dataclass(frozen=True)
+class FrontageFilter:
+    """Which frontage units to list.
+
+    Attributes
+    ----------
+    districts : the districts to read (None: every district; the web layer passes the caller's own).
+    bbox : (min lon, min lat, max lon, max lat) in EPSG:4326, tested exactly.
+    day : the local day the units must be valid on (None: today in the deployment's zone).
+    current_only : False lists expired and future units too.
+    party : only the unit of this party code (a ``unit`` account's own).
+    limit, offset : the page, in unit id order.
+    """
+
+    districts: tuple[str, ...] | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    day: dt.date | None = None
+    current_only: bool = True
+    party: str | None = None
+    limit: int = 500
+    offset: int = 0
+
+
+def local_today(conn: Connection) -> dt.date:
+    """Today in the deployment's time zone (``db.deployment_zone``), the day validity ranges are read on."""
+    return dt.datetime.now(deployment_zone(conn)).date()
+
+
+def _feature(row: dict[str, Any]) -> dict[str, Any]:
+    """A unit row as a GeoJSON Feature (geometry EPSG:4326), dates as ISO text."""
+    props = {k: (v.isoformat() if isinstance(v, dt.date | dt.datetime) else v)
+             for k, v in row.items() if k not in ("geometry", "party_id")}
+    return {"type": "Feature", "id": row["unit_id"], "geometry": row["geometry"], "properties": props}
+
+
+def frontage_units(conn: Connection, f: FrontageFilter) -> dict[str, Any]:
+    """A page of frontage units as a GeoJSON FeatureCollection in EPSG:4326 (``limit``/``offset`` echoed)."""
+    rows = store.frontage_units(conn, districts=list(f.districts) if f.districts is not None else None,
+                                bbox=f.bbox, day=f.day or local_today(conn), current_only=f.current_only,
+                                party=f.party, limit=f.limit, offset=f.offset)
+    return {"type": "FeatureCollection", "features": [_feature(r) for r in rows], "limit": f.limit,
+            "offset": f.offset}
+
+
+def frontage_unit(conn: Connection, unit_id: int) -> dict[str, Any]:
+    """Unit ``unit_id`` as a GeoJSON Feature (EPSG:4326) with ``district_code`` among its properties;
+    ``NotFound`` when there is none."""
+    row = store.frontage_unit(conn, unit_id)
+    if row is None:
+        raise NotFound(f"no frontage unit {unit_id}")
+    return _feature(row)
+
+
+def frontage_unit_at(conn: Connection, district: str, wkb: bytes, srid: int, at: Any = None) -> dict[str, Any] | None:
+    """The responsibility unit whose frontage covers a point (WKB in EPSG ``srid``, the storage CRS) of
+    ``district`` on the local day of instant ``at`` (None: now): ``unit_id``, ``name``, ``kind``, the party
+    ``code``/``party_name``/``party_kind`` and ``synthetic``; None where no frontage covers it."""
+    return store.frontage_unit_at(conn, district, wkb, srid, at)
+
+
+def frontage_units_in_grid(conn: Connection, district: str, version_id: int, grid_code: str) -> list[dict[str, Any]]:
+    """The units current today whose frontage meets unit grid ``grid_code`` of grid version ``version_id``:
+    id, name, kind, credit code or registry id, contact, party code, ``synthetic``."""
+    return store.frontage_units_in_grid(conn, district, version_id, grid_code, local_today(conn))

@@ -214,3 +214,132 @@ def grid_people(conn: Connection, district: str, grid_code: str, at: Any) -> lis
              ORDER BY a.role, a.position DESC, p.name, p.person_id"""),
         {"d": district, "g": grid_code, "at": at}).mappings()
     return [dict(r) for r in rows]
+
+
+# --- frontage ---
+# Frontage units (门前三包): ``frontage_units`` rows, their parties, and the reads of the registry. Geometry is
+# stored in the deployment's SRID (``deployment.srid``) and answered as GeoJSON in EPSG:4326. A unit is current on
+# a local day D when valid_from <= D < valid_to (NULL: open); sessions run in the deployment's zone, so
+# ``CAST(t AS date)`` of an instant is its local day.
+_FRONTAGE_COLUMNS = ("name", "kind", "credit_code", "registry_id", "contact_person", "contact_phone", "address",
+                     "valid_from", "valid_to", "synthetic", "source", "licence")
+_FRONTAGE_FIELDS = """f.unit_id, f.district_code, f.name, f.kind, f.credit_code, f.registry_id, f.contact_person,
+       f.contact_phone, f.address, f.valid_from, f.valid_to, f.synthetic, f.source, f.licence, f.updated_at,
+       p.code AS party_code, p.kind AS party_kind, f.party_id, round(CAST(ST_Area(f.geom) AS numeric), 1)::float8
+       AS area_m2"""
+_FRONTAGE_CURRENT = "f.valid_from <= CAST(:day AS date) AND (f.valid_to IS NULL OR f.valid_to > CAST(:day AS date))"
+_FRONTAGE_CURRENT_AT = _FRONTAGE_CURRENT.replace("CAST(:day AS date)",
+                                                 "CAST(coalesce(CAST(:at AS timestamptz), now()) AS date)")
+
+
+def frontage_unit_by_key(conn: Connection, district: str, credit_code: str | None, registry_id: str | None
+                         ) -> dict[str, Any] | None:
+    """``unit_id`` and ``party_id`` of the district's unit with this credit code (else registry id)."""
+    row = conn.execute(sa.text(
+        """SELECT unit_id, party_id FROM frontage_units
+            WHERE district_code = :d AND (credit_code = :c OR (CAST(:c AS text) IS NULL AND registry_id = :r))"""),
+        {"d": district, "c": credit_code, "r": registry_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def insert_frontage_party(conn: Connection, district: str, kind: str, code: str, name: str, contact: str) -> int:
+    """The party of a new unit (kind ``frontage_unit`` or ``property_company``); an existing party of the same
+    kind and code is reused and renamed."""
+    return conn.execute(sa.text(
+        """INSERT INTO parties (district_code, kind, code, name, contact) VALUES (:d, :k, :c, :n, :contact)
+           ON CONFLICT (district_code, kind, code) DO UPDATE SET name = EXCLUDED.name, contact = EXCLUDED.contact
+           RETURNING party_id"""), {"d": district, "k": kind, "c": code, "n": name, "contact": contact}).scalar_one()
+
+
+def update_frontage_party(conn: Connection, district: str, party_id: int, kind: str, name: str,
+                          contact: str | None) -> None:
+    """Rename (and re-kind) a unit's party; ``contact`` None keeps it."""
+    conn.execute(sa.text(
+        """UPDATE parties SET kind = :k, name = :n, contact = coalesce(CAST(:contact AS text), contact)
+            WHERE district_code = :d AND party_id = :p"""),
+        {"d": district, "p": party_id, "k": kind, "n": name, "contact": contact})
+
+
+def insert_frontage_unit(conn: Connection, district: str, party_id: int, values: dict[str, Any]) -> int:
+    """Insert a unit (``values``: the columns of ``_FRONTAGE_COLUMNS`` and ``geom`` as WKB in the deployment's
+    SRID); returns its ``unit_id``."""
+    columns = [c for c in _FRONTAGE_COLUMNS if c in values]
+    return conn.execute(sa.text(
+        f"""INSERT INTO frontage_units (district_code, party_id, {", ".join(columns)}, geom)
+            VALUES (:district, :party, {", ".join(f":{c}" for c in columns)},
+                    ST_Multi(ST_GeomFromWKB(:geom, (SELECT srid FROM deployment))))
+            RETURNING unit_id"""),
+        {**{c: values[c] for c in columns}, "district": district, "party": party_id, "geom": values["geom"]}
+    ).scalar_one()
+
+
+def update_frontage_unit(conn: Connection, district: str, unit_id: int, values: dict[str, Any]) -> None:
+    """Set the given columns (names from ``_FRONTAGE_COLUMNS`` only; ``geom`` as WKB in the deployment's SRID)."""
+    columns = [c for c in _FRONTAGE_COLUMNS if c in values]
+    sets = [f"{c} = :{c}" for c in columns]
+    if "geom" in values:
+        sets.append("geom = ST_Multi(ST_GeomFromWKB(:geom, (SELECT srid FROM deployment)))")
+    if not sets:
+        return
+    conn.execute(sa.text(
+        f"""UPDATE frontage_units SET {", ".join(sets)}, updated_at = now()
+             WHERE district_code = :district AND unit_id = :unit"""),
+        {**{c: values[c] for c in columns}, "geom": values.get("geom"), "district": district, "unit": unit_id})
+
+
+def frontage_unit(conn: Connection, unit_id: int) -> dict[str, Any] | None:
+    """One unit with its party and its frontage as GeoJSON (EPSG:4326)."""
+    row = conn.execute(sa.text(
+        f"""SELECT {_FRONTAGE_FIELDS}, CAST(ST_AsGeoJSON(ST_Transform(f.geom, 4326), 7) AS json) AS geometry
+              FROM frontage_units f JOIN parties p ON p.district_code = f.district_code AND p.party_id = f.party_id
+             WHERE f.unit_id = :u"""), {"u": unit_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def frontage_units(conn: Connection, *, districts: list[str] | None, bbox: tuple[float, float, float, float] | None,
+                   day: Any, current_only: bool, party: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+    """Units of ``districts`` (None: all) whose frontage meets ``bbox`` (EPSG:4326, exact), current on local
+    ``day`` when ``current_only``, of party code ``party`` when given; in unit id order, a page."""
+    rows = conn.execute(sa.text(
+        f"""SELECT {_FRONTAGE_FIELDS}, CAST(ST_AsGeoJSON(ST_Transform(f.geom, 4326), 7) AS json) AS geometry
+              FROM frontage_units f JOIN parties p ON p.district_code = f.district_code AND p.party_id = f.party_id
+             WHERE (CAST(:districts AS text[]) IS NULL OR f.district_code = ANY(CAST(:districts AS text[])))
+               AND (CAST(:party AS text) IS NULL OR p.code = :party)
+               AND (NOT CAST(:current AS boolean) OR ({_FRONTAGE_CURRENT}))
+               AND (CAST(:w AS float8) IS NULL OR (
+                    f.geom && ST_Transform(ST_MakeEnvelope(:w, :s, :e, :n, 4326), (SELECT srid FROM deployment))
+                    AND ST_Intersects(ST_Transform(f.geom, 4326), ST_MakeEnvelope(:w, :s, :e, :n, 4326))))
+             ORDER BY f.unit_id LIMIT :limit OFFSET :offset"""),
+        {"districts": districts, "party": party, "current": current_only, "day": day, "limit": limit,
+         "offset": offset, **dict(zip("wsen", bbox or (None,) * 4, strict=True))}).mappings()
+    return [dict(r) for r in rows]
+
+
+def frontage_unit_at(conn: Connection, district: str, wkb: bytes, srid: int, at: Any) -> dict[str, Any] | None:
+    """The unit of ``district`` whose frontage covers the point (WKB in EPSG ``srid``) on the local day of
+    instant ``at`` (None: now): the smallest frontage where several overlap, then the lowest id."""
+    row = conn.execute(sa.text(
+        f"""SELECT f.unit_id, f.name, f.kind, f.credit_code, f.registry_id, f.synthetic, p.code, p.name AS party_name,
+                   p.kind AS party_kind
+              FROM frontage_units f JOIN parties p ON p.district_code = f.district_code AND p.party_id = f.party_id
+             WHERE f.district_code = :d AND ST_Covers(f.geom, ST_GeomFromWKB(:wkb, :srid))
+               AND {_FRONTAGE_CURRENT_AT}
+             ORDER BY ST_Area(f.geom), f.unit_id LIMIT 1"""),
+        {"d": district, "wkb": wkb, "srid": srid, "at": at}).mappings().first()
+    return dict(row) if row else None
+
+
+def frontage_units_in_grid(conn: Connection, district: str, version_id: int, grid_code: str, day: Any
+                           ) -> list[dict[str, Any]]:
+    """The units current on local ``day`` whose frontage meets unit grid ``grid_code`` of version ``version_id``
+    (name order)."""
+    rows = conn.execute(sa.text(
+        f"""SELECT f.unit_id, f.name, f.kind, f.credit_code, f.registry_id, f.contact_person, f.contact_phone,
+                   f.synthetic, p.code AS party_code
+              FROM frontage_units f
+              JOIN parties p ON p.district_code = f.district_code AND p.party_id = f.party_id
+              JOIN unit_grids u ON u.district_code = f.district_code AND u.version_id = :v AND u.code = :g
+             WHERE f.district_code = :d AND f.geom && u.geom AND ST_Intersects(f.geom, u.geom)
+               AND {_FRONTAGE_CURRENT}
+             ORDER BY f.name, f.unit_id"""), {"d": district, "v": version_id, "g": grid_code, "day": day}).mappings()
+    return [dict(r) for r in rows]

@@ -20,6 +20,57 @@ depends_on = None
 def upgrade() -> None:
     # --- ownership imports ---
     # --- frontage units ---
+    # Responsibility units (门前三包 shops and institutions, property companies, markets) with their frontage
+    # polygons, dated; each is also a party (kinds frontage_unit / property_company) so dispatch and unit accounts
+    # reuse parties. Audited like parties; the frontage tile layer's revision is raised per statement.
+    from citygrid.spatial.migrations.helpers import deployment_srid, geometry_column_ddl
+
+    op.execute("ALTER TABLE parties DROP CONSTRAINT IF EXISTS parties_kind_check")
+    op.execute("ALTER TABLE parties ADD CONSTRAINT parties_kind_check CHECK (kind IN ('department', 'unit', "
+               "'street_office', 'community', 'team', 'person', 'frontage_unit', 'property_company'))")
+    op.execute("""
+CREATE TABLE frontage_units (
+    district_code  text NOT NULL REFERENCES districts ON DELETE CASCADE,
+    unit_id        bigint GENERATED ALWAYS AS IDENTITY,
+    party_id       bigint NOT NULL,
+    name           text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    kind           text NOT NULL CHECK (kind IN ('shop', 'institution', 'property_company', 'market', 'other')),
+    credit_code    text CHECK (credit_code ~ '^[0-9A-HJ-NPQRTUWXY]{18}$'),
+    registry_id    text CHECK (length(registry_id) BETWEEN 1 AND 64),
+    contact_person text NOT NULL DEFAULT '',
+    contact_phone  text NOT NULL DEFAULT '',
+    address        text NOT NULL DEFAULT '',
+    valid_from     date NOT NULL,
+    valid_to       date,
+    synthetic      boolean NOT NULL DEFAULT false,
+    source         text NOT NULL DEFAULT '',
+    licence        text NOT NULL DEFAULT '',
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (district_code, unit_id),
+    UNIQUE (district_code, party_id),
+    FOREIGN KEY (district_code, party_id) REFERENCES parties,
+    CHECK (credit_code IS NOT NULL OR registry_id IS NOT NULL),
+    CHECK (valid_to IS NULL OR valid_to > valid_from)
+);
+CREATE UNIQUE INDEX frontage_units_credit_code ON frontage_units (district_code, credit_code)
+    WHERE credit_code IS NOT NULL;
+CREATE UNIQUE INDEX frontage_units_registry_id ON frontage_units (district_code, registry_id)
+    WHERE registry_id IS NOT NULL;
+CREATE TRIGGER frontage_units_audit AFTER INSERT OR UPDATE OR DELETE ON frontage_units
+    FOR EACH ROW EXECUTE FUNCTION audit_row('unit_id', '');
+CREATE TRIGGER frontage_units_revision_ins AFTER INSERT ON frontage_units
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bulk_bump_revision('frontage');
+CREATE TRIGGER frontage_units_revision_upd AFTER UPDATE ON frontage_units
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION bulk_bump_revision('frontage');
+CREATE TRIGGER frontage_units_revision_del AFTER DELETE ON frontage_units
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION bulk_bump_revision('frontage');
+""")
+    for ddl in geometry_column_ddl("frontage_units", "geom", "MultiPolygon", deployment_srid(), nullable=False):
+        op.execute(ddl)
+    # A frontage import records its source like every import (kind 'frontage').
+    op.execute("ALTER TABLE data_sources DROP CONSTRAINT IF EXISTS data_sources_kind_check")
+    op.execute("ALTER TABLE data_sources ADD CONSTRAINT data_sources_kind_check CHECK (kind IN ('district', "
+               "'street', 'community', 'road', 'water', 'rail', 'census', 'cases', 'frontage'))")
     # --- named people ---
     # Named people (实名制) and their dated assignments per slot: the supervisors of a supervision grid (several
     # at once: a supervisor's slot is the person, one grid at a time), a team's leader, a community's enforcement
@@ -97,5 +148,14 @@ DROP TABLE person_assignments;
 DROP TABLE people;
 """)
     # --- frontage units ---
+    op.execute("DELETE FROM data_sources WHERE kind = 'frontage'")
+    op.execute("ALTER TABLE data_sources DROP CONSTRAINT IF EXISTS data_sources_kind_check")
+    op.execute("ALTER TABLE data_sources ADD CONSTRAINT data_sources_kind_check CHECK (kind IN ('district', "
+               "'street', 'community', 'road', 'water', 'rail', 'census', 'cases'))")
+    op.execute("DROP TABLE frontage_units")
+    op.execute("DELETE FROM parties WHERE kind IN ('frontage_unit', 'property_company')")
+    op.execute("ALTER TABLE parties DROP CONSTRAINT IF EXISTS parties_kind_check")
+    op.execute("ALTER TABLE parties ADD CONSTRAINT parties_kind_check CHECK (kind IN ('department', 'unit', "
+               "'street_office', 'community', 'team', 'person'))")
     # --- ownership imports ---
     pass

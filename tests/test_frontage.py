@@ -1,0 +1,191 @@
+"""Frontage units (门前三包) and property companies (#22): the credit-code check, the import (happy path and hostile
+files), the API, geocoding, dispatch to the unit, the tile layer and the grid card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from citygrid.errors import InvalidInput, NotFound
+from citygrid.responsibility import frontage
+from citygrid.responsibility.frontage_import import import_frontage, read_frontage_file
+from citygrid.spatial import crs
+
+GUANCHENG = "410104"
+# Real codes as published by the companies (Tencent Shenzhen, Alibaba China, Huawei, Baidu Beijing, Xiaomi
+# Beijing): each one's check character is what GB 32100-2015 computes from its first 17.
+REAL_CODES = ("91440300708461136T", "91330100716105852F", "914403001922038216", "91110000802100433B",
+              "91110108551385082Q")
+
+
+def make_code(first17: str) -> str:
+    return first17 + frontage.credit_check_character(first17)
+
+
+# ------------------------------------------------------------------------------------------ credit codes
+@pytest.mark.parametrize("code", REAL_CODES)
+def test_real_credit_codes_pass_the_check(code: str) -> None:
+    assert frontage.credit_code_problem(code) is None
+    assert frontage.credit_check_character(code[:17]) == code[17]
+
+
+@pytest.mark.parametrize(("code", "reason"), [
+    ("91440300708461136A", "check character is A, the code computes T"),
+    ("914403001922038217", "check character is 7, the code computes 6"),
+    ("9144030070846113", "18 characters, not 16"),
+    ("91440300708461136TX", "18 characters, not 19"),
+    ("91440300708461I36T", "character 15 ('I')"),   # I, O, S, V, Z are not in the standard's set
+    ("91440300708461O36T", "character 15 ('O')"),
+    ("91440300708461136t", "character 18 ('t')"),
+    ("９1440300708461136T", "character 1"),          # a full-width digit
+])
+def test_wrong_credit_codes_say_why(code: str, reason: str) -> None:
+    assert reason in (frontage.credit_code_problem(code) or "")
+
+
+def test_check_character_zero_when_the_sum_is_a_multiple_of_31() -> None:
+    # Find a first17 whose weighted sum is 0 mod 31 and check the standard's "31 is written 0".
+    first17 = "0" * 17
+    assert frontage.credit_check_character(first17) == "0"
+
+
+# ------------------------------------------------------------------------------------------ import
+def spot(conn: Connection, n: int = 0) -> tuple[float, float]:
+    """A point (EPSG:4547) inside the n-th unit grid of Guancheng's current version."""
+    row = conn.execute(sa.text(
+        """SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM unit_grids u
+             WHERE district_code = :d AND version_id = (SELECT max(version_id) FROM grid_versions
+                                                         WHERE district_code = :d AND status = 'published')
+             ORDER BY code OFFSET :n LIMIT 1) s"""), {"d": GUANCHENG, "n": n}).one()
+    return float(row[0]), float(row[1])
+
+
+def square(x: float, y: float, half: float = 4.0) -> shapely.Polygon:
+    return shapely.box(x - half, y - half, x + half, y + half)
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], encoding: str = "utf-8") -> Path:
+    header = list(rows[0])
+    lines = [",".join(header)] + [",".join(f'"{r[h]}"' for h in header) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding=encoding)
+    return path
+
+
+def unit_row(code: str, name: str, geom: shapely.Geometry, **more: str) -> dict[str, str]:
+    return {"name": name, "kind": more.pop("kind", "shop"), "credit_code": code, "contact_person": "王经理",
+            "contact_phone": "0371-12345678", "wkt": geom.wkt, **more}
+
+
+def test_import_csv_with_wkt_then_reimport_updates_and_keeps_the_others(zz: Connection, tmp_path: Path) -> None:
+    x, y = spot(zz)
+    a, b = make_code("91410104MA0000001"), make_code("91410104MA0000002")
+    first = write_csv(tmp_path / "units.csv", [
+        unit_row(a, "老王烩面馆", square(x, y)),
+        unit_row(a, "老王烩面馆", square(x + 20, y)),             # a second frontage of the same unit
+        unit_row(b, "管城物业", square(x, y + 30), kind="物业公司"),
+    ])
+    summary = import_frontage(zz, read_frontage_file(first, crs_text="EPSG:4547"), district=GUANCHENG,
+                              source="街道门前三包台账", licence="internal")
+    assert (summary["units"], summary["created"], summary["updated"], summary["polygons"]) == (2, 2, 0, 3)
+    rows = {r["credit_code"]: r for r in zz.execute(sa.text(
+        """SELECT f.credit_code, f.name, f.kind, p.kind AS party_kind, p.code, ST_NumGeometries(f.geom) AS parts,
+                  ST_SRID(f.geom) AS srid FROM frontage_units f JOIN parties p USING (district_code, party_id)
+            WHERE f.district_code = :d AND f.credit_code IN (:a, :b)"""), {"d": GUANCHENG, "a": a, "b": b}).mappings()}
+    assert rows[a]["parts"] == 2 and rows[a]["party_kind"] == "frontage_unit" and rows[a]["code"] == a
+    assert rows[b]["kind"] == "property_company" and rows[b]["party_kind"] == "property_company"
+    assert rows[a]["srid"] == 4547
+    # Re-import naming only b: b is updated, a stays as it was.
+    second = write_csv(tmp_path / "again.csv", [unit_row(b, "管城物业服务有限公司", square(x, y + 40),
+                                                          kind="property_company")])
+    summary = import_frontage(zz, read_frontage_file(second, crs_text="EPSG:4547"), district=GUANCHENG, source="s")
+    assert (summary["created"], summary["updated"]) == (0, 1)
+    names = dict(zz.execute(sa.text("SELECT credit_code, name FROM frontage_units WHERE credit_code IN (:a, :b)"),
+                            {"a": a, "b": b}).all())
+    assert names == {a: "老王烩面馆", b: "管城物业服务有限公司"}
+    assert zz.execute(sa.text("SELECT count(*) FROM data_sources WHERE district_code = :d AND kind = 'frontage' "
+                              "AND source = '街道门前三包台账'"), {"d": GUANCHENG}).scalar_one() == 1
+
+
+def test_import_geojson_in_lonlat_and_a_registry_id_outside_china(zz: Connection, tmp_path: Path) -> None:
+    x, y = spot(zz, 3)
+    lonlat = crs.to_lonlat(np.array([square(x, y)], dtype=object), 4547)[0]
+    path = tmp_path / "units.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "geometry": shapely.geometry.mapping(lonlat),
+        "properties": {"name": "Corner Deli", "kind": "shop", "registry_id": "NYC-DCA 1234567"}}]}))
+    summary = import_frontage(zz, read_frontage_file(path), district=GUANCHENG, source="test")
+    assert summary["created"] == 1
+    row = zz.execute(sa.text("SELECT credit_code, registry_id, ST_Area(geom) FROM frontage_units "
+                             "WHERE registry_id = 'NYC-DCA 1234567'")).one()
+    assert row[0] is None and row[2] == pytest.approx(64, rel=0.01)
+
+
+def test_a_file_with_bad_rows_imports_nothing_and_names_each_row(zz: Connection, tmp_path: Path) -> None:
+    x, y = spot(zz)
+    bowtie = shapely.Polygon([(x, y), (x + 10, y + 10), (x + 10, y), (x, y + 10)])
+    path = write_csv(tmp_path / "bad.csv", [
+        unit_row(make_code("91410104MA0000003"), "好店", square(x, y)),
+        unit_row("91410104MA00000030", "错码店", square(x, y)),                        # wrong check character
+        unit_row(make_code("91410104MA0000004"), "蝴蝶店", bowtie),                      # self-intersecting
+        unit_row(make_code("91410104MA0000005"), "点店", shapely.Point(x, y)),          # not a polygon
+        unit_row(make_code("91410104MA0000006"), "控制\x07店", square(x, y)),            # control character
+        unit_row(make_code("91410104MA0000007"), "远店", square(x + 900_000, y)),        # outside the district
+        unit_row(make_code("91410104MA0000008"), "大店", square(x, y, 500)),             # a whole block
+        {**unit_row(make_code("91410104MA0000009"), "坏文本店", square(x, y)), "wkt": "POLYGON((1 2, 3"},
+        {**unit_row("", "无码店", square(x, y))},                                        # neither code nor id
+    ])
+    before = zz.execute(sa.text("SELECT count(*) FROM frontage_units")).scalar_one()
+    with pytest.raises(InvalidInput) as err:
+        import_frontage(zz, read_frontage_file(path, crs_text="EPSG:4547"), district=GUANCHENG, source="s")
+    by_line = {}
+    for p in err.value.details:
+        by_line.setdefault(p["line"], []).append((p["field"], p["reason"]))
+    assert sorted(by_line) == [3, 4, 5, 6, 7, 8, 9, 10], by_line
+    assert "check character" in by_line[3][0][1]
+    assert by_line[4][0][0] == "geometry" and "Self-intersection" in by_line[4][0][1]
+    assert "not a Point" in by_line[5][0][1]
+    assert by_line[6][0][0] == "name" and "U+0007" in by_line[6][0][1]
+    assert "outside the district" in by_line[7][0][1]
+    assert "m²" in by_line[8][0][1]
+    assert by_line[9][0][0] == "wkt"
+    assert by_line[10][0][0] == "credit_code"
+    assert zz.execute(sa.text("SELECT count(*) FROM frontage_units")).scalar_one() == before
+
+
+def test_a_csv_without_crs_is_refused_never_guessed(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "nocrs.csv", [unit_row(REAL_CODES[0], "x", shapely.box(0, 0, 1, 1))])
+    with pytest.raises(InvalidInput) as err:
+        read_frontage_file(path)
+    assert err.value.details[0]["field"] == "crs" and "never guessed" in err.value.message
+
+
+def test_a_file_whose_content_lies_about_its_type_is_refused(tmp_path: Path) -> None:
+    vrt = tmp_path / "units.geojson"
+    vrt.write_text('<OGRVRTDataSource><OGRVRTLayer name="x"><SrcDataSource>CSV:/etc/passwd</SrcDataSource>'
+                   '</OGRVRTLayer></OGRVRTDataSource>')
+    with pytest.raises(InvalidInput):
+        read_frontage_file(vrt)
+    shp = tmp_path / "units.shp"
+    shp.write_bytes(b"PK\x03\x04 not a shapefile at all")
+    with pytest.raises(InvalidInput):
+        read_frontage_file(shp, crs_text="EPSG:4547")
+
+
+def test_a_csv_in_gbk_is_read(zz: Connection, tmp_path: Path) -> None:
+    x, y = spot(zz, 5)
+    path = write_csv(tmp_path / "gbk.csv", [unit_row(make_code("91410104MA000000A"), "郑州市管城区测试商店",
+                                                      square(x, y))], encoding="gb18030")
+    summary = import_frontage(zz, read_frontage_file(path, crs_text="EPSG:4547"), district=GUANCHENG, source="s")
+    assert summary["created"] == 1
+
+
+def test_unknown_district_is_not_found(zz: Connection, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "u.csv", [unit_row(REAL_CODES[0], "x", shapely.box(0, 0, 1, 1))])
+    with pytest.raises(NotFound):
+        import_frontage(zz, read_frontage_file(path, crs_text="EPSG:4547"), district="999999", source="s")
