@@ -980,6 +980,49 @@ def _echo_demo_sign_in(settings: Settings) -> None:
                    f"{deploy.demo_password_file(settings)}")
 
 
+# ------------------------------------------------------------------------------------------ frontage
+@cli.group(cls=CitygridGroup)
+def frontage() -> None:
+    """Frontage units (门前三包) and property companies: the responsibility units of the pavement in front of
+    their premises (#22)."""
+
+
+@frontage.command("import")
+@_import_command
+@click.option("--district", required=True, help="District code (e.g. 410104, or NYCBK in the alnum scheme).")
+@click.option("--wkt-field", default=None, help="CSV: the column holding each frontage polygon as WKT "
+              "(default: wkt, geometry, geom); a CSV needs --crs.")
+@click.option("--valid-from", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="First (local) day of units whose row gives no valid_from; default today.")
+@click.pass_context
+def frontage_import(ctx: click.Context, file: Path, crs: str | None, layer: str | None, encoding: str | None,
+                    source: str | None, licence: str, district: str, wkt_field: str | None, valid_from) -> None:
+    """Import frontage units from FILE (any vector file, or a CSV with WKT polygons): name, kind (shop,
+    institution, property_company, market, other), credit_code (统一社会信用代码) or registry_id,
+    contact_person, contact_phone, address, valid_from, valid_to; rows of one credit code are one unit with
+    several frontage polygons. Re-importing updates the units named; units the file does not name are kept."""
+    from citygrid.responsibility.frontage_import import import_frontage, read_frontage_file
+
+    read = read_frontage_file(file, crs_text=crs, layer=layer, encoding=encoding, wkt_field=wkt_field)
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(import_frontage(conn, read, district=district, source=_source_of(source, file), licence=licence,
+                                   valid_from=valid_from.date() if valid_from else None))
+
+
+@frontage.command("list")
+@click.option("--district", required=True)
+@click.option("--all", "everything", is_flag=True, help="Also units whose validity has ended or not begun.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.pass_context
+def frontage_list(ctx: click.Context, district: str, everything: bool, limit: int) -> None:
+    """The district's frontage units as GeoJSON (EPSG:4326)."""
+    from citygrid.responsibility.queries import FrontageFilter, frontage_units
+
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(frontage_units(conn, FrontageFilter(districts=(district,), current_only=not everything,
+                                                       limit=limit)))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="citygrid")

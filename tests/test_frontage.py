@@ -4,8 +4,10 @@ files), the API, geocoding, dispatch to the unit, the tile layer and the grid ca
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
@@ -13,9 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from citygrid.errors import InvalidInput, NotFound
+from citygrid.loaders.vector import VectorFile
 from citygrid.responsibility import frontage
-from citygrid.responsibility.frontage_import import import_frontage, read_frontage_file
+from citygrid.responsibility.frontage_import import FrontageFile, import_frontage, read_frontage_file
 from citygrid.spatial import crs
+from tests.conftest import assert_error, rolled_back_app, signed_in, user_token
 
 GUANCHENG = "410104"
 # Real codes as published by the companies (Tencent Shenzhen, Alibaba China, Huawei, Baidu Beijing, Xiaomi
@@ -189,3 +193,114 @@ def test_unknown_district_is_not_found(zz: Connection, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "u.csv", [unit_row(REAL_CODES[0], "x", shapely.box(0, 0, 1, 1))])
     with pytest.raises(NotFound):
         import_frontage(zz, read_frontage_file(path, crs_text="EPSG:4547"), district="999999", source="s")
+
+
+# ------------------------------------------------------------------------------------------ one unit in place
+def lonlat(x: float, y: float) -> tuple[float, float]:
+    point = crs.to_lonlat(np.array([shapely.Point(x, y)], dtype=object), 4547)[0]
+    return point.x, point.y
+
+
+def feature(geom: shapely.Geometry, **props: object) -> dict:
+    """A GeoJSON Feature of ``geom`` (EPSG:4547) moved to EPSG:4326."""
+    moved = crs.to_lonlat(np.array([geom], dtype=object), 4547)[0]
+    return {"type": "Feature", "geometry": shapely.geometry.mapping(moved), "properties": props}
+
+
+@pytest.fixture
+def zz_client(zz: Connection, zhengzhou_db):
+    def make(username: str, roles: tuple[str, ...] = ("admin",), party: str | None = None):
+        return signed_in(rolled_back_app(zz, zhengzhou_db).test_client(),
+                         user_token(zz, username, list(roles), party=party))
+    return make
+
+
+@pytest.fixture
+def placed_unit(zz: Connection) -> dict:
+    """A shop whose 8 m × 8 m frontage lies inside a grid of Guancheng, imported; its centre in lon/lat."""
+    x, y = spot(zz, 7)
+    code = make_code("91410104MA00000F1")
+    frame = gpd.GeoDataFrame(
+        {"name": ["测试门店"], "kind": ["shop"], "credit_code": [code]}, geometry=[square(x, y)])
+    vf = VectorFile(frame=frame, source_crs=crs.parse_crs("EPSG:4547"), crs_from="user")
+    import_frontage(zz, FrontageFile(vf), district=GUANCHENG, source="test")
+    unit_id = zz.execute(sa.text("SELECT unit_id FROM frontage_units WHERE credit_code = :c"), {"c": code}).scalar()
+    lon, lat = lonlat(x, y)
+    return {"unit_id": unit_id, "code": code, "x": x, "y": y, "lon": lon, "lat": lat}
+
+
+def uncovered(zz: Connection, x: float, y: float) -> bool:
+    return not zz.execute(sa.text("SELECT EXISTS (SELECT 1 FROM frontage_units WHERE ST_Covers(geom, "
+                                  "ST_SetSRID(ST_MakePoint(:x, :y), 4547)))"), {"x": x, "y": y}).scalar_one()
+
+
+def test_geocoding_a_point_in_a_frontage_answers_the_unit_with_the_grid(zz_client, zz, placed_unit) -> None:
+    client = zz_client("geo-reader", ("analyst",))
+    answer = client.get(f"/api/v1/grids/at?lon={placed_unit['lon']:.8f}&lat={placed_unit['lat']:.8f}").get_json()
+    assert answer["code"] and answer["frontage_unit"]["unit_id"] == placed_unit["unit_id"]
+    assert answer["frontage_unit"]["code"] == placed_unit["code"] and answer["frontage_unit"]["kind"] == "shop"
+    x, y = placed_unit["x"] + 6, placed_unit["y"]          # 2 m east of the frontage's edge
+    assert uncovered(zz, x, y)
+    lon, lat = lonlat(x, y)
+    beside = client.get(f"/api/v1/grids/at?lon={lon:.8f}&lat={lat:.8f}").get_json()
+    assert beside["code"] and beside["frontage_unit"] is None
+
+
+def report_and_dispatch(client, lon: float, lat: float, class_code: str = "0102") -> dict:
+    answer = client.post("/api/v1/cases", json={"lon": lon, "lat": lat, "kind": "event", "class_code": class_code,
+                                                "description": "门前暴露垃圾", "source": "supervisor"})
+    assert answer.status_code == 201, answer.get_json()
+    url = f"/api/v1/cases/{answer.get_json()['case']['case_id']}/transitions"
+    assert client.post(url, json={"action": "accept"}).status_code == 200
+    dispatched = client.post(url, json={"action": "dispatch"})
+    assert dispatched.status_code == 200, dispatched.get_json()
+    return dispatched.get_json()
+
+
+def test_a_frontage_class_is_dispatched_to_the_unit_whose_account_then_handles_it(zz_client, zz,
+                                                                                 placed_unit) -> None:
+    desk = zz_client("fr-desk", ("dispatcher",))
+    case = report_and_dispatch(desk, placed_unit["lon"], placed_unit["lat"])
+    to = case["attrs"]["dispatched_to"]
+    assert (to["code"], to["kind"], to["rule"]) == (placed_unit["code"], "frontage_unit", "frontage_unit")
+    assert to["frontage_unit"] == placed_unit["unit_id"]
+    # The unit's own account (``users add --party <credit code>``) reads the case and feeds it back.
+    shop = zz_client("shop-owner", ("unit",), party=placed_unit["code"])
+    url = f"/api/v1/cases/{case['case_id']}"
+    assert shop.get(url).status_code == 200
+    assert shop.post(f"{url}/transitions", json={"action": "feed_back", "note": "已清理"}).status_code == 200
+    other = zz_client("other-shop", ("unit",), party=zz.execute(sa.text(
+        "SELECT code FROM parties WHERE district_code = :d AND kind = 'street_office' LIMIT 1"),
+        {"d": GUANCHENG}).scalar_one())
+    assert_error(other.get(url), 403, "forbidden")
+
+
+def test_a_frontage_class_outside_every_frontage_goes_to_the_management_party(zz_client, zz, placed_unit) -> None:
+    x, y = placed_unit["x"] + 6, placed_unit["y"]
+    assert uncovered(zz, x, y)
+    case = report_and_dispatch(zz_client("fr-desk2", ("dispatcher",)), *lonlat(x, y))
+    assert case["attrs"]["dispatched_to"]["rule"] == "grid management"
+
+
+def test_another_class_at_the_frontage_keeps_its_rule(zz_client, placed_unit) -> None:
+    case = report_and_dispatch(zz_client("fr-desk3", ("dispatcher",)), placed_unit["lon"], placed_unit["lat"],
+                               class_code="0505")   # 机动车乱停放: not a frontage class
+    assert case["attrs"]["dispatched_to"]["rule"] != "frontage_unit"
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 1 << z
+    lat_r = math.radians(lat)
+    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(lat_r)) / math.pi) / 2 * n)
+
+
+def test_the_tile_layer_has_the_unit_from_zoom_16(zz_client, placed_unit) -> None:
+    client = zz_client("tile-reader", ("analyst",))
+    x, y = tile_of(placed_unit["lon"], placed_unit["lat"], 16)
+    at16 = client.get(f"/tiles/frontage_units/16/{x}/{y}.mvt")
+    assert at16.status_code == 200 and "测试门店".encode() in at16.data
+    x, y = tile_of(placed_unit["lon"], placed_unit["lat"], 15)
+    assert client.get(f"/tiles/frontage_units/15/{x}/{y}.mvt").status_code == 204
+    meta = client.get("/tiles/frontage_units.json").get_json()
+    assert meta["minzoom"] == 16 and "synthetic" in meta["vector_layers"][0]["fields"]
+

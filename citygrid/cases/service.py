@@ -461,8 +461,9 @@ def _escalate_by_rule(conn: Connection, case_id: int, action: str, escalation: E
 
 
 def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, Any]) -> dict[str, Any]:
-    """The party a case goes to: an override for its class, else its class rule (a grid role at report time
-    or the linked component's owner), falling back to the grid's management subject.
+    """The party a case goes to: an override for its class, else its class rule (a grid role at report time,
+    the linked component's owner, or ``frontage_unit``: the frontage unit whose frontage covers the point on the
+    day it was reported), falling back to the grid's management subject.
 
     Parameters
     ----------
@@ -480,6 +481,11 @@ def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, An
             raise Conflict(f"dispatch override for {kind}/{code} names unknown party {override['code']}")
         return {**party, "rule": f"override {kind}/{code}"}
     rule = rules.rule_for(kind, code)
+    if rule == "frontage_unit":
+        unit = _frontage_unit_of(conn, case)
+        if unit is not None:
+            return unit
+        rule = "management"  # no frontage covers the point: the grid's management party
     if rule == "component_owner" and case.get("component_obj_id"):
         owner = store.component_owner(conn, case["district_code"], case["component_obj_id"], case["reported_at"])
         if owner and (owner.get("code") or owner.get("name")):
@@ -489,6 +495,23 @@ def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, An
         if role in owners:
             return {**owners[role], "role": role, "rule": f"grid {role}"}
     raise Conflict(f"no responsible party for grid {case['unit_grid_code']}: load its ownership first")
+
+
+def _frontage_unit_of(conn: Connection, case: dict[str, Any]) -> dict[str, Any] | None:
+    """The frontage unit (门前三包) or property company whose frontage covers the case's point on the local day
+    it was reported, as the party the case goes to (``responsibility.queries.frontage_unit_at``); None where
+    no frontage covers it. The point is moved from EPSG:4326 to the storage CRS."""
+    from citygrid.responsibility.queries import frontage_unit_at
+
+    if case.get("lon") is None:
+        return None
+    srid = deployment_srid(conn)
+    point = crs.storage_point(case["lon"], case["lat"], crs.parse_crs("EPSG:4326"), srid)
+    unit = frontage_unit_at(conn, case["district_code"], shapely.to_wkb(point), srid, case["reported_at"])
+    if unit is None:
+        return None
+    return {"code": unit["code"], "name": unit["party_name"], "kind": unit["party_kind"],
+            "frontage_unit": unit["unit_id"], "rule": "frontage_unit"}
 
 
 def case_view(conn: Connection, case_id: int) -> dict[str, Any]:

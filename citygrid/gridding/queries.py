@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from citygrid.errors import NotFound
 from citygrid.gridding import store
 from citygrid.gridding.store import find_grid, versions
+from citygrid.responsibility import queries as responsibility
 from citygrid.spatial import crs
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.geocode import GridIndex
@@ -102,13 +103,17 @@ def grid_at(conn: Connection, lon: float, lat: float) -> dict[str, Any] | None:
 
     Returns
     -------
-    ``district``, ``code`` and ``card`` (see ``current_card``) of the grid, or None outside every grid.
+    ``district``, ``code`` and ``card`` (see ``current_card``) of the grid, and ``frontage_unit``: the
+    responsibility unit (门前三包) whose frontage covers the point today, the point's responsibility subject
+    (``responsibility.queries.frontage_unit_at``; None where no frontage covers it); None outside every grid.
     """
-    point = crs.storage_point(lon, lat, crs.parse_crs("EPSG:4326"), deployment_srid(conn))
+    srid = deployment_srid(conn)
+    point = crs.storage_point(lon, lat, crs.parse_crs("EPSG:4326"), srid)
     for district in district_codes(conn):
         index = GridIndex.cached(conn, district)
         hit = int(index.assign(np.array([point.x]), np.array([point.y]))[0])
         if hit >= 0:
             card = store.grid_card(conn, district, index.version, index.codes[hit])
-            return {"district": district, "code": index.codes[hit], "card": card}
+            unit = responsibility.frontage_unit_at(conn, district, point.wkb, srid)
+            return {"district": district, "code": index.codes[hit], "card": card, "frontage_unit": unit}
     return None

@@ -21,13 +21,19 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
 import shapely
+import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
-from citygrid.errors import InvalidInput, NotFound, RowProblem, problem
+from citygrid.errors import Conflict, InvalidInput, NotFound, RowProblem, problem
 from citygrid.loaders.plaintext import control_character
 from citygrid.responsibility import store
+from citygrid.responsibility.queries import local_today
+from citygrid.spatial import crs
+from citygrid.spatial.boundaries import district_boundary
+from citygrid.spatial.db import deployment_srid
 
 KINDS = ("shop", "institution", "property_company", "market", "other")
 PARTY_KINDS = ("frontage_unit", "property_company")
@@ -42,6 +48,9 @@ PHONE = re.compile(r"^[0-9+()\- ]{3,40}$")
 # A frontage area is the pavement in front of premises: a polygon larger than this is a mistake (a whole block).
 MAX_AREA_M2 = 50_000.0
 MIN_AREA_M2 = 0.5
+MAX_VERTICES = 10_000  # a frontage is a strip of pavement: more vertices is a digitising accident or an attack
+FIELDS = ("name", "kind", "credit_code", "registry_id", "contact_person", "contact_phone", "address", "valid_from",
+          "valid_to")
 
 
 def party_kind(kind: str) -> str:
@@ -278,3 +287,81 @@ def edit_unit(conn: Connection, unit_id: int, changes: UnitFields) -> dict[str, 
                                     party_kind(given.get("kind", row["kind"])), given.get("name", row["name"]),
                                     None)
     return store.frontage_unit(conn, unit_id) or {}
+
+
+# ------------------------------------------------------------------------------------------ one unit from JSON
+def _json_parts(data: Any) -> tuple[dict[str, Any], Any]:
+    """(attributes, GeoJSON geometry or None) of a request body: a GeoJSON Feature, or a flat object with the
+    attributes and ``geometry``; ``InvalidInput`` for anything else or a key that is not a unit's."""
+    if not isinstance(data, dict):
+        raise InvalidInput("send a JSON object (a GeoJSON Feature or the unit's fields)", field="body")
+    if data.get("type") == "Feature":
+        props = data.get("properties") or {}
+        if not isinstance(props, dict):
+            raise InvalidInput("properties must be an object", field="properties")
+        extra = sorted(set(data) - {"type", "properties", "geometry", "id"})
+        attrs, geometry = props, data.get("geometry")
+    else:
+        attrs, geometry = {k: v for k, v in data.items() if k != "geometry"}, data.get("geometry")
+        extra = []
+    extra += sorted(set(attrs) - set(FIELDS))
+    if extra:
+        raise InvalidInput(f"a frontage unit has no field {str(extra[0])[:40]!r}; its fields: {', '.join(FIELDS)}, "
+                           "geometry", field=str(extra[0])[:40])
+    return attrs, geometry
+
+
+def geometry_from_geojson(conn: Connection, district: str, geometry: Any) -> BaseGeometry:
+    """A GeoJSON (Multi)Polygon in EPSG:4326 as the checked frontage MultiPolygon of ``district`` in the storage
+    CRS (``frontage_geometry``); ``InvalidInput`` (field ``geometry``) saying what is wrong."""
+    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        raise InvalidInput("geometry must be a GeoJSON Polygon or MultiPolygon in EPSG:4326 (lon/lat)",
+                           field="geometry")
+    try:
+        shape = shapely.geometry.shape(geometry)
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, shapely.errors.ShapelyError):
+        raise InvalidInput("geometry is not a readable GeoJSON polygon", field="geometry") from None
+    coords = shapely.get_coordinates(shape)
+    if len(coords) > MAX_VERTICES:
+        raise InvalidInput(f"geometry has {len(coords):,} vertices; at most {MAX_VERTICES:,}", field="geometry")
+    if len(coords) == 0 or not np.isfinite(coords).all() or (np.abs(coords[:, 0]) > 180).any() \
+            or (np.abs(coords[:, 1]) > 90).any():
+        raise InvalidInput("geometry coordinates must be lon/lat (EPSG:4326) numbers", field="geometry")
+    stored = crs.to_storage(np.array([shape], dtype=object), crs.parse_crs("EPSG:4326"), deployment_srid(conn))[0]
+    geom, problems = frontage_geometry(stored, district_boundary(conn, district))
+    if problems:
+        raise InvalidInput(problems[0]["reason"], details=list(problems))
+    return geom
+
+
+def create_unit(conn: Connection, district: str, data: Any) -> int:
+    """Add one unit to ``district`` from a request body (``_json_parts``: its fields and a GeoJSON geometry in
+    EPSG:4326). Returns its id. ``InvalidInput`` with every field's problem; ``Conflict`` when the district has
+    a unit with that credit code (or registry id) already (edit that one)."""
+    attrs, geometry = _json_parts(data)
+    fields_, problems = unit_fields(attrs)
+    if problems:
+        raise InvalidInput(f"{len(problems)} problem(s) with the unit", details=list(problems))
+    if store.frontage_unit_by_key(conn, district, fields_.credit_code, fields_.registry_id) is not None:
+        raise Conflict(f"district {district} has a unit with {fields_.credit_code or fields_.registry_id} already; "
+                       "edit it (PATCH) instead")
+    unit = UnitFields(**{**fields_.__dict__, "geom": geometry_from_geojson(conn, district, geometry)})
+    unit_id, _ = save_unit(conn, district, unit, today=local_today(conn))
+    return unit_id
+
+
+def change_unit(conn: Connection, unit_id: int, data: Any) -> dict[str, Any]:
+    """Change the fields a request body gives of unit ``unit_id`` (geometry as GeoJSON in EPSG:4326); see
+    ``edit_unit``. ``NotFound`` for an unknown unit, ``InvalidInput`` with every field's problem."""
+    row = store.frontage_unit(conn, unit_id)
+    if row is None:
+        raise NotFound(f"no frontage unit {unit_id}")
+    attrs, geometry = _json_parts(data)
+    for name in ("name", "kind"):
+        if name in attrs and attrs[name] in (None, ""):
+            raise InvalidInput(f"{name} cannot be emptied", field=name)
+    fields_, problems = unit_fields(attrs, partial=True)
+    if problems:
+        raise InvalidInput(f"{len(problems)} problem(s) with the change", details=list(problems))
+    geom = geometry_from_geojson(conn, row["district_code"], geometry) if geometry is not None else None
+    return edit_unit(conn, unit_id, UnitFields(**{**fields_.__dict__, "geom": geom}))

@@ -118,6 +118,14 @@ LAYERS: dict[str, TileLayer] = {layer.name: layer for layer in (
                           AND s.team_code = :scope_team AND s.version_id = {_CURRENT_VERSION}))
                   OR (CAST(:scope_party AS text) IS NOT NULL AND g.district_code = :scope_district
                       AND g.attrs -> 'dispatched_to' ->> 'code' = :scope_party))"""),
+    # Frontage units (门前三包) valid today (the session's local day), from zoom 16: a frontage is a few metres of
+    # pavement. ``synthetic`` and ``source`` let the map label seeded units as such.
+    TileLayer("frontage_units", 16, ("unit_id", "district", "name", "kind", "party", "synthetic", "source"), """
+        SELECT g.unit_id, g.district_code AS district, g.name, g.kind, p.code AS party, g.synthetic, g.source,
+               g.geom
+          FROM frontage_units g JOIN parties p ON p.district_code = g.district_code AND p.party_id = g.party_id
+         WHERE g.valid_from <= CAST(now() AS date) AND (g.valid_to IS NULL OR g.valid_to > CAST(now() AS date))
+               {where}""", revision_of=("frontage",)),
 )}
 
 
