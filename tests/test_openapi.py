@@ -107,6 +107,15 @@ def test_sql_injection_in_every_filter_gets_a_4xx_or_nothing(client):
 NUL = "a\x00b"
 
 
+def _refusal_names(answer, name: str) -> bool:
+    """Whether a 400 names ``name`` (a detail's field, or its message) as a refusal of a bad value does; other
+    4xx answers (no such object, not allowed) name no field."""
+    if answer.status_code != 400:
+        return True
+    body = answer.get_json()
+    return any(d.get("field") == name for d in body["details"]) or name in body["message"]
+
+
 def test_a_nul_byte_in_any_parameter_or_body_field_is_a_4xx(client):
     """Every query parameter of every GET, and every property of every JSON request body, sent with a NUL
     byte (the others valid): a 4xx naming the field, never a 5xx (PostgreSQL refuses NUL in text)."""
@@ -125,10 +134,12 @@ def test_a_nul_byte_in_any_parameter_or_body_field_is_a_4xx(client):
                 answer = client.open(url, method=method.upper(), query_string={**required, param["name"]: NUL})
                 probed += 1
                 assert 400 <= answer.status_code < 500, f"{method} {url}?{param['name']}=NUL -> {answer.status_code}"
+                assert _refusal_names(answer, param["name"]), (url, param["name"], answer.get_json())
             schema = (operation.get("requestBody", {}).get("content", {}).get("application/json", {})
                       .get("schema", {}))
             for prop in schema.get("properties", {}):
                 answer = client.open(url, method=method.upper(), json={prop: NUL}, query_string=required)
                 probed += 1
                 assert 400 <= answer.status_code < 500, f"{method} {url} {{{prop}: NUL}} -> {answer.status_code}"
+                assert _refusal_names(answer, prop), (url, prop, answer.get_json())
     assert probed > 80
