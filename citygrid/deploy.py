@@ -180,6 +180,11 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
                     if made.imported:
                         store.record_source(conn, district=demo.code, kind="cases", source=SYNTHETIC_SOURCE,
                                             synthetic=True)
+        if grids and census and demo.key == "guancheng":
+            from citygrid.responsibility import frontage_synthetic
+
+            with engine.begin() as conn:  # SYNTHETIC frontage units (门前三包) along the real OSM roads
+                summary["synthetic_frontage"] = frontage_synthetic.generate(conn, demo.code)
         if grids:
             fresh_password = not demo_password_file(settings).exists()
             with engine.begin() as conn:

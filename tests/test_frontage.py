@@ -304,3 +304,34 @@ def test_the_tile_layer_has_the_unit_from_zoom_16(zz_client, placed_unit) -> Non
     meta = client.get("/tiles/frontage_units.json").get_json()
     assert meta["minzoom"] == 16 and "synthetic" in meta["vector_layers"][0]["fields"]
 
+
+# ------------------------------------------------------------------------------------------ the demo's units
+def test_the_demo_seeds_synthetic_units_along_guanchengs_roads_once(zz: Connection) -> None:
+    from citygrid.responsibility import frontage_synthetic
+
+    zz.execute(sa.text("DELETE FROM frontage_units WHERE district_code = :d"), {"d": GUANCHENG})
+    made = frontage_synthetic.generate(zz, GUANCHENG, n=120)
+    assert 100 <= made["created"] <= 120 and made["updated"] == 0
+    stats = zz.execute(sa.text(
+        """SELECT count(*), bool_and(f.synthetic), bool_and(f.name LIKE '%（合成）'),
+                  bool_and(ST_Within(f.geom, d.geom)), max(ST_Area(f.geom)), count(DISTINCT f.kind),
+                  (SELECT count(*) FROM frontage_units a JOIN frontage_units b ON a.unit_id < b.unit_id
+                      AND a.district_code = b.district_code AND ST_Intersects(a.geom, b.geom)
+                    WHERE a.district_code = :d),
+                  (SELECT max(ST_Distance(f2.geom, l.geom)) FROM frontage_units f2 CROSS JOIN LATERAL (
+                       SELECT geom FROM lines WHERE district_code = :d AND kind = 'road'
+                        ORDER BY geom <-> f2.geom LIMIT 1) l WHERE f2.district_code = :d)
+             FROM frontage_units f JOIN districts d USING (district_code) WHERE f.district_code = :d"""),
+        {"d": GUANCHENG}).one()
+    count, synthetic, labelled, inside, biggest, kinds, overlaps, farthest = stats
+    assert count == made["created"] and synthetic and labelled and inside and overlaps == 0
+    assert biggest <= 30 * 6 + 1 and kinds >= 4 and farthest <= 13
+    assert all(frontage.credit_code_problem(c) is None for c in zz.execute(sa.text(
+        "SELECT credit_code FROM frontage_units WHERE district_code = :d"), {"d": GUANCHENG}).scalars())
+    assert zz.execute(sa.text("SELECT synthetic FROM data_sources WHERE district_code = :d AND kind = 'frontage'"),
+                      {"d": GUANCHENG}).scalar() is True
+    again = frontage_synthetic.generate(zz, GUANCHENG, n=120)
+    assert "skipped" in again
+    zz.execute(sa.text("DELETE FROM frontage_units WHERE district_code = :d"), {"d": GUANCHENG})
+    assert frontage_synthetic.generate(zz, GUANCHENG, n=120)["created"] == made["created"]  # same seed, same units
+

@@ -77,7 +77,10 @@ def frontage_unit_at(conn: Connection, district: str, wkb: bytes, srid: int, at:
     return store.frontage_unit_at(conn, district, wkb, srid, at)
 
 
-def frontage_units_in_grid(conn: Connection, district: str, version_id: int, grid_code: str) -> list[dict[str, Any]]:
+def frontage_units_in_grid(conn: Connection, district: str, version_id: int, grid_code: str, *,
+                           phones: bool = False) -> list[dict[str, Any]]:
     """The units current today whose frontage meets unit grid ``grid_code`` of grid version ``version_id``:
-    id, name, kind, credit code or registry id, contact, party code, ``synthetic``."""
-    return store.frontage_units_in_grid(conn, district, version_id, grid_code, local_today(conn))
+    id, name, kind, credit code or registry id, contact person (and phone, when ``phones``), party code,
+    ``synthetic``."""
+    units = store.frontage_units_in_grid(conn, district, version_id, grid_code, local_today(conn))
+    return units if phones else [{k: v for k, v in u.items() if k != "contact_phone"} for u in units]

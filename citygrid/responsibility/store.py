@@ -232,6 +232,12 @@ _FRONTAGE_CURRENT_AT = _FRONTAGE_CURRENT.replace("CAST(:day AS date)",
                                                  "CAST(coalesce(CAST(:at AS timestamptz), now()) AS date)")
 
 
+def frontage_unit_count(conn: Connection, district: str) -> int:
+    """How many frontage units the district has (any validity)."""
+    return conn.execute(sa.text("SELECT count(*) FROM frontage_units WHERE district_code = :d"),
+                        {"d": district}).scalar_one()
+
+
 def frontage_unit_by_key(conn: Connection, district: str, credit_code: str | None, registry_id: str | None
                          ) -> dict[str, Any] | None:
     """``unit_id`` and ``party_id`` of the district's unit with this credit code (else registry id)."""

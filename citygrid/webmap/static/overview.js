@@ -1,6 +1,7 @@
 // Overview: district, roads, streets and communities, unit grids coloured by their owner in a chosen role and
-// supervision grids by team (vector tiles), components from zoom 15 (vector tiles, by class), a search box, and
-// cards for a clicked grid or component. Everything comes from this server; text is inserted as text.
+// supervision grids by team (vector tiles), components from zoom 15 (vector tiles, by class), frontage units
+// (门前三包) from zoom 16, a search box, and cards for a clicked grid or component. Everything comes from this
+// server; text is inserted as text.
 (function () {
   "use strict";
   var cg = window.citygrid, map = cg.map;
@@ -31,15 +32,24 @@
       if (answer.code === null) { box.textContent = answer.message; return; }
       var card = answer.card || answer, owners = card.owners || {};
       function owner(r) { return owners[r] ? owners[r].name : "—"; }
+      // 门前三包: the unit whose frontage holds a clicked point (its responsibility subject), the grid's units.
+      function unitLabel(u) { return u.name + (u.synthetic ? " [SYNTHETIC]" : ""); }
+      var here = answer.frontage_unit, units = card.frontage_units || [];
       box.textContent = "";
+      if (here) {
+        box.appendChild(cg.element("div", here.synthetic ? "cg-synthetic" : null,
+                                   "Frontage unit here 门前三包: " + unitLabel({ name: here.name, synthetic: here.synthetic })));
+      }
       box.appendChild(cg.fields({
         code: card.code, street: card.street_name, community: card.community_name,
         supervision: card.supervision_code + " / " + card.team_code, management: owner("management"),
         responsibility: owner("responsibility"), enforcement: owner("enforcement"), supervisor: owner("supervision"),
-        cases: card.open_cases + " open / " + card.all_cases, components: card.components, area: card.area_m2 + " m²"
+        cases: card.open_cases + " open / " + card.all_cases, components: card.components, area: card.area_m2 + " m²",
+        frontage: units.length ? units.slice(0, 8).map(unitLabel).join("; ") + (units.length > 8 ? " … (" + units.length + ")" : "") : ""
       }, [["code", "Unit grid 单元网格"], ["street", "Street 街道"], ["community", "Community 社区"], ["supervision", "Supervision grid / team 监督网格 / 分队"],
           ["management", "Management 管理主体"], ["responsibility", "Responsibility 责任主体"], ["enforcement", "Enforcement 执法主体"],
-          ["supervisor", "Supervision 监督主体"], ["cases", "Cases 案件"], ["components", "Components 部件"], ["area", "Area 面积"]]));
+          ["supervisor", "Supervision 监督主体"], ["cases", "Cases 案件"], ["components", "Components 部件"], ["area", "Area 面积"],
+          ["frontage", "Frontage units 门前三包"]]));
     }).catch(function (err) { box.textContent = err.message; });
     return box;
   }
@@ -145,6 +155,12 @@
         return { radius: 4, weight: 1, color: "#222", fill: true, fillOpacity: 0.9, fillColor: cg.colourFor("major" + p.major) };
       }, { minZoom: 15 });
       cg.layers.components = keep(components, "Components (部件, zoom ≥ 15)");
+      // Frontage units (门前三包) from zoom 16, off until chosen; seeded demo units are drawn dashed.
+      cg.layers.frontage = keep(cg.tileLayer("frontage_units", function (p) {
+        return { weight: 1, color: p.synthetic ? "#8e44ad" : "#d35400", fill: true, fillOpacity: 0.35,
+                 dashArray: p.synthetic ? "4 3" : null };
+      }, { minZoom: 16, attribution: "Frontage units 门前三包 (demo units: SYNTHETIC)" }),
+        "Frontage units (门前三包, zoom ≥ 16)", false);
       return cg.getJSON("/api/v1/districts/" + code + "/areas");
     }).then(function (areas) {
       ["street", "community"].forEach(function (level) {
