@@ -342,13 +342,14 @@ def test_login_form_session_csrf_and_logout(anonymous_client, bj):
     body = {"lon": LON, "lat": LAT, "kind": "event", "class_code": "0102", "description": "垃圾", "source": "hotline"}
     refused = c.post("/api/v1/cases", json=body)
     assert refused.status_code == 403 and "CSRF" in refused.get_json()["message"]
-    assert c.post("/api/v1/cases", json=body, headers={"X-CSRF-Token": "forged"}).status_code == 403
+    assert_error(c.post("/api/v1/cases", json=body, headers={"X-CSRF-Token": "forged"}), 403, "forbidden",
+                 reason="CSRF")
     made = c.post("/api/v1/cases", json=body, headers={"X-CSRF-Token": me["csrf_token"]})
     assert made.status_code == 201
     assert c.post("/logout").status_code == 403  # logging out is an unsafe request too
     assert c.post("/logout", data={"csrf_token": me["csrf_token"]}).status_code == 302
     c.set_cookie("citygrid_session", cookie.value)  # the old cookie is dead on the server
-    assert c.get("/api/v1/me").status_code == 401
+    assert_error(c.get("/api/v1/me"), 401, "unauthorized", reason="sign in")
 
 
 def test_login_json_rate_limit_and_no_open_redirect(anonymous_client, bj):
@@ -368,8 +369,9 @@ def test_disabling_a_user_ends_their_sessions(anonymous_client, bj):
     assert anonymous_client.post("/login", json={"username": "leaving", "password": PASSWORD}).status_code == 200
     assert anonymous_client.get("/api/v1/me").status_code == 200
     accounts.set_disabled(bj, "leaving")
-    assert anonymous_client.get("/api/v1/me").status_code == 401
-    assert anonymous_client.post("/login", json={"username": "leaving", "password": PASSWORD}).status_code == 401
+    assert_error(anonymous_client.get("/api/v1/me"), 401, "unauthorized", reason="sign in")
+    assert_error(anonymous_client.post("/login", json={"username": "leaving", "password": PASSWORD}), 401,
+                 "unauthorized", reason="wrong username or password")
 
 
 def test_a_password_change_ends_sessions_and_revokes_tokens(anonymous_client, bj):
@@ -381,7 +383,8 @@ def test_a_password_change_ends_sessions_and_revokes_tokens(anonymous_client, bj
     assert accounts.set_password(bj, "changing", "a brand new passphrase") == {"sessions_ended": 1,
                                                                                 "tokens_revoked": 1}
     assert browser.get("/api/v1/me").status_code == 401 and bearer.get("/api/v1/me").status_code == 401
-    assert browser.post("/login", json={"username": "changing", "password": PASSWORD}).status_code == 401
+    assert_error(browser.post("/login", json={"username": "changing", "password": PASSWORD}), 401, "unauthorized",
+                 reason="wrong username or password")
     assert browser.post("/login", json={"username": "changing", "password": "a brand new passphrase"}
                         ).status_code == 200
     with pytest.raises(NotFound):
