@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "mvt_tile": "bench.bench_web",
     "page_overview": "bench.bench_web",
     "slow_clients": "bench.bench_slow_clients",
+    "rotation_plan": "bench.bench_rotation",
 }
 
 

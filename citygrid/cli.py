@@ -1023,6 +1023,75 @@ def frontage_list(ctx: click.Context, district: str, everything: bool, limit: in
                                                        limit=limit)))
 
 
+# ------------------------------------------------------------------------------------------ rotation
+@cli.group(cls=CitygridGroup)
+def rotation() -> None:
+    """Supervisor rotation (seed 001): grids within the team every two months, teams and leaders yearly."""
+
+
+@rotation.command("plan")
+@click.option("--district", required=True)
+@click.option("--start", required=True, metavar="YYYY-MM-DD", help="The plan's first local day.")
+@click.option("--months", type=int, default=12, show_default=True, help="A multiple of 2, at most 36.")
+@click.option("--min-gap", type=int, default=3, show_default=True,
+              help="Periods before a supervisor may return to a grid.")
+@click.option("--team-move-at-start", is_flag=True,
+              help="The yearly move to another team (and new leaders) at the start, not only a year in.")
+@click.option("--time-limit", "time_limit_s", type=float, default=60.0, show_default=True,
+              help="Seconds the solver may spend on the whole plan.")
+@click.option("--seed", type=int, default=2026, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole plan (periods and rows), not the summary.")
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the plan to FILE: .csv (spreadsheet-safe) or .json.")
+@click.pass_context
+def rotation_plan(ctx: click.Context, district: str, start: str, months: int, min_gap: int,
+                  team_move_at_start: bool, time_limit_s: float, seed: int, as_json: bool, out: Path | None) -> None:
+    """Make and store a rotation plan for the district's supervisors (OR-Tools CP-SAT); prints its id, the
+    workload spread and the violations (none)."""
+    from citygrid.responsibility import rotation_plans
+    from citygrid.responsibility.rotation import Request
+
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise InvalidInput("--out must name a .csv or .json file", field="out")
+    request = Request(rotation_plans.validate_start(start), months, min_gap, team_move_at_start, time_limit_s,
+                      seed)
+    with _transaction(_settings(ctx)) as conn:
+        made = rotation_plans.make_plan(conn, district, request, created_by=cli_actor())
+        plan = rotation_plans.read_plan(conn, made["plan_id"])
+    if out is not None:
+        text = rotation_plans.plan_csv(plan) if out.suffix.lower() == ".csv" else \
+            json.dumps(plan, ensure_ascii=False, indent=1, default=str)
+        out.write_text(text, encoding="utf-8")
+    _echo_json(plan if as_json else made)
+
+
+@rotation.command("publish")
+@click.argument("plan_id", type=click.IntRange(1, 2**62))
+@click.pass_context
+def rotation_publish(ctx: click.Context, plan_id: int) -> None:
+    """Write a plan's dated supervisor and team-leader assignments (once per plan)."""
+    from citygrid.responsibility import rotation_plans
+
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(rotation_plans.publish_plan(conn, plan_id, by=cli_actor()))
+
+
+@rotation.command("show")
+@click.argument("plan_id", type=click.IntRange(1, 2**62))
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.pass_context
+def rotation_show(ctx: click.Context, plan_id: int, fmt: str) -> None:
+    """A stored plan, as JSON or spreadsheet-safe CSV."""
+    from citygrid.responsibility import rotation_plans
+
+    with _transaction(_settings(ctx)) as conn:
+        plan = rotation_plans.read_plan(conn, plan_id)
+    if fmt == "csv":
+        click.echo(rotation_plans.plan_csv(plan), nl=False)
+    else:
+        _echo_json(plan)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="citygrid")

@@ -138,7 +138,7 @@ def demo_settings(settings: Settings, demo: DemoDistrict) -> Settings:
 
 
 def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool = True,
-              history: bool = True, census: bool = True) -> dict[str, Any]:
+              history: bool = True, census: bool = True, roster: bool | None = None) -> dict[str, Any]:
     """Set up the database of a demo district and load its real data, once.
 
     Boundary and street/community points are GCJ-02 (converted to WGS84, then to the storage CRS); roads,
@@ -146,7 +146,9 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
     version (unit grids with default parameters, supervision grids and teams, derived ownership) unless it
     has one, with ``census`` a seeded SYNTHETIC component census (``components_survey.synthetic``) unless it
     has components, and with ``history`` a seeded SYNTHETIC year of cases (``cases.synthetic``) unless it
-    has one.
+    has one. With ``roster`` (default: as ``history``) Chaoyang gets a SYNTHETIC roster at the seeds' scale
+    (1,547 supervisors in 35 teams) and a published rotation plan for the coming year
+    (``responsibility.rotation_plans.ensure_demo_rotation``) unless it has supervisors.
     Each step is one transaction. Returns a summary with ``loaded`` False when the data was already there,
     ``accounts`` the demo users added, and ``demo_password_created`` True when this call made the demo password
     (``demo_password_file``; the caller may show it this once).
@@ -180,6 +182,11 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
                     if made.imported:
                         store.record_source(conn, district=demo.code, kind="cases", source=SYNTHETIC_SOURCE,
                                             synthetic=True)
+        if grids and (history if roster is None else roster) and demo.key == "chaoyang":
+            from citygrid.responsibility.rotation_plans import ensure_demo_rotation
+
+            with engine.begin() as conn:
+                summary["rotation"] = ensure_demo_rotation(conn, demo.code)
         if grids and census and demo.key == "guancheng":
             from citygrid.responsibility import frontage_synthetic
 

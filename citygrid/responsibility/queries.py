@@ -84,3 +84,56 @@ def frontage_units_in_grid(conn: Connection, district: str, version_id: int, gri
     ``synthetic``."""
     units = store.frontage_units_in_grid(conn, district, version_id, grid_code, local_today(conn))
     return units if phones else [{k: v for k, v in u.items() if k != "contact_phone"} for u in units]
+
+
+# --- rotation ---
+# The account roles that may read rotation plans (admins always may): planners and the command centre, in their
+# own district. Supervisors do not read the plan that moves them ahead of its publication (seed 001: the centre
+# carries it out), nor do units, analysts or GIS staff.
+ROTATION_READERS: tuple[str, ...] = ("planner", "dispatcher")
+
+
+@dataclass(frozen=True)
+class RotationFilter:
+    """Which stored rotation plan to read.
+
+    Attributes
+    ----------
+    plan_id : the plan's id.
+    districts : the districts the caller may read (None: every district); a plan elsewhere is not found.
+    team : only this team's rows (a team code), or None for all.
+    """
+
+    plan_id: int
+    districts: tuple[str, ...] | None = None
+    team: str | None = None
+
+
+def rotation_readable_districts(account_roles: tuple[str, ...], account_district: str | None
+                                ) -> tuple[str, ...] | None:
+    """The districts an account reads plans of: every one for admins and accounts without a district, else
+    its own."""
+    return None if "admin" in account_roles or account_district is None else (account_district,)
+
+
+def rotation_plan(conn: Connection, f: RotationFilter) -> dict[str, Any]:
+    """A stored plan: header (district, version, start, months, min_gap, params, summary, synthetic, created and
+    published), ``periods`` (local days: ``from`` inclusive, ``until`` exclusive) and ``rows`` (period,
+    person_id, person_name, team_code, supervision_code, leader). ``NotFound`` outside ``f.districts``."""
+    from citygrid.responsibility import rotation_plans
+
+    return rotation_plans.read_plan(conn, f.plan_id, f.districts, f.team)
+
+
+def rotation_plan_list(conn: Connection, districts: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """Headers of the stored plans of ``districts`` (None: all), newest first."""
+    rows = store.rotation_plans(conn, districts)
+    return [{**r, "start_date": r["start_date"].isoformat(), "created_at": r["created_at"].isoformat(),
+             "published_at": r["published_at"].isoformat() if r["published_at"] else None} for r in rows]
+
+
+def rotation_plan_csv(plan: dict[str, Any]) -> str:
+    """A plan read by ``rotation_plan`` as CSV, every cell spreadsheet-safe (a name cannot start a formula)."""
+    from citygrid.responsibility import rotation_plans
+
+    return rotation_plans.plan_csv(plan)

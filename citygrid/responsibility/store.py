@@ -349,3 +349,132 @@ def frontage_units_in_grid(conn: Connection, district: str, version_id: int, gri
                AND {_FRONTAGE_CURRENT}
              ORDER BY f.name, f.unit_id"""), {"d": district, "v": version_id, "g": grid_code, "day": day}).mappings()
     return [dict(r) for r in rows]
+
+
+# --- rotation ---
+def rotation_grids(conn: Connection, district: str) -> tuple[int | None, list[dict[str, Any]]]:
+    """The current published grid version of ``district`` and its supervision grids: code, team_code, workload
+    (None where the partition left none), supervisors_required (None: the default staffing)."""
+    version = conn.execute(sa.text(
+        "SELECT max(version_id) FROM grid_versions WHERE district_code = :d AND status = 'published'"),
+        {"d": district}).scalar()
+    if version is None:
+        return None, []
+    rows = conn.execute(sa.text(
+        """SELECT code, team_code, workload, supervisors_required FROM supervision_grids
+            WHERE district_code = :d AND version_id = :v ORDER BY code"""), {"d": district, "v": version})
+    return version, [dict(r._mapping) for r in rows]
+
+
+def set_supervisors_required(conn: Connection, district: str, version_id: int, required: dict[str, int | None]
+                             ) -> int:
+    """Set the required number of supervisors of the version's supervision grids named in ``required`` (None:
+    back to the default staffing); returns the grids changed."""
+    if not required:
+        return 0
+    result = conn.execute(sa.text(
+        """UPDATE supervision_grids SET supervisors_required = :n
+            WHERE district_code = :d AND version_id = :v AND code = :code"""),
+        [{"d": district, "v": version_id, "code": code, "n": n} for code, n in required.items()])
+    return result.rowcount
+
+
+def rotation_roster(conn: Connection, district: str, version_id: int, at: Any) -> list[dict[str, Any]]:
+    """The district's people of role supervisor holding a supervision grid of ``version_id`` at instant ``at``:
+    person_id, name, team_code (their grid's team), leader (they lead that team at ``at``) and recent (the
+    supervision grids they held, newest first, up to 12, the running one included)."""
+    rows = conn.execute(sa.text(
+        """SELECT p.person_id, p.name, s.team_code,
+                  EXISTS (SELECT 1 FROM person_assignments l
+                           WHERE l.district_code = p.district_code AND l.person_id = p.person_id
+                             AND l.role = 'team_leader' AND l.target_code = s.team_code AND l.valid @> :at) AS leader,
+                  ARRAY(SELECT h.target_code FROM person_assignments h
+                         WHERE h.district_code = p.district_code AND h.person_id = p.person_id
+                           AND h.role = 'supervisor' AND lower(h.valid) <= :at
+                         ORDER BY lower(h.valid) DESC LIMIT 12) AS recent
+             FROM people p
+             JOIN person_assignments a ON a.district_code = p.district_code AND a.person_id = p.person_id
+                                      AND a.role = 'supervisor' AND a.valid @> :at
+             JOIN supervision_grids s ON s.district_code = p.district_code AND s.version_id = :v
+                                     AND s.code = a.target_code
+            WHERE p.district_code = :d AND p.role = 'supervisor'
+            ORDER BY p.person_id"""), {"d": district, "v": version_id, "at": at})
+    return [dict(r._mapping) for r in rows]
+
+
+def unplaced_supervisors(conn: Connection, district: str, version_id: int, at: Any) -> int:
+    """How many of the district's supervisors hold no supervision grid of ``version_id`` at ``at``."""
+    return conn.execute(sa.text(
+        """SELECT count(*) FROM people p
+            WHERE p.district_code = :d AND p.role = 'supervisor'
+              AND NOT EXISTS (SELECT 1 FROM person_assignments a
+                                JOIN supervision_grids s ON s.district_code = a.district_code AND s.version_id = :v
+                                                        AND s.code = a.target_code
+                               WHERE a.district_code = p.district_code AND a.person_id = p.person_id
+                                 AND a.role = 'supervisor' AND a.valid @> :at)"""),
+        {"d": district, "v": version_id, "at": at}).scalar()
+
+
+def insert_rotation_plan(conn: Connection, district: str, *, version_id: int, start: Any, months: int, min_gap: int,
+                         params: dict[str, Any], summary: dict[str, Any], synthetic: bool, created_by: str) -> int:
+    """A new plan's header; returns its id."""
+    return conn.execute(sa.text(
+        """INSERT INTO rotation_plans (district_code, version_id, start_date, months, min_gap, params, summary,
+                                      synthetic, created_by)
+           VALUES (:d, :v, :start, :months, :gap, CAST(:params AS jsonb), CAST(:summary AS jsonb), :synthetic, :by)
+           RETURNING plan_id"""),
+        {"d": district, "v": version_id, "start": start, "months": months, "gap": min_gap,
+         "params": json.dumps(params), "summary": json.dumps(summary, ensure_ascii=False), "synthetic": synthetic,
+         "by": created_by}).scalar_one()
+
+
+def insert_rotation_rows(conn: Connection, district: str, plan_id: int, rows: list[dict[str, Any]]) -> None:
+    """A plan's rows: period, person_id, person_name, team_code, supervision_code, leader."""
+    if rows:
+        conn.execute(sa.text(
+            """INSERT INTO rotation_plan_rows (district_code, plan_id, period, person_id, person_name, team_code,
+                                              supervision_code, leader)
+               VALUES (:d, :plan, :period, :person_id, :person_name, :team_code, :supervision_code, :leader)"""),
+            [{"d": district, "plan": plan_id, **r} for r in rows])
+
+
+def rotation_plan(conn: Connection, plan_id: int) -> dict[str, Any] | None:
+    """A plan's header by id (any district), or None."""
+    row = conn.execute(sa.text(
+        """SELECT district_code AS district, plan_id, version_id, start_date, months, min_gap, params, summary,
+                  synthetic, created_at, created_by, published_at, published_by
+             FROM rotation_plans WHERE plan_id = :p"""), {"p": plan_id}).first()
+    return dict(row._mapping) if row else None
+
+
+def rotation_plans(conn: Connection, districts: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """Plans' headers (no rows), newest first; ``districts`` None for all."""
+    rows = conn.execute(sa.text(
+        """SELECT district_code AS district, plan_id, version_id, start_date, months, min_gap, synthetic,
+                  created_at, published_at, summary -> 'workload_spread' AS workload_spread
+             FROM rotation_plans
+            WHERE CAST(:all AS boolean) OR district_code = ANY(:ds)
+            ORDER BY plan_id DESC"""), {"all": districts is None, "ds": list(districts or [])})
+    return [dict(r._mapping) for r in rows]
+
+
+def rotation_rows(conn: Connection, district: str, plan_id: int, team: str | None = None) -> list[dict[str, Any]]:
+    """A plan's rows in period, team, grid, person order; only ``team``'s when given."""
+    rows = conn.execute(sa.text(
+        """SELECT period, person_id, person_name, team_code, supervision_code, leader FROM rotation_plan_rows
+            WHERE district_code = :d AND plan_id = :p AND (CAST(:team AS text) IS NULL OR team_code = :team)
+            ORDER BY period, team_code, supervision_code, person_id"""), {"d": district, "p": plan_id, "team": team})
+    return [dict(r._mapping) for r in rows]
+
+
+def mark_rotation_published(conn: Connection, district: str, plan_id: int, by: str) -> None:
+    """Record that the plan was published now, by ``by``."""
+    conn.execute(sa.text(
+        """UPDATE rotation_plans SET published_at = now(), published_by = :by
+            WHERE district_code = :d AND plan_id = :p"""), {"d": district, "p": plan_id, "by": by})
+
+
+def supervisor_count(conn: Connection, district: str) -> int:
+    """How many people of role supervisor the district has."""
+    return conn.execute(sa.text("SELECT count(*) FROM people WHERE district_code = :d AND role = 'supervisor'"),
+                        {"d": district}).scalar_one()

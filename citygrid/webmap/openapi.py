@@ -237,6 +237,12 @@ def document() -> dict[str, Any]:
             _q("actor", {"type": "string"}), _q("district", DISTRICT), _q("start", DATE), _q("end", DATE),
             _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
             _q("offset", {"type": "integer", "minimum": 0})])},
+        "/api/v1/rotation": {"get": _op("stored supervisor rotation plans, newest first (planners, dispatchers of "
+                                        "the district; admins)", [_q("district", DISTRICT)])},
+        "/api/v1/rotation/{plan}": {"get": _op("one rotation plan: periods, who holds which supervision grid, "
+                                               "team leaders; CSV with format=csv", [
+            _p("plan", {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}), _q("team", TEAM),
+            _q("format", {"type": "string", "enum": ["json", "csv"]})])},
         "/login": {"post": _op("open a session (JSON); answers the CSRF token for unsafe requests", body={
             "type": "object", "required": ["username", "password"],
             "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}, ok=("200", "429"))},

@@ -9,7 +9,7 @@ Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa  # noqa: F401  (sections use it)
-from alembic import op  # noqa: F401
+from alembic import op
 
 revision = "0013"
 down_revision = "0012"
@@ -124,11 +124,54 @@ ALTER TABLE case_events ADD CONSTRAINT case_events_person_fkey FOREIGN KEY (dist
     REFERENCES people ON DELETE SET NULL (person_id);
 """)
     # --- rotation ---
+    # Supervisor rotation plans (citygrid rotation plan|publish): a plan's request, summary (workload spread,
+    # violations, solver figures) and publication, and its rows (who holds which supervision grid in which
+    # two-month period, and who leads each team). ``person_id`` is the named person's id (people, #22); rows keep
+    # the name as planned so a plan reads the same after people change. A grid's required number of supervisors
+    # per period is data on the supervision grid (NULL: the roster spread evenly). Plans are audited one row per
+    # plan (created, published); their rows are written once with the plan.
+    op.execute("""
+ALTER TABLE supervision_grids ADD COLUMN supervisors_required integer
+    CHECK (supervisors_required BETWEEN 1 AND 1000);
+CREATE TABLE rotation_plans (
+    district_code text NOT NULL REFERENCES districts ON DELETE CASCADE,
+    plan_id       bigint GENERATED ALWAYS AS IDENTITY,
+    version_id    integer NOT NULL,
+    start_date    date NOT NULL,
+    months        integer NOT NULL CHECK (months BETWEEN 2 AND 36 AND months % 2 = 0),
+    min_gap       integer NOT NULL CHECK (min_gap BETWEEN 1 AND 12),
+    params        jsonb NOT NULL DEFAULT '{}',
+    summary       jsonb NOT NULL DEFAULT '{}',
+    synthetic     boolean NOT NULL DEFAULT false,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    created_by    text NOT NULL DEFAULT '',
+    published_at  timestamptz,
+    published_by  text,
+    PRIMARY KEY (district_code, plan_id),
+    UNIQUE (plan_id)
+);
+CREATE TABLE rotation_plan_rows (
+    district_code    text NOT NULL,
+    plan_id          bigint NOT NULL,
+    period           smallint NOT NULL CHECK (period >= 0),
+    person_id        bigint NOT NULL,
+    person_name      text NOT NULL,
+    team_code        text NOT NULL,
+    supervision_code text NOT NULL,
+    leader           boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (district_code, plan_id, period, person_id),
+    FOREIGN KEY (district_code, plan_id) REFERENCES rotation_plans ON DELETE CASCADE
+);
+CREATE TRIGGER rotation_plans_audit AFTER INSERT OR UPDATE OR DELETE ON rotation_plans
+    FOR EACH ROW EXECUTE FUNCTION audit_row('plan_id', '');
+""")
     pass
 
 
 def downgrade() -> None:
     # --- rotation ---
+    op.execute("DROP TABLE rotation_plan_rows; DROP TABLE rotation_plans; "
+               "ALTER TABLE supervision_grids DROP COLUMN supervisors_required")
     # --- named people ---
     op.execute("""
 ALTER TABLE case_events DROP COLUMN person_id;
