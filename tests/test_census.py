@@ -1098,8 +1098,8 @@ def test_upload_with_scope_all_is_rejected_until_mass_retire_is_allowed(http, po
     assert job["preview"]["reconciliation"]["refused"] == "mass_retire"
     preview = upload("h.gpkg", scope="all", dry_run="true")
     assert preview["state"] == "preview"
-    assert http.post(f"/api/v1/imports/{preview['job_id']}/commit", data={"allow_mass_retire": "maybe"}
-                     ).status_code == 400
+    assert_error(http.post(f"/api/v1/imports/{preview['job_id']}/commit", data={"allow_mass_retire": "maybe"}),
+                 400, "invalid_input", field="allow_mass_retire")
     committed = http.post(f"/api/v1/imports/{preview['job_id']}/commit", data={"allow_mass_retire": "true"})
     done = wait_for(http, committed.get_json()["job_id"])
     assert done["state"] == "committed" and done["counts"]["retired"] == 20
@@ -1370,7 +1370,8 @@ def test_a_citys_own_ids_key_the_reconciliation_and_keep_their_objids(nyc_db, tm
         assert len(doc["versions"]) == 2 and doc["current"]["valid_to"] is None
         found = client.get("/api/v1/search", query_string={"q": ids["BK-00004"]}).get_json()["results"]
         assert [r["kind"] for r in found] == ["component"] and -73.97 < found[0]["lon"] < -73.92
-        assert client.get("/api/v1/components/NYC-BK0113").status_code == 400
+        assert_error(client.get("/api/v1/components/NYC-BK0113"), 400, "invalid_input", field="obj_id",
+                     reason="component ObjID 'NYC-BK0113'")
     finally:
         engine.dispose()
 
