@@ -126,8 +126,8 @@ def test_overview_loads_offline_with_its_layers(browser, server):
         assert errors == [] and outside == []
         page.hover(".leaflet-control-layers")
         labels = page.inner_text(".leaflet-control-layers")
-        for layer in ("District boundary", "Supervision grids", "Unit grids", "Components", "Street points",
-                      "Community points"):
+        for layer in ("District boundary", "Supervision grids", "Unit grids", "Components", "Frontage units",
+                      "Street points", "Community points"):
             assert layer in labels
         assert drawn_features(page) > 298  # community points at least
         assert tile_features(page, "unitGrids") > 8000  # every Chaoyang unit grid is drawn at district zoom

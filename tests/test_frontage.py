@@ -305,6 +305,100 @@ def test_the_tile_layer_has_the_unit_from_zoom_16(zz_client, placed_unit) -> Non
     assert meta["minzoom"] == 16 and "synthetic" in meta["vector_layers"][0]["fields"]
 
 
+# ------------------------------------------------------------------------------------------ the API
+def scoped_to(zz: Connection, username: str, district: str) -> None:
+    """Move an account to another district (accounts have no foreign key to districts)."""
+    zz.execute(sa.text("UPDATE users SET district_code = :d WHERE username = :u"), {"d": district, "u": username})
+
+
+def test_api_creates_reads_lists_and_edits_a_unit(zz_client, zz) -> None:
+    x, y = spot(zz, 9)
+    planner = zz_client("fr-planner", ("planner",))
+    code = make_code("91410104MA00000P1")
+    body = {**feature(square(x, y), name="管城菜市场", kind="market", credit_code=code, contact_person="李四",
+                      contact_phone="+86 371 6666 8888", valid_from="2026-01-01"), "district": GUANCHENG}
+    created = planner.post("/api/v1/frontage-units", json=body)
+    assert created.status_code == 201, created.get_json()
+    unit = created.get_json()
+    unit_id = unit["id"]
+    assert unit["properties"]["party_code"] == code and unit["properties"]["party_kind"] == "frontage_unit"
+    assert unit["properties"]["valid_from"] == "2026-01-01" and unit["properties"]["area_m2"] == pytest.approx(64, 0.01)
+    assert unit["geometry"]["type"] == "MultiPolygon" and 113 < unit["geometry"]["coordinates"][0][0][0][0] < 114
+    assert_error(planner.post("/api/v1/frontage-units", json=body), 409, "conflict")
+    reader = zz_client("fr-reader", ("analyst",))
+    assert reader.get(f"/api/v1/frontage-units/{unit_id}").get_json()["properties"]["name"] == "管城菜市场"
+    lon, lat = lonlat(x, y)
+    listed = reader.get(f"/api/v1/frontage-units?district={GUANCHENG}&bbox={lon - 0.001},{lat - 0.001},"
+                        f"{lon + 0.001},{lat + 0.001}").get_json()
+    assert unit_id in [f["id"] for f in listed["features"]]
+    moved = planner.patch(f"/api/v1/frontage-units/{unit_id}",
+                          json={"name": "管城综合市场", "geometry": feature(square(x, y, 6))["geometry"]})
+    assert moved.status_code == 200, moved.get_json()
+    assert moved.get_json()["properties"]["name"] == "管城综合市场"
+    assert moved.get_json()["properties"]["area_m2"] == pytest.approx(144, 0.01)
+    assert zz.execute(sa.text("SELECT name FROM parties WHERE code = :c"), {"c": code}).scalar_one() == "管城综合市场"
+    audit = zz.execute(sa.text("SELECT actor FROM audit_log WHERE object_kind = 'frontage_units' "
+                               "AND object_id = :id ORDER BY audit_id DESC LIMIT 1"), {"id": str(unit_id)}).scalar()
+    assert audit == "fr-planner"
+
+
+@pytest.mark.parametrize(("change", "field", "reason"), [
+    ({"name": "坏\x00名"}, "name", "U+0000"),
+    ({"name": "x" * 201}, "name", "at most 200"),
+    ({"kind": "casino"}, "kind", "not one of"),
+    ({"credit_code": "91410104MA00000P1X"}, "credit_code", None),
+    ({"contact_phone": "call me"}, "contact_phone", "phone"),
+    ({"valid_from": "2026-13-01"}, "valid_from", "not a date"),
+    ({"name": {"nested": {"deeper": [1]}}}, "name", "must be text"),
+    ({"owner": "me"}, "owner", "no field"),
+    ({"name": ""}, "name", "cannot be emptied"),
+    ({"geometry": {"type": "Point", "coordinates": [113.7, 34.7]}}, "geometry", "Polygon"),
+    ({"geometry": {"type": "Polygon", "coordinates": [[[1e308, 1], [2, 2], [3, 1], [1e308, 1]]]}}, "geometry",
+     "lon/lat"),
+    ({"geometry": {"type": "Polygon", "coordinates": "nope"}}, "geometry", "readable"),
+    ({"geometry": {"type": "Polygon", "coordinates": [[[113.7 + i * 1e-7, 34.7 + (i % 2) * 1e-7]
+                                                       for i in range(10_002)] + [[113.7, 34.7]]]}}, "geometry",
+     "vertices"),
+])
+def test_api_refuses_hostile_edits_with_the_field_and_reason(zz_client, placed_unit, change, field, reason) -> None:
+    client = zz_client("fr-gis", ("gis",))
+    answer = client.patch(f"/api/v1/frontage-units/{placed_unit['unit_id']}", json=change)
+    assert answer.status_code == 400, answer.get_json()
+    body = answer.get_json()
+    if reason and not any(reason in d.get("reason", "") for d in body["details"]) and reason not in body["message"]:
+        raise AssertionError(body)
+    assert field in {d.get("field") for d in body["details"]} or body["details"] == [], body
+
+
+def test_api_refuses_other_districts_and_readers_without_the_right_role(zz_client, zz, placed_unit) -> None:
+    unit_id = placed_unit["unit_id"]
+    outsider = zz_client("fr-outsider", ("planner",))
+    scoped_to(zz, "fr-outsider", "410103")
+    assert_error(outsider.get(f"/api/v1/frontage-units/{unit_id}"), 403, "forbidden", reason="410104")
+    assert_error(outsider.patch(f"/api/v1/frontage-units/{unit_id}", json={"name": "改名"}), 403, "forbidden")
+    assert_error(outsider.get(f"/api/v1/frontage-units?district={GUANCHENG}"), 403, "forbidden")
+    body = {**feature(square(placed_unit["x"], placed_unit["y"] + 50), name="越界店",
+                      credit_code=make_code("91410104MA00000X1")), "district": GUANCHENG}
+    assert_error(outsider.post("/api/v1/frontage-units", json=body), 403, "forbidden")
+    assert outsider.get("/api/v1/frontage-units").get_json()["features"] == []   # their own district has none
+    analyst = zz_client("fr-analyst", ("analyst",))
+    assert_error(analyst.post("/api/v1/frontage-units", json=body), 403, "forbidden")
+    assert_error(analyst.patch(f"/api/v1/frontage-units/{unit_id}", json={"name": "改名"}), 403, "forbidden")
+    assert_error(analyst.get("/api/v1/frontage-units/999999999"), 404, "not_found")
+    name = zz.execute(sa.text("SELECT name FROM frontage_units WHERE unit_id = :u"), {"u": unit_id}).scalar()
+    assert name == "测试门店"
+
+
+def test_a_unit_account_reads_only_its_own_unit(zz_client, zz, placed_unit) -> None:
+    own = zz_client("fr-shop", ("unit",), party=placed_unit["code"])
+    listed = own.get("/api/v1/frontage-units?all=true").get_json()["features"]
+    assert [f["id"] for f in listed] == [placed_unit["unit_id"]]
+    other_id = zz.execute(sa.text("SELECT unit_id FROM frontage_units WHERE unit_id <> :u LIMIT 1"),
+                          {"u": placed_unit["unit_id"]}).scalar()
+    if other_id is not None:
+        assert_error(own.get(f"/api/v1/frontage-units/{other_id}"), 403, "forbidden")
+
+
 # ------------------------------------------------------------------------------------------ the demo's units
 def test_the_demo_seeds_synthetic_units_along_guanchengs_roads_once(zz: Connection) -> None:
     from citygrid.responsibility import frontage_synthetic
@@ -335,3 +429,48 @@ def test_the_demo_seeds_synthetic_units_along_guanchengs_roads_once(zz: Connecti
     zz.execute(sa.text("DELETE FROM frontage_units WHERE district_code = :d"), {"d": GUANCHENG})
     assert frontage_synthetic.generate(zz, GUANCHENG, n=120)["created"] == made["created"]  # same seed, same units
 
+
+# ------------------------------------------------------------------------------------------ the command line
+def test_the_command_imports_lists_and_refuses_with_exit_2(zhengzhou_db, zhengzhou_engine, zz, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from citygrid.cli import cli
+
+    x, y = spot(zz, 11)
+    code = make_code("91410104MA00000C1")
+    database = ["--database", zhengzhou_db.database]
+    good = write_csv(tmp_path / "cli.csv", [unit_row(code, "命令行门店", square(x, y))])
+    try:
+        done = CliRunner().invoke(cli, [*database, "frontage", "import", str(good), "--district", GUANCHENG,
+                                        "--crs", "EPSG:4547", "--source", "CLI test", "--valid-from", "2026-03-01"])
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.stdout)["created"] == 1
+        listed = CliRunner().invoke(cli, [*database, "frontage", "list", "--district", GUANCHENG, "--limit", "100000"])
+        props = [f["properties"] for f in json.loads(listed.stdout)["features"]
+                 if f["properties"]["credit_code"] == code]
+        assert props and props[0]["valid_from"] == "2026-03-01"
+        no_crs = CliRunner().invoke(cli, [*database, "frontage", "import", str(good), "--district", GUANCHENG])
+        assert no_crs.exit_code == 2 and "never guessed" in no_crs.stderr
+        bad = write_csv(tmp_path / "bad.csv", [unit_row(code[:-1] + ("0" if code[-1] != "0" else "1"), "坏码",
+                                                        square(x, y))])
+        refused = CliRunner().invoke(cli, [*database, "frontage", "import", str(bad), "--district", GUANCHENG,
+                                           "--crs", "EPSG:4547"])
+        assert refused.exit_code == 2 and "line=2" in refused.stderr and "check character" in refused.stderr
+    finally:
+        with zhengzhou_engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM frontage_units WHERE credit_code = :c"), {"c": code})
+            conn.execute(sa.text("DELETE FROM parties WHERE code = :c"), {"c": code})
+            conn.execute(sa.text("DELETE FROM data_sources WHERE source = 'CLI test'"))
+
+
+def test_a_district_backup_carries_its_frontage_units(zz: Connection, placed_unit, tmp_path: Path) -> None:
+    from citygrid import backup
+
+    manifest = backup.backup(zz, GUANCHENG, tmp_path / "gc.zip")
+    assert manifest["tables"]["frontage_units"]["rows"] >= 1
+    zz.execute(sa.text("DELETE FROM frontage_units WHERE district_code = :d"), {"d": GUANCHENG})
+    backup.restore(zz, tmp_path / "gc.zip", replace=True)
+    row = zz.execute(sa.text("SELECT f.name, p.code, ST_Area(f.geom) FROM frontage_units f JOIN parties p "
+                             "USING (district_code, party_id) WHERE f.unit_id = :u"),
+                     {"u": placed_unit["unit_id"]}).one()
+    assert row[0] == "测试门店" and row[1] == placed_unit["code"] and row[2] == pytest.approx(64, rel=0.01)

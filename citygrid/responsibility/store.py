@@ -294,7 +294,9 @@ def update_frontage_unit(conn: Connection, district: str, unit_id: int, values: 
 
 
 def frontage_unit(conn: Connection, unit_id: int) -> dict[str, Any] | None:
-    """One unit with its party and its frontage as GeoJSON (EPSG:4326)."""
+    """One unit with its party and its frontage as GeoJSON (EPSG:4326); None for an id no bigint holds."""
+    if not 0 < unit_id < 2**63:
+        return None
     row = conn.execute(sa.text(
         f"""SELECT {_FRONTAGE_FIELDS}, CAST(ST_AsGeoJSON(ST_Transform(f.geom, 4326), 7) AS json) AS geometry
               FROM frontage_units f JOIN parties p ON p.district_code = f.district_code AND p.party_id = f.party_id

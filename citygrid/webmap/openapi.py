@@ -87,6 +87,18 @@ REPORT = {"type": "object", "properties": {
     "idempotency_key": {"type": "string"}}}
 
 
+TILE_LAYERS = ["unit_grids", "supervision_grids", "components", "cases", "frontage_units"]
+FRONTAGE_UNIT = {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["Feature"]}, "district": DISTRICT,
+    "geometry": {"type": "object", "description": "GeoJSON Polygon or MultiPolygon, EPSG:4326"},
+    "properties": {"type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 200},
+        "kind": {"type": "string", "enum": ["shop", "institution", "property_company", "market", "other"]},
+        "credit_code": {"type": "string", "pattern": "^[0-9A-HJ-NPQRTUWXY]{18}$",
+                        "description": "统一社会信用代码 (GB 32100-2015, check character verified)"},
+        "registry_id": {"type": "string", "maxLength": 64}, "contact_person": {"type": "string"},
+        "contact_phone": {"type": "string"}, "address": {"type": "string"}, "valid_from": DATE,
+        "valid_to": DATE}}}}
 UPLOAD = {"type": "object", "required": ["district", "file"], "properties": {
     "district": DISTRICT, "file": {"type": "string", "format": "binary",
                                    "description": "a zip, a Shapefile's parts, or a GeoPackage/GeoJSON/CSV"},
@@ -194,6 +206,19 @@ def document() -> dict[str, Any]:
             _q("bandwidth_m", {"type": "number", "minimum": 10, "maximum": 5000}),
             _q("kernel", {"type": "string", "enum": ["gaussian", "epanechnikov", "quartic"]}),
             *CASE_FILTERS[1:]])},
+        "/api/v1/frontage-units": {
+            "get": _op("frontage units (门前三包) as GeoJSON, valid today unless all=true; the caller's district", [
+                _q("district", DISTRICT), _q("bbox", {"type": "string"}),
+                _q("all", {"type": "string", "enum": ["true", "false"]}),
+                _q("limit", {"type": "integer", "minimum": 1, "maximum": 2000}),
+                _q("offset", {"type": "integer", "minimum": 0})]),
+            "post": _op("add a frontage unit (planners, GIS staff, admins of its district): a GeoJSON Feature in "
+                        "EPSG:4326 with district", body=FRONTAGE_UNIT, ok=("201",))},
+        "/api/v1/frontage-units/{unit_id}": {
+            "get": _op("one frontage unit (GeoJSON Feature, EPSG:4326)", [
+                _p("unit_id", {"type": "integer", "minimum": 1})]),
+            "patch": _op("change a frontage unit's fields or frontage (its credit code stays)", [
+                _p("unit_id", {"type": "integer", "minimum": 1})], body=FRONTAGE_UNIT)},
         "/api/v1/search": {"get": _op("grid, case, component or address", [
             _q("q", {"type": "string", "maxLength": 100}, True), _q("district", DISTRICT)])},
         "/api/v1/components/near": {"get": _op("the nearest component to a point", [
@@ -202,12 +227,12 @@ def document() -> dict[str, Any]:
         "/api/v1/components/{obj_id}": {"get": _op("a component and its history", [
             _p("obj_id", OBJ_ID)])},
         "/tiles/{layer}/{z}/{x}/{y}.mvt": {"get": _op("a vector tile", [
-            _p("layer", {"type": "string", "enum": ["unit_grids", "supervision_grids", "components", "cases"]}),
+            _p("layer", {"type": "string", "enum": TILE_LAYERS}),
             _p("z", {"type": "integer", "minimum": 0, "maximum": 22}), _p("x", {"type": "integer", "minimum": 0}),
             _p("y", {"type": "integer", "minimum": 0}), _q("status", {"type": "string", "enum": STATUSES}),
             _q("class_code", CLASS)], ok=("200", "204", "304"))},
         "/tiles/{layer}.json": {"get": _op("TileJSON of a layer", [
-            _p("layer", {"type": "string", "enum": ["unit_grids", "supervision_grids", "components", "cases"]})])},
+            _p("layer", {"type": "string", "enum": TILE_LAYERS})])},
         "/open311/v2/services.json": {"get": _op("Open311 services")},
         "/open311/v2/services/{code}.json": {"get": _op("one Open311 service", [_p("code", SERVICE)])},
         "/open311/v2/requests.json": {
