@@ -21,6 +21,7 @@ from citygrid import codes
 from citygrid.accounts import passwords, store
 from citygrid.accounts.roles import ROLES
 from citygrid.errors import Conflict, InvalidInput, NotFound, RateLimited, Unauthorized
+from citygrid.responsibility import people
 
 SESSION_HOURS = 12.0
 TOKEN_PREFIX = "cg_"
@@ -96,6 +97,7 @@ def add_user(conn: Connection, username: str, roles: list[str], *, password: str
         raise InvalidInput("a supervisor needs --team (the supervision team whose grids are theirs)", field="team")
     if store.user_by_name(conn, username) is not None:
         raise Conflict(f"user {username!r} exists")
+    people.check_account_roles(conn, username, roles)  # 监管分离: not both supervisor and unit
     if team is not None and district is None:
         district = scheme.district_of("team", team)
     if "unit" in roles or party is not None:
@@ -126,6 +128,35 @@ def _check_party(conn: Connection, roles: list[str], party: str | None, district
         raise InvalidInput(f"party {party!r} exists in districts {', '.join(districts)}: give --district",
                            field="district")
     return districts[0]
+
+
+def set_roles(conn: Connection, username: str, roles: list[str], *, team: str | None = None,
+              party: str | None = None) -> dict[str, Any]:
+    """Give ``username`` the account ``roles`` (replacing its roles), with the supervision ``team`` a
+    supervisor needs and the ``party`` a unit operator needs (default: the ones it has). Its credentials stay.
+
+    Raises
+    ------
+    NotFound for no such user; InvalidInput for an unknown role, team or party; Conflict when the roles (or the
+    people linked to the account) would both supervise and dispose (监管分离).
+    """
+    user = store.user_by_name(conn, username)
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    roles = parse_roles(roles)
+    people.check_account_roles(conn, username, roles)
+    scheme = codes.deployment_scheme(conn)
+    if team is not None and (not scheme.matches("team", team) or not store.team_exists(conn, team)):
+        raise InvalidInput(f"no supervision team {codes.show(team)}", field="team")
+    team = team if team is not None else user["team_code"] if "supervisor" in roles else None
+    if "supervisor" in roles and team is None:
+        raise InvalidInput("a supervisor needs --team (the supervision team whose grids are theirs)", field="team")
+    district = user["district_code"] if team is None else scheme.district_of("team", team)
+    if "unit" in roles or party is not None:
+        party = party if party is not None else user["party_code"]
+        district = _check_party(conn, roles, party, district)
+    return store.update_roles(conn, user["user_id"], roles=roles, team=team,
+                              party=party if "unit" in roles else None, district=district)
 
 
 def list_users(conn: Connection) -> list[dict[str, Any]]:

@@ -24,6 +24,15 @@ def insert_user(conn: Connection, *, username: str, display_name: str, roles: li
     return dict(row)
 
 
+def update_roles(conn: Connection, user_id: int, *, roles: list[str], team: str | None, party: str | None,
+                 district: str | None) -> dict[str, Any]:
+    row = conn.execute(sa.text(
+        f"""UPDATE users AS u SET roles = :roles, team_code = :team, party_code = :party, district_code = :district
+             WHERE u.user_id = :id RETURNING {_USER_COLUMNS}"""),
+        {"id": user_id, "roles": roles, "team": team, "party": party, "district": district}).mappings().one()
+    return dict(row)
+
+
 def user_by_name(conn: Connection, username: str) -> dict[str, Any] | None:
     row = conn.execute(sa.text(f"SELECT {_USER_COLUMNS}, u.password_hash FROM users u WHERE u.username = :u"),
                        {"u": username}).mappings().first()

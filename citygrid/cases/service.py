@@ -65,8 +65,8 @@ class Idempotency:
 
 
 def submit(conn: Connection, rules: CaseRules, report: Report, *, actor: str = "anonymous", role: str = "citizen",
-           key_scope: str = "cli", joins: Callable[[dict[str, Any]], bool] | None = None
-           ) -> tuple[dict[str, Any], str]:
+           key_scope: str = "cli", joins: Callable[[dict[str, Any]], bool] | None = None,
+           account: str | None = None) -> tuple[dict[str, Any], str]:
     """Store a report as a case (or link it to an open duplicate): locate, classify, match the component,
     join a duplicate or place it in its grids, store it at its starting level.
 
@@ -77,6 +77,8 @@ def submit(conn: Connection, rules: CaseRules, report: Report, *, actor: str = "
         starting level of the class (``escalation.yaml``).
     report : a validated report (``intake.parse_report``); its point in WGS84, GCJ-02 or BD-09, or an address.
     actor, role : who reports, recorded on the first workflow event.
+    account : the signed-in account reporting, whose named person (``responsibility.people``) in the case's
+        district the event records; None (Open311, the CLI) records none.
     key_scope : whose idempotency key it is (``user:<id>``, ``open311:<client>``; ``cli`` for library and
         command-line callers), stored with the key, so another caller's identical key is a new key.
     joins : which open cases the report may join as a duplicate (default any); Open311 joins only published
@@ -101,11 +103,12 @@ def submit(conn: Connection, rules: CaseRules, report: Report, *, actor: str = "
     component = match_component(conn, report, where)
     duplicate = open_duplicate(conn, report, where, joins)
     if duplicate is not None:
-        return _join_duplicate(conn, duplicate, report, where.district, idem, actor=actor, role=role)
+        return _join_duplicate(conn, duplicate, report, where.district, idem, actor=actor, role=role,
+                               account=account)
     row = {**_case_fields(report, where, idem), **place(conn, where),
            "component": component["obj_id"] if component else None}
     row["attrs"] = _case_attrs(rules, report, where, classification, row.pop("grid_version"))
-    return _store_case(conn, row, where.srid, idem, actor=actor, role=role, note=report.source)
+    return _store_case(conn, row, where.srid, idem, actor=actor, role=role, note=report.source, account=account)
 
 
 def locate(conn: Connection, report: Report) -> Location:
@@ -227,27 +230,27 @@ def _case_attrs(rules: CaseRules, report: Report, where: Location, classificatio
 
 
 def _join_duplicate(conn: Connection, duplicate: int, report: Report, district: str, idem: Idempotency, *,
-                    actor: str, role: str) -> tuple[dict[str, Any], str]:
+                    actor: str, role: str, account: str | None = None) -> tuple[dict[str, Any], str]:
     """Link the report to open case ``duplicate`` (of ``district``) as a ``duplicate_report`` event;
     ``existing`` when a concurrent retry with the same key linked it first."""
     added = store.add_event(conn, district, duplicate, action="duplicate_report", from_status=None,
                             to_status=store.get_case(conn, duplicate)["status"], actor=actor, role=role,
                             note=(report.description or "")[:500], idempotency_key=idem.key,
-                            idempotency_digest=idem.digest)
+                            idempotency_digest=idem.digest, account=account)
     if not added:
         return _replay(conn, store.case_by_key(conn, district, idem.key or ""), idem), "existing"
     return case_view(conn, duplicate), "duplicate"
 
 
 def _store_case(conn: Connection, row: dict[str, Any], srid: int, idem: Idempotency, *, actor: str, role: str,
-                note: str) -> tuple[dict[str, Any], str]:
+                note: str, account: str | None = None) -> tuple[dict[str, Any], str]:
     """Insert the case (``row``; its point WKB in EPSG ``srid``) with its ``report`` event; ``existing`` when
     a concurrent request with the same idempotency key stored it first."""
     case_id = store.insert_case(conn, row, srid)
     if case_id is None:
         return _replay(conn, store.case_by_key(conn, row["district"], idem.key or ""), idem), "existing"
     store.add_event(conn, row["district"], case_id, action="report", from_status=None, to_status="reported",
-                    actor=actor, role=role, note=note)
+                    actor=actor, role=role, note=note, account=account)
     return case_view(conn, case_id), "created"
 
 
@@ -319,7 +322,7 @@ def _locate_address(conn: Connection, address: str) -> tuple[shapely.Point, dict
 
 def transition(conn: Connection, rules: CaseRules, case_id: int, action: str, *, actor: str, role: str,
                note: str = "", expected_version: int | None = None, kind: str | None = None,
-               class_code: str | None = None) -> dict[str, Any]:
+               class_code: str | None = None, account: str | None = None) -> dict[str, Any]:
     """Apply a workflow action: check it, prepare what the action changes, move the case, then what follows.
 
     Parameters
@@ -330,6 +333,7 @@ def transition(conn: Connection, rules: CaseRules, case_id: int, action: str, *,
         A hand-back, failed check or reopening that reaches an escalation rule's count (``rules.escalation``)
         raises the case one level in the same transaction.
     kind, class_code : the new class, for ``reclassify``.
+    account : the signed-in account acting; its named person in the case's district is recorded on the event.
     expected_version : the row version the caller saw; another change since is a ``Conflict``.
 
     Returns
@@ -357,7 +361,7 @@ def transition(conn: Connection, rules: CaseRules, case_id: int, action: str, *,
         raise Conflict(f"case {case_id} changed meanwhile (now version {store.get_case(conn, case_id)['row_version']});"
                        " reload it and try again")
     store.add_event(conn, case["district_code"], case_id, action=action, from_status=case["status"],
-                    to_status=target, actor=actor, role=role, note=note)
+                    to_status=target, actor=actor, role=role, note=note, account=account)
     if action == "dispatch":
         _start_deadline(conn, rules, case)
     if action in COUNTED_ACTIONS:

@@ -113,18 +113,21 @@ def insert_case(conn: Connection, row: dict[str, Any], srid: int) -> int | None:
 
 def add_event(conn: Connection, district: str, case_id: int, *, action: str, from_status: str | None,
               to_status: str, actor: str, role: str, note: str = "", idempotency_key: str | None = None,
-              idempotency_digest: str | None = None) -> bool:
-    """Append an event; False when an event with this idempotency key exists already (a retried report)."""
+              idempotency_digest: str | None = None, account: str | None = None) -> bool:
+    """Append an event, recording the person (``people``) of the acting ``account`` in the case's district
+    (NULL without an account or a person); False when an event with this idempotency key exists already (a
+    retried report)."""
     return conn.execute(sa.text(
         """INSERT INTO case_events (district_code, case_id, seq, action, from_status, to_status, actor, role, note,
-                                   idempotency_key, idempotency_digest)
+                                   idempotency_key, idempotency_digest, person_id)
            VALUES (:d, :c, (SELECT coalesce(max(seq), 0) + 1 FROM case_events WHERE district_code = :d
                                                                            AND case_id = :c),
-                   :action, :from_status, :to_status, :actor, :role, :note, :key, :digest)
+                   :action, :from_status, :to_status, :actor, :role, :note, :key, :digest,
+                   (SELECT person_id FROM people WHERE district_code = :d AND username = :account))
            ON CONFLICT (district_code, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"""
     ), {"d": district, "c": case_id, "action": action, "from_status": from_status, "to_status": to_status,
         "actor": actor, "role": role, "note": note, "key": idempotency_key,
-        "digest": idempotency_digest}).rowcount == 1
+        "digest": idempotency_digest, "account": account}).rowcount == 1
 
 
 def get_case(conn: Connection, case_id: int, scope: CaseScope | None = None) -> dict[str, Any] | None:
@@ -139,8 +142,11 @@ def get_case(conn: Connection, case_id: int, scope: CaseScope | None = None) -> 
 
 def events(conn: Connection, district: str, case_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(sa.text(
-        """SELECT seq, at, action, from_status, to_status, actor, role, note FROM case_events
-            WHERE district_code = :d AND case_id = :c ORDER BY seq"""
+        """SELECT e.seq, e.at, e.action, e.from_status, e.to_status, e.actor, e.role, e.note, e.person_id,
+                  p.name AS person_name
+             FROM case_events e
+             LEFT JOIN people p ON p.district_code = e.district_code AND p.person_id = e.person_id
+            WHERE e.district_code = :d AND e.case_id = :c ORDER BY e.seq"""
     ), {"d": district, "c": case_id}).mappings()
     return [dict(r) for r in rows]
 

@@ -22,6 +22,7 @@ from citygrid.errors import NotFound
 from citygrid.gridding import store
 from citygrid.gridding.store import find_grid, versions
 from citygrid.responsibility import queries as responsibility
+from citygrid.responsibility.queries import grid_people
 from citygrid.spatial import crs
 from citygrid.spatial.db import deployment_srid
 from citygrid.spatial.geocode import GridIndex
@@ -73,11 +74,19 @@ def grid_page(conn: Connection, f: GridFilter) -> dict[str, Any]:
     return {**page, "version": found["version_id"], "version_status": found["status"]}
 
 
-def current_card(conn: Connection, district: str, code: str) -> dict[str, Any] | None:
+def current_card(conn: Connection, district: str, code: str, *, phones: bool = False) -> dict[str, Any] | None:
     """Unit grid ``code``'s card in ``district``'s current version (names, supervision grid and team, owners
-    per role now, open and total cases, components); None when the grid is not in it."""
+    per role now, the named people answering for it now with their roles (``people``; phones only when
+    ``phones``: ``responsibility.people.PHONE_READERS``), open and total cases, components); None when the
+    grid is not in it."""
     row = store.version_row(conn, district, None)
-    return store.grid_card(conn, district, row["version_id"], code) if row else None
+    card = store.grid_card(conn, district, row["version_id"], code) if row else None
+    if card is not None:
+        card["people"] = grid_people(conn, district, code, phones=phones)
+        # The frontage units (门前三包) and property companies whose frontage meets the grid, valid today.
+        card["frontage_units"] = responsibility.frontage_units_in_grid(conn, district, row["version_id"], code,
+                                                                       phones=phones)
+    return card
 
 
 def current_owners(conn: Connection, district: str, role: str) -> tuple[int, list[dict[str, Any]]]:

@@ -48,6 +48,9 @@ from citygrid.spatial.store import district_codes
 from citygrid.spatial.timezones import day_start
 
 PERSON_ROLES: tuple[str, ...] = ("supervisor", "enforcement_officer", "community_head", "unit_contact")
+# The account roles that may read people's phone numbers (in their own district; admins everywhere): the
+# command centre, planners and admins. Never anonymous callers, analysts, supervisors or units.
+PHONE_READERS: tuple[str, ...] = ("dispatcher", "planner", "admin")
 # assignment role -> (what its code names, the person role that may hold it, the positions it takes)
 SLOTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "supervisor": ("supervision grid", "supervisor", ("",)),
@@ -84,6 +87,21 @@ class PersonInput:
 
 
 # ------------------------------------------------------------------------------------------ checks
+def phones_visible(account_roles: Iterable[str] | None, account_district: str | None, district: str) -> bool:
+    """Whether an account (None: an anonymous caller) may read the phones of ``district``'s people: one of
+    ``PHONE_READERS``, scoped to that district or to none (an admin reads every district's).
+
+    >>> phones_visible(["dispatcher"], "110105", "110105"), phones_visible(["analyst"], None, "110105")
+    (True, False)
+    >>> phones_visible(["dispatcher"], "410104", "110105"), phones_visible(None, None, "110105")
+    (False, False)
+    """
+    roles = set(account_roles or ())
+    if "admin" in roles:
+        return True
+    return bool(roles & set(PHONE_READERS)) and account_district in (None, district)
+
+
 def person_problems(person: PersonInput, line: int | None = None) -> list[RowProblem]:
     """What is wrong with ``person`` as given (no database), in the one problem shape."""
     found = []
@@ -180,6 +198,9 @@ def add_person(conn: Connection, district: str, person: PersonInput, *, source: 
     if found is None:
         return store.insert_person(conn, district, name=person.name, role=person.role, phone=person.phone,
                                    username=person.username, source=source, synthetic=synthetic)
+    if person.username and found["username"] not in (None, person.username):
+        raise Conflict(f"{person.name} ({person.phone or 'no phone'}) is the person of account {found['username']!r},"
+                       f" not {person.username!r}", details=[problem("account", "another account's person")])
     if found["role"] != person.role:
         raise Conflict(f"{person.name} is recorded as {found['role']}, not {person.role}", details=[
             problem("role", f"person {found['person_id']} is a {found['role']}")])
@@ -437,10 +458,11 @@ def import_people(conn: Connection, district: str, table: Any, *, valid_from: dt
         problems += found
         if row is not None:
             rows.append(row)
-    counts = _apply(conn, district, sorted(rows, key=lambda r: (r.at, r.line)), source, problems)
-    errors = [p for p in problems if p["severity"] == "error"]
-    if errors:
-        raise InvalidInput(f"{len(errors)} bad row(s): nothing imported", details=problems)
+    with conn.begin_nested():  # a file with one bad row writes nothing, whatever the caller does next
+        counts = _apply(conn, district, sorted(rows, key=lambda r: (r.at, r.line)), source, problems)
+        errors = [p for p in problems if p["severity"] == "error"]
+        if errors:
+            raise InvalidInput(f"{len(errors)} bad row(s): nothing imported", details=problems)
     return {"rows": len(table), **counts, "problems": problems}
 
 
@@ -454,7 +476,8 @@ def _apply(conn: Connection, district: str, rows: list[_Row], source: str,
             before = store.person_by_key(conn, district, row.person.username, row.person.name, row.person.phone)
             person = add_person(conn, district, row.person, source=source)
             counts["people_added"] += before is None
-            if row.code:
+            if row.code and not store.assignment_exists(conn, district, person_id=person["person_id"], role=row.role,
+                                                        target_code=row.code, position=row.position, at=row.at):
                 done = _write(conn, district, [{"person_id": person["person_id"], "role": row.role,
                                                 "target_code": row.code, "position": row.position}], row.at,
                               source=source, replace_later=False)
@@ -470,3 +493,21 @@ def _apply(conn: Connection, district: str, rows: list[_Row], source: str,
         else:
             savepoint.commit()
     return counts
+
+
+def assign_team_leaders(conn: Connection, district: str, leaders: Mapping[str, int],
+                        valid_from: dt.datetime | dt.date, *, source: str = "rotation",
+                        replace_later: bool = False) -> dict[str, Any]:
+    """From ``valid_from``, each team named in ``leaders`` (team code -> person id, a ``supervisor``) is led by
+    that person (分队长, rotated yearly); as ``assign_supervisors`` for the rest (returns, raises)."""
+    at = _instant(conn, valid_from)
+    people = store.people_by_ids(conn, district, [int(i) for i in leaders.values()])
+    problems = []
+    for team, person_id in leaders.items():
+        problems += _slot_problems(conn, district, people.get(int(person_id)), "team_leader", team, "")
+        if int(person_id) not in people:
+            problems.append(problem("person_id", f"no person {person_id} in district {district}", key=str(person_id)))
+    if problems:
+        raise InvalidInput(f"{len(problems)} problem(s) in the team leaders", details=problems)
+    rows = [{"person_id": int(p), "role": "team_leader", "target_code": t, "position": ""} for t, p in leaders.items()]
+    return _write(conn, district, rows, at, source=source, replace_later=replace_later)

@@ -137,3 +137,57 @@ def rotation_plan_csv(plan: dict[str, Any]) -> str:
     from citygrid.responsibility import rotation_plans
 
     return rotation_plans.plan_csv(plan)
+
+
+# --- people ---
+@dataclass(frozen=True)
+class PeopleFilter:
+    """Which named people to list.
+
+    Attributes
+    ----------
+    district : district code (required).
+    role : a person role (``people.PERSON_ROLES``), or None for all.
+    phones : whether the caller may read phone numbers (``people.PHONE_READERS``); None in the answer otherwise.
+    limit, offset : the page, in name order.
+    """
+
+    district: str
+    role: str | None = None
+    phones: bool = False
+    limit: int = 1000
+    offset: int = 0
+
+
+def _phone_shown(row: dict[str, Any], phones: bool) -> dict[str, Any]:
+    return {**row, "phone": row["phone"] if phones else None}
+
+
+def list_people(conn: Connection, f: PeopleFilter) -> dict[str, Any]:
+    """A page of ``f.district``'s people with the slots they hold now; phones only when ``f.phones``.
+    SYNTHETIC people (a demo's roster) say so (``synthetic``)."""
+    rows = store.people_page(conn, f.district, f.role, f.limit, f.offset)
+    return {"district": f.district, "role": f.role, "limit": f.limit, "offset": f.offset,
+            "people": [_phone_shown(r, f.phones) for r in rows]}
+
+
+def grid_people(conn: Connection, district: str, grid_code: str, at: dt.datetime | None = None, *,
+                phones: bool = False) -> list[dict[str, Any]]:
+    """The named people answering for unit grid ``grid_code`` at instant ``at`` (default now): its supervision
+    grid's supervisors and team leader, its community's enforcement officers (lead first) and responsible
+    person, and the contact of its responsibility party; each ``role``, ``position``, ``code``, ``target``,
+    ``since``, ``person_id``, ``name``, ``synthetic`` and ``phone`` (None unless ``phones``)."""
+    rows = store.grid_people(conn, district, grid_code, at or dt.datetime.now(dt.UTC))
+    return [_phone_shown(r, phones) for r in rows]
+
+
+def people_by_owner_role(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """``grid_people``'s rows under the four subjects' roles (the owners answer): supervision (supervisors,
+    team leader), enforcement (officers), management (the community's responsible person), responsibility
+    (the responsibility party's contact)."""
+    subject = {"supervisor": "supervision", "team_leader": "supervision", "enforcement_officer": "enforcement",
+               "community_head": "management", "unit_contact": "responsibility"}
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(subject[row["role"]], []).append(row)
+    return grouped

@@ -36,13 +36,23 @@ def people_by_ids(conn: Connection, district: str, person_ids: list[int]) -> dic
 
 def person_by_key(conn: Connection, district: str, username: str | None, name: str,
                   phone: str) -> dict[str, Any] | None:
-    """The person of ``district`` with account ``username`` when given, else the one with ``name`` and
+    """The person of ``district`` with account ``username`` (when given), else the one with ``name`` and
     ``phone``; None when there is none."""
     row = conn.execute(sa.text(
         f"""SELECT {_PERSON} FROM people p WHERE p.district_code = :d
-               AND CASE WHEN CAST(:u AS text) IS NULL THEN p.name = :n AND p.phone = :ph ELSE p.username = :u END"""),
+               AND (p.username = CAST(:u AS text) OR p.name = :n AND p.phone = :ph)
+             ORDER BY p.username = CAST(:u AS text) DESC NULLS LAST LIMIT 1"""),
         {"d": district, "u": username, "n": name, "ph": phone}).mappings().first()
     return dict(row) if row else None
+
+
+def assignment_exists(conn: Connection, district: str, *, person_id: int, role: str, target_code: str,
+                      position: str, at: Any) -> bool:
+    """Whether exactly this assignment (person, slot, start) is recorded."""
+    return conn.execute(sa.text(
+        """SELECT EXISTS (SELECT 1 FROM person_assignments WHERE district_code = :d AND person_id = :p
+                             AND role = :r AND target_code = :t AND position = :pos AND lower(valid) = :at)"""),
+        {"d": district, "p": person_id, "r": role, "t": target_code, "pos": position, "at": at}).scalar_one()
 
 
 def insert_person(conn: Connection, district: str, *, name: str, role: str, phone: str, username: str | None,
@@ -61,8 +71,9 @@ def insert_people(conn: Connection, district: str, rows: list[dict[str, Any]], *
     return list(conn.execute(sa.text(
         """INSERT INTO people (district_code, name, role, phone, username, source, synthetic)
            SELECT :d, r.name, r.role, coalesce(r.phone, ''), r.username, :source, :synthetic
-             FROM jsonb_to_recordset(CAST(:rows AS jsonb)) WITH ORDINALITY
-                  AS r(name text, role text, phone text, username text, n bigint)
+             FROM ROWS FROM (jsonb_to_recordset(CAST(:rows AS jsonb))
+                             AS (name text, role text, phone text, username text))
+                  WITH ORDINALITY AS r(name, role, phone, username, n)
             ORDER BY r.n
            RETURNING person_id"""),
         {"d": district, "rows": json.dumps(rows, ensure_ascii=False), "source": source,
@@ -114,18 +125,27 @@ def slot_target_exists(conn: Connection, district: str, role: str, code: str) ->
         {"d": district, "role": role, "c": code}).scalar_one()
 
 
+# The assignments in any of :slots (a supervisor's slot is its person_id; every other slot, or every supervisor of a
+# grid, is role + target_code + position), as two equality joins the planner can hash (a rotation's thousands).
+_IN_SLOTS = """
+    WITH s AS (SELECT * FROM jsonb_to_recordset(CAST(:slots AS jsonb))
+                             AS s(role text, target_code text, position text, person_id bigint))
+    SELECT a.assignment_id FROM person_assignments a JOIN s ON a.role = s.role AND a.person_id = s.person_id
+     WHERE a.district_code = :d AND s.person_id IS NOT NULL
+    UNION
+    SELECT a.assignment_id FROM person_assignments a
+      JOIN s ON a.role = s.role AND a.target_code = s.target_code AND a.position = coalesce(s.position, '')
+     WHERE a.district_code = :d AND s.person_id IS NULL"""
+
+
 def later_assignments(conn: Connection, district: str, *, slots: list[dict[str, Any]], at: Any) -> list[dict[str, Any]]:
     """Assignments starting at or after ``at`` in any of ``slots`` (``role``, ``target_code``, ``position``;
     a supervisor's slot is its ``person_id``, or ``target_code`` for every supervisor of that grid)."""
     rows = conn.execute(sa.text(
-        """SELECT a.assignment_id, a.person_id, a.role, a.target_code, a.position, lower(a.valid) AS valid_from
-             FROM person_assignments a
-             JOIN jsonb_to_recordset(CAST(:slots AS jsonb))
-                  AS s(role text, target_code text, position text, person_id bigint)
-               ON a.role = s.role AND (a.person_id = s.person_id
-                                       OR s.person_id IS NULL AND a.target_code = s.target_code
-                                          AND a.position = coalesce(s.position, ''))
-            WHERE a.district_code = :d AND lower(a.valid) >= :at ORDER BY a.assignment_id"""),
+        f"""SELECT a.assignment_id, a.person_id, a.role, a.target_code, a.position, lower(a.valid) AS valid_from
+              FROM person_assignments a
+             WHERE a.district_code = :d AND lower(a.valid) >= :at AND a.assignment_id IN ({_IN_SLOTS})
+             ORDER BY a.assignment_id"""),
         {"d": district, "slots": json.dumps(slots, ensure_ascii=False), "at": at}).mappings()
     return [dict(r) for r in rows]
 
@@ -140,13 +160,9 @@ def close_slots(conn: Connection, district: str, *, slots: list[dict[str, Any]],
     """End at ``at`` the assignments running then in any of ``slots`` (as ``later_assignments`` reads them);
     returns how many were closed."""
     return conn.execute(sa.text(
-        """UPDATE person_assignments a SET valid = tstzrange(lower(a.valid), :at)
-             FROM jsonb_to_recordset(CAST(:slots AS jsonb))
-                  AS s(role text, target_code text, position text, person_id bigint)
-            WHERE a.district_code = :d AND a.role = s.role
-              AND (a.person_id = s.person_id
-                   OR s.person_id IS NULL AND a.target_code = s.target_code AND a.position = coalesce(s.position, ''))
-              AND a.valid @> CAST(:at AS timestamptz) AND lower(a.valid) < :at"""),
+        f"""UPDATE person_assignments a SET valid = tstzrange(lower(a.valid), :at)
+             WHERE a.district_code = :d AND a.valid @> CAST(:at AS timestamptz) AND lower(a.valid) < :at
+               AND a.assignment_id IN ({_IN_SLOTS})"""),
         {"d": district, "slots": json.dumps(slots, ensure_ascii=False), "at": at}).rowcount
 
 

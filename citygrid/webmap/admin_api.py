@@ -11,6 +11,7 @@ from citygrid.accounts import service as accounts
 from citygrid.accounts.queries import AuditFilter, audit_entries
 from citygrid.errors import InvalidInput
 from citygrid.webmap.auth import allow
+from citygrid.webmap.cases_api import json_body
 from citygrid.webmap.context import connection
 from citygrid.webmap.params import int_arg, optional_district_arg, period_args
 
@@ -54,3 +55,47 @@ def users():
     """Every account with its roles, scope, state and number of live API tokens (never a secret)."""
     with connection() as conn:
         return jsonify({"users": accounts.list_users(conn)})
+
+
+def _optional_text(data: dict[str, Any], name: str, max_length: int = 100) -> str | None:
+    """A JSON body's optional one-line text field (None when absent, null or empty)."""
+    value = data.get(name)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or len(value) > max_length or not value.isprintable():
+        raise InvalidInput(f"{name} must be text of at most {max_length} printable characters", field=name)
+    return value
+
+
+def _roles(data: dict[str, Any]) -> list[str]:
+    roles = data.get("roles")
+    if not isinstance(roles, list) or not roles or len(roles) > 20 or not all(isinstance(r, str) for r in roles):
+        raise InvalidInput("roles must be a list of role names", field="roles")
+    return accounts.parse_roles(roles)
+
+
+@bp.post("/users")
+@allow("admin")
+def add_user():
+    """``{"username", "roles": [...], "team", "party", "district", "display_name"}`` — a token-only account
+    (a password is set with ``citygrid users password``). 409 for a taken name or roles that break 监管分离
+    (one account cannot both supervise and dispose)."""
+    data = json_body()
+    username = _optional_text(data, "username", 63) or ""
+    with connection() as conn:
+        user = accounts.add_user(conn, username, _roles(data), team=_optional_text(data, "team"),
+                                 party=_optional_text(data, "party"), district=_optional_text(data, "district", 12),
+                                 display_name=_optional_text(data, "display_name", 200) or "")
+    return jsonify(user), 201
+
+
+@bp.put("/users/<username>/roles")
+@allow("admin")
+def set_roles(username: str):
+    """``{"roles": [...], "team", "party"}`` — the account's roles from now on (team and party default to the
+    ones it has). 409 when they would break 监管分离, 404 for no such user."""
+    data = json_body()
+    with connection() as conn:
+        user = accounts.set_roles(conn, username[:63], _roles(data), team=_optional_text(data, "team"),
+                                  party=_optional_text(data, "party"))
+    return jsonify(user)

@@ -56,7 +56,7 @@ def report():
     who = require_principal()
     with connection() as conn:
         case, outcome = service.submit(conn, case_rules(), parsed, actor=who.username, role=parsed.source,
-                                       key_scope=f"user:{who.user_id}")
+                                       key_scope=f"user:{who.user_id}", account=who.username)
         if not queries.in_scope(conn, case["case_id"], read_scope(who)):
             case = {"case_id": case["case_id"], "status": case["status"]}
     return jsonify({"outcome": outcome, "case": case}), 201 if outcome == "created" else 200
@@ -147,7 +147,7 @@ def transition(case_id: int):
                         f"{', '.join(r for r in step.roles if r != 'system')}")
     with connection() as conn:
         service.check_scope(conn, case_id, action_scope(who, role))
-        case = service.transition(conn, case_rules(), case_id, action, actor=who.username,
+        case = service.transition(conn, case_rules(), case_id, action, actor=who.username, account=who.username,
                                   role=role, note=str(data.get("note") or ""),
                                   expected_version=version, kind=data.get("kind") or None,
                                   class_code=str(data.get("class_code") or ""))

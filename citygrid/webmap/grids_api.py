@@ -8,7 +8,8 @@ from citygrid.accounts.roles import ANY_ROLE
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.gridding import queries as grids
 from citygrid.gridding import service as gridding
-from citygrid.webmap.auth import allow
+from citygrid.responsibility import people
+from citygrid.webmap.auth import allow, require_principal
 from citygrid.webmap.context import code_scheme, connection
 from citygrid.webmap.params import bbox_arg, choice_arg, code_arg, district_code, int_arg
 
@@ -54,8 +55,10 @@ def get_card(code: str):
     open and total cases, components."""
     code_arg("unit_grid", code, "code")
     district = code_scheme().district_of("unit_grid", code)
+    who = require_principal()
     with connection() as conn:
-        card = grids.current_card(conn, district, code)
+        card = grids.current_card(conn, district, code,
+                                  phones=people.phones_visible(who.roles, who.district_code, district))
     if card is None:
         raise NotFound(f"no unit grid {code} in the current version")
     return jsonify(card)
@@ -86,7 +89,7 @@ def get_stats():
 def list_owners():
     """``?district=&role=`` — the parties owning the current version's unit grids in a role now, with their
     grid counts (the map's legend when grids are coloured by owner)."""
-    from citygrid.gridding.ownership import ROLES
+    from citygrid.responsibility.ownership import ROLES
 
     district = district_code(request.args.get("district"))
     role = choice_arg("role", ROLES, "management")

@@ -256,7 +256,17 @@ def document() -> dict[str, Any]:
         "/api/v1/imports/{job_id}/commit": {"post": _op("commit a previewed (dry-run) import", [
             _p("job_id", {"type": "string"})], ok=("202",))},
         "/api/v1/me": {"get": _op("the signed-in user and the session's CSRF token")},
-        "/api/v1/users": {"get": _op("every account (admins)")},
+        "/api/v1/users": {"get": _op("every account (admins)"),
+                          "post": _op("add a token-only account (admins); 409 for roles against 监管分离", body={
+                              "type": "object", "required": ["username", "roles"], "properties": {
+                                  "username": {"type": "string"}, "roles": {"type": "array", "items": {
+                                      "type": "string"}}, "team": {"type": "string"}, "party": {"type": "string"},
+                                  "district": {"type": "string"}, "display_name": {"type": "string"}}},
+                              ok=("201",))},
+        "/api/v1/users/{username}/roles": {"put": _op("change an account's roles (admins; 监管分离 checked)", [
+            _p("username", {"type": "string"})], body={"type": "object", "required": ["roles"], "properties": {
+                "roles": {"type": "array", "items": {"type": "string"}}, "team": {"type": "string"},
+                "party": {"type": "string"}}})},
         "/api/v1/audit": {"get": _op("the audit log with before/after values (admins)", [
             _q("object_kind", {"type": "string", "maxLength": 100}), _q("object_id", {"type": "string"}),
             _q("actor", {"type": "string"}), _q("district", DISTRICT), _q("start", DATE), _q("end", DATE),
