@@ -103,7 +103,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 MAX_BODY_BYTES = 1024 * 1024  # any request but an upload (a report is ~1 KB)
-UPLOAD_ENDPOINTS = frozenset({"imports_v1.upload"})  # up to MAX_CONTENT_LENGTH
+UPLOAD_ENDPOINTS = frozenset({"imports_v1.upload", "responsibility_v1.ownership_import"})  # up to MAX_CONTENT_LENGTH
 
 
 def _limit_body() -> None:

@@ -738,6 +738,151 @@ def cases_train(ctx: click.Context) -> None:
                      CaseRules.load(settings.data_dir).model_path(scheme)))
 
 
+# ------------------------------------------------------------------------------------------ ownership
+@cli.group(cls=CitygridGroup)
+def ownership() -> None:
+    """Who answers for each unit grid in the four roles (#22): a city's own lists, dated."""
+
+
+@ownership.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--district", required=True, help="District code (110105, or NYCBK in the alnum scheme).")
+@click.option("--role", required=True, type=click.Choice(["responsibility", "management", "enforcement",
+                                                          "supervision"]))
+@click.option("--valid-from", default=None, metavar="YYYY-MM-DD",
+              help="The local day (the deployment's time zone) the list takes effect; default today.")
+@click.option("--mapping", "mapping_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="YAML: columns {grid_code: 网格编码, name: …}, set {kind: unit}, values {kind: {单位: unit}}.")
+@click.option("--encoding", default=None, help="A CSV's text encoding when it is not UTF-8 (or GB18030).")
+@click.option("--max-bad-ratio", type=float, default=0.05, show_default=True,
+              help="Refuse the whole file when more rows than this share have an error.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write every problem to this CSV (cells safe for spreadsheets).")
+@_source_options
+@click.pass_context
+def ownership_import(ctx: click.Context, file: Path, district: str, role: str, valid_from: str | None,
+                     mapping_file: Path | None, encoding: str | None, max_bad_ratio: float,
+                     report_path: Path | None) -> None:
+    """Assign parties to unit grids from FILE: a CSV of grid code → party (grid_code, kind, code, name,
+    contact), or a vector file of responsibility areas (any format GDAL reads here, its CRS from the file)
+    whose parties get the grids they cover by the largest share (ties and slivers under 5 % reported).
+
+    \b
+    The previous assignment of each listed grid in the role ends where the new one starts (the first instant
+    of --valid-from there); grids the file does not list keep their owner; re-importing changes nothing.
+    Parties are matched by (kind, code), else created from the row's name and contact. Kinds: department,
+    unit, street_office, community, team, person, frontage_unit, property_company (or 街道办事处, 社区, 单位 …).
+    """
+    from citygrid.responsibility.ownership_import import ImportOptions, import_ownership, load_mapping
+
+    day = _day_option(valid_from, "--valid-from")
+    mapping = load_mapping(_read_text(mapping_file, "--mapping"), f"mapping file {mapping_file.name}") \
+        if mapping_file else None
+    source, licence = _given_source(ctx, file)
+    options = ImportOptions(district=district, role=role, valid_from=day, source=source, licence=licence,
+                            max_bad_ratio=max_bad_ratio, encoding=encoding,
+                            **({"mapping": mapping} if mapping else {})).validate()
+    with _transaction(_settings(ctx)) as conn:
+        result = import_ownership(conn, file, options)
+        if report_path is not None:  # before the commit: a report that cannot be written imports nothing
+            _write_report(report_path, result.problems)
+    _echo_json({**result.as_dict(100), **({"report": str(report_path)} if report_path is not None else {})})
+    if result.state == "rejected":
+        ctx.exit(2)
+
+
+def _day_option(value: str | None, name: str) -> Any:
+    """A YYYY-MM-DD option as a date (None when not given); ``InvalidInput`` naming the option otherwise."""
+    import datetime as dt
+    import re
+
+    if value is None:
+        return None
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value.strip()):
+        raise InvalidInput(f"{name} must be a date, YYYY-MM-DD", field=name)
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{name} {value.strip()!r} is not a date", field=name) from None
+
+
+def _read_text(path: Path, name: str) -> bytes:
+    """A small file's bytes (a mapping); ``InvalidInput`` naming the option when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{name} {path}: {exc.strerror or exc}", field=name) from None
+
+
+def _write_report(path: Path, problems: list[dict[str, Any]]) -> None:
+    """Every problem as a CSV (``ownership_import.report_csv``); ``InvalidInput`` when it cannot be written."""
+    from citygrid.responsibility.ownership_import import report_csv
+
+    try:
+        path.write_text(report_csv(problems), encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"--report {path}: {exc.strerror or exc}", field="report") from None
+
+
+# ------------------------------------------------------------------------------------------ people
+@cli.group(cls=CitygridGroup)
+def people() -> None:
+    """Named people (实名制, #22) and the slots they hold, dated: supervisors, team leaders, enforcement officers,
+    community heads, units' contacts."""
+
+
+@people.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--district", required=True, help="District code (110105, or NYCBK in the alnum scheme).")
+@click.option("--valid-from", default=None, metavar="YYYY-MM-DD",
+              help="The local day rows without their own valid_from take effect; default today.")
+@click.option("--encoding", default=None, help="The CSV's text encoding when it is not UTF-8 (or GB18030).")
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write every problem to this CSV (cells safe for spreadsheets).")
+@_source_options
+@click.pass_context
+def people_import(ctx: click.Context, file: Path, district: str, valid_from: str | None, encoding: str | None,
+                  report_path: Path | None) -> None:
+    """Import people and their slots from a CSV: name, role, phone, account, code, position, valid_from.
+
+    \b
+    role: supervisor (code: a supervision grid), team_leader (a team), enforcement_officer (a community;
+    position lead or assisting), community_head (a community), unit_contact (a party, e.g. a frontage unit).
+    A person is matched by account, else by name and phone. A slot's previous holder is closed where the new
+    one starts. One bad row imports nothing (exit 2, every row's problem listed). 监管分离: an account cannot
+    both supervise and dispose.
+    """
+    from citygrid.loaders.tables import read_csv_table
+    from citygrid.responsibility.people import import_people
+
+    day = _day_option(valid_from, "--valid-from")
+    source, _licence = _given_source(ctx, file)
+    table, _encoding = read_csv_table(file, encoding=encoding)
+    with _transaction(_settings(ctx)) as conn:
+        try:
+            result = import_people(conn, district, table, valid_from=day, source=source)
+        except InvalidInput as exc:
+            if report_path is not None:
+                _write_report(report_path, exc.details)
+            raise
+        if report_path is not None:
+            _write_report(report_path, result["problems"])
+    _echo_json({**result, "problems": result["problems"][:100]})
+
+
+@people.command("list")
+@click.option("--district", required=True, help="District code.")
+@click.option("--role", default=None, type=click.Choice(["supervisor", "enforcement_officer", "community_head",
+                                                         "unit_contact"]))
+@click.pass_context
+def people_list(ctx: click.Context, district: str, role: str | None) -> None:
+    """The district's people with the slots they hold now (JSON, phones included: the CLI is an operator's)."""
+    from citygrid.responsibility.queries import PeopleFilter, list_people
+
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(list_people(conn, PeopleFilter(district=district, role=role, phones=True, limit=100_000)))
+
+
 # ------------------------------------------------------------------------------------------ demo, status, serve
 @cli.command("load-demo")
 @click.argument("demo", default="chaoyang")

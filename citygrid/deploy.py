@@ -26,9 +26,9 @@ from citygrid.errors import InvalidInput
 from citygrid.gridding import service as gridding
 from citygrid.gridding import store as gridding_store
 from citygrid.gridding.generate import GridParams
-from citygrid.gridding.ownership import derive_default_ownership, roles_without_owners
 from citygrid.loaders.demo import OSM, OSM_LICENCE, VONNG, VONNG_LICENCE, DemoDistrict, demo_district
 from citygrid.loaders.vector import read_vector
+from citygrid.responsibility.ownership import derive_default_ownership, roles_without_owners
 from citygrid.spatial import db, store
 from citygrid.spatial.cluster import EmbeddedCluster
 from citygrid.spatial.crs import require_storage_crs

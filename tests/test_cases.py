@@ -376,14 +376,17 @@ def test_cell_table_fast_path_equals_exact_path(bj):
 
 
 # ------------------------------------------------------------------------------------------ dispatch, escalation
-def test_owners_at_report_time_and_dispatch_to_the_street_office(case_rules, bj):
+def test_owners_at_report_time_and_dispatch_to_the_management_party(case_rules, bj):
+    """The derived management party (DOMAIN.md) is the community committee, else the street office; the
+    responsibility subject defaults to it."""
     case, _ = service.submit(bj, case_rules, parse_report(payload()))
     owners = case["owners"]
-    assert owners["management"]["kind"] == "street_office" and owners["management"]["code"] == case["street_code"]
-    assert owners["responsibility"]["code"] in (case["community_code"], case["street_code"])
+    manager = case["community_code"] or case["street_code"]
+    assert owners["management"]["kind"] == ("community" if case["community_code"] else "street_office")
+    assert owners["management"]["code"] == manager and owners["responsibility"]["code"] == manager
     service.transition(bj, case_rules, case["case_id"], "accept", actor="a", role="acceptor")
     dispatched = service.transition(bj, case_rules, case["case_id"], "dispatch", actor="d", role="dispatcher")
-    assert dispatched["attrs"]["dispatched_to"]["code"] == case["street_code"]
+    assert dispatched["attrs"]["dispatched_to"]["code"] == manager
     assert dispatched["attrs"]["dispatched_to"]["rule"] == "grid management"
 
 

@@ -306,8 +306,10 @@ def test_grid_card(client, bj):
     card = client.get(f"/api/v1/grids/{code}/card").get_json()
     assert card["code"] == code and card["street_name"] and card["community_name"]
     assert card["supervision_code"].startswith("110105S") and card["team_code"].startswith("110105T")
-    assert card["owners"]["management"]["kind"] == "street_office"
-    assert card["owners"]["responsibility"]["kind"] == "community"
+    # Derived owners (DOMAIN.md): the community committee manages a grid with a community, and answers for it as
+    # the responsibility subject until a frontage unit or property company is listed.
+    assert card["owners"]["management"]["kind"] == "community"
+    assert card["owners"]["responsibility"] == card["owners"]["management"]
     assert card["open_cases"] == 0 and card["components"] == 0
     bj.execute(sa.text(  # a component inside the grid's polygon is counted on its card
         """INSERT INTO components (district_code, obj_id, scheme, class_code, geom)

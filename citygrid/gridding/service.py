@@ -17,12 +17,13 @@ from sqlalchemy.engine import Connection
 
 from citygrid import codes as code_schemes
 from citygrid.errors import Conflict, InvalidInput, NotFound
-from citygrid.gridding import metrics, ownership, store
+from citygrid.gridding import metrics, store
 from citygrid.gridding import partition as part
 from citygrid.gridding.codes import PreviousGrid, assign_codes, band_height
 from citygrid.gridding.generate import GridParams, generate_unit_grids
 from citygrid.gridding.roads import choose_roads
 from citygrid.gridding.shapes import reading_order
+from citygrid.responsibility import ownership
 from citygrid.spatial import crs
 from citygrid.spatial import store as spatial_store
 from citygrid.spatial.boundaries import district_boundary

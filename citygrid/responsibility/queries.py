@@ -14,6 +14,43 @@ from citygrid.spatial.db import deployment_zone
 
 
 # --- ownership ---
+def grid_owners(conn: Connection, code: str, day: dt.date | None = None) -> dict[str, Any]:
+    """Who answered for unit grid ``code`` on the local day ``day`` (deployment's zone; default today), per
+    role of ``ownership.ROLES``: the assignment in force last that day (the latest to begin among those
+    overlapping it).
+
+    Returns
+    -------
+    ``grid``, ``district``, ``date``, ``zone`` and ``owners``: per role ``party`` (kind, code, name, contact;
+    None when nobody was listed), ``derived`` (citygrid derived it from administrative codes, not a city's
+    list), ``valid_from``/``valid_to`` (instants; ``valid_to`` None while open), ``import_id`` (the ownership
+    import it came from) and ``people`` (the named people of that role: filled by the people part, empty here).
+
+    ``NotFound`` when ``code`` was never issued as a unit grid of its district (retired grids are answered: a
+    past day may ask for them).
+    """
+    from citygrid import codes
+    from citygrid.responsibility.ownership import ROLES
+    from citygrid.spatial.timezones import day_start
+
+    district = codes.deployment_scheme(conn).district_of("unit_grid", code)
+    if not store.unit_grid_issued(conn, district, code):
+        raise NotFound(f"no unit grid {code}")
+    zone = deployment_zone(conn)
+    day = day or dt.datetime.now(zone).date()
+    if day >= dt.date.max:
+        raise NotFound(f"no day after {day.isoformat()}")
+    rows = {r["role"]: r for r in store.owners_during(conn, district, code, day_start(day, zone),
+                                                      day_start(day + dt.timedelta(days=1), zone))}
+    owners = {}
+    for role in ROLES:
+        row = rows.get(role)
+        owners[role] = {
+            "party": {k: row[k] for k in ("kind", "code", "name", "contact")} if row else None,
+            "derived": bool(row["derived"]) if row else None,
+            "valid_from": row["valid_from"] if row else None, "valid_to": row["valid_to"] if row else None,
+            "import_id": row["import_id"] if row else None, "people": []}
+    return {"grid": code, "district": district, "date": day.isoformat(), "zone": zone.key, "owners": owners}
 
 
 # --- frontage ---

@@ -3,12 +3,223 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 # --- ownership ---
+# The derivation ``ownership.derive_default_ownership`` describes, as SQL. Parties it needs, as (district, kind,
+# code, name, contact) rows; :enforcement_suffix, :enforcement_name and :supervision_prefix are its names.
+_DERIVED_PARTIES = (
+    """SELECT district_code, CASE level WHEN 'street' THEN 'street_office' ELSE 'community' END, code, name,
+              'derived from administrative codes'
+         FROM admin_areas WHERE district_code = :d""",
+    """SELECT district_code, 'team', code || CAST(:enforcement_suffix AS text),
+              regexp_replace(name, '办事处$', '') || CAST(:enforcement_name AS text),
+              'derived: one enforcement team per street'
+         FROM admin_areas WHERE district_code = :d AND level = 'street'""",
+    """SELECT district_code, 'team', CAST(:supervision_prefix AS text) || code, name,
+              'derived from the supervision partition'
+         FROM supervision_teams WHERE district_code = :d AND version_id = :v""",
+)
+
+# Per role: the (party kind, party code) each unit grid ``u`` of the version answers to (ownership.py says why:
+# management is the community committee, else the street office; responsibility defaults to management).
+_MANAGEMENT_PARTY = """SELECT CASE WHEN u.community_code IS NULL THEN 'street_office' ELSE 'community' END AS kind,
+                              coalesce(u.community_code, u.street_code) AS code"""
+_ROLE_PARTY = {
+    "management": _MANAGEMENT_PARTY,
+    "responsibility": _MANAGEMENT_PARTY,
+    "enforcement": "SELECT 'team' AS kind, u.street_code || CAST(:enforcement_suffix AS text) AS code",
+    "supervision": """SELECT 'team' AS kind, CAST(:supervision_prefix AS text) || s.team_code AS code
+                        FROM supervision_grids s
+                       WHERE s.district_code = u.district_code AND s.version_id = u.version_id
+                         AND s.code = u.supervision_code""",
+}
+
+
+def insert_derived_parties(conn: Connection, district: str, version_id: int, *, enforcement_suffix: str,
+                           enforcement_name: str, supervision_prefix: str) -> None:
+    """Add the parties the derived ownership of the version names (street offices, communities, a street's
+    enforcement team: street code + ``enforcement_suffix``, street name + ``enforcement_name``; supervision
+    teams: ``supervision_prefix`` + team code); parties already there stay as they are."""
+    params = {"d": district, "v": version_id, "enforcement_suffix": enforcement_suffix,
+              "enforcement_name": enforcement_name, "supervision_prefix": supervision_prefix}
+    for select in _DERIVED_PARTIES:
+        conn.execute(sa.text(f"""INSERT INTO parties (district_code, kind, code, name, contact) {select}
+                                 ON CONFLICT (district_code, kind, code) DO NOTHING"""), params)
+
+
+def close_open_ownership(conn: Connection, district: str, version_id: int, role: str, start: Any) -> None:
+    """End at ``start`` (None: now) the open assignments in ``role`` of the version's unit grids that began
+    before it."""
+    conn.execute(sa.text(
+        """UPDATE grid_ownership o
+              SET valid = tstzrange(lower(o.valid), coalesce(CAST(:start AS timestamptz), now()))
+             FROM unit_grids u
+            WHERE o.district_code = :d AND o.grid_kind = 'unit' AND o.role = :role AND upper_inf(o.valid)
+              AND u.district_code = o.district_code AND u.version_id = :v AND u.code = o.grid_code
+              AND lower(o.valid) < coalesce(CAST(:start AS timestamptz), now())"""
+    ), {"d": district, "v": version_id, "role": role, "start": start})
+
+
+def assign_derived_owners(conn: Connection, district: str, version_id: int, role: str, start: Any, *,
+                          enforcement_suffix: str, supervision_prefix: str) -> int:
+    """Give each unit grid of the version without an owner in ``role`` from ``start`` (None: now) on its
+    derived party (``_ROLE_PARTY``), open-ended and marked ``derived``; returns how many grids were assigned."""
+    return conn.execute(sa.text(
+        f"""INSERT INTO grid_ownership (district_code, grid_kind, grid_code, role, party_id, valid, derived)
+            SELECT u.district_code, 'unit', u.code, :role, p.party_id,
+                   tstzrange(coalesce(CAST(:start AS timestamptz), now()), NULL), true
+              FROM unit_grids u
+              CROSS JOIN LATERAL ({_ROLE_PARTY[role]}) wanted
+              JOIN parties p ON p.district_code = u.district_code AND p.kind = wanted.kind
+                            AND p.code = wanted.code
+             WHERE u.district_code = :d AND u.version_id = :v
+               AND NOT EXISTS (SELECT 1 FROM grid_ownership o WHERE o.district_code = u.district_code
+                                 AND o.grid_kind = 'unit' AND o.grid_code = u.code AND o.role = :role
+                                 AND o.valid && tstzrange(coalesce(CAST(:start AS timestamptz), now()), NULL))"""
+    ), {"d": district, "v": version_id, "role": role, "start": start, "enforcement_suffix": enforcement_suffix,
+        "supervision_prefix": supervision_prefix}).rowcount
+
+
+def owned_roles(conn: Connection, district: str) -> set[str]:
+    """The roles some unit grid of the district has ever had an owner in."""
+    return set(conn.execute(sa.text(
+        "SELECT DISTINCT role FROM grid_ownership WHERE district_code = :d AND grid_kind = 'unit'"),
+        {"d": district}).scalars())
+
+
+def unit_grid_codes(conn: Connection, district: str, version_id: int) -> set[str]:
+    """The unit-grid codes of a grid version."""
+    return set(conn.execute(sa.text("SELECT code FROM unit_grids WHERE district_code = :d AND version_id = :v"),
+                            {"d": district, "v": version_id}).scalars())
+
+
+def unit_grid_shapes(conn: Connection, district: str, version_id: int) -> list[tuple[str, bytes]]:
+    """(code, WKB of the polygon in the storage CRS, ``spatial.db.deployment_srid``) of each unit grid of a
+    version, in code order."""
+    rows = conn.execute(sa.text(
+        """SELECT code, ST_AsBinary(geom) FROM unit_grids WHERE district_code = :d AND version_id = :v
+            ORDER BY code"""), {"d": district, "v": version_id}).all()
+    return [(code, bytes(wkb)) for code, wkb in rows]
+
+
+def unit_grid_issued(conn: Connection, district: str, code: str) -> bool:
+    """Whether ``code`` was ever issued as a unit grid of ``district`` (retired codes included)."""
+    return conn.execute(sa.text(
+        "SELECT EXISTS (SELECT 1 FROM grid_codes WHERE district_code = :d AND kind = 'unit' AND code = :c)"),
+        {"d": district, "c": code}).scalar_one()
+
+
+def parties_by_key(conn: Connection, district: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str],
+                                                                                           dict[str, Any]]:
+    """The stored parties among ``keys`` ((kind, code) pairs) as {(kind, code): {party_id, name, contact}}."""
+    if not keys:
+        return {}
+    rows = conn.execute(sa.text(
+        """SELECT p.kind, p.code, p.party_id, p.name, p.contact FROM parties p
+             JOIN unnest(CAST(:kinds AS text[]), CAST(:codes AS text[])) k(kind, code)
+               ON k.kind = p.kind AND k.code = p.code
+            WHERE p.district_code = :d"""),
+        {"d": district, "kinds": [k for k, _ in keys], "codes": [c for _, c in keys]}).mappings()
+    return {(r["kind"], r["code"]): {"party_id": r["party_id"], "name": r["name"], "contact": r["contact"]}
+            for r in rows}
+
+
+def insert_party(conn: Connection, district: str, kind: str, code: str, name: str, contact: str) -> int:
+    """A new party; returns its id (the caller has checked that (kind, code) is not stored)."""
+    return conn.execute(sa.text(
+        """INSERT INTO parties (district_code, kind, code, name, contact) VALUES (:d, :kind, :code, :name, :contact)
+           RETURNING party_id"""), {"d": district, "kind": kind, "code": code, "name": name, "contact": contact}
+    ).scalar_one()
+
+
+def insert_ownership_import(conn: Connection, district: str, *, role: str, valid_from: Any, file_name: str,
+                            source: str, licence: str) -> int:
+    """Record an ownership import (the actor from the transaction's ``citygrid.actor``); returns its id."""
+    return conn.execute(sa.text(
+        """INSERT INTO ownership_imports (district_code, role, valid_from, file_name, source, licence, imported_by)
+           VALUES (:d, :role, :start, :file, :source, :licence,
+                   coalesce(nullif(current_setting('citygrid.actor', true), ''), 'db:' || session_user))
+           RETURNING import_id"""),
+        {"d": district, "role": role, "start": valid_from, "file": file_name, "source": source,
+         "licence": licence}).scalar_one()
+
+
+def set_import_counts(conn: Connection, district: str, import_id: int, counts: dict[str, int]) -> None:
+    """Store an ownership import's counts (JSON)."""
+    conn.execute(sa.text(
+        "UPDATE ownership_imports SET counts = CAST(:counts AS jsonb) WHERE district_code = :d AND import_id = :i"),
+        {"d": district, "i": import_id, "counts": json.dumps(counts)})
+
+
+def assignments_around(conn: Connection, district: str, role: str, codes: Sequence[str],
+                       start: Any) -> dict[str, dict[str, Any]]:
+    """Per unit-grid code of ``codes``: the assignment in ``role`` in force at ``start`` (``ownership_id``,
+    ``party_id``, ``lower``, ``upper``; None where there is none), ``next_lower``, the start of the first
+    assignment from a city's list (not derived) after ``start`` (None where there is none), and ``superseded``,
+    the ids of the derived assignments that begin between the two (a list from ``start`` replaces them)."""
+    rows = conn.execute(sa.text(
+        """WITH around AS (
+               SELECT c.code,
+                      cur.ownership_id, cur.party_id, lower(cur.valid) AS lower, upper(cur.valid) AS upper,
+                      (SELECT min(lower(n.valid)) FROM grid_ownership n
+                        WHERE n.district_code = :d AND n.grid_kind = 'unit' AND n.grid_code = c.code
+                          AND n.role = :role AND lower(n.valid) > :start AND NOT n.derived) AS next_lower
+                 FROM unnest(CAST(:codes AS text[])) c(code)
+                 LEFT JOIN grid_ownership cur ON cur.district_code = :d AND cur.grid_kind = 'unit'
+                                             AND cur.grid_code = c.code AND cur.role = :role
+                                             AND cur.valid @> CAST(:start AS timestamptz))
+           SELECT a.*, ARRAY(SELECT s.ownership_id FROM grid_ownership s
+                              WHERE s.district_code = :d AND s.grid_kind = 'unit' AND s.grid_code = a.code
+                                AND s.role = :role AND s.derived AND lower(s.valid) > :start
+                                AND (a.next_lower IS NULL OR lower(s.valid) < a.next_lower)) AS superseded
+             FROM around a"""),
+        {"d": district, "role": role, "codes": list(codes), "start": start}).mappings()
+    return {r["code"]: dict(r) for r in rows}
+
+
+def end_assignment(conn: Connection, district: str, ownership_id: int, end: Any) -> None:
+    """End an assignment at ``end`` (which is after its start)."""
+    conn.execute(sa.text(
+        """UPDATE grid_ownership SET valid = tstzrange(lower(valid), CAST(:end AS timestamptz))
+            WHERE district_code = :d AND ownership_id = :id"""), {"d": district, "id": ownership_id, "end": end})
+
+
+def delete_assignment(conn: Connection, district: str, ownership_id: int) -> None:
+    """Remove an assignment (one that began at the very instant a new list replaces it)."""
+    conn.execute(sa.text("DELETE FROM grid_ownership WHERE district_code = :d AND ownership_id = :id"),
+                 {"d": district, "id": ownership_id})
+
+
+def insert_ownership_rows(conn: Connection, district: str, role: str, import_id: int,
+                          rows: Sequence[tuple[str, int, Any, Any]]) -> None:
+    """Assignments of unit grids in ``role`` from an import: (grid code, party id, start, end or None) each."""
+    if rows:
+        conn.execute(sa.text(
+            """INSERT INTO grid_ownership (district_code, grid_kind, grid_code, role, party_id, valid, import_id)
+               VALUES (:d, 'unit', :code, :role, :party, tstzrange(:start, :end), :import_id)"""),
+            [{"d": district, "role": role, "import_id": import_id, "code": code, "party": party, "start": start,
+              "end": end} for code, party, start, end in rows])
+
+
+def owners_during(conn: Connection, district: str, code: str, start: Any, end: Any) -> list[dict[str, Any]]:
+    """Per role, the assignment of unit grid ``code`` in force last in [``start``, ``end``) — the latest to
+    begin of those overlapping it — with its party: role, kind, code, name, contact, derived, valid_from,
+    valid_to (None: open), import_id."""
+    rows = conn.execute(sa.text(
+        """SELECT DISTINCT ON (o.role) o.role, p.kind, p.code, p.name, p.contact, o.derived,
+                  lower(o.valid) AS valid_from, upper(o.valid) AS valid_to, o.import_id
+             FROM grid_ownership o
+             JOIN parties p ON p.district_code = o.district_code AND p.party_id = o.party_id
+            WHERE o.district_code = :d AND o.grid_kind = 'unit' AND o.grid_code = :code
+              AND o.valid && tstzrange(:start, :end)
+            ORDER BY o.role, lower(o.valid) DESC"""),
+        {"d": district, "code": code, "start": start, "end": end}).mappings()
+    return [dict(r) for r in rows]
 
 
 # --- people ---

@@ -14,8 +14,8 @@ from citygrid.cases.service import active_scheme
 from citygrid.cases.workflow import STATES
 from citygrid.components_survey.queries import taxonomy
 from citygrid.config import basemap
-from citygrid.gridding.ownership import ROLES
 from citygrid.gridding.queries import current_teams
+from citygrid.responsibility.ownership import ROLES
 from citygrid.spatial import db
 from citygrid.spatial.queries import data_sources, district_summaries
 from citygrid.spatial.sources import attributions

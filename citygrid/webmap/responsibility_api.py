@@ -3,21 +3,136 @@ rotation plans. Validation and formatting only; the work is the ``citygrid.respo
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import tempfile
+from pathlib import Path
 
 from flask import Blueprint, jsonify, request
 
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.errors import Forbidden, InvalidInput
+from citygrid.loaders import gdalsafe, safeyaml
+from citygrid.loaders.archive import check_archive
+from citygrid.loaders.plaintext import control_character
 from citygrid.responsibility import frontage
 from citygrid.responsibility import queries as responsibility
+from citygrid.responsibility.ownership import ROLES
+from citygrid.responsibility.ownership_import import ImportOptions, import_ownership, load_mapping
+from citygrid.spatial.sources import source_text
 from citygrid.webmap.auth import allow, require_principal
-from citygrid.webmap.context import connection
-from citygrid.webmap.params import choice_arg, district_code, int_arg
+from citygrid.webmap.context import code_scheme, connection
+from citygrid.webmap.heavy import heavy
+from citygrid.webmap.params import choice_arg, code_arg, district_code, int_arg
 
 bp = Blueprint("responsibility_v1", __name__, url_prefix="/api/v1")
 
 # --- ownership ---
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+OWNERSHIP_SUFFIXES = (".csv", ".txt", ".zip", ".gpkg", ".geojson", ".json", ".fgb", ".gml", ".kml")
+OWNERSHIP_MAX_PROBLEMS = 1000  # in the answer; the CLI's --report has them all
+
+
+def _in_own_district(district: str) -> None:
+    """``Forbidden`` when the caller's account is scoped to another district than ``district``."""
+    who = require_principal()
+    if who.district_code is not None and who.district_code != district:
+        raise Forbidden(f"{who.username} works in district {who.district_code}, not {district}")
+
+
+def _form_day(name: str) -> dt.date | None:
+    """A form or query field holding a date (YYYY-MM-DD), or None when empty; ``InvalidInput`` otherwise."""
+    raw = (request.form.get(name) if request.method == "POST" else request.args.get(name)) or ""
+    if not raw.strip():
+        return None
+    try:
+        if not _DAY.fullmatch(raw.strip()):
+            raise ValueError(raw)
+        return dt.date.fromisoformat(raw.strip())
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date, YYYY-MM-DD", field=name) from None
+
+
+def _ownership_file(work_dir: Path) -> Path:
+    """The one uploaded ``file`` part, kept under its base name in ``work_dir`` after its name and (for a zip
+    or a GDAL format) its content are checked."""
+    files = request.files.getlist("file")
+    if len(files) != 1:
+        raise InvalidInput("upload one file in the 'file' field (a CSV, a zip or one vector file)", field="file")
+    name = Path(files[0].filename or "").name
+    if not name or len(name) > 200 or _control(name) or Path(name).suffix.lower() not in OWNERSHIP_SUFFIXES:
+        raise InvalidInput(f"file name {name[:200]!r} is not an accepted list ({', '.join(OWNERSHIP_SUFFIXES)})",
+                           field="file")
+    path = work_dir / name
+    files[0].save(path)
+    if path.suffix.lower() == ".zip":
+        check_archive(path)
+    elif path.suffix.lower() in gdalsafe.DRIVERS:
+        gdalsafe.check_content(path)
+    return path
+
+
+def _control(name: str) -> bool:
+    return name.startswith(".") or any(c in name for c in "\\/") or control_character(name, single_line=True) \
+        is not None
+
+
+@bp.post("/ownership/imports")
+@allow("planner", "gis")
+@heavy
+def ownership_import():
+    """Multipart form: ``file`` (a CSV of grid code → party, or a vector file or zip of responsibility areas),
+    ``district``, ``role`` (responsibility|management|enforcement|supervision), optional ``valid_from``
+    (YYYY-MM-DD, a local day; default today), ``mapping`` (YAML text or file), ``source``, ``licence``,
+    ``max_bad_ratio`` (default 0.05), ``encoding``. Planners and GIS staff (and admins) of the district.
+    Answers 200 with the counts and the problems (``ownership_import.ImportResult``); 400 when the file is
+    refused (its problems in ``details``)."""
+    district = district_code(request.form.get("district"))
+    _in_own_district(district)
+    role = request.form.get("role") or ""
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
+    for name in request.files:
+        if name not in ("file", "mapping"):
+            raise InvalidInput(f"{name[:40]!r} must be a form field, not a file", field=name[:40])
+    mapping_parts = request.files.getlist("mapping")
+    mapping_text = mapping_parts[0].stream.read(safeyaml.MAX_BYTES + 1) if mapping_parts \
+        else request.form.get("mapping")
+    raw_ratio = (request.form.get("max_bad_ratio") or "0.05").strip()
+    try:
+        ratio = float(raw_ratio)
+    except ValueError:
+        raise InvalidInput("max_bad_ratio must be a number between 0 and 1", field="max_bad_ratio") from None
+    encoding = (request.form.get("encoding") or "").strip() or None
+    with tempfile.TemporaryDirectory(prefix="citygrid-ownership-") as tmp:
+        path = _ownership_file(Path(tmp))
+        options = ImportOptions(
+            district=district, role=role, valid_from=_form_day("valid_from"),
+            mapping=load_mapping(mapping_text, "mapping"),
+            source=source_text(request.form.get("source"), "source", required=False) or
+            source_text(path.name, "source (the file name)"),
+            licence=source_text(request.form.get("licence"), "licence", required=False),
+            max_bad_ratio=ratio, encoding=encoding).validate()
+        with connection() as conn:
+            result = import_ownership(conn, path, options)
+            if result.state == "rejected":
+                raise InvalidInput(result.problems[0]["reason"], details=result.problems[:OWNERSHIP_MAX_PROBLEMS])
+    return jsonify(result.as_dict(OWNERSHIP_MAX_PROBLEMS))
+
+
+@bp.get("/grids/<code>/owners")
+@allow(*ANY_ROLE)
+def grid_owners(code: str):
+    """``?date=YYYY-MM-DD`` (a local day of the deployment; default today): per role the party answering for
+    unit grid ``code`` that day (kind, code, name, contact), whether it is ``derived``, its validity range, and
+    ``people`` (the named people of that role). Accounts scoped to a district read their own district's grids."""
+    code_arg("unit_grid", code, "code")
+    day = _form_day("date")
+    district = code_scheme().district_of("unit_grid", code)
+    _in_own_district(district)
+    with connection() as conn:
+        answer = responsibility.grid_owners(conn, code, day)
+    return jsonify(answer)
 
 
 # --- frontage ---

@@ -19,6 +19,33 @@ depends_on = None
 
 def upgrade() -> None:
     # --- ownership imports ---
+    # A city's own lists of the four subjects (citygrid ownership import): each import is recorded with its role,
+    # the local day it takes effect, the file and its source/licence and counts; an assignment names the import
+    # it came from. ``derived`` marks assignments citygrid derived from administrative codes (ownership.py), so
+    # the API says so without reading a party's contact text; existing derived rows are marked by that text.
+    op.execute("""
+CREATE TABLE ownership_imports (
+    district_code text NOT NULL REFERENCES districts ON DELETE CASCADE,
+    import_id     bigint GENERATED ALWAYS AS IDENTITY,
+    role          text NOT NULL CHECK (role IN ('responsibility', 'management', 'enforcement', 'supervision')),
+    valid_from    timestamptz NOT NULL,
+    file_name     text NOT NULL DEFAULT '' CHECK (length(file_name) <= 300 AND file_name !~ '[[:cntrl:]]'),
+    source        text NOT NULL DEFAULT '' CHECK (length(source) <= 300 AND source !~ '[[:cntrl:]]'),
+    licence       text NOT NULL DEFAULT '' CHECK (length(licence) <= 300 AND licence !~ '[[:cntrl:]]'),
+    counts        jsonb NOT NULL DEFAULT '{}',
+    imported_at   timestamptz NOT NULL DEFAULT now(),
+    imported_by   text NOT NULL DEFAULT '',
+    PRIMARY KEY (district_code, import_id)
+);
+CREATE TRIGGER ownership_imports_audit AFTER INSERT OR UPDATE OR DELETE ON ownership_imports
+    FOR EACH ROW EXECUTE FUNCTION audit_row('import_id', '');
+ALTER TABLE grid_ownership ADD COLUMN derived boolean NOT NULL DEFAULT false,
+                           ADD COLUMN import_id bigint,
+                           ADD CONSTRAINT grid_ownership_import_fkey FOREIGN KEY (district_code, import_id)
+                               REFERENCES ownership_imports;
+UPDATE grid_ownership o SET derived = true
+  FROM parties p WHERE p.district_code = o.district_code AND p.party_id = o.party_id AND p.contact LIKE 'derived%';
+""")
     # --- frontage units ---
     # Responsibility units (门前三包 shops and institutions, property companies, markets) with their frontage
     # polygons, dated; each is also a party (kinds frontage_unit / property_company) so dispatch and unit accounts
@@ -201,4 +228,6 @@ DROP TABLE people;
     op.execute("ALTER TABLE parties ADD CONSTRAINT parties_kind_check CHECK (kind IN ('department', 'unit', "
                "'street_office', 'community', 'team', 'person'))")
     # --- ownership imports ---
+    op.execute("ALTER TABLE grid_ownership DROP COLUMN import_id, DROP COLUMN derived")
+    op.execute("DROP TABLE ownership_imports")
     pass
