@@ -474,3 +474,15 @@ def test_a_district_backup_carries_its_frontage_units(zz: Connection, placed_uni
                              "USING (district_code, party_id) WHERE f.unit_id = :u"),
                      {"u": placed_unit["unit_id"]}).one()
     assert row[0] == "测试门店" and row[1] == placed_unit["code"] and row[2] == pytest.approx(64, rel=0.01)
+
+
+def test_an_edit_raises_the_layers_revision_so_no_stale_tile_is_served(zz_client, placed_unit) -> None:
+    client = zz_client("tile-editor", ("gis",))
+    x, y = tile_of(placed_unit["lon"], placed_unit["lat"], 17)
+    url = f"/tiles/frontage_units/17/{x}/{y}.mvt"
+    first = client.get(url)
+    assert first.status_code == 200 and client.get(url).headers["X-Tile-Cache"] == "hit"
+    renamed = client.patch(f"/api/v1/frontage-units/{placed_unit['unit_id']}", json={"name": "改名门店"})
+    assert renamed.status_code == 200
+    second = client.get(url)
+    assert second.headers["ETag"] != first.headers["ETag"] and "改名门店".encode() in second.data

@@ -1,5 +1,5 @@
-"""Mapbox Vector Tiles of the large layers (unit and supervision grids, components, cases), made by PostGIS
-(``ST_AsMVT``) and cached under a key that names what the tile was made from.
+"""Mapbox Vector Tiles of the large layers (unit and supervision grids, components, cases, frontage units), made
+by PostGIS (``ST_AsMVT``) and cached under a key that names what the tile was made from.
 
 The key holds the layer, the tile, its filters, the reader's scope and the layer's **revision**: for grids the
 current version of every district (id, status, parameters, and the grid count of a draft) and the ownership
@@ -58,6 +58,9 @@ class TileLayer:
     # The rows a restricted reader may see (bound :scope_team, :scope_party, :scope_district; see the module
     # docstring); None: the layer is the same for every reader.
     reader_scope: str | None = None
+    # The rows depend on the local day too (validity ranges of days): the day is part of the revision, so a tile
+    # made yesterday is not served once a unit's range has ended or begun.
+    daily: bool = False
 
 
 _CURRENT_VERSION = current_version_sql("g.district_code")
@@ -125,7 +128,7 @@ LAYERS: dict[str, TileLayer] = {layer.name: layer for layer in (
                g.geom
           FROM frontage_units g JOIN parties p ON p.district_code = g.district_code AND p.party_id = g.party_id
          WHERE g.valid_from <= CAST(now() AS date) AND (g.valid_to IS NULL OR g.valid_to > CAST(now() AS date))
-               {where}""", revision_of=("frontage",)),
+               {where}""", revision_of=("frontage",), daily=True),
 )}
 
 
@@ -160,6 +163,8 @@ def revision(conn: Connection, tile_layer: TileLayer, also: tuple[str, ...] = ()
         rows += conn.execute(sa.text(
             "SELECT layer, district_code, revision FROM layer_revisions WHERE layer = ANY(:l) ORDER BY 1, 2"),
             {"l": counters}).all()
+    if tile_layer.daily:
+        rows.append(("day", conn.execute(sa.text("SELECT CAST(now() AS date)")).scalar_one()))
     return hashlib.sha1(repr([tuple(r) for r in rows]).encode()).hexdigest()[:16]
 
 
