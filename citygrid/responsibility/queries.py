@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from citygrid.errors import NotFound
+from citygrid.errors import InvalidInput, NotFound
 from citygrid.responsibility import store
 from citygrid.spatial.db import deployment_zone
 
@@ -38,8 +38,8 @@ def grid_owners(conn: Connection, code: str, day: dt.date | None = None) -> dict
         raise NotFound(f"no unit grid {code}")
     zone = deployment_zone(conn)
     day = day or dt.datetime.now(zone).date()
-    if day >= dt.date.max:
-        raise NotFound(f"no day after {day.isoformat()}")
+    if not dt.date(2, 1, 1) <= day < dt.date(9999, 1, 1):  # a day whose start is an instant in every zone
+        raise InvalidInput(f"date {day.isoformat()} is out of range (years 2 to 9998)", field="date")
     rows = {r["role"]: r for r in store.owners_during(conn, district, code, day_start(day, zone),
                                                       day_start(day + dt.timedelta(days=1), zone))}
     owners = {}

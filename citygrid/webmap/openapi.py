@@ -87,6 +87,16 @@ REPORT = {"type": "object", "properties": {
     "idempotency_key": {"type": "string"}}}
 
 
+OWNERSHIP_UPLOAD = {"type": "object", "required": ["district", "role", "file"], "properties": {
+    "district": DISTRICT, "file": {"type": "string", "format": "binary",
+                                   "description": "a CSV (grid_code, kind, code, name, contact), or a zip, "
+                                                  "GeoPackage or GeoJSON of responsibility areas"},
+    "role": {"type": "string", "enum": ["responsibility", "management", "enforcement", "supervision"]},
+    "valid_from": DATE, "mapping": {"type": "string", "description": "YAML: columns, set, values (text or a file)"},
+    "source": {"type": "string", "maxLength": 300}, "licence": {"type": "string", "maxLength": 300},
+    "max_bad_ratio": {"type": "number", "minimum": 0, "maximum": 1}, "encoding": {"type": "string"}}}
+
+
 TILE_LAYERS = ["unit_grids", "supervision_grids", "components", "cases", "frontage_units"]
 FRONTAGE_UNIT = {"type": "object", "properties": {
     "type": {"type": "string", "enum": ["Feature"]}, "district": DISTRICT,
@@ -167,6 +177,13 @@ def document() -> dict[str, Any]:
             _q("offset", {"type": "integer", "minimum": 0})])},
         "/api/v1/grids/{code}": {"get": _op("one grid", [_p("code", GRID)])},
         "/api/v1/grids/{code}/card": {"get": _op("a unit grid's card", [_p("code", UNIT_GRID)])},
+        "/api/v1/grids/{code}/owners": {"get": _op("who answered for a unit grid per role on a local day: party, "
+                                                   "derived or listed, valid range, people", [
+            _p("code", UNIT_GRID), _q("date", DATE)])},
+        "/api/v1/ownership/imports": {"post": _op(
+            "import a list of the grids' parties in one role (planners, GIS staff, admins of the district): a CSV "
+            "of grid code -> party or a vector file of responsibility areas", body=OWNERSHIP_UPLOAD,
+            form="multipart/form-data")},
         "/api/v1/grids/versions": {"get": _op("version history", [_q("district", DISTRICT, True)])},
         "/api/v1/grids/stats": {"get": _op("version quality", [
             _q("district", DISTRICT, True), _q("version", {"type": "integer", "minimum": 1})])},
