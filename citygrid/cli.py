@@ -971,6 +971,22 @@ def users_add(ctx: click.Context, username: str, roles: str, team: str | None, d
                                      display_name=display_name, district=district, team=team, party=party))
 
 
+@users.command("roles")
+@click.argument("username")
+@click.option("--roles", required=True, help="The account's roles from now on, comma-separated.")
+@click.option("--team", default=None, help="Supervisors: their supervision team (default: the one they have).")
+@click.option("--party", default=None, help="Unit accounts: their party's code (default: the one they have).")
+@click.pass_context
+def users_roles(ctx: click.Context, username: str, roles: str, team: str | None, party: str | None) -> None:
+    """Change a user's roles. 监管分离: one account cannot both supervise (supervisor) and dispose (unit), nor
+    take the other side of a person it is linked to (exit 4 with the rule)."""
+    from citygrid.accounts import service as accounts
+
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(accounts.set_roles(conn, username.strip().lower(), accounts.parse_roles(roles), team=team,
+                                      party=party))
+
+
 @users.command("list")
 @click.pass_context
 def users_list(ctx: click.Context) -> None:

@@ -14,7 +14,7 @@ from citygrid.spatial.db import deployment_zone
 
 
 # --- ownership ---
-def grid_owners(conn: Connection, code: str, day: dt.date | None = None) -> dict[str, Any]:
+def grid_owners(conn: Connection, code: str, day: dt.date | None = None, *, phones: bool = False) -> dict[str, Any]:
     """Who answered for unit grid ``code`` on the local day ``day`` (deployment's zone; default today), per
     role of ``ownership.ROLES``: the assignment in force last that day (the latest to begin among those
     overlapping it).
@@ -24,7 +24,8 @@ def grid_owners(conn: Connection, code: str, day: dt.date | None = None) -> dict
     ``grid``, ``district``, ``date``, ``zone`` and ``owners``: per role ``party`` (kind, code, name, contact;
     None when nobody was listed), ``derived`` (citygrid derived it from administrative codes, not a city's
     list), ``valid_from``/``valid_to`` (instants; ``valid_to`` None while open), ``import_id`` (the ownership
-    import it came from) and ``people`` (the named people of that role: filled by the people part, empty here).
+    import it came from) and ``people`` (the named people of that role in force at the end of that day, as
+    ``grid_people`` gives them; phones only when ``phones``).
 
     ``NotFound`` when ``code`` was never issued as a unit grid of its district (retired grids are answered: a
     past day may ask for them).
@@ -42,6 +43,8 @@ def grid_owners(conn: Connection, code: str, day: dt.date | None = None) -> dict
         raise InvalidInput(f"date {day.isoformat()} is out of range (years 2 to 9998)", field="date")
     rows = {r["role"]: r for r in store.owners_during(conn, district, code, day_start(day, zone),
                                                       day_start(day + dt.timedelta(days=1), zone))}
+    end = day_start(day + dt.timedelta(days=1), zone) - dt.timedelta(microseconds=1)
+    people = people_by_owner_role(grid_people(conn, district, code, end, phones=phones))
     owners = {}
     for role in ROLES:
         row = rows.get(role)
@@ -49,7 +52,7 @@ def grid_owners(conn: Connection, code: str, day: dt.date | None = None) -> dict
             "party": {k: row[k] for k in ("kind", "code", "name", "contact")} if row else None,
             "derived": bool(row["derived"]) if row else None,
             "valid_from": row["valid_from"] if row else None, "valid_to": row["valid_to"] if row else None,
-            "import_id": row["import_id"] if row else None, "people": []}
+            "import_id": row["import_id"] if row else None, "people": people.get(role, [])}
     return {"grid": code, "district": district, "date": day.isoformat(), "zone": zone.key, "owners": owners}
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from citygrid.spatial.store import current_version_sql
+
 # --- ownership ---
 # The derivation ``ownership.derive_default_ownership`` describes, as SQL. Parties it needs, as (district, kind,
 # code, name, contact) rows; :enforcement_suffix, :enforcement_name and :supervision_prefix are its names.
@@ -323,12 +325,13 @@ def slot_target_exists(conn: Connection, district: str, role: str, code: str) ->
     version (``supervisor``, ``team_leader``), a community (``enforcement_officer``, ``community_head``), a
     party (``unit_contact``)."""
     return conn.execute(sa.text(
-        """SELECT CASE
+        f"""SELECT CASE
              WHEN :role = 'supervisor' THEN EXISTS (
                  SELECT 1 FROM supervision_grids s WHERE s.district_code = :d AND s.code = :c
-                    AND s.version_id = (SELECT max(version_id) FROM grid_versions v WHERE v.district_code = :d))
+                    AND s.version_id = {current_version_sql(':d')})
              WHEN :role = 'team_leader' THEN EXISTS (
-                 SELECT 1 FROM supervision_teams t WHERE t.district_code = :d AND t.code = :c)
+                 SELECT 1 FROM supervision_teams t WHERE t.district_code = :d AND t.code = :c
+                    AND t.version_id = {current_version_sql(':d')})
              WHEN :role = 'unit_contact' THEN EXISTS (
                  SELECT 1 FROM parties y WHERE y.district_code = :d AND y.code = :c)
              ELSE EXISTS (SELECT 1 FROM admin_areas a WHERE a.district_code = :d AND a.code = :c
@@ -419,8 +422,8 @@ def grid_people(conn: Connection, district: str, grid_code: str, at: Any) -> lis
                   LEFT JOIN supervision_grids s ON s.district_code = u.district_code
                                                AND s.version_id = u.version_id AND s.code = u.supervision_code
                  WHERE u.district_code = :d AND u.code = :g
-                 ORDER BY (v.status = 'published' AND v.effective_from <= :at
-                           AND (v.effective_to IS NULL OR v.effective_to > :at)) DESC,
+                 ORDER BY coalesce(v.status = 'published' AND v.effective_from <= :at
+                                   AND (v.effective_to IS NULL OR v.effective_to > :at), false) DESC,
                           (v.status = 'published') DESC, v.version_id DESC
                  LIMIT 1),
             responsible AS (

@@ -284,6 +284,13 @@ def document() -> dict[str, Any]:
             _p("username", {"type": "string"})], body={"type": "object", "required": ["roles"], "properties": {
                 "roles": {"type": "array", "items": {"type": "string"}}, "team": {"type": "string"},
                 "party": {"type": "string"}}})},
+        "/api/v1/people": {"get": _op("named people and their current slots; phones for dispatchers, planners, "
+                                      "admins only", [
+            _q("district", DISTRICT, required=True),
+            _q("role", {"type": "string", "enum": ["supervisor", "enforcement_officer", "community_head",
+                                                   "unit_contact"]}),
+            _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            _q("offset", {"type": "integer", "minimum": 0})])},
         "/api/v1/audit": {"get": _op("the audit log with before/after values (admins)", [
             _q("object_kind", {"type": "string", "maxLength": 100}), _q("object_id", {"type": "string"}),
             _q("actor", {"type": "string"}), _q("district", DISTRICT), _q("start", DATE), _q("end", DATE),

@@ -15,7 +15,7 @@ from citygrid.errors import Forbidden, InvalidInput
 from citygrid.loaders import gdalsafe, safeyaml
 from citygrid.loaders.archive import check_archive
 from citygrid.loaders.plaintext import control_character
-from citygrid.responsibility import frontage
+from citygrid.responsibility import frontage, people
 from citygrid.responsibility import queries as responsibility
 from citygrid.responsibility.ownership import ROLES
 from citygrid.responsibility.ownership_import import ImportOptions, import_ownership, load_mapping
@@ -130,9 +130,29 @@ def grid_owners(code: str):
     day = _form_day("date")
     district = code_scheme().district_of("unit_grid", code)
     _in_own_district(district)
+    who = require_principal()
     with connection() as conn:
-        answer = responsibility.grid_owners(conn, code, day)
+        answer = responsibility.grid_owners(conn, code, day,
+                                            phones=people.phones_visible(who.roles, who.district_code, district))
     return jsonify(answer)
+
+
+# --- people ---
+@bp.get("/people")
+@allow(*ANY_ROLE)
+def list_people():
+    """``?district=&role=&limit=&offset=`` — the district's named people (实名制) with the slots they hold
+    now. Phones only for dispatchers, planners and admins of the district (``people.PHONE_READERS``): null
+    for everyone else. Accounts scoped to a district read their own district's people."""
+    district = district_code(request.args.get("district"))
+    _in_own_district(district)
+    role = choice_arg("role", people.PERSON_ROLES)
+    who = require_principal()
+    wanted = responsibility.PeopleFilter(district=district, role=role,
+                                         phones=people.phones_visible(who.roles, who.district_code, district),
+                                         limit=int_arg("limit", 1000, 1, 1000), offset=int_arg("offset", 0, 0, 10**7))
+    with connection() as conn:
+        return jsonify(responsibility.list_people(conn, wanted))
 
 
 # --- frontage ---
