@@ -77,7 +77,8 @@ def test_rules_load_from_a_directory_with_built_in_defaults(tmp_path):
     assert empty.model_for("cjt214", None) == empty.model_path("cjt214") and empty.model_for("cjt214", "event") is None
     shipped = CaseRules.load(Path(__file__).resolve().parent.parent / "data")
     assert shipped.dispatch.rule_for("component", "0118") == "component_owner"
-    assert shipped.dispatch.rule_for("event", "0102") == "management"
+    assert shipped.dispatch.rule_for("event", "0102") == "frontage_unit"  # 暴露垃圾: 门前三包, else management
+    assert shipped.dispatch.rule_for("event", "0505") == "management"
     assert shipped.escalation.initial_level("event", "0401") == "district"
     assert shipped.deadlines.rule_for("event", "0102").working_hours == 4
 

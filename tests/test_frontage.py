@@ -221,7 +221,8 @@ def placed_unit(zz: Connection) -> dict:
     x, y = spot(zz, 7)
     code = make_code("91410104MA00000F1")
     frame = gpd.GeoDataFrame(
-        {"name": ["测试门店"], "kind": ["shop"], "credit_code": [code]}, geometry=[square(x, y)])
+        {"name": ["测试门店"], "kind": ["shop"], "credit_code": [code], "contact_phone": ["0371-12345678"]},
+        geometry=[square(x, y)])
     vf = VectorFile(frame=frame, source_crs=crs.parse_crs("EPSG:4547"), crs_from="user")
     import_frontage(zz, FrontageFile(vf), district=GUANCHENG, source="test")
     unit_id = zz.execute(sa.text("SELECT unit_id FROM frontage_units WHERE credit_code = :c"), {"c": code}).scalar()
@@ -428,6 +429,19 @@ def test_the_demo_seeds_synthetic_units_along_guanchengs_roads_once(zz: Connecti
     assert "skipped" in again
     zz.execute(sa.text("DELETE FROM frontage_units WHERE district_code = :d"), {"d": GUANCHENG})
     assert frontage_synthetic.generate(zz, GUANCHENG, n=120)["created"] == made["created"]  # same seed, same units
+
+
+def test_the_grid_card_lists_the_grids_units(zz_client, placed_unit) -> None:
+    client = zz_client("card-reader", ("analyst",))
+    at = client.get(f"/api/v1/grids/at?lon={placed_unit['lon']:.8f}&lat={placed_unit['lat']:.8f}").get_json()
+    card = client.get(f"/api/v1/grids/{at['code']}/card").get_json()
+    units = {u["unit_id"]: u for u in card["frontage_units"]}
+    assert units[placed_unit["unit_id"]]["name"] == "测试门店" and units[placed_unit["unit_id"]]["synthetic"] is False
+    assert units[placed_unit["unit_id"]]["party_code"] == placed_unit["code"]
+    assert "contact_phone" not in units[placed_unit["unit_id"]]          # phones for dispatchers, planners, admins
+    desk = zz_client("card-desk", ("dispatcher",)).get(f"/api/v1/grids/{at['code']}/card").get_json()
+    mine = next(u for u in desk["frontage_units"] if u["unit_id"] == placed_unit["unit_id"])
+    assert mine["contact_phone"] == "0371-12345678"
 
 
 # ------------------------------------------------------------------------------------------ the command line
