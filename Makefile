@@ -22,7 +22,7 @@ endif
 
 # Served as in production (gunicorn, graceful stop), not by Flask's development server.
 demo: setup
-	$(CG) --database $(DEMO_DB) serve --prod --host $(HOST) --port $(PORT)
+	CITYGRID_TRUSTED_PROXY=$${CITYGRID_TRUSTED_PROXY:-none} $(CG) --database $(DEMO_DB) serve --prod --host $(HOST) --port $(PORT)
 
 # Set-up only; idempotent and fast on a second run.
 setup: system $(STAMP)

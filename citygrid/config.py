@@ -40,6 +40,9 @@ def _positive(text: str | None, default: float) -> float:
     return value if value > 0 else default
 
 
+NO_PROXY = "none"  # CITYGRID_TRUSTED_PROXY=none: no proxy in front; never an address a peer can have
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a command or the web app needs to find its database.
@@ -53,7 +56,9 @@ class Settings:
     data_dir : directory holding the demo data and the embedded cluster (``pg/``, ``run/``, ``log/``).
     pg_port : port of the embedded cluster (names its Unix socket; TCP only when asked).
     trusted_proxy : address of the reverse proxy in front of the server, whose ``X-Forwarded-For`` and
-        ``X-Forwarded-Proto`` are believed (``webmap.ratelimit.client_address``, ``webmap.headers``); None: none.
+        ``X-Forwarded-Proto`` are believed (``webmap.ratelimit.client_address``, ``webmap.headers``); None: not
+        said (``serve --prod`` then warns that a proxy may be hiding clients); ``NO_PROXY`` (``none``): clients
+        connect directly, nothing forwarded is believed and nothing is warned (``make demo`` on this machine).
     open311_keys : the Open311 API keys and their limits, ``key:per_minute`` pairs separated by commas (parsed
         by ``webmap.ratelimit.parse_keys`` when the app is built).
     upload_grace_s, upload_min_bytes_per_s : a body that ``serve --prod``'s threads read (an upload) must keep

@@ -206,6 +206,8 @@ def test_make_demo_serves_the_way_production_does():
     development-server warning."""
     serving = [line for line in make_recipe("demo") if " serve " in line]
     assert len(serving) == 1 and " serve --prod " in serving[0] and "$(PORT)" in serving[0]
+    # on this machine no proxy stands in front: said so, so the first screen has no proxy warning either
+    assert serving[0].startswith("CITYGRID_TRUSTED_PROXY=$${CITYGRID_TRUSTED_PROXY:-none} ")
 
 
 def test_serve_prod_prints_the_url_and_the_demo_sign_in_and_stops_cleanly(beijing_db):

@@ -62,6 +62,8 @@ def test_forwarded_for_counts_only_behind_the_trusted_proxy():
         check_intake("10.0.0.9", "5.6.7.8", None, buckets, {})
     with pytest.raises(RateLimited):  # another proxy trusted: still the peer's address
         check_intake("10.0.0.9", "5.6.7.8", None, buckets, {}, trusted_proxy="10.0.0.8")
+    with pytest.raises(RateLimited):  # no proxy, said so (CITYGRID_TRUSTED_PROXY=none): the header is ignored
+        check_intake("10.0.0.9", "5.6.7.8", None, buckets, {}, trusted_proxy="none")
     assert check_intake("10.0.0.9", "spoofed, 5.6.7.8", None, buckets, {}, trusted_proxy="10.0.0.9") == \
         "addr:5.6.7.8"
 
@@ -70,6 +72,7 @@ def test_forwarded_for_counts_only_behind_the_trusted_proxy():
     ("127.0.0.1", None, False, False), ("::1", "", False, False), ("localhost", None, False, False),
     ("0.0.0.0", None, False, True), ("::", None, False, True), ("192.168.1.5", None, False, True),
     ("citygrid.example", None, False, True), ("127.0.0.1", None, True, True), ("0.0.0.0", "10.0.0.9", True, False),
+    ("127.0.0.1", "none", True, False),  # make demo: no proxy, said so
 ])
 def test_start_up_warns_that_clients_behind_an_unnamed_proxy_share_one_bucket(host, proxy, prod, warned):
     text = proxy_warning(host, proxy, prod=prod)

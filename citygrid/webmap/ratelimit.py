@@ -103,7 +103,8 @@ def proxy_warning(host: str, trusted_proxy: str | None, *, prod: bool = False) -
     Parameters
     ----------
     host : the address the server listens on (``--host``).
-    trusted_proxy : ``Settings.trusted_proxy`` (``$CITYGRID_TRUSTED_PROXY``; None or empty: not set).
+    trusted_proxy : ``Settings.trusted_proxy`` (``$CITYGRID_TRUSTED_PROXY``; None or empty: not set;
+        ``config.NO_PROXY``: said to be none, so clients connect directly and there is nothing to warn of).
     prod : ``serve --prod`` (a deployment: a proxy in front is likely even on a loopback address).
 
     Returns
