@@ -180,6 +180,11 @@ def test_the_grid_card_names_people_and_hides_phones_from_analysts(client_as, bj
     assert shown["乙监督"] == "222" and shown["社区书记"] == "333"
     hidden = {p["name"]: p["phone"] for p in analyst.get_json()["people"]}
     assert set(hidden) == set(shown) and set(hidden.values()) == {None}
+    # the card of the grid under a clicked point says the same
+    at = client_as("people-dispatcher-2", ["dispatcher"]).get(f"/api/v1/grids/at?lon={LON}&lat={LAT}").get_json()
+    assert {p["name"]: p["phone"] for p in at["card"]["people"]} == shown
+    at = client_as("people-analyst-2", ["analyst"]).get(f"/api/v1/grids/at?lon={LON}&lat={LAT}").get_json()
+    assert {p["name"]: p["phone"] for p in at["card"]["people"]} == hidden
 
 
 def test_people_list_phones_only_for_roles_that_may_read_them(client_as, anonymous_client, bj, place):

@@ -12,6 +12,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,12 +104,14 @@ def current_teams(conn: Connection, district: str) -> list[dict[str, Any]]:
     return store.teams(conn, district, row["version_id"]) if row else []
 
 
-def grid_at(conn: Connection, lon: float, lat: float) -> dict[str, Any] | None:
+def grid_at(conn: Connection, lon: float, lat: float, *,
+            phones: Callable[[str], bool] = lambda district: False) -> dict[str, Any] | None:
     """The current unit grid covering a point, by the geocoder's boundary rule (``spatial.geocode``).
 
     Parameters
     ----------
     lon, lat : the point in EPSG:4326 (WGS84).
+    phones : whether the caller may read the phones of a district's people (the card's ``people``).
 
     Returns
     -------
@@ -123,6 +126,8 @@ def grid_at(conn: Connection, lon: float, lat: float) -> dict[str, Any] | None:
         hit = int(index.assign(np.array([point.x]), np.array([point.y]))[0])
         if hit >= 0:
             card = store.grid_card(conn, district, index.version, index.codes[hit])
+            if card is not None:
+                card["people"] = grid_people(conn, district, index.codes[hit], phones=phones(district))
             unit = responsibility.frontage_unit_at(conn, district, point.wkb, srid)
             return {"district": district, "code": index.codes[hit], "card": card, "frontage_unit": unit}
     return None

@@ -106,8 +106,10 @@ def grid_at():
     from citygrid.webmap.params import lonlat_args
 
     lon, lat = lonlat_args()
+    who = require_principal()
     with connection() as conn:
-        found = grids.grid_at(conn, lon, lat)
+        found = grids.grid_at(conn, lon, lat,
+                              phones=lambda district: people.phones_visible(who.roles, who.district_code, district))
     if found is not None:
         return jsonify(found)
     return jsonify({"district": None, "code": None, "card": None,

@@ -35,6 +35,12 @@
       // 门前三包: the unit whose frontage holds a clicked point (its responsibility subject), the grid's units.
       function unitLabel(u) { return u.name + (u.synthetic ? " [SYNTHETIC]" : ""); }
       var here = answer.frontage_unit, units = card.frontage_units || [];
+      // 实名制: the named people answering for the grid now (phones only where the reader may see them).
+      function personLabel(p) {
+        return p.name + " (" + p.role + (p.position ? " " + p.position : "") + ")" + (p.phone ? " " + p.phone : "") +
+          (p.synthetic ? " [SYNTHETIC]" : "");
+      }
+      var people = card.people || [];
       box.textContent = "";
       if (here) {
         box.appendChild(cg.element("div", here.synthetic ? "cg-synthetic" : null,
@@ -45,11 +51,12 @@
         supervision: card.supervision_code + " / " + card.team_code, management: owner("management"),
         responsibility: owner("responsibility"), enforcement: owner("enforcement"), supervisor: owner("supervision"),
         cases: card.open_cases + " open / " + card.all_cases, components: card.components, area: card.area_m2 + " m²",
-        frontage: units.length ? units.slice(0, 8).map(unitLabel).join("; ") + (units.length > 8 ? " … (" + units.length + ")" : "") : ""
+        frontage: units.length ? units.slice(0, 8).map(unitLabel).join("; ") + (units.length > 8 ? " … (" + units.length + ")" : "") : "",
+        people: people.length ? people.slice(0, 12).map(personLabel).join("; ") + (people.length > 12 ? " … (" + people.length + ")" : "") : ""
       }, [["code", "Unit grid 单元网格"], ["street", "Street 街道"], ["community", "Community 社区"], ["supervision", "Supervision grid / team 监督网格 / 分队"],
           ["management", "Management 管理主体"], ["responsibility", "Responsibility 责任主体"], ["enforcement", "Enforcement 执法主体"],
           ["supervisor", "Supervision 监督主体"], ["cases", "Cases 案件"], ["components", "Components 部件"], ["area", "Area 面积"],
-          ["frontage", "Frontage units 门前三包"]]));
+          ["frontage", "Frontage units 门前三包"], ["people", "People 实名"]]));
     }).catch(function (err) { box.textContent = err.message; });
     return box;
   }
