@@ -63,6 +63,7 @@ class Settings:
         by ``webmap.ratelimit.parse_keys`` when the app is built).
     upload_grace_s, upload_min_bytes_per_s : a body that ``serve --prod``'s threads read (an upload) must keep
         up this rate after this grace period (``webmap.slowclients.ReadDeadline``).
+    basemap_url, basemap_attribution : the map pages' optional XYZ basemap (``basemap``); empty: none.
     """
 
     database: str | None = None
@@ -73,13 +74,15 @@ class Settings:
     open311_keys: str = ""
     upload_grace_s: float = DEFAULT_UPLOAD_GRACE_S
     upload_min_bytes_per_s: float = DEFAULT_UPLOAD_MIN_BYTES_PER_S
+    basemap_url: str = ""
+    basemap_attribution: str = ""
 
     @classmethod
     def from_env(cls, database: str | None = None) -> Settings:
         """Build settings from the environment: ``DATABASE_URL``, ``CITYGRID_DATABASE``, ``CITYGRID_DATA_DIR``,
         ``CITYGRID_PG_PORT``, ``CITYGRID_TRUSTED_PROXY``, ``CITYGRID_OPEN311_KEYS``, ``CITYGRID_UPLOAD_GRACE_S``,
-        ``CITYGRID_UPLOAD_MIN_BYTES_PER_S`` (the one place that reads them; the app and the CLI are passed the
-        result)."""
+        ``CITYGRID_UPLOAD_MIN_BYTES_PER_S``, ``CITYGRID_BASEMAP_URL``, ``CITYGRID_BASEMAP_ATTRIBUTION`` (the one
+        place that reads them; the app and the CLI are passed the result)."""
         port = int(os.environ.get("CITYGRID_PG_PORT", DEFAULT_PG_PORT))
         return cls(
             database=database or os.environ.get("CITYGRID_DATABASE") or None,
@@ -91,7 +94,14 @@ class Settings:
             upload_grace_s=_positive(os.environ.get("CITYGRID_UPLOAD_GRACE_S"), DEFAULT_UPLOAD_GRACE_S),
             upload_min_bytes_per_s=_positive(os.environ.get("CITYGRID_UPLOAD_MIN_BYTES_PER_S"),
                                              DEFAULT_UPLOAD_MIN_BYTES_PER_S),
+            basemap_url=os.environ.get("CITYGRID_BASEMAP_URL", "").strip(),
+            basemap_attribution=os.environ.get("CITYGRID_BASEMAP_ATTRIBUTION", "").strip(),
         )
+
+    @property
+    def basemap(self) -> dict[str, str] | None:
+        """The map pages' XYZ basemap (``basemap``), or None."""
+        return basemap(self.basemap_url, self.basemap_attribution)
 
     @property
     def demo_dir(self) -> Path:
@@ -102,13 +112,14 @@ class Settings:
         return self.data_dir / "taxonomy"
 
 
-def basemap() -> dict[str, str] | None:
-    """The optional XYZ basemap of the map pages: ``$CITYGRID_BASEMAP_URL`` (a ``{z}/{x}/{y}`` template, e.g.
-    a tile server of the city's own) with ``$CITYGRID_BASEMAP_ATTRIBUTION``; None (no basemap) by default.
-    See ``docs/basemap.md``: Chinese web basemaps are drawn in GCJ-02 and sit 100–700 m off WGS84 data."""
-    url = os.environ.get("CITYGRID_BASEMAP_URL", "").strip()
+def basemap(url: str, attribution: str = "") -> dict[str, str] | None:
+    """The optional XYZ basemap of the map pages: ``url`` (``$CITYGRID_BASEMAP_URL``, a ``{z}/{x}/{y}`` template,
+    e.g. a tile server of the city's own) with ``attribution`` (``$CITYGRID_BASEMAP_ATTRIBUTION``); None (no
+    basemap) when ``url`` is empty. See ``docs/basemap.md``: Chinese web basemaps are drawn in GCJ-02 and sit
+    100–700 m off WGS84 data. ``ValueError`` for a template that is not one."""
+    url = url.strip()
     if not url:
         return None
     if not url.startswith(("http://", "https://", "/")) or "{z}" not in url or "{x}" not in url or "{y}" not in url:
         raise ValueError("CITYGRID_BASEMAP_URL must be an http(s) or site-relative URL with {z}, {x} and {y}")
-    return {"url": url, "attribution": os.environ.get("CITYGRID_BASEMAP_ATTRIBUTION", "").strip()}
+    return {"url": url, "attribution": attribution.strip()}

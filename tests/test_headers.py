@@ -14,9 +14,10 @@ from flask import Response
 
 from citygrid.accounts import service as accounts
 from citygrid.app import create_app
+from citygrid.config import Settings
 from citygrid.webmap.folium_pages import inline_hashes
 from citygrid.webmap.headers import API_POLICY, add_security_headers, basemap_source, page_policy
-from tests.conftest import rollback_backend
+from tests.conftest import rollback_backend, signed_in, user_token
 
 PASSWORD = "correct horse battery"
 PAGES = ("/", "/caseload", "/cases")
@@ -66,8 +67,12 @@ def test_each_page_allows_exactly_its_inline_code(client, path):
     assert set(policy["script-src"][1:]) == set(inline_hashes()["scripts"])
 
 
-def test_the_page_policy_names_the_configured_basemap(client, monkeypatch):
-    monkeypatch.setenv("CITYGRID_BASEMAP_URL", "https://{s}.tiles.example.org/{z}/{x}/{y}.png")
+def test_the_page_policy_names_the_configured_basemap(bj, beijing_db):
+    """The basemap is the app's setting (read once, when the settings were made), not the environment's now."""
+    settings = replace(Settings.from_env(), basemap_url="https://{s}.tiles.example.org/{z}/{x}/{y}.png")
+    app = create_app({"CITYGRID_BACKEND": rollback_backend(bj, beijing_db.database or ""),
+                      "CITYGRID_SETTINGS": settings, "TESTING": True})
+    client = signed_in(app.test_client(), user_token(bj, "basemap-admin", ["admin"]))
     policy = directives(client.get("/").headers["Content-Security-Policy"])
     assert policy["img-src"] == ["'self'", "data:", "blob:", "https://*.tiles.example.org"]
     assert policy["connect-src"] == ["'self'"]

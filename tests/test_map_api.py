@@ -8,6 +8,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from citygrid.config import Settings
 from citygrid.webmap.folium_pages import json_script
 from tests.conftest import assert_error
 
@@ -181,13 +182,14 @@ def test_case_months_span_first_to_last_report_in_beijing_time(case_rules, bj):
                                          ("/tiles/base/{z}/{x}/{y}.png", True), ("ftp://x/{z}/{x}/{y}", False),
                                          ("https://tiles.example/tile.png", False)])
 def test_optional_basemap_setting(monkeypatch, url, ok):
-    from citygrid.config import basemap
-
     monkeypatch.setenv("CITYGRID_BASEMAP_URL", url)
+    monkeypatch.setenv("CITYGRID_BASEMAP_ATTRIBUTION", " © the city ")
+    settings = Settings.from_env()  # the environment is read here, once
+    monkeypatch.delenv("CITYGRID_BASEMAP_URL")
     if ok is None:
-        assert basemap() is None
+        assert settings.basemap is None
     elif ok:
-        assert basemap()["url"] == url
+        assert settings.basemap == {"url": url, "attribution": "© the city"}
     else:
         with pytest.raises(ValueError, match=r"\{z\}"):
-            basemap()
+            _ = settings.basemap

@@ -13,7 +13,6 @@ from citygrid.cases.queries import case_months, has_synthetic
 from citygrid.cases.service import active_scheme
 from citygrid.cases.workflow import STATES
 from citygrid.components_survey.queries import taxonomy
-from citygrid.config import basemap
 from citygrid.gridding.queries import current_teams
 from citygrid.responsibility.ownership import ROLES
 from citygrid.spatial import db
@@ -40,7 +39,7 @@ def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **contex
                    for c in taxonomy(conn, scheme=active_scheme(conn))]
         credits = attributions(data_sources(conn), n_districts=len(districts))
     who = principal()
-    map_base = basemap()
+    map_base = current_app.config["CITYGRID_SETTINGS"].basemap
     visible = [p for p in PAGES if who is not None
                and who.has_any(access_of(current_app.view_functions[f"pages.{p[0]}"]).roles)]
     header = render_template(f"{page}_header.html", deployment_name=name, districts=districts, pages=visible,
