@@ -120,6 +120,20 @@ def test_domain_code_neither_imports_flask_nor_reads_the_environment(rel: str, t
     assert found == [], f"{rel}:\n" + "\n".join(found)
 
 
+def test_only_the_entry_points_read_the_environment() -> None:
+    """``config.Settings.from_env`` reads the environment; ``app.py`` and ``cli.py`` call it once per app or
+    command and pass the result in. The web layer reads the app's settings, never the environment."""
+    found = []
+    for rel, tree in MODULES:
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Attribute):
+                continue
+            reads = node.attr in ("environ", "getenv") and isinstance(node.value, ast.Name) and node.value.id == "os"
+            if (reads and rel != "config.py") or (node.attr == "from_env" and rel not in ("config.py", *_FRONTS)):
+                found.append(f"{rel}:{node.lineno}: {node.attr}")
+    assert found == [], "configuration read outside config.py / the entry points:\n" + "\n".join(found)
+
+
 def test_every_layer_named_here_exists() -> None:
     """The layer table above names the packages as the tree has them (a renamed package must be moved here)."""
     tops = {_top(rel) for rel, _ in MODULES}

@@ -66,7 +66,7 @@ def inline_code(html: str) -> dict[str, list[str]]:
 
 
 def basemap_source(url: str | None) -> str | None:
-    """The CSP source of an XYZ basemap template (``config.basemap()['url']``): its origin, with a templated
+    """The CSP source of an XYZ basemap template (``Settings.basemap['url']``): its origin, with a templated
     first host label (``{s}.tile.example.org``) as ``*``; None for a site-relative one ('self' covers it)."""
     if not url or url.startswith("/"):
         return None

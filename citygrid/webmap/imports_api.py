@@ -59,7 +59,7 @@ def _imports_dir() -> Path:
     """Where uploads are kept: ``CITYGRID_IMPORTS_DIR`` or ``data/imports``."""
     if current_app.config.get("CITYGRID_IMPORTS_DIR"):
         return Path(current_app.config["CITYGRID_IMPORTS_DIR"])
-    settings: Settings = current_app.config.get("CITYGRID_SETTINGS") or Settings.from_env()
+    settings: Settings = current_app.config["CITYGRID_SETTINGS"]  # create_app always sets it
     return settings.data_dir / "imports"
 
 
