@@ -500,3 +500,23 @@ def test_an_edit_raises_the_layers_revision_so_no_stale_tile_is_served(zz_client
     assert renamed.status_code == 200
     second = client.get(url)
     assert second.headers["ETag"] != first.headers["ETag"] and "改名门店".encode() in second.data
+
+
+def test_binary_posing_as_csv_and_oversized_wkt_are_refused(zz: Connection, tmp_path: Path) -> None:
+    fake = tmp_path / "units.csv"
+    fake.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 40)
+    with pytest.raises(InvalidInput) as err:
+        read_frontage_file(fake, crs_text="EPSG:4547")
+    assert err.value.details[0]["field"] in ("encoding", "file", "wkt_field")
+    x, y = spot(zz)
+    ring = [(x + 3 * np.cos(t), y + 3 * np.sin(t)) for t in np.linspace(0, 2 * np.pi, 12_000)]
+    many = shapely.Polygon(ring)
+    path = write_csv(tmp_path / "big.csv", [
+        unit_row(make_code("91410104MA00000B1"), "多点店", many),
+        {**unit_row(make_code("91410104MA00000B2"), "长文本店", square(x, y)), "wkt": "POLYGON((" + "1 2," * 300_000},
+    ])
+    with pytest.raises(InvalidInput) as err:
+        import_frontage(zz, read_frontage_file(path, crs_text="EPSG:4547"), district=GUANCHENG, source="s")
+    reasons = {p["line"]: p["reason"] for p in err.value.details}
+    assert "vertices" in reasons[2] and "characters long" in reasons[3]
+    assert [p["line"] for p in err.value.details] == [2, 3]  # one problem each, not also "needs a polygon"

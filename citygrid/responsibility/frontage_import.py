@@ -38,8 +38,8 @@ from citygrid.spatial.db import deployment_srid
 
 FIRST_LINE = 2  # the header is line 1 (for a GIS file, feature i (0-based) is line i + 2)
 MAX_ROWS = 50_000
-MAX_WKT_CHARS = 200_000
-MAX_VERTICES = 10_000  # a frontage is a strip of pavement: more vertices is a digitising accident or an attack
+MAX_WKT_CHARS = 1_000_000  # MAX_VERTICES vertices at up to ~40 characters each, with room
+MAX_VERTICES = frontage.MAX_VERTICES
 WKT_COLUMNS = ("wkt", "geometry", "geom", "the_geom", "几何")
 COLUMNS: dict[str, tuple[str, ...]] = {
     "name": ("name", "unit_name", "名称", "单位名称", "责任单位"),
@@ -146,7 +146,9 @@ def import_frontage(conn: Connection, file: FrontageFile, *, district: str, sour
     projected = _storage_geometries(np.asarray(frame.geometry.values, dtype=object), file.vf, deployment_srid(conn))
     columns = _columns([str(c) for c in frame.columns if c != "geometry"])
     units, problems = _rows(frame, projected, columns, boundary)
-    problems = sorted([*file.problems, *problems], key=lambda p: (p["line"] or 0))
+    unread = {p["line"] for p in file.problems}  # a row whose WKT could not be read is not also "missing" one
+    problems = sorted([*file.problems, *(p for p in problems if p["field"] != "geometry" or p["line"] not in unread)],
+                      key=lambda p: (p["line"] or 0))
     if problems:
         raise InvalidInput(f"{len({p['line'] for p in problems})} bad row(s); nothing was imported",
                            details=list(problems))
