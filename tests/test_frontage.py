@@ -263,6 +263,7 @@ def test_a_frontage_class_is_dispatched_to_the_unit_whose_account_then_handles_i
     desk = zz_client("fr-desk", ("dispatcher",))
     case = report_and_dispatch(desk, placed_unit["lon"], placed_unit["lat"])
     to = case["attrs"]["dispatched_to"]
+    assert case["attrs"]["frontage_unit"]["unit_id"] == placed_unit["unit_id"]  # recorded when it was reported
     assert (to["code"], to["kind"], to["rule"]) == (placed_unit["code"], "frontage_unit", "frontage_unit")
     assert to["frontage_unit"] == placed_unit["unit_id"]
     # The unit's own account (``users add --party <credit code>``) reads the case and feeds it back.
@@ -280,7 +281,7 @@ def test_a_frontage_class_outside_every_frontage_goes_to_the_management_party(zz
     x, y = placed_unit["x"] + 6, placed_unit["y"]
     assert uncovered(zz, x, y)
     case = report_and_dispatch(zz_client("fr-desk2", ("dispatcher",)), *lonlat(x, y))
-    assert case["attrs"]["dispatched_to"]["rule"] == "grid management"
+    assert case["attrs"]["dispatched_to"]["rule"] == "grid management" and "frontage_unit" not in case["attrs"]
 
 
 def test_another_class_at_the_frontage_keeps_its_rule(zz_client, placed_unit) -> None:
@@ -520,3 +521,22 @@ def test_binary_posing_as_csv_and_oversized_wkt_are_refused(zz: Connection, tmp_
     reasons = {p["line"]: p["reason"] for p in err.value.details}
     assert "vertices" in reasons[2] and "characters long" in reasons[3]
     assert [p["line"] for p in err.value.details] == [2, 3]  # one problem each, not also "needs a polygon"
+
+
+def test_a_unit_added_after_the_report_but_valid_that_day_takes_the_case(zz_client, zz) -> None:
+    x, y = spot(zz, 13)
+    assert uncovered(zz, x, y)
+    desk = zz_client("fr-desk4", ("dispatcher",))
+    lon, lat = lonlat(x, y)
+    reported = desk.post("/api/v1/cases", json={"lon": lon, "lat": lat, "kind": "event", "class_code": "0507",
+                                                 "description": "乱堆物料", "source": "supervisor"}).get_json()["case"]
+    assert "frontage_unit" not in reported["attrs"]
+    code = make_code("91410104MA00000L1")
+    frame = gpd.GeoDataFrame({"name": ["后补门店"], "credit_code": [code], "valid_from": ["2020-01-01"]},
+                             geometry=[square(x, y)])
+    import_frontage(zz, FrontageFile(VectorFile(frame=frame, source_crs=crs.parse_crs("EPSG:4547"),
+                                                crs_from="user")), district=GUANCHENG, source="test")
+    url = f"/api/v1/cases/{reported['case_id']}/transitions"
+    assert desk.post(url, json={"action": "accept"}).status_code == 200
+    to = desk.post(url, json={"action": "dispatch"}).get_json()["attrs"]["dispatched_to"]
+    assert (to["code"], to["rule"]) == (code, "frontage_unit")

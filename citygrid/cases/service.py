@@ -108,6 +108,9 @@ def submit(conn: Connection, rules: CaseRules, report: Report, *, actor: str = "
     row = {**_case_fields(report, where, idem), **place(conn, where),
            "component": component["obj_id"] if component else None}
     row["attrs"] = _case_attrs(rules, report, where, classification, row.pop("grid_version"))
+    unit = _frontage_party(conn, where.district, where.wkb, where.srid, report.reported_at)
+    if unit is not None:  # 门前三包: the point's responsibility subject, the party frontage classes go to
+        row["attrs"]["frontage_unit"] = unit
     return _store_case(conn, row, where.srid, idem, actor=actor, role=role, note=report.source, account=account)
 
 
@@ -486,9 +489,10 @@ def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, An
         return {**party, "rule": f"override {kind}/{code}"}
     rule = rules.rule_for(kind, code)
     if rule == "frontage_unit":
-        unit = _frontage_unit_of(conn, case)
+        unit = (case.get("attrs") or {}).get("frontage_unit") or _frontage_unit_of(conn, case)
         if unit is not None:
-            return unit
+            return {"code": unit["code"], "name": unit["name"], "kind": unit["kind"],
+                    "frontage_unit": unit["unit_id"], "rule": "frontage_unit"}
         rule = "management"  # no frontage covers the point: the grid's management party
     if rule == "component_owner" and case.get("component_obj_id"):
         owner = store.component_owner(conn, case["district_code"], case["component_obj_id"], case["reported_at"])
@@ -501,21 +505,26 @@ def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, An
     raise Conflict(f"no responsible party for grid {case['unit_grid_code']}: load its ownership first")
 
 
-def _frontage_unit_of(conn: Connection, case: dict[str, Any]) -> dict[str, Any] | None:
-    """The frontage unit (门前三包) or property company whose frontage covers the case's point on the local day
-    it was reported, as the party the case goes to (``responsibility.queries.frontage_unit_at``); None where
-    no frontage covers it. The point is moved from EPSG:4326 to the storage CRS."""
+def _frontage_party(conn: Connection, district: str, wkb: bytes, srid: int, at: Any) -> dict[str, Any] | None:
+    """The frontage unit (门前三包) or property company whose frontage covers a point (WKB in EPSG ``srid``, the
+    storage CRS) on the local day of instant ``at`` (None: now), as its party: ``code``, ``name``, ``kind`` and
+    the ``unit_id`` (``responsibility.queries.frontage_unit_at``); None where no frontage covers it."""
     from citygrid.responsibility.queries import frontage_unit_at
 
+    unit = frontage_unit_at(conn, district, wkb, srid, at)
+    if unit is None:
+        return None
+    return {"code": unit["code"], "name": unit["party_name"], "kind": unit["party_kind"], "unit_id": unit["unit_id"]}
+
+
+def _frontage_unit_of(conn: Connection, case: dict[str, Any]) -> dict[str, Any] | None:
+    """``_frontage_party`` of a case recorded without one (imported, or reported before the unit was added):
+    its point (moved from EPSG:4326 to the storage CRS) on the day it was reported."""
     if case.get("lon") is None:
         return None
     srid = deployment_srid(conn)
     point = crs.storage_point(case["lon"], case["lat"], crs.parse_crs("EPSG:4326"), srid)
-    unit = frontage_unit_at(conn, case["district_code"], shapely.to_wkb(point), srid, case["reported_at"])
-    if unit is None:
-        return None
-    return {"code": unit["code"], "name": unit["party_name"], "kind": unit["party_kind"],
-            "frontage_unit": unit["unit_id"], "rule": "frontage_unit"}
+    return _frontage_party(conn, case["district_code"], shapely.to_wkb(point), srid, case["reported_at"])
 
 
 def case_view(conn: Connection, case_id: int) -> dict[str, Any]:
