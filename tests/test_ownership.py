@@ -418,15 +418,13 @@ X0, Y0 = 600_000.0, 4_510_000.0
 
 
 @pytest.fixture(scope="module")
-def utm_db(server_settings: Settings) -> Iterator[Settings]:
+def utm_db(server_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A New York deployment (EPSG:32618, alnum codes, America/New_York) with one district's grids published."""
     settings = replace(server_settings, database=f"citygrid_test_own_{RUN_ID}")
     db.drop_database(settings)
     deploy.init_deployment(settings, SRID, "New York ownership test", code_scheme="alnum")
     try:
-        tmp = Path(f"/tmp/citygrid-own-{RUN_ID}")
-        tmp.mkdir(exist_ok=True)
-        path = tmp / "queens.gpkg"
+        path = tmp_path_factory.mktemp("queens") / "queens.gpkg"
         gpd.GeoDataFrame({"name": ["Queens"]}, geometry=[box(X0, Y0, X0 + 1200, Y0 + 800)], crs=SRID).to_file(path)
         with db.make_engine(db.database_url(settings)).begin() as conn:
             import_district(conn, read_vector(path), code=DISTRICT, name="Queens")
