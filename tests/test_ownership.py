@@ -34,6 +34,7 @@ from citygrid.loaders.vector import read_vector
 from citygrid.responsibility import queries
 from citygrid.responsibility.ownership_import import ImportOptions, import_ownership, load_mapping, report_csv
 from citygrid.spatial import db
+from citygrid.spatial import queries as spatial_queries
 from tests.conftest import RUN_ID, assert_error, database_fixtures, rolled_back_app, signed_in
 
 BJ = "110105"
@@ -103,6 +104,9 @@ def test_csv_import_dates_closes_and_is_idempotent(bj, tmp_path):
     answer = queries.grid_owners(bj, g1, day1)["owners"]["responsibility"]
     assert answer["derived"] is False and answer["import_id"] == result.import_id and answer["valid_to"] is None
     assert owner(bj, g1, day1, "management")["kind"] == "community"  # another role is not touched
+    recorded = [(s["kind"], s["source"], s["licence"]) for s in spatial_queries.data_sources(bj)
+                if s["district_code"] == BJ and s["kind"] == "ownership"]
+    assert recorded == [("ownership", "朝阳区城管委", "internal")]  # named in the pages' footer
 
     rows = ownership_rows(bj)
     again = import_ownership(bj, first, ImportOptions(district=BJ, role="responsibility", valid_from=day1))

@@ -536,6 +536,8 @@ def _write(conn: Connection, options: ImportOptions, start: dt.datetime, file_na
     result.import_id = store.insert_ownership_import(conn, district, role=options.role, valid_from=start,
                                                      file_name=file_name[:300], source=options.source,
                                                      licence=options.licence)
+    spatial_store.record_source(conn, district=district, kind="ownership", source=options.source,
+                                licence=options.licence)  # the pages' footer names where the list came from
     for key, party in parties.items():
         if party["party_id"] is None:
             party["party_id"] = store.insert_party(conn, district, key[0], key[1], party["name"], party["contact"])

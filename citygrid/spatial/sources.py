@@ -13,11 +13,11 @@ from typing import Any
 from citygrid.errors import InvalidInput
 
 MAX_TEXT = 300
-KINDS = ("district", "street", "community", "road", "water", "rail", "census", "cases", "frontage")
+KINDS = ("district", "street", "community", "road", "water", "rail", "census", "cases", "frontage", "ownership")
 KIND_LABELS = {
     "district": "district boundary", "street": "streets", "community": "communities", "road": "roads",
     "water": "water lines", "rail": "railways", "census": "component census", "cases": "case history",
-    "frontage": "frontage units (门前三包)",
+    "frontage": "frontage units (门前三包)", "ownership": "grid ownership lists",
 }
 # The source of a seeded census or case history (the demo's, ``cases synthesize``), recorded with
 # synthetic = true; migration 0012 back-fills the same text.

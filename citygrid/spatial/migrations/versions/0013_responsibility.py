@@ -94,10 +94,11 @@ CREATE TRIGGER frontage_units_revision_del AFTER DELETE ON frontage_units
 """)
     for ddl in geometry_column_ddl("frontage_units", "geom", "MultiPolygon", deployment_srid(), nullable=False):
         op.execute(ddl)
-    # A frontage import records its source like every import (kind 'frontage').
+    # A frontage import records its source like every import (kind 'frontage'), and so does an ownership list
+    # (kind 'ownership'), so the pages' footer names both.
     op.execute("ALTER TABLE data_sources DROP CONSTRAINT IF EXISTS data_sources_kind_check")
     op.execute("ALTER TABLE data_sources ADD CONSTRAINT data_sources_kind_check CHECK (kind IN ('district', "
-               "'street', 'community', 'road', 'water', 'rail', 'census', 'cases', 'frontage'))")
+               "'street', 'community', 'road', 'water', 'rail', 'census', 'cases', 'frontage', 'ownership'))")
     # --- named people ---
     # Named people (实名制) and their dated assignments per slot: the supervisors of a supervision grid (several
     # at once: a supervisor's slot is the person, one grid at a time), a team's leader, a community's enforcement
@@ -218,7 +219,7 @@ DROP TABLE person_assignments;
 DROP TABLE people;
 """)
     # --- frontage units ---
-    op.execute("DELETE FROM data_sources WHERE kind = 'frontage'")
+    op.execute("DELETE FROM data_sources WHERE kind IN ('frontage', 'ownership')")
     op.execute("ALTER TABLE data_sources DROP CONSTRAINT IF EXISTS data_sources_kind_check")
     op.execute("ALTER TABLE data_sources ADD CONSTRAINT data_sources_kind_check CHECK (kind IN ('district', "
                "'street', 'community', 'road', 'water', 'rail', 'census', 'cases'))")
