@@ -1181,7 +1181,7 @@ def frontage_list(ctx: click.Context, district: str, everything: bool, limit: in
 
     with _transaction(_settings(ctx)) as conn:
         _echo_json(frontage_units(conn, FrontageFilter(districts=(district,), current_only=not everything,
-                                                       limit=limit)))
+                                                       phones=True, limit=limit)))
 
 
 # ------------------------------------------------------------------------------------------ rotation

@@ -319,7 +319,8 @@ def geometry_from_geojson(conn: Connection, district: str, geometry: Any) -> Bas
                            field="geometry")
     try:
         shape = shapely.geometry.shape(geometry)
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError, shapely.errors.ShapelyError):
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, RecursionError,
+            shapely.errors.ShapelyError):  # Overflow: a coordinate like 1e400 written as a whole number
         raise InvalidInput("geometry is not a readable GeoJSON polygon", field="geometry") from None
     coords = shapely.get_coordinates(shape)
     if len(coords) > MAX_VERTICES:

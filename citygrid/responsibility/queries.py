@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,8 @@ def grid_owners(conn: Connection, code: str, day: dt.date | None = None, *, phon
     None when nobody was listed), ``derived`` (citygrid derived it from administrative codes, not a city's
     list), ``valid_from``/``valid_to`` (instants; ``valid_to`` None while open), ``import_id`` (the ownership
     import it came from) and ``people`` (the named people of that role in force at the end of that day, as
-    ``grid_people`` gives them; phones only when ``phones``).
+    ``grid_people`` gives them; phones only when ``phones``). A city's list gives a party's ``contact`` (its
+    phone, 联系电话) only when ``phones``: None otherwise; a derived party's contact is citygrid's own text.
 
     ``NotFound`` when ``code`` was never issued as a unit grid of its district (retired grids are answered: a
     past day may ask for them).
@@ -49,7 +51,8 @@ def grid_owners(conn: Connection, code: str, day: dt.date | None = None, *, phon
     for role in ROLES:
         row = rows.get(role)
         owners[role] = {
-            "party": {k: row[k] for k in ("kind", "code", "name", "contact")} if row else None,
+            "party": {"kind": row["kind"], "code": row["code"], "name": row["name"],
+                      "contact": row["contact"] if phones or row["derived"] else None} if row else None,
             "derived": bool(row["derived"]) if row else None,
             "valid_from": row["valid_from"] if row else None, "valid_to": row["valid_to"] if row else None,
             "import_id": row["import_id"] if row else None, "people": people.get(role, [])}
@@ -68,6 +71,8 @@ class FrontageFilter:
     day : the local day the units must be valid on (None: today in the deployment's zone).
     current_only : False lists expired and future units too.
     party : only the unit of this party code (a ``unit`` account's own).
+    phones : whether a unit's ``contact_phone`` is given: True, False, or per district (a predicate of the
+        district code, as ``people.phones_visible`` answers it for the caller); left out otherwise.
     limit, offset : the page, in unit id order.
     """
 
@@ -76,6 +81,7 @@ class FrontageFilter:
     day: dt.date | None = None
     current_only: bool = True
     party: str | None = None
+    phones: bool | Callable[[str], bool] = False
     limit: int = 500
     offset: int = 0
 
@@ -85,10 +91,12 @@ def local_today(conn: Connection) -> dt.date:
     return dt.datetime.now(deployment_zone(conn)).date()
 
 
-def _feature(row: dict[str, Any]) -> dict[str, Any]:
-    """A unit row as a GeoJSON Feature (geometry EPSG:4326), dates as ISO text."""
+def _feature(row: dict[str, Any], phones: bool | Callable[[str], bool]) -> dict[str, Any]:
+    """A unit row as a GeoJSON Feature (geometry EPSG:4326), dates as ISO text; ``contact_phone`` only where
+    ``phones`` (or ``phones(district)``) allows it."""
+    shown = phones(row["district_code"]) if callable(phones) else phones
     props = {k: (v.isoformat() if isinstance(v, dt.date | dt.datetime) else v)
-             for k, v in row.items() if k not in ("geometry", "party_id")}
+             for k, v in row.items() if k not in ("geometry", "party_id") and (shown or k != "contact_phone")}
     return {"type": "Feature", "id": row["unit_id"], "geometry": row["geometry"], "properties": props}
 
 
@@ -97,17 +105,18 @@ def frontage_units(conn: Connection, f: FrontageFilter) -> dict[str, Any]:
     rows = store.frontage_units(conn, districts=list(f.districts) if f.districts is not None else None,
                                 bbox=f.bbox, day=f.day or local_today(conn), current_only=f.current_only,
                                 party=f.party, limit=f.limit, offset=f.offset)
-    return {"type": "FeatureCollection", "features": [_feature(r) for r in rows], "limit": f.limit,
+    return {"type": "FeatureCollection", "features": [_feature(r, f.phones) for r in rows], "limit": f.limit,
             "offset": f.offset}
 
 
-def frontage_unit(conn: Connection, unit_id: int) -> dict[str, Any]:
-    """Unit ``unit_id`` as a GeoJSON Feature (EPSG:4326) with ``district_code`` among its properties;
-    ``NotFound`` when there is none."""
+def frontage_unit(conn: Connection, unit_id: int, *, phones: bool | Callable[[str], bool] = False
+                  ) -> dict[str, Any]:
+    """Unit ``unit_id`` as a GeoJSON Feature (EPSG:4326) with ``district_code`` among its properties
+    (``contact_phone`` as ``FrontageFilter.phones`` says); ``NotFound`` when there is none."""
     row = store.frontage_unit(conn, unit_id)
     if row is None:
         raise NotFound(f"no frontage unit {unit_id}")
-    return _feature(row)
+    return _feature(row, phones)
 
 
 def frontage_unit_at(conn: Connection, district: str, wkb: bytes, srid: int, at: Any = None) -> dict[str, Any] | None:

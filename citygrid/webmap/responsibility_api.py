@@ -171,7 +171,7 @@ def _readable_unit(conn, unit_id: int) -> dict:
     """Unit ``unit_id`` as a Feature when the caller may read it: an account scoped to a district reads that
     district's units, a unit-only account its own party's; ``Forbidden`` with the reason otherwise."""
     who = require_principal()
-    feature = responsibility.frontage_unit(conn, unit_id)
+    feature = responsibility.frontage_unit(conn, unit_id, phones=_phones_of())
     props = feature["properties"]
     if who.district_code is not None and props["district_code"] != who.district_code:
         raise Forbidden(f"frontage unit {unit_id} is in district {props['district_code']}; {who.username} works in "
@@ -179,6 +179,12 @@ def _readable_unit(conn, unit_id: int) -> dict:
     if who.unit_only and props["party_code"] != who.party_code:
         raise Forbidden(f"frontage unit {unit_id} is not your party's ({who.party_code})")
     return feature
+
+
+def _phones_of():
+    """Whether the caller reads a district's contact phones: the people's rule (``people.phones_visible``)."""
+    who = require_principal()
+    return lambda district: people.phones_visible(who.roles, who.district_code, district)
 
 
 def _frontage_body() -> tuple[str, dict]:
@@ -210,7 +216,7 @@ def list_frontage_units():
     wanted = responsibility.FrontageFilter(
         districts=(district,) if district else None, bbox=bbox_arg(),
         current_only=choice_arg("all", ("true", "false"), "false") == "false",
-        party=who.party_code if who.unit_only else None,
+        party=who.party_code if who.unit_only else None, phones=_phones_of(),
         limit=int_arg("limit", 500, 1, FRONTAGE_MAX_PAGE), offset=int_arg("offset", 0, 0, 10**7))
     with connection() as conn:
         return jsonify(responsibility.frontage_units(conn, wanted))
@@ -225,13 +231,14 @@ def create_frontage_unit():
     district, data = _frontage_body()
     with connection() as conn:
         unit_id = frontage.create_unit(conn, district, data)
-        return jsonify(responsibility.frontage_unit(conn, unit_id)), 201
+        return jsonify(responsibility.frontage_unit(conn, unit_id, phones=_phones_of())), 201
 
 
 @bp.get("/frontage-units/<int:unit_id>")
 @allow(*ANY_ROLE)
 def get_frontage_unit(unit_id: int):
-    """One frontage unit as a GeoJSON Feature (EPSG:4326)."""
+    """One frontage unit as a GeoJSON Feature (EPSG:4326); its ``contact_phone`` only for the callers who read
+    the district's phones (dispatchers, planners, admins: ``people.PHONE_READERS``)."""
     with connection() as conn:
         return jsonify(_readable_unit(conn, unit_id))
 
@@ -246,7 +253,7 @@ def patch_frontage_unit(unit_id: int):
     with connection() as conn:
         _frontage_district(_readable_unit(conn, unit_id)["properties"]["district_code"])
         frontage.change_unit(conn, unit_id, data)
-        return jsonify(responsibility.frontage_unit(conn, unit_id))
+        return jsonify(responsibility.frontage_unit(conn, unit_id, phones=_phones_of()))
 
 
 # --- rotation ---
