@@ -85,7 +85,9 @@ def test_search_injection_payloads_find_nothing(client, payload):
 
 def test_grid_under_a_point(client):
     inside = client.get(f"/api/v1/grids/at?lon={LON}&lat={LAT}").get_json()
-    assert len(inside["code"]) == 15 and inside["card"]["owners"]["management"]["kind"] == "street_office"
+    # management (DOMAIN.md): the community committee where the grid has a community, else the street office
+    expected = "community" if inside["card"]["community_code"] else "street_office"
+    assert len(inside["code"]) == 15 and inside["card"]["owners"]["management"]["kind"] == expected
     outside = client.get("/api/v1/grids/at?lon=100&lat=30")
     assert outside.status_code == 200 and outside.get_json()["code"] is None
     for query, field, reason in (("lon=116.48", "lat", "lon and lat (WGS84) are required"),
