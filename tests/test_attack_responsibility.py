@@ -162,3 +162,13 @@ def test_ownership_upload_with_lying_files_and_path_names(client_as, bj) -> None
                           data={"district": BJ, "role": "responsibility", "mapping": mapping,
                                 "file": (io.BytesIO(b"grid_code,kind,code,name,contact\n"), "a.csv")})
     assert_error(answer, 400, "invalid_input")
+
+
+def test_an_account_of_another_district_reads_none_of_this_districts_lists(client_as, bj) -> None:
+    outsider = client_as("atk-outsider", ["planner"])
+    bj.execute(sa.text("UPDATE users SET district_code = '410104' WHERE username = 'atk-outsider'"))
+    (g1,) = unit_grids(bj, n=1)
+    assert_error(outsider.get(f"/api/v1/grids/{g1}/owners"), 403, "forbidden")
+    assert_error(outsider.get(f"/api/v1/rotation?district={BJ}"), 403, "forbidden")
+    assert_error(outsider.get(f"/api/v1/frontage-units?district={BJ}"), 403, "forbidden")
+    assert_error(outsider.get(f"/api/v1/people?district={BJ}"), 403, "forbidden")
