@@ -299,14 +299,21 @@ def _shares(grids: Sequence[Grid]) -> dict[str, float]:
     return {g.code: max(g.workload, 0.0) for g in grids}
 
 
-def _solver(request: Request, seconds: float):
+def _solve(model: Any, request: Request, seconds: float, stats: dict[str, Any]) -> tuple[Any, int]:
+    """Solve one subproblem with the request's seed and workers within ``seconds``, counting it in ``stats``
+    (subproblems, wall time per solve, statuses). Returns the solver (to read values from) and its status."""
     from ortools.sat.python import cp_model
 
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(seconds, 0.2)
     solver.parameters.num_workers = request.workers
     solver.parameters.random_seed = request.seed
-    return solver
+    status = solver.solve(model)
+    stats["subproblems"] += 1
+    stats["wall_s"] += solver.wall_time
+    stats.setdefault("walls", []).append(round(solver.wall_time, 2))
+    stats["statuses"][solver.status_name(status)] += 1
+    return solver, status
 
 
 def _team_year(members: list[int], team_grids: list[Grid], span: list[int], recent: dict[int, tuple[str, ...]],
@@ -351,12 +358,7 @@ def _team_year(members: list[int], team_grids: list[Grid], span: list[int], rece
         model.add(load >= goal - deviation)
     model.minimize(deviation)
     _hint_round_robin(model, x, members, team_grids, span)
-    solver = _solver(request, seconds)
-    status = solver.solve(model)
-    stats["subproblems"] += 1
-    stats["wall_s"] += solver.wall_time
-    stats.setdefault("walls", []).append(round(solver.wall_time, 2))
-    stats["statuses"][solver.status_name(status)] += 1
+    solver, status = _solve(model, request, seconds, stats)
     if status == cp_model.INFEASIBLE:
         raise InvalidInput(f"min_gap: no schedule for team {team_grids[0].team} in periods {span[0]}–{span[-1]} "
                            f"staffs every grid while nobody returns to a grid within {gap} periods (counting "
@@ -418,12 +420,7 @@ def _move_teams(roster: Sequence[Supervisor], team_of: dict[int, str], by_team: 
     for key in n:
         model.add(n[key] <= crowd)
     model.minimize(crowd)
-    solver = _solver(request, seconds)
-    status = solver.solve(model)
-    stats["subproblems"] += 1
-    stats["wall_s"] += solver.wall_time
-    stats.setdefault("walls", []).append(round(solver.wall_time, 2))
-    stats["statuses"][solver.status_name(status)] += 1
+    solver, status = _solve(model, request, seconds, stats)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise InvalidInput("team move: no way found to move everyone to another team with every team staffed and "
                            "one leader each" + (" (infeasible)" if status == cp_model.INFEASIBLE else
