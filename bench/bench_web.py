@@ -141,7 +141,7 @@ def _time_to_ready(browser, url: str) -> tuple[float, int]:
     page = context.new_page()
     t0 = time.perf_counter()
     page.goto(url, wait_until="commit")
-    page.wait_for_function("window.citygrid && window.citygrid.ready", timeout=60_000, polling=20)
+    page.wait_for_function("() => window.citygrid && window.citygrid.ready", timeout=60_000, polling=20)
     elapsed = time.perf_counter() - t0
     drawn = page.evaluate("""() => { const layer = window.citygrid.layers.unitGrids; let n = 0;
         if (!layer._vectorTiles) { return layer.getLayers().length; }
