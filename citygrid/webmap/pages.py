@@ -1,6 +1,9 @@
 """HTML pages, built with Folium (``folium_pages``) and served with their vendored assets from this blueprint's
 static folder: no CDN, no tile server. Overview (grids by owner, search, grid and component cards), caseload
-(choropleth, density overlay, month slider) and cases (clusters, filters, a supervisor's own grids)."""
+(choropleth, density overlay, month slider), cases (clusters, filters, a supervisor's own grids), and the desk
+of #21: the work queues (``/desk``), one case with its actions (``/cases/<id>``), the supervisor's phone report
+form (``/report``) and the call-taker's hotline form (``/hotline``). The pages only read and write through the
+JSON API (``static/*.js``); a page's server side validates nothing but who may open it."""
 
 from __future__ import annotations
 
@@ -8,11 +11,13 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, url_for
 
-from citygrid.accounts.roles import ANY_ROLE
+from citygrid.accounts.roles import ANY_ROLE, CASE_READERS
 from citygrid.cases.queries import case_months, has_synthetic
-from citygrid.cases.service import active_scheme
+from citygrid.cases.scope import read_scope
+from citygrid.cases.service import active_scheme, case_view, check_scope
 from citygrid.cases.workflow import STATES
 from citygrid.components_survey.queries import taxonomy
+from citygrid.errors import Forbidden, NotFound
 from citygrid.gridding.queries import current_teams
 from citygrid.responsibility.ownership import ROLES
 from citygrid.spatial import db
@@ -25,10 +30,17 @@ from citygrid.webmap.headers import CSP, page_policy
 
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 PAGES = (("overview", "/", "Overview 总览"), ("caseload", "/caseload", "Caseload 案件分布"),
-         ("cases", "/cases", "Cases 案件"))
+         ("cases", "/cases", "Cases 案件"), ("desk", "/desk", "Desk 工作台"), ("report", "/report", "Report 上报"),
+         ("hotline", "/hotline", "Hotline 热线"))
+# The account roles with a work queue (GET /api/v1/desk): every case role but the analyst's.
+DESK_ROLES = ("supervisor", "dispatcher", "unit", "acceptor", "calltaker", "lead")
+# The desk pages' shared script (action forms, API writes with the session's CSRF token, times in the zone).
+_DESK_SCRIPTS = ("actions.js",)
+_FORM_SCRIPTS = ("actions.js", "intake.js")  # and the report forms' point, class picker and idempotent sending
 
 
-def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **context: Any) -> Response:
+def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], scripts: tuple[str, ...] = (),
+          **context: Any) -> Response:
     with connection() as conn:
         districts = district_summaries(conn)
         name = db.deployment_info(conn)["name"]
@@ -45,10 +57,11 @@ def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], **contex
     header = render_template(f"{page}_header.html", deployment_name=name, districts=districts, pages=visible,
                              page=page, classes=classes, statuses=STATES, roles=ROLES, **context)
     html = build_page(title=f"citygrid — {name}", static_url=lambda path: url_for("pages.static", filename=path),
-                      plugins=plugins, scripts=(f"{page}.js",), header_html=header,
+                      plugins=plugins, scripts=(*scripts, f"{page}.js"), header_html=header,
                       footer_html=render_template("footer.html", attributions=credits, basemap=map_base),
                       data={"page": page, "districts": [d["code"] for d in districts], "per_district": per_district,
-                            "basemap": map_base, **data})
+                            "basemap": map_base, "zone": zone().key, "classes": classes,
+                            "user": _user_of(who), **data})
     response = Response(html, mimetype="text/html")
     response.headers[CSP] = page_policy(**inline_hashes(), basemap_url=map_base["url"] if map_base else None)
     return response
@@ -70,3 +83,53 @@ def caseload():
 @allow("supervisor", "dispatcher", "unit", "analyst", page=True)  # the case list's roles
 def cases():
     return _page("cases", plugins=("markercluster", "vectorgrid"), data={})
+
+
+def _user_of(who: Any) -> dict[str, Any] | None:
+    """What a page's script needs to know of the signed-in account (the API decides what it may do)."""
+    if who is None:
+        return None
+    return {"username": who.username, "roles": list(who.roles), "district": who.district_code,
+            "team": who.team_code, "party": who.party_code}
+
+
+@bp.get("/desk")
+@allow(*DESK_ROLES, page=True)
+def desk():
+    """The signed-in account's work queues (GET /api/v1/desk), refreshed by polling every 5 s with the ETag."""
+    return _page("desk", plugins=(), data={}, scripts=_DESK_SCRIPTS)
+
+
+@bp.get("/cases/<int:case_id>")
+@allow(*CASE_READERS, page=True)
+def case_page(case_id: int):
+    """One case: map, class, text, photos, owners, party and deadline, timeline and the account's actions. A
+    case that does not exist, or that the account may not read, is a message page with 404 / 403."""
+    who = principal()
+    try:
+        with connection() as conn:
+            case_view(conn, case_id)
+            check_scope(conn, case_id, read_scope(who))
+    except (NotFound, Forbidden) as refused:
+        return _message(str(refused), 404 if isinstance(refused, NotFound) else 403)
+    return _page("case", plugins=(), data={"case_id": case_id}, scripts=_DESK_SCRIPTS, case_id=case_id)
+
+
+@bp.get("/report")
+@allow("supervisor", page=True)
+def report():
+    """The supervisor's phone-first report form: locate, class, photos, one idempotent multipart request."""
+    return _page("report", plugins=(), data={}, scripts=_FORM_SCRIPTS)
+
+
+@bp.get("/hotline")
+@allow("calltaker", page=True)
+def hotline():
+    """The call-taker's intake form: address or point, caller's name and phone, description, class."""
+    return _page("hotline", plugins=(), data={}, scripts=_FORM_SCRIPTS)
+
+
+def _message(text: str, status: int) -> Response:
+    """A plain page saying why a page cannot be shown (no map, no script)."""
+    html = render_template("message.html", message=text, status=status, back="/desk")
+    return Response(html, status=status, mimetype="text/html")
