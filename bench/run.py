@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, str] = {
     "page_overview": "bench.bench_web",
     "slow_clients": "bench.bench_slow_clients",
     "rotation_plan": "bench.bench_rotation",
+    "desk_queue": "bench.bench_desk",
 }
 
 

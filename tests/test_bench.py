@@ -28,3 +28,17 @@ def test_entry_missing_fields_rejected(tmp_path):
 def test_unknown_benchmark_exits_2(capsys):
     assert main(["--only", "nope"]) == 2
     assert "unknown benchmark" in capsys.readouterr().err
+
+
+
+def test_desk_queue_bench_runs_end_to_end_on_a_small_caseload(bj, beijing_db, tmp_path):
+    """``desk_queue`` on 2,000 cases (400 open) in the test's rolled-back transaction: every queue is asked for,
+    each holds cases, and the entry has the fields the results file and the issue's targets read."""
+    from bench.bench_desk import measure
+
+    result = measure(bj, beijing_db.database, n=2000, n_open=400, requests=3)
+    assert set(result["queue_p95_s"]) == {"accept", "dispatch", "dispose", "verify", "check", "callback",
+                                          "investigate"}
+    assert result["p95_s"] == result["ours_s"] == max(result["queue_p95_s"].values()) and result["ratio"] > 0
+    assert sum(result["statuses"].values()) == 2000 and all(v > 0 for v in result["queue_totals"].values())
+    merge([result], tmp_path / "results.json")

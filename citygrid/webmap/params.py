@@ -131,3 +131,33 @@ def parse_date(raw: str | None, name: str) -> str | None:
         raise InvalidInput(f"{name} is out of range", field=name) from None
     except ValueError:
         raise InvalidInput(f"{name} must be an ISO 8601 date or date-time", field=name) from None
+
+
+def case_map_filter_args() -> dict[str, object]:
+    """The case map's filters from the query string, each validated as ``GET /api/v1/cases`` validates it:
+    ``district``, ``kind``, ``class_code``, ``start``/``end`` (inclusive dates, ``period_args``), ``bbox``
+    (EPSG:4326), ``unit_grid``, ``supervision_grid``, ``team``; as keyword arguments of
+    ``cases.queries.CaseFilter`` (None where absent)."""
+    found: dict[str, object] = {"district": optional_district_arg(), "kind": choice_arg("kind", ("component", "event")),
+                                "class_code": optional_code_arg("class", "class_code")}
+    for name in ("unit_grid", "supervision_grid", "team"):
+        raw = request.args.get(name) or None
+        found[name] = None if raw is None else code_arg(name, raw, name)
+    found["start"], found["end"] = period_args()
+    found["bbox"] = bbox_arg()
+    return found
+
+
+def lonlat_pair_arg(name: str) -> tuple[float, float] | None:
+    """``lon,lat`` in WGS84 (EPSG:4326) degrees, both finite and in range, or None when absent."""
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return None
+    parts = raw.split(",")
+    try:
+        lon, lat = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
+    except ValueError:
+        lon = lat = math.nan
+    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+        raise InvalidInput(f"{name} must be lon,lat in WGS84 degrees (-180…180, -90…90)", field=name)
+    return lon, lat

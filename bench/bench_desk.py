@@ -1,0 +1,226 @@
+"""``desk_queue``: p95 latency of each role's work queue (``GET /api/v1/desk/<queue>``: the first page with its
+counts) on a district with 200,000 cases of which 20,000 are open, against the same list through the case API's
+filters (``GET /api/v1/cases?status=…``, same account, same page size) in the same run.
+
+The caseload is SYNTHETIC and made in SQL inside a transaction that is rolled back (the benchmark leaves no
+trace): seeded random points in Chaoyang placed in their unit grids, closed history over a year with its close
+and callback events, open cases over the last fortnight spread over the open statuses, public sources (hotline,
+citizen, Open311) for 40 % of them, dispatched cases sent to their grid's management party. Each queue is asked
+for by an account of its role (the unit of the busiest party, the supervisor of the busiest team, asking
+nearest first from a point in Chaoyang), through the app in-process (Flask test client, no network).
+
+``BENCH_DESK_CASES`` / ``BENCH_DESK_OPEN`` / ``BENCH_DESK_REQUESTS`` change the sizes (a smoke run:
+``tests/test_bench.py`` runs it on 2,000 cases).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from bench.results import entry
+
+DISTRICT = "110105"
+CASES = int(os.environ.get("BENCH_DESK_CASES", "200000"))
+OPEN = int(os.environ.get("BENCH_DESK_OPEN", "20000"))
+REQUESTS = int(os.environ.get("BENCH_DESK_REQUESTS", "30"))
+NEAR = (116.48, 39.93)  # lon, lat in Chaoyang: where the supervisor stands
+# Open statuses and their shares of the open cases (investigating only where the workflow has it).
+OPEN_MIX = (("reported", 0.15), ("verified", 0.05), ("accepted", 0.10), ("dispatched", 0.45), ("fed_back", 0.20),
+            ("checked", 0.03), ("investigating", 0.02))
+CLASSES = ("0102", "0201", "0505", "0501", "0504", "0104", "0103", "0506", "0101")
+
+
+def build_caseload(conn: Connection, district: str, n: int, n_open: int, seed: float = 0.2026) -> dict[str, int]:
+    """Replace the district's cases (in the caller's transaction) by ``n`` SYNTHETIC ones, ``n_open`` of them
+    open; returns the count per status."""
+    from citygrid.cases.workflow import STATES
+    from citygrid.spatial.db import quiet_row_audit
+    from citygrid.spatial.store import current_version_sql
+
+    current = current_version_sql(":d")
+
+    quiet_row_audit(conn, True)
+    conn.execute(sa.text("DELETE FROM cases WHERE district_code = :d"), {"d": district})
+    mix = [(s, w) for s, w in OPEN_MIX if s in STATES]
+    shares = np.array([w for _, w in mix]) / sum(w for _, w in mix)
+    bounds = np.cumsum(np.round(shares * n_open)).astype(int).tolist()
+    conn.execute(sa.text("SELECT setseed(:s)"), {"s": seed})
+    conn.execute(sa.text(
+        f"""WITH pts AS (SELECT row_number() OVER () AS i, p.geom
+                          FROM (SELECT (ST_Dump(ST_GeneratePoints(geom, :n, 2026))).geom AS geom FROM districts
+                                 WHERE district_code = :d) p),
+                placed AS (SELECT p.i, p.geom, g.code, g.supervision_code, g.community_code, g.street_code,
+                                  CASE WHEN p.i <= :n_open THEN (SELECT s FROM unnest(CAST(:statuses AS text[]),
+                                       CAST(:bounds AS int[])) AS b(s, upto) WHERE p.i <= b.upto ORDER BY b.upto
+                                       LIMIT 1)
+                                       WHEN p.i % 20 = 0 THEN 'rejected' WHEN p.i % 2 = 0 THEN 'closed'
+                                       ELSE 'evaluated' END AS status,
+                                  (ARRAY['supervisor', 'supervisor', 'supervisor', 'hotline', 'hotline', 'citizen',
+                                         'supervisor', 'supervisor', 'hotline', 'open311'])[1 + p.i % 10] AS source,
+                                  CASE WHEN p.i <= :n_open THEN now() - random() * interval '14 days'
+                                       ELSE now() - interval '14 days' - random() * interval '351 days' END AS at
+                             FROM pts p
+                             LEFT JOIN LATERAL (SELECT u.code, u.supervision_code, u.community_code, u.street_code
+                                                  FROM unit_grids u
+                                                 WHERE u.district_code = :d AND ST_Contains(u.geom, p.geom)
+                                                   AND u.version_id = {current}
+                                                 LIMIT 1) g ON true),
+                owned AS (SELECT pl.*, (SELECT jsonb_build_object('code', pa.code, 'name', pa.name, 'kind', pa.kind)
+                                          FROM grid_ownership o JOIN parties pa ON pa.district_code = o.district_code
+                                                                             AND pa.party_id = o.party_id
+                                         WHERE o.district_code = :d AND o.grid_kind = 'unit' AND o.grid_code = pl.code
+                                           AND o.role = 'management' AND o.valid @> now() LIMIT 1) AS party
+                            FROM placed pl)
+           INSERT INTO cases (district_code, idempotency_key, kind, scheme, class_code, description, source,
+                              reported_at, status, unit_grid_code, supervision_code, community_code, street_code,
+                              deadline_at, verify_due_at, check_due_at, synthetic, attrs, geom)
+           SELECT :d, 'bench-desk-' || i, 'event', 'cjt214', (CAST(:classes AS text[]))[1 + i % :nclasses],
+                  '基准测试案件（合成）', source, at, status, code, supervision_code, community_code, street_code,
+                  CASE WHEN status IN ('dispatched', 'fed_back', 'checked') THEN at + random() * interval '6 days' END,
+                  CASE WHEN status = 'reported' AND source <> 'supervisor' THEN at + interval '1 day' END,
+                  CASE WHEN status = 'fed_back' THEN now() + (random() - 0.5) * interval '2 days' END,
+                  true,
+                  jsonb_build_object('level', 'community')
+                  || CASE WHEN status NOT IN ('reported', 'verified', 'accepted', 'rejected') AND party IS NOT NULL
+                          THEN jsonb_build_object('dispatched_to', party) ELSE '{{}}' END,
+                  geom
+             FROM owned"""
+    ), {"d": district, "n": n, "n_open": n_open, "statuses": [s for s, _ in mix], "bounds": bounds,
+        "classes": list(CLASSES), "nclasses": len(CLASSES)})
+    # The history's close events (what the callback queue sorts by) and the callbacks of evaluated cases.
+    conn.execute(sa.text(
+        """INSERT INTO case_events (district_code, case_id, seq, at, action, from_status, to_status, actor, role)
+           SELECT district_code, case_id, 1, reported_at + interval '3 days', 'close', 'checked', 'closed', 'bench',
+                  'acceptor' FROM cases WHERE district_code = :d AND status IN ('closed', 'evaluated')
+           UNION ALL
+           SELECT district_code, case_id, 2, reported_at + interval '4 days', 'callback', 'closed', 'evaluated',
+                  'bench', 'calltaker' FROM cases WHERE district_code = :d AND status = 'evaluated'
+                                                    AND source <> 'supervisor'"""), {"d": district})
+    conn.execute(sa.text("ANALYZE cases"))
+    conn.execute(sa.text("ANALYZE case_events"))
+    return dict(conn.execute(sa.text("SELECT status, count(*) FROM cases WHERE district_code = :d GROUP BY 1"),
+                             {"d": district}).all())
+
+
+def _accounts(conn: Connection, district: str) -> dict[str, str]:
+    """A token per queue's account, made in the caller's transaction: the busiest unit and supervision team."""
+    from citygrid.accounts import service as accounts
+
+    party = conn.execute(sa.text(
+        """SELECT attrs -> 'dispatched_to' ->> 'code' FROM cases WHERE district_code = :d AND status = 'dispatched'
+            GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"""), {"d": district}).scalar()
+    team = conn.execute(sa.text(
+        """SELECT s.team_code FROM cases c JOIN supervision_grids s ON s.district_code = c.district_code
+                                              AND s.code = c.supervision_code
+            WHERE c.district_code = :d AND c.status IN ('reported', 'fed_back') GROUP BY 1
+            ORDER BY count(*) DESC, 1 LIMIT 1"""), {"d": district}).scalar()
+    made = {}
+    for name, roles, extra in (("acceptor", ["acceptor"], {}), ("dispatcher", ["dispatcher"], {}),
+                               ("unit", ["unit"], {"party": party}), ("supervisor", ["supervisor"], {"team": team}),
+                               ("calltaker", ["calltaker"], {}), ("lead", ["lead"], {"district": district})):
+        username = f"bench-desk-{name}"
+        accounts.add_user(conn, username, roles, password=None, **extra)
+        made[name] = accounts.issue_token(conn, username, label="bench desk", days=1)["token"]
+    return made
+
+
+# queue -> (account, the same list through the case API's filters)
+PLAN = {
+    "accept": ("acceptor", "status=reported"),
+    "dispatch": ("dispatcher", "status=accepted"),
+    "dispose": ("unit", "status=dispatched"),
+    "verify": ("supervisor", "status=reported"),
+    "check": ("supervisor", "status=fed_back"),
+    "callback": ("calltaker", "status=closed"),
+    "investigate": ("lead", "status=investigating"),
+}
+
+
+def _client(conn: Connection, database: str):
+    """The app in-process, each request in a savepoint of ``conn``'s transaction, rolled back afterwards."""
+    from citygrid.app import create_app
+    from citygrid.webmap.context import Backend
+
+    @contextmanager
+    def connect() -> Iterator[Connection]:
+        savepoint = conn.begin_nested()
+        try:
+            yield conn
+        finally:
+            savepoint.rollback()
+
+    return create_app({"CITYGRID_BACKEND": Backend(engine=None, connect=connect, database=database),
+                       "TESTING": True}).test_client()
+
+
+def _timed_get(client, url: str, token: str) -> float:
+    t0 = time.perf_counter()
+    response = client.get(url, headers={"Authorization": f"Bearer {token}"})
+    elapsed = time.perf_counter() - t0
+    assert response.status_code == 200, (url, response.status_code, response.get_data(as_text=True)[:300])
+    return elapsed
+
+
+def _p95(values: list[float]) -> float:
+    return float(np.percentile(np.array(values), 95))
+
+
+def measure(conn: Connection, database: str, n: int = CASES, n_open: int = OPEN, requests: int = REQUESTS) -> dict:
+    """Build the caseload in ``conn``'s transaction and time every queue against its case-API list."""
+    from citygrid.cases.workflow import STATES
+
+    t0 = time.perf_counter()
+    statuses = build_caseload(conn, DISTRICT, n, n_open)
+    build_s = time.perf_counter() - t0
+    tokens = _accounts(conn, DISTRICT)
+    client = _client(conn, database)
+    ours: dict[str, list[float]] = {}
+    anchors: dict[str, list[float]] = {}
+    totals = {}
+    for queue, (account, filters) in PLAN.items():
+        if filters.removeprefix("status=") not in STATES:
+            continue
+        near = f"&near={NEAR[0]},{NEAR[1]}" if queue in ("verify", "check") else ""
+        url = f"/api/v1/desk/{queue}?district={DISTRICT}{near}"
+        anchor_url = f"/api/v1/cases?district={DISTRICT}&{filters}&limit=50"
+        first = client.get(url, headers={"Authorization": f"Bearer {tokens[account]}"})  # warm-up, and the count
+        totals[queue] = first.get_json()["counts"]["total"]
+        _timed_get(client, anchor_url, tokens[account])
+        for _ in range(requests):  # interleaved, so both see the same machine
+            ours.setdefault(queue, []).append(_timed_get(client, url, tokens[account]))
+            anchors.setdefault(queue, []).append(_timed_get(client, anchor_url, tokens[account]))
+    per_queue = {q: round(_p95(v), 4) for q, v in ours.items()}
+    per_anchor = {q: round(_p95(v), 4) for q, v in anchors.items()}
+    worst, worst_anchor = max(per_queue.values()), max(per_anchor.values())
+    return entry(
+        "desk_queue", sum(len(v) for v in ours.values()), worst,
+        "the same lists through GET /api/v1/cases?status=… (same accounts, first page of 50; no counts): the worst "
+        "list's p95", worst_anchor,
+        f"ours_s is the worst queue's p95 over {requests} requests per queue of GET /api/v1/desk/<queue> (first page "
+        f"of 50 with total, overdue and due_soon counts; the verify and check queues nearest first from a point), "
+        f"each by an account of its role, on Chaoyang with {n:,} SYNTHETIC cases of which {n_open:,} are open, made "
+        "in a rolled-back transaction; in-process (Flask test client, no network), same database and run",
+        p95_s=round(worst, 4), queue_p95_s=per_queue, anchor_p95_s=round(worst_anchor, 4),
+        anchor_queue_p95_s=per_anchor,
+        queue_ratio={q: round(per_queue[q] / per_anchor[q], 3) if per_anchor[q] else None for q in per_queue},
+        queue_totals=totals, cases=n, open_cases=n_open, statuses=statuses, build_s=round(build_s, 1),
+        target_p95_s=0.1, target_ratio=1.0)
+
+
+def run(wanted: set[str]) -> list[dict]:
+    if "desk_queue" not in wanted:
+        return []
+    from bench.bench_census import DATABASE, _settings
+    from bench.common import demo_connection
+    from citygrid import deploy
+
+    deploy.load_demo(_settings(), "chaoyang")
+    with demo_connection(DATABASE) as conn:
+        return [measure(conn, DATABASE)]

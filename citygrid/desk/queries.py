@@ -1,0 +1,151 @@
+"""Reads of the desk's work queues: which queues an account works, each queue's counts and one page of it.
+
+A queue is asked for with a plain ``DeskFilter``: the case map's filters (a ``cases.queries.CaseFilter``, the
+same names and meaning as ``GET /api/v1/cases``), a ``near`` point and the page. The caller's scope comes from
+their account (``scope_for``): a supervisor's queues keep to their team's grids, a unit's to its party's cases,
+as ``cases.scope`` says for every read and action.
+
+Refresh is by polling, not server-sent events: a queue answer carries a tag (``change_tag``) derived from a
+cheap change marker of the cases it reads (``desk.store.counts``: count, row versions, photos) and from who
+asked, so a page that polls every few seconds gets "not modified" without its rows being read again. Polling
+works through every proxy, and holds no worker thread of the production server (a fixed pool of gunicorn
+threads) open per open page, which a stream per page would.
+
+Examples
+--------
+>>> DeskFilter(near=(116.48, 39.93)).limit
+50
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Connection
+
+from citygrid.cases import service
+from citygrid.cases.queries import CaseFilter
+from citygrid.cases.rules import CaseRules
+from citygrid.cases.scope import CaseScope, action_scope, read_scope
+from citygrid.desk import store
+from citygrid.desk.queues import CALLBACK_SOURCES, DUE_SOON_HOURS, Queue, visible_queues
+from citygrid.errors import Forbidden, InvalidInput
+from citygrid.spatial.db import deployment_srid
+
+if TYPE_CHECKING:
+    from citygrid.accounts.service import Principal
+
+MAX_LIMIT = 200
+# The case map's filters a queue takes (``CaseFilter`` fields); status and the rest are the queue's own.
+FILTERS = ("district", "kind", "class_code", "start", "end", "bbox", "unit_grid", "supervision_grid", "team")
+
+
+@dataclass(frozen=True)
+class DeskFilter:
+    """Which of a queue's cases to show.
+
+    Attributes
+    ----------
+    cases : the case map's filters (only ``FILTERS`` of it are read; the queue sets the statuses and the
+        caller's scope).
+    near : (lon, lat) in EPSG:4326: nearest first, with each case's distance in metres (deployment CRS).
+    limit, offset : the page (``limit`` at most ``MAX_LIMIT``).
+    """
+
+    cases: CaseFilter = field(default_factory=CaseFilter)
+    near: tuple[float, float] | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def scope_for(queue: Queue, who: Principal) -> CaseScope:
+    """The cases of ``queue`` that ``who`` sees: admins every case; otherwise the scope of the workflow role the
+    queue is worked in (``Queue.acting_as``: a supervisor's team's grids, a unit's party's cases), else their
+    read scope. ``Forbidden`` (saying why) for an account whose scope holds no case (a unit bound to no party)."""
+    if "admin" in who.roles:
+        return CaseScope()
+    scope = action_scope(who, queue.acting_as) if queue.acting_as else read_scope(who)
+    return scope.required()
+
+
+def _query(queue: Queue, scope: CaseScope, f: DeskFilter) -> store.QueueQuery:
+    """The store's query of ``queue`` under ``scope`` and ``f``; ``Forbidden`` for another team's grids than
+    the scope's own (as ``cases.queries.list_cases`` refuses)."""
+    team = f.cases.team
+    if team is not None and scope.team is not None and team != scope.team:
+        raise Forbidden(f"you may list the cases of your own team {scope.team} only")
+    if not 1 <= f.limit <= MAX_LIMIT or f.offset < 0:
+        raise InvalidInput(f"limit must be 1–{MAX_LIMIT} and offset at least 0", field="limit")
+    return store.QueueQuery(statuses=queue.statuses, condition=queue.condition, order=queue.order, due=queue.due,
+                            photos=queue.photos, filters={k: getattr(f.cases, k) for k in FILTERS}, scope=scope,
+                            near=f.near, callback_sources=CALLBACK_SOURCES)
+
+
+def queue_counts(conn: Connection, queue: Queue, scope: CaseScope, f: DeskFilter) -> dict[str, Any]:
+    """``total``, ``overdue`` and ``due_soon`` (within ``DUE_SOON_HOURS``) of the queue's cases under ``scope``
+    and ``f``, and the ``marker`` of their state (``desk.store.counts``)."""
+    return store.counts(conn, _query(queue, scope, f), deployment_srid(conn), DUE_SOON_HOURS * 3600)
+
+
+def change_tag(queue: Queue, who: Principal, scope: CaseScope, f: DeskFilter, marker: str,
+               now: float | None = None) -> str:
+    """The tag of one queue answer: it changes when the queue's cases do (``marker``), and differs between
+    callers and between filters, so no caller's tag ever matches another's answer (a shared cache revalidating
+    one user's copy for another gets the full answer, never a "not modified"). Queues whose rows depend on the
+    clock (``Queue.clock_s``) change their tag that often too."""
+    tick = int((time.time() if now is None else now) // queue.clock_s) if queue.clock_s else 0
+    mine = {"queue": queue.name, "user": who.user_id, "roles": sorted(who.roles), "scope": scope.bound(),
+            "filter": asdict(f), "marker": marker, "tick": tick}
+    return hashlib.sha256(json.dumps(mine, sort_keys=True, default=str).encode()).hexdigest()[:40]
+
+
+def queue_page(conn: Connection, rules: CaseRules, queue: Queue, scope: CaseScope,
+               f: DeskFilter) -> list[dict[str, Any]]:
+    """One page of ``queue`` under ``scope`` and ``f``, each row with what the queue shows (``Queue.columns``):
+    for the accept queue whether the filing rule needs a verification first (``verification``); for the
+    dispatch queue the party the case would go to now, its level and deadline (``suggestion``), or why there is
+    none; ``seconds_left`` to the task's time limit, ``distance_m`` from ``near`` (metres, deployment CRS)."""
+    rows = store.page(conn, _query(queue, scope, f), deployment_srid(conn), f.limit, f.offset)
+    for row in rows:
+        if "verification" in queue.columns:
+            row["verification"] = _verification(rules, row)
+        if "suggestion" in queue.columns:
+            row["suggestion"] = suggestion(conn, rules, row)
+    return rows
+
+
+def _verification(rules: CaseRules, case: dict[str, Any]) -> dict[str, Any]:
+    """Whether the filing rule (``filing.yaml``) wants the report verified on site first, whether a
+    verification is pending (asked for, not done), whether it was verified, and whether ``accept`` is
+    refused now (with the rule's reason)."""
+    return {"required": rules.filing.must_verify(case["source"]),
+            "pending": case["status"] == "reported" and case["verify_due_at"] is not None,
+            "verified": case["status"] == "verified",
+            "accept_refused": rules.filing.refusal(case)}
+
+
+def suggestion(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> dict[str, Any]:
+    """The party an accepted case would be dispatched to now, its level and the deadline it would get
+    (``cases.service.dispatch_preview``); ``party`` None with the ``problem`` when no party can be found (no
+    class yet, no ownership for its grid): one case without a party never fails the whole queue."""
+    return service.dispatch_preview(conn, rules, case)
+
+
+def desk_summary(conn: Connection, who: Principal, district: str | None) -> list[dict[str, Any]]:
+    """Every queue ``who`` works, with its ``total`` and ``overdue`` count (in ``district`` when given): what
+    the desk's first screen shows. A queue whose scope holds no case for ``who`` (a unit bound to no party)
+    is listed with ``unavailable`` saying why, not left out."""
+    listed = []
+    for queue in visible_queues(who.roles):
+        item: dict[str, Any] = {"queue": queue.name, "label": queue.label}
+        try:
+            counted = queue_counts(conn, queue, scope_for(queue, who), DeskFilter(CaseFilter(district=district)))
+        except Forbidden as exc:
+            listed.append({**item, "total": 0, "overdue": 0, "unavailable": exc.message})
+            continue
+        listed.append({**item, "total": counted["total"], "overdue": counted["overdue"]})
+    return listed

@@ -1,0 +1,132 @@
+"""SQL of the desk's work queues, built from small named pieces with bound parameters only.
+
+A queue's cases are those of ``cases.store.case_conditions`` (the case map's filters and the caller's scope,
+one meaning for every list of cases) that are in the queue's statuses and meet its named ``CONDITIONS``; its
+rows come in one of the named ``ORDERS``. Points come back as lon/lat in EPSG:4326; ``near`` points go in as
+lon/lat in EPSG:4326 and distances are metres measured in the deployment CRS (a projected CRS: EPSG:4548 for
+Beijing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from citygrid.cases.scope import CaseScope
+from citygrid.cases.store import case_conditions
+
+# Further conditions a queue may name (``desk.queues.Queue.condition``).
+CONDITIONS: dict[str, str] = {
+    # A supervisor was asked to verify the report (intake of a public report, or request_verify).
+    "verify_task": "c.verify_due_at IS NOT NULL",
+    # A public report whose complainant has not been called back (回访) yet.
+    "awaiting_callback": """c.source = ANY(CAST(:callback_sources AS text[])) AND NOT EXISTS (
+                              SELECT 1 FROM case_events cb WHERE cb.district_code = c.district_code
+                                 AND cb.case_id = c.case_id AND cb.action = 'callback')""",
+}
+# Orders a queue may name (``desk.queues.Queue.order``); each ends on the case number, so pages are stable.
+ORDERS: dict[str, str] = {
+    "oldest": "c.reported_at, c.case_id",
+    # Overdue first (their deadlines are the earliest), then the soonest deadline.
+    "deadline": "c.deadline_at NULLS LAST, c.case_id",
+    "verify_due": "c.verify_due_at NULLS LAST, c.reported_at, c.case_id",
+    "check_due": "c.check_due_at NULLS LAST, c.reported_at, c.case_id",
+    "recently_closed": "closed.at DESC NULLS LAST, c.case_id DESC",
+    "near": "c.geom <-> (SELECT pt FROM near), c.case_id",
+}
+# When each case was last closed: what the callback queue shows and sorts by.
+_CLOSED = """LEFT JOIN LATERAL (SELECT max(e.at) AS at FROM case_events e WHERE e.district_code = c.district_code
+                                  AND e.case_id = c.case_id AND e.action = 'close') closed ON true"""
+_COLUMNS = """c.case_id, c.district_code, c.kind, c.scheme, c.class_code, t.name AS class_name, c.description,
+    c.source, c.reported_at, c.status, c.unit_grid_code, c.supervision_code, c.community_code, c.street_code,
+    c.component_obj_id, c.deadline_at, c.verify_due_at, c.check_due_at, c.synthetic, c.row_version, c.attrs,
+    ST_X(ST_Transform(c.geom, 4326)) AS lon, ST_Y(ST_Transform(c.geom, 4326)) AS lat"""
+_PHOTOS = """(SELECT count(*) FROM case_photos p WHERE p.district_code = c.district_code
+                 AND p.case_id = c.case_id) AS photo_count,
+             (SELECT min(p.photo_id) FROM case_photos p WHERE p.district_code = c.district_code
+                 AND p.case_id = c.case_id) AS first_photo_id"""
+# The near point in the storage CRS, once per statement.
+_NEAR = "near AS (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(:near_lon, :near_lat), 4326), :srid) AS pt)"
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """What one queue read asks for: the queue's statuses, condition, order, due column and whether rows
+    carry photos (``desk.queues.Queue``), and the filters of the case map (``cases.store.case_conditions``'
+    keyword arguments) within ``scope``; ``near`` (lon, lat) in EPSG:4326."""
+
+    statuses: tuple[str, ...]
+    condition: str | None
+    order: str
+    due: str | None
+    photos: bool
+    filters: dict[str, Any]
+    scope: CaseScope
+    near: tuple[float, float] | None = None
+    callback_sources: tuple[str, ...] = ()
+
+
+def _where(q: QueueQuery, srid: int) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (on cases ``c``) of the queue's cases and its parameters."""
+    where, params = case_conditions(**q.filters, srid=srid, scope=q.scope, statuses=q.statuses)
+    if q.condition is not None:
+        where.append(CONDITIONS[q.condition])
+        params["callback_sources"] = list(q.callback_sources)
+    if q.near is not None:
+        params.update(near_lon=q.near[0], near_lat=q.near[1])
+    return " AND ".join(where), params
+
+
+def _due(q: QueueQuery) -> str:
+    """The due column as SQL (a column name from ``desk.queues``, never caller input), NULL when none."""
+    if q.due is None:
+        return "CAST(NULL AS timestamptz)"
+    if q.due not in ("deadline_at", "verify_due_at", "check_due_at"):
+        raise ValueError(f"unknown due column {q.due!r}")
+    return f"c.{q.due}"
+
+
+def counts(conn: Connection, q: QueueQuery, srid: int, soon_s: float) -> dict[str, Any]:
+    """``total``, ``overdue`` (due column before now), ``due_soon`` (due within ``soon_s`` seconds) of the
+    queue's cases and ``marker``: a text that changes whenever a case enters or leaves the queue, changes
+    (its row version), or — for queues with photos — gains a photo; one scan of the queue's cases."""
+    where, params = _where(q, srid)
+    photos = ("(SELECT count(*) || '/' || coalesce(max(p.photo_id), 0) FROM case_photos p "
+              "JOIN queue USING (district_code, case_id))" if q.photos else "''")
+    row = conn.execute(sa.text(
+        f"""WITH queue AS (SELECT c.district_code, c.case_id, c.row_version, {_due(q)} AS due FROM cases c
+                            WHERE {where})
+            SELECT count(*) AS total,
+                   count(*) FILTER (WHERE due < now()) AS overdue,
+                   count(*) FILTER (WHERE due >= now() AND due < now() + make_interval(secs => :soon)) AS due_soon,
+                   coalesce(sum(hashtextextended(case_id::text || ':' || row_version::text, 0)), 0)::text
+                       || '|' || {photos} AS marker
+              FROM queue"""
+    ), {**params, "soon": soon_s}).mappings().one()
+    return dict(row)
+
+
+def page(conn: Connection, q: QueueQuery, srid: int, limit: int, offset: int) -> list[dict[str, Any]]:
+    """One page of the queue's cases in its order (nearest first with ``near``), each with lon/lat in
+    EPSG:4326, ``seconds_left`` to its due column (negative: overdue), ``distance_m`` from ``near`` (metres in
+    the deployment CRS), ``closed_at`` and, for queues with photos, ``photo_count`` and ``first_photo_id``."""
+    where, params = _where(q, srid)
+    order = ORDERS["near" if q.near is not None else q.order]
+    extra = [f"EXTRACT(EPOCH FROM {_due(q)} - now()) AS seconds_left"]
+    extra.append("ST_Distance(c.geom, (SELECT pt FROM near)) AS distance_m" if q.near is not None
+                 else "CAST(NULL AS float8) AS distance_m")
+    extra.append("closed.at AS closed_at" if q.order == "recently_closed" else "CAST(NULL AS timestamptz) AS closed_at")
+    if q.photos:
+        extra.append(_PHOTOS)
+    rows = conn.execute(sa.text(
+        f"""{"WITH " + _NEAR if q.near is not None else ""}
+            SELECT {_COLUMNS}, {", ".join(extra)} FROM cases c
+              LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
+              {_CLOSED if q.order == "recently_closed" else ""}
+             WHERE {where}
+             ORDER BY {order} LIMIT :limit OFFSET :offset"""
+    ), {**params, "limit": limit, "offset": offset, "srid": srid}).mappings()
+    return [dict(r) for r in rows]
