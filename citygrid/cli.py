@@ -909,21 +909,23 @@ def load_demo(ctx: click.Context, demo: str, force: bool) -> None:
               help="The backup file to write (a zip).")
 @click.pass_context
 def backup_command(ctx: click.Context, district: str, out: Path) -> None:
-    """Back up every row of one district (one consistent snapshot) to a file."""
+    """Back up every row of one district (one consistent snapshot) and its cases' photo files to a file."""
     from citygrid import backup
 
     if out.exists():
         raise InvalidInput(f"{out} exists; choose another name (a backup never overwrites)", field="out")
     partial = out.with_name(out.name + ".partial")
+    settings = _settings(ctx)
     try:
-        with _transaction(_settings(ctx), isolation="REPEATABLE READ") as conn:
-            manifest = backup.backup(conn, district, partial)
+        with _transaction(settings, isolation="REPEATABLE READ") as conn:
+            manifest = backup.backup(conn, district, partial, photos_dir=settings.photos_dir)
         partial.rename(out)
     finally:
         partial.unlink(missing_ok=True)
     _echo_json({"file": str(out), "sha256": backup.digest(out), "district": district,
                 "schema_revision": manifest["schema_revision"],
-                "rows": {t: v["rows"] for t, v in manifest["tables"].items()}})
+                "rows": {t: v["rows"] for t, v in manifest["tables"].items()},
+                "photos": len(manifest.get("photos") or {}), "photos_missing": manifest.get("photos_missing", [])})
 
 
 @cli.command("restore")
@@ -931,11 +933,13 @@ def backup_command(ctx: click.Context, district: str, out: Path) -> None:
 @click.option("--replace", is_flag=True, help="Overwrite the district when it exists.")
 @click.pass_context
 def restore_command(ctx: click.Context, file: Path, replace: bool) -> None:
-    """Restore a district from a backup, in one transaction (nothing changes if any step fails)."""
+    """Restore a district from a backup, in one transaction (nothing changes if any step fails), and the photo
+    files missing from this deployment's photo directory."""
     from citygrid import backup
 
-    with _transaction(_settings(ctx)) as conn:
-        _echo_json(backup.restore(conn, file, replace=replace))
+    settings = _settings(ctx)
+    with _transaction(settings) as conn:
+        _echo_json(backup.restore(conn, file, replace=replace, photos_dir=settings.photos_dir))
 
 
 # ------------------------------------------------------------------------------------------ accounts

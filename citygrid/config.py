@@ -64,6 +64,8 @@ class Settings:
     upload_grace_s, upload_min_bytes_per_s : a body that ``serve --prod``'s threads read (an upload) must keep
         up this rate after this grace period (``webmap.slowclients.ReadDeadline``).
     basemap_url, basemap_attribution : the map pages' optional XYZ basemap (``basemap``); empty: none.
+    photos_root : the directory of the cases' photo files (``CITYGRID_PHOTOS_DIR``); None: ``photos_dir``'s
+        default, ``<data_dir>/photos``.
     """
 
     database: str | None = None
@@ -76,13 +78,15 @@ class Settings:
     upload_min_bytes_per_s: float = DEFAULT_UPLOAD_MIN_BYTES_PER_S
     basemap_url: str = ""
     basemap_attribution: str = ""
+    photos_root: Path | None = None
 
     @classmethod
     def from_env(cls, database: str | None = None) -> Settings:
         """Build settings from the environment: ``DATABASE_URL``, ``CITYGRID_DATABASE``, ``CITYGRID_DATA_DIR``,
         ``CITYGRID_PG_PORT``, ``CITYGRID_TRUSTED_PROXY``, ``CITYGRID_OPEN311_KEYS``, ``CITYGRID_UPLOAD_GRACE_S``,
-        ``CITYGRID_UPLOAD_MIN_BYTES_PER_S``, ``CITYGRID_BASEMAP_URL``, ``CITYGRID_BASEMAP_ATTRIBUTION`` (the one
-        place that reads them; the app and the CLI are passed the result)."""
+        ``CITYGRID_UPLOAD_MIN_BYTES_PER_S``, ``CITYGRID_BASEMAP_URL``, ``CITYGRID_BASEMAP_ATTRIBUTION``,
+        ``CITYGRID_PHOTOS_DIR`` (the one place that reads them; the app and the CLI are passed the result)."""
+        photos = os.environ.get("CITYGRID_PHOTOS_DIR", "").strip()
         port = int(os.environ.get("CITYGRID_PG_PORT", DEFAULT_PG_PORT))
         return cls(
             database=database or os.environ.get("CITYGRID_DATABASE") or None,
@@ -96,12 +100,19 @@ class Settings:
                                              DEFAULT_UPLOAD_MIN_BYTES_PER_S),
             basemap_url=os.environ.get("CITYGRID_BASEMAP_URL", "").strip(),
             basemap_attribution=os.environ.get("CITYGRID_BASEMAP_ATTRIBUTION", "").strip(),
+            photos_root=Path(photos).resolve() if photos else None,
         )
 
     @property
     def basemap(self) -> dict[str, str] | None:
         """The map pages' XYZ basemap (``basemap``), or None."""
         return basemap(self.basemap_url, self.basemap_attribution)
+
+    @property
+    def photos_dir(self) -> Path:
+        """Where the cases' photos are stored by content hash (``citygrid.evidence.storage``): ``photos_root``, else
+        ``<data_dir>/photos``."""
+        return self.photos_root or self.data_dir / "photos"
 
     @property
     def demo_dir(self) -> Path:

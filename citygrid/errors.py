@@ -71,6 +71,14 @@ class InvalidInput(CitygridError):
             self.details = [problem(self.field, self.message), *self.details]
 
 
+@dataclass
+class TooLarge(InvalidInput):
+    """Something the caller sent is over a size limit (HTTP 413); ``field`` names it and the message says the
+    limit."""
+
+    code: ClassVar[str] = "request_entity_too_large"
+
+
 class NotFound(CitygridError):
     """A code or identifier that does not exist."""
 

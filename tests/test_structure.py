@@ -28,14 +28,16 @@ _LAYERS = [
     {"__init__", "errors", "config", "gcpause", "periods"},
     {"spatial"},
     {"loaders", "codes"},
-    {"gridding", "components_survey", "cases", "accounts", "districts", "responsibility", "backup", "deploy"},
+    {"gridding", "components_survey", "cases", "accounts", "districts", "responsibility", "backup", "deploy",
+     "desk", "evidence"},
     {"analysis", "interop"},
     {"webmap"},
     {"app", "cli"},
 ]
 _FRONTS = {"cli.py", "app.py"}
 _DOMAIN = {"loaders", "spatial", "codes", "periods", "gridding", "components_survey", "cases", "accounts",
-           "districts", "responsibility", "analysis", "interop", "backup", "deploy", "errors"}
+           "districts", "responsibility", "analysis", "interop", "backup", "deploy", "errors",
+           "desk", "evidence"}
 
 
 def _modules() -> list[tuple[str, ast.Module]]:

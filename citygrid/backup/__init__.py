@@ -9,6 +9,13 @@ A restore is one transaction: the district's rows are deleted (children first) o
 backup is copied in (parents first, identity values kept), identity sequences are moved past the restored
 values, the checksums are verified, and the district's layer revisions are raised above anything seen before
 so no map tile cached from earlier data survives. Any failure leaves the database as it was.
+
+Photos (``citygrid.evidence``): given the deployment's photo directory, a backup also holds the file and the
+thumbnail of every photo of the district's cases as ``photos/<sha256>.<ext>``, each with its sha256 and size in
+the manifest (``photos``); a file missing from the directory is listed under ``photos_missing`` instead of
+failing the backup. A restore checks every photo entry (a name that is not ``<sha256>.<ext>``, a size or hash that
+differs from the manifest's: the file is refused, and so is the restore) before it writes the missing ones into
+the directory, atomically; files already there are kept (same name, same content).
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from citygrid import codes
 from citygrid.backup import store
 from citygrid.components_survey.store import LOAD_PREFIX, RETIRED_PREFIX
 from citygrid.errors import Conflict, InvalidInput, SchemaMismatch
+from citygrid.evidence import service as evidence
+from citygrid.evidence.storage import FILE_NAME, PhotoStorage
 from citygrid.spatial import db
 from citygrid.spatial import store as spatial_store
 
@@ -80,9 +89,10 @@ def _session_zone(conn: Connection, zone: object) -> Iterator[None]:
         store.set_session_timezone(conn, was)
 
 
-def backup(conn: Connection, district: str, path: Path) -> dict[str, Any]:
-    """Write the district's rows to ``path`` (a zip); returns the manifest. Run it in a REPEATABLE READ
-    transaction (the CLI does) so every table comes from one snapshot."""
+def backup(conn: Connection, district: str, path: Path, photos_dir: Path | None = None) -> dict[str, Any]:
+    """Write the district's rows to ``path`` (a zip), and with ``photos_dir`` (``Settings.photos_dir``) the files
+    of its cases' photos; returns the manifest. Run it in a REPEATABLE READ transaction (the CLI does) so every
+    table comes from one snapshot."""
     # Before the snapshot is taken: a census import swaps partitions, which a snapshot taken earlier would see
     # as an empty census; holding this lock makes a swap wait for the backup (and the backup for a swap).
     store.lock_components(conn)
@@ -103,8 +113,70 @@ def backup(conn: Connection, district: str, path: Path) -> dict[str, Any]:
                 for block in store.copy_out(conn, table, columns, district):
                     out.write(block)
             manifest["tables"][table] = {"columns": columns, "rows": rows, "md5": checksum}
+        if photos_dir is not None:
+            manifest.update(_write_photos(archive, PhotoStorage(photos_dir), evidence.district_files(conn, district)))
         archive.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False, indent=1))
     return manifest
+
+
+def _write_photos(archive: zipfile.ZipFile, storage: PhotoStorage, names: list[str]) -> dict[str, Any]:
+    """Copy the photo files ``names`` (``<sha256>.<ext>``) into ``archive`` under ``photos/``; returns the
+    manifest's ``photos`` (name -> sha256 and bytes) and ``photos_missing`` (names not in the directory)."""
+    written: dict[str, dict[str, Any]] = {}
+    missing = []
+    for name in names:
+        sha, _, ext = name.partition(".")
+        try:
+            data = storage.read(sha, ext)
+        except FileNotFoundError:
+            missing.append(name)
+            continue
+        archive.writestr(f"photos/{name}", data, compress_type=zipfile.ZIP_STORED)  # already compressed images
+        written[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    return {"photos": written, "photos_missing": missing}
+
+
+def _check_photo_entries(archive: zipfile.ZipFile, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The manifest's photo entries after checking each against its name and the file in ``archive``.
+
+    Raises ``InvalidInput`` (field ``file``) for a name that is not ``<sha256>.<ext>`` (``../``, an absolute path),
+    a hash in the manifest that is not the name's, an entry missing from the zip, or bytes whose size or sha256
+    differ from the manifest's."""
+    photos = manifest.get("photos") or {}
+    if not isinstance(photos, dict):
+        raise InvalidInput("the backup's photos entry is not a mapping of file names", field="file")
+    for name, entry in photos.items():
+        match = FILE_NAME.match(name) if isinstance(name, str) else None
+        if match is None or not isinstance(entry, dict) or entry.get("sha256") != match[1]:
+            raise InvalidInput(f"the backup names a photo {str(name)[:80]!r} that is not <sha256>.<ext> of its "
+                               f"content: refused", field="file")
+        sha = hashlib.sha256()
+        size = 0
+        try:
+            for block in _blocks(archive, f"photos/{name}"):
+                sha.update(block)
+                size += len(block)
+        except KeyError:
+            raise InvalidInput(f"photo {name} is in the manifest but not in the backup", field="file") from None
+        if sha.hexdigest() != match[1] or size != entry.get("bytes"):
+            raise InvalidInput(f"photo {name}: its bytes differ from the manifest's (the file is damaged)",
+                               field="file")
+    return photos
+
+
+def _restore_photos(archive: zipfile.ZipFile, manifest: dict[str, Any], photos_dir: Path | None) -> dict[str, int]:
+    """Check every photo entry, then write those missing from ``photos_dir`` (none without one)."""
+    photos = _check_photo_entries(archive, manifest)
+    if photos_dir is None:
+        return {"photos_in_backup": len(photos), "photos_written": 0}
+    storage = PhotoStorage(photos_dir)
+    written = 0
+    for name in photos:
+        try:
+            written += storage.put_verified(name, _blocks(archive, f"photos/{name}"))
+        except ValueError as exc:
+            raise InvalidInput(f"photo {name}: {exc}", field="file") from None
+    return {"photos_in_backup": len(photos), "photos_written": written}
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -126,8 +198,10 @@ def _blocks(archive: zipfile.ZipFile, name: str, size: int = 1 << 20) -> Iterato
             yield block
 
 
-def restore(conn: Connection, path: Path, *, replace: bool = False) -> dict[str, Any]:
-    """Restore a district backup inside the caller's transaction; returns rows per table.
+def restore(conn: Connection, path: Path, *, replace: bool = False, photos_dir: Path | None = None) -> dict[str, Any]:
+    """Restore a district backup inside the caller's transaction; returns rows per table, and how many photo
+    files the backup holds and how many were written into ``photos_dir`` (``Settings.photos_dir``; every photo
+    entry is checked even without one).
 
     Raises ``SchemaMismatch`` for another schema revision, ``InvalidInput`` for another SRID or code scheme
     (``citygrid.codes``; a backup from before schemes were recorded: its district code must fit this
@@ -174,13 +248,14 @@ def restore(conn: Connection, path: Path, *, replace: bool = False) -> dict[str,
                 raise InvalidInput(f"{table}: restored {rows} rows whose checksum differs from the backup's "
                                    f"({entry['rows']} rows): the file is damaged", field="file")
             restored[table] = rows
+        photos = _restore_photos(archive, manifest, photos_dir)  # after the rows: a damaged table writes no file
     store.advance_identities(conn, tables)
     db.quiet_row_audit(conn, False)
     spatial_store.audit(conn, action="restore", object_kind="district", object_id=district, district=district,
                         after={"file": path.name, "rows": restored, "created_at": manifest.get("created_at")})
     for layer, value in old_revisions.items():
         store.raise_layer_revision(conn, district, layer, value + 1)
-    return {"district": district, "tables": restored, "rows": sum(restored.values())}
+    return {"district": district, "tables": restored, "rows": sum(restored.values()), **photos}
 
 
 def digest(path: Path) -> str:

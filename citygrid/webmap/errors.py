@@ -19,6 +19,7 @@ from citygrid.errors import (
     RateLimited,
     RetryLater,
     SchemaMismatch,
+    TooLarge,
     Unauthorized,
     Unavailable,
 )
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 STATUS: dict[type[CitygridError], int] = {
     InvalidInput: 400,
+    TooLarge: 413,
     NotFound: 404,
     Unauthorized: 401,
     Forbidden: 403,

@@ -14,7 +14,8 @@ them stop a worker. ``BufferingThreadWorker`` changes what happens before a requ
 
    - a ``Content-Length`` of at most ``BODY_BUFFER_BYTES`` (1 MiB, the app's limit on any body but an upload)
      is buffered; a larger one is answered ``413`` at once, without reading the body, unless the request is
-     an upload (``UPLOAD_ENDPOINTS``: ``POST /api/v1/imports``, up to 512 MB), whose body the thread reads
+     an upload (``UPLOAD_ENDPOINTS``: ``POST /api/v1/imports``, up to 512 MB; ``PHOTO_UPLOADS``: a report, a
+     workflow step or photos posted to a case, whose photos the app takes up to 101 MiB), whose body the thread reads
      (point 5);
    - a chunked body (``Transfer-Encoding: chunked``) is buffered too: its framing is followed just enough to
      find its end (the zero-size chunk and the trailer section's blank line), with the same 1 MiB cap on its
@@ -65,6 +66,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import selectors
 import socket
 import threading
@@ -94,6 +96,8 @@ BUDGET_CHECK_BYTES = 64 * 1024
 
 # Bodies larger than BODY_BUFFER_BYTES are accepted only here (citygrid.app.UPLOAD_ENDPOINTS), read by the thread.
 UPLOAD_ENDPOINTS = frozenset({(b"POST", b"/api/v1/imports")})
+# POST paths whose multipart body may carry photos (citygrid.app.PHOTO_ENDPOINTS): read by the thread as well.
+PHOTO_UPLOADS = re.compile(rb"/api/v1/cases(?:/[0-9]{1,19}/(?:photos|transitions))?")
 # A chunked body's framing (size lines, extensions, trailers) may add this much to its 1 MiB of data.
 CHUNK_FRAMING_BYTES = 64 * 1024
 
@@ -117,7 +121,8 @@ def _answer(status: bytes, code: str, message: str) -> bytes:
 TIMEOUT_408 = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 BUSY_503 = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\nContent-Length: 0\r\n\r\n"
 TOO_LARGE_413 = _answer(b"413 Content Too Large", "request_entity_too_large",
-                        "request bodies are limited to 1 MiB, except uploads (POST /api/v1/imports)")
+                        "request bodies are limited to 1 MiB, except uploads (POST /api/v1/imports) "
+                        "and requests with photos (POST /api/v1/cases, its photos and transitions)")
 LENGTH_REQUIRED_411 = _answer(b"411 Length Required", "length_required",
                               "an upload must send a Content-Length (a chunked upload is not accepted)")
 ANSWERS = {"late": TIMEOUT_408, "busy": BUSY_503, "too_large": TOO_LARGE_413, "length_required": LENGTH_REQUIRED_411}
@@ -223,7 +228,11 @@ def plan_body(head: bytes, limit: int = BODY_BUFFER_BYTES) -> BodyPlan:
                 bad_length = True
             else:
                 length = int(value)
-    upload = (method, _request_path(target)) in UPLOAD_ENDPOINTS
+    path = _request_path(target)
+    upload = (method, path) in UPLOAD_ENDPOINTS
+    # a request that may carry photos is read by the thread when large; chunked, it is buffered as any other
+    # (a JSON report may come chunked; photos must announce their length)
+    photos = method == b"POST" and PHOTO_UPLOADS.fullmatch(path) is not None
     expect = expect and version == b"HTTP/1.1"  # RFC 9110 10.1.1: ignored in HTTP/1.0
     if codings:
         if (codings[-1] != b"chunked" or codings.count(b"chunked") != 1 or length is not None or bad_length
@@ -234,7 +243,7 @@ def plan_body(head: bytes, limit: int = BODY_BUFFER_BYTES) -> BodyPlan:
         return BodyPlan()
     if length <= limit:
         return BodyPlan(length=length, expect=expect)
-    return BodyPlan(thread=True) if upload else BodyPlan(refuse="too_large")
+    return BodyPlan(thread=True) if upload or photos else BodyPlan(refuse="too_large")
 
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")

@@ -1,0 +1,1 @@
+"""Evidence attached to cases: photos checked by content, stripped of their metadata, stored by content hash."""
