@@ -31,6 +31,7 @@
     ui.queues.textContent = "";
     state.queues.forEach(function (q) {
       var tab = el("button", null, q.label + " " + q.total);
+      if (q.unavailable) { tab.title = q.unavailable; }
       tab.type = "button"; tab.setAttribute("role", "tab"); tab.dataset.queue = q.queue;
       tab.setAttribute("aria-selected", String(q.queue === state.queue));
       if (q.overdue) { tab.appendChild(el("span", "cg-overdue", " (" + q.overdue + " overdue 超时)")); }
@@ -58,7 +59,7 @@
   }
 
   // The suggested party of a dispatch-queue row, whatever the row calls it.
-  function preview(row) { return row.dispatch_preview || row.suggested || row.preview || null; }
+  function preview(row) { return row.suggestion || row.dispatch_preview || null; }
 
   function due(row) {
     return state.queue === "verify" ? row.verify_due_at || row.due_at
@@ -72,7 +73,7 @@
     var link = el("a", null, "#" + row.case_id); link.href = "/cases/" + row.case_id;
     head.appendChild(link);
     head.appendChild(el("strong", null, (row.class_code || "—") + " " + (row.class_name || "unclassified 未分类")));
-    head.appendChild(el("span", "cg-meta", row.status + " · " + (row.source || "") + " · " + cg.when(row.reported_at)));
+    head.appendChild(el("span", "cg-meta", [row.status, row.source, cg.when(row.reported_at)].filter(Boolean).join(" · ")));
     var left = cg.countdown(due(row));
     if (due(row)) { head.appendChild(el("span", left.className, left.text)); }
     if (row.distance_m != null) { head.appendChild(el("span", "cg-meta", Math.round(row.distance_m) + " m")); }
@@ -86,9 +87,19 @@
     }
     var p = preview(row);
     if (p && p.party) {
-      meta.push("suggested 建议 → " + p.party.name + " (" + (p.level || "") + ", due " + cg.when(p.deadline_at) + ")");
+      meta.push("suggested 建议 → " + p.party.name + " (" + (p.level || "") + " level, due " + cg.when(p.deadline_at) + ")");
+    } else if (p) {
+      meta.push("no suggested party 无建议单位: " + (p.reason || p.problem || ""));
+    }
+    var v = row.verification;
+    if (v && v.required && !v.verified) {
+      meta.push(v.pending ? "verification asked for 待核实" : "to be verified before filing 须先核实");
     }
     if (meta.length) { li.appendChild(el("div", "cg-meta", meta.join(" · "))); }
+    if (row.thumb_url) {
+      li.appendChild(cg.photoThumbs([{ url: row.thumb_url.replace(/\/thumb$/, ""), thumb_url: row.thumb_url,
+                                       photo_id: row.photo_count + " photo(s)" }]));
+    }
     var actions = el("div", "cg-actions", "…");
     li.appendChild(actions);
     cg.api("/api/v1/cases/" + row.case_id).then(function (r) {
