@@ -21,6 +21,12 @@ import yaml
 from citygrid.errors import InvalidInput
 
 MAX_STEPS = 3650
+# The supervisor's tasks that have a time limit of their own: verification (核实) of a report before filing and
+# the check (核查) of a unit's feedback. No seed gives values (DOMAIN.md §12: only the indicators "timely
+# verification rate" and "timely check rate" are named), so these defaults are this project's choice;
+# ``data/deadlines.yaml`` (``tasks:``) sets a city's own.
+TASKS = ("verify", "check")
+MAX_TASK_HOURS = 24 * 365
 
 
 def _time(text: str) -> dt.time:
@@ -135,12 +141,52 @@ class DeadlineRule:
         return calendar.add_working_days(start, self.working_days or 1)
 
 
+DEFAULT_TASKS: dict[str, DeadlineRule] = {"verify": DeadlineRule(working_hours=2, source="citygrid default"),
+                                          "check": DeadlineRule(working_hours=4, source="citygrid default")}
+
+
+def _task_rules(data: Any) -> dict[str, DeadlineRule]:
+    """The ``tasks:`` section of ``deadlines.yaml``: ``{verify: {working_hours: 2}, check: {...}}``, each a
+    positive number of working hours or a whole number of working days; a task left out keeps its default.
+
+    Raises ``InvalidInput`` (field ``deadlines``) for a section that is not a mapping, an unknown task or a bad
+    limit."""
+    if data is None:
+        return dict(DEFAULT_TASKS)
+    if not isinstance(data, dict):
+        raise InvalidInput("deadlines.yaml: tasks must be a mapping of verify and check", field="deadlines")
+    rules = dict(DEFAULT_TASKS)
+    for name, value in data.items():
+        if name not in TASKS:
+            raise InvalidInput(f"deadlines.yaml: unknown task {str(name)[:40]!r}; tasks: {', '.join(TASKS)}",
+                               field="deadlines")
+        rules[name] = _task_rule(name, value)
+    return rules
+
+
+def _task_rule(name: str, value: Any) -> DeadlineRule:
+    """One task's limit (see ``_task_rules``)."""
+    hours, days = (value.get("working_hours"), value.get("working_days")) if isinstance(value, dict) else (None, None)
+    if (hours is None) == (days is None):
+        raise InvalidInput(f"deadlines.yaml: task {name} needs exactly one of working_hours / working_days",
+                           field="deadlines")
+    if hours is not None and (isinstance(hours, bool) or not isinstance(hours, int | float)
+                              or not 0 < hours <= MAX_TASK_HOURS):
+        raise InvalidInput(f"deadlines.yaml: task {name}: working_hours must be a number above 0 and at most "
+                           f"{MAX_TASK_HOURS}", field="deadlines")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or not 0 < days <= 365):
+        raise InvalidInput(f"deadlines.yaml: task {name}: working_days must be a whole number from 1 to 365",
+                           field="deadlines")
+    return DeadlineRule(None if hours is None else float(hours), days, str(value.get("source", ""))[:300])
+
+
 @dataclass(frozen=True)
 class DeadlineTable:
-    """Rule per ``kind/code`` with a default per kind."""
+    """Rule per ``kind/code`` with a default per kind, and the time limit of each supervisor task (``TASKS``)."""
 
     defaults: dict[str, DeadlineRule]
     classes: dict[str, DeadlineRule] = field(default_factory=dict)
+    tasks: dict[str, DeadlineRule] = field(default_factory=lambda: dict(DEFAULT_TASKS))
 
     @classmethod
     def from_yaml(cls, path: Path) -> DeadlineTable:
@@ -154,10 +200,16 @@ class DeadlineTable:
             return DeadlineRule(hours, days, str(value.get("source", "")))
 
         return cls(defaults={k: rule(v) for k, v in data.get("defaults", {}).items()},
-                   classes={k: rule(v) for k, v in (data.get("classes") or {}).items()})
+                   classes={k: rule(v) for k, v in (data.get("classes") or {}).items()},
+                   tasks=_task_rules(data.get("tasks")))
 
     def rule_for(self, kind: str, code: str) -> DeadlineRule:
         return self.classes.get(f"{kind}/{code}") or self.defaults.get(kind) or DeadlineRule(working_days=5)
+
+    def task_due(self, task: str, start: dt.datetime, calendar: WorkingCalendar) -> dt.datetime:
+        """When supervisor task ``task`` (``verify`` or ``check``) begun at ``start`` is due: its limit counted
+        on the working calendar (given ``in_zone``: the deployment's zone), in that zone."""
+        return self.tasks.get(task, DEFAULT_TASKS[task]).deadline(start, calendar)
 
 
 def load_rules(data_dir: Path) -> tuple[DeadlineTable, WorkingCalendar]:

@@ -34,6 +34,10 @@ def upgrade() -> None:
     # because the queues sort and filter on them.
     op.execute("ALTER TABLE cases ADD COLUMN verify_due_at timestamptz")
     op.execute("ALTER TABLE cases ADD COLUMN check_due_at timestamptz")
+    # The due time of the task an event completes (verify: the verification's; check_pass / check_fail: the
+    # check's; feed_back: the disposal deadline), kept on the event because the case's own columns are cleared
+    # when the task is done: the timely verification / check / disposal rates are computed from the events.
+    op.execute("ALTER TABLE case_events ADD COLUMN due_at timestamptz")
     # The complainant's contact (hotline and citizen cases) lives apart from the case row, so no read of cases
     # (lists, tiles, Open311, exports, audit of cases) can carry it; only acceptors and dispatchers read it.
     op.execute("""
@@ -84,6 +88,7 @@ def downgrade() -> None:
 
     # --- workflow: task time limits and the complainant ---
     op.execute("DROP TABLE case_contacts")
+    op.execute("ALTER TABLE case_events DROP COLUMN due_at")
     op.execute("ALTER TABLE cases DROP COLUMN check_due_at")
     op.execute("ALTER TABLE cases DROP COLUMN verify_due_at")
 
