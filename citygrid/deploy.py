@@ -17,6 +17,7 @@ from citygrid import __version__, codes
 from citygrid.accounts import service as accounts
 from citygrid.cases import store as case_store
 from citygrid.cases import synthetic
+from citygrid.cases.rules import DispatchRules
 from citygrid.components_survey import store as survey_store
 from citygrid.components_survey import synthetic as synthetic_census
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME, DEFAULT_SCHEME_TITLE, read_scheme
@@ -28,6 +29,7 @@ from citygrid.gridding import store as gridding_store
 from citygrid.gridding.generate import GridParams
 from citygrid.loaders.demo import OSM, OSM_LICENCE, VONNG, VONNG_LICENCE, DemoDistrict, demo_district
 from citygrid.loaders.vector import read_vector
+from citygrid.responsibility.demo_parties import ensure_demo_departments
 from citygrid.responsibility.ownership import derive_default_ownership, roles_without_owners
 from citygrid.spatial import db, store
 from citygrid.spatial.cluster import EmbeddedCluster
@@ -166,6 +168,9 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
         if grids:
             with engine.begin() as conn:
                 summary["grids"] = ensure_demo_grids(conn, demo)
+            with engine.begin() as conn:  # SYNTHETIC district departments for district-level dispatch (#21)
+                summary["synthetic_departments"] = ensure_demo_departments(
+                    conn, DispatchRules.load(settings.data_dir), demo.code, demo.name)
         if grids and census:
             with engine.begin() as conn:
                 if not survey_store.current_components(conn, demo.code):

@@ -167,8 +167,8 @@ def test_component_report_links_the_component_named(case_rules, bj):
 # ------------------------------------------------------------------------------------------ workflow
 def test_state_machine_tables():
     assert next_state("reported", "accept").target == "accepted"
-    assert next_state("fed_back", "check_fail").target == "dispatched"
-    assert set(allowed_actions("closed")) == {"evaluate", "reopen"}
+    assert next_state("fed_back", "check_fail").target == "accepted"  # re-dispatched by the dispatcher (#21)
+    assert set(allowed_actions("closed")) == {"evaluate", "reopen", "callback"}
     with pytest.raises(Conflict, match="'close' is not allowed on a reported case"):
         next_state("reported", "close")
     with pytest.raises(InvalidInput, match="unknown action"):
@@ -179,13 +179,16 @@ def test_state_machine_tables():
 def test_full_loop_with_rework_and_reopen(case_rules, bj):
     case, _ = service.submit(bj, case_rules, parse_report(payload()))
     steps = [("accept", "acceptor"), ("dispatch", "dispatcher"), ("feed_back", "unit"), ("check_fail", "supervisor"),
-             ("feed_back", "unit"), ("check_pass", "supervisor"), ("close", "acceptor"), ("reopen", "acceptor")]
+             ("dispatch", "dispatcher"), ("feed_back", "unit"), ("check_pass", "supervisor"), ("close", "acceptor"),
+             ("reopen", "acceptor")]
     for action, role in steps:
         case = service.transition(bj, case_rules, case["case_id"], action, actor=f"{role}-1", role=role, note=action)
     assert case["status"] == "accepted" and case["row_version"] == 1 + len(steps)
     events = case["events"]
-    assert [e["action"] for e in events] == ["report"] + [a for a, _ in steps] + ["escalate"]  # reopen rule
-    assert events[4]["from_status"] == "fed_back" and events[4]["to_status"] == "dispatched"
+    actions = ["report"] + [a for a, _ in steps]
+    # the failed check and the reopening each raise the case a level (escalation.yaml after: 1 each)
+    assert [e["action"] for e in events] == [*actions[:5], "escalate", *actions[5:], "escalate"]
+    assert events[4]["from_status"] == "fed_back" and events[4]["to_status"] == "accepted"
     assert all(e["actor"] and e["at"] for e in events)
 
 
@@ -332,7 +335,8 @@ def test_two_concurrent_changes_one_wins_one_conflicts(case_rules, beijing_engin
         try:
             with beijing_engine.begin() as conn:
                 barrier.wait()
-                service.transition(conn, case_rules, case["case_id"], action, actor=action, role="acceptor")
+                service.transition(conn, case_rules, case["case_id"], action, actor=action, role="acceptor",
+                                   note="重复")  # reject needs its reason
             results.append("ok")
         except Conflict:
             results.append("conflict")
@@ -510,16 +514,18 @@ def test_emergency_classes_start_at_district_level(case_rules, bj):
 def test_repeated_hand_backs_and_a_reopening_escalate_by_rule(case_rules, bj):
     case, _ = service.submit(bj, case_rules, parse_report(payload()))
     cid = case["case_id"]
+    two_hand_backs = replace(case_rules, escalation=replace(case_rules.escalation,
+                                                            after={**case_rules.escalation.after, "hand_back": 2}))
     steps = [("accept", "acceptor"), ("dispatch", "dispatcher"), ("hand_back", "unit"), ("dispatch", "dispatcher"),
              ("hand_back", "unit")]
     for action, role in steps:
-        case = service.transition(bj, case_rules, cid, action, actor="a", role=role)
+        case = service.transition(bj, two_hand_backs, cid, action, actor="a", role=role, note="不属本单位职责")
     assert case["attrs"]["level"] == "street"
     last = case["events"][-1]
     assert (last["action"], last["actor"]) == ("escalate", "system") and "hand_back 2 time(s)" in last["note"]
     for action, role in (("dispatch", "dispatcher"), ("feed_back", "unit"), ("check_pass", "supervisor"),
                          ("close", "acceptor"), ("reopen", "acceptor")):
-        case = service.transition(bj, case_rules, cid, action, actor="a", role=role)
+        case = service.transition(bj, two_hand_backs, cid, action, actor="a", role=role)
     assert case["attrs"]["level"] == "district" and case["status"] == "accepted"
 
 
@@ -527,7 +533,7 @@ def test_no_rule_no_escalation(case_rules, bj):
     case, _ = service.submit(bj, case_rules, parse_report(payload()))
     for action, role in (("accept", "acceptor"), ("dispatch", "dispatcher"), ("hand_back", "unit")):
         case = service.transition(bj, replace(case_rules, escalation=EscalationRules()), case["case_id"], action,
-                                  actor="a", role=role)
+                                  actor="a", role=role, note="不属本单位职责")
     assert case["attrs"]["level"] == "community"
 
 

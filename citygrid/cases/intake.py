@@ -53,6 +53,10 @@ class Report:
     address: str | None = None
     synthetic: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # The complainant (hotline, citizen): {"name", "phone"}, kept apart from the case (``case_contacts``) and
+    # never part of the report's digest, so the audit log's image of the case row cannot be used to guess a
+    # phone number; None when not given.
+    complainant: dict[str, str] | None = None
 
 
 def _number(data: dict[str, Any], name: str) -> tuple[float | None, RowProblem | None]:
@@ -210,6 +214,41 @@ def _reported_at(data: dict[str, Any], zone: ZoneInfo | None) -> tuple[dt.dateti
     return reported_at, []
 
 
+MAX_COMPLAINANT_NAME = 100
+MAX_COMPLAINANT_PHONE = 40
+# Digits, spaces, + - ( ) and an optional extension (ext. 12, x12, #12, 转12).
+_PHONE = re.compile(r"\+?[0-9(][0-9 ()\-]*(?:\s*(?:ext\.?|x|#|转)\s*[0-9]{1,8})?", re.IGNORECASE)
+
+
+def _complainant(data: dict[str, Any]) -> tuple[dict[str, str] | None, list[RowProblem]]:
+    """The complainant's contact (``complainant: {"name", "phone"}``; None when not given): an object of those
+    two text fields, at least one not empty; the name at most ``MAX_COMPLAINANT_NAME`` characters, the phone
+    at most ``MAX_COMPLAINANT_PHONE`` of digits, spaces, + - ( ) and an extension; no control characters."""
+    raw = data.get("complainant")
+    if raw is None:
+        return None, []
+    if not isinstance(raw, dict) or set(raw) - {"name", "phone"}:
+        return None, [problem("complainant", 'must be an object {"name": text, "phone": text} and nothing else')]
+    problems = []
+    values = {}
+    for name, limit in (("name", MAX_COMPLAINANT_NAME), ("phone", MAX_COMPLAINANT_PHONE)):
+        value = raw.get(name, "")
+        if not isinstance(value, str):
+            problems.append(problem(f"complainant.{name}", "must be text"))
+        elif (what := control_character(value, single_line=True)) is not None:
+            problems.append(problem(f"complainant.{name}", f"contains a control character ({what})"))
+        elif len(value.strip()) > limit:
+            problems.append(problem(f"complainant.{name}", f"longer than {limit} characters"))
+        else:
+            values[name] = value.strip()
+    phone = values.get("phone", "")
+    if phone and (not _PHONE.fullmatch(phone) or sum(c.isdigit() for c in phone) < 3):
+        problems.append(problem("complainant.phone", "digits, spaces, + - ( ) and an extension (ext. 12) only"))
+    if not problems and not any(values.values()):
+        problems.append(problem("complainant", "give the name or the phone, or leave complainant out"))
+    return (None if problems else {"name": values.get("name", ""), "phone": phone}), problems
+
+
 def _address(data: dict[str, Any]) -> tuple[str | None, list[RowProblem]]:
     """The ``address`` to locate the report by (None when not given); at most 300 characters."""
     address = data.get("address") or None
@@ -253,11 +292,13 @@ def parse_report(data: Any, *, default_source: str = "supervisor", default_crs: 
     problems += found
     address, found = _address(data)
     problems += found
+    complainant, found = _complainant(data)
+    problems += found
     if problems:
         raise InvalidInput(f"{len(problems)} problem(s) with the report", details=list(problems))
     return Report(lon=lon, lat=lat, crs=crs, kind=kind, class_code=class_code, description=description,
                   source=source, photos=photos, component_obj_id=obj_id, reported_at=reported_at,
-                  idempotency_key=key, address=address, synthetic=synthetic)
+                  idempotency_key=key, address=address, synthetic=synthetic, complainant=complainant)
 
 
 def scoped_key(scope: str, key: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
@@ -20,14 +20,26 @@ from citygrid.cases import store
 from citygrid.cases.escalation import COUNTED_ACTIONS, EscalationRules, next_level
 from citygrid.cases.intake import Report, report_digest, scoped_key
 from citygrid.cases.rules import CaseRules, DispatchRules
-from citygrid.cases.scope import CaseScope
-from citygrid.cases.workflow import LEVELS, allowed_actions, next_state, target_status
-from citygrid.errors import Conflict, Forbidden, InvalidInput, NotFound
+from citygrid.cases.scope import CaseScope, action_scope
+from citygrid.cases.workflow import (
+    LEVELS,
+    OPEN_STATES,
+    TRANSITIONS,
+    Transition,
+    allowed_actions,
+    callback_target,
+    next_state,
+    target_status,
+)
+from citygrid.errors import Conflict, Forbidden, InvalidInput, NotFound, problem
 from citygrid.spatial import crs
 from citygrid.spatial.db import deployment_srid, deployment_zone
 from citygrid.spatial.gazetteer import Gazetteer
 from citygrid.spatial.geocode import GridIndex
 from citygrid.spatial.store import district_codes
+
+if TYPE_CHECKING:
+    from citygrid.accounts.service import Principal
 
 DUPLICATE_RADIUS_M = 50.0
 DUPLICATE_HOURS = 24.0
@@ -103,15 +115,33 @@ def submit(conn: Connection, rules: CaseRules, report: Report, *, actor: str = "
     component = match_component(conn, report, where)
     duplicate = open_duplicate(conn, report, where, joins)
     if duplicate is not None:
-        return _join_duplicate(conn, duplicate, report, where.district, idem, actor=actor, role=role,
-                               account=account)
+        joined = _join_duplicate(conn, duplicate, report, where.district, idem, actor=actor, role=role,
+                                 account=account)
+        return _keep_contact(conn, report, where.district, *joined)
     row = {**_case_fields(report, where, idem), **place(conn, where),
            "component": component["obj_id"] if component else None}
     row["attrs"] = _case_attrs(rules, report, where, classification, row.pop("grid_version"))
+    row["verify_due_at"] = _verify_due_on_intake(conn, rules, report)
     unit = _frontage_party(conn, where.district, where.wkb, where.srid, report.reported_at)
     if unit is not None:  # 门前三包: the point's responsibility subject, the party frontage classes go to
         row["attrs"]["frontage_unit"] = unit
-    return _store_case(conn, row, where.srid, idem, actor=actor, role=role, note=report.source, account=account)
+    stored = _store_case(conn, row, where.srid, idem, actor=actor, role=role, note=report.source, account=account)
+    return _keep_contact(conn, report, where.district, *stored)
+
+
+def _keep_contact(conn: Connection, report: Report, district: str, case: dict[str, Any],
+                  outcome: str) -> tuple[dict[str, Any], str]:
+    """Keep the report's complainant (``case_contacts``, in the caller's transaction) with the case it made or
+    joined (a case keeps its first contact; a replay stores nothing); returns (case, outcome) unchanged."""
+    if report.complainant and outcome in ("created", "duplicate"):
+        store.insert_contact(conn, district, case["case_id"], report.complainant["name"], report.complainant["phone"])
+    return case, outcome
+
+
+def complainant(conn: Connection, case_id: int) -> dict[str, str] | None:
+    """The complainant's ``{"name", "phone"}`` of case ``case_id`` (None when none was recorded). Only for the
+    accounts that read contacts (``accounts.roles.CONTACT_READERS`` and admins): the caller checks."""
+    return store.contact(conn, case_id)
 
 
 def locate(conn: Connection, report: Report) -> Location:
@@ -232,6 +262,16 @@ def _case_attrs(rules: CaseRules, report: Report, where: Location, classificatio
             | ({"classification": classification} if classification else {}) | report.extra)
 
 
+def _verify_due_on_intake(conn: Connection, rules: CaseRules, report: Report) -> Any:
+    """When the verification (核实) of a new report is due, for a source the filing rule has verified before
+    filing (``rules.filing``): the ``tasks.verify`` limit counted from the report's time on the working
+    calendar in the deployment's zone; None for any other source (the acceptor may still ``request_verify``)."""
+    if not rules.filing.must_verify(report.source):
+        return None
+    calendar = rules.calendar.in_zone(deployment_zone(conn))
+    return rules.deadlines.task_due("verify", report.reported_at or store.transaction_start(conn), calendar)
+
+
 def _join_duplicate(conn: Connection, duplicate: int, report: Report, district: str, idem: Idempotency, *,
                     actor: str, role: str, account: str | None = None) -> tuple[dict[str, Any], str]:
     """Link the report to open case ``duplicate`` (of ``district``) as a ``duplicate_report`` event;
@@ -325,7 +365,9 @@ def _locate_address(conn: Connection, address: str) -> tuple[shapely.Point, dict
 
 def transition(conn: Connection, rules: CaseRules, case_id: int, action: str, *, actor: str, role: str,
                note: str = "", expected_version: int | None = None, kind: str | None = None,
-               class_code: str | None = None, account: str | None = None) -> dict[str, Any]:
+               class_code: str | None = None, account: str | None = None,
+               duplicate_of: Any = None, satisfaction: str | None = None,
+               party_code: str | None = None) -> dict[str, Any]:
     """Apply a workflow action: check it, prepare what the action changes, move the case, then what follows.
 
     Parameters
@@ -336,7 +378,18 @@ def transition(conn: Connection, rules: CaseRules, case_id: int, action: str, *,
         A hand-back, failed check or reopening that reaches an escalation rule's count (``rules.escalation``)
         raises the case one level in the same transaction.
     kind, class_code : the new class, for ``reclassify``.
+    duplicate_of : for ``mark_duplicate``, the open case of the same district this report duplicates.
+    satisfaction : the complainant's answer to the ``callback`` (回访): satisfied, basic or unsatisfied.
+    party_code : for ``dispatch``, a party of the case's district chosen instead of the rule's
+        (``chosen_party``; recorded with ``rule: chosen by <actor>``).
     account : the signed-in account acting; its named person in the case's district is recorded on the event.
+    note : free text; the reason, which the actions that need one (``Transition.needs``: reject, hand_back)
+        refuse to do without.
+
+    The filing rule (``rules.filing``) refuses ``accept`` of a report that must be verified first; the
+    verification and check tasks get their time limits (``rules.deadlines.tasks``) when they begin
+    (``request_verify``; ``feed_back``) and are cleared when done, the event that completes one recording when
+    it was due (``due_at``).
     expected_version : the row version the caller saw; another change since is a ``Conflict``.
 
     Returns
@@ -345,8 +398,9 @@ def transition(conn: Connection, rules: CaseRules, case_id: int, action: str, *,
 
     Raises
     ------
-    InvalidInput for a bad actor, note or class; NotFound for no such case; Forbidden when ``role`` does not
-    do ``action``; Conflict (409) when the status does not allow it or another change won.
+    InvalidInput for a bad actor, note or class, a missing reason or ``duplicate_of``; NotFound for no such case
+    (or no such original in the case's district); Forbidden when ``role`` does not do ``action``; Conflict
+    (409) when the status or a rule (``refusal``) does not allow it, or another change won.
     """
     _check_actor_and_note(actor, note)
     case = store.get_case(conn, case_id)
@@ -355,20 +409,31 @@ def transition(conn: Connection, rules: CaseRules, case_id: int, action: str, *,
     step = next_state(case["status"], action)
     if role not in step.roles:
         raise Forbidden(f"{action} is done by {', '.join(step.roles)}, not by {role or 'an unnamed role'}")
+    if "note" in step.needs and not note.strip():
+        raise InvalidInput(f"a reason is required: {action} needs a note saying why", field="note")
+    reason = refusal(conn, rules, case, action)
+    if reason is not None:
+        raise Conflict(reason)
+    change = _Change(actor, note, kind, class_code, role=role, account=account, duplicate_of=duplicate_of,
+                     satisfaction=satisfaction, party_code=party_code)
+    _check_body(step, change)
+    target = _callback_target(case, change) if action == "callback" else target_status(step, case["status"])
     prepare = _PREPARE.get(action)
     if prepare is not None:
-        note = prepare(conn, rules, case, _Change(actor, note, kind, class_code))
-    target = target_status(step, case["status"])
+        note = prepare(conn, rules, case, change)
     version = store.apply_transition(conn, case_id, case["status"], target, expected_version)
     if version is None:
         raise Conflict(f"case {case_id} changed meanwhile (now version {store.get_case(conn, case_id)['row_version']});"
                        " reload it and try again")
     store.add_event(conn, case["district_code"], case_id, action=action, from_status=case["status"],
-                    to_status=target, actor=actor, role=role, note=note, account=account)
+                    to_status=target, actor=actor, role=role, note=note, account=account,
+                    due_at=case.get(_TASK_DUE.get(action, "")))
+    _update_tasks(conn, rules, case, action, target)
     if action == "dispatch":
         _start_deadline(conn, rules, case)
-    if action in COUNTED_ACTIONS:
-        _escalate_by_rule(conn, case_id, action, rules.escalation)
+    counted = "reopen" if (action, target) == ("callback", "accepted") else action  # 二次处理: as a reopening
+    if counted in COUNTED_ACTIONS:
+        _escalate_by_rule(conn, case_id, counted, rules.escalation)
     return case_view(conn, case_id)
 
 
@@ -380,6 +445,11 @@ class _Change:
     note: str
     kind: str | None
     class_code: str | None
+    role: str = ""
+    account: str | None = None
+    duplicate_of: Any = None
+    satisfaction: str | None = None
+    party_code: str | None = None
 
 
 def _check_actor_and_note(actor: str, note: str) -> None:
@@ -388,6 +458,38 @@ def _check_actor_and_note(actor: str, note: str) -> None:
         raise InvalidInput("actor must be 1–100 characters", field="actor")
     if len(note) > 2000:
         raise InvalidInput("note longer than 2000 characters", field="note")
+
+
+def _check_body(step: Transition, change: _Change) -> None:
+    """``InvalidInput`` naming the field when ``satisfaction`` or ``party_code`` is sent with an action that
+    does not take it."""
+    if change.satisfaction is not None and step.action != "callback":
+        raise InvalidInput("satisfaction is only for the callback action", field="satisfaction")
+    if change.party_code is not None and step.action != "dispatch":
+        raise InvalidInput("party_code is only for the dispatch action", field="party_code")
+
+
+def _callback_target(case: dict[str, Any], change: _Change) -> str:
+    """The status a callback on ``case`` leads to (``workflow.callback_target``), from the satisfaction given
+    and the dissatisfactions the case's satisfaction history (``attrs.satisfaction``) holds."""
+    history = (case["attrs"] or {}).get("satisfaction") or []
+    unsatisfied = sum(1 for entry in history if isinstance(entry, dict) and entry.get("satisfaction") == "unsatisfied")
+    return callback_target(change.satisfaction or "", unsatisfied)
+
+
+def _record_callback(conn: Connection, rules: CaseRules, case: dict[str, Any], change: _Change) -> str:
+    """Append the complainant's answer to ``attrs.satisfaction`` (satisfaction, when, by whom, the round it
+    answers), so satisfaction rates can be computed; a first "not satisfied" starts the second handling
+    (二次处理: ``attrs.round`` 2). Returns the note (the satisfaction when none is given)."""
+    attrs = case["attrs"] or {}
+    history = [e for e in (attrs.get("satisfaction") or []) if isinstance(e, dict)]
+    at = store.transaction_start(conn).isoformat()
+    entry = {"satisfaction": change.satisfaction, "at": at, "by": change.actor, "round": attrs.get("round", 1)}
+    extra: dict[str, Any] = {"satisfaction": [*history, entry]}
+    if _callback_target(case, change) == "accepted":
+        extra["round"] = 2
+    store.merge_attrs(conn, case["case_id"], extra)
+    return change.note or f"satisfaction: {change.satisfaction}"
 
 
 def _escalate(conn: Connection, rules: CaseRules, case: dict[str, Any], change: _Change) -> str:
@@ -436,27 +538,213 @@ def _assign_party(conn: Connection, rules: CaseRules, case: dict[str, Any], chan
     if not case["class_code"]:
         raise Conflict(f"case {case['case_id']} has no class yet (its text could not be classified): reclassify "
                        "it before dispatch")
-    store.merge_attrs(conn, case["case_id"], {"dispatched_to": responsible_party(conn, rules.dispatch, case)})
+    party = (chosen_party(conn, case, change.party_code, change.actor) if change.party_code is not None
+             else responsible_party(conn, rules.dispatch, case))
+    store.merge_attrs(conn, case["case_id"], {"dispatched_to": party})
     return change.note
 
 
+def _mark_duplicate(conn: Connection, rules: CaseRules, case: dict[str, Any], change: _Change) -> str:
+    """Record that the case duplicates the open case ``change.duplicate_of`` of its district (``attrs``) and
+    tell the original (a ``duplicate_report`` event naming this case, as intake's duplicate join does).
+    Returns the note.
+
+    Raises ``InvalidInput`` (field ``duplicate_of``) for a missing or non-positive number or the case itself;
+    ``NotFound`` for no such case in this case's district (another district's case is not revealed);
+    ``Conflict`` for an original that is closed, or itself a duplicate (point at the case it duplicates).
+    """
+    original_id = _case_number(change.duplicate_of)
+    if original_id == case["case_id"]:
+        raise InvalidInput("a case cannot be a duplicate of itself", field="duplicate_of")
+    original = store.get_case(conn, original_id)
+    if original is None or original["district_code"] != case["district_code"]:
+        message = f"no case {original_id} in district {case['district_code']}"
+        raise NotFound(message, details=[problem("duplicate_of", message)])
+    first = (original["attrs"] or {}).get("duplicate_of")
+    if original["status"] == "duplicate" or first is not None:
+        raise Conflict(f"case {original_id} is itself a duplicate of case {first}: mark this one a duplicate of "
+                       f"case {first}", details=[problem("duplicate_of", f"use {first}")])
+    if original["status"] not in OPEN_STATES:
+        raise Conflict(f"case {original_id} is {original['status']}: a report duplicates an open case only",
+                       details=[problem("duplicate_of", f"case {original_id} is not open")])
+    store.merge_attrs(conn, case["case_id"], {"duplicate_of": original_id})
+    store.add_event(conn, original["district_code"], original_id, action="duplicate_report", from_status=None,
+                    to_status=original["status"], actor=change.actor, role=change.role,
+                    note=f"case {case['case_id']} marked as a duplicate of this case", account=change.account)
+    return change.note or f"duplicate of case {original_id}"
+
+
+def _case_number(value: Any) -> int:
+    """A case number given in a request body: a whole number from 1 to 2^63 − 1 (not a string, not a bool).
+
+    Raises ``InvalidInput`` (field ``duplicate_of``)."""
+    if value is None or value == "":
+        raise InvalidInput("duplicate_of is required: the number of the open case this report duplicates",
+                           field="duplicate_of")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise InvalidInput("duplicate_of must be a case number (a whole number above 0)", field="duplicate_of")
+    return value
+
+
 _PREPARE: dict[str, Callable[[Connection, CaseRules, dict[str, Any], _Change], str]] = {
-    "escalate": _escalate, "reclassify": _reclassify, "dispatch": _assign_party}
+    "escalate": _escalate, "reclassify": _reclassify, "dispatch": _assign_party, "mark_duplicate": _mark_duplicate,
+    "callback": _record_callback}
+
+
+def _verification_pending(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> str | None:
+    """Why ``request_verify`` would be refused: a verification of the case is pending already."""
+    if case.get("verify_due_at") is None:
+        return None
+    return (f"a supervisor's verification of case {case['case_id']} is pending already (due "
+            f"{case['verify_due_at'].isoformat()}); wait for it")
+
+
+def _no_class(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> str | None:
+    """Why ``dispatch`` would be refused before any party is looked for: the case has no class."""
+    if case["class_code"]:
+        return None
+    return (f"case {case['case_id']} has no class yet (its text could not be classified): reclassify it before "
+            "dispatch")
+
+
+def _at_top_level(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> str | None:
+    """Why ``escalate`` would be refused: the case is handled at the top level already."""
+    level = (case["attrs"] or {}).get("level", LEVELS[0])
+    return None if next_level(level) is not None else f"case {case['case_id']} is already handled at {level} level"
+
+
+# What refuses an action the status allows, as the 409's message: checked by ``transition`` before it changes
+# anything and by ``actions_for``, so what a page offers is what the API then accepts.
+_REFUSALS: dict[str, Callable[[Connection, CaseRules, dict[str, Any]], str | None]] = {
+    "accept": lambda conn, rules, case: rules.filing.refusal(case),
+    "request_verify": _verification_pending,
+    "dispatch": _no_class,
+    "escalate": _at_top_level,
+}
+
+
+def refusal(conn: Connection, rules: CaseRules, case: dict[str, Any], action: str) -> str | None:
+    """Why a rule refuses ``action`` on ``case`` (as ``store.get_case`` gives it) although its status allows it
+    (the filing rule, a pending verification, no class, the top level), or None."""
+    check = _REFUSALS.get(action)
+    return None if check is None else check(conn, rules, case)
+
+
+# The task an action completes -> the case column holding when it was due, recorded on the action's event.
+_TASK_DUE = {"verify": "verify_due_at", "check_pass": "check_due_at", "check_fail": "check_due_at",
+             "feed_back": "deadline_at"}
+
+
+def _update_tasks(conn: Connection, rules: CaseRules, case: dict[str, Any], action: str, target: str) -> None:
+    """Start or clear the supervisor's tasks after ``action`` moved ``case`` to ``target``: ``request_verify``
+    starts a verification, ``feed_back`` a check (each its ``tasks`` limit from the transaction's start on the
+    working calendar, in the deployment's zone); a case that leaves ``reported`` needs no verification and one
+    that leaves ``fed_back`` no check any more."""
+    verify, check = case.get("verify_due_at"), case.get("check_due_at")
+    if action in ("request_verify", "feed_back"):
+        calendar = rules.calendar.in_zone(deployment_zone(conn))
+        due = rules.deadlines.task_due("verify" if action == "request_verify" else "check",
+                                       store.transaction_start(conn), calendar)
+        verify, check = (due, check) if action == "request_verify" else (verify, due)
+    verify = verify if target == "reported" else None
+    check = check if target == "fed_back" else None
+    if (verify, check) != (case.get("verify_due_at"), case.get("check_due_at")):
+        store.set_task_dues(conn, case["case_id"], verify, check)
+
+
+def actions_for(conn: Connection, rules: CaseRules, case: dict[str, Any], who: Principal) -> list[dict[str, Any]]:
+    """The workflow actions ``who`` may take on ``case`` now, as the transition endpoint would accept them:
+    allowed from the case's status (``workflow``), done by a workflow role ``who``'s account roles act in
+    (``accounts.roles.workflow_role``), on a case in the scope of that role (``scope.action_scope``: a
+    supervisor's team's grids, a unit's party's cases), and not refused by a rule (``refusal``: filing rule,
+    pending verification, no class, top level).
+
+    Parameters
+    ----------
+    case : as ``store.get_case`` or ``case_view`` gives it.
+    who : the signed-in account (``accounts.service.Principal``).
+
+    Returns
+    -------
+    ``[{"action", "label", "needs": [body fields the form must send], "optional": [fields it may send]}]`` in
+    the workflow's order; ``party_code`` is needed for ``dispatch`` when no party can be suggested.
+    """
+    from citygrid.accounts.roles import workflow_role
+
+    offered = []
+    for action in allowed_actions(case["status"]):
+        step = TRANSITIONS[action]
+        role = workflow_role(who.roles, step.roles)
+        if role is None or not _may_act_on(conn, case["case_id"], action_scope(who, role)):
+            continue
+        if refusal(conn, rules, case, action) is not None:
+            continue
+        needs, optional = list(step.needs), [f for f in step.optional if f not in step.needs]
+        if action == "dispatch" and not _party_suggested(conn, rules, case):
+            needs, optional = [*needs, "party_code"], [f for f in optional if f != "party_code"]
+        offered.append({"action": action, "label": step.label, "needs": needs,
+                        "optional": optional + ([] if "note" in needs else ["note"])})
+    return offered
+
+
+def _may_act_on(conn: Connection, case_id: int, scope: CaseScope) -> bool:
+    """Whether ``scope`` (an action scope) holds case ``case_id``, as ``check_scope`` would let it pass."""
+    return scope.readable and (scope.unrestricted or store.in_scope(conn, case_id, scope))
+
+
+def _party_suggested(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> bool:
+    """Whether the dispatch rule finds a party for ``case`` (else the dispatcher must name one)."""
+    try:
+        responsible_party(conn, rules.dispatch, case)
+    except Conflict:
+        return False
+    return True
 
 
 def _start_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> None:
-    """Set the disposal deadline of a just dispatched case: its class's rule counted from the transaction's
+    """Set the disposal deadline of a just dispatched case (``_disposal_deadline``)."""
+    store.set_deadline(conn, case["case_id"], _disposal_deadline(conn, rules, case))
+
+
+def _disposal_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> Any:
+    """The disposal deadline of ``case`` if dispatched now: its class's rule counted from the transaction's
     start on the working calendar, whose hours are the city's wall-clock hours (``deployment_zone``)."""
     calendar = rules.calendar.in_zone(deployment_zone(conn))
     started = store.transaction_start(conn)
-    store.set_deadline(conn, case["case_id"],
-                       rules.deadlines.rule_for(case["kind"], case["class_code"]).deadline(started, calendar))
+    return rules.deadlines.rule_for(case["kind"], case["class_code"]).deadline(started, calendar)
+
+
+def dispatch_preview(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> dict[str, Any]:
+    """Where ``case`` would go if dispatched now, for the dispatcher's queue: the party the rule of its level
+    chooses (``responsible_party``), the ``level`` and the disposal ``deadline_at`` it would get.
+
+    Parameters
+    ----------
+    case : as ``store.get_case`` or ``case_view`` gives it.
+
+    Returns
+    -------
+    ``{"party", "level", "deadline_at"}``; when no party can be chosen (no class yet, no ownership, a
+    department the rules name that the district lacks) ``party`` is None and ``problem`` says why (the
+    ``Conflict`` a dispatch would answer), so one such case does not break a queue.
+    """
+    level = _level_of(case)
+    deadline = _disposal_deadline(conn, rules, case) if case["class_code"] else None
+    try:
+        if not case["class_code"]:
+            raise Conflict(f"case {case['case_id']} has no class yet: reclassify it before dispatch")
+        party = responsible_party(conn, rules.dispatch, case)
+    except Conflict as refused:
+        return {"party": None, "level": level, "deadline_at": deadline, "problem": refused.message}
+    return {"party": party, "level": level, "deadline_at": deadline}
 
 
 def _escalate_by_rule(conn: Connection, case_id: int, action: str, escalation: EscalationRules) -> None:
-    """Raise the case one level when ``action`` has now happened as often as a rule says (event by system)."""
+    """Raise the case one level when ``action`` has now happened as often as a rule says (event by system); a
+    callback that started a second handling (to ``accepted``) counts as a ``reopen``."""
     case = store.get_case(conn, case_id)
-    times = sum(1 for e in store.events(conn, case["district_code"], case_id) if e["action"] == action)
+    times = sum(1 for e in store.events(conn, case["district_code"], case_id)
+                if e["action"] == action or (action, e["action"], e["to_status"]) == ("reopen", "callback", "accepted"))
     reason = escalation.triggered(action, times)
     level = (case["attrs"] or {}).get("level", LEVELS[0])
     higher = next_level(level)
@@ -468,14 +756,83 @@ def _escalate_by_rule(conn: Connection, case_id: int, action: str, escalation: E
 
 
 def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, Any]) -> dict[str, Any]:
-    """The party a case goes to: an override for its class, else its class rule (a grid role at report time,
-    the linked component's owner, or ``frontage_unit``: the frontage unit whose frontage covers the point on the
-    day it was reported), falling back to the grid's management subject.
+    """The party a case goes to at the level it is handled at (``attrs.level``; 三平台): community level by the
+    class rules (``_community_party``), street level the street office of its street (``_street_party``),
+    district level the department ``dispatch.yaml`` names for its class (``_district_party``). The party
+    carries its ``level`` and the ``rule`` that chose it.
 
     Parameters
     ----------
     rules : the deployment's dispatch rules (``CaseRules.dispatch``, from ``dispatch.yaml``).
     case : as ``store.get_case`` or ``case_view`` gives it.
+
+    Raises ``Conflict`` when nobody can be found: no ownership loaded for the grid, an override or the district
+    rule naming a party the district does not have, no street office for the case's street.
+    """
+    level = _level_of(case)
+    chooser = {"street": _street_party, "district": _district_party}.get(level, _community_party)
+    return {**chooser(conn, rules, case), "level": level}
+
+
+def _level_of(case: dict[str, Any]) -> str:
+    """The level ``case`` is handled at (``attrs.level``; community when unset or unknown)."""
+    level = (case.get("attrs") or {}).get("level")
+    return level if level in LEVELS else LEVELS[0]
+
+
+def _street_party(conn: Connection, rules: DispatchRules, case: dict[str, Any]) -> dict[str, Any]:
+    """The street office (街道办事处, party kind ``street_office`` coded as the street) of the case's street,
+    with the section ``dispatch.yaml`` names (``levels.street.section``, e.g. 城建科).
+
+    Raises ``Conflict`` when the case lies in no street or its street has no office party."""
+    district, street = case["district_code"], case.get("street_code")
+    office = store.party(conn, district, "street_office", street) if street else None
+    if office is None:
+        where = f"street {street} has no street office party" if street else "the case lies in no street"
+        if not store.has_party_kind(conn, district, "street_office"):
+            where = f"district {district} has no street offices"
+        raise Conflict(f"case {case['case_id']} is handled at street level but {where}: load the district's "
+                       "streets (their offices are derived from them) or dispatch with party_code")
+    section = {"section": rules.street_section} if rules.street_section else {}
+    return {**office, **section, "rule": "level street: street office"}
+
+
+def _district_party(conn: Connection, rules: DispatchRules, case: dict[str, Any]) -> dict[str, Any]:
+    """The district department ``dispatch.yaml`` names for the case's class (``levels.district``).
+
+    Raises ``Conflict`` naming the file, key and code when the file names none or the district lacks it."""
+    district, kind, code = case["district_code"], case["kind"], case["class_code"] or ""
+    named = rules.district_department(kind, code, district)
+    if named is None:
+        raise Conflict(f"case {case['case_id']} is handled at district level but dispatch.yaml levels.district "
+                       f"names no department for {kind}/{code} (add a default)")
+    key, party_code = named
+    department = store.party_by_code(conn, district, party_code)
+    if department is None:
+        raise Conflict(f"dispatch.yaml levels.district[{key}] names party {party_code}, which district {district} "
+                       "does not have: add it (citygrid ownership import) or correct the file")
+    return {**department, "rule": f"level district: {key}"}
+
+
+def chosen_party(conn: Connection, case: dict[str, Any], party_code: str, actor: str) -> dict[str, Any]:
+    """The party ``party_code`` of the case's district, chosen by the dispatcher ``actor`` instead of the
+    rule's (recorded as ``rule: chosen by <actor>``).
+
+    Raises ``InvalidInput`` (field ``party_code``) for a malformed code, ``NotFound`` (field ``party_code``)
+    for one the district does not have."""
+    if not 0 < len(party_code) <= 100 or not party_code.isprintable() or party_code != party_code.strip():
+        raise InvalidInput("party_code must be 1–100 printable characters", field="party_code")
+    party = store.party_by_code(conn, case["district_code"], party_code)
+    if party is None:
+        message = f"district {case['district_code']} has no party {party_code}"
+        raise NotFound(message, details=[problem("party_code", message)])
+    return {**party, "level": _level_of(case), "rule": f"chosen by {actor}"}
+
+
+def _community_party(conn: Connection, rules: DispatchRules, case: dict[str, Any]) -> dict[str, Any]:
+    """The party a community-level case goes to: an override for its class, else its class rule (a grid role
+    at report time, the linked component's owner, or ``frontage_unit``: the frontage unit whose frontage covers
+    the point on the day it was reported), falling back to the grid's management subject.
 
     Raises ``Conflict`` when nobody can be found (no ownership loaded for the grid) or an override names an
     unknown party.

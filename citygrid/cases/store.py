@@ -20,7 +20,7 @@ from citygrid.spatial.store import current_version_sql
 
 _CASE_COLUMNS = """c.case_id, c.district_code, c.idempotency_key, c.kind, c.scheme, c.class_code, c.description,
     c.source, c.reported_at, c.status, c.unit_grid_code, c.supervision_code, c.community_code, c.street_code,
-    c.component_obj_id, c.deadline_at, c.synthetic, c.row_version, c.attrs,
+    c.component_obj_id, c.deadline_at, c.verify_due_at, c.check_due_at, c.synthetic, c.row_version, c.attrs,
     ST_X(ST_Transform(c.geom, 4326)) AS lon, ST_Y(ST_Transform(c.geom, 4326)) AS lat,
     t.name AS class_name, t.major_name, t.service_code"""
 
@@ -102,32 +102,35 @@ def insert_case(conn: Connection, row: dict[str, Any], srid: int) -> int | None:
     return conn.execute(sa.text(
         """INSERT INTO cases (district_code, idempotency_key, kind, scheme, class_code, description, source,
                               reported_at, status, unit_grid_code, supervision_code, community_code, street_code,
-                              component_obj_id, synthetic, attrs, geom, idempotency_digest)
+                              component_obj_id, synthetic, attrs, geom, idempotency_digest, verify_due_at)
            VALUES (:district, :key, :kind, :scheme, :class_code, :description, :source,
                    coalesce(CAST(:reported_at AS timestamptz), now()), 'reported', :unit, :supervision, :community,
-                   :street, :component, :synthetic, CAST(:attrs AS jsonb), ST_GeomFromWKB(:wkb, :srid), :digest)
+                   :street, :component, :synthetic, CAST(:attrs AS jsonb), ST_GeomFromWKB(:wkb, :srid), :digest,
+                   CAST(:verify_due_at AS timestamptz))
            ON CONFLICT (district_code, idempotency_key) DO NOTHING
            RETURNING case_id"""
-    ), {"digest": None, **row, "attrs": json.dumps(row.get("attrs", {}), ensure_ascii=False), "srid": srid}).scalar()
+    ), {"digest": None, "verify_due_at": None, **row, "attrs": json.dumps(row.get("attrs", {}), ensure_ascii=False),
+        "srid": srid}).scalar()
 
 
 def add_event(conn: Connection, district: str, case_id: int, *, action: str, from_status: str | None,
               to_status: str, actor: str, role: str, note: str = "", idempotency_key: str | None = None,
-              idempotency_digest: str | None = None, account: str | None = None) -> bool:
+              idempotency_digest: str | None = None, account: str | None = None, due_at: Any = None) -> bool:
     """Append an event, recording the person (``people``) of the acting ``account`` in the case's district
-    (NULL without an account or a person); False when an event with this idempotency key exists already (a
-    retried report)."""
+    (NULL without an account or a person) and ``due_at``, when the task the event completes was due; False
+    when an event with this idempotency key exists already (a retried report)."""
     return conn.execute(sa.text(
         """INSERT INTO case_events (district_code, case_id, seq, action, from_status, to_status, actor, role, note,
-                                   idempotency_key, idempotency_digest, person_id)
+                                   idempotency_key, idempotency_digest, person_id, due_at)
            VALUES (:d, :c, (SELECT coalesce(max(seq), 0) + 1 FROM case_events WHERE district_code = :d
                                                                            AND case_id = :c),
                    :action, :from_status, :to_status, :actor, :role, :note, :key, :digest,
-                   (SELECT person_id FROM people WHERE district_code = :d AND username = :account))
+                   (SELECT person_id FROM people WHERE district_code = :d AND username = :account),
+                   CAST(:due_at AS timestamptz))
            ON CONFLICT (district_code, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"""
     ), {"d": district, "c": case_id, "action": action, "from_status": from_status, "to_status": to_status,
         "actor": actor, "role": role, "note": note, "key": idempotency_key,
-        "digest": idempotency_digest, "account": account}).rowcount == 1
+        "digest": idempotency_digest, "account": account, "due_at": due_at}).rowcount == 1
 
 
 def get_case(conn: Connection, case_id: int, scope: CaseScope | None = None) -> dict[str, Any] | None:
@@ -143,7 +146,7 @@ def get_case(conn: Connection, case_id: int, scope: CaseScope | None = None) -> 
 def events(conn: Connection, district: str, case_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(sa.text(
         """SELECT e.seq, e.at, e.action, e.from_status, e.to_status, e.actor, e.role, e.note, e.person_id,
-                  p.name AS person_name
+                  p.name AS person_name, e.due_at
              FROM case_events e
              LEFT JOIN people p ON p.district_code = e.district_code AND p.person_id = e.person_id
             WHERE e.district_code = :d AND e.case_id = :c ORDER BY e.seq"""
@@ -176,10 +179,11 @@ def owners_at(conn: Connection, district: str, unit_grid: str | None, at: Any) -
     return {r["role"]: {"code": r["code"], "name": r["name"], "kind": r["kind"]} for r in rows}
 
 
-# A case in one of the supervision grids of team :team in its district's current grid version.
-_IN_TEAM = f"""c.supervision_code IN (
-                    SELECT s.code FROM supervision_grids s WHERE s.district_code = c.district_code
-                       AND s.team_code = :team AND s.version_id = {current_version_sql("c.district_code")})"""
+# A case in one of the supervision grids of team :team in its district's current grid version. Uncorrelated
+# (the pair of district and grid code), so the team's grids are found once per statement, not once per case.
+_IN_TEAM = f"""(c.district_code, c.supervision_code) IN (
+                    SELECT s.district_code, s.code FROM supervision_grids s
+                     WHERE s.team_code = :team AND s.version_id = {current_version_sql("s.district_code")})"""
 # A case in a reader's scope (``CaseScope.bound``): every case, or those in the grids of team :scope_team, or
 # those dispatched to party :scope_party of district :scope_district.
 _IN_SCOPE = f"""(CAST(:scope_all AS boolean)
@@ -203,6 +207,31 @@ def list_cases(conn: Connection, *, district: str | None, status: str | None, ki
     supervision grids of that team in the current grid version; ``open_only``: not rejected, closed or
     evaluated; ``statuses``: one of these; ``published``: (sources, ``kind/class_code`` pairs) — only cases
     from one of the sources or of one of the classes (what Open311 publishes)."""
+    where, params = case_conditions(
+        district=district, status=status, kind=kind, class_code=class_code, start=start, end=end, bbox=bbox,
+        unit_grid=unit_grid, supervision_grid=supervision_grid, srid=srid, team=team, open_only=open_only,
+        scope=scope, statuses=statuses, published=published)
+    params.update(limit=limit, offset=offset)
+    rows = conn.execute(sa.text(
+        f"""SELECT {_CASE_COLUMNS} FROM cases c
+              LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
+             WHERE {" AND ".join(where)}
+             ORDER BY c.reported_at DESC, c.case_id DESC LIMIT :limit OFFSET :offset"""
+    ), params).mappings()
+    return [dict(r) for r in rows]
+
+
+def case_conditions(*, district: str | None, status: str | None = None, kind: str | None = None,
+                    class_code: str | None = None, start: Any = None, end: Any = None,
+                    bbox: tuple[float, float, float, float] | None = None, unit_grid: str | None = None,
+                    supervision_grid: str | None = None, srid: int, team: str | None = None,
+                    open_only: bool = False, scope: CaseScope | None = None,
+                    statuses: tuple[str, ...] | None = None,
+                    published: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+                    ) -> tuple[list[str], dict[str, Any]]:
+    """The WHERE conditions (on cases ``c``, to be joined with AND) and their bound parameters of a filtered
+    list of cases, as ``list_cases`` means each filter: one meaning for every list of cases (the case API,
+    Open311, the desk's queues). ``bbox`` in EPSG:4326; ``srid`` the storage CRS."""
     where = ["(CAST(:district AS text) IS NULL OR c.district_code = :district)",
              "(CAST(:status AS text) IS NULL OR c.status = :status)",
              "(CAST(:kind AS text) IS NULL OR c.kind = :kind)",
@@ -215,7 +244,7 @@ def list_cases(conn: Connection, *, district: str | None, status: str | None, ki
              f"(CAST(:team AS text) IS NULL OR {_IN_TEAM})", _IN_SCOPE]
     params: dict[str, Any] = {"district": district, "status": status, "kind": kind, "class_code": class_code,
                               "start": start, "end": end, "unit": unit_grid, "sup": supervision_grid,
-                              "limit": limit, "offset": offset, "srid": srid, "team": team, "open": open_only,
+                              "srid": srid, "team": team, "open": open_only,
                               "closed": list(CLOSED_STATES),
                               **_scope(scope)}
     if bbox is not None:
@@ -231,13 +260,7 @@ def list_cases(conn: Connection, *, district: str | None, status: str | None, ki
         where.append("(c.source = ANY(CAST(:pub_sources AS text[])) "
                      "OR c.kind || '/' || c.class_code = ANY(CAST(:pub_classes AS text[])))")
         params.update(pub_sources=list(published[0]), pub_classes=list(published[1]))
-    rows = conn.execute(sa.text(
-        f"""SELECT {_CASE_COLUMNS} FROM cases c
-              LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
-             WHERE {" AND ".join(where)}
-             ORDER BY c.reported_at DESC, c.case_id DESC LIMIT :limit OFFSET :offset"""
-    ), params).mappings()
-    return [dict(r) for r in rows]
+    return where, params
 
 
 def in_scope(conn: Connection, case_id: int, scope: CaseScope) -> bool:
@@ -248,6 +271,12 @@ def in_scope(conn: Connection, case_id: int, scope: CaseScope) -> bool:
 
 def set_deadline(conn: Connection, case_id: int, deadline: Any) -> None:
     conn.execute(sa.text("UPDATE cases SET deadline_at = :t WHERE case_id = :id"), {"t": deadline, "id": case_id})
+
+
+def set_task_dues(conn: Connection, case_id: int, verify_due_at: Any, check_due_at: Any) -> None:
+    """Set (or clear, with None) when the case's verification and check tasks are due."""
+    conn.execute(sa.text("UPDATE cases SET verify_due_at = CAST(:v AS timestamptz), check_due_at = CAST(:k AS "
+                         "timestamptz) WHERE case_id = :id"), {"v": verify_due_at, "k": check_due_at, "id": case_id})
 
 
 def transaction_start(conn: Connection) -> dt.datetime:
@@ -286,6 +315,43 @@ def party(conn: Connection, district: str, kind: str, code: str) -> dict[str, An
     row = conn.execute(sa.text(
         "SELECT code, name, kind FROM parties WHERE district_code = :d AND kind = :k AND code = :c"),
         {"d": district, "k": kind, "c": code}).mappings().first()
+    return dict(row) if row else None
+
+
+# When one code names parties of several kinds, the one a dispatch by code means: a department first.
+_PARTY_KIND_ORDER = ["department", "street_office", "community", "unit", "frontage_unit", "property_company", "team",
+                     "person"]
+
+
+def party_by_code(conn: Connection, district: str, code: str) -> dict[str, Any] | None:
+    """The active party of ``district`` coded ``code`` (code, name, kind); of several kinds, the first of
+    ``_PARTY_KIND_ORDER``; None when there is none."""
+    row = conn.execute(sa.text(
+        """SELECT code, name, kind FROM parties WHERE district_code = :d AND code = :c AND active
+            ORDER BY array_position(CAST(:order AS text[]), kind) NULLS LAST, kind LIMIT 1"""),
+        {"d": district, "c": code, "order": _PARTY_KIND_ORDER}).mappings().first()
+    return dict(row) if row else None
+
+
+def has_party_kind(conn: Connection, district: str, kind: str) -> bool:
+    """Whether ``district`` has any party of ``kind`` (e.g. a street office)."""
+    return conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM parties WHERE district_code = :d AND kind = :k)"),
+                        {"d": district, "k": kind}).scalar_one()
+
+
+# --- the complainant (case_contacts: apart from the case row, so no read of cases carries it) ---
+def insert_contact(conn: Connection, district: str, case_id: int, name: str, phone: str) -> None:
+    """Keep the complainant's ``name`` and ``phone`` of case ``case_id``; a case keeps its first contact."""
+    conn.execute(sa.text(
+        """INSERT INTO case_contacts (district_code, case_id, name, phone) VALUES (:d, :c, :name, :phone)
+           ON CONFLICT (district_code, case_id) DO NOTHING"""),
+        {"d": district, "c": case_id, "name": name, "phone": phone})
+
+
+def contact(conn: Connection, case_id: int) -> dict[str, Any] | None:
+    """The complainant's ``name`` and ``phone`` of case ``case_id``, None when none was recorded."""
+    row = conn.execute(sa.text("SELECT name, phone FROM case_contacts WHERE case_id = :c"),
+                       {"c": case_id}).mappings().first()
     return dict(row) if row else None
 
 

@@ -240,3 +240,20 @@ def people_by_owner_role(rows: list[dict[str, Any]]) -> dict[str, list[dict[str,
     for row in rows:
         grouped.setdefault(subject[row["role"]], []).append(row)
     return grouped
+
+
+# --- parties ---
+MAX_PARTY_QUERY = 100
+
+
+def list_parties(conn: Connection, district: str, *, q: str | None = None, kind: str | None = None,
+                 limit: int = 50) -> dict[str, Any]:
+    """The active parties of ``district`` a dispatcher may send a case to instead of the rule's: ``code``,
+    ``name``, ``kind``, filtered by ``q`` (part of the name or code, any case, taken literally) and ``kind``.
+
+    Raises ``InvalidInput`` (field ``q``) for a query over ``MAX_PARTY_QUERY`` characters.
+    """
+    if q is not None and len(q) > MAX_PARTY_QUERY:
+        raise InvalidInput(f"q is longer than {MAX_PARTY_QUERY} characters", field="q")
+    rows = store.search_parties(conn, district, q or None, kind, limit)
+    return {"district": district, "parties": rows, "count": len(rows), "limit": limit}

@@ -710,3 +710,30 @@ def supervisor_count(conn: Connection, district: str) -> int:
     """How many people of role supervisor the district has."""
     return conn.execute(sa.text("SELECT count(*) FROM people WHERE district_code = :d AND role = 'supervisor'"),
                         {"d": district}).scalar_one()
+
+
+# --- parties (#21: the dispatcher's "choose another party") ---
+def search_parties(conn: Connection, district: str, q: str | None, kind: str | None, limit: int
+                   ) -> list[dict[str, Any]]:
+    """The active parties of ``district`` (code, name, kind) whose name or code contains ``q`` (any case; its
+    ``%``, ``_`` and ``\\`` match themselves) and of ``kind`` when given, by kind then code, at most ``limit``."""
+    pattern = None if not q else "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = conn.execute(sa.text(
+        """SELECT code, name, kind FROM parties
+            WHERE district_code = :d AND active AND (CAST(:k AS text) IS NULL OR kind = :k)
+              AND (CAST(:p AS text) IS NULL OR name ILIKE :p ESCAPE '\\' OR code ILIKE :p ESCAPE '\\')
+            ORDER BY kind, code LIMIT :limit"""), {"d": district, "k": kind, "p": pattern, "limit": limit})
+    return [dict(r._mapping) for r in rows]
+
+
+def ensure_departments(conn: Connection, district: str, rows: Sequence[dict[str, str]]) -> int:
+    """Add parties of kind ``department`` (``code``, ``name``, ``contact`` per row) that ``district`` lacks;
+    returns how many were added."""
+    if not rows:
+        return 0
+    return conn.execute(sa.text(
+        """INSERT INTO parties (district_code, kind, code, name, contact)
+           SELECT :d, 'department', r.code, r.name, r.contact
+             FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(code text, name text, contact text)
+           ON CONFLICT (district_code, kind, code) DO NOTHING"""),
+        {"d": district, "rows": json.dumps(list(rows), ensure_ascii=False)}).rowcount

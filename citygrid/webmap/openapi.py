@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 from citygrid import __version__
 from citygrid.cases.workflow import STATES
 from citygrid.codes import COMMON_KINDS, KINDS, SCHEMES, any_scheme, any_scheme_pattern
+from citygrid.desk.queues import QUEUES as DESK_QUEUES
 from citygrid.webmap.auth import access_of, public
 
 bp = Blueprint("openapi", __name__)
@@ -84,7 +85,10 @@ REPORT = {"type": "object", "properties": {
     "source": {"type": "string", "enum": ["supervisor", "hotline", "citizen", "open311", "camera", "import"]},
     "photos": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
     "component_obj_id": OBJ_ID, "reported_at": {"type": "string"},
-    "idempotency_key": {"type": "string"}}}
+    "idempotency_key": {"type": "string"},
+    # the caller's contact: only from call-takers, acceptors, dispatchers and admins; read only by them
+    "complainant": {"type": "object", "additionalProperties": False, "properties": {
+        "name": {"type": "string", "maxLength": 100}, "phone": {"type": "string", "maxLength": 40}}}}}
 
 
 OWNERSHIP_UPLOAD = {"type": "object", "required": ["district", "role", "file"], "properties": {
@@ -97,6 +101,27 @@ OWNERSHIP_UPLOAD = {"type": "object", "required": ["district", "role", "file"], 
     "max_bad_ratio": {"type": "number", "minimum": 0, "maximum": 1}, "encoding": {"type": "string"}}}
 
 
+PHOTO_PARTS = {"type": "array", "maxItems": 10, "items": {"type": "string", "format": "binary"},
+               "description": "JPEG, PNG or WebP, checked by content; at most 10 MiB each (413 over it)"}
+PHOTO_FORM = {"type": "object", "required": ["photo"], "properties": {
+    "photo": PHOTO_PARTS, "note": {"type": "string", "maxLength": 2000}}}
+CASE_ID = {"type": "integer", "minimum": 1}
+
+
+def _with_photos(operation: dict[str, Any], part: str) -> dict[str, Any]:
+    """``operation`` (a JSON body) accepting multipart/form-data as well: the JSON text in the part ``part`` and
+    0-10 ``photo`` parts."""
+    operation["requestBody"]["content"]["multipart/form-data"] = {"schema": {
+        "type": "object", "required": [part], "properties": {
+            part: {"type": "string", "description": "the JSON object the JSON form sends as its body"},
+            "photo": PHOTO_PARTS}}}
+    return operation
+
+
+# The case map's filters as the desk's queues take them (GET /api/v1/cases's names and rules).
+DESK_FILTERS = [_q("district", DISTRICT), _q("kind", {"type": "string", "enum": ["event", "component"]}),
+                _q("class_code", CLASS), _q("start", DATE), _q("end", DATE), _q("bbox", {"type": "string"}),
+                _q("unit_grid", UNIT_GRID), _q("supervision_grid", CODES["supervision_grid"]), _q("team", TEAM)]
 TILE_LAYERS = ["unit_grids", "supervision_grids", "components", "cases", "frontage_units"]
 FRONTAGE_UNIT = {"type": "object", "properties": {
     "type": {"type": "string", "enum": ["Feature"]}, "district": DISTRICT,
@@ -200,12 +225,37 @@ def document() -> dict[str, Any]:
                                             _q("format", {"type": "string", "enum": ["json", "geojson"]}),
                                             _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
                                             _q("offset", {"type": "integer", "minimum": 0})]),
-            "post": _op("report a case (idempotent with Idempotency-Key)", body=REPORT, ok=("200", "201"))},
-        "/api/v1/cases/{case_id}": {"get": _op("one case", [_p("case_id", {"type": "integer", "minimum": 1})])},
-        "/api/v1/cases/{case_id}/transitions": {"post": _op("a workflow action", [
-            _p("case_id", {"type": "integer", "minimum": 1})], body={"type": "object", "properties": {
-                "action": {"type": "string"}, "note": {"type": "string"}, "expected_version": {"type": "integer"},
-                "kind": {"type": "string"}, "class_code": CLASS}})},
+            "post": _with_photos(_op("report a case (idempotent with Idempotency-Key); as multipart/form-data "
+                                     "with its photos", body=REPORT, ok=("200", "201")), "report")},
+        "/api/v1/cases/{case_id}/photos": {
+            "get": _op("the case's photos", [_p("case_id", CASE_ID)]),
+            "post": _op("add 1-10 photos to a case as an add_photos event (no status change; 413 over 10 MiB)",
+                        [_p("case_id", CASE_ID)], body=PHOTO_FORM, ok=("201",), form="multipart/form-data")},
+        "/api/v1/cases/{case_id}/photos/{photo_id}": {"get": _op("a photo's file (re-encoded, no metadata)", [
+            _p("case_id", CASE_ID), _p("photo_id", CASE_ID)], ok=("200", "304"))},
+        "/api/v1/cases/{case_id}/photos/{photo_id}/thumb": {"get": _op("a photo's thumbnail (JPEG, <= 320 px)", [
+            _p("case_id", CASE_ID), _p("photo_id", CASE_ID)], ok=("200", "304"))},
+        "/api/v1/cases/{case_id}": {"get": _op("one case, with my_actions: the actions the caller may take now "
+                                               "([{action, label, needs, optional}])",
+                                               [_p("case_id", {"type": "integer", "minimum": 1})])},
+        "/api/v1/cases/{case_id}/transitions": {"post": _op(
+            "a workflow action (reject and hand_back need a note; accept of an unverified report from a source "
+            "filing.yaml lists is 409)", [
+                _p("case_id", {"type": "integer", "minimum": 1})], body={"type": "object", "properties": {
+                    "action": {"type": "string"}, "note": {"type": "string"}, "expected_version": {"type": "integer"},
+                    "kind": {"type": "string"}, "class_code": CLASS, "duplicate_of": CASE_ID,
+                    "satisfaction": {"type": "string", "enum": ["satisfied", "basic", "unsatisfied"]},
+                    "party_code": {"type": "string", "maxLength": 100}}})},
+        "/api/v1/desk": {"get": _op("the signed-in account's work queues (#21) with their total and overdue "
+                                    "counts", [_q("district", DISTRICT)])},
+        "/api/v1/desk/{queue}": {"get": _op(
+            "one page of a work queue with its counts (total, overdue, due_soon); ETag, If-None-Match -> 304; the "
+            "case map's filters, near=lon,lat (WGS84) nearest first", [
+                _p("queue", {"type": "string", "enum": list(DESK_QUEUES)}), *DESK_FILTERS,
+                _q("near", {"type": "string", "pattern": r"^-?[0-9.]+,-?[0-9.]+$"},
+                   description="lon,lat in WGS84: nearest first, distance in metres in the deployment CRS"),
+                _q("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                _q("offset", {"type": "integer", "minimum": 0, "maximum": 10_000_000})], ok=("200", "304"))},
         "/api/v1/cases/deadlines": {"get": _op("overdue and soon-due cases", [
             _q("district", DISTRICT), _q("within_hours", {"type": "number", "minimum": 0, "maximum": 720}),
             _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000})])},
@@ -284,6 +334,11 @@ def document() -> dict[str, Any]:
             _p("username", {"type": "string"})], body={"type": "object", "required": ["roles"], "properties": {
                 "roles": {"type": "array", "items": {"type": "string"}}, "team": {"type": "string"},
                 "party": {"type": "string"}}})},
+        "/api/v1/parties": {"get": _op("the district's parties to dispatch to (dispatchers, acceptors, admins)", [
+            _q("district", DISTRICT, required=True), _q("q", {"type": "string", "maxLength": 100}),
+            _q("kind", {"type": "string", "enum": ["department", "unit", "street_office", "community", "team",
+                                                   "person", "frontage_unit", "property_company"]}),
+            _q("limit", {"type": "integer", "minimum": 1, "maximum": 200})])},
         "/api/v1/people": {"get": _op("named people and their current slots; phones for dispatchers, planners, "
                                       "admins only", [
             _q("district", DISTRICT, required=True),
@@ -306,6 +361,7 @@ def document() -> dict[str, Any]:
             "type": "object", "required": ["username", "password"],
             "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}, ok=("200", "429"))},
     }
+    _with_photos(paths["/api/v1/cases/{case_id}/transitions"]["post"], "data")  # a step's evidence with it
     return {"openapi": "3.0.3",
             "info": {"title": "citygrid", "version": __version__,
                      "description": "Gridded urban management on PostGIS: districts, grids, cases, components, "

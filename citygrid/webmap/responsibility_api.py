@@ -304,3 +304,27 @@ def get_rotation_plan(plan: str):
         return Response(responsibility.rotation_plan_csv(found), mimetype="text/csv", headers={
             "Content-Disposition": f"attachment; filename=rotation-{found['district']}-{plan_id}.csv"})
     return jsonify(found)
+
+
+# --- parties ---
+PARTY_READERS = ("dispatcher", "acceptor")
+PARTY_KINDS = ("department", "unit", "street_office", "community", "team", "person", "frontage_unit",
+               "property_company")
+
+
+@bp.get("/parties")
+@allow(*PARTY_READERS)
+def list_parties():
+    """``?district=&q=&kind=&limit=`` — the district's active parties (code, name, kind), for the dispatcher who
+    sends a case to another party than the rule's (``party_code``); ``q`` matches part of the name or code
+    (literally, any case; ≤ 100 characters, no control characters); ``limit`` ≤ 200 (default 50). Dispatchers
+    and acceptors of the district, and admins."""
+    district = district_code(request.args.get("district"))
+    _in_own_district(district)
+    q = request.args.get("q") or None
+    if q is not None and (what := control_character(q, single_line=True)) is not None:
+        raise InvalidInput(f"q contains a control character ({what})", field="q")
+    kind = choice_arg("kind", PARTY_KINDS)
+    with connection() as conn:
+        return jsonify(responsibility.list_parties(conn, district, q=q, kind=kind,
+                                                   limit=int_arg("limit", 50, 1, 200)))
