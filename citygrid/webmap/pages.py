@@ -36,6 +36,7 @@ PAGES = (("overview", "/", "Overview 总览"), ("caseload", "/caseload", "Caselo
 DESK_ROLES = ("supervisor", "dispatcher", "unit", "acceptor", "calltaker", "lead")
 # The desk pages' shared script (action forms, API writes with the session's CSRF token, times in the zone).
 _DESK_SCRIPTS = ("actions.js",)
+MAX_CASE_ID = 2**63 - 1
 _FORM_SCRIPTS = ("actions.js", "intake.js")  # and the report forms' point, class picker and idempotent sending
 
 
@@ -106,6 +107,8 @@ def case_page(case_id: int):
     """One case: map, class, text, photos, owners, party and deadline, timeline and the account's actions. A
     case that does not exist, or that the account may not read, is a message page with 404 / 403."""
     who = principal()
+    if case_id > MAX_CASE_ID:  # beyond any case number (bigint): no such case, not a database error
+        return _message(f"no case {case_id}", 404)
     try:
         with connection() as conn:
             case_view(conn, case_id)
