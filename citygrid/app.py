@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from citygrid.cases.publication import Publication
 from citygrid.cases.rules import CaseRules
 from citygrid.config import Settings
-from citygrid.errors import Unavailable
+from citygrid.errors import TooLarge, Unavailable
 from citygrid.spatial import db
 from citygrid.webmap import (
     admin_api,
@@ -23,6 +23,7 @@ from citygrid.webmap import (
     api,
     auth,
     cases_api,
+    desk_api,
     grids_api,
     headers,
     health,
@@ -32,6 +33,7 @@ from citygrid.webmap import (
     open311,
     openapi,
     pages,
+    photos_api,
     responsibility_api,
     search_api,
     tiles_api,
@@ -97,7 +99,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     headers.install(app)  # CSP, nosniff, no framing, referrer policy, Secure cookies over HTTPS
     for blueprint in (health.bp, api.bp, grids_api.bp, imports_api.bp, cases_api.bp, cases_api.classify_bp,
                       open311.bp, analysis_api.bp, tiles_api.bp, search_api.bp, openapi.bp, admin_api.bp,
-                      responsibility_api.bp, pages.bp):
+                      responsibility_api.bp, desk_api.bp, photos_api.bp, pages.bp):
         app.register_blueprint(blueprint)
     return app
 
@@ -106,9 +108,21 @@ MAX_BODY_BYTES = 1024 * 1024  # any request but an upload (a report is ~1 KB)
 UPLOAD_ENDPOINTS = frozenset({"imports_v1.upload", "responsibility_v1.ownership_import"})  # up to MAX_CONTENT_LENGTH
 
 
+# Endpoints whose multipart form carries photos (``webmap.photos_api``): up to ten photos of 10 MiB each.
+PHOTO_ENDPOINTS = frozenset({"photos_v1.add", "cases_v1.report", "cases_v1.transition"})
+
+
 def _limit_body() -> None:
-    """413 for a body over ``CITYGRID_MAX_BODY_BYTES`` except on upload endpoints (``MAX_CONTENT_LENGTH``)."""
-    if request.endpoint not in UPLOAD_ENDPOINTS:
+    """413 for a body over ``CITYGRID_MAX_BODY_BYTES`` except on upload endpoints (``MAX_CONTENT_LENGTH``) and
+    photo forms (``photos_api.MAX_PHOTO_REQUEST_BYTES``, said in the 413 when the length is announced)."""
+    if request.endpoint in PHOTO_ENDPOINTS and request.mimetype == "multipart/form-data":
+        limit = min(photos_api.MAX_PHOTO_REQUEST_BYTES, current_app.config["MAX_CONTENT_LENGTH"])
+        if (request.content_length or 0) > limit:
+            raise TooLarge(f"a request with photos may have at most {limit:,} bytes (at most "
+                           f"{photos_api.MAX_PHOTOS} photos of {photos_api.MAX_PHOTO_BYTES:,} bytes each)",
+                           field="body")
+        request.max_content_length = limit
+    elif request.endpoint not in UPLOAD_ENDPOINTS:
         request.max_content_length = min(current_app.config["CITYGRID_MAX_BODY_BYTES"],
                                          current_app.config["MAX_CONTENT_LENGTH"])
 

@@ -475,3 +475,13 @@ def test_backup_holds_the_photos_and_restore_writes_them_back(zz, case_rules, tm
             backup.restore(zz, bad, replace=True, photos_dir=fresh)
         savepoint.rollback()
         assert not fresh.exists() and not (tmp_path / "escape.jpg").exists()
+
+
+def test_the_photo_directory_is_a_setting(monkeypatch, tmp_path):
+    monkeypatch.delenv("CITYGRID_PHOTOS_DIR", raising=False)
+    monkeypatch.setenv("CITYGRID_DATA_DIR", str(tmp_path / "data"))
+    assert Settings.from_env().photos_dir == tmp_path / "data" / "photos"
+    monkeypatch.setenv("CITYGRID_PHOTOS_DIR", str(tmp_path / "elsewhere"))
+    assert Settings.from_env().photos_dir == tmp_path / "elsewhere"
+    moved = replace(Settings.from_env(), photos_root=None, data_dir=tmp_path / "d")
+    assert moved.photos_dir == tmp_path / "d" / "photos"

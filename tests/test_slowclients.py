@@ -131,6 +131,15 @@ MIB2 = b"%d" % (2 * 1024 * 1024)
     (b"POST http://h:80/api/v1/imports HTTP/1.1\r\nContent-Length: " + MIB2, BodyPlan(thread=True)),
     (b"POST /api/v1/imports HTTP/1.1\r\nContent-Length: 1000", BodyPlan(length=1000)),
     (b"POST /api/v1/imports HTTP/1.1\r\nTransfer-Encoding: chunked", BodyPlan(refuse="length_required")),
+    # requests that may carry photos (#21): a report, photos, a workflow step; read by the thread when large,
+    # buffered as any other when chunked (a JSON report may come chunked)
+    (b"POST /api/v1/cases HTTP/1.1\r\nContent-Length: " + MIB2, BodyPlan(thread=True)),
+    (b"POST /api/v1/cases/12/photos HTTP/1.1\r\nContent-Length: " + MIB2, BodyPlan(thread=True)),
+    (b"POST /api/v1/cases/12/transitions?x=1 HTTP/1.1\r\nContent-Length: " + MIB2, BodyPlan(thread=True)),
+    (b"POST /api/v1/cases HTTP/1.1\r\nTransfer-Encoding: chunked", BodyPlan(chunked=True)),
+    (b"POST /api/v1/cases/12/events HTTP/1.1\r\nContent-Length: " + MIB2, BodyPlan(refuse="too_large")),
+    (b"POST /api/v1/cases/x/photos HTTP/1.1\r\nContent-Length: " + MIB2, BodyPlan(refuse="too_large")),
+    (b"GET /api/v1/cases/12/photos HTTP/1.1\r\nContent-Length: " + MIB2, BodyPlan(refuse="too_large")),
 ])
 def test_plan_body(head, plan):
     assert plan_body(head) == plan
