@@ -129,6 +129,7 @@ def test_report_that_cannot_be_classified_is_stored_without_a_class_for_review(c
     classification = case["attrs"]["classification"]
     assert classification["needs_review"] is True and classification["unclassified"] is True
     assert "no known vocabulary" in classification["reason"] and classification["top"] == []
+    service.transition(bj, case_rules, case["case_id"], "verify", actor="s", role="supervisor")  # a citizen's report
     service.transition(bj, case_rules, case["case_id"], "accept", actor="a", role="acceptor")
     with pytest.raises(Conflict, match="no class yet"):
         service.transition(bj, case_rules, case["case_id"], "dispatch", actor="a", role="dispatcher")
