@@ -42,9 +42,11 @@ def report_and_dispatch(client, lon: float) -> dict:
 
 
 def test_an_app_follows_the_rules_of_its_own_data_directory(bj, beijing_db, tmp_path, monkeypatch):
+    # its own directory starts 0102 at district level, whose department (levels.district) is SW (#21: the rule
+    # of the case's level decides)
     own = write_rules(tmp_path / "own",
-                      "rules:\n  event: management\noverrides:\n  event/0102: {kind: department, code: SW}\n",
-                      "initial_level:\n  event/0102: street\n")
+                      "rules:\n  event: management\nlevels:\n  district: {default: SW}\n",
+                      "initial_level:\n  event/0102: district\n")
     elsewhere = write_rules(tmp_path / "environment", "rules:\n  event: responsibility\n")
     monkeypatch.setenv("CITYGRID_DATA_DIR", str(elsewhere))
     bj.execute(sa.text("INSERT INTO parties (district_code, kind, code, name) "
@@ -58,8 +60,8 @@ def test_an_app_follows_the_rules_of_its_own_data_directory(bj, beijing_db, tmp_
 
     own_case = report_and_dispatch(client({"CITYGRID_SETTINGS": Settings(data_dir=own)}), 116.48)
     assert own_case["attrs"]["dispatched_to"]["code"] == "SW"
-    assert own_case["attrs"]["dispatched_to"]["rule"] == "override event/0102"
-    assert own_case["attrs"]["level"] == "street"
+    assert own_case["attrs"]["dispatched_to"]["rule"] == "level district: default"
+    assert own_case["attrs"]["level"] == "district"
     # The same report (1 km away, not a duplicate) through an app configured from the environment follows the
     # environment's directory.
     env_case = report_and_dispatch(client({}), 116.49)

@@ -3,6 +3,7 @@ call back; the callback (回访) with its satisfaction, the second handling (二
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -106,6 +107,21 @@ def test_a_phone_with_an_extension_and_a_name_alone_are_taken(account, bj):
         assert made.status_code == 201, made.get_json()
         got = service.complainant(bj, made.get_json()["case"]["case_id"])
         assert got == {"name": "", "phone": "", **contact}
+
+
+def test_the_multipart_report_part_carries_the_contact_under_the_same_rules(account, bj):
+    """The phone form's one request (``report`` part + photos) takes the contact as the JSON body does."""
+    def post(client, **report):
+        return client.post("/api/v1/cases", data={"report": json.dumps(hotline_report(**report))},
+                           content_type="multipart/form-data")
+
+    made = post(account("ct-mp", ["calltaker"]), complainant=CONTACT)
+    assert made.status_code == 201, made.get_json()
+    assert service.complainant(bj, made.get_json()["case"]["case_id"]) == CONTACT and not leaks(made)
+    supervisor = account("sup-mp", ["supervisor"], team="110105T01")
+    assert_error(post(supervisor, complainant=CONTACT, lon=LON + 0.01), 403, "forbidden", field="complainant")
+    assert_error(post(account("ct-mp2", ["calltaker"]), complainant={"phone": "x\u202e1"}), 400, "invalid_input",
+                 field="complainant.phone")
 
 
 # ------------------------------------------------------------------------------------------ who reads it
