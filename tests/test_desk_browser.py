@@ -94,10 +94,12 @@ def made_cases(beijing_engine):
 
 
 @contextmanager
-def page_as(browser, url: str, username: str, *, allow_refusals: bool = False, **context_args):  # noqa: F811
+def page_as(browser, url: str, username: str, *, allow_refusals: bool = False,  # noqa: F811
+            allow: re.Pattern | None = None, **context_args):
     """A new browser context signed in as ``username`` on ``url``: yields ``(page, errors, outside)`` and checks,
     when the block ends, that the page logged no error (CSP violations included; with ``allow_refusals`` the
-    4xx answers the test provoked are not counted) and made no request that left this server."""
+    4xx answers the test provoked are not counted, nor lines matching ``allow``) and made no request that left
+    this server."""
     context = browser.new_context(**(context_args or DESKTOP))
     context.add_init_script(CSP_LISTENER)
     page = context.new_page()
@@ -120,7 +122,7 @@ def page_as(browser, url: str, username: str, *, allow_refusals: bool = False, *
         if page.locator("#whoami").count():
             page.wait_for_function("() => window.citygrid && window.citygrid.ready", timeout=30_000)
         yield page, errors, outside
-        real = [e for e in errors if not (allow_refusals and REFUSAL.match(e))]
+        real = [e for e in errors if not (allow_refusals and REFUSAL.match(e)) and not (allow and allow.match(e))]
         assert real == [], real
         assert outside == [], outside
     finally:
@@ -376,3 +378,60 @@ def test_the_desk_pages_on_a_phone(browser, server, people, path, who):  # noqa:
         nav = page.inner_text("header nav")
         assert ("Report" in nav) == (who == "supervisor") and ("Hotline" in nav) == (who == "calltaker")
         page.screenshot(path=str(ARTIFACTS / f"desk-phone-{who}-{path.strip('/')}.png"), full_page=True)
+
+
+def test_a_lost_answer_is_sent_again_with_the_same_key_and_makes_one_case(browser, server, people,  # noqa: F811
+                                                                          made_cases, beijing_engine):
+    """A slow or broken connection: the report reaches the server but its answer is lost. The form says so,
+    offers Retry (never a second submit meanwhile), and the retry carries the same Idempotency-Key: one case."""
+    keys: list[str] = []
+
+    def lose_the_first_answer(route):
+        keys.append(route.request.header_value("idempotency-key"))
+        if len(keys) == 1:
+            route.fetch(timeout=30_000)  # the server stores the report…
+            route.abort("timedout")  # …and the phone never hears back
+        else:
+            route.continue_()
+
+    lost = re.compile(r"^Failed to load resource: net::ERR_TIMED_OUT")
+    with page_as(browser, server + "/report", people["supervisor"], allow=lost, **PHONE) as (page, _, _o):
+        page.route("**/api/v1/cases", lose_the_first_answer)
+        page.click("#locate")
+        page.wait_for_function("(g) => document.getElementById('where').textContent.includes(g)", arg=GRID)
+        page.fill("#description", "施工占道，围挡占用人行道")
+        page.select_option("#class", "event/0304")
+        page.set_input_files("#photos", [photo("site.jpg", jpeg(colour="#807060"))])
+        # A double tap: the form sends once.
+        page.evaluate("""() => { const f = document.getElementById('report-form');
+                             f.requestSubmit(); f.requestSubmit(); }""")
+        page.wait_for_selector("#retry:visible", timeout=40_000)
+        assert len(keys) == 1 and keys[0]
+        assert page.evaluate("sessionStorage.getItem('citygrid-report-key')") == keys[0]
+        assert "sending" not in page.inner_text("#result")
+        page.screenshot(path=str(ARTIFACTS / "desk-report-retry.png"), full_page=True)
+        page.click("#retry")
+        page.wait_for_selector("#case-link", timeout=30_000)
+        case_id = int(page.get_attribute("#result", "data-case-id"))
+        made_cases.append(case_id)
+        assert keys == [keys[0], keys[0]]
+    with beijing_engine.connect() as conn:
+        made = conn.execute(sa.text("SELECT case_id FROM cases WHERE description = :d"),
+                            {"d": "施工占道，围挡占用人行道"}).scalars().all()
+        photos = conn.execute(sa.text("SELECT count(*) FROM case_photos WHERE case_id = :c"), {"c": case_id}).scalar()
+    assert made == [case_id] and photos == 1
+
+
+def test_the_desk_shows_a_new_case_by_itself(browser, server, people, made_cases, api):  # noqa: F811
+    """The desk polls every 5 s with the list's ETag: unchanged answers are 304s, and a new report shows up in
+    the acceptor's queue without a reload."""
+    with page_as(browser, server + f"/desk?queue=accept&unit_grid={GRID}", people["acceptor"]) as (page, _, _o):
+        with page.expect_response(lambda r: "/api/v1/desk/accept?" in r.url and r.status == 304, timeout=15_000):
+            pass
+        made = api.post("/api/v1/cases", json={"lon": LON, "lat": LAT, "kind": "event", "class_code": "0301",
+                                               "description": "夜间施工扰民", "source": "supervisor"})
+        assert made.status_code == 201, made.get_data(as_text=True)
+        case_id = made.get_json()["case"]["case_id"]
+        made_cases.append(case_id)
+        desk_row(page, case_id)  # appears at the next poll
+        assert "夜间施工扰民" in page.inner_text("#rows")
