@@ -75,7 +75,11 @@
     head.appendChild(el("strong", null, (row.class_code || "—") + " " + (row.class_name || "unclassified 未分类")));
     head.appendChild(el("span", "cg-meta", [row.status, row.source, cg.when(row.reported_at)].filter(Boolean).join(" · ")));
     var left = cg.countdown(due(row));
-    if (due(row)) { head.appendChild(el("span", left.className, left.text)); }
+    if (due(row)) {
+      var clock = el("span", left.className + " cg-countdown", left.text);
+      clock.dataset.due = due(row);
+      head.appendChild(clock);
+    }
     if (row.distance_m != null) { head.appendChild(el("span", "cg-meta", Math.round(row.distance_m) + " m")); }
     li.appendChild(head);
     if (row.description) { li.appendChild(el("p", "cg-row-text", String(row.description).slice(0, 200))); }
@@ -149,7 +153,16 @@
     }, function (err) { ui.status.textContent = err.message; ui.status.className = "cg-status cg-error"; cg.ready = true; });
   }
 
+  // Countdowns move on between redraws (a 304 redraws nothing).
+  function tick() {
+    Array.prototype.forEach.call(ui.rows.querySelectorAll(".cg-countdown"), function (clock) {
+      var left = cg.countdown(clock.dataset.due);
+      clock.textContent = left.text; clock.className = left.className + " cg-countdown";
+    });
+  }
+
   function poll() {
+    tick();
     if (state.busy || document.hidden) { return; }
     state.busy = true;
     Promise.all([loadQueues().catch(function () {}), loadList()]).then(function () { state.busy = false; },

@@ -56,5 +56,5 @@
                     ui: { form: ui["hotline-form"], submit: ui.submit, retry: ui.retry, again: ui["new-report"], result: ui.result },
                     onReset: function () { point.clear(); classes.reset(); placeLabel = ""; ui.places.textContent = ""; } });
 
-  cg.boundary(map, ui.district.value).then(function () { cg.ready = true; }, function () { cg.ready = true; });
+  cg.boundary(map, ui.district.value).then(function () { map.invalidateSize(false); cg.ready = true; }, function () { cg.ready = true; });
 })();

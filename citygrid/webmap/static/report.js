@@ -50,5 +50,5 @@
                     onReset: function () { point.clear(); classes.reset(); showPreviews(); ui.where.textContent = "Tap the map or locate 点击地图或定位"; } });
 
   var district = document.getElementById("district");
-  cg.boundary(map, district.value).then(function () { cg.ready = true; }, function () { cg.ready = true; });
+  cg.boundary(map, district.value).then(function () { map.invalidateSize(false); cg.ready = true; }, function () { cg.ready = true; });
 })();
