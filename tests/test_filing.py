@@ -363,6 +363,18 @@ def test_my_actions_say_what_each_form_must_send(case_rules, bj, client_as):
     (dispatch,) = [a for a in dispatcher.get(f"/api/v1/cases/{case['case_id']}").get_json()["my_actions"]
                    if a["action"] == "dispatch"]
     assert dispatch["needs"] == [] and "party_code" in dispatch["optional"]
+    # No party to suggest (no ownership for the grid): dispatch is offered only with a party the dispatcher names.
+    bj.execute(sa.text("DELETE FROM grid_ownership WHERE grid_code = :g"), {"g": case["unit_grid_code"]})
+    (dispatch,) = [a for a in dispatcher.get(f"/api/v1/cases/{case['case_id']}").get_json()["my_actions"]
+                   if a["action"] == "dispatch"]
+    assert dispatch["needs"] == ["party_code"] and "party_code" not in dispatch["optional"]
+    url = f"/api/v1/cases/{case['case_id']}/transitions"
+    assert_error(dispatcher.post(url, json={"action": "dispatch"}), 409, "conflict", reason="no responsible party")
+    office = bj.execute(sa.text("SELECT code FROM parties WHERE district_code = '110105' AND kind = 'street_office' "
+                                "ORDER BY code LIMIT 1")).scalar_one()
+    sent = dispatcher.post(url, json={"action": "dispatch", "party_code": office})
+    assert sent.status_code == 200 and sent.get_json()["attrs"]["dispatched_to"]["code"] == office
+    bj.execute(sa.text("UPDATE cases SET status = 'accepted' WHERE case_id = :c"), {"c": case["case_id"]})
     # A case without a class is not offered for dispatch (409: reclassify first).
     bj.execute(sa.text("UPDATE cases SET class_code = NULL WHERE case_id = :c"), {"c": case["case_id"]})
     offered = {a["action"] for a in dispatcher.get(f"/api/v1/cases/{case['case_id']}").get_json()["my_actions"]}
