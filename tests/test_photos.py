@@ -338,6 +338,7 @@ def test_hostile_uploads_get_a_4xx_naming_the_part_and_store_nothing(case_setup,
     big = post_form(admin, url, photo=files(b"\xff\xd8" + b"\x00" * (checks.MAX_PHOTO_BYTES - 1)))
     assert_error(big, 413, "request_entity_too_large", field="photo[0]", reason="10,485,760 bytes")
     assert_error(post_form(admin, url, note="x"), 400, "invalid_input", field="photo")
+    assert_error(post_form(admin, url, photo="just text"), 400, "invalid_input", field="photo", reason="as a file")
     assert_error(post_form(admin, url, photo=files(jpeg()), note="a\x00b"), 400, "invalid_input", field="note")
     assert_error(post_form(admin, url, photo=files(jpeg()), note="n" * 2001), 400, "invalid_input", field="note")
     assert_error(post_form(admin, url, file=files(jpeg(), name="file")), 400, "invalid_input", field="file")
@@ -347,6 +348,15 @@ def test_hostile_uploads_get_a_4xx_naming_the_part_and_store_nothing(case_setup,
     app.config["MAX_CONTENT_LENGTH"] = 2000
     assert_error(post_form(admin, url, photo=files(jpeg((300, 300)))), 413, "request_entity_too_large",
                  reason="at most 2,000 bytes")
+    # decoding takes a heavy-request slot: none free is a 503 with Retry-After, and a report without photos
+    # needs none
+    from citygrid.webmap.heavy import HeavyLimiter
+
+    app.config["MAX_CONTENT_LENGTH"] = 512 * 1024 * 1024
+    app.extensions["citygrid_heavy"] = HeavyLimiter(0)
+    busy = post_form(admin, url, photo=files(jpeg()))
+    assert_error(busy, 503, "overloaded") and busy.headers["Retry-After"]
+    assert post_form(admin, "/api/v1/cases", report=json.dumps(report_payload(lon=LON + 0.01))).status_code == 201
 
 
 def test_a_report_with_photos_is_one_request_and_a_retry_stores_nothing_twice(as_user, bj, photos_dir):

@@ -88,10 +88,17 @@ def uploaded_photos() -> list[CheckedPhoto]:
     image, ``TooLarge`` (413) for one over ``MAX_PHOTO_BYTES``; the field names the part (``photo[3]``)."""
     if not is_multipart():
         return []
+    if "photo" in request.form:  # a part without a filename: Werkzeug reads it as text, never as a file
+        raise InvalidInput("a photo part must be sent as a file (a part with a filename)", field="photo")
     files = request.files.getlist("photo")
     if len(files) > MAX_PHOTOS:
         raise InvalidInput(f"at most {MAX_PHOTOS} photos per request; {len(files)} sent", field="photo")
-    return [check_photo(part.stream.read(MAX_PHOTO_BYTES + 1), f"photo[{i}]") for i, part in enumerate(files)]
+    if not files:
+        return []
+    # Decoding is the costly part (up to 50 Mpx a photo): it takes one of the process's heavy-request slots, so
+    # a burst of uploads cannot hold every thread or the memory of all of them at once (503 + Retry-After).
+    with current_app.extensions["citygrid_heavy"].slot():
+        return [check_photo(part.stream.read(MAX_PHOTO_BYTES + 1), f"photo[{i}]") for i, part in enumerate(files)]
 
 
 # ------------------------------------------------------------------------------------------ views
