@@ -286,3 +286,15 @@ def test_callback_roles(account, bj, case_rules):
     for name, roles, team_code in (("c-sup", ["supervisor"], team), ("c-lead", ["lead"], None)):
         assert_error(account(name, roles, team=team_code).post(url, json=body), 403, "forbidden", reason="callback")
     assert account("c-acc", ["acceptor"]).post(url, json=body).get_json()["status"] == "evaluated"
+
+
+def test_open311_takes_no_contact_from_its_anonymous_reporters(app_of, bj):
+    """Open311 builds its report from the spec's fields only: a JSON body naming a complainant stores none."""
+    anonymous = app_of.test_client()
+    made = anonymous.post("/open311/v2/requests.json", json={
+        "service_code": "E0505", "lat": LAT + 0.004, "long": LON, "description": "门口乱停车",
+        "complainant": CONTACT, "first_name": NAME, "phone": PHONE})
+    assert made.status_code == 201, made.get_json()
+    case_id = int(made.get_json()[0]["service_request_id"])
+    assert service.complainant(bj, case_id) is None
+    assert not leaks(anonymous.get(f"/open311/v2/requests/{case_id}.json"))
