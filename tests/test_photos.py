@@ -162,6 +162,13 @@ def test_nonsense_gps_is_ignored(gps):
     assert checks.check_photo(jpeg(exif=exif), "p").gps is None
 
 
+def test_a_damaged_exif_block_costs_the_position_not_the_photo():
+    out = io.BytesIO()
+    Image.new("RGB", (20, 20)).save(out, "JPEG", exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff" + b"\x01" * 20)
+    photo = checks.check_photo(out.getvalue(), "p")
+    assert photo.gps is None and b"Exif" not in photo.data
+
+
 def test_over_the_size_limit_is_413_with_the_limit():
     with pytest.raises(TooLarge, match="10,485,760 bytes"):
         checks.check_photo(b"\xff" * (checks.MAX_PHOTO_BYTES + 1), "photo[0]")

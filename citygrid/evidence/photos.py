@@ -113,7 +113,7 @@ def _decode(data: bytes, part: str) -> tuple[str, tuple[float, float] | None, Im
         with Image.open(io.BytesIO(data), formats=[fmt]) as probe:
             probe.verify()
         image = Image.open(io.BytesIO(data), formats=[fmt])
-        gps = gps_of(image.getexif())
+        gps = _gps_of_image(image)
         if fmt == "JPEG":  # decode straight at the scale stored (libjpeg's DCT scaling): a fraction of the memory
             image.draft("RGB", (STORED_SIDE, STORED_SIDE))
         image.load()
@@ -199,6 +199,16 @@ def _thumbnail(image: Image.Image) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------ GPS
+def _gps_of_image(image: Image.Image) -> tuple[float, float] | None:
+    """``gps_of`` the image's EXIF; None when the EXIF block itself cannot be read (the pixels may still be fine:
+    a damaged EXIF costs the position, not the photo)."""
+    try:
+        exif = image.getexif()
+    except Exception:  # Pillow's TIFF reader raises many kinds on a damaged block
+        return None
+    return gps_of(exif)
+
+
 def gps_of(exif: Image.Exif) -> tuple[float, float] | None:
     """(lon, lat) in WGS84 from EXIF's GPSInfo (degrees, minutes, seconds as rationals, with their N/S and E/W
     references); None when there is none or it is nonsense (missing reference, zero denominator, minutes or
