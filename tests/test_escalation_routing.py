@@ -270,3 +270,23 @@ def test_parties_are_not_for_other_roles_or_other_districts(account, bj, app_of)
     away = signed_in(app_of.test_client(), accounts.issue_token(bj, "p-away", label="t")["token"])
     assert_error(away.get("/api/v1/parties?district=410104"), 403, "forbidden", reason="works in district 110105")
     assert away.get("/api/v1/parties?district=110105&limit=1").status_code == 200
+
+
+def test_guancheng_routes_by_the_same_file_to_its_own_parties(case_rules, zz):
+    """One dispatch.yaml for the deployment's districts: {district} makes Guancheng's codes its own."""
+    lon, lat = zz.execute(sa.text(
+        """SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Transform(ST_PointOnSurface(geom), 4326) AS p FROM unit_grids
+             WHERE district_code = '410104' AND street_code IS NOT NULL AND version_id = (
+                   SELECT max(version_id) FROM grid_versions WHERE district_code = '410104' AND status = 'published')
+             ORDER BY code LIMIT 1) s""")).one()
+    parties = []
+    for code, text in (("0401", "路面塌陷"), ("0301", "夜间施工噪声扰民")):  # district and street from the start
+        case, _ = service.submit(zz, case_rules, parse_report(report_body(lon=lon, lat=lat, class_code=code,
+                                                                          description=text)))
+        for action, role in (("accept", "acceptor"), ("dispatch", "dispatcher")):
+            case = service.transition(zz, case_rules, case["case_id"], action, actor="a", role=role)
+        parties.append((case["attrs"]["dispatched_to"], case["street_code"]))
+    (emergency, _), (construction, street) = parties
+    assert (emergency["code"], emergency["kind"], emergency["level"]) == ("410104-yjj", "department", "district")
+    assert emergency["name"] == "管城回族区应急管理部门（合成）"
+    assert (construction["code"], construction["section"], construction["level"]) == (street, "城建科", "street")
