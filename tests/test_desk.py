@@ -242,8 +242,17 @@ def test_callback_queue_public_closed_cases_without_callback_latest_closed_first
     assert listed[:2] == [second["case_id"], first["case_id"]] and own["case_id"] not in listed
     row = calltaker.get("/api/v1/desk/callback").get_json()["cases"][0]
     assert row["closed_at"] and row["source"] == "citizen" and "complainant" not in row
+    # the callback moves the case on (here: satisfied, evaluated); closed again after a second handling, it
+    # awaits a callback again
     event(bj, second["case_id"], "callback")
+    set_case(bj, second["case_id"], status="evaluated")
     assert second["case_id"] not in ids(as_user("ct2", ["calltaker"]).get("/api/v1/desk/callback"))
+    set_case(bj, first["case_id"], status="accepted")
+    event(bj, first["case_id"], "callback", "now() - interval '36 hours'")
+    set_case(bj, first["case_id"], status="closed")
+    event(bj, first["case_id"], "close")
+    again = calltaker.get("/api/v1/desk/callback").get_json()["cases"]
+    assert again[0]["case_id"] == first["case_id"] and len([r for r in again if r["case_id"] == first["case_id"]]) == 1
 
 
 def test_investigate_queue_is_the_leads(as_user, bj, case_rules):
@@ -273,11 +282,12 @@ def test_etag_304_until_the_queue_changes_and_never_across_users(as_user, bj, ca
                        class_code="0502")
     changed = acceptor.get("/api/v1/desk/accept", headers={"If-None-Match": tag})
     assert changed.status_code == 200 and changed.headers["ETag"] != tag
-    # a replayed tag of a supervisor, sent by a unit: the unit's own answer (a 403 here: it works no such queue)
-    sup_tag = as_user("sup", ["supervisor"], team=team_of(bj, case)).get("/api/v1/desk/verify").headers["ETag"]
-    unit = as_user("unit-1", ["unit"], party=parties[0])
-    replay = unit.get("/api/v1/desk/verify", headers={"If-None-Match": sup_tag})
-    assert replay.status_code == 403
+    # two units whose queues are both empty: the same (empty) data, yet one's tag never answers for the other
+    first_unit = as_user("unit-1", ["unit"], party=parties[0]).get("/api/v1/desk/dispose?district=110101")
+    assert first_unit.get_json()["cases"] == []
+    second_unit = as_user("unit-2", ["unit"], party=parties[1]).get(
+        "/api/v1/desk/dispose?district=110101", headers={"If-None-Match": first_unit.headers["ETag"]})
+    assert second_unit.status_code == 200 and second_unit.get_json()["counts"]["total"] == 0
 
 
 def test_not_signed_in_gets_401_even_with_a_tag(app):

@@ -706,15 +706,24 @@ def _start_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any]) ->
     store.set_deadline(conn, case["case_id"], _disposal_deadline(conn, rules, case))
 
 
-def _disposal_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> Any:
+def _disposal_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any],
+                       clock: tuple[Any, Any] | None = None) -> Any:
     """The disposal deadline of ``case`` if dispatched now: its class's rule counted from the transaction's
-    start on the working calendar, whose hours are the city's wall-clock hours (``deployment_zone``)."""
-    calendar = rules.calendar.in_zone(deployment_zone(conn))
-    started = store.transaction_start(conn)
+    start on the working calendar, whose hours are the city's wall-clock hours (``deployment_zone``);
+    ``clock``: (that calendar, that start) when the caller read them already (``dispatch_previews``)."""
+    calendar, started = clock or (rules.calendar.in_zone(deployment_zone(conn)), store.transaction_start(conn))
     return rules.deadlines.rule_for(case["kind"], case["class_code"]).deadline(started, calendar)
 
 
-def dispatch_preview(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> dict[str, Any]:
+def dispatch_previews(conn: Connection, rules: CaseRules, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``dispatch_preview`` of each of ``cases`` (a page of the dispatch queue), with the working calendar and
+    the transaction's start read once for the page rather than once per case."""
+    clock = (rules.calendar.in_zone(deployment_zone(conn)), store.transaction_start(conn))
+    return [dispatch_preview(conn, rules, case, clock=clock) for case in cases]
+
+
+def dispatch_preview(conn: Connection, rules: CaseRules, case: dict[str, Any],
+                     clock: tuple[Any, Any] | None = None) -> dict[str, Any]:
     """Where ``case`` would go if dispatched now, for the dispatcher's queue: the party the rule of its level
     chooses (``responsible_party``), the ``level`` and the disposal ``deadline_at`` it would get.
 
@@ -729,7 +738,7 @@ def dispatch_preview(conn: Connection, rules: CaseRules, case: dict[str, Any]) -
     ``Conflict`` a dispatch would answer), so one such case does not break a queue.
     """
     level = _level_of(case)
-    deadline = _disposal_deadline(conn, rules, case) if case["class_code"] else None
+    deadline = _disposal_deadline(conn, rules, case, clock) if case["class_code"] else None
     try:
         if not case["class_code"]:
             raise Conflict(f"case {case['case_id']} has no class yet: reclassify it before dispatch")

@@ -14,7 +14,7 @@ threads) open per open page, which a stream per page would.
 Examples
 --------
 >>> DeskFilter(near=(116.48, 39.93)).limit
-50
+20
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class DeskFilter:
 
     cases: CaseFilter = field(default_factory=CaseFilter)
     near: tuple[float, float] | None = None
-    limit: int = 50
+    limit: int = 20
     offset: int = 0
 
 
@@ -110,11 +110,12 @@ def queue_page(conn: Connection, rules: CaseRules, queue: Queue, scope: CaseScop
     dispatch queue the party the case would go to now, its level and deadline (``suggestion``), or why there is
     none; ``seconds_left`` to the task's time limit, ``distance_m`` from ``near`` (metres, deployment CRS)."""
     rows = store.page(conn, _query(queue, scope, f), deployment_srid(conn), f.limit, f.offset)
-    for row in rows:
-        if "verification" in queue.columns:
+    if "verification" in queue.columns:
+        for row in rows:
             row["verification"] = _verification(rules, row)
-        if "suggestion" in queue.columns:
-            row["suggestion"] = suggestion(conn, rules, row)
+    if "suggestion" in queue.columns:
+        for row, preview in zip(rows, suggestions(conn, rules, rows), strict=True):
+            row["suggestion"] = preview
     return rows
 
 
@@ -128,11 +129,11 @@ def _verification(rules: CaseRules, case: dict[str, Any]) -> dict[str, Any]:
             "accept_refused": rules.filing.refusal(case)}
 
 
-def suggestion(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> dict[str, Any]:
-    """The party an accepted case would be dispatched to now, its level and the deadline it would get
-    (``cases.service.dispatch_preview``); ``party`` None with the ``problem`` when no party can be found (no
+def suggestions(conn: Connection, rules: CaseRules, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each accepted case, the party it would be dispatched to now, its level and the deadline it would get
+    (``cases.service.dispatch_previews``); ``party`` None with the ``problem`` when no party can be found (no
     class yet, no ownership for its grid): one case without a party never fails the whole queue."""
-    return service.dispatch_preview(conn, rules, case)
+    return service.dispatch_previews(conn, rules, cases)
 
 
 def desk_summary(conn: Connection, who: Principal, district: str | None) -> list[dict[str, Any]]:

@@ -40,8 +40,9 @@ class Queue:
     acting_as : the workflow role the queue is worked in (``supervisor``, ``unit``), whose action scope its cases
         keep to; None: the caller's read scope.
     statuses : the workflow statuses of its cases.
-    condition : a further condition by name (``cases`` of ``desk.store.CONDITIONS``): ``verify_task`` (a
-        verification was asked for), ``awaiting_callback`` (a public report with no callback yet); None: none.
+    condition : a further condition by name (``desk.store.CONDITIONS``): ``verify_task`` (a verification was
+        asked for), ``public_report`` (from one of ``CALLBACK_SOURCES``; closed, it awaits its callback, which
+        is what moves a closed case on); None: none.
     order : the order of its rows by name (``desk.store.ORDERS``); with ``near`` the rows are nearest first.
     due : the column of the task's time limit that ``overdue`` and ``due_soon`` count (None: none counted).
     columns : what each row shows besides the case's identity, place and class.
@@ -81,7 +82,7 @@ QUEUES: dict[str, Queue] = {q.name: q for q in (
           ("dispatched_to", "check_due_at", "seconds_left"), acting_as="supervisor", due="check_due_at",
           photos=True),
     Queue("callback", "回访 callbacks", ("calltaker", "acceptor", "dispatcher"), ("closed",), "recently_closed",
-          ("source", "closed_at"), condition="awaiting_callback"),
+          ("source", "closed_at"), condition="public_report"),
     Queue("investigate", "调研 investigations", ("lead",), ("investigating",), "oldest", ("level",)),
 )}
 

@@ -17,15 +17,16 @@ from sqlalchemy.engine import Connection
 
 from citygrid.cases.scope import CaseScope
 from citygrid.cases.store import case_conditions
+from citygrid.cases.workflow import STATES
 
 # Further conditions a queue may name (``desk.queues.Queue.condition``).
 CONDITIONS: dict[str, str] = {
     # A supervisor was asked to verify the report (intake of a public report, or request_verify).
     "verify_task": "c.verify_due_at IS NOT NULL",
-    # A public report whose complainant has not been called back (回访) yet.
-    "awaiting_callback": """c.source = ANY(CAST(:callback_sources AS text[])) AND NOT EXISTS (
-                              SELECT 1 FROM case_events cb WHERE cb.district_code = c.district_code
-                                 AND cb.case_id = c.case_id AND cb.action = 'callback')""",
+    # A public report (hotline, citizen, Open311), whose complainant is called back (回访). A closed one awaits
+    # its callback: the callback is what moves a closed case on (to evaluated, a second handling or an
+    # investigation), so a case that is closed again after a second handling awaits a callback again.
+    "public_report": "c.source = ANY(CAST(:callback_sources AS text[]))",
 }
 # Orders a queue may name (``desk.queues.Queue.order``); each ends on the case number, so pages are stable.
 ORDERS: dict[str, str] = {
@@ -34,12 +35,17 @@ ORDERS: dict[str, str] = {
     "deadline": "c.deadline_at NULLS LAST, c.case_id",
     "verify_due": "c.verify_due_at NULLS LAST, c.reported_at, c.case_id",
     "check_due": "c.check_due_at NULLS LAST, c.reported_at, c.case_id",
-    "recently_closed": "closed.at DESC NULLS LAST, c.case_id DESC",
+    "recently_closed": "closed.at DESC, c.case_id DESC",
     "near": "c.geom <-> (SELECT pt FROM near), c.case_id",
 }
-# When each case was last closed: what the callback queue shows and sorts by.
-_CLOSED = """LEFT JOIN LATERAL (SELECT max(e.at) AS at FROM case_events e WHERE e.district_code = c.district_code
-                                  AND e.case_id = c.case_id AND e.action = 'close') closed ON true"""
+# When each case was last closed: its last event to ``closed`` (a close, an investigation closed, or a history
+# imported as closed). The callback queue walks these events newest first (index ``case_events_closing``) and
+# stops at its page, instead of finding the closing time of every closed case to sort them.
+_CLOSED = """JOIN case_events closed ON closed.district_code = c.district_code AND closed.case_id = c.case_id
+                AND closed.to_status = 'closed'
+                AND NOT EXISTS (SELECT 1 FROM case_events later WHERE later.district_code = closed.district_code
+                                   AND later.case_id = closed.case_id AND later.to_status = 'closed'
+                                   AND later.seq > closed.seq)"""
 _COLUMNS = """c.case_id, c.district_code, c.kind, c.scheme, c.class_code, t.name AS class_name, c.description,
     c.source, c.reported_at, c.status, c.unit_grid_code, c.supervision_code, c.community_code, c.street_code,
     c.component_obj_id, c.deadline_at, c.verify_due_at, c.check_due_at, c.synthetic, c.row_version, c.attrs,
@@ -69,9 +75,22 @@ class QueueQuery:
     callback_sources: tuple[str, ...] = ()
 
 
+def _statuses(statuses: tuple[str, ...]) -> str:
+    """The queue's statuses as a condition with literal values (workflow states, never caller input), so the
+    planner sees them in every plan and can use the status indexes and the queues' partial indexes."""
+    unknown = set(statuses) - set(STATES)
+    if not statuses or unknown:
+        raise ValueError(f"not workflow statuses: {sorted(unknown) or 'none'}")
+    if len(statuses) == 1:
+        return f"c.status = '{statuses[0]}'"
+    listed = ", ".join(f"'{s}'" for s in statuses)
+    return f"c.status IN ({listed})"
+
+
 def _where(q: QueueQuery, srid: int) -> tuple[str, dict[str, Any]]:
     """The WHERE clause (on cases ``c``) of the queue's cases and its parameters."""
-    where, params = case_conditions(**q.filters, srid=srid, scope=q.scope, statuses=q.statuses)
+    where, params = case_conditions(**q.filters, srid=srid, scope=q.scope)
+    where.append(_statuses(q.statuses))
     if q.condition is not None:
         where.append(CONDITIONS[q.condition])
         params["callback_sources"] = list(q.callback_sources)

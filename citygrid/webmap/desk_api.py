@@ -48,7 +48,7 @@ def queue_page(name: str):
     who = require_principal()
     wanted = require_queue(name[:100], who.roles, who.username)
     f = queries.DeskFilter(cases=CaseFilter(**case_map_filter_args()), near=lonlat_pair_arg("near"),
-                           limit=int_arg("limit", 50, 1, queries.MAX_LIMIT),
+                           limit=int_arg("limit", queries.DeskFilter.limit, 1, queries.MAX_LIMIT),
                            offset=int_arg("offset", 0, 0, 10_000_000))
     scope = queries.scope_for(wanted, who)
     with connection() as conn:
