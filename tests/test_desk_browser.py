@@ -187,6 +187,15 @@ def desk_row(page, case_id: int):
     return row(page, case_id)
 
 
+def wait_gone(page, case_id: int) -> None:
+    """Wait until the case's desk row has left the queue; fail with the message the row shows if the API refused."""
+    page.wait_for_function("""(id) => { const r = document.querySelector(`#rows > li[data-case-id='${id}']`);
+        return !r || Array.from(r.querySelectorAll('.cg-error')).some(e => e.textContent.length > 0); }""",
+                           arg=case_id, timeout=30_000)
+    left = page.locator(f"#rows > li[data-case-id='{case_id}']")
+    assert left.count() == 0, left.inner_text()
+
+
 def click_row_action(page, case_id: int, action: str, **form) -> None:
     """Click ``action`` on the case's desk row (filling its form when one opens) and wait for the row to leave
     the queue."""
@@ -195,7 +204,7 @@ def click_row_action(page, case_id: int, action: str, **form) -> None:
     opened = found.locator(f"form.cg-action-form[data-action='{action}']")
     if opened.count():
         fill_form(opened, **form)
-    page.locator(f"#rows > li[data-case-id='{case_id}']").wait_for(state="detached", timeout=30_000)
+    wait_gone(page, case_id)
 
 
 def test_the_closed_loop_in_the_browser(browser, server, people, made_cases, api):  # noqa: F811
@@ -435,3 +444,52 @@ def test_the_desk_shows_a_new_case_by_itself(browser, server, people, made_cases
         made_cases.append(case_id)
         desk_row(page, case_id)  # appears at the next poll
         assert "夜间施工扰民" in page.inner_text("#rows")
+
+
+def test_the_acceptors_forms_reclassify_reject_with_a_reason_and_mark_a_duplicate(browser, server, people,  # noqa: F811
+                                                                                   made_cases, api):
+    made = {}
+    for name, code in (("first", "0105"), ("second", "0106"), ("original", "0108")):
+        answer = api.post("/api/v1/cases", json={"lon": LON, "lat": LAT, "kind": "event", "class_code": code,
+                                                 "description": f"受理测试 {name}", "source": "supervisor"})
+        assert answer.status_code == 201, answer.get_data(as_text=True)
+        made[name] = answer.get_json()["case"]["case_id"]
+        made_cases.append(made[name])
+    with page_as(browser, server + f"/desk?queue=accept&unit_grid={GRID}", people["acceptor"],
+                 allow_refusals=True) as (page, _, _o):
+        # Reclassify with the class picker's search: the case stays in the queue with its new class.
+        second = desk_row(page, made["second"])
+        second.locator("button[data-action='reclassify']").click()
+        form = second.locator("form.cg-action-form[data-action='reclassify']")
+        form.locator("input[type=search]").fill("废弃车辆")
+        form.locator("[name=class_code]").select_option("event/0107")
+        form.locator("button[type=submit]").click()
+        page.wait_for_function("(id) => { const r = document.querySelector(`#rows > li[data-case-id='${id}']`);"
+                               " return r && !r.querySelector('form') && r.querySelector('.cg-row-head').innerText"
+                               ".includes('0107') && r.querySelector('.cg-actions button'); }",
+                               arg=made["second"], timeout=20_000)
+        # Reject needs its reason: the form says so before anything is sent, then the reason goes with it.
+        second = desk_row(page, made["second"])
+        second.locator("button[data-action='reject']").click()
+        form = second.locator("form.cg-action-form[data-action='reject']")
+        form.locator("button[type=submit]").click()
+        assert "reason is required" in form.locator(".cg-error").inner_text()
+        fill_form(form, note="不属于城管职责")
+        wait_gone(page, made["second"])
+        # Mark a duplicate: its own number is refused with the API's message; the original's is taken.
+        first = desk_row(page, made["first"])
+        first.locator("button[data-action='mark_duplicate']").click()
+        form = first.locator("form.cg-action-form[data-action='mark_duplicate']")
+        fill_form(form, fields={"duplicate_of": str(made["first"])})
+        page.wait_for_function("(id) => { const f = document.querySelector("
+                               "`#rows > li[data-case-id='${id}'] form.cg-action-form .cg-error`);"
+                               " return f && f.textContent.length > 0; }", arg=made["first"])
+        refused = form.locator(".cg-error").inner_text()
+        assert str(made["first"]) in refused or "itself" in refused, refused
+        page.screenshot(path=str(ARTIFACTS / "desk-acceptor-duplicate-refused.png"))
+        form.locator(".cg-error").evaluate("e => { e.textContent = ''; }")
+        fill_form(form, fields={"duplicate_of": str(made["original"])})
+        wait_gone(page, made["first"])
+    second, first = (api.get(f"/api/v1/cases/{made[k]}").get_json() for k in ("second", "first"))
+    assert (second["status"], second["class_code"]) == ("rejected", "0107")
+    assert first["status"] == "duplicate"

@@ -239,6 +239,7 @@
     var old = box.querySelector(".cg-action-form");
     if (old) { old.remove(); }
     var form = el("form", "cg-action-form");
+    form.noValidate = true;  // the form's own check says what is missing (in both languages), not a tooltip
     form.dataset.action = step.action;
     form.appendChild(el("strong", null, step.label + " (" + step.action + ")"));
     inputsFor(step, kase, options.suggested).forEach(function (i) { form.appendChild(i); });

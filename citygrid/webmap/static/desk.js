@@ -112,7 +112,7 @@
     if (row.lon != null && row.lat != null) {
       var marker = L.circleMarker([row.lat, row.lon], { radius: 7, weight: 1, color: "#222", fillOpacity: 0.9,
         fillColor: left.className === "cg-overdue" ? "#b91c1c" : "#4363d8" });
-      marker.bindTooltip("#" + row.case_id + " " + (row.class_name || ""));
+      marker.bindTooltip(document.createTextNode("#" + row.case_id + " " + (row.class_name || "")));  // a string would be read as markup
       marker.on("click", function () { li.scrollIntoView({ block: "nearest" }); li.classList.add("cg-selected"); });
       markers.addLayer(marker);
     }
@@ -145,8 +145,12 @@
     var asked = state.queue + "?" + filters().toString();
     return cg.api("/api/v1/desk/" + asked, { headers: headers }).then(function (r) {
       if (asked !== state.queue + "?" + filters().toString()) { return; }  // the filters changed meanwhile
-      if (r.status !== 304) {
-        state.etag = r.headers.get("ETag");
+      var tag = r.headers.get("ETag");
+      // Redraw only what changed (two loads crossing each other bring the same list), and never under the
+      // user's hands: while an action's form is open the list waits (its tag is not kept, so the next poll
+      // brings it again).
+      if (r.status !== 304 && !(tag && tag === state.etag) && !ui.rows.querySelector(".cg-action-form")) {
+        state.etag = tag;
         drawList(r.body || {});
       }
       cg.ready = true;
