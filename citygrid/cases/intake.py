@@ -57,6 +57,10 @@ class Report:
     # never part of the report's digest, so the audit log's image of the case row cannot be used to guess a
     # phone number; None when not given.
     complainant: dict[str, str] | None = None
+    # The sha256 of each photo file sent with the report (multipart), in order: part of the digest when there
+    # are any, so a retry under the same idempotency key with other photos is another report (409), not a
+    # replay that silently drops them; a report without photos keeps the digest it always had.
+    uploads: tuple[str, ...] = ()
 
 
 def _number(data: dict[str, Any], name: str) -> tuple[float | None, RowProblem | None]:
@@ -314,4 +318,6 @@ def report_digest(report: Report) -> str:
                "scheme": report.scheme, "photos": list(report.photos), "obj": report.component_obj_id,
                "reported_at": report.reported_at.isoformat() if report.reported_at else None,
                "address": report.address, "synthetic": report.synthetic}
+    if report.uploads:
+        content["uploads"] = list(report.uploads)
     return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

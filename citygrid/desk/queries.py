@@ -87,8 +87,12 @@ def _query(queue: Queue, scope: CaseScope, f: DeskFilter) -> store.QueueQuery:
 
 def queue_counts(conn: Connection, queue: Queue, scope: CaseScope, f: DeskFilter) -> dict[str, Any]:
     """``total``, ``overdue`` and ``due_soon`` (within ``DUE_SOON_HOURS``) of the queue's cases under ``scope``
-    and ``f``, and the ``marker`` of their state (``desk.store.counts``)."""
-    return store.counts(conn, _query(queue, scope, f), deployment_srid(conn), DUE_SOON_HOURS * 3600)
+    and ``f``, and the ``marker`` of their state (``desk.store.counts``). The clock moves tasks into
+    ``due_soon`` and ``overdue`` without changing any case, so the marker holds those counts too: a poll's 304
+    never keeps a page's counts behind."""
+    counted = store.counts(conn, _query(queue, scope, f), deployment_srid(conn), DUE_SOON_HOURS * 3600)
+    counted["marker"] = f"{counted['marker']}|{counted['overdue']}|{counted['due_soon']}"
+    return counted
 
 
 def change_tag(queue: Queue, who: Principal, scope: CaseScope, f: DeskFilter, marker: str,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Blueprint, jsonify, request
 
 from citygrid.accounts.roles import CASE_READERS, CONTACT_READERS, workflow_role
@@ -65,6 +67,8 @@ def report():
         data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
     who = require_principal()
     parsed = parse_report(data, zone=zone(), default_source=_default_source(who.roles))
+    if photos:  # the photos are part of what a retry under the same key must send again
+        parsed = replace(parsed, uploads=tuple(p.sha256 for p in photos))
     if parsed.complainant is not None and not who.has_any(CONTACT_WRITERS):
         message = (f"{who.username} ({', '.join(who.roles)}) may not record a complainant; that needs one of: "
                    f"{', '.join(CONTACT_WRITERS)}")
