@@ -493,3 +493,29 @@ def test_the_acceptors_forms_reclassify_reject_with_a_reason_and_mark_a_duplicat
     second, first = (api.get(f"/api/v1/cases/{made[k]}").get_json() for k in ("second", "first"))
     assert (second["status"], second["class_code"]) == ("rejected", "0107")
     assert first["status"] == "duplicate"
+
+
+def test_the_dispatcher_sends_a_case_to_another_party_and_its_unit_hands_it_back(browser, server, people,  # noqa: F811
+                                                                                  made_cases, api):
+    other = "110105015000-enforcement"  # the street's law-enforcement team, not the rule's community committee
+    answer = api.post("/api/v1/cases", json={"lon": LON, "lat": LAT, "kind": "event", "class_code": "0109",
+                                             "description": "树上挂满杂物", "source": "supervisor"})
+    case = answer.get_json()["case"]
+    made_cases.append(case["case_id"])
+    assert api.post(f"/api/v1/cases/{case['case_id']}/transitions",
+                    json={"action": "accept", "note": ""}).status_code == 200
+    with page_as(browser, server + f"/desk?queue=dispatch&unit_grid={GRID}", people["dispatcher"]) as (page, _, _o):
+        found = desk_row(page, case["case_id"])
+        found.locator("button[data-action='dispatch-other']").click()
+        form = found.locator("form.cg-action-form[data-action='dispatch']")
+        form.locator("[name=party_search]").fill("八里庄街道综合执法")
+        page.wait_for_function("(v) => Array.from(document.querySelectorAll('select[name=party_code] option'))"
+                               ".some(o => o.value === v)", arg=other)
+        fill_form(form, fields={"party_code": other}, note="由执法队处理")
+        wait_gone(page, case["case_id"])
+    dispatched = api.get(f"/api/v1/cases/{case['case_id']}").get_json()
+    assert dispatched["status"] == "dispatched" and dispatched["attrs"]["dispatched_to"]["code"] == other
+    with page_as(browser, server + f"/cases/{case['case_id']}", people["unit"](other)) as (page, _, _o):
+        act_on_case_page(page, "hand_back", note="不属于本单位职责")
+        assert "accepted" in page.inner_text("#title")
+        assert "不属于本单位职责" in page.inner_text("#timeline")

@@ -154,19 +154,38 @@
     return label;
   }
 
+  // Another party of the case's district: a search (name or code, GET /api/v1/parties?q=) and a list; the first
+  // choice is the rule's suggestion (no party_code sent).
   function partyPicker(kase, suggested) {
+    var box = el("div", "cg-party");
+    var search = el("input"); search.type = "search"; search.maxLength = 100; search.name = "party_search";
+    search.placeholder = "search parties 搜索单位"; search.setAttribute("aria-label", "search parties");
     var select = el("select"); select.name = "party_code";
     var first = el("option", null, suggested && suggested.party
       ? "suggested 建议: " + suggested.party.name + " (" + (suggested.level || "") + ")" : "the suggested party 建议单位");
-    first.value = ""; select.appendChild(first);
-    cg.api("/api/v1/parties?limit=200&district=" + encodeURIComponent(kase.district_code)).then(function (r) {
-      var list = Array.isArray(r.body) ? r.body : (r.body && (r.body.parties || r.body.results)) || [];
-      list.forEach(function (p) {
-        var option = el("option", null, p.name + " — " + p.kind + " (" + p.code + ")");
-        option.value = p.code; select.appendChild(option);
-      });
-    }, function (err) { first.textContent = "parties: " + err.message; });
-    return select;
+    first.value = "";
+    var asked = 0, timer = null;
+    function load() {
+      var mine = ++asked, q = search.value.trim();
+      cg.api("/api/v1/parties?limit=50&district=" + encodeURIComponent(kase.district_code) +
+             (q ? "&q=" + encodeURIComponent(q) : "")).then(function (r) {
+        if (mine !== asked) { return; }
+        var keep = select.value;
+        select.textContent = ""; select.appendChild(first);
+        var list = Array.isArray(r.body) ? r.body : (r.body && (r.body.parties || r.body.results)) || [];
+        list.forEach(function (p) {
+          var option = el("option", null, p.name + " — " + p.kind + " (" + p.code + ")");
+          option.value = p.code; select.appendChild(option);
+        });
+        select.value = keep;
+        if (select.value !== keep) { select.value = list.length && q ? list[0].code : ""; }
+      }, function (err) { if (mine === asked) { first.textContent = "parties: " + err.message; } });
+    }
+    search.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(load, 300); });
+    select.appendChild(first);
+    load();
+    box.appendChild(search); box.appendChild(select);
+    return box;
   }
 
   // The inputs of one action's form, by its `needs` (and notes/photos where they belong).

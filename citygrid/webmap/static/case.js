@@ -79,7 +79,7 @@
     drawn.clearLayers();
     if (c.lon == null) { return; }
     L.circleMarker([c.lat, c.lon], { radius: 9, weight: 2, color: "#fff", fillColor: "#b91c1c", fillOpacity: 1 })
-      .bindTooltip("#" + c.case_id).addTo(drawn);
+      .bindTooltip(document.createTextNode("#" + c.case_id)).addTo(drawn);
     var waits = [];
     if (c.unit_grid_code) {
       waits.push(cg.api("/api/v1/grids/" + encodeURIComponent(c.unit_grid_code)).then(function (r) {
@@ -92,12 +92,12 @@
         var v = versions[0];
         if (v && v.lon != null) {
           L.circleMarker([v.lat, v.lon], { radius: 6, color: "#222", fillColor: "#f58231", fillOpacity: 1 })
-            .bindTooltip("component " + c.component_obj_id).addTo(drawn);
+            .bindTooltip(document.createTextNode("component " + c.component_obj_id)).addTo(drawn);  // text, not markup
         }
       }).catch(function () {}));
     }
     return Promise.all(waits).then(function () {
-      if (!placed) { map.fitBounds(drawn.getBounds().pad(0.3), { maxZoom: 17 }); placed = true; }
+      if (!placed) { map.invalidateSize(false); map.fitBounds(drawn.getBounds().pad(0.3), { maxZoom: 17 }); placed = true; }
     });
   }
 

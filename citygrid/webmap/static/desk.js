@@ -130,7 +130,13 @@
     ui.page.textContent = total ? (state.offset + 1) + "–" + Math.min(state.offset + LIMIT, total) + " / " + total : "";
     ui.prev.disabled = state.offset === 0;
     ui.next.disabled = state.offset + LIMIT >= total;
+    fitToRows();
+  }
+
+  // The map shows the page's cases (the district when there are none).
+  function fitToRows() {
     var points = markers.getLayers();
+    map.invalidateSize(false);
     if (points.length) { map.fitBounds(L.featureGroup(points).getBounds().pad(0.2), { maxZoom: 16 }); }
   }
 
@@ -211,7 +217,7 @@
 
   fillTeams();
   if (params.get("team")) { ui.team.value = params.get("team"); }
-  if (ui.district) { cg.boundary(map, ui.district.value).catch(function () {}); }
+  if (ui.district) { cg.boundary(map, ui.district.value).then(fitToRows, function () {}); }
   loadQueues().then(function () { return loadList(); }, function (err) {
     ui.status.textContent = err.message; ui.status.className = "cg-status cg-error"; cg.ready = true;
   });
