@@ -716,14 +716,17 @@ def _disposal_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any],
 
 
 def dispatch_previews(conn: Connection, rules: CaseRules, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``dispatch_preview`` of each of ``cases`` (a page of the dispatch queue), with the working calendar and
-    the transaction's start read once for the page rather than once per case."""
+    """``dispatch_preview`` of each of ``cases`` (a page of the dispatch queue), with the working calendar, the
+    transaction's start and the owners of the cases' grids read once for the page rather than once per case."""
     clock = (rules.calendar.in_zone(deployment_zone(conn)), store.transaction_start(conn))
-    return [dispatch_preview(conn, rules, case, clock=clock) for case in cases]
+    owners = store.owners_at_many(conn, [(c["district_code"], c["unit_grid_code"], c["reported_at"]) for c in cases])
+    return [dispatch_preview(conn, rules, case, clock=clock, owners=mine)
+            for case, mine in zip(cases, owners, strict=True)]
 
 
 def dispatch_preview(conn: Connection, rules: CaseRules, case: dict[str, Any],
-                     clock: tuple[Any, Any] | None = None) -> dict[str, Any]:
+                     clock: tuple[Any, Any] | None = None,
+                     owners: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Where ``case`` would go if dispatched now, for the dispatcher's queue: the party the rule of its level
     chooses (``responsible_party``), the ``level`` and the disposal ``deadline_at`` it would get.
 
@@ -742,7 +745,7 @@ def dispatch_preview(conn: Connection, rules: CaseRules, case: dict[str, Any],
     try:
         if not case["class_code"]:
             raise Conflict(f"case {case['case_id']} has no class yet: reclassify it before dispatch")
-        party = responsible_party(conn, rules.dispatch, case)
+        party = responsible_party(conn, rules.dispatch, case, owners=owners)
     except Conflict as refused:
         return {"party": None, "level": level, "deadline_at": deadline, "problem": refused.message}
     return {"party": party, "level": level, "deadline_at": deadline}
@@ -764,7 +767,8 @@ def _escalate_by_rule(conn: Connection, case_id: int, action: str, escalation: E
                     to_status=case["status"], actor="system", role="system", note=f"{level} -> {higher} ({reason})")
 
 
-def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, Any]) -> dict[str, Any]:
+def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, Any],
+                      owners: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The party a case goes to at the level it is handled at (``attrs.level``; 三平台): community level by the
     class rules (``_community_party``), street level the street office of its street (``_street_party``),
     district level the department ``dispatch.yaml`` names for its class (``_district_party``). The party
@@ -774,12 +778,16 @@ def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, An
     ----------
     rules : the deployment's dispatch rules (``CaseRules.dispatch``, from ``dispatch.yaml``).
     case : as ``store.get_case`` or ``case_view`` gives it.
+    owners : the owners of the case's unit grid at its report time (``store.owners_at``) when the caller read
+        them already (``dispatch_previews``: a page's at once); None: read here.
 
     Raises ``Conflict`` when nobody can be found: no ownership loaded for the grid, an override or the district
     rule naming a party the district does not have, no street office for the case's street.
     """
     level = _level_of(case)
-    chooser = {"street": _street_party, "district": _district_party}.get(level, _community_party)
+    if level not in ("street", "district"):
+        return {**_community_party(conn, rules, case, owners), "level": level}
+    chooser = {"street": _street_party, "district": _district_party}[level]
     return {**chooser(conn, rules, case), "level": level}
 
 
@@ -838,10 +846,12 @@ def chosen_party(conn: Connection, case: dict[str, Any], party_code: str, actor:
     return {**party, "level": _level_of(case), "rule": f"chosen by {actor}"}
 
 
-def _community_party(conn: Connection, rules: DispatchRules, case: dict[str, Any]) -> dict[str, Any]:
+def _community_party(conn: Connection, rules: DispatchRules, case: dict[str, Any],
+                     owners: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The party a community-level case goes to: an override for its class, else its class rule (a grid role
     at report time, the linked component's owner, or ``frontage_unit``: the frontage unit whose frontage covers
-    the point on the day it was reported), falling back to the grid's management subject.
+    the point on the day it was reported), falling back to the grid's management subject; ``owners`` as
+    ``responsible_party`` takes them.
 
     Raises ``Conflict`` when nobody can be found (no ownership loaded for the grid) or an override names an
     unknown party.
@@ -864,7 +874,8 @@ def _community_party(conn: Connection, rules: DispatchRules, case: dict[str, Any
         owner = store.component_owner(conn, case["district_code"], case["component_obj_id"], case["reported_at"])
         if owner and (owner.get("code") or owner.get("name")):
             return {**owner, "kind": "department", "rule": "component_owner"}
-    owners = store.owners_at(conn, case["district_code"], case["unit_grid_code"], case["reported_at"])
+    if owners is None:
+        owners = store.owners_at(conn, case["district_code"], case["unit_grid_code"], case["reported_at"])
     for role in (rule, "management", "responsibility"):
         if role in owners:
             return {**owners[role], "role": role, "rule": f"grid {role}"}

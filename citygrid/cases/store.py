@@ -179,6 +179,26 @@ def owners_at(conn: Connection, district: str, unit_grid: str | None, at: Any) -
     return {r["role"]: {"code": r["code"], "name": r["name"], "kind": r["kind"]} for r in rows}
 
 
+def owners_at_many(conn: Connection, grids: list[tuple[str, str | None, Any]]) -> list[dict[str, dict[str, Any]]]:
+    """``owners_at`` of each (district, unit grid, instant) of ``grids``, in one query (a page of cases)."""
+    found: list[dict[str, dict[str, Any]]] = [{} for _ in grids]
+    asked = [(i, d, g, at) for i, (d, g, at) in enumerate(grids) if g is not None]
+    if not asked:
+        return found
+    rows = conn.execute(sa.text(
+        """SELECT k.i, o.role, p.code, p.name, p.kind
+             FROM unnest(CAST(:i AS int[]), CAST(:d AS text[]), CAST(:g AS text[]), CAST(:at AS timestamptz[]))
+                  AS k(i, district, grid, at)
+             JOIN grid_ownership o ON o.district_code = k.district AND o.grid_kind = 'unit' AND o.grid_code = k.grid
+                                  AND o.valid @> coalesce(k.at, now())
+             JOIN parties p ON p.district_code = o.district_code AND p.party_id = o.party_id"""
+    ), {"i": [a[0] for a in asked], "d": [a[1] for a in asked], "g": [a[2] for a in asked],
+        "at": [a[3] for a in asked]}).mappings()
+    for r in rows:
+        found[r["i"]][r["role"]] = {"code": r["code"], "name": r["name"], "kind": r["kind"]}
+    return found
+
+
 # A case in one of the supervision grids of team :team in its district's current grid version. Uncorrelated
 # (the pair of district and grid code), so the team's grids are found once per statement, not once per case.
 _IN_TEAM = f"""(c.district_code, c.supervision_code) IN (

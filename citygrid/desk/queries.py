@@ -25,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import shapely
 from sqlalchemy.engine import Connection
 
 from citygrid.cases import service
@@ -34,12 +35,19 @@ from citygrid.cases.scope import CaseScope, action_scope, read_scope
 from citygrid.desk import store
 from citygrid.desk.queues import CALLBACK_SOURCES, DUE_SOON_HOURS, Queue, visible_queues
 from citygrid.errors import Forbidden, InvalidInput
+from citygrid.spatial import crs
 from citygrid.spatial.db import deployment_srid
 
 if TYPE_CHECKING:
     from citygrid.accounts.service import Principal
 
 MAX_LIMIT = 200
+_WGS84 = crs.parse_crs("EPSG:4326")
+# Counts stop here: a queue may hold a district's whole history (the callback queue: every closed public
+# report), and the desk polls each open page every few seconds, so a count reads at most this many cases (plus
+# one) however long the queue is. Below it every count is exact; at it the answer names the count in
+# ``at_least`` (a badge shows "100+"), which is all a worker's badge needs: there is more than a day's work.
+COUNT_CAP = 100
 # The case map's filters a queue takes (``CaseFilter`` fields); status and the rest are the queue's own.
 FILTERS = ("district", "kind", "class_code", "start", "end", "bbox", "unit_grid", "supervision_grid", "team")
 
@@ -72,9 +80,10 @@ def scope_for(queue: Queue, who: Principal) -> CaseScope:
     return scope.required()
 
 
-def _query(queue: Queue, scope: CaseScope, f: DeskFilter) -> store.QueueQuery:
-    """The store's query of ``queue`` under ``scope`` and ``f``; ``Forbidden`` for another team's grids than
-    the scope's own (as ``cases.queries.list_cases`` refuses)."""
+def _query(queue: Queue, scope: CaseScope, f: DeskFilter, srid: int) -> store.QueueQuery:
+    """The store's query of ``queue`` under ``scope`` and ``f`` (``near`` projected to EPSG:``srid``, the
+    storage CRS); ``Forbidden`` for another team's grids than the scope's own (as ``cases.queries.list_cases``
+    refuses), ``InvalidInput`` (field ``near``) for a point too far from the deployment to be projected."""
     team = f.cases.team
     if team is not None and scope.team is not None and team != scope.team:
         raise Forbidden(f"you may list the cases of your own team {scope.team} only")
@@ -82,17 +91,59 @@ def _query(queue: Queue, scope: CaseScope, f: DeskFilter) -> store.QueueQuery:
         raise InvalidInput(f"limit must be 1–{MAX_LIMIT} and offset at least 0", field="limit")
     return store.QueueQuery(statuses=queue.statuses, condition=queue.condition, order=queue.order, due=queue.due,
                             photos=queue.photos, filters={k: getattr(f.cases, k) for k in FILTERS}, scope=scope,
-                            near=f.near, callback_sources=CALLBACK_SOURCES)
+                            near=f.near, near_wkb=_near_wkb(f.near, srid), callback_sources=CALLBACK_SOURCES)
+
+
+def _near_wkb(near: tuple[float, float] | None, srid: int) -> bytes | None:
+    """``near`` (lon, lat in EPSG:4326) as WKB in EPSG:``srid``; None without one."""
+    if near is None:
+        return None
+    try:
+        return shapely.to_wkb(crs.storage_point(near[0], near[1], _WGS84, srid))
+    except InvalidInput as far:
+        raise InvalidInput(far.message, field="near") from None
+
+
+def _capped(counted: dict[str, int]) -> tuple[dict[str, int], list[str]]:
+    """The counts shown (each at most ``COUNT_CAP``) and the names of those that reached it ("at least")."""
+    at_least = [k for k in ("total", "overdue", "due_soon") if counted[k] > COUNT_CAP]
+    return {k: min(int(counted[k]), COUNT_CAP) for k in ("total", "overdue", "due_soon")}, at_least
 
 
 def queue_counts(conn: Connection, queue: Queue, scope: CaseScope, f: DeskFilter) -> dict[str, Any]:
     """``total``, ``overdue`` and ``due_soon`` (within ``DUE_SOON_HOURS``) of the queue's cases under ``scope``
-    and ``f``, and the ``marker`` of their state (``desk.store.counts``). The clock moves tasks into
-    ``due_soon`` and ``overdue`` without changing any case, so the marker holds those counts too: a poll's 304
-    never keeps a page's counts behind."""
-    counted = store.counts(conn, _query(queue, scope, f), deployment_srid(conn), DUE_SOON_HOURS * 3600)
-    counted["marker"] = f"{counted['marker']}|{counted['overdue']}|{counted['due_soon']}"
-    return counted
+    and ``f``, each exact below ``COUNT_CAP`` and ``COUNT_CAP`` when there are at least that many, and
+    ``at_least``: the names of the counts that reached it."""
+    srid = deployment_srid(conn)
+    counted = store.counts(conn, _query(queue, scope, f, srid), srid, DUE_SOON_HOURS * 3600, COUNT_CAP)
+    shown, at_least = _capped(counted)
+    return {**shown, "at_least": at_least}
+
+
+@dataclass(frozen=True)
+class QueueRead:
+    """One read of a queue: its ``counts`` (as ``queue_counts``, without ``at_least``), the names of the
+    counts that reached ``COUNT_CAP`` (``at_least``), one page of its cases (``rows``, as ``desk.store.read``
+    gives them) and the ``marker`` of that answer's state (``change_tag``)."""
+
+    counts: dict[str, int]
+    at_least: list[str]
+    rows: list[dict[str, Any]]
+    marker: str
+
+
+def read_queue(conn: Connection, queue: Queue, scope: CaseScope, f: DeskFilter) -> QueueRead:
+    """The counts and one page of ``queue`` under ``scope`` and ``f`` (one statement), with the marker of what
+    the answer shows: the counts and each row's case, version and photos. Whatever changes the answer changes
+    the marker (a case entering or leaving the queue changes a count or the page; a changed case its version);
+    a change the answer does not show (beyond the page, with the counts at their cap) leaves it alone."""
+    srid = deployment_srid(conn)
+    counted, rows = store.read(conn, _query(queue, scope, f, srid), srid, f.limit, f.offset,
+                               DUE_SOON_HOURS * 3600, COUNT_CAP)
+    shown, at_least = _capped(counted)
+    state = [shown, at_least, [(r["case_id"], r["row_version"], r.get("photo_count"), r.get("first_photo_id"))
+                               for r in rows]]
+    return QueueRead(shown, at_least, rows, json.dumps(state, default=str))
 
 
 def change_tag(queue: Queue, who: Principal, scope: CaseScope, f: DeskFilter, marker: str,
@@ -107,13 +158,11 @@ def change_tag(queue: Queue, who: Principal, scope: CaseScope, f: DeskFilter, ma
     return hashlib.sha256(json.dumps(mine, sort_keys=True, default=str).encode()).hexdigest()[:40]
 
 
-def queue_page(conn: Connection, rules: CaseRules, queue: Queue, scope: CaseScope,
-               f: DeskFilter) -> list[dict[str, Any]]:
-    """One page of ``queue`` under ``scope`` and ``f``, each row with what the queue shows (``Queue.columns``):
+def queue_page(conn: Connection, rules: CaseRules, queue: Queue, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The page ``rows`` of ``queue`` (``read_queue``), each with what the queue shows (``Queue.columns``):
     for the accept queue whether the filing rule needs a verification first (``verification``); for the
     dispatch queue the party the case would go to now, its level and deadline (``suggestion``), or why there is
     none; ``seconds_left`` to the task's time limit, ``distance_m`` from ``near`` (metres, deployment CRS)."""
-    rows = store.page(conn, _query(queue, scope, f), deployment_srid(conn), f.limit, f.offset)
     if "verification" in queue.columns:
         for row in rows:
             row["verification"] = _verification(rules, row)
@@ -142,8 +191,9 @@ def suggestions(conn: Connection, rules: CaseRules, cases: list[dict[str, Any]])
 
 def desk_summary(conn: Connection, who: Principal, district: str | None) -> list[dict[str, Any]]:
     """Every queue ``who`` works, with its ``total`` and ``overdue`` count (in ``district`` when given): what
-    the desk's first screen shows. A queue whose scope holds no case for ``who`` (a unit bound to no party)
-    is listed with ``unavailable`` saying why, not left out."""
+    the desk's first screen shows; each count is exact below ``COUNT_CAP`` and ``COUNT_CAP`` at or above it,
+    when the queue names it in ``at_least`` (present only then). A queue whose scope holds no case for ``who``
+    (a unit bound to no party) is listed with ``unavailable`` saying why, not left out."""
     listed = []
     for queue in visible_queues(who.roles):
         item: dict[str, Any] = {"queue": queue.name, "label": queue.label}
@@ -152,5 +202,7 @@ def desk_summary(conn: Connection, who: Principal, district: str | None) -> list
         except Forbidden as exc:
             listed.append({**item, "total": 0, "overdue": 0, "unavailable": exc.message})
             continue
-        listed.append({**item, "total": counted["total"], "overdue": counted["overdue"]})
+        item.update(total=counted["total"], overdue=counted["overdue"])
+        at_least = [k for k in counted["at_least"] if k in ("total", "overdue")]
+        listed.append({**item, "at_least": at_least} if at_least else item)
     return listed

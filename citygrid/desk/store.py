@@ -55,14 +55,16 @@ _PHOTOS = """(SELECT count(*) FROM case_photos p WHERE p.district_code = c.distr
              (SELECT min(p.photo_id) FROM case_photos p WHERE p.district_code = c.district_code
                  AND p.case_id = c.case_id) AS first_photo_id"""
 # The near point in the storage CRS, once per statement.
-_NEAR = "near AS (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(:near_lon, :near_lat), 4326), :srid) AS pt)"
+# (Given already projected: a transform in the statement sets PROJ up again for every statement.)
+_NEAR = "near AS (SELECT ST_GeomFromWKB(:near_wkb, :srid) AS pt)"
 
 
 @dataclass(frozen=True)
 class QueueQuery:
     """What one queue read asks for: the queue's statuses, condition, order, due column and whether rows
     carry photos (``desk.queues.Queue``), and the filters of the case map (``cases.store.case_conditions``'
-    keyword arguments) within ``scope``; ``near`` (lon, lat) in EPSG:4326."""
+    keyword arguments) within ``scope``; ``near`` (lon, lat) in EPSG:4326 and ``near_wkb`` the same point as
+    WKB in the storage CRS."""
 
     statuses: tuple[str, ...]
     condition: str | None
@@ -72,6 +74,7 @@ class QueueQuery:
     filters: dict[str, Any]
     scope: CaseScope
     near: tuple[float, float] | None = None
+    near_wkb: bytes | None = None
     callback_sources: tuple[str, ...] = ()
 
 
@@ -95,7 +98,7 @@ def _where(q: QueueQuery, srid: int) -> tuple[str, dict[str, Any]]:
         where.append(CONDITIONS[q.condition])
         params["callback_sources"] = list(q.callback_sources)
     if q.near is not None:
-        params.update(near_lon=q.near[0], near_lat=q.near[1])
+        params["near_wkb"] = q.near_wkb
     return " AND ".join(where), params
 
 
@@ -108,31 +111,34 @@ def _due(q: QueueQuery) -> str:
     return f"c.{q.due}"
 
 
-def counts(conn: Connection, q: QueueQuery, srid: int, soon_s: float) -> dict[str, Any]:
-    """``total``, ``overdue`` (due column before now), ``due_soon`` (due within ``soon_s`` seconds) of the
-    queue's cases and ``marker``: a text that changes whenever a case enters or leaves the queue, changes
-    (its row version), or — for queues with photos — gains a photo; one scan of the queue's cases."""
+def _capped_counts(q: QueueQuery, where: str) -> str:
+    """Subqueries counting the queue's cases (``total``), those past their due column (``overdue``) and those
+    due within ``:soon`` seconds (``due_soon``), each stopping at ``:cap`` + 1 cases: a count is exact below
+    ``:cap`` and means "at least" at ``cap`` + 1. Counting stops early because a queue may hold a district's
+    whole history (the callback queue: every closed public report), and the desk polls every few seconds; the
+    due counts read the queues' partial indexes on their due column."""
+    due = _due(q)
+
+    def counted(extra: str) -> str:
+        return f"(SELECT count(*) FROM (SELECT 1 FROM cases c WHERE {where}{extra} LIMIT :cap + 1) k)"
+
+    if q.due is None:
+        return f"{counted('')} AS total, 0 AS overdue, 0 AS due_soon"
+    soon = f" AND {due} >= now() AND {due} < now() + make_interval(secs => :soon)"
+    return f"{counted('')} AS total, {counted(f' AND {due} < now()')} AS overdue, {counted(soon)} AS due_soon"
+
+
+def counts(conn: Connection, q: QueueQuery, srid: int, soon_s: float, cap: int) -> dict[str, int]:
+    """``total``, ``overdue`` (due column before now) and ``due_soon`` (due within ``soon_s`` seconds) of the
+    queue's cases, each counted up to ``cap`` + 1 (``_capped_counts``); one statement."""
     where, params = _where(q, srid)
-    photos = ("(SELECT count(*) || '/' || coalesce(max(p.photo_id), 0) FROM case_photos p "
-              "JOIN queue USING (district_code, case_id))" if q.photos else "''")
-    row = conn.execute(sa.text(
-        f"""WITH queue AS (SELECT c.district_code, c.case_id, c.row_version, {_due(q)} AS due FROM cases c
-                            WHERE {where})
-            SELECT count(*) AS total,
-                   count(*) FILTER (WHERE due < now()) AS overdue,
-                   count(*) FILTER (WHERE due >= now() AND due < now() + make_interval(secs => :soon)) AS due_soon,
-                   coalesce(sum(hashtextextended(case_id::text || ':' || row_version::text, 0)), 0)::text
-                       || '|' || {photos} AS marker
-              FROM queue"""
-    ), {**params, "soon": soon_s}).mappings().one()
+    row = conn.execute(sa.text(f"SELECT {_capped_counts(q, where)}"),
+                       {**params, "soon": soon_s, "cap": cap}).mappings().one()
     return dict(row)
 
 
-def page(conn: Connection, q: QueueQuery, srid: int, limit: int, offset: int) -> list[dict[str, Any]]:
-    """One page of the queue's cases in its order (nearest first with ``near``), each with lon/lat in
-    EPSG:4326, ``seconds_left`` to its due column (negative: overdue), ``distance_m`` from ``near`` (metres in
-    the deployment CRS), ``closed_at`` and, for queues with photos, ``photo_count`` and ``first_photo_id``."""
-    where, params = _where(q, srid)
+def _page_sql(q: QueueQuery, where: str) -> str:
+    """The SELECT of one page of the queue (``:limit`` rows from ``:offset``) in its order, numbered ``n``."""
     order = ORDERS["near" if q.near is not None else q.order]
     extra = [f"EXTRACT(EPOCH FROM {_due(q)} - now()) AS seconds_left"]
     extra.append("ST_Distance(c.geom, (SELECT pt FROM near)) AS distance_m" if q.near is not None
@@ -140,12 +146,29 @@ def page(conn: Connection, q: QueueQuery, srid: int, limit: int, offset: int) ->
     extra.append("closed.at AS closed_at" if q.order == "recently_closed" else "CAST(NULL AS timestamptz) AS closed_at")
     if q.photos:
         extra.append(_PHOTOS)
-    rows = conn.execute(sa.text(
-        f"""{"WITH " + _NEAR if q.near is not None else ""}
-            SELECT {_COLUMNS}, {", ".join(extra)} FROM cases c
+    return f"""SELECT {_COLUMNS}, {", ".join(extra)}, row_number() OVER (ORDER BY {order}) AS n FROM cases c
               LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
               {_CLOSED if q.order == "recently_closed" else ""}
              WHERE {where}
              ORDER BY {order} LIMIT :limit OFFSET :offset"""
-    ), {**params, "limit": limit, "offset": offset, "srid": srid}).mappings()
-    return [dict(r) for r in rows]
+
+
+def read(conn: Connection, q: QueueQuery, srid: int, limit: int, offset: int, soon_s: float,
+         cap: int) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """The queue's counts (``counts``, each up to ``cap`` + 1) and one page of its cases in its order (nearest
+    first with ``near``), in one statement (one round trip). Each row has lon/lat in EPSG:4326,
+    ``seconds_left`` to its due column (negative: overdue), ``distance_m`` from ``near`` (metres in the
+    deployment CRS), ``closed_at`` and, for queues with photos, ``photo_count`` and ``first_photo_id``."""
+    where, params = _where(q, srid)
+    rows = conn.execute(sa.text(
+        f"""WITH {_NEAR + "," if q.near is not None else ""}
+                 counted AS (SELECT {_capped_counts(q, where)}),
+                 page AS ({_page_sql(q, where)})
+            SELECT counted.total AS _total, counted.overdue AS _overdue, counted.due_soon AS _due_soon, page.*
+              FROM counted LEFT JOIN page ON true
+             ORDER BY page.n"""
+    ), {**params, "limit": limit, "offset": offset, "srid": srid, "soon": soon_s, "cap": cap}).mappings().all()
+    counted = {"total": rows[0]["_total"], "overdue": rows[0]["_overdue"], "due_soon": rows[0]["_due_soon"]}
+    page = [{k: v for k, v in r.items() if k not in ("_total", "_overdue", "_due_soon", "n")}
+            for r in rows if r["case_id"] is not None]
+    return counted, page

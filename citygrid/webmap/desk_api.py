@@ -43,7 +43,8 @@ def desk():
 @allow(*_ANY)
 def queue_page(name: str):
     """One page of queue ``name``: the case map's filters, ``near=lon,lat`` (WGS84: nearest first, distance in
-    metres measured in the deployment CRS), ``limit`` ≤ 200, ``offset``; ``counts`` of the whole queue. 404 for
+    metres measured in the deployment CRS), ``limit`` ≤ 200, ``offset``; ``counts`` of the whole queue, each exact
+    below ``count_limit`` and equal to it when ``counts_at_least`` names it (there are at least that many). 404 for
     an unknown queue (naming them), 403 for a queue the account's roles do not work (naming who does)."""
     who = require_principal()
     wanted = require_queue(name[:100], who.roles, who.username)
@@ -52,12 +53,13 @@ def queue_page(name: str):
                            offset=int_arg("offset", 0, 0, 10_000_000))
     scope = queries.scope_for(wanted, who)
     with connection() as conn:
-        counted = queries.queue_counts(conn, wanted, scope, f)
-        tag = queries.change_tag(wanted, who, scope, f, counted.pop("marker"))
+        read = queries.read_queue(conn, wanted, scope, f)
+        tag = queries.change_tag(wanted, who, scope, f, read.marker)
         if request.if_none_match.contains_weak(tag):
             return Response(status=304, headers={"ETag": f'"{tag}"', **_PRIVATE})
-        rows = queries.queue_page(conn, case_rules(), wanted, scope, f)
-    answer = jsonify({"queue": wanted.name, "label": wanted.label, "counts": counted,
+        rows = queries.queue_page(conn, case_rules(), wanted, read.rows)
+    answer = jsonify({"queue": wanted.name, "label": wanted.label, "counts": read.counts,
+                      "count_limit": queries.COUNT_CAP, "counts_at_least": read.at_least,
                       "cases": [_row(wanted.columns, r) for r in rows], "limit": f.limit, "offset": f.offset})
     answer.headers.update({"ETag": f'"{tag}"', **_PRIVATE})
     return answer

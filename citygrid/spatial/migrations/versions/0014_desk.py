@@ -95,11 +95,17 @@ CREATE TABLE case_photos (
                "WHERE status = 'closed' AND source IN ('hotline', 'citizen', 'open311')")
     # callback: the closing events, newest first (the queue's order, walked until its page is full).
     op.execute("CREATE INDEX case_events_closing ON case_events (at DESC) WHERE to_status = 'closed'")
+    # The queues' due counts (overdue, due soon) read a range of their due column instead of filtering every
+    # case of the queue: accept and verify count verification tasks (verify_due_at), check counts check tasks.
+    op.execute("CREATE INDEX cases_desk_verify_due ON cases (district_code, verify_due_at) "
+               "WHERE status IN ('reported', 'verified') AND verify_due_at IS NOT NULL")
+    op.execute("CREATE INDEX cases_desk_check_due ON cases (district_code, check_due_at) WHERE status = 'fed_back'")
 
 
 def downgrade() -> None:
     # --- desk queues ---
-    for index in ("case_events_closing", "cases_desk_callback", "cases_desk_dispose", "cases_desk_accept"):
+    for index in ("cases_desk_check_due", "cases_desk_verify_due", "case_events_closing", "cases_desk_callback",
+                  "cases_desk_dispose", "cases_desk_accept"):
         op.execute(f"DROP INDEX {index}")
 
     # --- photos ---

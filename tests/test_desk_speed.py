@@ -1,0 +1,91 @@
+"""The desk's fast paths (#21) against their exact slow paths: counts that stop at a cap are exact below it
+and say "at least" at it; the counts and page read in one statement equal the queue's exact counts; a page's
+owners read at once equal the per-case lookup, and so do the dispatch previews built on them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from citygrid.cases import service
+from citygrid.cases import store as case_store
+from citygrid.cases.scope import CaseScope
+from citygrid.desk import queries, store
+from citygrid.desk.queues import CALLBACK_SOURCES, QUEUES
+from citygrid.spatial.db import deployment_srid
+from tests.test_desk import app, as_user, parties, report, set_case  # noqa: F401  (fixtures)
+
+
+def _query(name: str) -> store.QueueQuery:
+    q = QUEUES[name]
+    return store.QueueQuery(statuses=q.statuses, condition=q.condition, order=q.order, due=q.due, photos=q.photos,
+                            filters={k: None for k in queries.FILTERS} | {"district": "110105"}, scope=CaseScope(),
+                            callback_sources=CALLBACK_SOURCES)
+
+
+def _exact(bj, name: str) -> dict[str, int]:
+    """The accept queue's counts by plain SQL over every case (the slow path)."""
+    return dict(bj.execute(sa.text(
+        """SELECT count(*) AS total, count(*) FILTER (WHERE verify_due_at < now()) AS overdue,
+                  count(*) FILTER (WHERE verify_due_at >= now() AND verify_due_at < now() + interval '4 hours')
+                      AS due_soon
+             FROM cases WHERE district_code = '110105' AND status IN ('reported', 'verified')""")).mappings().one())
+
+
+def test_capped_counts_are_exact_below_the_cap_and_cap_plus_one_above(bj, case_rules):
+    made = [report(bj, case_rules, class_code=c) for c in ("0101", "0103", "0104", "0201")]
+    set_case(bj, made[0]["case_id"], verify_due_at="2020-01-01T00:00:00Z")
+    set_case(bj, made[1]["case_id"], verify_due_at="2020-01-02T00:00:00Z")
+    bj.execute(sa.text("UPDATE cases SET verify_due_at = now() + interval '1 hour' WHERE case_id = :id"),
+               {"id": made[2]["case_id"]})
+    exact = _exact(bj, "accept")
+    srid = deployment_srid(bj)
+    assert store.counts(bj, _query("accept"), srid, 4 * 3600, cap=10_000) == exact
+    capped = store.counts(bj, _query("accept"), srid, 4 * 3600, cap=1)
+    assert capped == {k: min(v, 2) for k, v in exact.items()} and capped["total"] == 2 and capped["overdue"] == 2
+    # the one-statement read gives the same counts and the same page as the counts alone and a plain page
+    counted, rows = store.read(bj, _query("accept"), srid, 2, 0, 4 * 3600, cap=10_000)
+    assert counted == exact and len(rows) == min(2, exact["total"])
+    oldest = bj.execute(sa.text("""SELECT case_id FROM cases WHERE district_code = '110105'
+                                     AND status IN ('reported', 'verified') ORDER BY reported_at, case_id LIMIT 2"""))
+    assert [r["case_id"] for r in rows] == list(oldest.scalars())
+    counted, rows = store.read(bj, _query("accept"), srid, 5, 10_000_000, 4 * 3600, cap=10_000)
+    assert rows == [] and counted == exact  # a page past the end still has its counts
+
+
+def test_api_says_which_counts_reached_the_limit(as_user, bj, case_rules):  # noqa: F811
+    report(bj, case_rules)
+    body = as_user("acc", ["acceptor"]).get("/api/v1/desk/accept?district=110105").get_json()
+    assert body["count_limit"] == queries.COUNT_CAP and body["counts_at_least"] == []
+    assert body["counts"]["total"] == _exact(bj, "accept")["total"] < queries.COUNT_CAP
+    bj.execute(sa.text(
+        """INSERT INTO cases (district_code, idempotency_key, kind, scheme, class_code, description, source,
+                              reported_at, status, unit_grid_code, supervision_code, community_code, street_code,
+                              synthetic, attrs, geom)
+           SELECT district_code, 'speed-' || i, kind, scheme, class_code, description, source, reported_at, status,
+                  unit_grid_code, supervision_code, community_code, street_code, true, attrs, geom
+             FROM cases, generate_series(1, :n) i
+            WHERE case_id = (SELECT max(case_id) FROM cases WHERE status = 'reported')"""),
+        {"n": queries.COUNT_CAP + 1})
+    body = as_user("acc2", ["acceptor"]).get("/api/v1/desk/accept?district=110105").get_json()
+    assert body["counts"]["total"] == queries.COUNT_CAP and body["counts_at_least"] == ["total"]
+    listed = {q["queue"]: q for q in as_user("acc3", ["acceptor"]).get("/api/v1/desk?district=110105")
+              .get_json()["queues"]}
+    assert listed["accept"]["total"] == queries.COUNT_CAP and listed["accept"]["at_least"] == ["total"]
+    assert "at_least" not in listed["callback"] or listed["callback"]["total"] == queries.COUNT_CAP
+
+
+def test_owners_of_a_page_at_once_equal_each_cases_own(bj, case_rules):
+    made = [report(bj, case_rules, class_code=c) for c in ("0101", "0103")]
+    made.append(report(bj, case_rules, class_code="0201", lon=116.55, lat=39.98))
+    cases = [case_store.get_case(bj, c["case_id"]) for c in made]
+    asked = [(c["district_code"], c["unit_grid_code"], c["reported_at"]) for c in cases]
+    asked += [("110105", None, None), ("110105", "no-such-grid", None)]
+    batch = case_store.owners_at_many(bj, asked)
+    assert batch == [case_store.owners_at(bj, d, g, at) for d, g, at in asked]
+    assert any(batch[:3]) and batch[3:] == [{}, {}]
+    for case in cases:
+        set_case(bj, case["case_id"], status="accepted")
+    cases = [case_store.get_case(bj, c["case_id"]) for c in made]
+    previews = service.dispatch_previews(bj, case_rules, cases)
+    assert previews == [service.dispatch_preview(bj, case_rules, c) for c in cases]
+    assert all(p["party"] for p in previews)
