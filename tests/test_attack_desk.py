@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -222,3 +224,31 @@ def test_a_polled_304_never_hides_a_case_falling_overdue_or_due_soon(as_user, bj
         assert later.status_code == 200, left
         assert later.get_json()["counts"][changed] == counts[changed] + 1
         tag = later.headers["ETag"]
+
+
+def test_a_small_file_announcing_fifty_megapixels_is_not_copied_full_size_again_and_again(tmp_path):
+    """A few hundred kB of PNG (or a few kB of WebP) decode to 4 bytes a pixel (190 MiB); checking one made
+    three more full-size copies (940 MiB at its peak; ten photos a request, several requests at once). Made
+    small first, its peak stays under 3.25 times the decode (about 560 MiB). Measured in a process of its own
+    by its peak resident memory since the check began (``/proc/self/clear_refs``, Linux)."""
+    from PIL import Image
+
+    from citygrid.evidence.photos import MAX_PIXELS
+
+    side = int(MAX_PIXELS**0.5) - 10
+    path = tmp_path / "big.png"
+    Image.new("RGBA", (side, side), (1, 2, 3, 4)).save(path, "PNG")
+    assert path.stat().st_size < 1_000_000
+    child = ("from citygrid.evidence.photos import check_photo\n"
+             "def kib(key):\n"
+             "    return next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith(key))\n"
+             f"data = open({str(path)!r}, 'rb').read()\n"
+             "open('/proc/self/clear_refs', 'w').write('5')\n"
+             "before = kib('VmRSS:')\n"
+             "checked = check_photo(data, 'photo[0]')\n"
+             "print(checked.width, kib('VmHWM:') - before)\n")
+    width, grown_kib = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                                      check=True).stdout.split()
+    assert int(width) == 4096
+    decode_kib = side * side * 4 / 1024
+    assert int(grown_kib) < 3.25 * decode_kib, f"{int(grown_kib) // 1024} MiB for a {decode_kib // 1024:.0f} MiB decode"

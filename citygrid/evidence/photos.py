@@ -148,6 +148,10 @@ def _reason(exc: Exception) -> str:
 def _normalised(image: Image.Image) -> Image.Image:
     """The image upright (EXIF orientation applied), in sRGB, RGB or RGBA, at most ``STORED_SIDE`` pixels on its
     long side, with no metadata left in ``info``."""
+    if image.mode in ("RGB", "RGBA", "L") and max(image.size) > STORED_SIDE:
+        # Made small first, in place: each step below copies the whole image, and copies of a 50-megapixel
+        # PNG or WebP (a few kB can announce that) would take several times its 200 MB decode.
+        image.thumbnail((STORED_SIDE, STORED_SIDE), Image.Resampling.LANCZOS)
     upright = ImageOps.exif_transpose(image) or image
     alpha = upright.mode in ("RGBA", "LA", "PA") or upright.has_transparency_data
     mode = "RGBA" if alpha else "RGB"
