@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from citygrid.cases.scope import CaseScope
 from citygrid.cases.store import case_conditions
 from citygrid.cases.workflow import STATES
+from citygrid.spatial.store import current_version_sql
 
 # Further conditions a queue may name (``desk.queues.Queue.condition``).
 CONDITIONS: dict[str, str] = {
@@ -54,6 +55,12 @@ _PHOTOS = """(SELECT count(*) FROM case_photos p WHERE p.district_code = c.distr
                  AND p.case_id = c.case_id) AS photo_count,
              (SELECT min(p.photo_id) FROM case_photos p WHERE p.district_code = c.district_code
                  AND p.case_id = c.case_id) AS first_photo_id"""
+# A supervisor's queues: their team's grids as a list found once per statement, so the cases are looked up in
+# those grids by index (``cases_desk_grid``) rather than every case of the queue's statuses tested against them.
+# It narrows only: the scope's own condition (``cases.store.case_conditions``) still decides.
+_TEAM_GRIDS = f"""c.supervision_code = ANY(ARRAY(
+    SELECT s.code FROM supervision_grids s
+     WHERE s.team_code = :scope_team AND s.version_id = {current_version_sql("s.district_code")}))"""
 # The near point in the storage CRS, once per statement.
 # (Given already projected: a transform in the statement sets PROJ up again for every statement.)
 _NEAR = "near AS (SELECT ST_GeomFromWKB(:near_wkb, :srid) AS pt)"
@@ -94,6 +101,8 @@ def _where(q: QueueQuery, srid: int) -> tuple[str, dict[str, Any]]:
     """The WHERE clause (on cases ``c``) of the queue's cases and its parameters."""
     where, params = case_conditions(**q.filters, srid=srid, scope=q.scope)
     where.append(_statuses(q.statuses))
+    if params.get("scope_team") is not None and not params.get("scope_all"):
+        where.append(_TEAM_GRIDS)
     if q.condition is not None:
         where.append(CONDITIONS[q.condition])
         params["callback_sources"] = list(q.callback_sources)

@@ -100,12 +100,15 @@ CREATE TABLE case_photos (
     op.execute("CREATE INDEX cases_desk_verify_due ON cases (district_code, verify_due_at) "
                "WHERE status IN ('reported', 'verified') AND verify_due_at IS NOT NULL")
     op.execute("CREATE INDEX cases_desk_check_due ON cases (district_code, check_due_at) WHERE status = 'fed_back'")
+    # verify, check: a supervisor's queues read the cases of their team's grids (a few of the district's).
+    op.execute("CREATE INDEX cases_desk_grid ON cases (district_code, supervision_code) "
+               "WHERE status IN ('reported', 'fed_back')")
 
 
 def downgrade() -> None:
     # --- desk queues ---
-    for index in ("cases_desk_check_due", "cases_desk_verify_due", "case_events_closing", "cases_desk_callback",
-                  "cases_desk_dispose", "cases_desk_accept"):
+    for index in ("cases_desk_grid", "cases_desk_check_due", "cases_desk_verify_due", "case_events_closing",
+                  "cases_desk_callback", "cases_desk_dispose", "cases_desk_accept"):
         op.execute(f"DROP INDEX {index}")
 
     # --- photos ---
