@@ -252,3 +252,55 @@ def test_a_small_file_announcing_fifty_megapixels_is_not_copied_full_size_again_
     assert int(width) == 4096
     decode_kib = side * side * 4 / 1024
     assert int(grown_kib) < 3.25 * decode_kib, f"{int(grown_kib) // 1024} MiB for a {decode_kib // 1024:.0f} MiB decode"
+
+
+def race(engine, case_rules, first: tuple[int, int], second: tuple[int, int]) -> str:
+    """Two acceptors at once: ``first`` (case, duplicate_of) is marked and, before it commits, ``second`` is
+    tried on another connection; what became of the second (``marked`` or the refusal's message)."""
+    import threading
+
+    from citygrid.errors import Conflict
+
+    outcome: dict[str, str] = {}
+
+    def other_acceptor() -> None:
+        with engine.begin() as conn:
+            try:
+                service.transition(conn, case_rules, second[0], "mark_duplicate", actor="acc-2", role="acceptor",
+                                   duplicate_of=second[1])
+                outcome["second"] = "marked"
+            except Conflict as refused:
+                outcome["second"] = refused.message
+            except Exception as failed:  # what the endpoint would answer with a 500
+                outcome["second"] = f"failed: {type(failed).__name__}"
+    with engine.connect() as conn, conn.begin():
+        service.transition(conn, case_rules, first[0], "mark_duplicate", actor="acc-1", role="acceptor",
+                           duplicate_of=first[1])
+        racer = threading.Thread(target=other_acceptor)
+        racer.start()
+        racer.join(timeout=3)  # it may finish meanwhile or wait for this commit
+    racer.join(timeout=60)
+    return outcome["second"]
+
+
+def test_duplicates_marked_at_once_wait_for_each_other_never_a_500_or_a_circle(beijing_engine, case_rules):
+    """A as a duplicate of B while B is marked a duplicate of A: each saw the other open. C and D as duplicates
+    of the same E at once: both events took E's next number (a unique violation, a 500)."""
+    with beijing_engine.begin() as conn:
+        ids = [service.submit(conn, case_rules, parse_report(report_payload(lon=LON + d, class_code=c)))[0]["case_id"]
+               for d, c in ((0.011, "0103"), (0.013, "0104"), (0.015, "0103"), (0.017, "0104"), (0.019, "0201"))]
+    a, b, c, d, e = ids
+    try:
+        assert "itself a duplicate" in race(beijing_engine, case_rules, (a, b), (b, a))
+        assert race(beijing_engine, case_rules, (c, e), (d, e)) == "marked"
+        with beijing_engine.connect() as conn:
+            statuses = dict(conn.execute(sa.text("SELECT case_id, status FROM cases WHERE case_id = ANY(:ids)"),
+                                         {"ids": ids}).all())
+            told = conn.execute(sa.text("SELECT count(*) FROM case_events WHERE case_id = :e "
+                                        "AND action = 'duplicate_report'"), {"e": e}).scalar_one()
+        assert statuses == {a: "duplicate", b: "reported", c: "duplicate", d: "duplicate", e: "reported"}
+        assert told == 2
+    finally:
+        with beijing_engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM case_events WHERE case_id = ANY(:ids)"), {"ids": ids})
+            conn.execute(sa.text("DELETE FROM cases WHERE case_id = ANY(:ids)"), {"ids": ids})

@@ -556,6 +556,10 @@ def _mark_duplicate(conn: Connection, rules: CaseRules, case: dict[str, Any], ch
     original_id = _case_number(change.duplicate_of)
     if original_id == case["case_id"]:
         raise InvalidInput("a case cannot be a duplicate of itself", field="duplicate_of")
+    # Both rows locked before the original is read: another acceptor marking the original a duplicate of this
+    # case meanwhile (each would see the other open and both would close), or a second duplicate of the same
+    # original (both events would take its next number: a unique violation), waits for this one to end.
+    store.lock_cases(conn, [case["case_id"], original_id])
     original = store.get_case(conn, original_id)
     if original is None or original["district_code"] != case["district_code"]:
         message = f"no case {original_id} in district {case['district_code']}"

@@ -133,6 +133,13 @@ def add_event(conn: Connection, district: str, case_id: int, *, action: str, fro
         "digest": idempotency_digest, "account": account, "due_at": due_at}).rowcount == 1
 
 
+def lock_cases(conn: Connection, case_ids: list[int]) -> None:
+    """Lock the rows of ``case_ids`` until the transaction ends, in case-number order, so two transactions that
+    lock the same cases wait for each other in turn, never in a circle."""
+    conn.execute(sa.text("SELECT case_id FROM cases WHERE case_id = ANY(:ids) ORDER BY case_id FOR UPDATE"),
+                 {"ids": sorted(case_ids)}).all()
+
+
 def get_case(conn: Connection, case_id: int, scope: CaseScope | None = None) -> dict[str, Any] | None:
     """The case, or None when there is none or it lies outside ``scope`` (default: every case)."""
     row = conn.execute(sa.text(
