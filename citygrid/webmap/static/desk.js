@@ -27,14 +27,20 @@
     return q;
   }
 
+  // A count the API stopped at its cap (named in at_least / counts_at_least) means "at least": "100+".
+  function shown(n, atLeast) { return String(n || 0) + (atLeast ? "+" : ""); }
+
   function drawTabs() {
     ui.queues.textContent = "";
     state.queues.forEach(function (q) {
-      var tab = el("button", null, q.label + " " + q.total);
+      var capped = q.at_least || [];
+      var tab = el("button", null, q.label + " " + shown(q.total, capped.indexOf("total") >= 0));
       if (q.unavailable) { tab.title = q.unavailable; }
       tab.type = "button"; tab.setAttribute("role", "tab"); tab.dataset.queue = q.queue;
       tab.setAttribute("aria-selected", String(q.queue === state.queue));
-      if (q.overdue) { tab.appendChild(el("span", "cg-overdue", " (" + q.overdue + " overdue 超时)")); }
+      if (q.overdue) {
+        tab.appendChild(el("span", "cg-overdue", " (" + shown(q.overdue, capped.indexOf("overdue") >= 0) + " overdue 超时)"));
+      }
       tab.addEventListener("click", function () { choose(q.queue); });
       ui.queues.appendChild(tab);
     });
@@ -121,15 +127,17 @@
 
   function drawList(body) {
     ui.rows.textContent = ""; markers.clearLayers();
-    var counts = body.counts || {};
-    ui.status.textContent = (counts.total || 0) + " cases 件" + (counts.overdue ? ", " + counts.overdue + " overdue 超时" : "") +
-                            (counts.due_soon ? ", " + counts.due_soon + " due soon 即将到期" : "");
-    (body.cases || []).forEach(function (row) { ui.rows.appendChild(drawRow(row)); });
-    if (!(body.cases || []).length) { ui.rows.appendChild(el("li", "cg-meta", "no cases in this queue 暂无案件")); }
-    var total = counts.total || 0;
-    ui.page.textContent = total ? (state.offset + 1) + "–" + Math.min(state.offset + LIMIT, total) + " / " + total : "";
+    var counts = body.counts || {}, capped = body.counts_at_least || [], rows = body.cases || [];
+    function count(k) { return shown(counts[k], capped.indexOf(k) >= 0); }
+    ui.status.textContent = count("total") + " cases 件" + (counts.overdue ? ", " + count("overdue") + " overdue 超时" : "") +
+                            (counts.due_soon ? ", " + count("due_soon") + " due soon 即将到期" : "");
+    rows.forEach(function (row) { ui.rows.appendChild(drawRow(row)); });
+    if (!rows.length) { ui.rows.appendChild(el("li", "cg-meta", "no cases in this queue 暂无案件")); }
+    var total = counts.total || 0, more = capped.indexOf("total") >= 0;
+    // A capped total says only that there are more: the page's own rows tell where it ends.
+    ui.page.textContent = rows.length ? (state.offset + 1) + "–" + (state.offset + rows.length) + " / " + count("total") : "";
     ui.prev.disabled = state.offset === 0;
-    ui.next.disabled = state.offset + LIMIT >= total;
+    ui.next.disabled = more ? rows.length < LIMIT : state.offset + LIMIT >= total;
     fitToRows();
   }
 
