@@ -52,6 +52,30 @@ def test_capped_counts_are_exact_below_the_cap_and_cap_plus_one_above(bj, case_r
     assert rows == [] and counted == exact  # a page past the end still has its counts
 
 
+def test_counts_read_in_due_order_equal_the_capped_counts_at_every_cap(bj, case_rules):
+    """The verify, check and dispose queues count one window of their cases in due order (the fast path); at
+    every cap its counts equal the three capped counts (the slow path), also when the window is full of overdue
+    and due-soon cases (due_soon is then counted the long way)."""
+    made = [report(bj, case_rules, class_code=c) for c in ("0101", "0103", "0104", "0201", "0102")]
+    dues = ("now() - interval '2 days'", "now() - interval '1 day'", "now() + interval '1 hour'",
+            "now() + interval '2 hours'", "now() + interval '3 days'")
+    for case, due in zip(made, dues, strict=True):
+        bj.execute(sa.text(f"""UPDATE cases SET verify_due_at = {due}, check_due_at = {due}, deadline_at = {due}
+                                WHERE case_id = :id"""), {"id": case["case_id"]})
+    srid = deployment_srid(bj)
+    for name, status in (("verify", "reported"), ("check", "fed_back"), ("dispose", "dispatched")):
+        for case in made:
+            set_case(bj, case["case_id"], status=status)
+        assert store._due_window(_query(name))
+        for cap in range(7):
+            slow = store.counts(bj, _query(name), srid, 4 * 3600, cap=cap)
+            counted, rows = store.read(bj, _query(name), srid, 3, 0, 4 * 3600, cap=cap)
+            assert counted == slow, (name, cap)
+            assert len(rows) == 3
+        assert store.counts(bj, _query(name), srid, 4 * 3600, cap=100) == {"total": 5, "overdue": 2, "due_soon": 2}
+    assert not store._due_window(_query("accept"))  # oldest first: its three capped counts
+
+
 def test_api_says_which_counts_reached_the_limit(as_user, bj, case_rules):  # noqa: F811
     report(bj, case_rules)
     body = as_user("acc", ["acceptor"]).get("/api/v1/desk/accept?district=110105").get_json()
