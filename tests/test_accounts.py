@@ -257,21 +257,27 @@ def test_case_scope_of_each_kind_of_account():
     from citygrid.accounts.service import Principal
     from citygrid.cases.scope import CaseScope, action_scope, read_scope
 
-    def who(*roles, team=None, party=None):
-        return Principal(1, "x", roles, "110105", team, "token", party_code=party)
+    def who(*roles, team=None, party=None, district="110105"):
+        return Principal(1, "x", roles, district, team, "token", party_code=party)
 
-    assert read_scope(who("admin")) == read_scope(who("dispatcher")) == read_scope(who("analyst")) == CaseScope()
+    assert read_scope(who("admin")) == read_scope(who("dispatcher", district=None)) == CaseScope()
+    assert read_scope(who("analyst", district=None)).unrestricted
+    # An account of one district reads that district's cases only; an admin reads every district's.
+    assert read_scope(who("dispatcher")) == read_scope(who("analyst")) == CaseScope(home="110105")
+    assert "not in your district 110105" in read_scope(who("acceptor")).refusal(3)
+    assert read_scope(who("admin")).unrestricted and not read_scope(who("calltaker")).unrestricted
     assert not read_scope(who("planner")).readable and not read_scope(who("gis")).readable
-    assert read_scope(who("supervisor", team="110105T01")) == CaseScope(team="110105T01")
-    assert read_scope(who("unit", party="P1")) == CaseScope(party="P1", district="110105")
+    assert read_scope(who("supervisor", team="110105T01")) == CaseScope(team="110105T01", home="110105")
+    assert read_scope(who("unit", party="P1")) == CaseScope(party="P1", district="110105", home="110105")
     both = read_scope(who("supervisor", "unit", team="110105T01", party="P1"))
     assert (both.team, both.party) == ("110105T01", "P1") and "neither" in both.refusal(3)
-    assert read_scope(who("unit", "dispatcher", party="P1")).unrestricted
+    assert read_scope(who("unit", "dispatcher", party="P1", district=None)).unrestricted
+    assert read_scope(who("unit", "acceptor", party="P1")) == CaseScope(home="110105")  # the acceptor reads all
     assert action_scope(who("unit", "dispatcher", party="P1"), "unit").party == "P1"  # acting as the unit
     assert action_scope(who("supervisor", "dispatcher", team="110105T01"), "supervisor").team == "110105T01"
     assert not read_scope(who("unit")).readable  # bound to no party: reads nothing
     assert CaseScope(readable=False).bound() == {"scope_all": False, "scope_team": None, "scope_party": None,
-                                                 "scope_district": None}
+                                                 "scope_district": None, "scope_home": None}
 
 
 # ------------------------------------------------------------------------------------------ passwords, tokens

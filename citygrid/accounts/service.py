@@ -47,12 +47,14 @@ class Principal:
     @property
     def supervisor_only(self) -> bool:
         """A supervisor with no role that sees beyond their own grids (scoped to their team)."""
-        return "supervisor" in self.roles and not set(self.roles) & {"admin", "dispatcher", "analyst", "planner"}
+        return "supervisor" in self.roles and not set(self.roles) & {"admin", "dispatcher", "analyst", "planner",
+                                                                     "acceptor", "calltaker", "lead"}
 
     @property
     def unit_only(self) -> bool:
         """A unit operator with no role that sees beyond their party's cases (scoped to their party)."""
-        return "unit" in self.roles and not set(self.roles) & {"admin", "dispatcher", "analyst"}
+        return "unit" in self.roles and not set(self.roles) & {"admin", "dispatcher", "analyst", "acceptor",
+                                                               "calltaker", "lead"}
 
 
 def _digest(secret: str) -> bytes:

@@ -212,11 +212,12 @@ _IN_TEAM = f"""(c.district_code, c.supervision_code) IN (
                     SELECT s.district_code, s.code FROM supervision_grids s
                      WHERE s.team_code = :team AND s.version_id = {current_version_sql("s.district_code")})"""
 # A case in a reader's scope (``CaseScope.bound``): every case, or those in the grids of team :scope_team, or
-# those dispatched to party :scope_party of district :scope_district.
-_IN_SCOPE = f"""(CAST(:scope_all AS boolean)
+# those dispatched to party :scope_party of district :scope_district; only district :scope_home's when it is set.
+_IN_SCOPE = f"""((CAST(:scope_home AS text) IS NULL OR c.district_code = :scope_home)
+              AND (CAST(:scope_all AS boolean)
                   OR (CAST(:scope_team AS text) IS NOT NULL AND {_IN_TEAM.replace(":team", ":scope_team")})
                   OR (CAST(:scope_party AS text) IS NOT NULL AND c.district_code = :scope_district
-                      AND c.attrs -> 'dispatched_to' ->> 'code' = :scope_party))"""
+                      AND c.attrs -> 'dispatched_to' ->> 'code' = :scope_party)))"""
 
 
 def _scope(scope: CaseScope | None) -> dict[str, Any]:

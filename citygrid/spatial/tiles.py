@@ -55,8 +55,8 @@ class TileLayer:
     select: str
     filters: tuple[tuple[str, str], ...] = ()
     revision_of: tuple[str, ...] = ("grids",)  # "grids" (current versions) and/or layer_revisions layers
-    # The rows a restricted reader may see (bound :scope_team, :scope_party, :scope_district; see the module
-    # docstring); None: the layer is the same for every reader.
+    # The rows a restricted reader may see (bound :scope_all, :scope_team, :scope_party, :scope_district and
+    # :scope_home; see the module docstring); None: the layer is the same for every reader.
     reader_scope: str | None = None
     # The rows depend on the local day too (validity ranges of days): the day is part of the revision, so a tile
     # made yesterday is not served once a unit's range has ended or begun.
@@ -116,11 +116,13 @@ LAYERS: dict[str, TileLayer] = {layer.name: layer for layer in (
               filters=(("status", "g.status = :status"), ("class_code", "g.class_code = :class_code"),
                        ("open", "g.status <> ALL(CAST(:open AS text[]))")),
               revision_of=("cases",), reader_scope=f"""(
-                  (CAST(:scope_team AS text) IS NOT NULL AND g.supervision_code IN (
+                  (CAST(:scope_home AS text) IS NULL OR g.district_code = :scope_home)
+              AND (CAST(:scope_all AS boolean)
+                  OR (CAST(:scope_team AS text) IS NOT NULL AND g.supervision_code IN (
                        SELECT s.code FROM supervision_grids s WHERE s.district_code = g.district_code
                           AND s.team_code = :scope_team AND s.version_id = {_CURRENT_VERSION}))
                   OR (CAST(:scope_party AS text) IS NOT NULL AND g.district_code = :scope_district
-                      AND g.attrs -> 'dispatched_to' ->> 'code' = :scope_party))"""),
+                      AND g.attrs -> 'dispatched_to' ->> 'code' = :scope_party)))"""),
     # Frontage units (门前三包) valid today (the session's local day), from zoom 16: a frontage is a few metres of
     # pavement. ``synthetic`` and ``source`` let the map label seeded units as such.
     TileLayer("frontage_units", 16, ("unit_id", "district", "name", "kind", "party", "synthetic", "source"), """
@@ -204,7 +206,8 @@ def make_tile(conn: Connection, tile_layer: TileLayer, z: int, x: int, y: int, s
               filters: dict[str, Any], scope: dict[str, Any] | None = None) -> bytes:
     """The MVT bytes of one tile (EPSG:3857 tile grid; rows in EPSG:``srid`` selected through the envelope).
     Empty bytes below the layer's ``minzoom``. ``scope``: the bound values of a restricted reader's scope
-    (``scope_team``, ``scope_party``, ``scope_district``) for a layer with a ``reader_scope``; None: every row."""
+    (``scope_all``, ``scope_team``, ``scope_party``, ``scope_district``, ``scope_home``) for a layer with a
+    ``reader_scope``; None: every row."""
     if scope is not None and tile_layer.reader_scope is None:
         raise ValueError(f"layer {tile_layer.name} is the same for every reader; it takes no scope")
     if z < tile_layer.minzoom or not _in_area_of_use(z, x, y, srid):
@@ -228,7 +231,8 @@ def make_tile(conn: Connection, tile_layer: TileLayer, z: int, x: int, y: int, s
               "extent": EXTENT, "buffer": BUFFER, "tolerance": simplify_tolerance(z, y),
               **{k: list(v) if isinstance(v, tuple) else v for k, v in filters.items() if v is not None}}
     if scope is not None:
-        params.update({k: scope.get(k) for k in ("scope_team", "scope_party", "scope_district")})
+        params.update({k: scope.get(k) for k in ("scope_all", "scope_team", "scope_party", "scope_district",
+                                                 "scope_home")})
     return bytes(conn.execute(sa.text(sql), params).scalar_one() or b"")
 
 
