@@ -304,3 +304,40 @@ def test_duplicates_marked_at_once_wait_for_each_other_never_a_500_or_a_circle(b
         with beijing_engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM case_events WHERE case_id = ANY(:ids)"), {"ids": ids})
             conn.execute(sa.text("DELETE FROM cases WHERE case_id = ANY(:ids)"), {"ids": ids})
+
+
+def test_two_events_added_to_one_case_at_once_take_their_numbers_in_turn(beijing_engine, case_rules):
+    """Photos added (an ``add_photos`` event) while a duplicate report joins the same case on another
+    connection: both read the same highest event number and the second insert was a unique violation (a 500)."""
+    import threading
+
+    from citygrid.cases import store as case_store
+
+    with beijing_engine.begin() as conn:
+        case = service.submit(conn, case_rules, parse_report(report_payload(lon=LON + 0.021, class_code="0505")))[0]
+    district, cid = case["district_code"], case["case_id"]
+    failures: list[str] = []
+
+    def joining_report() -> None:
+        try:
+            with beijing_engine.begin() as conn:
+                case_store.add_event(conn, district, cid, action="duplicate_report", from_status=None,
+                                     to_status="reported", actor="t2", role="supervisor")
+        except Exception as failed:  # what the endpoint would answer with a 500
+            failures.append(type(failed).__name__)
+    try:
+        with beijing_engine.connect() as conn, conn.begin():
+            case_store.add_event(conn, district, cid, action="add_photos", from_status="reported",
+                                 to_status="reported", actor="t1", role="supervisor")
+            racer = threading.Thread(target=joining_report)
+            racer.start()
+            racer.join(timeout=2)  # it waits for this commit
+        racer.join(timeout=60)
+        assert failures == []
+        with beijing_engine.connect() as conn:
+            seqs = conn.execute(sa.text("SELECT seq FROM case_events WHERE case_id = :c ORDER BY seq"),
+                                {"c": cid}).scalars().all()
+        assert seqs == [1, 2, 3]
+    finally:
+        with beijing_engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM cases WHERE case_id = :c"), {"c": cid})

@@ -118,7 +118,13 @@ def add_event(conn: Connection, district: str, case_id: int, *, action: str, fro
               idempotency_digest: str | None = None, account: str | None = None, due_at: Any = None) -> bool:
     """Append an event, recording the person (``people``) of the acting ``account`` in the case's district
     (NULL without an account or a person) and ``due_at``, when the task the event completes was due; False
-    when an event with this idempotency key exists already (a retried report)."""
+    when an event with this idempotency key exists already (a retried report).
+
+    The case row is locked first (a no-op for a transition, which has updated it already), so two events
+    added to one case at once (a duplicate report joining it while it moves, photos added meanwhile) take
+    their numbers in turn instead of the same one."""
+    conn.execute(sa.text("SELECT 1 FROM cases WHERE district_code = :d AND case_id = :c FOR UPDATE"),
+                 {"d": district, "c": case_id}).all()
     return conn.execute(sa.text(
         """INSERT INTO case_events (district_code, case_id, seq, action, from_status, to_status, actor, role, note,
                                    idempotency_key, idempotency_digest, person_id, due_at)
