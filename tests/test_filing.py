@@ -204,6 +204,19 @@ def test_mark_duplicate_closes_the_report_and_tells_the_original(case_rules, bj)
         act(bj, case_rules, again["case_id"], "accept", "acceptor")
 
 
+def test_a_case_marked_duplicate_hands_its_own_duplicates_to_its_original(case_rules, bj):
+    """A duplicates B; B is then found to duplicate C: A names C too (no chain A -> B -> C to follow)."""
+    a = report(bj, case_rules, class_code="0103")
+    b = report(bj, case_rules, class_code="0104")
+    c = report(bj, case_rules, class_code="0201")
+    act(bj, case_rules, a["case_id"], "mark_duplicate", "acceptor", duplicate_of=b["case_id"])
+    act(bj, case_rules, b["case_id"], "mark_duplicate", "acceptor", duplicate_of=c["case_id"])
+    assert service.case_view(bj, a["case_id"])["attrs"]["duplicate_of"] == c["case_id"]
+    told = service.case_view(bj, c["case_id"])["events"][-1]
+    assert told["note"] == (f"case {b['case_id']} (with its duplicates {a['case_id']}) "
+                            "marked as a duplicate of this case")
+
+
 @pytest.mark.parametrize(("value", "error", "needle"), [
     (None, InvalidInput, "duplicate_of is required"), ("12", InvalidInput, "a case number"),
     (True, InvalidInput, "a case number"), (1.5, InvalidInput, "a case number"), (0, InvalidInput, "a case number"),

@@ -572,9 +572,12 @@ def _mark_duplicate(conn: Connection, rules: CaseRules, case: dict[str, Any], ch
         raise Conflict(f"case {original_id} is {original['status']}: a report duplicates an open case only",
                        details=[problem("duplicate_of", f"case {original_id} is not open")])
     store.merge_attrs(conn, case["case_id"], {"duplicate_of": original_id})
+    # No chains: the cases marked as duplicates of this one now name its original too.
+    moved = store.repoint_duplicates(conn, case["district_code"], case["case_id"], original_id)
+    also = f" (with its duplicates {', '.join(map(str, moved))})" if moved else ""
     store.add_event(conn, original["district_code"], original_id, action="duplicate_report", from_status=None,
                     to_status=original["status"], actor=change.actor, role=change.role,
-                    note=f"case {case['case_id']} marked as a duplicate of this case", account=change.account)
+                    note=f"case {case['case_id']}{also} marked as a duplicate of this case", account=change.account)
     return change.note or f"duplicate of case {original_id}"
 
 
@@ -721,18 +724,43 @@ def _disposal_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any],
 
 def dispatch_previews(conn: Connection, rules: CaseRules, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``dispatch_preview`` of each of ``cases`` (a page of the dispatch queue), with the working calendar, the
-    transaction's start, the storage CRS and the owners of the cases' grids read once for the page rather than
-    once per case."""
+    transaction's start, the owners of the cases' grids and the frontage units of the cases whose class goes to
+    one read once for the page rather than once per case."""
     clock = (rules.calendar.in_zone(deployment_zone(conn)), store.transaction_start(conn))
     owners = store.owners_at_many(conn, [(c["district_code"], c["unit_grid_code"], c["reported_at"]) for c in cases])
-    srid = deployment_srid(conn) if cases else None
-    return [dispatch_preview(conn, rules, case, clock=clock, owners=mine, srid=srid)
+    units = _frontage_units_of(conn, [c for c in cases if _wants_frontage(rules.dispatch, c)])
+    return [dispatch_preview(conn, rules, case, clock=clock, owners=mine, frontage=units.get)
             for case, mine in zip(cases, owners, strict=True)]
+
+
+def _wants_frontage(rules: DispatchRules, case: dict[str, Any]) -> bool:
+    """Whether ``_community_party`` would look up the frontage unit of ``case`` (community level, no override,
+    a ``frontage_unit`` class rule, none recorded on the case, a point)."""
+    kind, code = case["kind"], case["class_code"]
+    return (bool(code) and _level_of(case) == LEVELS[0] and not rules.overrides.get(f"{kind}/{code}")
+            and rules.rule_for(kind, code) == "frontage_unit" and case.get("lon") is not None
+            and not (case.get("attrs") or {}).get("frontage_unit"))
+
+
+def _frontage_units_of(conn: Connection, cases: list[dict[str, Any]]) -> dict[int, dict[str, Any] | None]:
+    """``_frontage_unit_of`` of each of ``cases`` (with a point) by case number, in one query."""
+    if not cases:
+        return {}
+    from citygrid.responsibility.queries import frontage_units_at_many
+
+    srid, wgs84 = deployment_srid(conn), crs.parse_crs("EPSG:4326")
+    points = [(c["district_code"], shapely.to_wkb(crs.storage_point(c["lon"], c["lat"], wgs84, srid)),
+               c["reported_at"]) for c in cases]
+    found = frontage_units_at_many(conn, points, srid)
+    return {c["case_id"]: None if u is None else
+            {"code": u["code"], "name": u["party_name"], "kind": u["party_kind"], "unit_id": u["unit_id"]}
+            for c, u in zip(cases, found, strict=True)}
 
 
 def dispatch_preview(conn: Connection, rules: CaseRules, case: dict[str, Any],
                      clock: tuple[Any, Any] | None = None,
-                     owners: dict[str, dict[str, Any]] | None = None, srid: int | None = None) -> dict[str, Any]:
+                     owners: dict[str, dict[str, Any]] | None = None,
+                     frontage: Callable[[int], dict[str, Any] | None] | None = None) -> dict[str, Any]:
     """Where ``case`` would go if dispatched now, for the dispatcher's queue: the party the rule of its level
     chooses (``responsible_party``), the ``level`` and the disposal ``deadline_at`` it would get.
 
@@ -751,7 +779,7 @@ def dispatch_preview(conn: Connection, rules: CaseRules, case: dict[str, Any],
     try:
         if not case["class_code"]:
             raise Conflict(f"case {case['case_id']} has no class yet: reclassify it before dispatch")
-        party = responsible_party(conn, rules.dispatch, case, owners=owners, srid=srid)
+        party = responsible_party(conn, rules.dispatch, case, owners=owners, frontage=frontage)
     except Conflict as refused:
         return {"party": None, "level": level, "deadline_at": deadline, "problem": refused.message}
     return {"party": party, "level": level, "deadline_at": deadline}
@@ -774,7 +802,8 @@ def _escalate_by_rule(conn: Connection, case_id: int, action: str, escalation: E
 
 
 def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, Any],
-                      owners: dict[str, dict[str, Any]] | None = None, srid: int | None = None) -> dict[str, Any]:
+                      owners: dict[str, dict[str, Any]] | None = None,
+                      frontage: Callable[[int], dict[str, Any] | None] | None = None) -> dict[str, Any]:
     """The party a case goes to at the level it is handled at (``attrs.level``; 三平台): community level by the
     class rules (``_community_party``), street level the street office of its street (``_street_party``),
     district level the department ``dispatch.yaml`` names for its class (``_district_party``). The party
@@ -786,14 +815,15 @@ def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, An
     case : as ``store.get_case`` or ``case_view`` gives it.
     owners : the owners of the case's unit grid at its report time (``store.owners_at``) when the caller read
         them already (``dispatch_previews``: a page's at once); None: read here.
-    srid : the storage CRS (EPSG code) when the caller read it already; None: read here when needed.
+    frontage : the case's frontage unit by case number (``_frontage_unit_of``: None where none covers it) when
+        the caller looked them up already (``dispatch_previews``); None: looked up here when the rule asks.
 
     Raises ``Conflict`` when nobody can be found: no ownership loaded for the grid, an override or the district
     rule naming a party the district does not have, no street office for the case's street.
     """
     level = _level_of(case)
     if level not in ("street", "district"):
-        return {**_community_party(conn, rules, case, owners, srid), "level": level}
+        return {**_community_party(conn, rules, case, owners, frontage), "level": level}
     chooser = {"street": _street_party, "district": _district_party}[level]
     return {**chooser(conn, rules, case), "level": level}
 
@@ -854,11 +884,12 @@ def chosen_party(conn: Connection, case: dict[str, Any], party_code: str, actor:
 
 
 def _community_party(conn: Connection, rules: DispatchRules, case: dict[str, Any],
-                     owners: dict[str, dict[str, Any]] | None = None, srid: int | None = None) -> dict[str, Any]:
+                     owners: dict[str, dict[str, Any]] | None = None,
+                     frontage: Callable[[int], dict[str, Any] | None] | None = None) -> dict[str, Any]:
     """The party a community-level case goes to: an override for its class, else its class rule (a grid role
     at report time, the linked component's owner, or ``frontage_unit``: the frontage unit whose frontage covers
     the point on the day it was reported), falling back to the grid's management subject; ``owners`` and
-    ``srid`` as ``responsible_party`` takes them.
+    ``frontage`` as ``responsible_party`` takes them.
 
     Raises ``Conflict`` when nobody can be found (no ownership loaded for the grid) or an override names an
     unknown party.
@@ -872,7 +903,8 @@ def _community_party(conn: Connection, rules: DispatchRules, case: dict[str, Any
         return {**party, "rule": f"override {kind}/{code}"}
     rule = rules.rule_for(kind, code)
     if rule == "frontage_unit":
-        unit = (case.get("attrs") or {}).get("frontage_unit") or _frontage_unit_of(conn, case, srid)
+        recorded = (case.get("attrs") or {}).get("frontage_unit")
+        unit = recorded or (frontage(case["case_id"]) if frontage else _frontage_unit_of(conn, case))
         if unit is not None:
             return {"code": unit["code"], "name": unit["name"], "kind": unit["kind"],
                     "frontage_unit": unit["unit_id"], "rule": "frontage_unit"}
@@ -901,13 +933,12 @@ def _frontage_party(conn: Connection, district: str, wkb: bytes, srid: int, at: 
     return {"code": unit["code"], "name": unit["party_name"], "kind": unit["party_kind"], "unit_id": unit["unit_id"]}
 
 
-def _frontage_unit_of(conn: Connection, case: dict[str, Any], srid: int | None = None) -> dict[str, Any] | None:
+def _frontage_unit_of(conn: Connection, case: dict[str, Any]) -> dict[str, Any] | None:
     """``_frontage_party`` of a case recorded without one (imported, or reported before the unit was added):
-    its point (moved from EPSG:4326 to the storage CRS, EPSG ``srid``; None: the deployment's, read here) on the
-    day it was reported."""
+    its point (moved from EPSG:4326 to the storage CRS) on the day it was reported."""
     if case.get("lon") is None:
         return None
-    srid = srid or deployment_srid(conn)
+    srid = deployment_srid(conn)
     point = crs.storage_point(case["lon"], case["lat"], crs.parse_crs("EPSG:4326"), srid)
     return _frontage_party(conn, case["district_code"], shapely.to_wkb(point), srid, case["reported_at"])
 

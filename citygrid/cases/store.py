@@ -345,6 +345,15 @@ def merge_attrs(conn: Connection, case_id: int, extra: dict[str, Any]) -> None:
                  {"x": json.dumps(extra, ensure_ascii=False, default=str), "id": case_id})
 
 
+def repoint_duplicates(conn: Connection, district: str, old: int, new: int) -> list[int]:
+    """Make the cases of ``district`` recorded as duplicates of case ``old`` duplicates of case ``new`` (``old``
+    has just been marked a duplicate of ``new``), so every duplicate names the original; their numbers."""
+    return list(conn.execute(sa.text(
+        """UPDATE cases SET attrs = jsonb_set(attrs, '{duplicate_of}', to_jsonb(CAST(:new AS bigint)))
+            WHERE district_code = :d AND attrs ->> 'duplicate_of' = CAST(:old AS text)
+           RETURNING case_id"""), {"d": district, "old": old, "new": new}).scalars())
+
+
 def party(conn: Connection, district: str, kind: str, code: str) -> dict[str, Any] | None:
     row = conn.execute(sa.text(
         "SELECT code, name, kind FROM parties WHERE district_code = :d AND kind = :k AND code = :c"),
