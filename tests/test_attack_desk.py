@@ -341,3 +341,30 @@ def test_two_events_added_to_one_case_at_once_take_their_numbers_in_turn(beijing
     finally:
         with beijing_engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM cases WHERE case_id = :c"), {"c": cid})
+
+
+def test_photos_are_not_added_to_a_closed_case(bj, case_rules, tmp_path):
+    """Evidence documents the handling: a rejected, duplicate, closed or evaluated case takes no new photos
+    (409) until it is reopened; an open one does."""
+    from PIL import Image
+
+    from citygrid.errors import Conflict
+    from citygrid.evidence import service as evidence
+    from citygrid.evidence.photos import check_photo
+    from citygrid.evidence.storage import PhotoStorage
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, "JPEG")
+    photo = check_photo(buffer.getvalue(), "photo[0]")
+    case = service.submit(bj, case_rules, parse_report(report_payload(lon=LON + 0.023, class_code="0506")))[0]
+    storage = PhotoStorage(tmp_path)
+    added, _ = evidence.add_photos(bj, storage, case["case_id"], [photo], actor="t", role="supervisor")
+    assert len(added) == 1
+    for status in ("rejected", "duplicate", "closed", "evaluated"):
+        bj.execute(sa.text("UPDATE cases SET status = :s WHERE case_id = :c"), {"s": status, "c": case["case_id"]})
+        try:
+            evidence.add_photos(bj, storage, case["case_id"], [photo], actor="t", role="supervisor")
+        except Conflict as refused:
+            assert status in refused.message
+        else:
+            raise AssertionError(f"photos added to a {status} case")

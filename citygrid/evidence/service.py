@@ -16,7 +16,8 @@ import shapely
 from pyproj import Geod
 from sqlalchemy.engine import Connection
 
-from citygrid.errors import InvalidInput, NotFound
+from citygrid.cases.workflow import CLOSED_STATES
+from citygrid.errors import Conflict, InvalidInput, NotFound
 from citygrid.evidence import store
 from citygrid.evidence.photos import EXTENSIONS, MAX_PHOTOS, CheckedPhoto, distance_warning
 from citygrid.evidence.storage import PhotoStorage
@@ -81,7 +82,8 @@ def add_photos(conn: Connection, storage: PhotoStorage, case_id: int, photos: Se
     """Record an ``add_photos`` event on case ``case_id`` (its status unchanged) with ``photos`` attached.
 
     Returns (the new photos, the event's number). Raises ``InvalidInput`` for no photo or more than
-    ``MAX_PHOTOS``, or a note over 2000 characters; ``NotFound`` for no such case.
+    ``MAX_PHOTOS``, or a note over 2000 characters; ``NotFound`` for no such case; ``Conflict`` for a closed one
+    (rejected, duplicate, closed, evaluated).
     """
     from citygrid.cases import store as case_store
 
@@ -92,6 +94,8 @@ def add_photos(conn: Connection, storage: PhotoStorage, case_id: int, photos: Se
     case = store.lock_case(conn, case_id)
     if case is None:
         raise NotFound(f"no case {case_id}")
+    if case["status"] in CLOSED_STATES:  # evidence documents the handling; a closed case is reopened first
+        raise Conflict(f"case {case_id} is {case['status']}: photos are added to an open case (reopen it first)")
     case_store.add_event(conn, case["district_code"], case_id, action=ADD_PHOTOS, from_status=case["status"],
                          to_status=case["status"], actor=actor, role=role,
                          note=note or f"{len(photos)} photo{'s' if len(photos) > 1 else ''}", account=account)
