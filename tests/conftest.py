@@ -193,6 +193,20 @@ def client(client_as):
     return client_as("test-admin", ["admin"])
 
 
+def submitted_case(bj: Connection, case_rules, *, lon: float, lat: float, class_code: str = "0102",
+                   source: str = "supervisor", description: str = "test case", **extra) -> dict:
+    """A new case made through intake (``cases.service.submit``) at a point (WGS84) on connection ``bj``; fails
+    the test when the report joined an open duplicate instead (give another class or point)."""
+    from citygrid.cases import service
+    from citygrid.cases.intake import parse_report
+
+    body = {"lon": lon, "lat": lat, "kind": "event", "class_code": class_code, "description": description,
+            "source": source, **extra}
+    case, outcome = service.submit(bj, case_rules, parse_report(body))
+    assert outcome == "created", outcome
+    return case
+
+
 def assert_error(response, status: int, code: str, *, field: str | None = None, reason: str | None = None) -> dict:
     """Assert that ``response`` is the JSON error ``{"error": code, "message": …, "details": […]}`` with ``status``.
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from citygrid.cases import service
-from tests.conftest import assert_error, signed_in, user_token
+from tests.conftest import assert_error
 
 LON, LAT = 116.48, 39.93
 NAME, PHONE = "投诉人甲乙", "+86 139-0011-2233"
@@ -30,11 +30,10 @@ def app_of(bj, beijing_db):
 
 
 @pytest.fixture
-def account(app_of, bj):
-    """``account(name, roles, team=None, party=None)``: a signed-in test client of a new account."""
-    def make(name: str, roles: list[str], team: str | None = None, party: str | None = None):
-        return signed_in(app_of.test_client(), user_token(bj, name, roles, team, party))
-    return make
+def account(client_as):
+    """``account(name, roles, team=None, party=None)``: a signed-in test client of a new account (conftest's
+    ``client_as``, on the same rolled-back connection as ``app_of``)."""
+    return client_as
 
 
 def leaks(response) -> bool:

@@ -9,17 +9,14 @@ import pytest
 from citygrid.cases import service
 from citygrid.cases.intake import parse_report
 from citygrid.webmap.headers import CSP
+from tests.conftest import submitted_case
 
 LON, LAT = 116.5012, 39.9187  # unit grid 110105015033002 of team 110105T26, community party 110105015033
 PAGES = {"/desk": "desk.js", "/report": "report.js", "/hotline": "hotline.js"}
 
 
 def new_case(bj, case_rules) -> dict:
-    body = {"lon": LON, "lat": LAT, "kind": "event", "class_code": "0401", "description": "desk page test",
-            "source": "supervisor"}
-    case, outcome = service.submit(bj, case_rules, parse_report(body))
-    assert outcome == "created"
-    return case
+    return submitted_case(bj, case_rules, lon=LON, lat=LAT, class_code="0401", description="desk page test")
 
 
 @pytest.mark.parametrize("path,roles,expected", [

@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from citygrid.cases import service
-from citygrid.cases.intake import parse_report
-from tests.conftest import assert_error
+from tests.conftest import assert_error, submitted_case
 
 LON, LAT = 116.48, 39.93
 
 
 def a_case(bj, case_rules) -> dict:
-    body = {"lon": LON, "lat": LAT, "kind": "event", "class_code": "0102", "description": "scope test 垃圾",
-            "source": "supervisor"}
-    case, outcome = service.submit(bj, case_rules, parse_report(body))
-    assert outcome == "created"
-    return case
+    return submitted_case(bj, case_rules, lon=LON, lat=LAT, description="scope test 垃圾")
 
 
 def moved_to(bj, username: str, district: str) -> None:

@@ -14,7 +14,7 @@ from citygrid.cases import service
 from citygrid.cases.intake import parse_report
 from citygrid.cases.rules import DispatchRules
 from citygrid.errors import Conflict, InvalidInput
-from tests.conftest import assert_error, rolled_back_app, signed_in, user_token
+from tests.conftest import assert_error, rolled_back_app, signed_in
 
 LON, LAT = 116.48, 39.93
 
@@ -30,11 +30,10 @@ def app_of(bj, beijing_db):
 
 
 @pytest.fixture
-def account(app_of, bj):
-    """``account(name, roles, team=None, party=None)``: a signed-in test client of a new account."""
-    def make(name: str, roles: list[str], team: str | None = None, party: str | None = None):
-        return signed_in(app_of.test_client(), user_token(bj, name, roles, team, party))
-    return make
+def account(client_as):
+    """``account(name, roles, team=None, party=None)``: a signed-in test client of a new account (conftest's
+    ``client_as``, on the same rolled-back connection as ``app_of``)."""
+    return client_as
 
 
 def team_of(bj, supervision_code: str) -> str:
