@@ -13,6 +13,7 @@ from citygrid.desk import queries, store
 from citygrid.desk.queues import CALLBACK_SOURCES, QUEUES
 from citygrid.spatial.db import deployment_srid
 from tests.test_desk import app, as_user, parties, report, set_case  # noqa: F401  (fixtures)
+from tests.test_frontage import lonlat, placed_unit, spot, uncovered, zz_client  # noqa: F401  (fixtures)
 
 
 def _query(name: str) -> store.QueueQuery:
@@ -113,3 +114,24 @@ def test_owners_of_a_page_at_once_equal_each_cases_own(bj, case_rules):
     previews = service.dispatch_previews(bj, case_rules, cases)
     assert previews == [service.dispatch_preview(bj, case_rules, c) for c in cases]
     assert all(p["party"] for p in previews)
+
+
+def test_frontage_units_of_a_page_at_once_equal_each_cases_own(zz_client, zz, placed_unit, case_rules):  # noqa: F811
+    """A dispatch page's frontage lookups (one query) give the previews the per-case lookup gives: the covering
+    unit for a frontage class reported without one recorded, the grid's party where no frontage covers it."""
+    client = zz_client("fr-speed", ("dispatcher",))
+    made = []
+    bare = spot(zz, 13)  # covered by no frontage (tests/test_frontage.py)
+    assert uncovered(zz, *bare)
+    for x, y in ((placed_unit["x"], placed_unit["y"]), bare):
+        lon, lat = lonlat(x, y)
+        answer = client.post("/api/v1/cases", json={"lon": lon, "lat": lat, "kind": "event", "class_code": "0102",
+                                                    "description": "门前暴露垃圾", "source": "supervisor"})
+        made.append(answer.get_json()["case"]["case_id"])
+    zz.execute(sa.text("UPDATE cases SET status = 'accepted', attrs = attrs - 'frontage_unit' "
+                       "WHERE case_id = ANY(:ids)"), {"ids": made})
+    cases = [case_store.get_case(zz, i) for i in made]
+    previews = service.dispatch_previews(zz, case_rules, cases)
+    assert previews == [service.dispatch_preview(zz, case_rules, c) for c in cases]
+    assert previews[0]["party"]["rule"] == "frontage_unit" and previews[0]["party"]["code"] == placed_unit["code"]
+    assert previews[1]["party"]["rule"] == "grid management"

@@ -126,6 +126,13 @@ def frontage_unit_at(conn: Connection, district: str, wkb: bytes, srid: int, at:
     return store.frontage_unit_at(conn, district, wkb, srid, at)
 
 
+def frontage_units_at_many(conn: Connection, points: list[tuple[str, bytes, Any]], srid: int
+                           ) -> list[dict[str, Any] | None]:
+    """``frontage_unit_at`` of each (district, point WKB in EPSG ``srid``, instant or None: now) of ``points``,
+    in one query (a page of cases), in their order."""
+    return store.frontage_units_at_many(conn, points, srid)
+
+
 def frontage_units_in_grid(conn: Connection, district: str, version_id: int, grid_code: str, *,
                            phones: bool = False) -> list[dict[str, Any]]:
     """The units current today whose frontage meets unit grid ``grid_code`` of grid version ``version_id``:

@@ -567,6 +567,32 @@ def frontage_unit_at(conn: Connection, district: str, wkb: bytes, srid: int, at:
     return dict(row) if row else None
 
 
+def frontage_units_at_many(conn: Connection, points: list[tuple[str, bytes, Any]], srid: int
+                           ) -> list[dict[str, Any] | None]:
+    """``frontage_unit_at`` of each (district, point WKB in EPSG ``srid``, instant) of ``points`` in one query
+    (a page of cases), in their order; None where no frontage covers the point."""
+    found: list[dict[str, Any] | None] = [None] * len(points)
+    if not points:
+        return found
+    current = _FRONTAGE_CURRENT_AT.replace("CAST(:at AS timestamptz)", "k.at")
+    rows = conn.execute(sa.text(
+        f"""SELECT k.i, u.* FROM unnest(CAST(:i AS int[]), CAST(:d AS text[]), CAST(:wkb AS bytea[]),
+                                       CAST(:at AS timestamptz[])) AS k(i, district, wkb, at)
+             CROSS JOIN LATERAL (
+                 SELECT f.unit_id, f.name, f.kind, f.credit_code, f.registry_id, f.synthetic, p.code,
+                        p.name AS party_name, p.kind AS party_kind
+                   FROM frontage_units f
+                   JOIN parties p ON p.district_code = f.district_code AND p.party_id = f.party_id
+                  WHERE f.district_code = k.district AND ST_Covers(f.geom, ST_GeomFromWKB(k.wkb, :srid))
+                    AND {current}
+                  ORDER BY ST_Area(f.geom), f.unit_id LIMIT 1) u"""),
+        {"i": list(range(len(points))), "d": [d for d, _, _ in points], "wkb": [w for _, w, _ in points],
+         "at": [at for _, _, at in points], "srid": srid}).mappings()
+    for row in rows:
+        found[row["i"]] = {k: v for k, v in row.items() if k != "i"}
+    return found
+
+
 def frontage_units_in_grid(conn: Connection, district: str, version_id: int, grid_code: str, day: Any
                            ) -> list[dict[str, Any]]:
     """The units current on local ``day`` whose frontage meets unit grid ``grid_code`` of version ``version_id``
