@@ -230,8 +230,9 @@ def demo_password(settings: Settings) -> str:
 
 
 def ensure_demo_accounts(conn: Connection, settings: Settings, district: str) -> list[str]:
-    """Demo users, once: ``demo`` (admin) and ``demo-supervisor`` (a supervisor of the district's first team),
-    both with the password from ``demo_password``. Returns the names added."""
+    """Demo users, once: ``demo`` (admin), ``demo-supervisor`` (a supervisor of the district's first team) and
+    one account per desk role (``_ensure_desk_accounts``), all with the password from ``demo_password``.
+    Returns the names added."""
     added = []
     existing = {u["username"] for u in accounts.list_users(conn)}
     if DEMO_ADMIN not in existing:
@@ -244,6 +245,33 @@ def ensure_demo_accounts(conn: Connection, settings: Settings, district: str) ->
     if teams and name not in existing:
         accounts.add_user(conn, name, ["supervisor"], password=demo_password(settings), district=district,
                           team=teams[0]["code"], display_name=f"Demo supervisor of team {teams[0]['code']}")
+        added.append(name)
+    return added + _ensure_desk_accounts(conn, settings, district, existing)
+
+
+# The desk's roles (#21), one demo account each: who files, dispatches, takes hotline calls and closes
+# investigations in the district.
+DESK_ROLES = ("acceptor", "dispatcher", "calltaker", "lead")
+
+
+def _ensure_desk_accounts(conn: Connection, settings: Settings, district: str, existing: set[str]) -> list[str]:
+    """``demo-<role>-<district>`` for each of ``DESK_ROLES``, and ``demo-unit-<district>``: the operator of the
+    district's first community committee (where a community-level dispatch lands), when it has one."""
+    from citygrid.responsibility.queries import list_parties
+
+    added = []
+    for role in DESK_ROLES:
+        name = f"demo-{role}-{district}"
+        if name not in existing:
+            accounts.add_user(conn, name, [role], password=demo_password(settings), district=district,
+                              display_name=f"Demo {role} of district {district}")
+            added.append(name)
+    name = f"demo-unit-{district}"
+    communities = list_parties(conn, district, kind="community", limit=1)["parties"]
+    if communities and name not in existing:
+        party = communities[0]
+        accounts.add_user(conn, name, ["unit"], password=demo_password(settings), district=district,
+                          party=party["code"], display_name=f"Demo operator of {party['name']}")
         added.append(name)
     return added
 
@@ -326,8 +354,9 @@ def demo_accounts(settings: Settings) -> list[str]:
             users = accounts.list_users(conn)
     finally:
         engine.dispose()
-    return [u["username"] for u in users if (u["username"] == DEMO_ADMIN or u["username"].startswith(
-        DEMO_ADMIN + "-supervisor-")) and not u.get("disabled_at")]
+    prefixes = tuple(f"{DEMO_ADMIN}-{role}-" for role in ("supervisor", *DESK_ROLES, "unit"))
+    return [u["username"] for u in users if (u["username"] == DEMO_ADMIN or u["username"].startswith(prefixes))
+            and not u.get("disabled_at")]
 
 
 def record_case_import(conn: Connection, first_case_id: int, *, source: str, licence: str = "",

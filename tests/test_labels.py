@@ -235,6 +235,8 @@ def test_serve_offers_the_demo_sign_in_only_where_the_demo_accounts_exist(city, 
     cli_module._echo_demo_sign_in(beijing_db)  # load-demo made them there
     out = capsys.readouterr().out
     assert "'demo'" in out and "'demo-supervisor-110105'" in out and str(secret) in out and "not shown" not in out
+    for role in ("acceptor", "dispatcher", "calltaker", "lead", "unit"):  # one per desk role (#21)
+        assert f"'demo-{role}-110105'" in out
     assert deploy.demo_accounts(city[0]) == []
 
 
