@@ -133,8 +133,12 @@ def _dumps(value: object) -> str:
     import json
     import sys
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
-    return json.dumps(value, allow_nan=True)
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, 20000))
+    try:
+        return json.dumps(value, allow_nan=True)
+    finally:  # the interpreter's limit is global: left raised, it changed how later tests' parsers behave
+        sys.setrecursionlimit(before)
 
 
 def test_ownership_upload_with_lying_files_and_path_names(client_as, bj) -> None:

@@ -66,9 +66,16 @@ def json_part(name: str) -> dict[str, Any]:
         raise InvalidInput(f"the {name} part is nested more than {MAX_JSON_DEPTH} levels deep", field=name) from None
     except ValueError:
         raise InvalidInput(f"the {name} part is not valid JSON", field=name) from None
+    # Depth first: whether the parser itself refuses a very deep array (RecursionError above) depends on the
+    # interpreter's C stack limit, so a parsed one is measured here and refused as too deep, not as "not an object".
+    try:
+        check_json(data)
+    except InvalidInput as refused:
+        if isinstance(data, dict):
+            raise
+        raise InvalidInput(f"the {name} part: {refused.message}", field=name) from None
     if not isinstance(data, dict):
         raise InvalidInput(f"the {name} part must be a JSON object", field=name)
-    check_json(data)
     return data
 
 
