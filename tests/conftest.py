@@ -188,6 +188,18 @@ def client_as(bj: Connection, beijing_db: Settings):
 
 
 @pytest.fixture
+def app_of(bj: Connection, beijing_db: Settings):
+    """The app on the Beijing test database's rolled-back connection (for anonymous test clients)."""
+    return rolled_back_app(bj, beijing_db)
+
+
+@pytest.fixture
+def account(client_as):
+    """``account(name, roles, team=None, party=None)``: ``client_as`` under the name the #21 tests use."""
+    return client_as
+
+
+@pytest.fixture
 def client(client_as):
     """Flask test client on the Beijing test database (rolled back after the test), signed in as an admin."""
     return client_as("test-admin", ["admin"])

@@ -22,20 +22,6 @@ def hotline_report(**overrides):
             **overrides}
 
 
-@pytest.fixture
-def app_of(bj, beijing_db):
-    from tests.conftest import rolled_back_app
-
-    return rolled_back_app(bj, beijing_db)
-
-
-@pytest.fixture
-def account(client_as):
-    """``account(name, roles, team=None, party=None)``: a signed-in test client of a new account (conftest's
-    ``client_as``, on the same rolled-back connection as ``app_of``)."""
-    return client_as
-
-
 def leaks(response) -> bool:
     """Whether a response's body holds the complainant's name or phone (as UTF-8 or JSON-escaped)."""
     body = response.get_data()

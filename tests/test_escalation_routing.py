@@ -14,7 +14,7 @@ from citygrid.cases import service
 from citygrid.cases.intake import parse_report
 from citygrid.cases.rules import DispatchRules
 from citygrid.errors import Conflict, InvalidInput
-from tests.conftest import assert_error, rolled_back_app, signed_in
+from tests.conftest import assert_error, signed_in
 
 LON, LAT = 116.48, 39.93
 
@@ -22,18 +22,6 @@ LON, LAT = 116.48, 39.93
 def report_body(**overrides):
     return {"lon": LON, "lat": LAT, "kind": "event", "class_code": "0102", "description": "暴露垃圾一堆",
             "source": "supervisor", **overrides}
-
-
-@pytest.fixture
-def app_of(bj, beijing_db):
-    return rolled_back_app(bj, beijing_db)
-
-
-@pytest.fixture
-def account(client_as):
-    """``account(name, roles, team=None, party=None)``: a signed-in test client of a new account (conftest's
-    ``client_as``, on the same rolled-back connection as ``app_of``)."""
-    return client_as
 
 
 def team_of(bj, supervision_code: str) -> str:
