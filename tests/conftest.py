@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Literal
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from citygrid import deploy
@@ -203,6 +204,25 @@ def account(client_as):
 def client(client_as):
     """Flask test client on the Beijing test database (rolled back after the test), signed in as an admin."""
     return client_as("test-admin", ["admin"])
+
+
+def team_of(bj: Connection, supervision_code: str) -> str:
+    """The team patrolling supervision grid ``supervision_code``."""
+    return bj.execute(sa.text("SELECT team_code FROM supervision_grids WHERE code = :c"),
+                      {"c": supervision_code}).scalar_one()
+
+
+def other_team(bj: Connection, team: str, district: str = "110105") -> str:
+    """Another team of ``district`` than ``team`` (a supervisor who must not see the first team's cases)."""
+    return bj.execute(sa.text("SELECT code FROM supervision_teams WHERE code <> :t AND district_code = :d "
+                              "ORDER BY code LIMIT 1"), {"t": team, "d": district}).scalar_one()
+
+
+def other_party(bj: Connection, party: str, district: str = "110105") -> str:
+    """A street office of ``district`` other than ``party`` (a unit that must not see the first party's cases)."""
+    return bj.execute(sa.text("SELECT code FROM parties WHERE district_code = :d AND code <> :p "
+                              "AND kind = 'street_office' ORDER BY code LIMIT 1"), {"p": party, "d": district}
+                      ).scalar_one()
 
 
 def submitted_case(bj: Connection, case_rules, *, lon: float, lat: float, class_code: str = "0102",

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import pytest
 import sqlalchemy as sa
 
-from tests.test_browser import ARTIFACTS, CSP_LISTENER, browser, server  # noqa: F401 (fixtures used here)
+from tests.test_browser import ARTIFACTS, CSP_LISTENER, browser, server, sign_in  # noqa: F401 (fixtures used here)
 
 pytestmark = pytest.mark.slow  # run in the main pass of make test, not again in the TCP DATABASE_URL pass
 PASSWORD = "desk browser test password"
@@ -112,13 +112,7 @@ def page_as(browser, url: str, username: str, *, allow_refusals: bool = False,  
             if urlparse(r.url).hostname not in ("127.0.0.1", None)
             and not r.url.startswith(("data:", "blob:")) else None)
     try:
-        page.goto(url)
-        assert "/login" in page.url, page.url
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", PASSWORD)
-        with page.expect_navigation():
-            page.click("button[type=submit]")
-        assert urlparse(page.url).path == urlparse(url).path, page.url
+        sign_in(page, url, username, PASSWORD)
         if page.locator("#whoami").count():
             page.wait_for_function("() => window.citygrid && window.citygrid.ready", timeout=30_000)
         yield page, errors, outside

@@ -19,7 +19,7 @@ from citygrid.cases.rules import CaseRules, FilingRules
 from citygrid.cases.workflow import CLOSED_STATES, STATES, TRANSITIONS
 from citygrid.errors import Conflict, InvalidInput, NotFound
 from citygrid.spatial.db import deployment_zone
-from tests.conftest import assert_error
+from tests.conftest import assert_error, other_party, other_team, team_of
 
 REPO = Path(__file__).resolve().parent.parent
 LON, LAT = 116.48, 39.93
@@ -321,14 +321,10 @@ def test_my_actions_is_exactly_what_the_transition_endpoint_accepts(case_rules, 
     original = report(bj, case_rules, "0112")["case_id"]  # what mark_duplicate points at
     dispatched = cases["dispatched"]
     party = dispatched["attrs"]["dispatched_to"]["code"]
-    team = bj.execute(sa.text("SELECT team_code FROM supervision_grids WHERE code = :c"),
-                      {"c": dispatched["supervision_code"]}).scalar_one()
-    other_team = bj.execute(sa.text("SELECT code FROM supervision_teams WHERE code <> :t AND district_code = '110105' "
-                                    "ORDER BY code LIMIT 1"), {"t": team}).scalar_one()
-    other_party = bj.execute(sa.text("SELECT code FROM parties WHERE district_code = '110105' AND code <> :p "
-                                     "AND kind = 'street_office' ORDER BY code LIMIT 1"), {"p": party}).scalar_one()
-    accounts = {"supervisor": (["supervisor"], team, None), "supervisor-elsewhere": (["supervisor"], other_team, None),
-                "unit": (["unit"], None, party), "unit-elsewhere": (["unit"], None, other_party),
+    team = team_of(bj, dispatched["supervision_code"])
+    accounts = {"supervisor": (["supervisor"], team, None),
+                "supervisor-elsewhere": (["supervisor"], other_team(bj, team), None),
+                "unit": (["unit"], None, party), "unit-elsewhere": (["unit"], None, other_party(bj, party)),
                 "acceptor": (["acceptor"], None, None), "dispatcher": (["dispatcher"], None, None),
                 "calltaker": (["calltaker"], None, None), "lead": (["lead"], None, None),
                 "analyst": (["analyst"], None, None), "admin": (["admin"], None, None)}

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from citygrid.config import Settings
 from citygrid.webmap.folium_pages import json_script
-from tests.conftest import assert_error
+from tests.conftest import assert_error, other_party, other_team, team_of
 
 LON, LAT = 116.48, 39.93
 
@@ -47,12 +47,8 @@ def test_search_finds_a_case_only_for_those_who_may_read_it(client_as, bj):
     url = f"/api/v1/cases/{case['case_id']}/transitions"
     assert dispatcher.post(url, json={"action": "accept"}).status_code == 200
     party = dispatcher.post(url, json={"action": "dispatch"}).get_json()["attrs"]["dispatched_to"]["code"]
-    team = bj.execute(sa.text("SELECT team_code FROM supervision_grids WHERE code = :c"),
-                      {"c": case["supervision_code"]}).scalar_one()
-    other_team = bj.execute(sa.text("SELECT code FROM supervision_teams WHERE code <> :t AND district_code = "
-                                    "'110105' ORDER BY code LIMIT 1"), {"t": team}).scalar_one()
-    other_party = bj.execute(sa.text("SELECT code FROM parties WHERE district_code = '110105' AND code <> :p "
-                                     "AND kind = 'street_office' ORDER BY code LIMIT 1"), {"p": party}).scalar_one()
+    team = team_of(bj, case["supervision_code"])
+    elsewhere_team, elsewhere_party = other_team(bj, team), other_party(bj, party)
 
     def cases_found(caller) -> list[int]:
         answer = caller.get(f"/api/v1/search?q=%23{case['case_id']}")
@@ -63,9 +59,9 @@ def test_search_finds_a_case_only_for_those_who_may_read_it(client_as, bj):
                     client_as("searcher-sup", ["supervisor"], team),
                     client_as("searcher-unit", ["unit"], party=party)):
         assert cases_found(allowed) == [case["case_id"]]
-    for refused in (client_as("searcher-other-sup", ["supervisor"], other_team),
+    for refused in (client_as("searcher-other-sup", ["supervisor"], elsewhere_team),
                     client_as("searcher-planner", ["planner"]), client_as("searcher-gis", ["gis"]),
-                    client_as("searcher-other-unit", ["unit"], party=other_party)):
+                    client_as("searcher-other-unit", ["unit"], party=elsewhere_party)):
         assert cases_found(refused) == []
     missing = client_as("searcher-gis-2", ["gis"]).get("/api/v1/search?q=%23999999999").get_json()
     assert missing["results"] == []  # the same answer as for a case that exists
