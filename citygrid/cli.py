@@ -26,6 +26,7 @@ from citygrid.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    Rejected,
     SchemaMismatch,
     Unavailable,
 )
@@ -35,7 +36,7 @@ from citygrid.spatial.cluster import EmbeddedCluster
 from citygrid.spatial.sources import SYNTHETIC_SOURCE
 
 EXIT_CODES: dict[type[CitygridError], int] = {
-    InvalidInput: 2, NotFound: 3, Conflict: 4, Unavailable: 5, SchemaMismatch: 6, Forbidden: 7,
+    InvalidInput: 2, NotFound: 3, Conflict: 4, Unavailable: 5, SchemaMismatch: 6, Forbidden: 7, Rejected: 8,
 }
 MAX_DETAIL_LINES = 50
 

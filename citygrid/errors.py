@@ -49,6 +49,9 @@ class CitygridError(Exception):
 
     message: str
     details: list[dict[str, Any]] = field(default_factory=list)  # RowProblem where about rows or fields
+    # Named members of the error body besides error/message/details (e.g. a rejected edit's ``geometry``, a
+    # stale edit's ``edits_since``); JSON-ready values only.
+    extra: dict[str, Any] = field(default_factory=dict)
     code: ClassVar[str] = "error"
 
     def __post_init__(self) -> None:
@@ -89,6 +92,14 @@ class Conflict(CitygridError):
     """The request clashes with the stored state (stale version, duplicate, invalid transition)."""
 
     code = "conflict"
+
+
+class Rejected(CitygridError):
+    """A well-formed request whose result would break an invariant of the stored data (HTTP 422), such as a grid
+    edit that would leave a gap; the message says which, and ``extra["geometry"]`` may hold the offending
+    geometry as GeoJSON in EPSG:4326."""
+
+    code = "rejected"
 
 
 class Unauthorized(CitygridError):

@@ -9,9 +9,11 @@ trap 'rm -rf "$work"' EXIT
 LEAFLET=1.9.4
 VECTORGRID=1.3.0
 MARKERCLUSTER=1.5.3
+GEOMAN=2.20.2
 
 fetch() {  # fetch NAME VERSION -> unpacked in $work/NAME
-    (cd "$work" && npm pack --silent "$1@$2" >/dev/null && mkdir -p "$1" && tar xzf "${1//\//-}-$2.tgz" -C "$1")
+    # npm pack prints the tarball's name (a scoped package's drops the '@' and turns '/' into '-').
+    (cd "$work" && tgz=$(npm pack --silent "$1@$2" | tail -n 1) && mkdir -p "$1" && tar xzf "$tgz" -C "$1")
 }
 
 fetch leaflet "$LEAFLET"
@@ -34,9 +36,16 @@ cp "$work/leaflet.markercluster/package/dist/leaflet.markercluster.js" \
    "$work/leaflet.markercluster/package/dist/MarkerCluster.Default.css" \
    "$work/leaflet.markercluster/package/MIT-LICENCE.txt" "$dest/markercluster/"
 
+fetch @geoman-io/leaflet-geoman-free "$GEOMAN"
+mkdir -p "$dest/geoman"
+cp "$work/@geoman-io/leaflet-geoman-free/package/dist/leaflet-geoman.js" \
+   "$work/@geoman-io/leaflet-geoman-free/package/dist/leaflet-geoman.css" \
+   "$work/@geoman-io/leaflet-geoman-free/package/LICENSE" "$dest/geoman/"
+
 {
     printf 'leaflet %s (BSD-2-Clause) from the npm registry\n' "$LEAFLET"
     printf 'leaflet.vectorgrid %s (Beerware; bundles pbf and @mapbox/vector-tile, BSD-3-Clause) from the npm registry\n' \
         "$VECTORGRID"
     printf 'leaflet.markercluster %s (MIT) from the npm registry\n' "$MARKERCLUSTER"
+    printf '@geoman-io/leaflet-geoman-free %s (MIT) from the npm registry\n' "$GEOMAN"
 } > "$dest/VERSIONS"

@@ -30,14 +30,14 @@ _LAYERS = [
     {"loaders", "codes"},
     {"gridding", "components_survey", "cases", "accounts", "districts", "responsibility", "backup", "deploy",
      "desk", "evidence"},
-    {"analysis", "interop"},
+    {"analysis", "interop", "recurrence", "hotspots", "evaluation"},
     {"webmap"},
     {"app", "cli"},
 ]
 _FRONTS = {"cli.py", "app.py"}
 _DOMAIN = {"loaders", "spatial", "codes", "periods", "gridding", "components_survey", "cases", "accounts",
            "districts", "responsibility", "analysis", "interop", "backup", "deploy", "errors",
-           "desk", "evidence"}
+           "desk", "evidence", "recurrence", "hotspots", "evaluation"}
 
 
 def _modules() -> list[tuple[str, ast.Module]]:

@@ -3,8 +3,6 @@ filters, as JSON, GeoJSON (EPSG:4326) or CSV."""
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import asdict, replace
 
 from flask import Blueprint, Response, jsonify, request
@@ -15,6 +13,7 @@ from citygrid.gridding.queries import version
 from citygrid.spatial.analysis import queries as analysis
 from citygrid.webmap.auth import allow
 from citygrid.webmap.context import connection
+from citygrid.webmap.formats import table_response
 from citygrid.webmap.heavy import heavy
 from citygrid.webmap.params import choice_arg, district_code, optional_code_arg, period_args
 
@@ -38,20 +37,11 @@ def caseload():
     with connection() as conn:
         version_id = version(conn, district)["version_id"]
         rows = analysis.caseload(conn, district, version_id, level, filters, with_geometry=fmt == "geojson")
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        return Response(buffer.getvalue(), mimetype="text/csv",
-                        headers={"Content-Disposition": f"attachment; filename=caseload-{district}-{level}.csv"})
     meta = {"district": district, "level": level, "version": version_id, "start": filters.start,
             "end": filters.end}
-    if fmt == "geojson":
-        features = [{"type": "Feature", "id": r["code"], "geometry": r.pop("geometry"), "properties": r}
-                    for r in rows]
-        return jsonify({"type": "FeatureCollection", "features": features, **meta})
-    return jsonify({**meta, "rows": rows, "total_cases": sum(r["cases"] for r in rows)})
+    if fmt == "json":
+        meta["total_cases"] = sum(r["cases"] for r in rows)
+    return table_response(rows, fmt=fmt, fields=FIELDS, filename=f"caseload-{district}-{level}.csv", meta=meta)
 
 
 def _case_filters() -> analysis.CaseloadFilter:

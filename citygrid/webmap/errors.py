@@ -17,6 +17,7 @@ from citygrid.errors import (
     NotFound,
     Overloaded,
     RateLimited,
+    Rejected,
     RetryLater,
     SchemaMismatch,
     TooLarge,
@@ -33,6 +34,7 @@ STATUS: dict[type[CitygridError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     Conflict: 409,
+    Rejected: 422,
     RateLimited: 429,
     Unavailable: 503,
     Overloaded: 503,
@@ -40,8 +42,8 @@ STATUS: dict[type[CitygridError], int] = {
 }
 
 
-def error_body(code: str, message: str, details: list | None = None) -> dict:
-    return {"error": code, "message": message, "details": details or []}
+def error_body(code: str, message: str, details: list | None = None, extra: dict | None = None) -> dict:
+    return {**(extra or {}), "error": code, "message": message, "details": details or []}
 
 
 def status_for(exc: CitygridError) -> int:
@@ -56,7 +58,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CitygridError)
     def _domain(exc: CitygridError):
-        response = jsonify(error_body(exc.code, exc.message, exc.details))
+        response = jsonify(error_body(exc.code, exc.message, exc.details, exc.extra))
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="citygrid"'
         if isinstance(exc, RetryLater):
