@@ -31,6 +31,9 @@ VENDOR: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "vectorgrid": (("vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js",), ()),
     "markercluster": (("vendor/markercluster/leaflet.markercluster.js",),
                       ("vendor/markercluster/MarkerCluster.css", "vendor/markercluster/MarkerCluster.Default.css")),
+    # Leaflet-Geoman free (the editor's drawing, vertex editing and snapping): it hooks every L.Map made after it
+    # loads, so it comes before Folium's inline script like the other plugins; its icons are data: URIs.
+    "geoman": (("vendor/geoman/leaflet-geoman.js",), ("vendor/geoman/leaflet-geoman.css",)),
 }
 
 

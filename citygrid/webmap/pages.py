@@ -2,7 +2,8 @@
 static folder: no CDN, no tile server. Overview (grids by owner, search, grid and component cards), caseload
 (choropleth, density overlay, month slider), cases (clusters, filters, a supervisor's own grids), and the desk
 of #21: the work queues (``/desk``), one case with its actions (``/cases/<id>``), the supervisor's phone report
-form (``/report``) and the call-taker's hotline form (``/hotline``). The pages only read and write through the
+form (``/report``) and the call-taker's hotline form (``/hotline``); the planners' grid editor of #23 (``/editor``,
+with Leaflet-Geoman). The pages only read and write through the
 JSON API (``static/*.js``); a page's server side validates nothing but who may open it."""
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from citygrid.webmap.headers import CSP, page_policy
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 PAGES = (("overview", "/", "Overview 总览"), ("caseload", "/caseload", "Caseload 案件分布"),
          ("cases", "/cases", "Cases 案件"), ("desk", "/desk", "Desk 工作台"), ("report", "/report", "Report 上报"),
-         ("hotline", "/hotline", "Hotline 热线"))
+         ("hotline", "/hotline", "Hotline 热线"), ("editor", "/editor", "Editor 网格编辑"))
 # The account roles with a work queue (GET /api/v1/desk): every case role but the analyst's.
 DESK_ROLES = ("supervisor", "dispatcher", "unit", "acceptor", "calltaker", "lead")
 # The desk pages' shared script (action forms, API writes with the session's CSRF token, times in the zone).
@@ -130,6 +131,15 @@ def report():
 def hotline():
     """The call-taker's intake form: address or point, caller's name and phone, description, class."""
     return _page("hotline", plugins=(), data={}, scripts=_FORM_SCRIPTS)
+
+
+@bp.get("/editor")
+@allow("planner", page=True)  # the draft and edit API's writers (admins always may)
+def editor():
+    """The planners' grid editor (#23): a draft's unit grids by viewport, split / merge / reshape / move vertex /
+    reassign / set team sent to the edit API with the draft's revision, undo, the edit log, the impact preview
+    and publishing. The server is the authority: the page redraws what the API answers."""
+    return _page("editor", plugins=("geoman",), data={}, scripts=_DESK_SCRIPTS)
 
 
 def _message(text: str, status: int) -> Response:
