@@ -252,7 +252,7 @@
     var layer = e.layer;
     map.removeLayer(layer);
     if (state.tool !== "split") { return; }
-    var line = layer.toGeoJSON().geometry;
+    var line = layer.toGeoJSON(false).geometry;
     var code = state.selected.length === 1 ? state.selected[0] : gridUnderLine(line);
     setTool(null);
     if (!code) { say("Select the grid to split first (or draw the line across one). 请先选择要拆分的网格", "error"); return; }
@@ -309,7 +309,9 @@
   }
   function sendReshape() {
     if (!editing || editing.kind !== "reshape") { return; }
-    var layer = editing.layer, code = layer.feature.properties.code, geometry = layer.toGeoJSON().geometry;
+    // full precision (Leaflet rounds to 6 decimals by default, ~5 cm): the corners not moved must stay the
+    // stored ones exactly, or the edges no longer match the neighbours'
+    var layer = editing.layer, code = layer.feature.properties.code, geometry = layer.toGeoJSON(false).geometry;
     stopTool();
     send({ op: "reshape", code: code, geometry: geometry });
   }
@@ -373,55 +375,81 @@
       ui.log.textContent = "";
       if (!edits.length) { ui.log.appendChild(el("li", "cg-meta", "no edits yet 暂无编辑")); }
       edits.slice().reverse().slice(0, 50).forEach(function (e) {
-        var li = el("li", e.undone ? "cg-meta" : null);
+        var undone = e.undone_at || e.undone_by;
+        var li = el("li", undone ? "cg-meta" : null);
         li.appendChild(el("strong", null, "#" + e.seq + " " + e.op));
-        li.appendChild(el("span", "cg-meta", " " + (e.author || "") + " · " + cg.when(e.at) + (e.undone ? " · undone" : "")));
+        li.appendChild(el("span", "cg-meta", " " + (e.author || "") + " · " + cg.when(e.at) + (undone ? " · undone 已撤销" : "")));
         li.appendChild(el("div", null, summary({ added: e.added, removed: e.removed, changed: e.changed })));
         ui.log.appendChild(li);
       });
     }).catch(function (err) { ui.log.textContent = err.message; }));
   }
 
-  // The impact of the draft against the current version, as the server computes it (any shape: numbers and
-  // short lists shown as they are, longer lists counted).
+  // The impact of publishing the draft now, against the current published version (gridding.impact): the grids
+  // that change with their areas, the components and cases that would change grid, owner changes, the changed
+  // supervision grids' workloads, the teams, and the imbalance before and after.
   function loadImpact() {
     var generation = state.generation;
     ui.impact.setAttribute("aria-busy", "true");
     return busy(cg.api(draftUrl("/impact")).then(function (r) {
       if (generation !== state.generation) { return; }
       ui.impact.textContent = "";
-      ui.impact.appendChild(describe(r.body, 0));
+      impactView(r.body).forEach(function (node) { ui.impact.appendChild(node); });
       ui.impact.removeAttribute("aria-busy");
     }).catch(function (err) { ui.impact.textContent = "impact: " + err.message; ui.impact.removeAttribute("aria-busy"); }));
   }
-  var SKIP = { district: true, version: true, type: true, geometry: true, features: true };
-  function describe(value, depth) {
-    var dl = el("dl", "cg-popup");
-    Object.keys(value || {}).forEach(function (key) {
-      var v = value[key];
-      if (SKIP[key] && depth === 0 && key !== "version") { return; }
-      if (v && typeof v === "object" && v.type === "FeatureCollection") { v = v.features || []; }
-      dl.appendChild(el("dt", null, key.replace(/_/g, " ")));
-      var dd = el("dd");
-      if (Array.isArray(v)) {
-        dd.textContent = v.length + (v.length ? ": " + v.slice(0, 6).map(brief).join("; ") + (v.length > 6 ? " …" : "") : "");
-      } else if (v && typeof v === "object") {
-        dd.appendChild(depth < 2 ? describe(v, depth + 1) : document.createTextNode(JSON.stringify(v).slice(0, 200)));
-      } else {
-        dd.textContent = v == null ? "—" : typeof v === "number" ? String(Math.round(v * 1000) / 1000) : String(v);
-      }
-      dl.appendChild(dd);
-    });
-    return dl;
+  var LIST = 25;  // rows shown per list (the counts are complete)
+  function impactView(impact) {
+    var nodes = [], grids = impact.grids || [], points = impact.points || {}, owners = impact.owners || {};
+    var sups = impact.supervision_grids || [], teams = impact.teams || [], imbalance = impact.imbalance || {};
+    nodes.push(el("p", "cg-meta", "against published version " + impact.base_version + " 对比现行版本"));
+    nodes.push(el("strong", "cg-impact-head", grids.length + " unit grid" + (grids.length === 1 ? "" : "s") +
+                  " change 单元网格变化"));
+    nodes.push(list(grids, function (g) {
+      return g.code + " " + g.change + " · " + area(g.area_before_m2) + " → " + area(g.area_after_m2) +
+        " (" + (g.area_delta_m2 > 0 ? "+" : "") + area(g.area_delta_m2) + ")" +
+        (g.supervision_before !== g.supervision_after ? " · " + (g.supervision_before || "—") + " → " +
+         (g.supervision_after || "—") : "");
+    }, "impact-grids"));
+    nodes.push(el("p", "cg-impact-points", "change grid 变更所属网格: components 部件 " + count(points.components) +
+                  " · open cases 在办案件 " + count(points.open_cases) + " · cases of the last 12 months 近一年案件 " +
+                  count(points.recent_cases)));
+    var changes = owners.changes || [], fresh = owners.new_codes || [];
+    nodes.push(el("strong", "cg-impact-head", changes.length + " owner change" + (changes.length === 1 ? "" : "s") +
+                  " 责任主体变化"));
+    nodes.push(list(changes, function (c) {
+      return c.role + ": " + c.from_grid + " → " + c.to_grid + " (" + area(c.area_m2) + ") " +
+        party(c.owner_before) + " → " + party(c.owner_after);
+    }, "impact-owners"));
+    if (fresh.length) { nodes.push(el("p", "cg-meta", "new codes without owners: " + fresh.join(", ") + " — " + (owners.note || ""))); }
+    nodes.push(el("strong", "cg-impact-head", sups.length + " supervision grid" + (sups.length === 1 ? "" : "s") +
+                  " change 监督网格变化"));
+    nodes.push(list(sups, function (g) {
+      return g.code + " · team " + (g.team_before || "—") + (g.team_before !== g.team_after ? " → " + (g.team_after || "—") : "") +
+        " · unit grids " + g.unit_grids_before + " → " + g.unit_grids_after + " · workload " + num(g.workload_before) +
+        " → " + num(g.workload_after) + ((g.supervisors || []).length ? " · " + g.supervisors.map(function (p) { return p.name; }).join(", ") : "");
+    }, "impact-supervision"));
+    if (teams.length) {
+      nodes.push(list(teams, function (t) {
+        return "team " + t.code + ": " + (t.supervision_grids_changed_before || []).join(", ") + " → " +
+          (t.supervision_grids_changed_after || []).join(", ");
+      }, "impact-teams"));
+    }
+    nodes.push(el("p", "cg-impact-imbalance", "imbalance 不均衡度: " + pct(imbalance.before) + " → " + pct(imbalance.after)));
+    return nodes;
   }
-  function brief(item) {
-    if (item == null || typeof item !== "object") { return String(item); }
-    if (item.properties) { item = item.properties; }
-    var name = item.code || item.obj_id || item.case_id || item.name || item.supervision_code || item.team_code;
-    var extras = Object.keys(item).filter(function (k) { return k !== "code" && typeof item[k] !== "object"; })
-      .slice(0, 3).map(function (k) { return k + " " + item[k]; });
-    return (name != null ? String(name) : "") + (extras.length ? " (" + extras.join(", ") + ")" : "");
+  function list(items, text, id) {
+    var ul = el("ul", "cg-impact-list");
+    ul.id = id;
+    items.slice(0, LIST).forEach(function (item) { ul.appendChild(el("li", null, text(item))); });
+    if (items.length > LIST) { ul.appendChild(el("li", "cg-meta", "… " + (items.length - LIST) + " more")); }
+    return ul;
   }
+  function count(kind) { return kind ? kind.count + (kind.capped ? "+" : "") : "0"; }
+  function area(m2) { return m2 == null ? "—" : Math.round(m2).toLocaleString("en") + " m²"; }
+  function num(v) { return v == null ? "—" : (Math.round(v * 100) / 100).toString(); }
+  function pct(v) { return v == null ? "—" : (Math.round(v * 1000) / 10) + " %"; }
+  function party(p) { return p ? p.name + " (" + p.code + ")" : "none"; }
 
   function publish() {
     if (!state.version) { return; }
@@ -491,7 +519,7 @@
   function showDistrict(wanted) {
     state.district = ui.district.value;
     closeDraft();
-    cg.boundary(map, state.district).catch(function () {});
+    busy(cg.boundary(map, state.district).catch(function (err) { say(err.message, "error"); }));
     return loadDrafts(wanted);
   }
 
