@@ -27,6 +27,10 @@ BENCHMARKS: dict[str, str] = {
     "slow_clients": "bench.bench_slow_clients",
     "rotation_plan": "bench.bench_rotation",
     "desk_queue": "bench.bench_desk",
+    "hotspot_gi": "bench.bench_hotspots",
+    "emerging_hotspot": "bench.bench_hotspots",
+    "grid_edit": "bench.bench_grid_edit",
+    "evaluation_month": "bench.bench_evaluation",
 }
 
 
