@@ -45,18 +45,61 @@ CREATE TABLE grid_edits (
 )""")
 
     # --- editing: history and tile warming ---
-    pass
+    # Tiles warmed after a publish, shared by every server process: the in-memory tile cache is per process,
+    # so a tile made by the background warm of one process (or by `citygrid grids publish`) would otherwise
+    # reach no other. Keyed like the memory cache, by the layer's revision (``spatial.tiles.revision``): a key
+    # names what its tile was made from, so a stored tile is never stale, and tiles of older revisions are
+    # deleted by the next warm of the layer. A cache, not the district's record: no district_code, no backup.
+    op.execute("""
+CREATE TABLE tile_store (
+    layer     text NOT NULL,
+    revision  text NOT NULL,
+    z         smallint NOT NULL CHECK (z BETWEEN 0 AND 22),
+    x         integer NOT NULL CHECK (x >= 0),
+    y         integer NOT NULL CHECK (y >= 0),
+    data      bytea NOT NULL,
+    made_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (layer, revision, z, x, y)
+)""")
+    # As-of look-ups (`GET /api/v1/grids/at?date=`) pick the version whose validity holds a day.
+    op.execute("CREATE INDEX grid_versions_validity ON grid_versions (district_code, effective_from) "
+               "WHERE status <> 'draft'")
 
     # --- analytics ---
-    pass
+    # (A3 evaluation) The party a case is with when an event of its disposal is recorded (dispatch, hand-back,
+    # feedback, check, close): the unit indicators (on-time disposal, rework, hand-back, closure) are counted per
+    # party from the events alone, and a case's own ``attrs.dispatched_to`` names only its latest party. Filled
+    # by a trigger from that attribute when the writer gives none, so every writer (service, imports, synthetic
+    # timelines) records it; a bulk writer may give it itself. The evaluation reads one local month of a
+    # district's events, hence the index on (district_code, at).
+    op.execute("""
+ALTER TABLE case_events ADD COLUMN party_code text;
+CREATE FUNCTION case_event_party() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT c.attrs -> 'dispatched_to' ->> 'code' INTO NEW.party_code
+      FROM cases c WHERE c.district_code = NEW.district_code AND c.case_id = NEW.case_id;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER case_events_party BEFORE INSERT ON case_events FOR EACH ROW
+    WHEN (NEW.party_code IS NULL AND NEW.action IN ('dispatch', 'hand_back', 'feed_back', 'check_pass',
+                                                     'check_fail', 'close'))
+    EXECUTE FUNCTION case_event_party();
+UPDATE case_events e SET party_code = c.attrs -> 'dispatched_to' ->> 'code'
+  FROM cases c WHERE c.district_code = e.district_code AND c.case_id = e.case_id
+   AND e.action IN ('dispatch', 'hand_back', 'feed_back', 'check_pass', 'check_fail', 'close');
+CREATE INDEX case_events_month ON case_events (district_code, at);
+""")
 
 
 def downgrade() -> None:
     # --- analytics ---
-    pass
+    # (A3 evaluation)
+    op.execute("DROP INDEX case_events_month; DROP TRIGGER case_events_party ON case_events; "
+               "DROP FUNCTION case_event_party(); ALTER TABLE case_events DROP COLUMN party_code")
 
     # --- editing: history and tile warming ---
-    pass
+    op.execute("DROP INDEX grid_versions_validity")
+    op.execute("DROP TABLE tile_store")
 
     # --- editing: drafts and the edit log ---
     op.execute("DROP TABLE grid_edits")

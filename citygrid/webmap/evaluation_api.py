@@ -1,0 +1,94 @@
+"""Monthly evaluation (#24): ``GET /api/v1/evaluation`` (one kind's ranking: JSON, GeoJSON for streets and
+communities, CSV), ``GET /api/v1/evaluation/report`` (the printable HTML report, every kind), and the public
+``GET /api/v1/public/rankings`` (units/departments and streets only; no sign-in, rate-limited per client like
+the public intake).
+
+Readers: analysts, district leads (区级领导) and admins; an account bound to a district reads only that district.
+The rules (``data/evaluation.yaml``) are read once by ``create_app`` (``evaluation_rules``).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from citygrid.errors import Forbidden
+from citygrid.evaluation import queries, report
+from citygrid.evaluation.indicators import KINDS
+from citygrid.evaluation.scores import EvaluationRules
+from citygrid.webmap.auth import allow, public, require_principal
+from citygrid.webmap.context import connection
+from citygrid.webmap.formats import FORMATS, table_response
+from citygrid.webmap.headers import CSP, csp_hash, page_policy, trusted_proxy
+from citygrid.webmap.heavy import heavy
+from citygrid.webmap.params import choice_arg, district_code
+from citygrid.webmap.ratelimit import ANONYMOUS_BURST, ANONYMOUS_PER_MINUTE, TokenBuckets, client_address
+
+bp = Blueprint("evaluation_v1", __name__, url_prefix="/api/v1")
+READERS = ("analyst", "lead")
+RULES_KEY = "citygrid_evaluation_rules"
+BUCKETS_KEY = "citygrid_public_buckets"
+
+
+def install(app: Flask) -> None:
+    """Read the evaluation rules once (``EvaluationRules.load`` of the settings' data directory) and give the
+    public ranking its own per-client buckets."""
+    app.extensions[RULES_KEY] = EvaluationRules.load(app.config["CITYGRID_SETTINGS"].data_dir)
+    app.extensions[BUCKETS_KEY] = TokenBuckets()
+
+
+def evaluation_rules() -> EvaluationRules:
+    return current_app.extensions[RULES_KEY]
+
+
+def _district() -> str:
+    """The ``district`` argument, which a district-bound account must name as its own (403 otherwise)."""
+    district = district_code(request.args.get("district"))
+    who = require_principal()
+    if "admin" not in who.roles and who.district_code is not None and who.district_code != district:
+        raise Forbidden(f"{who.username} works in district {who.district_code}, not {district}")
+    return district
+
+
+@bp.get("/evaluation")
+@allow(*READERS)
+@heavy
+def evaluation():
+    """``district`` (required), ``month`` YYYY-MM (required, local month of the deployment's zone), ``kind``
+    (supervisors|teams|units|streets|communities, default supervisors), ``format`` json|geojson|csv."""
+    district = _district()
+    kind = choice_arg("kind", KINDS, "supervisors")
+    fmt = choice_arg("format", FORMATS, "json")
+    with connection() as conn:
+        answer = queries.evaluate(conn, evaluation_rules(), district, request.args.get("month"), kind,
+                                  with_geometry=fmt == "geojson")
+    rows = answer.pop("rows")
+    if fmt == "csv":
+        rows = [{k: v for k, v in r.items() if k != "inputs"} for r in rows]
+    return table_response(rows, fmt=fmt, fields=queries.fields(kind), meta=answer,
+                          filename=f"evaluation-{district}-{answer['month']}-{kind}.csv")
+
+
+@bp.get("/evaluation/report")
+@allow(*READERS)
+@heavy
+def evaluation_report():
+    """The printable report of every kind for ``district`` and ``month`` (HTML, one A4 page per kind)."""
+    district = _district()
+    with connection() as conn:
+        answer = queries.evaluate_all(conn, evaluation_rules(), district, request.args.get("month"))
+    response = Response(report.render(answer), mimetype="text/html")
+    response.headers[CSP] = page_policy(styles=[csp_hash(report.CSS)])
+    return response
+
+
+@bp.get("/public/rankings")
+@public
+def public_rankings():
+    """The public ranking of ``district`` for ``month``: units/departments and streets (``evaluation.yaml``
+    ``public``), persons anonymised; 429 past the anonymous limit per client."""
+    address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), trusted_proxy())
+    current_app.extensions[BUCKETS_KEY].take(f"addr:{address}", ANONYMOUS_PER_MINUTE, ANONYMOUS_BURST)
+    district = district_code(request.args.get("district"))
+    with connection() as conn:
+        answer = queries.public_rankings(conn, evaluation_rules(), district, request.args.get("month"))
+    return jsonify(answer)
