@@ -448,6 +448,130 @@ def grids_export(ctx: click.Context, district: str, fmt: str, output: Path, vers
                                    to_lonlat=lonlat))
 
 
+# ------------------------------------------------------------------------------------------ grids: editing (#23)
+def _lonlat_option(text: str | None, name: str) -> list[float] | None:
+    """``LON,LAT`` as a GeoJSON position, or None."""
+    if text is None:
+        return None
+    try:
+        lon, lat = (float(t) for t in text.split(","))
+    except ValueError:
+        raise InvalidInput(f"--{name} must be LON,LAT (e.g. 116.48,39.93)", field=name) from None
+    return [lon, lat]
+
+
+def _geojson_option(text: str | None, name: str) -> Any:
+    """A GeoJSON text, or ``@FILE`` holding one, parsed; None when not given."""
+    if text is None:
+        return None
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"--{name}: cannot read {text[1:]}: {exc}", field=name) from None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise InvalidInput(f"--{name} must be GeoJSON text or @FILE holding it", field=name) from None
+
+
+def _code_list(text: str | None) -> list[str] | None:
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+
+@grids.command("draft")
+@click.option("--district", required=True)
+@click.option("--from", "from_version", type=click.IntRange(1, 1_000_000), default=None,
+              help="The version to copy (default: the published one).")
+@click.option("--note", default="")
+@click.pass_context
+def grids_draft(ctx: click.Context, district: str, from_version: int | None, note: str) -> None:
+    """Make a draft to edit, copied from a version (default the published one); prints its number."""
+    from citygrid.gridding import drafts
+
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(drafts.create(conn, district, from_version, author=cli_actor(), note=note))
+
+
+@grids.command("edit")
+@click.argument("op", type=click.Choice(["split", "merge", "reshape", "move-vertex", "reassign", "set-team"]))
+@click.option("--district", required=True)
+@click.option("--version", "version_id", type=click.IntRange(1, 1_000_000), required=True, help="The draft.")
+@click.option("--code", default=None, help="split, reshape: the unit grid.")
+@click.option("--codes", default=None, help="merge, reassign: unit grids, comma-separated.")
+@click.option("--line", default=None, help="split: a GeoJSON LineString (EPSG:4326), or @FILE.")
+@click.option("--geometry", default=None, help="reshape: the new boundary, a GeoJSON Polygon (EPSG:4326), or @FILE.")
+@click.option("--from", "from_xy", default=None, help="move-vertex: the vertex, LON,LAT.")
+@click.option("--to", "to_xy", default=None, help="move-vertex: where it goes, LON,LAT.")
+@click.option("--supervision-code", default=None, help="reassign: the new supervision grid; set-team: the one moved.")
+@click.option("--team", "team_code", default=None, help="set-team: the new team.")
+@click.option("--expected-revision", type=click.IntRange(0, 1_000_000_000), default=None,
+              help="The draft's revision this edit is made against (default: the current one).")
+@click.option("--json", "as_json", is_flag=True, help="A rejection as JSON (reason, geometry) on stdout.")
+@click.pass_context
+def grids_edit(ctx: click.Context, op: str, district: str, version_id: int, code: str | None, codes: str | None,
+               line: str | None, geometry: str | None, from_xy: str | None, to_xy: str | None,
+               supervision_code: str | None, team_code: str | None, expected_revision: int | None,
+               as_json: bool) -> None:
+    """Edit a draft: split (--code --line), merge (--codes), reshape (--code --geometry), move-vertex (--from
+    --to), reassign (--codes --supervision-code), set-team (--supervision-code --team). A rejected edit prints
+    its reason (and with --json its geometry, GeoJSON) and exits 8; a stale --expected-revision exits 4."""
+    from citygrid.gridding import edits
+    from citygrid.gridding.edit_requests import OPS
+
+    given = {"code": code, "codes": _code_list(codes), "line": _geojson_option(line, "line"),
+             "geometry": _geojson_option(geometry, "geometry"), "from": _lonlat_option(from_xy, "from"),
+             "to": _lonlat_option(to_xy, "to"), "supervision_code": supervision_code, "team_code": team_code}
+    extra = [name for name, value in given.items() if value is not None and name not in OPS[op]]
+    if extra:
+        raise InvalidInput(f"{op} takes {', '.join('--' + m.replace('_', '-') for m in OPS[op])}, not "
+                           f"--{extra[0].replace('_', '-')}", field=extra[0])
+    request = {"op": op, **{name: value for name, value in given.items() if value is not None}}
+    try:
+        with _transaction(_settings(ctx)) as conn:
+            _echo_json(edits.apply(conn, district, version_id, request, expected_revision, cli_actor()))
+    except Rejected as exc:
+        click.echo(f"error: {exc.message} (reason: {exc.extra.get('reason')})", err=True)
+        if as_json:
+            _echo_json({"error": exc.code, "message": exc.message, **exc.extra})
+        ctx.exit(EXIT_CODES[Rejected])
+
+
+@grids.command("undo")
+@click.option("--district", required=True)
+@click.option("--version", "version_id", type=click.IntRange(1, 1_000_000), required=True, help="The draft.")
+@click.option("--expected-revision", type=click.IntRange(0, 1_000_000_000), default=None,
+              help="The draft's revision (default: the current one).")
+@click.pass_context
+def grids_undo(ctx: click.Context, district: str, version_id: int, expected_revision: int | None) -> None:
+    """Undo the draft's newest edit not yet undone (exactly; the codes it issued are never reused)."""
+    from citygrid.gridding import edits
+
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(edits.undo(conn, district, version_id, expected_revision, cli_actor()))
+
+
+@grids.command("edits")
+@click.option("--district", required=True)
+@click.option("--version", "version_id", type=click.IntRange(1, 1_000_000), required=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def grids_edits(ctx: click.Context, district: str, version_id: int, as_json: bool) -> None:
+    """The edit log of a version, oldest first (who, when, what)."""
+    from citygrid.gridding import edits
+
+    with _transaction(_settings(ctx)) as conn:
+        found = edits.log(conn, district, version_id)
+    if as_json:
+        _echo_json(found)
+        return
+    click.echo(f"{district} version {version_id} ({found['status']}), revision {found['revision']}")
+    for e in found["edits"]:
+        undone = f"  undone by {e['undone_by']}" if e["undone_by"] else ""
+        click.echo(f"{e['seq']:>4} {e['op']:11} {e['at']} {e['author']}: +{','.join(e['added']) or '-'} "
+                   f"-{','.join(e['removed']) or '-'} ~{','.join(e['changed']) or '-'}{undone}")
+
+
 # ------------------------------------------------------------------------------------------ census
 @cli.group(cls=CitygridGroup)
 def census() -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from citygrid.cases.workflow import CLOSED_STATES
 from citygrid.gridding.areas import AreaInput
 from citygrid.gridding.codes import parse_code
-from citygrid.spatial.store import CURRENT_VERSION_ORDER
+from citygrid.spatial.store import CURRENT_VERSION_ORDER, current_version_sql
 
 
 def _json(value: Any) -> str:
@@ -87,7 +87,7 @@ def merge_version_params(conn: Connection, district: str, version_id: int, extra
 def versions(conn: Connection, district: str) -> list[dict[str, Any]]:
     rows = conn.execute(sa.text(
         """SELECT v.version_id, v.status, v.source, v.parent_version, v.author, v.note, v.created_at,
-                  v.effective_from, v.effective_to, v.params,
+                  v.effective_from, v.effective_to, v.params, v.revision,
                   (SELECT count(*) FROM unit_grids u WHERE u.district_code = v.district_code
                       AND u.version_id = v.version_id) AS unit_grids,
                   (SELECT count(*) FROM supervision_grids s WHERE s.district_code = v.district_code
@@ -274,6 +274,9 @@ def find_grid(conn: Connection, code: str) -> dict[str, Any] | None:
            SELECT h.kind, h.district_code, h.version_id, h.code, h.extra, v.status,
                   ST_AsGeoJSON(ST_Transform(h.geom, 4326), 7) AS geometry
              FROM hits h JOIN grid_versions v USING (district_code, version_id)
+            -- a draft only where it is its district's current version (nothing published yet): a planner's
+            -- draft is not for every reader (#23)
+            WHERE v.status <> 'draft' OR v.version_id = {current_version_sql("h.district_code")}
             ORDER BY {CURRENT_VERSION_ORDER} LIMIT 1"""
     ), {"code": code}).mappings().first()
     if row is None:
@@ -338,3 +341,221 @@ def teams(conn: Connection, district: str, version_id: int) -> list[dict[str, An
             WHERE t.district_code = :d AND t.version_id = :v GROUP BY t.code, t.name ORDER BY t.code"""
     ), {"d": district, "v": version_id}).mappings()
     return [dict(r) for r in rows]
+
+# ------------------------------------------------------------------------------------------ drafts and edits (#23)
+# Unit and supervision rows cross as dicts with their geometry as WKB (``wkb``, bytes) in the deployment CRS,
+# read with ST_AsBinary and written back with ST_GeomFromWKB: exact, so an undo restores the very same geometry.
+_UNIT_COLUMNS = "code, street_code, community_code, supervision_code, area_m2, attrs, ST_AsBinary(geom) AS wkb"
+_SUPERVISION_COLUMNS = ("code, team_code, street_code, workload, supervisors_required, "
+                        "ST_AsBinary(geom) AS wkb")
+
+
+def lock_district_versions(conn: Connection, district: str) -> None:
+    """Serialise the numbering of a district's new versions until the transaction ends (two drafts made at
+    once would otherwise take the same number)."""
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('grid_versions:' || :d))"), {"d": district})
+
+
+def lock_code_registry(conn: Connection, district: str) -> None:
+    """Serialise the issuing of a district's new unit-grid codes until the transaction ends (two drafts
+    edited at once would otherwise issue the same code)."""
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('grid_codes:' || :d))"), {"d": district})
+
+
+def lock_version(conn: Connection, district: str, version_id: int) -> dict[str, Any] | None:
+    """The version row (status, source, parent_version, revision, params), locked for update until the
+    transaction ends; None when there is no such version. A second editor of the same draft waits here and
+    then reads the revision the first one left."""
+    row = conn.execute(sa.text(
+        """SELECT version_id, status, source, parent_version, revision, params FROM grid_versions
+            WHERE district_code = :d AND version_id = :v FOR UPDATE"""
+    ), {"d": district, "v": version_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def set_revision(conn: Connection, district: str, version_id: int, revision: int) -> None:
+    conn.execute(sa.text("UPDATE grid_versions SET revision = :r WHERE district_code = :d AND version_id = :v"),
+                 {"d": district, "v": version_id, "r": revision})
+
+
+def copy_version_grids(conn: Connection, district: str, source: int, target: int) -> None:
+    """Copy the teams, supervision grids and unit grids of version ``source`` into version ``target``."""
+    params = {"d": district, "s": source, "t": target}
+    conn.execute(sa.text(
+        """INSERT INTO supervision_teams (district_code, version_id, code, name)
+           SELECT district_code, :t, code, name FROM supervision_teams WHERE district_code = :d AND version_id = :s"""
+    ), params)
+    conn.execute(sa.text(
+        """INSERT INTO supervision_grids (district_code, version_id, code, team_code, street_code, workload,
+                                          supervisors_required, geom)
+           SELECT district_code, :t, code, team_code, street_code, workload, supervisors_required, geom
+             FROM supervision_grids WHERE district_code = :d AND version_id = :s"""
+    ), params)
+    conn.execute(sa.text(
+        """INSERT INTO unit_grids (district_code, version_id, code, street_code, community_code, supervision_code,
+                                   area_m2, attrs, geom)
+           SELECT district_code, :t, code, street_code, community_code, supervision_code, area_m2, attrs, geom
+             FROM unit_grids WHERE district_code = :d AND version_id = :s"""
+    ), params)
+
+
+def unit_rows(conn: Connection, district: str, version_id: int, codes: Sequence[str]) -> list[dict[str, Any]]:
+    """The unit grids ``codes`` of a version (those that exist), ordered by code."""
+    rows = conn.execute(sa.text(
+        f"""SELECT {_UNIT_COLUMNS} FROM unit_grids
+             WHERE district_code = :d AND version_id = :v AND code = ANY(CAST(:codes AS text[])) ORDER BY code"""
+    ), {"d": district, "v": version_id, "codes": list(codes)}).mappings()
+    return [{**r, "wkb": bytes(r["wkb"])} for r in rows]
+
+
+def unit_rows_near(conn: Connection, district: str, version_id: int, wkb: bytes, srid: int) -> list[dict[str, Any]]:
+    """The unit grids of a version that intersect a geometry (WKB in EPSG:``srid``), found by the spatial
+    index, ordered by code."""
+    rows = conn.execute(sa.text(
+        f"""SELECT {_UNIT_COLUMNS} FROM unit_grids
+             WHERE district_code = :d AND version_id = :v AND ST_Intersects(geom, ST_GeomFromWKB(:g, :srid))
+             ORDER BY code"""
+    ), {"d": district, "v": version_id, "g": wkb, "srid": srid}).mappings()
+    return [{**r, "wkb": bytes(r["wkb"])} for r in rows]
+
+
+def unit_rows_of_supervision(conn: Connection, district: str, version_id: int,
+                             supervision_codes: Sequence[str]) -> list[dict[str, Any]]:
+    """The unit grids of a version that belong to the supervision grids ``supervision_codes``."""
+    rows = conn.execute(sa.text(
+        f"""SELECT {_UNIT_COLUMNS} FROM unit_grids
+             WHERE district_code = :d AND version_id = :v AND supervision_code = ANY(CAST(:s AS text[]))
+             ORDER BY code"""
+    ), {"d": district, "v": version_id, "s": list(supervision_codes)}).mappings()
+    return [{**r, "wkb": bytes(r["wkb"])} for r in rows]
+
+
+def supervision_rows(conn: Connection, district: str, version_id: int,
+                     codes: Sequence[str]) -> list[dict[str, Any]]:
+    """The supervision grids ``codes`` of a version (those that exist), ordered by code."""
+    rows = conn.execute(sa.text(
+        f"""SELECT {_SUPERVISION_COLUMNS} FROM supervision_grids
+             WHERE district_code = :d AND version_id = :v AND code = ANY(CAST(:codes AS text[])) ORDER BY code"""
+    ), {"d": district, "v": version_id, "codes": list(codes)}).mappings()
+    return [{**r, "wkb": bytes(r["wkb"])} for r in rows]
+
+
+def team_exists(conn: Connection, district: str, version_id: int, team_code: str) -> bool:
+    return conn.execute(sa.text(
+        "SELECT EXISTS (SELECT 1 FROM supervision_teams WHERE district_code = :d AND version_id = :v AND code = :t)"
+    ), {"d": district, "v": version_id, "t": team_code}).scalar_one()
+
+
+def replace_unit_rows(conn: Connection, district: str, version_id: int, remove: Sequence[str],
+                      rows: Sequence[dict[str, Any]], srid: int) -> None:
+    """Delete the unit grids ``remove`` of a version, then insert ``rows`` (code, street_code, community_code,
+    supervision_code, area_m2, attrs, wkb: a Polygon in EPSG:``srid``)."""
+    conn.execute(sa.text(
+        "DELETE FROM unit_grids WHERE district_code = :d AND version_id = :v AND code = ANY(CAST(:codes AS text[]))"
+    ), {"d": district, "v": version_id, "codes": list(remove)})
+    if rows:
+        conn.execute(sa.text(
+            """INSERT INTO unit_grids (district_code, version_id, code, street_code, community_code,
+                                       supervision_code, area_m2, attrs, geom)
+               VALUES (:d, :v, :code, :street_code, :community_code, :supervision_code, :area_m2,
+                       CAST(:attrs AS jsonb), ST_GeomFromWKB(:wkb, :srid))"""
+        ), [{"d": district, "v": version_id, "srid": srid, "code": r["code"], "street_code": r["street_code"],
+             "community_code": r["community_code"], "supervision_code": r["supervision_code"],
+             "area_m2": r["area_m2"], "attrs": _json(r.get("attrs") or {}), "wkb": r["wkb"]} for r in rows])
+
+
+def update_supervision_rows(conn: Connection, district: str, version_id: int, rows: Sequence[dict[str, Any]],
+                            srid: int) -> None:
+    """Set the team and geometry (``wkb``: a Polygon or MultiPolygon in EPSG:``srid``, stored as a
+    MultiPolygon) of existing supervision grids."""
+    if rows:
+        conn.execute(sa.text(
+            """UPDATE supervision_grids SET team_code = :team_code, geom = ST_Multi(ST_GeomFromWKB(:wkb, :srid))
+                WHERE district_code = :d AND version_id = :v AND code = :code"""
+        ), [{"d": district, "v": version_id, "srid": srid, "code": r["code"], "team_code": r["team_code"],
+             "wkb": r["wkb"]} for r in rows])
+
+
+def issued_serial(conn: Connection, district: str, prefix: str) -> int:
+    """The highest running number ever issued under a unit-grid code ``prefix`` (0 when none; retired codes
+    count: they are never reused); see ``codes.parse_code``."""
+    codes = conn.execute(sa.text(
+        """SELECT code FROM grid_codes WHERE district_code = :d AND kind = 'unit'
+              AND left(code, length(:p)) = :p"""
+    ), {"d": district, "p": prefix}).scalars()
+    numbers = [number for code in codes for p, number in [parse_code(code)] if p == prefix]
+    return max(numbers, default=0)
+
+
+def code_retirements(conn: Connection, district: str, codes: Sequence[str]) -> dict[str, int | None]:
+    """Registered unit-grid codes among ``codes`` -> the version that retired each (None: in use)."""
+    rows = conn.execute(sa.text(
+        """SELECT code, retired_version FROM grid_codes
+            WHERE district_code = :d AND kind = 'unit' AND code = ANY(CAST(:codes AS text[]))"""
+    ), {"d": district, "codes": list(codes)}).all()
+    return {r[0]: r[1] for r in rows}
+
+
+def set_code_retirements(conn: Connection, district: str, retired: dict[str, int | None]) -> None:
+    """Set (a version) or clear (None) the retirement of registered unit-grid codes."""
+    if retired:
+        conn.execute(sa.text(
+            """UPDATE grid_codes SET retired_version = :r
+                WHERE district_code = :d AND kind = 'unit' AND code = :code"""
+        ), [{"d": district, "code": code, "r": version} for code, version in retired.items()])
+
+
+def insert_edit(conn: Connection, district: str, version_id: int, seq: int, *, op: str, params: dict[str, Any],
+                before: dict[str, Any], after: dict[str, Any], summary: dict[str, Any], author: str) -> Any:
+    """Record one revision of a draft in its edit log; returns when it was recorded (timestamptz)."""
+    return conn.execute(sa.text(
+        """INSERT INTO grid_edits (district_code, version_id, seq, op, params, before, after, summary, author)
+           VALUES (:d, :v, :seq, :op, CAST(:params AS jsonb), CAST(:before AS jsonb), CAST(:after AS jsonb),
+                   CAST(:summary AS jsonb), :author)
+           RETURNING at"""
+    ), {"d": district, "v": version_id, "seq": seq, "op": op, "params": _json(params), "before": _json(before),
+        "after": _json(after), "summary": _json(summary), "author": author}).scalar_one()
+
+
+def edit_log(conn: Connection, district: str, version_id: int, since: int = 0) -> list[dict[str, Any]]:
+    """The edit log of a version after revision ``since``, oldest first: seq, op, params, summary, author,
+    at, undone_at, undone_by (no before/after rows)."""
+    rows = conn.execute(sa.text(
+        """SELECT seq, op, params, summary, author, at, undone_at, undone_by FROM grid_edits
+            WHERE district_code = :d AND version_id = :v AND seq > :since ORDER BY seq"""
+    ), {"d": district, "v": version_id, "since": since}).mappings()
+    return [dict(r) for r in rows]
+
+
+def last_undoable_edit(conn: Connection, district: str, version_id: int) -> dict[str, Any] | None:
+    """The newest edit of a version that is not an undo and was not undone, with its before/after rows."""
+    row = conn.execute(sa.text(
+        """SELECT seq, op, params, before, after, summary, author, at FROM grid_edits
+            WHERE district_code = :d AND version_id = :v AND op <> 'undo' AND undone_at IS NULL
+            ORDER BY seq DESC LIMIT 1"""
+    ), {"d": district, "v": version_id}).mappings().first()
+    return dict(row) if row else None
+
+
+def mark_undone(conn: Connection, district: str, version_id: int, seq: int, by: int) -> None:
+    conn.execute(sa.text(
+        """UPDATE grid_edits SET undone_at = now(), undone_by = :by
+            WHERE district_code = :d AND version_id = :v AND seq = :seq"""
+    ), {"d": district, "v": version_id, "seq": seq, "by": by})
+
+
+def unit_grid_features(conn: Connection, district: str, version_id: int, codes: Sequence[str]) -> dict[str, Any]:
+    """The stored unit grids ``codes`` of a version as a GeoJSON FeatureCollection in EPSG:4326 (the
+    properties of ``grids_geojson``)."""
+    features = conn.execute(sa.text(
+        """SELECT coalesce(json_agg(json_build_object(
+                   'type', 'Feature', 'id', code,
+                   'properties', json_build_object('code', code, 'version', version_id, 'street_code', street_code,
+                                                   'community_code', community_code,
+                                                   'supervision_code', supervision_code,
+                                                   'area_m2', round(area_m2::numeric, 1)),
+                   'geometry', ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json) ORDER BY code), '[]'::json)
+              FROM unit_grids WHERE district_code = :d AND version_id = :v AND code = ANY(CAST(:codes AS text[]))"""
+    ), {"d": district, "v": version_id, "codes": list(codes)}).scalar_one()
+    return {"type": "FeatureCollection", "features": features}
+

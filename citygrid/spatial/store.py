@@ -31,11 +31,12 @@ def current_version_sql(district_expr: str, columns: str = "v.version_id") -> st
 
 
 # What identifies the content of grid version ``v`` (a row with district_code, version_id, status): id and
-# status, and for a draft its parameters and grid count (a published version is never edited, and hashing the
-# parameters, which hold the quality report, would be paid on every read).
+# status, and for a draft its parameters, edit revision (#23: an edit changes geometry, not the count) and grid
+# count (a published version is never edited, and hashing the parameters, which hold the quality report, would
+# be paid on every read).
 VERSION_REVISION_COLUMNS = """v.version_id, v.status,
        CASE WHEN v.status <> 'published' THEN
-            (SELECT md5(p.params::text) FROM grid_versions p
+            (SELECT md5(p.params::text) || '/' || p.revision || '/' FROM grid_versions p
               WHERE p.district_code = v.district_code AND p.version_id = v.version_id)
             || (SELECT count(*) FROM unit_grids u
                  WHERE u.district_code = v.district_code AND u.version_id = v.version_id) END"""

@@ -154,6 +154,124 @@ SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer",
                                                "the X-CSRF-Token header"}}
 
 
+# --- grid editing (#23): drafts, edits, the edit log, undo ---
+LONLAT = {"type": "array", "minItems": 2, "maxItems": 3, "items": {"type": "number"},
+          "description": "a GeoJSON position [lon, lat] in EPSG:4326"}
+EDIT = {"type": "object", "required": ["op", "expected_revision"], "properties": {
+    "op": {"type": "string", "enum": ["split", "merge", "reshape", "move-vertex", "reassign", "set-team"]},
+    "expected_revision": {"type": "integer", "minimum": 0, "description": "the draft's revision the edit was made "
+                          "against; another answers 409 with the edits made since"},
+    "code": UNIT_GRID, "codes": {"type": "array", "items": UNIT_GRID, "maxItems": 1000},
+    "line": {"type": "object", "description": "split: a GeoJSON LineString (EPSG:4326) crossing the grid"},
+    "geometry": {"type": "object", "description": "reshape: the grid's new boundary, a GeoJSON Polygon (EPSG:4326)"},
+    "from": LONLAT, "to": LONLAT, "supervision_code": CODES["supervision_grid"], "team_code": TEAM},
+    "description": "split {code, line}, merge {codes}, reshape {code, geometry}, move-vertex {from, to}, reassign "
+                   "{codes, supervision_code}, set-team {supervision_code, team_code}; at most 10,000 vertices"}
+VERSION_PATH = _p("version", {"type": "integer", "minimum": 1, "maximum": 1_000_000})
+
+
+def _rejectable(operation: dict[str, Any]) -> dict[str, Any]:
+    """``operation`` documented with its 422: an edit refused with its reason and geometry."""
+    operation["responses"]["422"] = {"description": "the edit would break the coverage: reason and geometry "
+                                                    "(GeoJSON, EPSG:4326) in the body; nothing changed",
+                                     "content": {"application/json": {"schema": ERROR}}}
+    return operation
+
+
+def _editing_paths(paths: dict[str, Any]) -> None:
+    """The editing routes (planners and admins of the district; ``webmap.editing_api``), added to ``paths``."""
+    district = _q("district", DISTRICT, True)
+    revision = {"type": "object", "required": ["expected_revision"],
+                "properties": {"expected_revision": EDIT["properties"]["expected_revision"]}}
+    paths["/api/v1/grids/versions"]["post"] = _op(
+        "make a draft copied from a version (default: the published one)", body={
+            "type": "object", "required": ["district"], "properties": {
+                "district": DISTRICT, "from": {"type": "integer", "minimum": 1},
+                "note": {"type": "string", "maxLength": 500}}}, ok=("201",))
+    paths["/api/v1/grids/versions/{version}"] = {"get": _op(
+        "one version: status, base_version, revision, counts (drafts: planners, admins)", [VERSION_PATH, district])}
+    paths["/api/v1/grids/versions/{version}/edits"] = {
+        "get": _op("a version's edit log, oldest first", [VERSION_PATH, district]),
+        "post": _rejectable(_op("edit a draft: split, merge, reshape, move-vertex, reassign, set-team; answers the "
+                                "new revision, the edit and the stored grids it added or changed (GeoJSON)",
+                                [VERSION_PATH, district], body=EDIT))}
+    paths["/api/v1/grids/versions/{version}/undo"] = {"post": _op(
+        "undo the draft's newest edit not yet undone (exact geometry, codes never reused)", [VERSION_PATH, district],
+        body=revision)}
+
+
+def _history_paths(paths: dict[str, Any]) -> None:
+    """Impact preview, publishing with tile warming, version diffs (#23; ``webmap.history_api``)."""
+    district = _q("district", DISTRICT, True)
+    version = {"type": "integer", "minimum": 1, "maximum": 1_000_000}
+    paths["/api/v1/grids/versions/{version}/impact"] = {"get": _op(
+        "what publishing the draft now would change: components, open and recent cases changing grid, owners, "
+        "supervisors, teams, workloads before/after and the imbalance, area deltas (planners, admins)",
+        [_p("version", version), district])}
+    paths["/api/v1/grids/versions/{version}/publish"] = {"post": _op(
+        "publish a draft from a day or instant (cases keep their grids); its grid tiles z10-z15 are warmed in "
+        "the background (tile_warming)", [_p("version", version), district], body={
+            "type": "object", "required": ["effective_from"], "properties": {"effective_from": {
+                "type": "string", "maxLength": 40, "description": "YYYY-MM-DD (a local day) or an ISO 8601 "
+                "date-time"}}})}
+    paths["/api/v1/grids/versions/{a}/diff/{b}"] = {"get": _op(
+        "unit grids added, removed, changed or reassigned from version a to b (GeoJSON, EPSG:4326, area deltas)",
+        [_p("a", version), _p("b", version), district])}
+
+
+def _hotspot_paths(paths: dict[str, Any]) -> None:
+    """Gi* and emerging hot spots (#24; ``webmap.hotspots_api``)."""
+    common = [_q("district", DISTRICT, True),
+              _q("level", {"type": "string", "enum": ["unit", "supervision", "community", "street"]}),
+              _q("format", {"type": "string", "enum": ["json", "geojson", "csv"]}), *CASE_FILTERS[1:],
+              _q("synthetic", {"type": "string", "enum": ["true", "false"]}),
+              _q("weights", {"type": "string", "enum": ["queen", "distance"]}),
+              _q("distance_m", {"type": "number", "minimum": 10, "maximum": 20000}),
+              _q("alpha", {"type": "number", "minimum": 0.001, "maximum": 0.2}),
+              _q("fdr", {"type": "string", "enum": ["true", "false"]})]
+    paths["/api/v1/hotspots"] = {"get": _op(
+        "Getis-Ord Gi* per area for a period: z, conditional-permutation pseudo p, ArcGIS class (-3..3)", [
+            *common, _q("permutations", {"type": "integer", "minimum": 0, "maximum": 9999}),
+            _q("seed", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1})])}
+    paths["/api/v1/hotspots/emerging"] = {"get": _op(
+        "emerging hot spots per area: space-time Gi* per local month or week, Mann-Kendall trend, the 17 ArcGIS "
+        "categories", [*common, _q("bin", {"type": "string", "enum": ["month", "week"]}),
+                       _q("k", {"type": "integer", "minimum": 0, "maximum": 12})])}
+
+
+def _recurrence_paths(paths: dict[str, Any]) -> None:
+    """Chronic components and recurring places (#24; ``webmap.recurrence_api``)."""
+    common = [_q("district", DISTRICT, True), _q("format", {"type": "string", "enum": ["json", "geojson", "csv"]}),
+              _q("kind", {"type": "string", "enum": ["event", "component"]}), _q("class_code", CLASS),
+              _q("start", DATE), _q("end", DATE), _q("min_cases", {"type": "integer", "minimum": 2, "maximum": 1000}),
+              _q("limit", {"type": "integer", "minimum": 1, "maximum": 5000})]
+    paths["/api/v1/recurrence/components"] = {"get": _op(
+        "chronic components: cases per component in the period (default the last 365 days), repeat intervals, "
+        "those with at least min_cases (default 3) ranked, with class, owning department and point", common)}
+    paths["/api/v1/recurrence/places"] = {"get": _op(
+        "recurring places: ST-DBSCAN clusters of one class among cases without a component (neighbours within "
+        "eps_m metres and window_days days), ranked by size and recency, with grids, cases and a polygon", [
+            *common, _q("eps_m", {"type": "number", "minimum": 5, "maximum": 1000}),
+            _q("window_days", {"type": "number", "minimum": 1, "maximum": 730})])}
+
+
+def _evaluation_paths(paths: dict[str, Any]) -> None:
+    """The monthly evaluation and the public ranking (#24; ``webmap.evaluation_api``)."""
+    month = _q("month", {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$", "example": "2026-11"}, True,
+               "local month of the deployment's zone, YYYY-MM (from 2000-01 to the current month)")
+    paths["/api/v1/evaluation"] = {"get": _op(
+        "one kind's monthly ranking: indicators from case events (definitions in the answer), score, grade and "
+        "the score's inputs (analysts, leads, admins)", [
+            _q("district", DISTRICT, True), month,
+            _q("kind", {"type": "string", "enum": ["supervisors", "teams", "units", "streets", "communities"]}),
+            _q("format", {"type": "string", "enum": ["json", "geojson", "csv"]})])}
+    paths["/api/v1/evaluation/report"] = {"get": _op(
+        "the printable monthly report (HTML, one A4 page per kind)", [_q("district", DISTRICT, True), month])}
+    paths["/api/v1/public/rankings"] = {"get": _op(
+        "the public ranking of units/departments and streets, persons anonymised (no sign-in; 429 past the "
+        "per-client limit)", [_q("district", DISTRICT, True), month], ok=("200", "429"))}
+
+
 def _openapi_path(rule: str) -> str:
     """``/a/<int:b>/c.<fmt>`` → ``/a/{b}/c.{fmt}``."""
     return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)
@@ -362,6 +480,7 @@ def document() -> dict[str, Any]:
             "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}, ok=("200", "429"))},
     }
     _with_photos(paths["/api/v1/cases/{case_id}/transitions"]["post"], "data")  # a step's evidence with it
+    _editing_paths(paths)
     return {"openapi": "3.0.3",
             "info": {"title": "citygrid", "version": __version__,
                      "description": "Gridded urban management on PostGIS: districts, grids, cases, components, "

@@ -8,7 +8,7 @@ Revises: 0014
 Create Date: 2026-12-07
 """
 
-from alembic import op  # noqa: F401  (used by the sections as they fill in)
+from alembic import op
 
 revision = "0015"
 down_revision = "0014"

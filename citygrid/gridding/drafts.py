@@ -1,0 +1,98 @@
+"""Drafts of a district's grids (#23): a copy of a published version that planners edit (``gridding.edits``)
+and then publish (``gridding.service.publish``).
+
+A draft copies its base version's unit grids, supervision grids and teams under a new version number
+(``source = 'edited'``, ``parent_version`` = the base) and starts at revision 0; every edit and undo raises the
+revision by one. Several drafts of one district may exist at once; each is edited on its own.
+
+Examples
+--------
+>>> DRAFT_READERS
+('planner', 'admin')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from citygrid.errors import Conflict, NotFound
+from citygrid.gridding import store
+from citygrid.gridding.generate import GridParams
+from citygrid.spatial import store as spatial_store
+
+# The account roles that make, edit, undo and read drafts (published versions are read by everyone).
+DRAFT_READERS: tuple[str, ...] = ("planner", "admin")
+
+
+def create(conn: Connection, district: str, from_version: int | None = None, author: str = "system",
+           note: str = "") -> dict[str, Any]:
+    """A new draft of ``district`` copied from version ``from_version`` (default: the current published one).
+
+    Parameters
+    ----------
+    district : district code.
+    from_version : the version to copy (any status); None for the district's published version.
+    author : who asked (recorded on the version and in the audit log).
+
+    Returns
+    -------
+    ``{"district", "version", "base_version", "status": "draft", "revision": 0}``.
+
+    Raises
+    ------
+    NotFound : no such district or version, or (without ``from_version``) no published version to copy.
+    Conflict : the base version has no unit grids.
+    """
+    base = _base_version(conn, district, from_version)
+    store.lock_district_versions(conn, district)
+    version_id = store.next_version_id(conn, district)
+    generation = base["params"].get("generation") or {}
+    params = {"draft": {"base_version": base["version_id"],
+                        "min_area_m2": float(generation.get("min_area_m2", GridParams().min_area_m2))}}
+    store.create_version(conn, district=district, version_id=version_id, source="edited", author=author,
+                         params=params, note=note, parent_version=base["version_id"])
+    store.copy_version_grids(conn, district, base["version_id"], version_id)
+    spatial_store.audit(conn, actor=author, action="draft", object_kind="grid_version",
+                        object_id=f"{district}/{version_id}", district=district,
+                        after={"base_version": base["version_id"]})
+    return {"district": district, "version": version_id, "base_version": base["version_id"], "status": "draft",
+            "revision": 0}
+
+
+def _base_version(conn: Connection, district: str, from_version: int | None) -> dict[str, Any]:
+    """The version a new draft copies: ``from_version``, else the district's published one."""
+    row = store.version_row(conn, district, from_version)
+    if row is None:
+        what = f" {from_version}" if from_version is not None else ""
+        raise NotFound(f"district {district} has no grid version{what}")
+    if from_version is None and row["status"] != "published":
+        raise NotFound(f"district {district} has no published grid version to copy; name one with from "
+                       f"(its newest is version {row['version_id']}, a {row['status']})")
+    if not row["unit_grids"]:
+        raise Conflict(f"version {row['version_id']} of {district} has no unit grids to copy")
+    return row
+
+
+def summary(conn: Connection, district: str, version_id: int) -> dict[str, Any]:
+    """A version as the editing API shows it: status, source, base_version, revision, author, dates, counts
+    and the minimum unit-grid area its edits keep; ``NotFound`` without it."""
+    row = store.version_row(conn, district, version_id)
+    if row is None:
+        raise NotFound(f"district {district} has no grid version {version_id}")
+    return {"district": district, "version": row["version_id"], "status": row["status"], "source": row["source"],
+            "base_version": row["parent_version"], "revision": row["revision"], "author": row["author"],
+            "note": row["note"], "created_at": row["created_at"], "effective_from": row["effective_from"],
+            "effective_to": row["effective_to"], "unit_grids": row["unit_grids"],
+            "supervision_grids": row["supervision_grids"], "teams": row["teams"],
+            "min_area_m2": min_area_m2(row["params"])}
+
+
+def min_area_m2(params: dict[str, Any]) -> float:
+    """The smallest unit grid an edit may leave in a version with these ``params`` (m²): the draft's recorded
+    minimum, else the generation's, else the default."""
+    recorded = (params.get("draft") or {}).get("min_area_m2")
+    if recorded is None:
+        recorded = (params.get("generation") or {}).get("min_area_m2", GridParams().min_area_m2)
+    return float(recorded)
