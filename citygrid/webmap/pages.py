@@ -24,7 +24,7 @@ from citygrid.responsibility.ownership import ROLES
 from citygrid.spatial import db
 from citygrid.spatial.queries import data_sources, district_summaries
 from citygrid.spatial.sources import attributions
-from citygrid.webmap.auth import access_of, allow, principal
+from citygrid.webmap.auth import access_of, allow, principal, public
 from citygrid.webmap.context import connection, zone
 from citygrid.webmap.folium_pages import build_page, inline_hashes
 from citygrid.webmap.headers import CSP, page_policy
@@ -32,7 +32,8 @@ from citygrid.webmap.headers import CSP, page_policy
 bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
 PAGES = (("overview", "/", "Overview 总览"), ("caseload", "/caseload", "Caseload 案件分布"),
          ("cases", "/cases", "Cases 案件"), ("desk", "/desk", "Desk 工作台"), ("report", "/report", "Report 上报"),
-         ("hotline", "/hotline", "Hotline 热线"), ("editor", "/editor", "Editor 网格编辑"))
+         ("hotline", "/hotline", "Hotline 热线"), ("editor", "/editor", "Editor 网格编辑"),
+         ("hotspots", "/hotspots", "Hot spots 热点"), ("evaluation", "/evaluation", "Evaluation 考核"))
 # The account roles with a work queue (GET /api/v1/desk): every case role but the analyst's.
 DESK_ROLES = ("supervisor", "dispatcher", "unit", "acceptor", "calltaker", "lead")
 # The desk pages' shared script (action forms, API writes with the session's CSRF token, times in the zone).
@@ -79,6 +80,13 @@ def overview():
 @allow("analyst", "planner", "dispatcher", page=True)  # the caseload API's roles
 def caseload():
     return _page("caseload", plugins=("vectorgrid",), data={})
+
+
+@bp.get("/hotspots")
+@allow("analyst", "lead", "planner", "dispatcher", page=True)  # the hot-spot API's roles
+def hotspots():
+    """Gi* classes and emerging hot-spot categories per area (``static/hotspots.js``), a slider over the bins."""
+    return _page("hotspots", plugins=("vectorgrid",), data={})
 
 
 @bp.get("/cases")
@@ -140,6 +148,43 @@ def editor():
     reassign / set team sent to the edit API with the draft's revision, undo, the edit log, the impact preview
     and publishing. The server is the authority: the page redraws what the API answers."""
     return _page("editor", plugins=("geoman",), data={}, scripts=_DESK_SCRIPTS)
+
+
+@bp.get("/evaluation")
+@allow("analyst", "lead", page=True)  # the evaluation API's readers (admins always may)
+def evaluation():
+    """The monthly evaluation (#24): one kind's ranking at a time with each score's inputs, the indicators'
+    definitions, CSV and the printable report."""
+    return _evaluation_page(public=False)
+
+
+@bp.get("/rankings")
+@public
+def rankings():
+    """The public ranking (#24): units/departments and streets, no sign-in (GET /api/v1/public/rankings)."""
+    return _evaluation_page(public=True)
+
+
+def _evaluation_page(*, public: bool) -> Response:
+    """The evaluation or public ranking page: a table the script fills from the API; no inline script (the
+    page's data is a JSON block), so the default page policy applies."""
+    import datetime as dt
+
+    from citygrid.evaluation.indicators import KINDS
+
+    with connection() as conn:
+        districts = district_summaries(conn)
+        name = db.deployment_info(conn)["name"]
+    today = dt.datetime.now(zone()).date()
+    last = (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+    who = principal()
+    visible = [p for p in PAGES if who is not None
+               and who.has_any(access_of(current_app.view_functions[f"pages.{p[0]}"]).roles)]
+    data = {"public": public, "kinds": [] if public else list(KINDS), "month": last,
+            "month_max": today.strftime("%Y-%m"), "district": who.district_code if who else None}
+    html = render_template("evaluation.html", public=public, districts=districts, deployment_name=name,
+                           pages=visible, page="evaluation", data=data)
+    return Response(html, mimetype="text/html")
 
 
 def _message(text: str, status: int) -> Response:
