@@ -1382,6 +1382,222 @@ def rotation_show(ctx: click.Context, plan_id: int, fmt: str) -> None:
         _echo_json(plan)
 
 
+# ------------------------------------------------------------------------------------------ hotspots (#24)
+def _hotspot_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``citygrid hotspots`` and ``citygrid hotspots emerging`` share (those of the API);
+    ``--district`` is required by each (checked in the command: the group's own would be asked for before
+    ``emerging``)."""
+    for option in reversed([
+            click.option("--district", default=None, help="Required."),
+            click.option("--level", type=click.Choice(["unit", "supervision", "community", "street"]),
+                         default="unit", show_default=True),
+            click.option("--start", default=None, help="ISO 8601 date (local) or date-time."),
+            click.option("--end", default=None, help="ISO 8601 date (that whole day) or date-time (exclusive)."),
+            click.option("--kind", type=click.Choice(["event", "component"]), default=None),
+            click.option("--class-code", default=None),
+            click.option("--weights", type=click.Choice(["queen", "distance"]), default="queen", show_default=True),
+            click.option("--distance-m", type=float, default=None, help="Distance band in metres (default 500)."),
+            click.option("--alpha", type=float, default=0.05, show_default=True),
+            click.option("--format", "fmt", type=click.Choice(["json", "csv", "geojson"]), default="json",
+                         show_default=True),
+            click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None)]):
+        command = option(command)
+    return command
+
+
+def _required_district(district: str | None) -> str:
+    if not district:
+        raise InvalidInput("--district is required", field="--district")
+    return district
+
+
+def _hotspot_filter(conn: Connection, district: str, start: str | None, end: str | None, kind: str | None,
+                    class_code: str | None) -> Any:
+    """The case filter of the hot-spot commands (dates are local days of the deployment's zone), after checking
+    ``district`` against the deployment's code scheme."""
+    from citygrid import codes
+    from citygrid.periods import period
+    from citygrid.spatial.analysis.queries import CaseloadFilter
+    from citygrid.spatial.timezones import instant
+
+    zone = db.deployment_zone(conn)
+    codes.scheme(db.deployment_code_scheme(conn)).check("district", district, "--district")
+
+    def parse(value: str, name: str) -> str:
+        try:
+            return instant(value, zone).isoformat()
+        except (ValueError, OverflowError):
+            raise InvalidInput(f"{name} must be an ISO 8601 date or date-time", field=name) from None
+
+    first, last = period(start, end, parse, start_field="--start", end_field="--end")
+    code = None if class_code is None else codes.check("class", class_code, "--class-code")
+    return CaseloadFilter(start=first, end=last, kind=kind, class_code=code)
+
+
+def _write_table(answer: dict[str, Any], fields: tuple[str, ...], fmt: str, output: str | None,
+                 id_key: str = "code") -> None:
+    """An analysis answer as JSON, GeoJSON (EPSG:4326; each feature's id its row's ``id_key``) or CSV on stdout
+    or in ``output``."""
+    import csv
+    import io
+
+    from citygrid.webmap.formats import csv_cell
+
+    rows = answer.pop("rows")
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(fields), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
+        text = buffer.getvalue()
+    elif fmt == "geojson":
+        features = [{"type": "Feature", "id": r.get(id_key), "geometry": r.get("geometry"),
+                     "properties": {k: v for k, v in r.items() if k != "geometry"}} for r in rows]
+        text = json.dumps({"type": "FeatureCollection", "features": features, **answer}, ensure_ascii=False,
+                          default=str) + "\n"
+    else:
+        text = json.dumps({**answer, "rows": rows}, ensure_ascii=False, indent=2, default=str) + "\n"
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.group("hotspots", cls=CitygridGroup, invoke_without_command=True)
+@_hotspot_options
+@click.option("--permutations", type=click.IntRange(0, 9999), default=999, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=2026, show_default=True)
+@click.option("--fdr/--no-fdr", default=False, show_default=True, help="Benjamini-Hochberg per confidence level.")
+@click.pass_context
+def hotspots_command(ctx: click.Context, district: str, level: str, start: str | None, end: str | None,
+                     kind: str | None, class_code: str | None, weights: str, distance_m: float | None, alpha: float,
+                     fmt: str, output: str | None, permutations: int, seed: int, fdr: bool) -> None:
+    """Getis-Ord Gi* of the cases per area for a period (z, pseudo p, ArcGIS's classes); ``hotspots
+    emerging`` for trends over months or weeks."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from citygrid.hotspots import queries
+
+    district = _required_district(district)
+    with _transaction(_settings(ctx)) as conn:
+        answer = queries.hotspots(conn, district, _hotspot_filter(conn, district, start, end, kind, class_code),
+                                  queries.HotspotParams(level=level, weights=weights, distance_m=distance_m,
+                                                        permutations=permutations, seed=seed, alpha=alpha, fdr=fdr),
+                                  with_geometry=fmt == "geojson")
+    _write_table(answer, queries.GI_FIELDS, fmt, output)
+
+
+@hotspots_command.command("emerging")
+@_hotspot_options
+@click.option("--bin", "bin_unit", type=click.Choice(["month", "week"]), default="month", show_default=True)
+@click.option("--k", type=click.IntRange(0, 12), default=1, show_default=True, help="Previous bins in the "
+              "neighbourhood.")
+@click.option("--fdr/--no-fdr", default=True, show_default=True, help="Benjamini-Hochberg over the cube's bins.")
+@click.pass_context
+def hotspots_emerging(ctx: click.Context, district: str, level: str, start: str | None, end: str | None,
+                      kind: str | None, class_code: str | None, weights: str, distance_m: float | None,
+                      alpha: float, fmt: str, output: str | None, bin_unit: str, k: int, fdr: bool) -> None:
+    """Emerging hot spots: space-time Gi* per local month or week, Mann-Kendall trend, ArcGIS's 17 categories."""
+    from citygrid.hotspots import queries
+
+    district = _required_district(district)
+    with _transaction(_settings(ctx)) as conn:
+        answer = queries.emerging(conn, district, _hotspot_filter(conn, district, start, end, kind, class_code),
+                                  queries.EmergingParams(level=level, weights=weights, distance_m=distance_m,
+                                                         bin=bin_unit, k=k, alpha=alpha, fdr=fdr),
+                                  with_geometry=fmt == "geojson")
+    _write_table(answer, queries.EMERGING_FIELDS, fmt, output)
+
+# ------------------------------------------------------------------------------------------ recurrence (#24)
+def _recurrence_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``citygrid recurrence components`` and ``places`` share (those of the API)."""
+    for option in reversed([
+            click.option("--district", required=True, help="District code."),
+            click.option("--start", default=None, help="ISO 8601 date (local) or date-time; default: 365 days "
+                         "before the end."),
+            click.option("--end", default=None, help="ISO 8601 date (that whole day) or date-time (exclusive); "
+                         "default: now."),
+            click.option("--kind", type=click.Choice(["event", "component"]), default=None),
+            click.option("--class-code", default=None),
+            click.option("--min-cases", type=click.IntRange(2, 1000), default=3, show_default=True),
+            click.option("--limit", type=click.IntRange(1, 5000), default=1000, show_default=True),
+            click.option("--format", "fmt", type=click.Choice(["json", "csv", "geojson"]), default="json",
+                         show_default=True),
+            click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None)]):
+        command = option(command)
+    return command
+
+
+def _recurrence_filters(conn: Connection, district: str, start: str | None, end: str | None, kind: str | None,
+                        class_code: str | None) -> Any:
+    """The recurrence filters (``recurrence.queries.filters``): dates are local days of the deployment's zone,
+    the end day inclusive; ``district`` and ``class_code`` checked against the code formats."""
+    import datetime as dt
+
+    from citygrid import codes
+    from citygrid.periods import period
+    from citygrid.recurrence.queries import filters
+    from citygrid.spatial.timezones import instant
+
+    zone = db.deployment_zone(conn)
+    codes.scheme(db.deployment_code_scheme(conn)).check("district", district, "--district")
+
+    def parse(value: str, name: str) -> dt.datetime:
+        try:
+            return instant(value, zone)
+        except (ValueError, OverflowError):
+            raise InvalidInput(f"{name} must be an ISO 8601 date or date-time", field=name) from None
+
+    first, last = period(start, end, parse, start_field="--start", end_field="--end")
+    code = None if class_code is None else codes.check("class", class_code, "--class-code")
+    return filters(first, last, code, kind)
+
+
+@cli.group("recurrence", cls=CitygridGroup)
+def recurrence_group() -> None:
+    """Recurrence (#24): chronic components and recurring places, for the source agencies."""
+
+
+@recurrence_group.command("components")
+@_recurrence_options
+@click.pass_context
+def recurrence_components(ctx: click.Context, district: str, start: str | None, end: str | None, kind: str | None,
+                          class_code: str | None, min_cases: int, limit: int, fmt: str, output: str | None) -> None:
+    """Chronic components: those with at least --min-cases cases in the period, ranked, with the owning
+    department and the repeat intervals."""
+    from citygrid.recurrence import queries
+
+    with _transaction(_settings(ctx)) as conn:
+        answer = queries.chronic_components(conn, district, _recurrence_filters(conn, district, start, end, kind,
+                                                                                class_code),
+                                            min_cases=min_cases, limit=limit)
+    _write_table(answer, queries.COMPONENT_FIELDS, fmt, output, id_key="obj_id")
+
+
+@recurrence_group.command("places")
+@_recurrence_options
+@click.option("--eps-m", type=click.FloatRange(5, 1000), default=50.0, show_default=True,
+              help="Neighbours lie at most this many metres apart.")
+@click.option("--window-days", type=click.FloatRange(1, 730), default=90.0, show_default=True,
+              help="... and were reported at most this many days apart.")
+@click.pass_context
+def recurrence_places(ctx: click.Context, district: str, start: str | None, end: str | None, kind: str | None,
+                      class_code: str | None, min_cases: int, limit: int, fmt: str, output: str | None, eps_m: float,
+                      window_days: float) -> None:
+    """Recurring places: ST-DBSCAN clusters of one class among the cases without a component, ranked by size
+    and recency, with their grids, cases and a polygon (EPSG:4326)."""
+    from citygrid.recurrence import queries
+    from citygrid.recurrence.places import PlaceParams
+
+    with _transaction(_settings(ctx)) as conn:
+        answer = queries.recurring_places(conn, district, _recurrence_filters(conn, district, start, end, kind,
+                                                                              class_code),
+                                          PlaceParams(eps_m=eps_m, window_days=window_days, min_cases=min_cases),
+                                          limit=limit)
+    _write_table(answer, queries.PLACE_FIELDS, fmt, output, id_key="cluster_id")
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="citygrid")

@@ -20,7 +20,7 @@ from citygrid.webmap.headers import API_POLICY, add_security_headers, basemap_so
 from tests.conftest import rollback_backend, signed_in, user_token
 
 PASSWORD = "correct horse battery"
-PAGES = ("/", "/caseload", "/cases", "/editor")
+PAGES = ("/", "/caseload", "/cases", "/editor", "/hotspots")
 COMMON = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}
 
 
