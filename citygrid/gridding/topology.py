@@ -109,7 +109,7 @@ def noded(geoms: np.ndarray, tol: float = NODE_M) -> np.ndarray:
                   & (coords[:, 1] >= miny - tol) & (coords[:, 1] <= maxy + tol))
         if not inside.any():
             continue
-        snapped = shapely.snap(out[i], shapely.multipoints(np.unique(coords[inside], axis=0)), tol)
+        snapped = shapely.snap(out[i], shapely.multipoints(coords[inside]), tol)
         if snapped.geom_type == "Polygon" and snapped.is_valid:
             out[i] = snapped
     return out
@@ -224,7 +224,7 @@ def _snap_to_neighbourhood(shape: Polygon, grids: Mapping[str, Polygon], edge: B
               & (coords[:, 1] >= miny - snap_m) & (coords[:, 1] <= maxy + snap_m))
     if not inside.any():
         return shape
-    snapped = shapely.snap(shape, shapely.multipoints(np.unique(coords[inside], axis=0)), snap_m)
+    snapped = shapely.snap(shape, shapely.multipoints(coords[inside]), snap_m)
     return snapped if snapped.geom_type == "Polygon" and snapped.is_valid else shape
 
 
