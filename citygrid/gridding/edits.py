@@ -77,13 +77,15 @@ class Change:
 
 @dataclass(frozen=True)
 class Place:
-    """Where an edit happens: the district, its storage CRS, its edge and the draft's minimum grid area."""
+    """Where an edit happens: the district, its storage CRS, its edge, the draft's minimum grid area and the
+    deployment's code scheme."""
 
     district: str
     version: int
     srid: int
     edge: BaseGeometry
     min_area_m2: float
+    scheme: code_schemes.CodeScheme
 
 
 # ------------------------------------------------------------------------------------------ entry points
@@ -111,12 +113,14 @@ def apply(conn: Connection, district: str, version: int, op: Any, expected_revis
     InvalidInput (400), NotFound (404: no such draft, grid, supervision grid or team), Conflict (409: not a
     draft, or a stale ``expected_revision``), Rejected (422: the edit would break the coverage).
     """
-    request = parse(op, code_schemes.deployment_scheme(conn))
+    scheme = code_schemes.deployment_scheme(conn)
+    request = parse(op, scheme)
     draft = _lock_draft(conn, district, version, expected_revision)
-    place = _place(conn, district, version, draft)
+    place = _place(conn, district, version, draft, scheme)
     change = _COMPUTE[request.op](conn, place, request)
-    _validate_supervision(conn, place, change)
-    return _store(conn, place, draft["revision"] + 1, request, change, author)
+    members = _members_after(conn, place, change)
+    _validate_supervision(conn, place, members)
+    return _store(conn, place, draft["revision"] + 1, request, change, members, author)
 
 
 def undo(conn: Connection, district: str, version: int, expected_revision: int | None,
@@ -181,9 +185,11 @@ def _lock_draft(conn: Connection, district: str, version: int, expected_revision
     return row
 
 
-def _place(conn: Connection, district: str, version: int, draft: dict[str, Any]) -> Place:
+def _place(conn: Connection, district: str, version: int, draft: dict[str, Any],
+           scheme: code_schemes.CodeScheme) -> Place:
     return Place(district=district, version=version, srid=deployment_srid(conn),
-                 edge=district_boundary(conn, district), min_area_m2=drafts.min_area_m2(draft["params"]))
+                 edge=district_boundary(conn, district), min_area_m2=drafts.min_area_m2(draft["params"]),
+                 scheme=scheme)
 
 
 def _to_storage(geom: BaseGeometry, place: Place, name: str) -> BaseGeometry:
@@ -214,9 +220,8 @@ def _grids(conn: Connection, place: Place, codes: tuple[str, ...]) -> dict[str, 
 def _near(conn: Connection, place: Place, geom: BaseGeometry, distance: float = NEIGHBOURHOOD_M
           ) -> dict[str, dict[str, Any]]:
     """The draft's unit grids within ``distance`` metres of ``geom`` (deployment CRS), by the spatial index."""
-    area = shapely.buffer(geom, distance) if distance > 0 else geom
-    return {r["code"]: _with_geom(r)
-            for r in store.unit_rows_near(conn, place.district, place.version, shapely.to_wkb(area), place.srid)}
+    return {r["code"]: _with_geom(r) for r in store.unit_rows_near(conn, place.district, place.version,
+                                                                   shapely.to_wkb(geom), place.srid, distance)}
 
 
 def _ring(conn: Connection, place: Place, change: Change) -> dict[str, BaseGeometry]:
@@ -380,10 +385,11 @@ def _lonlat_geojson(geom: BaseGeometry | None, srid: int) -> dict[str, Any] | No
     return shapely.geometry.mapping(crs.to_lonlat(np.array([geom], dtype=object), srid)[0])
 
 
-def _validate_supervision(conn: Connection, place: Place, change: Change) -> None:
-    """Every supervision grid an edit touches keeps at least one unit grid, all of them one contiguous piece;
-    ``Rejected`` (``empty`` / ``not_contiguous``, with the supervision grid's remaining outline) otherwise."""
-    for code, members in _members_after(conn, place, change).items():
+def _validate_supervision(conn: Connection, place: Place, after: dict[str, dict[str, BaseGeometry]]) -> None:
+    """Every supervision grid an edit touches (``after``: see ``_members_after``) keeps at least one unit grid,
+    all of them one contiguous piece; ``Rejected`` (``empty`` / ``not_contiguous``, with the supervision grid's
+    old or remaining outline) otherwise."""
+    for code, members in after.items():
         if not members:
             old = store.supervision_rows(conn, place.district, place.version, [code])
             raise Rejected(f"supervision grid {code} would be left without unit grids",
@@ -401,6 +407,10 @@ def _members_after(conn: Connection, place: Place, change: Change) -> dict[str, 
     touched = {r["supervision_code"] for r in change.before.values()} | {
         r["supervision_code"] for r in change.rows.values()}
     touched.discard(None)
+    if len(touched) == 1 and all(r["supervision_code"] in touched for r in change.before.values()):
+        # An edit inside one supervision grid leaves its ground as it was (``topology.check``: the same ground
+        # before and after), so its outline and its contiguity too: nothing to read.
+        return {}
     members: dict[str, dict[str, BaseGeometry]] = {code: {} for code in touched}
     for row in store.unit_rows_of_supervision(conn, place.district, place.version, sorted(touched)):
         if row["code"] not in change.after:
@@ -413,8 +423,9 @@ def _members_after(conn: Connection, place: Place, change: Change) -> dict[str, 
 
 # ------------------------------------------------------------------------------------------ step 4: store
 def _store(conn: Connection, place: Place, seq: int, request: EditRequest, change: Change,
-           author: str) -> dict[str, Any]:
-    """Write ``change`` and log it as revision ``seq`` (see the module docstring)."""
+           members: dict[str, dict[str, BaseGeometry]], author: str) -> dict[str, Any]:
+    """Write ``change`` (``members``: the unit grids of each supervision grid it touches, after it) and log it
+    as revision ``seq`` (see the module docstring)."""
     district, version = place.district, place.version
     change = _with_codes(conn, place, change)
     issued = sorted(change.source_of)
@@ -423,7 +434,7 @@ def _store(conn: Connection, place: Place, seq: int, request: EditRequest, chang
     before_units = list(change.before.values())
     after_units = [_new_row(code, geom, change.rows[code]) for code, geom in sorted(change.after.items())
                    if geom is not None]
-    sup_before, sup_after = _supervision_change(conn, place, change)
+    sup_before, sup_after = _supervision_change(conn, place, change, members)
     store.replace_unit_rows(conn, district, version, [r["code"] for r in before_units], after_units, place.srid)
     store.update_supervision_rows(conn, district, version, sup_after, place.srid)
     store.register_codes(conn, district, version, issued, retired)
@@ -445,7 +456,7 @@ def _with_codes(conn: Connection, place: Place, change: Change) -> Change:
     never issued under the source grid's street and community)."""
     if not change.source_of:
         return change
-    scheme = code_schemes.deployment_scheme(conn)
+    scheme = place.scheme
     store.lock_code_registry(conn, place.district)
     issued: dict[str, int] = {}
     names: dict[str, str] = {}
@@ -470,12 +481,14 @@ def _new_row(code: str, geom: BaseGeometry, source: dict[str, Any]) -> dict[str,
             "attrs": source.get("attrs") or {}, "wkb": shapely.to_wkb(geom)}
 
 
-def _supervision_change(conn: Connection, place: Place, change: Change
+def _supervision_change(conn: Connection, place: Place, change: Change,
+                        members: dict[str, dict[str, BaseGeometry]]
                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The stored rows of the supervision grids a change touches, and those rows after it: a new team, or the
-    union of their unit grids after the change as their outline (deployment CRS)."""
-    members = _members_after(conn, place, change) if change.after else {}
+    union of their unit grids after the change (``members``) as their outline (deployment CRS)."""
     codes = sorted(set(members) | set(change.supervision))
+    if not codes:
+        return [], []
     before = store.supervision_rows(conn, place.district, place.version, codes)
     after = []
     for row in before:

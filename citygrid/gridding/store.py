@@ -408,14 +408,15 @@ def unit_rows(conn: Connection, district: str, version_id: int, codes: Sequence[
     return [{**r, "wkb": bytes(r["wkb"])} for r in rows]
 
 
-def unit_rows_near(conn: Connection, district: str, version_id: int, wkb: bytes, srid: int) -> list[dict[str, Any]]:
-    """The unit grids of a version that intersect a geometry (WKB in EPSG:``srid``), found by the spatial
-    index, ordered by code."""
+def unit_rows_near(conn: Connection, district: str, version_id: int, wkb: bytes, srid: int,
+                   distance: float = 0.0) -> list[dict[str, Any]]:
+    """The unit grids of a version within ``distance`` metres of a geometry (WKB in EPSG:``srid``; 0: that
+    intersect it), found by the spatial index, ordered by code."""
     rows = conn.execute(sa.text(
         f"""SELECT {_UNIT_COLUMNS} FROM unit_grids
-             WHERE district_code = :d AND version_id = :v AND ST_Intersects(geom, ST_GeomFromWKB(:g, :srid))
+             WHERE district_code = :d AND version_id = :v AND ST_DWithin(geom, ST_GeomFromWKB(:g, :srid), :dist)
              ORDER BY code"""
-    ), {"d": district, "v": version_id, "g": wkb, "srid": srid}).mappings()
+    ), {"d": district, "v": version_id, "g": wkb, "srid": srid, "dist": distance}).mappings()
     return [{**r, "wkb": bytes(r["wkb"])} for r in rows]
 
 

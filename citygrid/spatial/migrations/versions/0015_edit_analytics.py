@@ -43,6 +43,9 @@ CREATE TABLE grid_edits (
     PRIMARY KEY (district_code, version_id, seq),
     FOREIGN KEY (district_code, version_id) REFERENCES grid_versions ON DELETE CASCADE
 )""")
+    # An edit checks that every supervision grid it touches stays contiguous: it reads that supervision grid's
+    # unit grids, which without this index means every unit grid of the version.
+    op.execute("CREATE INDEX unit_grids_supervision ON unit_grids (district_code, version_id, supervision_code)")
 
     # --- editing: history and tile warming ---
     # Tiles warmed after a publish, shared by every server process: the in-memory tile cache is per process,
@@ -102,5 +105,6 @@ def downgrade() -> None:
     op.execute("DROP TABLE tile_store")
 
     # --- editing: drafts and the edit log ---
+    op.execute("DROP INDEX unit_grids_supervision")
     op.execute("DROP TABLE grid_edits")
     op.execute("ALTER TABLE grid_versions DROP COLUMN revision")
