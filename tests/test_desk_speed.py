@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from citygrid.cases import service
 from citygrid.cases import store as case_store
+from citygrid.cases.queries import CaseFilter
 from citygrid.cases.scope import CaseScope
 from citygrid.desk import queries, store
 from citygrid.desk.queues import CALLBACK_SOURCES, QUEUES
@@ -135,3 +136,67 @@ def test_frontage_units_of_a_page_at_once_equal_each_cases_own(zz_client, zz, pl
     assert previews == [service.dispatch_preview(zz, case_rules, c) for c in cases]
     assert previews[0]["party"]["rule"] == "frontage_unit" and previews[0]["party"]["code"] == placed_unit["code"]
     assert previews[1]["party"]["rule"] == "grid management"
+    # the desk's dispatch queue reads the same inputs with its rows (one statement): the same previews
+    assert _queue_previews(zz, case_rules, "410104", made) == dict(zip(made, previews, strict=True))
+
+
+def _queue_previews(conn, case_rules, district: str, ids: list[int]) -> dict[int, dict]:
+    """The dispatch queue's suggestions (read with the page's rows) of cases ``ids``, by case number."""
+    queue = QUEUES["dispatch"]
+    first = conn.execute(sa.text("SELECT min(reported_at) FROM cases WHERE case_id = ANY(:ids)"), {"ids": ids}).scalar()
+    read = queries.read_queue(conn, queue, CaseScope(),
+                              queries.DeskFilter(CaseFilter(district=district, start=first), limit=200))
+    assert all("preview_owners" in r and "preview_frontage" in r for r in read.rows)
+    rows = queries.queue_page(conn, case_rules, queue, read.rows)
+    return {r["case_id"]: r["suggestion"] for r in rows if r["case_id"] in ids}
+
+
+def test_dispatch_queue_previews_read_with_the_page_equal_each_cases_own(bj, case_rules):
+    """Owners, frontage and clock read in the queue's own statement give every row the preview the per-case
+    lookup gives (the exact slow path): grids with owners, a case in no grid, one with no class."""
+    made = [report(bj, case_rules, class_code=c) for c in ("0101", "0103", "0201")]
+    made.append(report(bj, case_rules, class_code="0102", lon=116.55, lat=39.98))
+    ids = [c["case_id"] for c in made]
+    bj.execute(sa.text("UPDATE cases SET status = 'accepted' WHERE case_id = ANY(:ids)"), {"ids": ids})
+    bj.execute(sa.text("UPDATE cases SET unit_grid_code = NULL WHERE case_id = :id"), {"id": ids[1]})
+    bj.execute(sa.text("UPDATE cases SET class_code = NULL WHERE case_id = :id"), {"id": ids[2]})
+    fast = _queue_previews(bj, case_rules, "110105", ids)
+    slow = {i: service.dispatch_preview(bj, case_rules, case_store.get_case(bj, i)) for i in ids}
+    assert fast == slow and len(fast) == 4
+    assert fast[ids[0]]["party"] and fast[ids[1]]["party"] is None and fast[ids[2]]["party"] is None
+
+
+# Filters and scopes whose conditions the desk writes compactly (``case_conditions(compact=True)``).
+_FILTERS = ({}, {"district": "110105"}, {"status": "reported", "kind": "event"}, {"class_code": "0101"},
+            {"start": "2020-01-01T00:00:00+08:00", "end": "2100-01-01T00:00:00+08:00"}, {"open_only": True},
+            {"district": "110105", "unit_grid": "no-such-grid"})
+
+
+def test_compact_conditions_select_what_the_full_conditions_select(bj, case_rules):
+    """Each condition decided in Python (a filter not given, the parts of a scope that do not apply) leaves the
+    same cases as the full list of conditions (the exact slow path), for every kind of scope."""
+    made = [report(bj, case_rules, class_code=c) for c in ("0101", "0103", "0201")]
+    team = bj.execute(sa.text("SELECT s.team_code FROM supervision_grids s JOIN cases c ON c.supervision_code = s.code "
+                              "AND c.district_code = s.district_code WHERE c.case_id = :id LIMIT 1"),
+                      {"id": made[0]["case_id"]}).scalar()
+    bj.execute(sa.text("""UPDATE cases SET attrs = attrs || '{"dispatched_to": {"code": "P1"}}'
+                           WHERE case_id = :id"""), {"id": made[1]["case_id"]})
+    scopes = (CaseScope(), CaseScope(home="110105"), CaseScope(home="110101"), CaseScope(team=team),
+              CaseScope(party="P1", district="110105"), CaseScope(team=team, party="P1", district="110105"),
+              CaseScope(readable=False), CaseScope(party="P1"))
+    srid = deployment_srid(bj)
+    selected = {}
+    for scope in scopes:
+        for given in (*_FILTERS, {"team": team}):
+            found = []
+            for compact in (False, True):
+                where, params = case_store.case_conditions(**{"district": None, **given}, srid=srid, scope=scope,
+                                                           compact=compact)
+                found.append(bj.execute(sa.text(f"SELECT c.case_id FROM cases c WHERE {' AND '.join(where)} "
+                                                "ORDER BY 1"), params).scalars().all())
+            assert found[0] == found[1], (scope, given)
+            selected[scope, str(given)] = set(found[0])
+    # the conditions did select: the team's case in its scope, the party's in its, none for the unreadable
+    assert made[0]["case_id"] in selected[CaseScope(team=team), "{}"]
+    assert selected[CaseScope(party="P1", district="110105"), "{}"] == {made[1]["case_id"]}
+    assert selected[CaseScope(readable=False), "{}"] == set() < selected[CaseScope(), "{}"]

@@ -39,6 +39,8 @@ from citygrid.spatial.geocode import GridIndex
 from citygrid.spatial.store import district_codes
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from citygrid.accounts.service import Principal
 
 DUPLICATE_RADIUS_M = 50.0
@@ -722,15 +724,34 @@ def _disposal_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any],
     return rules.deadlines.rule_for(case["kind"], case["class_code"]).deadline(started, calendar)
 
 
-def dispatch_previews(conn: Connection, rules: CaseRules, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def dispatch_previews(conn: Connection, rules: CaseRules, cases: list[dict[str, Any]], *,
+                      zone: ZoneInfo | None = None, read: PreviewInputs | None = None) -> list[dict[str, Any]]:
     """``dispatch_preview`` of each of ``cases`` (a page of the dispatch queue), with the working calendar, the
     transaction's start, the owners of the cases' grids and the frontage units of the cases whose class goes to
-    one read once for the page rather than once per case."""
-    clock = (rules.calendar.in_zone(deployment_zone(conn)), store.transaction_start(conn))
-    owners = store.owners_at_many(conn, [(c["district_code"], c["unit_grid_code"], c["reported_at"]) for c in cases])
-    units = _frontage_units_of(conn, [c for c in cases if _wants_frontage(rules.dispatch, c)])
-    return [dispatch_preview(conn, rules, case, clock=clock, owners=mine, frontage=units.get)
-            for case, mine in zip(cases, owners, strict=True)]
+    one read once for the page rather than once per case; ``zone``: the deployment's time zone when the caller
+    holds it (``deployment_zone``); ``read``: those inputs when the caller's statement read them with the page
+    (the desk's dispatch queue: no further round trip)."""
+    if read is None:
+        read = PreviewInputs(
+            started=store.transaction_start(conn),
+            owners=store.owners_at_many(conn, [(c["district_code"], c["unit_grid_code"], c["reported_at"])
+                                               for c in cases]),
+            frontage=_frontage_units_of(conn, [c for c in cases if _wants_frontage(rules.dispatch, c)]))
+    clock = (rules.calendar.in_zone(zone or deployment_zone(conn)), read.started)
+    return [dispatch_preview(conn, rules, case, clock=clock, owners=mine, frontage=read.frontage.get)
+            for case, mine in zip(cases, read.owners, strict=True)]
+
+
+@dataclass(frozen=True)
+class PreviewInputs:
+    """What ``dispatch_previews`` reads for a page of cases: the transaction's start (``started``, the instant
+    a deadline is counted from), the owners of each case's unit grid at its report time (``owners``, in the
+    page's order, as ``store.owners_at``) and the frontage unit of each case by case number (``frontage``, as
+    ``_frontage_unit_of``; a case not in it has none looked up)."""
+
+    started: Any
+    owners: list[dict[str, dict[str, Any]]]
+    frontage: dict[int, dict[str, Any] | None]
 
 
 def _wants_frontage(rules: DispatchRules, case: dict[str, Any]) -> bool:

@@ -32,6 +32,7 @@ from citygrid.cases import service
 from citygrid.cases.queries import CaseFilter
 from citygrid.cases.rules import CaseRules
 from citygrid.cases.scope import CaseScope, action_scope, read_scope
+from citygrid.cases.store import owners_of_json
 from citygrid.desk import store
 from citygrid.desk.queues import CALLBACK_SOURCES, DUE_SOON_HOURS, Queue, visible_queues
 from citygrid.errors import Forbidden, InvalidInput
@@ -39,6 +40,8 @@ from citygrid.spatial import crs
 from citygrid.spatial.db import deployment_srid
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from citygrid.accounts.service import Principal
 
 MAX_LIMIT = 200
@@ -91,7 +94,8 @@ def _query(queue: Queue, scope: CaseScope, f: DeskFilter, srid: int) -> store.Qu
         raise InvalidInput(f"limit must be 1–{MAX_LIMIT} and offset at least 0", field="limit")
     return store.QueueQuery(statuses=queue.statuses, condition=queue.condition, order=queue.order, due=queue.due,
                             photos=queue.photos, filters={k: getattr(f.cases, k) for k in FILTERS}, scope=scope,
-                            near=f.near, near_wkb=_near_wkb(f.near, srid), callback_sources=CALLBACK_SOURCES)
+                            near=f.near, near_wkb=_near_wkb(f.near, srid), callback_sources=CALLBACK_SOURCES,
+                            suggestion="suggestion" in queue.columns)
 
 
 def _near_wkb(near: tuple[float, float] | None, srid: int) -> bytes | None:
@@ -132,12 +136,14 @@ class QueueRead:
     marker: str
 
 
-def read_queue(conn: Connection, queue: Queue, scope: CaseScope, f: DeskFilter) -> QueueRead:
+def read_queue(conn: Connection, queue: Queue, scope: CaseScope, f: DeskFilter, srid: int | None = None
+               ) -> QueueRead:
     """The counts and one page of ``queue`` under ``scope`` and ``f`` (one statement), with the marker of what
     the answer shows: the counts and each row's case, version and photos. Whatever changes the answer changes
     the marker (a case entering or leaving the queue changes a count or the page; a changed case its version);
-    a change the answer does not show (beyond the page, with the counts at their cap) leaves it alone."""
-    srid = deployment_srid(conn)
+    a change the answer does not show (beyond the page, with the counts at their cap) leaves it alone.
+    ``srid``: the storage CRS when the caller holds it (``deployment_srid``; read here otherwise)."""
+    srid = deployment_srid(conn) if srid is None else srid
     counted, rows = store.read(conn, _query(queue, scope, f, srid), srid, f.limit, f.offset,
                                DUE_SOON_HOURS * 3600, COUNT_CAP)
     shown, at_least = _capped(counted)
@@ -158,16 +164,18 @@ def change_tag(queue: Queue, who: Principal, scope: CaseScope, f: DeskFilter, ma
     return hashlib.sha256(json.dumps(mine, sort_keys=True, default=str).encode()).hexdigest()[:40]
 
 
-def queue_page(conn: Connection, rules: CaseRules, queue: Queue, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def queue_page(conn: Connection, rules: CaseRules, queue: Queue, rows: list[dict[str, Any]],
+               zone: ZoneInfo | None = None) -> list[dict[str, Any]]:
     """The page ``rows`` of ``queue`` (``read_queue``), each with what the queue shows (``Queue.columns``):
     for the accept queue whether the filing rule needs a verification first (``verification``); for the
     dispatch queue the party the case would go to now, its level and deadline (``suggestion``), or why there is
-    none; ``seconds_left`` to the task's time limit, ``distance_m`` from ``near`` (metres, deployment CRS)."""
+    none; ``seconds_left`` to the task's time limit, ``distance_m`` from ``near`` (metres, deployment CRS).
+    ``zone``: the deployment's time zone when the caller holds it (read here otherwise)."""
     if "verification" in queue.columns:
         for row in rows:
             row["verification"] = _verification(rules, row)
     if "suggestion" in queue.columns:
-        for row, preview in zip(rows, suggestions(conn, rules, rows), strict=True):
+        for row, preview in zip(rows, suggestions(conn, rules, rows, zone), strict=True):
             row["suggestion"] = preview
     return rows
 
@@ -182,11 +190,18 @@ def _verification(rules: CaseRules, case: dict[str, Any]) -> dict[str, Any]:
             "accept_refused": rules.filing.refusal(case)}
 
 
-def suggestions(conn: Connection, rules: CaseRules, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def suggestions(conn: Connection, rules: CaseRules, cases: list[dict[str, Any]], zone: ZoneInfo | None = None
+                ) -> list[dict[str, Any]]:
     """For each accepted case, the party it would be dispatched to now, its level and the deadline it would get
     (``cases.service.dispatch_previews``); ``party`` None with the ``problem`` when no party can be found (no
-    class yet, no ownership for its grid): one case without a party never fails the whole queue."""
-    return service.dispatch_previews(conn, rules, cases)
+    class yet, no ownership for its grid): one case without a party never fails the whole queue. Rows read
+    with their preview inputs (``desk.store.QueueQuery.suggestion``) need no further query."""
+    read = None
+    if cases and all("preview_now" in c for c in cases):
+        read = service.PreviewInputs(started=cases[0]["preview_now"],
+                                     owners=[owners_of_json(c["preview_owners"]) for c in cases],
+                                     frontage={c["case_id"]: c["preview_frontage"] for c in cases})
+    return service.dispatch_previews(conn, rules, cases, zone=zone, read=read)
 
 
 def desk_summary(conn: Connection, who: Principal, district: str | None) -> list[dict[str, Any]]:

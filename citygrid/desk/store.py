@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from citygrid.cases.scope import CaseScope
-from citygrid.cases.store import case_conditions
+from citygrid.cases.store import CASE_OWNERS_SQL, case_conditions
 from citygrid.cases.workflow import STATES
+from citygrid.responsibility.store import CASE_FRONTAGE_SQL
 from citygrid.spatial.store import current_version_sql
 
 # Further conditions a queue may name (``desk.queues.Queue.condition``).
@@ -61,6 +62,10 @@ _PHOTOS = """(SELECT count(*) FROM case_photos p WHERE p.district_code = c.distr
 _TEAM_GRIDS = f"""c.supervision_code = ANY(ARRAY(
     SELECT s.code FROM supervision_grids s
      WHERE s.team_code = :scope_team AND s.version_id = {current_version_sql("s.district_code")}))"""
+# What a dispatch preview reads besides the case (``cases.service.PreviewInputs``), with each page row: the
+# transaction's start, the grid's owners at report time, the frontage unit covering the point.
+_PREVIEW = f"""now() AS preview_now, {CASE_OWNERS_SQL} AS preview_owners,
+               {CASE_FRONTAGE_SQL} AS preview_frontage"""
 # The near point in the storage CRS, once per statement.
 # (Given already projected: a transform in the statement sets PROJ up again for every statement.)
 _NEAR = "near AS (SELECT ST_GeomFromWKB(:near_wkb, :srid) AS pt)"
@@ -71,7 +76,9 @@ class QueueQuery:
     """What one queue read asks for: the queue's statuses, condition, order, due column and whether rows
     carry photos (``desk.queues.Queue``), and the filters of the case map (``cases.store.case_conditions``'
     keyword arguments) within ``scope``; ``near`` (lon, lat) in EPSG:4326 and ``near_wkb`` the same point as
-    WKB in the storage CRS."""
+    WKB in the storage CRS; ``suggestion``: rows carry what a dispatch preview reads (``preview_now``,
+    ``preview_owners`` as ``cases.store.CASE_OWNERS_SQL``, ``preview_frontage`` as
+    ``responsibility.store.CASE_FRONTAGE_SQL``)."""
 
     statuses: tuple[str, ...]
     condition: str | None
@@ -83,6 +90,7 @@ class QueueQuery:
     near: tuple[float, float] | None = None
     near_wkb: bytes | None = None
     callback_sources: tuple[str, ...] = ()
+    suggestion: bool = False
 
 
 def _statuses(statuses: tuple[str, ...]) -> str:
@@ -99,7 +107,7 @@ def _statuses(statuses: tuple[str, ...]) -> str:
 
 def _where(q: QueueQuery, srid: int) -> tuple[str, dict[str, Any]]:
     """The WHERE clause (on cases ``c``) of the queue's cases and its parameters."""
-    where, params = case_conditions(**q.filters, srid=srid, scope=q.scope)
+    where, params = case_conditions(**q.filters, srid=srid, scope=q.scope, compact=True)
     where.append(_statuses(q.statuses))
     if params.get("scope_team") is not None and not params.get("scope_all"):
         where.append(_TEAM_GRIDS)
@@ -126,15 +134,21 @@ def _capped_counts(q: QueueQuery, where: str) -> str:
     ``:cap`` and means "at least" at ``cap`` + 1. Counting stops early because a queue may hold a district's
     whole history (the callback queue: every closed public report), and the desk polls every few seconds; the
     due counts read the queues' partial indexes on their due column."""
-    due = _due(q)
-
-    def counted(extra: str) -> str:
-        return f"(SELECT count(*) FROM (SELECT 1 FROM cases c WHERE {where}{extra} LIMIT :cap + 1) k)"
-
     if q.due is None:
-        return f"{counted('')} AS total, 0 AS overdue, 0 AS due_soon"
-    soon = f" AND {due} >= now() AND {due} < now() + make_interval(secs => :soon)"
-    return f"{counted('')} AS total, {counted(f' AND {due} < now()')} AS overdue, {counted(soon)} AS due_soon"
+        return f"{_capped_count(where, '')} AS total, 0 AS overdue, 0 AS due_soon"
+    return (f"{_capped_count(where, '')} AS total, {_capped_count(where, f' AND {_due(q)} < now()')} AS overdue, "
+            f"{_capped_count(where, _soon(q))} AS due_soon")
+
+
+def _capped_count(where: str, extra: str) -> str:
+    """A subquery counting the cases of ``where`` and ``extra`` up to ``:cap`` + 1."""
+    return f"(SELECT count(*) FROM (SELECT 1 FROM cases c WHERE {where}{extra} LIMIT :cap + 1) k)"
+
+
+def _soon(q: QueueQuery) -> str:
+    """The further condition of a case due within ``:soon`` seconds (not yet overdue)."""
+    due = _due(q)
+    return f" AND {due} >= now() AND {due} < now() + make_interval(secs => :soon)"
 
 
 # Queues whose rows come in the order of their due column (``QueueQuery.order`` -> ``QueueQuery.due``): the
@@ -183,6 +197,8 @@ def _page_sql(q: QueueQuery, where: str) -> str:
     extra.append("closed.at AS closed_at" if q.order == "recently_closed" else "CAST(NULL AS timestamptz) AS closed_at")
     if q.photos:
         extra.append(_PHOTOS)
+    if q.suggestion:
+        extra.append(_PREVIEW)
     return f"""SELECT {_COLUMNS}, {", ".join(extra)}, row_number() OVER (ORDER BY {order}) AS n FROM cases c
               LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
               {_CLOSED if q.order == "recently_closed" else ""}
@@ -198,19 +214,20 @@ def read(conn: Connection, q: QueueQuery, srid: int, limit: int, offset: int, so
     deployment CRS), ``closed_at`` and, for queues with photos, ``photo_count`` and ``first_photo_id``."""
     where, params = _where(q, srid)
     window = _due_window(q)
-    counting = _window_counts(q, where) if window else f"SELECT {_capped_counts(q, where)}, true AS _soon_exact"
+    counting = _window_counts(q, where) if window else f"SELECT {_capped_counts(q, where)}"
+    # A window full of overdue and due-soon cases: due_soon the long way, in the same statement (a subquery
+    # run only when the window says so).
+    due_soon = (f"CASE WHEN counted._soon_exact THEN counted.due_soon ELSE {_capped_count(where, _soon(q))} END"
+                if window else "counted.due_soon")
     rows = conn.execute(sa.text(
         f"""WITH {_NEAR + "," if q.near is not None else ""}
                  counted AS ({counting}),
                  page AS ({_page_sql(q, where)})
-            SELECT counted.total AS _total, counted.overdue AS _overdue, counted.due_soon AS _due_soon,
-                   counted._soon_exact, page.*
+            SELECT counted.total AS _total, counted.overdue AS _overdue, {due_soon} AS _due_soon, page.*
               FROM counted LEFT JOIN page ON true
              ORDER BY page.n"""
     ), {**params, "limit": limit, "offset": offset, "srid": srid, "soon": soon_s, "cap": cap}).mappings().all()
     counted = {"total": rows[0]["_total"], "overdue": rows[0]["_overdue"], "due_soon": rows[0]["_due_soon"]}
-    if not rows[0]["_soon_exact"]:  # a window full of overdue and due-soon cases: due_soon the long way
-        counted = counts(conn, q, srid, soon_s, cap)
-    page = [{k: v for k, v in r.items() if k not in ("_total", "_overdue", "_due_soon", "_soon_exact", "n")}
+    page = [{k: v for k, v in r.items() if k not in ("_total", "_overdue", "_due_soon", "n")}
             for r in rows if r["case_id"] is not None]
     return counted, page

@@ -461,6 +461,15 @@ _FRONTAGE_CURRENT = "f.valid_from <= CAST(:day AS date) AND (f.valid_to IS NULL 
 _FRONTAGE_CURRENT_AT = _FRONTAGE_CURRENT.replace("CAST(:day AS date)",
                                                  "CAST(coalesce(CAST(:at AS timestamptz), now()) AS date)")
 
+# ``frontage_unit_at`` of case ``c``'s stored point on the local day it was reported, as the party a dispatch
+# names (JSON ``code``, ``name``, ``kind``, ``unit_id``; NULL where no frontage covers it), for a statement that
+# reads a page of cases and wants their frontage units with the rows (the desk's dispatch queue).
+CASE_FRONTAGE_SQL = f"""(SELECT jsonb_build_object('code', p.code, 'name', p.name, 'kind', p.kind, 'unit_id', f.unit_id)
+      FROM frontage_units f JOIN parties p ON p.district_code = f.district_code AND p.party_id = f.party_id
+     WHERE f.district_code = c.district_code AND ST_Covers(f.geom, c.geom)
+       AND {_FRONTAGE_CURRENT.replace("CAST(:day AS date)", "CAST(coalesce(c.reported_at, now()) AS date)")}
+     ORDER BY ST_Area(f.geom), f.unit_id LIMIT 1)"""
+
 
 def frontage_unit_count(conn: Connection, district: str) -> int:
     """How many frontage units the district has (any validity)."""

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from citygrid.cases.rules import CaseRules
 from citygrid.codes import CodeScheme, deployment_scheme
-from citygrid.spatial.db import deployment_zone, set_actor
+from citygrid.spatial.db import deployment_srid, deployment_zone, set_actor
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Backend:
     database: str
     _zone: ZoneInfo | None = field(default=None, repr=False)
     _code_scheme: CodeScheme | None = field(default=None, repr=False)
+    _srid: int | None = field(default=None, repr=False)
 
     def zone(self) -> ZoneInfo:
         """The deployment's time zone, read from the database once per backend (``db.deployment_zone``)."""
@@ -35,6 +36,14 @@ class Backend:
             with self.connect() as conn:
                 self._zone = deployment_zone(conn)
         return self._zone
+
+    def srid(self) -> int:
+        """The EPSG code of the deployment's storage CRS, read once per backend (``db.deployment_srid``): it is
+        fixed when the database is made."""
+        if self._srid is None:
+            with self.connect() as conn:
+                self._srid = deployment_srid(conn)
+        return self._srid
 
     def code_scheme(self) -> CodeScheme:
         """The deployment's code scheme, read once per backend: it cannot change once a district exists."""
@@ -51,6 +60,11 @@ def backend() -> Backend:
 def zone() -> ZoneInfo:
     """The deployment's time zone for this app: naive times in requests are read in it."""
     return backend().zone()
+
+
+def storage_srid() -> int:
+    """The EPSG code of the deployment's storage CRS for this app (read once)."""
+    return backend().srid()
 
 
 def code_scheme() -> CodeScheme:

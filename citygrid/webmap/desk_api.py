@@ -18,7 +18,7 @@ from citygrid.cases.queries import CaseFilter
 from citygrid.desk import queries
 from citygrid.desk.queues import require_queue
 from citygrid.webmap.auth import allow, require_principal
-from citygrid.webmap.context import case_rules, connection
+from citygrid.webmap.context import case_rules, connection, storage_srid, zone
 from citygrid.webmap.params import case_map_filter_args, int_arg, lonlat_pair_arg, optional_district_arg
 
 bp = Blueprint("desk_v1", __name__, url_prefix="/api/v1/desk")
@@ -53,11 +53,11 @@ def queue_page(name: str):
                            offset=int_arg("offset", 0, 0, 10_000_000))
     scope = queries.scope_for(wanted, who)
     with connection() as conn:
-        read = queries.read_queue(conn, wanted, scope, f)
+        read = queries.read_queue(conn, wanted, scope, f, srid=storage_srid())
         tag = queries.change_tag(wanted, who, scope, f, read.marker)
         if request.if_none_match.contains_weak(tag):
             return Response(status=304, headers={"ETag": f'"{tag}"', **_PRIVATE})
-        rows = queries.queue_page(conn, case_rules(), wanted, read.rows)
+        rows = queries.queue_page(conn, case_rules(), wanted, read.rows, zone=zone())
     answer = jsonify({"queue": wanted.name, "label": wanted.label, "counts": read.counts,
                       "count_limit": queries.COUNT_CAP, "counts_at_least": read.at_least,
                       "cases": [_row(wanted.columns, r) for r in rows], "limit": f.limit, "offset": f.offset})
