@@ -111,7 +111,9 @@ def test_nan_infinity_and_out_of_range_coordinates_are_400(planner, draft, bj):
     for raw in ('{"op": "move-vertex", "from": [NaN, 39.9], "to": [116.4, 39.9], "expected_revision": 0}',
                 '{"op": "move-vertex", "from": [116.4, 39.9], "to": [Infinity, 39.9], "expected_revision": 0}',
                 '{"op": "move-vertex", "from": [116.4, 39.9], "to": [1e999, 39.9], "expected_revision": 0}',
-                '{"op": "move-vertex", "from": [116.4, 95], "to": [116.4, 39.9], "expected_revision": 0}'):
+                '{"op": "move-vertex", "from": [116.4, 95], "to": [116.4, 39.9], "expected_revision": 0}',
+                '{"op": "move-vertex", "from": [116.4, 39.9], "to": [%s, 39.9], "expected_revision": 0}'
+                % ("1" + "0" * 400)):
         answer = planner.post(url(draft), data=raw, content_type="application/json")
         assert answer.status_code == 400, (raw, answer.get_json())
     far = planner.post(url(draft), json={"op": "move-vertex", "from": [-70.0, -40.0], "to": [-70.0, -40.1],

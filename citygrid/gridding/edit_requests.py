@@ -150,7 +150,10 @@ def position(value: Any, name: str) -> tuple[float, float]:
     for item in value[:2]:
         if isinstance(item, bool) or not isinstance(item, int | float):
             raise InvalidInput(f"{name} must be a position [lon, lat] of numbers", field=name)
-        number = float(item)
+        try:
+            number = float(item)
+        except OverflowError:  # an integer of hundreds of digits (JSON allows it)
+            number = math.inf
         if not math.isfinite(number):
             raise InvalidInput(f"{name} has a coordinate that is not a finite number", field=name)
         numbers.append(number)
