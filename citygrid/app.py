@@ -29,6 +29,7 @@ from citygrid.webmap import (
     headers,
     health,
     heavy,
+    history_api,
     hotspots_api,
     imports_api,
     inputs,
@@ -100,8 +101,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     heavy.install(app)  # the bound on concurrent heavy requests (CITYGRID_HEAVY_REQUESTS, CITYGRID_HEAVY_WAIT_S)
     headers.install(app)  # CSP, nosniff, no framing, referrer policy, Secure cookies over HTTPS
     for blueprint in (health.bp, api.bp, grids_api.bp, imports_api.bp, cases_api.bp, cases_api.classify_bp,
-                      open311.bp, analysis_api.bp, tiles_api.bp, search_api.bp, openapi.bp, admin_api.bp,
-                      responsibility_api.bp, desk_api.bp, editing_api.bp, photos_api.bp, hotspots_api.bp, pages.bp):
+                      history_api.bp, open311.bp, analysis_api.bp, tiles_api.bp, search_api.bp, openapi.bp,
+                      admin_api.bp, responsibility_api.bp, desk_api.bp, editing_api.bp, photos_api.bp,
+                      hotspots_api.bp, pages.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -391,13 +391,61 @@ def grids_partition(ctx: click.Context, n_groups: int, district: str, teams: int
 @click.option("--version", "version_id", type=int, default=None)
 @click.option("--effective-from", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
               help="When the version takes effect (default now).")
+@click.option("--no-warm", is_flag=True, help="Do not warm the grid tiles z10-z15 after publishing.")
 @click.pass_context
-def grids_publish(ctx: click.Context, district: str, version_id: int | None, effective_from) -> None:
-    """Make a draft the current version from a date (default today)."""
+def grids_publish(ctx: click.Context, district: str, version_id: int | None, effective_from, no_warm: bool) -> None:
+    """Make a draft the current version from a date (default today), then (after the commit) warm its unit-grid
+    and supervision-grid tiles z10-z15 for every server process (#23; `tile_warming` in the answer)."""
     from citygrid.gridding import service as gridding
+    from citygrid.spatial import tilewarm
+
+    settings = _settings(ctx)
+    with _transaction(settings) as conn:
+        published = gridding.publish(conn, district, version_id, effective_from, author="cli")
+        plan = tilewarm.plan(conn, district)
+    if not no_warm:
+        engine = db.make_engine(db.database_url(settings))
+        try:
+            published["tile_warming"] = {**plan.summary(), **tilewarm.warm(engine.begin, plan)}
+        finally:
+            engine.dispose()
+    _echo_json(published)
+
+
+@grids.command("impact")
+@click.option("--district", required=True)
+@click.option("--version", "version_id", type=int, required=True, help="The draft.")
+@click.pass_context
+def grids_impact(ctx: click.Context, district: str, version_id: int) -> None:
+    """What publishing a draft now would change (#23): points changing grid, owners, supervisors, workloads."""
+    from citygrid.gridding import impact
 
     with _transaction(_settings(ctx)) as conn:
-        _echo_json(gridding.publish(conn, district, version_id, effective_from, author="cli"))
+        _echo_json(impact.of_draft(conn, district, version_id))
+
+
+@grids.command("diff")
+@click.option("--district", required=True)
+@click.argument("version_a", type=click.IntRange(1, 1_000_000))
+@click.argument("version_b", type=click.IntRange(1, 1_000_000))
+@click.option("--json", "as_json", is_flag=True, help="The whole answer with GeoJSON (EPSG:4326).")
+@click.pass_context
+def grids_diff(ctx: click.Context, district: str, version_a: int, version_b: int, as_json: bool) -> None:
+    """Unit grids added, removed, changed or reassigned from VERSION_A to VERSION_B (#23), with area deltas."""
+    from citygrid.gridding import history
+
+    with _transaction(_settings(ctx)) as conn:
+        found = history.diff(conn, district, version_a, version_b)
+    if as_json:
+        _echo_json(found)
+        return
+    click.echo(f"{district}: version {version_a} -> {version_b}: " +
+               ", ".join(f"{n} {k}" for k, n in found["counts"].items()))
+    for feature in found["features"]["features"]:
+        p = feature["properties"]
+        areas = f"{p['area_before_m2'] or 0:>12.1f} -> {p['area_after_m2'] or 0:>12.1f} m² ({p['area_delta_m2']:+.1f})"
+        click.echo(f"{p['change']:10} {p['code']}  {areas}  "
+                   f"{p['supervision_before'] or '-'} -> {p['supervision_after'] or '-'}")
 
 
 @grids.command("versions")

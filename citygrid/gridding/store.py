@@ -342,6 +342,7 @@ def teams(conn: Connection, district: str, version_id: int) -> list[dict[str, An
     ), {"d": district, "v": version_id}).mappings()
     return [dict(r) for r in rows]
 
+
 # ------------------------------------------------------------------------------------------ drafts and edits (#23)
 # Unit and supervision rows cross as dicts with their geometry as WKB (``wkb``, bytes) in the deployment CRS,
 # read with ST_AsBinary and written back with ST_GeomFromWKB: exact, so an undo restores the very same geometry.
@@ -560,3 +561,235 @@ def unit_grid_features(conn: Connection, district: str, version_id: int, codes: 
     ), {"d": district, "v": version_id, "codes": list(codes)}).scalar_one()
     return {"type": "FeatureCollection", "features": features}
 
+
+# ------------------------------------------------------------------------------------------ history, diff, impact
+# (#23 part E3: as-of look-ups, version diffs and a draft's impact preview; geometry compared by its WKB, so only
+# the grids an edit touched are read.)
+def version_during(conn: Connection, district: str, start: Any, end: Any) -> dict[str, Any] | None:
+    """The published or retired version of ``district`` in force during [``start``, ``end``) (instants): the
+    latest to begin among those overlapping it; None when none does."""
+    row = conn.execute(sa.text(
+        """SELECT version_id, status, effective_from, effective_to FROM grid_versions
+            WHERE district_code = :d AND status <> 'draft' AND effective_from < :end
+              AND (effective_to IS NULL OR effective_to > :start)
+            ORDER BY effective_from DESC LIMIT 1"""
+    ), {"d": district, "start": start, "end": end}).mappings().first()
+    return dict(row) if row else None
+
+
+def first_effective(conn: Connection, district: str) -> Any:
+    """When the district's first published version took effect (None: never published)."""
+    return conn.execute(sa.text(
+        "SELECT min(effective_from) FROM grid_versions WHERE district_code = :d AND status <> 'draft'"
+    ), {"d": district}).scalar_one()
+
+
+def districts_covering(conn: Connection, wkb: bytes, srid: int) -> list[str]:
+    """Codes of the districts whose outline covers a point (WKB in EPSG ``srid``, the storage CRS)."""
+    return list(conn.execute(sa.text(
+        """SELECT district_code FROM districts WHERE ST_Covers(geom, ST_GeomFromWKB(:p, :srid))
+            ORDER BY district_code"""), {"p": wkb, "srid": srid}).scalars())
+
+
+def unit_grid_covering(conn: Connection, district: str, version_id: int, wkb: bytes, srid: int
+                       ) -> dict[str, Any] | None:
+    """The unit grid of a version covering a point (WKB in the storage CRS), by the geocoder's boundary rule
+    (the smallest code among those it lies on), with its supervision grid's team and the team's name."""
+    row = conn.execute(sa.text(
+        """SELECT u.code, u.street_code, u.community_code, u.supervision_code,
+                  round(CAST(u.area_m2 AS numeric), 1)::float AS area_m2, s.team_code, t.name AS team_name
+             FROM unit_grids u
+             LEFT JOIN supervision_grids s ON s.district_code = u.district_code AND s.version_id = u.version_id
+                                          AND s.code = u.supervision_code
+             LEFT JOIN supervision_teams t ON t.district_code = s.district_code AND t.version_id = s.version_id
+                                          AND t.code = s.team_code
+            WHERE u.district_code = :d AND u.version_id = :v AND ST_Covers(u.geom, ST_GeomFromWKB(:p, :srid))
+            ORDER BY u.code LIMIT 1"""
+    ), {"d": district, "v": version_id, "p": wkb, "srid": srid}).mappings().first()
+    return dict(row) if row else None
+
+
+_GRID_DIFF = """
+    WITH a AS (SELECT code, geom, area_m2, supervision_code FROM unit_grids
+                WHERE district_code = :d AND version_id = :a),
+         b AS (SELECT code, geom, area_m2, supervision_code FROM unit_grids
+                WHERE district_code = :d AND version_id = :b)
+    SELECT coalesce(a.code, b.code) AS code,
+           CASE WHEN a.code IS NULL THEN 'added' WHEN b.code IS NULL THEN 'removed'
+                WHEN ST_AsBinary(a.geom) <> ST_AsBinary(b.geom) THEN 'changed' ELSE 'reassigned' END AS change,
+           a.area_m2 AS area_before, b.area_m2 AS area_after,
+           a.supervision_code AS supervision_before, b.supervision_code AS supervision_after,
+           ST_AsGeoJSON(ST_Transform(coalesce(b.geom, a.geom), 4326), 7) AS geometry
+      FROM a FULL JOIN b ON a.code = b.code
+     WHERE a.code IS NULL OR b.code IS NULL OR ST_AsBinary(a.geom) <> ST_AsBinary(b.geom)
+        OR a.supervision_code IS DISTINCT FROM b.supervision_code OR b.supervision_code = ANY(CAST(:moved AS text[]))
+     ORDER BY 1"""
+
+
+def grid_differences(conn: Connection, district: str, version_a: int, version_b: int,
+                     team_moved: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The unit grids that differ between two versions of ``district`` (by code): ``change`` is ``added``
+    (only in b), ``removed`` (only in a), ``changed`` (another geometry) or ``reassigned`` (same geometry,
+    another supervision grid, or one of ``team_moved``: supervision grids that changed team); with areas and
+    supervision grids before (a) and after (b) and ``geometry`` as GeoJSON (EPSG:4326; b's where it has the
+    grid, else a's). No join to the supervision grids here: a new draft's rows have no statistics yet, and the
+    planner's guess of one row made that join a nested loop of seconds."""
+    rows = conn.execute(sa.text(_GRID_DIFF), {"d": district, "a": version_a, "b": version_b,
+                                              "moved": list(team_moved)}).mappings()
+    return [dict(r) for r in rows]
+
+
+def teams_of_supervision(conn: Connection, district: str, version_id: int) -> dict[str, str | None]:
+    """Supervision grid code -> its team's code, in a version."""
+    return dict(conn.execute(sa.text(
+        "SELECT code, team_code FROM supervision_grids WHERE district_code = :d AND version_id = :v"),
+        {"d": district, "v": version_id}).all())
+
+
+def supervision_differences(conn: Connection, district: str, version_a: int, version_b: int
+                            ) -> list[dict[str, Any]]:
+    """Supervision grids that differ between two versions (geometry or team), with their team and workload
+    before and after (None where the version lacks the grid)."""
+    rows = conn.execute(sa.text(
+        """WITH a AS (SELECT code, team_code, workload, geom FROM supervision_grids
+                       WHERE district_code = :d AND version_id = :a),
+                b AS (SELECT code, team_code, workload, geom FROM supervision_grids
+                       WHERE district_code = :d AND version_id = :b)
+           SELECT coalesce(a.code, b.code) AS code, a.team_code AS team_before, b.team_code AS team_after,
+                  a.workload AS workload_before, b.workload AS workload_after,
+                  ST_Area(a.geom) AS area_before, ST_Area(b.geom) AS area_after
+             FROM a FULL JOIN b ON a.code = b.code
+            WHERE a.code IS NULL OR b.code IS NULL OR a.team_code IS DISTINCT FROM b.team_code
+               OR ST_AsBinary(a.geom) <> ST_AsBinary(b.geom)
+            ORDER BY 1"""
+    ), {"d": district, "a": version_a, "b": version_b}).mappings()
+    return [dict(r) for r in rows]
+
+
+def points_in_grids(conn: Connection, district: str, version_a: int, version_b: int, codes: Sequence[str],
+                    since: Any, closed: Sequence[str]) -> list[dict[str, Any]]:
+    """Current components, open cases and cases reported since ``since`` lying in the unit grids ``codes`` of
+    either version, each with the unit and supervision grid covering it in version a and in version b (the
+    geocoder's boundary rule); only those whose unit or supervision grid differs, in kind and id order.
+    ``open`` says whether a case is in none of the ``closed`` states."""
+    rows = conn.execute(sa.text(
+        """WITH area AS (SELECT ST_Union(geom) AS geom FROM unit_grids
+                          WHERE district_code = :d AND version_id IN (:a, :b)
+                            AND code = ANY(CAST(:codes AS text[]))),
+                pts AS (
+                  SELECT 'component' AS kind, c.obj_id AS id, c.geom, NULL::boolean AS open,
+                         NULL::timestamptz AS reported_at
+                    FROM components c, area WHERE c.district_code = :d AND c.valid_to IS NULL
+                     AND ST_Intersects(c.geom, area.geom)
+                  UNION ALL
+                  SELECT 'case', k.case_id::text, k.geom, k.status <> ALL(CAST(:closed AS text[])), k.reported_at
+                    FROM cases k, area WHERE k.district_code = :d
+                     AND (k.status <> ALL(CAST(:closed AS text[])) OR k.reported_at >= :since)
+                     AND ST_Intersects(k.geom, area.geom))
+           SELECT p.kind, p.id, p.open, p.reported_at,
+                  ga.code AS unit_before, ga.supervision_code AS supervision_before,
+                  gb.code AS unit_after, gb.supervision_code AS supervision_after
+             FROM pts p
+             LEFT JOIN LATERAL (SELECT code, supervision_code FROM unit_grids
+                                 WHERE district_code = :d AND version_id = :a AND ST_Covers(geom, p.geom)
+                                 ORDER BY code LIMIT 1) ga ON true
+             LEFT JOIN LATERAL (SELECT code, supervision_code FROM unit_grids
+                                 WHERE district_code = :d AND version_id = :b AND ST_Covers(geom, p.geom)
+                                 ORDER BY code LIMIT 1) gb ON true
+            WHERE ga.code IS DISTINCT FROM gb.code OR ga.supervision_code IS DISTINCT FROM gb.supervision_code
+            ORDER BY p.kind, CASE WHEN p.kind = 'case' THEN lpad(p.id, 20, '0') ELSE p.id END"""
+    ), {"d": district, "a": version_a, "b": version_b, "codes": list(codes), "since": since,
+        "closed": list(closed)}).mappings()
+    return [dict(r) for r in rows]
+
+
+def unit_owners_now(conn: Connection, district: str, codes: Sequence[str]) -> list[dict[str, Any]]:
+    """Per unit grid of ``codes`` and role, the party owning it now (code, name, kind)."""
+    rows = conn.execute(sa.text(
+        """SELECT o.grid_code, o.role, p.code, p.name, p.kind FROM grid_ownership o
+             JOIN parties p ON p.district_code = o.district_code AND p.party_id = o.party_id
+            WHERE o.district_code = :d AND o.grid_kind = 'unit' AND o.grid_code = ANY(CAST(:codes AS text[]))
+              AND o.valid @> now() ORDER BY o.grid_code, o.role"""
+    ), {"d": district, "codes": list(codes)}).mappings()
+    return [dict(r) for r in rows]
+
+
+def land_moves(conn: Connection, district: str, version_a: int, version_b: int, codes: Sequence[str],
+               min_area_m2: float) -> list[dict[str, Any]]:
+    """Land that passes from one unit grid (version a) to another (version b) among ``codes``: (from, to,
+    area m²) for every pair of different codes overlapping by at least ``min_area_m2``."""
+    rows = conn.execute(sa.text(
+        """SELECT a.code AS from_code, b.code AS to_code, ST_Area(ST_Intersection(a.geom, b.geom)) AS area_m2
+             FROM unit_grids a JOIN unit_grids b ON b.district_code = a.district_code AND b.version_id = :b
+                  AND b.code = ANY(CAST(:codes AS text[])) AND a.geom && b.geom AND b.code <> a.code
+            WHERE a.district_code = :d AND a.version_id = :a AND a.code = ANY(CAST(:codes AS text[]))
+              AND ST_Area(ST_Intersection(a.geom, b.geom)) >= :min
+            ORDER BY 1, 2"""
+    ), {"d": district, "a": version_a, "b": version_b, "codes": list(codes), "min": min_area_m2}).mappings()
+    return [dict(r) for r in rows]
+
+
+def supervisors_now(conn: Connection, district: str, targets: Sequence[str]) -> list[dict[str, Any]]:
+    """The people holding a supervisor or team-leader slot of ``targets`` (supervision grid or team codes) now."""
+    rows = conn.execute(sa.text(
+        """SELECT a.role, a.target_code, p.person_id, p.name, p.synthetic FROM person_assignments a
+             JOIN people p ON p.district_code = a.district_code AND p.person_id = a.person_id
+            WHERE a.district_code = :d AND a.role IN ('supervisor', 'team_leader')
+              AND a.target_code = ANY(CAST(:t AS text[])) AND a.valid @> now()
+            ORDER BY a.target_code, a.role, p.name"""
+    ), {"d": district, "t": list(targets)}).mappings()
+    return [dict(r) for r in rows]
+
+
+def workload_terms_of(conn: Connection, district: str, version_id: int, codes: Sequence[str]
+                      ) -> dict[str, dict[str, float]]:
+    """``workload_terms`` for the unit grids ``codes`` of a version only: per code, its components, cases,
+    road metres within 15 m and area m²."""
+    rows = conn.execute(sa.text(
+        """SELECT u.code, ST_Area(u.geom) AS area,
+                  (SELECT count(*) FROM components c WHERE c.district_code = u.district_code
+                      AND c.valid_to IS NULL AND ST_Intersects(c.geom, u.geom)) AS components,
+                  (SELECT count(*) FROM cases k WHERE k.district_code = u.district_code
+                      AND ST_Intersects(k.geom, u.geom)) AS cases,
+                  (SELECT coalesce(sum(ST_Length(ST_Intersection(l.geom, ST_Buffer(u.geom, 15)))), 0)
+                     FROM lines l WHERE l.district_code = u.district_code AND l.kind = 'road'
+                      AND ST_DWithin(l.geom, u.geom, 15)) AS roads
+             FROM unit_grids u WHERE u.district_code = :d AND u.version_id = :v
+              AND u.code = ANY(CAST(:codes AS text[]))"""
+    ), {"d": district, "v": version_id, "codes": list(codes)}).mappings()
+    return {r["code"]: {k: float(r[k]) for k in ("components", "cases", "roads", "area")} for r in rows}
+
+
+def workload_means(conn: Connection, district: str, version_id: int) -> dict[str, float]:
+    """The district-wide mean per unit grid of each workload term, from the district's totals (a point on a
+    shared edge, counted by both grids in ``workload_terms``, counts once here): what ``partition.workload``
+    divides each term by."""
+    row = conn.execute(sa.text(
+        """WITH g AS (SELECT count(*) AS n, coalesce(sum(ST_Area(geom)), 0) AS area FROM unit_grids
+                       WHERE district_code = :d AND version_id = :v)
+           SELECT g.n, g.area,
+                  (SELECT count(*) FROM components WHERE district_code = :d AND valid_to IS NULL) AS components,
+                  (SELECT count(*) FROM cases WHERE district_code = :d) AS cases,
+                  (SELECT coalesce(sum(ST_Length(geom)), 0) FROM lines WHERE district_code = :d
+                      AND kind = 'road') AS roads
+             FROM g"""
+    ), {"d": district, "v": version_id}).mappings().one()
+    n = max(int(row["n"]), 1)
+    return {k: float(row[k]) / n for k in ("components", "cases", "roads", "area")}
+
+
+def supervision_workloads(conn: Connection, district: str, version_id: int) -> dict[str, float]:
+    """The stored workload of every supervision grid of a version (the partition's figure)."""
+    rows = conn.execute(sa.text(
+        "SELECT code, workload FROM supervision_grids WHERE district_code = :d AND version_id = :v"),
+        {"d": district, "v": version_id}).all()
+    return {code: float(w or 0.0) for code, w in rows}
+
+
+def unit_supervision(conn: Connection, district: str, version_id: int, supervision_codes: Sequence[str]
+                     ) -> list[tuple[str, str]]:
+    """(unit grid, supervision grid) of a version's unit grids in ``supervision_codes``."""
+    return [tuple(r) for r in conn.execute(sa.text(
+        """SELECT code, supervision_code FROM unit_grids WHERE district_code = :d AND version_id = :v
+              AND supervision_code = ANY(CAST(:s AS text[]))"""
+    ), {"d": district, "v": version_id, "s": list(supervision_codes)}).all()]

@@ -6,7 +6,9 @@ current version of every district (id, status, parameters, and the grid count of
 counter (unit grids carry their owners per role), for cases and components their counters — ``layer_revisions``
 rows that every committed change raises (migration 0004). The revision is read before the tile is made, so a
 tile is never older than its key: once an edit commits, every later request builds a new key and no stale tile
-can be served. The cache is per process, bounded in bytes, least recently used first.
+can be served. The cache is per process, bounded in bytes, least recently used first. Behind it, the grid layers
+(``STORED_LAYERS``) have a store shared by every process, ``tile_store``, keyed the same way and filled after a
+publish by ``spatial.tilewarm``: a memory miss reads it before making the tile.
 
 A layer with a ``reader_scope`` (the cases) shows a restricted reader only their rows: the caller passes the
 scope's bound values (``citygrid.cases.scope.CaseScope.bound``: a team's supervision grids and/or a party's
@@ -276,6 +278,35 @@ class TileCache:
 
 CACHE = TileCache()
 
+# The layers a publish warms (``spatial.tilewarm``) and whose tiles every process reads from ``tile_store`` on a
+# memory miss: the same for every reader and without filters, so one stored tile serves every request for it.
+STORED_LAYERS = ("unit_grids", "supervision_grids")
+
+
+def stored_tile(conn: Connection, name: str, rev: str, z: int, x: int, y: int) -> bytes | None:
+    """The warmed tile of layer ``name`` at revision ``rev`` (``revision``), or None when none was stored."""
+    data = conn.execute(sa.text(
+        "SELECT data FROM tile_store WHERE layer = :l AND revision = :r AND z = :z AND x = :x AND y = :y"),
+        {"l": name, "r": rev, "z": z, "x": x, "y": y}).scalar_one_or_none()
+    return None if data is None else bytes(data)
+
+
+def store_tiles(conn: Connection, name: str, rev: str, made: list[tuple[int, int, int, bytes]]) -> None:
+    """Keep tiles (z, x, y, MVT bytes) of layer ``name`` at revision ``rev`` for every process (a tile already
+    stored under that key is the same tile: kept as it is)."""
+    if made:
+        conn.execute(sa.text(
+            """INSERT INTO tile_store (layer, revision, z, x, y, data) VALUES (:l, :r, :z, :x, :y, :data)
+               ON CONFLICT DO NOTHING"""),
+            [{"l": name, "r": rev, "z": z, "x": x, "y": y, "data": data} for z, x, y, data in made])
+
+
+def drop_stored_tiles(conn: Connection, name: str, keep: str) -> int:
+    """Delete the stored tiles of layer ``name`` made at any revision but ``keep``: no key names them any more
+    (a revision only moves forward). Returns how many went."""
+    return conn.execute(sa.text("DELETE FROM tile_store WHERE layer = :l AND revision <> :r"),
+                        {"l": name, "r": keep}).rowcount
+
 
 def cached_tile(conn: Connection, database: str, name: str, z: int, x: int, y: int, srid: int,
                 filters: dict[str, Any], cache: TileCache = CACHE, scope: dict[str, Any] | None = None
@@ -285,12 +316,18 @@ def cached_tile(conn: Connection, database: str, name: str, z: int, x: int, y: i
     check_tile(z, x, y)
     tile_layer = layer(name)
     also = ("grids",) if scope is not None and scope.get("scope_team") is not None else ()
-    key = (database, name, z, x, y, revision(conn, tile_layer, also), tuple(sorted(filters.items())),
+    rev = revision(conn, tile_layer, also)
+    key = (database, name, z, x, y, rev, tuple(sorted(filters.items())),
            None if scope is None else tuple(sorted(scope.items())))
     etag = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
     data = cache.get(key)
     if data is not None:
         return data, etag, True
+    if name in STORED_LAYERS and not filters and scope is None:
+        data = stored_tile(conn, name, rev, z, x, y)  # warmed after a publish, maybe by another process
+        if data is not None:
+            cache.put(key, data)
+            return data, etag, True
     data = make_tile(conn, tile_layer, z, x, y, srid, filters, scope)
     cache.put(key, data)
     return data, etag, False

@@ -107,11 +107,17 @@ def list_owners():
 @allow(*ANY_ROLE)
 def grid_at():
     """``?lon=&lat=`` (WGS84) — the current unit grid covering the point (the boundary rule of the geocoder),
-    with its card; ``code`` null outside every grid ("nothing there" is an answer, not an error)."""
+    with its card; ``code`` null outside every grid ("nothing there" is an answer, not an error).
+
+    ``&date=YYYY-MM-DD`` (#23, a local day of the deployment): the unit grid, supervision grid, team and owners
+    per role valid that day (``gridding.history.grid_at``); a day before the district's first version is a 404
+    naming the day it took effect."""
     from citygrid.webmap.params import lonlat_args
 
     lon, lat = lonlat_args()
     who = require_principal()
+    if request.args.get("date") is not None:
+        return _grid_at_date(lon, lat, who)
     with connection() as conn:
         found = grids.grid_at(conn, lon, lat,
                               phones=lambda district: people.phones_visible(who.roles, who.district_code, district))
@@ -119,3 +125,23 @@ def grid_at():
         return jsonify(found)
     return jsonify({"district": None, "code": None, "card": None,
                     "message": f"no unit grid covers {lon:.6f}, {lat:.6f}"})
+
+
+def _grid_at_date(lon: float, lat: float, who):
+    """``GET /at`` with ``date``: the grid and its owners as of that local day (see ``grid_at``)."""
+    import datetime as dt
+    import re
+
+    from citygrid.gridding import history
+
+    raw = request.args.get("date", "").strip()
+    try:
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
+            raise ValueError(raw)
+        day = dt.date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput("date must be a day, YYYY-MM-DD", field="date") from None
+    with connection() as conn:
+        found = history.grid_at(conn, lon, lat, day,
+                                phones=lambda district: people.phones_visible(who.roles, who.district_code, district))
+    return jsonify(found)

@@ -334,8 +334,10 @@ def document() -> dict[str, Any]:
             _q("district", DISTRICT, True),
             _q("role", {"type": "string",
                         "enum": ["responsibility", "management", "enforcement", "supervision"]})])},
-        "/api/v1/grids/at": {"get": _op("the unit grid under a point", [
-            _q("lon", {"type": "number"}, True), _q("lat", {"type": "number"}, True)])},
+        "/api/v1/grids/at": {"get": _op("the unit grid under a point; with date, the grid, supervision grid, "
+                                        "team and owners valid that local day (404 before the first version)", [
+            _q("lon", {"type": "number"}, True), _q("lat", {"type": "number"}, True),
+            _q("date", {"type": "string", "format": "date"})])},
         "/api/v1/cases": {
             "get": _op("cases by filters", [*CASE_FILTERS, _q("bbox", {"type": "string"}),
                                             _q("open", {"type": "string", "enum": ["true", "false"]}),
@@ -481,6 +483,7 @@ def document() -> dict[str, Any]:
     }
     _with_photos(paths["/api/v1/cases/{case_id}/transitions"]["post"], "data")  # a step's evidence with it
     _editing_paths(paths)
+    _history_paths(paths)
     return {"openapi": "3.0.3",
             "info": {"title": "citygrid", "version": __version__,
                      "description": "Gridded urban management on PostGIS: districts, grids, cases, components, "
