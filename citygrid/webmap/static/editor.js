@@ -33,7 +33,9 @@
   cg.editor = { state: state, byCode: byCode, send: send, undo: undo, reload: openDraft };
   cg.ready = false;
   cg.basemap(map);
-  map.pm.setGlobalOptions({ snappable: true, snapDistance: 12, allowSelfIntersection: false });
+  // A short snapping distance: the edge being pushed is also the neighbour's, and a handle dropped within the
+  // distance of it snaps back onto it (Alt while dragging turns snapping off).
+  map.pm.setGlobalOptions({ snappable: true, snapDistance: 8, allowSelfIntersection: false });
 
   // --- busy / status -------------------------------------------------------------------------------------
   function busy(promise) {
@@ -328,6 +330,10 @@
       if (!from) { return; }
       var moved = { op: "move-vertex", from: from, to: to };
       from = null;
+      if (moved.from[0] === to[0] && moved.from[1] === to[1]) {  // snapped back onto itself: nothing to send
+        setTimeout(function () { stopTool(); say("the corner did not move (it snapped back to where it was)"); }, 0);
+        return;
+      }
       // after Geoman has finished its own handling of the drag
       setTimeout(function () { stopTool(); send(moved); }, 0);
     });
