@@ -270,6 +270,14 @@ def test_reassign_and_set_team(planner, bj, draft):
                               "AND code = :s"), {"d": D, "v": draft, "s": target}).scalar_one() == other_team
 
 
+def test_grids_of_a_draft_not_yet_grouped_are_edited_too(bj, draft):
+    bj.execute(sa.text("UPDATE unit_grids SET supervision_code = NULL WHERE district_code = :d AND version_id = :v"),
+               {"d": D, "v": draft})
+    code, line = splittable(bj, draft)
+    answer = edits.apply(bj, D, draft, {"op": "split", "code": code, "line": lonlat(line)}, 0, "test-planner")
+    assert answer["revision"] == 1 and len(answer["edit"]["added"]) == 1 and answer["edit"]["supervision"] == []
+
+
 # ------------------------------------------------------------------------------------------ rejections
 def rejected(answer, reason: str) -> dict:
     assert answer.status_code == 422, answer.get_json()

@@ -416,7 +416,7 @@ def _members_after(conn: Connection, place: Place, change: Change) -> dict[str, 
         if row["code"] not in change.after:
             members[row["supervision_code"]][row["code"]] = shapely.from_wkb(row["wkb"])
     for code, geom in change.after.items():
-        if geom is not None:
+        if geom is not None and change.rows[code]["supervision_code"] in members:  # not in an ungrouped draft
             members[change.rows[code]["supervision_code"]][code] = geom
     return members
 
