@@ -7,7 +7,9 @@ anchor of serving the same layer as one GeoJSON document (all current unit grids
 ``page_overview``: time from navigation to the overview page being interactive with every Chaoyang unit grid
 drawn (``window.citygrid.ready``: boundary drawn, all unit-grid tiles of the district view loaded), in headless
 Chromium against ``citygrid serve --prod``, cold (fresh server) and warm; the anchor is the same page drawing
-the unit grids from GeoJSON instead of tiles.
+the unit grids from GeoJSON instead of tiles. Measured after a publish (#23), as a city sees it: in a database of
+its own (``citygrid_bench_web``, the Chaoyang demo's grids, made once), a draft of the current version is
+published and its grid tiles warmed (``spatial.tilewarm``, what a publish does), then a fresh server is started.
 """
 
 from __future__ import annotations
@@ -151,12 +153,69 @@ def _time_to_ready(browser, url: str) -> tuple[float, int]:
     return elapsed, drawn
 
 
+WEB_DATABASE = "citygrid_bench_web"
+DISTRICT = "110105"
+
+
+def _web_database() -> str:
+    """The page benchmark's own database (``BENCH_WEB_DATABASE`` names another): the Chaoyang demo's grids,
+    made afresh when missing or of an older schema (a few minutes; later runs reuse it)."""
+    import os
+
+    from citygrid import deploy
+    from citygrid.config import Settings
+    from citygrid.errors import SchemaMismatch
+    from citygrid.spatial import db
+
+    name = os.environ.get("BENCH_WEB_DATABASE", WEB_DATABASE)
+    settings = Settings.from_env(name)
+    if db.database_exists(settings):
+        engine = db.make_engine(db.database_url(settings))
+        try:
+            db.check_schema(engine)
+            with engine.connect() as conn:
+                if conn.execute(sa.text("SELECT to_regclass('tile_store')")).scalar() is not None:
+                    return name
+        except SchemaMismatch:
+            pass
+        finally:
+            engine.dispose()
+    db.drop_database(settings)
+    deploy.init_deployment(settings, 4548, "北京市 bench")
+    deploy.load_demo(settings, "chaoyang", history=False, census=False, roster=False)
+    return name
+
+
+def _publish_and_warm(database: str) -> dict:
+    """Publish a draft of the current version (the same grids, a new version: every grid tile's key changes)
+    and warm its grid tiles as a publish does; returns the warm's report and how long it took."""
+    from citygrid.config import Settings
+    from citygrid.gridding import drafts, service
+    from citygrid.spatial import db, tilewarm
+
+    engine = db.make_engine(db.database_url(Settings.from_env(database)))
+    try:
+        with engine.begin() as conn:
+            draft = drafts.create(conn, DISTRICT, author="bench")
+            service.publish(conn, DISTRICT, draft["version"], None, author="bench")
+            plan = tilewarm.plan(conn, DISTRICT)
+        t0 = time.perf_counter()
+        report = tilewarm.warm(engine.begin, plan)
+        return {"warm_tiles_s": round(time.perf_counter() - t0, 2), "tiles_per_layer": plan.count(),
+                "tiles_stored": {k: v["stored"] for k, v in report.items()},
+                "tile_store_mb": round(sum(v["bytes"] for v in report.values()) / 1e6, 1)}
+    finally:
+        engine.dispose()
+
+
 def page_overview() -> dict:
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium") or "/usr/bin/chromium"
-    bench_token("citygrid")  # makes sure the bench user exists
-    with prod_server("citygrid", "page_server.log") as port, sync_playwright() as p:
+    database = _web_database()
+    bench_token(database)  # makes sure the bench user exists
+    warmed = _publish_and_warm(database)
+    with prod_server(database, "page_server.log") as port, sync_playwright() as p:
         base = f"http://127.0.0.1:{port}"
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
@@ -169,10 +228,11 @@ def page_overview() -> dict:
     return entry("page_overview", drawn, cold, "the same page drawing the unit grids from one GeoJSON layer "
                  "(/?unit_grids=geojson: two 5,000-grid pages of /api/v1/grids), median of three loads", anchor_s,
                  "ours_s: navigation until the overview is interactive with every unit grid of Chaoyang drawn from "
-                 "vector tiles, cold (fresh `serve --prod`, empty tile cache); warm_s: median of three later loads "
-                 "(server tile cache warm); no browser cache in any load; headless Chromium 1280×900",
+                 "vector tiles, after a publish whose tiles were warmed, on a fresh `serve --prod` (empty memory "
+                 "cache); warm_s: median of three later loads; no browser cache in any load; headless Chromium "
+                 "1280×900; own database (citygrid_bench_web)",
                  warm_s=round(float(np.median(warm)), 3), unit_grids_drawn=drawn, anchor_features=anchor[0][1],
-                 target_s=2.0)
+                 target_s=1.0, target_ratio=0.8, **warmed)
 
 
 def run(wanted: set[str]) -> list[dict]:

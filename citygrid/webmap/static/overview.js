@@ -8,6 +8,9 @@
   var layers = L.control.layers(null, null, { collapsed: true }).addTo(map);
   var legend = cg.legend(map);
   var current = [], unitLayer = null, roadLayer = null, roadTolerance = null, highlight = null;
+  // The district's extent: its grid layers ask for no tile outside it (at the overview's zoom most tiles of the
+  // view hold nothing of the district, and each empty one was still a request queued behind the others).
+  var districtBounds = null;
   var select = document.getElementById("district"), role = document.getElementById("role");
   cg.layers = {};
 
@@ -109,7 +112,7 @@
         requestAnimationFrame(function () { cg.ready = true; });
       });
     } else {
-      unitLayer = cg.tileLayer("unit_grids", style, { minZoom: 10 });
+      unitLayer = cg.tileLayer("unit_grids", style, { minZoom: 10, bounds: districtBounds });
       unitLayer.once("load", function () { cg.ready = true; });
     }
     keep(unitLayer, "Unit grids (单元网格), coloured by owner");
@@ -152,12 +155,14 @@
     cg.boundary(map, code).then(function (b) {
       current.push(b.layer); layers.addOverlay(b.layer, "District boundary");
       document.getElementById("summary").textContent = b.feature.properties.area_km2 + " km²";
+      districtBounds = b.layer.getBounds().pad(0.01);
+      // Unit grids first: the page is ready when their tiles are drawn, so theirs are asked for first.
+      addUnitGrids(code);
       refreshRoads(code);
       var teamColour = function (p) { return cg.colourFor(p.team); };
       cg.layers.supervisionGrids = keep(cg.tileLayer("supervision_grids", function (p) {
         return { weight: 1.6, color: teamColour(p), fill: false };
-      }, { minZoom: 8 }), "Supervision grids (监督网格), outlined by team");
-      addUnitGrids(code);
+      }, { minZoom: 8, bounds: districtBounds, zIndex: 2 }), "Supervision grids (监督网格), outlined by team");
       var components = cg.tileLayer("components", function (p) {
         return { radius: 4, weight: 1, color: "#222", fill: true, fillOpacity: 0.9, fillColor: cg.colourFor("major" + p.major) };
       }, { minZoom: 15 });
