@@ -5,7 +5,8 @@ SQL pass per kind, then scores) against a pandas groupby computing the same coun
 assignments and the grid-to-team map), in the same run. The counts of every row must be identical
 (``identical``).
 
-The caseload is SYNTHETIC, made in SQL inside a transaction that is rolled back (the benchmark leaves no trace):
+The caseload is SYNTHETIC, made in SQL once into the benchmark's own database (``citygrid_bench_eval``, the
+Chaoyang demo without its history) and kept for the next runs of the same size and month:
 ``BENCH_EVAL_CASES`` cases (default 1,000,000) spread evenly over the 24 local months before the current one,
 each in a unit grid of Chaoyang's current version (its supervision grid, street and community with it), 60 %
 reported by the supervisor of their supervision grid (a named person, assigned for the whole window) and the
@@ -29,6 +30,7 @@ from sqlalchemy.engine import Connection
 from bench.results import entry
 
 DISTRICT = "110105"
+DATABASE = "citygrid_bench_eval"
 CASES = int(os.environ.get("BENCH_EVAL_CASES", "1000000"))
 REPEAT = int(os.environ.get("BENCH_EVAL_REPEAT", "2"))
 MONTHS = 24
@@ -93,6 +95,29 @@ def _window(zone: Any, now: dt.datetime) -> tuple[dt.datetime, dt.datetime, str]
     return start, end, month.strftime("%Y-%m")
 
 
+def month_of(end: dt.datetime) -> str:
+    """The evaluated month (the last before ``end``), YYYY-MM."""
+    return (end - dt.timedelta(days=1)).strftime("%Y-%m")
+
+
+def ready(conn: Connection, n: int, end: dt.datetime) -> bool:
+    """Whether the database holds this size's caseload for this window already (made by an earlier run)."""
+    return bool(conn.execute(sa.text(
+        """SELECT count(*) = :n AND bool_or(idempotency_key = :last) FROM cases WHERE district_code = :d"""),
+        {"n": n, "d": DISTRICT, "last": f"bench-eval-{month_of(end)}-{n}"}).scalar())
+
+
+def _replica(conn: Connection, on: bool) -> bool:
+    """Skip (``on``) or apply again the per-row trigger and foreign-key checks for this transaction; False when
+    the account may not (a server's non-superuser account: the rows are then checked, only slower)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.text(f"SET LOCAL session_replication_role = {'replica' if on else 'origin'}"))
+        return True
+    except sa.exc.DBAPIError:
+        return False
+
+
 def build(conn: Connection, n: int, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
     """Replace the district's cases (in the caller's transaction) by ``n`` SYNTHETIC ones with their timelines,
     and name one supervisor per supervision grid; returns the counts made."""
@@ -100,8 +125,13 @@ def build(conn: Connection, n: int, start: dt.datetime, end: dt.datetime) -> dic
     from citygrid.spatial.store import current_version_sql
 
     quiet_row_audit(conn, True)
-    params = {"d": DISTRICT, "n": n, "t0": start, "t1": end}
+    params = {"d": DISTRICT, "n": n, "t0": start, "t1": end, "prefix": f"bench-eval-{month_of(end)}-"}
+    conn.execute(sa.text("DELETE FROM case_events WHERE district_code = :d"), params)
     conn.execute(sa.text("DELETE FROM cases WHERE district_code = :d"), params)
+    conn.execute(sa.text("DELETE FROM people WHERE district_code = :d AND username LIKE 'bench-sup-%'"), params)
+    # The rows below are consistent by construction: their foreign-key and trigger checks (one per row, eight
+    # million rows) are skipped for this transaction only, which makes the generation several times faster.
+    replica = _replica(conn, True)
     conn.execute(sa.text("SELECT setseed(0.2026)"))
     parties = [r[0] for r in conn.execute(sa.text(
         "SELECT code FROM parties WHERE district_code = :d AND kind IN ('street_office', 'community', "
@@ -113,14 +143,14 @@ WITH g AS (SELECT row_number() OVER (ORDER BY code) - 1 AS k, code, supervision_
      spot AS (SELECT ST_PointOnSurface(geom) AS geom FROM districts WHERE district_code = :d)
 INSERT INTO cases (district_code, idempotency_key, kind, scheme, class_code, description, source, reported_at,
                    status, unit_grid_code, supervision_code, community_code, street_code, synthetic, geom)
-SELECT :d, 'bench-eval-' || i, 'event', 'cjt214', '0102', '考核基准（合成）',
+SELECT :d, :prefix || i, 'event', 'cjt214', '0102', '考核基准（合成）',
        (ARRAY['supervisor', 'supervisor', 'hotline', 'supervisor', 'citizen', 'supervisor', 'hotline',
               'supervisor', 'supervisor', 'hotline'])[1 + (i * 7) % 10],
        :t0 + (i - random()) / :n * (CAST(:t1 AS timestamptz) - :t0), 'closed', g.code, g.supervision_code,
        g.community_code, g.street_code, true, spot.geom
   FROM generate_series(1, :n) AS i
   CROSS JOIN size CROSS JOIN spot
-  JOIN g ON g.k = (i * 7919) % size.m"""), params)
+  JOIN g ON g.k = (CAST(i AS bigint) * 7919) % size.m"""), params)
     conn.execute(sa.text("""
 CREATE TEMP TABLE bench_eval_draws ON COMMIT DROP AS
 SELECT x.*, x.t + interval '1 day' + x.r3 * interval '3 days' AS fb,
@@ -145,6 +175,8 @@ WITH sg AS (SELECT code FROM supervision_grids WHERE district_code = :d AND vers
               RETURNING person_id, username)
 INSERT INTO person_assignments (district_code, person_id, role, target_code, valid)
 SELECT :d, m.person_id, 'supervisor', upper(substr(m.username, 11)), tstzrange(:t0, :t1) FROM made m"""), params)
+    if replica:
+        _replica(conn, False)
     for table in ("cases", "case_events", "people", "person_assignments"):
         conn.execute(sa.text(f"ANALYZE {table}"))
     return {"cases": n, "events": conn.execute(sa.text("SELECT count(*) FROM case_events WHERE district_code = :d"),
@@ -291,8 +323,13 @@ def measure(conn: Connection, n: int = CASES, repeat: int = REPEAT) -> dict:
     now = dt.datetime.now(dt.UTC)
     start_window, end_window, month = _window(deployment_zone(conn), now)
     began = time.perf_counter()
-    made = build(conn, n, start_window, end_window)
+    built = not ready(conn, n, end_window)
+    if built:
+        build(conn, n, start_window, end_window)
+        conn.commit()
     build_s = time.perf_counter() - began
+    made = {"events": conn.execute(sa.text("SELECT count(*) FROM case_events WHERE district_code = :d"),
+                                   {"d": DISTRICT}).scalar_one()}
     from citygrid.evaluation.indicators import month_bounds
 
     start, end = month_bounds(month, deployment_zone(conn), now)
@@ -311,20 +348,25 @@ def measure(conn: Connection, n: int = CASES, repeat: int = REPEAT) -> dict:
         "evaluation_month", n, min(ours_times), "pandas groupby over the month's raw rows (same counts)",
         min(ref_times),
         f"one local month ({month}) of every kind's ranking (supervisors, teams, units, streets, communities) on "
-        f"Chaoyang with {n:,} SYNTHETIC cases over {MONTHS} months and {made['events']:,} events, made in a "
-        "rolled-back transaction; ours: one aggregated SQL pass per kind plus scores; anchor: pandas reading the "
-        "raw rows and grouping; best of the repeats, same database and run",
+        f"Chaoyang with {n:,} SYNTHETIC cases over {MONTHS} months and {made['events']:,} events, made once in "
+        f"the bench's own database ({DATABASE}); ours: one aggregated SQL pass per kind plus scores; anchor: "
+        "pandas reading the raw rows and grouping; best of the repeats, same database and run",
         identical=same, month=month, events=made["events"], rows={k: len(v) for k, v in mine.items()},
-        build_s=round(build_s, 1), repeats=repeat, target_ratio=1.0)
+        build_s=round(build_s, 1), built_now=built, repeats=repeat, target_ratio=1.0)
 
 
 def run(wanted: set[str]) -> list[dict]:
     if "evaluation_month" not in wanted:
         return []
-    from bench.bench_census import DATABASE, _settings
-    from bench.common import demo_connection
     from citygrid import deploy
+    from citygrid.config import Settings
+    from citygrid.spatial import db
 
-    deploy.load_demo(_settings(), "chaoyang")
-    with demo_connection(DATABASE) as conn:
-        return [measure(conn)]
+    settings = Settings.from_env(DATABASE)
+    deploy.load_demo(settings, "chaoyang", history=False, roster=False)
+    engine = db.make_engine(db.database_url(settings))
+    try:
+        with engine.connect() as conn:
+            return [measure(conn)]
+    finally:
+        engine.dispose()

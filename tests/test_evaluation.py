@@ -377,3 +377,26 @@ def test_a_supervisor_may_not_read(client_as, bj):
     team = bj.execute(sa.text("SELECT code FROM supervision_teams ORDER BY code LIMIT 1")).scalar_one()
     reader = client_as("eva-sup", ["supervisor"], team=team)
     assert_error(reader.get("/api/v1/evaluation?district=110105&month=2026-10"), 403, "forbidden")
+
+
+# --- pages ---
+
+@pytest.mark.parametrize(("who", "path"), [("admin", "/evaluation"), ("anonymous", "/rankings")])
+def test_pages_run_no_inline_code(client, anonymous_client, who, path):
+    from bs4 import BeautifulSoup
+
+    answer = (client if who == "admin" else anonymous_client).get(path)
+    assert answer.status_code == 200 and answer.mimetype == "text/html"
+    policy = dict((p.split()[0], p.split()[1:]) for p in answer.headers["Content-Security-Policy"].split("; "))
+    assert policy["script-src"] == ["'self'"] and policy["style-src"] == ["'self'"]
+    soup = BeautifulSoup(answer.get_data(as_text=True), "html.parser")
+    assert all(s.get("src") or s.get("type") == "application/json" for s in soup.find_all("script"))
+    assert not soup.find_all("style") and not soup.find_all(style=True)
+    data = json.loads(soup.find("script", id="cg-data").string)
+    assert data["public"] is (path == "/rankings") and len(data["month"]) == 7
+
+
+def test_the_evaluation_page_needs_a_reader(anonymous_client, client_as):
+    assert anonymous_client.get("/evaluation").status_code == 302
+    assert client_as("eva-planner", ["planner"]).get("/evaluation").status_code == 403
+    assert client_as("eva-lead", ["lead"]).get("/evaluation").status_code == 200

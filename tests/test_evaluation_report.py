@@ -13,7 +13,7 @@ from tests.test_browser import ARTIFACTS, browser, server  # noqa: F401 (fixture
 from tests.test_evaluation import make_month
 
 pytestmark = pytest.mark.slow
-A4_POINTS = (595.92, 842.88)
+A4_POINTS = (595.28, 841.89)  # 210 × 297 mm
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +48,10 @@ def _pdf(browser, server, path: str) -> bytes:  # noqa: F811
 
 
 def _pages(pdf: bytes) -> list[tuple[float, float]]:
-    """The page sizes (points) of a PDF, from its page objects' MediaBoxes."""
-    boxes = re.findall(rb"/Type\s*/Page\b(?!s).{0,400}?/MediaBox\s*\[\s*0\s+0\s+([0-9.]+)\s+([0-9.]+)\s*\]", pdf,
-                       re.S)
-    if not boxes:
-        boxes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([0-9.]+)\s+([0-9.]+)\s*\].{0,400}?/Type\s*/Page\b(?!s)", pdf,
-                           re.S)
+    """The page sizes (points) of a PDF: one MediaBox per page object (``/Type /Page``, not ``/Pages``)."""
+    pages = len(re.findall(rb"/Type\s*/Page(?![A-Za-z])", pdf))
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([0-9.]+)\s+([0-9.]+)\s*\]", pdf)
+    assert len(boxes) == pages and re.findall(rb"/Count\s+([0-9]+)", pdf)[0] == str(pages).encode()
     return [(float(w), float(h)) for w, h in boxes]
 
 

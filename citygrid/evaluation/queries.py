@@ -109,11 +109,11 @@ def evaluate(conn: Connection, rules: EvaluationRules, district: str, month: str
 
 def evaluate_all(conn: Connection, rules: EvaluationRules, district: str, month: str | None, *,
                  kinds: tuple[str, ...] = KINDS, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Every kind of ``kinds`` for the month (the report): ``{…meta, kinds: {kind: {label, definitions,
-    scoring, rows}}}``."""
+    """Every kind of ``kinds`` for the month (the report): ``{…meta, kind_order, kinds: {kind: {label,
+    definitions, scoring, rows}}}`` (``kind_order``: the kinds in order, since JSON answers sort their keys)."""
     found = _month(conn, district, month, now)
     synthetic = store.counted_synthetic(conn, district, found["start"], found["end"])
-    return {**_meta(found, synthetic), "kinds": {
+    return {**_meta(found, synthetic), "kind_order": list(kinds), "kinds": {
         kind: {"label": LABELS[kind], "definitions": definitions(kind), "scoring": rules.describe(kind),
                "rows": _kind_rows(conn, rules, kind, found, False)} for kind in kinds}}
 

@@ -41,7 +41,8 @@ _TEMPLATE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined
 <head>
 <meta charset="utf-8">
 <title>考核评价 {{ r.district_name }} {{ r.month }}</title>
-<style>{{ css }}</style>
+<link rel="icon" href="data:,">
+<style>{{ css|safe }}</style>
 </head>
 <body>
 {% for kind, part in r.kinds.items() %}<section class="page" id="kind-{{ kind }}">

@@ -210,12 +210,14 @@ WITH c AS (
     SELECT g.{col} AS code, sum(g.area_m2) AS area_m2
       FROM unit_grids g JOIN v ON v.version_id = g.version_id
      WHERE g.district_code = :d GROUP BY 1
+), per_grid AS (
+    SELECT unit_grid_code, count(*) AS n FROM components
+     WHERE district_code = :d AND valid_to IS NULL GROUP BY 1
 ), comp AS (
-    SELECT g.{col} AS code, count(*) AS components
-      FROM components k
-      JOIN unit_grids g ON g.district_code = k.district_code AND g.code = k.unit_grid_code
+    SELECT g.{col} AS code, CAST(sum(k.n) AS bigint) AS components
+      FROM per_grid k
+      JOIN unit_grids g ON g.district_code = :d AND g.code = k.unit_grid_code
       JOIN v ON v.version_id = g.version_id
-     WHERE k.district_code = :d AND k.valid_to IS NULL
      GROUP BY 1
 )
 SELECT a.code, a.name, {_zeros(("caseload", "filed_cases", "closed_cases", "feed_backs_due",

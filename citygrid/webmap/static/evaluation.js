@@ -107,7 +107,7 @@
     $("status").textContent = "loading 加载中…";
     if (data.public) {
       getJSON("/api/v1/public/rankings?" + params()).then(function (answer) {
-        var kinds = Object.keys(answer.kinds);
+        var kinds = answer.kind_order || Object.keys(answer.kinds);
         if (kinds.indexOf(state.kind) < 0) { state.kind = kinds[0]; }
         tabs(kinds);
         var part = answer.kinds[state.kind];
