@@ -1430,6 +1430,51 @@ def rotation_show(ctx: click.Context, plan_id: int, fmt: str) -> None:
         _echo_json(plan)
 
 
+# ------------------------------------------------------------------------------------------ evaluate
+@cli.command("evaluate")
+@click.option("--district", required=True, help="District code.")
+@click.option("--month", required=True, metavar="YYYY-MM", help="Local month of the deployment's zone.")
+@click.option("--kind", type=click.Choice(["all", "supervisors", "teams", "units", "streets", "communities"]),
+              default="all", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "html"]), default="json", show_default=True,
+              help="html: the printable report (every kind, one A4 page each).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file instead of standard output.")
+@click.pass_context
+def evaluate(ctx: click.Context, district: str, month: str, kind: str, fmt: str, output: str | None) -> None:
+    """The monthly evaluation (考核评价): indicators, scores, grades and rankings (#24)."""
+    import csv
+    import io
+
+    from citygrid.evaluation import queries, report
+    from citygrid.evaluation.indicators import KINDS
+    from citygrid.evaluation.scores import EvaluationRules
+    from citygrid.webmap.formats import csv_cell
+
+    rules = EvaluationRules.load(_settings(ctx).data_dir)
+    kinds = KINDS if kind == "all" or fmt == "html" else (kind,)
+    with _transaction(_settings(ctx)) as conn:
+        answer = queries.evaluate_all(conn, rules, district, month, kinds=kinds)
+    if fmt == "html":
+        text = report.render(answer)
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        columns = list(dict.fromkeys(c for k in kinds for c in queries.fields(k)))
+        writer = csv.DictWriter(buffer, fieldnames=["kind", *columns], extrasaction="ignore")
+        writer.writeheader()
+        for name in kinds:
+            for row in answer["kinds"][name]["rows"]:
+                writer.writerow({"kind": name, **{k: csv_cell(v) for k, v in row.items()}})
+        text = buffer.getvalue()
+    else:
+        text = json.dumps(answer, ensure_ascii=False, indent=2, default=str) + "\n"
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+
 # ------------------------------------------------------------------------------------------ hotspots (#24)
 def _hotspot_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options ``citygrid hotspots`` and ``citygrid hotspots emerging`` share (those of the API);

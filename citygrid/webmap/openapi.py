@@ -484,6 +484,9 @@ def document() -> dict[str, Any]:
     _with_photos(paths["/api/v1/cases/{case_id}/transitions"]["post"], "data")  # a step's evidence with it
     _editing_paths(paths)
     _history_paths(paths)
+    _hotspot_paths(paths)
+    _recurrence_paths(paths)
+    _evaluation_paths(paths)
     return {"openapi": "3.0.3",
             "info": {"title": "citygrid", "version": __version__,
                      "description": "Gridded urban management on PostGIS: districts, grids, cases, components, "
