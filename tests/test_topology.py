@@ -167,6 +167,19 @@ def test_reshape_released_area_goes_to_the_neighbour_sharing_its_edge():
     assert result["g12"].equals(box(20, 35, 40, 60)) or abs(result["g12"].area - 500) < 1e-9
 
 
+def test_reshape_with_a_corner_cut_on_a_slanted_shared_edge_leaves_no_sliver():
+    # the new corner lies on the slanted edge shared with "left" only up to floating-point error
+    grids = {"left": Polygon([(0, 0), (3, 0), (4, 30), (0, 30)]),
+             "target": Polygon([(3, 0), (20, 0), (20, 30), (4, 30)]),
+             "below": box(0, -10, 20, 0)}
+    edge = box(0, -10, 20, 30)
+    shape = grids["target"].difference(box(2, -1, 6, 4))
+    result = topo.reshape("target", shape, grids, edge)
+    assert set(result) == {"target", "left"}  # the corner goes to the neighbour sharing its longest edge
+    topo.check({c: grids[c] for c in result}, result, ring={"below": grids["below"]}, edge=edge, min_area_m2=1)
+    assert_valid_coverage({**grids, **result}, edge)
+
+
 def test_reshape_that_swallows_a_neighbour_is_multipart():
     grids = grid3x3()
     with pytest.raises(TopologyError) as err:
@@ -295,6 +308,18 @@ def test_check_rejects_a_multipart_or_invalid_result():
     assert err.value.reason == "invalid"
 
 
+@pytest.mark.parametrize("ring", [
+    [(20, 20), (40, 20), (40, 40), (30, 40), (30 + 1e-9, 40), (20, 40)],        # twin vertices
+    [(20, 20), (40, 20), (40, 40), (30, 40), (25, 40), (30 + 1e-9, 40), (20, 40)],  # a spike out and back
+])
+def test_check_rejects_a_boundary_that_repeats_a_vertex_or_folds_back(ring):
+    grids = grid3x3()
+    with pytest.raises(TopologyError) as err:
+        topo.check({"g11": grids["g11"]}, {"g11": Polygon(ring)}, ring=ring_of(grids, {"g11"}), edge=EDGE,
+                   min_area_m2=MIN_AREA)
+    assert err.value.reason == "invalid"
+
+
 def test_check_finds_edges_that_do_not_match_below_the_area_tolerance():
     grids = grid3x3()
     # a notch 5 mm deep and 1 m long in g11's east edge: 0.005 m², below the area tolerance, still a gap
@@ -337,3 +362,16 @@ def test_every_reason_is_known_and_an_unknown_one_is_a_programming_error():
                             "outside", "no_such_vertex", "not_contiguous"}
     with pytest.raises(ValueError):
         TopologyError("nonsense", "x")
+
+
+def test_a_reshape_on_real_grids_whose_corner_lies_on_a_neighbour_edge_is_accepted():
+    import json
+    from pathlib import Path
+
+    case = json.loads((Path(__file__).parent / "data" / "reshape_real_case.json").read_text())
+    hood = {c: shapely.from_wkt(w) for c, w in case["hood"].items()}
+    ring = {c: shapely.from_wkt(w) for c, w in case["ring"].items()}
+    edge = shapely.from_wkt(case["edge_local"])
+    result = topo.reshape(case["code"], shapely.from_wkt(case["shape"]), hood, edge)
+    topo.check({c: hood[c] for c in result}, result, ring={c: g for c, g in ring.items() if c not in result},
+               edge=edge, min_area_m2=10_000)

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import shapely
 import shapely.ops
+from scipy.spatial import cKDTree
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
@@ -33,10 +34,15 @@ from citygrid.gridding.shapes import polygon_parts, shared_edge_lengths
 
 # Vertices closer than this (metres) are one vertex; a vertex this close to an edge lies on it.
 NODE_M = 0.001
+# Consecutive vertices of one boundary closer than this (metres) are one: overlay arithmetic leaves such twins
+# (a few 1e-10 m apart), and snapping a boundary that has them folds it back on itself. Far below NODE_M: dropping
+# a vertex turns its edges, and by 1 mm at the end of a long edge that is a tenth of a square metre.
+REPEAT_M = 1e-6
 # A reshape's new boundary snaps to the neighbourhood's vertices and edges within this distance (metres), so a
 # boundary drawn along an existing edge (in lon/lat, transformed back) follows it exactly instead of leaving slivers.
 RESHAPE_SNAP_M = 0.05
-# Pieces below this area (m²) left over by overlay arithmetic are numerical crumbs, not land to hand out.
+# Pieces below this area (m²) left over by overlay arithmetic are numerical crumbs, not land to hand out: they
+# are dropped (a union with them folds the boundary back on itself where their vertices differ by a hair).
 CRUMB_M2 = 1e-4
 # Shared boundary (metres) below which two polygons do not count as sharing an edge (a merge's adjacency).
 MIN_EDGE_M = 0.05
@@ -81,6 +87,20 @@ def _union(geoms: Iterable[BaseGeometry]) -> BaseGeometry:
     return shapely.union_all(np.asarray(items, dtype=object)) if items else Polygon()
 
 
+def _thinned(coords: np.ndarray, tol: float) -> np.ndarray:
+    """``coords`` (n, 2) without the points within ``tol`` of one kept before them: snapping to two points a hair
+    apart (the same vertex as two generated grids stored it) would insert both and fold the boundary back on
+    itself."""
+    if len(coords) < 2:
+        return coords
+    pairs = cKDTree(coords).query_pairs(tol, output_type="ndarray")
+    drop = np.zeros(len(coords), dtype=bool)
+    for i, j in pairs[np.argsort(pairs[:, 0], kind="stable")].tolist():
+        if not drop[i]:
+            drop[j] = True
+    return coords[~drop]
+
+
 def noded(geoms: np.ndarray, tol: float = NODE_M) -> np.ndarray:
     """The polygons edge-matched among themselves: each one's vertices within ``tol`` metres of a neighbour's vertex
     move onto it, and a neighbour's vertex within ``tol`` of its edge is inserted there (GEOS snapping), so shared
@@ -109,7 +129,7 @@ def noded(geoms: np.ndarray, tol: float = NODE_M) -> np.ndarray:
                   & (coords[:, 1] >= miny - tol) & (coords[:, 1] <= maxy + tol))
         if not inside.any():
             continue
-        snapped = shapely.snap(out[i], shapely.multipoints(coords[inside]), tol)
+        snapped = shapely.snap(out[i], shapely.multipoints(_thinned(coords[inside], tol)), tol)
         if snapped.geom_type == "Polygon" and snapped.is_valid:
             out[i] = snapped
     return out
@@ -203,7 +223,9 @@ def merge(polys: Iterable[Polygon]) -> Polygon:
                             "(touching at a point is not enough)", _union(apart))
     exact = shapely.coverage_is_valid(geoms)
     merged = shapely.coverage_union_all(geoms) if exact else shapely.union_all(geoms)
-    merged = _without_crumb_holes(merged)
+    merged = _without_crumb_holes(_without_spikes(merged))
+    if merged.geom_type == "GeometryCollection":
+        merged = _union(polygon_parts(merged))
     if merged.geom_type != "Polygon":
         raise TopologyError("not_adjacent", "the merged grids do not make one polygon", merged)
     return merged
@@ -222,15 +244,71 @@ def _snap_to_neighbourhood(shape: Polygon, grids: Mapping[str, Polygon], edge: B
     coords = np.concatenate(refs)
     inside = ((coords[:, 0] >= minx - snap_m) & (coords[:, 0] <= maxx + snap_m)
               & (coords[:, 1] >= miny - snap_m) & (coords[:, 1] <= maxy + snap_m))
-    if not inside.any():
+    if inside.any():
+        snapped = shapely.snap(shape, shapely.multipoints(_thinned(coords[inside], snap_m)), snap_m)
+        shape = snapped if snapped.geom_type == "Polygon" and snapped.is_valid else shape
+    return _onto_edges(shape, grids, snap_m)
+
+
+def _onto_edges(shape: Polygon, grids: Mapping[str, Polygon], snap_m: float) -> Polygon:
+    """``shape`` with each vertex within ``snap_m`` of a grid's edge (and on no vertex) moved onto that edge: a
+    corner drawn on a neighbour's edge otherwise leaves a sliver a fraction of a millimetre wide between them."""
+    lines = shapely.multilinestrings(shapely.get_parts(shapely.boundary(
+        np.asarray(list(grids.values()), dtype=object))))
+    coords = shapely.get_coordinates(shape)
+    dist = shapely.distance(shapely.points(coords), lines)
+    near = np.flatnonzero((dist > 0) & (dist <= snap_m))
+    if len(near) == 0:
         return shape
-    snapped = shapely.snap(shape, shapely.multipoints(coords[inside]), snap_m)
-    return snapped if snapped.geom_type == "Polygon" and snapped.is_valid else shape
+    for i in near.tolist():
+        coords[i] = shapely.get_coordinates(shapely.ops.nearest_points(lines, Point(coords[i]))[0])[0]
+    moved = shapely.set_coordinates(shape, coords)
+    return moved if moved.geom_type == "Polygon" and moved.is_valid else shape
+
+
+def _folds(ring: np.ndarray, width: float = NODE_M) -> np.ndarray:
+    """Indices of the vertices of a closed ring's coordinates (last = first) where the boundary turns back on
+    itself narrower than ``width`` metres: a spike out along an edge and back, which overlay arithmetic leaves
+    where two vertices differ by a hair."""
+    pts = ring[:-1]
+    if len(pts) < 3:
+        return np.zeros(0, dtype=int)
+    ab = pts - np.roll(pts, 1, axis=0)
+    bc = np.roll(pts, -1, axis=0) - pts
+    cross = np.abs(ab[:, 0] * bc[:, 1] - ab[:, 1] * bc[:, 0])
+    longer = np.maximum(np.hypot(ab[:, 0], ab[:, 1]), np.hypot(bc[:, 0], bc[:, 1]))
+    back = (ab * bc).sum(axis=1) < 0
+    return np.flatnonzero(back & (cross < width * np.maximum(longer, 1e-12)))
+
+
+def _ring_without_folds(ring: np.ndarray) -> np.ndarray:
+    pts = ring[:-1]
+    while len(pts) > 3:
+        folds = _folds(np.vstack([pts, pts[:1]]))
+        if len(folds) == 0:
+            break
+        pts = np.delete(pts, folds[0], axis=0)
+    return np.vstack([pts, pts[:1]])
+
+
+def _without_spikes(geom: BaseGeometry) -> BaseGeometry:
+    """``geom``'s polygons without zero-width spikes (``_folds``) and twin vertices (``REPEAT_M``); what is still
+    invalid is repaired by ``make_valid`` (its stray lines are dropped by ``polygon_parts``)."""
+    parts = []
+    for poly in polygon_parts(geom):
+        shell = _ring_without_folds(shapely.get_coordinates(poly.exterior))
+        holes = [_ring_without_folds(shapely.get_coordinates(r)) for r in poly.interiors]
+        if len(shell) >= 4:
+            parts.append(Polygon(shell, [h for h in holes if len(h) >= 4]))
+    if not parts:
+        return Polygon()
+    out = shapely.remove_repeated_points(shapely.multipolygons(parts) if len(parts) > 1 else parts[0], REPEAT_M)
+    return out if out.is_valid else shapely.make_valid(out)
 
 
 def _one_part(code: str, geom: BaseGeometry, what: str) -> Polygon:
     """The single polygon of ``geom`` once crumbs are dropped; TopologyError ``multipart`` otherwise."""
-    parts = [p for p in polygon_parts(geom) if p.area >= CRUMB_M2]
+    parts = [p for p in polygon_parts(_without_spikes(geom)) if p.area >= CRUMB_M2]
     if not parts:
         raise TopologyError("multipart", f"grid {code} would be {what} nothing; merge it instead", geom)
     if len(parts) > 1:
@@ -266,7 +344,8 @@ def reshape(code: str, new_shape: Polygon, grids: Mapping[str, Polygon], edge: B
     if code not in grids:
         raise TopologyError("invalid", f"grid {code} is not among the grids given")
     old = _require_polygon(grids[code], f"grid {code}")
-    shape = _snap_to_neighbourhood(_require_polygon(new_shape, "the new shape"), grids, edge, snap_m)
+    drawn = shapely.remove_repeated_points(_require_polygon(new_shape, "the new shape"), REPEAT_M)
+    shape = _snap_to_neighbourhood(_require_polygon(drawn, "the new shape"), grids, edge, snap_m)
     if edge is not None:
         if not shapely.intersects(shape, edge):
             raise TopologyError("outside", "the new shape lies outside the district", shape)
@@ -276,9 +355,10 @@ def reshape(code: str, new_shape: Polygon, grids: Mapping[str, Polygon], edge: B
     result: dict[str, BaseGeometry] = {code: target}
     for c, g in others.items():
         if shapely.intersection(g, target).area >= CRUMB_M2:
-            result[c] = shapely.difference(g, target)
-    released = polygon_parts(shapely.difference(old, target))
-    crumbs = [p for p in released if p.area < CRUMB_M2]
+            # the target's vertices on this neighbour's edges (where the new boundary crosses them, computed by
+            # the overlay a hair off the edge) become its vertices first, so the difference leaves no spike
+            result[c] = shapely.difference(shapely.snap(g, target, NODE_M), target)
+    released = polygon_parts(shapely.difference(shapely.snap(old, target, NODE_M), target))
     for piece in (p for p in released if p.area >= CRUMB_M2):
         codes = list(others)
         if not codes:
@@ -288,9 +368,7 @@ def reshape(code: str, new_shape: Polygon, grids: Mapping[str, Polygon], edge: B
         if lengths[best] < MIN_EDGE_M:
             raise TopologyError("gap", "a piece the grid gives up shares no edge with a neighbour", piece)
         receiver = codes[best]
-        result[receiver] = shapely.union(result.get(receiver, others[receiver]), piece)
-    if crumbs:
-        result[code] = shapely.union_all([target, *crumbs])
+        result[receiver] = shapely.union(shapely.snap(result.get(receiver, others[receiver]), piece, NODE_M), piece)
     return {c: _one_part(c, g, "left as" if c != code else "made into") for c, g in result.items()}
 
 
@@ -351,8 +429,25 @@ def move_vertex(grids: Mapping[str, Polygon], old_xy: tuple[float, float], new_x
 
 # --- validation -----------------------------------------------------------------------------------------------
 
+def _defect(poly: Polygon) -> BaseGeometry | None:
+    """Where ``poly``'s boundary has twin vertices (closer than ``REPEAT_M``) or folds back on itself
+    (``_folds``), or None: valid to GEOS, but edge-matching would turn either into an overlap."""
+    for ring in shapely.get_rings(poly):
+        coords = shapely.get_coordinates(ring)
+        twins = np.flatnonzero(np.hypot(*np.diff(coords, axis=0).T) < REPEAT_M)
+        if len(twins):
+            return shapely.multipoints(coords[twins[0]:twins[0] + 2])
+        folds = _folds(coords)
+        if len(folds):
+            return Point(coords[folds[0]])
+    return None
+
+
 def _check_polygon(code: str, geom: BaseGeometry, min_area_m2: float) -> None:
     _require_polygon(geom, f"grid {code}")
+    defect = _defect(geom)
+    if defect is not None:
+        raise TopologyError("invalid", f"grid {code}'s boundary folds back on itself or repeats a vertex", defect)
     if geom.area < min_area_m2:
         raise TopologyError("too_small", f"grid {code} would be {geom.area:,.1f} m², below the minimum "
                             f"{min_area_m2:,.0f} m²", geom)
