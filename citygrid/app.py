@@ -25,6 +25,7 @@ from citygrid.webmap import (
     cases_api,
     desk_api,
     editing_api,
+    evaluation_api,
     grids_api,
     headers,
     health,
@@ -37,6 +38,7 @@ from citygrid.webmap import (
     openapi,
     pages,
     photos_api,
+    recurrence_api,
     responsibility_api,
     search_api,
     tiles_api,
@@ -94,6 +96,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["citygrid_open311_keys"] = parse_keys(settings.open311_keys)  # their own limits, by API key
     app.extensions["citygrid_open311"] = Publication.from_data_dir(settings.data_dir)  # what Open311 GET shows
     app.extensions["citygrid_case_rules"] = CaseRules.load(settings.data_dir)  # read once: webmap.context.case_rules
+    evaluation_api.install(app)  # data/evaluation.yaml read once; the public ranking's rate limit
     register_error_handlers(app)
     app.before_request(_limit_body)
     auth.install(app)
@@ -103,7 +106,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in (health.bp, api.bp, grids_api.bp, imports_api.bp, cases_api.bp, cases_api.classify_bp,
                       history_api.bp, open311.bp, analysis_api.bp, tiles_api.bp, search_api.bp, openapi.bp,
                       admin_api.bp, responsibility_api.bp, desk_api.bp, editing_api.bp, photos_api.bp,
-                      hotspots_api.bp, pages.bp):
+                      evaluation_api.bp, hotspots_api.bp, recurrence_api.bp, pages.bp):
         app.register_blueprint(blueprint)
     return app
 

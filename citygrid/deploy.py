@@ -16,8 +16,8 @@ from sqlalchemy.engine import Connection, Engine
 from citygrid import __version__, codes
 from citygrid.accounts import service as accounts
 from citygrid.cases import store as case_store
-from citygrid.cases import synthetic
-from citygrid.cases.rules import DispatchRules
+from citygrid.cases import synthetic, synthetic_events
+from citygrid.cases.rules import CaseRules, DispatchRules
 from citygrid.components_survey import store as survey_store
 from citygrid.components_survey import synthetic as synthetic_census
 from citygrid.components_survey.taxonomy import DEFAULT_SCHEME, DEFAULT_SCHEME_TITLE, read_scheme
@@ -148,8 +148,10 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
     version (unit grids with default parameters, supervision grids and teams, derived ownership) unless it
     has one, with ``census`` a seeded SYNTHETIC component census (``components_survey.synthetic``) unless it
     has components, and with ``history`` a seeded SYNTHETIC year of cases (``cases.synthetic``) unless it
-    has one. With ``roster`` (default: as ``history``) Chaoyang gets a SYNTHETIC roster at the seeds' scale
-    (1,547 supervisors in 35 teams) and a published rotation plan for the coming year
+    has one, then (once: unless its synthetic cases have timelines) the year before it, the planted patterns
+    and every synthetic case's event timeline (``cases.synthetic_events``). With ``roster`` (default: as
+    ``history``) Chaoyang gets a SYNTHETIC roster at the seeds' scale (1,547 supervisors in 35 teams) and a
+    published rotation plan for the coming year
     (``responsibility.rotation_plans.ensure_demo_rotation``) unless it has supervisors.
     Each step is one transaction. Returns a summary with ``loaded`` False when the data was already there,
     ``accounts`` the demo users added, and ``demo_password_created`` True when this call made the demo password
@@ -187,6 +189,11 @@ def load_demo(settings: Settings, key: str, *, force: bool = False, grids: bool 
                     if made.imported:
                         store.record_source(conn, district=demo.code, kind="cases", source=SYNTHETIC_SOURCE,
                                             synthetic=True)
+            with engine.begin() as conn:  # #24: a second year, planted patterns and event timelines, once
+                timelines = synthetic_events.ensure_demo_timelines(conn, demo.code, demo.history_cases,
+                                                                   CaseRules.load(settings.data_dir))
+                if timelines is not None:
+                    summary["synthetic_timelines"] = timelines
         if grids and (history if roster is None else roster) and demo.key == "chaoyang":
             from citygrid.responsibility.rotation_plans import ensure_demo_rotation
 

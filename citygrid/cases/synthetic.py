@@ -8,7 +8,9 @@ How it is made (all random draws from ``numpy.random.default_rng(seed)``):
 - **place**: near a random located community (normal scatter of 300 m), kept only if inside the district;
 - **time**: a random day, weekdays a little busier, hour-of-day peaking in the late morning;
 - **status**: older cases are mostly closed or evaluated, the last fortnight spread over the open states;
-- **text**: "<community> 附近 <class name>（合成）".
+- **text**: "<community> 附近 <class name>（合成）";
+- **source**: supervisor 80 %, hotline 15 %, citizen 5 % (a stream of its own).
+Event timelines and planted patterns are added by ``cases.synthetic_events``.
 Every case is stored with ``synthetic = true`` and an idempotency key ``synthetic-…``, through the same intake
 validation and geocoding as real reports (``history.insert_reports``).
 """
@@ -42,6 +44,7 @@ CLASS_MIX = (
 )
 SEASON_FACTOR = {"winter": {12: 3.0, 1: 3.0, 2: 2.0}, "summer": {6: 2.0, 7: 2.5, 8: 2.5, 9: 1.5}}
 SCATTER_M = 300.0
+SOURCES, SOURCE_SHARES = ("supervisor", "hotline", "citizen"), (0.8, 0.15, 0.05)
 
 
 def generate(conn: Connection, district: str, n: int, *, seed: int = 2026, days: int = 365,
@@ -86,6 +89,9 @@ def generate(conn: Connection, district: str, n: int, *, seed: int = 2026, days:
             picks.append(area)
     lonlat = crs.to_lonlat(np.array([shapely.Point(x, y) for x, y in zip(xs, ys, strict=True)], dtype=object),
                            deployment_srid(conn))
+    # Who reported it (a stream of its own, so the rest of the history stays as it was before sources varied):
+    # mostly supervisors on patrol, some hotline calls and citizens' reports (verified before filing).
+    sources = np.random.default_rng([seed, 1]).choice(SOURCES, p=SOURCE_SHARES, size=len(stamps))
     for i, stamp in enumerate(stamps):
         weights = np.array([w * SEASON_FACTOR.get(season or "", {}).get(stamp.month, 1.0)
                             for _, _, w, season in mix], dtype=float)
@@ -96,7 +102,7 @@ def generate(conn: Connection, district: str, n: int, *, seed: int = 2026, days:
         records.append({
             "lon": lonlat[i].x, "lat": lonlat[i].y, "kind": kind, "class_code": code,
             "description": f"{name}附近{classes[(kind, code)]}（合成）", "reported_at": stamp.isoformat(),
-            "status": status, "source": "supervisor", "idempotency_key": f"synthetic-{district}-{seed}-{i}",
+            "status": status, "source": str(sources[i]), "idempotency_key": f"synthetic-{district}-{seed}-{i}",
         })
     return insert_reports(conn, records, max_bad_ratio=0.01, synthetic=True)
 

@@ -1,6 +1,7 @@
 // Caseload: cases per unit grid, supervision grid, community or street for a month (slider) and class, as a
 // choropleth (unit and supervision grids drawn from vector tiles and joined by code; communities and streets
-// as GeoJSON), with the kernel-density raster as an overlay whose opacity is set by a slider.
+// as GeoJSON), with the kernel-density raster as an overlay whose opacity is set by a slider, and the recurrence
+// layers (chronic components, recurring places) as overlays with their own legend.
 (function () {
   "use strict";
   var cg = window.citygrid, map = cg.map;
@@ -109,8 +110,107 @@
       density.addTo(map);
       layers.addOverlay(density, "Case density (" + info.bandwidth_m + " m " + info.kernel + " kernel)");
       cg.layers.density = density;
-    }).catch(function (err) { ui.summary.textContent = "error: " + err.message; cg.ready = true; });
+    }).catch(function (err) { ui.summary.textContent = "error: " + err.message; cg.ready = true; })
+      .then(function () { if (mine === request) { recurrence(); } });  // after the heavy caseload and density
   }
+
+  // Recurrence (#24): the chronic components (at least 3 cases at one component) and the recurring places
+  // (space-time clusters of one class, /api/v1/recurrence/places) of the period shown — the whole history
+  // when no month is chosen — as two overlays the layer control turns on and off, explained in their legend.
+  var chronic = null, placeLayer = null, recurrenceRequest = 0, shown = { chronic: true, places: true };
+  var recurrenceLegend = L.control({ position: "bottomleft" });
+  var recurrenceBox = cg.element("div", "cg-recurrence-legend leaflet-bar");
+  recurrenceLegend.onAdd = function () { L.DomEvent.disableClickPropagation(recurrenceBox); return recurrenceBox; };
+  recurrenceLegend.addTo(map);
+  var CHRONIC = "#6a1b9a", PLACE = "#e65100";
+
+  function recurrencePeriod() {
+    var p = period();
+    if (p.label !== "all" || !months.length) { return p.query; }
+    var m = months[months.length - 1], y = parseInt(m.slice(0, 4), 10), n = parseInt(m.slice(5, 7), 10);
+    return "&start=" + months[0] + "-01&end=" + m + "-" + new Date(Date.UTC(y, n, 0)).getUTCDate();
+  }
+
+  function legendRow(colour, round, text) {
+    var row = cg.element("div", "cg-legend-row");
+    var swatch = cg.element("span", "cg-swatch" + (round ? " cg-swatch-round" : ""));
+    swatch.style.background = colour;
+    row.appendChild(swatch); row.appendChild(cg.element("span", null, text));
+    return row;
+  }
+
+  function updateRecurrenceLegend(components, places, synthetic) {
+    recurrenceBox.textContent = "";
+    recurrenceBox.hidden = !shown.chronic && !shown.places;
+    recurrenceBox.appendChild(cg.element("strong", null, "Recurrence 反复发生 (" + period().label + ")"));
+    if (shown.chronic) {
+      recurrenceBox.appendChild(legendRow(CHRONIC, true, components.features.length + " chronic components: 3 or more " +
+        "cases at one component (the bigger the circle, the more cases)"));
+    }
+    if (shown.places) {
+      recurrenceBox.appendChild(legendRow(PLACE, false, places.features.length + " recurring places: 3 or more cases " +
+        "of one class within " + places.eps_m + " m and " + places.window_days + " days of each other"));
+    }
+    if (synthetic) { recurrenceBox.appendChild(cg.element("div", "cg-synthetic", "SYNTHETIC demo history")); }
+  }
+
+  function recurrence() {
+    var code = ui.district.value, mine = ++recurrenceRequest;
+    var query = "?district=" + code + recurrencePeriod() + (ui.class.value ? "&kind=" + ui.class.value.split("/")[0] +
+                "&class_code=" + ui.class.value.split("/")[1] : "") + "&limit=500&format=geojson";
+    cg.recurrenceReady = false;
+    var components = null;  // one after the other: both are heavy requests, of which the server runs few at once
+    cg.getJSON("/api/v1/recurrence/components" + query).then(function (answer) {
+      components = answer;
+      return cg.getJSON("/api/v1/recurrence/places" + query);
+    }).then(function (places) {
+      if (mine !== recurrenceRequest) { return; }
+      [chronic, placeLayer].forEach(function (l) { if (l) { map.removeLayer(l); layers.removeLayer(l); } });
+      chronic = L.geoJSON(components, {
+        pointToLayer: function (f, latlng) {
+          return L.circleMarker(latlng, { radius: Math.min(4 + 1.5 * f.properties.cases, 18), color: "#fff",
+                                          weight: 1, fillColor: CHRONIC, fillOpacity: 0.85 });
+        },
+        onEachFeature: function (f, l) {
+          l.bindPopup(function () {
+            return cg.fields(f.properties, [["obj_id", "component 部件"], ["obj_name", "name"], ["class_name", "class"],
+              ["cases", "cases"], ["median_interval_days", "median days between"], ["last_reported", "latest"],
+              ["dept_name", "owner 权属单位"], ["unit_grid_code", "unit grid"]]);
+          });
+        }
+      });
+      placeLayer = L.geoJSON(places, {
+        style: function () { return { color: PLACE, weight: 2, fillColor: PLACE, fillOpacity: 0.25 }; },
+        onEachFeature: function (f, l) {
+          l.bindPopup(function () {
+            return cg.fields(f.properties, [["cluster_id", "place"], ["class_name", "class"], ["cases", "cases"],
+              ["first_reported", "first"], ["last_reported", "latest"], ["span_days", "days"],
+              ["unit_grids", "unit grids"]]);
+          });
+        }
+      });
+      layers.addOverlay(chronic, "Chronic components 部件反复");
+      layers.addOverlay(placeLayer, "Recurring places 地点反复");
+      if (shown.places) { placeLayer.addTo(map); }
+      if (shown.chronic) { chronic.addTo(map); }
+      cg.layers.chronic = chronic; cg.layers.places = placeLayer;
+      cg.recurrence = { components: components, places: places };
+      updateRecurrenceLegend(components, places, components.synthetic || places.synthetic);
+      cg.recurrenceReady = true;
+    }).catch(function (err) {
+      recurrenceBox.textContent = "recurrence: " + err.message;
+      cg.recurrenceReady = true;
+    });
+  }
+
+  map.on("overlayadd overlayremove", function (e) {
+    var on = e.type === "overlayadd";
+    if (e.layer === chronic) { shown.chronic = on; } else if (e.layer === placeLayer) { shown.places = on; } else { return; }
+    if (cg.recurrence) {
+      updateRecurrenceLegend(cg.recurrence.components, cg.recurrence.places,
+                             cg.recurrence.components.synthetic || cg.recurrence.places.synthetic);
+    }
+  });
 
   function district() {
     var code = ui.district.value;
