@@ -42,3 +42,15 @@ def test_desk_queue_bench_runs_end_to_end_on_a_small_caseload(bj, beijing_db, tm
     assert result["p95_s"] == result["ours_s"] == max(result["queue_p95_s"].values()) and result["ratio"] > 0
     assert sum(result["statuses"].values()) == 2000 and all(v > 0 for v in result["queue_totals"].values())
     merge([result], tmp_path / "results.json")
+
+
+def test_grid_edit_bench_runs_end_to_end_on_a_few_edits(bj, tmp_path):
+    """``grid_edit`` on four edits of a Chaoyang draft in the test's rolled-back transaction, through the editing
+    engine: the entry has the fields the results file and the issue's targets read."""
+    from bench.bench_grid_edit import measure
+
+    result = measure(bj, n_edits=4)
+    assert result["through"] == "edits.apply" and result["n"] == 4 and sum(result["edits"].values()) == 4
+    assert result["unit_grids"] > 8000 and 0 < result["p95_s"] == result["ours_s"] and result["ratio"] > 0
+    assert result["topology_p95_s"] > 0 and result["anchor_s"] > 0
+    merge([result], tmp_path / "results.json")
