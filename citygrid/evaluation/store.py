@@ -58,16 +58,19 @@ WITH ev AS (
      WHERE e.district_code = :d AND e.at >= :start AND e.at < :end AND e.role = 'supervisor'
        AND e.action IN {_SUPERVISOR_ACTIONS}
 ), acts AS ({_ACT_COUNTS}
-), held AS (
-    SELECT p.username AS code, c.case_id, c.source,
-           (SELECT r.actor FROM case_events r WHERE r.district_code = c.district_code AND r.case_id = c.case_id
-               AND r.action = 'report' ORDER BY r.seq LIMIT 1) AS reporter
+), slots AS MATERIALIZED (  -- a few hundred rows: joined to the month's cases by hash, not per person
+    SELECT p.username, a.target_code, a.valid
       FROM person_assignments a
       JOIN people p ON p.district_code = a.district_code AND p.person_id = a.person_id
-      JOIN cases c ON c.district_code = a.district_code AND c.supervision_code = a.target_code
-                  AND a.valid @> c.reported_at
      WHERE a.district_code = :d AND a.role = 'supervisor' AND p.username IS NOT NULL
-       AND a.valid && tstzrange(:start, :end) AND c.reported_at >= :start AND c.reported_at < :end
+       AND a.valid && tstzrange(:start, :end)
+), held AS (
+    SELECT s.username AS code, c.case_id, c.source,
+           (SELECT r.actor FROM case_events r WHERE r.district_code = c.district_code AND r.case_id = c.case_id
+               AND r.action = 'report' ORDER BY r.seq LIMIT 1) AS reporter
+      FROM cases c
+      JOIN slots s ON s.target_code = c.supervision_code AND s.valid @> c.reported_at
+     WHERE c.district_code = :d AND c.reported_at >= :start AND c.reported_at < :end
 ), grids AS (
     SELECT code, count(DISTINCT case_id) AS grid_cases,
            count(DISTINCT case_id) FILTER (WHERE source <> 'supervisor' OR reporter IS DISTINCT FROM code)
@@ -88,13 +91,16 @@ def teams(conn: Connection, district: str, start: dt.datetime, end: dt.datetime)
     on cases of its grids, and the cases reported in the month there (and those a non-supervisor reported)."""
     sql = f"""
 WITH sg AS ({_GRID_TEAMS}
-), ev AS (
-    SELECT sg.team_code AS code, e.case_id, e.action, e.at, e.due_at
+), sup_ev AS MATERIALIZED (  -- each event's case looked up once by its key: a hash join reads every case
+    SELECT e.case_id, e.action, e.at, e.due_at,
+           (SELECT c.supervision_code FROM cases c
+             WHERE c.district_code = e.district_code AND c.case_id = e.case_id) AS supervision_code
       FROM case_events e
-      JOIN cases c ON c.district_code = e.district_code AND c.case_id = e.case_id
-      JOIN sg ON sg.code = c.supervision_code
      WHERE e.district_code = :d AND e.at >= :start AND e.at < :end AND e.role = 'supervisor'
        AND e.action IN {_SUPERVISOR_ACTIONS}
+), ev AS (
+    SELECT sg.team_code AS code, x.case_id, x.action, x.at, x.due_at
+      FROM sup_ev x JOIN sg ON sg.code = x.supervision_code
 ), acts AS ({_ACT_COUNTS}
 ), grids AS (
     SELECT sg.team_code AS code, count(*) AS grid_cases,
@@ -179,28 +185,30 @@ def areas(conn: Connection, district: str, level: str, start: dt.datetime, end: 
     col = AREA_COLUMNS[level]  # a constant of this module, never input
     geometry = "ST_AsGeoJSON(ST_Transform(a.geom, 4326), 6)" if with_geometry else "NULL"
     sql = f"""
-WITH c AS (
-    SELECT c.case_id, c.{col} AS code,
-           EXISTS (SELECT 1 FROM case_events a WHERE a.district_code = :d AND a.case_id = c.case_id
-                      AND a.action = 'accept' AND a.at < :end) AS filed,
-           EXISTS (SELECT 1 FROM case_events a WHERE a.district_code = :d AND a.case_id = c.case_id
-                      AND a.action = 'close' AND a.at < :end) AS closed
+WITH c AS (  -- each case's own events read once, by its key
+    SELECT c.case_id, c.{col} AS code, COALESCE(f.filed, false) AS filed, COALESCE(f.closed, false) AS closed
       FROM cases c
+      LEFT JOIN LATERAL (SELECT bool_or(a.action = 'accept') AS filed, bool_or(a.action = 'close') AS closed
+                           FROM case_events a
+                          WHERE a.district_code = c.district_code AND a.case_id = c.case_id
+                            AND a.action IN ('accept', 'close') AND a.at < :end) f ON true
      WHERE c.district_code = :d AND c.reported_at >= :start AND c.reported_at < :end AND c.{col} IS NOT NULL
 ), load AS (
     SELECT code, count(*) AS caseload, count(*) FILTER (WHERE filed) AS filed_cases,
            count(*) FILTER (WHERE filed AND closed) AS closed_cases
       FROM c GROUP BY code
-), ev AS (
-    SELECT c.{col} AS code,
-           count(*) FILTER (WHERE e.action = 'feed_back' AND e.due_at IS NOT NULL) AS feed_backs_due,
-           count(*) FILTER (WHERE e.action = 'feed_back' AND e.at <= e.due_at) AS feed_backs_on_time,
-           count(*) FILTER (WHERE e.action = 'callback') AS callbacks,
-           count(*) FILTER (WHERE e.action = 'callback' AND e.to_status = 'evaluated') AS satisfied_callbacks
+), area_ev AS MATERIALIZED (  -- each event's case looked up once by its key (a hash join reads every case)
+    SELECT e.action, e.at, e.due_at, e.to_status,
+           (SELECT c.{col} FROM cases c WHERE c.district_code = e.district_code AND c.case_id = e.case_id) AS code
       FROM case_events e
-      JOIN cases c ON c.district_code = e.district_code AND c.case_id = e.case_id
      WHERE e.district_code = :d AND e.at >= :start AND e.at < :end AND e.action IN ('feed_back', 'callback')
-       AND c.{col} IS NOT NULL
+), ev AS (
+    SELECT code,
+           count(*) FILTER (WHERE action = 'feed_back' AND due_at IS NOT NULL) AS feed_backs_due,
+           count(*) FILTER (WHERE action = 'feed_back' AND at <= due_at) AS feed_backs_on_time,
+           count(*) FILTER (WHERE action = 'callback') AS callbacks,
+           count(*) FILTER (WHERE action = 'callback' AND to_status = 'evaluated') AS satisfied_callbacks
+      FROM area_ev WHERE code IS NOT NULL
      GROUP BY 1
 ), v AS (
     SELECT version_id FROM grid_versions
