@@ -167,3 +167,21 @@ def test_emerging_bins_in_the_deployments_local_time(bj, client, case_rules):
 def test_emerging_bad_input(client, query, field, reason):
     assert_error(client.get(f"/api/v1/hotspots/emerging?{query}"), 400, "invalid_input", field=field,
                  reason=reason or None)
+
+
+def test_finds_the_planted_emerging_hot_spot(bj, client):
+    """The demo's planted emerging hot spot (``cases.synthetic_events.PLANTED``: monthly counts rising over the
+    last six months around one point) comes out as a new or consecutive hot spot, and a 99 % Gi* hot spot over
+    those months, with nothing but the planted cases in the district."""
+    from citygrid.cases.synthetic_events import PLANTED, plant
+
+    plant(bj, "110105")
+    spot = PLANTED["110105"]["emerging_hotspot"]
+    code = client.get(f"/api/v1/grids/at?lon={spot['lon']}&lat={spot['lat']}").get_json()["code"]
+    body = client.get("/api/v1/hotspots/emerging?district=110105&start=2025-11-01&end=2026-10-31").get_json()
+    row = next(r for r in body["rows"] if r["code"] == code)
+    assert row["pattern"] in ("New Hot Spot", "Consecutive Hot Spot"), row
+    assert body["synthetic"] is True and sum(row["counts"][:6]) == 0 < row["counts"][-1]  # none before, now many
+    # the default 999 permutations: a two-sided p down to 0.002, below the 99 % class's 0.01
+    gi = client.get("/api/v1/hotspots?district=110105&start=2026-05-01&end=2026-10-31").get_json()
+    assert next(r for r in gi["rows"] if r["code"] == code)["class"] == "Hot Spot - 99% Confidence"
