@@ -55,6 +55,7 @@ class Piece:
     revision: int = 0
     seen: set[str] = field(default_factory=set)
     history: list[dict[str, bytes]] = field(default_factory=list)  # window snapshot before each live edit
+    ops: list[str] = field(default_factory=list)  # what this example did, for a failure's message
 
 
 def _grids(conn, version: int, area: BaseGeometry) -> dict[str, tuple[BaseGeometry, str]]:
@@ -121,7 +122,9 @@ def _assert_coverage(piece: Piece, start: dict[str, tuple[BaseGeometry, str]], s
     geoms = topology.noded(np.asarray([g for g, _ in now.values()], dtype=object))
     bad = shapely.union_all(shapely.coverage_invalid_edges(geoms, gap_width=topology.GAP_M))
     fresh = bad if start_bad.is_empty else shapely.difference(bad, shapely.buffer(start_bad, 0.01))
-    assert shapely.intersection(fresh, piece.inner.buffer(100)).length < topology.MIN_EDGE_M, fresh.wkt[:300]
+    unmatched = shapely.intersection(fresh, piece.inner.buffer(100))
+    owners = {c: g.wkt for c, (g, _) in now.items() if shapely.dwithin(g, unmatched, 0.001)}
+    assert unmatched.length < topology.MIN_EDGE_M, f"unmatched {unmatched.wkt} after {piece.ops} in {owners}"
 
 
 def _assert_supervision_contiguous(piece: Piece) -> None:
@@ -138,6 +141,7 @@ def _assert_supervision_contiguous(piece: Piece) -> None:
 def _apply(piece: Piece, op: dict[str, Any]) -> str:
     """Apply ``op`` and check what it did; ``"<op> accepted"`` or ``"<op> rejected: <reason>"``."""
     before = _snapshot(piece)
+    piece.ops.append(json.dumps(op))
     try:
         answer = edits.apply(piece.conn, DISTRICT, piece.version, op, piece.revision, "planner-test")
     except Rejected as err:
@@ -157,6 +161,7 @@ def _apply(piece: Piece, op: dict[str, Any]) -> str:
 def _undo(piece: Piece) -> str:
     if not piece.history:
         return "nothing to undo"
+    piece.ops.append("undo")
     answer = edits.undo(piece.conn, DISTRICT, piece.version, piece.revision, "planner-test")
     piece.revision = answer["revision"]
     assert _snapshot(piece) == piece.history.pop(), "undo did not restore the exact geometry"
@@ -206,7 +211,7 @@ def _random_sequences(piece: Piece, tally: Counter, steps: list[tuple[str, int, 
         _assert_supervision_contiguous(piece)
     finally:
         savepoint.rollback()
-        piece.revision, piece.seen, piece.history = revision, seen, []
+        piece.revision, piece.seen, piece.history, piece.ops = revision, seen, [], []
 
 
 def test_random_edits_keep_the_coverage_exact_codes_new_and_supervision_grids_whole(draft):

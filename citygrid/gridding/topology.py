@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import shapely
 import shapely.ops
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
@@ -101,10 +103,27 @@ def _thinned(coords: np.ndarray, tol: float) -> np.ndarray:
     return coords[~drop]
 
 
+def _canonical(geoms: np.ndarray, tol: float) -> np.ndarray:
+    """The polygons with every cluster of vertices closer than ``tol`` (chained) moved onto one of them, the same
+    one in every polygon; a polygon this would make invalid is kept as it was."""
+    coords = shapely.get_coordinates(geoms)
+    pairs = cKDTree(coords).query_pairs(tol, output_type="ndarray")
+    if len(pairs) == 0:
+        return geoms
+    n = len(coords)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    first = np.empty(label.max() + 1, dtype=int)
+    first[label[::-1]] = np.arange(n)[::-1]  # the lowest index of each cluster
+    moved = shapely.set_coordinates(geoms.copy(), coords[first[label]])
+    keep = (shapely.get_type_id(moved) == 3) & shapely.is_valid(moved)  # 3: Polygon
+    return np.where(keep, moved, geoms)
+
+
 def noded(geoms: np.ndarray, tol: float = NODE_M) -> np.ndarray:
-    """The polygons edge-matched among themselves: each one's vertices within ``tol`` metres of a neighbour's vertex
-    move onto it, and a neighbour's vertex within ``tol`` of its edge is inserted there (GEOS snapping), so shared
-    edges have identical vertices as GEOS coverage validation requires.
+    """The polygons edge-matched among themselves: vertices closer than ``tol`` metres become one (the same point
+    in every polygon, whatever the order), then a neighbour's vertex within ``tol`` of an edge is inserted there
+    (GEOS snapping), so shared edges have identical vertices as GEOS coverage validation requires.
 
     Parameters
     ----------
@@ -113,23 +132,24 @@ def noded(geoms: np.ndarray, tol: float = NODE_M) -> np.ndarray:
 
     Returns
     -------
-    Object array of the same length; a polygon that snapping would make invalid is kept as it was.
+    Object array of the same length; a polygon that this would make invalid is kept as it was.
     """
-    out = np.array(geoms, dtype=object)
+    out = _canonical(np.array(geoms, dtype=object), tol)
     if len(out) < 2:
         return out
-    left, right = shapely.STRtree(out).query(out, predicate="dwithin", distance=tol)
+    base = out.copy()
+    left, right = shapely.STRtree(base).query(base, predicate="dwithin", distance=tol)
     for i in range(len(out)):
         near = right[(left == i) & (right != i)]
         if len(near) == 0:
             continue
-        minx, miny, maxx, maxy = shapely.bounds(out[i])
-        coords = shapely.get_coordinates(out[near])
+        minx, miny, maxx, maxy = shapely.bounds(base[i])
+        coords = shapely.get_coordinates(base[near])
         inside = ((coords[:, 0] >= minx - tol) & (coords[:, 0] <= maxx + tol)
                   & (coords[:, 1] >= miny - tol) & (coords[:, 1] <= maxy + tol))
         if not inside.any():
             continue
-        snapped = shapely.snap(out[i], shapely.multipoints(_thinned(coords[inside], tol)), tol)
+        snapped = shapely.snap(base[i], shapely.multipoints(coords[inside]), tol)
         if snapped.geom_type == "Polygon" and snapped.is_valid:
             out[i] = snapped
     return out
