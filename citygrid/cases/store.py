@@ -315,12 +315,17 @@ def case_conditions(*, district: str | None, status: str | None = None, kind: st
     return where, params
 
 
+# ``_IN_TEAM`` with the team's grids found once per statement as one array of (district, code) pairs: the
+# planner otherwise joins each case to the team's grids and finds their district's current version per case.
+_IN_TEAM_ONCE = f"""jsonb_build_array(c.district_code, c.supervision_code) = ANY(ARRAY(
+                    SELECT jsonb_build_array(s.district_code, s.code) FROM supervision_grids s
+                     WHERE s.team_code = :team AND s.version_id = {current_version_sql("s.district_code")}))"""
 # ``case_conditions``' plain filters as conditions that apply when their parameter is set (not None).
 _SET_FILTERS = (("district", "c.district_code = :district"), ("status", "c.status = :status"),
                 ("kind", "c.kind = :kind"), ("class_code", "c.class_code = :class_code"),
                 ("start", "c.reported_at >= CAST(:start AS timestamptz)"),
                 ("end", "c.reported_at < CAST(:end AS timestamptz)"), ("unit", "c.unit_grid_code = :unit"),
-                ("sup", "c.supervision_code = :sup"), ("team", _IN_TEAM))
+                ("sup", "c.supervision_code = :sup"), ("team", _IN_TEAM_ONCE))
 
 
 def _compact_conditions(params: dict[str, Any]) -> list[str]:
@@ -336,7 +341,7 @@ def _compact_conditions(params: dict[str, Any]) -> list[str]:
         return where
     either = []
     if params["scope_team"] is not None:
-        either.append(_IN_TEAM.replace(":team", ":scope_team"))
+        either.append(_IN_TEAM_ONCE.replace(":team", ":scope_team"))
     if params["scope_party"] is not None:
         either.append("(c.district_code = :scope_district AND c.attrs -> 'dispatched_to' ->> 'code' = :scope_party)")
     where.append(f"({' OR '.join(either)})" if either else "false")
