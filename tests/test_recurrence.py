@@ -211,6 +211,7 @@ def test_an_account_of_one_district_reads_only_that_district(planted, bj, beijin
     ("district=110105&class_code=" + "9" * 300, "class_code"), ("district=110105&format=xml", "format"),
     ("district=110105&start=2026-02-30", "start"), ("district=110105&start=2026-03-01&end=2026-02-01", "start"),
     ("district=110105&start=2000-01-01&end=2026-01-01", "start"), ("district=110105&end=99999-01-01", "end"),
+    ("district=110105&end=0001-01-01", "end"), ("district=110105&start=9999-12-30", "start"),
 ])
 def test_hostile_parameters_are_refused(client, query, field):
     response = client.get(f"/api/v1/recurrence/places?{query}")

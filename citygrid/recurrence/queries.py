@@ -56,7 +56,10 @@ def filters(start: dt.datetime | None, end: dt.datetime | None, class_code: str 
     if kind is not None and kind not in ("event", "component"):
         raise InvalidInput("kind must be event or component", field="kind")
     end = end or dt.datetime.now(dt.UTC)
-    start = start or end - dt.timedelta(days=DEFAULT_DAYS)
+    try:
+        start = start or end - dt.timedelta(days=DEFAULT_DAYS)
+    except OverflowError:  # an end in the first year of the calendar
+        raise InvalidInput("end is too early", field="end") from None
     if start >= end:
         raise InvalidInput("start must be before end", field="start")
     if end - start > dt.timedelta(days=MAX_PERIOD_DAYS):
