@@ -400,3 +400,18 @@ def test_the_evaluation_page_needs_a_reader(anonymous_client, client_as):
     assert anonymous_client.get("/evaluation").status_code == 302
     assert client_as("eva-planner", ["planner"]).get("/evaluation").status_code == 403
     assert client_as("eva-lead", ["lead"]).get("/evaluation").status_code == 200
+
+
+def test_the_bench_reference_counts_what_the_sql_counts(bj):
+    """evaluation_month's pandas reference and the evaluation's SQL agree on a small caseload of the bench."""
+    from bench import bench_evaluation as bench
+
+    start, end, month = bench._window(ZONE, NOW)
+    made = bench.build(bj, 3000, start, end)
+    assert made["events"] > 3000 * 5
+    mine = bench.ours(bj, month, NOW)
+    first, last = month_bounds(month, ZONE, NOW)
+    assert all(mine[k] for k in ("supervisors", "teams", "units", "streets"))
+    assert bench.identical(mine, bench.reference(bj, first, last))
+    mine["units"][0]["dispatches"] += 1  # the comparison notices a difference
+    assert not bench.identical(mine, bench.reference(bj, first, last))
