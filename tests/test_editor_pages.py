@@ -19,7 +19,7 @@ GEOMAN_CSS = "vendor/geoman/leaflet-geoman.css"
 ])
 def test_who_may_open_the_editor(client_as, roles, expected):
     kwargs = {"team": "110105T26"} if "supervisor" in roles else {"party": "110105015033"} if "unit" in roles else {}
-    answer = client_as(f"editor-{'-'.join(roles)}", roles, **kwargs).get("/editor")
+    answer = client_as(f"editor-page-{'-'.join(roles)}", roles, **kwargs).get("/editor")
     html = answer.get_data(as_text=True)
     assert answer.status_code == expected, html[:300]
     if expected == 200:
