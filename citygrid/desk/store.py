@@ -48,7 +48,10 @@ _CLOSED = """JOIN case_events closed ON closed.district_code = c.district_code A
                 AND NOT EXISTS (SELECT 1 FROM case_events later WHERE later.district_code = closed.district_code
                                    AND later.case_id = closed.case_id AND later.to_status = 'closed'
                                    AND later.seq > closed.seq)"""
-_COLUMNS = """c.case_id, c.district_code, c.kind, c.scheme, c.class_code, t.name AS class_name, c.description,
+# The class name looked up by key for each row (not joined: where the planner expects one candidate case, it
+# joins the whole class table to every candidate, scanning it once per case).
+_COLUMNS = """c.case_id, c.district_code, c.kind, c.scheme, c.class_code, (SELECT t.name FROM taxonomy_classes t
+    WHERE t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code) AS class_name, c.description,
     c.source, c.reported_at, c.status, c.unit_grid_code, c.supervision_code, c.community_code, c.street_code,
     c.component_obj_id, c.deadline_at, c.verify_due_at, c.check_due_at, c.synthetic, c.row_version, c.attrs,
     ST_X(ST_Transform(c.geom, 4326)) AS lon, ST_Y(ST_Transform(c.geom, 4326)) AS lat"""
@@ -204,7 +207,6 @@ def _page_sql(q: QueueQuery, where: str) -> str:
     if q.suggestion:
         extra.append(_PREVIEW)
     return f"""SELECT {_COLUMNS}, {", ".join(extra)}, row_number() OVER (ORDER BY {order}) AS n FROM cases c
-              LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code
               {_CLOSED if q.order == "recently_closed" else ""}
              WHERE {where}
              ORDER BY {order} LIMIT :limit OFFSET :offset"""
