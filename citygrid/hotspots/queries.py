@@ -13,7 +13,9 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,7 +42,9 @@ DEFAULT_DISTANCE_M = 500.0
 MIN_DISTANCE_M, MAX_DISTANCE_M = 10.0, 20_000.0
 # Bounds on the work one request may ask for: neighbour pairs of a distance band, and permutation draws.
 MAX_PAIRS = 2_000_000
-MAX_DRAWS = 600_000_000
+# Conditional-permutation draws one request may ask for: the default 999 permutations over a district's unit
+# grids fit, ten times as many would hold a heavy slot for many seconds.
+MAX_DRAWS = 100_000_000
 GI_FIELDS = ("code", "name", "cases", "neighbours", "z", "p", "p_sim", "gi_bin", "class", "significant")
 EMERGING_FIELDS = ("code", "name", "cases", "category", "pattern", "trend_z", "trend_p", "tau", "hot_bins",
                    "cold_bins")
@@ -94,16 +98,43 @@ def _check_common(level: str, kind: str, distance_m: float | None, alpha: float)
     return distance
 
 
-def _weights(polygons: np.ndarray, kind: str, distance: float | None) -> Any:
-    """The weights of ``polygons`` (deployment CRS); a distance band that would link too many pairs is refused
-    before it is built (the expected pairs from the areas' density)."""
+def _weights(polygons: np.ndarray, kind: str, distance: float | None, permutations: int = 0) -> Any:
+    """The weights of ``polygons`` (deployment CRS); a distance band that would link too many pairs, or need
+    more than ``MAX_DRAWS`` permutation draws, is refused before it is built (the expected pairs from the areas'
+    density). The weights of the last few area sets are kept (``_WEIGHTS``): queen contiguity of a district's
+    unit grids is slow to build, and a published version's areas do not change."""
     if kind == "distance" and len(polygons):
         covered = float(shapely.area(polygons).sum()) or 1.0
         expected = len(polygons) ** 2 * math.pi * distance**2 / covered
         if expected > MAX_PAIRS:
             raise InvalidInput(f"distance_m={distance:g} would link about {expected:,.0f} pairs of areas (at most "
                                f"{MAX_PAIRS:,}); choose a shorter distance or a coarser level", field="distance_m")
-    return weights.build(list(polygons), kind, distance)
+        _check_draws(permutations, int(expected) + len(polygons))
+    key = (kind, distance, hashlib.blake2b(b"".join(shapely.to_wkb(polygons)), digest_size=16).digest())
+    with _WEIGHTS_LOCK:
+        found = _WEIGHTS.get(key)
+    if found is None:
+        found = weights.build(list(polygons), kind, distance)
+        with _WEIGHTS_LOCK:
+            _WEIGHTS[key] = found
+            while len(_WEIGHTS) > _WEIGHTS_KEPT:
+                _WEIGHTS.pop(next(iter(_WEIGHTS)))
+    return found.copy()
+
+
+_WEIGHTS: dict[tuple, Any] = {}
+_WEIGHTS_KEPT = 8
+_WEIGHTS_LOCK = threading.Lock()
+
+
+def _check_draws(permutations: int, links: int) -> None:
+    """``InvalidInput`` when ``permutations`` over ``links`` neighbour links (areas included) exceed
+    ``MAX_DRAWS``."""
+    if permutations * links > MAX_DRAWS:
+        raise InvalidInput(f"{permutations} permutations over {links:,} neighbour links is more work than one "
+                           f"request may ask for ({MAX_DRAWS:,} draws; at most {MAX_DRAWS // max(links, 1):,} "
+                           "permutations here); ask for fewer permutations, a coarser level or a shorter distance",
+                           field="permutations")
 
 
 def _areas(conn: Connection, district: str, level: str, with_geometry: bool) -> tuple[int, list[dict], np.ndarray]:
@@ -129,11 +160,8 @@ def hotspots(conn: Connection, district: str, f: CaseloadFilter, p: HotspotParam
     if not 0 <= p.permutations <= MAX_PERMUTATIONS:
         raise InvalidInput(f"permutations must be between 0 and {MAX_PERMUTATIONS}", field="permutations")
     version_id, found, polygons = _areas(conn, district, p.level, with_geometry)
-    w = _weights(polygons, p.weights, distance)
-    if p.permutations * (w.nnz + len(found)) > MAX_DRAWS:
-        raise InvalidInput(f"{p.permutations} permutations over {w.nnz + len(found):,} neighbour links is more "
-                           f"work than one request may ask for ({MAX_DRAWS:,} draws); ask for fewer permutations "
-                           "or a shorter distance", field="permutations")
+    w = _weights(polygons, p.weights, distance, p.permutations)
+    _check_draws(p.permutations, w.nnz + len(found))
     index = {a["code"]: i for i, a in enumerate(found)}
     y, synthetic = np.zeros(len(found)), 0
     for code, cases, synthetic_cases in store.counts(conn, district=district, version=version_id, level=p.level,

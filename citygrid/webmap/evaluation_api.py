@@ -9,6 +9,9 @@ The rules (``data/evaluation.yaml``) are read once by ``create_app`` (``evaluati
 
 from __future__ import annotations
 
+import threading
+import time
+
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from citygrid.errors import Forbidden
@@ -27,6 +30,13 @@ bp = Blueprint("evaluation_v1", __name__, url_prefix="/api/v1")
 READERS = ("analyst", "lead")
 RULES_KEY = "citygrid_evaluation_rules"
 BUCKETS_KEY = "citygrid_public_buckets"
+PUBLIC_CACHE_KEY = "citygrid_public_rankings"
+# The public ranking is the same for everyone and changes slowly: shared caches and this process keep an answer
+# this long, so a crowd of anonymous clients costs one evaluation per district and month, not one each.
+PUBLIC_MAX_AGE_S = 300
+PUBLIC_CACHE_ENTRIES = 64
+# The analysts' answers name supervisors and are per account: never kept by a shared cache.
+PRIVATE = "private, no-cache"
 
 
 def install(app: Flask) -> None:
@@ -34,6 +44,34 @@ def install(app: Flask) -> None:
     public ranking its own per-client buckets."""
     app.extensions[RULES_KEY] = EvaluationRules.load(app.config["CITYGRID_SETTINGS"].data_dir)
     app.extensions[BUCKETS_KEY] = TokenBuckets()
+    app.extensions[PUBLIC_CACHE_KEY] = PublicCache()
+
+
+class PublicCache:
+    """Public ranking answers by (district, month) for ``PUBLIC_MAX_AGE_S``, at most ``PUBLIC_CACHE_ENTRIES``
+    (the oldest goes first); thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, str], tuple[float, dict]] = {}
+
+    def get(self, key: tuple[str, str]) -> dict | None:
+        with self._lock:
+            found = self._answers.get(key)
+        return found[1] if found and found[0] > time.monotonic() else None
+
+    def put(self, key: tuple[str, str], answer: dict) -> None:
+        with self._lock:
+            if len(self._answers) >= PUBLIC_CACHE_ENTRIES:
+                self._answers.pop(min(self._answers, key=lambda k: self._answers[k][0]))
+            self._answers[key] = (time.monotonic() + PUBLIC_MAX_AGE_S, answer)
+
+
+@bp.after_request
+def _not_shared(response: Response) -> Response:
+    """Every answer but the public ranking is the signed-in caller's own."""
+    response.headers.setdefault("Cache-Control", PRIVATE)
+    return response
 
 
 def evaluation_rules() -> EvaluationRules:
@@ -85,10 +123,18 @@ def evaluation_report():
 @public
 def public_rankings():
     """The public ranking of ``district`` for ``month``: units/departments and streets (``evaluation.yaml``
-    ``public``), persons anonymised; 429 past the anonymous limit per client."""
+    ``public``), persons anonymised; 429 past the anonymous limit per client. The same for every caller, so it
+    is kept ``PUBLIC_MAX_AGE_S`` by this process and by shared caches; computing it takes a heavy slot."""
     address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), trusted_proxy())
     current_app.extensions[BUCKETS_KEY].take(f"addr:{address}", ANONYMOUS_PER_MINUTE, ANONYMOUS_BURST)
     district = district_code(request.args.get("district"))
-    with connection() as conn:
-        answer = queries.public_rankings(conn, evaluation_rules(), district, request.args.get("month"))
-    return jsonify(answer)
+    month = request.args.get("month")
+    cache = current_app.extensions[PUBLIC_CACHE_KEY]
+    answer = cache.get((district, str(month)))
+    if answer is None:
+        with current_app.extensions["citygrid_heavy"].slot(), connection() as conn:
+            answer = queries.public_rankings(conn, evaluation_rules(), district, month)
+        cache.put((district, str(month)), answer)
+    response = jsonify(answer)
+    response.headers["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE_S}"
+    return response
