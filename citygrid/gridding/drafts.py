@@ -54,6 +54,7 @@ def create(conn: Connection, district: str, from_version: int | None = None, aut
     store.create_version(conn, district=district, version_id=version_id, source="edited", author=author,
                          params=params, note=note, parent_version=base["version_id"])
     store.copy_version_grids(conn, district, base["version_id"], version_id)
+    store.analyze_grids(conn)  # the draft's rows known to the planner from its first edit on
     spatial_store.audit(conn, actor=author, action="draft", object_kind="grid_version",
                         object_id=f"{district}/{version_id}", district=district,
                         after={"base_version": base["version_id"]})

@@ -29,11 +29,13 @@ Any ``topology.TopologyError`` becomes ``errors.Rejected`` (HTTP 422, CLI exit 8
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import shapely
+from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
@@ -43,7 +45,6 @@ from citygrid.gridding import drafts, store, topology
 from citygrid.gridding.codes import code_prefix, format_code
 from citygrid.gridding.edit_requests import EditRequest, parse
 from citygrid.spatial import crs
-from citygrid.spatial.boundaries import district_boundary
 from citygrid.spatial.db import deployment_srid
 
 # How far (metres) from a grid vertex a move-vertex's ``from`` may be (it is given in lon/lat).
@@ -66,6 +67,9 @@ class Change:
     rows : code -> the attributes of each new or changed grid (street, community, supervision, attrs).
     source_of : placeholder code -> the code of the grid it was cut from (its street and community).
     supervision : supervision-grid code -> team code, for a ``set-team``.
+    around : when loaded with the grids, every grid of the draft within ``NEIGHBOURHOOD_M`` of them (code ->
+        Polygon, deployment CRS): a superset of the ring of an edit whose results lie on the ground of its grids
+        (a split, a merge), which ``_ring`` then picks from instead of asking the database again.
     """
 
     before: dict[str, dict[str, Any]]
@@ -73,6 +77,7 @@ class Change:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     source_of: dict[str, str] = field(default_factory=dict)
     supervision: dict[str, str] = field(default_factory=dict)
+    around: dict[str, BaseGeometry] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,8 @@ def apply(conn: Connection, district: str, version: int, op: Any, expected_revis
     """
     scheme = code_schemes.deployment_scheme(conn)
     request = parse(op, scheme)
-    draft = _lock_draft(conn, district, version, expected_revision)
-    place = _place(conn, district, version, draft, scheme)
+    draft = _lock_draft(conn, district, version, expected_revision, store.lock_version_for_edit)
+    place = _place(district, version, draft, scheme)
     change = _COMPUTE[request.op](conn, place, request)
     members = _members_after(conn, place, change)
     _validate_supervision(conn, place, members)
@@ -167,11 +172,13 @@ def log(conn: Connection, district: str, version: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ step 1: the draft
-def _lock_draft(conn: Connection, district: str, version: int, expected_revision: int | None) -> dict[str, Any]:
-    """The draft's row, locked until the transaction ends; ``Conflict`` when it is no draft or its revision is
-    not ``expected_revision`` (with ``extra`` ``revision`` and ``edits_since``: the summaries of the edits made
-    after the revision the editor saw)."""
-    row = store.lock_version(conn, district, version)
+def _lock_draft(conn: Connection, district: str, version: int, expected_revision: int | None,
+                lock: Any = store.lock_version) -> dict[str, Any]:
+    """The draft's row (read by ``lock``: ``store.lock_version`` or ``store.lock_version_for_edit``), locked until
+    the transaction ends; ``Conflict`` when it is no draft or its revision is not ``expected_revision`` (with
+    ``extra`` ``revision`` and ``edits_since``: the summaries of the edits made after the revision the editor
+    saw)."""
+    row = lock(conn, district, version)
     if row is None:
         raise NotFound(f"district {district} has no grid version {version}")
     if row["status"] != "draft":
@@ -185,17 +192,26 @@ def _lock_draft(conn: Connection, district: str, version: int, expected_revision
     return row
 
 
-def _place(conn: Connection, district: str, version: int, draft: dict[str, Any],
-           scheme: code_schemes.CodeScheme) -> Place:
-    return Place(district=district, version=version, srid=deployment_srid(conn),
-                 edge=district_boundary(conn, district), min_area_m2=drafts.min_area_m2(draft["params"]),
-                 scheme=scheme)
+def _place(district: str, version: int, draft: dict[str, Any], scheme: code_schemes.CodeScheme) -> Place:
+    """Where the edit happens, from the locked draft's row (``store.lock_version_for_edit``: the storage CRS and
+    the district's boundary come with it, saving two round trips per edit)."""
+    if draft["edge_wkb"] is None:
+        raise NotFound(f"unknown district {district!r}; import it first with `citygrid districts import`")
+    return Place(district=district, version=version, srid=int(draft["srid"]), edge=_edge(draft["edge_wkb"]),
+                 min_area_m2=drafts.min_area_m2(draft["params"]), scheme=scheme)
+
+
+@functools.lru_cache(maxsize=8)
+def _edge(wkb: bytes) -> BaseGeometry:
+    """A district boundary (deployment CRS) from its WKB, parsed once per process for the same bytes (an
+    immutable geometry; not prepared, so threads may share it)."""
+    return shapely.from_wkb(wkb)
 
 
 def _to_storage(geom: BaseGeometry, place: Place, name: str) -> BaseGeometry:
     """``geom`` (EPSG:4326) in the deployment CRS; ``InvalidInput`` when it cannot be projected there,
     ``Rejected`` (``outside``) when it does not reach the district."""
-    moved = crs.to_storage(np.array([geom], dtype=object), crs.parse_crs("EPSG:4326"), place.srid)[0]
+    moved = _reprojected(geom, _transformers(place.srid)[0])
     if moved.is_empty or not np.isfinite(shapely.get_coordinates(moved)).all():
         raise InvalidInput(f"{name} is too far from this deployment's area to be placed", field=name)
     if not moved.is_valid:
@@ -217,6 +233,18 @@ def _grids(conn: Connection, place: Place, codes: tuple[str, ...]) -> dict[str, 
     return rows
 
 
+def _grids_around(conn: Connection, place: Place, codes: tuple[str, ...]
+                  ) -> tuple[dict[str, dict[str, Any]], dict[str, BaseGeometry]]:
+    """The stored rows of the unit grids ``codes`` (as ``_grids``) and every grid within ``NEIGHBOURHOOD_M`` of
+    them (code -> Polygon, deployment CRS), in one round trip."""
+    rows = {r["code"]: _with_geom(r) for r in store.unit_rows_around(conn, place.district, place.version, codes,
+                                                                     NEIGHBOURHOOD_M)}
+    missing = [c for c in codes if c not in rows]
+    if missing:
+        raise NotFound(f"draft {place.version} of {place.district} has no unit grid {missing[0]}")
+    return {c: rows[c] for c in sorted(codes)}, {c: r["geom"] for c, r in rows.items()}
+
+
 def _near(conn: Connection, place: Place, geom: BaseGeometry, distance: float = NEIGHBOURHOOD_M
           ) -> dict[str, dict[str, Any]]:
     """The draft's unit grids within ``distance`` metres of ``geom`` (deployment CRS), by the spatial index."""
@@ -228,7 +256,13 @@ def _ring(conn: Connection, place: Place, change: Change) -> dict[str, BaseGeome
     """The untouched grids around an edit: every grid of the draft meeting a changed grid, before or after,
     that the edit does not change itself."""
     shapes = [r["geom"] for r in change.before.values()] + [g for g in change.after.values() if g is not None]
-    near = _near(conn, place, shapely.union_all(np.asarray(shapes, dtype=object)), 0.0)
+    union = shapely.union_all(np.asarray(shapes, dtype=object))
+    if change.around is not None and shapely.covered_by(union, shapely.buffer(  # the candidates reach far enough
+            shapely.union_all(np.asarray([r["geom"] for r in change.before.values()], dtype=object)),
+            NEIGHBOURHOOD_M / 2, quad_segs=1)):
+        return {c: g for c, g in change.around.items()
+                if c not in change.after and c not in change.before and shapely.dwithin(g, union, 0.0)}
+    near = _near(conn, place, union, 0.0)
     return {c: r["geom"] for c, r in near.items() if c not in change.after and c not in change.before}
 
 
@@ -242,12 +276,12 @@ def _local_edge(place: Place, shapes: list[BaseGeometry]) -> BaseGeometry:
 # ------------------------------------------------------------------------------------------ step 3: compute
 def _split(conn: Connection, place: Place, request: EditRequest) -> Change:
     """Cut one grid by a line: the largest part keeps its code, the others get new ones."""
-    grids = _grids(conn, place, request.codes)
+    grids, around = _grids_around(conn, place, request.codes)
     code = request.codes[0]
     line = _to_storage(request.geometry, place, "line")
     parts = _topology(place, topology.split, grids[code]["geom"], line)
     after: dict[str, BaseGeometry | None] = {code: parts[0]}
-    change = Change(before=grids, after=after, rows={code: grids[code]})
+    change = Change(before=grids, after=after, rows={code: grids[code]}, around=around)
     for i, part in enumerate(parts[1:], start=1):
         after[f"new:{i}"] = part
         change.rows[f"new:{i}"] = grids[code]
@@ -257,12 +291,12 @@ def _split(conn: Connection, place: Place, request: EditRequest) -> Change:
 
 def _merge(conn: Connection, place: Place, request: EditRequest) -> Change:
     """Merge adjacent grids into the largest one (its code and supervision grid); the others are retired."""
-    grids = _grids(conn, place, request.codes)
+    grids, around = _grids_around(conn, place, request.codes)
     merged = _topology(place, topology.merge, [grids[c]["geom"] for c in request.codes])
     keeper = min(request.codes, key=lambda c: (-grids[c]["geom"].area, c))
     after: dict[str, BaseGeometry | None] = {c: None for c in request.codes}
     after[keeper] = merged
-    return _checked(conn, place, Change(before=grids, after=after, rows={keeper: grids[keeper]}))
+    return _checked(conn, place, Change(before=grids, after=after, rows={keeper: grids[keeper]}, around=around))
 
 
 def _reshape(conn: Connection, place: Place, request: EditRequest) -> Change:
@@ -430,25 +464,28 @@ def _store(conn: Connection, place: Place, seq: int, request: EditRequest, chang
     change = _with_codes(conn, place, change)
     issued = sorted(change.source_of)
     retired = sorted(c for c, g in change.after.items() if g is None)
-    retirements = store.code_retirements(conn, district, retired)
+    retirements = store.retire_codes(conn, district, version, retired)  # what undo restores
     before_units = list(change.before.values())
     after_units = [_new_row(code, geom, change.rows[code]) for code, geom in sorted(change.after.items())
                    if geom is not None]
     sup_before, sup_after = _supervision_change(conn, place, change, members)
     store.replace_unit_rows(conn, district, version, [r["code"] for r in before_units], after_units, place.srid)
     store.update_supervision_rows(conn, district, version, sup_after, place.srid)
-    store.register_codes(conn, district, version, issued, retired)
+    store.register_codes(conn, district, version, issued, [])  # the retired ones are retired above
     summary = _summary_of([r["code"] for r in before_units], [r["code"] for r in after_units],
                           [r["code"] for r in sup_after])
-    at = store.insert_edit(
+    at = store.log_edit(
         conn, district, version, seq, op=request.op, params=request.record(),
         before={"unit": [_record(r) for r in before_units], "supervision": [_record(r) for r in sup_before],
                 "codes": {"retirements": retirements}},
         after={"unit": [_record(r) for r in after_units], "supervision": [_record(r) for r in sup_after],
                "codes": {"issued": issued, "retired": retired}},
         summary=summary, author=author)
-    store.set_revision(conn, district, version, seq)
-    return _answer(conn, district, version, seq, request.op, author, at, summary)
+    kept = [geom for _, geom in sorted(change.after.items()) if geom is not None]  # as after_units is made
+    stored = list(zip(after_units, kept, strict=True))
+    return {"district": district, "version": version, "revision": seq,
+            "edit": {"seq": seq, "op": request.op, "author": author, "at": _iso(at), **summary},
+            "features": _features(stored, version, place.srid)}
 
 
 def _with_codes(conn: Connection, place: Place, change: Change) -> Change:
@@ -532,6 +569,35 @@ def _answer(conn: Connection, district: str, version: int, seq: int, op: str, au
     return {"district": district, "version": version, "revision": seq,
             "edit": {"seq": seq, "op": op, "author": author, "at": _iso(at), **summary},
             "features": store.unit_grid_features(conn, district, version, summary["added"] + summary["changed"])}
+
+
+@functools.lru_cache(maxsize=8)
+def _transformers(srid: int) -> tuple[Transformer, Transformer]:
+    """The (cached) transformers EPSG:4326 -> EPSG:``srid`` and back (``crs.transformer`` keys its cache by
+    both CRSs' WKT, which it writes out on every call: a millisecond of each edit's few)."""
+    lonlat, storage = CRS.from_epsg(4326), CRS.from_epsg(srid)
+    return crs.transformer(lonlat, storage), crs.transformer(storage, lonlat)
+
+
+def _reprojected(geom: BaseGeometry, transformer: Transformer) -> BaseGeometry:
+    """``geom`` through ``transformer`` (x, y order: ``crs.transformer``'s are always_xy)."""
+    return shapely.transform(geom, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+
+
+def _features(stored: list[tuple[dict[str, Any], BaseGeometry]], version: int, srid: int) -> dict[str, Any]:
+    """The unit grids an edit stored (row, Polygon in the deployment CRS: exactly what was written) as the
+    FeatureCollection ``store.unit_grid_features`` reads back (EPSG:4326, 7 decimals, by code), made here from
+    the geometry in hand with one transform instead of a statement that reads and reprojects them again."""
+    stored = sorted(stored, key=lambda rg: rg[0]["code"])
+    lonlat = [_reprojected(g, _transformers(srid)[1]) for _, g in stored]
+    features = []
+    for (row, _), geom in zip(stored, lonlat, strict=True):
+        rounded = shapely.transform(geom, lambda xy: np.round(xy, 7))
+        features.append({"type": "Feature", "id": row["code"], "properties": {
+            "code": row["code"], "version": version, "street_code": row["street_code"],
+            "community_code": row["community_code"], "supervision_code": row["supervision_code"],
+            "area_m2": round(float(row["area_m2"]), 1)}, "geometry": shapely.geometry.mapping(rounded)})
+    return {"type": "FeatureCollection", "features": features}
 
 
 def _iso(value: Any) -> str | None:

@@ -374,6 +374,20 @@ def lock_version(conn: Connection, district: str, version_id: int) -> dict[str, 
     return dict(row) if row else None
 
 
+def lock_version_for_edit(conn: Connection, district: str, version_id: int) -> dict[str, Any] | None:
+    """``lock_version``'s row with what an edit needs besides, read in the same round trip: ``srid`` (the
+    deployment's storage CRS) and ``edge_wkb`` (the district's boundary as WKB in that CRS; None for a district
+    never imported); None when there is no such version."""
+    row = conn.execute(sa.text(
+        """SELECT v.version_id, v.status, v.source, v.parent_version, v.revision, v.params,
+                  (SELECT srid FROM deployment LIMIT 1) AS srid,
+                  (SELECT ST_AsBinary(geom) FROM districts WHERE district_code = :d) AS edge_wkb
+             FROM grid_versions v
+            WHERE v.district_code = :d AND v.version_id = :v FOR UPDATE OF v"""
+    ), {"d": district, "v": version_id}).mappings().first()
+    return {**row, "edge_wkb": None if row["edge_wkb"] is None else bytes(row["edge_wkb"])} if row else None
+
+
 def set_revision(conn: Connection, district: str, version_id: int, revision: int) -> None:
     conn.execute(sa.text("UPDATE grid_versions SET revision = :r WHERE district_code = :d AND version_id = :v"),
                  {"d": district, "v": version_id, "r": revision})
@@ -400,6 +414,15 @@ def copy_version_grids(conn: Connection, district: str, source: int, target: int
     ), params)
 
 
+def analyze_grids(conn: Connection) -> None:
+    """Refresh the planner's statistics of the grid tables (in the caller's transaction). A new draft's
+    thousands of rows are otherwise unknown to the planner (autovacuum's threshold is a share of the whole
+    table, which one district's draft may not reach), which then takes the draft for one row and reads every
+    grid of it by the primary key for each look-up of an edit instead of using the code or the spatial index."""
+    conn.execute(sa.text("ANALYZE unit_grids"))
+    conn.execute(sa.text("ANALYZE supervision_grids"))
+
+
 def unit_rows(conn: Connection, district: str, version_id: int, codes: Sequence[str]) -> list[dict[str, Any]]:
     """The unit grids ``codes`` of a version (those that exist), ordered by code."""
     rows = conn.execute(sa.text(
@@ -418,6 +441,22 @@ def unit_rows_near(conn: Connection, district: str, version_id: int, wkb: bytes,
              WHERE district_code = :d AND version_id = :v AND ST_DWithin(geom, ST_GeomFromWKB(:g, :srid), :dist)
              ORDER BY code"""
     ), {"d": district, "v": version_id, "g": wkb, "srid": srid, "dist": distance}).mappings()
+    return [{**r, "wkb": bytes(r["wkb"])} for r in rows]
+
+
+def unit_rows_around(conn: Connection, district: str, version_id: int, codes: Sequence[str],
+                     distance: float) -> list[dict[str, Any]]:
+    """The unit grids of a version within ``distance`` metres of any of the unit grids ``codes`` (those among
+    them that exist included), found by the spatial index, ordered by code: an edit's grids and the candidates
+    for their ring of neighbours in one round trip."""
+    rows = conn.execute(sa.text(
+        f"""SELECT {_UNIT_COLUMNS} FROM unit_grids
+             WHERE district_code = :d AND version_id = :v
+               AND ST_DWithin(geom, (SELECT ST_Collect(geom) FROM unit_grids
+                                      WHERE district_code = :d AND version_id = :v
+                                        AND code = ANY(CAST(:codes AS text[]))), :dist)
+             ORDER BY code"""
+    ), {"d": district, "v": version_id, "codes": list(codes), "dist": distance}).mappings()
     return [{**r, "wkb": bytes(r["wkb"])} for r in rows]
 
 
@@ -451,19 +490,24 @@ def team_exists(conn: Connection, district: str, version_id: int, team_code: str
 def replace_unit_rows(conn: Connection, district: str, version_id: int, remove: Sequence[str],
                       rows: Sequence[dict[str, Any]], srid: int) -> None:
     """Delete the unit grids ``remove`` of a version, then insert ``rows`` (code, street_code, community_code,
-    supervision_code, area_m2, attrs, wkb: a Polygon in EPSG:``srid``)."""
+    supervision_code, area_m2, attrs, wkb: a Polygon in EPSG:``srid``), in one statement (one round trip: an
+    edit's latency is mostly its round trips). The insert reads the delete's count first, so the deleted rows
+    are gone before a row with the same code goes in."""
     conn.execute(sa.text(
-        "DELETE FROM unit_grids WHERE district_code = :d AND version_id = :v AND code = ANY(CAST(:codes AS text[]))"
-    ), {"d": district, "v": version_id, "codes": list(remove)})
-    if rows:
-        conn.execute(sa.text(
-            """INSERT INTO unit_grids (district_code, version_id, code, street_code, community_code,
-                                       supervision_code, area_m2, attrs, geom)
-               VALUES (:d, :v, :code, :street_code, :community_code, :supervision_code, :area_m2,
-                       CAST(:attrs AS jsonb), ST_GeomFromWKB(:wkb, :srid))"""
-        ), [{"d": district, "v": version_id, "srid": srid, "code": r["code"], "street_code": r["street_code"],
-             "community_code": r["community_code"], "supervision_code": r["supervision_code"],
-             "area_m2": r["area_m2"], "attrs": _json(r.get("attrs") or {}), "wkb": r["wkb"]} for r in rows])
+        """WITH gone AS (DELETE FROM unit_grids WHERE district_code = :d AND version_id = :v
+                                                AND code = ANY(CAST(:remove AS text[])) RETURNING 1)
+           INSERT INTO unit_grids (district_code, version_id, code, street_code, community_code,
+                                   supervision_code, area_m2, attrs, geom)
+           SELECT :d, :v, r.code, r.street, r.community, r.supervision, r.area, r.attrs, ST_GeomFromWKB(r.wkb, :srid)
+             FROM unnest(CAST(:codes AS text[]), CAST(:streets AS text[]), CAST(:communities AS text[]),
+                         CAST(:supervisions AS text[]), CAST(:areas AS float8[]), CAST(:attrs AS jsonb[]),
+                         CAST(:wkbs AS bytea[])) AS r(code, street, community, supervision, area, attrs, wkb)
+            WHERE (SELECT count(*) FROM gone) >= 0"""
+    ), {"d": district, "v": version_id, "srid": srid, "remove": list(remove),
+        "codes": [r["code"] for r in rows], "streets": [r["street_code"] for r in rows],
+        "communities": [r["community_code"] for r in rows], "supervisions": [r["supervision_code"] for r in rows],
+        "areas": [float(r["area_m2"]) for r in rows], "attrs": [_json(r.get("attrs") or {}) for r in rows],
+        "wkbs": [bytes(r["wkb"]) for r in rows]})
 
 
 def update_supervision_rows(conn: Connection, district: str, version_id: int, rows: Sequence[dict[str, Any]],
@@ -491,10 +535,28 @@ def issued_serial(conn: Connection, district: str, prefix: str) -> int:
 
 def code_retirements(conn: Connection, district: str, codes: Sequence[str]) -> dict[str, int | None]:
     """Registered unit-grid codes among ``codes`` -> the version that retired each (None: in use)."""
+    if not codes:
+        return {}
     rows = conn.execute(sa.text(
         """SELECT code, retired_version FROM grid_codes
             WHERE district_code = :d AND kind = 'unit' AND code = ANY(CAST(:codes AS text[]))"""
     ), {"d": district, "codes": list(codes)}).all()
+    return {r[0]: r[1] for r in rows}
+
+
+def retire_codes(conn: Connection, district: str, version_id: int, codes: Sequence[str]) -> dict[str, int | None]:
+    """Retire the registered unit-grid codes ``codes`` in version ``version_id`` (as ``register_codes`` does)
+    and return what ``code_retirements`` read before (code -> the version that had retired it, None: in use),
+    in one statement: the joined row is read from the statement's snapshot, before the update."""
+    if not codes:
+        return {}
+    rows = conn.execute(sa.text(
+        """UPDATE grid_codes g SET retired_version = :v
+             FROM grid_codes old
+            WHERE g.district_code = :d AND g.kind = 'unit' AND g.code = ANY(CAST(:codes AS text[]))
+              AND old.district_code = g.district_code AND old.kind = g.kind AND old.code = g.code
+           RETURNING g.code, old.retired_version"""
+    ), {"d": district, "v": version_id, "codes": list(codes)}).all()
     return {r[0]: r[1] for r in rows}
 
 
@@ -512,6 +574,19 @@ def insert_edit(conn: Connection, district: str, version_id: int, seq: int, *, o
     """Record one revision of a draft in its edit log; returns when it was recorded (timestamptz)."""
     return conn.execute(sa.text(
         """INSERT INTO grid_edits (district_code, version_id, seq, op, params, before, after, summary, author)
+           VALUES (:d, :v, :seq, :op, CAST(:params AS jsonb), CAST(:before AS jsonb), CAST(:after AS jsonb),
+                   CAST(:summary AS jsonb), :author)
+           RETURNING at"""
+    ), {"d": district, "v": version_id, "seq": seq, "op": op, "params": _json(params), "before": _json(before),
+        "after": _json(after), "summary": _json(summary), "author": author}).scalar_one()
+
+
+def log_edit(conn: Connection, district: str, version_id: int, seq: int, *, op: str, params: dict[str, Any],
+             before: dict[str, Any], after: dict[str, Any], summary: dict[str, Any], author: str) -> Any:
+    """``insert_edit`` and ``set_revision`` (to ``seq``) in one statement; returns when the edit was recorded."""
+    return conn.execute(sa.text(
+        """WITH raised AS (UPDATE grid_versions SET revision = :seq WHERE district_code = :d AND version_id = :v)
+           INSERT INTO grid_edits (district_code, version_id, seq, op, params, before, after, summary, author)
            VALUES (:d, :v, :seq, :op, CAST(:params AS jsonb), CAST(:before AS jsonb), CAST(:after AS jsonb),
                    CAST(:summary AS jsonb), :author)
            RETURNING at"""
