@@ -174,3 +174,69 @@ def test_replays_change_nothing_the_second_time(planner, draft, bj):
         assert revision(bj, draft) == 2
     assert_error(planner.post(url(draft, "undo"), json={"expected_revision": 0, "force": True}), 400,
                  "invalid_input", field="force")
+
+
+# ------------------------------------------------------------------------------ attack pass (part X, #23)
+def _published_start(bj):
+    return bj.execute(sa.text("SELECT effective_from FROM grid_versions WHERE district_code = :d "
+                              "AND status = 'published'"), {"d": D}).scalar_one()
+
+
+def test_publish_refuses_a_date_far_in_the_future_another_district_and_the_past(planner, client_as, draft, bj):
+    """A publish makes the draft current at once, so an effective date years ahead would leave the replaced
+    version 'valid' until then and block every later publish (9999-12-31: for good)."""
+    for day in ("9999-12-31", "2200-01-01", "9999-12-31T23:59:59+14:00"):
+        assert_error(planner.post(url(draft, "publish"), json={"effective_from": day}), 400, "invalid_input",
+                     field="effective_from")
+    before = _published_start(bj)
+    assert_error(planner.post(url(draft, "publish"), json={"effective_from": "2000-01-01"}), 400, "invalid_input",
+                 field="effective_from")
+    for raw in ("0000-01-01", "2026-02-30", "NaN", "2026-01-01T25:00", "\u0662\u0660\u0662\u0666-01-01"):
+        assert_error(planner.post(url(draft, "publish"), json={"effective_from": raw}), 400, "invalid_input",
+                     field="effective_from")
+    outsider = client_as("attack-pub-outsider", ["planner"])
+    bj.execute(sa.text("UPDATE users SET district_code = '410104' WHERE username = 'attack-pub-outsider'"))
+    assert_error(outsider.post(url(draft, "publish"), json={"effective_from": "2026-12-31"}), 403, "forbidden")
+    for role in ("analyst", "dispatcher", "gis", "lead"):
+        assert client_as(f"attack-pub-{role}", [role]).post(
+            url(draft, "publish"), json={"effective_from": "2026-12-31"}).status_code == 403, role
+    assert _published_start(bj) == before
+    assert bj.execute(sa.text("SELECT status FROM grid_versions WHERE district_code = :d AND version_id = :v"),
+                      {"d": D, "v": draft}).scalar_one() == "draft"
+
+
+def test_draft_grids_are_read_by_no_other_route(planner, client_as, draft, bj):
+    """A split issues a new code in the draft; no route shows it (or the draft's geometry) to a reader who may
+    not read drafts: grid by code, search, card, grid-at, tiles, stats, pages, impact, diff, the editor."""
+    code, poly = a_grid(bj, draft)
+    line = shapely.LineString([(poly.bounds[0] - 5, poly.centroid.y), (poly.bounds[2] + 5, poly.centroid.y)])
+    done = planner.post(url(draft), json={"op": "split", "code": code, "line": lonlat(line),
+                                          "expected_revision": 0})
+    assert done.status_code == 200, done.get_json()
+    new_code = done.get_json()["edit"]["added"][0]
+    published = bj.execute(sa.text("SELECT version_id FROM grid_versions WHERE district_code = :d "
+                                   "AND status = 'published'"), {"d": D}).scalar_one()
+    analyst = client_as("attack-read-analyst", ["analyst"])
+    assert analyst.get(f"/api/v1/grids/{new_code}").status_code == 404
+    assert analyst.get(f"/api/v1/grids/{new_code}/card").status_code == 404
+    assert analyst.get(f"/api/v1/search?q={new_code}").get_json()["results"] == []
+    shown = analyst.get(f"/api/v1/grids/{code}").get_json()
+    assert shown["properties"]["version"] == published
+    assert analyst.get(f"/api/v1/search?q={code}").get_json()["results"][0]["geometry"] == shown["geometry"]
+    for half in (shapely.box(poly.bounds[0] - 1, poly.bounds[1] - 1, poly.bounds[2] + 1, poly.centroid.y),
+                 shapely.box(poly.bounds[0] - 1, poly.centroid.y, poly.bounds[2] + 1, poly.bounds[3] + 1)):
+        inner = crs.to_lonlat(np.array([poly.intersection(half).representative_point()], dtype=object), SRID)[0]
+        at = analyst.get(f"/api/v1/grids/at?lon={inner.x}&lat={inner.y}").get_json()
+        assert at["code"] == code  # the published grid, on both sides of the draft's cut
+    for path in (f"/api/v1/grids?district={D}&version={draft}", f"/api/v1/grids/stats?district={D}&version={draft}",
+                 f"/api/v1/grids/versions/{draft}?district={D}", url(draft, "impact"), url(draft),
+                 f"/api/v1/grids/versions/{published}/diff/{draft}?district={D}",
+                 f"/api/v1/grids/versions/{draft}/diff/{published}?district={D}", "/editor"):
+        assert analyst.get(path).status_code == 403, path
+    for path in (url(draft, "impact"), f"/api/v1/grids/versions/{published}/diff/{draft}?district={D}",
+                 f"/api/v1/grids?district={D}&version={draft}"):
+        assert planner.application.test_client().get(path).status_code == 401, path
+    for layer in ("unit_grids", "supervision_grids"):
+        for z, x, y in ((13, 6743, 3103), (10, 842, 387)):
+            tile = analyst.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt")
+            assert tile.status_code in (200, 204) and new_code.encode() not in tile.data

@@ -6,6 +6,7 @@ will warm, refuses what it must (roles, district, dates, replays) and keeps past
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from contextlib import contextmanager
 
@@ -17,6 +18,10 @@ from citygrid.spatial import tiles, tilewarm
 from citygrid.spatial.db import deployment_srid
 from tests.conftest import assert_error, submitted_case
 from tests.test_grid_history import DISTRICT, inside, merged_draft
+
+# Publish dates after the test database's version (published when it was built) and at most a year ahead
+SOON = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+LATER = (dt.date.today() + dt.timedelta(days=60)).isoformat()
 
 
 def savepoints(conn):
@@ -101,7 +106,7 @@ def test_publish_over_http_answers_at_once_with_what_it_will_warm_and_keeps_past
     before = submitted_case(bj, case_rules, lon=lon, lat=lat)
     planner = account("planner-p", ["planner"])
     url = f"/api/v1/grids/versions/{version}/publish?district={DISTRICT}"
-    answer = planner.post(url, json={"effective_from": "2099-01-01"})
+    answer = planner.post(url, json={"effective_from": SOON})
     assert answer.status_code == 200, answer.get_data(as_text=True)
     body = answer.get_json()
     assert body["status"] == "published" and body["version"] == version
@@ -111,7 +116,7 @@ def test_publish_over_http_answers_at_once_with_what_it_will_warm_and_keeps_past
     assert warming["started"] is False and "engine" in warming["reason"]  # the tests' app has no engine
     kept = bj.execute(sa.text("SELECT unit_grid_code FROM cases WHERE case_id = :c"), {"c": before["case_id"]})
     assert kept.scalar_one() == b
-    assert_error(planner.post(url, json={"effective_from": "2099-02-01"}), 409, "conflict")  # a replay
+    assert_error(planner.post(url, json={"effective_from": LATER}), 409, "conflict")  # a replay
 
 
 @pytest.mark.parametrize("body, field", [
@@ -130,7 +135,7 @@ def test_publish_refuses_what_is_not_a_date_after_the_current_version(bj, accoun
 def test_publish_is_for_planners_and_admins_of_the_district_and_only_of_a_draft(bj, account):
     version = drafts.create(bj, DISTRICT, author="test")["version"]
     url = f"/api/v1/grids/versions/{version}/publish?district={DISTRICT}"
-    body = {"effective_from": "2099-01-01"}
+    body = {"effective_from": SOON}
     assert_error(account("sup-p", ["supervisor"], team="110105T01").post(url, json=body), 403, "forbidden")
     assert_error(account("gis-p", ["gis"]).post(url, json=body), 403, "forbidden")
     outsider = account("planner-x", ["planner"])
@@ -140,6 +145,6 @@ def test_publish_is_for_planners_and_admins_of_the_district_and_only_of_a_draft(
     assert_error(admin.post(f"/api/v1/grids/versions/1/publish?district={DISTRICT}", json=body), 409, "conflict")
     assert_error(admin.post(f"/api/v1/grids/versions/4242/publish?district={DISTRICT}", json=body), 404,
                  "not_found")
-    assert_error(admin.post(url, data="effective_from=2099-01-01"), 400, "invalid_input")
-    assert_error(admin.post(url, json=["2099-01-01"]), 400, "invalid_input", field="body")
-    assert_error(admin.post(url, json={"effective_from": "2099-01-01\u0000"}), 400, "invalid_input")
+    assert_error(admin.post(url, data=f"effective_from={SOON}"), 400, "invalid_input")
+    assert_error(admin.post(url, json=[SOON]), 400, "invalid_input", field="body")
+    assert_error(admin.post(url, json={"effective_from": SOON + "\u0000"}), 400, "invalid_input")

@@ -35,6 +35,9 @@ from citygrid.spatial.timezones import day_start, localize
 UNITS_PER_SUPERVISION_GRID = 8070 / 237
 SUPERVISION_GRIDS_PER_TEAM = 237 / 35
 EXPORT_FORMATS = {"gpkg": "GPKG", "geojson": "GeoJSON", "shp": "ESRI Shapefile"}
+# A publish makes the draft current at once; an effective date further ahead would leave the replaced version
+# "valid" until then in the history and refuse every later publish (9999-12-31: for good).
+MAX_PUBLISH_AHEAD = dt.timedelta(days=366)
 
 
 def _version(conn: Connection, district: str, version_id: int | None) -> dict[str, Any]:
@@ -359,6 +362,9 @@ def publish(conn: Connection, district: str, version_id: int | None = None,
     replaces ends at that moment. A date means the start of that local day, and a date-time without an offset
     wall-clock time, in the deployment's time zone. A draft whose unit grids are not all grouped into
     supervision grids (run ``partition`` first) is a ``Conflict``: cases, owners and supervisors need them."""
+    # Two publishes of one district at once: the second waits here for the first, then sees its version as the
+    # current one (without the lock each retired only the version both had read, and both stayed published).
+    store.lock_district_versions(conn, district)
     version = _version(conn, district, version_id if version_id is not None else _latest_id(conn, district))
     if version["status"] != "draft":
         raise Conflict(f"version {version['version_id']} is {version['status']}, not a draft")
@@ -369,6 +375,9 @@ def publish(conn: Connection, district: str, version_id: int | None = None,
         start = day_start(effective_from, zone)
     else:
         start = dt.datetime.now(zone)
+    if start > dt.datetime.now(zone) + MAX_PUBLISH_AHEAD:
+        raise InvalidInput(f"effective_from must be at most {MAX_PUBLISH_AHEAD.days} days ahead: a published "
+                           "version is the current one at once", field="effective_from")
     current = store.version_row(conn, district, None)
     if current and current["status"] == "published" and current["effective_from"] is not None:
         begun = current["effective_from"]
