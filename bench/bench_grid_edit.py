@@ -46,6 +46,7 @@ EDITS = int(os.environ.get("BENCH_GRID_EDITS", "200"))
 SEED = 2026
 CELL_M = 400.0  # bucket size of the in-memory grid index
 KINDS = ("split", "merge", "reshape")
+INDEXES = ("unit_grids_supervision",)  # of migration 0015: a bench database without them is made again
 
 
 @dataclass
@@ -319,6 +320,23 @@ def _rebuild(settings: Any) -> None:
     deploy.load_demo(settings, "chaoyang", history=False, census=False, roster=False)
 
 
+def _has_indexes(settings: Any) -> bool:
+    """Whether the bench database has the indexes the editing engine reads by (a database made before
+    migration 0015 gained one has the same revision and every table, but an edit that reads a supervision
+    grid's unit grids then scans the whole table)."""
+    import sqlalchemy as sa
+
+    from citygrid.spatial import db
+
+    engine = db.make_engine(db.database_url(settings))
+    try:
+        with engine.connect() as conn:
+            return all(conn.execute(sa.text("SELECT to_regclass(:i) IS NOT NULL"), {"i": name}).scalar_one()
+                       for name in INDEXES)
+    finally:
+        engine.dispose()
+
+
 def run(wanted: set[str]) -> list[dict]:
     if "grid_edit" not in wanted:
         return []
@@ -329,7 +347,7 @@ def run(wanted: set[str]) -> list[dict]:
     from citygrid.spatial import db
 
     settings = Settings.from_env(DATABASE)
-    if not db.database_exists(settings):
+    if not db.database_exists(settings) or not _has_indexes(settings):
         _rebuild(settings)  # a few minutes on a busy machine; later runs reuse it
     try:
         with demo_connection(DATABASE) as conn:

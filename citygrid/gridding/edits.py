@@ -302,9 +302,12 @@ def _merge(conn: Connection, place: Place, request: EditRequest) -> Change:
 def _reshape(conn: Connection, place: Place, request: EditRequest) -> Change:
     """Give one grid a new boundary; its neighbours give or take the difference."""
     code = request.codes[0]
-    target = _grids(conn, place, request.codes)[code]
     shape = _to_storage(request.geometry, place, "geometry")
-    hood = _near(conn, place, shapely.union(target["geom"], shape))
+    hood = {r["code"]: _with_geom(r) for r in store.unit_rows_near_grid(  # the grid and its neighbourhood
+        conn, place.district, place.version, code, shapely.to_wkb(shape), place.srid, NEIGHBOURHOOD_M)}
+    if code not in hood:
+        raise NotFound(f"draft {place.version} of {place.district} has no unit grid {code}")
+    target = hood[code]
     grids = {c: r["geom"] for c, r in hood.items()}
     edge = _local_edge(place, [target["geom"], shape])
     result = _topology(place, topology.reshape, code, shape, grids, edge)

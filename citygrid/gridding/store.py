@@ -460,6 +460,23 @@ def unit_rows_around(conn: Connection, district: str, version_id: int, codes: Se
     return [{**r, "wkb": bytes(r["wkb"])} for r in rows]
 
 
+def unit_rows_near_grid(conn: Connection, district: str, version_id: int, code: str, wkb: bytes, srid: int,
+                        distance: float) -> list[dict[str, Any]]:
+    """The unit grids of a version within ``distance`` metres of unit grid ``code`` or of a geometry (WKB in
+    EPSG:``srid``), found by the spatial index, ordered by code (``code`` itself among them when it exists): a
+    reshape's grid and its neighbourhood in one round trip."""
+    rows = conn.execute(sa.text(
+        f"""SELECT {_UNIT_COLUMNS} FROM unit_grids
+             WHERE district_code = :d AND version_id = :v
+               AND ST_DWithin(geom, ST_Collect(ST_GeomFromWKB(:g, :srid),
+                                               (SELECT geom FROM unit_grids
+                                                 WHERE district_code = :d AND version_id = :v AND code = :code)),
+                              :dist)
+             ORDER BY code"""
+    ), {"d": district, "v": version_id, "code": code, "g": wkb, "srid": srid, "dist": distance}).mappings()
+    return [{**r, "wkb": bytes(r["wkb"])} for r in rows]
+
+
 def unit_rows_of_supervision(conn: Connection, district: str, version_id: int,
                              supervision_codes: Sequence[str]) -> list[dict[str, Any]]:
     """The unit grids of a version that belong to the supervision grids ``supervision_codes``."""
