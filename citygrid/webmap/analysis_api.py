@@ -8,27 +8,17 @@ from dataclasses import asdict, replace
 from flask import Blueprint, Response, jsonify, request
 
 from citygrid.cases.workflow import STATES
-from citygrid.errors import Forbidden, InvalidInput, NotFound
+from citygrid.errors import InvalidInput, NotFound
 from citygrid.gridding.queries import version
 from citygrid.spatial.analysis import queries as analysis
-from citygrid.webmap.auth import allow, require_principal
+from citygrid.webmap.auth import allow, home_district_arg
 from citygrid.webmap.context import connection
 from citygrid.webmap.formats import table_response
 from citygrid.webmap.heavy import heavy
-from citygrid.webmap.params import choice_arg, district_code, optional_code_arg, period_args
+from citygrid.webmap.params import choice_arg, optional_code_arg, period_args
 
 bp = Blueprint("analysis_v1", __name__, url_prefix="/api/v1")
 FIELDS = ("code", "name", "cases", "area_km2", "cases_per_km2", "components", "cases_per_100_components")
-
-
-def _home_district() -> str:
-    """The required ``district`` argument; an account that works in one district reads only that one (as the
-    hot spot, recurrence and evaluation answers, #24)."""
-    district = district_code(request.args.get("district"))
-    who = require_principal()
-    if "admin" not in who.roles and who.district_code is not None and who.district_code != district:
-        raise Forbidden(f"{who.username} works in district {who.district_code}, not {district}")
-    return district
 
 
 @bp.get("/caseload")
@@ -37,7 +27,7 @@ def _home_district() -> str:
 def caseload():
     """``district`` (required), ``level`` unit|supervision|community|street, ``start``/``end`` (ISO),
     ``kind``, ``class_code``, ``source``, ``status``, ``synthetic`` true|false, ``format`` json|geojson|csv."""
-    district = _home_district()
+    district = home_district_arg()
     level = choice_arg("level", analysis.LEVELS, "unit")
     fmt = choice_arg("format", ("json", "geojson", "csv"), "json")
     source = request.args.get("source") or None
@@ -87,7 +77,7 @@ def density(fmt: str):
 
     if fmt not in ("png", "tif", "json"):
         raise NotFound(f"no density format {fmt!r} (png, tif, json)")
-    district = _home_district()
+    district = home_district_arg()
     cell = float_arg("cell_m", 50.0, 10.0, 1000.0)
     bandwidth = float_arg("bandwidth_m", 300.0, cell, 5000.0)
     kernel = choice_arg("kernel", KERNELS, "gaussian")

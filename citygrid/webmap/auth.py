@@ -79,6 +79,25 @@ def require_principal() -> Principal:
     return who
 
 
+def require_home_district(district: str) -> Principal:
+    """The signed-in caller, when it may act in ``district``: an admin, or an account not bound to another
+    district (``district_code``); ``Forbidden`` otherwise. Every route that names a district asks this one
+    question, so "an account that works in one district reads only that one" holds through every route."""
+    who = require_principal()
+    if "admin" not in who.roles and who.district_code is not None and who.district_code != district:
+        raise Forbidden(f"{who.username} works in district {who.district_code}, not {district}")
+    return who
+
+
+def home_district_arg() -> str:
+    """The required ``district`` query argument, refused (403) when the caller works in another district."""
+    from citygrid.webmap.params import district_code
+
+    district = district_code(request.args.get("district"))
+    require_home_district(district)
+    return district
+
+
 def _credential() -> Principal | None:
     header = request.headers.get("Authorization")
     if header:

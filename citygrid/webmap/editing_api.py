@@ -15,7 +15,7 @@ from flask import Blueprint, jsonify, request
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.errors import Forbidden, InvalidInput
 from citygrid.gridding import drafts, edits
-from citygrid.webmap.auth import allow, require_principal
+from citygrid.webmap.auth import allow, require_home_district, require_principal
 from citygrid.webmap.cases_api import json_body
 from citygrid.webmap.context import connection
 from citygrid.webmap.params import district_code
@@ -37,9 +37,7 @@ def may_read_drafts(district: str) -> bool:
 def _acting_in(district: str) -> str:
     """The caller's name, when it may write ``district``'s drafts (an admin, or a planner working there);
     ``Forbidden`` otherwise."""
-    who = require_principal()
-    if "admin" not in who.roles and who.district_code is not None and who.district_code != district:
-        raise Forbidden(f"{who.username} works in district {who.district_code}, not {district}")
+    who = require_home_district(district)
     return who.username
 
 

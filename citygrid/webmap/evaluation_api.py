@@ -14,11 +14,10 @@ import time
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from citygrid.errors import Forbidden
 from citygrid.evaluation import queries, report
 from citygrid.evaluation.indicators import KINDS
 from citygrid.evaluation.scores import EvaluationRules
-from citygrid.webmap.auth import allow, public, require_principal
+from citygrid.webmap.auth import allow, home_district_arg, public
 from citygrid.webmap.context import connection
 from citygrid.webmap.formats import FORMATS, table_response
 from citygrid.webmap.headers import CSP, csp_hash, page_policy, trusted_proxy
@@ -78,22 +77,13 @@ def evaluation_rules() -> EvaluationRules:
     return current_app.extensions[RULES_KEY]
 
 
-def _district() -> str:
-    """The ``district`` argument, which a district-bound account must name as its own (403 otherwise)."""
-    district = district_code(request.args.get("district"))
-    who = require_principal()
-    if "admin" not in who.roles and who.district_code is not None and who.district_code != district:
-        raise Forbidden(f"{who.username} works in district {who.district_code}, not {district}")
-    return district
-
-
 @bp.get("/evaluation")
 @allow(*READERS)
 @heavy
 def evaluation():
     """``district`` (required), ``month`` YYYY-MM (required, local month of the deployment's zone), ``kind``
     (supervisors|teams|units|streets|communities, default supervisors), ``format`` json|geojson|csv."""
-    district = _district()
+    district = home_district_arg()
     kind = choice_arg("kind", KINDS, "supervisors")
     fmt = choice_arg("format", FORMATS, "json")
     with connection() as conn:
@@ -111,7 +101,7 @@ def evaluation():
 @heavy
 def evaluation_report():
     """The printable report of every kind for ``district`` and ``month`` (HTML, one A4 page per kind)."""
-    district = _district()
+    district = home_district_arg()
     with connection() as conn:
         answer = queries.evaluate_all(conn, evaluation_rules(), district, request.args.get("month"))
     response = Response(report.render(answer), mimetype="text/html")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.errors import Forbidden, InvalidInput
@@ -19,10 +19,9 @@ from citygrid.gridding import history, impact
 from citygrid.gridding import queries as grids
 from citygrid.gridding import service as gridding
 from citygrid.spatial import tilewarm
-from citygrid.webmap.auth import allow, require_principal
+from citygrid.webmap.auth import allow, home_district_arg, require_principal
 from citygrid.webmap.cases_api import json_body
 from citygrid.webmap.context import backend, connection
-from citygrid.webmap.params import district_code
 
 bp = Blueprint("grid_history_v1", __name__, url_prefix="/api/v1/grids/versions")
 DRAFT_ROLES = ("planner",)  # and admin, who may do everything
@@ -30,15 +29,6 @@ _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
                        r"(Z|[+-][0-9]{2}:[0-9]{2})?")
 MAX_VERSION = 1_000_000
-
-
-def _district() -> str:
-    """The required ``district`` query parameter, in the caller's own district unless an admin."""
-    district = district_code(request.args.get("district"))
-    who = require_principal()
-    if "admin" not in who.roles and who.district_code is not None and who.district_code != district:
-        raise Forbidden(f"{who.username} works in district {who.district_code}, not {district}")
-    return district
 
 
 def _may_read_drafts() -> bool:
@@ -56,7 +46,7 @@ def _version_id(value: int, field: str) -> int:
 @allow(*DRAFT_ROLES)
 def get_impact(version: int):
     """``?district=`` — what publishing draft ``version_id`` now would change (``gridding.impact.of_draft``)."""
-    district = _district()
+    district = home_district_arg()
     with connection() as conn:
         return jsonify(impact.of_draft(conn, district, _version_id(version, "version")))
 
@@ -90,7 +80,7 @@ def post_publish(version: int):
     (``gridding.service.publish``: cases already placed keep their grids), then warm its grid tiles z10–z15 in
     the background once the publish committed (``spatial.tilewarm``); the answer does not wait for the warm and
     says what it will make (``tile_warming``)."""
-    district = _district()
+    district = home_district_arg()
     version_id = _version_id(version, "version")
     data = json_body()
     unknown = sorted(set(data) - {"effective_from"})
@@ -116,7 +106,7 @@ def get_diff(a: int, b: int):
     """``?district=`` — the unit grids added, removed, changed or reassigned from version a to b, as GeoJSON
     (EPSG:4326) with area deltas (``gridding.history.diff``). A draft on either side: planners and admins
     only."""
-    district = _district()
+    district = home_district_arg()
     a, b = _version_id(a, "a"), _version_id(b, "b")
     with connection() as conn:
         statuses = {grids.version(conn, district, v)["status"] for v in (a, b)}

@@ -7,30 +7,20 @@ one district reads only that district's hot spots. Both are heavy requests (``@h
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from citygrid.cases.workflow import STATES
-from citygrid.errors import Forbidden
 from citygrid.hotspots import queries as hotspots
 from citygrid.spatial.analysis.queries import LEVELS, CaseloadFilter
-from citygrid.webmap.auth import allow, require_principal
+from citygrid.webmap.auth import allow, home_district_arg
 from citygrid.webmap.context import connection
 from citygrid.webmap.formats import FORMATS, table_response
 from citygrid.webmap.heavy import heavy
-from citygrid.webmap.params import choice_arg, district_code, float_arg, int_arg, optional_code_arg, period_args
+from citygrid.webmap.params import choice_arg, float_arg, int_arg, optional_code_arg, period_args
 
 bp = Blueprint("hotspots_v1", __name__, url_prefix="/api/v1")
 READERS = ("analyst", "lead", "planner", "dispatcher")
 MAX_SEED = 2**31 - 1
-
-
-def _district() -> str:
-    """The ``district`` argument, refused when the caller works in another district."""
-    district = district_code(request.args.get("district"))
-    who = require_principal()
-    if "admin" not in who.roles and who.district_code is not None and who.district_code != district:
-        raise Forbidden(f"{who.username} works in district {who.district_code}, not {district}")
-    return district
 
 
 def _case_filter() -> CaseloadFilter:
@@ -60,7 +50,7 @@ def gi_star():
     ``kind``, ``class_code``, ``status``, ``synthetic``, ``weights`` queen|distance, ``distance_m`` (10–20000,
     default 500), ``permutations`` (0–9999, default 999), ``seed``, ``alpha`` (0.001–0.2, default 0.05),
     ``fdr`` true|false (default false), ``format`` json|geojson|csv."""
-    district = _district()
+    district = home_district_arg()
     fmt = choice_arg("format", FORMATS, "json")
     params = hotspots.HotspotParams(**_common(), permutations=int_arg("permutations", 999, 0,
                                                                        hotspots.MAX_PERMUTATIONS),
@@ -80,7 +70,7 @@ def gi_star():
 def emerging():
     """Emerging hot spots per area: the filters and weights of ``/hotspots`` plus ``bin`` month|week (local
     time; 4–120 bins), ``k`` (previous bins in the neighbourhood, 0–12, default 1), ``fdr`` (default true)."""
-    district = _district()
+    district = home_district_arg()
     fmt = choice_arg("format", FORMATS, "json")
     params = hotspots.EmergingParams(**_common(), bin=choice_arg("bin", hotspots.BINS, "month"),
                                      k=int_arg("k", 1, 0, hotspots.MAX_K),

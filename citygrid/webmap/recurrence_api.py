@@ -10,28 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, request
+from flask import Blueprint
 
-from citygrid.errors import Forbidden
 from citygrid.recurrence import queries as recurrence
 from citygrid.recurrence.places import PlaceParams
-from citygrid.webmap.auth import allow, require_principal
+from citygrid.webmap.auth import allow, home_district_arg
 from citygrid.webmap.context import connection
 from citygrid.webmap.formats import FORMATS, table_response
 from citygrid.webmap.heavy import heavy
-from citygrid.webmap.params import choice_arg, district_code, float_arg, int_arg, optional_code_arg, period_args
+from citygrid.webmap.params import choice_arg, float_arg, int_arg, optional_code_arg, period_args
 
 bp = Blueprint("recurrence_v1", __name__, url_prefix="/api/v1")
 READERS = ("analyst", "lead", "planner", "dispatcher")
-
-
-def _district() -> str:
-    """The ``district`` argument, refused when the caller works in another district."""
-    district = district_code(request.args.get("district"))
-    who = require_principal()
-    if "admin" not in who.roles and who.district_code is not None and who.district_code != district:
-        raise Forbidden(f"{who.username} works in district {who.district_code}, not {district}")
-    return district
 
 
 def _filters() -> recurrence.Filters:
@@ -58,7 +48,7 @@ def _bounded_float(name: str, default: float) -> float:
 def components():
     """Chronic components: ``district`` (required), ``start``/``end`` (default: the last 365 days), ``class_code``,
     ``kind``, ``min_cases`` (2–1000, default 3), ``limit`` (1–5000, default 1000), ``format`` json|geojson|csv."""
-    district = _district()
+    district = home_district_arg()
     where = _filters()
     min_cases, limit = _bounded_int("min_cases", 3), _bounded_int("limit", 1000)
     fmt = choice_arg("format", FORMATS, "json")
@@ -76,7 +66,7 @@ def places():
     """Recurring places: ``district`` (required), ``start``/``end`` (default: the last 365 days), ``class_code``,
     ``kind``, ``eps_m`` (5–1000, default 50), ``window_days`` (1–730, default 90), ``min_cases`` (2–1000,
     default 3), ``limit`` (1–5000, default 1000), ``format`` json|geojson|csv."""
-    district = _district()
+    district = home_district_arg()
     where = _filters()
     params = PlaceParams(eps_m=_bounded_float("eps_m", 50.0), window_days=_bounded_float("window_days", 90.0),
                          min_cases=_bounded_int("min_cases", 3))

@@ -20,7 +20,7 @@ from citygrid.responsibility import queries as responsibility
 from citygrid.responsibility.ownership import ROLES
 from citygrid.responsibility.ownership_import import ImportOptions, import_ownership, load_mapping
 from citygrid.spatial.sources import source_text
-from citygrid.webmap.auth import allow, require_principal
+from citygrid.webmap.auth import allow, require_home_district, require_principal
 from citygrid.webmap.context import code_scheme, connection
 from citygrid.webmap.heavy import heavy
 from citygrid.webmap.params import choice_arg, code_arg, district_code, int_arg
@@ -31,13 +31,6 @@ bp = Blueprint("responsibility_v1", __name__, url_prefix="/api/v1")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 OWNERSHIP_SUFFIXES = (".csv", ".txt", ".zip", ".gpkg", ".geojson", ".json", ".fgb", ".gml", ".kml")
 OWNERSHIP_MAX_PROBLEMS = 1000  # in the answer; the CLI's --report has them all
-
-
-def _in_own_district(district: str) -> None:
-    """``Forbidden`` when the caller's account is scoped to another district than ``district``."""
-    who = require_principal()
-    if who.district_code is not None and who.district_code != district:
-        raise Forbidden(f"{who.username} works in district {who.district_code}, not {district}")
 
 
 def _form_day(name: str) -> dt.date | None:
@@ -88,7 +81,7 @@ def ownership_import():
     Answers 200 with the counts and the problems (``ownership_import.ImportResult``); 400 when the file is
     refused (its problems in ``details``)."""
     district = district_code(request.form.get("district"))
-    _in_own_district(district)
+    require_home_district(district)
     role = request.form.get("role") or ""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
@@ -129,7 +122,7 @@ def grid_owners(code: str):
     code_arg("unit_grid", code, "code")
     day = _form_day("date")
     district = code_scheme().district_of("unit_grid", code)
-    _in_own_district(district)
+    require_home_district(district)
     who = require_principal()
     with connection() as conn:
         answer = responsibility.grid_owners(conn, code, day,
@@ -145,7 +138,7 @@ def list_people():
     now. Phones only for dispatchers, planners and admins of the district (``people.PHONE_READERS``): null
     for everyone else. Accounts scoped to a district read their own district's people."""
     district = district_code(request.args.get("district"))
-    _in_own_district(district)
+    require_home_district(district)
     role = choice_arg("role", people.PERSON_ROLES)
     who = require_principal()
     wanted = responsibility.PeopleFilter(district=district, role=role,
@@ -158,13 +151,6 @@ def list_people():
 # --- frontage ---
 FRONTAGE_WRITERS = ("planner", "gis", "admin")
 FRONTAGE_MAX_PAGE = 2000
-
-
-def _frontage_district(district: str) -> None:
-    """``Forbidden`` when the caller's account is scoped to another district than ``district``."""
-    who = require_principal()
-    if who.district_code is not None and who.district_code != district:
-        raise Forbidden(f"{who.username} works in district {who.district_code}, not {district}")
 
 
 def _readable_unit(conn, unit_id: int) -> dict:
@@ -198,7 +184,7 @@ def _frontage_body() -> tuple[str, dict]:
     if not isinstance(raw, str):
         raise InvalidInput("district must be a district code", field="district")
     district = district_code(raw)
-    _frontage_district(district)
+    require_home_district(district)
     return district, data
 
 
@@ -212,7 +198,7 @@ def list_frontage_units():
     who = require_principal()
     district = district_code(request.args["district"]) if "district" in request.args else who.district_code
     if district is not None:
-        _frontage_district(district)
+        require_home_district(district)
     wanted = responsibility.FrontageFilter(
         districts=(district,) if district else None, bbox=bbox_arg(),
         current_only=choice_arg("all", ("true", "false"), "false") == "false",
@@ -251,7 +237,7 @@ def patch_frontage_unit(unit_id: int):
 
     data = json_body()
     with connection() as conn:
-        _frontage_district(_readable_unit(conn, unit_id)["properties"]["district_code"])
+        require_home_district(_readable_unit(conn, unit_id)["properties"]["district_code"])
         frontage.change_unit(conn, unit_id, data)
         return jsonify(responsibility.frontage_unit(conn, unit_id, phones=_phones_of()))
 
@@ -320,7 +306,7 @@ def list_parties():
     (literally, any case; ≤ 100 characters, no control characters); ``limit`` ≤ 200 (default 50). Dispatchers
     and acceptors of the district, and admins."""
     district = district_code(request.args.get("district"))
-    _in_own_district(district)
+    require_home_district(district)
     q = request.args.get("q") or None
     if q is not None and (what := control_character(q, single_line=True)) is not None:
         raise InvalidInput(f"q contains a control character ({what})", field="q")
