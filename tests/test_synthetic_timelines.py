@@ -195,3 +195,28 @@ def test_a_case_without_a_timeline_gets_one_and_keeps_its_status(demo_history, b
     new = [c for c in cases.values() if c["idempotency_key"].startswith(f"synthetic-{DISTRICT}-99-")]
     assert len(new) == 20 and all(timelines[c["case_id"]][-1]["to_status"] in (c["status"],) or
                                   timelines[c["case_id"]][-1]["action"] == "escalate" for c in new)
+
+
+def test_a_month_of_timelines_scores_every_supervisor_indicator(demo_history, bj):
+    """The timelines' stand-in supervisors (one per supervision grid) are evaluable on all four indicators: their
+    reports, verifications and checks are theirs, and the cases reported in their own grid are the ground of the
+    missed report rate (before, no stand-in had grids, so that rate was None for every supervisor)."""
+    from citygrid.evaluation import queries
+    from citygrid.evaluation.scores import EvaluationRules
+    from citygrid.evaluation.store import SYNTHETIC_SUPERVISOR
+
+    answer = queries.evaluate(bj, EvaluationRules(), DISTRICT, "2026-10", "supervisors",
+                              now=dt.datetime(2026, 12, 1, tzinfo=ZoneInfo("UTC")))
+    rows = answer["rows"]
+    assert answer["synthetic"] is True and len(rows) >= 10
+    assert all(r["code"].startswith(SYNTHETIC_SUPERVISOR) for r in rows)
+    names = ("valid_report_rate", "missed_report_rate", "timely_verification_rate", "timely_check_rate")
+    filled = {n: sum(r[n] is not None for r in rows) for n in names}
+    reporters = [r for r in rows if r["reports"]]
+    # Every stand-in that reported in the month has its grid's cases of the month (its own among them).
+    assert reporters and all(r["missed_report_rate"] is not None and r["grid_cases"] >= r["reports"]
+                             for r in reporters)
+    assert filled["valid_report_rate"] >= 0.75 * len(rows) and filled["missed_report_rate"] >= 0.75 * len(rows)
+    # Verifications (of public reports) and checks are the stand-in's of the case's grid, each with its time limit.
+    assert filled["timely_verification_rate"] == sum(1 for r in rows if r["verifies_due"]) > 0
+    assert filled["timely_check_rate"] == sum(1 for r in rows if r["checks_due"]) > 0

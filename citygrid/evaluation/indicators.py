@@ -12,7 +12,8 @@ Supervisors (key: the account name the events record as ``actor``, role ``superv
         supervision grids the supervisor's named person held when each case was reported) whose report was
         not the supervisor's (another source — hotline, citizen, camera … — or another supervisor) / all cases
         reported in the month in those grids. Scored as 1 − rate. Needs the named person (``people.username``);
-        an account with no person has no grids, so the rate is None.
+        an account with no person has no grids, so the rate is None. The SYNTHETIC demo timelines' stand-in
+        ``synthetic-supervisor-<grid>`` (no account, no person) holds that supervision grid for synthetic cases.
     timely_verification_rate = ``verify`` events of the month by the supervisor at or before their ``due_at``
         / the supervisor's ``verify`` events of the month that had a time limit (``due_at`` set).
     timely_check_rate = ``check_pass`` / ``check_fail`` events likewise.

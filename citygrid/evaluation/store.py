@@ -14,6 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 _SUPERVISOR_ACTIONS = "('report', 'verify', 'check_pass', 'check_fail')"
+# The actor label prefix of the SYNTHETIC demo timelines' supervisors (``cases.synthetic_events``): one stand-in
+# per supervision grid, ``synthetic-supervisor-<grid code>``, with no account or person; it holds its grid.
+SYNTHETIC_SUPERVISOR = "synthetic-supervisor-"
 # The counts of a supervisor's (or a team's) own events, from a CTE ``ev`` (code, case_id, action, at, due_at).
 _ACT_COUNTS = """
     SELECT ev.code,
@@ -50,7 +53,8 @@ def _zeros(fields: tuple[str, ...]) -> str:
 def supervisors(conn: Connection, district: str, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
     """Per supervisor account: its reports (and those accepted), its timed verifications and checks (and those
     on time), and the cases reported in the month in the grids its named person held then (and those it did
-    not report itself). Name: the named person's, else the account name."""
+    not report itself); a SYNTHETIC stand-in (``SYNTHETIC_SUPERVISOR`` + grid code) holds its own grid for the
+    synthetic cases. Name: the named person's, else the account name."""
     sql = f"""
 WITH ev AS (
     SELECT e.actor AS code, e.case_id, e.action, e.at, e.due_at
@@ -59,17 +63,21 @@ WITH ev AS (
        AND e.action IN {_SUPERVISOR_ACTIONS}
 ), acts AS ({_ACT_COUNTS}
 ), slots AS MATERIALIZED (  -- a few hundred rows: joined to the month's cases by hash, not per person
-    SELECT p.username, a.target_code, a.valid
+    SELECT p.username, a.target_code, a.valid, false AS stand_in
       FROM person_assignments a
       JOIN people p ON p.district_code = a.district_code AND p.person_id = a.person_id
      WHERE a.district_code = :d AND a.role = 'supervisor' AND p.username IS NOT NULL
        AND a.valid && tstzrange(:start, :end)
+    UNION ALL  -- the SYNTHETIC timelines' stand-in of one supervision grid holds that grid, for synthetic cases
+    SELECT DISTINCT ev.code, substr(ev.code, length(:stand_in) + 1), tstzrange(NULL, NULL), true
+      FROM ev WHERE starts_with(ev.code, :stand_in)
 ), held AS (
     SELECT s.username AS code, c.case_id, c.source,
            (SELECT r.actor FROM case_events r WHERE r.district_code = c.district_code AND r.case_id = c.case_id
                AND r.action = 'report' ORDER BY r.seq LIMIT 1) AS reporter
       FROM cases c
       JOIN slots s ON s.target_code = c.supervision_code AND s.valid @> c.reported_at
+                  AND (c.synthetic OR NOT s.stand_in)
      WHERE c.district_code = :d AND c.reported_at >= :start AND c.reported_at < :end
 ), grids AS (
     SELECT code, count(DISTINCT case_id) AS grid_cases,
@@ -83,7 +91,8 @@ SELECT COALESCE(acts.code, grids.code) AS code,
        {_zeros(_ACT_FIELDS)}, {_zeros(("grid_cases", "missed_cases"))}
   FROM acts FULL JOIN grids ON grids.code = acts.code
  ORDER BY 1"""
-    return [dict(r) for r in conn.execute(sa.text(sql), _params(district, start, end)).mappings()]
+    params = {**_params(district, start, end), "stand_in": SYNTHETIC_SUPERVISOR}
+    return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
 
 
 def teams(conn: Connection, district: str, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
