@@ -140,19 +140,23 @@ def unit_grids(conn: Connection, district: str, version_id: int) -> list[dict[st
     return [{**{k: r[k] for k in r if k != "wkb"}, "geom": shapely.from_wkb(r["wkb"])} for r in rows]
 
 
+# The workload terms of a version's unit grids (the measure the partition balances); callers add an order or a
+# filter on the codes.
+_WORKLOAD_TERMS = """SELECT u.code, ST_Area(u.geom) AS area,
+       (SELECT count(*) FROM components c WHERE c.district_code = u.district_code
+           AND c.valid_to IS NULL AND ST_Intersects(c.geom, u.geom)) AS components,
+       (SELECT count(*) FROM cases k WHERE k.district_code = u.district_code
+           AND ST_Intersects(k.geom, u.geom)) AS cases,
+       (SELECT coalesce(sum(ST_Length(ST_Intersection(l.geom, ST_Buffer(u.geom, 15)))), 0)
+          FROM lines l WHERE l.district_code = u.district_code AND l.kind = 'road'
+           AND ST_DWithin(l.geom, u.geom, 15)) AS roads
+  FROM unit_grids u WHERE u.district_code = :d AND u.version_id = :v"""
+
+
 def workload_terms(conn: Connection, district: str, version_id: int) -> dict[str, np.ndarray]:
     """Per unit grid (ordered by code): current components, cases, road metres within 15 m, area m²."""
-    rows = conn.execute(sa.text(
-        """SELECT u.code, ST_Area(u.geom) AS area,
-                  (SELECT count(*) FROM components c WHERE c.district_code = u.district_code
-                      AND c.valid_to IS NULL AND ST_Intersects(c.geom, u.geom)) AS components,
-                  (SELECT count(*) FROM cases k WHERE k.district_code = u.district_code
-                      AND ST_Intersects(k.geom, u.geom)) AS cases,
-                  (SELECT coalesce(sum(ST_Length(ST_Intersection(l.geom, ST_Buffer(u.geom, 15)))), 0)
-                     FROM lines l WHERE l.district_code = u.district_code AND l.kind = 'road'
-                      AND ST_DWithin(l.geom, u.geom, 15)) AS roads
-             FROM unit_grids u WHERE u.district_code = :d AND u.version_id = :v ORDER BY u.code"""
-    ), {"d": district, "v": version_id}).mappings().all()
+    rows = conn.execute(sa.text(_WORKLOAD_TERMS + " ORDER BY u.code"),
+                        {"d": district, "v": version_id}).mappings().all()
     return {name: np.array([float(r[name]) for r in rows]) for name in ("components", "cases", "roads", "area")}
 
 
@@ -837,18 +841,8 @@ def workload_terms_of(conn: Connection, district: str, version_id: int, codes: S
                       ) -> dict[str, dict[str, float]]:
     """``workload_terms`` for the unit grids ``codes`` of a version only: per code, its components, cases,
     road metres within 15 m and area m²."""
-    rows = conn.execute(sa.text(
-        """SELECT u.code, ST_Area(u.geom) AS area,
-                  (SELECT count(*) FROM components c WHERE c.district_code = u.district_code
-                      AND c.valid_to IS NULL AND ST_Intersects(c.geom, u.geom)) AS components,
-                  (SELECT count(*) FROM cases k WHERE k.district_code = u.district_code
-                      AND ST_Intersects(k.geom, u.geom)) AS cases,
-                  (SELECT coalesce(sum(ST_Length(ST_Intersection(l.geom, ST_Buffer(u.geom, 15)))), 0)
-                     FROM lines l WHERE l.district_code = u.district_code AND l.kind = 'road'
-                      AND ST_DWithin(l.geom, u.geom, 15)) AS roads
-             FROM unit_grids u WHERE u.district_code = :d AND u.version_id = :v
-              AND u.code = ANY(CAST(:codes AS text[]))"""
-    ), {"d": district, "v": version_id, "codes": list(codes)}).mappings()
+    rows = conn.execute(sa.text(_WORKLOAD_TERMS + " AND u.code = ANY(CAST(:codes AS text[]))"),
+                        {"d": district, "v": version_id, "codes": list(codes)}).mappings()
     return {r["code"]: {k: float(r[k]) for k in ("components", "cases", "roads", "area")} for r in rows}
 
 

@@ -95,6 +95,18 @@
     });
   };
 
+  // Grids drawn from tiles carry no per-grid click: a click asks the server which unit grid is under the point
+  // and, when ``cardOf()`` gives a function, shows what it makes of the answer in a popup.
+  cg.onGridClick = function (map, cardOf) {
+    map.on("click", function (e) {
+      var show = cardOf();
+      if (!show) { return; }
+      cg.getJSON("/api/v1/grids/at?lon=" + e.latlng.lng.toFixed(7) + "&lat=" + e.latlng.lat.toFixed(7))
+        .then(function (found) { if (found.code) { L.popup().setLatLng(e.latlng).setContent(show(found)).openOn(map); } })
+        .catch(function () {});
+    });
+  };
+
   // Vector tiles of one of the server's layers (see /tiles/<layer>.json), for drawing only: Leaflet keeps tiles
   // click-through and the overlay canvas lies above them, so pages answer clicks with a map click and a
   // lookup on the server (the grid or component under the point) instead.

@@ -181,13 +181,7 @@
     cg.boundary(map, code).then(function (b) { boundary = b.layer; load(); });
   }
 
-  map.on("click", function (e) {
-    if (!clickCard) { return; }
-    var show = clickCard;
-    cg.getJSON("/api/v1/grids/at?lon=" + e.latlng.lng.toFixed(7) + "&lat=" + e.latlng.lat.toFixed(7))
-      .then(function (found) { if (found.code) { L.popup().setLatLng(e.latlng).setContent(show(found)).openOn(map); } })
-      .catch(function () {});
-  });
+  cg.onGridClick(map, function () { return clickCard; });
 
   ui.slider.addEventListener("input", labelSlider);
   ui.slider.addEventListener("change", function () {
