@@ -27,6 +27,18 @@ if [ -n "${browser_pkgs// /}" ]; then
   fi
 fi
 
+# QGIS (Debian's python3-qgis, run by /usr/bin/python3) for the QGIS client tests of the OGC API, the project
+# file and the styled GeoPackages (#25).
+if ! /usr/bin/python3 -c 'import qgis.core' >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing python3-qgis qgis-providers (Debian packages)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-qgis qgis-providers \
+      || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-qgis qgis-providers; }
+  else
+    echo "the QGIS tests need: sudo apt-get install -y python3-qgis qgis-providers" >&2
+  fi
+fi
+
 bin=$(pg_bin_dir || true)
 major=""
 if [ -n "$bin" ] && [ -x "$bin/initdb" ]; then
