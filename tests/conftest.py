@@ -159,6 +159,58 @@ def beijing_admin_token(beijing_engine: Engine) -> str:
         return user_token(conn, "committed-admin", ["admin"])
 
 
+class LiveServer(str):
+    """A running server's base URL (``http://127.0.0.1:PORT``), carrying the ``settings`` of the database it
+    serves and the Flask ``app`` it runs (whose ``extensions`` tests may read, e.g. what a client sent)."""
+
+    settings: Settings
+    app: object
+
+
+@contextmanager
+def serving(app, settings: Settings) -> Iterator[LiveServer]:
+    """Serve ``app`` with werkzeug's threaded server on 127.0.0.1 and a free port for the block; yields its base
+    URL. Real HTTP for real clients (Chromium, GDAL, QGIS); the app's engine is disposed afterwards, so none of
+    its pooled connections outlives the server into a ``DROP DATABASE``."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    url = LiveServer(f"http://127.0.0.1:{httpd.server_port}")
+    url.settings, url.app = settings, app
+    try:
+        yield url
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        engine = app.extensions["citygrid"].engine
+        if engine is not None:
+            engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(beijing_db: Settings) -> Iterator[LiveServer]:
+    """A real HTTP server of the app over the Beijing test database (the Chaoyang demo's committed grids, teams,
+    streets and communities; no census and no cases unless a test commits some and removes them): yields its
+    base URL, e.g. ``http://127.0.0.1:PORT`` (``.settings`` is the database's). Clients sign in with
+    ``Authorization: Bearer <ogc_token>``."""
+    from citygrid.app import create_app
+
+    with serving(create_app({"CITYGRID_SETTINGS": beijing_db}), beijing_db) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def ogc_token(beijing_engine: Engine) -> str:
+    """A bearer token of a committed account of the Beijing test database that may read every collection of
+    ``/ogc``, cases included (an admin: every district, every case)."""
+    with beijing_engine.begin() as conn:
+        return user_token(conn, "ogc-reader", ["admin"])
+
+
 def signed_in(test_client, token: str):
     """The Flask test client sending ``token`` as its bearer token on every request."""
     test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"

@@ -7,26 +7,19 @@ Screenshots are kept in ``tests/artifacts/``. Fails (never skips) without Chromi
 from __future__ import annotations
 
 import shutil
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from werkzeug.serving import make_server
 
 from citygrid.app import create_app
+from tests.conftest import serving
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 pytestmark = pytest.mark.slow  # run in the main pass of make test, not again in the TCP DATABASE_URL pass
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"]
-
-
-class Server(str):
-    """The server's base URL, carrying the settings it serves."""
-
-    settings: object
 
 
 BROWSER_USER, BROWSER_PASSWORD = "browser-admin", "browser test password"
@@ -41,14 +34,8 @@ def server(beijing_db, beijing_engine):
     with beijing_engine.begin() as conn:
         if not any(u["username"] == BROWSER_USER for u in accounts.list_users(conn)):
             accounts.add_user(conn, BROWSER_USER, ["admin"], password=BROWSER_PASSWORD)
-    app = create_app({"CITYGRID_SETTINGS": beijing_db})
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    url = Server(f"http://127.0.0.1:{httpd.server_port}")
-    url.settings = beijing_db
-    yield url
-    httpd.shutdown()
+    with serving(create_app({"CITYGRID_SETTINGS": beijing_db}), beijing_db) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
