@@ -1,0 +1,398 @@
+"""SQL of the interop collections (#25): one statement per request, built from small named pieces (as tipg
+builds its queries from table metadata), with bound parameters only.
+
+A request is a ``Selection`` already validated and resolved by ``interop.queries`` (the district, the grid
+version, the instant, the bbox, typed filter values, the case scope). Each kind has a FROM piece whose main
+table is aliased ``g`` (cases: ``c``, as ``cases.store``'s scope conditions name it), a mapping field -> SQL
+expression, and its own WHERE pieces; the generic pieces add the bbox, the filters, the id, the order and the
+page. Geometries are stored in the deployment CRS and written as GeoJSON in ``Selection.out_srid``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from citygrid.cases import store as case_store
+from citygrid.cases.scope import CaseScope
+from citygrid.interop.collections import KINDS, Kind
+from citygrid.responsibility.ownership import ROLES as OWNER_ROLES
+from citygrid.spatial.store import CURRENT_VERSION_ORDER
+
+# Rows fetched per round trip of a streamed (server-side cursor) read.
+YIELD_PER = 1000
+_SQL_TYPES = {"string": "text", "integer": "bigint", "number": "double precision", "boolean": "boolean",
+              "date": "date", "date-time": "timestamptz"}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One validated read of a collection, in the terms of the SQL.
+
+    ``version``: the grid version (versioned kinds; None: no version, so no feature); ``at``: the instant owners
+    (unit grids) and the census (components) are read at, None for now; ``reported``: (start, end) instants of
+    the cases' report time, either None for open; ``bbox``: (x0, y0, x1, y1) in EPSG ``bbox_srid``; ``filters``:
+    field name -> typed value; ``scope``: the case scope (cases); ``out_srid``: the CRS of the written geometry,
+    ``latlon``: its axes swapped (lat/lon), ``digits``: its decimals; ``storage_srid``: the deployment CRS.
+    """
+
+    kind: str
+    district: str
+    storage_srid: int
+    version: int | None = None
+    at: Any = None
+    reported: tuple[Any, Any] | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    bbox_srid: int = 4326
+    filters: dict[str, Any] = field(default_factory=dict)
+    scope: CaseScope | None = None
+    out_srid: int = 4326
+    latlon: bool = False
+    digits: int = 9
+    limit: int = 100
+    offset: int = 0
+    fid: Any = None
+
+
+# ------------------------------------------------------------------------------------------- the pieces per kind
+def _owner(role: str, grid: str, at: str, column: str) -> str:
+    """The ``column`` (code or name) of the party owning unit grid ``grid`` in ``role`` at ``at`` (SQL
+    expressions; ``role`` is one of ``responsibility.ownership.ROLES``, never input)."""
+    assert role in OWNER_ROLES
+    return f"""(SELECT p.{column} FROM grid_ownership o
+                  JOIN parties p ON p.district_code = o.district_code AND p.party_id = o.party_id
+                 WHERE o.district_code = {grid.split('.')[0]}.district_code AND o.grid_kind = 'unit'
+                   AND o.grid_code = {grid} AND o.role = '{role}' AND o.valid @> {at} LIMIT 1)"""
+
+
+def _owner_columns(grid: str, at: str) -> dict[str, str]:
+    columns = {}
+    for role in OWNER_ROLES:
+        columns[f"owner_{role}"] = _owner(role, grid, at, "code")
+        columns[f"owner_{role}_name"] = _owner(role, grid, at, "name")
+    return columns
+
+
+_AT = "coalesce(CAST(:q_at AS timestamptz), now())"
+_AREA_COLUMNS = {"code": "g.code", "name": "g.name", "level": "g.level", "parent_code": "g.parent_code",
+                 "ur_code": "g.ur_code"}
+# The grid version in force when case c was reported (none before the district's first publication).
+_VERSION_AT_REPORT = """(SELECT v.version_id FROM grid_versions v
+                          WHERE v.district_code = c.district_code AND v.status <> 'draft'
+                            AND v.effective_from <= c.reported_at
+                            AND (v.effective_to IS NULL OR v.effective_to > c.reported_at)
+                          ORDER BY v.effective_from DESC LIMIT 1)"""
+_TEAM_AT_REPORT = f"""(SELECT s.team_code FROM supervision_grids s
+                        WHERE s.district_code = c.district_code AND s.code = c.supervision_code
+                          AND s.version_id = coalesce({_VERSION_AT_REPORT}, (SELECT v.version_id FROM grid_versions v
+                              WHERE v.district_code = c.district_code ORDER BY {CURRENT_VERSION_ORDER} LIMIT 1)))"""
+
+_COLUMNS: dict[str, dict[str, str]] = {
+    "unit-grids": {"code": "g.code", "street_code": "g.street_code", "street_name": "st.name",
+                   "community_code": "g.community_code", "community_name": "cm.name",
+                   "supervision_code": "g.supervision_code", "team_code": "s.team_code", "area_m2": "g.area_m2",
+                   "version": "g.version_id", **_owner_columns("g.code", _AT)},
+    "supervision-grids": {"code": "g.code", "team_code": "g.team_code", "team_name": "t.name",
+                          "street_code": "g.street_code", "workload": "g.workload",
+                          "supervisors_required": "g.supervisors_required", "version": "g.version_id"},
+    "teams": {"code": "g.code", "name": "g.name", "supervision_grids": "g.grids", "workload": "g.workload",
+              "version": "g.version_id"},
+    "communities": _AREA_COLUMNS,
+    "streets": _AREA_COLUMNS,
+    "components": {"obj_id": "g.obj_id", "class_code": "g.class_code", "class_name": "t.name",
+                   "major_code": "t.major_code", "major_name": "t.major_name", "obj_name": "g.obj_name",
+                   "dept_code1": "g.dept_code1", "dept_name1": "g.dept_name1", "dept_code2": "g.dept_code2",
+                   "dept_name2": "g.dept_name2", "dept_code3": "g.dept_code3", "dept_name3": "g.dept_name3",
+                   "unit_grid_code": "g.unit_grid_code", "supervision_code": "g.supervision_code",
+                   "obj_state": "g.obj_state", "or_date": "g.or_date", "ch_date": "g.ch_date",
+                   "data_source": "g.data_source", "valid_from": "g.valid_from", "valid_to": "g.valid_to"},
+    "cases": {"case_id": "c.case_id", "status": "c.status", "kind": "c.kind", "class_code": "c.class_code",
+              "class_name": "t.name", "source": "c.source", "reported_at": "c.reported_at",
+              "closed_at": """(SELECT max(e.at) FROM case_events e WHERE e.district_code = c.district_code
+                                 AND e.case_id = c.case_id AND e.to_status = 'closed')""",
+              "deadline_at": "c.deadline_at", "unit_grid_code": "c.unit_grid_code",
+              "grid_version": _VERSION_AT_REPORT, "supervision_code": "c.supervision_code",
+              "team_code": _TEAM_AT_REPORT, "community_code": "c.community_code", "street_code": "c.street_code",
+              **_owner_columns("c.unit_grid_code", "c.reported_at"),
+              "party_code": "c.attrs -> 'dispatched_to' ->> 'code'",
+              "party_name": "c.attrs -> 'dispatched_to' ->> 'name'"},
+    "frontage-units": {"unit_id": "g.unit_id", "name": "g.name", "kind": "g.kind", "party_code": "p.code",
+                       "party_name": "p.name", "credit_code": "g.credit_code", "address": "g.address",
+                       "valid_from": "g.valid_from", "valid_to": "g.valid_to"},
+}
+
+_FROM: dict[str, str] = {
+    "unit-grids": """unit_grids g
+        LEFT JOIN supervision_grids s ON s.district_code = g.district_code AND s.version_id = g.version_id
+                                     AND s.code = g.supervision_code
+        LEFT JOIN admin_areas st ON st.district_code = g.district_code AND st.code = g.street_code
+        LEFT JOIN admin_areas cm ON cm.district_code = g.district_code AND cm.code = g.community_code""",
+    "supervision-grids": """supervision_grids g
+        LEFT JOIN supervision_teams t ON t.district_code = g.district_code AND t.version_id = g.version_id
+                                     AND t.code = g.team_code""",
+    # A team's geometry: its supervision grids dissolved (none: no geometry).
+    "teams": """(SELECT t.district_code, t.version_id, t.code, t.name, count(s.code) AS grids,
+                        sum(s.workload) AS workload, ST_Multi(ST_Union(s.geom)) AS geom
+                   FROM supervision_teams t
+                   LEFT JOIN supervision_grids s ON s.district_code = t.district_code
+                                                AND s.version_id = t.version_id AND s.team_code = t.code
+                  WHERE t.district_code = :q_district AND t.version_id = CAST(:q_version AS int)
+                  GROUP BY t.district_code, t.version_id, t.code, t.name) g""",
+    "communities": "admin_areas g",
+    "streets": "admin_areas g",
+    "components": """components g
+        LEFT JOIN taxonomy_classes t ON t.scheme = g.scheme AND t.kind = g.class_kind AND t.code = g.class_code""",
+    "cases": """cases c
+        LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code""",
+    "frontage-units": """frontage_units g
+        JOIN parties p ON p.district_code = g.district_code AND p.party_id = g.party_id""",
+}
+
+_VERSION_WHERE = "g.version_id = CAST(:q_version AS int)"
+# The kind's own conditions besides the district (the census and the cases' report time are added per request).
+_KIND_WHERE: dict[str, list[str]] = {
+    "unit-grids": [_VERSION_WHERE], "supervision-grids": [_VERSION_WHERE], "teams": [_VERSION_WHERE],
+    "communities": ["g.level = 'community'"], "streets": ["g.level = 'street'"], "components": [], "cases": [],
+    "frontage-units": ["g.valid_from <= current_date", "(g.valid_to IS NULL OR g.valid_to > current_date)"],
+}
+_CENSUS_NOW = "g.valid_to IS NULL"
+_CENSUS_AT = ("g.valid_from <= CAST(:q_at AS timestamptz) "
+              "AND (g.valid_to IS NULL OR g.valid_to > CAST(:q_at AS timestamptz))")
+
+
+def _alias(kind: str) -> str:
+    return "c" if kind == "cases" else "g"
+
+
+def _where(sel: Selection) -> tuple[list[str], dict[str, Any]]:
+    """The WHERE conditions (joined with AND) and bound parameters of ``sel``, without order or page."""
+    a = _alias(sel.kind)
+    where = [f"{a}.district_code = :q_district", *_KIND_WHERE[sel.kind]]
+    params: dict[str, Any] = {"q_district": sel.district, "q_version": sel.version, "q_at": sel.at}
+    if KINDS[sel.kind].versioned and sel.version is None:
+        where.append("false")
+    if sel.kind == "components":
+        where.append(_CENSUS_NOW if sel.at is None else _CENSUS_AT)
+    if sel.kind == "cases":
+        where += _case_conditions(sel, params)
+    if sel.bbox is not None:
+        where.append(_bbox_condition(sel, params))
+    where += _filter_conditions(sel, params)
+    if sel.fid is not None:
+        kind = KINDS[sel.kind]
+        sql_type = _SQL_TYPES[kind.field(kind.id_field).type]  # type: ignore[union-attr]
+        where.append(f"{_COLUMNS[sel.kind][kind.id_field]} = CAST(:q_fid AS {sql_type})")
+        params["q_fid"] = sel.fid
+    return where, params
+
+
+def _case_conditions(sel: Selection, params: dict[str, Any]) -> list[str]:
+    """The case scope's conditions (``cases.store.case_conditions``, one meaning of a scope for every list of
+    cases) and the report-time interval."""
+    start, end = sel.reported or (None, None)
+    conditions, scoped = case_store.case_conditions(district=sel.district, srid=sel.storage_srid, scope=sel.scope,
+                                                    compact=True)
+    params.update(scoped)
+    if start is not None:
+        conditions.append("c.reported_at >= CAST(:q_start AS timestamptz)")
+        params["q_start"] = start
+    if end is not None:
+        conditions.append("c.reported_at <= CAST(:q_end AS timestamptz)")
+        params["q_end"] = end
+    return conditions
+
+
+def _bbox_condition(sel: Selection, params: dict[str, Any]) -> str:
+    """The bbox test: the spatial index finds the candidates in the box (its edges densified before the
+    box is transformed to the storage CRS, where they curve), then the exact intersection."""
+    a = _alias(sel.kind)
+    assert sel.bbox is not None
+    x0, y0, x1, y1 = sel.bbox
+    params.update(q_x0=x0, q_y0=y0, q_x1=x1, q_y1=y1, q_bbox_srid=sel.bbox_srid, q_storage=sel.storage_srid)
+    box = ("ST_MakeEnvelope(CAST(:q_x0 AS float8), CAST(:q_y0 AS float8), CAST(:q_x1 AS float8), "
+           "CAST(:q_y1 AS float8), CAST(:q_bbox_srid AS int))")
+    if sel.bbox_srid != sel.storage_srid:
+        box = f"ST_Transform(ST_Segmentize({box}, 0.001), CAST(:q_storage AS int))"
+    return f"{a}.geom && {box} AND ST_Intersects({a}.geom, {box})"
+
+
+def _filter_conditions(sel: Selection, params: dict[str, Any]) -> list[str]:
+    """One equality per filter, its value bound and cast to the field's type."""
+    kind = KINDS[sel.kind]
+    conditions = []
+    for i, (name, value) in enumerate(sorted(sel.filters.items())):
+        sql_type = _SQL_TYPES[kind.field(name).type]  # type: ignore[union-attr]
+        conditions.append(f"{_COLUMNS[sel.kind][name]} = CAST(:q_f{i} AS {sql_type})")
+        params[f"q_f{i}"] = value
+    return conditions
+
+
+def _geometry(sel: Selection, params: dict[str, Any]) -> str:
+    """The feature's geometry as GeoJSON text in ``sel.out_srid`` (x/y, or y/x when ``latlon``)."""
+    geom = f"{_alias(sel.kind)}.geom"
+    if sel.out_srid != sel.storage_srid:
+        geom = f"ST_Transform({geom}, CAST(:q_out_srid AS int))"
+        params["q_out_srid"] = sel.out_srid
+    if sel.latlon:
+        geom = f"ST_FlipCoordinates({geom})"
+    params["q_digits"] = sel.digits
+    return f"ST_AsGeoJSON({geom}, CAST(:q_digits AS int), 0)"
+
+
+def _page(sel: Selection, params: dict[str, Any]) -> str:
+    """ORDER BY the feature id (stable pages), LIMIT and OFFSET."""
+    kind = KINDS[sel.kind]
+    params.update(q_limit=sel.limit, q_offset=sel.offset)
+    return f"ORDER BY {_COLUMNS[sel.kind][kind.id_field]} LIMIT :q_limit OFFSET :q_offset"
+
+
+# ------------------------------------------------------------------------------------------------- the statements
+def _feature_rows_sql(sel: Selection) -> tuple[str, dict[str, Any]]:
+    where, params = _where(sel)
+    kind: Kind = KINDS[sel.kind]
+    columns = ", ".join(f'{expr} AS "{name}"' for name, expr in _COLUMNS[sel.kind].items())
+    sql = (f"SELECT {_COLUMNS[sel.kind][kind.id_field]} AS __id, {columns}, {_geometry(sel, params)} AS __geometry"
+           f" FROM {_FROM[sel.kind]} WHERE {' AND '.join(where)} {_page(sel, params)}")
+    return sql, params
+
+
+def _feature_json_sql(sel: Selection) -> tuple[str, dict[str, Any]]:
+    where, params = _where(sel)
+    kind = KINDS[sel.kind]
+    properties = ", ".join(f"'{name}', {expr}" for name, expr in _COLUMNS[sel.kind].items())
+    feature = (f"json_build_object('type', 'Feature', 'id', {_COLUMNS[sel.kind][kind.id_field]}, "
+               f"'geometry', CAST({_geometry(sel, params)} AS json), 'properties', json_build_object({properties}))")
+    sql = (f"SELECT CAST({feature} AS text) FROM {_FROM[sel.kind]} WHERE {' AND '.join(where)} "
+           f"{_page(sel, params)}")
+    return sql, params
+
+
+def feature_rows(conn: Connection, sel: Selection) -> Iterator[dict[str, Any]]:
+    """The features of ``sel`` as rows (``__id``, the kind's fields, ``__geometry``: GeoJSON text in
+    ``sel.out_srid``), streamed through a server-side cursor. The statement runs when this is called."""
+    sql, params = _feature_rows_sql(sel)
+    result = conn.execute(sa.text(sql).execution_options(stream_results=True, yield_per=YIELD_PER), params)
+    return (dict(row) for row in result.mappings())
+
+
+def feature_json(conn: Connection, sel: Selection) -> Iterator[str]:
+    """The features of ``sel``, each a GeoJSON Feature already serialised by PostgreSQL (geometry in
+    ``sel.out_srid``), streamed through a server-side cursor. The statement runs when this is called."""
+    sql, params = _feature_json_sql(sel)
+    result = conn.execute(sa.text(sql).execution_options(stream_results=True, yield_per=YIELD_PER), params)
+    return iter(result.scalars())
+
+
+def count_rows(conn: Connection, sel: Selection) -> int:
+    """The exact number of features of ``sel`` (its page ignored)."""
+    where, params = _where(sel)
+    return conn.execute(sa.text(f"SELECT count(*) FROM {_FROM[sel.kind]} WHERE {' AND '.join(where)}"),
+                        params).scalar_one()
+
+
+def estimate_rows(conn: Connection, sel: Selection) -> int:
+    """The planner's estimate of the number of features of ``sel`` (``EXPLAIN``; nothing is read)."""
+    where, params = _where(sel)
+    plan = conn.execute(sa.text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {_FROM[sel.kind]} "
+                                f"WHERE {' AND '.join(where)}"), params).scalar_one()
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+# -------------------------------------------------------------------------------------- districts and versions
+def districts(conn: Connection, district: str | None = None) -> list[dict[str, Any]]:
+    """Every district (or only ``district``): code, name, the CRS84 bbox of its boundary (x0, y0, x1, y1),
+    whether it has frontage units in force, and the time extents: ``first_version`` (first grid version in
+    effect), ``first_case`` and ``last_case`` (report times)."""
+    rows = conn.execute(sa.text(
+        """SELECT d.district_code, d.name,
+                  ST_XMin(b.box) AS x0, ST_YMin(b.box) AS y0, ST_XMax(b.box) AS x1, ST_YMax(b.box) AS y1,
+                  EXISTS (SELECT 1 FROM frontage_units f WHERE f.district_code = d.district_code
+                             AND f.valid_from <= current_date
+                             AND (f.valid_to IS NULL OR f.valid_to > current_date)) AS has_frontage,
+                  (SELECT min(v.effective_from) FROM grid_versions v
+                    WHERE v.district_code = d.district_code AND v.status <> 'draft') AS first_version,
+                  (SELECT min(c.reported_at) FROM cases c WHERE c.district_code = d.district_code) AS first_case,
+                  (SELECT max(c.reported_at) FROM cases c WHERE c.district_code = d.district_code) AS last_case
+             FROM districts d, LATERAL (SELECT Box2D(ST_Transform(d.geom, 4326)) AS box) b
+            WHERE CAST(:d AS text) IS NULL OR d.district_code = :d
+            ORDER BY d.district_code"""), {"d": district}).mappings()
+    return [dict(r) for r in rows]
+
+
+def version_status(conn: Connection, district: str, version_id: int) -> str | None:
+    """The status (draft, published, retired) of version ``version_id`` of ``district``; None when none."""
+    return conn.execute(sa.text(
+        "SELECT status FROM grid_versions WHERE district_code = :d AND version_id = :v"
+    ), {"d": district, "v": version_id}).scalar_one_or_none()
+
+
+def current_version(conn: Connection, district: str, *, drafts: bool) -> int | None:
+    """The district's current grid version (``spatial.store.CURRENT_VERSION_ORDER``: the newest published;
+    without ``drafts``, never a draft); None when none."""
+    condition = "" if drafts else "AND v.status <> 'draft'"
+    return conn.execute(sa.text(
+        f"""SELECT v.version_id FROM grid_versions v WHERE v.district_code = :d {condition}
+             ORDER BY {CURRENT_VERSION_ORDER} LIMIT 1"""), {"d": district}).scalar_one_or_none()
+
+
+def version_in_force(conn: Connection, district: str, start: Any, end: Any) -> int | None:
+    """The published or retired version of ``district`` in force during [``start``, ``end``] (instants, either
+    None for open): the latest to begin among those overlapping it; None when none does."""
+    return conn.execute(sa.text(
+        """SELECT version_id FROM grid_versions
+            WHERE district_code = :d AND status <> 'draft'
+              AND (CAST(:end AS timestamptz) IS NULL OR effective_from <= CAST(:end AS timestamptz))
+              AND (CAST(:start AS timestamptz) IS NULL OR effective_to IS NULL
+                   OR effective_to > CAST(:start AS timestamptz))
+            ORDER BY effective_from DESC LIMIT 1"""), {"d": district, "start": start, "end": end}).scalar_one_or_none()
+
+
+# --- styles (part Q) ---
+# What the QGIS styles (``interop.styles``) and the QGIS project (``interop.qgis_project``) read.
+
+
+def style_component_classes(conn: Connection, district: str) -> list[dict[str, Any]]:
+    """The classes of ``district``'s current census (code, name: the taxonomy's, None when unlisted), by code."""
+    rows = conn.execute(sa.text(
+        """SELECT c.class_code AS code, min(t.name) AS name
+             FROM (SELECT DISTINCT scheme, class_kind, class_code FROM components
+                    WHERE district_code = :d AND valid_to IS NULL) c
+             LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.class_kind AND t.code = c.class_code
+            GROUP BY c.class_code ORDER BY c.class_code"""), {"d": district}).mappings()
+    return [dict(r) for r in rows]
+
+
+def _sql_literal(text: str) -> str:
+    """``text`` as an SQL string literal; only plain codes (letters, digits, ``_``, ``-``) are accepted."""
+    if not (0 < len(text) <= 32 and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in text)):
+        raise ValueError(f"not a plain code: {text[:40]!r}")
+    return f"'{text}'"
+
+
+def qgis_layer_sql(kind_key: str, district: str) -> str:
+    """The SELECT a QGIS PostGIS layer of collection ``kind_key``-``district`` reads (QGIS wraps it as a
+    subquery): the collection's own columns (``_COLUMNS``, named as its fields) and its geometry ``geom`` in the
+    storage CRS, for the district's current grid version (found when QGIS reads it, so a project follows a
+    publication), the census and frontage units in force and every case (a database account reads all).
+
+    A project file holds no bound parameters, so the district code is written as a literal: it must be a plain
+    code (``ValueError`` otherwise; callers pass a code read from the ``districts`` table).
+    """
+    kind = KINDS[kind_key]
+    a = _alias(kind_key)
+    where = [f"{a}.district_code = :q_district", *_KIND_WHERE[kind_key]]
+    if kind_key == "components":
+        where.append(_CENSUS_NOW)
+    columns = ", ".join(f"{expr} AS {name}" for name, expr in _COLUMNS[kind_key].items())
+    sql = f"SELECT {columns}, {a}.geom FROM {_FROM[kind_key]} WHERE {' AND '.join(where)}"
+    literal = _sql_literal(district)
+    current = (f"(SELECT v.version_id FROM grid_versions v WHERE v.district_code = {literal} "
+               f"AND v.status <> 'draft' ORDER BY {CURRENT_VERSION_ORDER} LIMIT 1)")
+    sql = (sql.replace("CAST(:q_version AS int)", current)
+           .replace("CAST(:q_at AS timestamptz)", "CAST(NULL AS timestamptz)").replace(":q_district", literal))
+    assert ":q_" not in sql and '"' not in sql, f"{kind.key}: a parameter or a double quote left in the SQL"
+    return " ".join(sql.split())
