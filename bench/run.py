@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, str] = {
     "emerging_hotspot": "bench.bench_hotspots",
     "grid_edit": "bench.bench_grid_edit",
     "evaluation_month": "bench.bench_evaluation",
+    "ogc_items": "bench.ogc_items",
 }
 
 
