@@ -122,8 +122,9 @@ def build_caseload(conn: Connection, district: str, n: int, n_open: int, seed: f
                              {"d": district}).all())
 
 
-def _accounts(conn: Connection, district: str) -> dict[str, str]:
-    """A token per queue's account, made in the caller's transaction: the busiest unit and supervision team."""
+def _accounts(conn: Connection, district: str) -> tuple[dict[str, str], dict[str, str | None]]:
+    """A token per queue's account, made in the caller's transaction, and the ``party`` and ``team`` of the unit
+    and supervisor accounts: the busiest unit and supervision team."""
     from citygrid.accounts import service as accounts
 
     party = conn.execute(sa.text(
@@ -141,7 +142,7 @@ def _accounts(conn: Connection, district: str) -> dict[str, str]:
         username = f"bench-desk-{name}"
         accounts.add_user(conn, username, roles, password=None, **extra)
         made[name] = accounts.issue_token(conn, username, label="bench desk", days=1)["token"]
-    return made
+    return made, {"party": party, "team": team}
 
 
 # queue -> (account, the same list through the case API's filters)
@@ -154,6 +155,57 @@ PLAN = {
     "callback": ("calltaker", "status=closed"),
     "investigate": ("lead", "status=investigating"),
 }
+
+
+# queue -> (its cases beyond the district, their order): the exact path a queue's answer is compared with,
+# written plainly (every case read, no cap, no index-shaped trick): :party and :team are the bench accounts'.
+_TEAM = ("c.supervision_code IN (SELECT s.code FROM supervision_grids s WHERE s.district_code = c.district_code "
+         "AND s.team_code = :team AND s.version_id = {current})")
+_LAST_CLOSED = ("(SELECT max(e.at) FROM case_events e WHERE e.district_code = c.district_code "
+                "AND e.case_id = c.case_id AND e.to_status = 'closed')")
+_NEAR = "ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), ST_SRID(c.geom))"
+EXACT = {
+    "accept": ("c.status IN ('reported', 'verified')", "c.verify_due_at", "c.reported_at, c.case_id"),
+    "dispatch": ("c.status = 'accepted'", None, "c.reported_at, c.case_id"),
+    "dispose": ("c.status = 'dispatched' AND c.attrs -> 'dispatched_to' ->> 'code' = :party", "c.deadline_at",
+                "c.deadline_at NULLS LAST, c.case_id"),
+    "verify": (f"c.status = 'reported' AND c.verify_due_at IS NOT NULL AND {_TEAM}", "c.verify_due_at",
+               f"ST_Distance(c.geom, {_NEAR}), c.case_id"),
+    "check": (f"c.status = 'fed_back' AND {_TEAM}", "c.check_due_at", f"ST_Distance(c.geom, {_NEAR}), c.case_id"),
+    "callback": (f"c.status = 'closed' AND c.source IN ('hotline', 'citizen', 'open311') AND {_LAST_CLOSED} "
+                 "IS NOT NULL", None, f"{_LAST_CLOSED} DESC, c.case_id DESC"),
+    "investigate": ("c.status = 'investigating'", None, "c.reported_at, c.case_id"),
+}
+
+
+def exact_queue(conn: Connection, queue: str, district: str, party: str | None, team: str | None,
+                cap: int, page: int) -> dict:
+    """The queue's counts (each at most ``cap``) and the case numbers of its first ``page`` cases by the exact
+    path (``EXACT``), the verify and check queues nearest first from ``NEAR`` (lon, lat in EPSG:4326)."""
+    from citygrid.desk.queues import DUE_SOON_HOURS
+    from citygrid.spatial.store import current_version_sql
+
+    where, due, order = EXACT[queue]
+    where = where.replace("{current}", current_version_sql("c.district_code"))
+    params = {"d": district, "party": party, "team": team, "lon": NEAR[0], "lat": NEAR[1],
+              "soon": DUE_SOON_HOURS * 3600}
+    due = due or "CAST(NULL AS timestamptz)"
+    counted = conn.execute(sa.text(
+        f"""SELECT count(*) AS total, count(*) FILTER (WHERE {due} < now()) AS overdue,
+                   count(*) FILTER (WHERE {due} >= now() AND {due} < now() + make_interval(secs => :soon)) AS due_soon
+              FROM cases c WHERE c.district_code = :d AND {where}"""), params).mappings().one()
+    ids = conn.execute(sa.text(f"SELECT c.case_id FROM cases c WHERE c.district_code = :d AND {where} "
+                               f"ORDER BY {order} LIMIT :page"), {**params, "page": page}).scalars().all()
+    return {"counts": {k: min(int(v), cap) for k, v in counted.items()}, "case_ids": list(ids)}
+
+
+def _check_answer(conn: Connection, queue: str, body: dict, scope: dict[str, str | None]) -> None:
+    """Fail unless the queue's answer (counts and first page) is what the exact path gives."""
+    from citygrid.desk.queries import COUNT_CAP
+
+    exact = exact_queue(conn, queue, DISTRICT, scope["party"], scope["team"], COUNT_CAP, PAGE)
+    got = {"counts": body["counts"], "case_ids": [c["case_id"] for c in body["cases"]]}
+    assert got == exact, (queue, got, exact)
 
 
 def _client(conn: Connection, database: str):
@@ -192,7 +244,7 @@ def measure(conn: Connection, database: str, n: int = CASES, n_open: int = OPEN,
     t0 = time.perf_counter()
     statuses = build_caseload(conn, DISTRICT, n, n_open)
     build_s = time.perf_counter() - t0
-    tokens = _accounts(conn, DISTRICT)
+    tokens, scope = _accounts(conn, DISTRICT)
     client = _client(conn, database)
     ours: dict[str, list[float]] = {}
     anchors: dict[str, list[float]] = {}
@@ -206,6 +258,7 @@ def measure(conn: Connection, database: str, n: int = CASES, n_open: int = OPEN,
         anchor_url = f"/api/v1/cases?district={DISTRICT}&{filters}&limit={PAGE}"
         first = client.get(url, headers={"Authorization": f"Bearer {tokens[account]}"})  # warm-up, and the count
         body = first.get_json()
+        _check_answer(conn, queue, body, scope)
         totals[queue] = body["counts"]["total"]
         if "total" in body["counts_at_least"]:
             capped.append(queue)
