@@ -252,15 +252,16 @@ def _with(sel: store.Selection, **changes: Any) -> store.Selection:
 def _selection(conn: Connection, cid: str, query: FeatureQuery, reader: Reader) -> store.Selection:
     """``query`` checked against its collection and resolved to what the SQL needs."""
     kind, district = _readable(cid, reader)
-    storage = deployment_srid(conn)
     _check_page(query)
+    context = store.district_context(conn, district)
+    if not context["exists"] or (kind.key == "frontage-units" and not context["has_frontage"]):
+        raise NotFound(f"no collection {cid}")
+    storage = int(context["srid"])
     out_srid = _srid(query.out_srid, storage, "crs")
     bbox_srid = _srid(query.bbox_srid, storage, "bbox-crs")
     bbox = _bbox(query.bbox, bbox_srid)
     interval = _interval(kind, query.interval)
     filters = {name: _typed(kind, name, value) for name, value in _filters(kind, query.filters)}
-    if not store.districts(conn, district):
-        raise NotFound(f"no district {district}")
     version = _version(conn, kind, district, query.version, interval, reader)
     at = None if interval is None or kind.temporal == "reported" else (interval[1] or interval[0])
     scope = reader.cases if kind.key == "cases" and reader.role is not None else None

@@ -396,3 +396,14 @@ def qgis_layer_sql(kind_key: str, district: str) -> str:
            .replace("CAST(:q_at AS timestamptz)", "CAST(NULL AS timestamptz)").replace(":q_district", literal))
     assert ":q_" not in sql and '"' not in sql, f"{kind.key}: a parameter or a double quote left in the SQL"
     return " ".join(sql.split())
+
+
+def district_context(conn: Connection, district: str) -> dict[str, Any]:
+    """What every read of a collection of ``district`` needs first, in one round trip: ``srid`` (the
+    deployment CRS), ``exists`` (the district is known) and ``has_frontage`` (frontage units in force)."""
+    return dict(conn.execute(sa.text(
+        """SELECT (SELECT srid FROM deployment) AS srid,
+                  EXISTS (SELECT 1 FROM districts WHERE district_code = :d) AS exists,
+                  EXISTS (SELECT 1 FROM frontage_units f WHERE f.district_code = :d AND f.valid_from <= current_date
+                             AND (f.valid_to IS NULL OR f.valid_to > current_date)) AS has_frontage"""
+    ), {"d": district}).mappings().one())
