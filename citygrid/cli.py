@@ -1691,6 +1691,34 @@ def recurrence_places(ctx: click.Context, district: str, start: str | None, end:
     _write_table(answer, queries.PLACE_FIELDS, fmt, output, id_key="cluster_id")
 
 
+# ------------------------------------------------------------------------------------------ export (#25)
+@cli.command("export")
+@click.argument("kind", metavar="KIND")
+@click.option("--district", required=True)
+@click.option("--format", "fmt", type=click.Choice(["gpkg", "shp", "geojson", "csv"]), required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The file; for shp a .shp (the set beside it) or a .zip (the set zipped).")
+@click.option("--version", "version_id", type=click.IntRange(1, 2**31 - 1), default=None,
+              help="A grid version (grid kinds; default the current one).")
+@click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="A local day: the version or census in force at its end, the cases reported during it.")
+@click.option("--crs", default=None, help="deployment (default for gpkg/shp), EPSG:4326 (default for geojson/csv) "
+                                          "or EPSG:4490.")
+@click.option("--encoding", default="UTF-8", show_default=True, help="UTF-8 or GBK (shp and csv).")
+@click.option("--style-role", default=None, help="The owner role that colours unit grids in a GeoPackage's style.")
+@click.pass_context
+def export_command(ctx: click.Context, kind: str, district: str, fmt: str, output: Path, version_id: int | None,
+                   day: Any, crs: str | None, encoding: str, style_role: str | None) -> None:
+    """Export a district's KIND (unit-grids, supervision-grids, teams, communities, streets, components, cases,
+    frontage-units) as the operator: everything, whoever may read it on the server."""
+    from citygrid.interop import exports, queries
+
+    request = exports.ExportRequest(kind=kind, district=district, fmt=fmt, version=version_id,
+                                    day=day.date() if day else None, crs=crs, encoding=encoding)
+    with _transaction(_settings(ctx)) as conn:
+        _echo_json(exports.export(conn, request, output, queries.OPERATOR, style_role=style_role))
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="citygrid")

@@ -255,6 +255,29 @@ def _recurrence_paths(paths: dict[str, Any]) -> None:
             _q("window_days", {"type": "number", "minimum": 1, "maximum": 730})])}
 
 
+def _export_paths(paths: dict[str, Any]) -> None:
+    """Exports of every collection (#25; ``webmap.exports_api``)."""
+    from citygrid.interop.collections import KINDS as COLLECTION_KINDS
+    from citygrid.responsibility.ownership import ROLES as OWNER_ROLES
+
+    paths["/api/v1/exports/{kind}"] = {"get": _op(
+        "a district's collection as a download (attachment): gpkg (with a layer_styles table QGIS opens styled), "
+        "shp (a .zip of .shp/.shx/.dbf/.prj/.cpg and <name>.fields.csv, field names of at most 10 characters), "
+        "geojson or csv; the caller's roles, district and case scope apply; 413 over 2,000,000 features", [
+            _p("kind", {"type": "string", "enum": list(COLLECTION_KINDS)}), _q("district", DISTRICT, True),
+            _q("format", {"type": "string", "enum": ["gpkg", "shp", "geojson", "csv"], "default": "gpkg"}),
+            _q("version", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+               description="a grid version (grid kinds; default the current one)"),
+            _q("date", DATE, description="a local day: the version or census in force at its end, the cases "
+                                         "reported during it"),
+            _q("crs", {"type": "string", "pattern": "^(deployment|EPSG:[0-9]{1,6})$"},
+               description="deployment (default for gpkg/shp), EPSG:4326 (default for geojson/csv), EPSG:4490"),
+            _q("encoding", {"type": "string", "enum": ["UTF-8", "GBK"]}, description="shp and csv only"),
+            _q("role", {"type": "string", "enum": list(OWNER_ROLES)},
+               description="the owner role colouring unit grids in a GeoPackage's style")],
+        )}
+
+
 def _evaluation_paths(paths: dict[str, Any]) -> None:
     """The monthly evaluation and the public ranking (#24; ``webmap.evaluation_api``)."""
     month = _q("month", {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$", "example": "2026-11"}, True,
@@ -487,6 +510,7 @@ def document() -> dict[str, Any]:
     _hotspot_paths(paths)
     _recurrence_paths(paths)
     _evaluation_paths(paths)
+    _export_paths(paths)
     return {"openapi": "3.0.3",
             "info": {"title": "citygrid", "version": __version__,
                      "description": "Gridded urban management on PostGIS: districts, grids, cases, components, "
