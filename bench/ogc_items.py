@@ -139,7 +139,8 @@ def prepare_database(n: int = N) -> str:
             engine.dispose()
     engine = db.make_engine(db.database_url(settings))
     try:
-        _make_anchor_view(engine)
+        with engine.begin() as conn:
+            make_anchor_view(conn)
     finally:
         engine.dispose()
     return name
@@ -173,18 +174,18 @@ def _view_sql() -> str:
             f" WHERE c.district_code = '{DISTRICT}' AND c.valid_to IS NULL")
 
 
-def _make_anchor_view(engine: sa.Engine) -> None:
+def make_anchor_view(conn: sa.Connection) -> None:
     """(Re)make the anchor's view and the expression index its bbox filter uses, on the district's partition
-    (or the default partition where the census was not imported as a partition of its own)."""
-    with engine.begin() as conn:
-        partition = conn.execute(sa.text("SELECT coalesce(to_regclass(:p), to_regclass('components_default'))"
-                                         "::text"), {"p": f"components_{DISTRICT}"}).scalar_one()
-        conn.execute(sa.text(f"DROP VIEW IF EXISTS {VIEW}"))
-        conn.execute(sa.text(_view_sql()))
-        # the view's very expression (with its type modifier), else the planner cannot use the index
-        conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {partition}_bench_lonlat_v2 ON {partition} USING gist "
-                             "((ST_Transform(geom, 4326)::geometry(Point, 4326))) WHERE valid_to IS NULL"))
-        conn.execute(sa.text(f"ANALYZE {partition}"))
+    (or the default partition where the census was not imported as a partition of its own), in the caller's
+    transaction."""
+    partition = conn.execute(sa.text("SELECT coalesce(to_regclass(:p), to_regclass('components_default'))::text"),
+                             {"p": f"components_{DISTRICT}"}).scalar_one()
+    conn.execute(sa.text(f"DROP VIEW IF EXISTS {VIEW}"))
+    conn.execute(sa.text(_view_sql()))
+    # the view's very expression (with its type modifier), else the planner cannot use the index
+    conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {partition}_bench_lonlat_v2 ON {partition} USING gist "
+                         "((ST_Transform(geom, 4326)::geometry(Point, 4326))) WHERE valid_to IS NULL"))
+    conn.execute(sa.text(f"ANALYZE {partition}"))
 
 
 # --- the anchor: pygeoapi under gunicorn ------------------------------------------------------------------
