@@ -35,6 +35,7 @@ from citygrid.webmap import (
     hotspots_api,
     imports_api,
     inputs,
+    ogc_api,
     open311,
     openapi,
     pages,
@@ -107,7 +108,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in (health.bp, api.bp, grids_api.bp, imports_api.bp, cases_api.bp, cases_api.classify_bp,
                       history_api.bp, open311.bp, analysis_api.bp, tiles_api.bp, search_api.bp, openapi.bp,
                       admin_api.bp, responsibility_api.bp, desk_api.bp, editing_api.bp, photos_api.bp,
-                      evaluation_api.bp, hotspots_api.bp, recurrence_api.bp, exports_api.bp, pages.bp):
+                      evaluation_api.bp, hotspots_api.bp, recurrence_api.bp, exports_api.bp, ogc_api.bp,
+                      pages.bp):
         app.register_blueprint(blueprint)
     return app
 
