@@ -164,8 +164,32 @@ def test_pages_are_stable_and_complete(bj):
     assert _ids(bj, SUP, offset=len(whole)) == [] and _ids(bj, SUP, offset=q.MAX_OFFSET) == []
 
 
+def test_an_export_streams_more_than_a_page(bj):
+    everything = list(q.features(bj, UNIT, q.FeatureQuery(limit=50_000), OP, max_limit=1_000_000))
+    assert len(everything) == q.number_matched(bj, UNIT, q.FeatureQuery(limit=1), OP)[0] > q.MAX_LIMIT // 2
+    with pytest.raises(InvalidInput):
+        _all(bj, UNIT, limit=50_000)
+
+
+def test_frontage_units_when_the_district_has_some(bj):
+    party = _scalar(bj, "SELECT party_id FROM parties WHERE district_code = :d ORDER BY party_id LIMIT 1", d=D)
+    bj.execute(sa.text(
+        """INSERT INTO frontage_units (district_code, party_id, name, kind, registry_id, contact_person, contact_phone,
+                                       valid_from, geom)
+           VALUES (:d, :p, '测试商户', 'shop', 'R-1', '王秘密', '13800009999', '2025-01-01',
+                   ST_Multi(ST_Buffer(ST_Transform(ST_SetSRID(ST_MakePoint(116.48, 39.93), 4326), 4548), 10)))"""),
+        {"d": D, "p": party})
+    cid = collection_id("frontage-units", D)
+    assert cid in {c["id"] for c in q.list_collections(bj, ANALYST)}
+    (unit,) = _all(bj, cid)
+    assert unit["properties"]["name"] == "测试商户" and unit["properties"]["party_code"]
+    text = "".join(q.features_geojson_text(bj, cid, q.FeatureQuery(limit=5), ANALYST))
+    assert json.loads(text)["properties"]["valid_from"] == "2025-01-01"
+    assert "王秘密" not in text and "13800009999" not in text and "contact" not in json.dumps(unit, default=str)
+
+
 def test_number_matched_estimates_large_selections(bj, monkeypatch):
-    monkeypatch.setattr(q, "EXACT_COUNT_UP_TO", 100)
+    monkeypatch.setattr(q, "EXACT_COUNT_UP_TO", 100)  # the test district is small
     count, exact = q.number_matched(bj, UNIT, q.FeatureQuery(limit=10), OP)
     assert not exact and count > 100
     team = _scalar(bj, "SELECT team_code FROM supervision_grids ORDER BY code LIMIT 1")
@@ -201,6 +225,13 @@ def test_filters_on_queryables(bj, census):
     assert len(_ids(bj, COMP, filters={"class_code": "0118"})) == 12
     assert _ids(bj, COMP, filters={"class_code": "0118", "obj_id": census[1]}) == [census[1]]
     assert _ids(bj, SUP, filters={"team_code": "no such team"}) == []
+    grids = _all(bj, UNIT)
+    owner = grids[100]["properties"]["owner_management"]
+    owned = [f["id"] for f in grids if f["properties"]["owner_management"] == owner]
+    assert owner and _ids(bj, UNIT, filters={"owner_management": owner}) == owned
+    assert q.number_matched(bj, UNIT, q.FeatureQuery(limit=1, filters={"owner_management": owner}), OP) == \
+        (len(owned), True)
+    assert [f["id"] for f in grids[len(grids) - 40:]] == _ids(bj, UNIT, limit=100, offset=len(grids) - 40)
 
 
 def test_properties_of_grids_and_components(bj, census):

@@ -46,7 +46,7 @@ MAX_OFFSET = 10_000_000
 MAX_VERSION = 1_000_000
 MAX_TEXT = 200
 # Above this many features (the planner's estimate), number_matched gives the estimate instead of counting.
-EXACT_COUNT_UP_TO = 100_000
+EXACT_COUNT_UP_TO = 20_000
 GEOGRAPHIC_SRIDS = (4326, 4490)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _INTEGER = re.compile(r"^[+-]?[0-9]{1,18}$")
@@ -188,9 +188,12 @@ def _schema(f: Field) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------------ features
-def features(conn: Connection, cid: str, query: FeatureQuery, reader: Reader) -> Iterator[dict[str, Any]]:
+def features(conn: Connection, cid: str, query: FeatureQuery, reader: Reader, *,
+             max_limit: int = MAX_LIMIT) -> Iterator[dict[str, Any]]:
     """The features of collection ``cid`` that ``query`` selects and ``reader`` may read, ordered by id,
     streamed from a server-side cursor (validated, and the statement run, when this is called).
+    ``max_limit``: the largest ``query.limit`` taken (an export streams more than a web page: one statement,
+    one cursor, no offset paging).
 
     Returns
     -------
@@ -201,7 +204,7 @@ def features(conn: Connection, cid: str, query: FeatureQuery, reader: Reader) ->
     ------
     InvalidInput, NotFound, Forbidden : see ``FeatureQuery`` and ``collection_info``.
     """
-    rows = store.feature_rows(conn, _selection(conn, cid, query, reader))
+    rows = store.feature_rows(conn, _selection(conn, cid, query, reader, max_limit=max_limit))
     return ({"id": r.pop("__id"), "geometry": r.pop("__geometry"), "properties": r} for r in rows)
 
 
@@ -249,10 +252,11 @@ def _with(sel: store.Selection, **changes: Any) -> store.Selection:
     return replace(sel, **changes)
 
 
-def _selection(conn: Connection, cid: str, query: FeatureQuery, reader: Reader) -> store.Selection:
+def _selection(conn: Connection, cid: str, query: FeatureQuery, reader: Reader, *,
+               max_limit: int = MAX_LIMIT) -> store.Selection:
     """``query`` checked against its collection and resolved to what the SQL needs."""
     kind, district = _readable(cid, reader)
-    _check_page(query)
+    _check_page(query, max_limit)
     context = store.district_context(conn, district)
     if not context["exists"] or (kind.key == "frontage-units" and not context["has_frontage"]):
         raise NotFound(f"no collection {cid}")
@@ -272,8 +276,8 @@ def _selection(conn: Connection, cid: str, query: FeatureQuery, reader: Reader) 
                            limit=query.limit, offset=query.offset)
 
 
-def _check_page(query: FeatureQuery) -> None:
-    for name, value, low, high in (("limit", query.limit, 1, MAX_LIMIT), ("offset", query.offset, 0, MAX_OFFSET)):
+def _check_page(query: FeatureQuery, max_limit: int = MAX_LIMIT) -> None:
+    for name, value, low, high in (("limit", query.limit, 1, max_limit), ("offset", query.offset, 0, MAX_OFFSET)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise InvalidInput(f"{name} must be an integer {low}…{high}, not {_shown(value)}", field=name)
 

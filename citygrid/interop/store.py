@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from citygrid.cases import store as case_store
 from citygrid.cases.scope import CaseScope
-from citygrid.interop.collections import KINDS, Kind
+from citygrid.interop.collections import KINDS
 from citygrid.responsibility.ownership import ROLES as OWNER_ROLES
 from citygrid.spatial.store import CURRENT_VERSION_ORDER
 
@@ -59,21 +59,26 @@ class Selection:
 
 
 # ------------------------------------------------------------------------------------------- the pieces per kind
-def _owner(role: str, grid: str, at: str, column: str) -> str:
-    """The ``column`` (code or name) of the party owning unit grid ``grid`` in ``role`` at ``at`` (SQL
-    expressions; ``role`` is one of ``responsibility.ownership.ROLES``, never input)."""
-    assert role in OWNER_ROLES
-    return f"""(SELECT p.{column} FROM grid_ownership o
-                  JOIN parties p ON p.district_code = o.district_code AND p.party_id = o.party_id
-                 WHERE o.district_code = {grid.split('.')[0]}.district_code AND o.grid_kind = 'unit'
-                   AND o.grid_code = {grid} AND o.role = '{role}' AND o.valid @> {at} LIMIT 1)"""
+def _owners_joins(grid: str, at: str) -> dict[str, str]:
+    """The joins naming the party that owns unit grid ``grid`` at ``at`` (SQL expressions) in each role of
+    ``responsibility.ownership.ROLES``: a LATERAL ``ow`` finding the owners' party ids in one index probe,
+    then the party of each role (``p_<role>``) by its key."""
+    ids = ", ".join(f"max(o.party_id) FILTER (WHERE o.role = '{role}') AS {role}" for role in OWNER_ROLES)
+    district = f"{grid.split('.')[0]}.district_code"
+    joins = {"ow": f"""LEFT JOIN LATERAL (SELECT {ids} FROM grid_ownership o
+                 WHERE o.district_code = {district} AND o.grid_kind = 'unit' AND o.grid_code = {grid}
+                   AND o.valid @> {at}) ow ON true"""}
+    for role in OWNER_ROLES:
+        joins[f"p_{role}"] = (f"LEFT JOIN parties p_{role} ON p_{role}.district_code = {district} "
+                              f"AND p_{role}.party_id = ow.{role}")
+    return joins
 
 
-def _owner_columns(grid: str, at: str) -> dict[str, str]:
+def _owner_columns() -> dict[str, str]:
     columns = {}
     for role in OWNER_ROLES:
-        columns[f"owner_{role}"] = _owner(role, grid, at, "code")
-        columns[f"owner_{role}_name"] = _owner(role, grid, at, "name")
+        columns[f"owner_{role}"] = f"p_{role}.code"
+        columns[f"owner_{role}_name"] = f"p_{role}.name"
     return columns
 
 
@@ -95,7 +100,7 @@ _COLUMNS: dict[str, dict[str, str]] = {
     "unit-grids": {"code": "g.code", "street_code": "g.street_code", "street_name": "st.name",
                    "community_code": "g.community_code", "community_name": "cm.name",
                    "supervision_code": "g.supervision_code", "team_code": "s.team_code", "area_m2": "g.area_m2",
-                   "version": "g.version_id", **_owner_columns("g.code", _AT)},
+                   "version": "g.version_id", **_owner_columns()},
     "supervision-grids": {"code": "g.code", "team_code": "g.team_code", "team_name": "t.name",
                           "street_code": "g.street_code", "workload": "g.workload",
                           "supervisors_required": "g.supervisors_required", "version": "g.version_id"},
@@ -117,7 +122,7 @@ _COLUMNS: dict[str, dict[str, str]] = {
               "deadline_at": "c.deadline_at", "unit_grid_code": "c.unit_grid_code",
               "grid_version": _VERSION_AT_REPORT, "supervision_code": "c.supervision_code",
               "team_code": _TEAM_AT_REPORT, "community_code": "c.community_code", "street_code": "c.street_code",
-              **_owner_columns("c.unit_grid_code", "c.reported_at"),
+              **_owner_columns(),
               "party_code": "c.attrs -> 'dispatched_to' ->> 'code'",
               "party_name": "c.attrs -> 'dispatched_to' ->> 'name'"},
     "frontage-units": {"unit_id": "g.unit_id", "name": "g.name", "kind": "g.kind", "party_code": "p.code",
@@ -125,15 +130,12 @@ _COLUMNS: dict[str, dict[str, str]] = {
                        "valid_from": "g.valid_from", "valid_to": "g.valid_to"},
 }
 
-_FROM: dict[str, str] = {
-    "unit-grids": """unit_grids g
-        LEFT JOIN supervision_grids s ON s.district_code = g.district_code AND s.version_id = g.version_id
-                                     AND s.code = g.supervision_code
-        LEFT JOIN admin_areas st ON st.district_code = g.district_code AND st.code = g.street_code
-        LEFT JOIN admin_areas cm ON cm.district_code = g.district_code AND cm.code = g.community_code""",
-    "supervision-grids": """supervision_grids g
-        LEFT JOIN supervision_teams t ON t.district_code = g.district_code AND t.version_id = g.version_id
-                                     AND t.code = g.team_code""",
+# Each kind's main table (aliased ``g``; cases ``c``) and the tables joined to it for names (alias -> LEFT JOIN,
+# at most one row each): the page is chosen on the main table (with a join only when a filter reads it), then
+# the joins name the page's rows.
+_MAIN: dict[str, str] = {
+    "unit-grids": "unit_grids g",
+    "supervision-grids": "supervision_grids g",
     # A team's geometry: its supervision grids dissolved (none: no geometry).
     "teams": """(SELECT t.district_code, t.version_id, t.code, t.name, count(s.code) AS grids,
                         sum(s.workload) AS workload, ST_Multi(ST_Union(s.geom)) AS geom
@@ -144,13 +146,30 @@ _FROM: dict[str, str] = {
                   GROUP BY t.district_code, t.version_id, t.code, t.name) g""",
     "communities": "admin_areas g",
     "streets": "admin_areas g",
-    "components": """components g
-        LEFT JOIN taxonomy_classes t ON t.scheme = g.scheme AND t.kind = g.class_kind AND t.code = g.class_code""",
-    "cases": """cases c
-        LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code""",
-    "frontage-units": """frontage_units g
-        JOIN parties p ON p.district_code = g.district_code AND p.party_id = g.party_id""",
+    "components": "components g",
+    "cases": "cases c",
+    "frontage-units": "frontage_units g",
 }
+_JOINS: dict[str, dict[str, str]] = {
+    "unit-grids": {
+        "s": """LEFT JOIN supervision_grids s ON s.district_code = g.district_code AND s.version_id = g.version_id
+                                     AND s.code = g.supervision_code""",
+        "st": "LEFT JOIN admin_areas st ON st.district_code = g.district_code AND st.code = g.street_code",
+        "cm": "LEFT JOIN admin_areas cm ON cm.district_code = g.district_code AND cm.code = g.community_code",
+        **_owners_joins("g.code", _AT)},
+    "supervision-grids": {
+        "t": """LEFT JOIN supervision_teams t ON t.district_code = g.district_code AND t.version_id = g.version_id
+                                     AND t.code = g.team_code"""},
+    "components": {
+        "t": "LEFT JOIN taxonomy_classes t ON t.scheme = g.scheme AND t.kind = g.class_kind AND t.code = g.class_code"},
+    "cases": {
+        "t": "LEFT JOIN taxonomy_classes t ON t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code",
+        **_owners_joins("c.unit_grid_code", "c.reported_at")},
+    "frontage-units": {
+        "p": "LEFT JOIN parties p ON p.district_code = g.district_code AND p.party_id = g.party_id"},
+}
+# The whole FROM of each kind (the QGIS project's layers read it as one subquery).
+_FROM: dict[str, str] = {k: "\n        ".join([main, *_JOINS.get(k, {}).values()]) for k, main in _MAIN.items()}
 
 _VERSION_WHERE = "g.version_id = CAST(:q_version AS int)"
 # The kind's own conditions besides the district (the census and the cases' report time are added per request).
@@ -251,24 +270,57 @@ def _page(sel: Selection, params: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- the statements
-def _feature_rows_sql(sel: Selection) -> tuple[str, dict[str, Any]]:
+# A page is chosen first on the main table alone (an OFFSET then skips rows without joining, naming or writing
+# anything for them), and only its rows are joined, named, given their costly fields (the sub-selects: owners,
+# the version and team at report time, the closing time) and written.
+def _costly(expr: str) -> bool:
+    return expr.lstrip().startswith("(SELECT")
+
+
+def _joins_read_by(sel: Selection) -> list[str]:
+    """The joins the filters of ``sel`` read (a filter on a joined table's column, e.g. a unit grid's team)."""
+    joins = _JOINS.get(sel.kind, {})
+    exprs = [_COLUMNS[sel.kind][name] for name in sel.filters if not _costly(_COLUMNS[sel.kind][name])]
+    needed = {alias for alias in joins if any(expr.startswith(f"{alias}.") for expr in exprs)}
+    for alias, join in reversed(joins.items()):  # and the joins those joins read (an owner's party: ``ow``)
+        if alias in needed:
+            needed |= {other for other in joins if f" {other}." in join}
+    return [join for alias, join in joins.items() if alias in needed]
+
+
+def _filtered_from(sel: Selection) -> str:
+    """The main table and the joins the filters of ``sel`` read: what a page or a count reads."""
+    return " ".join([_MAIN[sel.kind], *_joins_read_by(sel)])
+
+
+def _page_sql(sel: Selection) -> tuple[str, dict[str, Any]]:
+    """The page of ``sel`` as a subquery of the main table's rows, aliased as the main table (so the kind's field
+    expressions and joins read it as they read the table), ordered by id and limited; then its joins."""
     where, params = _where(sel)
-    kind: Kind = KINDS[sel.kind]
+    a = _alias(sel.kind)
+    sql = (f"(SELECT {a}.* FROM {_filtered_from(sel)} WHERE {' AND '.join(where)} "
+           f"{_page(sel, params)}) {a} {' '.join(_JOINS.get(sel.kind, {}).values())}")
+    return sql, params
+
+
+def _id_sql(sel: Selection) -> str:
+    return _COLUMNS[sel.kind][KINDS[sel.kind].id_field]
+
+
+def _feature_rows_sql(sel: Selection) -> tuple[str, dict[str, Any]]:
+    page, params = _page_sql(sel)
     columns = ", ".join(f'{expr} AS "{name}"' for name, expr in _COLUMNS[sel.kind].items())
-    sql = (f"SELECT {_COLUMNS[sel.kind][kind.id_field]} AS __id, {columns}, {_geometry(sel, params)} AS __geometry"
-           f" FROM {_FROM[sel.kind]} WHERE {' AND '.join(where)} {_page(sel, params)}")
+    sql = (f"SELECT {_id_sql(sel)} AS __id, {columns}, {_geometry(sel, params)} AS __geometry FROM {page} "
+           f"ORDER BY {_id_sql(sel)}")
     return sql, params
 
 
 def _feature_json_sql(sel: Selection) -> tuple[str, dict[str, Any]]:
-    where, params = _where(sel)
-    kind = KINDS[sel.kind]
+    page, params = _page_sql(sel)
     properties = ", ".join(f"'{name}', {expr}" for name, expr in _COLUMNS[sel.kind].items())
-    feature = (f"json_build_object('type', 'Feature', 'id', {_COLUMNS[sel.kind][kind.id_field]}, "
+    feature = (f"json_build_object('type', 'Feature', 'id', {_id_sql(sel)}, "
                f"'geometry', CAST({_geometry(sel, params)} AS json), 'properties', json_build_object({properties}))")
-    sql = (f"SELECT CAST({feature} AS text) FROM {_FROM[sel.kind]} WHERE {' AND '.join(where)} "
-           f"{_page(sel, params)}")
-    return sql, params
+    return f"SELECT CAST({feature} AS text) FROM {page} ORDER BY {_id_sql(sel)}", params
 
 
 def feature_rows(conn: Connection, sel: Selection) -> Iterator[dict[str, Any]]:
@@ -290,14 +342,14 @@ def feature_json(conn: Connection, sel: Selection) -> Iterator[str]:
 def count_rows(conn: Connection, sel: Selection) -> int:
     """The exact number of features of ``sel`` (its page ignored)."""
     where, params = _where(sel)
-    return conn.execute(sa.text(f"SELECT count(*) FROM {_FROM[sel.kind]} WHERE {' AND '.join(where)}"),
+    return conn.execute(sa.text(f"SELECT count(*) FROM {_filtered_from(sel)} WHERE {' AND '.join(where)}"),
                         params).scalar_one()
 
 
 def estimate_rows(conn: Connection, sel: Selection) -> int:
     """The planner's estimate of the number of features of ``sel`` (``EXPLAIN``; nothing is read)."""
     where, params = _where(sel)
-    plan = conn.execute(sa.text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {_FROM[sel.kind]} "
+    plan = conn.execute(sa.text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {_filtered_from(sel)} "
                                 f"WHERE {' AND '.join(where)}"), params).scalar_one()
     return int(plan[0]["Plan"]["Plan Rows"])
 
@@ -351,6 +403,17 @@ def version_in_force(conn: Connection, district: str, start: Any, end: Any) -> i
             ORDER BY effective_from DESC LIMIT 1"""), {"d": district, "start": start, "end": end}).scalar_one_or_none()
 
 
+def district_context(conn: Connection, district: str) -> dict[str, Any]:
+    """What every read of a collection of ``district`` needs first, in one round trip: ``srid`` (the
+    deployment CRS), ``exists`` (the district is known) and ``has_frontage`` (frontage units in force)."""
+    return dict(conn.execute(sa.text(
+        """SELECT (SELECT srid FROM deployment) AS srid,
+                  EXISTS (SELECT 1 FROM districts WHERE district_code = :d) AS exists,
+                  EXISTS (SELECT 1 FROM frontage_units f WHERE f.district_code = :d AND f.valid_from <= current_date
+                             AND (f.valid_to IS NULL OR f.valid_to > current_date)) AS has_frontage"""
+    ), {"d": district}).mappings().one())
+
+
 # --- styles (part Q) ---
 # What the QGIS styles (``interop.styles``) and the QGIS project (``interop.qgis_project``) read.
 
@@ -397,13 +460,3 @@ def qgis_layer_sql(kind_key: str, district: str) -> str:
     assert ":q_" not in sql and '"' not in sql, f"{kind.key}: a parameter or a double quote left in the SQL"
     return " ".join(sql.split())
 
-
-def district_context(conn: Connection, district: str) -> dict[str, Any]:
-    """What every read of a collection of ``district`` needs first, in one round trip: ``srid`` (the
-    deployment CRS), ``exists`` (the district is known) and ``has_frontage`` (frontage units in force)."""
-    return dict(conn.execute(sa.text(
-        """SELECT (SELECT srid FROM deployment) AS srid,
-                  EXISTS (SELECT 1 FROM districts WHERE district_code = :d) AS exists,
-                  EXISTS (SELECT 1 FROM frontage_units f WHERE f.district_code = :d AND f.valid_from <= current_date
-                             AND (f.valid_to IS NULL OR f.valid_to > current_date)) AS has_frontage"""
-    ), {"d": district}).mappings().one())
