@@ -17,6 +17,7 @@ PG_SUPERUSER = "citygrid"
 PG_OS_USER = "citygrid-pg"
 DEFAULT_UPLOAD_GRACE_S = 60.0
 DEFAULT_UPLOAD_MIN_BYTES_PER_S = 64 * 1024.0
+DEFAULT_MAX_OPEN_DRAFTS = 5  # open grid drafts per district (#23: each copies every unit grid)
 
 
 def project_root() -> Path:
@@ -66,6 +67,9 @@ class Settings:
     basemap_url, basemap_attribution : the map pages' optional XYZ basemap (``basemap``); empty: none.
     photos_root : the directory of the cases' photo files (``CITYGRID_PHOTOS_DIR``); None: ``photos_dir``'s
         default, ``<data_dir>/photos``.
+    max_open_drafts : how many grid drafts a district may have open at once (``CITYGRID_MAX_OPEN_DRAFTS``;
+        each copies every unit grid of its base); a new one beyond it is refused until one is published or
+        dropped.
     """
 
     database: str | None = None
@@ -79,13 +83,15 @@ class Settings:
     basemap_url: str = ""
     basemap_attribution: str = ""
     photos_root: Path | None = None
+    max_open_drafts: int = DEFAULT_MAX_OPEN_DRAFTS
 
     @classmethod
     def from_env(cls, database: str | None = None) -> Settings:
         """Build settings from the environment: ``DATABASE_URL``, ``CITYGRID_DATABASE``, ``CITYGRID_DATA_DIR``,
         ``CITYGRID_PG_PORT``, ``CITYGRID_TRUSTED_PROXY``, ``CITYGRID_OPEN311_KEYS``, ``CITYGRID_UPLOAD_GRACE_S``,
         ``CITYGRID_UPLOAD_MIN_BYTES_PER_S``, ``CITYGRID_BASEMAP_URL``, ``CITYGRID_BASEMAP_ATTRIBUTION``,
-        ``CITYGRID_PHOTOS_DIR`` (the one place that reads them; the app and the CLI are passed the result)."""
+        ``CITYGRID_PHOTOS_DIR``, ``CITYGRID_MAX_OPEN_DRAFTS`` (the one place that reads them; the app and the
+        CLI are passed the result)."""
         photos = os.environ.get("CITYGRID_PHOTOS_DIR", "").strip()
         port = int(os.environ.get("CITYGRID_PG_PORT", DEFAULT_PG_PORT))
         return cls(
@@ -101,6 +107,7 @@ class Settings:
             basemap_url=os.environ.get("CITYGRID_BASEMAP_URL", "").strip(),
             basemap_attribution=os.environ.get("CITYGRID_BASEMAP_ATTRIBUTION", "").strip(),
             photos_root=Path(photos).resolve() if photos else None,
+            max_open_drafts=int(_positive(os.environ.get("CITYGRID_MAX_OPEN_DRAFTS"), DEFAULT_MAX_OPEN_DRAFTS)),
         )
 
     @property

@@ -4,8 +4,12 @@ draw, the request sent by the page's own code): the redrawn layer holds the new 
 the impact preview and the edit log show the change, and Undo takes it back; a grid reshaped by dragging its edge
 and a shared vertex moved; a line that does not cross the grid and a merge of two far-apart grids refused with the
 reason shown and the geometry highlighted, nothing changed; another planner's edit made meanwhile answers 409 and
-the page reloads the draft naming who edited it. Every page: no console errors (but the 4xx answers provoked on
-purpose), no request leaving localhost, screenshots in ``tests/artifacts/``. Fails (never skips) without Chromium.
+the page reloads the draft naming who edited it; a grid moved to a neighbouring supervision grid and that
+supervision grid given to another team with the page's lists (each checked in the database, the redrawn grid and
+the preview), then the draft published with a date (the version published, the one it replaced retired, the
+draft gone from the list; the test database's published version restored afterwards). Every page: no console
+errors (but the 4xx answers provoked on purpose), no request leaving localhost, screenshots in
+``tests/artifacts/``. Fails (never skips) without Chromium.
 """
 
 from __future__ import annotations
@@ -275,4 +279,156 @@ def test_an_edit_against_a_stale_revision_reloads_the_draft(browser, server, pla
         said = status_says(page, "undo done")
         assert "revision 2" in said
         page.screenshot(path=str(ARTIFACTS / "editor-conflict.png"))
+        assert outside == []
+
+
+def movable_grid(engine, version: int) -> tuple[str, str, str]:
+    """(unit grid, its supervision grid, a neighbouring supervision grid) such that moving the grid there keeps
+    both supervision grids one piece (what the server checks; found here so the page's edit is not refused)."""
+    with engine.connect() as conn:
+        pairs = conn.execute(sa.text(
+            """SELECT u.code, u.supervision_code, min(n.supervision_code) FROM unit_grids u JOIN unit_grids n
+                  ON n.district_code = u.district_code AND n.version_id = u.version_id
+                 AND n.supervision_code <> u.supervision_code AND ST_Intersects(n.geom, u.geom)
+               WHERE u.district_code = :d AND u.version_id = :v
+                 AND ST_Length(ST_CollectionExtract(ST_Intersection(ST_Boundary(n.geom), ST_Boundary(u.geom)),
+                                                    2)) > 50
+               GROUP BY u.code, u.supervision_code ORDER BY u.code LIMIT 40"""), {"d": DISTRICT, "v": version}).all()
+        for code, source, target in pairs:
+            rest = conn.execute(sa.text(
+                "SELECT ST_NumGeometries(ST_Multi(ST_Union(geom))) FROM unit_grids WHERE district_code = :d "
+                "AND version_id = :v AND supervision_code = :s AND code <> :c"),
+                {"d": DISTRICT, "v": version, "s": source, "c": code}).scalar_one()
+            if rest == 1:
+                return code, source, target
+    raise AssertionError("no unit grid can move to a neighbouring supervision grid")
+
+
+def draft_row(engine, version: int, sql: str, **params):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), {"d": DISTRICT, "v": version, **params}).one()
+
+
+def test_reassign_set_team_and_publish_from_the_page(browser, server, planners, beijing_engine):  # noqa: F811
+    import datetime as dt
+
+    from citygrid.spatial import tilewarm
+    from citygrid.spatial.db import deployment_zone
+
+    with beijing_engine.connect() as conn:
+        old = conn.execute(sa.text("SELECT version_id FROM grid_versions WHERE district_code = :d "
+                                   "AND status = 'published'"), {"d": DISTRICT}).scalar_one()
+    version = None
+    try:
+        with page_as(browser, server + "/editor", PLANNER, **DESKTOP) as (page, _errors, outside):
+            version = new_draft(page)
+            code, source, target = movable_grid(beijing_engine, version)
+            lat, lon = centre_of(show_grid(page, code))
+            click_at(page, lat, lon)  # select it: the supervision list shows its own supervision grid
+            assert code in page.inner_text("#selection") and page.input_value("#supervision") == source
+            page.select_option("#supervision", target)
+            page.click("#reassign")
+            said = status_says(page, "reassign done")
+            assert f"changed {code}" in said and "revision 1" in said
+            assert draft_row(beijing_engine, version, "SELECT supervision_code FROM unit_grids WHERE "
+                             "district_code = :d AND version_id = :v AND code = :c", c=code)[0] == target
+            assert draft_row(beijing_engine, version, "SELECT ST_Covers(ST_Buffer(s.geom, 0.01), ST_PointOnSurface("
+                             "u.geom)) FROM supervision_grids s, unit_grids u WHERE s.district_code = :d AND "
+                             "s.version_id = :v AND s.code = :s AND u.district_code = :d AND u.version_id = :v AND "
+                             "u.code = :c", s=target, c=code)[0]  # the outline holds it now
+            assert page.evaluate("(c) => window.citygrid.editor.byCode[c].feature.properties.supervision_code",
+                                 code) == target  # redrawn from the server's answer
+            page.wait_for_function("(c) => document.getElementById('impact-grids') && "
+                                   "document.getElementById('impact-grids').textContent.includes(c)", arg=code,
+                                   timeout=30_000)
+            assert f"{source} → {target}" in page.inner_text("#impact-grids")
+
+            team = draft_row(beijing_engine, version, "SELECT team_code FROM supervision_grids WHERE "
+                             "district_code = :d AND version_id = :v AND code = :s", s=target)[0]
+            options = page.eval_on_selector_all("#team option", "(os) => os.map((o) => o.value)")
+            other = next(t for t in options if t and t != team)
+            page.select_option("#supervision", target)
+            page.select_option("#team", other)
+            page.click("#set-team")
+            said = status_says(page, "set-team done")
+            assert f"supervision grid {target}" in said and "revision 2" in said
+            assert draft_row(beijing_engine, version, "SELECT team_code FROM supervision_grids WHERE "
+                             "district_code = :d AND version_id = :v AND code = :s", s=target)[0] == other
+            page.wait_for_function("(t) => document.getElementById('impact-teams') && "
+                                   "document.getElementById('impact-teams').textContent.includes(t)", arg=other,
+                                   timeout=30_000)
+            log = page.inner_text("#log")
+            assert "#1 reassign" in log and "#2 set-team" in log
+            page.screenshot(path=str(ARTIFACTS / "editor-reassign-set-team.png"))
+
+            day = (dt.date.today() + dt.timedelta(days=2)).isoformat()
+            page.fill("#effective-from", day)
+            page.click("#publish")
+            said = status_says(page, "published")
+            assert f"version {version} published, effective {day}" in said
+            status, start = draft_row(beijing_engine, version, "SELECT status, effective_from FROM "
+                                      "grid_versions WHERE district_code = :d AND version_id = :v")
+            with beijing_engine.connect() as conn:
+                zone = deployment_zone(conn)
+            local = start.astimezone(zone)  # the start of that day where the deployment is
+            assert status == "published" and (local.date().isoformat(), local.time()) == (day, dt.time(0))
+            replaced = draft_row(beijing_engine, old, "SELECT status, effective_to FROM grid_versions WHERE "
+                                 "district_code = :d AND version_id = :v")
+            assert replaced[0] == "retired" and replaced[1] is not None
+            wait_ready(page)
+            drafts_listed = page.eval_on_selector_all("#draft option", "(os) => os.map((o) => o.value)")
+            assert str(version) not in drafts_listed  # no longer a draft to open
+            page.screenshot(path=str(ARTIFACTS / "editor-published.png"))
+            assert outside == []
+    finally:
+        # the published version made current again for the other tests (the tiles warmed meanwhile dropped)
+        tilewarm.wait(DISTRICT, timeout=300)
+        with beijing_engine.begin() as conn:
+            if version is not None:
+                conn.execute(sa.text("DELETE FROM grid_versions WHERE district_code = :d AND version_id = :v "
+                                     "AND version_id <> :old"), {"d": DISTRICT, "v": version, "old": old})
+            conn.execute(sa.text("UPDATE grid_versions SET status = 'published', effective_to = NULL "
+                                 "WHERE district_code = :d AND version_id = :v"), {"d": DISTRICT, "v": old})
+            conn.execute(sa.text("DELETE FROM tile_store"))
+
+
+def test_too_many_drafts_are_refused_and_a_draft_is_dropped_from_the_page(browser, server, planners,  # noqa: F811
+                                                                          beijing_engine):
+    from citygrid.gridding import drafts
+
+    def open_drafts() -> list[int]:
+        with beijing_engine.connect() as conn:
+            return list(conn.execute(sa.text("SELECT version_id FROM grid_versions WHERE district_code = :d "
+                                             "AND status = 'draft' ORDER BY 1"), {"d": DISTRICT}).scalars())
+
+    with beijing_engine.begin() as conn:  # the district's drafts up to the limit (the fixture drops them)
+        for _ in range(server.settings.max_open_drafts - len(open_drafts())):
+            drafts.create(conn, DISTRICT, author=PLANNER)
+    full = open_drafts()
+    with page_as(browser, server + "/editor", PLANNER, allow_refusals=True, **DESKTOP) as (page, _errors, outside):
+        page.click("#new-draft")
+        said = status_says(page, "open drafts")
+        assert f"{len(full)} open drafts" in said and str(full[-1]) in said and "drop" in said
+        assert open_drafts() == full
+        shown = page.evaluate("() => window.citygrid.editor.state.version")
+        assert shown == full[-1]  # the page opened the newest draft
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#drop-draft")
+        said = status_says(page, "dropped")
+        assert f"draft {shown} dropped" in said
+        assert open_drafts() == full[:-1]
+        listed = page.eval_on_selector_all("#draft option", "(os) => os.map((o) => o.value)")
+        assert str(shown) not in listed and str(full[-2]) in listed
+        page.once("dialog", lambda dialog: dialog.dismiss())  # asked again and declined: nothing dropped
+        page.click("#drop-draft")
+        page.wait_for_timeout(500)
+        assert open_drafts() == full[:-1]
+        before = page.evaluate("() => window.citygrid.editor.state.version")
+        page.click("#new-draft")  # room again
+        status_says(page, "已新建草稿")
+        page.wait_for_function("(v) => window.citygrid.editor.state.version !== v", arg=before, timeout=60_000)
+        wait_ready(page)
+        version = page.evaluate("() => window.citygrid.editor.state.version")
+        assert version > shown and open_drafts() == [*full[:-1], version]
+        page.screenshot(path=str(ARTIFACTS / "editor-drop-draft.png"))
         assert outside == []

@@ -14,9 +14,11 @@ every step passes, and a rejected edit changes nothing):
    area, the same ground covered with no gap or overlap (GEOS coverage validation with the untouched ring),
    nothing outside the district; every supervision grid touched still one contiguous, non-empty piece;
 4. **store**: the replaced unit grids, new codes (issued from the deployment's code scheme and registered in
-   ``grid_codes``: never reused, even if the draft is dropped or the edit undone), retired codes marked, the
-   supervision grids' new outlines, the edit log row (``before``/``after`` rows with WKB, for an exact undo),
-   the revision raised by one.
+   ``grid_codes``: never reused, even if the draft is dropped or the edit undone), the supervision grids' new
+   outlines and the workloads of those whose unit grids changed (``partition.group_loads``), the edit log row
+   (``before``/``after`` rows with WKB, for an exact undo), the revision raised by one. The codes an edit
+   removes are marked retired in ``grid_codes`` only when the draft is published (``service.publish``): until
+   then the published version still uses them, and an undo or a dropped draft has nothing to take back.
 
 Code rules: the largest part of a split keeps the grid's code, the other parts get new codes in the split
 grid's street and community (and its supervision grid); a merge keeps the code (and supervision grid) of the
@@ -44,6 +46,7 @@ from citygrid.errors import Conflict, InvalidInput, NotFound, Rejected
 from citygrid.gridding import drafts, store, topology
 from citygrid.gridding.codes import code_prefix, format_code
 from citygrid.gridding.edit_requests import EditRequest, parse
+from citygrid.gridding.partition import DEFAULT_WEIGHTS, group_loads
 from citygrid.spatial import crs
 from citygrid.spatial.db import deployment_srid
 
@@ -53,6 +56,11 @@ VERTEX_SNAP_M = 0.5
 NEIGHBOURHOOD_M = 1.0
 # How far (metres) around the neighbourhood the district edge is clipped for the checks (kept local).
 EDGE_MARGIN_M = 100.0
+# The edit log is read in pages of at most this many edits (``log``); 100 unless asked otherwise.
+LOG_PAGE_MAX = 500
+LOG_PAGE = 100
+# A stale edit's 409 names at most this many of the edits made since (the newest), and counts them all.
+EDITS_SINCE_MAX = 20
 
 
 @dataclass
@@ -82,8 +90,9 @@ class Change:
 
 @dataclass(frozen=True)
 class Place:
-    """Where an edit happens: the district, its storage CRS, its edge, the draft's minimum grid area and the
-    deployment's code scheme."""
+    """Where an edit happens: the district, its storage CRS, its edge, the draft's minimum grid area, the
+    deployment's code scheme and what the draft measures workloads with (``drafts.workload_basis``; None for a
+    draft made before it was recorded)."""
 
     district: str
     version: int
@@ -91,6 +100,7 @@ class Place:
     edge: BaseGeometry
     min_area_m2: float
     scheme: code_schemes.CodeScheme
+    workload: dict[str, Any] | None = None
 
 
 # ------------------------------------------------------------------------------------------ entry points
@@ -146,7 +156,10 @@ def undo(conn: Connection, district: str, version: int, expected_revision: int |
                             [_from_record(r) for r in before["unit"]], srid)
     store.update_supervision_rows(conn, district, version, [_from_record(r) for r in before["supervision"]], srid)
     codes = after.get("codes", {})
-    restored = {code: before.get("codes", {}).get("retirements", {}).get(code) for code in codes.get("retired", [])}
+    # An edit logged before retirements moved to publishing retired its codes at once: put back what it found
+    # (today's edits retire nothing, so an undo leaves the registry's retirements alone).
+    marks = before.get("codes", {}).get("retirements")
+    restored = {} if marks is None else {code: marks.get(code) for code in codes.get("retired", [])}
     store.set_code_retirements(conn, district, {**restored, **{code: version for code in codes.get("issued", [])}})
     seq = draft["revision"] + 1
     summary = _summary_of([r["code"] for r in after["unit"]], [r["code"] for r in before["unit"]],
@@ -158,17 +171,30 @@ def undo(conn: Connection, district: str, version: int, expected_revision: int |
     return _answer(conn, district, version, seq, "undo", author, at, {**summary, "undoes": edit["seq"]})
 
 
-def log(conn: Connection, district: str, version: int) -> dict[str, Any]:
-    """The edit log of a version, oldest first: each edit's summary, its request (``params``) and, when undone,
-    when and by which revision; ``NotFound`` without the version."""
+def log(conn: Connection, district: str, version: int, after: int = 0, limit: int | None = LOG_PAGE
+        ) -> dict[str, Any]:
+    """One page of the edit log of a version, oldest first: the edits after revision ``after`` (``seq`` >
+    ``after``), at most ``limit`` of them (None: all; the CLI's), each with its summary, its request
+    (``params``) and, when undone, when and by which revision; ``NotFound`` without the version.
+
+    Returns
+    -------
+    ``{"district", "version", "status", "revision", "edits", "after", "limit", "total", "next_after"}``:
+    ``total`` the log's length, ``next_after`` the ``after`` of the next page (None on the last). A draft's
+    seqs are 1…revision (every edit and undo takes the next), so the newest ``n`` are ``after=revision - n``.
+    """
     row = store.version_row(conn, district, version)
     if row is None:
         raise NotFound(f"district {district} has no grid version {version}")
+    page = store.edit_log(conn, district, version, after, None if limit is None else limit + 1)
+    more = limit is not None and len(page) > limit
+    page = page[:limit]
+    total = store.count_edits(conn, district, version)
     entries = [{**_summary(e), "params": e["params"],
-                "undone_at": _iso(e["undone_at"]), "undone_by": e["undone_by"]}
-               for e in store.edit_log(conn, district, version)]
+                "undone_at": _iso(e["undone_at"]), "undone_by": e["undone_by"]} for e in page]
     return {"district": district, "version": version, "status": row["status"], "revision": row["revision"],
-            "edits": entries}
+            "edits": entries, "after": after, "limit": limit, "total": total,
+            "next_after": page[-1]["seq"] if more else None}
 
 
 # ------------------------------------------------------------------------------------------ step 1: the draft
@@ -176,8 +202,8 @@ def _lock_draft(conn: Connection, district: str, version: int, expected_revision
                 lock: Any = store.lock_version) -> dict[str, Any]:
     """The draft's row (read by ``lock``: ``store.lock_version`` or ``store.lock_version_for_edit``), locked until
     the transaction ends; ``Conflict`` when it is no draft or its revision is not ``expected_revision`` (with
-    ``extra`` ``revision`` and ``edits_since``: the summaries of the edits made after the revision the editor
-    saw)."""
+    ``extra`` ``revision``, ``edits_since``: the summaries of the newest ``EDITS_SINCE_MAX`` edits made after
+    the revision the editor saw, oldest first, and ``edits_since_count``: how many there are in all)."""
     row = lock(conn, district, version)
     if row is None:
         raise NotFound(f"district {district} has no grid version {version}")
@@ -185,10 +211,12 @@ def _lock_draft(conn: Connection, district: str, version: int, expected_revision
         raise Conflict(f"version {version} of {district} is {row['status']}: only a draft is edited (make one "
                        f"with citygrid grids draft --district {district} --from {version})")
     if expected_revision is not None and expected_revision != row["revision"]:
-        since = [_summary(e) for e in store.edit_log(conn, district, version, min(expected_revision,
-                                                                                   row["revision"]))]
+        seen = min(expected_revision, row["revision"])
+        since = [_summary(e) for e in store.edit_log(conn, district, version, seen, EDITS_SINCE_MAX, newest=True)]
+        count = store.count_edits(conn, district, version, seen) if since else 0
         raise Conflict(f"draft {version} is at revision {row['revision']}, not {expected_revision}: reload it and "
-                       "edit again", extra={"revision": row["revision"], "edits_since": since})
+                       "edit again", extra={"revision": row["revision"], "edits_since": since,
+                                            "edits_since_count": count})
     return row
 
 
@@ -198,7 +226,8 @@ def _place(district: str, version: int, draft: dict[str, Any], scheme: code_sche
     if draft["edge_wkb"] is None:
         raise NotFound(f"unknown district {district!r}; import it first with `citygrid districts import`")
     return Place(district=district, version=version, srid=int(draft["srid"]), edge=_edge(draft["edge_wkb"]),
-                 min_area_m2=drafts.min_area_m2(draft["params"]), scheme=scheme)
+                 min_area_m2=drafts.min_area_m2(draft["params"]), scheme=scheme,
+                 workload=(draft["params"].get("draft") or {}).get("workload"))
 
 
 @functools.lru_cache(maxsize=8)
@@ -466,21 +495,22 @@ def _store(conn: Connection, place: Place, seq: int, request: EditRequest, chang
     district, version = place.district, place.version
     change = _with_codes(conn, place, change)
     issued = sorted(change.source_of)
-    retired = sorted(c for c, g in change.after.items() if g is None)
-    retirements = store.retire_codes(conn, district, version, retired)  # what undo restores
+    retired = sorted(c for c, g in change.after.items() if g is None)  # marked retired when published
     before_units = list(change.before.values())
     after_units = [_new_row(code, geom, change.rows[code]) for code, geom in sorted(change.after.items())
                    if geom is not None]
-    sup_before, sup_after = _supervision_change(conn, place, change, members)
+    loaded = _touched_supervision(change)
+    sup_before, sup_after = _supervision_change(conn, place, change, members, loaded)
     store.replace_unit_rows(conn, district, version, [r["code"] for r in before_units], after_units, place.srid)
+    loads = _workloads(conn, place, loaded)  # of the unit grids now stored
+    sup_after = [{**r, "workload": loads.get(r["code"], r["workload"])} for r in sup_after]
     store.update_supervision_rows(conn, district, version, sup_after, place.srid)
-    store.register_codes(conn, district, version, issued, [])  # the retired ones are retired above
+    store.register_codes(conn, district, version, issued, [])
     summary = _summary_of([r["code"] for r in before_units], [r["code"] for r in after_units],
-                          [r["code"] for r in sup_after])
+                          [r["code"] for r in sup_after if r["code"] in members or r["code"] in change.supervision])
     at = store.log_edit(
         conn, district, version, seq, op=request.op, params=request.record(),
-        before={"unit": [_record(r) for r in before_units], "supervision": [_record(r) for r in sup_before],
-                "codes": {"retirements": retirements}},
+        before={"unit": [_record(r) for r in before_units], "supervision": [_record(r) for r in sup_before]},
         after={"unit": [_record(r) for r in after_units], "supervision": [_record(r) for r in sup_after],
                "codes": {"issued": issued, "retired": retired}},
         summary=summary, author=author)
@@ -521,12 +551,34 @@ def _new_row(code: str, geom: BaseGeometry, source: dict[str, Any]) -> dict[str,
             "attrs": source.get("attrs") or {}, "wkb": shapely.to_wkb(geom)}
 
 
+def _touched_supervision(change: Change) -> list[str]:
+    """The supervision grids whose unit grids a change replaces, moves in or moves out (their workloads change;
+    a ``set-team`` touches none)."""
+    touched = {r["supervision_code"] for r in change.before.values()} | {
+        r["supervision_code"] for r in change.rows.values()}
+    return sorted(touched - {None})
+
+
+def _workloads(conn: Connection, place: Place, codes: list[str]) -> dict[str, float]:
+    """The workload of the supervision grids ``codes`` from their unit grids as stored now (the partition's
+    measure, ``partition.group_loads``, with the draft's weights and district means: ``drafts.workload_basis``;
+    a draft made before they were recorded is measured with the default weights and today's means)."""
+    if not codes:
+        return {}
+    basis = place.workload or {"weights": dict(DEFAULT_WEIGHTS),
+                               "means": store.workload_means(conn, place.district, place.version)}
+    terms, members = store.workload_terms_of_supervision(conn, place.district, place.version, codes)
+    return {code: round(load, 6) for code, load in group_loads(terms, members, basis["means"],
+                                                               basis["weights"]).items()}
+
+
 def _supervision_change(conn: Connection, place: Place, change: Change,
-                        members: dict[str, dict[str, BaseGeometry]]
+                        members: dict[str, dict[str, BaseGeometry]], loaded: list[str] | None = None
                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The stored rows of the supervision grids a change touches, and those rows after it: a new team, or the
-    union of their unit grids after the change (``members``) as their outline (deployment CRS)."""
-    codes = sorted(set(members) | set(change.supervision))
+    union of their unit grids after the change (``members``) as their outline (deployment CRS); the ones in
+    ``loaded`` (their workload is measured again) as they are, for the caller to set the workload."""
+    codes = sorted(set(members) | set(change.supervision) | set(loaded or ()))
     if not codes:
         return [], []
     before = store.supervision_rows(conn, place.district, place.version, codes)

@@ -157,10 +157,10 @@ def _supervision(conn: Connection, district: str, base: dict[str, Any], draft: i
     members_after = _members(store.unit_supervision(conn, district, draft, sup_codes))
     weights = (base["params"] or {}).get("partition", {}).get("weights") or dict(part.DEFAULT_WEIGHTS)
     means = store.workload_means(conn, district, base_id)
-    load_before = _group_loads(store.workload_terms_of(conn, district, base_id, _all(members_before)),
-                               members_before, means, weights)
-    load_after = _group_loads(store.workload_terms_of(conn, district, draft, _all(members_after)),
-                              members_after, means, weights)
+    load_before = part.group_loads(store.workload_terms_of(conn, district, base_id, _all(members_before)),
+                                   members_before, means, weights)
+    load_after = part.group_loads(store.workload_terms_of(conn, district, draft, _all(members_after)),
+                                  members_after, means, weights)
     teams = {r["code"]: (r["team_before"], r["team_after"]) for r in changed}
     for r in rows:
         for code, team in ((r["supervision_before"], r["team_before"]), (r["supervision_after"], r["team_after"])):
@@ -193,21 +193,6 @@ def _members(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 def _all(members: dict[str, list[str]]) -> list[str]:
     return sorted({u for units in members.values() for u in units})
-
-
-def _group_loads(terms: dict[str, dict[str, float]], members: dict[str, list[str]], means: dict[str, float],
-                 weights: dict[str, float]) -> dict[str, float]:
-    """Per supervision grid, the sum over its unit grids of each term divided by its district mean, weighted
-    (``partition.workload``'s measure; a term whose mean is zero drops out, as there)."""
-    loads = {}
-    for sup, units in members.items():
-        total = 0.0
-        for unit in units:
-            for name, weight in weights.items():
-                if weight and means.get(name, 0.0) > 0:
-                    total += weight * terms.get(unit, {}).get(name, 0.0) / means[name]
-        loads[sup] = total
-    return loads
 
 
 def _imbalance(loads: dict[str, float]) -> float | None:

@@ -88,6 +88,30 @@ def workload(terms: dict[str, np.ndarray], weights: dict[str, float]) -> tuple[n
     return total, used
 
 
+def group_loads(terms: dict[str, dict[str, float]], members: dict[str, list[str]], means: dict[str, float],
+                weights: dict[str, float]) -> dict[str, float]:
+    """Per supervision grid, the sum over its unit grids of each term divided by its district mean, weighted
+    (``workload``'s measure; a term whose mean is zero drops out, as there): the impact preview's workloads and
+    the stored workload of a supervision grid an edit touches.
+
+    Parameters
+    ----------
+    terms : unit-grid code -> its terms (``store.workload_terms_of``).
+    members : supervision-grid code -> its unit-grid codes.
+    means : the district mean per unit grid of each term (``store.workload_means``).
+    weights : term -> weight (the version's partition weights).
+    """
+    loads = {}
+    for sup, units in members.items():
+        total = 0.0
+        for unit in units:
+            for name, weight in weights.items():
+                if weight and means.get(name, 0.0) > 0:
+                    total += weight * terms.get(unit, {}).get(name, 0.0) / means[name]
+        loads[sup] = total
+    return loads
+
+
 def allocate_parts(component_loads: np.ndarray, n_parts: int, field: str = "supervision_grids") -> np.ndarray:
     """Parts per connected component minimising the heaviest mean load (greedy on load / parts).
 

@@ -390,6 +390,9 @@ def publish(conn: Connection, district: str, version_id: int | None = None,
                        "supervision grid; group them first (citygrid grids partition --district "
                        f"{district} --supervision-grids N --version {version['version_id']})")
     store.publish(conn, district, version["version_id"], start)
+    # the codes the new version no longer has are retired now, not when a draft's edit removed them
+    store.retire_replaced_codes(conn, district, current["version_id"] if current and current["status"] == "published"
+                                else None, version["version_id"])
     # A city's first version gets derived owners (ownership.py) in the roles no grid has had, as the demo's do:
     # dispatch needs a responsible party, and there is no other way yet to load one.
     missing = ownership.roles_without_owners(conn, district)

@@ -63,8 +63,12 @@ def save_derived_areas(conn: Connection, district: str, shapes: dict[str, Any], 
 
 # ------------------------------------------------------------------------------------------ versions
 def next_version_id(conn: Connection, district: str) -> int:
+    """The number of a district's next version: after every version there is, and after every version the code
+    registry names (a dropped draft's, whose issued codes stay registered: its number is never given again)."""
     return conn.execute(sa.text(
-        "SELECT coalesce(max(version_id), 0) + 1 FROM grid_versions WHERE district_code = :d"), {"d": district}
+        """SELECT greatest((SELECT coalesce(max(version_id), 0) FROM grid_versions WHERE district_code = :d),
+                           (SELECT coalesce(max(greatest(first_version, retired_version)), 0) FROM grid_codes
+                             WHERE district_code = :d)) + 1"""), {"d": district}
     ).scalar_one()
 
 
@@ -142,7 +146,7 @@ def unit_grids(conn: Connection, district: str, version_id: int) -> list[dict[st
 
 # The workload terms of a version's unit grids (the measure the partition balances); callers add an order or a
 # filter on the codes.
-_WORKLOAD_TERMS = """SELECT u.code, ST_Area(u.geom) AS area,
+_WORKLOAD_TERMS = """SELECT u.code, u.supervision_code, ST_Area(u.geom) AS area,
        (SELECT count(*) FROM components c WHERE c.district_code = u.district_code
            AND c.valid_to IS NULL AND ST_Intersects(c.geom, u.geom)) AS components,
        (SELECT count(*) FROM cases k WHERE k.district_code = u.district_code
@@ -392,6 +396,43 @@ def lock_version_for_edit(conn: Connection, district: str, version_id: int) -> d
     return {**row, "edge_wkb": None if row["edge_wkb"] is None else bytes(row["edge_wkb"])} if row else None
 
 
+def open_drafts(conn: Connection, district: str) -> list[dict[str, Any]]:
+    """The district's drafts (version_id, author, created_at, revision, parent_version), oldest first."""
+    rows = conn.execute(sa.text(
+        """SELECT version_id, author, created_at, revision, parent_version FROM grid_versions
+            WHERE district_code = :d AND status = 'draft' ORDER BY version_id"""
+    ), {"d": district}).mappings()
+    return [dict(r) for r in rows]
+
+
+def versions_based_on(conn: Connection, district: str, version_id: int) -> list[int]:
+    """The versions of a district made from version ``version_id`` (their ``parent_version``)."""
+    return list(conn.execute(sa.text(
+        "SELECT version_id FROM grid_versions WHERE district_code = :d AND parent_version = :v ORDER BY 1"
+    ), {"d": district, "v": version_id}).scalars())
+
+
+def drop_draft_codes(conn: Connection, district: str, version_id: int) -> dict[str, int]:
+    """Before a draft is dropped, its marks in the code registry: the codes it issued stay registered and are
+    retired by it (never reused), the codes it retired that it did not issue are in use again. Returns how many
+    of each (``issued``, ``restored``)."""
+    row = conn.execute(sa.text(
+        """WITH issued AS (UPDATE grid_codes SET retired_version = :v
+                            WHERE district_code = :d AND kind = 'unit' AND first_version = :v RETURNING 1),
+                restored AS (UPDATE grid_codes SET retired_version = NULL
+                              WHERE district_code = :d AND kind = 'unit' AND retired_version = :v
+                                AND first_version IS DISTINCT FROM :v RETURNING 1)
+           SELECT (SELECT count(*) FROM issued) AS issued, (SELECT count(*) FROM restored) AS restored"""
+    ), {"d": district, "v": version_id}).mappings().one()
+    return dict(row)
+
+
+def delete_version(conn: Connection, district: str, version_id: int) -> None:
+    """Delete a version with its teams, supervision grids, unit grids and edit log (the foreign keys cascade)."""
+    conn.execute(sa.text("DELETE FROM grid_versions WHERE district_code = :d AND version_id = :v"),
+                 {"d": district, "v": version_id})
+
+
 def set_revision(conn: Connection, district: str, version_id: int, revision: int) -> None:
     conn.execute(sa.text("UPDATE grid_versions SET revision = :r WHERE district_code = :d AND version_id = :v"),
                  {"d": district, "v": version_id, "r": revision})
@@ -533,14 +574,15 @@ def replace_unit_rows(conn: Connection, district: str, version_id: int, remove: 
 
 def update_supervision_rows(conn: Connection, district: str, version_id: int, rows: Sequence[dict[str, Any]],
                             srid: int) -> None:
-    """Set the team and geometry (``wkb``: a Polygon or MultiPolygon in EPSG:``srid``, stored as a
-    MultiPolygon) of existing supervision grids."""
+    """Set the team, workload and geometry (``wkb``: a Polygon or MultiPolygon in EPSG:``srid``, stored as a
+    MultiPolygon) of existing supervision grids (a row without ``workload`` keeps the stored one)."""
     if rows:
         conn.execute(sa.text(
-            """UPDATE supervision_grids SET team_code = :team_code, geom = ST_Multi(ST_GeomFromWKB(:wkb, :srid))
+            """UPDATE supervision_grids SET team_code = :team_code, geom = ST_Multi(ST_GeomFromWKB(:wkb, :srid)),
+                                            workload = coalesce(CAST(:workload AS float8), workload)
                 WHERE district_code = :d AND version_id = :v AND code = :code"""
         ), [{"d": district, "v": version_id, "srid": srid, "code": r["code"], "team_code": r["team_code"],
-             "wkb": r["wkb"]} for r in rows])
+             "wkb": r["wkb"], "workload": r.get("workload")} for r in rows])
 
 
 def issued_serial(conn: Connection, district: str, prefix: str) -> int:
@@ -565,20 +607,23 @@ def code_retirements(conn: Connection, district: str, codes: Sequence[str]) -> d
     return {r[0]: r[1] for r in rows}
 
 
-def retire_codes(conn: Connection, district: str, version_id: int, codes: Sequence[str]) -> dict[str, int | None]:
-    """Retire the registered unit-grid codes ``codes`` in version ``version_id`` (as ``register_codes`` does)
-    and return what ``code_retirements`` read before (code -> the version that had retired it, None: in use),
-    in one statement: the joined row is read from the statement's snapshot, before the update."""
-    if not codes:
-        return {}
-    rows = conn.execute(sa.text(
-        """UPDATE grid_codes g SET retired_version = :v
-             FROM grid_codes old
-            WHERE g.district_code = :d AND g.kind = 'unit' AND g.code = ANY(CAST(:codes AS text[]))
-              AND old.district_code = g.district_code AND old.kind = g.kind AND old.code = g.code
-           RETURNING g.code, old.retired_version"""
-    ), {"d": district, "v": version_id, "codes": list(codes)}).all()
-    return {r[0]: r[1] for r in rows}
+def retire_replaced_codes(conn: Connection, district: str, replaced: int | None, published: int) -> int:
+    """On publishing version ``published`` in place of version ``replaced`` (None: the first): the unit-grid
+    codes ``replaced`` had and ``published`` has not are retired by ``published``, and any of ``published``'s
+    codes marked retired is in use again (a draft of an older version). Returns how many were retired."""
+    conn.execute(sa.text(
+        """UPDATE grid_codes SET retired_version = NULL
+            WHERE district_code = :d AND kind = 'unit' AND retired_version IS NOT NULL
+              AND code IN (SELECT code FROM unit_grids WHERE district_code = :d AND version_id = :new)"""
+    ), {"d": district, "new": published})
+    if replaced is None:
+        return 0
+    return conn.execute(sa.text(
+        """UPDATE grid_codes SET retired_version = :new
+            WHERE district_code = :d AND kind = 'unit' AND retired_version IS NULL
+              AND code IN (SELECT code FROM unit_grids WHERE district_code = :d AND version_id = :old
+                           EXCEPT SELECT code FROM unit_grids WHERE district_code = :d AND version_id = :new)"""
+    ), {"d": district, "old": replaced, "new": published}).rowcount
 
 
 def set_code_retirements(conn: Connection, district: str, retired: dict[str, int | None]) -> None:
@@ -615,14 +660,25 @@ def log_edit(conn: Connection, district: str, version_id: int, seq: int, *, op: 
         "after": _json(after), "summary": _json(summary), "author": author}).scalar_one()
 
 
-def edit_log(conn: Connection, district: str, version_id: int, since: int = 0) -> list[dict[str, Any]]:
+def edit_log(conn: Connection, district: str, version_id: int, since: int = 0, limit: int | None = None,
+             newest: bool = False) -> list[dict[str, Any]]:
     """The edit log of a version after revision ``since``, oldest first: seq, op, params, summary, author,
-    at, undone_at, undone_by (no before/after rows)."""
+    at, undone_at, undone_by (no before/after rows); at most ``limit`` rows (None: all), the oldest ones, or
+    with ``newest`` the newest ones (still oldest first), read by the primary key."""
+    order = "DESC" if newest else "ASC"
     rows = conn.execute(sa.text(
-        """SELECT seq, op, params, summary, author, at, undone_at, undone_by FROM grid_edits
-            WHERE district_code = :d AND version_id = :v AND seq > :since ORDER BY seq"""
-    ), {"d": district, "v": version_id, "since": since}).mappings()
+        f"""SELECT * FROM (SELECT seq, op, params, summary, author, at, undone_at, undone_by FROM grid_edits
+                            WHERE district_code = :d AND version_id = :v AND seq > :since
+                            ORDER BY seq {order} LIMIT :limit) page ORDER BY seq"""
+    ), {"d": district, "v": version_id, "since": since, "limit": limit}).mappings()
     return [dict(r) for r in rows]
+
+
+def count_edits(conn: Connection, district: str, version_id: int, since: int = 0) -> int:
+    """How many rows the edit log of a version has after revision ``since``."""
+    return conn.execute(sa.text(
+        "SELECT count(*) FROM grid_edits WHERE district_code = :d AND version_id = :v AND seq > :since"
+    ), {"d": district, "v": version_id, "since": since}).scalar_one()
 
 
 def last_undoable_edit(conn: Connection, district: str, version_id: int) -> dict[str, Any] | None:
@@ -844,6 +900,21 @@ def workload_terms_of(conn: Connection, district: str, version_id: int, codes: S
     rows = conn.execute(sa.text(_WORKLOAD_TERMS + " AND u.code = ANY(CAST(:codes AS text[]))"),
                         {"d": district, "v": version_id, "codes": list(codes)}).mappings()
     return {r["code"]: {k: float(r[k]) for k in ("components", "cases", "roads", "area")} for r in rows}
+
+
+def workload_terms_of_supervision(conn: Connection, district: str, version_id: int,
+                                  supervision_codes: Sequence[str]
+                                  ) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
+    """``workload_terms`` for the unit grids of a version in the supervision grids ``supervision_codes``: per
+    unit-grid code its terms, and per supervision-grid code its unit grids (one statement)."""
+    rows = conn.execute(sa.text(_WORKLOAD_TERMS + " AND u.supervision_code = ANY(CAST(:s AS text[]))"),
+                        {"d": district, "v": version_id, "s": list(supervision_codes)}).mappings()
+    terms: dict[str, dict[str, float]] = {}
+    members: dict[str, list[str]] = {code: [] for code in supervision_codes}
+    for r in rows:
+        terms[r["code"]] = {k: float(r[k]) for k in ("components", "cases", "roads", "area")}
+        members[r["supervision_code"]].append(r["code"])
+    return terms, members
 
 
 def workload_means(conn: Connection, district: str, version_id: int) -> dict[str, float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.errors import Forbidden, InvalidInput
@@ -18,7 +18,7 @@ from citygrid.gridding import drafts, edits
 from citygrid.webmap.auth import allow, require_home_district, require_principal
 from citygrid.webmap.cases_api import json_body
 from citygrid.webmap.context import connection
-from citygrid.webmap.params import district_code
+from citygrid.webmap.params import district_code, int_arg
 
 bp = Blueprint("editing_v1", __name__, url_prefix="/api/v1/grids/versions")
 MAX_VERSION = 1_000_000
@@ -79,7 +79,8 @@ def create_draft():
         raise InvalidInput("note must be text of at most 500 characters", field="note")
     author = _acting_in(district)
     with connection() as conn:
-        made = drafts.create(conn, district, base, author=author, note=note)
+        made = drafts.create(conn, district, base, author=author, note=note,
+                             max_open=current_app.config["CITYGRID_SETTINGS"].max_open_drafts)
     return jsonify(made), 201
 
 
@@ -92,6 +93,17 @@ def get_version(version: int):
         found = drafts.summary(conn, district, version)
         check_readable(district, found["status"])
     return jsonify(found)
+
+
+@bp.delete(f"/{_VERSION}")
+@allow("planner")
+def delete_draft(version: int):
+    """``?district=`` — drop a draft (``drafts.drop``): its grids and edit log go, the codes it issued stay
+    registered (never reused); 409 for a version that is not a draft or that another version was made from."""
+    district = district_code(request.args.get("district"))
+    author = _acting_in(district)
+    with connection() as conn:
+        return jsonify(drafts.drop(conn, district, version, author=author))
 
 
 @bp.post(f"/{_VERSION}/edits")
@@ -111,11 +123,15 @@ def post_edit(version: int):
 @bp.get(f"/{_VERSION}/edits")
 @allow("planner")
 def get_edits(version: int):
-    """``?district=`` — the version's edit log, oldest first."""
+    """``?district=&after=&limit=`` — a page of the version's edit log, oldest first: the edits after revision
+    ``after`` (default 0), at most ``limit`` (1…``edits.LOG_PAGE_MAX``, default ``edits.LOG_PAGE``);
+    ``next_after`` names the next page."""
     district = district_code(request.args.get("district"))
+    after = int_arg("after", 0, 0, MAX_REVISION)
+    limit = int_arg("limit", edits.LOG_PAGE, 1, edits.LOG_PAGE_MAX)
     _acting_in(district)
     with connection() as conn:
-        return jsonify(edits.log(conn, district, version))
+        return jsonify(edits.log(conn, district, version, after, limit))
 
 
 @bp.post(f"/{_VERSION}/undo")

@@ -160,7 +160,8 @@ LONLAT = {"type": "array", "minItems": 2, "maxItems": 3, "items": {"type": "numb
 EDIT = {"type": "object", "required": ["op", "expected_revision"], "properties": {
     "op": {"type": "string", "enum": ["split", "merge", "reshape", "move-vertex", "reassign", "set-team"]},
     "expected_revision": {"type": "integer", "minimum": 0, "description": "the draft's revision the edit was made "
-                          "against; another answers 409 with the edits made since"},
+                          "against; another answers 409 with the newest 20 edits made since (edits_since) "
+                          "and how many there are (edits_since_count)"},
     "code": UNIT_GRID, "codes": {"type": "array", "items": UNIT_GRID, "maxItems": 1000},
     "line": {"type": "object", "description": "split: a GeoJSON LineString (EPSG:4326) crossing the grid"},
     "geometry": {"type": "object", "description": "reshape: the grid's new boundary, a GeoJSON Polygon (EPSG:4326)"},
@@ -188,10 +189,18 @@ def _editing_paths(paths: dict[str, Any]) -> None:
             "type": "object", "required": ["district"], "properties": {
                 "district": DISTRICT, "from": {"type": "integer", "minimum": 1},
                 "note": {"type": "string", "maxLength": 500}}}, ok=("201",))
-    paths["/api/v1/grids/versions/{version}"] = {"get": _op(
-        "one version: status, base_version, revision, counts (drafts: planners, admins)", [VERSION_PATH, district])}
+    paths["/api/v1/grids/versions/{version}"] = {
+        "get": _op("one version: status, base_version, revision, counts (drafts: planners, admins)",
+                   [VERSION_PATH, district]),
+        "delete": _op("drop a draft: its grids and edit log go; the codes it issued stay registered, never reused "
+                      "(planners, admins of the district; 409 for a version that is not a draft or is the base "
+                      "of another)", [VERSION_PATH, district])}
     paths["/api/v1/grids/versions/{version}/edits"] = {
-        "get": _op("a version's edit log, oldest first", [VERSION_PATH, district]),
+        "get": _op("a page of a version's edit log, oldest first: the edits after revision `after`, at most "
+                   "`limit`; `next_after` names the next page, `total` counts them all", [
+                       VERSION_PATH, district,
+                       _q("after", {"type": "integer", "minimum": 0, "maximum": 1_000_000_000, "default": 0}),
+                       _q("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100})]),
         "post": _rejectable(_op("edit a draft: split, merge, reshape, move-vertex, reassign, set-team; answers the "
                                 "new revision, the edit and the stored grids it added or changed (GeoJSON)",
                                 [VERSION_PATH, district], body=EDIT))}

@@ -11,10 +11,11 @@
   var cg = window.citygrid, map = cg.map, el = cg.element;
   var MIN_ZOOM = 14;       // below this a viewport holds thousands of grids: the page asks the planner to zoom in
   var PAGE = 2000;         // grids per request (the API allows 5,000)
+  var LOG_SHOWN = 50;      // edits shown in the log (the API pages it by 500 at most)
   var ui = {};
   ["district", "draft", "new-draft", "draft-info", "tool-split", "tool-merge", "tool-reshape", "tool-move", "undo",
    "clear-selection", "tool-help", "reshape-form", "reshape-send", "tool-cancel", "supervision", "reassign", "team",
-   "set-team", "status", "selection", "impact", "log", "effective-from", "publish"].forEach(function (id) {
+   "set-team", "status", "selection", "impact", "log", "effective-from", "publish", "drop-draft"].forEach(function (id) {
     ui[id] = document.getElementById(id);
   });
   var state = { district: null, version: null, revision: null, status: null, base: null, current: null,
@@ -193,6 +194,9 @@
     if ((edit.added || []).length) { parts.push("added " + edit.added.join(", ")); }
     if ((edit.removed || []).length) { parts.push("removed " + edit.removed.join(", ")); }
     if ((edit.changed || []).length) { parts.push("changed " + edit.changed.join(", ")); }
+    if (!parts.length && (edit.supervision || []).length) {  // a set-team: no unit grid, a supervision grid
+      parts.push("supervision grid " + edit.supervision.join(", "));
+    }
     return (edit.op ? edit.op + " " : "") + (parts.join("; ") || "no grid changed");
   }
   function refused(err) {
@@ -201,6 +205,8 @@
       var since = (body.edits_since || []).map(function (e) {
         return "#" + e.seq + " " + e.op + " by " + e.author + " at " + cg.when(e.at);
       });
+      var more = (body.edits_since_count || 0) - since.length;
+      if (more > 0) { since.unshift(more + " earlier edits"); }
       say("This draft was edited since you loaded it 草稿已被他人修改: " + (since.join("; ") || err.message) +
           ". Reloaded at revision " + (body.revision != null ? body.revision : "?") + "; redo your edit if it still applies.",
           "error");
@@ -375,17 +381,23 @@
   }
   function loadLog() {
     var generation = state.generation;
-    return busy(cg.api(draftUrl("/edits")).then(function (r) {
+    // the newest LOG_SHOWN edits: a draft's seqs are 1…revision, so they are the page after revision - LOG_SHOWN
+    var after = Math.max(0, (state.revision || 0) - LOG_SHOWN);
+    return busy(cg.api(draftUrl("/edits") + "&after=" + after + "&limit=" + LOG_SHOWN).then(function (r) {
       if (generation !== state.generation) { return; }
-      var edits = Array.isArray(r.body) ? r.body : (r.body.edits || r.body.log || []);
+      var edits = r.body.edits || [];
       ui.log.textContent = "";
       if (!edits.length) { ui.log.appendChild(el("li", "cg-meta", "no edits yet 暂无编辑")); }
-      edits.slice().reverse().slice(0, 50).forEach(function (e) {
+      if (r.body.total > edits.length) {
+        ui.log.appendChild(el("li", "cg-meta", "the newest " + edits.length + " of " + r.body.total + " edits"));
+      }
+      edits.slice().reverse().forEach(function (e) {
         var undone = e.undone_at || e.undone_by;
         var li = el("li", undone ? "cg-meta" : null);
         li.appendChild(el("strong", null, "#" + e.seq + " " + e.op));
         li.appendChild(el("span", "cg-meta", " " + (e.author || "") + " · " + cg.when(e.at) + (undone ? " · undone 已撤销" : "")));
-        li.appendChild(el("div", null, summary({ added: e.added, removed: e.removed, changed: e.changed })));
+        li.appendChild(el("div", null, summary({ added: e.added, removed: e.removed, changed: e.changed,
+                                                 supervision: e.supervision })));
         ui.log.appendChild(li);
       });
     }).catch(function (err) { ui.log.textContent = err.message; }));
@@ -463,7 +475,7 @@
     if (!day) { say("Publish: pick the date it takes effect 请选择生效日期", "error"); return; }
     busy(cg.api(draftUrl("/publish"), { method: "POST", json: { effective_from: day } }).then(function () {
       say("version " + state.version + " published, effective " + day + " 已发布", "ok");
-      return loadDrafts(null);
+      return loadDrafts(null, true);
     }, function (err) { return refused(err); }));
   }
 
@@ -472,12 +484,24 @@
                                            json: { district: state.district, from: state.current } })
       .then(function (r) {
         say("draft " + r.body.version + " made from version " + (r.body.base_version || state.current) + " 已新建草稿", "ok");
-        return loadDrafts(r.body.version);
+        return loadDrafts(r.body.version, true);
       }, function (err) { say(err.message, "error"); }));
   }
 
-  // The district's drafts in the list; opens `wanted` (or the newest draft).
-  function loadDrafts(wanted) {
+  // Drop the open draft (asked first): its grids and edit log go; the codes it issued stay registered. A district
+  // has a limited number of open drafts (the API's 409 on "New draft" names them), so this makes room.
+  function dropDraft() {
+    if (!state.version) { say("no draft open 未打开草稿", "error"); return; }
+    var version = state.version;
+    if (!window.confirm("Drop draft " + version + " with its edits? 删除草稿 " + version + "？")) { return; }
+    busy(cg.api(draftUrl(""), { method: "DELETE" }).then(function () {
+      say("draft " + version + " dropped 已删除", "ok");
+      return loadDrafts(null, true);
+    }, function (err) { say(err.message, "error"); }));
+  }
+
+  // The district's drafts in the list; opens `wanted` (or the newest draft); `keepStatus`: the status line stays.
+  function loadDrafts(wanted, keepStatus) {
     return busy(cg.api("/api/v1/grids/versions" + query()).then(function (r) {
       var versions = r.body.versions || [], drafts = versions.filter(function (v) { return v.status === "draft"; });
       var published = versions.filter(function (v) { return v.status === "published"; });
@@ -491,7 +515,7 @@
       var pick = wanted && drafts.some(function (v) { return v.version_id === Number(wanted); }) ? Number(wanted)
         : (drafts.length ? drafts[drafts.length - 1].version_id : null);
       ui.draft.value = pick ? String(pick) : "";
-      return pick ? openDraft(pick) : closeDraft();
+      return pick ? openDraft(pick, { keepStatus: keepStatus }) : closeDraft();
     }).catch(function (err) { say(err.message, "error"); }));
   }
   function closeDraft() {
@@ -548,6 +572,7 @@
   ui["set-team"].addEventListener("click", setTeam);
   ui.publish.addEventListener("click", publish);
   ui["new-draft"].addEventListener("click", newDraft);
+  ui["drop-draft"].addEventListener("click", dropDraft);
   ui.draft.addEventListener("change", function () {
     if (ui.draft.value) { openDraft(Number(ui.draft.value)); } else { closeDraft(); }
   });
