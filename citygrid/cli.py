@@ -537,8 +537,22 @@ def grids_draft(ctx: click.Context, district: str, from_version: int | None, not
     """Make a draft to edit, copied from a version (default the published one); prints its number."""
     from citygrid.gridding import drafts
 
+    settings = _settings(ctx)
+    with _transaction(settings) as conn:
+        _echo_json(drafts.create(conn, district, from_version, author=cli_actor(), note=note,
+                                 max_open=settings.max_open_drafts))
+
+
+@grids.command("drop-draft")
+@click.option("--district", required=True)
+@click.option("--version", "version_id", type=click.IntRange(1, 1_000_000), required=True, help="The draft.")
+@click.pass_context
+def grids_drop_draft(ctx: click.Context, district: str, version_id: int) -> None:
+    """Drop a draft with its grids and edit log; the codes it issued stay registered, never reused."""
+    from citygrid.gridding import drafts
+
     with _transaction(_settings(ctx)) as conn:
-        _echo_json(drafts.create(conn, district, from_version, author=cli_actor(), note=note))
+        _echo_json(drafts.drop(conn, district, version_id, author=cli_actor()))
 
 
 @grids.command("edit")
@@ -609,7 +623,7 @@ def grids_edits(ctx: click.Context, district: str, version_id: int, as_json: boo
     from citygrid.gridding import edits
 
     with _transaction(_settings(ctx)) as conn:
-        found = edits.log(conn, district, version_id)
+        found = edits.log(conn, district, version_id, limit=None)
     if as_json:
         _echo_json(found)
         return
@@ -1717,6 +1731,45 @@ def export_command(ctx: click.Context, kind: str, district: str, fmt: str, outpu
                                     day=day.date() if day else None, crs=crs, encoding=encoding)
     with _transaction(_settings(ctx)) as conn:
         _echo_json(exports.export(conn, request, output, queries.OPERATOR, style_role=style_role))
+
+
+# ------------------------------------------------------------------------------------------ QGIS project (#25)
+@cli.command("qgis-project")
+@click.option("--district", required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The QGIS project file to write (.qgs).")
+@click.option("--role", default=None, help="The owner role unit grids are coloured by: responsibility (default), "
+                                           "management, enforcement or supervision.")
+@click.option("--service", default=None, metavar="NAME",
+              help="Connect through this pg_service.conf service instead of the deployment's URL.")
+@click.option("--url-without-password", is_flag=True,
+              help="Connect with the deployment's URL, its password left out (the default).")
+@click.option("--ogc-url", default=None, metavar="URL",
+              help="The server's OGC API (http://host:8000/ogc): the same layers through it, as a second group.")
+@click.option("--ogc-authcfg", default=None, metavar="ID",
+              help="The QGIS authentication configuration the OGC layers sign in with (cases need an account).")
+@click.pass_context
+def qgis_project_command(ctx: click.Context, district: str, output: Path, role: str | None, service: str | None,
+                         url_without_password: bool, ogc_url: str | None, ogc_authcfg: str | None) -> None:
+    """Write a QGIS project of a district: its PostGIS layers styled and labelled (no password in the file)."""
+    from citygrid.interop import qgis_project
+
+    if service is not None and url_without_password:
+        raise InvalidInput("give --service or --url-without-password, not both", field="service")
+    if output.suffix.lower() != ".qgs" or not output.parent.is_dir():
+        raise InvalidInput(f"{output}: the output must be a .qgs file in an existing folder", field="output")
+    settings = _settings(ctx)
+    pg = (qgis_project.pg_from_service(service) if service is not None
+          else qgis_project.pg_from_url(db.database_url(settings)))
+    with _transaction(settings) as conn:
+        text = qgis_project.project_xml(conn, district, pg=pg, role=role, ogc_url=ogc_url, ogc_authcfg=ogc_authcfg)
+    partial = output.with_name(output.name + ".partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    _echo_json({"file": str(output), "district": district, "connection": pg.uri(), "ogc": ogc_url is not None})
 
 
 def main() -> None:
