@@ -27,8 +27,8 @@ census of a million components is never held whole in memory.
 - **--date**: a local day of the deployment's zone: the grid version or the census in force at that day's end
   (the latest to begin during it, as ``gridding.history.version_on``), the cases reported during it.
 
-No Flask and no SQL here: the rows come from ``citygrid.interop.queries`` (its checks) and ``store`` (its
-statement, read whole instead of one page).
+No Flask and no SQL here: the rows come from ``citygrid.interop.queries.features`` (one statement read whole
+through its cursor instead of one page: ``max_limit``).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from pyproj import CRS
 from sqlalchemy.engine import Connection
 
 from citygrid.errors import InvalidInput, TooLarge
-from citygrid.interop import queries, store, styles
+from citygrid.interop import queries, styles
 from citygrid.interop.collections import KINDS, Field, Kind, collection_id
 from citygrid.loaders.plaintext import spreadsheet_safe
 from citygrid.spatial.db import deployment_zone
@@ -222,7 +222,8 @@ def export(conn: Connection, request: ExportRequest, path: Path, reader: queries
                                  out_srid=target.srid)
     if max_features is not None:
         _check_size(conn, cid, query, reader, max_features)
-    rows = _all_features(conn, cid, query, reader, ALL_ROWS if max_features is None else max_features)
+    most = ALL_ROWS if max_features is None else max_features
+    rows = queries.features(conn, cid, replace(query, limit=most), reader, max_limit=most)  # one cursor, no pages
     with _staging(path) as staged:
         counts = _WRITERS[fmt](rows, target, staged, batch_rows)
         if fmt == "gpkg":
@@ -231,16 +232,6 @@ def export(conn: Connection, request: ExportRequest, path: Path, reader: queries
             "crs": f"EPSG:{target.srid}", "encoding": encoding, "truncated": counts["truncated"],
             **({"version": request.version} if request.version is not None else {}),
             **({"date": request.day.isoformat()} if request.day else {})}
-
-
-def _all_features(conn: Connection, cid: str, query: queries.FeatureQuery, reader: queries.Reader,
-                  limit: int) -> Iterator[dict[str, Any]]:
-    """``queries.features`` without the bound of a web page (``queries.MAX_LIMIT``): ``query`` is checked as
-    that function checks it, then up to ``limit`` features are streamed from the same statement (one
-    server-side cursor: no offset paging over a million rows)."""
-    selection = queries._selection(conn, cid, query, reader)
-    rows = store.feature_rows(conn, replace(selection, limit=limit))
-    return ({"id": r.pop("__id"), "geometry": r.pop("__geometry"), "properties": r} for r in rows)
 
 
 def _check_size(conn: Connection, cid: str, query: queries.FeatureQuery, reader: queries.Reader,
