@@ -317,7 +317,6 @@ def _password_env(settings) -> dict[str, str]:
     return {"PGPASSWORD": password} if password else {}
 
 
-@pytest.mark.slow
 def test_the_project_opens_in_qgis_with_the_database_counts(beijing_db, beijing_engine, census_and_cases,
                                                             live_server, ogc_token, tmp_path):
     path = tmp_path / "city.qgs"
@@ -361,7 +360,6 @@ def test_the_project_opens_in_qgis_with_the_database_counts(beijing_db, beijing_
     assert ogc["attribute"] == "owner_management"
 
 
-@pytest.mark.slow
 def test_qgis_oapif_reads_the_unit_grids_and_refuses_without_an_account(beijing_engine, live_server, ogc_token,
                                                                         tmp_path):
     script = _BASIC_AUTHCFG + textwrap.dedent("""
@@ -378,7 +376,6 @@ def test_qgis_oapif_reads_the_unit_grids_and_refuses_without_an_account(beijing_
     assert out["anonymous"] is False
 
 
-@pytest.mark.slow
 def test_a_geopackage_export_opens_in_qgis_with_its_style(bj, beijing_db, tmp_path):
     from citygrid.interop import exports
 
