@@ -239,6 +239,18 @@ def test_datetime_selects_the_census_valid_then(admin, bj):
                  field="datetime")
 
 
+def test_grids_by_version_number_and_by_date(admin, bj):
+    version = bj.execute(sa.text("SELECT max(version_id) FROM grid_versions WHERE district_code = :d "
+                                 "AND status = 'published'"), {"d": D}).scalar_one()
+    items = f"/ogc/collections/{UNIT}/items"
+    found = features(admin.get(items, query_string={"version": version, "limit": 2}))
+    assert len(found) == 2 and {f["properties"]["version"] for f in found} == {version}
+    assert features(admin.get(items, query_string={"datetime": "1990-01-01T00:00:00Z"})) == []
+    assert_error(admin.get(items, query_string={"version": 999_999}), 400, "invalid_input", field="version")
+    assert_error(admin.get(items, query_string={"version": version, "datetime": "2026-01-01"}), 400,
+                 "invalid_input", field="version")
+
+
 def test_cases_follow_the_case_scope(client_as, bj, case_rules):
     from tests.conftest import other_team, team_of
 

@@ -140,3 +140,26 @@ def test_gdal_reads_a_unit_grid_by_its_code(live_server, ogc_token, beijing_engi
     assert gpkg_count(out, f"unit-grids-{D}") == 1
     asked = [s for s in seen_since(live_server, mark) if s["cid"] == f"unit-grids-{D}" and s["filters"]]
     assert asked and all(s["filters"] == {"code": code} for s in asked)
+
+
+def test_a_client_that_goes_away_mid_page_gives_back_its_connection_and_slot(live_server, ogc_token):
+    """A big page (a heavy slot and a database connection held while it streams) abandoned after its first
+    bytes: the server closes the stream, so both are free again at once, not when the page would have ended."""
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    app = live_server.app
+    pool, slots = app.extensions["citygrid"].engine.pool, app.extensions["citygrid_heavy"]
+    before = pool.checkedout()
+    where = urlparse(live_server)
+    with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
+        sock.sendall((f"GET /ogc/collections/unit-grids-{D}/items?limit=10000 HTTP/1.1\r\nHost: {where.netloc}\r\n"
+                      f"Authorization: Bearer {ogc_token}\r\nConnection: close\r\n\r\n").encode())
+        head = sock.recv(65536)
+        assert head.startswith(b"HTTP/1.1 200") and b"application/geo+json" in head, head[:300]
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # reset
+    deadline = time.monotonic() + 30
+    while (pool.checkedout() > before or slots._semaphore._value < slots.slots) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pool.checkedout() <= before and slots._semaphore._value == slots.slots

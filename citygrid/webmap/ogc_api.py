@@ -272,6 +272,7 @@ def items(cid: str):
     """A page of the collection's features (GeoJSON FeatureCollection, streamed; or an HTML table)."""
     fmt = output_format()
     query, out = _query(cid, page=True)
+    require_home_district(parse_collection_id(cid)[1])
     _record(cid, query)
     if fmt == "html":
         return _items_page(cid, query)
@@ -280,9 +281,9 @@ def items(cid: str):
         if query.limit > HEAVY_PAGE:
             stack.enter_context(current_app.extensions["citygrid_heavy"].slot())
         conn = stack.enter_context(connection())
-        _readable_collection(conn, cid)
-        matched, exact = queries.number_matched(conn, cid, query, _reader())
-        rows = queries.features_geojson_text(conn, cid, _probe(query, matched, exact), _reader())
+        reader = _reader()  # the queries check the collection, its district and the reader's right to it
+        matched, exact = queries.number_matched(conn, cid, query, reader)
+        rows = queries.features_geojson_text(conn, cid, _probe(query, matched, exact), reader)
     except BaseException:
         stack.close()
         raise
@@ -343,8 +344,8 @@ def item(cid: str, fid: str):
     """One feature by its id (GeoJSON Feature; or an HTML table of its properties)."""
     fmt = output_format()
     query, out = _query(cid, page=False)
+    require_home_district(parse_collection_id(cid)[1])
     with connection() as conn:
-        _readable_collection(conn, cid)
         found = queries.feature(conn, cid, fid, query, _reader())
     links = [*_self_links("item", fmt, f"feature {found['id']}", cid=cid, fid=fid),
              _link("collection", JSON, f"the collection {cid}", _url("collection", cid=cid))]
