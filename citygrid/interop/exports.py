@@ -255,7 +255,12 @@ def _staging(path: Path) -> Iterator[Path]:
     set) is moved onto ``path`` (``os.replace``: whole or not at all per file), on failure all of it removed."""
     if not path.parent.is_dir():
         raise InvalidInput(f"the directory of {path} does not exist", field="output")
-    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    # A short fixed prefix (the destination's own name, up to 255 bytes, made the folder's name too long) and
+    # an unwritable folder (read-only, /proc) refused as bad input: both were a traceback (#25 attack).
+    try:
+        work = Path(tempfile.mkdtemp(prefix=".citygrid-export-", suffix=".part", dir=path.parent))
+    except OSError as exc:
+        raise InvalidInput(f"cannot write in {str(path.parent)[:200]}: {exc.strerror}", field="output") from None
     try:
         staged = work / path.name
         yield staged
