@@ -398,3 +398,27 @@ def test_a_geopackage_export_opens_in_qgis_with_its_style(bj, beijing_db, tmp_pa
     assert (layer["renderer"], layer["attribute"]) == ("categorizedSymbol", "team_code")
     assert layer["categories"] == len(style.categories) + 1 and layer["unsymbolled"] == 0
     assert layer["labels"] and layer["label_field"] == "code"
+
+
+def test_a_project_by_service_name_opens_through_the_service_file(beijing_db, beijing_engine, tmp_path):
+    url = db.database_url(beijing_db)
+    service = tmp_path / "pg_service.conf"
+    params = dict(qgis_project.pg_from_url(url).params)
+    service.write_text("[citygrid_test]\n" + "".join(f"{k}={v}\n" for k, v in params.items()), encoding="utf-8")
+    path = tmp_path / "service.qgs"
+    answer = CliRunner().invoke(cli, ["--database", beijing_db.database, "qgis-project", "--district", DISTRICT,
+                                      "-o", str(path), "--service", "citygrid_test"])
+    assert answer.exit_code == 0, answer.output
+    assert "service='citygrid_test'" in path.read_text(encoding="utf-8") and "dbname=" not in path.read_text()
+    script = textwrap.dedent("""
+        project = QgsProject.instance()
+        OUT["read"] = project.read(ARGS["path"])
+        layer = project.mapLayer("unit_grids_110105_postgis")
+        OUT["layer"] = describe(layer)
+        OUT["valid"] = sorted(l.isValid() for l in project.mapLayers().values())
+    """)
+    out = run_qgis(script, {"path": str(path)}, tmp_path,
+                   env={"PGSERVICEFILE": str(service), **_password_env(beijing_db)})
+    assert out["read"] and set(out["valid"]) == {True}
+    assert out["layer"]["count"] == _expected_counts(beijing_engine)["unit-grids"]
+    assert out["layer"]["attribute"] == "owner_responsibility"
