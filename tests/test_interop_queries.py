@@ -119,6 +119,8 @@ def test_collections_per_district_and_reader(bj):
     assert CASES not in {c["id"] for c in q.list_collections(bj, planner)}
     with pytest.raises(Forbidden):
         q.collection_info(bj, CASES, planner)
+    unbound_unit = q.Reader(role="unit", home=D, cases=CaseScope(readable=False, why_not="bound to no party"))
+    assert CASES not in {c["id"] for c in q.list_collections(bj, unbound_unit)}
     elsewhere = q.Reader(role="analyst", home="440106", cases=CaseScope(home="440106"))
     assert q.list_collections(bj, elsewhere) == []
     for cid in (UNIT, CASES):

@@ -93,6 +93,7 @@ class Reader:
 
     @property
     def all_roles(self) -> tuple[str, ...]:
+        """Every role of the reader (``roles``, else ``role`` alone; none for the operator)."""
         return self.roles or ((self.role,) if self.role is not None else ())
 
     def may_read(self, kind: Kind) -> bool:
@@ -100,6 +101,7 @@ class Reader:
         return self.role is None or "admin" in self.all_roles or any(r in kind.roles for r in self.all_roles)
 
     def may_read_district(self, district: str) -> bool:
+        """Whether the reader may read ``district``'s collections (a district-bound account: its own only)."""
         return self.home is None or self.home == district
 
     def may_read_drafts(self, district: str) -> bool:
@@ -127,8 +129,14 @@ def list_collections(conn: Connection, reader: Reader) -> list[dict[str, Any]]:
     for row in store.districts(conn):
         if reader.may_read_district(row["district_code"]):
             found += [_collection(kind, row, srid) for kind in KINDS.values()
-                      if reader.may_read(kind) and (kind.key != "frontage-units" or row["has_frontage"])]
+                      if _listed(kind, reader) and (kind.key != "frontage-units" or row["has_frontage"])]
     return found
+
+
+def _listed(kind: Kind, reader: Reader) -> bool:
+    """Whether ``kind`` is listed for ``reader``: its roles allow it, and for cases its scope holds some."""
+    scope_holds = kind.key != "cases" or reader.role is None or (reader.cases is not None and reader.cases.readable)
+    return reader.may_read(kind) and scope_holds
 
 
 def collection_info(conn: Connection, cid: str, reader: Reader) -> dict[str, Any]:

@@ -318,9 +318,11 @@ def _feature_rows_sql(sel: Selection) -> tuple[str, dict[str, Any]]:
 def _feature_json_sql(sel: Selection) -> tuple[str, dict[str, Any]]:
     page, params = _page_sql(sel)
     properties = ", ".join(f"'{name}', {expr}" for name, expr in _COLUMNS[sel.kind].items())
-    feature = (f"json_build_object('type', 'Feature', 'id', {_id_sql(sel)}, "
-               f"'geometry', CAST({_geometry(sel, params)} AS json), 'properties', json_build_object({properties}))")
-    return f"SELECT CAST({feature} AS text) FROM {page} ORDER BY {_id_sql(sel)}", params
+    # The geometry's GeoJSON text is pasted in as it is (not parsed again as json): NULL geometry -> null.
+    feature = (f"""'{{"type": "Feature", "id": ' || to_json({_id_sql(sel)}) || ', "geometry": ' """
+               f"""|| coalesce({_geometry(sel, params)}, 'null') || ', "properties": ' """
+               f"""|| json_build_object({properties}) || '}}'""")
+    return f"SELECT {feature} FROM {page} ORDER BY {_id_sql(sel)}", params
 
 
 def feature_rows(conn: Connection, sel: Selection) -> Iterator[dict[str, Any]]:
