@@ -117,6 +117,16 @@ def test_only_the_landing_conformance_and_api_are_public(anonymous_client):
     assert bad.status_code == 401
 
 
+def test_a_disabled_accounts_token_reads_nothing(client_as, bj):
+    from citygrid.accounts import service as accounts
+
+    gone = client_as("ogc-leaver", ["analyst"])
+    assert gone.get(f"/ogc/collections/{UNIT}/items?limit=1").status_code == 200
+    accounts.set_disabled(bj, "ogc-leaver")
+    assert_error(gone.get(f"/ogc/collections/{UNIT}/items?limit=1"), 401, "unauthorized")
+    assert_error(gone.get("/ogc/collections"), 401, "unauthorized")
+
+
 # --------------------------------------------------------------------------------------------------- collections
 def test_collections_list_each_kind_of_the_district_with_its_crs_and_links(admin):
     answer = admin.get("/ogc/collections")
@@ -360,3 +370,24 @@ def test_no_request_the_ogc_api_definition_allows_gets_a_server_error(admin):
         probe()
     assert operations >= 8
     assert not failures, "\n".join(failures[:20])
+
+
+def test_links_behind_a_tls_proxy_are_https(bj, beijing_db):
+    """A client behind the trusted proxy's TLS follows next links as given: they must not be plain http."""
+    from dataclasses import replace
+
+    from citygrid.app import create_app
+    from citygrid.config import Settings
+    from tests.conftest import rollback_backend, signed_in, user_token
+
+    settings = replace(Settings.from_env(), trusted_proxy="127.0.0.1")
+    app = create_app({"CITYGRID_BACKEND": rollback_backend(bj, beijing_db.database or ""),
+                      "CITYGRID_SETTINGS": settings, "TESTING": True})
+    client = signed_in(app.test_client(), user_token(bj, "ogc-proxied", ["analyst"]))
+    answer = client.get(f"/ogc/collections/{UNIT}/items?limit=2", headers={"X-Forwarded-Proto": "https"})
+    doc = json.loads(answer.get_data(as_text=True))
+    assert link(doc, "next")["href"].startswith("https://")
+    plain = json.loads(client.get(f"/ogc/collections/{UNIT}/items?limit=2").get_data(as_text=True))
+    assert link(plain, "next")["href"].startswith("http://")
+    html = client.get(f"/ogc/collections/{UNIT}/items?f=html&limit=100000")
+    assert html.status_code == 200 and html.text.count("<tr>") == 500 + 1  # at most 500 rows, and the head

@@ -31,6 +31,7 @@ from citygrid.spatial import db
 from citygrid.webmap import ogc_doc
 from citygrid.webmap.auth import allow, public, require_home_district, require_principal
 from citygrid.webmap.context import connection, storage_srid
+from citygrid.webmap.headers import came_over_https
 from citygrid.webmap.ogc_params import (
     GEOJSON,
     HTML,
@@ -66,6 +67,8 @@ SCHEMA = "application/schema+json"
 SEEN = "citygrid_ogc_seen"
 # Items pages larger than this hold one of the process's heavy-request slots while they stream (webmap.heavy).
 HEAVY_PAGE = 2000
+CHUNK = 64 * 1024  # characters of a streamed page written at once
+HTML_PAGE = 500  # features in an HTML table at most (a browser's page; GIS tools read GeoJSON)
 
 
 @bp.record_once
@@ -74,7 +77,10 @@ def _install(state: Any) -> None:
 
 
 def _url(endpoint: str, **params: Any) -> str:
-    return url_for(f"ogc.{endpoint}", _external=True, **params)
+    """An absolute URL (clients follow links as given): https when the request came over HTTPS, also through the
+    trusted proxy (``headers.came_over_https``), so a client behind TLS is not sent to plain http."""
+    return url_for(f"ogc.{endpoint}", _external=True, _scheme="https" if came_over_https() else request.scheme,
+                   **params)
 
 
 def _link(rel: str, mime: str, title: str, href: str) -> dict[str, str]:
@@ -239,7 +245,8 @@ def _query(cid: str, *, page: bool) -> tuple[queries.FeatureQuery, Crs]:
 
 
 def _record(cid: str, query: queries.FeatureQuery) -> None:
-    """Log the filters the server applies to an items request, and keep them for tests and operators."""
+    """Log the filters the server applies to an items request it answers, and keep them for tests and
+    operators."""
     seen = {"cid": cid, "bbox": query.bbox, "bbox_srid": query.bbox_srid, "filters": dict(query.filters),
             "datetime": None if query.interval is None else [_iso(t) for t in query.interval],
             "version": query.version, "limit": query.limit, "offset": query.offset}
@@ -273,9 +280,8 @@ def items(cid: str):
     fmt = output_format()
     query, out = _query(cid, page=True)
     require_home_district(parse_collection_id(cid)[1])
-    _record(cid, query)
     if fmt == "html":
-        return _items_page(cid, query)
+        return _items_page(cid, replace(query, limit=min(query.limit, HTML_PAGE)))
     stack = ExitStack()
     try:
         if query.limit > HEAVY_PAGE:
@@ -287,6 +293,7 @@ def items(cid: str):
     except BaseException:
         stack.close()
         raise
+    _record(cid, query)
     body = _feature_collection(cid, query, rows, matched if exact else None)
     response = Response(stream_with_context(body), mimetype=GEOJSON)
     response.headers["Content-Crs"] = f"<{out.uri}>"
@@ -309,18 +316,23 @@ def _feature_collection(cid: str, query: queries.FeatureQuery, rows: Iterator[st
             .replace("+00:00", "Z")}
     if matched is not None:
         head["numberMatched"] = matched
-    yield json.dumps(head, ensure_ascii=False)[:-1] + ',"features":['
+    buffer, size = [json.dumps(head, ensure_ascii=False)[:-1] + ',"features":['], 0
     returned, extra = 0, False
     for text in rows:  # read to the end of the cursor: at most the probe's one feature past the page
         if returned == query.limit:
             extra = True  # the probe's extra feature: there is a next page
             continue
-        yield text if returned == 0 else "," + text
+        buffer.append(text if returned == 0 else "," + text)
+        size += len(text)
         returned += 1
+        if size >= CHUNK:  # one write per CHUNK characters, not one per feature
+            yield "".join(buffer)
+            buffer, size = [], 0
     more = extra or (matched is not None and query.offset + returned < matched) or (
         matched is None and returned == query.limit >= queries.MAX_LIMIT)
     links = _page_links(cid, "json", query, more)
-    yield '],"numberReturned":' + str(returned) + ',"links":' + json.dumps(links, ensure_ascii=False) + "}"
+    buffer.append('],"numberReturned":' + str(returned) + ',"links":' + json.dumps(links, ensure_ascii=False) + "}")
+    yield "".join(buffer)
 
 
 def _items_page(cid: str, query: queries.FeatureQuery) -> Response:
@@ -329,6 +341,7 @@ def _items_page(cid: str, query: queries.FeatureQuery) -> Response:
         info = _readable_collection(conn, cid)
         matched, exact = queries.number_matched(conn, cid, query, _reader())
         rows = list(queries.features(conn, cid, query, _reader()))
+    _record(cid, query)
     kind = KINDS[info["kind"]]
     doc = {"links": _page_links(cid, "html", query, query.offset + len(rows) < matched),
            "numberMatched": matched if exact else None, "numberReturned": len(rows),
