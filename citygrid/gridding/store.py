@@ -63,12 +63,16 @@ def save_derived_areas(conn: Connection, district: str, shapes: dict[str, Any], 
 
 # ------------------------------------------------------------------------------------------ versions
 def next_version_id(conn: Connection, district: str) -> int:
-    """The number of a district's next version: after every version there is, and after every version the code
-    registry names (a dropped draft's, whose issued codes stay registered: its number is never given again)."""
+    """The number of a district's next version: after every version there is, every version the code registry
+    names and every draft dropped (``drafts.drop`` audits it as ``<district>/<version>``): a number is never
+    given twice, so the audit log and the registry's ``first_version`` / ``retired_version`` name one version."""
     return conn.execute(sa.text(
         """SELECT greatest((SELECT coalesce(max(version_id), 0) FROM grid_versions WHERE district_code = :d),
                            (SELECT coalesce(max(greatest(first_version, retired_version)), 0) FROM grid_codes
-                             WHERE district_code = :d)) + 1"""), {"d": district}
+                             WHERE district_code = :d),
+                           (SELECT coalesce(max(CAST(split_part(object_id, '/', 2) AS integer)), 0) FROM audit_log
+                             WHERE district_code = :d AND object_kind = 'grid_version' AND action = 'drop_draft'
+                               AND object_id ~ '^[^/]+/[0-9]{1,9}$')) + 1"""), {"d": district}
     ).scalar_one()
 
 
