@@ -18,6 +18,9 @@ def test_the_document_is_served_and_names_every_blueprint_route(client):
     routes = {re.sub(r"<[^>]*>", "<>", str(rule)) for rule in client.application.url_map.iter_rules()}
     for path in doc["paths"]:
         assert re.sub(r"{[^}]*}", "<>", path) in routes, path
+    # /ogc (#25) is documented by its own OpenAPI 3.0 document, GET /ogc/api (paths relative to /ogc)
+    ogc = {re.sub(r"{[^}]*}", "<>", "/ogc" + path).rstrip("/") for path in client.get("/ogc/api").get_json()["paths"]}
+    assert {r.rstrip("/") for r in routes if r.startswith("/ogc")} <= ogc
 
 
 def test_no_request_gets_a_server_error(client, bj, tmp_path):
