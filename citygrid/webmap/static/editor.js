@@ -13,9 +13,10 @@
   var PAGE = 2000;         // grids per request (the API allows 5,000)
   var LOG_SHOWN = 50;      // edits shown in the log (the API pages it by 500 at most)
   var ui = {};
-  ["district", "draft", "new-draft", "draft-info", "tool-split", "tool-merge", "tool-reshape", "tool-move", "undo",
-   "clear-selection", "tool-help", "reshape-form", "reshape-send", "tool-cancel", "supervision", "reassign", "team",
-   "set-team", "status", "selection", "impact", "log", "effective-from", "publish", "drop-draft"].forEach(function (id) {
+  ["district", "draft", "new-draft", "drop-draft", "draft-info", "tool-split", "tool-merge", "tool-reshape",
+   "tool-move", "undo", "clear-selection", "tool-help", "reshape-form", "reshape-send", "tool-cancel", "supervision",
+   "reassign", "team", "set-team", "status", "selection", "impact", "log", "effective-from", "publish"
+  ].forEach(function (id) {
     ui[id] = document.getElementById(id);
   });
   var state = { district: null, version: null, revision: null, status: null, base: null, current: null,
