@@ -369,3 +369,58 @@ def test_the_qgis_command_writes_no_password_from_database_url(beijing_db, tmp_p
     assert result.exit_code == 0, result.output
     assert "s3cr3t-PW" not in out.read_text(encoding="utf-8") and "s3cr3t-PW" not in result.output
     assert not [p for p in Path(tmp_path).iterdir() if p.name != "p.qgs"]
+
+
+def _slow_reader(url: str, path: str, token: str) -> socket.socket:
+    """A client that asks for ``path``, reads the head of the answer and then nothing (a tiny receive window):
+    the server's writes block once the socket buffers are full."""
+    parts = urlsplit(url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sock.settimeout(30)
+    sock.connect((parts.hostname, parts.port))
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer {token}\r\n"
+                  "Connection: close\r\n\r\n").encode())
+    head = sock.recv(1024)
+    assert head.startswith(b"HTTP/1.1 200"), head[:300]
+    return sock
+
+
+def test_clients_that_stop_reading_the_largest_pages_do_not_hold_every_heavy_slot(live_server, ogc_token):
+    """Two clients ask for the largest page and stop reading after its first bytes (a phone in a tunnel, or on
+    purpose). The page's database work is done in well under a second; what is left is sending it to a client
+    that does not read. That must not keep the process's heavy slots (webmap.heavy, 2 by default): an export or
+    another big page asked meanwhile must be served, not refused with 503 for as long as the two wait."""
+    import requests
+
+    page = f"/ogc/collections/{UNIT}/items?limit=10000"
+    stuck = [_slow_reader(live_server, page, ogc_token) for _ in range(2)]
+    try:
+        time.sleep(3)  # the server has long read its cursor; it is blocked writing to the two
+        headers = {"Authorization": f"Bearer {ogc_token}"}
+        export = requests.get(f"{live_server}/api/v1/exports/streets?district={D}&format=csv", headers=headers,
+                              timeout=60)
+        assert export.status_code == 200, (export.status_code, export.text[:300])
+        big = requests.get(f"{live_server}{page}", headers=headers, timeout=60)
+        assert big.status_code == 200, (big.status_code, big.text[:300])
+    finally:
+        for sock in stuck:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.close()
+
+
+@pytest.mark.parametrize("bbox", ["-180,-90,180,90", "0,0,180,90", "-180,-90,116.6,40.2", "100,-90,180,90"])
+def test_a_bbox_far_beyond_the_deployment_crs_selects_what_it_covers(client, bj, bbox):
+    """GDAL's and QGIS's full extent is the whole world in CRS84. Transformed as it is into the deployment's
+    transverse Mercator, such a box folds (the whole world selected no grid) or cannot be transformed at all
+    (PostGIS: "Point outside of projection domain", a 500). Each box here covers the district's north-east
+    corner, so it selects unit grids, and the whole world selects every one."""
+    answer = client.get(f"/ogc/collections/{UNIT}/items", query_string={"bbox": bbox, "limit": 1})
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+    matched = json.loads(answer.get_data(as_text=True))["numberMatched"]
+    everything = json.loads(client.get(f"/ogc/collections/{UNIT}/items?limit=1").get_data(as_text=True))
+    assert 0 < matched <= everything["numberMatched"]
+    if bbox == "-180,-90,180,90":
+        assert matched == everything["numberMatched"]
+    far = client.get(f"/ogc/collections/{UNIT}/items", query_string={"bbox": "-80,-60,-10,-10"})
+    assert far.status_code == 200 and json.loads(far.get_data(as_text=True))["numberMatched"] == 0

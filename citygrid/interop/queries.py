@@ -27,8 +27,10 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+import pyproj
 from sqlalchemy.engine import Connection
 
 from citygrid.cases.scope import CaseScope, read_scope
@@ -272,6 +274,7 @@ def _selection(conn: Connection, cid: str, query: FeatureQuery, reader: Reader, 
     out_srid = _srid(query.out_srid, storage, "crs")
     bbox_srid = _srid(query.bbox_srid, storage, "bbox-crs")
     bbox = _bbox(query.bbox, bbox_srid)
+    domain = bbox_domain(storage) if bbox is not None and bbox_srid != storage else None
     interval = _interval(kind, query.interval)
     filters = {name: _typed(kind, name, value) for name, value in _filters(kind, query.filters)}
     version = _version(conn, kind, district, query.version, interval, reader)
@@ -281,7 +284,30 @@ def _selection(conn: Connection, cid: str, query: FeatureQuery, reader: Reader, 
                            reported=interval if kind.temporal == "reported" else None, bbox=bbox,
                            bbox_srid=bbox_srid, filters=filters, scope=scope, out_srid=out_srid,
                            latlon=bool(query.latlon), digits=9 if out_srid in GEOGRAPHIC_SRIDS else 4,
-                           limit=query.limit, offset=query.offset)
+                           limit=query.limit, offset=query.offset, bbox_domain=domain)
+
+
+# Degrees a lon/lat bbox may reach past the deployment CRS's area of use before it is cut (``bbox_domain``).
+BBOX_DOMAIN_MARGIN = 5.0
+
+
+@lru_cache(maxsize=16)
+def bbox_domain(storage: int) -> tuple[float, float, float, float] | None:
+    """Where a lon/lat bbox (EPSG:4326 / 4490, x/y order) is cut before it is transformed to EPSG ``storage``:
+    the CRS's area of use widened by ``BBOX_DOMAIN_MARGIN`` degrees (its features lie inside). Far outside it,
+    a transverse Mercator has no inverse (PostGIS: "Point outside of projection domain") or folds the box's
+    edges (a whole-world box selected nothing). None when the CRS states no area or one across the
+    antimeridian: not cut.
+
+    >>> bbox_domain(4548)
+    (110.5, 17.6, 123.5, 54.88)
+    """
+    area = pyproj.CRS.from_epsg(storage).area_of_use
+    if area is None or area.west > area.east:
+        return None
+    m = BBOX_DOMAIN_MARGIN
+    return (max(-180.0, area.west - m), max(-90.0, area.south - m), min(180.0, area.east + m),
+            min(90.0, area.north + m))
 
 
 def _check_page(query: FeatureQuery, max_limit: int = MAX_LIMIT) -> None:

@@ -37,7 +37,9 @@ class Selection:
     (unit grids) and the census (components) are read at, None for now; ``reported``: (start, end) instants of
     the cases' report time, either None for open; ``bbox``: (x0, y0, x1, y1) in EPSG ``bbox_srid``; ``filters``:
     field name -> typed value; ``scope``: the case scope (cases); ``out_srid``: the CRS of the written geometry,
-    ``latlon``: its axes swapped (lat/lon), ``digits``: its decimals; ``storage_srid``: the deployment CRS.
+    ``latlon``: its axes swapped (lat/lon), ``digits``: its decimals; ``storage_srid``: the deployment CRS;
+    ``bbox_domain``: (x0, y0, x1, y1) in EPSG ``bbox_srid``, where the bbox is cut before it is transformed to
+    the storage CRS (None: not cut).
     """
 
     kind: str
@@ -56,6 +58,7 @@ class Selection:
     limit: int = 100
     offset: int = 0
     fid: Any = None
+    bbox_domain: tuple[float, float, float, float] | None = None
 
 
 # ------------------------------------------------------------------------------------------- the pieces per kind
@@ -235,6 +238,12 @@ def _bbox_condition(sel: Selection, params: dict[str, Any]) -> str:
     box = ("ST_MakeEnvelope(CAST(:q_x0 AS float8), CAST(:q_y0 AS float8), CAST(:q_x1 AS float8), "
            "CAST(:q_y1 AS float8), CAST(:q_bbox_srid AS int))")
     if sel.bbox_srid != sel.storage_srid:
+        if sel.bbox_domain is not None:
+            # Cut to where the storage CRS is defined first: a whole-world box folded in a transverse Mercator
+            # (it selected nothing) or could not be transformed (a 500); a box outside it is empty (#25 attack).
+            params.update(zip(("q_dx0", "q_dy0", "q_dx1", "q_dy1"), sel.bbox_domain, strict=True))
+            box = (f"ST_Intersection({box}, ST_MakeEnvelope(CAST(:q_dx0 AS float8), CAST(:q_dy0 AS float8), "
+                   "CAST(:q_dx1 AS float8), CAST(:q_dy1 AS float8), CAST(:q_bbox_srid AS int)))")
         box = f"ST_Transform(ST_Segmentize({box}, 0.001), CAST(:q_storage AS int))"
     return f"{a}.geom && {box} AND ST_Intersects({a}.geom, {box})"
 
