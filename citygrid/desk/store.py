@@ -9,7 +9,7 @@ Beijing).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from citygrid.cases.scope import CaseScope
 from citygrid.cases.store import CASE_OWNERS_SQL, case_conditions
-from citygrid.cases.workflow import STATES
+from citygrid.cases.workflow import CLOSED_STATES, STATES
 from citygrid.responsibility.store import CASE_FRONTAGE_SQL
 from citygrid.spatial.store import current_version_sql
 
@@ -48,13 +48,21 @@ _CLOSED = """JOIN case_events closed ON closed.district_code = c.district_code A
                 AND NOT EXISTS (SELECT 1 FROM case_events later WHERE later.district_code = closed.district_code
                                    AND later.case_id = closed.case_id AND later.to_status = 'closed'
                                    AND later.seq > closed.seq)"""
-# The class name looked up by key for each row (not joined: where the planner expects one candidate case, it
-# joins the whole class table to every candidate, scanning it once per case).
-_COLUMNS = """c.case_id, c.district_code, c.kind, c.scheme, c.class_code, (SELECT t.name FROM taxonomy_classes t
-    WHERE t.scheme = c.scheme AND t.kind = c.kind AND t.code = c.class_code) AS class_name, c.description,
-    c.source, c.reported_at, c.status, c.unit_grid_code, c.supervision_code, c.community_code, c.street_code,
-    c.component_obj_id, c.deadline_at, c.verify_due_at, c.check_due_at, c.synthetic, c.row_version, c.attrs,
+# A page row's columns; its class name is looked up for the page's rows only (``_CLASS_NAMES``).
+_COLUMNS = """c.case_id, c.district_code, c.kind, c.scheme, c.class_code, c.description, c.source, c.reported_at,
+    c.status, c.unit_grid_code, c.supervision_code, c.community_code, c.street_code, c.component_obj_id,
+    c.deadline_at, c.verify_due_at, c.check_due_at, c.synthetic, c.row_version, c.attrs,
     ST_X(ST_Transform(c.geom, 4326)) AS lon, ST_Y(ST_Transform(c.geom, 4326)) AS lat"""
+# The class names of the page's schemes as one object (key: the class's [scheme, kind, code] as JSON text), read
+# once per statement after the page is cut, each row's name looked up in it. Joined to the queue's cases, where
+# the planner expects one candidate case it joins the whole class table to every candidate; joined to the page
+# it did so to every row where it expects a page of one (a team's queue: 2,200 comparisons); looked up per row
+# by key it scanned the class table once per row (small enough that a scan looks as cheap as its index: 100 of
+# a page's 250 buffers on the desk_queue bench).
+_CLASS_NAMES = """names AS (SELECT jsonb_object_agg(jsonb_build_array(t.scheme, t.kind, t.code)::text, t.name) AS m
+                             FROM taxonomy_classes t
+                            WHERE t.scheme = ANY(ARRAY(SELECT DISTINCT p.scheme FROM page p)))"""
+_CLASS_NAME = "names.m ->> jsonb_build_array(page.scheme, page.kind, page.class_code)::text"
 _PHOTOS = """(SELECT count(*) FROM case_photos p WHERE p.district_code = c.district_code
                  AND p.case_id = c.case_id) AS photo_count,
              (SELECT min(p.photo_id) FROM case_photos p WHERE p.district_code = c.district_code
@@ -108,18 +116,25 @@ def _statuses(statuses: tuple[str, ...]) -> str:
     return f"c.status IN ({listed})"
 
 
-def _where(q: QueueQuery, srid: int) -> tuple[str, dict[str, Any]]:
-    """The WHERE clause (on cases ``c``) of the queue's cases and its parameters."""
-    where, params = case_conditions(**q.filters, srid=srid, scope=q.scope, compact=True)
+def _where(q: QueueQuery, srid: int) -> tuple[str, dict[str, Any], bool]:
+    """The WHERE clause (on cases ``c``) of the queue's cases, its parameters, and whether the queue is read
+    once and counted whole (``_bounded``: its cases are then looked up grid by grid, ``_BOUNDED``)."""
+    bounded = _bounded(q)
+    # Read whole, the queue's cases are looked up in the team's grids (``_BOUNDED``), which is all the scope's
+    # team condition says: the conditions keep the rest of the scope (its home district).
+    scope = replace(q.scope, team=None) if bounded else q.scope
+    where, params = case_conditions(**q.filters, srid=srid, scope=scope, compact=True)
     where.append(_statuses(q.statuses))
-    if params.get("scope_team") is not None and not params.get("scope_all"):
+    if bounded:
+        params["scope_team"] = q.scope.team
+    elif params.get("scope_team") is not None and not params.get("scope_all"):
         where.append(_TEAM_GRIDS)
     if q.condition is not None:
         where.append(CONDITIONS[q.condition])
         params["callback_sources"] = list(q.callback_sources)
     if q.near is not None:
         params["near_wkb"] = q.near_wkb
-    return " AND ".join(where), params
+    return " AND ".join(where), params, bounded
 
 
 def _due(q: QueueQuery) -> str:
@@ -188,15 +203,18 @@ def _window_counts(q: QueueQuery, where: str) -> str:
 
 def counts(conn: Connection, q: QueueQuery, srid: int, soon_s: float, cap: int) -> dict[str, int]:
     """``total``, ``overdue`` (due column before now) and ``due_soon`` (due within ``soon_s`` seconds) of the
-    queue's cases, each counted up to ``cap`` + 1 (``_capped_counts``); one statement."""
-    where, params = _where(q, srid)
-    row = conn.execute(sa.text(f"SELECT {_capped_counts(q, where)}"),
-                       {**params, "soon": soon_s, "cap": cap}).mappings().one()
+    queue's cases, each counted up to ``cap`` + 1 (``_capped_counts``, or all of them counted once for a queue
+    read whole: ``_bounded``); one statement."""
+    where, params, bounded = _where(q, srid)
+    sql = (f"WITH {_bounded_cte(q, where)} {_whole_counts(q)}" if bounded
+           else f"SELECT {_capped_counts(q, where)}")
+    row = conn.execute(sa.text(sql), {**params, "soon": soon_s, "cap": cap}).mappings().one()
     return dict(row)
 
 
-def _page_sql(q: QueueQuery, where: str) -> str:
-    """The SELECT of one page of the queue (``:limit`` rows from ``:offset``) in its order, numbered ``n``."""
+def _page_sql(q: QueueQuery, where: str, source: str = "cases c") -> str:
+    """The SELECT of one page of the queue (``:limit`` rows from ``:offset``) in its order, numbered ``n``, from
+    ``source`` (the cases, or the queue's cases already read: ``_BOUNDED``)."""
     order = ORDERS["near" if q.near is not None else q.order]
     extra = [f"EXTRACT(EPOCH FROM {_due(q)} - now()) AS seconds_left"]
     extra.append("ST_Distance(c.geom, (SELECT pt FROM near)) AS distance_m" if q.near is not None
@@ -206,10 +224,63 @@ def _page_sql(q: QueueQuery, where: str) -> str:
         extra.append(_PHOTOS)
     if q.suggestion:
         extra.append(_PREVIEW)
-    return f"""SELECT {_COLUMNS}, {", ".join(extra)}, row_number() OVER (ORDER BY {order}) AS n FROM cases c
+    return f"""SELECT {_COLUMNS}, {", ".join(extra)}, row_number() OVER (ORDER BY {order}) AS n FROM {source}
               {_CLOSED if q.order == "recently_closed" else ""}
              WHERE {where}
              ORDER BY {order} LIMIT :limit OFFSET :offset"""
+
+
+def _bounded(q: QueueQuery) -> bool:
+    """Whether the queue's cases are read once and counted whole (``_BOUNDED``): the open tasks of a scope that
+    is a supervision team's grids (and nothing else), which are few and which a page nearest first reads all of
+    anyway."""
+    scope = q.scope
+    team = scope.readable and scope.team is not None and scope.party is None
+    return team and q.order != "recently_closed" and not set(q.statuses) & set(CLOSED_STATES)
+
+
+# The queue's cases read once, then counted whole and paged: the counts' window in due order and the page
+# nearest first each read them all otherwise, from the district's index on the due column (the verify queue twice
+# 1,500 of the district's verification tasks to find the team's 54 on the desk_queue bench). They are looked up
+# grid by grid (index ``cases_desk_grid``: one grid's cases of the queue's statuses), each lookup planned apart
+# (``OFFSET 0``) with nothing else to choose by, and then the queue's conditions, the scope's among them, decide.
+# (With those conditions inside the lookup a plan kept for the prepared statement walked the district's due
+# index once per grid: 10,600 buffers instead of 390.)
+_BOUNDED = f"""queue AS MATERIALIZED (
+    SELECT c.* FROM (SELECT DISTINCT s.district_code, s.code FROM supervision_grids s
+                      WHERE s.team_code = :scope_team
+                        AND s.version_id = {current_version_sql("s.district_code")}) g
+    CROSS JOIN LATERAL (SELECT c.* FROM cases c WHERE c.district_code = g.district_code
+                           AND c.supervision_code = g.code AND {{statuses}} OFFSET 0) c
+     WHERE {{where}})"""
+
+
+def _bounded_cte(q: QueueQuery, where: str) -> str:
+    """The CTE ``queue``: the queue's cases of the team's grids (``_BOUNDED``) that meet ``where``."""
+    return _BOUNDED.format(where=where, statuses=_statuses(q.statuses))
+
+
+def _whole_counts(q: QueueQuery) -> str:
+    """The counts of the queue's cases read once (``_BOUNDED``), each at most ``:cap`` + 1 as ``_capped_counts``
+    gives them."""
+    due = _due(q)
+    return f"""SELECT least(count(*), :cap + 1) AS total, least(count(*) FILTER (WHERE {due} < now()), :cap + 1)
+                      AS overdue,
+                      least(count(*) FILTER (WHERE {due} >= now() AND {due} < now() + make_interval(secs => :soon)),
+                            :cap + 1) AS due_soon
+                 FROM queue c"""
+
+
+def _counting(q: QueueQuery, where: str, bounded: bool) -> tuple[str, str]:
+    """The CTEs that count the queue (ending with ``counted``) and the SQL of its ``due_soon`` count."""
+    if bounded:
+        return f"{_bounded_cte(q, where)}, counted AS ({_whole_counts(q)})", "counted.due_soon"
+    if not _due_window(q):
+        return f"counted AS (SELECT {_capped_counts(q, where)})", "counted.due_soon"
+    # A window full of overdue and due-soon cases: due_soon the long way, in the same statement (a subquery
+    # run only when the window says so).
+    return (f"counted AS ({_window_counts(q, where)})",
+            f"CASE WHEN counted._soon_exact THEN counted.due_soon ELSE {_capped_count(where, _soon(q))} END")
 
 
 def read(conn: Connection, q: QueueQuery, srid: int, limit: int, offset: int, soon_s: float,
@@ -220,22 +291,20 @@ def read(conn: Connection, q: QueueQuery, srid: int, limit: int, offset: int, so
     deployment CRS), ``closed_at``, for queues with photos ``photo_count`` and ``first_photo_id``, and with
     ``QueueQuery.suggestion`` what a dispatch preview reads (``preview_now``, ``preview_owners``,
     ``preview_frontage``)."""
-    where, params = _where(q, srid)
-    window = _due_window(q)
-    counting = _window_counts(q, where) if window else f"SELECT {_capped_counts(q, where)}"
-    # A window full of overdue and due-soon cases: due_soon the long way, in the same statement (a subquery
-    # run only when the window says so).
-    due_soon = (f"CASE WHEN counted._soon_exact THEN counted.due_soon ELSE {_capped_count(where, _soon(q))} END"
-                if window else "counted.due_soon")
+    where, params, bounded = _where(q, srid)
+    counting, due_soon = _counting(q, where, bounded)
+    page = _page_sql(q, "true", "queue c") if bounded else _page_sql(q, where)
     rows = conn.execute(sa.text(
         f"""WITH {_NEAR + "," if q.near is not None else ""}
-                 counted AS ({counting}),
-                 page AS ({_page_sql(q, where)})
-            SELECT counted.total AS _total, counted.overdue AS _overdue, {due_soon} AS _due_soon, page.*
-              FROM counted LEFT JOIN page ON true
+                 {counting},
+                 page AS ({page}),
+                 {_CLASS_NAMES}
+            SELECT counted.total AS _total, counted.overdue AS _overdue, {due_soon} AS _due_soon, page.*,
+                   {_CLASS_NAME} AS class_name
+              FROM counted CROSS JOIN names LEFT JOIN page ON true
              ORDER BY page.n"""
     ), {**params, "limit": limit, "offset": offset, "srid": srid, "soon": soon_s, "cap": cap}).mappings().all()
     counted = {"total": rows[0]["_total"], "overdue": rows[0]["_overdue"], "due_soon": rows[0]["_due_soon"]}
-    page = [{k: v for k, v in r.items() if k not in ("_total", "_overdue", "_due_soon", "n")}
-            for r in rows if r["case_id"] is not None]
-    return counted, page
+    page_rows = [{k: v for k, v in r.items() if k not in ("_total", "_overdue", "_due_soon", "n")}
+                 for r in rows if r["case_id"] is not None]
+    return counted, page_rows
