@@ -19,13 +19,16 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import shapely
+from pyproj import CRS, Transformer
 from sqlalchemy.engine import Connection
 
 from citygrid.cases import service
@@ -99,13 +102,22 @@ def _query(queue: Queue, scope: CaseScope, f: DeskFilter, srid: int) -> store.Qu
 
 
 def _near_wkb(near: tuple[float, float] | None, srid: int) -> bytes | None:
-    """``near`` (lon, lat in EPSG:4326) as WKB in EPSG:``srid``; None without one."""
+    """``near`` (lon, lat in EPSG:4326) as WKB in EPSG:``srid``; None without one. ``InvalidInput`` (field
+    ``near``) for a point so far from the deployment's projection zone that PROJ answers infinity."""
     if near is None:
         return None
-    try:
-        return shapely.to_wkb(crs.storage_point(near[0], near[1], _WGS84, srid))
-    except InvalidInput as far:
-        raise InvalidInput(far.message, field="near") from None
+    x, y = _from_wgs84(srid).transform(near[0], near[1])
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise InvalidInput(f"the point {near[0]:g}, {near[1]:g} is too far from this deployment's area "
+                           f"(EPSG:{srid}) to be placed", field="near")
+    return shapely.to_wkb(shapely.Point(x, y))
+
+
+@functools.lru_cache(maxsize=8)
+def _from_wgs84(srid: int) -> Transformer:
+    """The transformer from EPSG:4326 (lon/lat) to EPSG:``srid``, found once per process (``crs.transformer``
+    keys its cache by both CRSs' WKT, which took most of a verify or check queue answer's own Python time)."""
+    return crs.transformer(_WGS84.crs, CRS.from_epsg(srid))
 
 
 def _capped(counted: dict[str, int]) -> tuple[dict[str, int], list[str]]:
