@@ -15,13 +15,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import tempfile
 from collections import deque
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import replace
-from typing import Any
+from typing import IO, Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, stream_with_context, url_for
+from werkzeug.wsgi import wrap_file
 
 from citygrid.accounts.roles import ANY_ROLE
 from citygrid.errors import InvalidInput
@@ -67,6 +69,7 @@ SCHEMA = "application/schema+json"
 SEEN = "citygrid_ogc_seen"
 # Items pages larger than this hold one of the process's heavy-request slots while they stream (webmap.heavy).
 HEAVY_PAGE = 2000
+SPOOL_IN_MEMORY = 8 * 1024 * 1024  # bytes of a heavy page kept in memory before the rest goes to a temporary file
 CHUNK = 64 * 1024  # characters of a streamed page written at once
 HTML_PAGE = 500  # features in an HTML table at most (a browser's page; GIS tools read GeoJSON)
 
@@ -295,10 +298,34 @@ def items(cid: str):
         raise
     _record(cid, query)
     body = _feature_collection(cid, query, rows, matched if exact else None)
-    response = Response(stream_with_context(body), mimetype=GEOJSON)
+    if query.limit > HEAVY_PAGE:
+        # A heavy page is written whole (memory, then a temporary file) while its slot and connection are held,
+        # and sent once both are given back: streamed from the cursor, a client that stopped reading kept a
+        # heavy slot (and a snapshot) as long as it liked, and two such clients refused every export (#25 attack).
+        with stack:
+            spooled, size = _spooled(body)
+        response = Response(wrap_file(request.environ, spooled, CHUNK), mimetype=GEOJSON, direct_passthrough=True)
+        response.content_length = size
+    else:
+        response = Response(stream_with_context(body), mimetype=GEOJSON)
+        response.call_on_close(stack.close)
     response.headers["Content-Crs"] = f"<{out.uri}>"
-    response.call_on_close(stack.close)
     return response
+
+
+def _spooled(pieces: Iterator[str]) -> tuple[IO[bytes], int]:
+    """``pieces`` written as UTF-8 to a temporary file (in memory up to ``SPOOL_IN_MEMORY`` bytes), rewound,
+    and its size."""
+    spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (closed by the response)
+    try:
+        for piece in pieces:
+            spooled.write(piece.encode("utf-8"))
+        size = spooled.tell()
+        spooled.seek(0)
+    except BaseException:
+        spooled.close()
+        raise
+    return spooled, size
 
 
 def _probe(query: queries.FeatureQuery, matched: int, exact: bool) -> queries.FeatureQuery:
