@@ -424,3 +424,34 @@ def test_a_bbox_far_beyond_the_deployment_crs_selects_what_it_covers(client, bj,
         assert matched == everything["numberMatched"]
     far = client.get(f"/ogc/collections/{UNIT}/items", query_string={"bbox": "-80,-60,-10,-10"})
     assert far.status_code == 200 and json.loads(far.get_data(as_text=True))["numberMatched"] == 0
+
+
+def test_a_draft_is_read_only_by_planners_of_its_district_through_ogc_and_exports(client_as, bj):
+    """A draft's grids (and the new codes an edit gives them) are the planners': an analyst, or a planner bound
+    to another district, gets 403 for version=<draft> on items, one item and an export; no datetime selects a
+    draft; without a version everyone reads the published one."""
+    from citygrid.gridding import drafts
+
+    draft = drafts.create(bj, D, None, author="attack", note="", max_open=50)["version"]
+    published = bj.execute(sa.text("SELECT max(version_id) FROM grid_versions WHERE district_code = :d "
+                                   "AND status = 'published'"), {"d": D}).scalar_one()
+    code = bj.execute(sa.text("SELECT min(code) FROM unit_grids WHERE district_code = :d AND version_id = :v"),
+                      {"d": D, "v": draft}).scalar_one()
+    analyst = client_as("attack-draft-analyst", ["analyst", "supervisor"], team=_grid_points(bj, 1)[0][1])
+    planner = client_as("attack-draft-planner", ["planner"])
+    elsewhere = client_as("attack-draft-elsewhere", ["planner"])
+    bj.execute(sa.text("UPDATE users SET district_code = '410104' WHERE username = 'attack-draft-elsewhere'"))
+    for kind in ("unit-grids", "supervision-grids", "teams"):
+        items = f"/ogc/collections/{kind}-{D}/items"
+        assert_error(analyst.get(items, query_string={"version": draft}), 403, "forbidden")
+        assert elsewhere.get(items, query_string={"version": draft}).status_code == 403
+        assert_error(analyst.get(f"/api/v1/exports/{kind}?district={D}&version={draft}&format=csv"), 403,
+                     "forbidden")
+        assert planner.get(items, query_string={"version": draft, "limit": 1}).status_code == 200
+    assert_error(analyst.get(f"/ogc/collections/{UNIT}/items/{code}", query_string={"version": draft}), 403,
+                 "forbidden")
+    for when in ("2100-01-01T00:00:00Z", "../2100-01-01T00:00:00Z", "2000-01-01T00:00:00Z/.."):
+        doc = _doc(analyst.get(f"/ogc/collections/{UNIT}/items", query_string={"datetime": when, "limit": 1}))
+        assert all(f["properties"]["version"] != draft for f in doc["features"]), when
+    doc = _doc(analyst.get(f"/ogc/collections/{UNIT}/items?limit=1"))
+    assert doc["features"][0]["properties"]["version"] == published
