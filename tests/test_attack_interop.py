@@ -455,3 +455,15 @@ def test_a_draft_is_read_only_by_planners_of_its_district_through_ogc_and_export
         assert all(f["properties"]["version"] != draft for f in doc["features"]), when
     doc = _doc(analyst.get(f"/ogc/collections/{UNIT}/items?limit=1"))
     assert doc["features"][0]["properties"]["version"] == published
+
+
+def test_a_folder_in_the_way_of_a_shapefiles_set_leaves_the_old_set_whole(beijing_db, tmp_path):
+    """``-o x.shp`` where ``x.dbf`` is a folder: refused (exit 2) before any file of the set is replaced."""
+    old = {name: "old" for name in ("s.shp", "s.shx", "s.prj")}
+    for name, text in old.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    (tmp_path / "s.dbf").mkdir()
+    result = _export(beijing_db, "streets", "--district", D, "--format", "shp", "-o", str(tmp_path / "s.shp"))
+    assert result.exit_code == 2 and "s.dbf" in result.output, result.output
+    assert {p.name: p.read_text(encoding="utf-8") for p in tmp_path.iterdir() if p.is_file()} == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.dbf", "s.prj", "s.shp", "s.shx"]

@@ -264,8 +264,15 @@ def _staging(path: Path) -> Iterator[Path]:
     try:
         staged = work / path.name
         yield staged
-        for written in sorted(work.iterdir()):
-            os.replace(written, path.parent / written.name)
+        written = sorted(work.iterdir())
+        # A folder in the way of one file of a Shapefile's set failed its os.replace after the others had
+        # replaced theirs (half a set, and a traceback): refuse before any is moved (#25 attack).
+        blocked = [w.name for w in written if (path.parent / w.name).is_dir()]
+        if blocked:
+            raise InvalidInput(f"{blocked[0]} is a folder in {str(path.parent)[:200]}: nothing was written",
+                               field="output")
+        for file in written:
+            os.replace(file, path.parent / file.name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
