@@ -53,15 +53,16 @@ _COLUMNS = """c.case_id, c.district_code, c.kind, c.scheme, c.class_code, c.desc
     c.status, c.unit_grid_code, c.supervision_code, c.community_code, c.street_code, c.component_obj_id,
     c.deadline_at, c.verify_due_at, c.check_due_at, c.synthetic, c.row_version, c.attrs,
     ST_X(ST_Transform(c.geom, 4326)) AS lon, ST_Y(ST_Transform(c.geom, 4326)) AS lat"""
-# The class names of the page's schemes as one object (key: the class's [scheme, kind, code] as JSON text), read
-# once per statement after the page is cut, each row's name looked up in it. Joined to the queue's cases, where
+# The names of the page's classes as one object (key: the class's [scheme, kind, code] as JSON text), read once
+# per statement after the page is cut (the classes with the page's codes: an object of all of them took longer
+# to build than the page), each row's name looked up in it. Joined to the queue's cases, where
 # the planner expects one candidate case it joins the whole class table to every candidate; joined to the page
 # it did so to every row where it expects a page of one (a team's queue: 2,200 comparisons); looked up per row
 # by key it scanned the class table once per row (small enough that a scan looks as cheap as its index: 100 of
 # a page's 250 buffers on the desk_queue bench).
 _CLASS_NAMES = """names AS (SELECT jsonb_object_agg(jsonb_build_array(t.scheme, t.kind, t.code)::text, t.name) AS m
                              FROM taxonomy_classes t
-                            WHERE t.scheme = ANY(ARRAY(SELECT DISTINCT p.scheme FROM page p)))"""
+                            WHERE t.code = ANY(ARRAY(SELECT DISTINCT p.class_code FROM page p)))"""
 _CLASS_NAME = "names.m ->> jsonb_build_array(page.scheme, page.kind, page.class_code)::text"
 _PHOTOS = """(SELECT count(*) FROM case_photos p WHERE p.district_code = c.district_code
                  AND p.case_id = c.case_id) AS photo_count,
