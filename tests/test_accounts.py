@@ -91,7 +91,8 @@ def test_no_credential_is_401(anonymous_client, method, url):
 @pytest.mark.parametrize(("header", "reason"), [
     ("Bearer cg_not-a-token", UNKNOWN_TOKEN),
     ("Bearer ", "send the API token as 'Authorization: Bearer <token>'"),
-    ("Basic dXNlcjpwYXNz", "send the API token as 'Authorization: Bearer <token>'"),
+    ("Basic dXNlcjpwYXNz", UNKNOWN_TOKEN),  # user:pass — a read takes Basic, its password must be an API token
+    ("Basic dXNlcg==", "send Basic credentials as base64 of '<username>:<API token>'"),
     ("cg_token", "send the API token as 'Authorization: Bearer <token>'")])
 def test_a_bad_credential_is_401(anonymous_client, header, reason):
     answer = anonymous_client.get("/api/v1/districts", headers={"Authorization": header})

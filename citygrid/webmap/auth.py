@@ -1,6 +1,8 @@
 """Who may call what: every endpoint declares its roles (``allow``) or that it is ``public``; a request hook
-authenticates (bearer token, else session cookie), answers 401 (not signed in / bad credential) or 403 (signed
-in, role not allowed; or a session's unsafe request without its CSRF token), and keeps the caller in ``g``.
+authenticates (bearer token — or, on reads, HTTP Basic with an API token as the password, for desktop GIS
+clients such as QGIS 3.22 that store only a user and a password —, else session cookie), answers 401 (not
+signed in / bad credential) or 403 (signed in, role not allowed; or a session's unsafe request without its CSRF
+token), and keeps the caller in ``g``.
 
 An endpoint that declares nothing is refused to everyone but admins (deny by default; a test checks that every
 endpoint declares). Pages redirect to ``/login`` instead of answering 401.
@@ -12,6 +14,7 @@ cookie is ``SameSite=Lax`` and ``HttpOnly`` besides. The login form uses a doubl
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 from collections.abc import Callable
@@ -98,12 +101,34 @@ def home_district_arg() -> str:
     return district
 
 
+def _basic_token(value: str) -> tuple[str, str]:
+    """(username, API token) of HTTP Basic credentials whose password is one of the user's API tokens: how a
+    desktop GIS client that stores only a user and a password signs in (QGIS 3.22's OAPIF provider sends no
+    other header: its "Basic" authentication configuration). ``Unauthorized`` when malformed."""
+    try:
+        username, colon, token = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        username, colon, token = "", "", ""
+    if not colon or not username or not token:
+        raise Unauthorized("send Basic credentials as base64 of '<username>:<API token>'")
+    return username, token
+
+
 def _credential() -> Principal | None:
     header = request.headers.get("Authorization")
     if header:
         scheme, _, token = header.partition(" ")
+        # Basic (the password an API token) only for reads: a browser may resend Basic credentials on its own.
+        if scheme.lower() == "basic" and request.method in SAFE_METHODS:
+            username, token = _basic_token(token)
+            with connection() as conn:
+                who = service.principal_for_token(conn, token)
+            if who.username != username:
+                raise Unauthorized("the API token sent as the Basic password is not that user's")
+            return who
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("send the API token as 'Authorization: Bearer <token>'")
+            raise Unauthorized("send the API token as 'Authorization: Bearer <token>' (reads also take Basic "
+                               "credentials: your username and an API token as the password)")
         with connection() as conn:
             return service.principal_for_token(conn, token.strip())
     cookie = request.cookies.get(SESSION_COOKIE)
