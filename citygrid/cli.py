@@ -7,6 +7,7 @@ Domain errors become a one-line message (plus one line per bad row) on stderr an
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -1763,10 +1764,14 @@ def qgis_project_command(ctx: click.Context, district: str, output: Path, role: 
           else qgis_project.pg_from_url(db.database_url(settings)))
     with _transaction(settings) as conn:
         text = qgis_project.project_xml(conn, district, pg=pg, role=role, ogc_url=ogc_url, ogc_authcfg=ogc_authcfg)
-    partial = output.with_name(output.name + ".partial")
+    # A short sibling name (the output's own name + ".partial" could pass 255 bytes), and a folder that cannot
+    # be written refused as bad input: both were a traceback (#25 attack).
+    partial = output.with_name(f".citygrid-qgis-{os.getpid()}.partial")
     try:
         partial.write_text(text, encoding="utf-8")
         partial.replace(output)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {str(output)[:200]}: {exc.strerror}", field="output") from None
     finally:
         partial.unlink(missing_ok=True)
     _echo_json({"file": str(output), "district": district, "connection": pg.uri(), "ogc": ogc_url is not None})

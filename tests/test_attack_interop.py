@@ -467,3 +467,19 @@ def test_a_folder_in_the_way_of_a_shapefiles_set_leaves_the_old_set_whole(beijin
     assert result.exit_code == 2 and "s.dbf" in result.output, result.output
     assert {p.name: p.read_text(encoding="utf-8") for p in tmp_path.iterdir() if p.is_file()} == old
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.dbf", "s.prj", "s.shp", "s.shx"]
+
+
+@pytest.mark.parametrize("name", ["/proc/self/p.qgs", "LONG"])
+def test_a_qgis_project_that_cannot_be_written_is_refused_plainly(beijing_db, tmp_path, name):
+    """An unwritable folder: ``error: …`` and exit 2, not a traceback. A valid name of 250 bytes (its
+    ``.partial`` sibling, named after it, could not exist: a traceback) is written, nothing beside it."""
+    output = str(tmp_path / ("长" * 82 + ".qgs")) if name == "LONG" else name  # 250 bytes
+    result = CliRunner().invoke(cli, ["--database", beijing_db.database, "qgis-project", "--district", D,
+                                      "-o", output])
+    if name == "LONG":
+        assert result.exit_code == 0, (result.output, repr(result.exception))
+        assert [p.name for p in tmp_path.iterdir()] == [Path(output).name]
+        return
+    assert result.exit_code == 2, (result.output, repr(result.exception))
+    assert "output" in result.output or "cannot write" in result.output
+    assert list(tmp_path.iterdir()) == []
