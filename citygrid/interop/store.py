@@ -353,6 +353,11 @@ def feature_json(conn: Connection, sel: Selection) -> Iterator[str]:
 def count_rows(conn: Connection, sel: Selection) -> int:
     """The exact number of features of ``sel`` (its page ignored)."""
     where, params = _where(sel)
+    # (part B, ogc_items bench) Plans made for this request's values, for the rest of its transaction: psycopg
+    # prepares a statement on its 5th run on a pooled connection, and PostgreSQL then runs the count with a
+    # generic plan, in which the bbox's ST_Transform(ST_Segmentize(...)) is no longer folded to a constant but
+    # computed again for every candidate row (a 3,000-feature bbox of the bench's census: 265 ms, not 23 ms).
+    conn.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
     return conn.execute(sa.text(f"SELECT count(*) FROM {_filtered_from(sel)} WHERE {' AND '.join(where)}"),
                         params).scalar_one()
 
