@@ -160,12 +160,21 @@ def _authorize() -> Response | None:
         raise Unauthorized("sign in: send 'Authorization: Bearer <token>' (citygrid users token NAME) or log in "
                            "at /login")
     if not who.has_any(access.roles):
-        raise Forbidden(f"{who.username} ({', '.join(who.roles)}) may not do this; it needs one of: "
-                        f"{', '.join(access.roles) or 'admin'}")
+        needs = ', '.join(access.roles) or 'admin'
+        if access.page and request.method in SAFE_METHODS:  # a page: the message page, as a refused case page
+            return refused_page(f"{who.username} ({', '.join(who.roles)}) may not open this page; it is for: "
+                                f"{needs}")
+        raise Forbidden(f"{who.username} ({', '.join(who.roles)}) may not do this; it needs one of: {needs}")
     if who.via == "session" and request.method not in SAFE_METHODS:
         _check_csrf(who)
     g.citygrid_principal = who
     return None
+
+
+def refused_page(message: str, status: int = 403, back: str = "/") -> Response:
+    """A plain page (no map, no script) saying why a page is not shown to the signed-in account."""
+    html = render_template("message.html", message=message, status=status, back=back)
+    return Response(html, status=status, mimetype="text/html")
 
 
 def actor_name() -> str | None:

@@ -24,7 +24,7 @@ from citygrid.responsibility.ownership import ROLES
 from citygrid.spatial import db
 from citygrid.spatial.queries import data_sources, district_summaries
 from citygrid.spatial.sources import attributions
-from citygrid.webmap.auth import access_of, allow, principal, public
+from citygrid.webmap.auth import access_of, allow, principal, public, refused_page
 from citygrid.webmap.context import connection, zone
 from citygrid.webmap.folium_pages import build_page, inline_hashes
 from citygrid.webmap.headers import CSP, page_policy
@@ -189,5 +189,4 @@ def _evaluation_page(*, public: bool) -> Response:
 
 def _message(text: str, status: int) -> Response:
     """A plain page saying why a page cannot be shown (no map, no script)."""
-    html = render_template("message.html", message=text, status=status, back="/desk")
-    return Response(html, status=status, mimetype="text/html")
+    return refused_page(text, status, back="/desk")
