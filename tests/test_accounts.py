@@ -75,7 +75,7 @@ def test_the_openapi_document_states_roles_and_security(client):
     assert doc["paths"]["/open311/v2/requests.json"]["post"]["security"] == []
     assert "gis" in doc["paths"]["/api/v1/imports"]["post"]["x-roles"]
     assert "multipart/form-data" in doc["paths"]["/api/v1/imports"]["post"]["requestBody"]["content"]
-    assert set(doc["components"]["securitySchemes"]) == {"bearer", "session"}
+    assert set(doc["components"]["securitySchemes"]) == {"bearer", "session", "basic"}
 
 
 # ------------------------------------------------------------------------------------------ 401 / 403

@@ -110,6 +110,18 @@ def test_a_supervisor_reads_only_its_teams_cases(client_as, bj, scoped_cases):
         assert_error(supervisor.get(f"{items}/{fid}"), 404, "not_found")
 
 
+def test_a_scoped_reader_is_not_told_the_districts_first_and_last_report_times(client, client_as, scoped_cases):
+    """The collection's temporal extent spans every case of the district: a team's or party's reader gets none."""
+    *_, teams = scoped_cases
+    whole = _doc(client.get(f"/ogc/collections/{CASES}"))
+    assert whole["extent"]["temporal"]["interval"][0][0] is not None
+    supervisor = client_as("attack-sup-extent", ["supervisor"], team=teams[0])
+    for answer in (supervisor.get(f"/ogc/collections/{CASES}"), supervisor.get("/ogc/collections")):
+        doc = _doc(answer)
+        described = [doc] if "id" in doc else [c for c in doc["collections"] if c["id"] == CASES]
+        assert described and all("temporal" not in c.get("extent", {}) for c in described)
+
+
 def test_no_output_carries_the_callers_name_or_phone(client, bj, scoped_cases, tmp_path):
     items = f"/ogc/collections/{CASES}/items"
     outputs = [client.get(items, query_string={"limit": 100}).get_data(),

@@ -105,6 +105,9 @@ def test_the_api_definition_documents_every_route_and_the_page_size(anonymous_cl
     names = {p.get("name") for p in own}
     assert {f.name for f in KINDS["unit-grids"].queryables} <= names
     assert "code" in names and "area_m2" not in names
+    # both ways a client may sign in are declared (QGIS 3.22 can send only Basic)
+    assert set(doc["components"]["securitySchemes"]) == {"bearer", "basic"}
+    assert {"basic": []} in doc["security"] and {"bearer": []} in doc["security"]
     html = anonymous_client.get("/ogc/api?f=html")
     assert html.status_code == 200 and html.mimetype == "text/html" and f"/collections/{UNIT}/items" in html.text
 

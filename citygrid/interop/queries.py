@@ -130,7 +130,7 @@ def list_collections(conn: Connection, reader: Reader) -> list[dict[str, Any]]:
     found = []
     for row in store.districts(conn):
         if reader.may_read_district(row["district_code"]):
-            found += [_collection(kind, row, srid) for kind in KINDS.values()
+            found += [_collection(kind, row, srid, reader) for kind in KINDS.values()
                       if _listed(kind, reader) and (kind.key != "frontage-units" or row["has_frontage"])]
     return found
 
@@ -153,7 +153,7 @@ def collection_info(conn: Connection, cid: str, reader: Reader) -> dict[str, Any
     rows = store.districts(conn, district)
     if not rows or (kind.key == "frontage-units" and not rows[0]["has_frontage"]):
         raise NotFound(f"no collection {cid}")
-    return _collection(kind, rows[0], deployment_srid(conn))
+    return _collection(kind, rows[0], deployment_srid(conn), reader)
 
 
 def _readable(cid: str, reader: Reader) -> tuple[Kind, str]:
@@ -168,9 +168,18 @@ def _readable(cid: str, reader: Reader) -> tuple[Kind, str]:
     return kind, district
 
 
-def _collection(kind: Kind, row: dict[str, Any], srid: int) -> dict[str, Any]:
+def _scoped(reader: Reader) -> bool:
+    """Whether the reader's cases are narrowed to a team's grids or a party's dispatches."""
+    scope = reader.cases
+    return reader.role is not None and (scope is None or scope.team is not None or scope.party is not None)
+
+
+def _collection(kind: Kind, row: dict[str, Any], srid: int, reader: Reader) -> dict[str, Any]:
     interval = {"version": [row["first_version"], None], "census": None,
                 "reported": [row["first_case"], row["last_case"]]}.get(kind.temporal or "")
+    if kind.temporal == "reported" and _scoped(reader):
+        # the district's first and last report times are about cases outside a team's or party's scope
+        interval = None
     extent = None if row["x0"] is None else [row["x0"], row["y0"], row["x1"], row["y1"]]
     return {"id": collection_id(kind.key, row["district_code"]), "kind": kind.key,
             "district": row["district_code"], "district_name": row["name"],

@@ -128,10 +128,13 @@ def document(conn: Connection, server: str) -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "citygrid OGC API – Features", "version": __version__,
                  "description": "Parts 1 (core, GeoJSON, HTML, OpenAPI 3.0), 2 (CRS by reference) and 3 "
-                                "(queryables as query parameters). Read with 'Authorization: Bearer <token>'."},
+                                "(queryables as query parameters). Read with 'Authorization: Bearer <token>', "
+                                "or Basic with the username and the token as its password."},
         "servers": [{"url": server}],
         "paths": _paths(collections),
         "components": {"parameters": _parameters([c.uri for c in offered(srid)]),
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "security": [{"bearer": []}],
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                           "basic": {"type": "http", "scheme": "basic",
+                                                     "description": "username and API token as the password"}}},
+        "security": [{"bearer": []}, {"basic": []}],
     }

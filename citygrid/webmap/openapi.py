@@ -151,7 +151,11 @@ SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer",
                                "description": "an API token from `citygrid users token NAME`"},
                     "session": {"type": "apiKey", "in": "cookie", "name": "citygrid_session",
                                 "description": "the web session from POST /login; unsafe requests also need "
-                                               "the X-CSRF-Token header"}}
+                                               "the X-CSRF-Token header"},
+                    "basic": {"type": "http", "scheme": "basic",
+                              "description": "username and API token as the password; read requests (GET, HEAD, "
+                                             "OPTIONS) only, for desktop clients that can send nothing else "
+                                             "(QGIS 3.22's OGC API provider)"}}
 
 
 # --- grid editing (#23): drafts, edits, the edit log, undo ---
@@ -527,7 +531,7 @@ def document() -> dict[str, Any]:
                                     "details}."},
             "components": {"securitySchemes": SECURITY_SCHEMES,
                            "schemas": dict(CODES)},
-            "security": [{"bearer": []}, {"session": []}],
+            "security": [{"bearer": []}, {"session": []}, {"basic": []}],
             "paths": paths}
 
 
