@@ -7,10 +7,10 @@ If PostGIS cannot start, every database test fails with the reason: nothing is s
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 import sqlalchemy as sa
@@ -275,6 +275,50 @@ def other_party(bj: Connection, party: str, district: str = "110105") -> str:
     return bj.execute(sa.text("SELECT code FROM parties WHERE district_code = :d AND code <> :p "
                               "AND kind = 'street_office' ORDER BY code LIMIT 1"), {"p": party, "d": district}
                       ).scalar_one()
+
+
+def server_errors(app, document: str, token: str, examples: int,
+                  excused: Callable[[Any, Any], bool] = lambda case, answer: False) -> tuple[int, list[str]]:
+    """Fuzz every operation of the OpenAPI ``document`` served by ``app`` with schemathesis (values that follow
+    the schema and malformed ones), each request once with ``token`` as its Authorization header and once
+    with none; answer (operations, failures), a failure being any 5xx that ``excused(case, answer)`` does not
+    explain."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    api = schemathesis.openapi.from_wsgi(document, app)
+    failures: list[str] = []
+    operations = 0
+    for result in api.get_all_operations():
+        operation = result.ok()
+        operations += 1
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def probe(case) -> None:
+            for who, headers in (("signed in", {"Authorization": token}), ("anonymous", {"Authorization": ""})):
+                answer = case.call(headers=headers)
+                if answer.status_code >= 500 and not excused(case, answer):
+                    failures.append(f"{who} {case.method} {case.formatted_path} {case.query} -> "
+                                    f"{answer.status_code}: {answer.text[:200]}")
+
+        probe()
+    return operations, failures
+
+
+def team_grid_points(bj: Connection, n: int, district: str | None = None) -> list[tuple[str, str, float, float]]:
+    """(unit grid, team, lon, lat) of a point inside the first unit grid of ``n`` different teams (of
+    ``district``, or of any), the point in EPSG:4326."""
+    rows = bj.execute(sa.text(
+        """SELECT DISTINCT ON (s.team_code) u.code, s.team_code,
+                  ST_X(ST_Transform(ST_PointOnSurface(u.geom), 4326)),
+                  ST_Y(ST_Transform(ST_PointOnSurface(u.geom), 4326))
+             FROM unit_grids u JOIN supervision_grids s ON s.district_code = u.district_code
+                  AND s.version_id = u.version_id AND s.code = u.supervision_code
+            WHERE CAST(:d AS text) IS NULL OR u.district_code = :d
+            ORDER BY s.team_code, u.code LIMIT :n"""), {"d": district, "n": n}).all()
+    return [tuple(r) for r in rows]
 
 
 def submitted_case(bj: Connection, case_rules, *, lon: float, lat: float, class_code: str = "0102",

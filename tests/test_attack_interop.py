@@ -21,25 +21,12 @@ from sqlalchemy.engine import make_url
 
 from citygrid.cli import cli
 from citygrid.interop import qgis_project
-from tests.conftest import assert_error, rollback_backend, submitted_case, user_token
+from tests.conftest import assert_error, rollback_backend, submitted_case, team_grid_points, user_token
 
 D = "110105"
 UNIT = f"unit-grids-{D}"
 CASES = f"cases-{D}"
 SECRET_NAME, SECRET_PHONE = "张秘密人", "13911112222"
-
-
-def _grid_points(bj, n: int) -> list[tuple[str, str, float, float]]:
-    """(unit grid, team, lon, lat) of a point inside the first grid of ``n`` different teams."""
-    rows = bj.execute(sa.text(
-        """SELECT DISTINCT ON (s.team_code) u.code, s.team_code,
-                  ST_X(ST_Transform(ST_PointOnSurface(u.geom), 4326)),
-                  ST_Y(ST_Transform(ST_PointOnSurface(u.geom), 4326))
-             FROM unit_grids u JOIN supervision_grids s ON s.district_code = u.district_code
-                  AND s.version_id = u.version_id AND s.code = u.supervision_code
-            WHERE u.district_code = :d
-            ORDER BY s.team_code, u.code LIMIT :n"""), {"d": D, "n": n}).all()
-    return [tuple(r) for r in rows]
 
 
 def _parties(bj) -> tuple[str, str]:
@@ -55,7 +42,7 @@ def scoped_cases(bj, case_rules):
     teams)."""
     mine_party, theirs_party = _parties(bj)
     mine, theirs, teams = [], [], []
-    for i, (_grid, team, lon, lat) in enumerate(_grid_points(bj, 4)):
+    for i, (_grid, team, lon, lat) in enumerate(team_grid_points(bj, 4, D)):
         case = submitted_case(bj, case_rules, lon=lon, lat=lat, class_code="0102", source="hotline",
                               complainant={"name": SECRET_NAME, "phone": SECRET_PHONE})
         party = mine_party if i < 2 else theirs_party
@@ -449,7 +436,7 @@ def test_a_draft_is_read_only_by_planners_of_its_district_through_ogc_and_export
                                    "AND status = 'published'"), {"d": D}).scalar_one()
     code = bj.execute(sa.text("SELECT min(code) FROM unit_grids WHERE district_code = :d AND version_id = :v"),
                       {"d": D, "v": draft}).scalar_one()
-    analyst = client_as("attack-draft-analyst", ["analyst", "supervisor"], team=_grid_points(bj, 1)[0][1])
+    analyst = client_as("attack-draft-analyst", ["analyst", "supervisor"], team=team_grid_points(bj, 1, D)[0][1])
     planner = client_as("attack-draft-planner", ["planner"])
     elsewhere = client_as("attack-draft-elsewhere", ["planner"])
     bj.execute(sa.text("UPDATE users SET district_code = '410104' WHERE username = 'attack-draft-elsewhere'"))

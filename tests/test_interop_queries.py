@@ -18,7 +18,7 @@ from citygrid.errors import Forbidden, InvalidInput, NotFound
 from citygrid.gridding import drafts
 from citygrid.interop import queries as q
 from citygrid.interop.collections import KINDS, collection_id, parse_collection_id
-from tests.conftest import submitted_case
+from tests.conftest import submitted_case, team_grid_points
 
 D = "110105"
 UNIT, SUP, TEAMS, COMP, CASES = (collection_id(k, D) for k in ("unit-grids", "supervision-grids", "teams",
@@ -39,24 +39,12 @@ def _scalar(conn, sql, **params):
     return conn.execute(sa.text(sql), params).scalar_one()
 
 
-def _grid_points(bj, n: int) -> list[tuple[str, str, float, float]]:
-    """(unit grid, team, lon, lat) of a point inside the first grid of ``n`` different teams."""
-    rows = bj.execute(sa.text(
-        """SELECT DISTINCT ON (s.team_code) u.code, s.team_code,
-                  ST_X(ST_Transform(ST_PointOnSurface(u.geom), 4326)),
-                  ST_Y(ST_Transform(ST_PointOnSurface(u.geom), 4326))
-             FROM unit_grids u JOIN supervision_grids s ON s.district_code = u.district_code
-                  AND s.version_id = u.version_id AND s.code = u.supervision_code
-            ORDER BY s.team_code, u.code LIMIT :n"""), {"n": n}).all()
-    return [tuple(r) for r in rows]
-
-
 @pytest.fixture
 def census(bj):
     """A census of 24 components in grids of 8 teams (valid from 2026-01-01) and 3 retired before it
     (2025-01-01 … 2025-12-01); returns the current ObjIDs."""
     current = []
-    for i, (grid, _team, lon, lat) in enumerate(_grid_points(bj, 8) * 3):
+    for i, (grid, _team, lon, lat) in enumerate(team_grid_points(bj, 8) * 3):
         obj_id = f"1101050118{900000 + i:06d}"
         dates = ("2026-01-01", None) if i < 24 else ("2025-01-01", "2025-12-01")
         bj.execute(sa.text(
@@ -67,7 +55,7 @@ def census(bj):
             {"d": D, "o": obj_id, "f": dates[0], "t": dates[1], "c": "0118" if i % 2 else "0101", "g": grid,
              "lon": lon + 1e-5 * (i // 8), "lat": lat})
         current.append(obj_id)
-    for i, (_grid, _team, lon, lat) in enumerate(_grid_points(bj, 3)):
+    for i, (_grid, _team, lon, lat) in enumerate(team_grid_points(bj, 3)):
         bj.execute(sa.text(
             """INSERT INTO components (district_code, obj_id, valid_from, valid_to, scheme, class_code, obj_name, geom)
                VALUES (:d, :o, '2025-01-01', '2025-12-01', 'cjt214', '0118', 'retired',
@@ -81,7 +69,7 @@ def cases(bj, case_rules):
     """Four cases in grids of four teams, reported by the hotline with a caller's name and phone; the first
     two dispatched to a party. Returns (case, team) pairs."""
     made = []
-    for i, (_grid, team, lon, lat) in enumerate(_grid_points(bj, 4)):
+    for i, (_grid, team, lon, lat) in enumerate(team_grid_points(bj, 4)):
         case = submitted_case(bj, case_rules, lon=lon, lat=lat, class_code="0102", source="hotline",
                               complainant={"name": "张秘密", "phone": "13900001234"})
         made.append((case, team))

@@ -350,27 +350,9 @@ def test_a_big_page_is_streamed(admin, bj):
 def test_no_request_the_ogc_api_definition_allows_gets_a_server_error(admin):
     """Every operation of ``/ogc/api``, fuzzed by schemathesis (values that follow the schema and malformed
     ones), signed in and anonymous: never a 5xx."""
-    import schemathesis
-    from hypothesis import HealthCheck, given, settings
+    from tests.conftest import server_errors
 
-    api = schemathesis.openapi.from_wsgi("/ogc/api", admin.application)
-    token = admin.environ_base["HTTP_AUTHORIZATION"]
-    failures: list[str] = []
-    operations = 0
-    for result in api.get_all_operations():
-        operation = result.ok()
-        operations += 1
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
-        def probe(case) -> None:
-            for headers in ({"Authorization": token}, {"Authorization": ""}):
-                answer = case.call(headers=headers)
-                if answer.status_code >= 500:
-                    failures.append(f"{case.formatted_path} {case.query} -> {answer.status_code}: {answer.text[:200]}")
-
-        probe()
+    operations, failures = server_errors(admin.application, "/ogc/api", admin.environ_base["HTTP_AUTHORIZATION"], 15)
     assert operations >= 8
     assert not failures, "\n".join(failures[:20])
 

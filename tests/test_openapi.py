@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import re
 
-import schemathesis
-from hypothesis import HealthCheck, given, settings
+from tests.conftest import server_errors
 
 EXAMPLES = 30
 
@@ -33,31 +32,15 @@ def test_no_request_gets_a_server_error(client, bj, tmp_path):
     (tmp_path / "h.csv").write_text("lon,lat,class_code,description,reported_at,status,idempotency_key\n" + rows,
                                     encoding="utf-8")
     assert history.import_cases(bj, tmp_path / "h.csv").imported == 6
-    api = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", client.application)
-    token = client.environ_base["HTTP_AUTHORIZATION"]
-    failures: list[str] = []
-    operations = 0
-    for result in api.get_all_operations():
-        operation = result.ok()
-        operations += 1
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
-        def probe(case) -> None:
-            response = case.call(headers={"Authorization": token})
-            anonymous = case.call(headers={"Authorization": ""})
-            if anonymous.status_code >= 500:
-                failures.append(f"anonymous {case.method} {case.formatted_path} -> {anonymous.status_code}")
-            # A valid upload reaches the background job runner, which the rolled-back test backend has
-            # not got (no engine): its 503 says so; any other 5xx is a failure.
-            no_runner = (response.status_code == 503 and case.formatted_path == "/api/v1/imports"
-                         and "background imports" in response.text)
-            if response.status_code >= 500 and not no_runner:
-                failures.append(f"{case.method} {case.formatted_path} {case.query} -> {response.status_code}: "
-                                f"{response.text[:200]}")
+    def no_runner(case, answer) -> bool:
+        """A valid upload reaches the background job runner, which the rolled-back test backend has not got
+        (no engine): its 503 says so; any other 5xx is a failure."""
+        return (answer.status_code == 503 and case.formatted_path == "/api/v1/imports"
+                and "background imports" in answer.text)
 
-        probe()
+    operations, failures = server_errors(client.application, "/api/v1/openapi.json",
+                                         client.environ_base["HTTP_AUTHORIZATION"], EXAMPLES, no_runner)
     assert operations >= 30
     assert not failures, "\n".join(failures[:20])
 
