@@ -482,3 +482,21 @@ def test_a_qgis_project_that_cannot_be_written_is_refused_plainly(beijing_db, tm
     assert result.exit_code == 2, (result.output, repr(result.exception))
     assert "output" in result.output or "cannot write" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_deep_offset_takes_a_heavy_slot_like_a_big_page(client):
+    """An OFFSET walks that many entries before the page: a deep one is bounded like a big page (a 503 when
+    every heavy slot is taken), a shallow one is not."""
+    from citygrid.webmap.ogc_api import HEAVY_OFFSET
+
+    items = f"/ogc/collections/unit-grids-{D}/items"
+    extensions = client.application.extensions
+    limiter = extensions["citygrid_heavy"]
+    extensions["citygrid_heavy"] = type(limiter)(0, wait_s=0)
+    try:
+        assert_error(client.get(items, query_string={"offset": HEAVY_OFFSET + 1, "limit": 10}), 503, "overloaded")
+        assert client.get(items, query_string={"offset": HEAVY_OFFSET, "limit": 10}).status_code == 200
+    finally:
+        extensions["citygrid_heavy"] = limiter
+    deep = client.get(items, query_string={"offset": HEAVY_OFFSET + 1, "limit": 10})
+    assert deep.status_code == 200 and json.loads(deep.get_data(as_text=True))["features"] == []

@@ -69,6 +69,10 @@ SCHEMA = "application/schema+json"
 SEEN = "citygrid_ogc_seen"
 # Items pages larger than this hold one of the process's heavy-request slots while they stream (webmap.heavy).
 HEAVY_PAGE = 2000
+# ... and so do pages this deep: an OFFSET walks that many index entries first (offset 9,999,999 over a million
+# components cost 0.9 s of database time a request, repeatable by any account). A client paging sequentially (GDAL,
+# QGIS) holds one slot at a time; only many deep pages at once meet the 503.
+HEAVY_OFFSET = 100_000
 SPOOL_IN_MEMORY = 8 * 1024 * 1024  # bytes of a heavy page kept in memory before the rest goes to a temporary file
 CHUNK = 64 * 1024  # characters of a streamed page written at once
 HTML_PAGE = 500  # features in an HTML table at most (a browser's page; GIS tools read GeoJSON)
@@ -285,9 +289,10 @@ def items(cid: str):
     require_home_district(parse_collection_id(cid)[1])
     if fmt == "html":
         return _items_page(cid, replace(query, limit=min(query.limit, HTML_PAGE)))
+    heavy = query.limit > HEAVY_PAGE or query.offset > HEAVY_OFFSET
     stack = ExitStack()
     try:
-        if query.limit > HEAVY_PAGE:
+        if heavy:
             stack.enter_context(current_app.extensions["citygrid_heavy"].slot())
         conn = stack.enter_context(connection())
         reader = _reader()  # the queries check the collection, its district and the reader's right to it
@@ -298,7 +303,7 @@ def items(cid: str):
         raise
     _record(cid, query)
     body = _feature_collection(cid, query, rows, matched if exact else None)
-    if query.limit > HEAVY_PAGE:
+    if heavy:
         # A heavy page is written whole (memory, then a temporary file) while its slot and connection are held,
         # and sent once both are given back: streamed from the cursor, a client that stopped reading kept a
         # heavy slot (and a snapshot) as long as it liked, and two such clients refused every export (#25 attack).
