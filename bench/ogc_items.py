@@ -9,7 +9,7 @@ with its ``PostgreSQL`` provider on the same rows, in the same run:
 - ours: ``citygrid serve --prod`` (gunicorn, 2×cores+1 workers × 4 threads), asked with the bench admin's
   bearer token;
 - the anchor: pygeoapi's Flask app under gunicorn with the same worker class, workers and threads, from the
-  bench environment ``.bench-venv/`` (``scripts/ensure_bench.sh``; Python ≥ 3.12, never the product's venv),
+  bench environment ``.venv-bench/`` (``scripts/ensure_bench.sh``; Python ≥ 3.12, never the product's venv),
   its configuration and OpenAPI document written at run time into a temporary directory. pygeoapi's provider
   reads one table or view with a single geometry column and its fields as columns, so it reads the view
   ``bench_ogc_components``: the current census of the district with exactly our collection's properties
@@ -66,7 +66,7 @@ BOX_M = 1200.0  # side of a bbox in metres (about 3,000 components at a million 
 SEED = 2026
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path(__file__).resolve().parent / "work"
-BENCH_VENV = Path(os.environ.get("BENCH_VENV", ROOT / ".bench-venv"))
+BENCH_VENV = Path(os.environ.get("BENCH_VENV", ROOT / ".venv-bench"))
 VIEW = "bench_ogc_components"
 COORD_TOLERANCE = 1e-9
 
@@ -253,7 +253,7 @@ def _wait_ready(port: int, path: str, seconds: float = 90.0) -> None:
 
 @contextmanager
 def pygeoapi_server(settings: Settings, bbox: list[float]):
-    """pygeoapi 0.24's Flask app under gunicorn (gthread, our worker and thread counts) from ``.bench-venv``;
+    """pygeoapi 0.24's Flask app under gunicorn (gthread, our worker and thread counts) from ``.venv-bench``;
     yields its port and stops it afterwards."""
     import yaml
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tools the benchmarks compare against: ogr2ogr (Debian gdal-bin; installed when root, else the command is
 # printed) and pygeoapi 0.24 with its PostgreSQL provider (ogc_items) in a virtual environment of its own,
-# .bench-venv/, never in the product's .venv.
+# .venv-bench/, never in the product's .venv.
 set -euo pipefail
 if ! command -v ogr2ogr >/dev/null; then
   if [ "$(id -u)" != 0 ]; then
@@ -10,7 +10,7 @@ if ! command -v ogr2ogr >/dev/null; then
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gdal-bin
 fi
-bench_venv="${BENCH_VENV:-.bench-venv}"
+bench_venv="${BENCH_VENV:-.venv-bench}"
 if ! "$bench_venv/bin/python" -c 'import pygeoapi, sqlalchemy, geoalchemy2, psycopg2, gunicorn' 2>/dev/null; then
   # pygeoapi 0.22 and later need Python >= 3.12: the first of $BENCH_PYTHON, python3.13/3.12 on the PATH, or
   # pyenv's (the machine's image has them under ~/.pyenv/versions)

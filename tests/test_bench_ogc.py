@@ -1,6 +1,6 @@
 """The ``ogc_items`` bench's own pieces (#25): the anchor's view serves exactly our components collection's
 features (so pygeoapi, reading it, is compared on the same rows and properties), and the ``identical`` check
-notices what it must notice. pygeoapi itself runs only in ``make bench`` (its own venv, ``.bench-venv``)."""
+notices what it must notice. pygeoapi itself runs only in ``make bench`` (its own venv, ``.venv-bench``)."""
 
 from __future__ import annotations
 
