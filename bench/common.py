@@ -62,21 +62,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(port: int, seconds: float = 60.0) -> None:
-    """Wait until ``GET /healthz`` answers 200 on ``port``; RuntimeError after ``seconds``."""
+def wait_healthy(port: int, seconds: float = 60.0, path: str = "/healthz") -> None:
+    """Wait until ``GET path`` answers 200 on ``port``; RuntimeError after ``seconds``."""
     import http.client
 
     deadline = time.time() + seconds
     while time.time() < deadline:
         try:
-            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            probe.request("GET", "/healthz")
+            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            probe.request("GET", path)
             if probe.getresponse().status == 200:
                 return
         except OSError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"the server on port {port} did not become healthy in {seconds:g} s")
+    raise RuntimeError(f"the server on port {port} did not answer {path} in {seconds:g} s")
 
 
 def start_prod_server(database: str, port: int, log_name: str):

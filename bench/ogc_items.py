@@ -49,7 +49,7 @@ from urllib.parse import urlencode
 import numpy as np
 import sqlalchemy as sa
 
-from bench.common import bench_token, free_port, prod_server
+from bench.common import bench_token, free_port, prod_server, wait_healthy
 from bench.results import entry
 from citygrid.config import Settings
 from citygrid.spatial import db
@@ -236,21 +236,6 @@ def pygeoapi_config(settings: Settings, port: int, bbox: list[float]) -> dict[st
     }
 
 
-def _wait_ready(port: int, path: str, seconds: float = 90.0) -> None:
-    """Wait until ``GET path`` answers 200 on ``port``; RuntimeError after ``seconds``."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            probe.request("GET", path)
-            if probe.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"the server on port {port} did not answer {path} in {seconds:g} s")
-
-
 @contextmanager
 def pygeoapi_server(settings: Settings, bbox: list[float]):
     """pygeoapi 0.24's Flask app under gunicorn (gthread, our worker and thread counts) from ``.venv-bench``;
@@ -281,7 +266,7 @@ def pygeoapi_server(settings: Settings, bbox: list[float]):
                  "--timeout", str(workers["timeout"])],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=tmp)
         try:
-            _wait_ready(port, f"/collections/components-{DISTRICT}")
+            wait_healthy(port, 90.0, f"/collections/components-{DISTRICT}")
             yield port
         finally:
             server.terminate()
