@@ -33,9 +33,12 @@ def neighbours(bj, version: int, same_supervision: bool = True) -> tuple[str, st
              ORDER BY a.code LIMIT 1"""), {"d": DISTRICT, "v": version}).one())
 
 
-def merged_draft(bj) -> tuple[int, str, str]:
+def merged_draft(bj) -> tuple[int, str, str, int]:
     """A draft of the published version in which grid ``b`` is merged into its neighbour ``a`` (same
-    supervision grid), written directly (the edit operations are part E1's and tested there)."""
+    supervision grid), written directly (the edit operations are part E1's and tested there).
+
+    Returns ``(draft version, a, b, base version)``: version numbers are not consecutive (a dropped draft's
+    number is never given again), so the base is returned rather than taken as ``version - 1``."""
     made = drafts.create(bj, DISTRICT, author="test")
     version = made["version"]
     a, b = neighbours(bj, version)
@@ -46,7 +49,7 @@ def merged_draft(bj) -> tuple[int, str, str]:
         {"d": DISTRICT, "v": version, "a": a, "b": b})
     bj.execute(sa.text("DELETE FROM unit_grids WHERE district_code = :d AND version_id = :v AND code = :b"),
                {"d": DISTRICT, "v": version, "b": b})
-    return version, a, b
+    return version, a, b, made["base_version"]
 
 
 def inside(bj, version: int, code: str) -> tuple[float, float]:
@@ -78,8 +81,8 @@ def own(bj, code: str, party: str, since: str, until: str | None = None) -> None
 
 def test_a_report_keeps_its_grid_and_each_gets_the_grid_and_owners_of_its_own_time(bj, case_rules, client):
     backdate_first_version(bj)
-    version, a, b = merged_draft(bj)
-    lon, lat = inside(bj, version - 1, b)
+    version, a, b, base = merged_draft(bj)
+    lon, lat = inside(bj, base, b)
     own(bj, b, "OLD-B", "2025-01-01T00:00:00+08:00")
     before = submitted_case(bj, case_rules, lon=lon, lat=lat, description="before the change")
     assert before["unit_grid_code"] == b
@@ -93,7 +96,7 @@ def test_a_report_keeps_its_grid_and_each_gets_the_grid_and_owners_of_its_own_ti
     assert kept.scalar_one() == b  # past cases keep the grid they were placed in
 
     then = client.get(f"/api/v1/grids/at?lon={lon}&lat={lat}&date=2026-03-01").get_json()
-    assert then["code"] == b and then["version"]["version"] == version - 1
+    assert then["code"] == b and then["version"]["version"] == base
     assert then["version"]["effective_to"].startswith("2026-06-01T00:00:00")
     assert then["owners"]["management"]["party"]["code"] == "OLD-B"
     assert then["supervision_grid"] and then["team"]["code"]
@@ -131,13 +134,13 @@ def test_grid_at_date_refuses_what_is_not_a_day_or_a_point(client, query, field)
 
 
 def test_diff_lists_added_removed_changed_and_reassigned_grids_with_area_deltas(bj, client):
-    version, a, b = merged_draft(bj)
+    version, a, b, base = merged_draft(bj)
     c, d = neighbours(bj, version, same_supervision=False)
     sup_d = bj.execute(sa.text("SELECT supervision_code FROM unit_grids WHERE version_id = :v AND code = :d"),
                        {"v": version, "d": d}).scalar_one()
     bj.execute(sa.text("UPDATE unit_grids SET supervision_code = :s WHERE version_id = :v AND code = :c"),
                {"s": sup_d, "v": version, "c": c})
-    found = history.diff(bj, DISTRICT, version - 1, version)
+    found = history.diff(bj, DISTRICT, base, version)
     by_code = {f["properties"]["code"]: f["properties"] for f in found["features"]["features"]}
     assert by_code[a]["change"] == "changed" and by_code[b]["change"] == "removed"
     assert by_code[c]["change"] == "reassigned" and by_code[c]["supervision_after"] == sup_d
@@ -145,18 +148,18 @@ def test_diff_lists_added_removed_changed_and_reassigned_grids_with_area_deltas(
     assert by_code[b]["area_after_m2"] is None and by_code[b]["area_delta_m2"] < 0
     assert found["counts"] == {"added": 0, "removed": 1, "changed": 1, "reassigned": 1}
     assert all(-180 <= f["geometry"]["coordinates"][0][0][0] <= 180 for f in found["features"]["features"])
-    backwards = history.diff(bj, DISTRICT, version, version - 1)
+    backwards = history.diff(bj, DISTRICT, version, base)
     assert backwards["counts"] == {"added": 1, "removed": 0, "changed": 1, "reassigned": 1}
-    http = client.get(f"/api/v1/grids/versions/{version - 1}/diff/{version}?district={DISTRICT}").get_json()
+    http = client.get(f"/api/v1/grids/versions/{base}/diff/{version}?district={DISTRICT}").get_json()
     assert http["counts"] == found["counts"] and http["features"]["type"] == "FeatureCollection"
 
 
 def test_diff_of_a_draft_is_for_planners_and_admins_of_the_district(bj, account):
-    version, _, _ = merged_draft(bj)
-    url = f"/api/v1/grids/versions/{version - 1}/diff/{version}?district={DISTRICT}"
+    version, _, _, base = merged_draft(bj)
+    url = f"/api/v1/grids/versions/{base}/diff/{version}?district={DISTRICT}"
     assert account("planner1", ["planner"]).get(url).status_code == 200
     assert_error(account("sup1", ["supervisor"], team="110105T01").get(url), 403, "forbidden")
-    same = f"/api/v1/grids/versions/{version - 1}/diff/{version - 1}?district={DISTRICT}"
+    same = f"/api/v1/grids/versions/{base}/diff/{base}?district={DISTRICT}"
     assert account("sup2", ["supervisor"], team="110105T01").get(same).get_json()["counts"]["changed"] == 0
     outsider = account("planner2", ["planner"])
     bj.execute(sa.text("UPDATE users SET district_code = '110106' WHERE username = 'planner2'"))

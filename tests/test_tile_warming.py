@@ -101,8 +101,8 @@ def test_the_background_warm_commits_on_its_own_connections_and_does_not_hold_up
 
 def test_publish_over_http_answers_at_once_with_what_it_will_warm_and_keeps_past_cases_in_their_grids(
         bj, case_rules, account):
-    version, _, b = merged_draft(bj)
-    lon, lat = inside(bj, version - 1, b)
+    version, _, b, base = merged_draft(bj)
+    lon, lat = inside(bj, base, b)
     before = submitted_case(bj, case_rules, lon=lon, lat=lat)
     planner = account("planner-p", ["planner"])
     url = f"/api/v1/grids/versions/{version}/publish?district={DISTRICT}"
