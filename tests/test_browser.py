@@ -70,7 +70,9 @@ def open_page(browser, url, **context_args):
     try:
         sign_in(page, url)
         page.wait_for_load_state("networkidle")
-        page.wait_for_function("() => window.citygrid && window.citygrid.ready", timeout=30_000)
+        # ready: the page's main layer is drawn; the overview adds its other layers after that (complete).
+        page.wait_for_function("() => window.citygrid && window.citygrid.ready && window.citygrid.complete !== false",
+                               timeout=30_000)
         yield page, errors, outside
     finally:
         context.close()
@@ -125,6 +127,41 @@ def test_overview_loads_offline_with_its_layers(browser, server):
         page.wait_for_function("() => document.querySelector('.cg-legend').textContent.includes('enforcement owners')")
         assert "综合执法队" in page.inner_text(".cg-legend")
         page.screenshot(path=str(ARTIFACTS / "overview-enforcement.png"))
+
+
+def test_the_overview_asks_for_unit_grid_tiles_first_in_the_district_extent_it_was_sent(browser, server):
+    """#23 page_overview: the page comes with each district's extent (EPSG:4326), so the unit-grid tiles are asked
+    for before the boundary, and the other layers (supervision grids, roads, areas, the owners' legend) only
+    once the unit grids are drawn: they do not queue in front of the tiles the page is waiting for."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    events: list[tuple[str, str]] = []
+    page.on("request", lambda r: events.append(("request", urlparse(r.url).path + "?" + urlparse(r.url).query)))
+    page.on("console", lambda m: events.append(("error", m.text)) if m.type == "error" else None)
+    try:
+        sign_in(page, server + "/")
+        page.wait_for_function("() => window.citygrid && window.citygrid.complete === true", timeout=30_000)
+        box = page.evaluate("() => window.citygrid.data.per_district['110105'].bbox")
+        fitted = page.evaluate("""() => { const b = window.citygrid.map.getBounds();
+            return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }""")
+    finally:
+        context.close()
+    assert not [e for e in events if e[0] == "error"], events
+    requested = [url for kind, url in events if kind == "request"]
+
+    def first(fragment: str) -> int:
+        return next(i for i, url in enumerate(requested) if fragment in url)
+
+    unit = first("/tiles/unit_grids/")
+    assert unit < first("/api/v1/districts/110105?simplify=10")
+    for later in ("/tiles/supervision_grids/", "/api/v1/districts/110105/areas", "/api/v1/grids/owners",
+                  "/api/v1/districts/110105/lines"):
+        assert unit < first(later), later
+    last_unit = max(i for i, url in enumerate(requested) if "/tiles/unit_grids/" in url)
+    assert last_unit < first("/tiles/supervision_grids/") and last_unit < first("/api/v1/districts/110105/areas")
+    west, south, east, north = box
+    assert 116.2 < west < east < 116.8 and 39.7 < south < north < 40.2  # Chaoyang, lon/lat
+    assert fitted[0] <= west and fitted[1] <= south and fitted[2] >= east and fitted[3] >= north
 
 
 def test_the_pages_run_under_a_csp_that_blocks_injected_script(browser, server):

@@ -53,6 +53,31 @@ def test_serve_prod_passes_the_worker_count(beijing_db, monkeypatch, args, expec
     assert seen == {"workers": expected}
 
 
+def test_a_new_worker_is_warmed_before_it_takes_requests(beijing_db):
+    """``warm_up`` leaves one pooled database session per worker thread (each past its first coordinate
+    transformation) and every page template compiled; with the database down it only logs."""
+    from citygrid.app import create_app
+    from citygrid.webmap.prod import warm_up
+
+    app = create_app({"CITYGRID_SETTINGS": beijing_db})
+    engine = app.extensions["citygrid"].engine
+    warm_up(app, connections=3)
+    assert engine.pool.checkedin() >= 3
+    compiled = {key[1] for key in list(app.jinja_env.cache.keys())}
+    assert {"overview_header.html", "footer.html"} <= compiled
+    backend = app.extensions["citygrid"]
+    down = create_app({"CITYGRID_SETTINGS": beijing_db,
+                       "CITYGRID_BACKEND": type(backend)(engine=None, connect=_refusing, database="down")})
+    warm_up(down)  # logged, not raised
+    engine.dispose()
+
+
+@contextlib.contextmanager
+def _refusing():
+    raise OSError("database down")
+    yield
+
+
 # ------------------------------------------------------------------------------------------------ gather, unit
 class FakeConn:
     """What ``gather`` uses of gthread's ``TConn``: the socket and the parser (None until ``init``)."""

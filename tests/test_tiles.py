@@ -46,7 +46,25 @@ def test_unit_grid_tile_holds_exactly_the_grids_it_touches(bj, z):
     exact = codes_touching(bj, z, x, y, 0.0)
     assert exact and exact <= got <= codes_touching(bj, z, x, y, tiles.BUFFER / tiles.EXTENT)
     props = features(data, "unit_grids")[0]["properties"]
-    assert set(props) == set(tiles.layer("unit_grids").columns)
+    assert set(props) == set(tiles.layer("unit_grids").columns_at(z))
+
+
+def test_a_district_wide_unit_grid_tile_carries_only_what_the_map_styles_by(bj):
+    """Below the layer's detail zoom a unit-grid tile holds the codes the overview colours by, not the names;
+    from it on, every column. A change to how a layer's tiles are made changes its revision: a tile stored by
+    an earlier release is never served as this one's."""
+    import dataclasses
+
+    layer = tiles.layer("unit_grids")
+    overview = features(tiles.make_tile(bj, layer, 12, *tile_of(LON, LAT, 12), deployment_srid(bj), {}),
+                        "unit_grids")
+    detailed = features(tiles.make_tile(bj, layer, 13, *tile_of(LON, LAT, 13), deployment_srid(bj), {}),
+                        "unit_grids")
+    assert {"management", "code", "supervision"} <= set(overview[0]["properties"]) <= set(layer.overview_columns)
+    assert "management_name" not in overview[0]["properties"]
+    assert "management_name" in detailed[0]["properties"] and "street" in detailed[0]["properties"]
+    changed = dataclasses.replace(layer, overview_columns=("code",))
+    assert tiles.revision(bj, changed) != tiles.revision(bj, layer) == tiles.revision(bj, layer)
 
 
 def test_a_tile_outside_the_storage_zone_is_empty_not_an_error(client):
@@ -184,7 +202,10 @@ def test_bad_tile_requests(client, path, status, needle):
 def test_tilejson(client):
     doc = client.get("/tiles/components.json").get_json()
     assert doc["minzoom"] == 15 and doc["tiles"] == ["/tiles/components/{z}/{x}/{y}.mvt"]
-    assert "obj_id" in doc["vector_layers"][0]["fields"]
+    assert "obj_id" in doc["vector_layers"][0]["fields"] and "detail_zoom" not in doc
+    grids = client.get("/tiles/unit_grids.json").get_json()
+    assert grids["detail_zoom"] == 13 and "management_name" not in grids["overview_fields"]
+    assert "management_name" in grids["vector_layers"][0]["fields"]
 
 
 def test_tile_cache_is_bounded_and_least_recently_used_goes_first():

@@ -211,6 +211,13 @@ def check_schema(engine: Engine) -> str:
     return revision
 
 
+def warm_session(conn: Connection) -> None:
+    """Set a new database session up for spatial work: one coordinate transformation through web mercator and
+    geographic coordinates (the session's PROJ context and its transformation cache)."""
+    conn.execute(sa.text("SELECT ST_Transform(ST_Transform(ST_Transform(ST_Centroid(geom), 4326), 3857), "
+                         "ST_SRID(geom)) FROM districts LIMIT 1")).all()
+
+
 def deployment_info(conn: Connection) -> dict[str, object]:
     """The deployment record: ``name``, ``srid``, ``created_at``, ``timezone`` (and whatever later revisions
     add; a database not yet migrated to head lacks those)."""

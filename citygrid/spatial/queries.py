@@ -21,12 +21,13 @@ from citygrid.spatial.gazetteer import Gazetteer
 from citygrid.spatial.store import (
     data_sources,
     district_codes,
+    district_extents,
     district_summaries,
 )
 
 # What front ends call: the functions defined here, and the store's reads that already have the shape a
 # front end needs, under their domain names.
-__all__ = ["area_points", "data_sources", "district_codes", "district_feature", "district_lines",
+__all__ = ["area_points", "data_sources", "district_codes", "district_extents", "district_feature", "district_lines",
            "district_summaries", "places_named", "require_district"]
 
 

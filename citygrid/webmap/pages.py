@@ -22,7 +22,7 @@ from citygrid.errors import Forbidden, NotFound
 from citygrid.gridding.queries import current_teams
 from citygrid.responsibility.ownership import ROLES
 from citygrid.spatial import db
-from citygrid.spatial.queries import data_sources, district_summaries
+from citygrid.spatial.queries import data_sources, district_extents, district_summaries
 from citygrid.spatial.sources import attributions
 from citygrid.webmap.auth import access_of, allow, principal, public, refused_page
 from citygrid.webmap.context import connection, zone
@@ -47,7 +47,8 @@ def _page(page: str, *, plugins: tuple[str, ...], data: dict[str, Any], scripts:
     with connection() as conn:
         districts = district_summaries(conn)
         name = db.deployment_info(conn)["name"]
-        per_district = {d["code"]: {"months": case_months(conn, d["code"], zone()),
+        extents = district_extents(conn)  # the view is fitted before the boundary arrives
+        per_district = {d["code"]: {"bbox": extents.get(d["code"]), "months": case_months(conn, d["code"], zone()),
                                     "synthetic_history": has_synthetic(conn, d["code"]),
                                     "teams": current_teams(conn, d["code"])} for d in districts}
         classes = [{"kind": c["kind"], "code": c["code"], "name": c["name"]}

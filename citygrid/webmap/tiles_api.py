@@ -70,7 +70,8 @@ def tile(name: str, z: int, x: int, y: int):
 @bp.get("/<name>.json")
 @allow(*ANY_ROLE)
 def tilejson(name: str):
-    """TileJSON 3.0 of a layer: its tile URL template, zooms and attribute fields."""
+    """TileJSON 3.0 of a layer: its tile URL template, zooms and attribute fields (below the layer's
+    ``detail_zoom`` its tiles carry only the fields named ``overview_fields``)."""
     layer = tiles.layer(name)
     _reader_scope(layer)
     template = url_for("tiles.tile", name=name, z=0, x=0, y=0).replace("/0/0/0.mvt", "/{z}/{x}/{y}.mvt")
@@ -78,4 +79,6 @@ def tilejson(name: str):
                     "maxzoom": tiles.MAX_ZOOM, "scheme": "xyz",
                     "vector_layers": [{"id": name, "fields": {c: "" for c in layer.columns},
                                        "minzoom": layer.minzoom, "maxzoom": tiles.MAX_ZOOM}],
-                    "filters": [f for f, _ in layer.filters]})
+                    "filters": [f for f, _ in layer.filters],
+                    **({"detail_zoom": layer.detail_zoom, "overview_fields": list(layer.overview_columns)}
+                       if layer.detail_zoom else {})})

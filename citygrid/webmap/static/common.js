@@ -84,13 +84,14 @@
     return L.tileLayer(cg.data.basemap.url, { attribution: cg.data.basemap.attribution, maxZoom: 19 }).addTo(map);
   };
 
-  // The district boundary of `code`, drawn and fitted; resolves with the GeoJSON feature.
-  cg.boundary = function (map, code, layers) {
+  // The district boundary of `code`, drawn and fitted (unless `options.fit` is false: the page has fitted the
+  // district's extent already); resolves with the GeoJSON feature.
+  cg.boundary = function (map, code, layers, options) {
     return cg.getJSON("/api/v1/districts/" + code + "?simplify=10").then(function (feature) {
       var layer = L.geoJSON(feature, { style: { color: "#1f3b57", weight: 2, fill: false }, interactive: false });
       layer.addTo(map);
       if (layers) { layers.addOverlay(layer, "District boundary"); }
-      map.fitBounds(layer.getBounds());
+      if (!options || options.fit !== false) { map.fitBounds(layer.getBounds()); }
       return { feature: feature, layer: layer };
     });
   };

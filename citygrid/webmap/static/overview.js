@@ -93,7 +93,10 @@
     return props[r === "supervision" ? "supervision_owner" : r] || "";
   }
 
+  // The unit grids, coloured by the owner in the chosen role; resolves once they are drawn (or after 10 s at the
+  // latest), and only then asks for the owners' legend.
   function addUnitGrids(code) {
+    var settle, drawn = new Promise(function (resolve) { settle = resolve; });
     if (unitLayer) { map.removeLayer(unitLayer); layers.removeLayer(unitLayer); current.splice(current.indexOf(unitLayer), 1); }
     var teamOf = {};
     (cg.data.per_district[code].teams || []).forEach(function (t) { teamOf[t.code] = t; });
@@ -109,20 +112,26 @@
         return cg.getJSON("/api/v1/grids?kind=unit&limit=5000&offset=" + offset + "&district=" + code);
       })).then(function (pages) {
         pages.forEach(function (page) { unitLayer.addData(page); });
-        requestAnimationFrame(function () { cg.ready = true; });
-      });
+        requestAnimationFrame(settle);
+      }, settle);
     } else {
       unitLayer = cg.tileLayer("unit_grids", style, { minZoom: 10, bounds: districtBounds });
-      unitLayer.once("load", function () { cg.ready = true; });
+      unitLayer.once("load", settle);
+      // A tile that never answers must not keep the rest of the page away for good.
+      setTimeout(settle, 10000);
     }
     keep(unitLayer, "Unit grids (单元网格), coloured by owner");
     cg.layers.unitGrids = unitLayer;
     var r = role.value === "team" ? null : role.value;
+    drawn.then(function () { legendFor(code, r); });
+    return drawn;
+  }
+
+  function legendFor(code, r) {
     if (r) {
       cg.getJSON("/api/v1/grids/owners?district=" + code + "&role=" + r).then(function (o) {
         legend.update(o.owners.map(function (p) {
-          var key = r === "supervision" ? p.code : p.code;
-          return [cg.colourFor(key), p.name + " (" + p.grids + ")"];
+          return [cg.colourFor(p.code), p.name + " (" + p.grids + ")"];
         }), r + " owners");
       }).catch(function () { legend.update([], ""); });
     } else {
@@ -148,33 +157,27 @@
     }).catch(function () {});
   }
 
-  function show(code) {
-    forget();
-    unitLayer = null; roadLayer = null; roadTolerance = null;
-    cg.ready = false;
-    cg.boundary(map, code).then(function (b) {
-      current.push(b.layer); layers.addOverlay(b.layer, "District boundary");
-      document.getElementById("summary").textContent = b.feature.properties.area_km2 + " km²";
-      districtBounds = b.layer.getBounds().pad(0.01);
-      // Unit grids first: the page is ready when their tiles are drawn, so theirs are asked for first.
-      addUnitGrids(code);
-      refreshRoads(code);
-      var teamColour = function (p) { return cg.colourFor(p.team); };
-      cg.layers.supervisionGrids = keep(cg.tileLayer("supervision_grids", function (p) {
-        return { weight: 1.6, color: teamColour(p), fill: false };
-      }, { minZoom: 8, bounds: districtBounds, zIndex: 2 }), "Supervision grids (监督网格), outlined by team");
-      var components = cg.tileLayer("components", function (p) {
-        return { radius: 4, weight: 1, color: "#222", fill: true, fillOpacity: 0.9, fillColor: cg.colourFor("major" + p.major) };
-      }, { minZoom: 15 });
-      cg.layers.components = keep(components, "Components (部件, zoom ≥ 15)");
-      // Frontage units (门前三包) from zoom 16, off until chosen; seeded demo units are drawn dashed.
-      cg.layers.frontage = keep(cg.tileLayer("frontage_units", function (p) {
-        return { weight: 1, color: p.synthetic ? "#8e44ad" : "#d35400", fill: true, fillOpacity: 0.35,
-                 dashArray: p.synthetic ? "4 3" : null };
-      }, { minZoom: 16, attribution: "Frontage units 门前三包 (demo units: SYNTHETIC)" }),
-        "Frontage units (门前三包, zoom ≥ 16)", false);
-      return cg.getJSON("/api/v1/districts/" + code + "/areas");
-    }).then(function (areas) {
+  // The district's secondary layers (roads, supervision grids, components, frontage units, street and community
+  // points) and the owners' legend: asked for once the unit grids are drawn, so on the overview's first load the
+  // unit-grid tiles do not queue behind them for the browser's six connections and the server's cores (#23:
+  // page_overview). Resolves when the street and community points are drawn.
+  function addSecondary(code) {
+    refreshRoads(code);
+    var teamColour = function (p) { return cg.colourFor(p.team); };
+    cg.layers.supervisionGrids = keep(cg.tileLayer("supervision_grids", function (p) {
+      return { weight: 1.6, color: teamColour(p), fill: false };
+    }, { minZoom: 8, bounds: districtBounds, zIndex: 2 }), "Supervision grids (监督网格), outlined by team");
+    var components = cg.tileLayer("components", function (p) {
+      return { radius: 4, weight: 1, color: "#222", fill: true, fillOpacity: 0.9, fillColor: cg.colourFor("major" + p.major) };
+    }, { minZoom: 15 });
+    cg.layers.components = keep(components, "Components (部件, zoom ≥ 15)");
+    // Frontage units (门前三包) from zoom 16, off until chosen; seeded demo units are drawn dashed.
+    cg.layers.frontage = keep(cg.tileLayer("frontage_units", function (p) {
+      return { weight: 1, color: p.synthetic ? "#8e44ad" : "#d35400", fill: true, fillOpacity: 0.35,
+               dashArray: p.synthetic ? "4 3" : null };
+    }, { minZoom: 16, attribution: "Frontage units 门前三包 (demo units: SYNTHETIC)" }),
+      "Frontage units (门前三包, zoom ≥ 16)", false);
+    return cg.getJSON("/api/v1/districts/" + code + "/areas").then(function (areas) {
       ["street", "community"].forEach(function (level) {
         keep(L.geoJSON({ type: "FeatureCollection",
                          features: areas.features.filter(function (f) { return f.properties.level === level; }) }, {
@@ -187,7 +190,38 @@
           }
         }), level === "street" ? "Street points (街道)" : "Community points (社区)");
       });
-    }).catch(function (err) { document.getElementById("summary").textContent = "error: " + err.message; });
+    });
+  }
+
+  // A district: its extent comes with the page (cg.data.per_district[code].bbox, lon/lat), so the unit-grid
+  // tiles are asked for at once, while the boundary itself is still on its way. `cg.ready`: the boundary and the
+  // unit grids are drawn; `cg.complete`: every layer is there too (false until then).
+  function show(code) {
+    forget();
+    unitLayer = null; roadLayer = null; roadTolerance = null;
+    cg.ready = false; cg.complete = false;
+    var box = (cg.data.per_district[code] || {}).bbox, drawn = null;
+    function start(bounds) {
+      districtBounds = bounds.pad(0.01);
+      drawn = addUnitGrids(code);
+    }
+    if (box) {
+      var bounds = L.latLngBounds([box[1], box[0]], [box[3], box[2]]);
+      map.fitBounds(bounds);
+      start(bounds);
+    }
+    var summary = document.getElementById("summary");
+    cg.boundary(map, code, null, { fit: !box }).then(function (b) {
+      current.push(b.layer); layers.addOverlay(b.layer, "District boundary");
+      summary.textContent = b.feature.properties.area_km2 + " km²";
+      if (!drawn) { start(b.layer.getBounds()); }
+      return drawn;
+    }).then(function () {
+      cg.ready = true;
+      return addSecondary(code);
+    }).then(function () {
+      cg.complete = true;
+    }).catch(function (err) { summary.textContent = "error: " + err.message; cg.ready = true; cg.complete = true; });
   }
 
   // Search: a grid code, case ID, component ID or an address; the first result is shown.
