@@ -41,6 +41,16 @@ def _positive(text: str | None, default: float) -> float:
     return value if value > 0 else default
 
 
+def _count(text: str | None, default: int) -> int:
+    """``text`` as a whole number of at least 1, else ``default`` (unset, empty, not a whole number such as
+    "0.5" or "inf", zero or negative)."""
+    try:
+        value = int((text or "").strip())
+    except ValueError:
+        return default
+    return value if value >= 1 else default
+
+
 NO_PROXY = "none"  # CITYGRID_TRUSTED_PROXY=none: no proxy in front; never an address a peer can have
 
 
@@ -107,7 +117,7 @@ class Settings:
             basemap_url=os.environ.get("CITYGRID_BASEMAP_URL", "").strip(),
             basemap_attribution=os.environ.get("CITYGRID_BASEMAP_ATTRIBUTION", "").strip(),
             photos_root=Path(photos).resolve() if photos else None,
-            max_open_drafts=int(_positive(os.environ.get("CITYGRID_MAX_OPEN_DRAFTS"), DEFAULT_MAX_OPEN_DRAFTS)),
+            max_open_drafts=_count(os.environ.get("CITYGRID_MAX_OPEN_DRAFTS"), DEFAULT_MAX_OPEN_DRAFTS),
         )
 
     @property

@@ -500,6 +500,9 @@ def test_a_deep_offset_takes_a_heavy_slot_like_a_big_page(client):
     try:
         assert_error(client.get(items, query_string={"offset": HEAVY_OFFSET + 1, "limit": 10}), 503, "overloaded")
         assert client.get(items, query_string={"offset": HEAVY_OFFSET, "limit": 10}).status_code == 200
+        # the HTML table too: at most 500 rows, but its OFFSET walks as deep as asked
+        assert client.get(items, query_string={"offset": HEAVY_OFFSET + 1, "f": "html"}).status_code == 503
+        assert client.get(items, query_string={"offset": 10, "f": "html"}).status_code == 200
     finally:
         extensions["citygrid_heavy"] = limiter
     deep = client.get(items, query_string={"offset": HEAVY_OFFSET + 1, "limit": 10})

@@ -154,6 +154,21 @@ def test_a_zipped_shapefile_in_gbk_round_trips_chinese_names(bj, tmp_path):
     assert sorted(frame["obj_name"]) == ["井盖", "路灯"] and frame.crs.to_epsg() == 4548
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
+def test_a_long_name_is_cut_to_254_bytes_on_a_character_boundary_and_counted(bj, tmp_path, encoding):
+    """A DBF text cell holds 254 bytes: a longer name is cut where a character ends (never half of one) and the
+    export says how many cells it cut."""
+    long_name = "朝阳路灯" * 50  # 200 characters: 600 bytes in UTF-8, 400 in GBK
+    census(bj, [long_name, "井盖"])
+    summary, path = run_export(bj, tmp_path, "components", "shp", name=f"long-{encoding}.shp", encoding=encoding)
+    assert summary["truncated"] == 1 and summary["features"] == 2
+    frame = pyogrio.read_dataframe(path, encoding=encoding)
+    cut = next(n for n in frame["obj_name"] if n != "井盖")
+    width = 3 if encoding == "utf-8" else 2
+    assert long_name.startswith(cut) and len(cut.encode(encoding)) == 254 // width * width
+    assert "\ufffd" not in cut
+
+
 def test_a_value_gbk_cannot_encode_is_refused_naming_it_and_nothing_is_left(bj, tmp_path):
     census(bj, ["路灯", "路障🚧"])
     (tmp_path / "keep.txt").write_text("mine")
@@ -202,6 +217,19 @@ def test_bad_requests_are_refused_before_anything_is_written(bj, tmp_path, optio
                        tmp_path / "out.gpkg", queries.OPERATOR)
     assert refused.value.field == field, refused.value
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("role", ["bogus", "management\x00", "x" * 10_000])
+def test_an_unknown_style_role_is_refused_before_a_row_is_read(bj, tmp_path, monkeypatch, role):
+    """It was checked only when the finished GeoPackage got its style: a census streamed whole, then thrown away."""
+    def no_rows(*args, **kwargs):
+        raise AssertionError("rows were read before the style role was checked")
+
+    monkeypatch.setattr(exports.queries, "features", no_rows)
+    with pytest.raises(InvalidInput) as refused:
+        exports.export(bj, exports.ExportRequest(kind="unit-grids", district=DISTRICT, fmt="gpkg"),
+                       tmp_path / "out.gpkg", queries.OPERATOR, style_role=role)
+    assert refused.value.field == "role" and list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------- CLI

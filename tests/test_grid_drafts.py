@@ -134,6 +134,16 @@ def test_the_default_limit_is_five():
     assert drafts.create.__defaults__[-1] == 5
 
 
+@pytest.mark.parametrize(("value", "expected"), [("3", 3), (" 12 ", 12), ("0.5", 5), ("inf", 5), ("0", 5),
+                                                 ("-2", 5), ("", 5), ("1e3", 5), ("五", 5)])
+def test_the_limit_from_the_environment_is_a_whole_number_of_at_least_one(monkeypatch, value, expected):
+    """CITYGRID_MAX_OPEN_DRAFTS: "0.5" once made the limit 0 (every draft refused) and "inf" a crash."""
+    from citygrid.config import Settings
+
+    monkeypatch.setenv("CITYGRID_MAX_OPEN_DRAFTS", value)
+    assert Settings.from_env("citygrid").max_open_drafts == expected
+
+
 # ------------------------------------------------------------------------------------------ dropping a draft
 def codes_row(bj, code: str) -> tuple:
     return bj.execute(sa.text("SELECT first_version, retired_version FROM grid_codes WHERE district_code = :d "
@@ -249,6 +259,12 @@ def expected_load(bj, version: int, supervision: str) -> float:
 
 
 def test_an_edit_measures_the_workload_of_the_supervision_grids_it_touches(planner, bj, draft):
+    # The district has moved on since the draft was made (its mean area per grid is not the recorded one any
+    # more): the edits and the impact preview both measure with the draft's recorded basis, not today's means.
+    bj.execute(sa.text(
+        """UPDATE grid_versions SET params = jsonb_set(params, '{draft,workload,means,area}',
+                  to_jsonb(CAST(params #>> '{draft,workload,means,area}' AS float8) / 2))
+            WHERE district_code = :d AND version_id = :v"""), {"d": D, "v": draft})
     before = workloads(bj, draft)
     for code, supervision, target in border_pairs(bj, draft):  # noqa: B007  (read after the loop)
         answer = edit(planner, draft, {"op": "reassign", "codes": [code], "supervision_code": target}, 0)

@@ -151,6 +151,15 @@ def workload_basis(conn: Connection, district: str, base: dict[str, Any]) -> dic
     return {"weights": weights, "means": store.workload_means(conn, district, base["version_id"])}
 
 
+def measured_with(conn: Connection, district: str, version_id: int, recorded: dict[str, Any] | None
+                  ) -> dict[str, Any]:
+    """The basis draft ``version_id``'s stored workloads are measured with: the one recorded when it was made
+    (``workload_basis``, in ``params["draft"]["workload"]``), or for a draft made before that was recorded the
+    default weights and the draft's means now. Edits store with it and the impact preview shows with it."""
+    return recorded or {"weights": dict(part.DEFAULT_WEIGHTS),
+                        "means": store.workload_means(conn, district, version_id)}
+
+
 def min_area_m2(params: dict[str, Any]) -> float:
     """The smallest unit grid an edit may leave in a version with these ``params`` (m²): the draft's recorded
     minimum, else the generation's, else the default."""

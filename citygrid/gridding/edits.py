@@ -46,7 +46,7 @@ from citygrid.errors import Conflict, InvalidInput, NotFound, Rejected
 from citygrid.gridding import drafts, store, topology
 from citygrid.gridding.codes import code_prefix, format_code
 from citygrid.gridding.edit_requests import EditRequest, parse
-from citygrid.gridding.partition import DEFAULT_WEIGHTS, group_loads
+from citygrid.gridding.partition import group_loads
 from citygrid.spatial import crs
 from citygrid.spatial.db import deployment_srid
 
@@ -189,7 +189,7 @@ def log(conn: Connection, district: str, version: int, after: int = 0, limit: in
     page = store.edit_log(conn, district, version, after, None if limit is None else limit + 1)
     more = limit is not None and len(page) > limit
     page = page[:limit]
-    total = store.count_edits(conn, district, version)
+    total = row["revision"]  # the seqs are 1…revision
     entries = [{**_summary(e), "params": e["params"],
                 "undone_at": _iso(e["undone_at"]), "undone_by": e["undone_by"]} for e in page]
     return {"district": district, "version": version, "status": row["status"], "revision": row["revision"],
@@ -213,7 +213,7 @@ def _lock_draft(conn: Connection, district: str, version: int, expected_revision
     if expected_revision is not None and expected_revision != row["revision"]:
         seen = min(expected_revision, row["revision"])
         since = [_summary(e) for e in store.edit_log(conn, district, version, seen, EDITS_SINCE_MAX, newest=True)]
-        count = store.count_edits(conn, district, version, seen) if since else 0
+        count = row["revision"] - seen if since else 0  # the seqs after ``seen``: seen+1…revision
         raise Conflict(f"draft {version} is at revision {row['revision']}, not {expected_revision}: reload it and "
                        "edit again", extra={"revision": row["revision"], "edits_since": since,
                                             "edits_since_count": count})
@@ -565,8 +565,7 @@ def _workloads(conn: Connection, place: Place, codes: list[str]) -> dict[str, fl
     a draft made before they were recorded is measured with the default weights and today's means)."""
     if not codes:
         return {}
-    basis = place.workload or {"weights": dict(DEFAULT_WEIGHTS),
-                               "means": store.workload_means(conn, place.district, place.version)}
+    basis = drafts.measured_with(conn, place.district, place.version, place.workload)
     terms, members = store.workload_terms_of_supervision(conn, place.district, place.version, codes)
     return {code: round(load, 6) for code, load in group_loads(terms, members, basis["means"],
                                                                basis["weights"]).items()}

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from citygrid.cases.workflow import CLOSED_STATES
 from citygrid.errors import Conflict, NotFound
-from citygrid.gridding import history, store
+from citygrid.gridding import drafts, history, store
 from citygrid.gridding import partition as part
 from citygrid.responsibility.ownership import ROLES
 from citygrid.spatial.db import deployment_zone
@@ -49,21 +49,21 @@ def of_draft(conn: Connection, district: str, version_id: int) -> dict[str, Any]
     Raises ``NotFound`` for a version the district lacks or a district never published, ``Conflict`` for a
     version that is not a draft.
     """
-    base = _versions(conn, district, version_id)
+    base, draft = _versions(conn, district, version_id)
     rows, changed = history.differences(conn, district, base["version_id"], version_id)
     codes = sorted({r["code"] for r in rows})
     answer: dict[str, Any] = {"district": district, "version": version_id, "base_version": base["version_id"],
                               "grids": [_grid_row(r) for r in rows]}
     answer["points"] = _points(conn, district, base["version_id"], version_id, codes)
     answer["owners"] = _owners(conn, district, base["version_id"], version_id, rows)
-    sup = _supervision(conn, district, base, version_id, rows, changed)
+    sup = _supervision(conn, district, base, draft, rows, changed)
     answer.update(sup)
     return answer
 
 
-def _versions(conn: Connection, district: str, version_id: int) -> dict[str, Any]:
-    """The current published version to compare draft ``version_id`` with; see ``of_draft`` for what is
-    refused."""
+def _versions(conn: Connection, district: str, version_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The current published version to compare draft ``version_id`` with, and the draft's row; see
+    ``of_draft`` for what is refused."""
     draft = store.version_row(conn, district, version_id)
     if draft is None:
         raise NotFound(f"district {district} has no grid version {version_id}")
@@ -73,7 +73,7 @@ def _versions(conn: Connection, district: str, version_id: int) -> dict[str, Any
     base = store.version_row(conn, district, None)
     if base is None or base["status"] != "published":
         raise NotFound(f"district {district} has no published grid version to compare draft {version_id} with")
-    return base
+    return base, draft
 
 
 def _area(value: float | None) -> float | None:
@@ -142,11 +142,13 @@ def _owners(conn: Connection, district: str, base: int, draft: int, rows: list[d
             "grids": {code: owned.get(code, {}) for code in codes}}
 
 
-def _supervision(conn: Connection, district: str, base: dict[str, Any], draft: int,
+def _supervision(conn: Connection, district: str, base: dict[str, Any], draft_row: dict[str, Any],
                  rows: list[dict[str, Any]], changed: list[dict[str, Any]]) -> dict[str, Any]:
     """Changed supervision grids (workload before/after, supervisors now), changed teams, and the imbalance;
-    ``rows`` and ``changed`` are ``history.differences``'."""
-    base_id = base["version_id"]
+    ``rows`` and ``changed`` are ``history.differences``'. Workloads before and after are measured with the
+    draft's basis (``drafts.measured_with``), the one its edits stored theirs with: the figure after is the
+    stored one even when cases have been reported since the draft was made."""
+    base_id, draft = base["version_id"], draft_row["version_id"]
     sup_codes = sorted({c for r in rows for c in (r["supervision_before"], r["supervision_after"]) if c}
                        | {r["code"] for r in changed})
     if not sup_codes:
@@ -155,8 +157,9 @@ def _supervision(conn: Connection, district: str, base: dict[str, Any], draft: i
         return {"supervision_grids": [], "teams": [], "imbalance": {"before": same, "after": same}}
     members_before = _members(store.unit_supervision(conn, district, base_id, sup_codes))
     members_after = _members(store.unit_supervision(conn, district, draft, sup_codes))
-    weights = (base["params"] or {}).get("partition", {}).get("weights") or dict(part.DEFAULT_WEIGHTS)
-    means = store.workload_means(conn, district, base_id)
+    recorded = ((draft_row["params"] or {}).get("draft") or {}).get("workload")
+    basis = drafts.measured_with(conn, district, draft, recorded)
+    weights, means = basis["weights"], basis["means"]
     load_before = part.group_loads(store.workload_terms_of(conn, district, base_id, _all(members_before)),
                                    members_before, means, weights)
     load_after = part.group_loads(store.workload_terms_of(conn, district, draft, _all(members_after)),

@@ -210,6 +210,7 @@ def export(conn: Connection, request: ExportRequest, path: Path, reader: queries
     """
     kind = _kind(request.kind)
     fmt, encoding = check_format(request.fmt, request.encoding)
+    style_role = styles.check_role(style_role) if fmt == "gpkg" else None  # refused before a row is read
     if request.version is not None and request.day is not None:
         raise InvalidInput("give version or date, not both", field="date")
     cid = collection_id(kind.key, request.district)
@@ -224,7 +225,7 @@ def export(conn: Connection, request: ExportRequest, path: Path, reader: queries
         _check_size(conn, cid, query, reader, max_features)
     most = ALL_ROWS if max_features is None else max_features
     rows = queries.features(conn, cid, replace(query, limit=most), reader, max_limit=most)  # one cursor, no pages
-    with _staging(path) as staged:
+    with staged_output(path) as staged:
         counts = _WRITERS[fmt](rows, target, staged, batch_rows)
         if fmt == "gpkg":
             _add_layer_styles(conn, cid, staged, target.layer, style_role)
@@ -250,7 +251,7 @@ def _layer_name(cid: str) -> str:
 
 
 @contextmanager
-def _staging(path: Path) -> Iterator[Path]:
+def staged_output(path: Path) -> Iterator[Path]:
     """A path in a new temporary directory beside ``path`` to write to; on success the file (or a Shapefile's
     set) is moved onto ``path`` (``os.replace``: whole or not at all per file), on failure all of it removed."""
     if not path.parent.is_dir():
@@ -507,11 +508,6 @@ def _add_layer_styles(conn: Connection, cid: str, path: Path, layer: str, role: 
     makes it through OGR the same way), with the row ``styles.layer_styles_row`` makes for the collection."""
     row = {"f_table_catalog": "", "f_table_schema": "",
            **styles.layer_styles_row(conn, cid, layer, GEOMETRY_COLUMN, role=role)}
-    row.pop("id", None)
-    frame = pd.DataFrame([row])
-    if "useAsDefault" in frame:
-        frame["useAsDefault"] = frame["useAsDefault"].astype(bool)
-    if "update_time" in frame:
-        frame["update_time"] = pd.to_datetime(frame["update_time"], utc=True)
+    frame = pd.DataFrame([row])  # useAsDefault a bool, update_time an aware instant: pandas keeps both types
     pyogrio.write_dataframe(frame, str(path), layer="layer_styles", driver="GPKG",
                             layer_options={"FID": "id"})

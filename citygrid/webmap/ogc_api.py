@@ -18,7 +18,7 @@ import logging
 import tempfile
 from collections import deque
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import replace
 from typing import IO, Any
 
@@ -35,11 +35,13 @@ from citygrid.webmap.auth import allow, public, require_home_district, require_p
 from citygrid.webmap.context import connection, storage_srid
 from citygrid.webmap.headers import came_over_https
 from citygrid.webmap.ogc_params import (
+    EPSG_URI,
     GEOJSON,
     HTML,
     ITEM_PARAMS,
     ITEMS_PARAMS,
     JSON,
+    SCHEMA,
     Crs,
     bbox_arg,
     crs_arg,
@@ -65,7 +67,6 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
 )
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
-SCHEMA = "application/schema+json"
 SEEN = "citygrid_ogc_seen"
 # Items pages larger than this hold one of the process's heavy-request slots while they stream (webmap.heavy).
 HEAVY_PAGE = 2000
@@ -179,7 +180,7 @@ def _collection_doc(c: dict[str, Any], fmt: str = "json") -> dict[str, Any]:
             "description": f"{KINDS[c['kind']].title} of district {c.get('district_name') or c['district']} "
                            f"({c['district']}); geometry type {c.get('geometry_type', KINDS[c['kind']].geometry_type)}",
             "extent": extent, "crs": [crs.uri for crs in offered(c["storage_srid"])],
-            "storageCrs": f"http://www.opengis.net/def/crs/EPSG/0/{c['storage_srid']}",
+            "storageCrs": f"{EPSG_URI}{c['storage_srid']}",
             "links": [*_self_links("collection", fmt, cid, cid=cid),
                       _link("items", GEOJSON, f"the features of {cid}", _url("items", cid=cid)),
                       _link("items", HTML, f"the features of {cid} as HTML", _url("items", cid=cid, f="html")),
@@ -287,9 +288,10 @@ def items(cid: str):
     fmt = output_format()
     query, out = _query(cid, page=True)
     require_home_district(parse_collection_id(cid)[1])
-    if fmt == "html":
-        return _items_page(cid, replace(query, limit=min(query.limit, HTML_PAGE)))
     heavy = query.limit > HEAVY_PAGE or query.offset > HEAVY_OFFSET
+    if fmt == "html":  # at most HTML_PAGE rows, but as deep as asked: a deep one holds a slot too
+        with current_app.extensions["citygrid_heavy"].slot() if heavy else nullcontext():
+            return _items_page(cid, replace(query, limit=min(query.limit, HTML_PAGE)))
     stack = ExitStack()
     try:
         if heavy:
