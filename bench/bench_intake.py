@@ -19,7 +19,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from bench.bench_census import DATABASE, _settings
-from bench.common import bench_token, chaoyang_lonlats, prod_server
+from bench.common import bench_token, chaoyang_lonlats, prod_server, run_clients
 from bench.results import entry
 from citygrid.spatial import db
 
@@ -78,11 +78,7 @@ def _load(port: int, seconds: float, make_request, rate_per_client: float | None
             i += 1
         conn.close()
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_clients(client, CLIENTS)
     return latencies, statuses, bodies
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from bench.bench_census import DATABASE, _settings
-from bench.common import bench_token, chaoyang_lonlats, prod_server
+from bench.common import bench_token, chaoyang_lonlats, prod_server, run_clients
 from bench.results import entry
 from citygrid.spatial import db
 
@@ -113,11 +113,7 @@ def _probe(port: int, seconds: float, report) -> dict[str, list[float]]:
             due += 1 / PROBE_RATE
             i += 1
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(PROBES)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_clients(client, PROBES)
     return {**latencies, "failures": failures}
 
 

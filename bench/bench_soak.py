@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from bench.bench_census import DATABASE, _settings
 from bench.bench_intake import CLASSES, CLIENTS
-from bench.common import bench_token, chaoyang_lonlats, free_port, start_prod_server
+from bench.common import bench_token, chaoyang_lonlats, free_port, run_clients, start_prod_server
 from bench.results import entry
 from citygrid.spatial import db
 
@@ -72,13 +72,8 @@ def _soak(port: int, keys: list[str], bodies: list[bytes], kill=None, token: str
                 kill()
         conn.close()
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return {"seconds": time.perf_counter() - t0, "acknowledged": acknowledged, "latencies": latencies,
+    seconds = run_clients(client, CLIENTS)
+    return {"seconds": seconds, "acknowledged": acknowledged, "latencies": latencies,
             "retries": retries[0], "killed": killed.is_set()}
 
 

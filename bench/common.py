@@ -53,6 +53,20 @@ def timed(func: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
     return best, result
 
 
+def run_clients(client: Callable[[int], Any], n: int) -> float:
+    """Run ``client(k)`` for k in 0..n-1, each on a thread of its own, all at once; the wall seconds until the
+    last one returns (the HTTP benchmarks' concurrent clients)."""
+    import threading
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(n)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now."""
     import socket

@@ -49,7 +49,7 @@ from urllib.parse import urlencode
 import numpy as np
 import sqlalchemy as sa
 
-from bench.common import bench_token, free_port, prod_server, wait_healthy
+from bench.common import bench_token, free_port, prod_server, run_clients, wait_healthy
 from bench.results import entry
 from citygrid.config import Settings
 from citygrid.spatial import db
@@ -382,13 +382,7 @@ def throughput(port: int, headers: dict[str, str], paths: list[str], seconds: fl
         with lock:
             latencies.extend(mine)
 
-    begin = time.perf_counter()
-    threads = [threading.Thread(target=run_client, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - begin
+    elapsed = run_clients(run_client, clients)
     lat = np.array(latencies or [float("nan")])
     return {"pages_per_s": round(len(latencies) / elapsed, 2), "p50_s": round(float(np.percentile(lat, 50)), 4),
             "p95_s": round(float(np.percentile(lat, 95)), 4), "errors": errors[0]}

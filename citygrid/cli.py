@@ -7,7 +7,6 @@ Domain errors become a one-line message (plus one line per bad row) on stderr an
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -1764,16 +1763,10 @@ def qgis_project_command(ctx: click.Context, district: str, output: Path, role: 
           else qgis_project.pg_from_url(db.database_url(settings)))
     with _transaction(settings) as conn:
         text = qgis_project.project_xml(conn, district, pg=pg, role=role, ogc_url=ogc_url, ogc_authcfg=ogc_authcfg)
-    # A short sibling name (the output's own name + ".partial" could pass 255 bytes), and a folder that cannot
-    # be written refused as bad input: both were a traceback (#25 attack).
-    partial = output.with_name(f".citygrid-qgis-{os.getpid()}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(output)
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {str(output)[:200]}: {exc.strerror}", field="output") from None
-    finally:
-        partial.unlink(missing_ok=True)
+    from citygrid.interop.exports import staged_output
+
+    with staged_output(output) as staged:  # whole or not at all; an unwritable folder is bad input
+        staged.write_text(text, encoding="utf-8")
     _echo_json({"file": str(output), "district": district, "connection": pg.uri(), "ogc": ogc_url is not None})
 
 

@@ -17,7 +17,8 @@ from citygrid.cases.scope import CaseScope
 from citygrid.errors import Forbidden, InvalidInput, NotFound
 from citygrid.gridding import drafts
 from citygrid.interop import queries as q
-from citygrid.interop.collections import KINDS, collection_id, parse_collection_id
+from citygrid.interop import store
+from citygrid.interop.collections import FIELD_TYPES, KINDS, TEMPORAL, collection_id, parse_collection_id
 from tests.conftest import submitted_case, team_grid_points
 
 D = "110105"
@@ -86,6 +87,9 @@ def test_collection_ids_and_field_names():
         assert all(len(s) <= 10 and s.isascii() for s in shorts) and len(set(shorts)) == len(shorts), kind.key
         assert len({f.name for f in kind.fields}) == len(kind.fields) and kind.field(kind.id_field)
         assert parse_collection_id(collection_id(kind.key, D)) == (kind, D)
+        assert all(f.type in FIELD_TYPES for f in kind.fields) and kind.temporal in (*TEMPORAL, None), kind.key
+        # the store's column per field and the kind's fields are two tables keyed by name: the same names, in order
+        assert list(store._COLUMNS[kind.key]) == [f.name for f in kind.fields], kind.key
     for bad in ("unit-grids", "unit-grids-", "grids-110105", "unit-grids-110105\x00", "unit-grids-" + "1" * 40,
                 "cases-1101 05", "", "unit-grids-../etc"):
         with pytest.raises(NotFound):

@@ -379,11 +379,12 @@ def publish(conn: Connection, district: str, version_id: int | None = None,
         raise InvalidInput(f"effective_from must be at most {MAX_PUBLISH_AHEAD.days} days ahead: a published "
                            "version is the current one at once", field="effective_from")
     current = store.version_row(conn, district, None)
-    if current and current["status"] == "published" and current["effective_from"] is not None:
-        begun = current["effective_from"]
+    replaced = current if current and current["status"] == "published" else None
+    if replaced and replaced["effective_from"] is not None:
+        begun = replaced["effective_from"]
         if start <= begun:
             raise InvalidInput(f"effective_from must be after {begun.isoformat()}, when version "
-                               f"{current['version_id']} took effect", field="effective_from")
+                               f"{replaced['version_id']} took effect", field="effective_from")
     ungrouped = store.ungrouped_unit_grids(conn, district, version["version_id"])
     if ungrouped or not store.count_rows(conn, "supervision_grids", district, version["version_id"]):
         raise Conflict(f"version {version['version_id']} of {district} has {ungrouped} unit grid(s) in no "
@@ -391,8 +392,7 @@ def publish(conn: Connection, district: str, version_id: int | None = None,
                        f"{district} --supervision-grids N --version {version['version_id']})")
     store.publish(conn, district, version["version_id"], start)
     # the codes the new version no longer has are retired now, not when a draft's edit removed them
-    store.retire_replaced_codes(conn, district, current["version_id"] if current and current["status"] == "published"
-                                else None, version["version_id"])
+    store.retire_replaced_codes(conn, district, replaced["version_id"] if replaced else None, version["version_id"])
     # A city's first version gets derived owners (ownership.py) in the roles no grid has had, as the demo's do:
     # dispatch needs a responsible party, and there is no other way yet to load one.
     missing = ownership.roles_without_owners(conn, district)

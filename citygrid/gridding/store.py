@@ -600,17 +600,6 @@ def issued_serial(conn: Connection, district: str, prefix: str) -> int:
     return max(numbers, default=0)
 
 
-def code_retirements(conn: Connection, district: str, codes: Sequence[str]) -> dict[str, int | None]:
-    """Registered unit-grid codes among ``codes`` -> the version that retired each (None: in use)."""
-    if not codes:
-        return {}
-    rows = conn.execute(sa.text(
-        """SELECT code, retired_version FROM grid_codes
-            WHERE district_code = :d AND kind = 'unit' AND code = ANY(CAST(:codes AS text[]))"""
-    ), {"d": district, "codes": list(codes)}).all()
-    return {r[0]: r[1] for r in rows}
-
-
 def retire_replaced_codes(conn: Connection, district: str, replaced: int | None, published: int) -> int:
     """On publishing version ``published`` in place of version ``replaced`` (None: the first): the unit-grid
     codes ``replaced`` had and ``published`` has not are retired by ``published``, and any of ``published``'s
@@ -676,13 +665,6 @@ def edit_log(conn: Connection, district: str, version_id: int, since: int = 0, l
                             ORDER BY seq {order} LIMIT :limit) page ORDER BY seq"""
     ), {"d": district, "v": version_id, "since": since, "limit": limit}).mappings()
     return [dict(r) for r in rows]
-
-
-def count_edits(conn: Connection, district: str, version_id: int, since: int = 0) -> int:
-    """How many rows the edit log of a version has after revision ``since``."""
-    return conn.execute(sa.text(
-        "SELECT count(*) FROM grid_edits WHERE district_code = :d AND version_id = :v AND seq > :since"
-    ), {"d": district, "v": version_id, "since": since}).scalar_one()
 
 
 def last_undoable_edit(conn: Connection, district: str, version_id: int) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL, Connection
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.interop import store, styles
 from citygrid.interop.collections import KINDS
-from citygrid.interop.queries import Reader, list_collections
+from citygrid.interop.queries import OPERATOR, list_collections
 from citygrid.spatial.db import deployment_srid
 
 __all__ = ["PgConnection", "check_ogc_url", "pg_from_service", "pg_from_url", "project_xml"]
@@ -172,7 +172,7 @@ def _tree_group(name: str, layers: list[_Layer], checked: bool) -> ET.Element:
 def district_collections(conn: Connection, district: str) -> list[dict[str, Any]]:
     """The collections of ``district`` (``queries.list_collections`` as the operator reads them) in
     ``LAYER_ORDER``; ``NotFound`` when the district has none."""
-    found = {c["kind"]: c for c in list_collections(conn, Reader(role=None)) if c["district"] == district}
+    found = {c["kind"]: c for c in list_collections(conn, OPERATOR) if c["district"] == district}
     if not found:
         raise NotFound(f"no district {str(district)[:40]!r}: see `citygrid districts list`")
     return [found[key] for key in LAYER_ORDER if key in found]

@@ -461,8 +461,6 @@ def _id_value(kind: Kind, fid: Any) -> Any:
         value = _parse(f.type, fid)
     except (ValueError, OverflowError):
         raise NotFound(f"no feature {_shown(fid)}") from None
-    if f.type == "integer" and not -2**63 <= value < 2**63:
-        raise NotFound(f"no feature {_shown(fid)}")
     return value
 
 

@@ -21,7 +21,7 @@ from citygrid.cases import store as case_store
 from citygrid.cases.scope import CaseScope
 from citygrid.interop.collections import KINDS
 from citygrid.responsibility.ownership import ROLES as OWNER_ROLES
-from citygrid.spatial.store import CURRENT_VERSION_ORDER
+from citygrid.spatial.store import CURRENT_VERSION_ORDER, current_version_sql
 
 # Rows fetched per round trip of a streamed (server-side cursor) read.
 YIELD_PER = 1000
@@ -96,8 +96,8 @@ _VERSION_AT_REPORT = """(SELECT v.version_id FROM grid_versions v
                           ORDER BY v.effective_from DESC LIMIT 1)"""
 _TEAM_AT_REPORT = f"""(SELECT s.team_code FROM supervision_grids s
                         WHERE s.district_code = c.district_code AND s.code = c.supervision_code
-                          AND s.version_id = coalesce({_VERSION_AT_REPORT}, (SELECT v.version_id FROM grid_versions v
-                              WHERE v.district_code = c.district_code ORDER BY {CURRENT_VERSION_ORDER} LIMIT 1)))"""
+                          AND s.version_id = coalesce({_VERSION_AT_REPORT},
+                                                      {current_version_sql("c.district_code")}))"""
 
 _COLUMNS: dict[str, dict[str, str]] = {
     "unit-grids": {"code": "g.code", "street_code": "g.street_code", "street_name": "st.name",
@@ -175,11 +175,16 @@ _JOINS: dict[str, dict[str, str]] = {
 _FROM: dict[str, str] = {k: "\n        ".join([main, *_JOINS.get(k, {}).values()]) for k, main in _MAIN.items()}
 
 _VERSION_WHERE = "g.version_id = CAST(:q_version AS int)"
+def _frontage_in_force(alias: str) -> str:
+    """Frontage unit ``alias`` is in force today (the deployment's day: sessions run in its time zone)."""
+    return f"{alias}.valid_from <= current_date AND ({alias}.valid_to IS NULL OR {alias}.valid_to > current_date)"
+
+
 # The kind's own conditions besides the district (the census and the cases' report time are added per request).
 _KIND_WHERE: dict[str, list[str]] = {
     "unit-grids": [_VERSION_WHERE], "supervision-grids": [_VERSION_WHERE], "teams": [_VERSION_WHERE],
     "communities": ["g.level = 'community'"], "streets": ["g.level = 'street'"], "components": [], "cases": [],
-    "frontage-units": ["g.valid_from <= current_date", "(g.valid_to IS NULL OR g.valid_to > current_date)"],
+    "frontage-units": [_frontage_in_force("g")],
 }
 _CENSUS_NOW = "g.valid_to IS NULL"
 _CENSUS_AT = ("g.valid_from <= CAST(:q_at AS timestamptz) "
@@ -378,11 +383,10 @@ def districts(conn: Connection, district: str | None = None) -> list[dict[str, A
     whether it has frontage units in force, and the time extents: ``first_version`` (first grid version in
     effect), ``first_case`` and ``last_case`` (report times)."""
     rows = conn.execute(sa.text(
-        """SELECT d.district_code, d.name,
+        f"""SELECT d.district_code, d.name,
                   ST_XMin(b.box) AS x0, ST_YMin(b.box) AS y0, ST_XMax(b.box) AS x1, ST_YMax(b.box) AS y1,
                   EXISTS (SELECT 1 FROM frontage_units f WHERE f.district_code = d.district_code
-                             AND f.valid_from <= current_date
-                             AND (f.valid_to IS NULL OR f.valid_to > current_date)) AS has_frontage,
+                             AND {_frontage_in_force("f")}) AS has_frontage,
                   (SELECT min(v.effective_from) FROM grid_versions v
                     WHERE v.district_code = d.district_code AND v.status <> 'draft') AS first_version,
                   (SELECT min(c.reported_at) FROM cases c WHERE c.district_code = d.district_code) AS first_case,
@@ -425,10 +429,10 @@ def district_context(conn: Connection, district: str) -> dict[str, Any]:
     """What every read of a collection of ``district`` needs first, in one round trip: ``srid`` (the
     deployment CRS), ``exists`` (the district is known) and ``has_frontage`` (frontage units in force)."""
     return dict(conn.execute(sa.text(
-        """SELECT (SELECT srid FROM deployment) AS srid,
+        f"""SELECT (SELECT srid FROM deployment) AS srid,
                   EXISTS (SELECT 1 FROM districts WHERE district_code = :d) AS exists,
-                  EXISTS (SELECT 1 FROM frontage_units f WHERE f.district_code = :d AND f.valid_from <= current_date
-                             AND (f.valid_to IS NULL OR f.valid_to > current_date)) AS has_frontage"""
+                  EXISTS (SELECT 1 FROM frontage_units f WHERE f.district_code = :d
+                             AND {_frontage_in_force("f")}) AS has_frontage"""
     ), {"d": district}).mappings().one())
 
 

@@ -17,10 +17,9 @@ from citygrid import __version__
 from citygrid.interop import queries
 from citygrid.interop.collections import KINDS, Field
 from citygrid.spatial.db import deployment_srid
-from citygrid.webmap.ogc_params import FORMATS, GEOJSON, HTML, JSON, offered
+from citygrid.webmap.ogc_params import FORMATS, GEOJSON, HTML, ITEM_PARAMS, ITEMS_PARAMS, JSON, SCHEMA, offered
 
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
-SCHEMA = "application/schema+json"
 _ERROR = {"type": "object", "required": ["error", "message"],
           "properties": {"error": {"type": "string"}, "message": {"type": "string"},
                          "details": {"type": "array", "items": {"type": "object"}}}}
@@ -92,7 +91,6 @@ _COLLECTION = {"name": "collectionId", "in": "path", "required": True,
                "description": "<kind>-<district>, e.g. unit-grids-110105"}
 _FEATURE = {"name": "featureId", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 200},
             "description": "the feature's id (grid code, ObjID, case number, …)"}
-_ITEMS = ["f", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "version"]
 
 
 def _paths(collections: list[tuple[str, str]]) -> dict[str, Any]:
@@ -107,16 +105,16 @@ def _paths(collections: list[tuple[str, str]]) -> dict[str, Any]:
                                                         SCHEMA),
         "/collections/{collectionId}/items": _get(
             "a page of its features (GeoJSON, streamed); queryables of the collection filter it",
-            [_COLLECTION, *(_ref(n) for n in _ITEMS)], GEOJSON),
+            [_COLLECTION, *(_ref(n) for n in ITEMS_PARAMS)], GEOJSON),
         "/collections/{collectionId}/items/{featureId}": _get(
-            "one feature", [_COLLECTION, _FEATURE, *(_ref(n) for n in ("f", "crs", "datetime", "version"))],
+            "one feature", [_COLLECTION, _FEATURE, *(_ref(n) for n in ITEM_PARAMS)],
             GEOJSON),
     }
     for cid, key in collections:
         kind = KINDS[key]
         paths[f"/collections/{cid}/items"] = _get(
             f"a page of the features of {cid}; its queryables as parameters",
-            [*(_ref(n) for n in _ITEMS), *(_queryable(f) for f in kind.queryables)], GEOJSON)
+            [*(_ref(n) for n in ITEMS_PARAMS), *(_queryable(f) for f in kind.queryables)], GEOJSON)
     return paths
 
 

@@ -19,6 +19,7 @@ import pyproj
 from flask import request
 
 from citygrid.errors import InvalidInput
+from citygrid.interop import queries
 from citygrid.interop.queries import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_TEXT, MAX_VERSION
 from citygrid.periods import DATE_ONLY
 from citygrid.spatial.timezones import instant
@@ -26,7 +27,6 @@ from citygrid.webmap.context import zone
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/"
-CGCS2000 = 4490
 JSON = "application/json"
 GEOJSON = "application/geo+json"
 HTML = "text/html"
@@ -34,6 +34,7 @@ FORMATS = {"json": "json", "geojson": "json", "html": "html"}
 # The parameters of an items request besides the collection's queryables.
 ITEMS_PARAMS = ("f", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "version")
 ITEM_PARAMS = ("f", "crs", "datetime", "version")
+SCHEMA = "application/schema+json"  # the queryables' media type
 _WHOLE = re.compile(r"^[0-9]{1,18}$")
 
 
@@ -50,10 +51,8 @@ class Crs:
 def offered(storage_srid: int) -> list[Crs]:
     """The CRSs features may be asked in and bboxes given in: CRS84 (lon/lat), EPSG:4490 (CGCS2000; lat/lon by
     its definition) and the deployment's storage CRS (in its definition's axis order)."""
-    found = [Crs(CRS84, 4326, False)]
-    for srid in dict.fromkeys((CGCS2000, storage_srid)):
-        found.append(Crs(f"{EPSG_URI}{srid}", srid, northing_first(srid)))
-    return found
+    return [Crs(CRS84, 4326, False) if srid == 4326 else Crs(f"{EPSG_URI}{srid}", srid, northing_first(srid))
+            for srid in queries.offered_srids(storage_srid)]
 
 
 @lru_cache(maxsize=16)
