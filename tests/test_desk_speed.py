@@ -4,6 +4,9 @@ owners read at once equal the per-case lookup, and so do the dispatch previews b
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import pytest
 import sqlalchemy as sa
 
 from citygrid.cases import service
@@ -13,7 +16,7 @@ from citygrid.cases.scope import CaseScope
 from citygrid.desk import queries, store
 from citygrid.desk.queues import CALLBACK_SOURCES, QUEUES
 from citygrid.spatial.db import deployment_srid
-from tests.test_desk import app, as_user, parties, report, set_case  # noqa: F401  (fixtures)
+from tests.test_desk import app, as_user, event, parties, report, set_case  # noqa: F401  (fixtures)
 from tests.test_frontage import lonlat, placed_unit, spot, uncovered, zz_client  # noqa: F401  (fixtures)
 
 
@@ -200,3 +203,55 @@ def test_compact_conditions_select_what_the_full_conditions_select(bj, case_rule
     assert made[0]["case_id"] in selected[CaseScope(team=team), "{}"]
     assert selected[CaseScope(party="P1", district="110105"), "{}"] == {made[1]["case_id"]}
     assert selected[CaseScope(readable=False), "{}"] == set() < selected[CaseScope(), "{}"]
+
+
+def _closed_at_disagreements(bj) -> int:
+    """Cases whose ``closed_at`` (kept by the database) is not the latest time of their events to ``closed``
+    (the slow exact path), over the whole database: the demo's synthetic timelines among them."""
+    return bj.execute(sa.text(
+        """SELECT count(*) FROM cases c
+            WHERE c.closed_at IS DISTINCT FROM (SELECT max(e.at) FROM case_events e
+                                                 WHERE e.district_code = c.district_code AND e.case_id = c.case_id
+                                                   AND e.to_status = 'closed')""")).scalar_one()
+
+
+def test_closed_at_is_the_latest_closing_event_whoever_writes_it_and_is_not_audited(bj, case_rules):
+    """``cases.closed_at`` (the callback queue's order, migration 0016) equals the latest closing event's time
+    after every writer: an event of the workflow's shape, a bulk history import, an older closing event
+    written later (which leaves it alone), a case reopened and closed again; filling it writes no audit row."""
+    assert _closed_at_disagreements(bj) == 0
+    one, two = (report(bj, case_rules, source="hotline", class_code=c) for c in ("0501", "0505"))
+    audited = bj.execute(sa.text("SELECT count(*) FROM audit_log WHERE object_kind = 'cases'")).scalar_one()
+    set_case(bj, one["case_id"], status="closed")
+    event(bj, one["case_id"], "close", "now() - interval '2 hours'")
+    assert bj.execute(sa.text("SELECT count(*) FROM audit_log WHERE object_kind = 'cases'")).scalar_one() == audited + 1
+    event(bj, one["case_id"], "close", "now() - interval '3 days'")  # older, written later: no change
+    case_store.insert_events_bulk(bj, [
+        {"district": "110105", "case_id": two["case_id"], "seq": 2, "action": "close", "from_status": "checked",
+         "to_status": "closed", "at": "2026-01-02T03:04:05+08:00"},
+        {"district": "110105", "case_id": two["case_id"], "seq": 3, "action": "close", "from_status": "checked",
+         "to_status": "closed", "at": "2026-03-04T05:06:07+08:00"}])
+    assert _closed_at_disagreements(bj) == 0
+    closed = dict(bj.execute(sa.text("SELECT case_id, closed_at FROM cases WHERE case_id IN (:a, :b)"),
+                             {"a": one["case_id"], "b": two["case_id"]}).all())
+    assert closed[two["case_id"]] == datetime.fromisoformat("2026-03-04T05:06:07+08:00")
+    # reopened and closed again: the new closing time, and the queue's first row
+    set_case(bj, one["case_id"], status="accepted")
+    set_case(bj, one["case_id"], status="closed")
+    event(bj, one["case_id"], "close")
+    assert _closed_at_disagreements(bj) == 0
+    _, rows = store.read(bj, _query("callback"), deployment_srid(bj), 1, 0, 4 * 3600, cap=10_000)
+    assert rows[0]["case_id"] == one["case_id"] and rows[0]["closed_at"] > closed[one["case_id"]]
+
+
+def test_row_limits_are_written_in_as_whole_numbers_only():
+    """The queue statements' row limits go in as integer literals (so a poll reuses its plan); nothing but an
+    int goes in that way, and the rest of the statement keeps its bound parameters."""
+    sql = "SELECT 1 FROM cases c WHERE c.district_code = :district LIMIT :cap + 1 OFFSET :offset -- :capped"
+    assert store._with_row_limits(sql, cap=100, offset=0) == (
+        "SELECT 1 FROM cases c WHERE c.district_code = :district LIMIT 100 + 1 OFFSET 0 -- :capped")
+    for bad in ("1; DROP TABLE cases", 1.5, True, None):
+        with pytest.raises(TypeError):
+            store._with_row_limits(sql, cap=bad, offset=0)
+    with pytest.raises(ValueError):
+        store._sources(("hotline", "x') OR true --"))

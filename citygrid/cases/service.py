@@ -715,13 +715,25 @@ def _start_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any]) ->
     store.set_deadline(conn, case["case_id"], _disposal_deadline(conn, rules, case))
 
 
-def _disposal_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any],
-                       clock: tuple[Any, Any] | None = None) -> Any:
+def _disposal_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any]) -> Any:
     """The disposal deadline of ``case`` if dispatched now: its class's rule counted from the transaction's
-    start on the working calendar, whose hours are the city's wall-clock hours (``deployment_zone``);
-    ``clock``: (that calendar, that start) when the caller read them already (``dispatch_previews``)."""
-    calendar, started = clock or (rules.calendar.in_zone(deployment_zone(conn)), store.transaction_start(conn))
+    start on the working calendar, whose hours are the city's wall-clock hours (``deployment_zone``)."""
+    calendar, started = rules.calendar.in_zone(deployment_zone(conn)), store.transaction_start(conn)
     return rules.deadlines.rule_for(case["kind"], case["class_code"]).deadline(started, calendar)
+
+
+def _deadlines_from(rules: CaseRules, calendar: Any, started: Any) -> Callable[[dict[str, Any]], Any]:
+    """``_disposal_deadline`` of a case for cases dispatched at ``started`` on ``calendar`` (the city's
+    working calendar), each class's deadline counted once: a page of the dispatch queue holds a few classes."""
+    counted: dict[tuple[str, str], Any] = {}
+
+    def deadline_of(case: dict[str, Any]) -> Any:
+        key = (case["kind"], case["class_code"])
+        if key not in counted:
+            counted[key] = rules.deadlines.rule_for(*key).deadline(started, calendar)
+        return counted[key]
+
+    return deadline_of
 
 
 def dispatch_previews(conn: Connection, rules: CaseRules, cases: list[dict[str, Any]], *,
@@ -737,8 +749,8 @@ def dispatch_previews(conn: Connection, rules: CaseRules, cases: list[dict[str, 
             owners=store.owners_at_many(conn, [(c["district_code"], c["unit_grid_code"], c["reported_at"])
                                                for c in cases]),
             frontage=_frontage_units_of(conn, [c for c in cases if _wants_frontage(rules.dispatch, c)]))
-    clock = (rules.calendar.in_zone(zone or deployment_zone(conn)), read.started)
-    return [dispatch_preview(conn, rules, case, clock=clock, owners=mine, frontage=read.frontage.get)
+    deadline_of = _deadlines_from(rules, rules.calendar.in_zone(zone or deployment_zone(conn)), read.started)
+    return [dispatch_preview(conn, rules, case, deadline_of=deadline_of, owners=mine, frontage=read.frontage.get)
             for case, mine in zip(cases, read.owners, strict=True)]
 
 
@@ -779,7 +791,7 @@ def _frontage_units_of(conn: Connection, cases: list[dict[str, Any]]) -> dict[in
 
 
 def dispatch_preview(conn: Connection, rules: CaseRules, case: dict[str, Any],
-                     clock: tuple[Any, Any] | None = None,
+                     deadline_of: Callable[[dict[str, Any]], Any] | None = None,
                      owners: dict[str, dict[str, Any]] | None = None,
                      frontage: Callable[[int], dict[str, Any] | None] | None = None) -> dict[str, Any]:
     """Where ``case`` would go if dispatched now, for the dispatcher's queue: the party the rule of its level
@@ -788,6 +800,8 @@ def dispatch_preview(conn: Connection, rules: CaseRules, case: dict[str, Any],
     Parameters
     ----------
     case : as ``store.get_case`` or ``case_view`` gives it.
+    deadline_of : the disposal deadline of a case dispatched now, when the caller counts them
+        (``_deadlines_from``); ``_disposal_deadline`` otherwise.
 
     Returns
     -------
@@ -796,7 +810,9 @@ def dispatch_preview(conn: Connection, rules: CaseRules, case: dict[str, Any],
     ``Conflict`` a dispatch would answer), so one such case does not break a queue.
     """
     level = _level_of(case)
-    deadline = _disposal_deadline(conn, rules, case, clock) if case["class_code"] else None
+    deadline = None
+    if case["class_code"]:
+        deadline = deadline_of(case) if deadline_of else _disposal_deadline(conn, rules, case)
     try:
         if not case["class_code"]:
             raise Conflict(f"case {case['case_id']} has no class yet: reclassify it before dispatch")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from citygrid.errors import Forbidden, NotFound
 
 # Sources whose complainant is called back (回访) after closing (seed 001's hotline loop; citizens and Open311
-# report as the public does). The partial index ``cases_desk_callback`` (migration 0014) holds the same list.
+# report as the public does). The partial index ``cases_desk_closed`` (migration 0016) holds the same list.
 CALLBACK_SOURCES = ("hotline", "citizen", "open311")
 # A task due within this many hours counts as ``due_soon``.
 DUE_SOON_HOURS = 4.0
@@ -41,8 +41,8 @@ class Queue:
         keep to; None: the caller's read scope.
     statuses : the workflow statuses of its cases.
     condition : a further condition by name (``desk.store.CONDITIONS``): ``verify_task`` (a verification was
-        asked for), ``public_report`` (from one of ``CALLBACK_SOURCES``; closed, it awaits its callback, which
-        is what moves a closed case on); None: none.
+        asked for), ``closed_public_report`` (from one of ``CALLBACK_SOURCES`` and closed: it awaits its
+        callback, which is what moves a closed case on); None: none.
     order : the order of its rows by name (``desk.store.ORDERS``); with ``near`` the rows are nearest first.
     due : the column of the task's time limit that ``overdue`` and ``due_soon`` count (None: none counted).
     columns : what each row shows besides the case's identity, place and class.
@@ -82,7 +82,7 @@ QUEUES: dict[str, Queue] = {q.name: q for q in (
           ("dispatched_to", "check_due_at", "seconds_left"), acting_as="supervisor", due="check_due_at",
           photos=True),
     Queue("callback", "回访 callbacks", ("calltaker", "acceptor", "dispatcher"), ("closed",), "recently_closed",
-          ("source", "closed_at"), condition="public_report"),
+          ("source", "closed_at"), condition="closed_public_report"),
     Queue("investigate", "调研 investigations", ("lead",), ("investigating",), "oldest", ("level",)),
 )}
 

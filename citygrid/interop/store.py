@@ -120,8 +120,7 @@ _COLUMNS: dict[str, dict[str, str]] = {
                    "data_source": "g.data_source", "valid_from": "g.valid_from", "valid_to": "g.valid_to"},
     "cases": {"case_id": "c.case_id", "status": "c.status", "kind": "c.kind", "class_code": "c.class_code",
               "class_name": "t.name", "source": "c.source", "reported_at": "c.reported_at",
-              "closed_at": """(SELECT max(e.at) FROM case_events e WHERE e.district_code = c.district_code
-                                 AND e.case_id = c.case_id AND e.to_status = 'closed')""",
+              "closed_at": "c.closed_at",
               "deadline_at": "c.deadline_at", "unit_grid_code": "c.unit_grid_code",
               "grid_version": _VERSION_AT_REPORT, "supervision_code": "c.supervision_code",
               "team_code": _TEAM_AT_REPORT, "community_code": "c.community_code", "street_code": "c.street_code",
