@@ -271,6 +271,44 @@ def test_reassign_and_set_team(planner, bj, draft):
                               "AND code = :s"), {"d": D, "v": draft, "s": target}).scalar_one() == other_team
 
 
+def test_issued_serial_by_the_prefix_index_equals_the_count_over_every_code(bj):
+    """``store.issued_serial`` (one prefix's codes through index ``grid_codes_prefix``) gives what the slow exact
+    path gives (``store.issued_serials``: every code of the district parsed), for every prefix in use and for
+    prefixes in use by no code; a prefix that is not ASCII is a programming error."""
+    from citygrid.gridding import store
+
+    exact = store.issued_serials(bj, D)
+    assert len(exact) > 20
+    for prefix in sorted(exact)[:: max(1, len(exact) // 40)]:
+        assert store.issued_serial(bj, D, prefix) == exact[prefix], prefix
+    assert store.issued_serial(bj, D, "999999999999") == 0
+    some = sorted(exact)[0]
+    assert store.issued_serial(bj, D, some[:-1] + chr(ord(some[-1]) + 1)) == exact.get(
+        some[:-1] + chr(ord(some[-1]) + 1), 0)
+    with pytest.raises(ValueError):
+        store.issued_serial(bj, D, "１１０")
+
+
+def test_a_draft_records_whether_its_supervision_grids_are_contiguous(bj, draft):
+    """A draft of a version grouped into contiguous supervision grids says so (its edits then check contiguity
+    around the change, ``topology.joined_around``); its own grouping, when it has one, decides; unknown is
+    False (every touched supervision grid checked whole)."""
+    params = bj.execute(sa.text("SELECT params FROM grid_versions WHERE district_code = :d AND version_id = :v"),
+                        {"d": D, "v": draft}).scalar_one()
+    assert params["draft"]["supervision_contiguous"] is True and drafts.supervision_contiguous(params)
+    assert not drafts.supervision_contiguous({"partition": {"contiguous": False},
+                                              "draft": {"supervision_contiguous": True}})
+    assert drafts.supervision_contiguous({"partition": {"contiguous": True}})
+    assert not drafts.supervision_contiguous({}) and not drafts.supervision_contiguous({"draft": {}})
+    # a draft not known contiguous is edited the same way, each touched supervision grid checked whole
+    bj.execute(sa.text("""UPDATE grid_versions SET params = jsonb_set(params, '{draft,supervision_contiguous}',
+                                                                    'false') WHERE district_code = :d
+                          AND version_id = :v"""), {"d": D, "v": draft})
+    code, supervision, target = border_pairs(bj, draft)[0]
+    answer = edits.apply(bj, D, draft, {"op": "reassign", "codes": [code], "supervision_code": target}, 0, "t")
+    assert answer["edit"]["supervision"] == sorted({supervision, target})
+
+
 def test_grids_of_a_draft_not_yet_grouped_are_edited_too(bj, draft):
     bj.execute(sa.text("UPDATE unit_grids SET supervision_code = NULL WHERE district_code = :d AND version_id = :v"),
                {"d": D, "v": draft})

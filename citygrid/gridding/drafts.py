@@ -58,7 +58,8 @@ def create(conn: Connection, district: str, from_version: int | None = None, aut
     generation = base["params"].get("generation") or {}
     params = {"draft": {"base_version": base["version_id"],
                         "min_area_m2": float(generation.get("min_area_m2", GridParams().min_area_m2)),
-                        "workload": workload_basis(conn, district, base)}}
+                        "workload": workload_basis(conn, district, base),
+                        "supervision_contiguous": supervision_contiguous(base["params"])}}
     store.create_version(conn, district=district, version_id=version_id, source="edited", author=author,
                          params=params, note=note, parent_version=base["version_id"])
     store.copy_version_grids(conn, district, base["version_id"], version_id)
@@ -167,3 +168,15 @@ def min_area_m2(params: dict[str, Any]) -> float:
     if recorded is None:
         recorded = (params.get("generation") or {}).get("min_area_m2", GridParams().min_area_m2)
     return float(recorded)
+
+
+def supervision_contiguous(params: dict[str, Any]) -> bool:
+    """Whether every supervision grid of a version with these ``params`` is known to be one contiguous piece:
+    the version's own grouping says so (``params.partition.contiguous``, the partition's adjacency), or, when it
+    was not grouped itself, the draft it is records that its base was (``params.draft.supervision_contiguous``):
+    every edit keeps the supervision grids it touches contiguous, so a draft of such a version stays so. False
+    when unknown (a version grouped before this was recorded, or one whose grouping left a piece apart): its
+    edits then check each touched supervision grid whole."""
+    if "partition" in params:
+        return (params["partition"] or {}).get("contiguous") is True
+    return (params.get("draft") or {}).get("supervision_contiguous") is True

@@ -91,8 +91,9 @@ class Change:
 @dataclass(frozen=True)
 class Place:
     """Where an edit happens: the district, its storage CRS, its edge, the draft's minimum grid area, the
-    deployment's code scheme and what the draft measures workloads with (``drafts.workload_basis``; None for a
-    draft made before it was recorded)."""
+    deployment's code scheme, what the draft measures workloads with (``drafts.workload_basis``; None for a
+    draft made before it was recorded) and whether its supervision grids are all contiguous
+    (``drafts.supervision_contiguous``)."""
 
     district: str
     version: int
@@ -101,6 +102,7 @@ class Place:
     min_area_m2: float
     scheme: code_schemes.CodeScheme
     workload: dict[str, Any] | None = None
+    supervision_contiguous: bool = False
 
 
 # ------------------------------------------------------------------------------------------ entry points
@@ -134,7 +136,7 @@ def apply(conn: Connection, district: str, version: int, op: Any, expected_revis
     place = _place(district, version, draft, scheme)
     change = _COMPUTE[request.op](conn, place, request)
     members = _members_after(conn, place, change)
-    _validate_supervision(conn, place, members)
+    _validate_supervision(conn, place, members, change)
     return _store(conn, place, draft["revision"] + 1, request, change, members, author)
 
 
@@ -227,7 +229,8 @@ def _place(district: str, version: int, draft: dict[str, Any], scheme: code_sche
         raise NotFound(f"unknown district {district!r}; import it first with `citygrid districts import`")
     return Place(district=district, version=version, srid=int(draft["srid"]), edge=_edge(draft["edge_wkb"]),
                  min_area_m2=drafts.min_area_m2(draft["params"]), scheme=scheme,
-                 workload=(draft["params"].get("draft") or {}).get("workload"))
+                 workload=(draft["params"].get("draft") or {}).get("workload"),
+                 supervision_contiguous=drafts.supervision_contiguous(draft["params"]))
 
 
 @functools.lru_cache(maxsize=8)
@@ -451,20 +454,35 @@ def _lonlat_geojson(geom: BaseGeometry | None, srid: int) -> dict[str, Any] | No
     return shapely.geometry.mapping(crs.to_lonlat(np.array([geom], dtype=object), srid)[0])
 
 
-def _validate_supervision(conn: Connection, place: Place, after: dict[str, dict[str, BaseGeometry]]) -> None:
+def _validate_supervision(conn: Connection, place: Place, after: dict[str, dict[str, BaseGeometry]],
+                          change: Change) -> None:
     """Every supervision grid an edit touches (``after``: see ``_members_after``) keeps at least one unit grid,
     all of them one contiguous piece; ``Rejected`` (``empty`` / ``not_contiguous``, with the supervision grid's
-    old or remaining outline) otherwise."""
+    old or remaining outline) otherwise. In a draft whose supervision grids are all contiguous
+    (``Place.supervision_contiguous``) a grid the change leaves joined around it is not walked whole
+    (``_joined_around``)."""
     for code, members in after.items():
         if not members:
             old = store.supervision_rows(conn, place.district, place.version, [code])
             raise Rejected(f"supervision grid {code} would be left without unit grids",
                            extra={"reason": "empty", "geometry": _lonlat_geojson(
                                shapely.from_wkb(old[0]["wkb"]) if old else None, place.srid)})
+        if place.supervision_contiguous and _joined_around(code, members, change):
+            continue
         if not topology.contiguous(members.values()):
             raise Rejected(f"supervision grid {code} would fall apart into separate pieces",
                            extra={"reason": "not_contiguous", "geometry": _lonlat_geojson(
                                shapely.union_all(np.asarray(list(members.values()), dtype=object)), place.srid)})
+
+
+def _joined_around(code: str, members: dict[str, BaseGeometry], change: Change) -> bool:
+    """Whether ``change`` leaves supervision grid ``code`` (its unit grids after the change: ``members``) as
+    joined as it was, judged around the change (``topology.joined_around``): its grids the change replaces,
+    moves out or reshapes (before) and those it holds after."""
+    before = [r["geom"] for r in change.before.values() if r["supervision_code"] == code]
+    after = [g for c, g in members.items() if c in change.after]
+    unchanged = [g for c, g in members.items() if c not in change.after]
+    return topology.joined_around(unchanged, before, after)
 
 
 def _members_after(conn: Connection, place: Place, change: Change) -> dict[str, dict[str, BaseGeometry]]:

@@ -592,10 +592,16 @@ def update_supervision_rows(conn: Connection, district: str, version_id: int, ro
 def issued_serial(conn: Connection, district: str, prefix: str) -> int:
     """The highest running number ever issued under a unit-grid code ``prefix`` (0 when none; retired codes
     count: they are never reused); see ``codes.parse_code``."""
+    if not prefix or not prefix.isascii():
+        raise ValueError(f"not a code prefix: {prefix!r}")  # codes are ASCII (``codes``), so is every prefix
+    # The codes from the prefix up to (not including) the prefix with its last character raised, in byte order
+    # (index ``grid_codes_prefix``, migration 0017): every code that starts with the prefix, and a few others
+    # that the exact test drops.
+    following = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     codes = conn.execute(sa.text(
         """SELECT code FROM grid_codes WHERE district_code = :d AND kind = 'unit'
-              AND left(code, length(:p)) = :p"""
-    ), {"d": district, "p": prefix}).scalars()
+              AND code ~>=~ :p AND code ~<~ :following AND left(code, length(:p)) = :p"""
+    ), {"d": district, "p": prefix, "following": following}).scalars()
     numbers = [number for code in codes for p, number in [parse_code(code)] if p == prefix]
     return max(numbers, default=0)
 
