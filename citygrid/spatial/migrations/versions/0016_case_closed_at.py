@@ -25,7 +25,9 @@ def upgrade() -> None:
     # imported as closed): NULL for a case never closed. Kept by a trigger on the events, so every writer
     # (the workflow, history imports, synthetic timelines, restores) keeps it, and never written by the
     # application. A derived column: the row audit leaves it out (its change is the close event's, which the
-    # case's status change and the event itself record), so filling it writes no audit row.
+    # case's status change and the event itself record), so filling it writes no audit row. Events are written,
+    # never changed: only a history import replaces its own events (``cases.timeline_store``), which end no
+    # later than the closing events they stand beside, so a trigger on inserts is all it needs.
     op.execute("""
 ALTER TABLE cases ADD COLUMN closed_at timestamptz;
 DROP TRIGGER cases_audit ON cases;
@@ -42,10 +44,13 @@ CREATE TRIGGER case_events_closed AFTER INSERT ON case_events FOR EACH ROW
     WHEN (NEW.to_status = 'closed') EXECUTE FUNCTION case_event_closed();
 """)
     # callback: the closed public reports (desk.queues.CALLBACK_SOURCES) newest closing first, the queue's
-    # order: its page is the index's first entries and its count stops after COUNT_CAP + 1 of them. It replaces
-    # the queue's count index and the closing events' index, which nothing else reads.
+    # order: its page is the index's first entries and its count stops after COUNT_CAP + 1 of them; one index
+    # per district, one across them (an account of the whole city asking without a district). They replace the
+    # queue's count index and the closing events' index, which nothing else reads.
     op.execute("""
 CREATE INDEX cases_desk_closed ON cases (district_code, closed_at DESC, case_id DESC) INCLUDE (row_version)
+    WHERE status = 'closed' AND source IN ('hotline', 'citizen', 'open311');
+CREATE INDEX cases_desk_closed_all ON cases (closed_at DESC, case_id DESC) INCLUDE (district_code, row_version)
     WHERE status = 'closed' AND source IN ('hotline', 'citizen', 'open311');
 DROP INDEX cases_desk_callback;
 DROP INDEX case_events_closing;
@@ -71,6 +76,10 @@ UPDATE cases c SET closed_at = e.at
  WHERE c.district_code = e.district_code AND c.case_id = e.case_id;
 """)
     op.execute("SELECT set_config('citygrid.bulk', 'off', true)")
+    # Fire the revision trigger's queued events now rather than at commit: a later migration in the same run
+    # could not alter or index the cases table while they wait.
+    op.execute("SET CONSTRAINTS cases_revision IMMEDIATE")
+    op.execute("SET CONSTRAINTS cases_revision DEFERRED")
 
 
 def downgrade() -> None:
@@ -79,6 +88,7 @@ CREATE INDEX cases_desk_grid ON cases (district_code, supervision_code) WHERE st
 DROP INDEX cases_desk_check_grid;
 DROP INDEX cases_desk_verify_grid;
 CREATE INDEX case_events_closing ON case_events (at DESC) WHERE to_status = 'closed';
+DROP INDEX cases_desk_closed_all;
 CREATE INDEX cases_desk_callback ON cases (district_code) INCLUDE (case_id, row_version)
     WHERE status = 'closed' AND source IN ('hotline', 'citizen', 'open311');
 DROP INDEX cases_desk_closed;
