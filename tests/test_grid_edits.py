@@ -428,6 +428,27 @@ def test_undo_restores_the_exact_geometry_and_codes_are_never_reused(planner, bj
     assert log["revision"] == 3 and log["edits"][0]["params"]["code"] == code
 
 
+def test_edits_before_a_draft_is_grouped_again_cannot_be_undone(planner, bj, draft):
+    """Grouping a draft again (``service.partition``) replaces its supervision grids: an edit made before that
+    names the old ones, so its undo answers 409 and changes nothing; an edit made after it is undone as ever."""
+    from citygrid.gridding import service
+
+    code, line = splittable(bj, draft)
+    assert edit(planner, draft, {"op": "split", "code": code, "line": lonlat(line)}, 0).status_code == 200
+    service.partition(bj, D, 237, 35, version_id=draft)
+    params = bj.execute(sa.text("SELECT params FROM grid_versions WHERE district_code = :d AND version_id = :v"),
+                        {"d": D, "v": draft}).scalar_one()
+    assert params["partition"]["revision"] == 1
+    before = wkb_of(bj, draft, code)
+    refused = planner.post(f"/api/v1/grids/versions/{draft}/undo?district={D}", json={"expected_revision": 1})
+    assert_error(refused, 409, "conflict", reason="grouped again")
+    assert wkb_of(bj, draft, code) == before and revision(bj, draft) == 1
+    other, other_line = splittable(bj, draft)
+    assert edit(planner, draft, {"op": "split", "code": other, "line": lonlat(other_line)}, 1).status_code == 200
+    undone = planner.post(f"/api/v1/grids/versions/{draft}/undo?district={D}", json={"expected_revision": 2})
+    assert undone.status_code == 200 and undone.get_json()["edit"]["undoes"] == 2
+
+
 def test_repeated_undo_walks_back_a_merge_and_a_split(planner, bj, draft):
     code, _ = splittable(bj, draft)
     other = neighbour(bj, draft, code)

@@ -418,3 +418,27 @@ def test_a_reshape_on_real_grids_whose_corner_lies_on_a_neighbour_edge_is_accept
     result = topo.reshape(case["code"], shapely.from_wkt(case["shape"]), hood, edge)
     topo.check({c: hood[c] for c in result}, result, ring={c: g for c, g in ring.items() if c not in result},
                edge=edge, min_area_m2=10_000)
+
+
+def test_a_split_that_cuts_a_short_contact_is_not_taken_for_unchanged_contiguity():
+    """An edit inside one supervision grid keeps its ground, but not always its contiguity: a split through the
+    middle of a 0.8 m contact leaves two contacts each shorter than an adjacency (``partition.MIN_SHARED_EDGE_M``).
+    The edit engine's one-group shortcut asks ``joined_around`` among the change's ring, which says no here (the
+    engine then checks the whole supervision grid) and yes for a split that keeps the contact whole."""
+    from citygrid.gridding import edits
+    from citygrid.gridding.partition import MIN_SHARED_EDGE_M
+
+    assert 0.4 < MIN_SHARED_EDGE_M <= 0.8
+    b = Polygon([(0, 0), (10, 0), (10, 9.6), (10, 10), (0, 10)])  # a vertex at the contact's middle
+    a = box(10, 9.2, 20, 19.2)  # meets b along x = 10, y 9.2-10: 0.8 m
+    assert topo.contiguous([a, b])
+
+    def change(parts):
+        return edits.Change(before={"A": {"geom": a, "supervision_code": "S"}},
+                            after={"A": parts[0], "new:1": parts[1]}, ring={"B": {"geom": b, "supervision_code": "S"}})
+
+    cut = change([box(10, 9.6, 20, 19.2), box(10, 9.2, 20, 9.6)])
+    assert not topo.contiguous([b, *cut.after.values()]) and not edits._joined_in_ring("S", cut)
+    kept = change([box(10, 9.2, 15, 19.2), box(15, 9.2, 20, 19.2)])
+    assert topo.contiguous([b, *kept.after.values()]) and edits._joined_in_ring("S", kept)
+    assert not edits._joined_in_ring("S", edits.Change(before=cut.before, after=cut.after))  # no ring: read all

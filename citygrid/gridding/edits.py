@@ -76,8 +76,10 @@ class Change:
     source_of : placeholder code -> the code of the grid it was cut from (its street and community).
     supervision : supervision-grid code -> team code, for a ``set-team``.
     around : when loaded with the grids, every grid of the draft within ``NEIGHBOURHOOD_M`` of them (code ->
-        Polygon, deployment CRS): a superset of the ring of an edit whose results lie on the ground of its grids
-        (a split, a merge), which ``_ring`` then picks from instead of asking the database again.
+        its stored row with ``geom``, deployment CRS): a superset of the ring of an edit whose results lie on the
+        ground of its grids (a split, a merge), which ``_ring`` then picks from instead of asking the database
+        again.
+    ring : once checked (``_checked``), the untouched grids meeting the change (code -> stored row with ``geom``).
     """
 
     before: dict[str, dict[str, Any]]
@@ -85,7 +87,8 @@ class Change:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     source_of: dict[str, str] = field(default_factory=dict)
     supervision: dict[str, str] = field(default_factory=dict)
-    around: dict[str, BaseGeometry] | None = None
+    around: dict[str, dict[str, Any]] | None = None
+    ring: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -146,12 +149,19 @@ def undo(conn: Connection, district: str, version: int, expected_revision: int |
     team); repeated, it walks back one edit at a time. Codes the undone edit issued stay registered (retired),
     never reused. The revision still rises by one, and the undo is logged (``op`` ``undo``).
 
-    Returns the answer of ``apply``; ``Conflict`` when there is nothing left to undo or the revision is stale.
+    Returns the answer of ``apply``; ``Conflict`` when there is nothing left to undo, the revision is stale, or
+    the newest edit left was made before the draft was grouped again (``service.partition``).
     """
     draft = _lock_draft(conn, district, version, expected_revision)
     edit = store.last_undoable_edit(conn, district, version)
     if edit is None:
         raise Conflict(f"draft {version} of {district} has no edit to undo")
+    grouped_at = (draft["params"].get("partition") or {}).get("revision")
+    if grouped_at is not None and edit["seq"] <= grouped_at:
+        # Its rows name the supervision grids of a grouping since replaced: put back, they would scatter unit
+        # grids over the new supervision grids that happen to have those codes.
+        raise Conflict(f"draft {version} of {district} was grouped again (citygrid grids partition) after edit "
+                       f"{edit['seq']}: the edits before that grouping cannot be undone")
     srid = deployment_srid(conn)
     before, after = edit["before"], edit["after"]
     store.replace_unit_rows(conn, district, version, [r["code"] for r in after["unit"]],
@@ -266,15 +276,15 @@ def _grids(conn: Connection, place: Place, codes: tuple[str, ...]) -> dict[str, 
 
 
 def _grids_around(conn: Connection, place: Place, codes: tuple[str, ...]
-                  ) -> tuple[dict[str, dict[str, Any]], dict[str, BaseGeometry]]:
-    """The stored rows of the unit grids ``codes`` (as ``_grids``) and every grid within ``NEIGHBOURHOOD_M`` of
-    them (code -> Polygon, deployment CRS), in one round trip."""
+                  ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The stored rows of the unit grids ``codes`` (as ``_grids``) and of every grid within ``NEIGHBOURHOOD_M``
+    of them (code -> row with ``geom``, deployment CRS), in one round trip."""
     rows = {r["code"]: _with_geom(r) for r in store.unit_rows_around(conn, place.district, place.version, codes,
                                                                      NEIGHBOURHOOD_M)}
     missing = [c for c in codes if c not in rows]
     if missing:
         raise NotFound(f"draft {place.version} of {place.district} has no unit grid {missing[0]}")
-    return {c: rows[c] for c in sorted(codes)}, {c: r["geom"] for c, r in rows.items()}
+    return {c: rows[c] for c in sorted(codes)}, rows
 
 
 def _near(conn: Connection, place: Place, geom: BaseGeometry, distance: float = NEIGHBOURHOOD_M
@@ -284,18 +294,18 @@ def _near(conn: Connection, place: Place, geom: BaseGeometry, distance: float = 
                                                                    shapely.to_wkb(geom), place.srid, distance)}
 
 
-def _ring(conn: Connection, place: Place, change: Change) -> dict[str, BaseGeometry]:
-    """The untouched grids around an edit: every grid of the draft meeting a changed grid, before or after,
-    that the edit does not change itself."""
+def _ring(conn: Connection, place: Place, change: Change) -> dict[str, dict[str, Any]]:
+    """The untouched grids around an edit (code -> stored row with ``geom``): every grid of the draft meeting a
+    changed grid, before or after, that the edit does not change itself."""
     shapes = [r["geom"] for r in change.before.values()] + [g for g in change.after.values() if g is not None]
     union = shapely.union_all(np.asarray(shapes, dtype=object))
     if change.around is not None and shapely.covered_by(union, shapely.buffer(  # the candidates reach far enough
             shapely.union_all(np.asarray([r["geom"] for r in change.before.values()], dtype=object)),
             NEIGHBOURHOOD_M / 2, quad_segs=1)):
-        return {c: g for c, g in change.around.items()
-                if c not in change.after and c not in change.before and shapely.dwithin(g, union, 0.0)}
+        return {c: r for c, r in change.around.items()
+                if c not in change.after and c not in change.before and shapely.dwithin(r["geom"], union, 0.0)}
     near = _near(conn, place, union, 0.0)
-    return {c: r["geom"] for c, r in near.items() if c not in change.after and c not in change.before}
+    return {c: r for c, r in near.items() if c not in change.after and c not in change.before}
 
 
 def _local_edge(place: Place, shapes: list[BaseGeometry]) -> BaseGeometry:
@@ -397,7 +407,8 @@ def _checked(conn: Connection, place: Place, change: Change) -> Change:
     ``topology.check`` passes it with its ring of untouched neighbours (the check clips the district edge to the
     grids it looks at)."""
     before = {c: r["geom"] for c, r in change.before.items()}
-    ring = _ring(conn, place, change)
+    change.ring = _ring(conn, place, change)
+    ring = {c: r["geom"] for c, r in change.ring.items()}
     change.after = _vertices_matched(change.after, ring)
     _topology(place, topology.check, before, change.after, ring=ring, edge=place.edge,
               min_area_m2=place.min_area_m2)
@@ -485,15 +496,29 @@ def _joined_around(code: str, members: dict[str, BaseGeometry], change: Change) 
     return topology.joined_around(unchanged, before, after)
 
 
+def _joined_in_ring(code: str, change: Change) -> bool:
+    """Whether ``change``, all of it within supervision grid ``code``, leaves that grid as joined as it was,
+    judged among the change's ring (``topology.joined_around``: the ring holds every untouched grid meeting the
+    change); False without a ring (the caller then reads the whole supervision grid)."""
+    if change.ring is None:
+        return False
+    unchanged = [r["geom"] for r in change.ring.values() if r["supervision_code"] == code]
+    return topology.joined_around(unchanged, [r["geom"] for r in change.before.values()],
+                                  [g for g in change.after.values() if g is not None])
+
+
 def _members_after(conn: Connection, place: Place, change: Change) -> dict[str, dict[str, BaseGeometry]]:
     """Supervision-grid code -> its unit grids after the change (code -> Polygon), for every supervision grid
     the change touches (any unit grid in or out of it, or any of its unit grids reshaped)."""
     touched = {r["supervision_code"] for r in change.before.values()} | {
         r["supervision_code"] for r in change.rows.values()}
     touched.discard(None)
-    if len(touched) == 1 and all(r["supervision_code"] in touched for r in change.before.values()):
+    if len(touched) == 1 and all(r["supervision_code"] in touched for r in change.before.values()) and (
+            _joined_in_ring(next(iter(touched)), change)):
         # An edit inside one supervision grid leaves its ground as it was (``topology.check``: the same ground
-        # before and after), so its outline and its contiguity too: nothing to read.
+        # before and after), so its outline too; and it leaves the grid as joined as it was around the change
+        # (a split may cut a contact between two grids into pieces each shorter than an adjacency): nothing to
+        # read.
         return {}
     members: dict[str, dict[str, BaseGeometry]] = {code: {} for code in touched}
     for row in store.unit_rows_of_supervision(conn, place.district, place.version, sorted(touched)):

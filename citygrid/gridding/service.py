@@ -180,6 +180,9 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
     graph = _weighted_graph(graph, grids, compact=compact, respect_streets=respect_streets)
     load, used = part.workload(store.workload_terms(conn, district, vid), weights or dict(part.DEFAULT_WEIGHTS))
     grouping = _group(district, graph, polygons, load, n_groups, n_teams, seed=seed)
+    # The draft's revision when it was grouped: its edits up to there changed the grouping this one replaces, so
+    # they can no longer be undone (``edits.undo``). The row is locked: no edit slips in meanwhile.
+    grouped_at = (store.lock_version(conn, district, vid) or {}).get("revision", 0)
     _store_grouping(conn, district, vid, grids, grouping)
     summary = {
         "district": district, "version": vid, "supervision_grids": n_groups, "teams": n_teams,
@@ -187,7 +190,8 @@ def partition(conn: Connection, district: str, n_groups: int, n_teams: int | Non
         "weights": used, "respect_streets": respect_streets, "compact": compact,
         **grouping.quality(load),
     }
-    store.merge_version_params(conn, district, vid, {"partition": {k: v for k, v in summary.items() if k != "groups"}})
+    store.merge_version_params(conn, district, vid, {"partition": {
+        **{k: v for k, v in summary.items() if k != "groups"}, "revision": grouped_at}})
     spatial_store.audit(conn, actor=author, action="partition", object_kind="grid_version",
                         object_id=f"{district}/{vid}", district=district,
                         after={k: summary[k] for k in ("supervision_grids", "teams", "imbalance", "contiguous")})
