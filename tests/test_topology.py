@@ -434,11 +434,12 @@ def test_a_split_that_cuts_a_short_contact_is_not_taken_for_unchanged_contiguity
     assert topo.contiguous([a, b])
 
     def change(parts):
-        return edits.Change(before={"A": {"geom": a, "supervision_code": "S"}},
-                            after={"A": parts[0], "new:1": parts[1]}, ring={"B": {"geom": b, "supervision_code": "S"}})
+        row = {"geom": a, "supervision_code": "S"}
+        return edits.Change(before={"A": row}, after={"A": parts[0], "new:1": parts[1]},
+                            rows={"A": row, "new:1": row}, ring={"B": {"geom": b, "supervision_code": "S"}})
 
     cut = change([box(10, 9.6, 20, 19.2), box(10, 9.2, 20, 9.6)])
     assert not topo.contiguous([b, *cut.after.values()]) and not edits._joined_in_ring("S", cut)
     kept = change([box(10, 9.2, 15, 19.2), box(15, 9.2, 20, 19.2)])
     assert topo.contiguous([b, *kept.after.values()]) and edits._joined_in_ring("S", kept)
-    assert not edits._joined_in_ring("S", edits.Change(before=cut.before, after=cut.after))  # no ring: read all
+    assert not edits._joined_in_ring("S", edits.Change(before=cut.before, after=cut.after, rows=cut.rows))  # no ring

@@ -124,6 +124,12 @@ def _sources(sources: tuple[str, ...]) -> str:
     return ", ".join(f"'{s}'" for s in sources)
 
 
+def _condition(q: QueueQuery) -> str:
+    """The SQL of the queue's further condition (``CONDITIONS``), its sources written in where it names them."""
+    condition = CONDITIONS[q.condition]
+    return condition.format(sources=_sources(q.callback_sources)) if "{sources}" in condition else condition
+
+
 def _where(q: QueueQuery, srid: int) -> tuple[str, dict[str, Any], bool]:
     """The WHERE clause (on cases ``c``) of the queue's cases, its parameters, and whether the queue is read
     once and counted whole (``_bounded``: its cases are then looked up grid by grid, ``_BOUNDED``)."""
@@ -138,9 +144,7 @@ def _where(q: QueueQuery, srid: int) -> tuple[str, dict[str, Any], bool]:
     elif params.get("scope_team") is not None and not params.get("scope_all"):
         where.append(_TEAM_GRIDS)
     if q.condition is not None:
-        condition = CONDITIONS[q.condition]
-        where.append(condition.format(sources=_sources(q.callback_sources)) if "{sources}" in condition
-                     else condition)
+        where.append(_condition(q))
     if q.near is not None:
         params["near_wkb"] = q.near_wkb
     return " AND ".join(where), params, bounded
@@ -297,7 +301,8 @@ _BOUNDED = f"""queue AS MATERIALIZED (
 
 def _bounded_cte(q: QueueQuery, where: str) -> str:
     """The CTE ``queue``: the queue's cases of the team's grids (``_BOUNDED``) that meet ``where``."""
-    lookup = _statuses(q.statuses) + (f" AND {CONDITIONS[q.condition]}" if q.condition == "verify_task" else "")
+    # The lookup names the queue's condition as the queue's grid index does (``cases_desk_verify_grid``).
+    lookup = _statuses(q.statuses) + (f" AND {_condition(q)}" if q.condition is not None else "")
     return _BOUNDED.format(where=where, statuses=lookup)
 
 

@@ -471,14 +471,15 @@ def _validate_supervision(conn: Connection, place: Place, after: dict[str, dict[
     all of them one contiguous piece; ``Rejected`` (``empty`` / ``not_contiguous``, with the supervision grid's
     old or remaining outline) otherwise. In a draft whose supervision grids are all contiguous
     (``Place.supervision_contiguous``) a grid the change leaves joined around it is not walked whole
-    (``_joined_around``)."""
+    (``_joined``)."""
     for code, members in after.items():
         if not members:
             old = store.supervision_rows(conn, place.district, place.version, [code])
             raise Rejected(f"supervision grid {code} would be left without unit grids",
                            extra={"reason": "empty", "geometry": _lonlat_geojson(
                                shapely.from_wkb(old[0]["wkb"]) if old else None, place.srid)})
-        if place.supervision_contiguous and _joined_around(code, members, change):
+        if place.supervision_contiguous and _joined(
+                code, [g for c, g in members.items() if c not in change.after], change):
             continue
         if not topology.contiguous(members.values()):
             raise Rejected(f"supervision grid {code} would fall apart into separate pieces",
@@ -486,25 +487,21 @@ def _validate_supervision(conn: Connection, place: Place, after: dict[str, dict[
                                shapely.union_all(np.asarray(list(members.values()), dtype=object)), place.srid)})
 
 
-def _joined_around(code: str, members: dict[str, BaseGeometry], change: Change) -> bool:
-    """Whether ``change`` leaves supervision grid ``code`` (its unit grids after the change: ``members``) as
-    joined as it was, judged around the change (``topology.joined_around``): its grids the change replaces,
-    moves out or reshapes (before) and those it holds after."""
+def _joined(code: str, unchanged: list[BaseGeometry], change: Change) -> bool:
+    """Whether ``change`` leaves supervision grid ``code`` as joined as it was (``topology.joined_around``),
+    judged among ``unchanged``: its unit grids the change leaves alone, all of them or at least every one
+    meeting the change (the change's ring); before: its grids the change replaces, moves out or reshapes; after:
+    the grids the change leaves in it."""
     before = [r["geom"] for r in change.before.values() if r["supervision_code"] == code]
-    after = [g for c, g in members.items() if c in change.after]
-    unchanged = [g for c, g in members.items() if c not in change.after]
+    after = [g for c, g in change.after.items() if g is not None and change.rows[c]["supervision_code"] == code]
     return topology.joined_around(unchanged, before, after)
 
 
 def _joined_in_ring(code: str, change: Change) -> bool:
-    """Whether ``change``, all of it within supervision grid ``code``, leaves that grid as joined as it was,
-    judged among the change's ring (``topology.joined_around``: the ring holds every untouched grid meeting the
-    change); False without a ring (the caller then reads the whole supervision grid)."""
-    if change.ring is None:
-        return False
-    unchanged = [r["geom"] for r in change.ring.values() if r["supervision_code"] == code]
-    return topology.joined_around(unchanged, [r["geom"] for r in change.before.values()],
-                                  [g for g in change.after.values() if g is not None])
+    """``_joined`` among the change's ring (every untouched grid meeting the change) for a change all within
+    supervision grid ``code``; False without a ring (the caller then reads the whole supervision grid)."""
+    return change.ring is not None and _joined(
+        code, [r["geom"] for r in change.ring.values() if r["supervision_code"] == code], change)
 
 
 def _members_after(conn: Connection, place: Place, change: Change) -> dict[str, dict[str, BaseGeometry]]:
