@@ -203,15 +203,18 @@ def _lonlat_op(op: dict[str, Any], srid: int) -> dict[str, Any]:
 
 def _apply_api(conn: Connection, op: dict[str, Any], version: int, revision: int, srid: int
                ) -> tuple[float, dict[str, Any] | None]:
-    """Time one ``edits.apply`` in a savepoint (rolled back when rejected); its answer, or None when rejected."""
+    """Time one ``edits.apply`` in a savepoint (rolled back when rejected); its answer, or None when rejected.
+    The code scheme is given as the app gives it (read once per app: ``webmap.context.code_scheme``)."""
+    from citygrid.codes import deployment_scheme
     from citygrid.errors import Rejected
     from citygrid.gridding import edits
 
     request = _lonlat_op(op, srid)
+    scheme = deployment_scheme(conn)
     savepoint = conn.begin_nested()
     t0 = time.perf_counter()
     try:
-        answer = edits.apply(conn, DISTRICT, version, request, revision, "bench")
+        answer = edits.apply(conn, DISTRICT, version, request, revision, "bench", scheme=scheme)
     except Rejected:
         elapsed = time.perf_counter() - t0
         savepoint.rollback()

@@ -75,10 +75,10 @@ class Change:
     rows : code -> the attributes of each new or changed grid (street, community, supervision, attrs).
     source_of : placeholder code -> the code of the grid it was cut from (its street and community).
     supervision : supervision-grid code -> team code, for a ``set-team``.
-    around : when loaded with the grids, every grid of the draft within ``NEIGHBOURHOOD_M`` of them (code ->
-        its stored row with ``geom``, deployment CRS): a superset of the ring of an edit whose results lie on the
-        ground of its grids (a split, a merge), which ``_ring`` then picks from instead of asking the database
-        again.
+    around : when loaded with the grids, every grid of the draft within ``NEIGHBOURHOOD_M`` of them (at least;
+        code -> its stored row with ``geom``, deployment CRS): a superset of the ring of an edit whose results lie
+        on the ground of its grids (a split, a merge, a reshape), which ``_ring`` then picks from instead of
+        asking the database again.
     ring : once checked (``_checked``), the untouched grids meeting the change (code -> stored row with ``geom``).
     """
 
@@ -110,7 +110,7 @@ class Place:
 
 # ------------------------------------------------------------------------------------------ entry points
 def apply(conn: Connection, district: str, version: int, op: Any, expected_revision: int | None,
-          author: str) -> dict[str, Any]:
+          author: str, scheme: code_schemes.CodeScheme | None = None) -> dict[str, Any]:
     """Apply one edit to draft ``version`` of ``district`` (see the module docstring).
 
     Parameters
@@ -121,6 +121,8 @@ def apply(conn: Connection, district: str, version: int, op: Any, expected_revis
         in EPSG:4326.
     expected_revision : the draft's revision the editor saw; None takes the current one (the CLI's default).
     author : who edits (the log's author).
+    scheme : the deployment's code scheme when the caller holds it (the app reads it once:
+        ``webmap.context.code_scheme``); read here otherwise.
 
     Returns
     -------
@@ -133,7 +135,7 @@ def apply(conn: Connection, district: str, version: int, op: Any, expected_revis
     InvalidInput (400), NotFound (404: no such draft, grid, supervision grid or team), Conflict (409: not a
     draft, or a stale ``expected_revision``), Rejected (422: the edit would break the coverage).
     """
-    scheme = code_schemes.deployment_scheme(conn)
+    scheme = code_schemes.deployment_scheme(conn) if scheme is None else scheme
     request = parse(op, scheme)
     draft = _lock_draft(conn, district, version, expected_revision, store.lock_version_for_edit)
     place = _place(district, version, draft, scheme)
@@ -345,15 +347,19 @@ def _reshape(conn: Connection, place: Place, request: EditRequest) -> Change:
     """Give one grid a new boundary; its neighbours give or take the difference."""
     code = request.codes[0]
     shape = _to_storage(request.geometry, place, "geometry")
-    hood = {r["code"]: _with_geom(r) for r in store.unit_rows_near_grid(  # the grid and its neighbourhood
-        conn, place.district, place.version, code, shapely.to_wkb(shape), place.srid, NEIGHBOURHOOD_M)}
+    rows = store.unit_rows_near_grid(  # the grid, its neighbourhood (``hood``) and the grids around that
+        conn, place.district, place.version, code, shapely.to_wkb(shape), place.srid, NEIGHBOURHOOD_M)
+    in_hood = {r["code"] for r in rows if r.pop("hood")}
+    around = {r["code"]: _with_geom(r) for r in rows}
+    hood = {c: r for c, r in around.items() if c in in_hood}
     if code not in hood:
         raise NotFound(f"draft {place.version} of {place.district} has no unit grid {code}")
     target = hood[code]
     grids = {c: r["geom"] for c, r in hood.items()}
     edge = _local_edge(place, [target["geom"], shape])
     result = _topology(place, topology.reshape, code, shape, grids, edge)
-    return _checked(conn, place, _geometry_change(hood, result))
+    # ``around``: every grid within NEIGHBOURHOOD_M of the hood, so of the grids the reshape changes
+    return _checked(conn, place, _geometry_change(hood, result, around))
 
 
 def _move_vertex(conn: Connection, place: Place, request: EditRequest) -> Change:
@@ -396,10 +402,13 @@ _COMPUTE = {"split": _split, "merge": _merge, "reshape": _reshape, "move-vertex"
             "reassign": _reassign, "set-team": _set_team}
 
 
-def _geometry_change(hood: dict[str, dict[str, Any]], result: dict[str, BaseGeometry | None]) -> Change:
-    """A change of the grids ``result`` names (from the neighbourhood ``hood``), attributes unchanged."""
+def _geometry_change(hood: dict[str, dict[str, Any]], result: dict[str, BaseGeometry | None],
+                     around: dict[str, dict[str, Any]] | None = None) -> Change:
+    """A change of the grids ``result`` names (from the neighbourhood ``hood``), attributes unchanged;
+    ``around`` as ``Change.around`` when the caller read it."""
     before = {c: hood[c] for c in result}
-    return Change(before=before, after=dict(result), rows={c: hood[c] for c, g in result.items() if g is not None})
+    return Change(before=before, after=dict(result), rows={c: hood[c] for c, g in result.items() if g is not None},
+                  around=around)
 
 
 def _checked(conn: Connection, place: Place, change: Change) -> Change:
@@ -438,7 +447,7 @@ def _vertices_matched(after: dict[str, BaseGeometry | None], ring: dict[str, Bas
         if matched.geom_type == "Polygon" and matched.is_valid:
             geoms[k] = matched
     # and a neighbour's vertex lying on a result's edge inserted there (a T-junction made a shared vertex)
-    noded = topology.noded(np.concatenate([geoms[len(ring):], geoms[:len(ring)]]))
+    noded = topology.noded(np.concatenate([geoms[len(ring):], geoms[:len(ring)]]), first=len(codes))
     return {**after, **dict(zip(codes, noded[:len(codes)], strict=True))}
 
 
@@ -544,8 +553,6 @@ def _store(conn: Connection, place: Place, seq: int, request: EditRequest, chang
     store.replace_unit_rows(conn, district, version, [r["code"] for r in before_units], after_units, place.srid)
     loads = _workloads(conn, place, loaded)  # of the unit grids now stored
     sup_after = [{**r, "workload": loads.get(r["code"], r["workload"])} for r in sup_after]
-    store.update_supervision_rows(conn, district, version, sup_after, place.srid)
-    store.register_codes(conn, district, version, issued, [])
     summary = _summary_of([r["code"] for r in before_units], [r["code"] for r in after_units],
                           [r["code"] for r in sup_after if r["code"] in members or r["code"] in change.supervision])
     at = store.log_edit(
@@ -553,7 +560,7 @@ def _store(conn: Connection, place: Place, seq: int, request: EditRequest, chang
         before={"unit": [_record(r) for r in before_units], "supervision": [_record(r) for r in sup_before]},
         after={"unit": [_record(r) for r in after_units], "supervision": [_record(r) for r in sup_after],
                "codes": {"issued": issued, "retired": retired}},
-        summary=summary, author=author)
+        summary=summary, author=author, supervision=sup_after, issued=issued, srid=place.srid)
     kept = [geom for _, geom in sorted(change.after.items()) if geom is not None]  # as after_units is made
     stored = list(zip(after_units, kept, strict=True))
     return {"district": district, "version": version, "revision": seq,

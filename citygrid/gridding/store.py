@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 import shapely
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from citygrid.cases.workflow import CLOSED_STATES
 from citygrid.gridding.areas import AreaInput
 from citygrid.gridding.codes import parse_code
+from citygrid.spatial.db import statement
 from citygrid.spatial.store import CURRENT_VERSION_ORDER, current_version_sql
 
 
@@ -27,7 +27,7 @@ def _json(value: Any) -> str:
 # ------------------------------------------------------------------------------------------ inputs
 def load_areas(conn: Connection, district: str) -> list[AreaInput]:
     """Streets and communities of a district with point/polygon in the deployment CRS."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         """SELECT code, level, name, parent_code, ST_AsBinary(point) AS point, ST_AsBinary(geom) AS geom,
                   geom_derived FROM admin_areas WHERE district_code = :d ORDER BY code"""
     ), {"d": district}).mappings()
@@ -39,7 +39,7 @@ def load_areas(conn: Connection, district: str) -> list[AreaInput]:
 
 def load_roads(conn: Connection, district: str) -> tuple[np.ndarray, np.ndarray]:
     """Road LineStrings (deployment CRS) and their classes."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         "SELECT ST_AsBinary(geom), class FROM lines WHERE district_code = :d AND kind = 'road' ORDER BY line_id"
     ), {"d": district}).all()
     geoms = np.array([shapely.from_wkb(r[0]) for r in rows], dtype=object)
@@ -48,12 +48,12 @@ def load_roads(conn: Connection, district: str) -> tuple[np.ndarray, np.ndarray]
 
 def save_derived_areas(conn: Connection, district: str, shapes: dict[str, Any], srid: int) -> None:
     """Store derived street/community polygons (``geom_derived``), never over a real polygon."""
-    conn.execute(sa.text(
+    conn.execute(statement(
         "UPDATE admin_areas SET geom = NULL WHERE district_code = :d AND geom_derived"), {"d": district})
     rows = [{"d": district, "code": code, "wkb": shapely.to_wkb(geom), "srid": srid}
             for code, geom in shapes.items() if geom is not None and not geom.is_empty]
     if rows:
-        conn.execute(sa.text(
+        conn.execute(statement(
             """UPDATE admin_areas
                   SET geom = ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_GeomFromWKB(:wkb, :srid)), 3)),
                       geom_derived = true
@@ -66,7 +66,7 @@ def next_version_id(conn: Connection, district: str) -> int:
     """The number of a district's next version: after every version there is, every version the code registry
     names and every draft dropped (``drafts.drop`` audits it as ``<district>/<version>``): a number is never
     given twice, so the audit log and the registry's ``first_version`` / ``retired_version`` name one version."""
-    return conn.execute(sa.text(
+    return conn.execute(statement(
         """SELECT greatest((SELECT coalesce(max(version_id), 0) FROM grid_versions WHERE district_code = :d),
                            (SELECT coalesce(max(greatest(first_version, retired_version)), 0) FROM grid_codes
                              WHERE district_code = :d),
@@ -78,7 +78,7 @@ def next_version_id(conn: Connection, district: str) -> int:
 
 def create_version(conn: Connection, *, district: str, version_id: int, source: str, author: str,
                    params: dict[str, Any], note: str, parent_version: int | None) -> None:
-    conn.execute(sa.text(
+    conn.execute(statement(
         """INSERT INTO grid_versions (district_code, version_id, status, source, parent_version, author, note, params)
            VALUES (:d, :v, 'draft', :source, :parent, :author, :note, CAST(:params AS jsonb))"""
     ), {"d": district, "v": version_id, "source": source, "parent": parent_version, "author": author,
@@ -86,14 +86,14 @@ def create_version(conn: Connection, *, district: str, version_id: int, source: 
 
 
 def merge_version_params(conn: Connection, district: str, version_id: int, extra: dict[str, Any]) -> None:
-    conn.execute(sa.text(
+    conn.execute(statement(
         """UPDATE grid_versions SET params = params || CAST(:extra AS jsonb)
             WHERE district_code = :d AND version_id = :v"""
     ), {"d": district, "v": version_id, "extra": _json(extra)})
 
 
 def versions(conn: Connection, district: str) -> list[dict[str, Any]]:
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         """SELECT v.version_id, v.status, v.source, v.parent_version, v.author, v.note, v.created_at,
                   v.effective_from, v.effective_to, v.params, v.revision,
                   (SELECT count(*) FROM unit_grids u WHERE u.district_code = v.district_code
@@ -118,11 +118,11 @@ def version_row(conn: Connection, district: str, version_id: int | None) -> dict
 
 def publish(conn: Connection, district: str, version_id: int, effective_from: Any) -> None:
     """Publish a draft: the current published version ends where this one starts."""
-    conn.execute(sa.text(
+    conn.execute(statement(
         """UPDATE grid_versions SET status = 'retired', effective_to = :start
             WHERE district_code = :d AND status = 'published' AND version_id <> :v"""
     ), {"d": district, "v": version_id, "start": effective_from})
-    conn.execute(sa.text(
+    conn.execute(statement(
         """UPDATE grid_versions SET status = 'published', effective_from = :start
             WHERE district_code = :d AND version_id = :v"""
     ), {"d": district, "v": version_id, "start": effective_from})
@@ -132,7 +132,7 @@ def publish(conn: Connection, district: str, version_id: int, effective_from: An
 def insert_unit_grids(conn: Connection, district: str, version_id: int, rows: Sequence[dict[str, Any]],
                       srid: int) -> None:
     """Rows: code, street_code, community_code, area_m2, wkb (Polygon in EPSG:``srid``), attrs (dict)."""
-    conn.execute(sa.text(
+    conn.execute(statement(
         """INSERT INTO unit_grids (district_code, version_id, code, street_code, community_code, area_m2, attrs, geom)
            VALUES (:d, :v, :code, :street_code, :community_code, :area_m2, CAST(:attrs AS jsonb),
                    ST_GeomFromWKB(:wkb, :srid))"""
@@ -141,7 +141,7 @@ def insert_unit_grids(conn: Connection, district: str, version_id: int, rows: Se
 
 def unit_grids(conn: Connection, district: str, version_id: int) -> list[dict[str, Any]]:
     """Unit grids of a version with shapely geometry (deployment CRS), ordered by code."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         """SELECT code, street_code, community_code, supervision_code, area_m2, ST_AsBinary(geom) AS wkb
              FROM unit_grids WHERE district_code = :d AND version_id = :v ORDER BY code"""
     ), {"d": district, "v": version_id}).mappings()
@@ -163,7 +163,7 @@ _WORKLOAD_TERMS = """SELECT u.code, u.supervision_code, ST_Area(u.geom) AS area,
 
 def workload_terms(conn: Connection, district: str, version_id: int) -> dict[str, np.ndarray]:
     """Per unit grid (ordered by code): current components, cases, road metres within 15 m, area m²."""
-    rows = conn.execute(sa.text(_WORKLOAD_TERMS + " ORDER BY u.code"),
+    rows = conn.execute(statement(_WORKLOAD_TERMS + " ORDER BY u.code"),
                         {"d": district, "v": version_id}).mappings().all()
     return {name: np.array([float(r[name]) for r in rows]) for name in ("components", "cases", "roads", "area")}
 
@@ -176,20 +176,20 @@ def replace_supervision(conn: Connection, district: str, version_id: int, teams:
     teams: code, name; groups: code, team_code, street_code, workload, wkb; assignment: unit code -> group code.
     """
     params = {"d": district, "v": version_id}
-    conn.execute(sa.text("UPDATE unit_grids SET supervision_code = NULL WHERE district_code = :d AND version_id = :v"),
-                 params)
-    conn.execute(sa.text("DELETE FROM supervision_grids WHERE district_code = :d AND version_id = :v"), params)
-    conn.execute(sa.text("DELETE FROM supervision_teams WHERE district_code = :d AND version_id = :v"), params)
+    conn.execute(statement(
+        "UPDATE unit_grids SET supervision_code = NULL WHERE district_code = :d AND version_id = :v"), params)
+    conn.execute(statement("DELETE FROM supervision_grids WHERE district_code = :d AND version_id = :v"), params)
+    conn.execute(statement("DELETE FROM supervision_teams WHERE district_code = :d AND version_id = :v"), params)
     if teams:
-        conn.execute(sa.text(
+        conn.execute(statement(
             "INSERT INTO supervision_teams (district_code, version_id, code, name) VALUES (:d, :v, :code, :name)"
         ), [{**t, **params} for t in teams])
-    conn.execute(sa.text(
+    conn.execute(statement(
         """INSERT INTO supervision_grids (district_code, version_id, code, team_code, street_code, workload, geom)
            VALUES (:d, :v, :code, :team_code, :street_code, :workload,
                    ST_Multi(ST_GeomFromWKB(:wkb, :srid)))"""
     ), [{**g, **params, "srid": srid} for g in groups])
-    conn.execute(sa.text(
+    conn.execute(statement(
         """UPDATE unit_grids u SET supervision_code = a.sup
              FROM (SELECT unnest(CAST(:units AS text[])) AS unit, unnest(CAST(:sups AS text[])) AS sup) a
             WHERE u.district_code = :d AND u.version_id = :v AND u.code = a.unit"""
@@ -200,13 +200,13 @@ def count_rows(conn: Connection, table: str, district: str, version_id: int) -> 
     """Rows of one version in ``unit_grids``, ``supervision_grids`` or ``supervision_teams``."""
     if table not in ("unit_grids", "supervision_grids", "supervision_teams"):
         raise ValueError(table)
-    return conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE district_code = :d AND version_id = :v"),
+    return conn.execute(statement(f"SELECT count(*) FROM {table} WHERE district_code = :d AND version_id = :v"),
                         {"d": district, "v": version_id}).scalar_one()
 
 
 def ungrouped_unit_grids(conn: Connection, district: str, version_id: int) -> int:
     """Unit grids of a version in no supervision grid (all of them before ``partition``)."""
-    return conn.execute(sa.text(
+    return conn.execute(statement(
         """SELECT count(*) FROM unit_grids
             WHERE district_code = :d AND version_id = :v AND supervision_code IS NULL"""
     ), {"d": district, "v": version_id}).scalar_one()
@@ -215,7 +215,7 @@ def ungrouped_unit_grids(conn: Connection, district: str, version_id: int) -> in
 # ------------------------------------------------------------------------------------------ code registry
 def issued_serials(conn: Connection, district: str) -> dict[str, int]:
     """Highest running number ever issued per prefix (retired codes included); see ``codes.parse_code``."""
-    codes = conn.execute(sa.text(
+    codes = conn.execute(statement(
         "SELECT code FROM grid_codes WHERE district_code = :d AND kind = 'unit'"), {"d": district}).scalars()
     issued: dict[str, int] = {}
     for code in codes:
@@ -228,12 +228,12 @@ def register_codes(conn: Connection, district: str, version_id: int, codes: Sequ
                    retired: Sequence[str], kind: str = "unit") -> None:
     """Record newly issued codes and retire the ones the new version dropped."""
     if codes:
-        conn.execute(sa.text(
+        conn.execute(statement(
             """INSERT INTO grid_codes (district_code, code, kind, first_version) VALUES (:d, :code, :kind, :v)
                ON CONFLICT (district_code, kind, code) DO UPDATE SET retired_version = NULL"""
         ), [{"d": district, "code": c, "kind": kind, "v": version_id} for c in codes])
     if retired:
-        conn.execute(sa.text(
+        conn.execute(statement(
             """UPDATE grid_codes SET retired_version = :v
                 WHERE district_code = :d AND kind = :kind AND code = ANY(CAST(:codes AS text[]))"""
         ), {"d": district, "v": version_id, "kind": kind, "codes": list(retired)})
@@ -258,8 +258,8 @@ def grids_geojson(conn: Connection, *, district: str, version_id: int, kind: str
         where += (" AND geom && ST_Transform(ST_Segmentize(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), 0.001), :srid)"
                   " AND ST_Intersects(ST_Transform(geom, 4326), ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))")
         params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
-    total = conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {where}"), params).scalar_one()
-    features = conn.execute(sa.text(
+    total = conn.execute(statement(f"SELECT count(*) FROM {table} WHERE {where}"), params).scalar_one()
+    features = conn.execute(statement(
         f"""SELECT coalesce(json_agg(json_build_object(
                    'type', 'Feature', 'id', code,
                    'properties', json_build_object('code', code, 'version', version_id, {props}),
@@ -272,7 +272,7 @@ def grids_geojson(conn: Connection, *, district: str, version_id: int, kind: str
 def find_grid(conn: Connection, code: str) -> dict[str, Any] | None:
     """A unit or supervision grid by code, in its newest published version (else newest version), as a
     GeoJSON Feature in EPSG:4326."""
-    row = conn.execute(sa.text(
+    row = conn.execute(statement(
         f"""WITH hits AS (
                SELECT 'unit' AS kind, u.district_code, u.version_id, u.code, u.geom,
                       json_build_object('street_code', u.street_code, 'community_code', u.community_code,
@@ -301,7 +301,7 @@ def find_grid(conn: Connection, code: str) -> dict[str, Any] | None:
 def grid_card(conn: Connection, district: str, version_id: int, code: str) -> dict[str, Any] | None:
     """A unit grid's card: codes, street/community names, supervision grid and team, owners per role now,
     open and total cases (the web map's click-through)."""
-    row = conn.execute(sa.text(
+    row = conn.execute(statement(
         """SELECT u.code, u.street_code, s_a.name AS street_name, u.community_code, c_a.name AS community_name,
                   u.supervision_code, sg.team_code, round(CAST(u.area_m2 AS numeric), 1)::float AS area_m2,
                   (SELECT count(*) FROM cases k WHERE k.district_code = u.district_code
@@ -320,7 +320,7 @@ def grid_card(conn: Connection, district: str, version_id: int, code: str) -> di
     ), {"d": district, "v": version_id, "code": code, "closed": list(CLOSED_STATES)}).mappings().first()
     if row is None:
         return None
-    owners = conn.execute(sa.text(
+    owners = conn.execute(statement(
         """SELECT o.role, p.code, p.name, p.kind, lower(o.valid) AS since FROM grid_ownership o
              JOIN parties p ON p.district_code = o.district_code AND p.party_id = o.party_id
             WHERE o.district_code = :d AND o.grid_kind = 'unit' AND o.grid_code = :code AND o.valid @> now()
@@ -332,7 +332,7 @@ def grid_card(conn: Connection, district: str, version_id: int, code: str) -> di
 
 def owner_counts(conn: Connection, district: str, version_id: int, role: str) -> list[dict[str, Any]]:
     """The parties that own the version's unit grids in ``role`` now, with how many grids each (most first)."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         """SELECT p.code, p.name, p.kind, count(*) AS grids
              FROM unit_grids u
              JOIN grid_ownership o ON o.district_code = u.district_code AND o.grid_kind = 'unit'
@@ -346,7 +346,7 @@ def owner_counts(conn: Connection, district: str, version_id: int, role: str) ->
 
 def teams(conn: Connection, district: str, version_id: int) -> list[dict[str, Any]]:
     """Supervision teams of a version with their supervision-grid count."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         """SELECT t.code, t.name, count(s.code) AS supervision_grids FROM supervision_teams t
              LEFT JOIN supervision_grids s ON s.district_code = t.district_code AND s.version_id = t.version_id
                                           AND s.team_code = t.code
@@ -366,20 +366,20 @@ _SUPERVISION_COLUMNS = ("code, team_code, street_code, workload, supervisors_req
 def lock_district_versions(conn: Connection, district: str) -> None:
     """Serialise the numbering of a district's new versions until the transaction ends (two drafts made at
     once would otherwise take the same number)."""
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('grid_versions:' || :d))"), {"d": district})
+    conn.execute(statement("SELECT pg_advisory_xact_lock(hashtext('grid_versions:' || :d))"), {"d": district})
 
 
 def lock_code_registry(conn: Connection, district: str) -> None:
     """Serialise the issuing of a district's new unit-grid codes until the transaction ends (two drafts
     edited at once would otherwise issue the same code)."""
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('grid_codes:' || :d))"), {"d": district})
+    conn.execute(statement("SELECT pg_advisory_xact_lock(hashtext('grid_codes:' || :d))"), {"d": district})
 
 
 def lock_version(conn: Connection, district: str, version_id: int) -> dict[str, Any] | None:
     """The version row (status, source, parent_version, revision, params), locked for update until the
     transaction ends; None when there is no such version. A second editor of the same draft waits here and
     then reads the revision the first one left."""
-    row = conn.execute(sa.text(
+    row = conn.execute(statement(
         """SELECT version_id, status, source, parent_version, revision, params FROM grid_versions
             WHERE district_code = :d AND version_id = :v FOR UPDATE"""
     ), {"d": district, "v": version_id}).mappings().first()
@@ -390,7 +390,7 @@ def lock_version_for_edit(conn: Connection, district: str, version_id: int) -> d
     """``lock_version``'s row with what an edit needs besides, read in the same round trip: ``srid`` (the
     deployment's storage CRS) and ``edge_wkb`` (the district's boundary as WKB in that CRS; None for a district
     never imported); None when there is no such version."""
-    row = conn.execute(sa.text(
+    row = conn.execute(statement(
         """SELECT v.version_id, v.status, v.source, v.parent_version, v.revision, v.params,
                   (SELECT srid FROM deployment LIMIT 1) AS srid,
                   (SELECT ST_AsBinary(geom) FROM districts WHERE district_code = :d) AS edge_wkb
@@ -402,7 +402,7 @@ def lock_version_for_edit(conn: Connection, district: str, version_id: int) -> d
 
 def open_drafts(conn: Connection, district: str) -> list[dict[str, Any]]:
     """The district's drafts (version_id, author, created_at, revision, parent_version), oldest first."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         """SELECT version_id, author, created_at, revision, parent_version FROM grid_versions
             WHERE district_code = :d AND status = 'draft' ORDER BY version_id"""
     ), {"d": district}).mappings()
@@ -411,7 +411,7 @@ def open_drafts(conn: Connection, district: str) -> list[dict[str, Any]]:
 
 def versions_based_on(conn: Connection, district: str, version_id: int) -> list[int]:
     """The versions of a district made from version ``version_id`` (their ``parent_version``)."""
-    return list(conn.execute(sa.text(
+    return list(conn.execute(statement(
         "SELECT version_id FROM grid_versions WHERE district_code = :d AND parent_version = :v ORDER BY 1"
     ), {"d": district, "v": version_id}).scalars())
 
@@ -420,7 +420,7 @@ def drop_draft_codes(conn: Connection, district: str, version_id: int) -> dict[s
     """Before a draft is dropped, its marks in the code registry: the codes it issued stay registered and are
     retired by it (never reused), the codes it retired that it did not issue are in use again. Returns how many
     of each (``issued``, ``restored``)."""
-    row = conn.execute(sa.text(
+    row = conn.execute(statement(
         """WITH issued AS (UPDATE grid_codes SET retired_version = :v
                             WHERE district_code = :d AND kind = 'unit' AND first_version = :v RETURNING 1),
                 restored AS (UPDATE grid_codes SET retired_version = NULL
@@ -433,29 +433,29 @@ def drop_draft_codes(conn: Connection, district: str, version_id: int) -> dict[s
 
 def delete_version(conn: Connection, district: str, version_id: int) -> None:
     """Delete a version with its teams, supervision grids, unit grids and edit log (the foreign keys cascade)."""
-    conn.execute(sa.text("DELETE FROM grid_versions WHERE district_code = :d AND version_id = :v"),
+    conn.execute(statement("DELETE FROM grid_versions WHERE district_code = :d AND version_id = :v"),
                  {"d": district, "v": version_id})
 
 
 def set_revision(conn: Connection, district: str, version_id: int, revision: int) -> None:
-    conn.execute(sa.text("UPDATE grid_versions SET revision = :r WHERE district_code = :d AND version_id = :v"),
+    conn.execute(statement("UPDATE grid_versions SET revision = :r WHERE district_code = :d AND version_id = :v"),
                  {"d": district, "v": version_id, "r": revision})
 
 
 def copy_version_grids(conn: Connection, district: str, source: int, target: int) -> None:
     """Copy the teams, supervision grids and unit grids of version ``source`` into version ``target``."""
     params = {"d": district, "s": source, "t": target}
-    conn.execute(sa.text(
+    conn.execute(statement(
         """INSERT INTO supervision_teams (district_code, version_id, code, name)
            SELECT district_code, :t, code, name FROM supervision_teams WHERE district_code = :d AND version_id = :s"""
     ), params)
-    conn.execute(sa.text(
+    conn.execute(statement(
         """INSERT INTO supervision_grids (district_code, version_id, code, team_code, street_code, workload,
                                           supervisors_required, geom)
            SELECT district_code, :t, code, team_code, street_code, workload, supervisors_required, geom
              FROM supervision_grids WHERE district_code = :d AND version_id = :s"""
     ), params)
-    conn.execute(sa.text(
+    conn.execute(statement(
         """INSERT INTO unit_grids (district_code, version_id, code, street_code, community_code, supervision_code,
                                    area_m2, attrs, geom)
            SELECT district_code, :t, code, street_code, community_code, supervision_code, area_m2, attrs, geom
@@ -468,13 +468,13 @@ def analyze_grids(conn: Connection) -> None:
     thousands of rows are otherwise unknown to the planner (autovacuum's threshold is a share of the whole
     table, which one district's draft may not reach), which then takes the draft for one row and reads every
     grid of it by the primary key for each look-up of an edit instead of using the code or the spatial index."""
-    conn.execute(sa.text("ANALYZE unit_grids"))
-    conn.execute(sa.text("ANALYZE supervision_grids"))
+    conn.execute(statement("ANALYZE unit_grids"))
+    conn.execute(statement("ANALYZE supervision_grids"))
 
 
 def unit_rows(conn: Connection, district: str, version_id: int, codes: Sequence[str]) -> list[dict[str, Any]]:
     """The unit grids ``codes`` of a version (those that exist), ordered by code."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         f"""SELECT {_UNIT_COLUMNS} FROM unit_grids
              WHERE district_code = :d AND version_id = :v AND code = ANY(CAST(:codes AS text[])) ORDER BY code"""
     ), {"d": district, "v": version_id, "codes": list(codes)}).mappings()
@@ -485,7 +485,7 @@ def unit_rows_near(conn: Connection, district: str, version_id: int, wkb: bytes,
                    distance: float = 0.0) -> list[dict[str, Any]]:
     """The unit grids of a version within ``distance`` metres of a geometry (WKB in EPSG:``srid``; 0: that
     intersect it), found by the spatial index, ordered by code."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         f"""SELECT {_UNIT_COLUMNS} FROM unit_grids
              WHERE district_code = :d AND version_id = :v AND ST_DWithin(geom, ST_GeomFromWKB(:g, :srid), :dist)
              ORDER BY code"""
@@ -498,7 +498,7 @@ def unit_rows_around(conn: Connection, district: str, version_id: int, codes: Se
     """The unit grids of a version within ``distance`` metres of any of the unit grids ``codes`` (those among
     them that exist included), found by the spatial index, ordered by code: an edit's grids and the candidates
     for their ring of neighbours in one round trip."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         f"""SELECT {_UNIT_COLUMNS} FROM unit_grids
              WHERE district_code = :d AND version_id = :v
                AND ST_DWithin(geom, (SELECT ST_Collect(geom) FROM unit_grids
@@ -512,15 +512,20 @@ def unit_rows_around(conn: Connection, district: str, version_id: int, codes: Se
 def unit_rows_near_grid(conn: Connection, district: str, version_id: int, code: str, wkb: bytes, srid: int,
                         distance: float) -> list[dict[str, Any]]:
     """The unit grids of a version within ``distance`` metres of unit grid ``code`` or of a geometry (WKB in
-    EPSG:``srid``), found by the spatial index, ordered by code (``code`` itself among them when it exists): a
-    reshape's grid and its neighbourhood in one round trip."""
-    rows = conn.execute(sa.text(
-        f"""SELECT {_UNIT_COLUMNS} FROM unit_grids
+    EPSG:``srid``; ``hood`` true, ``code`` itself among them when it exists), and every grid within ``distance``
+    of those (``hood`` false), found by the spatial index, ordered by code: a reshape's grid, its neighbourhood
+    and the candidates for its ring of neighbours in one round trip."""
+    rows = conn.execute(statement(
+        f"""WITH hood AS MATERIALIZED (
+                SELECT code, geom FROM unit_grids
+                 WHERE district_code = :d AND version_id = :v
+                   AND ST_DWithin(geom, ST_Collect(ST_GeomFromWKB(:g, :srid),
+                                                   (SELECT geom FROM unit_grids
+                                                     WHERE district_code = :d AND version_id = :v AND code = :code)),
+                                  :dist))
+            SELECT {_UNIT_COLUMNS}, code IN (SELECT code FROM hood) AS hood FROM unit_grids
              WHERE district_code = :d AND version_id = :v
-               AND ST_DWithin(geom, ST_Collect(ST_GeomFromWKB(:g, :srid),
-                                               (SELECT geom FROM unit_grids
-                                                 WHERE district_code = :d AND version_id = :v AND code = :code)),
-                              :dist)
+               AND ST_DWithin(geom, (SELECT ST_Collect(geom) FROM hood), :dist)
              ORDER BY code"""
     ), {"d": district, "v": version_id, "code": code, "g": wkb, "srid": srid, "dist": distance}).mappings()
     return [{**r, "wkb": bytes(r["wkb"])} for r in rows]
@@ -529,7 +534,7 @@ def unit_rows_near_grid(conn: Connection, district: str, version_id: int, code: 
 def unit_rows_of_supervision(conn: Connection, district: str, version_id: int,
                              supervision_codes: Sequence[str]) -> list[dict[str, Any]]:
     """The unit grids of a version that belong to the supervision grids ``supervision_codes``."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         f"""SELECT {_UNIT_COLUMNS} FROM unit_grids
              WHERE district_code = :d AND version_id = :v AND supervision_code = ANY(CAST(:s AS text[]))
              ORDER BY code"""
@@ -540,7 +545,7 @@ def unit_rows_of_supervision(conn: Connection, district: str, version_id: int,
 def supervision_rows(conn: Connection, district: str, version_id: int,
                      codes: Sequence[str]) -> list[dict[str, Any]]:
     """The supervision grids ``codes`` of a version (those that exist), ordered by code."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         f"""SELECT {_SUPERVISION_COLUMNS} FROM supervision_grids
              WHERE district_code = :d AND version_id = :v AND code = ANY(CAST(:codes AS text[])) ORDER BY code"""
     ), {"d": district, "v": version_id, "codes": list(codes)}).mappings()
@@ -548,7 +553,7 @@ def supervision_rows(conn: Connection, district: str, version_id: int,
 
 
 def team_exists(conn: Connection, district: str, version_id: int, team_code: str) -> bool:
-    return conn.execute(sa.text(
+    return conn.execute(statement(
         "SELECT EXISTS (SELECT 1 FROM supervision_teams WHERE district_code = :d AND version_id = :v AND code = :t)"
     ), {"d": district, "v": version_id, "t": team_code}).scalar_one()
 
@@ -559,7 +564,7 @@ def replace_unit_rows(conn: Connection, district: str, version_id: int, remove: 
     supervision_code, area_m2, attrs, wkb: a Polygon in EPSG:``srid``), in one statement (one round trip: an
     edit's latency is mostly its round trips). The insert reads the delete's count first, so the deleted rows
     are gone before a row with the same code goes in."""
-    conn.execute(sa.text(
+    conn.execute(statement(
         """WITH gone AS (DELETE FROM unit_grids WHERE district_code = :d AND version_id = :v
                                                 AND code = ANY(CAST(:remove AS text[])) RETURNING 1)
            INSERT INTO unit_grids (district_code, version_id, code, street_code, community_code,
@@ -581,7 +586,7 @@ def update_supervision_rows(conn: Connection, district: str, version_id: int, ro
     """Set the team, workload and geometry (``wkb``: a Polygon or MultiPolygon in EPSG:``srid``, stored as a
     MultiPolygon) of existing supervision grids (a row without ``workload`` keeps the stored one)."""
     if rows:
-        conn.execute(sa.text(
+        conn.execute(statement(
             """UPDATE supervision_grids SET team_code = :team_code, geom = ST_Multi(ST_GeomFromWKB(:wkb, :srid)),
                                             workload = coalesce(CAST(:workload AS float8), workload)
                 WHERE district_code = :d AND version_id = :v AND code = :code"""
@@ -598,7 +603,7 @@ def issued_serial(conn: Connection, district: str, prefix: str) -> int:
     # (index ``grid_codes_prefix``, migration 0017): every code that starts with the prefix, and a few others
     # that the exact test drops.
     following = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    codes = conn.execute(sa.text(
+    codes = conn.execute(statement(
         """SELECT code FROM grid_codes WHERE district_code = :d AND kind = 'unit'
               AND code ~>=~ :p AND code ~<~ :following AND left(code, length(:p)) = :p"""
     ), {"d": district, "p": prefix, "following": following}).scalars()
@@ -610,14 +615,14 @@ def retire_replaced_codes(conn: Connection, district: str, replaced: int | None,
     """On publishing version ``published`` in place of version ``replaced`` (None: the first): the unit-grid
     codes ``replaced`` had and ``published`` has not are retired by ``published``, and any of ``published``'s
     codes marked retired is in use again (a draft of an older version). Returns how many were retired."""
-    conn.execute(sa.text(
+    conn.execute(statement(
         """UPDATE grid_codes SET retired_version = NULL
             WHERE district_code = :d AND kind = 'unit' AND retired_version IS NOT NULL
               AND code IN (SELECT code FROM unit_grids WHERE district_code = :d AND version_id = :new)"""
     ), {"d": district, "new": published})
     if replaced is None:
         return 0
-    return conn.execute(sa.text(
+    return conn.execute(statement(
         """UPDATE grid_codes SET retired_version = :new
             WHERE district_code = :d AND kind = 'unit' AND retired_version IS NULL
               AND code IN (SELECT code FROM unit_grids WHERE district_code = :d AND version_id = :old
@@ -628,7 +633,7 @@ def retire_replaced_codes(conn: Connection, district: str, replaced: int | None,
 def set_code_retirements(conn: Connection, district: str, retired: dict[str, int | None]) -> None:
     """Set (a version) or clear (None) the retirement of registered unit-grid codes."""
     if retired:
-        conn.execute(sa.text(
+        conn.execute(statement(
             """UPDATE grid_codes SET retired_version = :r
                 WHERE district_code = :d AND kind = 'unit' AND code = :code"""
         ), [{"d": district, "code": code, "r": version} for code, version in retired.items()])
@@ -637,7 +642,7 @@ def set_code_retirements(conn: Connection, district: str, retired: dict[str, int
 def insert_edit(conn: Connection, district: str, version_id: int, seq: int, *, op: str, params: dict[str, Any],
                 before: dict[str, Any], after: dict[str, Any], summary: dict[str, Any], author: str) -> Any:
     """Record one revision of a draft in its edit log; returns when it was recorded (timestamptz)."""
-    return conn.execute(sa.text(
+    return conn.execute(statement(
         """INSERT INTO grid_edits (district_code, version_id, seq, op, params, before, after, summary, author)
            VALUES (:d, :v, :seq, :op, CAST(:params AS jsonb), CAST(:before AS jsonb), CAST(:after AS jsonb),
                    CAST(:summary AS jsonb), :author)
@@ -647,16 +652,37 @@ def insert_edit(conn: Connection, district: str, version_id: int, seq: int, *, o
 
 
 def log_edit(conn: Connection, district: str, version_id: int, seq: int, *, op: str, params: dict[str, Any],
-             before: dict[str, Any], after: dict[str, Any], summary: dict[str, Any], author: str) -> Any:
-    """``insert_edit`` and ``set_revision`` (to ``seq``) in one statement; returns when the edit was recorded."""
-    return conn.execute(sa.text(
-        """WITH raised AS (UPDATE grid_versions SET revision = :seq WHERE district_code = :d AND version_id = :v)
+             before: dict[str, Any], after: dict[str, Any], summary: dict[str, Any], author: str,
+             supervision: Sequence[dict[str, Any]] = (), issued: Sequence[str] = (), srid: int | None = None) -> Any:
+    """The rest of an edit's writes in one statement (an edit's latency is mostly its round trips):
+    ``update_supervision_rows`` of ``supervision`` (geometry in EPSG:``srid``), ``register_codes`` of the unit
+    codes ``issued``, ``set_revision`` (to ``seq``) and ``insert_edit``; returns when the edit was recorded.
+    (Data-modifying CTEs all run, on different tables, whether the statement reads them or not.)"""
+    if supervision and srid is None:
+        raise ValueError("supervision rows need the storage srid")
+    return conn.execute(statement(
+        """WITH raised AS (UPDATE grid_versions SET revision = :seq WHERE district_code = :d AND version_id = :v),
+                regrouped AS (
+                    UPDATE supervision_grids s
+                       SET team_code = r.team_code, geom = ST_Multi(ST_GeomFromWKB(r.wkb, :srid)),
+                           workload = coalesce(r.workload, s.workload)
+                      FROM unnest(CAST(:s_codes AS text[]), CAST(:s_teams AS text[]), CAST(:s_wkbs AS bytea[]),
+                                  CAST(:s_loads AS float8[])) AS r(code, team_code, wkb, workload)
+                     WHERE s.district_code = :d AND s.version_id = :v AND s.code = r.code),
+                registered AS (
+                    INSERT INTO grid_codes (district_code, code, kind, first_version)
+                    SELECT :d, c, 'unit', :v FROM unnest(CAST(:issued AS text[])) AS c
+                    ON CONFLICT (district_code, kind, code) DO UPDATE SET retired_version = NULL)
            INSERT INTO grid_edits (district_code, version_id, seq, op, params, before, after, summary, author)
            VALUES (:d, :v, :seq, :op, CAST(:params AS jsonb), CAST(:before AS jsonb), CAST(:after AS jsonb),
                    CAST(:summary AS jsonb), :author)
            RETURNING at"""
     ), {"d": district, "v": version_id, "seq": seq, "op": op, "params": _json(params), "before": _json(before),
-        "after": _json(after), "summary": _json(summary), "author": author}).scalar_one()
+        "after": _json(after), "summary": _json(summary), "author": author, "srid": srid or 0,
+        "s_codes": [r["code"] for r in supervision], "s_teams": [r["team_code"] for r in supervision],
+        "s_wkbs": [bytes(r["wkb"]) for r in supervision],
+        "s_loads": [None if r.get("workload") is None else float(r["workload"]) for r in supervision],
+        "issued": list(issued)}).scalar_one()
 
 
 def edit_log(conn: Connection, district: str, version_id: int, since: int = 0, limit: int | None = None,
@@ -665,7 +691,7 @@ def edit_log(conn: Connection, district: str, version_id: int, since: int = 0, l
     at, undone_at, undone_by (no before/after rows); at most ``limit`` rows (None: all), the oldest ones, or
     with ``newest`` the newest ones (still oldest first), read by the primary key."""
     order = "DESC" if newest else "ASC"
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         f"""SELECT * FROM (SELECT seq, op, params, summary, author, at, undone_at, undone_by FROM grid_edits
                             WHERE district_code = :d AND version_id = :v AND seq > :since
                             ORDER BY seq {order} LIMIT :limit) page ORDER BY seq"""
@@ -675,7 +701,7 @@ def edit_log(conn: Connection, district: str, version_id: int, since: int = 0, l
 
 def last_undoable_edit(conn: Connection, district: str, version_id: int) -> dict[str, Any] | None:
     """The newest edit of a version that is not an undo and was not undone, with its before/after rows."""
-    row = conn.execute(sa.text(
+    row = conn.execute(statement(
         """SELECT seq, op, params, before, after, summary, author, at FROM grid_edits
             WHERE district_code = :d AND version_id = :v AND op <> 'undo' AND undone_at IS NULL
             ORDER BY seq DESC LIMIT 1"""
@@ -684,7 +710,7 @@ def last_undoable_edit(conn: Connection, district: str, version_id: int) -> dict
 
 
 def mark_undone(conn: Connection, district: str, version_id: int, seq: int, by: int) -> None:
-    conn.execute(sa.text(
+    conn.execute(statement(
         """UPDATE grid_edits SET undone_at = now(), undone_by = :by
             WHERE district_code = :d AND version_id = :v AND seq = :seq"""
     ), {"d": district, "v": version_id, "seq": seq, "by": by})
@@ -693,7 +719,7 @@ def mark_undone(conn: Connection, district: str, version_id: int, seq: int, by: 
 def unit_grid_features(conn: Connection, district: str, version_id: int, codes: Sequence[str]) -> dict[str, Any]:
     """The stored unit grids ``codes`` of a version as a GeoJSON FeatureCollection in EPSG:4326 (the
     properties of ``grids_geojson``)."""
-    features = conn.execute(sa.text(
+    features = conn.execute(statement(
         """SELECT coalesce(json_agg(json_build_object(
                    'type', 'Feature', 'id', code,
                    'properties', json_build_object('code', code, 'version', version_id, 'street_code', street_code,
@@ -712,7 +738,7 @@ def unit_grid_features(conn: Connection, district: str, version_id: int, codes: 
 def version_during(conn: Connection, district: str, start: Any, end: Any) -> dict[str, Any] | None:
     """The published or retired version of ``district`` in force during [``start``, ``end``) (instants): the
     latest to begin among those overlapping it; None when none does."""
-    row = conn.execute(sa.text(
+    row = conn.execute(statement(
         """SELECT version_id, status, effective_from, effective_to FROM grid_versions
             WHERE district_code = :d AND status <> 'draft' AND effective_from < :end
               AND (effective_to IS NULL OR effective_to > :start)
@@ -723,14 +749,14 @@ def version_during(conn: Connection, district: str, start: Any, end: Any) -> dic
 
 def first_effective(conn: Connection, district: str) -> Any:
     """When the district's first published version took effect (None: never published)."""
-    return conn.execute(sa.text(
+    return conn.execute(statement(
         "SELECT min(effective_from) FROM grid_versions WHERE district_code = :d AND status <> 'draft'"
     ), {"d": district}).scalar_one()
 
 
 def districts_covering(conn: Connection, wkb: bytes, srid: int) -> list[str]:
     """Codes of the districts whose outline covers a point (WKB in EPSG ``srid``, the storage CRS)."""
-    return list(conn.execute(sa.text(
+    return list(conn.execute(statement(
         """SELECT district_code FROM districts WHERE ST_Covers(geom, ST_GeomFromWKB(:p, :srid))
             ORDER BY district_code"""), {"p": wkb, "srid": srid}).scalars())
 
@@ -739,7 +765,7 @@ def unit_grid_covering(conn: Connection, district: str, version_id: int, wkb: by
                        ) -> dict[str, Any] | None:
     """The unit grid of a version covering a point (WKB in the storage CRS), by the geocoder's boundary rule
     (the smallest code among those it lies on), with its supervision grid's team and the team's name."""
-    row = conn.execute(sa.text(
+    row = conn.execute(statement(
         """SELECT u.code, u.street_code, u.community_code, u.supervision_code,
                   round(CAST(u.area_m2 AS numeric), 1)::float AS area_m2, s.team_code, t.name AS team_name
              FROM unit_grids u
@@ -778,14 +804,14 @@ def grid_differences(conn: Connection, district: str, version_a: int, version_b:
     supervision grids before (a) and after (b) and ``geometry`` as GeoJSON (EPSG:4326; b's where it has the
     grid, else a's). No join to the supervision grids here: a new draft's rows have no statistics yet, and the
     planner's guess of one row made that join a nested loop of seconds."""
-    rows = conn.execute(sa.text(_GRID_DIFF), {"d": district, "a": version_a, "b": version_b,
+    rows = conn.execute(statement(_GRID_DIFF), {"d": district, "a": version_a, "b": version_b,
                                               "moved": list(team_moved)}).mappings()
     return [dict(r) for r in rows]
 
 
 def teams_of_supervision(conn: Connection, district: str, version_id: int) -> dict[str, str | None]:
     """Supervision grid code -> its team's code, in a version."""
-    return dict(conn.execute(sa.text(
+    return dict(conn.execute(statement(
         "SELECT code, team_code FROM supervision_grids WHERE district_code = :d AND version_id = :v"),
         {"d": district, "v": version_id}).all())
 
@@ -794,7 +820,7 @@ def supervision_differences(conn: Connection, district: str, version_a: int, ver
                             ) -> list[dict[str, Any]]:
     """Supervision grids that differ between two versions (geometry or team), with their team and workload
     before and after (None where the version lacks the grid)."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         """WITH a AS (SELECT code, team_code, workload, geom FROM supervision_grids
                        WHERE district_code = :d AND version_id = :a),
                 b AS (SELECT code, team_code, workload, geom FROM supervision_grids
@@ -816,7 +842,7 @@ def points_in_grids(conn: Connection, district: str, version_a: int, version_b: 
     either version, each with the unit and supervision grid covering it in version a and in version b (the
     geocoder's boundary rule); only those whose unit or supervision grid differs, in kind and id order.
     ``open`` says whether a case is in none of the ``closed`` states."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         """WITH area AS (SELECT ST_Union(geom) AS geom FROM unit_grids
                           WHERE district_code = :d AND version_id IN (:a, :b)
                             AND code = ANY(CAST(:codes AS text[]))),
@@ -849,7 +875,7 @@ def points_in_grids(conn: Connection, district: str, version_a: int, version_b: 
 
 def unit_owners_now(conn: Connection, district: str, codes: Sequence[str]) -> list[dict[str, Any]]:
     """Per unit grid of ``codes`` and role, the party owning it now (code, name, kind)."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         """SELECT o.grid_code, o.role, p.code, p.name, p.kind FROM grid_ownership o
              JOIN parties p ON p.district_code = o.district_code AND p.party_id = o.party_id
             WHERE o.district_code = :d AND o.grid_kind = 'unit' AND o.grid_code = ANY(CAST(:codes AS text[]))
@@ -862,7 +888,7 @@ def land_moves(conn: Connection, district: str, version_a: int, version_b: int, 
                min_area_m2: float) -> list[dict[str, Any]]:
     """Land that passes from one unit grid (version a) to another (version b) among ``codes``: (from, to,
     area m²) for every pair of different codes overlapping by at least ``min_area_m2``."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         """SELECT a.code AS from_code, b.code AS to_code, ST_Area(ST_Intersection(a.geom, b.geom)) AS area_m2
              FROM unit_grids a JOIN unit_grids b ON b.district_code = a.district_code AND b.version_id = :b
                   AND b.code = ANY(CAST(:codes AS text[])) AND a.geom && b.geom AND b.code <> a.code
@@ -875,7 +901,7 @@ def land_moves(conn: Connection, district: str, version_a: int, version_b: int, 
 
 def supervisors_now(conn: Connection, district: str, targets: Sequence[str]) -> list[dict[str, Any]]:
     """The people holding a supervisor or team-leader slot of ``targets`` (supervision grid or team codes) now."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         """SELECT a.role, a.target_code, p.person_id, p.name, p.synthetic FROM person_assignments a
              JOIN people p ON p.district_code = a.district_code AND p.person_id = a.person_id
             WHERE a.district_code = :d AND a.role IN ('supervisor', 'team_leader')
@@ -889,7 +915,7 @@ def workload_terms_of(conn: Connection, district: str, version_id: int, codes: S
                       ) -> dict[str, dict[str, float]]:
     """``workload_terms`` for the unit grids ``codes`` of a version only: per code, its components, cases,
     road metres within 15 m and area m²."""
-    rows = conn.execute(sa.text(_WORKLOAD_TERMS + " AND u.code = ANY(CAST(:codes AS text[]))"),
+    rows = conn.execute(statement(_WORKLOAD_TERMS + " AND u.code = ANY(CAST(:codes AS text[]))"),
                         {"d": district, "v": version_id, "codes": list(codes)}).mappings()
     return {r["code"]: {k: float(r[k]) for k in ("components", "cases", "roads", "area")} for r in rows}
 
@@ -899,7 +925,7 @@ def workload_terms_of_supervision(conn: Connection, district: str, version_id: i
                                   ) -> tuple[dict[str, dict[str, float]], dict[str, list[str]]]:
     """``workload_terms`` for the unit grids of a version in the supervision grids ``supervision_codes``: per
     unit-grid code its terms, and per supervision-grid code its unit grids (one statement)."""
-    rows = conn.execute(sa.text(_WORKLOAD_TERMS + " AND u.supervision_code = ANY(CAST(:s AS text[]))"),
+    rows = conn.execute(statement(_WORKLOAD_TERMS + " AND u.supervision_code = ANY(CAST(:s AS text[]))"),
                         {"d": district, "v": version_id, "s": list(supervision_codes)}).mappings()
     terms: dict[str, dict[str, float]] = {}
     members: dict[str, list[str]] = {code: [] for code in supervision_codes}
@@ -913,7 +939,7 @@ def workload_means(conn: Connection, district: str, version_id: int) -> dict[str
     """The district-wide mean per unit grid of each workload term, from the district's totals (a point on a
     shared edge, counted by both grids in ``workload_terms``, counts once here): what ``partition.workload``
     divides each term by."""
-    row = conn.execute(sa.text(
+    row = conn.execute(statement(
         """WITH g AS (SELECT count(*) AS n, coalesce(sum(ST_Area(geom)), 0) AS area FROM unit_grids
                        WHERE district_code = :d AND version_id = :v)
            SELECT g.n, g.area,
@@ -929,7 +955,7 @@ def workload_means(conn: Connection, district: str, version_id: int) -> dict[str
 
 def supervision_workloads(conn: Connection, district: str, version_id: int) -> dict[str, float]:
     """The stored workload of every supervision grid of a version (the partition's figure)."""
-    rows = conn.execute(sa.text(
+    rows = conn.execute(statement(
         "SELECT code, workload FROM supervision_grids WHERE district_code = :d AND version_id = :v"),
         {"d": district, "v": version_id}).all()
     return {code: float(w or 0.0) for code, w in rows}
@@ -938,7 +964,7 @@ def supervision_workloads(conn: Connection, district: str, version_id: int) -> d
 def unit_supervision(conn: Connection, district: str, version_id: int, supervision_codes: Sequence[str]
                      ) -> list[tuple[str, str]]:
     """(unit grid, supervision grid) of a version's unit grids in ``supervision_codes``."""
-    return [tuple(r) for r in conn.execute(sa.text(
+    return [tuple(r) for r in conn.execute(statement(
         """SELECT code, supervision_code FROM unit_grids WHERE district_code = :d AND version_id = :v
               AND supervision_code = ANY(CAST(:s AS text[]))"""
     ), {"d": district, "v": version_id, "s": list(supervision_codes)}).all()]

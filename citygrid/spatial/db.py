@@ -7,6 +7,7 @@ The embedded cluster is used unless ``DATABASE_URL`` names an existing PostGIS s
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,14 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # (the CLI sets ``cli:<os user>``; the web app names the signed-in user per transaction).
 DEFAULT_ACTOR: str | None = None
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@functools.lru_cache(maxsize=1024)
+def statement(sql: str) -> sa.TextClause:
+    """``sa.text(sql)``, made once per process for each text: a store's statements are the same text on every
+    call, and reading their bound parameters out of it again (a regular expression over the text, then a
+    parameter object each) took 0.45 ms of each grid edit's 9 (statements are immutable: threads share them)."""
+    return sa.text(sql)
 
 
 def validate_database_name(name: str) -> str:

@@ -17,7 +17,7 @@ from citygrid.errors import Forbidden, InvalidInput
 from citygrid.gridding import drafts, edits
 from citygrid.webmap.auth import allow, require_home_district, require_principal
 from citygrid.webmap.cases_api import json_body
-from citygrid.webmap.context import connection
+from citygrid.webmap.context import code_scheme, connection
 from citygrid.webmap.params import district_code, int_arg
 
 bp = Blueprint("editing_v1", __name__, url_prefix="/api/v1/grids/versions")
@@ -116,7 +116,7 @@ def post_edit(version: int):
     op = {k: v for k, v in body.items() if k != "expected_revision"}
     author = _acting_in(district)
     with connection() as conn:
-        answer = edits.apply(conn, district, version, op, expected, author)
+        answer = edits.apply(conn, district, version, op, expected, author, scheme=code_scheme())
     return jsonify(answer)
 
 
