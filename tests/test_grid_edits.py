@@ -309,6 +309,41 @@ def test_a_draft_records_whether_its_supervision_grids_are_contiguous(bj, draft)
     assert answer["edit"]["supervision"] == sorted({supervision, target})
 
 
+def test_the_ring_picked_from_the_grids_an_edit_loaded_is_the_one_the_database_gives(bj, draft, monkeypatch):
+    """A split, a merge and a reshape (growing into its neighbours, or giving ground to them) pick their ring of
+    untouched neighbours from the grids they loaded with their own (``Change.around``: no second query); it is
+    the ring the database gives (``edits._ring`` without them, by the spatial index: the slow exact path)."""
+    import dataclasses
+
+    from citygrid.codes import deployment_scheme
+    from citygrid.gridding import store
+
+    place = edits._place(D, draft, edits._lock_draft(bj, D, draft, None, store.lock_version_for_edit),
+                         deployment_scheme(bj))
+    code, line = splittable(bj, draft)
+    shaped = next(c for c, _ in interior_grids(bj, draft) if c != code)
+    old = geom_of(bj, draft, shaped)
+    ops = [{"op": "split", "code": code, "line": lonlat(line)},
+           {"op": "merge", "codes": [code, neighbour(bj, draft, code)]},
+           {"op": "reshape", "code": shaped, "geometry": lonlat(old.buffer(5, join_style="mitre"))},
+           {"op": "reshape", "code": shaped, "geometry": lonlat(old.buffer(-5, join_style="mitre"))}]
+    checked, seen = edits._checked, []
+
+    def checking(conn, place, change):  # the change as its ring is found (before its vertices are matched)
+        seen.append(dataclasses.replace(change))
+        return checked(conn, place, change)
+
+    for op in ops:
+        request = edits.parse(op, place.scheme)
+        with monkeypatch.context() as m:  # the ring must come from what the edit loaded
+            m.setattr(edits, "_near", lambda *a, name=op['op'], **k: pytest.fail(f"{name} read its ring again"))
+            m.setattr(edits, "_checked", checking)
+            change = edits._COMPUTE[request.op](bj, place, request)
+        assert change.around is not None
+        exact = edits._ring(bj, place, dataclasses.replace(seen[-1], around=None))
+        assert sorted(change.ring) == sorted(exact) and len(exact) >= 3, op["op"]
+
+
 def test_grids_of_a_draft_not_yet_grouped_are_edited_too(bj, draft):
     bj.execute(sa.text("UPDATE unit_grids SET supervision_code = NULL WHERE district_code = :d AND version_id = :v"),
                {"d": D, "v": draft})
