@@ -724,14 +724,19 @@ def _disposal_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any])
 
 def _deadlines_from(rules: CaseRules, calendar: Any, started: Any) -> Callable[[dict[str, Any]], Any]:
     """``_disposal_deadline`` of a case for cases dispatched at ``started`` on ``calendar`` (the city's
-    working calendar), each class's deadline counted once: a page of the dispatch queue holds a few classes."""
-    counted: dict[tuple[str, str], Any] = {}
+    working calendar), each deadline rule counted once: a page of the dispatch queue holds a few classes, and
+    most of them share their kind's default rule."""
+    rule_of: dict[tuple[str, str], Any] = {}
+    counted: dict[Any, Any] = {}
 
     def deadline_of(case: dict[str, Any]) -> Any:
         key = (case["kind"], case["class_code"])
-        if key not in counted:
-            counted[key] = rules.deadlines.rule_for(*key).deadline(started, calendar)
-        return counted[key]
+        rule = rule_of.get(key)
+        if rule is None:
+            rule = rule_of[key] = rules.deadlines.rule_for(*key)
+        if rule not in counted:
+            counted[rule] = rule.deadline(started, calendar)
+        return counted[rule]
 
     return deadline_of
 
