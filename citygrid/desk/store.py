@@ -9,6 +9,7 @@ Beijing).
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from dataclasses import dataclass, replace
@@ -21,7 +22,6 @@ from citygrid.cases.scope import CaseScope
 from citygrid.cases.store import CASE_OWNERS_SQL, case_conditions
 from citygrid.cases.workflow import CLOSED_STATES, STATES
 from citygrid.responsibility.store import CASE_FRONTAGE_SQL
-from citygrid.spatial.db import statement
 from citygrid.spatial.store import current_version_sql
 
 # Further conditions a queue may name (``desk.queues.Queue.condition``); ``{sources}``: the queue's
@@ -237,7 +237,14 @@ def _statement(sql: str, **limits: int) -> sa.TextClause:
     """``sql`` with its row limits written in (``_with_row_limits``) as a statement, made once per process for
     each text: a queue's text is the same on every poll, and reading its bound parameters out of it again took
     a tenth of a poll's Python time (statements are immutable, shared by every thread)."""
-    return statement(_with_row_limits(sql, **limits))
+    return _statement_of(_with_row_limits(sql, **limits))
+
+
+@functools.lru_cache(maxsize=512)
+def _statement_of(sql: str) -> sa.TextClause:
+    """``sa.text(sql)`` in a cache of the desk's own: its texts carry the caller's row limits, so paging makes
+    new ones, which must not push the other stores' statements out of ``spatial.db.statement``'s cache."""
+    return sa.text(sql)
 
 
 def counts(conn: Connection, q: QueueQuery, srid: int, soon_s: float, cap: int) -> dict[str, int]:

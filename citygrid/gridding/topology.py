@@ -112,16 +112,17 @@ def _points(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.column_stack([found.real, found.imag]), first_at, inverse.ravel()
 
 
-def _canonical(geoms: np.ndarray, tol: float) -> np.ndarray:
+def _canonical(geoms: np.ndarray, tol: float) -> tuple[np.ndarray, bool]:
     """The polygons with every cluster of vertices closer than ``tol`` (chained) moved onto one of them, the same
     one in every polygon (the one met first); a polygon this would make invalid is kept as it was. Clusters are
     found among the distinct points: a shared vertex, the same point in every grid that has it, is no cluster,
-    so an edge-matched neighbourhood is returned untouched."""
+    so an edge-matched neighbourhood is returned untouched. Also whether every move was made (distinct points of
+    different clusters are more than ``tol`` apart, so then no two points are that close)."""
     coords = shapely.get_coordinates(geoms)
     points, first_at, inverse = _points(coords)
     pairs = cKDTree(points).query_pairs(tol, output_type="ndarray")
     if len(pairs) == 0:
-        return geoms
+        return geoms, True
     n = len(points)
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     _, label = connected_components(graph, directed=False)
@@ -129,7 +130,7 @@ def _canonical(geoms: np.ndarray, tol: float) -> np.ndarray:
     np.minimum.at(first, label, first_at)  # the lowest index in ``coords`` of each cluster
     moved = shapely.set_coordinates(geoms.copy(), coords[first[label[inverse]]])
     keep = (shapely.get_type_id(moved) == 3) & shapely.is_valid(moved)  # 3: Polygon
-    return np.where(keep, moved, geoms)
+    return np.where(keep, moved, geoms), bool(keep.all())
 
 
 def noded(geoms: np.ndarray, tol: float = NODE_M, first: int | None = None) -> np.ndarray:
@@ -147,34 +148,63 @@ def noded(geoms: np.ndarray, tol: float = NODE_M, first: int | None = None) -> n
     Returns
     -------
     Object array of the same length; a polygon that this would make invalid is kept as it was.
-
-    Only the vertices that can change a polygon are snapped to it: the points within ``tol`` of its boundary
-    that are not its vertices already (GEOS snapping moves a vertex or splits an edge only within ``tol`` of a
-    snap point, and a vertex snapped to itself stays), found for all polygons in one tree query. An
-    edge-matched neighbourhood has none, and is returned without a snap (0.17 ms a call instead of 0.51 on the
-    grid_edit bench's neighbourhoods, with the same results: ``tests/test_topology.py`` compares the two).
     """
-    out = _canonical(np.array(geoms, dtype=object), tol)
+    out, settled = _canonical(np.array(geoms, dtype=object), tol)
     if len(out) < 2:
         return out
-    upto = len(out) if first is None else min(first, len(out))
-    coords, owner = shapely.get_coordinates(out, return_index=True)
-    points, _, inverse = _points(coords)
-    point, poly = shapely.STRtree(shapely.boundary(out[:upto])).query(shapely.points(points), predicate="dwithin",
-                                                                       distance=tol)
-    own = np.isin(point * len(out) + poly, inverse.astype(np.int64) * len(out) + owner)  # its own vertex
-    point, poly = point[~own], poly[~own]
-    if len(point) == 0:
+    upto = len(out) if first is None else max(0, min(first, len(out)))
+    may = np.flatnonzero(_may_snap(out, upto, tol, settled))
+    if not len(may):
         return out
-    order = np.lexsort((point, poly))
-    point, poly = point[order], poly[order]
-    polys, starts = np.unique(poly, return_index=True)
-    targets = np.asarray([shapely.multipoints(points[p]) for p in np.split(point, starts[1:])], dtype=object)
-    snapped = shapely.snap(out[polys], targets, tol)
-    ok = (shapely.get_type_id(snapped) == 3) & shapely.is_valid(snapped)  # 3: Polygon
-    out = out.copy()
-    out[polys[ok]] = snapped[ok]
+    base = out.copy()
+    left, right = shapely.STRtree(base).query(base, predicate="dwithin", distance=tol)
+    for i in may:
+        out[i] = _snapped_to_neighbours(base, i, right[(left == i) & (right != i)], tol)
     return out
+
+
+def _may_snap(geoms: np.ndarray, upto: int, tol: float, settled: bool) -> np.ndarray:
+    """Which of the first ``upto`` polygons GEOS snapping to their neighbours' vertices can change (a boolean
+    per polygon; the others would come back as they are). Snapping moves a vertex or splits an edge only where a
+    snap point lies within ``tol`` of the ring and is not already one of its vertices; each split moves the edge,
+    so the next point is judged against the new edge. Hence a polygon may change only when some other
+    polygon's point lies within ``tol`` of its boundary, or one of its own points does that another polygon
+    shares (a hole's vertex on its outer ring), or the clustering could not make every close pair one point
+    (``settled`` False: then all of them may). All found in one tree query for the polygons together: an
+    edge-matched neighbourhood has no such point and is returned without a snap (0.24 ms a call instead of 0.51 on
+    the grid_edit bench's 739 neighbourhoods, the same results: ``tests/test_topology.py``)."""
+    may = np.zeros(len(geoms), dtype=bool)
+    if upto == 0:
+        return may
+    if not settled:
+        may[:upto] = True
+        return may
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    points, _, inverse = _points(coords)
+    point, poly = shapely.STRtree(shapely.boundary(geoms[:upto])).query(shapely.points(points), predicate="dwithin",
+                                                                         distance=tol)
+    held = np.unique(inverse.astype(np.int64) * len(geoms) + owner)  # (point, polygon) of every vertex
+    own = np.isin(point * len(geoms) + poly, held)
+    shared = np.bincount(held // len(geoms), minlength=len(points))[point] > 1
+    holed = shapely.get_num_interior_rings(geoms)[poly] > 0
+    may[poly[~own | (shared & holed)]] = True
+    return may
+
+
+def _snapped_to_neighbours(geoms: np.ndarray, i: int, near: np.ndarray, tol: float) -> Polygon:
+    """Polygon ``i`` GEOS-snapped to the vertices of its neighbours ``near`` (the polygons within ``tol`` of it,
+    in the tree's order: snapping depends on the order of the points) that lie in its box, or as it was when
+    that leaves no valid Polygon."""
+    if not len(near):
+        return geoms[i]
+    minx, miny, maxx, maxy = shapely.bounds(geoms[i])
+    coords = shapely.get_coordinates(geoms[near])
+    inside = ((coords[:, 0] >= minx - tol) & (coords[:, 0] <= maxx + tol)
+              & (coords[:, 1] >= miny - tol) & (coords[:, 1] <= maxy + tol))
+    if not inside.any():
+        return geoms[i]
+    snapped = shapely.snap(geoms[i], shapely.multipoints(coords[inside]), tol)
+    return snapped if snapped.geom_type == "Polygon" and snapped.is_valid else geoms[i]
 
 
 # --- split ----------------------------------------------------------------------------------------------------
