@@ -21,6 +21,7 @@ Rules the callers rely on:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import numpy as np
 import shapely
@@ -103,34 +104,45 @@ def _thinned(coords: np.ndarray, tol: float) -> np.ndarray:
     return coords[~drop]
 
 
-def _points(coords: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The distinct points of ``coords`` (n, 2): the points, the index in ``coords`` where each is first met,
-    and each coordinate's point. (One complex number per point: ``np.unique`` over rows took most of a
-    neighbourhood's noding, 0.07 ms of 0.17 per call on the grid_edit bench's 739 neighbourhoods.)"""
+class _Vertices(NamedTuple):
+    """The distinct vertices of an array of polygons: ``points`` (k, 2), each coordinate's point (``inverse``),
+    the index of the coordinate where each point is first met (``first_at``) and each coordinate's polygon
+    (``owner``)."""
+
+    points: np.ndarray
+    inverse: np.ndarray
+    first_at: np.ndarray
+    owner: np.ndarray
+
+
+def _vertices(geoms: np.ndarray) -> _Vertices:
+    """``_Vertices`` of ``geoms``: one complex number per point for ``np.unique`` (over rows it took most of a
+    neighbourhood's noding)."""
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
     found, first_at, inverse = np.unique(np.ascontiguousarray(coords, dtype=np.float64).view(np.complex128).ravel(),
                                          return_index=True, return_inverse=True)
-    return np.column_stack([found.real, found.imag]), first_at, inverse.ravel()
+    return _Vertices(np.column_stack([found.real, found.imag]), inverse.ravel(), first_at, owner)
 
 
-def _canonical(geoms: np.ndarray, tol: float) -> tuple[np.ndarray, bool]:
+def _canonical(geoms: np.ndarray, tol: float, vertices: _Vertices) -> tuple[np.ndarray, bool, bool]:
     """The polygons with every cluster of vertices closer than ``tol`` (chained) moved onto one of them, the same
     one in every polygon (the one met first); a polygon this would make invalid is kept as it was. Clusters are
-    found among the distinct points: a shared vertex, the same point in every grid that has it, is no cluster,
-    so an edge-matched neighbourhood is returned untouched. Also whether every move was made (distinct points of
-    different clusters are more than ``tol`` apart, so then no two points are that close)."""
-    coords = shapely.get_coordinates(geoms)
-    points, first_at, inverse = _points(coords)
+    found among the distinct points (``vertices`` of ``geoms``): a shared vertex, the same point in every grid
+    that has it, is no cluster, so an edge-matched neighbourhood is returned untouched. Also whether any cluster
+    was found and whether every move was made (distinct points of different clusters are more than ``tol``
+    apart, so then no two points are that close)."""
+    points, inverse = vertices.points, vertices.inverse
     pairs = cKDTree(points).query_pairs(tol, output_type="ndarray")
     if len(pairs) == 0:
-        return geoms, True
-    n = len(points)
+        return geoms, False, True
+    n, coords = len(points), points[inverse]
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     _, label = connected_components(graph, directed=False)
     first = np.full(label.max() + 1, len(coords), dtype=np.int64)
-    np.minimum.at(first, label, first_at)  # the lowest index in ``coords`` of each cluster
+    np.minimum.at(first, label, vertices.first_at)  # the lowest index in ``coords`` of each cluster
     moved = shapely.set_coordinates(geoms.copy(), coords[first[label[inverse]]])
     keep = (shapely.get_type_id(moved) == 3) & shapely.is_valid(moved)  # 3: Polygon
-    return np.where(keep, moved, geoms), bool(keep.all())
+    return np.where(keep, moved, geoms), True, bool(keep.all())
 
 
 def noded(geoms: np.ndarray, tol: float = NODE_M, first: int | None = None) -> np.ndarray:
@@ -149,11 +161,16 @@ def noded(geoms: np.ndarray, tol: float = NODE_M, first: int | None = None) -> n
     -------
     Object array of the same length; a polygon that this would make invalid is kept as it was.
     """
-    out, settled = _canonical(np.array(geoms, dtype=object), tol)
+    geoms = np.array(geoms, dtype=object)
+    vertices = _vertices(geoms)
+    out, clustered, settled = _canonical(geoms, tol, vertices)
     if len(out) < 2:
         return out
     upto = len(out) if first is None else max(0, min(first, len(out)))
-    may = np.flatnonzero(_may_snap(out, upto, tol, settled))
+    if not settled:  # points closer than ``tol`` remain: any polygon may change
+        may = np.arange(upto)
+    else:
+        may = np.flatnonzero(_may_snap(out, upto, tol, _vertices(out) if clustered else vertices))
     if not len(may):
         return out
     base = out.copy()
@@ -163,31 +180,32 @@ def noded(geoms: np.ndarray, tol: float = NODE_M, first: int | None = None) -> n
     return out
 
 
-def _may_snap(geoms: np.ndarray, upto: int, tol: float, settled: bool) -> np.ndarray:
+def _may_snap(geoms: np.ndarray, upto: int, tol: float, vertices: _Vertices) -> np.ndarray:
     """Which of the first ``upto`` polygons GEOS snapping to their neighbours' vertices can change (a boolean
-    per polygon; the others would come back as they are). Snapping moves a vertex or splits an edge only where a
-    snap point lies within ``tol`` of the ring and is not already one of its vertices; each split moves the edge,
-    so the next point is judged against the new edge. Hence a polygon may change only when some other
-    polygon's point lies within ``tol`` of its boundary, or one of its own points does that another polygon
-    shares (a hole's vertex on its outer ring), or the clustering could not make every close pair one point
-    (``settled`` False: then all of them may). All found in one tree query for the polygons together: an
-    edge-matched neighbourhood has no such point and is returned without a snap (0.24 ms a call instead of 0.51 on
-    the grid_edit bench's 739 neighbourhoods, the same results: ``tests/test_topology.py``)."""
+    per polygon; the others would come back as they are), no two of their ``vertices`` being closer than
+    ``tol``. Snapping moves a vertex or splits an edge only where a snap point lies within ``tol`` of the ring
+    and is not already one of its vertices; each split moves the edge, so the next point is judged against the
+    new edge. Hence a polygon may change only when some other polygon's point lies within ``tol`` of its
+    boundary, or one of its own points does that another polygon shares (a hole's vertex on its outer ring).
+    All found in one tree query for the polygons together: an edge-matched neighbourhood has no such point and
+    is returned without a snap (0.2 ms a call instead of 0.5 on the grid_edit bench's 739 neighbourhoods, the
+    same results: ``tests/test_topology.py``)."""
     may = np.zeros(len(geoms), dtype=bool)
     if upto == 0:
         return may
-    if not settled:
-        may[:upto] = True
-        return may
-    coords, owner = shapely.get_coordinates(geoms, return_index=True)
-    points, _, inverse = _points(coords)
-    point, poly = shapely.STRtree(shapely.boundary(geoms[:upto])).query(shapely.points(points), predicate="dwithin",
-                                                                         distance=tol)
-    held = np.unique(inverse.astype(np.int64) * len(geoms) + owner)  # (point, polygon) of every vertex
-    own = np.isin(point * len(geoms) + poly, held)
-    shared = np.bincount(held // len(geoms), minlength=len(points))[point] > 1
-    holed = shapely.get_num_interior_rings(geoms)[poly] > 0
-    may[poly[~own | (shared & holed)]] = True
+    n = len(geoms)
+    point, poly = shapely.STRtree(shapely.boundary(geoms[:upto])).query(shapely.points(vertices.points),
+                                                                         predicate="dwithin", distance=tol)
+    held = np.sort(vertices.inverse.astype(np.int64) * n + vertices.owner)  # (point, polygon) of every vertex
+    asked = point.astype(np.int64) * n + poly
+    at = np.minimum(np.searchsorted(held, asked), len(held) - 1)
+    own = held[at] == asked
+    candidates = ~own
+    holed = shapely.get_num_interior_rings(geoms[:upto]) > 0
+    if holed.any():
+        polygons_of = np.bincount(np.unique(held) // n, minlength=len(vertices.points))
+        candidates |= own & (polygons_of[point] > 1) & holed[poly]
+    may[poly[candidates]] = True
     return may
 
 
