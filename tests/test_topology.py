@@ -459,8 +459,8 @@ def test_noded_matches_snapping_each_polygon_to_all_its_neighbours_vertices():
     ``first``: on 600 seeded noisy lattices (vertices a millimetre or a micrometre apart, T-junctions, holes),
     on a neighbour whose edge bulges in by steps (the second point comes within reach only once the first is
     inserted), a hole touching the shell where a neighbour has a vertex, two points competing for one edge, and
-    a vertex left near another's corner when moving it would make its polygon invalid. An edge-matched lattice
-    comes back as it was."""
+    a vertex left near another's corner when moving it would make its polygon invalid, and a vertex at the
+    snapping distance up to rounding. An edge-matched lattice comes back as it was."""
     tol = topo.NODE_M
     rng = np.random.default_rng(23)
     cases = [_noisy_lattice(rng, scale) for scale in (tol, tol / 1000) for _ in range(300)]
@@ -471,7 +471,10 @@ def test_noded_matches_snapping_each_polygon_to_all_its_neighbours_vertices():
          Polygon([(0, -5), (10, -5), (10, 0), (5, 0), (0, 0)])],
         [square, Polygon([(0, -10), (10, -10), (10, 0), (5.0008, -0.0006), (5, 0.0006), (0, 0)])],
         [square, Polygon([(10.0003, 12), (10.0003, 9.5), (13, 9.5), (10.0006, 10.0002), (13, 10.5), (13, 12)]),
-         Polygon([(0, 10), (10, 10), (10, 20), (0, 20)])])]
+         Polygon([(0, 10), (10, 10), (10, 20), (0, 20)])],
+        # a vertex at 1 mm from an edge by the snap's arithmetic, a hair beyond it by the tree's
+        [Polygon([(0, 0.009), (10, 0.009), (10, 10.009), (0, 10.009)]),
+         Polygon([(0, -9.991), (10, -9.991), (10, 0.009), (5, 0.008), (0, 0.009)])])]
     changed = 0
     for k, geoms in enumerate(cases):
         first = None if k % 2 else int(rng.integers(0, len(geoms) + 1))
@@ -479,7 +482,7 @@ def test_noded_matches_snapping_each_polygon_to_all_its_neighbours_vertices():
         assert all(shapely.equals_exact(a, b, 0) for a, b in zip(fast, slow, strict=True)), k
         changed += sum(not shapely.equals_exact(a, b, 0) for a, b in zip(fast, geoms, strict=True))
     assert changed > 600  # the cases did exercise the clustering and the snapping
-    for geoms in cases[-4:]:
+    for geoms in cases[-5:]:
         assert all(shapely.equals_exact(a, b, 0) for a, b in zip(topo.noded(geoms), _noded_one_by_one(geoms, tol),
                                                                   strict=True))
     lattice = np.asarray(list(grid3x3().values()), dtype=object)

@@ -104,6 +104,9 @@ def _thinned(coords: np.ndarray, tol: float) -> np.ndarray:
     return coords[~drop]
 
 
+_REACH = 1.001  # ``_may_snap``'s reach, in ``tol``
+
+
 class _Vertices(NamedTuple):
     """The distinct vertices of an array of polygons: ``points`` (k, 2), each coordinate's point (``inverse``),
     the index of the coordinate where each point is first met (``first_at``) and each coordinate's polygon
@@ -194,8 +197,10 @@ def _may_snap(geoms: np.ndarray, upto: int, tol: float, vertices: _Vertices) -> 
     if upto == 0:
         return may
     n = len(geoms)
+    # A point GEOS snapping reaches may measure a few units of rounding beyond ``tol`` to the tree's distance
+    # (the two compute it apart): a slightly wider reach only sends a few more polygons to the exact snap.
     point, poly = shapely.STRtree(shapely.boundary(geoms[:upto])).query(shapely.points(vertices.points),
-                                                                         predicate="dwithin", distance=tol)
+                                                                         predicate="dwithin", distance=tol * _REACH)
     held = np.sort(vertices.inverse.astype(np.int64) * n + vertices.owner)  # (point, polygon) of every vertex
     asked = point.astype(np.int64) * n + poly
     at = np.minimum(np.searchsorted(held, asked), len(held) - 1)
