@@ -224,14 +224,18 @@ def issued_serials(conn: Connection, district: str) -> dict[str, int]:
     return issued
 
 
+# Registering codes (``:codes``, of kind ``:kind``, first issued by version ``:v``): a code issued again is in use
+# again. Also a CTE of ``log_edit``.
+_REGISTER_CODES = """INSERT INTO grid_codes (district_code, code, kind, first_version)
+                     SELECT DISTINCT :d, c, :kind, :v FROM unnest(CAST(:codes AS text[])) AS c
+                     ON CONFLICT (district_code, kind, code) DO UPDATE SET retired_version = NULL"""
+
+
 def register_codes(conn: Connection, district: str, version_id: int, codes: Sequence[str],
                    retired: Sequence[str], kind: str = "unit") -> None:
     """Record newly issued codes and retire the ones the new version dropped."""
     if codes:
-        conn.execute(statement(
-            """INSERT INTO grid_codes (district_code, code, kind, first_version) VALUES (:d, :code, :kind, :v)
-               ON CONFLICT (district_code, kind, code) DO UPDATE SET retired_version = NULL"""
-        ), [{"d": district, "code": c, "kind": kind, "v": version_id} for c in codes])
+        conn.execute(statement(_REGISTER_CODES), {"d": district, "v": version_id, "kind": kind, "codes": list(codes)})
     if retired:
         conn.execute(statement(
             """UPDATE grid_codes SET retired_version = :v
@@ -581,17 +585,32 @@ def replace_unit_rows(conn: Connection, district: str, version_id: int, remove: 
         "wkbs": [bytes(r["wkb"]) for r in rows]})
 
 
+# Setting the team, geometry (WKB in EPSG:``:srid``, stored as a MultiPolygon) and workload (NULL: kept) of
+# existing supervision grids, given as arrays (``_supervision_arrays``). Also a CTE of ``log_edit``.
+_UPDATE_SUPERVISION = """UPDATE supervision_grids s
+                            SET team_code = r.team_code, geom = ST_Multi(ST_GeomFromWKB(r.wkb, :srid)),
+                                workload = coalesce(r.workload, s.workload)
+                           FROM unnest(CAST(:s_codes AS text[]), CAST(:s_teams AS text[]), CAST(:s_wkbs AS bytea[]),
+                                       CAST(:s_loads AS float8[])) AS r(code, team_code, wkb, workload)
+                          WHERE s.district_code = :d AND s.version_id = :v AND s.code = r.code"""
+
+
+def _supervision_arrays(rows: Sequence[dict[str, Any]], srid: int | None) -> dict[str, Any]:
+    """The parameters of ``_UPDATE_SUPERVISION`` for ``rows`` (code, team_code, wkb, optional workload)."""
+    if rows and srid is None:
+        raise ValueError("supervision rows need the storage srid")
+    return {"srid": srid or 0, "s_codes": [r["code"] for r in rows], "s_teams": [r["team_code"] for r in rows],
+            "s_wkbs": [bytes(r["wkb"]) for r in rows],
+            "s_loads": [None if r.get("workload") is None else float(r["workload"]) for r in rows]}
+
+
 def update_supervision_rows(conn: Connection, district: str, version_id: int, rows: Sequence[dict[str, Any]],
                             srid: int) -> None:
     """Set the team, workload and geometry (``wkb``: a Polygon or MultiPolygon in EPSG:``srid``, stored as a
     MultiPolygon) of existing supervision grids (a row without ``workload`` keeps the stored one)."""
     if rows:
-        conn.execute(statement(
-            """UPDATE supervision_grids SET team_code = :team_code, geom = ST_Multi(ST_GeomFromWKB(:wkb, :srid)),
-                                            workload = coalesce(CAST(:workload AS float8), workload)
-                WHERE district_code = :d AND version_id = :v AND code = :code"""
-        ), [{"d": district, "v": version_id, "srid": srid, "code": r["code"], "team_code": r["team_code"],
-             "wkb": r["wkb"], "workload": r.get("workload")} for r in rows])
+        conn.execute(statement(_UPDATE_SUPERVISION), {"d": district, "v": version_id,
+                                                      **_supervision_arrays(rows, srid)})
 
 
 def issued_serial(conn: Connection, district: str, prefix: str) -> int:
@@ -658,31 +677,17 @@ def log_edit(conn: Connection, district: str, version_id: int, seq: int, *, op: 
     ``update_supervision_rows`` of ``supervision`` (geometry in EPSG:``srid``), ``register_codes`` of the unit
     codes ``issued``, ``set_revision`` (to ``seq``) and ``insert_edit``; returns when the edit was recorded.
     (Data-modifying CTEs all run, on different tables, whether the statement reads them or not.)"""
-    if supervision and srid is None:
-        raise ValueError("supervision rows need the storage srid")
     return conn.execute(statement(
-        """WITH raised AS (UPDATE grid_versions SET revision = :seq WHERE district_code = :d AND version_id = :v),
-                regrouped AS (
-                    UPDATE supervision_grids s
-                       SET team_code = r.team_code, geom = ST_Multi(ST_GeomFromWKB(r.wkb, :srid)),
-                           workload = coalesce(r.workload, s.workload)
-                      FROM unnest(CAST(:s_codes AS text[]), CAST(:s_teams AS text[]), CAST(:s_wkbs AS bytea[]),
-                                  CAST(:s_loads AS float8[])) AS r(code, team_code, wkb, workload)
-                     WHERE s.district_code = :d AND s.version_id = :v AND s.code = r.code),
-                registered AS (
-                    INSERT INTO grid_codes (district_code, code, kind, first_version)
-                    SELECT :d, c, 'unit', :v FROM unnest(CAST(:issued AS text[])) AS c
-                    ON CONFLICT (district_code, kind, code) DO UPDATE SET retired_version = NULL)
-           INSERT INTO grid_edits (district_code, version_id, seq, op, params, before, after, summary, author)
-           VALUES (:d, :v, :seq, :op, CAST(:params AS jsonb), CAST(:before AS jsonb), CAST(:after AS jsonb),
-                   CAST(:summary AS jsonb), :author)
-           RETURNING at"""
+        f"""WITH raised AS (UPDATE grid_versions SET revision = :seq WHERE district_code = :d AND version_id = :v),
+                 regrouped AS ({_UPDATE_SUPERVISION}),
+                 registered AS ({_REGISTER_CODES})
+            INSERT INTO grid_edits (district_code, version_id, seq, op, params, before, after, summary, author)
+            VALUES (:d, :v, :seq, :op, CAST(:params AS jsonb), CAST(:before AS jsonb), CAST(:after AS jsonb),
+                    CAST(:summary AS jsonb), :author)
+            RETURNING at"""
     ), {"d": district, "v": version_id, "seq": seq, "op": op, "params": _json(params), "before": _json(before),
-        "after": _json(after), "summary": _json(summary), "author": author, "srid": srid or 0,
-        "s_codes": [r["code"] for r in supervision], "s_teams": [r["team_code"] for r in supervision],
-        "s_wkbs": [bytes(r["wkb"]) for r in supervision],
-        "s_loads": [None if r.get("workload") is None else float(r["workload"]) for r in supervision],
-        "issued": list(issued)}).scalar_one()
+        "after": _json(after), "summary": _json(summary), "author": author, "kind": "unit", "codes": list(issued),
+        **_supervision_arrays(supervision, srid)}).scalar_one()
 
 
 def edit_log(conn: Connection, district: str, version_id: int, since: int = 0, limit: int | None = None,
