@@ -230,6 +230,12 @@ def _check_answer(conn: Connection, queue: str, body: dict, scope: dict[str, str
     exact = exact_queue(conn, queue, DISTRICT, scope["party"], scope["team"], COUNT_CAP, PAGE)
     got = {"counts": body["counts"], "case_ids": [c["case_id"] for c in body["cases"]]}
     assert got == exact, (queue, got, exact)
+    # Every dispatch preview finds its party, as in a deployment whose grids have owners: the demo's grids (and
+    # their derived owners) are in effect from the start of its synthetic history, and a bench that measured
+    # the "no responsible party" answer of every row (grids in effect from the load only) measured the wrong
+    # path, skipping the owners it reads and the party it builds.
+    unplaced = [c["case_id"] for c in body["cases"] if "suggestion" in c and not c["suggestion"]["party"]]
+    assert not unplaced, (queue, "cases with no party to suggest", unplaced)
 
 
 def _client(conn: Connection, database: str):
@@ -310,7 +316,8 @@ def measure(conn: Connection, database: str, n: int = CASES, n_open: int = OPEN,
         "worst list's p95", worst_anchor,
         f"ours_s is the worst queue's p95 over {requests} requests per queue of GET /api/v1/desk/<queue> (first page "
         f"of {PAGE} with total, overdue and due_soon counts, each exact below desk.queries.COUNT_CAP; the verify "
-        "and check queues nearest first from a point), "
+        "and check queues nearest first from a point; the dispatch queue with each case's suggested party, level and "
+        "deadline, every one naming a party), "
         f"each by an account of its role, on Chaoyang with {n:,} SYNTHETIC cases of which {n_open:,} are open, made "
         "in a rolled-back transaction (the demo's own cases kept and topped up); in-process (Flask test client, no "
         "network), same database and run, requests interleaved with the garbage collector paused (as timeit does)",

@@ -285,18 +285,23 @@ def _ensure_desk_accounts(conn: Connection, settings: Settings, district: str, e
 
 def ensure_demo_grids(conn: Connection, demo: DemoDistrict) -> dict[str, Any] | None:
     """Generate, group and publish the demo district's grids unless a version exists (None then; derived
-    owners are still added for roles that have none, so an older data directory gains new roles)."""
+    owners are still added for roles that have none, so an older data directory gains new roles). The version
+    is in effect from the first day of the demo's SYNTHETIC history (``synthetic_events.HISTORY_START``), and
+    its derived owners with it."""
     if gridding_store.versions(conn, demo.code):
         published = gridding_store.version_row(conn, demo.code, None)
         missing = roles_without_owners(conn, demo.code)
         if published and published["status"] == "published" and missing:
-            derive_default_ownership(conn, demo.code, published["version_id"], roles=missing)
+            derive_default_ownership(conn, demo.code, published["version_id"], published["effective_from"],
+                                     roles=missing)
         return None
     generated = gridding.generate(conn, demo.code, GridParams(), author="load-demo", note="demo: default parameters")
     groups, teams = gridding.default_group_counts(generated["unit_grids"])
     grouped = gridding.partition(conn, demo.code, demo.supervision_grids or groups, demo.teams or teams,
                                  author="load-demo")
-    owners = gridding.publish(conn, demo.code, generated["version"], author="load-demo")["ownership"]
+    # In effect from the first day of the SYNTHETIC history, so its cases have owners at their report time.
+    owners = gridding.publish(conn, demo.code, generated["version"], author="load-demo",
+                              effective_from=synthetic_events.HISTORY_START.date())["ownership"]
     return {"ownership": owners, "version": generated["version"], "source": generated["source"],
             "unit_grids": generated["unit_grids"],
             "supervision_grids": grouped["supervision_grids"], "teams": grouped["teams"],

@@ -329,3 +329,28 @@ def test_roles_without_a_queue_get_403_naming_who_works_it(as_user):
     body = assert_error(as_user("an", ["analyst"]).get("/api/v1/desk/accept"), 403, "forbidden")
     assert "acceptor" in body["message"] and "dispatcher" in body["message"]
     assert_error(as_user("ct", ["calltaker"]).get("/api/v1/desk/dispose"), 403, "forbidden", reason="unit")
+
+
+def test_the_demo_grids_and_owners_cover_its_synthetic_history(bj, case_rules):
+    """load-demo publishes the demo's grids in effect from the first day of its SYNTHETIC history, so a history
+    case has its grid's owners at its report time and the dispatcher's queue suggests a party for it (with the
+    grids in effect from the load, every history case was 'no responsible party')."""
+    import datetime as dt
+
+    from citygrid.cases import store as case_store
+    from citygrid.cases.synthetic_events import HISTORY_END, HISTORY_START
+    from citygrid.spatial.db import deployment_zone
+    from citygrid.spatial.timezones import day_start
+
+    zone = deployment_zone(bj)
+    start = bj.execute(sa.text("SELECT effective_from FROM grid_versions WHERE district_code = '110105' "
+                               "AND status = 'published'")).scalar_one()
+    assert start == day_start(HISTORY_START.date(), zone) and dt.timedelta(days=730) == HISTORY_END - HISTORY_START
+    case = report(bj, case_rules)
+    early = day_start(HISTORY_START.date(), zone) + dt.timedelta(hours=9)
+    bj.execute(sa.text("UPDATE cases SET status = 'accepted', reported_at = :at WHERE case_id = :c"),
+               {"at": early, "c": case["case_id"]})
+    owners = case_store.owners_at(bj, "110105", case["unit_grid_code"], early)
+    assert {"management", "responsibility", "enforcement", "supervision"} <= set(owners)
+    preview = service.dispatch_preview(bj, case_rules, case_store.get_case(bj, case["case_id"]))
+    assert preview["party"] and preview["party"]["rule"].startswith("grid ")

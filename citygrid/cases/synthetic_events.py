@@ -47,6 +47,11 @@ from citygrid.spatial.timezones import localize
 
 # The synthetic history ends here (``cases.synthetic``'s default end): no generated event is later.
 HISTORY_END = dt.datetime(2026, 11, 1)
+# ... and starts here: two years of 365 days (``ensure_demo_timelines``: the year before the last one). The demo's
+# grids, and so their derived owners, take effect then (``deploy.ensure_demo_grids``), so every synthetic case
+# has the owners of its grid at its report time, which dispatch asks for (no case of the history is
+# otherwise dispatchable without naming a party).
+HISTORY_START = HISTORY_END - dt.timedelta(days=2 * 365)
 PUBLIC_SOURCES = ("hotline", "citizen")
 
 PLANTED: dict[str, dict[str, Any]] = {
