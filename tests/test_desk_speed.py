@@ -143,12 +143,44 @@ def test_frontage_units_of_a_page_at_once_equal_each_cases_own(zz_client, zz, pl
     assert _queue_previews(zz, case_rules, "410104", made) == dict(zip(made, previews, strict=True))
 
 
+def test_queue_previews_read_only_what_other_rules_may_choose(zz_client, zz, placed_unit, case_rules):  # noqa: F811
+    """Rows read only the owners in the roles the rules name (and the fallbacks) and the frontage units of the
+    classes with a frontage key, yet give the previews of the exact slow path under rules other than the
+    default: a frontage rule on a major key (``event/01``), a class of it sent to another role (``event/0102``:
+    responsibility) and a kind sent to enforcement."""
+    from dataclasses import replace
+
+    from citygrid.cases.rules import DispatchRules
+
+    rules = replace(case_rules, dispatch=DispatchRules(
+        rules={"event": "enforcement", "event/01": "frontage_unit", "event/0102": "responsibility"}))
+    assert rules.dispatch.roles_named() == ("enforcement", "frontage_unit", "management", "responsibility")
+    assert rules.dispatch.keys_ruled("frontage_unit") == ("event/01",)
+    client = zz_client("fr-rules", ("dispatcher",))
+    lon, lat = lonlat(placed_unit["x"], placed_unit["y"])
+    made = []
+    for code in ("0101", "0102", "0201", "0103"):
+        answer = client.post("/api/v1/cases", json={"lon": lon, "lat": lat, "kind": "event", "class_code": code,
+                                                    "description": "门前", "source": "supervisor"})
+        made.append(answer.get_json()["case"]["case_id"])
+    zz.execute(sa.text("UPDATE cases SET status = 'accepted', attrs = attrs - 'frontage_unit' "
+                       "WHERE case_id = ANY(:ids)"), {"ids": made})
+    slow = {i: service.dispatch_preview(zz, rules, case_store.get_case(zz, i)) for i in made}
+    assert [slow[i]["party"]["rule"] for i in made] == ["frontage_unit", "grid responsibility",
+                                                        "grid enforcement", "frontage_unit"]
+    assert _queue_previews(zz, rules, "410104", made) == slow
+    # a queue with previews read without the rules they need is a programming error, not a silent default
+    with pytest.raises(ValueError, match="dispatch rules"):
+        queries.read_queue(zz, QUEUES["dispatch"], CaseScope(), queries.DeskFilter(CaseFilter(district="410104")))
+
+
 def _queue_previews(conn, case_rules, district: str, ids: list[int]) -> dict[int, dict]:
     """The dispatch queue's suggestions (read with the page's rows) of cases ``ids``, by case number."""
     queue = QUEUES["dispatch"]
     first = conn.execute(sa.text("SELECT min(reported_at) FROM cases WHERE case_id = ANY(:ids)"), {"ids": ids}).scalar()
     read = queries.read_queue(conn, queue, CaseScope(),
-                              queries.DeskFilter(CaseFilter(district=district, start=first), limit=200))
+                              queries.DeskFilter(CaseFilter(district=district, start=first), limit=200),
+                              dispatch=case_rules.dispatch)
     assert all("preview_owners" in r and "preview_frontage" in r for r in read.rows)
     rows = queries.queue_page(conn, case_rules, queue, read.rows)
     return {r["case_id"]: r["suggestion"] for r in rows if r["case_id"] in ids}

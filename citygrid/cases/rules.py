@@ -25,9 +25,16 @@ from citygrid.errors import InvalidInput
 from citygrid.loaders import safeyaml
 
 DEFAULT_DISPATCH = {"event": "management", "component": "management"}
+# The grid roles, in this order, a community-level case goes to when its class rule finds nobody
+# (``cases.service._community_party``).
+FALLBACK_ROLES = ("management", "responsibility")
+# The rule that sends a class to the frontage unit (门前三包) covering the point.
+FRONTAGE_RULE = "frontage_unit"
 # Seed 001 (Chaoyang): hotline and public reports are verified on site by a supervisor before they are filed.
 DEFAULT_VERIFY_BEFORE_FILING = ("hotline", "citizen", "open311")
 FILING_KEYS = ("verify_before_filing",)
+# How many classes' dispatch rules one ``DispatchRules`` keeps (a standard's taxonomy has a few hundred).
+_RULES_KEPT = 4096
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,9 @@ class DispatchRules:
     overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     street_section: str = ""
     district: Mapping[str, str] = field(default_factory=dict)
+    # ``rule_for`` of each class asked (the rules never change after loading; a dispatch queue's page asks for
+    # a few classes twenty times), at most ``_RULES_KEPT`` of them.
+    _rule_of: dict[tuple[str, str], str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_mapping(cls, data: Any) -> DispatchRules:
@@ -74,8 +84,24 @@ class DispatchRules:
 
     def rule_for(self, kind: str, code: str) -> str:
         """The rule of a class: the most specific of ``kind/code``, ``kind/major``, ``kind``; else management."""
-        return next((self.rules[k] for k in (f"{kind}/{code}", f"{kind}/{code[:2]}", kind) if k in self.rules),
-                    "management")
+        known = self._rule_of.get((kind, code))
+        if known is None:
+            known = next((self.rules[k] for k in (f"{kind}/{code}", f"{kind}/{code[:2]}", kind) if k in self.rules),
+                         "management")
+            if len(self._rule_of) < _RULES_KEPT:
+                self._rule_of[(kind, code)] = known
+        return known
+
+    def roles_named(self) -> tuple[str, ...]:
+        """The grid roles a community-level case can go to: each one a rule names and ``FALLBACK_ROLES`` (the
+        rules' other names, such as ``component_owner``, come along and match no role). A grid's owners read in
+        these roles are all that dispatch chooses from."""
+        return tuple(sorted({*self.rules.values(), *FALLBACK_ROLES}))
+
+    def keys_ruled(self, rule: str) -> tuple[str, ...]:
+        """The keys (``kind/code``, ``kind/major``, ``kind``) whose rule is ``rule``: a class has that rule
+        (``rule_for``) only when one of its three keys is among them."""
+        return tuple(sorted(k for k, v in self.rules.items() if v == rule))
 
     def district_department(self, kind: str, code: str, district: str) -> tuple[str, str] | None:
         """(key of ``levels.district`` that applies, party code) of the department a district-level case of class

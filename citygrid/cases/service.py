@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from citygrid.cases import store
 from citygrid.cases.escalation import COUNTED_ACTIONS, EscalationRules, next_level
 from citygrid.cases.intake import Report, report_digest, scoped_key
-from citygrid.cases.rules import CaseRules, DispatchRules
+from citygrid.cases.rules import FALLBACK_ROLES, FRONTAGE_RULE, CaseRules, DispatchRules
 from citygrid.cases.scope import CaseScope, action_scope
 from citygrid.cases.workflow import (
     LEVELS,
@@ -724,19 +724,19 @@ def _disposal_deadline(conn: Connection, rules: CaseRules, case: dict[str, Any])
 
 def _deadlines_from(rules: CaseRules, calendar: Any, started: Any) -> Callable[[dict[str, Any]], Any]:
     """``_disposal_deadline`` of a case for cases dispatched at ``started`` on ``calendar`` (the city's
-    working calendar), each deadline rule counted once: a page of the dispatch queue holds a few classes, and
-    most of them share their kind's default rule."""
-    rule_of: dict[tuple[str, str], Any] = {}
-    counted: dict[Any, Any] = {}
+    working calendar), each deadline rule counted once and each class's looked up once: a page of the dispatch
+    queue holds a few classes, and most of them share their kind's default rule."""
+    by_class: dict[tuple[str, str], Any] = {}
+    by_rule: dict[Any, Any] = {}
 
     def deadline_of(case: dict[str, Any]) -> Any:
         key = (case["kind"], case["class_code"])
-        rule = rule_of.get(key)
-        if rule is None:
-            rule = rule_of[key] = rules.deadlines.rule_for(*key)
-        if rule not in counted:
-            counted[rule] = rule.deadline(started, calendar)
-        return counted[rule]
+        if key not in by_class:
+            rule = rules.deadlines.rule_for(*key)
+            if rule not in by_rule:
+                by_rule[rule] = rule.deadline(started, calendar)
+            by_class[key] = by_rule[rule]
+        return by_class[key]
 
     return deadline_of
 
@@ -776,7 +776,7 @@ def _wants_frontage(rules: DispatchRules, case: dict[str, Any]) -> bool:
     a ``frontage_unit`` class rule, none recorded on the case, a point)."""
     kind, code = case["kind"], case["class_code"]
     return (bool(code) and _level_of(case) == LEVELS[0] and not rules.overrides.get(f"{kind}/{code}")
-            and rules.rule_for(kind, code) == "frontage_unit" and case.get("lon") is not None
+            and rules.rule_for(kind, code) == FRONTAGE_RULE and case.get("lon") is not None
             and not (case.get("attrs") or {}).get("frontage_unit"))
 
 
@@ -944,7 +944,7 @@ def _community_party(conn: Connection, rules: DispatchRules, case: dict[str, Any
             raise Conflict(f"dispatch override for {kind}/{code} names unknown party {override['code']}")
         return {**party, "rule": f"override {kind}/{code}"}
     rule = rules.rule_for(kind, code)
-    if rule == "frontage_unit":
+    if rule == FRONTAGE_RULE:
         recorded = (case.get("attrs") or {}).get("frontage_unit")
         unit = recorded or (frontage(case["case_id"]) if frontage else _frontage_unit_of(conn, case))
         if unit is not None:
@@ -957,7 +957,7 @@ def _community_party(conn: Connection, rules: DispatchRules, case: dict[str, Any
             return {**owner, "kind": "department", "rule": "component_owner"}
     if owners is None:
         owners = store.owners_at(conn, case["district_code"], case["unit_grid_code"], case["reported_at"])
-    for role in (rule, "management", "responsibility"):
+    for role in (rule, *FALLBACK_ROLES):
         if role in owners:
             return {**owners[role], "role": role, "rule": f"grid {role}"}
     raise Conflict(f"no responsible party for grid {case['unit_grid_code']}: load its ownership first")

@@ -192,16 +192,18 @@ def owners_at(conn: Connection, district: str, unit_grid: str | None, at: Any) -
     return {r["role"]: {"code": r["code"], "name": r["name"], "kind": r["kind"]} for r in rows}
 
 
-# ``owners_at`` of case ``c``'s unit grid at its report time, as a JSON array of [role, code, name, kind] (NULL
-# for none), for a statement that reads a page of cases and wants their owners with the rows (the desk's dispatch
-# queue: no round trip of its own); ``owners_of_json`` reads it.
-CASE_OWNERS_SQL = """(SELECT jsonb_agg(jsonb_build_array(o.role, p.code, p.name, p.kind))
+# ``owners_at`` of case ``c``'s unit grid at its report time in the roles ``:owner_roles`` (text[]), as an array
+# of [role, code, name, kind] rows (NULL for none), for a statement that reads a page of cases and wants their
+# owners with the rows (the desk's dispatch queue: no round trip of its own); ``owners_of_rows`` reads it. A text
+# array rather than JSON, and only the roles asked for (the desk's: those dispatch may choose, two of a grid's
+# four with the default rules): 0.15 ms less of the dispatch queue's 0.9 ms statement on the desk_queue bench.
+CASE_OWNERS_SQL = """(SELECT array_agg(ARRAY[o.role, p.code, p.name, p.kind])
       FROM grid_ownership o JOIN parties p ON p.district_code = o.district_code AND p.party_id = o.party_id
      WHERE o.district_code = c.district_code AND o.grid_kind = 'unit' AND o.grid_code = c.unit_grid_code
-       AND o.valid @> coalesce(c.reported_at, now()))"""
+       AND o.role = ANY(CAST(:owner_roles AS text[])) AND o.valid @> coalesce(c.reported_at, now()))"""
 
 
-def owners_of_json(found: list[list[str]] | None) -> dict[str, dict[str, Any]]:
+def owners_of_rows(found: list[list[str]] | None) -> dict[str, dict[str, Any]]:
     """The owners ``CASE_OWNERS_SQL`` read, as ``owners_at`` gives them (party per role)."""
     return {role: {"code": code, "name": name, "kind": kind} for role, code, name, kind in found or ()}
 

@@ -32,9 +32,9 @@ from sqlalchemy.engine import Connection
 
 from citygrid.cases import service
 from citygrid.cases.queries import CaseFilter
-from citygrid.cases.rules import CaseRules
+from citygrid.cases.rules import FRONTAGE_RULE, CaseRules, DispatchRules
 from citygrid.cases.scope import CaseScope, action_scope, read_scope
-from citygrid.cases.store import owners_of_json
+from citygrid.cases.store import owners_of_rows
 from citygrid.desk import store
 from citygrid.desk.queues import CALLBACK_SOURCES, DUE_SOON_HOURS, Queue, visible_queues
 from citygrid.errors import Forbidden, InvalidInput
@@ -85,10 +85,12 @@ def scope_for(queue: Queue, who: Principal) -> CaseScope:
     return scope.required()
 
 
-def _query(queue: Queue, scope: CaseScope, f: DeskFilter, srid: int) -> store.QueueQuery:
+def _query(queue: Queue, scope: CaseScope, f: DeskFilter, srid: int, preview: store.Preview | None = None
+           ) -> store.QueueQuery:
     """The store's query of ``queue`` under ``scope`` and ``f`` (``near`` projected to EPSG:``srid``, the
-    storage CRS); ``Forbidden`` for another team's grids than the scope's own (as ``cases.queries.list_cases``
-    refuses), ``InvalidInput`` (field ``near``) for a point too far from the deployment to be projected."""
+    storage CRS; rows with what dispatch previews read with ``preview``); ``Forbidden`` for another team's
+    grids than the scope's own (as ``cases.queries.list_cases`` refuses), ``InvalidInput`` (field ``near``) for
+    a point too far from the deployment to be projected."""
     team = f.cases.team
     if team is not None and scope.team is not None and team != scope.team:
         raise Forbidden(f"you may list the cases of your own team {scope.team} only")
@@ -97,7 +99,18 @@ def _query(queue: Queue, scope: CaseScope, f: DeskFilter, srid: int) -> store.Qu
     return store.QueueQuery(statuses=queue.statuses, condition=queue.condition, order=queue.order, due=queue.due,
                             photos=queue.photos, filters={k: getattr(f.cases, k) for k in FILTERS}, scope=scope,
                             near=f.near, near_wkb=_near_wkb(f.near, srid), callback_sources=CALLBACK_SOURCES,
-                            suggestion="suggestion" in queue.columns)
+                            preview=preview)
+
+
+def _preview(queue: Queue, dispatch: DispatchRules | None) -> store.Preview | None:
+    """What the rows of ``queue`` read for their dispatch previews (``suggestion``): the owners in the roles the
+    ``dispatch`` rules may choose and the frontage units of the classes they send to one; None for a queue
+    without previews. ``ValueError`` for a queue with previews read without the rules."""
+    if "suggestion" not in queue.columns:
+        return None
+    if dispatch is None:
+        raise ValueError(f"queue {queue.name} shows dispatch previews: read it with the dispatch rules")
+    return store.Preview(dispatch.roles_named(), dispatch.keys_ruled(FRONTAGE_RULE))
 
 
 def _near_wkb(near: tuple[float, float] | None, srid: int) -> bytes | None:
@@ -147,15 +160,17 @@ class QueueRead:
     marker: str
 
 
-def read_queue(conn: Connection, queue: Queue, scope: CaseScope, f: DeskFilter, srid: int | None = None
-               ) -> QueueRead:
+def read_queue(conn: Connection, queue: Queue, scope: CaseScope, f: DeskFilter, srid: int | None = None,
+               dispatch: DispatchRules | None = None) -> QueueRead:
     """The counts and one page of ``queue`` under ``scope`` and ``f`` (one statement), with the marker of what
     the answer shows: the counts and each row's case, version and photos. Whatever changes the answer changes
     the marker (a case entering or leaving the queue changes a count or the page; a changed case its version);
     a change the answer does not show (beyond the page, with the counts at their cap) leaves it alone.
-    ``srid``: the storage CRS when the caller holds it (``deployment_srid``; read here otherwise)."""
+    ``srid``: the storage CRS when the caller holds it (``deployment_srid``; read here otherwise);
+    ``dispatch``: the deployment's dispatch rules, which a queue with dispatch previews needs (``_preview``)."""
     srid = deployment_srid(conn) if srid is None else srid
-    counted, rows = store.read(conn, _query(queue, scope, f, srid), srid, f.limit, f.offset,
+    query = _query(queue, scope, f, srid, _preview(queue, dispatch))
+    counted, rows = store.read(conn, query, srid, f.limit, f.offset,
                                DUE_SOON_HOURS * 3600, COUNT_CAP)
     shown, at_least = _capped(counted)
     state = (sorted(shown.items()), at_least, [(r["case_id"], r["row_version"], r.get("photo_count"),
@@ -212,7 +227,7 @@ def suggestions(conn: Connection, rules: CaseRules, cases: list[dict[str, Any]],
     read = None
     if cases and all("preview_now" in c for c in cases):
         read = service.PreviewInputs(started=cases[0]["preview_now"],
-                                     owners=[owners_of_json(c["preview_owners"]) for c in cases],
+                                     owners=[owners_of_rows(c["preview_owners"]) for c in cases],
                                      frontage={c["case_id"]: c["preview_frontage"] for c in cases})
     return service.dispatch_previews(conn, rules, cases, zone=zone, read=read)
 

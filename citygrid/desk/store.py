@@ -75,12 +75,26 @@ _TEAM_GRIDS = f"""c.supervision_code = ANY(ARRAY(
     SELECT s.code FROM supervision_grids s
      WHERE s.team_code = :scope_team AND s.version_id = {current_version_sql("s.district_code")}))"""
 # What a dispatch preview reads besides the case (``cases.service.PreviewInputs``), with each page row: the
-# transaction's start, the grid's owners at report time, the frontage unit covering the point.
+# transaction's start, the grid's owners at report time in the roles dispatch may choose (``Preview.roles``),
+# and the frontage unit covering the point for a case whose class may go to one (a key of its class among
+# ``Preview.frontage_keys``; as ``DispatchRules.rule_for`` reads a class's keys).
 _PREVIEW = f"""now() AS preview_now, {CASE_OWNERS_SQL} AS preview_owners,
-               {CASE_FRONTAGE_SQL} AS preview_frontage"""
+               CASE WHEN ARRAY[c.kind || '/' || c.class_code, c.kind || '/' || left(c.class_code, 2), c.kind]
+                         && CAST(:frontage_keys AS text[])
+                    THEN {CASE_FRONTAGE_SQL} END AS preview_frontage"""
 # The near point in the storage CRS, once per statement.
 # (Given already projected: a transform in the statement sets PROJ up again for every statement.)
 _NEAR = "near AS (SELECT ST_GeomFromWKB(:near_wkb, :srid) AS pt)"
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the rows of a queue with dispatch previews read (``_PREVIEW``): the grid's owners in ``roles``
+    (``DispatchRules.roles_named``) and the frontage unit of a case whose class has one of ``frontage_keys``
+    (``DispatchRules.keys_ruled``). Both only narrow: what a preview does not read, no preview chooses."""
+
+    roles: tuple[str, ...]
+    frontage_keys: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -88,9 +102,9 @@ class QueueQuery:
     """What one queue read asks for: the queue's statuses, condition, order, due column and whether rows
     carry photos (``desk.queues.Queue``), and the filters of the case map (``cases.store.case_conditions``'
     keyword arguments) within ``scope``; ``near`` (lon, lat) in EPSG:4326 and ``near_wkb`` the same point as
-    WKB in the storage CRS; ``suggestion``: rows carry what a dispatch preview reads (``preview_now``,
+    WKB in the storage CRS; ``preview``: rows carry what a dispatch preview reads (``preview_now``,
     ``preview_owners`` as ``cases.store.CASE_OWNERS_SQL``, ``preview_frontage`` as
-    ``responsibility.store.CASE_FRONTAGE_SQL``)."""
+    ``responsibility.store.CASE_FRONTAGE_SQL`` or NULL: ``Preview``)."""
 
     statuses: tuple[str, ...]
     condition: str | None
@@ -102,7 +116,7 @@ class QueueQuery:
     near: tuple[float, float] | None = None
     near_wkb: bytes | None = None
     callback_sources: tuple[str, ...] = ()
-    suggestion: bool = False
+    preview: Preview | None = None
 
 
 def _statuses(statuses: tuple[str, ...]) -> str:
@@ -268,7 +282,7 @@ def _page_sql(q: QueueQuery, where: str, source: str = "cases c") -> str:
     extra.append("c.closed_at" if q.order == "recently_closed" else "CAST(NULL AS timestamptz) AS closed_at")
     if q.photos:
         extra.append(_PHOTOS)
-    if q.suggestion:
+    if q.preview is not None:
         extra.append(_PREVIEW)
     return f"""SELECT {_COLUMNS}, {", ".join(extra)}, row_number() OVER (ORDER BY {order}) AS n FROM {source}
              WHERE {where}
@@ -337,7 +351,7 @@ def read(conn: Connection, q: QueueQuery, srid: int, limit: int, offset: int, so
     first with ``near``), in one statement (one round trip). Each row has lon/lat in EPSG:4326,
     ``seconds_left`` to its due column (negative: overdue), ``distance_m`` from ``near`` (metres in the
     deployment CRS), ``closed_at``, for queues with photos ``photo_count`` and ``first_photo_id``, and with
-    ``QueueQuery.suggestion`` what a dispatch preview reads (``preview_now``, ``preview_owners``,
+    ``QueueQuery.preview`` what a dispatch preview reads (``preview_now``, ``preview_owners``,
     ``preview_frontage``)."""
     where, params, bounded = _where(q, srid)
     counting, due_soon = _counting(q, where, bounded)
@@ -351,8 +365,15 @@ def read(conn: Connection, q: QueueQuery, srid: int, limit: int, offset: int, so
                    {_CLASS_NAME} AS class_name
               FROM counted CROSS JOIN names LEFT JOIN page ON true
              ORDER BY page.n""", cap=cap, limit=limit, offset=offset
-    ), {**params, "srid": srid, "soon": soon_s})
+    ), {**params, **_preview_params(q.preview), "srid": srid, "soon": soon_s})
     return _counts_and_rows(list(rows.keys()), rows.all())
+
+
+def _preview_params(preview: Preview | None) -> dict[str, list[str]]:
+    """The parameters of the page's dispatch previews (``_PREVIEW``), none without them."""
+    if preview is None:
+        return {}
+    return {"owner_roles": list(preview.roles), "frontage_keys": list(preview.frontage_keys)}
 
 
 _COUNT_COLUMNS = {"_total": "total", "_overdue": "overdue", "_due_soon": "due_soon"}

@@ -53,11 +53,12 @@ def queue_page(name: str):
                            offset=int_arg("offset", 0, 0, 10_000_000))
     scope = queries.scope_for(wanted, who)
     with connection() as conn:
-        read = queries.read_queue(conn, wanted, scope, f, srid=storage_srid())
+        rules = case_rules()
+        read = queries.read_queue(conn, wanted, scope, f, srid=storage_srid(), dispatch=rules.dispatch)
         tag = queries.change_tag(wanted, who, scope, f, read.marker)
         if request.if_none_match.contains_weak(tag):
             return Response(status=304, headers={"ETag": f'"{tag}"', **_PRIVATE})
-        rows = queries.queue_page(conn, case_rules(), wanted, read.rows, zone=zone())
+        rows = queries.queue_page(conn, rules, wanted, read.rows, zone=zone())
     answer = jsonify({"queue": wanted.name, "label": wanted.label, "counts": read.counts,
                       "count_limit": queries.COUNT_CAP, "counts_at_least": read.at_least,
                       "cases": [_row(wanted.columns, r) for r in rows], "limit": f.limit, "offset": f.offset})
