@@ -821,7 +821,7 @@ def dispatch_preview(conn: Connection, rules: CaseRules, case: dict[str, Any],
     try:
         if not case["class_code"]:
             raise Conflict(f"case {case['case_id']} has no class yet: reclassify it before dispatch")
-        party = responsible_party(conn, rules.dispatch, case, owners=owners, frontage=frontage)
+        party = _party_at(conn, rules.dispatch, case, level, owners, frontage)
     except Conflict as refused:
         return {"party": None, "level": level, "deadline_at": deadline, "problem": refused.message}
     return {"party": party, "level": level, "deadline_at": deadline}
@@ -863,7 +863,13 @@ def responsible_party(conn: Connection, rules: DispatchRules, case: dict[str, An
     Raises ``Conflict`` when nobody can be found: no ownership loaded for the grid, an override or the district
     rule naming a party the district does not have, no street office for the case's street.
     """
-    level = _level_of(case)
+    return _party_at(conn, rules, case, _level_of(case), owners, frontage)
+
+
+def _party_at(conn: Connection, rules: DispatchRules, case: dict[str, Any], level: str,
+              owners: dict[str, dict[str, Any]] | None, frontage: Callable[[int], dict[str, Any] | None] | None
+              ) -> dict[str, Any]:
+    """``responsible_party`` of ``case`` handled at ``level`` (``_level_of``)."""
     if level not in ("street", "district"):
         return {**_community_party(conn, rules, case, owners, frontage), "level": level}
     chooser = {"street": _street_party, "district": _district_party}[level]
@@ -937,7 +943,7 @@ def _community_party(conn: Connection, rules: DispatchRules, case: dict[str, Any
     unknown party.
     """
     kind, code = case["kind"], case["class_code"]
-    override = rules.overrides.get(f"{kind}/{code}")
+    override = rules.overrides.get(f"{kind}/{code}") if rules.overrides else None
     if override:
         party = store.party(conn, case["district_code"], override.get("kind", "department"), override["code"])
         if party is None:
