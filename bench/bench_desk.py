@@ -235,7 +235,8 @@ def _check_answer(conn: Connection, queue: str, body: dict, scope: dict[str, str
     # the "no responsible party" answer of every row (grids in effect from the load only) measured the wrong
     # path, skipping the owners it reads and the party it builds.
     unplaced = [c["case_id"] for c in body["cases"] if "suggestion" in c and not c["suggestion"]["party"]]
-    assert not unplaced, (queue, "cases with no party to suggest", unplaced)
+    assert not unplaced, (queue, "cases with no party to suggest (a bench database loaded before the demo's "
+                                 "grids took effect at its history's start: drop citygrid_bench and rerun)", unplaced)
 
 
 def _client(conn: Connection, database: str):

@@ -285,9 +285,10 @@ def _ensure_desk_accounts(conn: Connection, settings: Settings, district: str, e
 
 def ensure_demo_grids(conn: Connection, demo: DemoDistrict) -> dict[str, Any] | None:
     """Generate, group and publish the demo district's grids unless a version exists (None then; derived
-    owners are still added for roles that have none, so an older data directory gains new roles). The version
-    is in effect from the first day of the demo's SYNTHETIC history (``synthetic_events.HISTORY_START``), and
-    its derived owners with it."""
+    owners are still added for roles that have none, from the version's start, so an older data directory
+    gains new roles). A version generated here is in effect from the first day of the demo's SYNTHETIC history
+    (``synthetic_events.HISTORY_START``), and its derived owners with it; a database loaded before that keeps
+    the start it had (a new database, e.g. after ``make stop`` and removing ``data/pg``, gets the new start)."""
     if gridding_store.versions(conn, demo.code):
         published = gridding_store.version_row(conn, demo.code, None)
         missing = roles_without_owners(conn, demo.code)

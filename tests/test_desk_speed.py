@@ -169,6 +169,15 @@ def test_queue_previews_read_only_what_other_rules_may_choose(zz_client, zz, pla
     assert [slow[i]["party"]["rule"] for i in made] == ["frontage_unit", "grid responsibility",
                                                         "grid enforcement", "frontage_unit"]
     assert _queue_previews(zz, rules, "410104", made) == slow
+    # and the rows read only that: the owners in the roles the rules name (no supervision), the frontage unit
+    # only of the classes with a frontage key (event/01: 0101, 0102, 0103; not 0201)
+    first = zz.execute(sa.text("SELECT min(reported_at) FROM cases WHERE case_id = ANY(:ids)"), {"ids": made}).scalar()
+    read = queries.read_queue(zz, QUEUES["dispatch"], CaseScope(), queries.DeskFilter(
+        CaseFilter(district="410104", start=first), limit=200), dispatch=rules.dispatch)
+    rows = {r["case_id"]: r for r in read.rows if r["case_id"] in made}
+    assert {role for r in rows.values() for role, *_ in r["preview_owners"]} == {"enforcement", "management",
+                                                                                 "responsibility"}
+    assert [rows[i]["preview_frontage"] is not None for i in made] == [True, True, False, True]
     # a queue with previews read without the rules they need is a programming error, not a silent default
     with pytest.raises(ValueError, match="dispatch rules"):
         queries.read_queue(zz, QUEUES["dispatch"], CaseScope(), queries.DeskFilter(CaseFilter(district="410104")))

@@ -59,6 +59,26 @@ def test_a_malformed_levels_section_is_refused_naming_the_file(levels, needle):
     assert "dispatch.yaml levels" in err.value.message
 
 
+@pytest.mark.parametrize(("rules", "needle"), [
+    (["event", "management"], "rules: a mapping"),
+    ({"event": None}, "is not one of"),
+    ({"event": 1}, "is not one of"),
+    ({"event": "department"}, "is not one of"),
+    ({"event": ["management"]}, "is not one of"),
+    ({"event/01": "management\x00"}, "is not one of"),
+    ({"parcel": "management"}, "is not event, component"),
+    ({"event/0102'; --": "management"}, "is not event, component"),
+    ({1: "management"}, "is not event, component"),
+])
+def test_a_class_rule_nobody_can_follow_is_refused_naming_the_file(rules, needle):
+    """A rule that names no grid role, component owner or frontage unit is refused when the file is read, not
+    met by every dispatch and by the dispatcher's queue (whose rows read the roles the rules name)."""
+    with pytest.raises(InvalidInput, match=needle) as err:
+        DispatchRules.from_mapping({"rules": rules})
+    assert "dispatch.yaml rules" in err.value.message and err.value.field == "dispatch"
+    assert DispatchRules.from_mapping({"rules": {}}).rules == DispatchRules().rules  # empty: the default
+
+
 def test_the_shipped_rules_name_departments_the_demo_district_has(case_rules, bj):
     codes = {code.replace("{district}", "110105") for code in case_rules.dispatch.district.values()}
     assert codes and case_rules.dispatch.street_section == "城建科"

@@ -23,6 +23,7 @@ from citygrid.cases.escalation import EscalationRules, load_escalation
 from citygrid.cases.intake import SOURCES
 from citygrid.errors import InvalidInput
 from citygrid.loaders import safeyaml
+from citygrid.responsibility.ownership import ROLES as GRID_ROLES
 
 DEFAULT_DISPATCH = {"event": "management", "component": "management"}
 # The grid roles, in this order, a community-level case goes to when its class rule finds nobody
@@ -30,6 +31,8 @@ DEFAULT_DISPATCH = {"event": "management", "component": "management"}
 FALLBACK_ROLES = ("management", "responsibility")
 # The rule that sends a class to the frontage unit (门前三包) covering the point.
 FRONTAGE_RULE = "frontage_unit"
+# What a class rule of ``dispatch.yaml`` may say: a grid role, the linked component's owner, the frontage unit.
+RULE_NAMES = (*GRID_ROLES, "component_owner", FRONTAGE_RULE)
 # Seed 001 (Chaoyang): hotline and public reports are verified on site by a supervisor before they are filed.
 DEFAULT_VERIFY_BEFORE_FILING = ("hotline", "citizen", "open311")
 FILING_KEYS = ("verify_before_filing",)
@@ -73,7 +76,7 @@ class DispatchRules:
         if not isinstance(data, dict):
             raise InvalidInput("dispatch rules must be a mapping with rules and overrides", field="dispatch")
         section, district = _levels(data.get("levels"))
-        return cls(rules=dict(data.get("rules") or DEFAULT_DISPATCH), overrides=dict(data.get("overrides") or {}),
+        return cls(rules=_class_rules(data.get("rules")), overrides=dict(data.get("overrides") or {}),
                    street_section=section, district=district)
 
     @classmethod
@@ -113,6 +116,29 @@ class DispatchRules:
 
 
 _LEVEL_KEY = re.compile(r"default|(event|component)(/[A-Za-z0-9_-]{1,16})?")
+_CLASS_KEY = re.compile(r"(event|component)(/[A-Za-z0-9_-]{1,16})?")
+
+
+def _class_rules(data: Any) -> dict[str, str]:
+    """The ``rules`` section of ``dispatch.yaml`` (``DEFAULT_DISPATCH`` when empty or missing).
+
+    Raises ``InvalidInput`` (naming ``dispatch.yaml rules``) for anything but a mapping of ``kind`` or
+    ``kind/code`` to one of ``RULE_NAMES``: a rule nobody can follow would otherwise break every dispatch and the
+    dispatcher's queue, not the file's load.
+    """
+    if not data:
+        return dict(DEFAULT_DISPATCH)
+    if not isinstance(data, dict):
+        raise InvalidInput("dispatch.yaml rules: a mapping of class key to rule ({event: management, "
+                           "'event/0102': frontage_unit, …})", field="dispatch")
+    for key, rule in data.items():
+        if not isinstance(key, str) or not _CLASS_KEY.fullmatch(key):
+            raise InvalidInput(f"dispatch.yaml rules: key {key!r} is not event, component or kind/code (quote "
+                               "codes: 'event/01')", field="dispatch")
+        if rule not in RULE_NAMES:
+            raise InvalidInput(f"dispatch.yaml rules[{key}]: {rule!r} is not one of {', '.join(RULE_NAMES)}",
+                               field="dispatch")
+    return dict(data)
 
 
 def _levels(data: Any) -> tuple[str, dict[str, str]]:

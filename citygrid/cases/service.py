@@ -763,8 +763,10 @@ def dispatch_previews(conn: Connection, rules: CaseRules, cases: list[dict[str, 
 class PreviewInputs:
     """What ``dispatch_previews`` reads for a page of cases: the transaction's start (``started``, the instant
     a deadline is counted from), the owners of each case's unit grid at its report time (``owners``, in the
-    page's order, as ``store.owners_at``) and the frontage unit of each case by case number (``frontage``, as
-    ``_frontage_unit_of``; a case not in it has none looked up)."""
+    page's order, as ``store.owners_at``, or only those in the roles the rules may choose:
+    ``DispatchRules.roles_named``) and the frontage unit of each case by case number (``frontage``, as
+    ``_frontage_unit_of``; a case not in it, or None for a case whose class has no key ruled ``frontage_unit``,
+    has none looked up: ``DispatchRules.keys_ruled``)."""
 
     started: Any
     owners: list[dict[str, dict[str, Any]]]

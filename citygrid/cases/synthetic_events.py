@@ -269,7 +269,8 @@ def add_timelines(conn: Connection, district: str, rules: CaseRules, *, seed: in
     clock = Clock(rules.calendar.in_zone(zone), rules.deadlines, last + dt.timedelta(hours=6))
     community: list[dict[str, Any] | None] = []
     for start in range(0, len(cases), 2000):
-        # Owners as recorded now: the demo's grids, ownership and census were all made after its history began.
+        # Owners as recorded now: the demo's census and frontage units were made after its history began (its
+        # grids and their owners are in effect from HISTORY_START, and would give the same parties).
         page = [{**c, "reported_at": None} for c in cases[start:start + 2000]]
         community += [p["party"] for p in dispatch_previews(conn, rules, page)]
     offices = store.street_offices(conn, district)

@@ -223,7 +223,7 @@ def suggestions(conn: Connection, rules: CaseRules, cases: list[dict[str, Any]],
     """For each accepted case, the party it would be dispatched to now, its level and the deadline it would get
     (``cases.service.dispatch_previews``); ``party`` None with the ``problem`` when no party can be found (no
     class yet, no ownership for its grid): one case without a party never fails the whole queue. Rows read
-    with their preview inputs (``desk.store.QueueQuery.suggestion``) need no further query."""
+    with their preview inputs (``desk.store.QueueQuery.preview``) need no further query."""
     read = None
     if cases and all("preview_now" in c for c in cases):
         read = service.PreviewInputs(started=cases[0]["preview_now"],
