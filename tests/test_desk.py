@@ -290,6 +290,26 @@ def test_etag_304_until_the_queue_changes_and_never_across_users(as_user, bj, ca
     assert second_unit.status_code == 200 and second_unit.get_json()["counts"]["total"] == 0
 
 
+def test_dispatch_queue_tag_changes_when_the_suggested_party_does(as_user, bj, case_rules):
+    """A dispatcher polling with the queue's tag gets the new suggestion, not a 304, once an ownership change
+    (an import, a rename of the party) changes the party a row suggests, though no case changed."""
+    case = report(bj, case_rules, class_code="0501")
+    set_case(bj, case["case_id"], status="accepted")
+    dispatcher = as_user("disp-tag", ["dispatcher"])
+    first = dispatcher.get("/api/v1/desk/dispatch?district=110105&limit=200")
+    tag = first.headers["ETag"]
+    (row,) = [r for r in first.get_json()["cases"] if r["case_id"] == case["case_id"]]
+    party = row["suggestion"]["party"]
+    assert dispatcher.get("/api/v1/desk/dispatch?district=110105&limit=200",
+                          headers={"If-None-Match": tag}).status_code == 304
+    bj.execute(sa.text("UPDATE parties SET name = name || '（改）' WHERE district_code = '110105' AND code = :c "
+                       "AND kind = :k"), {"c": party["code"], "k": party["kind"]})
+    renamed = dispatcher.get("/api/v1/desk/dispatch?district=110105&limit=200", headers={"If-None-Match": tag})
+    assert renamed.status_code == 200 and renamed.headers["ETag"] != tag
+    (row,) = [r for r in renamed.get_json()["cases"] if r["case_id"] == case["case_id"]]
+    assert row["suggestion"]["party"]["name"] == party["name"] + "（改）"
+
+
 def test_not_signed_in_gets_401_even_with_a_tag(app):
     resp = app.test_client().get("/api/v1/desk/accept", headers={"If-None-Match": "*"})
     assert resp.status_code == 401

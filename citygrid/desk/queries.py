@@ -163,9 +163,11 @@ class QueueRead:
 def read_queue(conn: Connection, queue: Queue, scope: CaseScope, f: DeskFilter, srid: int | None = None,
                dispatch: DispatchRules | None = None) -> QueueRead:
     """The counts and one page of ``queue`` under ``scope`` and ``f`` (one statement), with the marker of what
-    the answer shows: the counts and each row's case, version and photos. Whatever changes the answer changes
-    the marker (a case entering or leaving the queue changes a count or the page; a changed case its version);
-    a change the answer does not show (beyond the page, with the counts at their cap) leaves it alone.
+    the answer shows: the counts and each row's case, version, photos and what its dispatch preview reads (the
+    grid's owners and the frontage unit). Whatever changes the answer changes the marker (a case entering or
+    leaving the queue changes a count or the page; a changed case its version; an ownership or frontage import
+    the party a row suggests); a change the answer does not show (beyond the page, with the counts at their cap)
+    leaves it alone.
     ``srid``: the storage CRS when the caller holds it (``deployment_srid``; read here otherwise);
     ``dispatch``: the deployment's dispatch rules, which a queue with dispatch previews needs (``_preview``)."""
     srid = deployment_srid(conn) if srid is None else srid
@@ -174,7 +176,8 @@ def read_queue(conn: Connection, queue: Queue, scope: CaseScope, f: DeskFilter, 
                                DUE_SOON_HOURS * 3600, COUNT_CAP)
     shown, at_least = _capped(counted)
     state = (sorted(shown.items()), at_least, [(r["case_id"], r["row_version"], r.get("photo_count"),
-                                                 r.get("first_photo_id")) for r in rows])
+                                                 r.get("first_photo_id"), r.get("preview_owners"),
+                                                 r.get("preview_frontage")) for r in rows])
     return QueueRead(shown, at_least, rows, repr(state))
 
 
