@@ -487,6 +487,12 @@ def test_noded_matches_snapping_each_polygon_to_all_its_neighbours_vertices():
                                                                   strict=True))
     lattice = np.asarray(list(grid3x3().values()), dtype=object)
     assert all(a is b for a, b in zip(topo.noded(lattice), lattice, strict=True))
+    # ``first`` below 0 or beyond the array is clamped: no polygon, or every one, may snap
+    for geoms in cases[-5:]:
+        for low, high in ((-1, 0), (len(geoms) + 3, None)):
+            assert all(shapely.equals_exact(a, b, 0) for a, b in zip(topo.noded(geoms, tol, first=low),
+                                                                      topo.noded(geoms, tol, first=high),
+                                                                      strict=True))
 
 
 def test_require_contiguous_names_the_pieces_cut_off():
