@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, request
-from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.engine import Connection
 
 from citygrid.cases.publication import Publication
@@ -47,23 +45,10 @@ from citygrid.webmap import (
 )
 from citygrid.webmap.context import Backend
 from citygrid.webmap.errors import register_error_handlers
+from citygrid.webmap.json_provider import IsoJSONProvider
 from citygrid.webmap.ratelimit import TokenBuckets, parse_keys
 
 log = logging.getLogger(__name__)
-
-
-class IsoJSONProvider(DefaultJSONProvider):
-    """JSON with dates and times in ISO 8601 (with their UTC offset), not Flask's HTTP-date format, and text as
-    it is (``"朝阳区"``, not ``"\\u671d\\u9633\\u533a"``): the provider's own setting, the one Flask ≥ 2.3 reads
-    (``JSON_AS_ASCII`` no longer does anything)."""
-
-    ensure_ascii = False
-
-    @staticmethod
-    def default(o: Any) -> Any:
-        if isinstance(o, dt.date | dt.datetime):
-            return o.isoformat()
-        return DefaultJSONProvider.default(o)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
