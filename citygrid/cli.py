@@ -16,10 +16,8 @@ from typing import Any
 import click
 from sqlalchemy.engine import Connection
 
-from citygrid import __version__, deploy
-from citygrid.cases.rules import CaseRules
+from citygrid import __version__
 from citygrid.config import Settings
-from citygrid.districts import import_areas, import_district, import_lines
 from citygrid.errors import (
     CitygridError,
     Conflict,
@@ -30,7 +28,6 @@ from citygrid.errors import (
     SchemaMismatch,
     Unavailable,
 )
-from citygrid.loaders.vector import read_vector
 from citygrid.spatial import db
 from citygrid.spatial.cluster import EmbeddedCluster
 from citygrid.spatial.sources import SYNTHETIC_SOURCE
@@ -137,6 +134,8 @@ def _embedded(settings: Settings) -> EmbeddedCluster:
 def db_init(ctx: click.Context, srid: int | None, name: str | None, code_scheme: str | None,
             timezone: str | None) -> None:
     """Create the cluster (if embedded), the database with PostGIS, and apply the migrations."""
+    from citygrid import deploy
+
     result = deploy.init_deployment(_settings(ctx), srid, name, code_scheme=code_scheme, timezone=timezone)
     _echo_json(result)
     how = result["timezone_source"]
@@ -258,6 +257,9 @@ def districts() -> None:
 def districts_import(ctx: click.Context, file: Path, crs: str | None, layer: str | None, encoding: str | None,
                      source: str | None, licence: str, code: str, name: str) -> None:
     """Import (or replace) a district boundary from any file GDAL reads."""
+    from citygrid.districts import import_district
+    from citygrid.loaders.vector import read_vector
+
     vf = read_vector(file, crs=crs, layer=layer, encoding=encoding)
     with _transaction(_settings(ctx)) as conn:
         _echo_json(import_district(conn, vf, code=code, name=name, source=_source_of(source, file),
@@ -268,6 +270,8 @@ def districts_import(ctx: click.Context, file: Path, crs: str | None, layer: str
 @click.pass_context
 def districts_list(ctx: click.Context) -> None:
     """Districts of the deployment with their counts."""
+    from citygrid import deploy
+
     _echo_json(deploy.status(_settings(ctx))["districts"])
 
 
@@ -292,6 +296,9 @@ def areas_import(ctx: click.Context, file: Path, crs: str | None, layer: str | N
                  name_field: str | None, parent_field: str | None, level_field: str | None, x_field: str | None,
                  y_field: str | None) -> None:
     """Import streets or communities of a district; rows without coordinates are kept without a location."""
+    from citygrid.districts import import_areas
+    from citygrid.loaders.vector import read_vector
+
     vf = read_vector(file, crs=crs, layer=layer, encoding=encoding, x_field=x_field, y_field=y_field)
     with _transaction(_settings(ctx)) as conn:
         _echo_json(import_areas(
@@ -317,6 +324,9 @@ def lines_import(ctx: click.Context, file: Path, crs: str | None, layer: str | N
                  source: str | None, licence: str, district: str, kind: str, class_field: str | None,
                  name_field: str | None) -> None:
     """Import linear features clipped to the district (replacing an earlier import of the same source)."""
+    from citygrid.districts import import_lines
+    from citygrid.loaders.vector import read_vector
+
     vf = read_vector(file, crs=crs, layer=layer, encoding=encoding)
     with _transaction(_settings(ctx)) as conn:
         _echo_json(import_lines(conn, vf, district=district, kind=kind, class_field=class_field,
@@ -782,6 +792,7 @@ def cases_classify(ctx: click.Context, text: str, kind: str | None) -> None:
     "classified": false and the reason when the text cannot be classified (no known vocabulary, out of
     scheme, low confidence)."""
     from citygrid.cases.classify import classifier_for
+    from citygrid.cases.rules import CaseRules
     from citygrid.cases.service import active_scheme
     from citygrid.components_survey.queries import taxonomy
 
@@ -800,6 +811,7 @@ def cases_escalate(ctx: click.Context, district: str | None) -> None:
     """Escalate every overdue dispatched case one level (community -> street -> district)."""
     from citygrid.cases import service as case_service
     from citygrid.cases.queries import overdue_ids
+    from citygrid.cases.rules import CaseRules
 
     settings = _settings(ctx)
     rules = CaseRules.load(settings.data_dir)
@@ -866,6 +878,7 @@ def cases_import(ctx: click.Context, file: Path, mapping_file: Path | None, key_
     A value that is not ours and not mapped is a row problem, never forced. A point outside the district
     says how far outside, and which edge is nearest.
     """
+    from citygrid import deploy
     from citygrid.cases.history import import_cases, load_mapping, report_csv
     from citygrid.cases.queries import last_case_id
 
@@ -896,6 +909,7 @@ def cases_import(ctx: click.Context, file: Path, mapping_file: Path | None, key_
 @click.pass_context
 def cases_synthesize(ctx: click.Context, district: str, count: int, seed: int) -> None:
     """Add a seeded SYNTHETIC year of cases (labelled synthetic) to a district."""
+    from citygrid import deploy
     from citygrid.cases import synthetic
     from citygrid.cases.queries import last_case_id
 
@@ -914,6 +928,7 @@ def cases_train(ctx: click.Context) -> None:
     cases that have a description (saved as data/models/<scheme>.joblib)."""
     from citygrid.cases.classify import train
     from citygrid.cases.queries import labelled_texts
+    from citygrid.cases.rules import CaseRules
     from citygrid.cases.service import active_scheme
 
     settings = _settings(ctx)
@@ -1077,6 +1092,8 @@ def people_list(ctx: click.Context, district: str, role: str | None) -> None:
 @click.pass_context
 def load_demo(ctx: click.Context, demo: str, force: bool) -> None:
     """Set up and load a real demo district: chaoyang (Beijing) or guancheng (Zhengzhou)."""
+    from citygrid import deploy
+
     settings = _settings(ctx)
     summary = deploy.load_demo(settings, demo, force=force)
     if summary["loaded"] or summary.get("grids") or summary.get("synthetic_history") or summary.get("synthetic_census"):
@@ -1268,6 +1285,8 @@ def audit_command(ctx: click.Context, object_kind: str | None, object_id: str | 
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Versions, schema revision, storage CRS and districts of the deployment."""
+    from citygrid import deploy
+
     info = deploy.status(_settings(ctx))
     if as_json:
         click.echo(json.dumps(info, ensure_ascii=False, default=str))
@@ -1293,6 +1312,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, prod: bool, workers: int | None) -> None:
     """Serve the map and the API."""
+    from citygrid import deploy
     from citygrid.app import create_app
     from citygrid.webmap.ratelimit import proxy_warning
 
@@ -1326,6 +1346,8 @@ def _echo_demo_sign_in(settings: Settings) -> None:
     """Where a demo deployment's users get in: the file holding the demo password (load-demo made it and
     printed it once; it is not printed on every start, where logs and screens would keep it). Only when this
     database has the demo accounts: a city's own deployment has no demo sign-in to offer."""
+    from citygrid import deploy
+
     names = deploy.demo_accounts(settings)
     if names and deploy.demo_password_file(settings).exists():
         click.echo(f"  sign in as {' or '.join(repr(n) for n in names)} with the demo password kept in "

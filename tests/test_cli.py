@@ -114,6 +114,18 @@ def test_bad_invocations_exit_non_zero_with_a_message(args, code, needle):
     assert needle in result.stderr and "Traceback" not in result.output + result.stderr
 
 
+def test_the_command_line_starts_without_the_heavy_libraries():
+    # `citygrid --help` and `citygrid db start` took 3 s when the module imported deploy (and through it
+    # momepy, geopandas, scikit-learn, OR-Tools): each command now imports what it uses.
+    heavy = ("momepy", "geopandas", "sklearn", "ortools", "libpysal", "pyogrio", "pandas", "shapely", "scipy")
+    probe = ("import sys, citygrid.cli; "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:])))")
+    loaded = subprocess.run([sys.executable, "-c", probe, *heavy], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout
+    helped = subprocess.run([sys.executable, "-m", "citygrid.cli", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "load-demo" in helped.stdout
+
+
 def test_db_status_reports_the_embedded_cluster():
     result = run("db", "status", "--json", ok=False)
     if os.environ.get("DATABASE_URL"):
