@@ -17,6 +17,7 @@ from a point in Chaoyang), through the app in-process (Flask test client, no net
 from __future__ import annotations
 
 import gc
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -310,21 +311,28 @@ def measure(conn: Connection, database: str, n: int = CASES, n_open: int = OPEN,
             gc.enable()
     per_queue = {q: round(_p95(v), 4) for q, v in ours.items()}
     per_anchor = {q: round(_p95(v), 4) for q, v in anchors.items()}
-    worst, worst_anchor = max(per_queue.values()), max(per_anchor.values())
+    ratios = {q: round(per_queue[q] / per_anchor[q], 3) for q in per_queue}
+    # The row's ratio is the highest of the queues' own ratios (each queue against its own list), not the worst
+    # queue's p95 against the worst list's: that one set one list against another (0.84 on a run where the
+    # dispatch queue was 1.10 against its list).
+    gating = max(ratios, key=ratios.__getitem__)
+    worst = max(per_queue.values())
     return entry(
-        "desk_queue", sum(len(v) for v in ours.values()), worst,
+        "desk_queue", sum(len(v) for v in ours.values()), per_queue[gating],
         f"the same lists through GET /api/v1/cases?status=… (same accounts, first page of {PAGE}; no counts): the "
-        "worst list's p95", worst_anchor,
-        f"ours_s is the worst queue's p95 over {requests} requests per queue of GET /api/v1/desk/<queue> (first page "
+        "p95 of the list of the queue whose ratio is highest", per_anchor[gating],
+        f"ours_s is the p95 of the queue whose p95 is the highest against its own list's (ratio_queue), over "
+        f"{requests} requests per queue of GET /api/v1/desk/<queue> (first page "
         f"of {PAGE} with total, overdue and due_soon counts, each exact below desk.queries.COUNT_CAP; the verify "
         "and check queues nearest first from a point; the dispatch queue with each case's suggested party, level and "
         "deadline, every one naming a party), "
         f"each by an account of its role, on Chaoyang with {n:,} SYNTHETIC cases of which {n_open:,} are open, made "
         "in a rolled-back transaction (the demo's own cases kept and topped up); in-process (Flask test client, no "
-        "network), same database and run, requests interleaved with the garbage collector paused (as timeit does)",
-        p95_s=round(worst, 4), queue_p95_s=per_queue, anchor_p95_s=round(worst_anchor, 4),
-        anchor_queue_p95_s=per_anchor,
-        queue_ratio={q: round(per_queue[q] / per_anchor[q], 3) if per_anchor[q] else None for q in per_queue},
+        "network), same database and run, requests interleaved with the garbage collector paused (as timeit does); "
+        "p95_s is the slowest queue's p95",
+        p95_s=round(worst, 4), ratio_queue=gating, queue_p95_s=per_queue,
+        anchor_p95_s=round(max(per_anchor.values()), 4), anchor_queue_p95_s=per_anchor, queue_ratio=ratios,
+        queue_ratio_geomean=round(math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios)), 3),
         queue_totals=totals, queue_totals_at_least=capped, cases=n, open_cases=n_open, statuses=statuses,
         build_s=round(build_s, 1),
         target_p95_s=0.1, target_ratio=1.0)
