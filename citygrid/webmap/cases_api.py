@@ -14,7 +14,7 @@ from citygrid.cases.workflow import STATES, TRANSITIONS
 from citygrid.errors import Forbidden, InvalidInput, problem
 from citygrid.webmap import photos_api
 from citygrid.webmap.auth import allow, require_principal
-from citygrid.webmap.context import case_rules, connection, zone
+from citygrid.webmap.context import case_rules, connection, storage_srid, zone
 from citygrid.webmap.params import (
     case_map_filter_args,
     choice_arg,
@@ -141,7 +141,7 @@ def list_cases():
         limit=int_arg("limit", 100, 1, MAX_GEOJSON if fmt == "geojson" else MAX_PAGE),
         offset=int_arg("offset", 0, 0, 10_000_000))
     with connection() as conn:
-        rows = queries.list_cases(conn, wanted)
+        rows = queries.list_cases(conn, wanted, srid=storage_srid())
     if fmt == "geojson":
         features = [{"type": "Feature", "id": r["case_id"],
                      "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},

@@ -24,7 +24,7 @@ from citygrid.components_survey import queries as survey
 from citygrid.errors import InvalidInput, NotFound
 from citygrid.webmap import ratelimit
 from citygrid.webmap.auth import public
-from citygrid.webmap.context import case_rules, connection, zone
+from citygrid.webmap.context import case_rules, connection, storage_srid, zone
 from citygrid.webmap.headers import trusted_proxy
 from citygrid.webmap.params import bbox_arg, choice_arg, int_arg, period_args
 
@@ -147,5 +147,5 @@ def list_requests():
             kind=kind, class_code=class_code, start=start, end=end, bbox=bbox_arg(),
             limit=int_arg("limit", 100, 1, 1000),
             statuses=None if status is None else (CLOSED_STATES if status == "closed" else OPEN_STATES),
-            published=(rule.sources, rule.classes)))
+            published=(rule.sources, rule.classes)), srid=storage_srid())
     return jsonify([request_view(r, rule) for r in rows])

@@ -15,9 +15,8 @@ from citygrid.cases.scope import read_scope
 from citygrid.cases.workflow import CLOSED_STATES, STATES
 from citygrid.errors import InvalidInput
 from citygrid.spatial import tiles
-from citygrid.spatial.db import deployment_srid
 from citygrid.webmap.auth import allow, require_principal
-from citygrid.webmap.context import backend, connection
+from citygrid.webmap.context import backend, connection, storage_srid
 from citygrid.webmap.params import choice_arg, code_arg
 
 bp = Blueprint("tiles", __name__, url_prefix="/tiles")
@@ -57,7 +56,7 @@ def tile(name: str, z: int, x: int, y: int):
     filters = _filters(layer)
     tiles.check_tile(z, x, y)
     with connection() as conn:
-        data, etag, hit = tiles.cached_tile(conn, backend().database, name, z, x, y, deployment_srid(conn), filters,
+        data, etag, hit = tiles.cached_tile(conn, backend().database, name, z, x, y, storage_srid(), filters,
                                             scope=scope)
     headers = {"ETag": f'"{etag}"', "Cache-Control": "no-cache", "X-Tile-Cache": "hit" if hit else "miss"}
     if request.if_none_match.contains(etag):
