@@ -36,19 +36,11 @@ def test_working_hours_skip_lunch_night_and_weekend():
     assert CAL.add_working_hours(at(2026, 11, 23, 22, 0), 1) == at(2026, 11, 24, 9, 30)
 
 
-def test_working_hours_are_real_hours_on_the_nights_the_clocks_change():
-    # A city with summer time (Berlin): a night shift 01:00–04:00 every day. On 29 March 2026 the clocks go
-    # forward at 02:00, so that night holds two real hours; on 25 October they go back at 03:00, so it holds four.
+def test_working_days_end_at_the_offset_of_their_own_day_across_the_clock_changes():
+    # A city with summer time (Berlin). Working hours across the changes: tests/test_timezones.py (New York).
+    # A working day ends at the last period's end in that day's offset: summer time (+02:00) after the spring
+    # change, standard time (+01:00) after the autumn one.
     berlin = ZoneInfo("Europe/Berlin")
-    nights = WorkingCalendar(periods=((dt.time(1), dt.time(4)),), weekend=frozenset(), zone=berlin)
-    spring = dt.datetime(2026, 3, 29, tzinfo=berlin)
-    assert nights.add_working_hours(spring, 2) == dt.datetime(2026, 3, 29, 4, tzinfo=berlin)
-    assert nights.add_working_hours(spring, 3) == dt.datetime(2026, 3, 30, 2, tzinfo=berlin)
-    autumn = nights.add_working_hours(dt.datetime(2026, 10, 25, tzinfo=berlin), 3.5)
-    assert autumn.astimezone(dt.UTC) == dt.datetime(2026, 10, 25, 2, 30, tzinfo=dt.UTC)  # 03:30 CET, not CEST
-    assert (autumn.hour, autumn.minute, autumn.utcoffset()) == (3, 30, dt.timedelta(hours=1))
-    # Working days end at the last period's end in the zone's offset of that day: summer time (+02:00) after
-    # the spring change, standard time (+01:00) after the autumn one.
     office = WorkingCalendar(zone=berlin)
     friday = dt.datetime(2026, 3, 27, 10, tzinfo=berlin)
     assert office.add_working_days(friday, 1).utcoffset() == dt.timedelta(hours=2)
