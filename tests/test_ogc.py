@@ -323,6 +323,30 @@ def test_html_pages_link_the_next_page_by_what_is_there_not_by_an_estimate(admin
     assert not next_of(n - 2) and not next_of(n)
 
 
+def test_a_page_resolves_its_collection_once_for_the_count_and_the_features(admin, bj, monkeypatch):
+    # Resolved once, the count and the features are of the same grid version (a publish between two
+    # resolutions could give the count of one and the features of the next), and two round trips are saved.
+    calls = {"context": 0, "version": 0}
+    context, version = queries.store.district_context, queries.store.current_version
+
+    def counted(name, real):
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(queries.store, "district_context", counted("context", context))
+    monkeypatch.setattr(queries.store, "current_version", counted("version", version))
+    doc = json.loads(admin.get(f"/ogc/collections/{UNIT}/items?limit=3").get_data(as_text=True))
+    assert doc["numberReturned"] == 3 and doc["numberMatched"] > 3 and link(doc, "next")
+    assert calls == {"context": 1, "version": 1}
+    matched, exact, rows = queries.page(bj, UNIT, queries.FeatureQuery(limit=3), queries.Reader(role=None),
+                                        as_text=False)
+    assert (matched, exact) == queries.number_matched(bj, UNIT, queries.FeatureQuery(limit=3),
+                                                      queries.Reader(role=None))
+    assert [r["id"] for r in rows] == [f["id"] for f in doc["features"]]
+
+
 # ------------------------------------------------------------------------------------------------------- hostile
 @pytest.mark.parametrize("params,field", [
     ({"limit": "0"}, "limit"), ({"limit": "-1"}, "limit"), ({"limit": "1e3"}, "limit"),

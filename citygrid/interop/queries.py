@@ -223,7 +223,11 @@ def features(conn: Connection, cid: str, query: FeatureQuery, reader: Reader, *,
     ------
     InvalidInput, NotFound, Forbidden : see ``FeatureQuery`` and ``collection_info``.
     """
-    rows = store.feature_rows(conn, _selection(conn, cid, query, reader, max_limit=max_limit))
+    return _features_of(store.feature_rows(conn, _selection(conn, cid, query, reader, max_limit=max_limit)))
+
+
+def _features_of(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The store's feature rows as ``features`` gives them."""
     return ({"id": r.pop("__id"), "geometry": r.pop("__geometry"), "properties": r} for r in rows)
 
 
@@ -259,11 +263,32 @@ def feature(conn: Connection, cid: str, fid: str, query: FeatureQuery, reader: R
 def number_matched(conn: Connection, cid: str, query: FeatureQuery, reader: Reader) -> tuple[int, bool]:
     """How many features ``query`` selects (its page ignored): (count, True) when the planner expects at most
     ``EXACT_COUNT_UP_TO``, else (the planner's estimate, False) — never a full count of a large table per page."""
-    sel = _selection(conn, cid, query, reader)
+    return _matched(conn, _selection(conn, cid, query, reader))
+
+
+def _matched(conn: Connection, sel: store.Selection) -> tuple[int, bool]:
+    """``number_matched`` of a resolved selection."""
     estimate = store.estimate_rows(conn, sel)
     if estimate <= EXACT_COUNT_UP_TO:
         return store.count_rows(conn, sel), True
     return estimate, False
+
+
+def page(conn: Connection, cid: str, query: FeatureQuery, reader: Reader, *, as_text: bool = True
+         ) -> tuple[int, bool, Iterator[Any]]:
+    """One page of collection ``cid``: ``number_matched`` and the page's features (GeoJSON text as
+    ``features_geojson_text``, or dicts as ``features`` with ``as_text`` False), from one resolution of the
+    collection, its district and its grid version: resolved once per call (two round trips fewer than asking
+    for the count and the features apart), and the count and the features are of the same version, where a
+    publish between two resolutions could give the count of one and the features of the next. With an estimated
+    count the features run one past the page (below ``MAX_LIMIT``): whether that one comes back says whether a
+    next page exists."""
+    sel = _selection(conn, cid, query, reader)
+    matched, exact = _matched(conn, sel)
+    if not exact and query.limit < MAX_LIMIT:
+        sel = _with(sel, limit=query.limit + 1)
+    rows = store.feature_json(conn, sel) if as_text else _features_of(store.feature_rows(conn, sel))
+    return matched, exact, rows
 
 
 # ---------------------------------------------------------------------------------------------------- validation

@@ -298,8 +298,7 @@ def items(cid: str):
             stack.enter_context(current_app.extensions["citygrid_heavy"].slot())
         conn = stack.enter_context(connection())
         reader = _reader()  # the queries check the collection, its district and the reader's right to it
-        matched, exact = queries.number_matched(conn, cid, query, reader)
-        rows = queries.features_geojson_text(conn, cid, _probe(query, matched, exact), reader)
+        matched, exact, rows = queries.page(conn, cid, query, reader)
     except BaseException:
         stack.close()
         raise
@@ -335,17 +334,9 @@ def _spooled(pieces: Iterator[str]) -> tuple[IO[bytes], int]:
     return spooled, size
 
 
-def _probe(query: queries.FeatureQuery, matched: int, exact: bool) -> queries.FeatureQuery:
-    """The query with one feature more than the page when the count is an estimate: whether that one comes
-    back says whether a next page exists."""
-    if exact or query.limit >= queries.MAX_LIMIT:
-        return query
-    return replace(query, limit=query.limit + 1)
-
-
 def _more(query: queries.FeatureQuery, returned: int, extra: bool, matched: int | None) -> bool:
     """Whether a next page follows a page of ``returned`` features: the probe's extra feature came back
-    (``extra``: ``_probe``), or fewer than the exact count ``matched`` were passed (None: the count is an
+    (``extra``: ``queries.page``), or fewer than the exact count ``matched`` were passed (None: the count is an
     estimate, which says nothing), or a page of ``MAX_LIMIT`` (read without a probe) came back full."""
     return extra or (matched is not None and query.offset + returned < matched) or (
         matched is None and returned == query.limit >= queries.MAX_LIMIT)
@@ -362,7 +353,7 @@ def _feature_collection(cid: str, query: queries.FeatureQuery, rows: Iterator[st
     returned, extra = 0, False
     for text in rows:  # read to the end of the cursor: at most the probe's one feature past the page
         if returned == query.limit:
-            extra = True  # the probe's extra feature: there is a next page
+            extra = True  # the probe's extra feature (queries.page): there is a next page
             continue
         buffer.append(text if returned == 0 else "," + text)
         size += len(text)
@@ -379,8 +370,8 @@ def _items_page(cid: str, query: queries.FeatureQuery) -> Response:
     """The HTML table of a page of features (properties and id; the geometry is left to GIS tools)."""
     with connection() as conn:
         info = _readable_collection(conn, cid)
-        matched, exact = queries.number_matched(conn, cid, query, _reader())
-        rows = list(queries.features(conn, cid, _probe(query, matched, exact), _reader()))
+        matched, exact, found = queries.page(conn, cid, query, _reader(), as_text=False)
+        rows = list(found)
     _record(cid, query)
     kind = KINDS[info["kind"]]
     # With an estimated count the next link is decided by the probe's extra row, as for GeoJSON: the planner's
