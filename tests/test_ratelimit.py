@@ -87,10 +87,10 @@ def test_serve_prints_the_proxy_warning(monkeypatch):
     from citygrid import cli as cli_module
 
     monkeypatch.delenv("CITYGRID_TRUSTED_PROXY", raising=False)
-    monkeypatch.setattr(cli_module.deploy, "ensure_server", lambda settings: None)
+    monkeypatch.setattr("citygrid.deploy.ensure_server", lambda settings: None)
     monkeypatch.setattr("citygrid.app.create_app", lambda config: type("App", (), {"run": lambda *a, **k: None})())
     # the app is a stand-in, so no database is read: neither is the list of demo accounts serve may offer
-    monkeypatch.setattr(cli_module.deploy, "demo_accounts", lambda settings: [])
+    monkeypatch.setattr("citygrid.deploy.demo_accounts", lambda settings: [])
     result = CliRunner().invoke(cli_module.cli, ["--database", "citygrid_nowhere", "serve", "--host", "0.0.0.0"])
     assert result.exit_code == 0, result.output
     assert "warning: CITYGRID_TRUSTED_PROXY is not set" in result.stderr
