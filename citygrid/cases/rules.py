@@ -115,8 +115,9 @@ class DispatchRules:
         return None if key is None else (key, self.district[key].replace("{district}", district))
 
 
-_LEVEL_KEY = re.compile(r"default|(event|component)(/[A-Za-z0-9_-]{1,16})?")
+# A class key of ``dispatch.yaml``: a kind, or a kind and a class or major code; ``levels.district`` adds default.
 _CLASS_KEY = re.compile(r"(event|component)(/[A-Za-z0-9_-]{1,16})?")
+_LEVEL_KEY = re.compile(rf"default|{_CLASS_KEY.pattern}")
 
 
 def _class_rules(data: Any) -> dict[str, str]:
